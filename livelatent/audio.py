@@ -1,0 +1,133 @@
+"""Reading, checking, resampling and writing audio.
+
+Everything that enters livelatent as sound passes through :func:`read_audio` or
+:func:`as_mono`: it comes out mono float32 at the requested rate, or raises an
+:class:`~livelatent.errors.AudioError` that names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioError, ParameterError
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "SILENCE_PEAK",
+    "read_audio",
+    "as_mono",
+    "resample",
+    "write_audio",
+    "list_audio_files",
+]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+SILENCE_PEAK = 1e-4  # about -80 dBFS: below this a source has nothing to encode
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample mono ``audio`` with soxr (VHQ); returns float32."""
+    if from_rate == to_rate:
+        return np.ascontiguousarray(audio, dtype=np.float32)
+    out = soxr.resample(np.asarray(audio, dtype=np.float32), from_rate, to_rate, quality="VHQ")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def as_mono(audio, *, sample_rate: int, target_rate: int, name: str = "array",
+            allow_silent: bool = False) -> np.ndarray:
+    """Check an array of audio and return it mono float32 at ``target_rate``.
+
+    ``audio`` is ``(frames,)`` or ``(frames, channels)``; channels are averaged.
+    """
+    try:
+        data = np.asarray(audio, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise AudioError(f"{name}: not an array of audio samples ({exc})") from None
+    if data.ndim == 2:
+        data = data.mean(axis=1, dtype=np.float32)
+    elif data.ndim != 1:
+        raise AudioError(f"{name}: audio must be (frames,) or (frames, channels), got shape {data.shape}")
+    if data.size == 0:
+        raise AudioError(f"{name}: the audio is empty (0 samples)")
+    if not np.all(np.isfinite(data)):
+        raise AudioError(f"{name}: the audio contains NaN or infinite samples")
+    if sample_rate <= 0:
+        raise ParameterError(f"sample_rate={sample_rate} must be positive")
+    data = resample(data, int(sample_rate), int(target_rate))
+    if not allow_silent and float(np.max(np.abs(data))) < SILENCE_PEAK:
+        raise AudioError(f"{name}: the audio is silent (peak below {SILENCE_PEAK:g}); nothing to encode")
+    return data
+
+
+def read_audio(path, *, target_rate: int, allow_silent: bool = False) -> np.ndarray:
+    """Read one audio file as mono float32 at ``target_rate``.
+
+    Stereo and multichannel files are mixed down; other rates are resampled with soxr and a
+    warning says so. Missing, non-audio, empty and silent files raise :class:`AudioError`.
+
+    >>> read_audio("kick.wav", target_rate=44100).dtype
+    dtype('float32')
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"no such audio file: {path}")
+    if path.is_dir():
+        raise AudioError(f"{path} is a folder, not an audio file")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"not an audio file (or unreadable): {path} ({exc})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: the audio file is empty (0 frames)")
+    if rate != target_rate:
+        warnings.warn(f"model expects {target_rate} Hz, {path.name} is {rate} Hz: it was resampled",
+                      stacklevel=2)
+    return as_mono(data, sample_rate=rate, target_rate=target_rate, name=str(path),
+                   allow_silent=allow_silent)
+
+
+def list_audio_files(*paths) -> list[Path]:
+    """Expand files and folders (recursively) into a sorted list of audio files."""
+    found: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS
+                                and q.is_file()))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise AudioError(f"no such file or folder: {p}")
+    return found
+
+
+def write_audio(path, audio: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> Path:
+    """Write ``audio`` ((frames,) or (frames, channels)) atomically: a temporary file in the
+    same folder is renamed over ``path`` only once it is complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = _format_for(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, audio, sample_rate, format=fmt, subtype=subtype)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _format_for(path: Path) -> str:
+    ext = path.suffix.lower().lstrip(".")
+    formats = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "aiff": "AIFF", "aif": "AIFF"}
+    if ext not in formats:
+        raise ParameterError(f"cannot write {path.name}: use .wav or .flac (or .ogg, .aiff)")
+    return formats[ext]

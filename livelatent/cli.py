@@ -1,0 +1,129 @@
+"""The ``livelatent`` command and its subcommands.
+
+Each subcommand parses its arguments here and hands them to the module that does the work,
+imported only when that subcommand runs (so ``livelatent info`` never opens PortAudio).
+A :class:`LiveLatentError` is printed as one line ``livelatent: error: ...`` with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import LiveLatentError
+
+__all__ = ["main", "build_parser"]
+
+# subcommand -> "module:function" that takes the parsed argparse.Namespace and returns an exit code
+_HANDLERS = {
+    "train": "livelatent.model.train:cli_train",
+    "info": "livelatent.model.card:cli_info",
+    "play": "livelatent.scripts:cli_play",
+    "render": "livelatent.scripts:cli_render",
+    "devices": "livelatent.sinks.device:cli_devices",
+    "demo": "livelatent.scripts:cli_demo",
+    "som": "livelatent.corpus.som:cli_som",
+    "live": "livelatent.live.shell:cli_live",
+    "replay": "livelatent.session.sets:cli_replay",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="livelatent",
+        description="Live coding with RawAudioVAE latent audio. With no subcommand, starts the live REPL.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a RawAudioVAE on audio files or folders")
+    p.add_argument("data", nargs="+", help="audio files or folders (any rate, any channels)")
+    p.add_argument("-o", "--output", required=True, help="model folder to write, e.g. models/mine")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (Adam)")
+    p.add_argument("--lr-schedule", choices=["cosine", "step", "constant"], default="cosine")
+    p.add_argument("--hop", type=int, default=128, help="hop between training windows (samples)")
+    p.add_argument("--window", type=int, default=1024)
+    p.add_argument("--hidden", type=int, default=2048)
+    p.add_argument("--latent", type=int, default=256)
+    p.add_argument("--beta", type=float, default=1e-4, help="weight of the KL term")
+    p.add_argument("--sample-rate", type=int, default=44100)
+    p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of files held out")
+    p.add_argument("--val-files", nargs="*", default=None, help="explicit held-out files or folders")
+    p.add_argument("--checkpoint-every", type=int, default=1, help="write a checkpoint every N epochs")
+    p.add_argument("--resume", action="store_true", help="continue the run in the output folder")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--float16", action="store_true", help="store the final weights in float16")
+
+    p = sub.add_parser("info", help="print a model's card")
+    p.add_argument("model", nargs="?", default=None, help="model pack folder or checkpoint (default pack if omitted)")
+
+    for name, helptext in (("play", "play a script live through the audio device"),
+                           ("render", "render a script or a set offline to a file")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("script", help="a Python file that uses the livelatent API, or a set folder (render)")
+        p.add_argument("--seconds", type=float, default=None if name == "play" else None)
+        p.add_argument("--seed", type=int, default=None)
+        p.add_argument("--model", default=None, help="model pack or checkpoint (default pack if omitted)")
+        p.add_argument("--tempo", type=float, default=None, help="initial tempo in bpm")
+        if name == "play":
+            p.add_argument("--device", default=None, help="output device: name, index or host API")
+            p.add_argument("--blocksize", type=int, default=None)
+        else:
+            p.add_argument("-o", "--output", required=True, help="output .wav or .flac")
+            p.add_argument("--stems", action="store_true", help="also write one file per voice")
+
+    p = sub.add_parser("devices", help="list audio output devices")
+
+    p = sub.add_parser("demo", help="play a short demo on the default model (or render it if no device)")
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--device", default=None)
+    p.add_argument("-o", "--output", default="renders/demo.wav", help="where to render when no device")
+
+    p = sub.add_parser("som", help="build a self-organizing map of a sample corpus")
+    p.add_argument("data", nargs="+", help="audio files or folders")
+    p.add_argument("-o", "--output", required=True, help="SOM folder to write")
+    p.add_argument("--grid", default=None, help="rows x columns, e.g. 6x6 (default: suits the corpus)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iterations", type=int, default=None)
+
+    for name, helptext in (("live", "start the live-coding REPL (the default)"),):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--device", default=None, help="output device: name, index or host API")
+        p.add_argument("--blocksize", type=int, default=None)
+        p.add_argument("--model", default=None)
+        p.add_argument("--set", dest="set_name", default=None, help="name of this session's set")
+        p.add_argument("--watch", action="append", default=[], help="pattern file or folder to hot-reload")
+
+    p = sub.add_parser("replay", help="replay a saved set live, at its original timing")
+    p.add_argument("set", help="set folder, e.g. sets/mygig")
+    p.add_argument("--device", default=None)
+    p.add_argument("--blocksize", type=int, default=None)
+    p.add_argument("--seconds", type=float, default=None)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0].startswith("--") and argv[0] not in ("--help",):
+        argv = ["live", *argv]
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["live"])
+    module_name, func_name = _HANDLERS[args.command].split(":")
+    try:
+        handler = getattr(importlib.import_module(module_name), func_name)
+        return int(handler(args) or 0)
+    except LiveLatentError as exc:
+        print(f"livelatent: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("livelatent: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

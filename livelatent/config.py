@@ -1,0 +1,44 @@
+"""Defaults shared across livelatent. Sizes live in the model's own config, not here."""
+
+from pathlib import Path
+
+__all__ = [
+    "SAMPLE_RATE",
+    "WINDOW",
+    "BLOCKSIZE",
+    "LOOKAHEAD_WINDOWS",
+    "DEFAULT_TEMPO_BPM",
+    "BEATS_PER_BAR",
+    "PACKAGE_ROOT",
+    "DEFAULT_MODEL_DIR",
+    "cache_dir",
+    "sets_dir",
+]
+
+SAMPLE_RATE = 44100          # Hz; the default model's rate
+WINDOW = 1024                # samples per decoded window
+BLOCKSIZE = 256              # samples per audio callback
+LOOKAHEAD_WINDOWS = 1        # windows decoded ahead of the play position, beyond the device buffer
+DEFAULT_TEMPO_BPM = 60.0     # a beat is a second until tempo() changes it
+BEATS_PER_BAR = 4
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = PACKAGE_ROOT / "models" / "default"
+
+
+def cache_dir() -> Path:
+    """Folder for encoded latent frames; ``$LIVELATENT_CACHE`` overrides it."""
+    import os
+
+    root = os.environ.get("LIVELATENT_CACHE")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "livelatent"
+
+
+def sets_dir() -> Path:
+    """Folder where sets are saved; ``$LIVELATENT_SETS`` overrides ``./sets``."""
+    import os
+
+    return Path(os.environ.get("LIVELATENT_SETS", "sets"))
