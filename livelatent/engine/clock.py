@@ -1,0 +1,96 @@
+"""Transport: engine samples -> beats, with tempo changes at sample positions.
+
+Time inside the engine is counted in samples, never read from the wall clock. A tempo change
+starts a new segment at a sample position, so beats stay continuous across changes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import BEATS_PER_BAR, DEFAULT_TEMPO_BPM
+from ..errors import ParameterError
+
+__all__ = ["Clock", "check_tempo"]
+
+
+def check_tempo(bpm) -> float:
+    try:
+        value = float(bpm)
+    except (TypeError, ValueError):
+        raise ParameterError(f"tempo {bpm!r} must be a number of beats per minute") from None
+    if not (math.isfinite(value) and 1.0 <= value <= 1000.0):
+        raise ParameterError(f"tempo {bpm!r} bpm is out of range: use 1 to 1000")
+    return value
+
+
+class Clock:
+    """Piecewise-constant tempo: segments ``(start_sample, start_beat, bpm)``, sorted.
+
+    Immutable: :meth:`with_tempo` returns a new clock, so engine snapshots can share it.
+    """
+
+    __slots__ = ("sample_rate", "segments", "beats_per_bar")
+
+    def __init__(self, sample_rate: int, bpm: float = DEFAULT_TEMPO_BPM, *,
+                 beats_per_bar: int = BEATS_PER_BAR, segments=None):
+        self.sample_rate = int(sample_rate)
+        self.beats_per_bar = beats_per_bar
+        self.segments = tuple(segments) if segments else ((0, 0.0, check_tempo(bpm)),)
+
+    @property
+    def bpm(self) -> float:
+        return self.segments[-1][2]
+
+    def bpm_at(self, sample: int) -> float:
+        return self._segment(sample)[2]
+
+    def with_tempo(self, bpm: float, at_sample: int) -> "Clock":
+        """A clock whose tempo changes to ``bpm`` at ``at_sample`` (later segments dropped)."""
+        bpm = check_tempo(bpm)
+        beat = float(self.beats(at_sample))
+        kept = tuple(s for s in self.segments if s[0] < at_sample)
+        return Clock(self.sample_rate, beats_per_bar=self.beats_per_bar,
+                     segments=kept + ((int(at_sample), beat, bpm),))
+
+    def _segment(self, sample: int):
+        seg = self.segments[0]
+        for candidate in self.segments:
+            if candidate[0] <= sample:
+                seg = candidate
+        return seg
+
+    def beats(self, samples):
+        """Beats elapsed at ``samples`` (int or int array)."""
+        samples = np.asarray(samples, dtype=np.float64)
+        if len(self.segments) == 1:
+            start, beat0, bpm = self.segments[0]
+            return beat0 + (samples - start) * (bpm / 60.0 / self.sample_rate)
+        starts = np.array([s[0] for s in self.segments], dtype=np.float64)
+        idx = np.clip(np.searchsorted(starts, samples, side="right") - 1, 0, None)
+        beat0 = np.array([s[1] for s in self.segments])[idx]
+        bpm = np.array([s[2] for s in self.segments])[idx]
+        return beat0 + (samples - starts[idx]) * (bpm / 60.0 / self.sample_rate)
+
+    def sample_at_beat(self, beat: float) -> float:
+        """The (fractional) sample at which ``beat`` falls."""
+        seg = self.segments[0]
+        for candidate in self.segments:
+            if candidate[1] <= beat:
+                seg = candidate
+        start, beat0, bpm = seg
+        return start + (beat - beat0) * 60.0 / bpm * self.sample_rate
+
+    def next_boundary(self, sample: int, unit_beats: float) -> float:
+        """First sample at or after ``sample`` that falls on a multiple of ``unit_beats``."""
+        beat = float(self.beats(sample))
+        target = math.ceil(beat / unit_beats - 1e-9) * unit_beats
+        return self.sample_at_beat(target)
+
+    def position(self, sample: int) -> tuple[float, int, float]:
+        """(beats, bar number from 1, beat within bar from 1) at ``sample``."""
+        beat = float(self.beats(sample))
+        bar, within = divmod(beat, self.beats_per_bar)
+        return beat, int(bar) + 1, within + 1

@@ -1,0 +1,502 @@
+"""The engine: voices, commands, and one code path that turns them into samples.
+
+Time is counted in engine *steps* of half a window (512 samples for the default model); every
+output window starts on a step. :meth:`Engine._advance` processes whole steps: it applies the
+commands due at each step, asks every voice for the windows it starts there, decodes all of
+them in one batch, synthesises, mixes and limits. Offline renders call it with many steps at a
+time (big batches, hundreds of times real time); live playback calls it from a decode thread a
+step at a time, a little ahead of the audio callback, and writes into the ring buffer that the
+callback copies from. Same function, same samples.
+
+A performer's command lands at the first step the audio callback has not yet come close to.
+When that step was already decoded, the engine restores the snapshot it kept at that step and
+decodes again from there ("rewind"), so a change is heard within a block or two, whatever the
+lookahead.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import BLOCKSIZE, DEFAULT_TEMPO_BPM
+from ..errors import LiveLatentError, ParameterError
+from ..model.codec import Codec, load_model
+from ..voice import VoiceParams, plan_windows
+from .callback import RingBuffer
+from .clock import Clock
+from .mixer import soft_limit
+from .synth import add_windows, synthesis_window
+
+__all__ = ["Engine", "Command", "QUANTS"]
+
+QUANTS = ("now", "beat", "bar")
+_RING_SECONDS = 2.0
+
+
+@dataclass
+class Command:
+    """A change to the engine, applied at the start of one step."""
+
+    kind: str                     # "add", "set", "stop", "hush", "tempo"
+    index: int | None = None      # the voice it concerns
+    params: VoiceParams | None = None
+    changes: dict = field(default_factory=dict)
+    value: float = 0.0            # tempo bpm, or fade length in samples
+    quant: str = "now"
+
+
+class _VoiceRuntime:
+    """A voice as the engine plays it: params plus the state synthesis carries between steps."""
+
+    __slots__ = ("params", "tail", "last_gain", "ended", "noise_cache")
+
+    def __init__(self, params: VoiceParams, tail_len: int):
+        self.params = params
+        self.tail = np.zeros((2, tail_len), dtype=np.float32)
+        self.last_gain = np.zeros(2, dtype=np.float32)     # voices fade in over their first window
+        self.ended = False
+        self.noise_cache: dict = {}
+
+    def snapshot(self):
+        return (self.params, self.tail.copy(), self.last_gain.copy(), self.ended)
+
+    @classmethod
+    def restore(cls, snap, noise_cache):
+        runtime = cls.__new__(cls)
+        runtime.params, tail, last_gain, runtime.ended = snap
+        runtime.tail, runtime.last_gain = tail.copy(), last_gain.copy()
+        runtime.noise_cache = noise_cache
+        return runtime
+
+
+class Engine:
+    """The audio engine: plays voices live and renders them offline, sample for sample alike.
+
+    Parameters
+    ----------
+    model : Codec, path, or None
+        The model (default pack if None).
+    seed : int
+        The set's seed: window k of voice v draws its noise from (seed, v, k).
+    tempo : float
+        Beats per minute; curves run in beats.
+    blocksize : int
+        Frames per audio callback when live.
+    lookahead : int, optional
+        Samples decoded ahead of the callback when live (default: 4 steps, about 46 ms). It
+        costs no latency: a change rewinds and re-decodes what was decoded but not played.
+    """
+
+    def __init__(self, model=None, *, seed: int = 0, tempo: float = DEFAULT_TEMPO_BPM,
+                 blocksize: int = BLOCKSIZE, lookahead: int | None = None):
+        self.codec: Codec = model if isinstance(model, Codec) else load_model(model)
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ParameterError(f"seed={seed!r} must be a non-negative integer")
+        if not isinstance(blocksize, int) or blocksize < 16 or blocksize > 16384:
+            raise ParameterError(f"blocksize={blocksize!r} must be an integer from 16 to 16384")
+        self.seed = int(seed)
+        self.sample_rate = self.codec.sample_rate
+        self.window = self.codec.window
+        self.step = self.window // 2
+        self.blocksize = blocksize
+        self.lookahead = int(lookahead) if lookahead is not None else 4 * self.step
+        if self.lookahead < self.step:
+            raise ParameterError(f"lookahead={lookahead} must be at least one step ({self.step} samples)")
+        self._clock = Clock(self.sample_rate, tempo)
+        self._voices: dict[int, _VoiceRuntime] = {}
+        self._next_index = 0
+        self._step_pos = 0                       # next step to process
+        self._pending: list[tuple[int, int, Command]] = []   # (step, seq, command)
+        self._seq = 0
+        self._snapshots: dict[int, tuple] = {}   # step -> engine state before that step (live)
+        self._shapes = {s: synthesis_window(s, self.window) for s in ("concat", "ola")}
+        self._ring = RingBuffer(1 << int(np.ceil(np.log2(self.sample_rate * _RING_SECONDS))))
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stream = None
+        self._running = False
+        self._render_lock = threading.RLock()    # one advancer at a time when offline
+        self._stem_sink = None                   # callable(index, first_sample, block) for stems
+        self.messages: deque[str] = deque(maxlen=100)   # what the performer should read
+        self._decode_seconds = deque(maxlen=64)  # (wall seconds, samples) per live step
+        self._peak = 0.0
+        self._sound_end = 0                      # sample where the last decoded window ends
+        self.voice_handles: dict[int, object] = {}   # index -> performer's Voice handle
+
+    # -- what performers and tools read --------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        return self._running
+
+    @property
+    def position(self) -> int:
+        """The sample being played (live) or the next to render (offline)."""
+        return self._ring.read if self._running else self._step_pos * self.step
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def tempo(self) -> float:
+        return self._clock.bpm_at(self.position)
+
+    @property
+    def underruns(self) -> int:
+        return self._ring.underruns
+
+    def voices(self) -> list[VoiceParams]:
+        """Params of the voices still sounding, in creation order."""
+        return [rt.params for rt in list(self._voices.values()) if not rt.ended]
+
+    def pending(self) -> list[tuple[int, Command]]:
+        """Commands scheduled at a sample the listener has not heard yet: (sample, command)."""
+        now = self.position
+        return [(s * self.step, c) for s, _, c in list(self._pending) if s * self.step > now]
+
+    def status(self) -> dict:
+        """Play position, voices, loads, underruns and peak level, for the status line."""
+        position = self.position
+        beats, bar, beat_in_bar = self._clock.position(position)
+        decode_load = 0.0
+        spans = list(self._decode_seconds)
+        if spans:
+            seconds = sum(s for s, _ in spans)
+            samples = sum(n for _, n in spans)
+            decode_load = seconds / (samples / self.sample_rate) if samples else 0.0
+        voices = []
+        for params in self.voices():
+            value = None
+            if params.curve is not None:
+                t = float(self._clock.beats(position) - self._clock.beats(params.curve_start))
+                try:
+                    value = float(params.curve(max(t, 0.0)))
+                except Exception:   # the status line must never raise
+                    value = float("nan")
+            voices.append({"index": params.index, "name": params.name, "strategy": params.strategy,
+                           "synth": params.synth, "curve": value, "gain": params.gain, "pan": params.pan})
+        callback_load = float(self._stream.cpu_load) if self._stream is not None else 0.0
+        return {"position": position, "seconds": position / self.sample_rate, "beats": beats,
+                "bar": bar, "beat": beat_in_bar, "tempo": self._clock.bpm_at(position),
+                "voices": voices, "decode_load": decode_load, "callback_load": callback_load,
+                "underruns": self._ring.underruns, "xruns": self._ring.xruns, "peak": self._peak,
+                "pending": len(self.pending()), "live": self._running}
+
+    def __repr__(self) -> str:
+        mode = "live" if self._running else "offline"
+        return (f"<Engine {mode} at {self.position / self.sample_rate:.2f} s, "
+                f"{len(self.voices())} voices, {self.tempo:g} bpm, seed {self.seed}>")
+
+    # -- the current engine --------------------------------------------------------------------
+    def __enter__(self):
+        from ..context import set_current_engine
+        set_current_engine(self)
+        return self
+
+    def __exit__(self, *exc):
+        from ..context import current_engine_or_none, set_current_engine
+        self.stop_playback()
+        if current_engine_or_none() is self:
+            set_current_engine(None)
+        return False
+
+    # -- commands ------------------------------------------------------------------------------
+    def new_voice_index(self) -> int:
+        index = self._next_index
+        self._next_index += 1
+        return index
+
+    def submit(self, *commands: Command) -> int:
+        """Schedule commands; returns the sample at which they take effect ("now" ones).
+
+        All commands submitted together land on the same step, which is what lets the journal
+        replay a cell exactly. Quantised ones wait for the next beat or bar from there.
+        """
+        for command in commands:
+            if command.quant not in QUANTS:
+                raise ParameterError(f"quant={command.quant!r} must be one of {QUANTS}")
+        if not commands:
+            return self.position
+        if self._running:
+            reply: list = []
+            done = threading.Event()
+            self._queue.put((commands, reply, done))
+            if not done.wait(timeout=5.0) or not reply:
+                raise LiveLatentError("the engine's decode thread did not answer; "
+                                      "the change was not applied")
+            return reply[0]
+        with self._render_lock:
+            return self._schedule(commands, self._step_pos) * self.step
+
+    def _schedule(self, commands, step: int) -> int:
+        """Put commands in the pending list at ``step`` (quantised ones later)."""
+        for command in commands:
+            target = step
+            if command.quant != "now":
+                unit = 1.0 if command.quant == "beat" else float(self._clock.beats_per_bar)
+                boundary = self._clock.next_boundary(step * self.step, unit)
+                target = max(step, int(np.ceil(boundary / self.step - 1e-9)))
+            self._pending.append((target, self._seq, command))
+            self._seq += 1
+        self._pending.sort(key=lambda item: (item[0], item[1]))
+        return step
+
+    def _apply(self, command: Command, step: int) -> None:
+        at = step * self.step
+        if command.kind == "add":
+            params = command.params.changed(start=at, curve_start=at, good_curve_start=at)
+            self._voices[params.index] = _VoiceRuntime(params, self.window - self.step)
+        elif command.kind == "tempo":
+            self._clock = self._clock.with_tempo(command.value, at)
+        elif command.kind == "hush":
+            for runtime in self._voices.values():
+                if runtime.params.stop_at is None:
+                    runtime.params = runtime.params.changed(stop_at=at, fade=int(command.value))
+        else:
+            runtime = self._voices.get(command.index)
+            if runtime is None:
+                return   # the voice already ended: nothing to change
+            if command.kind == "stop":
+                if runtime.params.stop_at is None:
+                    runtime.params = runtime.params.changed(stop_at=at, fade=int(command.value))
+            elif command.kind == "set":
+                changes = dict(command.changes)
+                if "curve" in changes:
+                    old = runtime.params
+                    good = old.curve if old.curve is not None else changes["curve"]
+                    changes.update(curve_start=at, good_curve=good,
+                                   good_curve_start=old.curve_start if old.curve is not None else at)
+                runtime.params = runtime.params.changed(**changes)
+
+    # -- the one code path ---------------------------------------------------------------------
+    def _advance(self, steps: int) -> np.ndarray:
+        """Process ``steps`` engine steps; returns the mixed, limited block (samples, 2)."""
+        out = np.zeros((steps * self.step, 2), dtype=np.float32)
+        done = 0
+        while done < steps:
+            step = self._step_pos
+            while self._pending and self._pending[0][0] <= step:
+                target, _, command = self._pending.pop(0)
+                self._apply(command, step)
+            span = steps - done
+            if self._pending:
+                span = min(span, self._pending[0][0] - step)
+            out[done * self.step:(done + span) * self.step] = self._render_span(step, span)
+            self._step_pos = step + span
+            done += span
+        return out
+
+    def _render_span(self, step: int, span: int) -> np.ndarray:
+        first, end = step * self.step, (step + span) * self.step
+        length = end - first
+        plans = []
+        for runtime in list(self._voices.values()):
+            plan, runtime.params = plan_windows(
+                runtime.params, first, end, clock=self._clock, engine_seed=self.seed,
+                latent=self.codec.latent_dim, noise_cache=runtime.noise_cache)
+            if plan.reverted_at is not None:
+                self.messages.append(f"voice {runtime.params.name}: {plan.error}; "
+                                     f"reverted to its last good curve")
+            plans.append((runtime, plan))
+        batch = [plan.z for _, plan in plans if plan.z.shape[0]]
+        decoded = self.codec.decode(np.concatenate(batch)) if batch else None
+        mix = np.zeros((2, length), dtype=np.float32)
+        row = 0
+        tail_len = self.window - self.step
+        for runtime, plan in plans:
+            buffer = np.zeros((2, length + tail_len), dtype=np.float32)
+            buffer[:, :tail_len] += runtime.tail
+            m = plan.z.shape[0]
+            if m:
+                self._sound_end = max(self._sound_end, int(plan.positions[-1]) + self.window)
+                runtime.last_gain = add_windows(
+                    buffer, decoded[row:row + m], int(plan.positions[0] - first),
+                    runtime.params.layout.output_hop, self._shapes[runtime.params.synth],
+                    plan.gains, runtime.last_gain)
+                row += m
+            mix += buffer[:, :length]
+            runtime.tail = buffer[:, length:].copy()
+            if self._stem_sink is not None:
+                self._stem_sink(runtime.params.index, first, buffer[:, :length].T)
+            if runtime.ended and not m:
+                del self._voices[runtime.params.index]     # its tail is out: it is done
+            elif plan.ended:
+                runtime.ended = True
+        block = soft_limit(mix.T)
+        if length:
+            self._peak = max(self._peak * 0.5, float(np.max(np.abs(block))))
+        return np.ascontiguousarray(block)
+
+    # -- live ----------------------------------------------------------------------------------
+    def start(self, device=None, *, blocksize: int | None = None):
+        """Open the audio device and play. ``device`` is a name, index or host API name."""
+        if self._running:
+            return self
+        from ..sinks.device import open_output_stream
+        if blocksize is not None:
+            self.blocksize = int(blocksize)
+        with self._render_lock:
+            position = self._step_pos * self.step
+            self._ring.reset(position)
+            self._snapshots.clear()
+            stream = open_output_stream(self._ring.callback, device=device,
+                                        samplerate=self.sample_rate, blocksize=self.blocksize,
+                                        channels=2)
+            self._fill(position + self.lookahead)       # the first blocks are ready at once
+            self._stream = stream
+            self._running = True
+            self._thread = threading.Thread(target=self._decode_loop, name="livelatent-decode",
+                                            daemon=True)
+            self._thread.start()
+            stream.start()
+        return self
+
+    def stop_playback(self, *, fade: float = 0.0) -> None:
+        """Stop live playback (after fading out over ``fade`` seconds); the engine stays usable."""
+        if not self._running:
+            return
+        if fade > 0 and self.voices():
+            self.submit(Command("hush", value=fade * self.sample_rate))
+            deadline = time.monotonic() + fade + 4 * self.lookahead / self.sample_rate + 0.2
+            target = self.position + int((fade + 0.05) * self.sample_rate) + self.window
+            while self._ring.read < target and time.monotonic() < deadline:
+                time.sleep(0.01)
+        self._running = False
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+            finally:
+                stream.close()
+        # carry on offline from where the listener is, on the step grid
+        self._step_pos = -(-self._ring.written // self.step)
+
+    def _decode_loop(self) -> None:
+        poll = max(0.0005, self.blocksize / self.sample_rate / 4)
+        while self._running:
+            try:
+                item = self._queue.get(timeout=poll)
+            except queue.Empty:
+                item = False
+            if item is None:
+                break
+            if item:
+                self._handle(*item)
+            try:
+                self._fill(self._ring.read + self.lookahead)
+            except Exception as exc:   # never let the decode thread die silently
+                self.messages.append(f"engine error: {type(exc).__name__}: {exc}")
+                time.sleep(0.05)
+
+    def _fill(self, until: int) -> None:
+        """Decode step by step until ``until`` samples are ready (decode thread)."""
+        while self._ring.written < until:
+            step = self._step_pos
+            self._snapshots[step] = self._snapshot()
+            began = time.perf_counter()
+            block = self._advance(1)
+            self._decode_seconds.append((time.perf_counter() - began, self.step))
+            self._ring.write(step * self.step, block)
+            self._ring.written = (step + 1) * self.step
+            self._forget_before(self._ring.read)
+
+    def _handle(self, commands, reply, done) -> None:
+        """Schedule commands at the first step the callback cannot have reached (decode thread)."""
+        try:
+            margin = self.blocksize + self.step // 4
+            step = -(-(self._ring.read + margin) // self.step)
+            if step < self._step_pos:
+                self._ring.written = min(self._ring.written, step * self.step)
+                # the callback may have moved on while we decided: never rewrite what it read
+                safe = -(-(self._ring.read + self.blocksize) // self.step)
+                if safe > step:
+                    step = safe
+                    self._ring.written = min(max(self._ring.written, step * self.step),
+                                             self._step_pos * self.step)
+                self._rewind(step)
+            else:
+                step = self._step_pos
+            reply.append(self._schedule(commands, step) * self.step)
+        finally:
+            done.set()
+
+    def _snapshot(self):
+        return (self._clock, {i: rt.snapshot() for i, rt in self._voices.items()},
+                list(self._pending), self._sound_end)
+
+    def _rewind(self, step: int) -> None:
+        clock, voices, pending, sound_end = self._snapshots[step]
+        caches = {i: rt.noise_cache for i, rt in self._voices.items()}
+        self._clock = clock
+        self._voices = {i: _VoiceRuntime.restore(snap, caches.get(i, {})) for i, snap in voices.items()}
+        self._pending = pending
+        self._sound_end = sound_end
+        self._step_pos = step
+        for later in [s for s in self._snapshots if s > step]:
+            del self._snapshots[later]
+
+    def _forget_before(self, sample: int) -> None:
+        oldest = sample // self.step - 1
+        for old in [s for s in self._snapshots if s < oldest]:
+            del self._snapshots[old]
+
+    # -- offline -------------------------------------------------------------------------------
+    def render_array(self, seconds: float | None = None, *, progress=None, max_seconds: float = 3600.0):
+        """Render from the current position, offline; returns (samples, 2) float32.
+
+        ``seconds=None`` renders until every voice has ended (an error if some voice loops).
+        """
+        chunks = list(self.render_chunks(seconds, max_seconds=max_seconds, progress=progress))
+        return np.concatenate(chunks) if chunks else np.zeros((0, 2), dtype=np.float32)
+
+    def render_chunks(self, seconds: float | None, *, chunk_steps: int = 64,
+                      max_seconds: float = 3600.0, progress=None):
+        """Yield rendered blocks until ``seconds`` have been rendered (or all voices ended)."""
+        if self._running:
+            raise LiveLatentError("this engine is playing live; render a copy instead "
+                                  "(the REPL's render() does)")
+        if seconds is None:
+            if any(p.loop for p in self.voices()) or any(
+                    c.kind == "add" and c.params.loop for _, _, c in self._pending):
+                raise ParameterError("seconds=None renders until every voice ends, but some voices "
+                                     "loop: give seconds=")
+            total = None
+        else:
+            if not (seconds >= 0 and seconds <= 24 * 3600):
+                raise ParameterError(f"seconds={seconds!r} must be between 0 and 86400")
+            total = int(round(seconds * self.sample_rate))
+        limit = int(max_seconds * self.sample_rate)
+        produced = 0
+        with self._render_lock:
+            while total is None or produced < total:
+                if total is None and not self._voices and not self._pending:
+                    return
+                if total is None and produced >= limit:
+                    raise LiveLatentError(f"the voices still play after {max_seconds:g} s; give seconds=")
+                want = chunk_steps * self.step if total is None else min(chunk_steps * self.step,
+                                                                         total - produced)
+                steps = -(-want // self.step)
+                block = self._advance(steps)
+                take = want if total is not None else block.shape[0]
+                finished = total is None and not self._pending and all(
+                    runtime.ended for runtime in self._voices.values())
+                if finished:
+                    take = max(0, min(block.shape[0], self._sound_end - (self._step_pos - steps) * self.step))
+                block = block[:take]
+                produced += block.shape[0]
+                if progress is not None:
+                    progress(block.shape[0])
+                yield block
+                if finished or (total is not None and take < steps * self.step):
+                    # the last block overshot the requested length: what follows must start
+                    # where the next render starts, so keep the engine on the step grid
+                    return

@@ -1,0 +1,102 @@
+"""The paper's three interpolation strategies as frame schedules.
+
+Given window indices ``k`` of a voice (0, 1, 2, ... from the voice's start), a strategy says
+which latent frame of each source window k reads and whether the voice is still playing:
+
+- ``stepwise`` (Algorithm 1): one pass over the sources per step; the amount is held for a
+  pass at the next value of ``steps`` (or of the curve sampled at the pass's first window).
+- ``meso`` (Algorithm 2): consecutive frames; the amount follows the curve window by window.
+- ``extension`` (Algorithm 3): frames read at a hop ``stretch`` times shorter than the output
+  hop and laid end to end, so the sources play ``stretch`` times longer.
+
+How frames are read and laid out depends on the synthesis too (:func:`layout`): ``concat``
+lays whole windows end to end as in the paper; ``ola`` overlap-adds Hann windows at half a
+window, reading frames at half the hop so the duration is the same as with concat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ParameterError
+
+__all__ = ["STRATEGIES", "SYNTHS", "FITS", "Layout", "layout", "frame_schedule", "step_values"]
+
+STRATEGIES = ("stepwise", "meso", "extension")
+SYNTHS = ("concat", "ola")
+FITS = ("crop", "loop")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a voice reads its sources and writes its output, in samples."""
+
+    window: int       # samples per decoded window
+    input_hop: int    # hop between the source frames consecutive windows read
+    output_hop: int   # hop between consecutive output windows
+
+    @property
+    def stretch(self) -> float:
+        return self.output_hop / self.input_hop
+
+
+def layout(strategy: str, synth: str, *, window: int, stretch: float = 4) -> Layout:
+    """The hops a strategy and synthesis use for a model's window size."""
+    if strategy not in STRATEGIES:
+        raise ParameterError(f"strategy={strategy!r} must be one of {STRATEGIES}")
+    if synth not in SYNTHS:
+        raise ParameterError(f"synth={synth!r} must be 'concat' (as in the paper) or 'ola' (seamless)")
+    output_hop = window if synth == "concat" else window // 2
+    if strategy != "extension":
+        return Layout(window, output_hop, output_hop)
+    try:
+        ok = float(stretch) >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ParameterError(f"stretch={stretch!r} must be a number >= 1 (4 plays the sources 4x longer)")
+    input_hop = max(1, int(round(output_hop / float(stretch))))
+    return Layout(window, input_hop, output_hop)
+
+
+def step_values(steps) -> np.ndarray:
+    """The amounts of a stepwise voice: ``(start, stop, step)`` inclusive of stop, or a list."""
+    if isinstance(steps, tuple) and len(steps) == 3 and all(isinstance(v, (int, float)) for v in steps):
+        start, stop, size = (float(v) for v in steps)
+        if size == 0 or (stop - start) / size < 0:
+            raise ParameterError(f"steps={steps!r}: the step size must move from start towards stop")
+        count = int(np.floor((stop - start) / size + 1e-9)) + 1
+        values = start + size * np.arange(count)
+    else:
+        try:
+            values = np.asarray(list(steps), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ParameterError(f"steps={steps!r} must be (start, stop, step) or a list of amounts") from None
+    if values.size == 0 or values.size > 100_000 or not np.all(np.isfinite(values)):
+        raise ParameterError(f"steps={steps!r} must give between 1 and 100000 finite amounts")
+    return values
+
+
+def frame_schedule(strategy: str, k: np.ndarray, *, frames_a: int, frames_b: int, fit: str,
+                   passes: int, loop: bool):
+    """Which frames windows ``k`` read.
+
+    Returns ``(index_a, index_b, pass_index, pass_first_k, alive)``; ``alive`` is False from the
+    first window after the voice's natural end (never, when looping).
+    """
+    if fit == "crop":
+        length = min(frames_a, frames_b)
+    else:
+        length = max(frames_a, frames_b)
+    pass_index, frame = np.divmod(k, length)
+    index_a = frame % frames_a
+    index_b = frame % frames_b
+    if loop:
+        alive = np.ones(k.shape, dtype=bool)
+    elif strategy == "stepwise":
+        alive = pass_index < passes
+    else:
+        alive = k < length
+    return index_a, index_b, pass_index, pass_index * length, alive
