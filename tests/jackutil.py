@@ -1,0 +1,303 @@
+"""Test helpers for real-time audio without a sound card.
+
+A private JACK server with the dummy driver stands in for the sound card: it pulls audio at
+real-time pace, PortAudio (hence sounddevice and livelatent) sees it as the device ``system``,
+and :class:`JackRecorder` captures, bit for bit, what a stream sent to it. Tests then compare
+the capture with an offline render (:func:`align`, :func:`max_abs_diff_aligned`).
+
+Each server gets a unique name (``jackd -n NAME``) and ``JACK_DEFAULT_SERVER=NAME`` is set in
+``os.environ`` while it runs, so PortAudio in this process, and every subprocess started
+meanwhile, finds that server and no other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["JackServer", "running_jack_server", "JackRecorder", "align", "max_abs_diff_aligned",
+           "jackd_available"]
+
+_server_numbers = itertools.count()
+
+
+def jackd_available() -> bool:
+    """Whether the ``jackd`` and ``jack_lsp`` programs are installed (Debian package jackd2)."""
+    return shutil.which("jackd") is not None and shutil.which("jack_lsp") is not None
+
+
+class JackServer:
+    """A running ``jackd`` with the dummy driver (see :func:`running_jack_server`)."""
+
+    def __init__(self, *, name: str, rate: int, period: int, log_path: Path, process: subprocess.Popen):
+        self.name = name
+        self.rate = rate
+        self.period = period
+        self.log_path = log_path
+        self.process = process
+
+    def log(self) -> str:
+        """Everything jackd has printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def xruns(self) -> int:
+        """How many xruns jackd has logged (a client that did not finish its period in time)."""
+        return sum("XRun" in line for line in self.log().splitlines())
+
+    def ports(self) -> list[str]:
+        """Names of all the server's ports, as ``jack_lsp`` lists them."""
+        listed = subprocess.run(["jack_lsp", "-s", self.name], capture_output=True, text=True, timeout=10)
+        return listed.stdout.split() if listed.returncode == 0 else []
+
+    def __repr__(self):
+        return f"JackServer(name={self.name!r}, rate={self.rate}, period={self.period})"
+
+
+def _accepts_clients(name: str) -> bool:
+    return subprocess.run(["jack_lsp", "-s", name], capture_output=True, timeout=10).returncode == 0
+
+
+@contextlib.contextmanager
+def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path, ready_timeout_s: float = 15.0):
+    """Start a private dummy-driver JACK server, make it the default one, and stop it afterwards.
+
+    While it runs, ``JACK_DEFAULT_SERVER`` names it (for this process and its subprocesses) and
+    PortAudio has been re-initialised to see it. On exit PortAudio is re-initialised again
+    (closing any stream left open), the environment restored and jackd stopped.
+
+    Yields
+    ------
+    JackServer
+    """
+    from livelatent.sinks import device
+
+    name = f"livelatent-test-{os.getpid()}-{next(_server_numbers)}"
+    log_path = Path(log_dir) / f"jackd-{name}.log"
+    saved_env = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    server = JackServer(name=name, rate=rate, period=period, log_path=log_path, process=process)
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while not _accepts_clients(name):
+            if process.poll() is not None:
+                raise RuntimeError(f"jackd exited with code {process.returncode}:\n{server.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"jackd did not accept clients within {ready_timeout_s} s:\n{server.log()}")
+            time.sleep(0.02)
+        os.environ["JACK_DEFAULT_SERVER"] = name
+        os.environ["JACK_NO_START_SERVER"] = "1"  # never let a client spawn a server of its own
+        device.refresh()
+        yield server
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        # Release PortAudio's JACK client while the server still answers, then stop the server.
+        device.refresh()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class JackRecorder:
+    """Record what some JACK output ports play, every frame, with its JACK frame time.
+
+    Parameters
+    ----------
+    server : JackServer or str
+        The server (or its name).
+    ports : str or sequence of str
+        A client name (``"PortAudio"``: its audio outputs, in order), a regular expression
+        containing ``:`` (``"^PortAudio:out_"``), or exact port names.
+    channels : int
+        Ports to record; the first ``channels`` ports that match.
+    seconds : float
+        Capacity of the preallocated buffer; frames beyond it are dropped (see ``overflowed``).
+
+    Examples
+    --------
+    >>> with JackRecorder(server, "PortAudio") as recorder:      # doctest: +SKIP
+    ...     stream.start(); ...; stream.stop()
+    ...     recorder.wait_frames(2 * server.period)
+    ...     captured = recorder.stop()                            # (frames, 2) float32
+    """
+
+    def __init__(self, server, ports="PortAudio", *, channels: int = 2, seconds: float = 10.0,
+                 client_name: str = "livelatent-recorder"):
+        import jack
+
+        self._server_name = server if isinstance(server, str) else server.name
+        self._ports_spec = ports
+        self._client = jack.Client(client_name, no_start_server=True, servername=self._server_name)
+        rate = self._client.samplerate
+        capacity = int(round(seconds * rate))
+        self._buffer = np.zeros((capacity, channels), dtype=np.float32)
+        max_blocks = capacity // 16 + 2  # JACK periods are at least 16 frames
+        self._block_starts = np.zeros(max_blocks, dtype=np.int64)     # buffer index of each block
+        self._block_times = np.zeros(max_blocks, dtype=np.int64)      # its JACK frame time
+        self._inputs = [self._client.inports.register(f"in_{i + 1}") for i in range(channels)]
+        self._written = 0
+        self._blocks = 0
+        self._recording = False
+        self._closed = False
+        self.overflowed = False
+        self.xruns = 0
+        self.sources: list[str] = []
+        self._client.set_process_callback(self._process)
+        self._client.set_xrun_callback(self._xrun)
+
+    # Runs on JACK's thread: only copies into preallocated arrays.
+    def _process(self, frames):
+        if not self._recording:
+            return
+        start, end = self._written, self._written + frames
+        if end > len(self._buffer) or self._blocks >= len(self._block_starts):
+            self.overflowed = True
+            return
+        for channel, port in enumerate(self._inputs):
+            self._buffer[start:end, channel] = port.get_array()
+        self._block_starts[self._blocks] = start
+        self._block_times[self._blocks] = self._client.last_frame_time
+        self._blocks += 1
+        self._written = end
+
+    def _xrun(self, delay_usecs):
+        self.xruns += 1
+
+    def _find_sources(self) -> list[str]:
+        spec = self._ports_spec
+        if not isinstance(spec, str):
+            names = {p.name for p in self._client.get_ports(is_audio=True, is_output=True)}
+            return list(spec) if all(name in names for name in spec) else []
+        pattern = spec if ":" in spec else f"^{re.escape(spec)}:"
+        return [p.name for p in self._client.get_ports(name_pattern=pattern, is_audio=True, is_output=True)]
+
+    def start(self, *, timeout_s: float = 10.0) -> "JackRecorder":
+        """Wait until the ports to record exist, connect them, and start recording."""
+        deadline = time.monotonic() + timeout_s
+        while len(sources := self._find_sources()) < len(self._inputs):
+            if time.monotonic() > deadline:
+                existing = [p.name for p in self._client.get_ports()]
+                raise TimeoutError(f"no {len(self._inputs)} output ports match {self._ports_spec!r} on JACK "
+                                   f"server {self._server_name!r} after {timeout_s} s; ports: {existing}")
+            time.sleep(0.01)
+        self.sources = sources[:len(self._inputs)]
+        self._client.activate()
+        for source, port in zip(self.sources, self._inputs):
+            self._client.connect(source, port)
+        self._recording = True
+        return self
+
+    def frames_recorded(self) -> int:
+        return self._written
+
+    def wait_frames(self, frames: int, *, timeout_s: float = 10.0) -> None:
+        """Wait until ``frames`` more frames have been recorded (JACK's clock, not the wall's)."""
+        target = self._written + frames
+        deadline = time.monotonic() + timeout_s
+        while self._written < target and not self.overflowed:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"recorded {self._written} of {target} frames in {timeout_s} s: "
+                                   "is the JACK server running?")
+            time.sleep(0.005)
+
+    def frame_time(self) -> int:
+        """JACK's current frame time (an estimate between periods), e.g. when code was evaluated."""
+        return self._client.frame_time
+
+    def frame_time_at(self, index: int) -> int:
+        """JACK frame time at which captured sample ``index`` was played."""
+        starts = self._block_starts[:self._blocks]
+        block = int(np.searchsorted(starts, index, side="right")) - 1
+        if block < 0 or index >= self._written:
+            raise IndexError(f"sample {index} was not recorded (0..{self._written - 1})")
+        return int(self._block_times[block] + index - starts[block])
+
+    def stop(self) -> np.ndarray:
+        """Stop recording; the frames recorded so far, shape (frames, channels), float32."""
+        self._recording = False
+        self.close()
+        return self._buffer[:self._written].copy()
+
+    def close(self) -> None:
+        """Leave the JACK server (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._client.deactivate(ignore_errors=True)
+            self._client.close(ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self._recording = False
+        self.close()
+
+
+def _as_frames(audio) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    return audio[:, None] if audio.ndim == 1 else audio
+
+
+def align(captured, reference, *, probe: int = 64) -> int:
+    """Where ``reference`` starts inside ``captured``: ``captured[offset + i] ~ reference[i]``.
+
+    Looks for the first ``probe`` samples of the reference (from its first non-silent one) as an
+    exact match in the capture; failing that, takes the peak of the FFT cross-correlation. The
+    offset is negative when the capture began after the reference did.
+
+    Parameters
+    ----------
+    captured, reference : array, shape (frames,) or (frames, channels)
+        Same number of channels.
+    """
+    cap, ref = _as_frames(captured), _as_frames(reference)
+    if cap.shape[1] != ref.shape[1]:
+        raise ValueError(f"captured has {cap.shape[1]} channels, reference {ref.shape[1]}")
+    loud = np.flatnonzero(np.any(ref != 0, axis=1))
+    if len(loud) == 0:
+        raise ValueError("the reference is silent: nothing to align")
+    first = int(loud[0])
+    head = ref[first:first + probe]
+    for position in np.flatnonzero(np.all(cap == ref[first], axis=1)):
+        if np.array_equal(cap[position:position + len(head)], head):
+            return int(position) - first
+    size = 1 << int(np.ceil(np.log2(len(cap) + len(ref))))
+    correlation = np.fft.irfft(np.fft.rfft(cap.sum(axis=1), size) * np.conj(np.fft.rfft(ref.sum(axis=1), size)),
+                               size)
+    lag = int(np.argmax(correlation))
+    return lag if lag < len(cap) else lag - size
+
+
+def max_abs_diff_aligned(captured, reference, *, offset: int | None = None) -> float:
+    """Largest sample difference where the aligned capture and reference overlap.
+
+    ``offset`` defaults to :func:`align`'s answer; raises ``ValueError`` when they do not overlap.
+    """
+    cap, ref = _as_frames(captured), _as_frames(reference)
+    if offset is None:
+        offset = align(cap, ref)
+    first = max(0, -offset)
+    last = min(len(ref), len(cap) - offset)
+    if last <= first:
+        raise ValueError(f"at offset {offset} the capture ({len(cap)} frames) and the reference "
+                         f"({len(ref)} frames) do not overlap")
+    return float(np.max(np.abs(cap[first + offset:last + offset] - ref[first:last])))

@@ -1,0 +1,127 @@
+"""The audio device sink, against a private JACK server that stands in for a sound card."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import jackutil
+from livelatent.errors import DeviceError
+from livelatent.sinks import device
+
+REPO = Path(__file__).resolve().parent.parent
+RATE = 44100
+
+
+def _run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "livelatent.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_jack_system_device_is_found_by_name_host_api_index_and_default(jack_server):
+    jack = device.find_output_device("system")
+    info = {d["index"]: d for d in device.list_output_devices()}[jack]
+    assert info["hostapi"] == "JACK Audio Connection Kit" and info["max_output_channels"] == 2
+    assert info["default_samplerate"] == RATE
+    assert device.find_output_device("jack") == jack
+    assert device.find_output_device("JACK Audio Connection Kit") == jack
+    assert device.find_output_device(str(jack)) == jack
+    assert device.find_output_device(None) == jack
+
+
+def test_unknown_device_error_lists_the_devices_that_exist(jack_server):
+    with pytest.raises(DeviceError) as raised:
+        device.find_output_device("focusrite")
+    message = str(raised.value)
+    assert "'focusrite'" in message and "'system'" in message and "JACK Audio Connection Kit" in message
+    with pytest.raises(DeviceError, match="(?s)index 99.*'system'"):
+        device.find_output_device(99)
+    with pytest.raises(DeviceError, match="only 2 output channels, 8 needed"):
+        device.find_output_device("system", channels=8)
+
+
+def test_wrong_sample_rate_says_jack_runs_at_the_servers_rate(jack_server):
+    with pytest.raises(DeviceError) as raised:
+        device.open_output_stream(lambda *args: None, device="jack", samplerate=48000, blocksize=1024)
+    message = str(raised.value)
+    assert "48000 Hz" in message and "JACK server's rate (44100 Hz" in message and "'system'" in message
+
+
+def test_livelatent_devices_prints_the_jack_device(jack_server, capsys):
+    assert device.cli_devices(None) == 0
+    table = capsys.readouterr().out
+    assert "system" in table and "JACK Audio Connection Kit" in table and "44100 Hz" in table
+    # A subprocess finds the same private server through JACK_DEFAULT_SERVER.
+    result = _run_cli("devices")
+    assert result.returncode == 0, result.stderr
+    assert "system" in result.stdout and "JACK Audio Connection Kit" in result.stdout
+
+
+def test_no_sound_server_gives_the_hint(monkeypatch):
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", f"livelatent-absent-{os.getpid()}")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    try:
+        device.refresh()
+        if device.list_output_devices():
+            pytest.skip("this machine has a sound card, so there is always a device")
+        with pytest.raises(DeviceError, match="no audio output devices: is a sound server running?.*jackd -d dummy"):
+            device.find_output_device(None)
+        with pytest.raises(DeviceError, match="no audio output devices"):
+            device.cli_devices(None)
+    finally:
+        monkeypatch.undo()
+        device.refresh()
+
+
+def test_without_portaudio_only_the_device_fails_and_says_what_to_install(tmp_path):
+    # A stand-in sounddevice that fails to load as the real one does when libportaudio2 is missing.
+    (tmp_path / "sounddevice.py").write_text("raise OSError('PortAudio library not found')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    result = _run_cli("devices", env=env)
+    assert result.returncode == 2
+    assert "libportaudio2" in result.stderr and "Traceback" not in result.stderr
+
+
+def _chirp(frames):
+    """Two distinct, never-repeating test tones (float32, stereo)."""
+    t = np.arange(frames) / RATE
+    left = 0.5 * np.sin(2 * np.pi * (220 * t + 150 * t**2))
+    right = 0.3 * np.sin(2 * np.pi * (660 * t - 90 * t**2)) * np.exp(-t)
+    return np.stack([left, right], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("blocksize", [1024, 256])
+def test_what_the_stream_plays_reaches_jack_bit_exact_without_xruns(jack_server, blocksize):
+    signal = _chirp(3 * RATE)
+    played = [0]
+
+    def callback(outdata, frames, time, status):
+        start = played[0]
+        chunk = signal[start:start + frames]
+        outdata[:len(chunk)] = chunk
+        outdata[len(chunk):] = 0
+        played[0] = start + frames
+
+    stream = device.open_output_stream(callback, device="jack", samplerate=RATE, blocksize=blocksize)
+    try:
+        with jackutil.JackRecorder(jack_server, "PortAudio", seconds=8) as recorder:
+            assert recorder.sources == ["PortAudio:out_0", "PortAudio:out_1"]
+            recorder.wait_frames(jack_server.period)
+            stream.start()
+            recorder.wait_frames(RATE)          # about a second, counted by JACK's clock
+            stream.stop()
+            recorder.wait_frames(2 * jack_server.period)  # let the last block through
+            captured = recorder.stop()
+    finally:
+        stream.close()
+
+    assert RATE <= played[0] < len(signal)
+    reference = signal[:played[0]]
+    offset = jackutil.align(captured, reference)
+    assert 0 < offset and offset + len(reference) <= len(captured), "the capture holds the whole signal"
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-6
+    assert not captured[:offset].any() and not captured[offset + len(reference):].any(), "nothing else played"
+    assert jack_server.xruns() == 0, jack_server.log()
