@@ -23,7 +23,7 @@ from .voice import VoiceParams, check_gain, check_pan, curve_values
 __all__ = ["Voice", "voice", "tempo", "hush", "check_curve", "CURVE_CHECK_WINDOWS",
            "CURVE_TIME_LIMIT_S"]
 
-CURVE_CHECK_WINDOWS = 4096     # windows ahead a new curve is evaluated over before it plays
+CURVE_CHECK_WINDOWS = 2048     # windows ahead a new curve is evaluated over before it plays
 CURVE_TIME_LIMIT_S = 0.002     # a curve slower than this per 64 windows would starve the decoder
 _UNSET = object()
 
@@ -34,7 +34,7 @@ def check_curve(value, *, output_hop: int, engine: Engine) -> Curve:
     Raises :class:`CurveError` if it raises, returns NaN/inf or the wrong shape, or is too slow.
     """
     curve = as_curve(value)
-    beats_per_window = output_hop / engine.sample_rate * engine.tempo / 60.0
+    beats_per_window = output_hop / engine.sample_rate * engine.requested_tempo / 60.0
     times = np.arange(CURVE_CHECK_WINDOWS, dtype=np.float64) * beats_per_window
     curve_values(curve, times)
     probe = times[:64]
@@ -200,10 +200,12 @@ def tempo(bpm: float | None = None, *, quant: str = "now") -> float:
     """Read the tempo, or change it (beats per minute) now or on the next beat or bar."""
     engine = current_engine()
     if bpm is None:
-        return engine.tempo
+        return engine.requested_tempo
     from .engine.clock import check_tempo
-    engine.submit(Command("tempo", value=check_tempo(bpm), quant=quant))
-    return float(bpm)
+    value = check_tempo(bpm)
+    engine.submit(Command("tempo", value=value, quant=quant))
+    engine.requested_tempo = value
+    return value
 
 
 def hush(fade: float = 0.05) -> None:

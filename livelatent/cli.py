@@ -19,10 +19,10 @@ __all__ = ["main", "build_parser"]
 _HANDLERS = {
     "train": "livelatent.model.train:cli_train",
     "info": "livelatent.model.card:cli_info",
-    "play": "livelatent.scripts:cli_play",
-    "render": "livelatent.scripts:cli_render",
+    "play": "livelatent.scripting:cli_play",
+    "render": "livelatent.scripting:cli_render",
     "devices": "livelatent.sinks.device:cli_devices",
-    "demo": "livelatent.scripts:cli_demo",
+    "demo": "livelatent.scripting:cli_demo",
     "som": "livelatent.corpus.som:cli_som",
     "live": "livelatent.live.shell:cli_live",
     "replay": "livelatent.session.sets:cli_replay",

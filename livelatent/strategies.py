@@ -49,14 +49,15 @@ def layout(strategy: str, synth: str, *, window: int, stretch: float = 4) -> Lay
     if synth not in SYNTHS:
         raise ParameterError(f"synth={synth!r} must be 'concat' (as in the paper) or 'ola' (seamless)")
     output_hop = window if synth == "concat" else window // 2
-    if strategy != "extension":
-        return Layout(window, output_hop, output_hop)
     try:
-        ok = float(stretch) >= 1
+        ok = 1 <= float(stretch) <= output_hop
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise ParameterError(f"stretch={stretch!r} must be a number >= 1 (4 plays the sources 4x longer)")
+        raise ParameterError(f"stretch={stretch!r} must be a number from 1 to {output_hop} "
+                             f"(4 plays the sources 4x longer)")
+    if strategy != "extension":
+        return Layout(window, output_hop, output_hop)
     input_hop = max(1, int(round(output_hop / float(stretch))))
     return Layout(window, input_hop, output_hop)
 

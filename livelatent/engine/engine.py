@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,6 +110,7 @@ class Engine:
         if self.lookahead < self.step:
             raise ParameterError(f"lookahead={lookahead} must be at least one step ({self.step} samples)")
         self._clock = Clock(self.sample_rate, tempo)
+        self.requested_tempo = self._clock.bpm   # the tempo the performer last asked for
         self._voices: dict[int, _VoiceRuntime] = {}
         self._next_index = 0
         self._step_pos = 0                       # next step to process
@@ -127,7 +129,10 @@ class Engine:
         self._decode_seconds = deque(maxlen=64)  # (wall seconds, samples) per live step
         self._peak = 0.0
         self._sound_end = 0                      # sample where the last decoded window ends
+        self._leftover = np.zeros((0, 2), dtype=np.float32)   # rendered, not yet handed out
         self.voice_handles: dict[int, object] = {}   # index -> performer's Voice handle
+        self._batched: list[Command] | None = None
+        self.last_batch_sample: int | None = None  # where the last batch() landed
 
     # -- what performers and tools read --------------------------------------------------------
     @property
@@ -137,7 +142,9 @@ class Engine:
     @property
     def position(self) -> int:
         """The sample being played (live) or the next to render (offline)."""
-        return self._ring.read if self._running else self._step_pos * self.step
+        if self._running:
+            return self._ring.read
+        return self._step_pos * self.step - self._leftover.shape[0]
 
     @property
     def clock(self) -> Clock:
@@ -223,6 +230,9 @@ class Engine:
                 raise ParameterError(f"quant={command.quant!r} must be one of {QUANTS}")
         if not commands:
             return self.position
+        if self._batched is not None:
+            self._batched.extend(commands)
+            return self.position
         if self._running:
             reply: list = []
             done = threading.Event()
@@ -233,6 +243,25 @@ class Engine:
             return reply[0]
         with self._render_lock:
             return self._schedule(commands, self._step_pos) * self.step
+
+    @contextmanager
+    def batch(self):
+        """Hold the commands submitted inside, then send them together: they land on one step.
+
+        The REPL wraps every cell in a batch, so a cell's changes are heard at once and the
+        journal can replay the cell at that one sample. ``last_batch_sample`` says where.
+        """
+        if self._batched is not None:   # nested: the outer batch sends
+            yield self
+            return
+        self._batched = []
+        self.last_batch_sample = None
+        try:
+            yield self
+        finally:
+            commands, self._batched = self._batched, None
+            if commands:
+                self.last_batch_sample = self.submit(*commands)
 
     def _schedule(self, commands, step: int) -> int:
         """Put commands in the pending list at ``step`` (quantised ones later)."""
@@ -342,8 +371,11 @@ class Engine:
         if blocksize is not None:
             self.blocksize = int(blocksize)
         with self._render_lock:
-            position = self._step_pos * self.step
+            position = self.position     # a render may have left part of a step unplayed
             self._ring.reset(position)
+            self._ring.write(position, self._leftover)
+            self._ring.written = self._step_pos * self.step
+            self._leftover = self._leftover[:0]
             self._snapshots.clear()
             stream = open_output_stream(self._ring.callback, device=device,
                                         samplerate=self.sample_rate, blocksize=self.blocksize,
@@ -478,25 +510,26 @@ class Engine:
         produced = 0
         with self._render_lock:
             while total is None or produced < total:
-                if total is None and not self._voices and not self._pending:
-                    return
-                if total is None and produced >= limit:
-                    raise LiveLatentError(f"the voices still play after {max_seconds:g} s; give seconds=")
-                want = chunk_steps * self.step if total is None else min(chunk_steps * self.step,
-                                                                         total - produced)
-                steps = -(-want // self.step)
-                block = self._advance(steps)
-                take = want if total is not None else block.shape[0]
-                finished = total is None and not self._pending and all(
-                    runtime.ended for runtime in self._voices.values())
-                if finished:
-                    take = max(0, min(block.shape[0], self._sound_end - (self._step_pos - steps) * self.step))
-                block = block[:take]
+                if self._leftover.shape[0]:
+                    block, self._leftover = self._leftover, self._leftover[:0]
+                else:
+                    if total is None and not self._voices and not self._pending:
+                        return
+                    if total is None and produced >= limit:
+                        raise LiveLatentError(f"the voices still play after {max_seconds:g} s; "
+                                              f"give seconds=")
+                    want = chunk_steps * self.step if total is None else total - produced
+                    steps = max(1, min(chunk_steps, -(-want // self.step)))
+                    first = self._step_pos * self.step
+                    block = self._advance(steps)
+                    if total is None and not self._pending and all(
+                            runtime.ended for runtime in self._voices.values()):
+                        block = block[:max(0, self._sound_end - first)]   # the exact end
+                        total = produced + block.shape[0]
+                if total is not None and produced + block.shape[0] > total:
+                    # keep what runs past the end for the next render: renders join seamlessly
+                    block, self._leftover = block[:total - produced], block[total - produced:]
                 produced += block.shape[0]
                 if progress is not None:
                     progress(block.shape[0])
                 yield block
-                if finished or (total is not None and take < steps * self.step):
-                    # the last block overshot the requested length: what follows must start
-                    # where the next render starts, so keep the engine on the step grid
-                    return

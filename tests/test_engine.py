@@ -1,0 +1,199 @@
+"""The engine offline: strategies, synthesis, hot swaps, failing curves, seeds, stems."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livelatent import (CurveError, Engine, ParameterError, curve, hush, sine, source, tempo,
+                        voice)
+from livelatent.sinks.file import render_to_file
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def sources():
+    """Two sources a listener can tell apart: a harmonic tone and a noisy decaying one."""
+    t = np.arange(int(SR * 3.0)) / SR
+    tone = 0.5 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 660 * t)
+    rng = np.random.default_rng(7)
+    hiss = rng.normal(0, 0.25, int(SR * 2.0)) * np.exp(-np.arange(int(SR * 2.0)) / SR)
+    return source(tone.astype(np.float32), name="tone"), source(hiss.astype(np.float32), name="hiss")
+
+
+def expected_length(strategy, synth, frames_len, passes=1, window=1024):
+    """Samples a non-looping voice plays over sources of ``frames_len`` samples."""
+    out_hop = window if synth == "concat" else window // 2
+    in_hop = out_hop if strategy != "extension" else out_hop // 4
+    frames = (frames_len - window) // in_hop + 1
+    windows = frames * (passes if strategy == "stepwise" else 1)
+    return (windows - 1) * out_hop + window
+
+
+@pytest.mark.parametrize("strategy", ["meso", "stepwise", "extension"])
+@pytest.mark.parametrize("synth", ["concat", "ola"])
+def test_every_strategy_and_synth_plays_its_expected_duration(sources, strategy, synth):
+    tone, hiss = sources
+    with Engine(seed=1) as engine:
+        voice(tone, hiss, strategy=strategy, synth=synth, loop=False, steps=(0, 1, 0.5),
+              curve=None if strategy == "stepwise" else sine(2))
+        audio = engine.render_array()          # until the voice ends
+    shorter = min(tone.num_samples, hiss.num_samples)
+    assert audio.shape == (expected_length(strategy, synth, shorter, passes=3), 2)
+    assert np.isfinite(audio).all()
+    assert np.abs(audio).max() <= 1.0
+    assert np.sqrt(np.mean(audio ** 2)) > 0.01       # it is not silence
+
+
+def test_extension_plays_the_sources_four_times_longer(sources):
+    tone, hiss = sources
+    lengths = {}
+    for strategy in ("meso", "extension"):
+        with Engine() as engine:
+            voice(tone, hiss, strategy=strategy, loop=False, stretch=4)
+            lengths[strategy] = engine.render_array().shape[0]
+    assert lengths["extension"] / lengths["meso"] == pytest.approx(4.0, rel=0.01)
+
+
+def test_same_seed_same_samples_other_seed_other_samples(sources):
+    def render(seed):
+        with Engine(seed=seed) as engine:
+            voice(*sources, curve=sine(1))
+            return engine.render_array(1.5)
+    first, again, other = render(3), render(3), render(4)
+    assert np.array_equal(first, again)
+    assert np.abs(first - other).max() > 1e-3
+
+
+def test_renders_in_pieces_join_exactly(sources):
+    def render(pieces):
+        with Engine(seed=2) as engine:
+            voice(*sources, curve=sine(2))
+            return np.concatenate([engine.render_array(s) for s in pieces])
+    whole, pieces = render([3.07]), render([1.0001, 0.77, 1.2999])
+    assert whole.shape == pieces.shape
+    assert np.abs(whole - pieces).max() <= 1e-5     # BLAS batch sizes differ, nothing else
+
+
+def boundary_jump_ratio(audio, hop, start=0):
+    """Jump across window boundaries relative to the median jump elsewhere."""
+    x = audio[:, 0].astype(np.float64)
+    jumps = np.abs(np.diff(x))
+    boundaries = np.arange(start + hop, x.size - 1, hop) - 1
+    mask = np.ones(jumps.size, bool)
+    mask[boundaries] = False
+    return np.median(jumps[boundaries]) / np.median(jumps[mask])
+
+
+def test_ola_has_no_seams_at_window_boundaries(sources):
+    with Engine() as engine:
+        voice(*sources, synth="ola", curve=sine(1))
+        audio = engine.render_array(3.0)
+    assert boundary_jump_ratio(audio, 512) == pytest.approx(1.0, abs=0.25)
+
+
+def test_hot_swap_changes_the_sound_within_a_window_without_a_click(sources):
+    def play(swap):
+        with Engine(seed=5) as engine:
+            v = voice(*sources, curve=0.0, deterministic=True)
+            before = engine.render_array(1.0)
+            at = v.set(curve=1.0) if swap else None
+            return np.concatenate([before, engine.render_array(1.0)]), at
+    swapped, at = play(True)
+    plain, _ = play(False)
+    changed = np.flatnonzero(np.abs(swapped - plain).max(axis=1) > 1e-6)
+    assert changed[0] >= SR                      # nothing changes before the swap
+    assert changed[0] - SR <= 1024 + 512         # within the lookahead (none offline) + a window
+    assert at <= changed[0] < at + 512
+    # no click: the largest sample-to-sample jump around the swap is within the signal's own
+    jumps = np.abs(np.diff(swapped[:, 0]))
+    assert jumps[at - 1024:at + 2048].max() <= 1.5 * jumps[:SR - 2048].max() + 1e-3
+
+
+def test_a_curve_that_raises_or_returns_nan_is_refused_and_the_voice_plays_on(sources):
+    with Engine() as engine:
+        v = voice(*sources, curve=sine(4))
+        engine.render_array(0.5)
+        with pytest.raises(CurveError, match="raised ZeroDivisionError"):
+            v.curve = curve(lambda t: 1 / 0)
+        with pytest.raises(CurveError, match="nan"):
+            v.curve = sine(4) * float("nan")
+        with pytest.raises(CurveError):
+            v.curve = "up"
+        assert "sine(4" in repr(v.curve)
+        after = engine.render_array(1.0)
+    assert np.isfinite(after).all() and np.sqrt(np.mean(after ** 2)) > 0.01
+
+
+def test_a_curve_that_fails_later_reverts_to_the_last_good_one(sources, monkeypatch):
+    import livelatent.api
+    monkeypatch.setattr(livelatent.api, "CURVE_CHECK_WINDOWS", 64)   # check 64 windows ahead
+
+    def late_failure(t):
+        t = np.asarray(t, dtype=float)
+        if (t > 2.0).any():          # fine for the 0.74 s (64 windows) checked at swap-in
+            raise RuntimeError("the pattern ran out")
+        return 0.5 + 0.0 * t
+
+    with Engine() as engine:
+        v = voice(*sources, curve=sine(1))
+        v.curve = curve(late_failure)
+        audio = engine.render_array(3.0)
+        messages = list(engine.messages)
+    assert len(messages) == 1 and "reverted to its last good curve" in messages[0]
+    assert "ran out" in messages[0]
+    assert np.isfinite(audio).all()
+    last_second = audio[-SR:]
+    assert np.sqrt(np.mean(last_second ** 2)) > 0.01     # the sound goes on
+
+
+def test_quantised_change_waits_for_the_bar(sources):
+    with Engine(tempo=120) as engine:        # a bar of 4 beats is 2 s
+        v = voice(*sources, curve=0.0)
+        engine.render_array(0.3)
+        at = v.set(gain=0.5, quant="bar")
+        assert at == pytest.approx(0.3 * SR, abs=512)           # scheduled now...
+        pending = engine.pending()
+        assert len(pending) == 1 and pending[0][0] >= 2 * SR      # ...lands on the bar
+        engine.render_array(2.0)
+        assert engine.pending() == [] and engine.voices()[0].gain == 0.5
+
+
+def test_tempo_and_hush(sources):
+    with Engine() as engine:
+        voice(*sources)
+        tempo(120)
+        assert tempo() == 120
+        engine.render_array(0.5)
+        hush(fade=0.2)
+        tail = engine.render_array(1.0)
+        assert engine.voices() == []
+        with pytest.raises(ParameterError, match="tempo 0 bpm"):
+            tempo(0)
+    assert np.abs(tail[int(0.3 * SR):]).max() == 0.0
+
+
+def test_bad_voice_parameters_are_clear_errors(sources):
+    with Engine():
+        for kwargs, message in [({"strategy": "mesa"}, "strategy='mesa'"),
+                                ({"synth": "granular"}, "synth='granular'"),
+                                ({"gain": -1}, "gain=-1"), ({"pan": 3}, "pan=3"),
+                                ({"stretch": 0}, "stretch=0"), ({"fit": "wrap"}, "fit='wrap'"),
+                                ({"steps": (0, 1, -0.1)}, "steps=")]:
+            with pytest.raises(ParameterError, match=message.replace("(", r"\(")):
+                voice(*sources, **kwargs)
+
+
+def test_stems_hold_each_voice_and_sum_to_the_mix(sources, tmp_path):
+    with Engine(seed=9) as engine:
+        voice(*sources, gain=0.3, pan=-0.5, name="left one")
+        voice(sources[1], sources[0], gain=0.3, pan=0.5, name="right")
+        written = render_to_file(engine, tmp_path / "mix.wav", 2.0, stems=True)
+    names = sorted(p.name for p in written)
+    assert names == ["mix.left_one.wav", "mix.right.wav", "mix.wav"]
+    mix, rate = sf.read(tmp_path / "mix.wav", dtype="float32")
+    left, _ = sf.read(tmp_path / "mix.left_one.wav", dtype="float32")
+    right, _ = sf.read(tmp_path / "mix.right.wav", dtype="float32")
+    assert rate == SR and mix.shape == left.shape == right.shape == (2 * SR, 2)
+    assert np.abs(left[:, 0]).mean() > np.abs(left[:, 1]).mean()      # panned left
+    assert np.abs((left + right) - mix).max() < 1e-5 or np.abs(mix).max() > 0.8
