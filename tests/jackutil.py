@@ -24,10 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["JackServer", "running_jack_server", "JackRecorder", "align", "max_abs_diff_aligned",
-           "jackd_available"]
+__all__ = ["JackServer", "running_jack_server", "JackRecorder", "SUBPROCESS_PORTS", "align",
+           "max_abs_diff_aligned", "jackd_available"]
 
 _server_numbers = itertools.count()
+
+#: Ports of a stream that a subprocess (``livelatent play``...) opens on the test's server.
+SUBPROCESS_PORTS = r"^PortAudio-[0-9]+:out_"
 
 
 def jackd_available() -> bool:
@@ -126,7 +129,10 @@ class JackRecorder:
         The server (or its name).
     ports : str or sequence of str
         A client name (``"PortAudio"``: its audio outputs, in order), a regular expression
-        containing ``:`` (``"^PortAudio:out_"``), or exact port names.
+        containing ``:``, or exact port names. A stream opened in this process plays from
+        ``PortAudio:out_0`` and ``PortAudio:out_1``; PortAudio in a subprocess finds the name
+        ``PortAudio`` taken (this process holds it since :func:`running_jack_server`), so its
+        ports are ``PortAudio-01:out_0`` ..., matched by :data:`SUBPROCESS_PORTS`.
     channels : int
         Ports to record; the first ``channels`` ports that match.
     seconds : float

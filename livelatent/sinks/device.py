@@ -117,11 +117,12 @@ def refresh() -> None:
     sd = _sounddevice()
     terminate = getattr(sd, "_terminate", None)
     initialize = getattr(sd, "_initialize", None)
-    if terminate is None or initialize is None:
+    references = getattr(sd, "_initialized", None)
+    if terminate is None or initialize is None or not isinstance(references, int):
         raise DeviceError(f"sounddevice {sd.__version__} cannot rescan audio devices: "
                           "restart Python to see devices added since it started")
     try:
-        while getattr(sd, "_initialized", 1) > 0:  # PortAudio is reference counted: release it fully
+        for _ in range(references):  # Pa_Initialize is reference counted: only the last Pa_Terminate rescans
             terminate()
         initialize()
     except sd.PortAudioError as exc:
