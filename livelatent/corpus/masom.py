@@ -1,0 +1,130 @@
+"""The cluster files of the RawAudioVAE / MASOM workflow, read and written.
+
+A map made by MASOM (Tatar's Max patches) and used by the RawAudioVAE tutorial is two JSON files
+in a folder:
+
+``clusters.json``
+    ``{"node": [file indices]}``: node ids are strings of integers, the SOM's nodes numbered row
+    by row (``row * columns + column``), and only nodes that hold files are listed.
+``data-concatenated.json``
+    ``{"index": [1, "relative/path.wav", start_ms, duration_ms, feature, ...]}``: file indices
+    are strings; the path is relative to the corpus folder; ``start_ms`` and ``duration_ms`` say
+    which segment of the file is meant (``0`` and the whole length for whole files); the
+    features that follow are whatever the tool that wrote the file computed.
+
+The RawAudioVAE tutorial builds a cluster's source by reading each file of
+``clusters[str(k)]`` from ``audio_folder / data[str(index)][1]`` and concatenating them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SomError
+
+__all__ = ["CLUSTERS_FILE", "DATA_FILE", "Entry", "read_clusters", "read_data", "write_clusters",
+           "write_data", "write_json"]
+
+CLUSTERS_FILE = "clusters.json"
+DATA_FILE = "data-concatenated.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One sound of the corpus as ``data-concatenated.json`` describes it."""
+
+    path: str                 # relative to the map's base folder, '/'-separated
+    start_ms: float
+    duration_ms: float
+    features: tuple = ()
+
+
+def write_json(path: Path, data, *, indent=None) -> None:
+    """Write JSON atomically (a temporary file renamed over ``path``)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=indent, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path):
+    if not path.is_file():
+        raise SomError(f"{path} is missing: a SOM folder holds {CLUSTERS_FILE} and {DATA_FILE} "
+                       f"(build one with `livelatent som DATA -o SOMDIR`)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SomError(f"{path} is not valid JSON ({exc}); rebuild the map or fix the file") from None
+
+
+def _int_key(key, path: Path, what: str) -> int:
+    try:
+        value = int(key)
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0 or str(value) != str(key).strip():
+        raise SomError(f"{path}: {what} {key!r} is not a non-negative integer")
+    return value
+
+
+def read_clusters(path) -> dict[int, list[int]]:
+    """``clusters.json`` -> ``{node: [file indices]}`` (nodes ascending)."""
+    path = Path(path)
+    data = _load(path)
+    if not isinstance(data, dict):
+        raise SomError(f"{path}: expected an object {{\"node\": [file indices]}}, "
+                       f"got {type(data).__name__}")
+    clusters: dict[int, list[int]] = {}
+    for key, members in data.items():
+        node = _int_key(key, path, "node id")
+        if not isinstance(members, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in members):
+            raise SomError(f"{path}: node {key!r} must list file indices (non-negative integers), "
+                           f"got {members!r:.80}")
+        clusters[node] = list(members)
+    return dict(sorted(clusters.items()))
+
+
+def read_data(path) -> dict[int, Entry]:
+    """``data-concatenated.json`` -> ``{file index: Entry}``."""
+    path = Path(path)
+    data = _load(path)
+    if not isinstance(data, dict):
+        raise SomError(f"{path}: expected an object {{\"index\": [1, \"path.wav\", 0, duration_ms, ...]}}, "
+                       f"got {type(data).__name__}")
+    entries: dict[int, Entry] = {}
+    for key, row in data.items():
+        index = _int_key(key, path, "file index")
+        if (not isinstance(row, list) or len(row) < 4 or not isinstance(row[1], str)
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row[2:4])):
+            raise SomError(f"{path}: entry {key!r} must be [1, \"relative/path.wav\", start_ms, "
+                           f"duration_ms, features...], got {row!r:.100}")
+        start, duration = float(row[2]), float(row[3])
+        if not (math.isfinite(start) and math.isfinite(duration)) or start < 0:
+            raise SomError(f"{path}: entry {key!r} has start_ms={row[2]!r}, duration_ms={row[3]!r}")
+        entries[index] = Entry(row[1], start, duration, tuple(row[4:]))
+    return entries
+
+
+def write_clusters(path, clusters: dict[int, list[int]]) -> None:
+    """Write ``clusters.json``: non-empty nodes only, as MASOM does."""
+    write_json(Path(path), {str(node): [int(i) for i in members]
+                            for node, members in sorted(clusters.items()) if members}, indent=1)
+
+
+def write_data(path, entries: list[Entry]) -> None:
+    """Write ``data-concatenated.json``, one entry per file index ``0..n-1``."""
+    write_json(Path(path), {str(i): [1, e.path, e.start_ms, e.duration_ms, *e.features]
+                            for i, e in enumerate(entries)}, indent=1)
