@@ -123,6 +123,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stream = None
         self._running = False
+        self._blas_limit = None
         self._render_lock = threading.RLock()    # one advancer at a time when offline
         self._stem_sink = None                   # callable(index, first_sample, block) for stems
         self.messages: deque[str] = deque(maxlen=100)   # what the performer should read
@@ -380,6 +381,12 @@ class Engine:
             stream = open_output_stream(self._ring.callback, device=device,
                                         samplerate=self.sample_rate, blocksize=self.blocksize,
                                         channels=2)
+            # Live steps decode a few windows at a time. Multi-threaded BLAS gains nothing on
+            # such small products and stalls when the other core is busy (measured: decode load
+            # 2.2x real time with 2 threads on a loaded machine, 0.08x with 1), so the engine
+            # plays with one BLAS thread and gives the others back when it stops.
+            from threadpoolctl import threadpool_limits
+            self._blas_limit = threadpool_limits(limits=1, user_api="blas")
             self._fill(position + self.lookahead)       # the first blocks are ready at once
             self._stream = stream
             self._running = True
@@ -409,6 +416,9 @@ class Engine:
                 stream.stop()
             finally:
                 stream.close()
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
+            self._blas_limit = None
         # carry on offline from where the listener is, on the step grid
         self._step_pos = -(-self._ring.written // self.step)
 
