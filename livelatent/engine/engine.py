@@ -492,20 +492,27 @@ class Engine:
             del self._snapshots[old]
 
     # -- offline -------------------------------------------------------------------------------
-    def render_array(self, seconds: float | None = None, *, progress=None, max_seconds: float = 3600.0):
+    def render_array(self, seconds: float | None = None, *, samples: int | None = None,
+                     progress=None, max_seconds: float = 3600.0):
         """Render from the current position, offline; returns (samples, 2) float32.
 
-        ``seconds=None`` renders until every voice has ended (an error if some voice loops).
+        Give ``seconds`` or an exact number of ``samples``; with neither, it renders until every
+        voice has ended (an error if some voice loops).
         """
-        chunks = list(self.render_chunks(seconds, max_seconds=max_seconds, progress=progress))
+        chunks = list(self.render_chunks(seconds, samples=samples, max_seconds=max_seconds,
+                                         progress=progress))
         return np.concatenate(chunks) if chunks else np.zeros((0, 2), dtype=np.float32)
 
-    def render_chunks(self, seconds: float | None, *, chunk_steps: int = 64,
-                      max_seconds: float = 3600.0, progress=None):
-        """Yield rendered blocks until ``seconds`` have been rendered (or all voices ended)."""
+    def render_chunks(self, seconds: float | None = None, *, samples: int | None = None,
+                      chunk_steps: int = 64, max_seconds: float = 3600.0, progress=None):
+        """Yield rendered blocks until ``seconds`` (or ``samples``) are rendered, or all voices end."""
         if self._running:
             raise LiveLatentError("this engine is playing live; render a copy instead "
                                   "(the REPL's render() does)")
+        if samples is not None:
+            if not isinstance(samples, (int, np.integer)) or samples < 0:
+                raise ParameterError(f"samples={samples!r} must be a non-negative integer")
+            seconds = samples / self.sample_rate
         if seconds is None:
             if any(p.loop for p in self.voices()) or any(
                     c.kind == "add" and c.params.loop for _, _, c in self._pending):
@@ -515,7 +522,7 @@ class Engine:
         else:
             if not (seconds >= 0 and seconds <= 24 * 3600):
                 raise ParameterError(f"seconds={seconds!r} must be between 0 and 86400")
-            total = int(round(seconds * self.sample_rate))
+            total = int(samples) if samples is not None else int(round(seconds * self.sample_rate))
         limit = int(max_seconds * self.sample_rate)
         produced = 0
         with self._render_lock:
