@@ -221,6 +221,40 @@ def test_the_map_still_finds_its_audio_when_corpus_and_map_move_together(corpus,
     assert som[som.clusters[0].index].duration_s > 0
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A small RawAudioVAE with seeded random weights: enough to carry sound through a voice."""
+    import torch
+
+    from livelatent.model.checkpoint import save_checkpoint
+    from livelatent.model.vae import RawAudioVAE, VAEConfig
+
+    torch.manual_seed(0)
+    config = VAEConfig(hidden=64, latent=16)
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", RawAudioVAE(config), config)
+
+
+def test_round_trip_build_save_load_then_play_clusters_through_a_voice(som, tiny_model, tmp_path,
+                                                                       monkeypatch):
+    from livelatent import Engine, sine, voice
+
+    monkeypatch.setenv("LIVELATENT_CACHE", str(tmp_path / "cache"))
+    loaded = load_som(som.path)
+    longest = sorted(loaded.clusters, key=lambda c: -c.duration_s)
+    a, b = longest[0].index, longest[1].index
+    with Engine(tiny_model, seed=0) as eng:
+        voice(loaded[a], loaded[b], strategy="meso", curve=sine(8))
+        audio = eng.render_array(seconds=2.0)
+    assert audio.shape == (2 * SR, 2) and audio.dtype == np.float32
+    assert np.isfinite(audio).all() and np.sqrt(np.mean(audio ** 2)) > 1e-3   # it sounds
+
+    with Engine(tiny_model, seed=0) as eng:                     # once through, no loop
+        voice(loaded[a], loaded[b], strategy="meso", curve=sine(8), loop=False)
+        once = eng.render_array()
+    shorter = min(longest[0].duration_s, longest[1].duration_s)
+    assert once.shape[0] / SR == pytest.approx(shorter, abs=1024 / SR)   # the shorter cluster's length
+
+
 # -- maps made by MASOM ---------------------------------------------------------------------------
 def write_masom_map(root):
     """A map as in the RawAudioVAE example: root/audio/*.wav and root/som/*.json, written by hand."""
@@ -263,6 +297,19 @@ def test_a_masom_entry_can_name_a_segment_of_a_file(tmp_path):
     whole = sf.read(str(som.files_in(2)[0]), dtype="float32")[0]
     assert som[2].num_samples == round(0.2 * SR)
     assert np.array_equal(som[2].audio, whole[round(0.1 * SR):round(0.3 * SR)])
+
+
+def test_files_at_another_rate_are_resampled_with_one_warning_per_cluster(tmp_path):
+    somdir, lengths = write_masom_map(tmp_path / "erokia")
+    som = load_som(somdir)
+    for path in som.files_in(7):                                     # rewrite both at 22050 Hz
+        audio = sf.read(str(path), dtype="float32")[0]
+        sf.write(path, audio[::2], SR // 2)
+    with pytest.warns(UserWarning, match="cluster 7: 2 of 2 files .* resampled") as caught:
+        src = som[som.clusters[2]]                                   # a Cluster works as an index
+    assert len([w for w in caught if "resampled" in str(w.message)]) == 1
+    assert src.sample_rate == SR
+    assert src.duration_s == pytest.approx(lengths[2] + lengths[4], abs=1e-3)
 
 
 def test_near_on_a_masom_map_says_what_it_needs(tmp_path):
