@@ -15,11 +15,14 @@ from .engine.engine import Engine
 from .errors import (AudioError, CurveError, DeviceError, LiveLatentError, ModelLoadError,
                      ParameterError, SetError, SomError)
 from .model import load_model
+from .corpus.som import Som, build_som, load_som
 from .sources import Source, source
 
 __all__ = [
     # engine and voices
     "Engine", "voice", "Voice", "tempo", "hush", "source", "Source", "load_model",
+    # sample corpora
+    "load_som", "build_som", "Som",
     # curves
     "Curve", "const", "sine", "tri", "saw", "square", "ramp", "env", "seq", "noise", "perlin",
     "rand", "curve", "as_curve",
