@@ -246,22 +246,28 @@ class Engine:
             return self._schedule(commands, self._step_pos) * self.step
 
     @contextmanager
-    def batch(self):
+    def batch(self, *, discard_on_error: bool = False):
         """Hold the commands submitted inside, then send them together: they land on one step.
 
         The REPL wraps every cell in a batch, so a cell's changes are heard at once and the
         journal can replay the cell at that one sample. ``last_batch_sample`` says where.
+        With ``discard_on_error`` a block that raises sends nothing (a broken pattern file
+        changes nothing); otherwise what ran before the error is sent, as Python would.
         """
         if self._batched is not None:   # nested: the outer batch sends
             yield self
             return
         self._batched = []
         self.last_batch_sample = None
+        failed = False
         try:
             yield self
+        except BaseException:
+            failed = True
+            raise
         finally:
             commands, self._batched = self._batched, None
-            if commands:
+            if commands and not (failed and discard_on_error):
                 self.last_batch_sample = self.submit(*commands)
 
     def _schedule(self, commands, step: int) -> int:
