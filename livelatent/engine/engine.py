@@ -510,7 +510,7 @@ class Engine:
         return np.concatenate(chunks) if chunks else np.zeros((0, 2), dtype=np.float32)
 
     def render_chunks(self, seconds: float | None = None, *, samples: int | None = None,
-                      chunk_steps: int = 64, max_seconds: float = 3600.0, progress=None):
+                      chunk_steps: int = 256, max_seconds: float = 3600.0, progress=None):
         """Yield rendered blocks until ``seconds`` (or ``samples``) are rendered, or all voices end."""
         if self._running:
             raise LiveLatentError("this engine is playing live; render a copy instead "

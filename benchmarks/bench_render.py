@@ -1,0 +1,116 @@
+"""Offline render speed of the engine, against the paper's notebook procedure.
+
+For each strategy and synthesis mode, with 1 and 8 voices, renders a few seconds with the
+engine (no disk: the null sink is just consuming the blocks) and prints:
+
+- the engine's speed as a multiple of real time;
+- the notebook baseline for the same interpolation, measured in the same run: a loop over
+  frames that encodes a window of each source with the torch module, mixes mean and logvar,
+  samples, decodes that one window and appends it with ``torch.cat`` (as the RawAudioVAE
+  interpolation notebooks do), and the ratio;
+- the engine's time over the bare decoder matrix work for the same number of windows (one
+  numpy decode of all their latent vectors): the engine's overhead.
+
+Run: ``python benchmarks/bench_render.py [--seconds 20] [--model PATH]``
+Targets on a 2-core machine: one voice >= 300x real time with concat, >= 150x with OLA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from livelatent import Engine, load_model, sine, source, voice
+from livelatent.strategies import layout
+
+
+def _sources(sample_rate: int):
+    rng = np.random.default_rng(0)
+    t = np.arange(int(sample_rate * 8.0)) / sample_rate
+    tone = 0.4 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+    hiss = rng.normal(0, 0.2, t.size) * np.exp(-(t % 1.0) * 3)
+    return source(tone.astype(np.float32), name="tone"), source(hiss.astype(np.float32), name="hiss")
+
+
+def engine_speed(codec, sources, strategy, synth, voices, seconds):
+    with Engine(codec, seed=0) as engine:
+        for i in range(voices):
+            voice(*sources, strategy=strategy, synth=synth, curve=sine(4 + i), gain=1.0 / voices)
+        engine.render_array(0.5)   # warm: encodes and caches frames, first BLAS calls
+        began = time.perf_counter()
+        for _ in engine.render_chunks(seconds):
+            pass
+        elapsed = time.perf_counter() - began
+    return seconds / elapsed
+
+
+def windows_per_second_of_audio(codec, strategy, synth):
+    lay = layout(strategy, synth, window=codec.window)
+    return codec.sample_rate / lay.output_hop
+
+
+def notebook_speed(codec, sources, strategy, synth, seconds):
+    """The notebook's loop: per frame, torch encode both windows, mix, sample, decode, cat."""
+    module = codec.module
+    lay = layout(strategy, synth, window=codec.window)
+    a, b = (torch.from_numpy(np.asarray(s.audio)) for s in sources)
+    frames = (min(a.numel(), b.numel()) - codec.window) // lay.input_hop + 1
+    windows = int(seconds * windows_per_second_of_audio(codec, strategy, synth))
+    generator = torch.Generator().manual_seed(0)
+    began = time.perf_counter()
+    output = torch.zeros(0)
+    with torch.no_grad():
+        for k in range(windows):
+            i = (k % frames) * lay.input_hop
+            amount = 0.5 - 0.5 * np.cos(2 * np.pi * k / 200)
+            mu_a, lv_a = module.encode(a[i:i + codec.window][None])
+            mu_b, lv_b = module.encode(b[i:i + codec.window][None])
+            mu = (1 - amount) * mu_a + amount * mu_b
+            lv = (1 - amount) * lv_a + amount * lv_b
+            z = mu + torch.exp(0.5 * lv) * torch.randn(mu.shape, generator=generator)
+            output = torch.cat([output, module.decode(z)[0]])
+    elapsed = time.perf_counter() - began
+    return seconds / elapsed
+
+
+def bare_decode_seconds(codec, windows):
+    z = np.random.default_rng(0).standard_normal((windows, codec.latent_dim)).astype(np.float32)
+    codec.decode(z[:64])
+    began = time.perf_counter()
+    for start in range(0, windows, 4096):
+        codec.decode(z[start:start + 4096])
+    return time.perf_counter() - began
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="audio rendered per measurement")
+    parser.add_argument("--baseline-seconds", type=float, default=3.0,
+                        help="audio the (slow) notebook baseline renders")
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args(argv)
+    codec = load_model(args.model)
+    srcs = _sources(codec.sample_rate)
+    print(f"model {codec.path} | torch {torch.__version__}, {torch.get_num_threads()} threads | "
+          f"{args.seconds:g} s per engine render, {args.baseline_seconds:g} s per baseline")
+    print(f"{'strategy':<10} {'synth':<7} {'voices':>6} {'engine x RT':>12} {'notebook x RT':>14} "
+          f"{'ratio':>7} {'engine/bare decode':>19}")
+    for strategy in ("meso", "stepwise", "extension"):
+        for synth in ("concat", "ola"):
+            baseline = notebook_speed(codec, srcs, strategy, synth, args.baseline_seconds)
+            for voices in (1, 8):
+                speed = engine_speed(codec, srcs, strategy, synth, voices, args.seconds)
+                windows = int(args.seconds * windows_per_second_of_audio(codec, strategy, synth)) * voices
+                bare = bare_decode_seconds(codec, windows)
+                engine_seconds = args.seconds / speed
+                print(f"{strategy:<10} {synth:<7} {voices:>6} {speed:>11.0f}x "
+                      f"{baseline / voices:>13.1f}x {speed / (baseline / voices):>6.0f}x "
+                      f"{engine_seconds / bare:>18.2f}x", flush=True)
+    print("notebook x RT for 8 voices is its 1-voice speed / 8 (it renders one voice at a time)")
+
+
+if __name__ == "__main__":
+    main()
