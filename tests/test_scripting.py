@@ -1,0 +1,70 @@
+"""`livelatent play/render/demo` from the command line, and their one-line errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, env=None, timeout=180):
+    return subprocess.run([sys.executable, "-m", "livelatent.cli", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_render_a_pattern_with_stems(tmp_path):
+    out = tmp_path / "walk.wav"
+    done = cli("render", "patterns/stepwise_walk.py", "-o", out, "--seconds", "3", "--stems", "--seed", "7")
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out}" in done.stdout
+    audio, rate = sf.read(out)
+    assert rate == 44100 and audio.shape == (3 * 44100, 2)
+    assert 0.01 < np.abs(audio).max() <= 1.0
+    stem, _ = sf.read(tmp_path / "walk.walk.wav")
+    assert stem.shape == audio.shape
+
+
+def test_every_shipped_pattern_renders(tmp_path):
+    for pattern in sorted((ROOT / "patterns").glob("*.py")):
+        done = cli("render", pattern, "-o", tmp_path / f"{pattern.stem}.flac", "--seconds", "1")
+        assert done.returncode == 0, f"{pattern.name}: {done.stderr}"
+
+
+def test_script_errors_are_one_line_with_file_and_line(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("x = 1\nvoice(flute, cello, strategy='mesa')\n")
+    done = cli("render", broken, "-o", tmp_path / "x.wav", "--seconds", "1")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"{broken}:2: strategy='mesa' must be one of" in done.stderr
+    typo = tmp_path / "typo.py"
+    typo.write_text("voice(flute, cello\n")
+    done = cli("render", typo, "-o", tmp_path / "x.wav", "--seconds", "1")
+    assert done.returncode == 2 and "syntax error" in done.stderr and "Traceback" not in done.stderr
+    done = cli("render", tmp_path / "absent.py", "-o", tmp_path / "x.wav", "--seconds", "1")
+    assert done.returncode == 2 and "no such script" in done.stderr
+
+
+def test_looping_voices_need_seconds(tmp_path):
+    done = cli("render", "patterns/meso_drift.py", "-o", tmp_path / "x.wav")
+    assert done.returncode == 2 and "give seconds" in done.stderr
+
+
+def test_play_with_a_wrong_device_lists_the_devices(jack_server):
+    done = cli("play", "patterns/meso_drift.py", "--seconds", "1", "--device", "no such card")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no output device matches 'no such card'" in done.stderr and "system" in done.stderr
+
+
+def test_demo_renders_to_a_file_when_there_is_no_audio_device(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "JACK_DEFAULT_SERVER": "nobody-here",
+           "JACK_NO_START_SERVER": "1", "LIVELATENT_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "demo.wav"
+    done = cli("demo", "--seconds", "4", "-o", out, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"rendered the demo to {out}" in done.stdout
+    audio, rate = sf.read(out)
+    assert audio.shape == (4 * 44100, 2) and np.abs(audio).max() > 0.01

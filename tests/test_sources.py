@@ -1,0 +1,98 @@
+"""source(): files, lists of files, arrays; bad audio; the latent frame cache."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livelatent import AudioError, Engine, source
+from livelatent.model import load_model
+
+SR = 44100
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVELATENT_CACHE", str(tmp_path / "cache"))
+
+
+def tone(seconds, rate=SR, freq=330.0):
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(AudioError, match="no such audio file: .*nothere.wav"):
+        source(tmp_path / "nothere.wav")
+
+
+def test_text_file_is_not_audio(tmp_path):
+    notes = tmp_path / "notes.wav"
+    notes.write_text("these are my notes, not a sound")
+    with pytest.raises(AudioError, match="not an audio file.*notes.wav"):
+        source(notes)
+
+
+def test_empty_wav_is_refused(tmp_path):
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 1), dtype=np.float32), SR)
+    with pytest.raises(AudioError, match="empty.wav.*empty"):
+        source(empty)
+
+
+def test_silent_audio_is_refused(tmp_path):
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros(SR, dtype=np.float32), SR)
+    with pytest.raises(AudioError, match="quiet.wav.*silent"):
+        source(quiet)
+
+
+def test_a_22k_stereo_file_is_mixed_down_and_resampled(tmp_path):
+    stereo = np.stack([tone(2.0, 22050), tone(2.0, 22050, 440.0)], axis=1)
+    path = tmp_path / "stereo22k.wav"
+    sf.write(path, stereo, 22050)
+    with pytest.warns(UserWarning, match="model expects 44100 Hz, stereo22k.wav is 22050 Hz: it was resampled"):
+        src = source(path)
+    assert src.sample_rate == SR and src.audio.ndim == 1
+    assert src.num_samples == pytest.approx(2 * SR, abs=2)
+    assert src.name == "stereo22k" and src.origin == {"kind": "files", "paths": [str(path)]}
+
+
+def test_several_files_are_concatenated_in_order(tmp_path):
+    paths = []
+    for i, seconds in enumerate((0.5, 1.0, 0.25)):
+        paths.append(tmp_path / f"part{i}.wav")
+        sf.write(paths[-1], tone(seconds, freq=200 + 100 * i), SR)
+    src = source(paths)
+    assert src.num_samples == int(1.75 * SR)
+    assert np.allclose(src.audio[:100], tone(0.5, freq=200)[:100], atol=1e-4)
+
+
+def test_arrays_take_their_rate_and_bad_arrays_are_refused():
+    src = source(tone(1.0, 22050), sample_rate=22050, name="low")
+    assert src.num_samples == SR and src.name == "low"
+    with pytest.raises(AudioError, match="NaN"):
+        source(np.array([0.1, np.nan, 0.2] * 1000, dtype=np.float32))
+    with pytest.raises(AudioError, match="shape"):
+        source(np.zeros((2, 2, 2)))
+    with pytest.raises(AudioError, match="no files"):
+        source([])
+
+
+def test_frames_are_encoded_once_and_cached_on_disk(tmp_path):
+    codec = load_model()
+    audio = tone(1.5)
+    first = source(audio, name="x").frames(codec, 512)
+    assert first.mu.shape == ((audio.size - 1024) // 512 + 1, codec.latent_dim)
+    cached = list((tmp_path / "cache").rglob("*.npz"))
+    assert len(cached) == 1 and "hop512" in cached[0].name
+    again = source(audio.copy(), name="y").frames(codec, 512)   # a new Source, same audio
+    assert np.array_equal(first.mu, again.mu) and np.array_equal(first.logvar, again.logvar)
+    cached[0].write_bytes(b"damaged")                            # a broken cache is re-encoded
+    third = source(audio.copy(), name="z").frames(codec, 512)
+    assert np.array_equal(first.mu, third.mu)
+
+
+def test_a_source_shorter_than_a_window_still_has_one_frame():
+    with Engine() as engine:
+        frames = source(tone(0.01)).frames(engine.codec, 512)
+    assert len(frames) == 1
