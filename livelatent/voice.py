@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .curves import const
 from .errors import CurveError, ParameterError
 from .sources import LatentFrames, Source
 from .strategies import Layout, frame_schedule
 
-__all__ = ["VoiceParams", "WindowPlan", "plan_windows", "curve_values", "pan_gains", "NOISE_BLOCK"]
+__all__ = ["VoiceParams", "WindowPlan", "plan_windows", "curve_values", "pan_gains", "check_gain",
+           "check_pan", "NOISE_BLOCK"]
 
 NOISE_BLOCK = 256  # windows of latent noise drawn per generator; window k uses block k // 256
 
@@ -184,8 +186,9 @@ def plan_windows(params: VoiceParams, first_sample: int, end_sample: int, *, clo
                 amounts[i:] = _amounts(params, k[i:], pass_first_k[i:], pass_index[i:],
                                        positions[i:], clock, params.curve, params.curve_start)
             except CurveError:   # even the last good curve fails here: hold the last amount
-                amounts[i:] = amounts[i - 1] if i > 0 else 0.5
-                params = params.changed(curve=None if params.strategy == "stepwise" else _hold(0.5))
+                held = const(float(amounts[i - 1]) if i > 0 else 0.5)
+                amounts[i:] = held(0.0)
+                params = params.changed(curve=held, good_curve=held)
 
     a = amounts[:, None].astype(np.float32)
     fa, fb = params.frames_a, params.frames_b
@@ -200,11 +203,6 @@ def plan_windows(params: VoiceParams, first_sample: int, end_sample: int, *, clo
     plan = WindowPlan(positions, np.ascontiguousarray(z, dtype=np.float32), gains, amounts,
                       ended, reverted_at, error)
     return plan, params
-
-
-def _hold(value: float):
-    from .curves import as_curve
-    return as_curve(value)
 
 
 def check_gain(gain) -> float:

@@ -220,11 +220,25 @@ class Engine:
         self._next_index += 1
         return index
 
-    def submit(self, *commands: Command) -> int:
+    def reserve_voice_index(self, index: int) -> bool:
+        """Make ``index`` the next new voice's number, if no voice had it or a later one yet.
+
+        A voice's number seeds its noise, so a set restores its voices under their saved
+        numbers when it can. Returns whether it could.
+        """
+        if index < self._next_index:
+            return False
+        self._next_index = int(index)
+        return True
+
+    def submit(self, *commands: Command, at: int | None = None) -> int:
         """Schedule commands; returns the sample at which they take effect ("now" ones).
 
         All commands submitted together land on the same step, which is what lets the journal
         replay a cell exactly. Quantised ones wait for the next beat or bar from there.
+        ``at`` asks for a later step (a replay's recorded sample): live, the commands land
+        there if the listener has not reached it, else as soon as possible (the returned
+        sample says where); offline, an ``at`` before the render position is an error.
         """
         for command in commands:
             if command.quant not in QUANTS:
@@ -237,22 +251,28 @@ class Engine:
         if self._running:
             reply: list = []
             done = threading.Event()
-            self._queue.put((commands, reply, done))
+            self._queue.put((commands, reply, done, at))
             if not done.wait(timeout=5.0) or not reply:
                 raise LiveLatentError("the engine's decode thread did not answer; "
                                       "the change was not applied")
             return reply[0]
         with self._render_lock:
-            return self._schedule(commands, self._step_pos) * self.step
+            step = self._step_pos
+            if at is not None:
+                if at < step * self.step:
+                    raise ParameterError(f"at={at} is before the render position {step * self.step}")
+                step = -(-int(at) // self.step)
+            return self._schedule(commands, step) * self.step
 
     @contextmanager
-    def batch(self, *, discard_on_error: bool = False):
+    def batch(self, *, discard_on_error: bool = False, at: int | None = None):
         """Hold the commands submitted inside, then send them together: they land on one step.
 
         The REPL wraps every cell in a batch, so a cell's changes are heard at once and the
         journal can replay the cell at that one sample. ``last_batch_sample`` says where.
         With ``discard_on_error`` a block that raises sends nothing (a broken pattern file
         changes nothing); otherwise what ran before the error is sent, as Python would.
+        ``at`` lands them on that later sample (see :meth:`submit`): replays use it.
         """
         if self._batched is not None:   # nested: the outer batch sends
             yield self
@@ -268,7 +288,7 @@ class Engine:
         finally:
             commands, self._batched = self._batched, None
             if commands and not (failed and discard_on_error):
-                self.last_batch_sample = self.submit(*commands)
+                self.last_batch_sample = self.submit(*commands, at=at)
 
     def _schedule(self, commands, step: int) -> int:
         """Put commands in the pending list at ``step`` (quantised ones later)."""
@@ -438,7 +458,10 @@ class Engine:
             if item is None:
                 break
             if item:
-                self._handle(*item)
+                try:
+                    self._handle(*item)
+                except Exception as exc:   # the submitter gets an error; the sound goes on
+                    self.messages.append(f"engine error: {type(exc).__name__}: {exc}")
             try:
                 self._fill(self._ring.read + self.lookahead)
             except Exception as exc:   # never let the decode thread die silently
@@ -457,11 +480,16 @@ class Engine:
             self._ring.written = (step + 1) * self.step
             self._forget_before(self._ring.read)
 
-    def _handle(self, commands, reply, done) -> None:
+    def _handle(self, commands, reply, done, at=None) -> None:
         """Schedule commands at the first step the callback cannot have reached (decode thread)."""
         try:
             margin = self.blocksize + self.step // 4
             step = -(-(self._ring.read + margin) // self.step)
+            if at is not None and -(-at // self.step) >= step:   # a later step, asked for
+                step = -(-at // self.step)
+                if step >= self._step_pos:
+                    reply.append(self._schedule(commands, step) * self.step)
+                    return
             if step < self._step_pos:
                 self._ring.written = min(self._ring.written, step * self.step)
                 # the callback may have moved on while we decided: never rewrite what it read
