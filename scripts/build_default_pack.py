@@ -1,0 +1,257 @@
+#!/usr/bin/env python
+"""Rebuild the default model pack ``models/default/`` from scratch.
+
+1. Render the corpus: notes of ~50 General MIDI instruments (12 families) and the GM drum
+   kit from FluidR3_GM.sf2 with fluidsynth (``scripts/fluidr3_corpus.py``), split into
+   training notes and held-out notes whose pitches *and* velocities never occur in training.
+2. Train with :func:`livelatent.model.train.train` (validation = the held-out notes).
+3. Render the ~30 short demo sources (FLAC) the REPL exposes by name.
+4. Assemble ``models/default/``: ``model.pt`` (float16), ``card.md``, ``LICENSE``,
+   ``corpus.json`` and ``sources/*.flac``, and check the pack's thresholds.
+
+Needs ``fluidsynth``, ``fluid-soundfont-gm`` and ``mido``. Run from the repository root::
+
+    nice -n 5 python scripts/build_default_pack.py            # everything (about 30-40 min on 2 cores)
+    python scripts/build_default_pack.py --stage sources      # only re-render the demo sources
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import mido
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import fluidr3_corpus as corpus  # noqa: E402
+
+from livelatent.model.card import write_card  # noqa: E402
+from livelatent.model.checkpoint import CHECKPOINT_NAME  # noqa: E402
+from livelatent.model.train import train  # noqa: E402
+
+PACK = ROOT / "models" / "default"
+BUILD = ROOT / "build"
+TRAINING = dict(epochs=7, batch_size=256, lr=1e-3, lr_schedule="cosine", hop=128, checkpoint_every=1,
+                seed=0, float16=True, bf16=True)
+THRESHOLDS = {"snr_db": 17.0, "spectral_convergence": 0.15}
+MAX_PACK_BYTES = 30 * 1024 * 1024
+
+SOURCE_SECONDS = 3.0
+SOURCE_SLOT = 4.0
+
+# demo source name -> (GM program, base pitch, phrase)
+MELODIC_SOURCES = {
+    "piano": (0, 60, "arpeggio"), "epiano": (4, 60, "chords"), "organ": (19, 48, "slow"),
+    "accordion": (21, 60, "melody"), "guitar": (25, 52, "arpeggio"), "nylon": (24, 52, "melody"),
+    "bass": (33, 36, "bassline"), "violin": (40, 67, "melody"), "cello": (42, 48, "slow"),
+    "strings": (48, 60, "chords"), "pizzicato": (45, 55, "arpeggio"), "harp": (46, 60, "arpeggio"),
+    "choir": (52, 60, "slow"), "voice": (53, 60, "slow"), "trumpet": (56, 62, "melody"),
+    "trombone": (57, 50, "slow"), "horn": (60, 53, "slow"), "sax": (65, 61, "melody"),
+    "oboe": (68, 67, "melody"), "clarinet": (71, 58, "melody"), "flute": (73, 72, "melody"),
+    "panflute": (75, 72, "slow"), "marimba": (12, 60, "arpeggio"), "vibraphone": (11, 65, "chords"),
+    "glockenspiel": (9, 84, "arpeggio"), "pad": (88, 60, "chords"), "timpani": (47, 43, "roll"),
+}
+# (time in seconds, pitch offset, velocity, duration in seconds)
+PHRASES = {
+    "arpeggio": [(0.0, 0, 90, 0.4), (0.4, 4, 80, 0.4), (0.8, 7, 85, 0.4), (1.2, 12, 95, 0.4),
+                 (1.6, 7, 75, 0.4), (2.0, 4, 80, 0.9)],
+    "melody": [(0.0, 0, 85, 0.55), (0.6, 2, 80, 0.55), (1.2, 4, 90, 0.5), (1.75, 7, 95, 0.5),
+               (2.3, 5, 80, 0.65)],
+    "slow": [(0.0, 0, 85, 1.4), (1.5, 5, 95, 1.4)],
+    "chords": [(0.0, 0, 80, 1.4), (0.0, 4, 80, 1.4), (0.0, 7, 80, 1.4),
+               (1.5, 5, 90, 1.4), (1.5, 9, 90, 1.4), (1.5, 12, 90, 1.4)],
+    "bassline": [(0.0, 0, 100, 0.45), (0.5, 0, 80, 0.2), (0.75, 7, 90, 0.45), (1.25, 10, 85, 0.45),
+                 (1.75, 12, 100, 0.45), (2.25, 7, 90, 0.6)],
+    "roll": [(t * 0.125, 0 if t < 12 else 7, 60 + 3 * t, 0.12) for t in range(20)],
+}
+# drum source name -> list of (time, GM drum note, velocity)
+DRUM_SOURCES = {
+    "kick": [(t, 36, v) for t, v in ((0.0, 120), (0.5, 90), (1.0, 115), (1.375, 80), (1.5, 100),
+                                     (2.0, 120), (2.5, 95))],
+    "snare": [(t, 38, v) for t, v in ((0.0, 110), (0.5, 70), (1.0, 115), (1.25, 60), (1.5, 90),
+                                      (2.0, 120), (2.25, 70), (2.375, 80), (2.5, 100))],
+    "hihat": [(i * 0.125, 46 if i % 8 == 6 else 42, 100 if i % 2 == 0 else 65) for i in range(22)],
+    "crash": [(0.0, 49, 115), (1.5, 57, 90)],
+    "toms": [(i * 0.2, n, 100 - 4 * i) for i, n in enumerate((50, 48, 47, 45, 43, 41, 50, 45, 41))],
+}
+
+
+def render_sources(out_dir: Path) -> list[str]:
+    """Render every demo source into ``out_dir/<name>.flac`` (mono 44.1 kHz, 16-bit)."""
+    names, slots = [], []
+    for name, (program, base, phrase) in MELODIC_SOURCES.items():
+        events = [(0.0, mido.Message("program_change", channel=0, program=program))]
+        for start, offset, velocity, duration in PHRASES[phrase]:
+            events.append((0.02 + start, mido.Message("note_on", channel=0, note=base + offset,
+                                                      velocity=velocity)))
+            events.append((0.02 + start + duration, mido.Message("note_off", channel=0,
+                                                                 note=base + offset, velocity=0)))
+        names.append(name)
+        slots.append(events)
+    for name, hits in DRUM_SOURCES.items():
+        events = []
+        for start, note, velocity in hits:
+            events.append((0.02 + start, mido.Message("note_on", channel=corpus.DRUM_CHANNEL, note=note,
+                                                      velocity=velocity)))
+            events.append((0.02 + start + 0.1, mido.Message("note_off", channel=corpus.DRUM_CHANNEL,
+                                                            note=note, velocity=0)))
+        names.append(name)
+        slots.append(events)
+    audio = corpus.render_events(slots, SOURCE_SLOT)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    length = int(SOURCE_SECONDS * corpus.SAMPLE_RATE)
+    fade = np.linspace(1.0, 0.0, int(0.1 * corpus.SAMPLE_RATE), dtype=np.float32)
+    for name, slot in zip(names, audio):
+        clip = slot[int(0.02 * corpus.SAMPLE_RATE):][:length].copy()
+        clip[-fade.size:] *= fade
+        clip *= 0.9 / max(float(np.max(np.abs(clip))), 1e-6)
+        sf.write(out_dir / f"{name}.flac", clip.astype(np.float32), corpus.SAMPLE_RATE, subtype="PCM_16")
+    return names
+
+
+LICENSE_TEXT = """\
+livelatent default model pack
+=============================
+
+The weights (model.pt), the card and the demo sources in this folder are released under the
+MIT licence, the same as livelatent itself:
+
+Copyright (c) livelatent contributors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software
+and associated documentation files (the "Software"), to deal in the Software without
+restriction, including without limitation the rights to use, copy, modify, merge, publish,
+distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the
+Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING
+BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,
+DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+
+Training data and demo sources: FluidR3_GM.sf2
+----------------------------------------------
+
+The model was trained on, and the demo sources were rendered from, the Fluid (R3) General MIDI
+SoundFont (Debian package fluid-soundfont-gm), rendered with fluidsynth.
+
+    Copyright (c) 2000-2002, 2008 Frank Wen
+    Copyright (c) 2008 Toby Smithe
+
+    "I hereby release Fluid under the MIT license, as described in COPYING." (Frank Wen)
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software
+and associated documentation files (the "Software"), to deal in the Software without
+restriction, including without limitation the rights to use, copy, modify, merge, publish,
+distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the
+Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING
+BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,
+DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+"""
+
+
+def corpus_manifest(corpus_dir: Path) -> dict:
+    """What the model was trained and evaluated on, for ``corpus.json`` and the card."""
+    out = {"soundfont": str(corpus.SOUNDFONT), "renderer": "fluidsynth (reverb and chorus off)",
+           "note_seconds": corpus.NOTE_SECONDS, "sample_rate": corpus.SAMPLE_RATE,
+           "heldout_rule": None, "splits": {}}
+    for split in ("train", "heldout"):
+        manifest = json.loads((corpus_dir / split / "manifest.json").read_text())
+        out["heldout_rule"] = manifest["heldout_rule"]
+        files = manifest["files"]
+        out["splits"][split] = {
+            "notes": len(files),
+            "instruments": sorted({f["instrument"] for f in files.values()}),
+            "families": sorted({f["family"] for f in files.values()}),
+            "pitches": sorted({f["pitch"] for f in files.values()}),
+            "velocities": sorted({f["velocity"] for f in files.values()}),
+            "files": files,
+        }
+    train_notes = {(f["instrument"], f["pitch"], f["velocity"]) for f in out["splits"]["train"]["files"].values()}
+    held_notes = {(f["instrument"], f["pitch"], f["velocity"]) for f in out["splits"]["heldout"]["files"].values()}
+    assert not train_notes & held_notes, "a held-out note is also in training"
+    return out
+
+
+def _corpus_paragraph(manifest: dict) -> str:
+    train, held = manifest["splits"]["train"], manifest["splits"]["heldout"]
+    return (f"Notes rendered from {Path(manifest['soundfont']).name} with {manifest['renderer']}, "
+            f"{manifest['note_seconds']} s each, mono, peak-normalised. Training: {train['notes']} notes of "
+            f"{len(train['instruments'])} instruments in {len(train['families'])} families "
+            f"({', '.join(train['families'])}), velocities {train['velocities']}. Held out: {held['notes']} "
+            f"notes, velocity {held['velocities']}. Rule: {manifest['heldout_rule']}. Every file is listed "
+            f"in corpus.json. Rebuild with `python scripts/build_default_pack.py`.")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", choices=["all", "corpus", "train", "sources", "assemble"], default="all")
+    parser.add_argument("--build", default=str(BUILD), help="scratch folder for the corpus and the run")
+    parser.add_argument("--epochs", type=int, default=TRAINING["epochs"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted training run")
+    args = parser.parse_args(argv)
+    build = Path(args.build)
+    corpus_dir, run_dir = build / "corpus", build / "pack_model"
+    stages = ["corpus", "train", "sources", "assemble"] if args.stage == "all" else [args.stage]
+    start = time.time()
+    if "corpus" in stages:
+        print("rendering corpus:", corpus.render_corpus(corpus_dir), flush=True)
+    if "train" in stages:
+        settings = {**TRAINING, "epochs": args.epochs}
+        train([corpus_dir / "train"], run_dir, val_files=[corpus_dir / "heldout"], device="cpu",
+              threads=args.threads, resume=args.resume, progress=sys.stderr.isatty(), **settings)
+    if "sources" in stages:
+        names = render_sources(PACK / "sources")
+        print(f"rendered {len(names)} demo sources into {PACK / 'sources'}", flush=True)
+    if "assemble" in stages:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        manifest = corpus_manifest(corpus_dir)
+        PACK.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / CHECKPOINT_NAME, PACK / CHECKPOINT_NAME)
+        (PACK / "corpus.json").write_text(json.dumps(manifest, indent=None, separators=(",", ":")))
+        (PACK / "LICENSE").write_text(LICENSE_TEXT)
+        summary["intro"] = ("The default livelatent model: a RawAudioVAE trained on notes of many "
+                            "General MIDI instruments and drums. Its demo sources are in `sources/` "
+                            "(one per family plus drums; the REPL names them: piano, strings, kick...).")
+        summary["corpus"] = _corpus_paragraph(manifest)
+        write_card(PACK, summary, title="livelatent default model pack")
+        model = summary["metrics"]["model"]
+        size = sum(p.stat().st_size for p in PACK.rglob("*") if p.is_file())
+        print(f"pack {PACK}: {size / 1e6:.1f} MB; held-out SNR {model['snr_db']:.2f} dB, "
+              f"spectral convergence {model['spectral_convergence']:.4f}", flush=True)
+        failed = [k for k, limit in THRESHOLDS.items()
+                  if (model[k] < limit if k == "snr_db" else model[k] > limit)]
+        if size > MAX_PACK_BYTES:
+            failed.append(f"size {size} > {MAX_PACK_BYTES}")
+        if failed:
+            print(f"the pack misses its requirements: {failed}", file=sys.stderr)
+            return 1
+    print(f"done in {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Checkpoints: self-describing round trips, original rawaudiovae files, and refusals."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from livelatent import ModelLoadError, load_model
+from livelatent.model.checkpoint import load_checkpoint, save_checkpoint
+from livelatent.model.vae import RawAudioVAE, VAEConfig
+
+SMALL = VAEConfig(window=1024, hidden=96, latent=16, sample_rate=22050)
+
+
+@pytest.fixture
+def module():
+    torch.manual_seed(1)
+    return RawAudioVAE(SMALL).eval()
+
+
+def _latents(n=6, dims=16):
+    return np.random.default_rng(0).standard_normal((n, dims)).astype(np.float32)
+
+
+def test_round_trip_gives_identical_decode_and_hash(module, tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", module, SMALL, training={"epoch": 4})
+    first = load_model(path)
+    again = load_model(path)
+    assert first.config == SMALL and first.sample_rate == 22050
+    assert first.checkpoint.training["epoch"] == 4
+    assert first.content_hash == again.content_hash
+    z = _latents()
+    with torch.inference_mode():
+        expected = module.decode(torch.from_numpy(z)).numpy()
+    np.testing.assert_array_equal(first.decode(z), again.decode(z))
+    np.testing.assert_allclose(first.decode(z), expected, atol=1e-5)
+    # a pack folder loads its model.pt
+    pack = tmp_path / "pack"
+    save_checkpoint(pack / "model.pt", module, SMALL)
+    assert load_model(pack).content_hash == first.content_hash
+
+
+def test_float16_checkpoint_is_half_the_size_and_close(module, tmp_path):
+    full = save_checkpoint(tmp_path / "f32.pt", module, SMALL)
+    half = save_checkpoint(tmp_path / "f16.pt", module, SMALL, dtype=torch.float16)
+    assert os.path.getsize(half) < 0.6 * os.path.getsize(full)
+    z = _latents()
+    np.testing.assert_allclose(load_model(half).decode(z), load_model(full).decode(z), atol=2e-2)
+
+
+def _numpy_decode(state, z):
+    w = {k: v.numpy().astype(np.float64) for k, v in state.items()}
+    h = np.maximum(z @ w["fc3.weight"].T + w["fc3.bias"], 0.0)
+    return np.tanh(h @ w["fc4.weight"].T + w["fc4.bias"])
+
+
+def _numpy_encode(state, x):
+    w = {k: v.numpy().astype(np.float64) for k, v in state.items()}
+    h = np.maximum(x @ w["fc1.weight"].T + w["fc1.bias"], 0.0)
+    return h @ w["fc21.weight"].T + w["fc21.bias"], h @ w["fc22.weight"].T + w["fc22.bias"]
+
+
+def test_original_rawaudiovae_checkpoint_decodes_as_a_numpy_forward_pass(module, tmp_path):
+    path = tmp_path / "original.pt"
+    torch.save({"state_dict": module.state_dict(), "epoch": 3}, path)
+    codec = load_model(path, sample_rate=22050)
+    assert (codec.window, codec.config.hidden, codec.latent_dim) == (1024, 96, 16)   # inferred from shapes
+    assert codec.sample_rate == 22050
+    assert codec.checkpoint.origin == "rawaudiovae" and codec.checkpoint.training["epoch"] == 3
+    z = _latents()
+    np.testing.assert_allclose(codec.decode(z), _numpy_decode(module.state_dict(), z), atol=1e-5)
+    x = np.sin(np.arange(2 * 1024) / 7.0).reshape(2, 1024).astype(np.float32)
+    mu, logvar = codec.encode(x)
+    mu_ref, logvar_ref = _numpy_encode(module.state_dict(), x)
+    np.testing.assert_allclose(mu, mu_ref, atol=1e-5)
+    np.testing.assert_allclose(logvar, logvar_ref, atol=1e-5)
+    # without a rate the original file is taken to be 44.1 kHz, as the paper's model
+    assert load_model(path).sample_rate == 44100
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_carries_code_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": _Payload(marker)}, path)
+    with pytest.raises(ModelLoadError, match="evil.pt") as info:
+        load_model(path)
+    assert "refused" in str(info.value)
+    assert not marker.exists()
+    # the same payload as a plain pickle file
+    plain = tmp_path / "evil.pkl"
+    plain.write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(ModelLoadError, match="evil.pkl"):
+        load_checkpoint(plain)
+    assert not marker.exists()
+
+
+def test_truncated_file_is_a_clear_error(module, tmp_path):
+    good = save_checkpoint(tmp_path / "good.pt", module, SMALL)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match="cut.pt.*(truncated|corrupt)"):
+        load_model(cut)
+
+
+def test_text_file_is_not_a_checkpoint(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("these are my notes, not a model\n")
+    with pytest.raises(ModelLoadError, match="notes.pt.*not a checkpoint"):
+        load_model(text)
+
+
+def test_dict_without_weights_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "dict.pt"
+    torch.save({"epoch": 3, "loss": 0.1}, path)
+    with pytest.raises(ModelLoadError, match="dict.pt.*not a livelatent or rawaudiovae checkpoint"):
+        load_model(path)
+    missing = tmp_path / "partial.pt"
+    torch.save({"state_dict": {"fc1.weight": torch.zeros(4, 4)}}, missing)
+    with pytest.raises(ModelLoadError, match="partial.pt.*fc1.bias.*missing"):
+        load_model(missing)
+
+
+def test_weights_that_do_not_match_the_config_are_refused(module, tmp_path):
+    state = dict(module.state_dict())
+    state["fc3.weight"] = torch.zeros(96, 12)          # latent 12 where fc21 says 16
+    path = tmp_path / "mismatch.pt"
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(ModelLoadError, match="mismatch.pt.*fc3.weight"):
+        load_model(path)
+
+
+def test_edited_weights_fail_the_content_hash(module, tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", module, SMALL)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["fc4.bias"] += 1.0
+    torch.save(payload, path)
+    with pytest.raises(ModelLoadError, match="m.pt.*content hash"):
+        load_model(path)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(ModelLoadError, match="nowhere.pt"):
+        load_model(tmp_path / "nowhere.pt")

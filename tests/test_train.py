@@ -1,0 +1,143 @@
+"""Training on a tiny generated corpus: the loss falls, the pack is written, runs resume."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import livelatent.model.train as train_module
+from livelatent import load_model
+from livelatent.cli import main
+from livelatent.errors import ParameterError
+from livelatent.model.train import TRAIN_STATE_NAME, train
+
+TINY = dict(window=1024, hidden=48, latent=8, hop=128, batch_size=32, lr=3e-3, threads=1,
+            device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Six short files: tones at several pitches (one stereo at 22.05 kHz), noise, and a text file."""
+    folder = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.4 * 44100)) / 44100
+    for i, freq in enumerate((110, 220, 330, 440)):
+        sf.write(folder / f"tone{i}.wav", (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 44100)
+    t22 = np.arange(int(0.4 * 22050)) / 22050
+    stereo = np.stack([0.4 * np.sin(2 * np.pi * 275 * t22)] * 2, axis=1).astype(np.float32)
+    sf.write(folder / "stereo22k.wav", stereo, 22050)
+    sf.write(folder / "noise.flac", (0.1 * rng.standard_normal(int(0.4 * 44100))).astype(np.float32), 44100)
+    (folder / "broken.wav").write_text("not audio")
+    return folder
+
+
+def test_training_lowers_the_loss_and_writes_a_pack(corpus, tmp_path, capsys):
+    out = tmp_path / "mine"
+    summary = train([corpus], out, epochs=4, val_fraction=0.3, seed=1, **TINY)
+    history = summary["history"]
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    err = capsys.readouterr().err
+    assert "skipping" in err and "broken.wav" in err         # the text file is skipped, not fatal
+    data = summary["data"]
+    assert data["train"]["files"] + data["validation"]["files"] == 6     # split by file, broken one out
+    assert data["validation"]["files"] == 2
+    codec = load_model(out)
+    assert (codec.window, codec.latent_dim) == (1024, 8)
+    assert codec.checkpoint.training["best_epoch"] == summary["best_epoch"]
+    card = (out / "card.md").read_text()
+    for needle in ("SNR", "spectral convergence", "pca_8", "silence", "held-out files"):
+        assert needle in card
+    metrics = summary["metrics"]
+    assert metrics["silence"]["spectral_convergence"] == pytest.approx(1.0)
+    assert set(metrics) == {"model", "pca_8", "silence"}
+    assert all(np.isfinite(m["multiscale_spectral_distance"]) for m in metrics.values())
+    assert json.loads((out / "summary.json").read_text())["best_epoch"] == summary["best_epoch"]
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(corpus, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    real_loss, calls = train_module.vae_loss, {"n": 0}
+    steps_per_epoch = None
+
+    def interrupt_in_epoch_3(*args, **kwargs):
+        calls["n"] += torch.is_grad_enabled()          # count training batches, not validation
+        if steps_per_epoch and calls["n"] > 2 * steps_per_epoch:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    # learn how many batches an epoch has from a one-epoch run
+    first = train([corpus], tmp_path / "probe", epochs=1, seed=2, **TINY)
+    steps_per_epoch = -(-first["data"]["windows_per_epoch"] // TINY["batch_size"])
+    monkeypatch.setattr(train_module, "vae_loss", interrupt_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train([corpus], out, epochs=5, seed=2, **TINY)
+    state = torch.load(out / TRAIN_STATE_NAME, weights_only=True)     # safe to load
+    assert state["epoch"] == 2                                        # epochs 1-2 were kept
+    monkeypatch.setattr(train_module, "vae_loss", real_loss)
+    summary = train([corpus], out, epochs=5, seed=2, resume=True, **TINY)
+    assert [r["epoch"] for r in summary["history"]] == [1, 2, 3, 4, 5]
+    resumed = torch.load(out / TRAIN_STATE_NAME, weights_only=True)
+    assert resumed["epoch"] == 5
+    # the resumed run ends with exactly the weights of a run that was never interrupted
+    train([corpus], tmp_path / "straight", epochs=5, seed=2, **TINY)
+    straight = torch.load(tmp_path / "straight" / TRAIN_STATE_NAME, weights_only=True)
+    for name, tensor in straight["model"].items():
+        assert torch.equal(resumed["model"][name], tensor), name
+
+
+def test_resume_refuses_other_data_or_no_state(corpus, tmp_path):
+    with pytest.raises(ParameterError, match="no training state"):
+        train([corpus], tmp_path / "empty", epochs=1, resume=True, **TINY)
+    out = tmp_path / "a"
+    train([corpus / "tone0.wav", corpus / "tone1.wav", corpus / "noise.flac"], out, epochs=1, **TINY)
+    with pytest.raises(ParameterError, match="training files differ"):
+        train([corpus / "tone2.wav", corpus / "tone3.wav", corpus / "noise.flac"], out, epochs=2,
+              resume=True, **TINY)
+
+
+def test_bad_options_name_the_value(corpus, tmp_path):
+    with pytest.raises(ParameterError, match="lr_schedule='linear'"):
+        train([corpus], tmp_path / "x", epochs=1, lr_schedule="linear", progress=False)
+    with pytest.raises(ParameterError, match="epochs=0"):
+        train([corpus], tmp_path / "x", epochs=0, progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="cuda"):
+            train([corpus], tmp_path / "x", epochs=1, device="cuda", progress=False)
+
+
+def test_cli_train_then_info_prints_the_card(corpus, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["train", str(corpus), "-o", str(out), "--epochs", "2", "--hidden", "32", "--latent", "4",
+                 "--hop", "512", "--batch-size", "64", "--threads", "1", "--checkpoint-every", "2",
+                 "--val-files", str(corpus / "noise.flac")])
+    assert code == 0
+    assert "SNR" in capsys.readouterr().out
+    assert main(["info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("# RawAudioVAE model: cli") and "pca_4" in printed
+    # a checkpoint without a card next to it prints its config and training summary
+    lone = tmp_path / "lone.pt"
+    lone.write_bytes((out / "model.pt").read_bytes())
+    assert main(["info", str(lone)]) == 0
+    assert "latent" in capsys.readouterr().out
+
+
+def test_info_on_a_broken_model_is_one_line(tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.pt").write_text("garbage")
+    assert main(["info", str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("livelatent: error:") and "model.pt" in err and "\n" not in err
+    assert main(["info", str(tmp_path / "absent")]) == 2
+    assert "absent" in capsys.readouterr().err
+
+
+def test_info_of_the_default_pack(capsys):
+    assert main(["info"]) == 0
+    card = capsys.readouterr().out
+    assert "default model pack" in card and "pca_256" in card and "silence" in card
