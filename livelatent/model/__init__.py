@@ -1,6 +1,17 @@
-"""The model layer: the RawAudioVAE module, its checkpoints, and the inference codec."""
+"""The model layer: the RawAudioVAE module, its checkpoints, and the inference codec.
+
+``RawAudioVAE`` and ``vae_loss`` need torch and are imported on first use, so that loading a
+model pack and playing it never imports torch.
+"""
 
 from .codec import Codec, load_model
-from .vae import RawAudioVAE, VAEConfig, vae_loss
+from .config import VAEConfig
 
 __all__ = ["Codec", "load_model", "RawAudioVAE", "VAEConfig", "vae_loss"]
+
+
+def __getattr__(name):
+    if name in ("RawAudioVAE", "vae_loss"):
+        from . import vae
+        return getattr(vae, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,13 +1,16 @@
 """Self-describing checkpoints, loaded safely.
 
-A livelatent checkpoint is a plain dict saved with ``torch.save``::
+Two formats carry the same content. A model pack ships ``model.safetensors``: weights plus a
+JSON header (config, sample rate, format version, training summary, content hash), loaded with
+``safetensors.numpy`` so that playing never imports torch (it costs a second of start-up).
+Training writes ``.pt`` files, plain dicts saved with ``torch.save``::
 
     {"format": "livelatent.rawaudiovae", "format_version": 1,
      "config": {...VAEConfig...}, "sample_rate": 44100,
      "state_dict": {"fc1.weight": tensor, ...},
      "training": {...summary...}, "content_hash": "sha256 of the weights"}
 
-It loads with ``torch.load(weights_only=True)``: nothing in the file can run code. Checkpoints
+They load with ``torch.load(weights_only=True)``: nothing in either format can run code. Checkpoints
 of the original rawaudiovae code (``{"state_dict": {"fc1.weight": ...}, ...}``) and bare
 state dicts load too; their sizes are inferred from the weight shapes.
 """
@@ -15,6 +18,7 @@ state dicts load too; their sizes are inferred from the weight shapes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import tempfile
@@ -22,15 +26,16 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from ..errors import ModelLoadError
-from .vae import RawAudioVAE, VAEConfig
+from .config import VAEConfig
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "CHECKPOINT_NAME",
+    "PACK_WEIGHTS_NAME",
     "Checkpoint",
     "save_checkpoint",
     "load_checkpoint",
@@ -39,61 +44,86 @@ __all__ = [
 
 FORMAT = "livelatent.rawaudiovae"
 FORMAT_VERSION = 1
-CHECKPOINT_NAME = "model.pt"      # the weights inside a model pack folder
+CHECKPOINT_NAME = "model.pt"      # the weights a training run writes in its folder
+PACK_WEIGHTS_NAME = "model.safetensors"   # the weights a model pack ships (preferred when present)
 LAYERS = ("fc1", "fc21", "fc22", "fc3", "fc4")
 
 
 @dataclass
 class Checkpoint:
-    """What a checkpoint file holds, after validation."""
+    """What a checkpoint file holds, after validation. Weights are numpy arrays."""
 
     config: VAEConfig
-    state_dict: dict[str, torch.Tensor]
+    state_dict: dict[str, np.ndarray]
     content_hash: str
     path: Path | None = None
     training: dict = field(default_factory=dict)
     origin: str = FORMAT          # FORMAT, or "rawaudiovae" for the original code's files
 
-    def build_module(self) -> RawAudioVAE:
-        """The torch module with these weights, in float32 and eval mode."""
+    def build_module(self):
+        """The torch module with these weights, in float32 and eval mode (imports torch)."""
+        import torch
+
+        from .vae import RawAudioVAE
         module = RawAudioVAE(self.config)
-        module.load_state_dict({k: v.float() for k, v in self.state_dict.items()})
+        module.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32))
+                                for k, v in self.state_dict.items()})
         return module.eval()
 
 
-def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
-    """sha256 over the layer names, dtypes, shapes and bytes of the weights."""
+def _as_numpy(weight) -> np.ndarray:
+    if isinstance(weight, np.ndarray):
+        return np.ascontiguousarray(weight)
+    weight = weight.detach().cpu().contiguous()      # a torch tensor
+    if str(weight.dtype) == "torch.bfloat16":
+        weight = weight.float()
+    return weight.numpy()
+
+
+def weights_hash(state_dict) -> str:
+    """sha256 over the layer names, dtypes, shapes and bytes of the weights.
+
+    The same for torch tensors and numpy arrays of the same values (dtypes are named as torch
+    names them), so a checkpoint keeps its hash when converted between the two formats.
+    """
     digest = hashlib.sha256()
     for name in sorted(state_dict):
-        tensor = state_dict[name].detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        array = _as_numpy(state_dict[name])
+        digest.update(f"{name}:torch.{array.dtype}:{tuple(array.shape)};".encode())
+        digest.update(array.tobytes())
     return digest.hexdigest()
 
 
 def save_checkpoint(path, module_or_state, config: VAEConfig, *, training: dict | None = None,
-                    dtype: torch.dtype = torch.float32) -> Path:
+                    dtype="float32") -> Path:
     """Write a self-describing checkpoint atomically and return its path.
 
-    ``dtype=torch.float16`` halves the file; the codec computes in float32 either way.
+    A ``.safetensors`` path writes the pack format (no torch needed to load it); anything else a
+    ``torch.save`` dict. ``dtype`` float16 (or ``torch.float16``) halves the file; the codec
+    computes in float32 either way.
     """
     state = module_or_state.state_dict() if hasattr(module_or_state, "state_dict") else module_or_state
-    state = {k: v.detach().cpu().to(dtype).contiguous() for k, v in state.items()}
-    payload = {
+    dtype = np.dtype(str(dtype).replace("torch.", ""))
+    arrays = {k: _as_numpy(v).astype(dtype) for k, v in state.items()}
+    header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
         "sample_rate": config.sample_rate,
-        "state_dict": state,
         "training": dict(training or {}),
-        "content_hash": weights_hash(state),
+        "content_hash": weights_hash(arrays),
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        if path.suffix == ".safetensors":
+            from safetensors.numpy import save_file
+            save_file(arrays, tmp, metadata={"livelatent": json.dumps(header)})
+        else:
+            import torch
+            torch.save({**header, "state_dict": {k: torch.from_numpy(v) for k, v in arrays.items()}}, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -110,9 +140,12 @@ def load_checkpoint(path, *, sample_rate: int | None = None) -> Checkpoint:
     """
     path = Path(path)
     if path.is_dir():
-        path = path / CHECKPOINT_NAME
+        pack = path / PACK_WEIGHTS_NAME
+        path = pack if pack.exists() else path / CHECKPOINT_NAME
     if not path.exists():
         raise ModelLoadError(f"no model file at {path}")
+    if path.suffix == ".safetensors":
+        return _from_safetensors(path, sample_rate)
     raw = _safe_torch_load(path)
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{path}: not a livelatent or rawaudiovae checkpoint "
@@ -125,7 +158,26 @@ def load_checkpoint(path, *, sample_rate: int | None = None) -> Checkpoint:
                          f"(keys {sorted(map(str, raw))[:6]}; expected 'state_dict' with fc1..fc4)")
 
 
+def _from_safetensors(path: Path, sample_rate: int | None) -> Checkpoint:
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: truncated or corrupt safetensors file ({exc})") from None
+    try:
+        header = json.loads(metadata["livelatent"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelLoadError(f"{path}: not a livelatent model (its safetensors header has no "
+                             f"livelatent settings)") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelLoadError(f"{path}: not a livelatent model (format {header!r:.60})")
+    return _from_livelatent(path, {**header, "state_dict": state}, sample_rate)
+
+
 def _safe_torch_load(path: Path):
+    import torch
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -145,7 +197,7 @@ def _safe_torch_load(path: Path):
         raise ModelLoadError(f"{path}: not a checkpoint ({type(exc).__name__}: {exc})") from None
 
 
-def _tensor_dict(path: Path, state) -> dict[str, torch.Tensor]:
+def _tensor_dict(path: Path, state) -> dict[str, np.ndarray]:
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path}: 'state_dict' is a {type(state).__name__}, not a dict of weights")
     out = {}
@@ -156,13 +208,17 @@ def _tensor_dict(path: Path, state) -> dict[str, torch.Tensor]:
             if tensor is None:
                 raise ModelLoadError(f"{path}: weight '{key}' is missing; a RawAudioVAE has "
                                      f"{', '.join(LAYERS)} (weight and bias each)")
-            if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            try:
+                array = _as_numpy(tensor)
+            except (AttributeError, TypeError, RuntimeError):
+                array = None
+            if array is None or array.dtype.kind != "f":
                 raise ModelLoadError(f"{path}: '{key}' is not a floating-point tensor")
-            out[key] = tensor
+            out[key] = array
     return out
 
 
-def _check_shapes(path: Path, state: dict[str, torch.Tensor], config: VAEConfig) -> None:
+def _check_shapes(path: Path, state: dict[str, np.ndarray], config: VAEConfig) -> None:
     w, h, z = config.window, config.hidden, config.latent
     expected = {
         "fc1.weight": (h, w), "fc1.bias": (h,),
@@ -177,7 +233,7 @@ def _check_shapes(path: Path, state: dict[str, torch.Tensor], config: VAEConfig)
                                  f"{tuple(state[key].shape)}, config (window={w}, hidden={h}, "
                                  f"latent={z}) needs {shape}")
     for key, tensor in state.items():
-        if not torch.isfinite(tensor).all():
+        if not np.isfinite(tensor).all():
             raise ModelLoadError(f"{path}: weight '{key}' contains NaN or infinite values")
 
 

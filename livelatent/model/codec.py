@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..config import DEFAULT_MODEL_DIR
 from ..errors import ModelLoadError, ParameterError
 from .checkpoint import Checkpoint, load_checkpoint
-from .vae import VAEConfig
+from .config import VAEConfig
 
 __all__ = ["Codec", "load_model", "BACKENDS", "DEFAULT_BACKEND"]
 
@@ -46,8 +45,8 @@ class Codec:
         self.config: VAEConfig = checkpoint.config
         self.backend = backend
         self.threads = threads
-        self.module = checkpoint.build_module()
-        self._weights = {k: v.detach().float().numpy() for k, v in self.module.state_dict().items()}
+        self._module = None
+        self._weights = {k: np.asarray(v, dtype=np.float32) for k, v in checkpoint.state_dict.items()}
         # numpy keeps transposed, contiguous copies so each layer is one GEMM: x @ W.T
         w = self._weights
         self._enc = (np.ascontiguousarray(w["fc1.weight"].T), w["fc1.bias"],
@@ -61,6 +60,13 @@ class Codec:
             self._limiter = ThreadpoolController()
 
     # -- what a caller needs to know ---------------------------------------------------------
+    @property
+    def module(self):
+        """The torch module (built on first use: playing with numpy never imports torch)."""
+        if self._module is None:
+            self._module = self.checkpoint.build_module()
+        return self._module
+
     @property
     def sample_rate(self) -> int:
         return self.config.sample_rate
@@ -91,6 +97,7 @@ class Codec:
         """``(n, window)`` samples -> ``(mu, logvar)``, each ``(n, latent)`` float32."""
         x = self._check(windows, self.config.window, "windows")
         if self.backend == "torch":
+            import torch
             with self._threads(), torch.inference_mode():
                 mu, logvar = self.module.encode(torch.from_numpy(x))
             return mu.numpy(), logvar.numpy()
@@ -108,6 +115,7 @@ class Codec:
         """``(n, latent)`` latent vectors -> ``(n, window)`` float32 samples in [-1, 1]."""
         z = self._check(z, self.config.latent, "z")
         if self.backend == "torch":
+            import torch
             with self._threads(), torch.inference_mode():
                 return self.module.decode(torch.from_numpy(z)).numpy()
         w3, b3, w4, b4 = self._dec
@@ -148,10 +156,12 @@ class _TorchThreads:
         self.threads = threads
 
     def __enter__(self):
+        import torch
         self.previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
 
     def __exit__(self, *exc):
+        import torch
         torch.set_num_threads(self.previous)
         return False
 

@@ -1,0 +1,53 @@
+"""The pack's weights format: safetensors with a livelatent header, loaded without torch."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from livelatent import ModelLoadError, load_model
+from livelatent.model import RawAudioVAE, VAEConfig
+from livelatent.model.checkpoint import load_checkpoint, save_checkpoint
+
+SMALL = VAEConfig(window=64, hidden=32, latent=8, sample_rate=22050)
+
+
+def test_safetensors_and_pt_hold_the_same_model_with_the_same_hash(tmp_path):
+    module = RawAudioVAE(SMALL)
+    pt = load_checkpoint(save_checkpoint(tmp_path / "m.pt", module, SMALL, dtype="float16"))
+    st = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", pt.state_dict, SMALL,
+                                         training={"epochs": 3}, dtype="float16"))
+    assert st.content_hash == pt.content_hash
+    assert st.config == SMALL and st.training == {"epochs": 3}
+    z = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    assert np.array_equal(load_model(tmp_path / "m.safetensors").decode(z),
+                          load_model(tmp_path / "m.pt").decode(z))
+
+
+def test_a_pack_folder_prefers_its_safetensors(tmp_path):
+    save_checkpoint(tmp_path / "model.safetensors", RawAudioVAE(SMALL), SMALL)
+    (tmp_path / "model.pt").write_text("an old, broken file that must not be read")
+    assert load_model(tmp_path).sample_rate == 22050
+
+
+def test_broken_safetensors_files_are_clear_errors(tmp_path):
+    good = save_checkpoint(tmp_path / "good.safetensors", RawAudioVAE(SMALL), SMALL)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[:-100])
+    with pytest.raises(ModelLoadError, match="cut.safetensors: truncated or corrupt"):
+        load_model(cut)
+    from safetensors.numpy import save_file
+    save_file({"w": np.zeros(3, np.float32)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(ModelLoadError, match="foreign.safetensors: not a livelatent model"):
+        load_model(tmp_path / "foreign.safetensors")
+
+
+def test_playing_the_default_pack_never_imports_torch():
+    code = ("import sys, numpy as np, livelatent\n"
+            "codec = livelatent.load_model()\n"
+            "codec.decode(np.zeros((1, codec.latent_dim), np.float32))\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
