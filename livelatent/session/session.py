@@ -62,7 +62,9 @@ class Session:
     sets_root : path, optional
         Where sets live (default: :func:`livelatent.config.sets_dir`, ``./sets``).
     extra : dict, optional
-        More names for the namespace (the REPL's ``render``, ``watch``...).
+        More names for the namespace (the REPL's ``render``, ``watch``...). They act outside
+        the engine, so a replay of the journal makes them do nothing: pass live-only tools
+        here rather than adding them to ``namespace`` later.
 
     Attributes
     ----------
@@ -87,7 +89,7 @@ class Session:
         self.journal.start_session(
             seed=engine.seed, tempo=engine.requested_tempo, sample_rate=engine.sample_rate,
             position=engine.position, model_path=None if codec.path is None else Path(codec.path).resolve(),
-            model_hash=codec.content_hash)
+            model_hash=codec.content_hash, extra_names=(extra or {}).keys())
         if engine.voices() or engine.pending():
             engine.messages.append(
                 "the engine already had voices when the session began: a replay of its journal "
@@ -141,7 +143,7 @@ class Session:
 
         Without a name, saves into the session's own set folder. Returns the folder.
         """
-        from .sets import save_set
+        from .state import save_set
         target = self.set_dir if name is None else resolve_set(name, self.sets_root)
         with self._lock:
             return save_set(self.engine, target, journal=self.journal.path)
@@ -156,8 +158,8 @@ class Session:
             if self._cell_depth == 0:
                 self.run_cell(f"load({str(name_or_path)!r})", origin="load")
                 return
-            from .sets import load_set
-            load_set(self.engine, resolve_set(name_or_path, self.sets_root))
+            from .state import load_set
+            load_set(self.engine, resolve_set(name_or_path, self.sets_root), names=self.namespace)
 
     def close(self) -> None:
         """Close the journal (the engine keeps playing; stopping it is its owner's job)."""
