@@ -15,7 +15,7 @@ import numpy as np
 from .context import current_engine
 from .curves import Curve, as_curve
 from .engine.engine import Command, Engine
-from .errors import CurveError, ParameterError
+from .errors import CurveError, ParameterError, check_number
 from .sources import Source, source
 from .strategies import FITS, layout, step_values
 from .voice import VoiceParams, check_gain, check_pan, curve_values
@@ -126,13 +126,7 @@ class Voice:
 
 
 def _check_fade(fade) -> float:
-    try:
-        value = float(fade)
-    except (TypeError, ValueError):
-        raise ParameterError(f"fade={fade!r} must be a number of seconds") from None
-    if not (math.isfinite(value) and 0.0 <= value <= 600.0):
-        raise ParameterError(f"fade={fade!r} must be from 0 to 600 seconds")
-    return value
+    return check_number(fade, name="fade", low=0.0, high=600.0, meaning="of seconds from 0 to 600")
 
 
 def voice(a, b, *, strategy: str = "meso", curve=None, gain: float = 1.0, pan: float = 0.0,

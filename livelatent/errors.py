@@ -14,6 +14,7 @@ __all__ = [
     "DeviceError",
     "SetError",
     "SomError",
+    "check_number",
 ]
 
 
@@ -23,6 +24,23 @@ class LiveLatentError(Exception):
 
 class ParameterError(LiveLatentError, ValueError):
     """A parameter has a value that cannot work (``hop=0``, ``strategy='mesa'``...)."""
+
+
+def check_number(value, *, name: str, low: float, high: float, meaning: str) -> float:
+    """``value`` as a finite float in [low, high], or a ParameterError saying what it means.
+
+    >>> check_number(3, name="pan", low=-1, high=1, meaning="from -1 (left) to 1 (right)")
+    Traceback (most recent call last):
+    ParameterError: pan=3 must be a number from -1 (left) to 1 (right)
+    """
+    import math
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ParameterError(f"{name}={value!r} must be a number {meaning}")
+    return number
 
 
 class AudioError(LiveLatentError):

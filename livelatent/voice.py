@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .curves import const
-from .errors import CurveError, ParameterError
+from .errors import CurveError, check_number
 from .sources import LatentFrames, Source
 from .strategies import Layout, frame_schedule
 
@@ -206,20 +206,8 @@ def plan_windows(params: VoiceParams, first_sample: int, end_sample: int, *, clo
 
 
 def check_gain(gain) -> float:
-    try:
-        value = float(gain)
-    except (TypeError, ValueError):
-        raise ParameterError(f"gain={gain!r} must be a number (1.0 is unity)") from None
-    if not (math.isfinite(value) and 0.0 <= value <= 16.0):
-        raise ParameterError(f"gain={gain!r} must be between 0 and 16")
-    return value
+    return check_number(gain, name="gain", low=0.0, high=16.0, meaning="from 0 to 16 (1 is unity)")
 
 
 def check_pan(pan) -> float:
-    try:
-        value = float(pan)
-    except (TypeError, ValueError):
-        raise ParameterError(f"pan={pan!r} must be a number from -1 (left) to 1 (right)") from None
-    if not (math.isfinite(value) and -1.0 <= value <= 1.0):
-        raise ParameterError(f"pan={pan!r} must be from -1 (left) to 1 (right)")
-    return value
+    return check_number(pan, name="pan", low=-1.0, high=1.0, meaning="from -1 (left) to 1 (right)")

@@ -11,19 +11,13 @@ import math
 import numpy as np
 
 from ..config import BEATS_PER_BAR, DEFAULT_TEMPO_BPM
-from ..errors import ParameterError
+from ..errors import check_number
 
 __all__ = ["Clock", "check_tempo"]
 
 
 def check_tempo(bpm) -> float:
-    try:
-        value = float(bpm)
-    except (TypeError, ValueError):
-        raise ParameterError(f"tempo {bpm!r} must be a number of beats per minute") from None
-    if not (math.isfinite(value) and 1.0 <= value <= 1000.0):
-        raise ParameterError(f"tempo {bpm!r} bpm is out of range: use 1 to 1000")
-    return value
+    return check_number(bpm, name="tempo", low=1.0, high=1000.0, meaning="of beats per minute from 1 to 1000")
 
 
 class Clock:
