@@ -166,7 +166,7 @@ class Engine:
     def pending(self) -> list[tuple[int, Command]]:
         """Commands scheduled at a sample the listener has not heard yet: (sample, command)."""
         now = self.position
-        return [(s * self.step, c) for s, _, c in list(self._pending) if s * self.step > now]
+        return [(s * self.step, c) for s, _, c in list(self._pending) if s * self.step >= now]
 
     def status(self) -> dict:
         """Play position, voices, loads, underruns and peak level, for the status line."""

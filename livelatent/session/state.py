@@ -54,11 +54,14 @@ def capture_state(engine) -> tuple[dict, dict[str, np.ndarray], list[str]]:
     """The engine's state as a JSON-able dict, the arrays to embed, and notes for the performer.
 
     The voices are those sounding and not fading out, with the changes still pending (a
-    quantised ``set`` waiting for its bar) applied: what the performer last asked for.
+    quantised ``set`` waiting for its bar, or held by the batch of the cell that saves)
+    applied: what the performer last asked for.
     """
     voices = {p.index: p for p in engine.voices() if p.stop_at is None}
     bpm = engine.requested_tempo
-    for _, command in engine.pending():
+    # a cell that says `v = voice(...); save("x")` has its changes still held by its batch
+    held = list(getattr(engine, "_batched", None) or ())
+    for command in [c for _, c in engine.pending()] + held:
         if command.kind == "add":
             voices[command.params.index] = command.params
         elif command.kind == "set" and command.index in voices:

@@ -1,0 +1,202 @@
+"""A performer's session: cells journaled before they run, landing on one sample, replayable."""
+
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import jackutil
+from livelatent import Engine
+from livelatent.cli import main
+from livelatent.errors import LiveLatentError
+from livelatent.model.checkpoint import save_checkpoint
+from livelatent.model.vae import RawAudioVAE, VAEConfig
+from livelatent.session.journal import read_journal, read_sessions
+from livelatent.session.session import Session
+from livelatent.session.sets import render_set
+
+SR = 44100
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = """\
+import numpy as np
+t = np.arange(2 * 44100) / 44100
+tone = source((0.5 * np.sin(2 * np.pi * 220 * t)).astype("float32"), name="tone")
+hiss = source(np.random.default_rng(1).normal(0, 0.2, 44100).astype("float32"), name="hiss")
+"""
+
+
+@pytest.fixture
+def model(tmp_path):
+    """A small RawAudioVAE checkpoint: fast to decode."""
+    torch.manual_seed(0)
+    config = VAEConfig(hidden=64, latent=8)
+    return save_checkpoint(tmp_path / "model.pt", RawAudioVAE(config), config)
+
+
+def test_each_cell_is_journaled_with_the_sample_it_landed_on(tmp_path, model):
+    with Engine(model, seed=4) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        session.run_cell(SOURCES)
+        engine.render_array(samples=1000)
+        session.run_cell("v = voice(tone, hiss, curve=sine(2))\nv.gain = 0.5")
+        assert engine.last_batch_sample == 1024                  # the next step, for both changes
+        engine.render_array(samples=5000)
+        session.run_cell("x = 1", origin="pattern patterns/drift.py")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d-\d{4}", session.set_dir.name)    # a name from the time
+    entries = read_journal(session.set_dir / "journal.jsonl")
+    assert [e.code for e in entries] == [SOURCES, "v = voice(tone, hiss, curve=sine(2))\nv.gain = 0.5",
+                                         "x = 1"]
+    assert [(e.position, e.sample, e.landed) for e in entries] == [(0, 0, False), (1000, 1024, True),
+                                                                   (6000, 6000, False)]
+    assert entries[2].origin == "pattern patterns/drift.py"
+    (started,) = read_sessions(session.set_dir / "journal.jsonl")
+    assert (started.seed, started.tempo, started.model_hash) == (4, 60.0, engine.codec.content_hash)
+
+
+def test_a_broken_cell_raises_one_line_and_leaves_the_voices_playing(tmp_path, model):
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        session.run_cell(SOURCES + "v = voice(tone, hiss, curve=sine(2))")
+        engine.render_array(samples=4096)
+        with pytest.raises(LiveLatentError, match=r"^<repl 1>:2: ZeroDivisionError: division by zero$"):
+            session.run_cell("v.gain = 0.25\nv.curve = 1 / 0\nv.pan = 1")
+        with pytest.raises(LiveLatentError, match=r"^<repl 2>:1: syntax error"):
+            session.run_cell("v.curve = (")
+        after = engine.render_array(samples=4096)
+        assert np.sqrt(np.mean(after ** 2)) > 0.01                         # still sounding
+        assert engine.voices()[0].gain == 0.25 and engine.voices()[0].pan == 0.0   # as Python ran it
+    entries = read_journal(session.set_dir / "journal.jsonl")
+    assert "ZeroDivisionError" in entries[1].error and "syntax error" in entries[2].error
+    assert entries[1].landed and not entries[2].landed
+
+
+def test_a_pattern_file_that_fails_changes_nothing(tmp_path, model):
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        session.run_cell(SOURCES + "v = voice(tone, hiss)")
+        with pytest.raises(LiveLatentError):
+            session.run_cell("v.gain = 0.1\nraise RuntimeError('half way')", origin="pattern p.py",
+                             discard_on_error=True)
+        engine.render_array(samples=2048)
+        assert engine.voices()[0].gain == 1.0
+    (_, failed) = read_journal(session.set_dir / "journal.jsonl")
+    assert failed.discard_on_error and not failed.landed
+
+
+def test_save_and_load_are_plain_functions_in_the_namespace(tmp_path, model, capsys):
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="tonight")
+        session.run_cell(SOURCES + "v = voice(tone, hiss, curve=tri(2))\nsave('encore')")
+        assert "saved" in capsys.readouterr().out
+        assert (tmp_path / "encore" / "state.json").exists()
+        assert (tmp_path / "encore" / "journal.jsonl").read_text().count('"kind": "cell"') == 1
+        session.run_cell("v.stop(0)")
+        engine.render_array(samples=4096)
+        assert engine.voices() == []
+        session.run_cell("load('encore')")
+        engine.render_array(samples=4096)
+        assert [p.curve for p in engine.voices()] and repr(engine.voices()[0].curve) == "tri(2.0)"
+        assert session.save() == tmp_path / "tonight"            # no name: the session's own set
+    assert (tmp_path / "tonight" / "state.json").exists()
+
+
+def test_a_reopened_set_appends_a_second_session(tmp_path, model):
+    for value in (1, 2):
+        with Engine(model, seed=value) as engine:
+            Session(engine, sets_root=tmp_path, set_name="gig").run_cell(f"x = {value}")
+    journal = tmp_path / "gig" / "journal.jsonl"
+    assert [s.seed for s in read_sessions(journal)] == [1, 2]
+    assert [e.code for e in read_journal(journal, session=-1)] == ["x = 2"]
+
+
+def test_live_only_names_do_nothing_in_a_replay(tmp_path, model):
+    calls = []
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="gig",
+                          extra={"watch": lambda path: calls.append(path)})
+        session.run_cell(SOURCES + "watch('patterns/')\nvoice(tone, hiss)")
+        played = engine.render_array(samples=SR)
+    assert calls == ["patterns/"]
+    render_set(tmp_path / "gig", tmp_path / "gig.wav", seconds=1, progress=False)
+    assert calls == ["patterns/"]                              # the replay did not watch again
+    rendered, _ = sf.read(tmp_path / "gig.wav", dtype="float32")
+    assert np.max(np.abs(rendered - played)) <= 1e-4
+
+
+KILLED = """\
+import os, numpy as np
+from livelatent import Engine
+from livelatent.session.session import Session
+engine = Engine({model!r}, seed=6)
+session = Session(engine, sets_root={root!r}, set_name="crash")
+played = []
+for gap, code in {cells!r}:
+    played.append(engine.render_array(samples=gap))
+    try:
+        session.run_cell(code)
+    except Exception as exc:
+        print(exc)
+played.append(engine.render_array(samples=3 * 44100))
+np.save({played!r}, np.concatenate(played))
+session.run_cell("import os, signal\\nos.kill(os.getpid(), signal.SIGKILL)")
+print("still alive")
+"""
+
+
+def test_sigkill_loses_nothing_that_was_evaluated(tmp_path, model):
+    cells = [(0, SOURCES), (2000, "v = voice(tone, hiss, curve=sine(2))"),
+             (SR // 2, "v.curve = tri(1)"), (SR // 3, "w = voice(hiss, tone, gain=0.4)"),
+             (SR // 4, "v.curve = oops")]
+    played_path = tmp_path / "played.npy"
+    script = KILLED.format(model=str(model), root=str(tmp_path), cells=cells, played=str(played_path))
+    killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    assert "still alive" not in killed.stdout
+    entries = read_journal(tmp_path / "crash" / "journal.jsonl")
+    assert [e.code for e in entries][:-1] == [code for _, code in cells]
+    assert entries[-1].code.endswith("os.kill(os.getpid(), signal.SIGKILL)") and not entries[-1].applied
+    assert all(e.applied for e in entries[:-1]) and "NameError" in entries[-2].error
+    # and the crashed session renders as it was heard
+    played = np.load(played_path)
+    render_set(tmp_path / "crash", tmp_path / "crash.wav", seconds=len(played) / SR, progress=False)
+    rendered, _ = sf.read(tmp_path / "crash.wav", dtype="float32")
+    assert np.max(np.abs(played)) > 0.05
+    assert np.max(np.abs(rendered - played)) <= 1e-4
+
+
+def test_a_live_session_through_jack_renders_as_it_was_heard(jack_server, tmp_path, model):
+    with Engine(model, seed=3, blocksize=256) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="live")
+        session.run_cell(SOURCES)
+        engine.start("system")
+        with jackutil.JackRecorder(jack_server, "PortAudio", seconds=12) as recorder:
+            session.run_cell("v = voice(tone, hiss, curve=sine(2))")
+            time.sleep(0.7)
+            session.run_cell("v.curve = tri(1).range(0.5, 1)")              # a hot swap
+            time.sleep(0.4)
+            with pytest.raises(LiveLatentError, match="NameError"):
+                session.run_cell("v.gain = 0.5\nv.curve = no_such_curve")    # broken, half applied
+            time.sleep(0.4)
+            session.run_cell("w = voice(hiss, tone, strategy='extension', gain=0.5, pan=-0.3)")
+            time.sleep(0.7)
+            engine.stop_playback()
+            captured = recorder.stop()
+        underruns = engine.underruns
+        folder = session.save()
+    assert underruns == 0
+    loud = np.flatnonzero(np.any(captured != 0, axis=1))
+    captured = captured[:loud[-1] + 1]
+    assert main(["render", str(folder), "-o", str(tmp_path / "live.wav")]) == 0
+    reference, _ = sf.read(tmp_path / "live.wav", dtype="float32")
+    offset = jackutil.align(captured, reference)
+    assert len(captured) - offset >= 2 * SR                    # the whole performance compared
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
+    assert jack_server.xruns() == 0, jack_server.log()

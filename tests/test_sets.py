@@ -1,0 +1,329 @@
+"""Sets: save and load a state, render and replay a journal, and every broken set's error."""
+
+import json
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import jackutil
+from livelatent import Engine
+from livelatent.cli import main
+from livelatent.errors import SetError
+from livelatent.model.checkpoint import save_checkpoint
+from livelatent.model.vae import RawAudioVAE, VAEConfig
+from livelatent.session.journal import read_journal
+from livelatent.session.session import Session
+from livelatent.session.sets import render_set, replay_set
+from livelatent.session.state import load_set, read_state
+
+SR = 44100
+SOURCES = """\
+import numpy as np
+t = np.arange(2 * 44100) / 44100
+tone = source((0.5 * np.sin(2 * np.pi * 220 * t)).astype("float32"), name="tone")
+hiss = source(np.random.default_rng(1).normal(0, 0.2, 44100).astype("float32"), name="hiss")
+"""
+
+
+def make_model(folder, *, seed=0):
+    """A small RawAudioVAE checkpoint: fast to decode, and ours to move or change."""
+    torch.manual_seed(seed)
+    config = VAEConfig(hidden=64, latent=8)
+    return save_checkpoint(folder / "model.pt", RawAudioVAE(config), config)
+
+
+@pytest.fixture
+def model(tmp_path):
+    (tmp_path / "model").mkdir()
+    return make_model(tmp_path / "model")
+
+
+def perform(session, cells):
+    """Run cells with renders between them; returns the audio the engine played."""
+    played = []
+    for gap, code in cells:
+        played.append(session.engine.render_array(samples=gap))
+        try:
+            session.run_cell(code)
+        except Exception:
+            pass            # a broken cell is part of the performance
+    return played
+
+
+PERFORMANCE = [
+    (0, SOURCES),
+    (3000, "drift = voice(tone, hiss, curve=sine(2), name='drift')"),
+    (20000, "drift.curve = tri(1).range(0.2, 0.8)"),
+    (9000, "drift.curve = 1 / 0"),                                    # broken: raises
+    (7000, "voice(hiss, tone, strategy='extension', synth='concat', curve=saw(3), gain=0.5, pan=0.4)"),
+    (12345, "drift.set(gain=0.4, quant='bar')"),
+    (30000, "tempo(120)"),
+]
+
+
+def test_render_of_a_set_equals_what_the_session_played(tmp_path, model):
+    with Engine(model, seed=5) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="gig")
+        played = perform(session, PERFORMANCE)
+        played.append(engine.render_array(samples=3 * SR))
+        session.close()
+    played = np.concatenate(played)
+    assert main(["render", str(tmp_path / "sets" / "gig"), "-o", str(tmp_path / "gig.wav"),
+                 "--seconds", str(len(played) / SR)]) == 0
+    rendered, rate = sf.read(tmp_path / "gig.wav", dtype="float32")
+    assert rate == SR and rendered.shape == played.shape
+    assert np.max(np.abs(played)) > 0.05                     # something was heard
+    assert np.max(np.abs(rendered - played)) <= 1e-4
+
+
+def test_default_render_length_is_the_last_cell_plus_a_tail(tmp_path, model):
+    with Engine(model, seed=5) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="gig")
+        perform(session, PERFORMANCE)
+        last = engine.last_batch_sample
+    report = render_set(tmp_path / "gig", tmp_path / "gig.flac", progress=False)
+    assert report.cells == len(PERFORMANCE)
+    assert sf.info(str(tmp_path / "gig.flac")).frames == last + 4 * SR
+
+
+def test_save_then_load_restores_the_voices_sample_for_sample(tmp_path, model):
+    here = 40 * 512 + 100
+    with Engine(model, seed=9) as original:
+        session = Session(original, sets_root=tmp_path)
+        perform(session, [(0, SOURCES), (5000, "a = voice(tone, hiss, curve=sine(4), name='a')"),
+                          (1000, "b = voice(hiss, tone, strategy='stepwise', steps=(0, 1, 0.25), "
+                                 "gain=0.7, pan=-0.5, name='b')"),
+                          (1000, "c = voice(tone, hiss, strategy='extension', stretch=2, seed=42)"),
+                          (3000, "a.set(curve=tri(2).range(0.1, 0.9), gain=0.6)"),
+                          (3000, "c.stop()")])
+        original.render_array(samples=here - original.position)
+        folder = session.save("snapshot")
+    state = read_state(folder)
+    assert [v["name"] for v in state["voices"]] == ["a", "b"]          # c was stopped
+    assert state["voices"][0]["curve"] == "tri(2.0).range(0.1, 0.9)"
+
+    # the same voices typed afresh at `here`, as the state describes them
+    with Engine(model, seed=9) as typed:
+        typed.render_array(samples=here)
+        session = Session(typed, sets_root=tmp_path)
+        session.run_cell(SOURCES + "voice(tone, hiss, curve=tri(2).range(0.1, 0.9), gain=0.6, name='a')\n"
+                         "voice(hiss, tone, strategy='stepwise', steps=(0, 1, 0.25), gain=0.7, pan=-0.5)")
+        expected = typed.render_array(samples=3 * SR)
+    with Engine(model, seed=9) as fresh:
+        fresh.render_array(samples=here)
+        session = Session(fresh, sets_root=tmp_path)
+        session.load("snapshot")                                       # journaled as a cell
+        assert {"a", "b"} <= set(session.namespace)                   # handles by name
+        restored = fresh.render_array(samples=3 * SR)
+        assert not fresh.messages
+    assert np.max(np.abs(expected)) > 0.05
+    np.testing.assert_array_equal(restored, expected)
+    assert read_journal_codes(session.set_dir) == ["load('snapshot')"]
+
+
+def read_journal_codes(folder):
+    return [e.code for e in read_journal(folder / "journal.jsonl")]
+
+
+def test_load_replaces_the_voices_playing_and_is_replayed_exactly(tmp_path, model):
+    with Engine(model, seed=1) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="first")
+        perform(session, [(0, SOURCES), (512, "voice(tone, hiss, curve=sine(2))")])
+        session.save()
+    with Engine(model, seed=1) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="second")
+        played = perform(session, [(0, SOURCES), (2000, "voice(hiss, tone, gain=0.3)"),
+                                   (SR, "load('first')"), (SR, "v0.curve = 0.9")])
+        assert [p.index for p in engine.voices()] == [1]   # the old voice ended, the set's plays
+        assert any("draw new noise" in m for m in engine.messages)   # its number 0 was taken
+        played.append(engine.render_array(samples=SR))
+    played = np.concatenate(played)
+    render_set(tmp_path / "second", tmp_path / "second.wav", seconds=len(played) / SR, progress=False)
+    rendered, _ = sf.read(tmp_path / "second.wav", dtype="float32")
+    assert np.max(np.abs(rendered - played)) <= 1e-4
+
+
+def test_a_curve_that_is_not_code_is_restored_with_its_last_code_curve(tmp_path, model):
+    with Engine(model, seed=1) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        perform(session, [(0, SOURCES), (0, "v = voice(tone, hiss, curve=saw(2), name='v')"),
+                          (512, "v.curve = curve(lambda t: t % 1)")])
+        engine.render_array(samples=2048)
+        folder = session.save("fn")
+        assert any("is Python, not code" in m for m in engine.messages)
+    saved = read_state(folder)["voices"][0]
+    assert saved["curve"] is None and saved["fallback_curve"] == "saw(2.0)"
+    with Engine(model, seed=1) as engine:
+        (handle,) = load_set(engine, folder)
+        assert repr(handle.curve) == "saw(2.0)"
+        assert any("restored with saw(2.0)" in m for m in engine.messages)
+
+
+def test_file_sources_are_stored_by_path_and_checked_when_loading(tmp_path, model):
+    wav = tmp_path / "kick.wav"
+    sf.write(wav, 0.5 * np.sin(np.linspace(0, 600, SR)).astype("float32"), SR)
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        session.run_cell(SOURCES + f"voice(source({str(wav)!r}), tone)")
+        folder = session.save("files")
+    record = next(r for r in read_state(folder)["sources"].values() if r["name"] == "kick")
+    assert record["paths"] == [str(wav.resolve())] and "file" not in record
+    assert len(list((folder / "sources").glob("*.npy"))) == 1       # only the array is embedded
+    sf.write(wav, 0.25 * np.sin(np.linspace(0, 600, SR)).astype("float32"), SR)
+    with Engine(model) as engine, pytest.raises(SetError, match=r"kick.wav changed since the set was saved"):
+        load_set(engine, folder)
+    wav.unlink()
+    with Engine(model) as engine, pytest.raises(SetError, match=r"source file .*kick.wav is missing"):
+        load_set(engine, folder)
+    with pytest.raises(SetError, match=r"source file .*kick.wav is missing"):
+        render_set(folder, tmp_path / "out.wav", progress=False)
+
+
+def test_saving_over_a_set_never_leaves_a_half_written_file(tmp_path, model, monkeypatch):
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        session.run_cell(SOURCES + "voice(tone, hiss)")
+        folder = session.save("gig")
+        before = (folder / "state.json").read_bytes()
+        session.run_cell("voice(hiss, tone)")
+
+        def crash(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr("livelatent.session.state.os.replace", crash)
+        with pytest.raises(SetError, match="No space left on device"):
+            session.save("gig")
+        monkeypatch.undo()
+        assert (folder / "state.json").read_bytes() == before
+        assert sorted(p.name for p in folder.iterdir()) == ["journal.jsonl", "sources", "state.json"]
+        session.save("gig")                                     # and a good save replaces it
+        assert len(read_state(folder)["voices"]) == 2
+        (tmp_path / "notes").mkdir()
+        (tmp_path / "notes" / "todo.txt").write_text("x")
+        with pytest.raises(SetError, match="holds other files, not a set"):
+            session.save("notes")
+
+
+# -- broken sets: each fails with its own clear error ---------------------------------------------
+@pytest.fixture
+def saved_set(tmp_path, model):
+    with Engine(model, seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="gig")
+        perform(session, [(0, SOURCES), (1024, "v = voice(tone, hiss, curve=sine(2))"),
+                          (SR, "v.curve = tri(1)")])
+        session.save()
+        session.close()
+    return tmp_path / "sets" / "gig"
+
+
+def test_a_set_folder_that_does_not_exist(saved_set, tmp_path):
+    with pytest.raises(SetError, match=r"no set at .*gog: the folder does not exist; sets in .*: gig"):
+        render_set(saved_set.parent / "gog", tmp_path / "out.wav")
+    with Engine(make_model(tmp_path)) as engine, pytest.raises(SetError, match="no set at"):
+        load_set(engine, saved_set.parent / "gog")
+
+
+def test_a_missing_model_file(saved_set, tmp_path, model):
+    model.rename(tmp_path / "moved.pt")
+    with pytest.raises(SetError, match=r"its model file .*model.pt is missing"):
+        render_set(saved_set, tmp_path / "out.wav")
+    assert main(["render", str(saved_set), "-o", str(tmp_path / "out.wav")]) == 2
+
+
+def test_a_changed_model(saved_set, tmp_path, model):
+    make_model(model.parent, seed=1)                   # other weights under the same name
+    with pytest.raises(SetError, match=r"model file .*model.pt changed since the set was saved"):
+        render_set(saved_set, tmp_path / "out.wav")
+    with Engine(model) as engine, pytest.raises(SetError, match="changed since the set was saved"):
+        load_set(engine, saved_set)
+
+
+def test_loading_into_an_engine_with_another_model(saved_set, tmp_path):
+    with Engine(make_model(tmp_path, seed=3)) as engine, \
+            pytest.raises(SetError, match="this engine runs another"):
+        load_set(engine, saved_set)
+
+
+def test_malformed_json(saved_set, tmp_path, model):
+    path = saved_set / "state.json"
+    path.write_text(path.read_text()[:-40])
+    with pytest.raises(SetError, match=r"state.json:\d+:\d+: malformed JSON"):
+        render_set(saved_set, tmp_path / "out.wav")
+    with Engine(model) as engine, pytest.raises(SetError, match="malformed JSON"):
+        load_set(engine, saved_set)
+    path.write_text(json.dumps({"schema": 1, "model": {}}))
+    with Engine(model) as engine, pytest.raises(SetError, match="malformed state"):
+        load_set(engine, saved_set)
+
+
+def test_a_newer_schema_version(saved_set, tmp_path, model):
+    path = saved_set / "state.json"
+    state = json.loads(path.read_text())
+    state["schema"] = 2
+    path.write_text(json.dumps(state))
+    with pytest.raises(SetError, match="schema version 2 is newer than this livelatent reads"):
+        render_set(saved_set, tmp_path / "out.wav")
+    with Engine(model) as engine, pytest.raises(SetError, match="schema version 2 is newer"):
+        load_set(engine, saved_set)
+
+
+def test_a_journal_whose_last_entry_was_cut_off_replays_the_rest(saved_set, tmp_path):
+    render_set(saved_set, tmp_path / "whole.wav", seconds=3, progress=False)
+    journal = saved_set / "journal.jsonl"
+    swap = read_journal(journal)[-1].sample            # where the curve swap landed
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join(lines[:-2]) + lines[-2][:30])   # the curve swap, cut mid-line
+    with pytest.warns(UserWarning, match="cut off by a crash"):
+        report = render_set(saved_set, tmp_path / "cut.wav", seconds=3, progress=False)
+    assert report.cells == 2
+    whole, _ = sf.read(tmp_path / "whole.wav", dtype="float32")
+    cut, _ = sf.read(tmp_path / "cut.wav", dtype="float32")
+    assert np.max(np.abs(cut[:swap] - whole[:swap])) <= 1e-5     # (decode batches split otherwise)
+    assert np.max(np.abs(cut[swap + 4096:] - whole[swap + 4096:])) > 1e-3
+
+
+def test_a_missing_source_file_named_by_the_journal(tmp_path, model):
+    wav = tmp_path / "pad.wav"
+    sf.write(wav, 0.3 * np.sin(np.linspace(0, 900, SR)).astype("float32"), SR)
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="crashed")     # never saved
+        session.run_cell(f"v = voice(source({str(wav)!r}), source({str(wav)!r}))")
+        session.close()
+    wav.unlink()
+    with pytest.raises(SetError, match=r"cell 0 \(repl\) ran cleanly during the performance but "
+                                       r"fails now: .*pad.wav"):
+        render_set(tmp_path / "crashed", tmp_path / "out.wav", progress=False)
+
+
+# -- live replay ---------------------------------------------------------------------------------
+def test_replay_plays_the_journal_live_as_the_render_has_it(jack_server, saved_set, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # nothing skipped, nothing cut off
+        render_set(saved_set, tmp_path / "gig.wav", seconds=4, progress=False)
+    done = {}
+    player = threading.Thread(target=lambda: done.setdefault(
+        "report", replay_set(saved_set, device="system", seconds=3.5, quiet=True)))
+    player.start()
+    with jackutil.JackRecorder(jack_server, "PortAudio", seconds=12) as recorder:   # once it plays
+        player.join(timeout=30)
+        captured = recorder.stop()
+    report = done["report"]
+    assert report.late == [] and report.underruns == 0 and report.cells == 3
+    loud = np.flatnonzero(np.any(captured != 0, axis=1))
+    captured = captured[:loud[-1] + 1]
+    reference, _ = sf.read(tmp_path / "gig.wav", dtype="float32")
+    offset = jackutil.align(captured, reference)
+    assert len(captured) - offset >= 2 * SR
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
+    assert jack_server.xruns() == 0, jack_server.log()
+
+
+def test_a_saved_set_holds_the_state_and_the_journal(saved_set, model):
+    state = read_state(saved_set)
+    assert state["schema"] == 1 and state["seed"] == 2 and state["tempo"] == 60.0
+    assert state["model"] == {"path": str(model.resolve()), "hash": state["model"]["hash"]}
+    assert len(state["voices"]) == 1 and state["voices"][0]["curve"] == "tri(1.0)"
+    assert len(read_journal(saved_set / "journal.jsonl")) == 3
