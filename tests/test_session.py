@@ -3,7 +3,6 @@
 import re
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -200,3 +199,12 @@ def test_a_live_session_through_jack_renders_as_it_was_heard(jack_server, tmp_pa
     assert len(captured) - offset >= 2 * SR                    # the whole performance compared
     assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
     assert jack_server.xruns() == 0, jack_server.log()
+
+
+def test_a_journal_that_cannot_be_written_does_not_stop_the_show(tmp_path, model):
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        session.journal.close()                      # as if the disk had gone away
+        session.run_cell(SOURCES + "v = voice(tone, hiss)")
+        assert np.sqrt(np.mean(engine.render_array(samples=4096) ** 2)) > 0.01   # it plays
+        assert any("not recorded" in message for message in engine.messages)

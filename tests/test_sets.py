@@ -224,6 +224,7 @@ def test_a_set_folder_that_does_not_exist(saved_set, tmp_path):
         render_set(saved_set.parent / "gog", tmp_path / "out.wav")
     with Engine(make_model(tmp_path)) as engine, pytest.raises(SetError, match="no set at"):
         load_set(engine, saved_set.parent / "gog")
+    assert main(["replay", str(saved_set.parent / "gog")]) == 2
 
 
 def test_a_missing_model_file(saved_set, tmp_path, model):

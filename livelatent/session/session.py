@@ -109,12 +109,18 @@ class Session:
         Errors are re-raised as a one-line :class:`LiveLatentError` (``<repl 3>:1: NameError:
         ...``); the journal keeps the cell, and a replay re-runs it and ignores that error.
         ``discard_on_error=True`` sends none of the cell's engine changes if it raises (a pattern
-        file that fails changes nothing).
+        file that fails changes nothing). If the journal cannot be written (a full disk), the
+        cell still runs, the show goes on, and ``engine.messages`` says it was not recorded.
         """
         engine = self.engine
         with self._lock:
-            entry_id = self.journal.append(code, origin, position=engine.position,
-                                           discard_on_error=discard_on_error)
+            try:
+                entry_id = self.journal.append(code, origin, position=engine.position,
+                                               discard_on_error=discard_on_error)
+            except SetError as exc:
+                entry_id = None
+                engine.messages.append(f"{exc}: this cell runs but is not recorded; a replay "
+                                       f"of the set will miss it")
             previous = current_engine_or_none()
             if previous is not engine:
                 set_current_engine(engine)
@@ -122,7 +128,8 @@ class Session:
             error = None
             try:
                 with engine.batch(discard_on_error=discard_on_error):
-                    run_code(code, self.namespace, filename=f"<{origin} {entry_id}>")
+                    run_code(code, self.namespace,
+                             filename=f"<{origin} {'?' if entry_id is None else entry_id}>")
             except LiveLatentError as exc:
                 error = str(exc)
                 raise
@@ -135,7 +142,12 @@ class Session:
                     set_current_engine(previous)
                 landed = engine.last_batch_sample
                 sample = landed if landed is not None else engine.position
-                self.journal.mark_applied(entry_id, sample, landed=landed is not None, error=error)
+                if entry_id is not None:
+                    try:
+                        self.journal.mark_applied(entry_id, sample, landed=landed is not None,
+                                                  error=error)
+                    except SetError as exc:   # the cell ran: its error (if any) matters more
+                        engine.messages.append(f"{exc}: where cell {entry_id} landed is not recorded")
 
     # -- sets ----------------------------------------------------------------------------------
     def save(self, name: str | None = None) -> Path:

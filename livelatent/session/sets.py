@@ -292,6 +292,9 @@ def _drain(engine, say) -> None:
 
 def cli_render_set(args) -> int:
     """``livelatent render sets/NAME -o OUT.wav [--seconds S] [--seed N] [--model M] [--stems]``."""
+    if getattr(args, "tempo", None) is not None:
+        raise ParameterError(f"--tempo {args.tempo:g} does not apply to a set: its journal sets the "
+                             f"tempo as it was played")
     began = time.perf_counter()
     report = render_set(args.script, args.output, seconds=args.seconds,
                         seed=getattr(args, "seed", None), model=getattr(args, "model", None),
