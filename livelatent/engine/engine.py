@@ -220,6 +220,10 @@ class Engine:
         self._next_index += 1
         return index
 
+    def held_commands(self) -> list[Command]:
+        """Commands held by the batch in progress: a cell's changes, not yet sent."""
+        return list(self._batched or ())
+
     def reserve_voice_index(self, index: int) -> bool:
         """Make ``index`` the next new voice's number, if no voice had it or a later one yet.
 

@@ -60,7 +60,7 @@ def capture_state(engine) -> tuple[dict, dict[str, np.ndarray], list[str]]:
     voices = {p.index: p for p in engine.voices() if p.stop_at is None}
     bpm = engine.requested_tempo
     # a cell that says `v = voice(...); save("x")` has its changes still held by its batch
-    held = list(getattr(engine, "_batched", None) or ())
+    held = engine.held_commands()
     for command in [c for _, c in engine.pending()] + held:
         if command.kind == "add":
             voices[command.params.index] = command.params
