@@ -30,3 +30,15 @@ __all__ = [
     "LiveLatentError", "AudioError", "ModelLoadError", "CurveError", "ParameterError",
     "DeviceError", "SetError", "SomError",
 ]
+
+
+def load_ipython_extension(ip):
+    """``%load_ext livelatent`` in IPython or Jupyter (see :mod:`livelatent.live.ipython`)."""
+    from .live.ipython import load_ipython_extension as load
+    load(ip)
+
+
+def unload_ipython_extension(ip):
+    """``%unload_ext livelatent``: fade out and close the stream."""
+    from .live.ipython import unload_ipython_extension as unload
+    unload(ip)

@@ -1,0 +1,218 @@
+"""``render("layer.wav", seconds=600)`` from the REPL: a layer on disk while the music plays on.
+
+The render runs on a *copy* of the live engine: a fresh offline :class:`Engine` with the same
+model and seed, into which the voices playing now are added as they are (same sources,
+strategy, curve, gain, pan and voice number, hence the same noise). Each voice starts from its
+beginning at sample 0 of the file. The live engine is only read once, to copy its voices; the
+render runs in a daemon thread and never touches it again.
+
+Keeping live playback free of underruns: the live engine limits BLAS to one thread while it
+plays (process-wide), so the render decodes on one core and leaves the other to the live
+decode thread and the audio callback; the render thread asks the OS for a lower priority
+(``os.setpriority`` on its native thread id, Linux) and renders in small chunks, so the live
+decode thread is never kept waiting for the GIL longer than one chunk's Python work.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LiveLatentError, ParameterError
+
+__all__ = ["RenderJob", "render_in_background", "RENDER_NICENESS", "RENDER_CHUNK_STEPS"]
+
+RENDER_NICENESS = 10        # added to the render thread's niceness (Linux); the live threads keep theirs
+RENDER_CHUNK_STEPS = 16     # engine steps per chunk (16 x 512 samples: ~0.19 s of audio)
+_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
+
+
+class RenderJob:
+    """A render running in the background. ``job.wait()`` blocks; ``job.cancel()`` stops it.
+
+    Attributes
+    ----------
+    path : Path
+        The file it writes (complete only when ``done`` and ``error is None``).
+    seconds : float
+        Length of the render.
+    rendered : float
+        Seconds rendered so far.
+    done : bool
+    error : str or None
+        Why it failed (the file is then not written).
+    speed : float
+        Times faster than real time, so far.
+    """
+
+    def __init__(self, path: Path, seconds: float, voices: int, *, report=None):
+        self.path = path
+        self.seconds = float(seconds)
+        self.voices = voices
+        self.rendered = 0.0
+        self.error: str | None = None
+        self.report = report
+        self._began = time.perf_counter()
+        self._finished: float | None = None
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.rendered / self.seconds) if self.seconds else 1.0
+
+    @property
+    def elapsed(self) -> float:
+        end = self._finished if self._finished is not None else time.perf_counter()
+        return end - self._began
+
+    @property
+    def speed(self) -> float:
+        return self.rendered / self.elapsed if self.elapsed > 0 else 0.0
+
+    def wait(self, timeout: float | None = None) -> Path:
+        """Wait for the render; returns its file, or raises the error that stopped it."""
+        if not self._done.wait(timeout):
+            raise LiveLatentError(f"render of {self.path} still running after {timeout} s "
+                                  f"({100 * self.fraction:.0f}%)")
+        if self.error is not None:
+            raise LiveLatentError(f"render of {self.path} failed: {self.error}")
+        return self.path
+
+    def cancel(self) -> None:
+        """Stop the render; nothing is written."""
+        self._cancel.set()
+
+    def progress_text(self) -> str:
+        """One short line for the status bar, e.g. ``render layer.wav 42% 85x``."""
+        if self.error is not None:
+            return f"render {self.path.name} failed"
+        if self.done:
+            return f"rendered {self.path.name}"
+        return f"render {self.path.name} {100 * self.fraction:.0f}% {self.speed:.0f}x"
+
+    def __repr__(self) -> str:
+        if self.error is not None:
+            state = f"failed: {self.error}"
+        elif self.done:
+            state = f"done in {self.elapsed:.1f} s ({self.speed:.0f}x real time)"
+        else:
+            state = (f"{100 * self.fraction:.0f}% ({self.rendered:.0f} of {self.seconds:g} s, "
+                     f"{self.speed:.0f}x real time)")
+        return f"<render {self.path}: {self.voices} voices, {self.seconds:g} s, {state}>"
+
+
+def _copy_engine(engine):
+    """An offline engine with the same model, seed and tempo, playing ``engine``'s voices."""
+    from ..engine.engine import Command, Engine
+    copy = Engine(engine.codec, seed=engine.seed, tempo=engine.requested_tempo)
+    params = [p for p in engine.voices() if p.stop_at is None]
+    if params:
+        copy.submit(*[Command("add", params=p.changed(stop_at=None, fade=0)) for p in params])
+    for p in params:
+        handle = engine.voice_handles.get(p.index)
+        if handle is not None:
+            copy.voice_handles[p.index] = handle     # names for stems and messages
+    return copy, len(params)
+
+
+def _lower_priority() -> None:
+    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + RENDER_NICENESS)
+        except OSError:
+            pass   # not allowed: render at the same priority
+
+
+def render_in_background(engine, path, seconds: float, *, report=None,
+                         chunk_steps: int = RENDER_CHUNK_STEPS) -> RenderJob:
+    """Render the voices ``engine`` plays now to ``path`` in a background thread.
+
+    Parameters
+    ----------
+    engine : Engine
+        The live (or offline) engine whose voices to render; it is not disturbed.
+    path : str or Path
+        A ``.wav`` (float) or ``.flac`` (24-bit) file, written atomically.
+    seconds : float
+        Length of the render.
+    report : callable, optional
+        Called with one line when the render finishes or fails.
+
+    Returns
+    -------
+    RenderJob
+
+    >>> job = render_in_background(engine, "layer.wav", 600)     # doctest: +SKIP
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if path.suffix.lower() not in _FORMATS:
+        raise ParameterError(f"cannot render to {path.name}: use a .wav or .flac file name")
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        raise ParameterError(f"seconds={seconds!r} must be a number") from None
+    if not (0 < seconds <= 24 * 3600):
+        raise ParameterError(f"seconds={seconds!r} must be between 0 and 86400")
+    copy, count = _copy_engine(engine)
+    if count == 0:
+        raise LiveLatentError("no voices are playing: start one, then render(); "
+                              "e.g. voice(flute, cello, curve=sine(8))")
+    job = RenderJob(path, seconds, count, report=report)
+    fmt, subtype = _FORMATS[path.suffix.lower()]
+
+    def work():
+        _lower_priority()
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+            os.close(fd)
+            with sf.SoundFile(tmp, "w", samplerate=copy.sample_rate, channels=2, format=fmt,
+                              subtype=subtype) as out:
+                for block in copy.render_chunks(seconds, chunk_steps=chunk_steps):
+                    if job._cancel.is_set():
+                        raise _Cancelled()
+                    out.write(np.ascontiguousarray(block))
+                    job.rendered += block.shape[0] / copy.sample_rate
+            os.replace(tmp, path)
+            tmp = None
+            job._finished = time.perf_counter()
+            message = (f"rendered {path} ({seconds:g} s in {job.elapsed:.1f} s, "
+                       f"{job.speed:.0f}x real time)")
+        except _Cancelled:
+            job.error = "cancelled"
+            message = f"render of {path} cancelled; nothing written"
+        except Exception as exc:   # reported, never raised into the performer's thread
+            job.error = f"{type(exc).__name__}: {exc}"
+            message = f"render of {path} failed: {job.error}"
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            if job._finished is None:
+                job._finished = time.perf_counter()
+        job._done.set()
+        if report is not None:
+            report(message)
+
+    job.thread = threading.Thread(target=work, name=f"livelatent-render-{path.name}", daemon=True)
+    job.thread.start()
+    return job
+
+
+class _Cancelled(Exception):
+    pass

@@ -1,0 +1,307 @@
+"""livelatent inside IPython: the ``livelatent`` REPL and ``%load_ext livelatent`` in any kernel.
+
+Both attach the same :class:`LiveShell` to an IPython shell:
+
+- the shell's namespace *is* the session's namespace (the public API, the pack's sources,
+  ``save``, ``load``, ``render``, ``watch``, ``unwatch``);
+- every cell goes through :meth:`Session.run_cell`: a last input transformer turns the cell
+  (after IPython's own transforms, so ``%magics`` still work) into one call that journals it,
+  fsynced, *before* it runs, runs it in one engine batch, and records the sample it landed on;
+- an error in a cell (syntax error, exception, a curve that raises or returns NaN) prints one
+  line, ``error: <repl 4>:1: NameError: name 'flut' is not defined``; the voices play on;
+- Ctrl-C in a long cell interrupts the cell, never the engine (it plays in its own threads);
+- the engine's messages (a curve reverted to its last good one...), pattern reloads and
+  finished renders are printed as they happen;
+- in a terminal, a bottom toolbar shows the status line (:mod:`livelatent.live.toolbar`),
+  refreshed four times a second.
+
+Cells that only ask IPython for help (``voice?``) or leave (``exit``) are not journaled.
+
+``%load_ext livelatent`` starts an engine on ``$LIVELATENT_DEVICE`` (or the default output)
+with ``$LIVELATENT_MODEL`` (or the default pack) and a session in ``$LIVELATENT_SET`` (or a
+fresh set named by the time). Without an audio device it says so in one line and runs offline:
+cells, ``render()`` and ``save()`` still work. ``%unload_ext livelatent`` fades out and stops.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import threading
+
+from ..errors import DeviceError, LiveLatentError
+
+__all__ = ["LiveShell", "attach", "load_ipython_extension", "unload_ipython_extension",
+           "TOOLBAR_REFRESH_S"]
+
+TOOLBAR_REFRESH_S = 0.25
+MESSAGE_POLL_S = 0.1
+_CELL_FUNCTION = "__livelatent_cell__"
+_NOT_JOURNALED_MAGICS = {"pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psource", "pfile",
+                         "load_ext", "unload_ext", "reload_ext", "livelatent"}
+_EXIT_WORDS = {"exit", "quit", "exit()", "quit()"}
+
+
+class LiveShell:
+    """A session attached to an IPython shell (see the module docstring).
+
+    Parameters
+    ----------
+    shell : InteractiveShell
+    session : Session
+    origin : str
+        What the journal says the cells come from: ``"repl"`` or ``"ipython"``.
+    toolbar : bool
+        Show the status toolbar (terminal shells only).
+    """
+
+    def __init__(self, shell, session, *, origin: str = "repl", toolbar: bool = True,
+                 out=None):
+        from .patterns import PatternWatcher
+        self.shell = shell
+        self.session = session
+        self.engine = session.engine
+        self.origin = origin
+        self.out = out                       # None: sys.stdout at the time of writing
+        self.lock = threading.RLock()        # one cell or pattern reload at a time
+        self.watcher = PatternWatcher(session, report=self.say, lock=self.lock)
+        self.renders: list = []
+        self._stop = threading.Event()
+        self._pump: threading.Thread | None = None
+        self._toolbar = toolbar
+        self._saved_options = None
+        self._attached = False
+
+    # -- wiring --------------------------------------------------------------------------------
+    def attach(self) -> "LiveShell":
+        shell, session = self.shell, self.session
+        if shell.user_ns is not session.namespace:
+            for name, value in session.namespace.items():
+                shell.user_ns[name] = value
+            session.namespace = shell.user_ns          # one namespace: the shell's
+        shell.user_ns.update(self.names())
+        shell.user_ns[_CELL_FUNCTION] = self.run_cell
+        shell.input_transformers_post.append(self._transform)
+        shell.set_custom_exc((LiveLatentError,), _one_line_error)
+        shell.register_magics(_magics_class(self))
+        if self._toolbar and hasattr(shell, "pt_app") and shell.pt_app is not None:
+            self._install_toolbar()
+        self._pump = threading.Thread(target=self._pump_messages, name="livelatent-messages",
+                                      daemon=True)
+        self._pump.start()
+        self.watcher.start()
+        self._attached = True
+        return self
+
+    def detach(self, *, fade: float = 0.5) -> None:
+        """Stop watching and rendering, fade out, close the stream and the journal."""
+        if not self._attached:
+            return
+        self._attached = False
+        shell = self.shell
+        self.watcher.stop()
+        for job in self.renders:
+            if not job.done:
+                job.cancel()
+        try:
+            shell.input_transformers_post.remove(self._transform)
+        except ValueError:
+            pass
+        shell.set_custom_exc((), None)
+        shell.user_ns.pop(_CELL_FUNCTION, None)
+        shell.magics_manager.magics["line"].pop("livelatent", None)
+        if self._saved_options is not None:
+            shell._extra_prompt_options = self._saved_options
+            self._saved_options = None
+        try:
+            self.engine.stop_playback(fade=fade)
+        finally:
+            self._stop.set()
+            self.session.close()
+        self._flush_messages()
+
+    def names(self) -> dict:
+        """The names the REPL adds to the session's: ``render``, ``watch``, ``unwatch``."""
+        live = self
+
+        def render(path, seconds: float = 60.0):
+            """Render the voices playing now to ``path`` in the background, faster than real time.
+
+            Live playback goes on; the status line shows the progress. Returns a job:
+            ``job.wait()``, ``job.cancel()``. ``render("layer.wav", seconds=600)``
+            """
+            from .background import render_in_background
+            job = render_in_background(live.engine, path, seconds, report=live.say)
+            live.renders.append(job)
+            live.say(f"rendering {job.voices} voice{'s' * (job.voices != 1)} to {job.path} "
+                     f"({job.seconds:g} s) in the background")
+            return job
+
+        def watch(path, *, run: bool = True):
+            """Re-run a pattern file (or each file in a folder) every time it is saved.
+
+            ``watch("patterns/drift.py")``; ``unwatch()`` stops.
+            """
+            return live.watcher.watch(path, run=run)
+
+        def unwatch(path=None) -> None:
+            """Stop re-running ``path`` (or every watched file); the voices play on."""
+            live.watcher.unwatch(path)
+
+        return {"render": render, "watch": watch, "unwatch": unwatch}
+
+    # -- cells ---------------------------------------------------------------------------------
+    def _transform(self, lines: list[str]) -> list[str]:
+        """IPython's last input transformer: the whole cell becomes one journaled call."""
+        code = "".join(lines)
+        if not code.strip() or not self._journaled(code):
+            return lines
+        return [f"{_CELL_FUNCTION}({code!r})\n"]
+
+    @staticmethod
+    def _journaled(code: str) -> bool:
+        if code.strip() in _EXIT_WORDS:
+            return False
+        try:
+            body = ast.parse(code).body
+        except SyntaxError:
+            return True            # journaled, and reported in one line by run_cell
+        for node in body:
+            call = node.value if isinstance(node, ast.Expr) else None
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "run_line_magic" and call.args
+                    and isinstance(call.args[0], ast.Constant)
+                    and call.args[0].value in _NOT_JOURNALED_MAGICS):
+                return True
+        return False
+
+    def run_cell(self, code: str):
+        """Journal and run ``code`` (what the transformer calls); returns a value to display."""
+        with self.lock:
+            try:
+                value = self.session.run_cell(code, origin=self.origin)
+            except KeyboardInterrupt:
+                print("interrupted: the cell stopped, the voices play on", file=sys.stderr)
+                return None
+        return value if value is not None else _last_name_value(code, self.shell.user_ns)
+
+    # -- output --------------------------------------------------------------------------------
+    def say(self, line: str) -> None:
+        """Print one line for the performer (from any thread)."""
+        stream = self.out or sys.stdout
+        try:
+            print(line, file=stream, flush=True)
+        except (OSError, ValueError):
+            pass          # the terminal is gone: nothing to tell
+
+    def _flush_messages(self) -> None:
+        messages = self.engine.messages
+        while messages:
+            try:
+                self.say(messages.popleft())
+            except IndexError:
+                break
+
+    def _pump_messages(self) -> None:
+        while not self._stop.wait(MESSAGE_POLL_S):
+            self._flush_messages()
+
+    def toolbar_text(self) -> str:
+        from .toolbar import status_line
+        running = [job.progress_text() for job in self.renders if not job.done]
+        return status_line(self.engine, extra=", ".join(running) or None)
+
+    def _install_toolbar(self) -> None:
+        shell = self.shell
+        original = shell._extra_prompt_options
+        self._saved_options = original
+
+        def options():
+            merged = original()
+            merged["bottom_toolbar"] = self.toolbar_text
+            merged["refresh_interval"] = TOOLBAR_REFRESH_S
+            return merged
+
+        shell._extra_prompt_options = options
+
+
+def attach(shell, session, *, origin: str = "repl", toolbar: bool = True) -> LiveShell:
+    """Attach ``session`` to an IPython ``shell``; returns the :class:`LiveShell`."""
+    return LiveShell(shell, session, origin=origin, toolbar=toolbar).attach()
+
+
+def _one_line_error(shell, etype, value, tb, tb_offset=None):
+    """IPython's handler for LiveLatentError: one line, no traceback."""
+    print(f"error: {value}", file=sys.stderr, flush=True)
+    return []
+
+
+def _last_name_value(code: str, names: dict):
+    """The value of the cell's last line when it is a plain name or attribute (``v``,
+    ``v.curve``): safe to read again, so the REPL can show it like Python does."""
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return None
+    if not body or not isinstance(body[-1], ast.Expr):
+        return None
+    node = body[-1].value
+    probe = node
+    while isinstance(probe, ast.Attribute):
+        probe = probe.value
+    if not isinstance(probe, ast.Name):
+        return None
+    try:
+        return eval(compile(ast.Expression(node), "<display>", "eval"), names)
+    except Exception:
+        return None
+
+
+# -- %load_ext livelatent ----------------------------------------------------------------------
+_loaded: dict[int, LiveShell] = {}
+
+
+def load_ipython_extension(ip) -> None:
+    """``%load_ext livelatent``: an engine, a journaled session and the namespace in ``ip``."""
+    if id(ip) in _loaded:
+        print("livelatent is already loaded in this shell")
+        return
+    from ..engine.engine import Engine
+    from ..session.session import Session
+
+    engine = Engine(os.environ.get("LIVELATENT_MODEL") or None)
+    device = os.environ.get("LIVELATENT_DEVICE") or None
+    try:
+        engine.start(device)
+        where = f"live on {device or 'the default output'}"
+    except DeviceError as exc:
+        where = f"offline: no audio device ({str(exc).split(';')[0]}); render() still works"
+    session = Session(engine, set_name=os.environ.get("LIVELATENT_SET") or None)
+    from ..context import set_current_engine
+    set_current_engine(engine)
+    live = attach(ip, session, origin="ipython", toolbar=True)
+    _loaded[id(ip)] = live
+    print(f"livelatent: {where}; journal {session.journal.path}; "
+          f"try v = voice(flute, cello, curve=sine(8))")
+
+
+def unload_ipython_extension(ip) -> None:
+    """``%unload_ext livelatent``: fade out, close the stream and the journal."""
+    live = _loaded.pop(id(ip), None)
+    if live is not None:
+        live.detach()
+        print(f"livelatent: stopped; journal {live.session.journal.path}")
+
+
+def _magics_class(live: LiveShell):
+    from IPython.core.magic import Magics, line_magic, magics_class
+
+    @magics_class
+    class LivelatentMagics(Magics):
+        @line_magic
+        def livelatent(self, line):
+            """``%livelatent``: the status line (beat, tempo, voices, load, underruns, peak)."""
+            print(live.toolbar_text())
+
+    return LivelatentMagics(shell=live.shell)

@@ -1,0 +1,154 @@
+"""Drive the real ``livelatent`` REPL in a pseudo-terminal, as a performer's terminal would.
+
+:class:`Repl` spawns ``python -m livelatent.cli ...`` under pexpect, answers prompt_toolkit's
+cursor-position requests like a real terminal does (without an answer prompt_toolkit never
+draws the bottom toolbar), types cells and waits for the next ``In [n]:`` prompt.
+Everything the REPL printed is kept, with the terminal's escape sequences removed, in
+:attr:`Repl.text`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+
+__all__ = ["Repl", "ROOT", "strip_ansi"]
+
+ROOT = Path(__file__).resolve().parent.parent
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-Za-z]")
+_PROMPT = r"In \[(?:\x1b\[[0-9;]*m)*(\d+)(?:\x1b\[[0-9;]*m)*\]: "
+_CPR_REQUEST = "\x1b[6n"
+
+
+def strip_ansi(text: str) -> str:
+    """Terminal output without its escape sequences."""
+    return _ANSI.sub("", text)
+
+
+class Repl:
+    """A ``livelatent`` REPL in a pty.
+
+    Parameters
+    ----------
+    args : list of str
+        Arguments after ``livelatent`` (e.g. ``["live", "--device", "system"]``).
+    env : dict, optional
+        Extra environment variables.
+    rows, columns : int
+        The terminal's size.
+    """
+
+    def __init__(self, args, *, env: dict | None = None, cwd=ROOT, rows: int = 40,
+                 columns: int = 160, timeout: float = 60.0):
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT)] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
+        full_env.setdefault("TERM", "xterm-256color")
+        full_env.update(env or {})
+        self.started = time.monotonic()
+        self.child = pexpect.spawn(sys.executable, ["-m", "livelatent.cli", *args], cwd=str(cwd),
+                                   env=full_env, encoding="utf-8", codec_errors="replace",
+                                   timeout=timeout, dimensions=(rows, columns))
+        self._raw: list[str] = []
+        self.prompt_number = 0
+
+    @property
+    def text(self) -> str:
+        """All output so far, escape sequences removed."""
+        return strip_ansi("".join(self._raw))
+
+    @property
+    def raw(self) -> str:
+        return "".join(self._raw)
+
+    def _expect(self, patterns, timeout: float):
+        """Expect one of ``patterns``, answering cursor-position requests meanwhile."""
+        deadline = time.monotonic() + timeout
+        compiled = [re.escape(_CPR_REQUEST), *patterns]
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the REPL printed none of {patterns} in {timeout} s; "
+                                   f"its output ends with:\n{self.text[-3000:]}")
+            try:
+                index = self.child.expect(compiled, timeout=left)
+            except pexpect.EOF:
+                self._raw.append(self.child.before or "")
+                raise EOFError(f"the REPL exited; its output:\n{self.text[-3000:]}") from None
+            except pexpect.TIMEOUT:
+                continue
+            after = self.child.after
+            self._raw.append((self.child.before or "") + (after if isinstance(after, str) else ""))
+            if index == 0:
+                self.child.send("\x1b[1;1R")      # "the cursor is at row 1, column 1"
+                continue
+            return index - 1, self.child.match
+
+    def wait_prompt(self, timeout: float = 60.0) -> int:
+        """Wait for a new ``In [n]:`` prompt (n above the last one seen); returns n.
+
+        prompt_toolkit redraws the current prompt now and then (the toolbar refreshes), so a
+        prompt only counts when its number is new.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            _, match = self._expect([_PROMPT], max(0.01, deadline - time.monotonic()))
+            number = int(match.group(1))
+            if number > self.prompt_number:
+                self.prompt_number = number
+                return number
+
+    def run(self, cell: str, timeout: float = 30.0) -> str:
+        """Type ``cell`` (one line) and Enter; returns what it printed before the next prompt."""
+        before = len(self._raw)
+        self.child.sendline(cell)
+        self.wait_prompt(timeout)
+        return strip_ansi("".join(self._raw[before:]))
+
+    def pump(self, seconds: float) -> None:
+        """Let ``seconds`` pass while reading the output (the toolbar keeps redrawing)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                self._expect([pexpect.TIMEOUT], max(0.01, min(0.1, deadline - time.monotonic())))
+            except TimeoutError:
+                pass
+            except EOFError:
+                return
+
+    def exit(self, timeout: float = 30.0) -> int:
+        """Type ``exit`` and wait for the process to end; returns its exit status."""
+        self.child.sendline("exit")
+        try:
+            self._expect([pexpect.EOF], timeout)
+        except EOFError:
+            pass
+        self.child.close()
+        return self.child.exitstatus
+
+    def exit_with_ctrl_d(self, timeout: float = 30.0) -> int:
+        """Ctrl-D, then "y" when asked whether to leave; returns the exit status."""
+        self.child.sendcontrol("d")
+        self._expect([r"exit \(\[y\]/n\)\?"], timeout)
+        self.child.sendline("y")
+        try:
+            self._expect([pexpect.EOF], timeout)
+        except EOFError:
+            pass
+        self.child.close()
+        return self.child.exitstatus
+
+    def kill(self) -> None:
+        """SIGKILL, like a crash or a power cut."""
+        self.child.kill(signal.SIGKILL)
+        self.child.close(force=True)
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.kill()

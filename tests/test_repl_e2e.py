@@ -1,0 +1,123 @@
+"""A performer's session, tested as a user would: the real ``livelatent`` REPL in a terminal.
+
+The REPL plays through a dummy JACK server while a JACK client records what it played. The
+test types cells (voices, curve swaps, a change quantised to the bar, broken cells), saves the
+set, and kills the process with SIGKILL. Then the journal must hold every cell, and
+``livelatent render`` of the set must equal, sample for sample, what JACK heard.
+"""
+
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import jackutil
+from livelatent.session.journal import read_journal
+from replutil import ROOT, Repl
+
+CELLS = [
+    ('v = voice(flute, cello, curve=sine(4), name="drift")', 0.3),
+    ('v.set(curve=sine(1).range(0.2, 0.8), quant="bar")', 0.0),   # waits for bar 2, at 4 s
+    ("%livelatent", 0.5),                                # the status line, printed
+    ("v.curve = tri(2)", 0.8),
+    ('w = voice(cello, flute, strategy="extension", curve=saw(1), gain=0.5, pan=0.4, name="stretch")', 0.8),
+    ("v.curve = lambda t: t / 0", 0.3),                  # a curve that returns NaN: refused
+    ("w.gain = = 2", 0.3),                               # a syntax error
+    ("voice(flute, nosuch)", 0.3),                       # a NameError
+    ("w.curve = 0.25", 1.0),
+    ('save("gig")', 0.5),
+    ("engine.underruns", 0.5),
+]
+BROKEN = {5: "the curve returned nan", 6: "syntax error", 7: "NameError"}
+
+
+def until_stream_stopped(captured):
+    loud = np.flatnonzero(np.any(captured != 0, axis=1))
+    return captured[:loud[-1] + 1]
+
+
+def displayed(output: str) -> str:
+    """The value a cell displayed (``Out[n]: value``)."""
+    found = re.findall(r"Out\[\d+\]: (.*)", output)
+    assert found, f"the cell displayed nothing: {output!r}"
+    return found[-1].strip()
+
+
+def test_a_session_in_the_repl_is_journaled_and_renders_as_it_was_heard(jack_server, tmp_path):
+    sets = tmp_path / "sets"
+    # the stream's blocksize is the JACK period: PortAudio's JACK host asks for a whole period
+    # at once, and a cell must land beyond what one request can take
+    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "gig"],
+                env={"LIVELATENT_SETS": str(sets)})
+    try:
+        recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
+        recorder.start(timeout_s=60)
+        repl.wait_prompt()
+        outputs = []
+        for cell, pause in CELLS:
+            outputs.append(repl.run(cell))
+            repl.pump(pause)
+        repl.kill()
+        captured = until_stream_stopped(recorder.stop())
+    finally:
+        repl.close()
+
+    text = repl.text
+    assert "Traceback" not in text
+    for index, expected in BROKEN.items():
+        error_lines = [line for line in outputs[index].splitlines() if line.startswith("error:")]
+        assert len(error_lines) == 1 and expected in error_lines[0], outputs[index]
+    # the status line: in the toolbar, and printed by %livelatent, with the change that waits
+    # for the bar shown as pending (unless the bar came first)
+    assert "drift meso" in text and "stretch ext" in text and "underruns" in text
+    status = outputs[2]
+    assert "drift meso" in status and "bpm" in status and "peak [" in status
+    assert "pending: drift curve @ bar 2" in status, status
+    assert "pending: drift curve @ bar 2" in text            # in the toolbar too
+    assert displayed(outputs[-1]) == "0", "the REPL underran: the capture has gaps"
+
+    typed = [cell for cell, _ in CELLS if not cell.startswith("%")]
+    entries = read_journal(sets / "gig" / "journal.jsonl")
+    assert [e.code.strip() for e in entries] == typed
+    assert [typed[i] for i, e in enumerate(entries) if e.error] == [CELLS[i][0] for i in sorted(BROKEN)]
+    assert (sets / "gig" / "state.json").exists()
+
+    output = tmp_path / "gig.wav"
+    rendered = subprocess.run([sys.executable, "-m", "livelatent.cli", "render", str(sets / "gig"),
+                               "-o", str(output)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+    assert rendered.returncode == 0, rendered.stderr
+    reference, rate = sf.read(output, dtype="float32")
+    assert rate == 44100
+    offset = jackutil.align(captured, reference)
+    overlap = min(len(reference), len(captured) - offset) - max(0, -offset)
+    assert overlap >= 4 * rate        # most of the session was compared
+    difference = jackutil.max_abs_diff_aligned(captured, reference, offset=offset)
+    assert difference <= 1e-4, f"JACK logged {jack_server.xruns()} xruns"
+
+
+@pytest.mark.parametrize("how", ["exit", "ctrl-d"])
+def test_leaving_the_repl_fades_out_and_closes_the_stream(jack_server, tmp_path, how):
+    repl = Repl(["live", "--device", "system", "--set", "quick"],
+                env={"LIVELATENT_SETS": str(tmp_path / "sets")})
+    try:
+        recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=30)
+        recorder.start(timeout_s=60)
+        repl.wait_prompt()
+        repl.run('voice(flute, cello, curve=sine(2), name="a")')
+        repl.pump(1.0)
+        status = repl.exit() if how == "exit" else repl.exit_with_ctrl_d()
+        time.sleep(0.3)
+        captured = recorder.stop()
+    finally:
+        repl.close()
+    assert status == 0, repl.text[-2000:]
+    assert "faded out" in repl.text
+    played = until_stream_stopped(captured)
+    tail = np.abs(played[-2000:]).max()
+    assert tail < 0.05 * np.abs(played).max()           # it faded out, it did not cut off
+    assert not any(port.startswith("PortAudio-") for port in jack_server.ports())   # stream closed
