@@ -76,6 +76,7 @@ class PatternWatcher:
         self._files: dict[Path, _Watched] = {}
         self._folders: list[Path] = []
         self._state_lock = threading.Lock()
+        self._check_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -128,6 +129,10 @@ class PatternWatcher:
     # -- polling -------------------------------------------------------------------------------
     def check(self) -> list[Path]:
         """Poll once: run every watched file that changed since its last run. Returns them."""
+        with self._check_lock:          # the polling thread and a direct call take turns
+            return self._check()
+
+    def _check(self) -> list[Path]:
         for folder in list(self._folders):
             for path in _pattern_files(folder):
                 self._add(path, from_folder=folder)

@@ -105,7 +105,7 @@ def cli_live(args) -> int:
     try:
         for path in args.watch or []:
             try:
-                live.watcher.watch(path, run=False)
+                live.watcher.watch(path)
                 live.watcher.check()     # run now, before the prompt: the first sound comes sooner
             except LiveLatentError as exc:
                 print(f"error: {exc}", file=sys.stderr)

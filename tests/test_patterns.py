@@ -1,0 +1,166 @@
+"""Pattern files: a file re-runs when it is saved; a broken edit is refused and the sound goes on."""
+
+import time
+
+import numpy as np
+import pytest
+
+import jackutil
+from livelatent import Engine, as_curve, saw, sine, tri
+from livelatent.live.patterns import PatternWatcher
+from livelatent.session.journal import read_journal
+from livelatent.session.session import Session
+from replutil import Repl
+
+
+@pytest.fixture
+def session(tmp_path):
+    with Engine(seed=3) as engine:
+        with Session(engine, set_name="patterns", sets_root=tmp_path / "sets") as session:
+            yield session
+
+
+def save(path, text):
+    """Save like an editor: new content, new modification time."""
+    path.write_text(text)
+
+
+def wait_for(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def playing(engine):
+    """Voices that sound and are not fading out, with their curves, after the pending changes."""
+    engine.render_array(samples=engine.step)           # let every scheduled change land
+    return {p.name: repr(p.curve) for p in engine.voices() if p.stop_at is None}
+
+
+def test_a_saved_edit_is_picked_up_within_a_second_and_replaces_the_files_voices(session, tmp_path):
+    lines = []
+    pattern = tmp_path / "drift.py"
+    save(pattern, 'voice(flute, cello, curve=sine(4), name="drift")\n')
+    watcher = PatternWatcher(session, report=lines.append)
+    watcher.watch(pattern)                 # runs it at once
+    watcher.start()
+    try:
+        assert playing(session.engine) == {"drift": repr(sine(4))}
+        assert lines[-1].startswith("ran ") and lines[-1].endswith("drift.py, 1 voice")
+
+        save(pattern, 'voice(flute, cello, curve=tri(2), name="drift")\n'
+                      'voice(cello, flute, strategy="extension", name="stretch")\n')
+        assert wait_for(lambda: any(line.startswith("reloaded") for line in lines), 1.0), lines
+        # the file describes what plays: its earlier voice made way, nothing piled up
+        assert playing(session.engine) == {"drift": repr(tri(2)), "stretch": repr(as_curve(0.5))}
+    finally:
+        watcher.stop()
+    entries = read_journal(session.journal.path)
+    assert [e.origin for e in entries] == [f"pattern:{pattern}"] * 2
+    assert entries[0].code.startswith('voice(flute, cello, curve=sine(4)')
+    assert "tri(2)" in entries[1].code and all(e.landed for e in entries)
+
+
+def test_a_broken_edit_is_refused_once_and_changes_nothing(session, tmp_path):
+    lines = []
+    pattern = tmp_path / "drift.py"
+    save(pattern, 'voice(flute, cello, curve=sine(4), name="drift")\n')
+    watcher = PatternWatcher(session, report=lines.append)
+    watcher.watch(pattern)
+    engine = session.engine
+    before = playing(engine)
+
+    save(pattern, 'voice(flute, cello, curve=tri(2), name="drift"\n')      # unclosed paren
+    assert watcher.check() == [pattern.resolve()]
+    assert watcher.check() == []                                          # reported once
+    assert len([line for line in lines if "syntax error" in line]) == 1
+    assert "the voices play on" in lines[-1]
+
+    # runs half way, then raises: the tempo change before the error is not sent either
+    save(pattern, 'tempo(150)\nvoice(flute, cello, curve=tri(2), name="drift")\nnosuch\n')
+    watcher.check()
+    assert "NameError" in lines[-1] and "nothing changed" in lines[-1]
+    assert playing(engine) == before and engine.tempo == 60      # the clock's tempo
+    assert len(read_journal(session.journal.path)) == 2    # the syntax error never ran
+
+    # the sound goes on: the engine still renders the voice the last good version started
+    assert np.abs(engine.render_array(1.0)).max() > 0.01
+    save(pattern, 'voice(flute, cello, curve=saw(1), name="drift")\n')
+    watcher.check()
+    assert playing(engine) == {"drift": repr(saw(1))}
+
+
+def test_a_watched_folder_picks_up_new_files(session, tmp_path):
+    lines = []
+    folder = tmp_path / "patterns"
+    folder.mkdir()
+    save(folder / "a.py", 'voice(flute, cello, name="a")\n')
+    watcher = PatternWatcher(session, report=lines.append)
+    watcher.watch(folder)
+    assert set(playing(session.engine)) == {"a"}
+    save(folder / "b.py", 'voice(cello, flute, name="b")\n')
+    save(folder / ".hidden.py", 'voice(cello, flute, name="hidden")\n')
+    watcher.check()
+    assert set(playing(session.engine)) == {"a", "b"}
+    watcher.unwatch(folder)
+    save(folder / "b.py", 'voice(cello, flute, name="b2")\n')
+    assert watcher.check() == []
+
+
+def test_watching_something_that_is_not_a_pattern_file_says_so(session, tmp_path):
+    watcher = PatternWatcher(session)
+    with pytest.raises(Exception, match="no such file"):
+        watcher.watch(tmp_path / "missing.py")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(Exception, match=r"Python code \(\.py\)"):
+        watcher.watch(tmp_path / "notes.txt")
+
+
+def test_an_edit_is_heard_live_and_a_broken_edit_never_stops_the_sound(jack_server, tmp_path):
+    pattern = tmp_path / "drift.py"
+    save(pattern, 'voice(flute, cello, curve=sine(4), name="drift")\n')
+    lines = []
+    with Engine(seed=1, blocksize=1024) as engine:
+        engine.start("system")
+        with Session(engine, set_name="live", sets_root=tmp_path / "sets") as session, \
+                jackutil.JackRecorder(jack_server, "PortAudio", seconds=10) as recorder:
+            watcher = PatternWatcher(session, report=lines.append).start()
+            watcher.watch(pattern)
+            assert wait_for(lambda: lines, 1.0)
+            time.sleep(0.7)
+            save(pattern, 'voice(flute, cello, curve=tri(2), name="drift"\n')    # broken
+            time.sleep(0.7)
+            save(pattern, 'voice(flute, cello, curve=tri(2), name="drift")\n')
+            assert wait_for(lambda: lines[-1].startswith("reloaded"), 1.0), lines
+            time.sleep(0.7)
+            watcher.stop()
+            captured = recorder.stop()
+        engine.stop_playback()
+        assert engine.underruns == 0
+    assert sum("syntax error" in line for line in lines) == 1
+    loud = np.flatnonzero(np.abs(captured).max(axis=1) > 0)
+    sounding = captured[loud[0]:]
+    blocks = np.abs(sounding[:len(sounding) // 1024 * 1024]).reshape(-1, 1024, 2).max(axis=(1, 2))
+    assert blocks.min() > 1e-3        # from the first sound to the end: never a silent block
+
+
+def test_the_repl_watches_a_folder_given_on_the_command_line(tmp_path):
+    folder = tmp_path / "patterns"
+    folder.mkdir()
+    save(folder / "drift.py", 'drift = voice(flute, cello, curve=sine(4), name="drift")\n')
+    repl = Repl(["live", "--offline", "--watch", str(folder), "--set", "w"],
+                env={"LIVELATENT_SETS": str(tmp_path / "sets")})
+    try:
+        repl.wait_prompt()
+        assert "ran " in repl.text and "drift.py, 1 voice" in repl.text
+        assert repr(sine(4)) in repl.run("drift.curve")         # its names are in the REPL's namespace
+        save(folder / "drift.py", 'drift = voice(flute, cello, curve=tri(2), name="drift")\n')
+        repl.pump(1.0)
+        assert "reloaded " in repl.text
+        assert repr(tri(2)) in repl.run("drift.curve")
+        assert repl.exit() == 0
+    finally:
+        repl.close()
