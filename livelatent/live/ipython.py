@@ -17,9 +17,9 @@ Both attach the same :class:`LiveShell` to an IPython shell:
 
 Cells that only ask IPython for help (``voice?``) or leave (``exit``) are not journaled.
 
-``%load_ext livelatent`` starts an engine on ``$LIVELATENT_DEVICE`` (or the default output)
-with ``$LIVELATENT_MODEL`` (or the default pack) and a session in ``$LIVELATENT_SET`` (or a
-fresh set named by the time). Without an audio device it says so in one line and runs offline:
+``%load_ext livelatent`` starts an engine on ``$LIVELATENT_DEVICE`` (or the default output,
+``$LIVELATENT_BLOCKSIZE`` frames per block) with ``$LIVELATENT_MODEL`` (or the default pack)
+and a session in ``$LIVELATENT_SET`` (or a fresh set named by the time). Without an audio device it says so in one line and runs offline:
 cells, ``render()`` and ``save()`` still work. ``%unload_ext livelatent`` fades out and stops.
 """
 
@@ -267,13 +267,15 @@ def load_ipython_extension(ip) -> None:
     if id(ip) in _loaded:
         print("livelatent is already loaded in this shell")
         return
-    from ..engine.engine import Engine
     from ..session.session import Session
+    from .shell import make_engine, start_playing
 
-    engine = Engine(os.environ.get("LIVELATENT_MODEL") or None)
+    blocksize = os.environ.get("LIVELATENT_BLOCKSIZE")
+    engine = make_engine(model=os.environ.get("LIVELATENT_MODEL") or None,
+                         blocksize=int(blocksize) if blocksize else None)
     device = os.environ.get("LIVELATENT_DEVICE") or None
     try:
-        engine.start(device)
+        start_playing(engine, device)
         where = f"live on {device or 'the default output'}"
     except DeviceError as exc:
         where = f"offline: no audio device ({str(exc).split(';')[0]}); render() still works"

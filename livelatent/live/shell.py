@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-__all__ = ["cli_live", "start_session", "EXIT_FADE_S"]
+__all__ = ["cli_live", "make_engine", "start_playing", "start_session", "EXIT_FADE_S", "LOOKAHEAD_S"]
 
 EXIT_FADE_S = 0.5
 SWITCH_INTERVAL_S = 0.001
@@ -36,16 +36,9 @@ LOOKAHEAD_S = 0.2
 AUDIO_NICENESS = -10     # the decode and audio threads' niceness, when allowed
 
 
-def start_session(*, device=None, blocksize=None, model=None, set_name=None, offline=False,
-                  sets_root=None):
-    """The engine (playing, unless ``offline``) and its :class:`Session`.
-
-    Raises :class:`DeviceError` when the device cannot be opened and ``offline`` is false.
-    """
-    from ..context import set_current_engine
+def make_engine(*, model=None, blocksize=None):
+    """An engine set up for live coding: 0.2 s decoded ahead, the model warmed up."""
     from ..engine.engine import Engine
-    from ..session.session import Session
-
     from ..model.codec import load_model
 
     codec = load_model(model)
@@ -56,9 +49,30 @@ def start_session(*, device=None, blocksize=None, model=None, set_name=None, off
     # the audio callback reaching it, and the first voice underran.
     codec.decode(np.zeros((4, codec.latent_dim), dtype=np.float32))
     codec.encode(np.zeros((4, codec.window), dtype=np.float32))
+    return engine
+
+
+def start_playing(engine, device=None) -> None:
+    """Open the device and play, the engine's threads at a higher priority when allowed.
+
+    Raises :class:`DeviceError` when the device cannot be opened.
+    """
+    with _audio_priority():
+        engine.start(device)
+
+
+def start_session(*, device=None, blocksize=None, model=None, set_name=None, offline=False,
+                  sets_root=None):
+    """The engine (playing, unless ``offline``) and its :class:`Session`.
+
+    Raises :class:`DeviceError` when the device cannot be opened and ``offline`` is false.
+    """
+    from ..context import set_current_engine
+    from ..session.session import Session
+
+    engine = make_engine(model=model, blocksize=blocksize)
     if not offline:
-        with _audio_priority():
-            engine.start(device)
+        start_playing(engine, device)
     set_current_engine(engine)
     try:
         session = Session(engine, set_name=set_name, sets_root=sets_root)

@@ -1,0 +1,113 @@
+"""``%load_ext livelatent`` in a plain Jupyter kernel (ipykernel), the way an editor would send code.
+
+The kernel runs in its own process and plays through the test's dummy JACK server; a JACK
+client records what it played.
+"""
+
+import os
+import queue
+
+import numpy as np
+import pytest
+
+import jackutil
+from livelatent import tri
+from livelatent.session.journal import read_journal
+from replutil import ROOT
+
+jupyter_client = pytest.importorskip("jupyter_client", reason="pip install jupyter_client ipykernel")
+pytest.importorskip("ipykernel", reason="pip install ipykernel")
+
+
+class Kernel:
+    """A kernel and a client; :meth:`run` executes a cell and collects what it printed."""
+
+    def __init__(self, env):
+        from jupyter_client.manager import start_new_kernel
+        self.manager, self.client = start_new_kernel(kernel_name="python3", cwd=str(ROOT),
+                                                     env=env, startup_timeout=120)
+
+    def run(self, code: str, timeout: float = 60.0) -> dict:
+        msg_id = self.client.execute(code)
+        out = {"stdout": "", "stderr": "", "result": None, "error": None}
+        while True:
+            try:
+                msg = self.client.get_iopub_msg(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"no answer to {code!r} in {timeout} s: {out}") from None
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out[content["name"]] += content["text"]
+            elif kind == "execute_result":
+                out["result"] = content["data"].get("text/plain")
+            elif kind == "error":
+                out["error"] = content
+            elif kind == "status" and content["execution_state"] == "idle":
+                return out
+
+    def close(self):
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=False)
+
+
+@pytest.fixture
+def kernel_env(tmp_path):
+    env = dict(os.environ)       # JACK_DEFAULT_SERVER names the test's server (jack_server)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["LIVELATENT_SET"] = str(tmp_path / "sets" / "notebook")
+    return env
+
+
+def test_load_ext_a_voice_and_a_swap_in_a_plain_kernel(jack_server, kernel_env):
+    kernel_env["LIVELATENT_DEVICE"] = "system"
+    kernel_env["LIVELATENT_BLOCKSIZE"] = "1024"      # the JACK period (see test_repl_e2e.py)
+    kernel = Kernel(kernel_env)
+    try:
+        loaded = kernel.run("%load_ext livelatent")
+        assert "livelatent: live on system" in loaded["stdout"], loaded
+        with jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=20) as recorder:
+            started = kernel.run('v = voice(flute, cello, curve=sine(4), name="drift")')
+            assert started["error"] is None and started["stderr"] == "", started
+            recorder.wait_frames(44100)
+            swapped = kernel.run("v.curve = tri(2)")
+            assert swapped["error"] is None, swapped
+            assert kernel.run("v.curve")["result"] == repr(tri(2))      # shown like in IPython
+            recorder.wait_frames(44100)
+            broken = kernel.run("voice(flute, nosuch)")
+            assert len(broken["stderr"].strip().splitlines()) == 1, broken      # one line
+            assert "NameError: name 'nosuch' is not defined" in broken["stderr"]
+            status = kernel.run("%livelatent")["stdout"]
+            assert "drift meso" in status and "underruns 0" in status, status
+            recorder.wait_frames(22050)
+            captured = recorder.stop()
+        unloaded = kernel.run("%unload_ext livelatent")
+        assert "livelatent: stopped" in unloaded["stdout"], unloaded
+    finally:
+        kernel.close()
+    loud = np.flatnonzero(np.abs(captured).max(axis=1) > 1e-3)
+    assert len(loud) > 44100          # more than a second of sound was heard
+    entries = read_journal(os.path.join(kernel_env["LIVELATENT_SET"], "journal.jsonl"))
+    assert [e.code.strip() for e in entries] == [
+        'v = voice(flute, cello, curve=sine(4), name="drift")', "v.curve = tri(2)", "v.curve",
+        "voice(flute, nosuch)"]
+    assert {e.origin for e in entries} == {"ipython"}
+    assert [e.landed for e in entries] == [True, True, False, False]
+
+
+def test_load_ext_without_an_audio_device_runs_offline(kernel_env, tmp_path):
+    kernel_env["LIVELATENT_DEVICE"] = "no-such-device"
+    kernel = Kernel(kernel_env)
+    try:
+        loaded = kernel.run("%load_ext livelatent")
+        assert "livelatent: offline" in loaded["stdout"] and "render() still works" in loaded["stdout"]
+        kernel.run('v = voice(flute, cello, curve=sine(4), name="drift")')
+        out = tmp_path / "layer.wav"
+        rendered = kernel.run(f"job = render({str(out)!r}, seconds=2); job.wait(); print(job)")
+        assert "done in" in rendered["stdout"], rendered
+    finally:
+        kernel.close()
+    import soundfile as sf
+    audio, rate = sf.read(out)
+    assert audio.shape == (2 * rate, 2) and np.abs(audio).max() > 0.01
