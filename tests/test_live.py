@@ -1,0 +1,113 @@
+"""The REPL's helpers: the status line, and render() in the background beside live playback."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import jackutil
+from livelatent import Engine, LiveLatentError, ParameterError, saw, sine, tempo, tri, voice
+from livelatent.live.background import current_voices, render_in_background
+from livelatent.live.prelude import pack_sources
+from livelatent.live.shell import make_engine, start_playing
+from livelatent.live.toolbar import peak_meter, status_line
+
+
+@pytest.fixture
+def engine():
+    with Engine(seed=2) as engine:
+        yield engine
+
+
+def test_the_status_line_shows_transport_voices_meters_and_pending_changes(engine):
+    sources = pack_sources(engine)
+    tempo(120)
+    drift = voice(sources["flute"], sources["cello"], curve=sine(8), name="drift")
+    voice(sources["cello"], sources["flute"], strategy="extension", curve=0.8, name="stretch")
+    engine.render_array(1.25)                      # 2.5 beats at 120 bpm
+    drift.set(curve=tri(2), quant="bar")
+    text = status_line(engine)
+    first, second = text.splitlines()
+    assert first.startswith("offline | bar 1 beat 3.50 | 120 bpm | decode ")
+    assert "underruns 0" in first and "peak [" in first and " dB" in first
+    assert second.startswith("drift meso ") and "stretch ext 0.80" in second
+    assert "pending: drift curve @ bar 2" in second
+    engine.render_array(1.0)                       # past the bar: the change has landed
+    assert "pending" not in status_line(engine)
+    assert "render layer.wav 40%" in status_line(engine, extra="render layer.wav 40%")
+
+
+def test_the_peak_meter_reads_in_decibels():
+    assert peak_meter(0.0) == "[----------]  -inf dB"
+    assert peak_meter(1.0).startswith("[##########]!")
+    assert peak_meter(0.5) == "[#########-]   -6 dB"
+    assert peak_meter(10 ** (-30 / 20)) == "[#####-----]  -30 dB"   # -60..0 dB in ten cells
+    assert peak_meter(float("nan")) == "[----------]  -inf dB"
+
+
+def test_the_status_line_with_no_voices_says_what_to_type(engine):
+    assert "try voice(flute, cello, curve=sine(8))" in status_line(engine)
+
+
+def test_render_takes_the_voices_as_the_performer_last_set_them(engine, tmp_path):
+    sources = pack_sources(engine)
+    a = voice(sources["flute"], sources["cello"], curve=sine(4), name="a")       # offline: pending
+    b = voice(sources["cello"], sources["flute"], name="b")
+    engine.render_array(0.5)
+    b.stop()
+    a.set(curve=saw(1), quant="bar")
+    assert [(p.name, repr(p.curve)) for p in current_voices(engine)] == [("a", repr(saw(1)))]
+
+    job = render_in_background(engine, tmp_path / "layer.wav", 3)
+    assert job.wait(timeout=60) == tmp_path / "layer.wav"
+    with Engine(seed=2) as reference:
+        voice(sources["flute"], sources["cello"], curve=saw(1), name="a")
+        expected = reference.render_array(3)
+    written, rate = sf.read(tmp_path / "layer.wav", dtype="float32")
+    assert written.shape == (3 * rate, 2)
+    assert np.abs(written - expected).max() <= 1e-5     # decoded in other batch sizes: rounding
+    assert "done in" in repr(job)
+
+
+def test_render_says_what_is_wrong(engine, tmp_path):
+    with pytest.raises(LiveLatentError, match="no voices are playing"):
+        render_in_background(engine, tmp_path / "x.wav", 10)
+    voice(pack_sources(engine)["flute"], pack_sources(engine)["cello"])
+    with pytest.raises(ParameterError, match="use a .wav or .flac"):
+        render_in_background(engine, tmp_path / "x.mp4", 10)
+    with pytest.raises(ParameterError, match="seconds"):
+        render_in_background(engine, tmp_path / "x.wav", -1)
+    job = render_in_background(engine, tmp_path / "long.wav", 3600)
+    job.cancel()
+    with pytest.raises(LiveLatentError, match="cancelled"):
+        job.wait(timeout=60)
+    assert not (tmp_path / "long.wav").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_long_background_render_runs_beside_live_playback_with_zero_underruns(jack_server, tmp_path):
+    engine = make_engine(blocksize=1024)           # the REPL's engine
+    with engine:
+        sources = pack_sources(engine)
+        start_playing(engine, "system")
+        voice(sources["flute"], sources["cello"], curve=sine(4), name="drift")
+        voice(sources["cello"], sources["flute"], strategy="extension", curve=tri(3), gain=0.5,
+              name="stretch")
+        with jackutil.JackRecorder(jack_server, "PortAudio", seconds=120) as recorder:
+            recorder.wait_frames(22050)
+            job = render_in_background(engine, tmp_path / "layer.wav", 60)
+            job.wait(timeout=300)
+            recorder.wait_frames(22050)
+            captured = recorder.stop()
+        engine.stop_playback()
+        assert engine.underruns == 0             # the audio callback always found samples ready
+    sounding = captured[np.flatnonzero(np.abs(captured).max(axis=1) > 0)[0]:]
+    blocks = np.abs(sounding[:len(sounding) // 1024 * 1024]).reshape(-1, 1024, 2).max(axis=(1, 2))
+    assert blocks.min() > 1e-3                     # the live sound never stopped
+
+    with Engine(engine.codec, seed=engine.seed) as reference:
+        voice(sources["flute"], sources["cello"], curve=sine(4), name="drift")
+        voice(sources["cello"], sources["flute"], strategy="extension", curve=tri(3), gain=0.5,
+              name="stretch")
+        expected = reference.render_array(60)
+    written, rate = sf.read(tmp_path / "layer.wav", dtype="float32")
+    assert written.shape == (60 * rate, 2)
+    assert np.abs(written - expected).max() <= 1e-5
