@@ -100,6 +100,37 @@ def test_a_session_in_the_repl_is_journaled_and_renders_as_it_was_heard(jack_ser
     assert difference <= 1e-4, f"JACK logged {jack_server.xruns()} xruns"
 
 
+def test_ctrl_c_stops_a_long_cell_and_never_the_engine(jack_server, tmp_path):
+    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "long"],
+                env={"LIVELATENT_SETS": str(tmp_path / "sets")})
+    try:
+        recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=30)
+        recorder.start(timeout_s=60)
+        repl.wait_prompt()
+        repl.run('voice(flute, cello, curve=sine(2), name="a")')
+        repl.child.sendline("import time; time.sleep(60)")
+        repl.pump(1.0)
+        repl.child.sendintr()                              # Ctrl-C
+        repl.wait_prompt(timeout=10)
+        assert "interrupted: the cell stopped, the voices play on" in repl.text
+        repl.pump(1.0)
+        assert displayed(repl.run("engine.live")) == "True"
+        assert displayed(repl.run("engine.underruns")) == "0"
+        layer = tmp_path / "layer.wav"
+        started = repl.run(f"job = render({str(layer)!r}, seconds=30)")
+        assert f"rendering 1 voice to {layer} (30 s) in the background" in started
+        assert "done in" in displayed(repl.run("job.wait(); job"))
+        assert displayed(repl.run("engine.underruns")) == "0"     # the render left the sound alone
+        repl.kill()
+        captured = until_stream_stopped(recorder.stop())
+    finally:
+        repl.close()
+    sounding = captured[np.flatnonzero(np.abs(captured).max(axis=1) > 0)[0]:]
+    blocks = np.abs(sounding[:len(sounding) // 1024 * 1024]).reshape(-1, 1024, 2).max(axis=(1, 2))
+    assert blocks.min() > 1e-3          # the sound went on through the cell, Ctrl-C and render
+    assert sf.info(str(layer)).frames == 30 * 44100
+
+
 @pytest.mark.parametrize("how", ["exit", "ctrl-d"])
 def test_leaving_the_repl_fades_out_and_closes_the_stream(jack_server, tmp_path, how):
     repl = Repl(["live", "--device", "system", "--set", "quick"],

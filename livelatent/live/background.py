@@ -111,7 +111,8 @@ class RenderJob:
         else:
             state = (f"{100 * self.fraction:.0f}% ({self.rendered:.0f} of {self.seconds:g} s, "
                      f"{self.speed:.0f}x real time)")
-        return f"<render {self.path}: {self.voices} voices, {self.seconds:g} s, {state}>"
+        voices = f"{self.voices} voice{'s' * (self.voices != 1)}"
+        return f"<render {self.path}: {voices}, {self.seconds:g} s, {state}>"
 
 
 def current_voices(engine) -> list:
