@@ -152,3 +152,17 @@ def test_leaving_the_repl_fades_out_and_closes_the_stream(jack_server, tmp_path,
     tail = np.abs(played[-2000:]).max()
     assert tail < 0.05 * np.abs(played).max()           # it faded out, it did not cut off
     assert not any(port.startswith("PortAudio-") for port in jack_server.ports())   # stream closed
+
+
+def test_without_an_audio_device_the_repl_says_so_in_one_line(tmp_path):
+    repl = Repl(["live", "--device", "no-such-device"], env={"LIVELATENT_SETS": str(tmp_path)})
+    try:
+        with pytest.raises(EOFError):
+            repl.wait_prompt(timeout=60)
+        repl.child.close()
+    finally:
+        repl.close()
+    lines = [line for line in repl.text.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("livelatent: error: ")
+    assert "no-such-device" in lines[0] and "--offline" in lines[0]
+    assert repl.child.exitstatus == 2

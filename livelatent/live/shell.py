@@ -5,8 +5,8 @@ the public API and the pack's sources in the namespace, every cell journaled and
 engine batch (see :mod:`livelatent.live.ipython`), a status toolbar at the bottom, and the
 pattern files given with ``--watch`` hot-reloading.
 
-Without an audio device the REPL does not start: it prints the reason in one line and exits
-with status 2, because a performer who typed ``livelatent`` expects sound, and silence that
+Without an audio device the REPL does not start: it prints the reason in one line
+(``livelatent: error: ...``) and exits with status 2, because a performer who typed ``livelatent`` expects sound, and silence that
 looks like a working REPL is worse than a clear refusal. ``--offline`` starts it anyway, to
 write and ``render()`` without a sound card.
 
@@ -109,11 +109,9 @@ def cli_live(args) -> int:
         engine, session = start_session(device=args.device, blocksize=args.blocksize,
                                         model=args.model, set_name=args.set_name,
                                         offline=offline)
-    except DeviceError as exc:
-        print(f"livelatent: no audio device: {exc}\n"
-              f"  (livelatent live --offline starts the REPL without sound, to write and render)",
-              file=sys.stderr)
-        return 2
+    except DeviceError as exc:      # printed as one line, exit status 2, by livelatent.cli
+        raise DeviceError(f"{exc}; `livelatent live --offline` starts the REPL without sound, "
+                          f"to write and render") from None
     shell = _make_shell(session)
     live = attach(shell, session, origin="repl", toolbar=True)
     try:
