@@ -39,7 +39,8 @@ def pack_sources(engine) -> dict[str, Source]:
 def namespace(engine, *, extra: dict | None = None) -> dict:
     """A fresh namespace: ``from livelatent import *``, the pack's sources, and ``engine``."""
     names = {name: getattr(livelatent, name) for name in livelatent.__all__}
-    names.update(pack_sources(engine))
+    # a demo source never hides a function of the API (the pack's voice.flac vs voice())
+    names.update({k: v for k, v in pack_sources(engine).items() if k not in names})
     names["engine"] = engine
     names["__name__"] = "__livelatent__"
     if extra:
