@@ -5,11 +5,13 @@ set (one MIDI file, one time slot per note, all-sound-off between slots): that i
 than starting fluidsynth once per note. Reverb and chorus are off; each note is mixed to mono
 and peak-normalised.
 
-The held-out set is defined so that none of its notes appears in training: melodic
-instruments are trained at pitches ``p-4, p, p+4`` (p = the C of each octave in range) and
-velocities 70 and 110, and held out at ``p+3`` and velocity 80 (a pitch class and a velocity
-the model never saw). Drums are trained on one set of GM drum-kit notes at velocities 60, 90
-and 120 and held out on *other* drum-kit notes at velocity 80.
+The held-out set is defined so that none of its pitches or velocities appears in training:
+melodic instruments are trained at pitches ``p-4, p, p+4`` around bases ``p`` whose pitch class
+is C, C# or D (staggered across instruments, so training covers 9 of the 12 pitch classes),
+at velocities 60, 90 and 115; they are held out on the D#/Eb just above each base (``p+3``,
+``p+2`` or ``p+1``) at velocity 80. No training note has pitch class D#, G or B, and none has
+velocity 80. Drums are trained on one set of GM drum-kit notes at velocities 60, 90 and 120
+and held out on *other* drum-kit notes at velocity 80.
 """
 
 from __future__ import annotations
@@ -60,11 +62,12 @@ INSTRUMENTS = {
     "pad": (88, "synth", 36, 96), "warm_pad": (89, "synth", 36, 96),
 }
 
-TRAIN_VELOCITIES = (70, 110)
+TRAIN_VELOCITIES = (60, 90, 115)
 HELDOUT_VELOCITY = 80
 TRAIN_OFFSETS = (-4, 0, 4)
-HELDOUT_OFFSET = 3
-MAX_BASES = 5               # octaves per instrument (spread over its range)
+HELDOUT_PITCH_CLASS = 3     # D#/Eb: never trained (nor G, B: see _bases)
+MAX_BASES = 4               # octaves per instrument (spread over its range)
+REGISTER = (33, 91)         # MIDI notes the corpus keeps to (the playable middle of most instruments)
 
 # GM drum kit: trained notes and other, held-out notes (distinct drum sounds)
 DRUMS_TRAIN = {35: "kick", 36: "kick", 38: "snare", 40: "snare", 37: "snare", 39: "clap",
@@ -77,9 +80,12 @@ DRUMS_HELDOUT = {43: "toms", 47: "toms", 57: "crash", 59: "ride", 61: "percussio
 DRUM_TRAIN_VELOCITIES = (60, 90, 120)
 
 
-def _bases(low: int, high: int) -> list[int]:
-    """The C of each octave whose p-4 .. p+4 lies inside the instrument's range."""
-    candidates = [p for p in range(12, 120, 12) if p - 4 >= low and p + 4 <= high]
+def _bases(low: int, high: int, stagger: int) -> list[int]:
+    """Bases ``p`` of pitch class ``stagger`` (0 = C, 1 = C#, 2 = D) whose p-4 .. p+4 lies inside
+    the instrument's range and the corpus register. Their training pitches p-4, p, p+4 have pitch
+    classes ``stagger + {8, 0, 4}``: never 3, 7 or 11."""
+    low, high = max(low, REGISTER[0]), min(high, REGISTER[1])
+    candidates = [p for p in range(12 + stagger, 120, 12) if p - 4 >= low and p + 4 <= high]
     if len(candidates) > MAX_BASES:    # keep the ends and the middle of the range
         picks = np.linspace(0, len(candidates) - 1, MAX_BASES).round().astype(int)
         candidates = [candidates[i] for i in sorted(set(picks))]
@@ -89,14 +95,15 @@ def _bases(low: int, high: int) -> list[int]:
 def corpus_notes() -> tuple[list[dict], list[dict]]:
     """(training notes, held-out notes), each a list of dicts with name/program/pitch/velocity."""
     train, heldout = [], []
-    for name, (program, family, low, high) in INSTRUMENTS.items():
-        for base in _bases(low, high):
+    for index, (name, (program, family, low, high)) in enumerate(INSTRUMENTS.items()):
+        stagger = index % 3
+        for base in _bases(low, high, stagger):
             for offset in TRAIN_OFFSETS:
                 for velocity in TRAIN_VELOCITIES:
                     train.append(dict(instrument=name, family=family, program=program, channel=0,
                                       pitch=base + offset, velocity=velocity))
             heldout.append(dict(instrument=name, family=family, program=program, channel=0,
-                                pitch=base + HELDOUT_OFFSET, velocity=HELDOUT_VELOCITY))
+                                pitch=base + HELDOUT_PITCH_CLASS - stagger, velocity=HELDOUT_VELOCITY))
     for pitch, kind in DRUMS_TRAIN.items():
         for velocity in DRUM_TRAIN_VELOCITIES:
             train.append(dict(instrument=f"drum_{kind}", family="drums", program=0,
@@ -201,8 +208,10 @@ def render_corpus(out_dir: Path, *, soundfont: Path = SOUNDFONT) -> dict:
         manifest = {
             "description": (f"FluidR3_GM.sf2 rendered with fluidsynth (reverb and chorus off, mono, "
                             f"peak-normalised, {NOTE_SECONDS} s per note); split '{split}'"),
-            "heldout_rule": ("melodic: train pitches p-4/p/p+4 at velocities 70/110, held out p+3 at "
-                             "velocity 80; drums: held out drum-kit notes not in training, velocity 80"),
+            "heldout_rule": ("melodic: trained at p-4/p/p+4 (p of pitch class C, C# or D, staggered "
+                             "across instruments) at velocities 60/90/115; held out at the D#/Eb above p "
+                             "at velocity 80 (no training note has pitch class D#, G or B or velocity "
+                             "80); drums: held out drum-kit notes not in training, at velocity 80"),
             "files": files,
             "skipped_silent": skipped,
         }

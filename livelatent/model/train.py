@@ -237,7 +237,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
           latent: int = 256, beta: float = 1e-4, sample_rate: int = 44100, val_fraction: float = 0.1,
           val_files=None, checkpoint_every: int = 1, resume: bool = False, device: str = "auto",
           threads: int | None = None, seed: int = 0, float16: bool = False,
-          bf16: bool = False, progress: bool = True) -> dict:
+          bf16: bool = False, grad_clip: float | None = 1.0, progress: bool = True) -> dict:
     """Train a RawAudioVAE on audio files or folders and write a model pack folder.
 
     Parameters
@@ -263,7 +263,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         Continue the run saved in ``output_dir``.
     device : {"auto", "cpu", "cuda"}
     threads : int or None
-        torch CPU threads.
+        torch CPU threads for this process (None leaves torch's setting).
     seed : int
         Seeds the split, the initial weights, the shuffling and the sampling.
     float16 : bool
@@ -272,6 +272,10 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         Run the forward pass under bfloat16 autocast (mixed precision: weights, optimiser and
         loss stay float32). About 1.7x faster on CPUs with AVX-512 BF16; validation and the
         card's metrics are computed in float32.
+    grad_clip : float or None
+        Clip the gradient norm of each step to this (None: no clipping). Normal steps have
+        norms far below 1; the clip only stops the rare step where a logvar spike makes the
+        sampled latent and the gradient explode, which otherwise undoes epochs of training.
     progress : bool
         Show a tqdm progress bar with the loss.
 
@@ -322,6 +326,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule,
                 "hop": hop, "val_fraction": val_fraction, "seed": seed, "float16": float16,
                 "checkpoint_every": checkpoint_every, "device": str(dev), "bf16": bf16,
+                "grad_clip": grad_clip,
                 "threads": torch.get_num_threads()}
 
     torch.manual_seed(seed)
@@ -346,6 +351,8 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if dev.type == "cuda" and state.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         first_epoch = int(state["epoch"])
         best_val = float(state["best_val"])
         history = list(state["history"])
@@ -377,6 +384,8 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
                 loss, mse, kl = vae_loss(recon.float(), x, mu.float(), logvar.float(), beta)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
                 scheduler.step()
                 loss_value, mse_value, kl_value = float(loss.detach()), float(mse.detach()), float(kl.detach())
@@ -409,6 +418,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
                     "format": TRAIN_STATE_FORMAT, "epoch": epoch, "config": config.to_dict(),
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if dev.type == "cuda" else [],
                     "best_val": best_val, "history": history, "train_files": file_list,
                     "elapsed_s": elapsed_before + time.time() - started,
                 }, state_path)
