@@ -29,6 +29,7 @@ import ast
 import os
 import sys
 import threading
+import time
 
 from ..errors import DeviceError, LiveLatentError
 
@@ -37,6 +38,7 @@ __all__ = ["LiveShell", "attach", "load_ipython_extension", "unload_ipython_exte
 
 TOOLBAR_REFRESH_S = 0.25
 MESSAGE_POLL_S = 0.1
+CATCH_UP_S = 0.03       # the REPL's thread sleeps this long after a cell that changed the sound
 _CELL_FUNCTION = "__livelatent_cell__"
 _NOT_JOURNALED_MAGICS = {"pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psource", "pfile",
                          "load_ext", "unload_ext", "reload_ext", "livelatent"}
@@ -184,7 +186,21 @@ class LiveShell:
             except KeyboardInterrupt:
                 print("interrupted: the cell stopped, the voices play on", file=sys.stderr)
                 return None
+            finally:
+                self._let_the_decoder_catch_up()
         return value if value is not None else _last_name_value(code, self.shell.user_ns)
+
+    def _let_the_decoder_catch_up(self) -> None:
+        """After a cell changed the live engine, keep this thread off the GIL for a moment.
+
+        A change makes the decode thread re-decode from the sample where it lands, a block or
+        two ahead of the listener. Every numpy call there gives the GIL up and takes it back;
+        while this thread ran Python (IPython's bookkeeping, the prompt's redraw) each took
+        up to a switch interval to get back, and the first blocks after a change came late
+        (measured: an underrun in about one session in five on a loaded 2-core machine).
+        """
+        if self.engine.live and self.engine.last_batch_sample is not None:
+            time.sleep(CATCH_UP_S)
 
     # -- output --------------------------------------------------------------------------------
     def say(self, line: str) -> None:
@@ -274,15 +290,15 @@ def load_ipython_extension(ip) -> None:
     engine = make_engine(model=os.environ.get("LIVELATENT_MODEL") or None,
                          blocksize=int(blocksize) if blocksize else None)
     device = os.environ.get("LIVELATENT_DEVICE") or None
+    from ..context import set_current_engine
+    set_current_engine(engine)
+    session = Session(engine, set_name=os.environ.get("LIVELATENT_SET") or None)
+    live = attach(ip, session, origin="ipython", toolbar=True)    # all set up before it plays
     try:
         start_playing(engine, device)
         where = f"live on {device or 'the default output'}"
     except DeviceError as exc:
         where = f"offline: no audio device ({str(exc).split(';')[0]}); render() still works"
-    session = Session(engine, set_name=os.environ.get("LIVELATENT_SET") or None)
-    from ..context import set_current_engine
-    set_current_engine(engine)
-    live = attach(ip, session, origin="ipython", toolbar=True)
     _loaded[id(ip)] = live
     print(f"livelatent: {where}; journal {session.journal.path}; "
           f"try v = voice(flute, cello, curve=sine(8))")

@@ -18,6 +18,7 @@ saved beside it (``state.json``) so ``livelatent render sets/<name>`` works at o
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 import time
@@ -104,17 +105,31 @@ def cli_live(args) -> int:
     # 5 ms switch interval, a busy REPL thread (IPython compiling a cell, the toolbar
     # redrawing) made it late enough to underrun. 1 ms keeps it on time.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # The REPL's own thread holds the GIL while it runs a cell or redraws the toolbar: if the
+    # OS set it aside for another program meanwhile, the decode thread waited for the GIL and
+    # the audio underran. So the whole REPL asks for the audio threads' priority (it idles
+    # between cells; a background render lowers its own thread).
+    _raise_process_priority()
     offline = bool(getattr(args, "offline", False))
-    try:
-        engine, session = start_session(device=args.device, blocksize=args.blocksize,
-                                        model=args.model, set_name=args.set_name,
-                                        offline=offline)
-    except DeviceError as exc:      # printed as one line, exit status 2, by livelatent.cli
-        raise DeviceError(f"{exc}; `livelatent live --offline` starts the REPL without sound, "
-                          f"to write and render") from None
+    engine = make_engine(model=args.model, blocksize=args.blocksize)
+    if not offline:
+        try:
+            _check_device(args.device)       # before anything is written or started
+        except DeviceError as exc:   # printed as one line, exit status 2, by livelatent.cli
+            raise DeviceError(f"{exc}; `livelatent live --offline` starts the REPL without "
+                              f"sound, to write and render") from None
+    from ..context import set_current_engine
+    from ..session.session import Session
+    set_current_engine(engine)
+    session = Session(engine, set_name=args.set_name)
+    # Everything heavy (IPython's import, the demo sources) is done before the stream opens:
+    # done while it played, it held the GIL long enough for the first blocks to underrun.
     shell = _make_shell(session)
     live = attach(shell, session, origin="repl", toolbar=True)
+    _freeze_garbage()
     try:
+        if not offline:
+            start_playing(engine, args.device)
         for path in args.watch or []:
             try:
                 live.watcher.watch(path)
@@ -130,6 +145,31 @@ def cli_live(args) -> int:
     finally:
         _leave(live)
     return 0
+
+
+def _raise_process_priority() -> None:
+    """This thread, and every thread started from it later, at AUDIO_NICENESS when allowed."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) > AUDIO_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, 0, AUDIO_NICENESS)
+    except (OSError, AttributeError):
+        pass      # not root, no CAP_SYS_NICE, or not a Unix: normal priority
+
+
+def _freeze_garbage() -> None:
+    """Collect once, then leave everything alive now out of later collections.
+
+    Start-up leaves a few hundred thousand objects (IPython, torch when a pack needs it); a
+    full collection walking them all held the GIL long enough for the first voice to underrun.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def _check_device(device) -> None:
+    """Raise :class:`DeviceError` now if ``device`` names no output (opening it comes later)."""
+    from ..sinks.device import find_output_device
+    find_output_device(device)
 
 
 @contextlib.contextmanager
