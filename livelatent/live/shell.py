@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -83,6 +85,10 @@ def start_session(*, device=None, blocksize=None, model=None, set_name=None, off
     return engine, session
 
 
+def _import_ipython() -> None:
+    importlib.import_module("IPython.terminal.interactiveshell")
+
+
 def _make_shell(session):
     from IPython.terminal.interactiveshell import TerminalInteractiveShell
     from traitlets.config import Config
@@ -110,6 +116,10 @@ def cli_live(args) -> int:
     # the audio underran. So the whole REPL asks for the audio threads' priority (it idles
     # between cells; a background render lowers its own thread).
     _raise_process_priority()
+    # IPython's import (about 0.4 s of Python) overlaps the model and demo sources loading,
+    # which spend their time in file reads and C code that let the GIL go.
+    importer = threading.Thread(target=_import_ipython, name="livelatent-import", daemon=True)
+    importer.start()
     offline = bool(getattr(args, "offline", False))
     engine = make_engine(model=args.model, blocksize=args.blocksize)
     if not offline:
@@ -124,6 +134,7 @@ def cli_live(args) -> int:
     session = Session(engine, set_name=args.set_name)
     # Everything heavy (IPython's import, the demo sources) is done before the stream opens:
     # done while it played, it held the GIL long enough for the first blocks to underrun.
+    importer.join()
     shell = _make_shell(session)
     live = attach(shell, session, origin="repl", toolbar=True)
     _freeze_garbage()
