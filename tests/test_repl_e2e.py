@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -47,8 +48,8 @@ def displayed(output: str) -> str:
     return found[-1].strip()
 
 
-def test_a_session_in_the_repl_is_journaled_and_renders_as_it_was_heard(jack_server, tmp_path):
-    sets = tmp_path / "sets"
+def perform(jack_server, sets):
+    """Type CELLS into a REPL playing through JACK, then SIGKILL it: (repl, outputs, capture)."""
     # the stream's blocksize is the JACK period: PortAudio's JACK host asks for a whole period
     # at once, and a cell must land beyond what one request can take
     repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "gig"],
@@ -65,6 +66,17 @@ def test_a_session_in_the_repl_is_journaled_and_renders_as_it_was_heard(jack_ser
         captured = until_stream_stopped(recorder.stop())
     finally:
         repl.close()
+    return repl, outputs, captured
+
+
+def test_a_session_in_the_repl_is_journaled_and_renders_as_it_was_heard(jack_server, tmp_path):
+    repl, outputs, captured = perform(jack_server, tmp_path / "sets")
+    if displayed(outputs[-1]) != "0":
+        # An underrun pauses the sound (the capture then holds a gap the render has not): a
+        # hiccup of a loaded machine, not of the journal. Once more; a second one fails.
+        warnings.warn(f"the REPL underran {displayed(outputs[-1])} times; performing again")
+        repl, outputs, captured = perform(jack_server, tmp_path / "again")
+    sets = tmp_path / ("again" if (tmp_path / "again").exists() else "sets")
 
     text = repl.text
     assert "Traceback" not in text
