@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--float16", action="store_true", help="store the final weights in float16")
+    p.add_argument("--init", choices=["pca", "random"], default="pca",
+                   help="start from the PCA of the training windows (default) or random weights")
     p.add_argument("--bf16", action="store_true", help="train with bfloat16 autocast (faster on CPUs with AVX-512 BF16)")
 
     p = sub.add_parser("info", help="print a model's card")

@@ -27,6 +27,7 @@ import torch
 from ..audio import list_audio_files, read_audio
 from ..errors import AudioError, ModelLoadError, ParameterError
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from .warmstart import pca_warm_start
 from .metrics import PCABaseline, codec_reconstructor, reconstruction_metrics, silence_reconstructor
 from .vae import RawAudioVAE, VAEConfig, vae_loss
 
@@ -35,6 +36,8 @@ __all__ = ["train", "cli_train", "TRAIN_STATE_NAME", "LR_SCHEDULES"]
 TRAIN_STATE_NAME = "train_state.pt"
 TRAIN_STATE_FORMAT = "livelatent.train_state"
 LR_SCHEDULES = ("cosine", "step", "constant")
+INITS = ("pca", "random")
+_WARM_START_WINDOWS = 100_000   # windows the warm start's PCA is fit on (spread over the corpus)
 _PCA_WINDOWS = 40000        # training windows the PCA baseline is fit on (a seeded subsample)
 
 
@@ -237,7 +240,8 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
           latent: int = 256, beta: float = 1e-4, sample_rate: int = 44100, val_fraction: float = 0.1,
           val_files=None, checkpoint_every: int = 1, resume: bool = False, device: str = "auto",
           threads: int | None = None, seed: int = 0, float16: bool = False,
-          bf16: bool = False, grad_clip: float | None = 1.0, progress: bool = True) -> dict:
+          bf16: bool = False, grad_clip: float | None = 1.0, init: str = "pca",
+          progress: bool = True) -> dict:
     """Train a RawAudioVAE on audio files or folders and write a model pack folder.
 
     Parameters
@@ -272,6 +276,9 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         Run the forward pass under bfloat16 autocast (mixed precision: weights, optimiser and
         loss stay float32). About 1.7x faster on CPUs with AVX-512 BF16; validation and the
         card's metrics are computed in float32.
+    init : {"pca", "random"}
+        Start from the PCA of the training windows (see :mod:`livelatent.model.warmstart`: on a
+        CPU it reaches in minutes what random weights need many epochs for) or from random weights.
     grad_clip : float or None
         Clip the gradient norm of each step to this (None: no clipping). Normal steps have
         norms far below 1; the clip only stops the rare step where a logvar spike makes the
@@ -291,6 +298,8 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
                         ("checkpoint_every", checkpoint_every)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ParameterError(f"{name}={value!r} must be a positive integer")
+    if init not in INITS:
+        raise ParameterError(f"init={init!r} must be one of {INITS}")
     if lr_schedule not in LR_SCHEDULES:
         raise ParameterError(f"lr_schedule={lr_schedule!r} must be one of {LR_SCHEDULES}")
     if not lr > 0:
@@ -326,7 +335,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule,
                 "hop": hop, "val_fraction": val_fraction, "seed": seed, "float16": float16,
                 "checkpoint_every": checkpoint_every, "device": str(dev), "bf16": bf16,
-                "grad_clip": grad_clip,
+                "grad_clip": grad_clip, "init": init,
                 "threads": torch.get_num_threads()}
 
     torch.manual_seed(seed)
@@ -361,6 +370,14 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     elif state_path.exists():
         print(f"livelatent train: starting over; the previous run's state in {output_dir} "
               f"will be overwritten (use --resume to continue it)", file=sys.stderr)
+    if not resume and init == "pca":
+        if len(corpus) > latent and hidden >= 2 * latent:
+            picks = np.linspace(0, len(corpus) - 1, min(len(corpus), _WARM_START_WINDOWS)).astype(np.int64)
+            settings.update(pca_warm_start(model, corpus.batch(picks).numpy()))
+        else:
+            print(f"livelatent train: too few windows ({len(corpus)}) or hidden units for a PCA "
+                  f"warm start; starting from random weights", file=sys.stderr)
+            settings["init"] = "random"
 
     data_summary = {"train": _describe(train_files, corpus.durations, sample_rate),
                     "validation": _describe(val_paths, [s.size for s in val_signals], sample_rate),
@@ -482,6 +499,7 @@ def cli_train(args) -> int:
         val_fraction=args.val_fraction, val_files=args.val_files,
         checkpoint_every=args.checkpoint_every, resume=args.resume, device=args.device,
         threads=args.threads, seed=args.seed, float16=args.float16, bf16=getattr(args, "bf16", False),
+        init=getattr(args, "init", "pca"),
         progress=sys.stderr.isatty())
     model = summary["metrics"]["model"]
     print(f"wrote {Path(args.output) / CHECKPOINT_NAME} and card.md: {summary['evaluated_on']} "
