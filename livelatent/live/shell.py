@@ -10,6 +10,12 @@ Without an audio device the REPL does not start: it prints the reason in one lin
 looks like a working REPL is worse than a clear refusal. ``--offline`` starts it anyway, to
 write and ``render()`` without a sound card.
 
+Keeping the sound free of underruns while IPython works in the same process (each measured
+over JACK on a loaded 2-core machine): the REPL decodes 0.2 s ahead, warms the model up, sets
+everything up before the stream opens, freezes the start-up garbage, runs at a higher
+priority when allowed (niceness -10), switches the GIL every millisecond, and leaves the GIL
+to the decode thread for 30 ms after each cell that changed the sound.
+
 Leaving (``exit``, or Ctrl-D and yes) fades the voices out over half a second and closes
 the stream; the journal is already on disk (``sets/<name>/journal.jsonl``), and the state is
 saved beside it (``state.json``) so ``livelatent render sets/<name>`` works at once.
@@ -189,8 +195,8 @@ def _audio_priority():
 
     Linux gives each thread its own niceness and a new thread inherits its creator's, so the
     engine's decode thread and PortAudio's audio thread, started inside this block, keep the
-    higher priority while the REPL's own thread (IPython, the toolbar) returns to normal. Not
-    root and no CAP_SYS_NICE: nothing changes.
+    higher priority while the calling thread (a Jupyter kernel's) returns to normal. Not root
+    and no CAP_SYS_NICE: nothing changes.
     """
     previous = None
     if hasattr(os, "setpriority"):
