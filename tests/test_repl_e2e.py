@@ -54,8 +54,9 @@ def perform(jack_server, sets):
     # at once, and a cell must land beyond what one request can take
     repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "gig"],
                 env={"LIVELATENT_SETS": str(sets)})
+    # a JACK client still open when its server stops crashes the process: close it, whatever happens
+    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
     try:
-        recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
         recorder.start(timeout_s=60)
         repl.wait_prompt()
         outputs = []
@@ -65,40 +66,13 @@ def perform(jack_server, sets):
         repl.kill()
         captured = until_stream_stopped(recorder.stop())
     finally:
+        recorder.close()
         repl.close()
     return repl, outputs, captured
 
 
-def test_a_session_in_the_repl_is_journaled_and_renders_as_it_was_heard(jack_server, tmp_path):
-    repl, outputs, captured = perform(jack_server, tmp_path / "sets")
-    if displayed(outputs[-1]) != "0":
-        # An underrun pauses the sound (the capture then holds a gap the render has not): a
-        # hiccup of a loaded machine, not of the journal. Once more; a second one fails.
-        warnings.warn(f"the REPL underran {displayed(outputs[-1])} times; performing again")
-        repl, outputs, captured = perform(jack_server, tmp_path / "again")
-    sets = tmp_path / ("again" if (tmp_path / "again").exists() else "sets")
-
-    text = repl.text
-    assert "Traceback" not in text
-    for index, expected in BROKEN.items():
-        error_lines = [line for line in outputs[index].splitlines() if line.startswith("error:")]
-        assert len(error_lines) == 1 and expected in error_lines[0], outputs[index]
-    # the status line: in the toolbar, and printed by %livelatent, with the change that waits
-    # for the bar shown as pending (unless the bar came first)
-    assert "drift meso" in text and "stretch ext" in text and "underruns" in text
-    status = outputs[2]
-    assert "drift meso" in status and "bpm" in status and "peak [" in status
-    assert "pending: drift curve @ bar 2" in status, status
-    assert "pending: drift curve @ bar 2" in text            # in the toolbar too
-    assert displayed(outputs[-1]) == "0", "the REPL underran: the capture has gaps"
-
-    typed = [cell for cell, _ in CELLS if not cell.startswith("%")]
-    entries = read_journal(sets / "gig" / "journal.jsonl")
-    assert [e.code.strip() for e in entries] == typed
-    assert [typed[i] for i, e in enumerate(entries) if e.error] == [CELLS[i][0] for i in sorted(BROKEN)]
-    assert (sets / "gig" / "state.json").exists()
-
-    output = tmp_path / "gig.wav"
+def rendered_against_heard(sets, captured, output):
+    """``livelatent render`` of the set, and its largest difference from the aligned capture."""
     rendered = subprocess.run([sys.executable, "-m", "livelatent.cli", "render", str(sets / "gig"),
                                "-o", str(output)], cwd=ROOT, capture_output=True, text=True,
                               timeout=300)
@@ -108,15 +82,52 @@ def test_a_session_in_the_repl_is_journaled_and_renders_as_it_was_heard(jack_ser
     offset = jackutil.align(captured, reference)
     overlap = min(len(reference), len(captured) - offset) - max(0, -offset)
     assert overlap >= 4 * rate        # most of the session was compared
-    difference = jackutil.max_abs_diff_aligned(captured, reference, offset=offset)
-    assert difference <= 1e-4, f"JACK logged {jack_server.xruns()} xruns"
+    return jackutil.max_abs_diff_aligned(captured, reference, offset=offset)
+
+
+def test_a_session_in_the_repl_is_journaled_and_renders_as_it_was_heard(jack_server, tmp_path):
+    sets = tmp_path / "sets"
+    repl, outputs, captured = perform(jack_server, sets)
+
+    text = repl.text
+    assert "Traceback" not in text
+    for index, expected in BROKEN.items():
+        error_lines = [line for line in outputs[index].splitlines() if line.startswith("error:")]
+        assert len(error_lines) == 1 and expected in error_lines[0], outputs[index]
+    # the status line: in the toolbar, and printed by %livelatent, with the change that waits
+    # for the bar shown as pending
+    assert "drift meso" in text and "stretch ext" in text and "underruns" in text
+    status = outputs[2]
+    assert "drift meso" in status and "bpm" in status and "peak [" in status
+    assert "pending: drift curve @ bar 2" in status, status
+    assert "pending: drift curve @ bar 2" in text            # in the toolbar too
+
+    typed = [cell for cell, _ in CELLS if not cell.startswith("%")]
+    entries = read_journal(sets / "gig" / "journal.jsonl")
+    assert [e.code.strip() for e in entries] == typed
+    assert [typed[i] for i, e in enumerate(entries) if e.error] == [CELLS[i][0] for i in sorted(BROKEN)]
+    assert (sets / "gig" / "state.json").exists()
+
+    underruns, xruns = displayed(outputs[-1]), jack_server.xruns()
+    difference = rendered_against_heard(sets, captured, tmp_path / "gig.wav")
+    if difference > 1e-4 and (underruns != "0" or xruns):
+        # An underrun pauses the sound, and an xrun of the dummy JACK server can drop a period
+        # of the recording: either way the capture holds a gap the render has not. A hiccup
+        # of a loaded machine, not of the journal: once more, and a second one fails.
+        warnings.warn(f"the REPL underran {underruns} times and JACK logged {xruns} xruns; "
+                      f"performing again")
+        _, outputs, captured = perform(jack_server, tmp_path / "again")
+        underruns, xruns = displayed(outputs[-1]), jack_server.xruns() - xruns
+        difference = rendered_against_heard(tmp_path / "again", captured, tmp_path / "again.wav")
+    assert difference <= 1e-4, f"the REPL underran {underruns} times, JACK logged {xruns} xruns"
 
 
 def test_ctrl_c_stops_a_long_cell_and_never_the_engine(jack_server, tmp_path):
     repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "long"],
                 env={"LIVELATENT_SETS": str(tmp_path / "sets")})
+    # a JACK client still open when its server stops crashes the process: close it, whatever happens
+    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=30)
     try:
-        recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=30)
         recorder.start(timeout_s=60)
         repl.wait_prompt()
         repl.run('voice(flute, cello, curve=sine(2), name="a")')
@@ -127,19 +138,20 @@ def test_ctrl_c_stops_a_long_cell_and_never_the_engine(jack_server, tmp_path):
         assert "interrupted: the cell stopped, the voices play on" in repl.text
         repl.pump(1.0)
         assert displayed(repl.run("engine.live")) == "True"
-        assert displayed(repl.run("engine.underruns")) == "0"
         layer = tmp_path / "layer.wav"
         started = repl.run(f"job = render({str(layer)!r}, seconds=30)")
         assert f"rendering 1 voice to {layer} (30 s) in the background" in started
         assert "done in" in displayed(repl.run("job.wait(); job"))
-        assert displayed(repl.run("engine.underruns")) == "0"     # the render left the sound alone
         repl.kill()
         captured = until_stream_stopped(recorder.stop())
     finally:
+        recorder.close()
         repl.close()
     sounding = captured[np.flatnonzero(np.abs(captured).max(axis=1) > 0)[0]:]
     blocks = np.abs(sounding[:len(sounding) // 1024 * 1024]).reshape(-1, 1024, 2).max(axis=(1, 2))
-    assert blocks.min() > 1e-3          # the sound went on through the cell, Ctrl-C and render
+    # the sound went on through the cell, Ctrl-C and the render: not one silent period (an
+    # underrun would have left one)
+    assert blocks.min() > 1e-3
     assert sf.info(str(layer)).frames == 30 * 44100
 
 
@@ -147,8 +159,9 @@ def test_ctrl_c_stops_a_long_cell_and_never_the_engine(jack_server, tmp_path):
 def test_leaving_the_repl_fades_out_and_closes_the_stream(jack_server, tmp_path, how):
     repl = Repl(["live", "--device", "system", "--set", "quick"],
                 env={"LIVELATENT_SETS": str(tmp_path / "sets")})
+    # a JACK client still open when its server stops crashes the process: close it, whatever happens
+    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=30)
     try:
-        recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=30)
         recorder.start(timeout_s=60)
         repl.wait_prompt()
         repl.run('voice(flute, cello, curve=sine(2), name="a")')
@@ -157,6 +170,7 @@ def test_leaving_the_repl_fades_out_and_closes_the_stream(jack_server, tmp_path,
         time.sleep(0.3)
         captured = recorder.stop()
     finally:
+        recorder.close()
         repl.close()
     assert status == 0, repl.text[-2000:]
     assert "faded out" in repl.text
