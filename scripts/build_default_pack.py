@@ -6,7 +6,7 @@
    training notes and held-out notes whose pitches *and* velocities never occur in training.
 2. Train with :func:`livelatent.model.train.train` (validation = the held-out notes).
 3. Render the ~30 short demo sources (FLAC) the REPL exposes by name.
-4. Assemble ``models/default/``: ``model.pt`` (float16), ``card.md``, ``LICENSE``,
+4. Assemble ``models/default/``: ``model.safetensors`` (float16), ``card.md``, ``LICENSE``,
    ``corpus.json`` and ``sources/*.flac``, and check the pack's thresholds.
 
 Needs ``fluidsynth``, ``fluid-soundfont-gm`` and ``mido``. Run from the repository root::
@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import fluidr3_corpus as corpus  # noqa: E402
 
 from livelatent.model.card import write_card  # noqa: E402
-from livelatent.model.checkpoint import CHECKPOINT_NAME  # noqa: E402
+from livelatent.model.checkpoint import (CHECKPOINT_NAME, PACK_WEIGHTS_NAME,  # noqa: E402
+                                         load_checkpoint, save_checkpoint)
 from livelatent.model.train import train  # noqa: E402
 
 PACK = ROOT / "models" / "default"
@@ -128,7 +129,7 @@ LICENSE_TEXT = """\
 livelatent default model pack
 =============================
 
-The weights (model.pt), the card and the demo sources in this folder are released under the
+The weights (model.safetensors), the card and the demo sources in this folder are released under the
 MIT licence, the same as livelatent itself:
 
 Copyright (c) livelatent contributors
@@ -259,7 +260,11 @@ def main(argv=None) -> int:
         summary = json.loads((run_dir / "summary.json").read_text())
         manifest = corpus_manifest(corpus_dir)
         PACK.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / CHECKPOINT_NAME, PACK / CHECKPOINT_NAME)
+        # the pack ships safetensors: loading it (and so playing) never imports torch
+        best = load_checkpoint(run_dir / CHECKPOINT_NAME)
+        save_checkpoint(PACK / PACK_WEIGHTS_NAME, best.state_dict, best.config, training=best.training,
+                        dtype=next(iter(best.state_dict.values())).dtype)
+        (PACK / CHECKPOINT_NAME).unlink(missing_ok=True)
         (PACK / "corpus.json").write_text(json.dumps(manifest, indent=None, separators=(",", ":")))
         (PACK / "LICENSE").write_text(LICENSE_TEXT)
         summary["intro"] = ("The default livelatent model: a RawAudioVAE trained on notes of many "

@@ -123,6 +123,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stream = None
         self._running = False
+        self._host_block = blocksize             # frames the host takes at once (set by start)
         self._blas_limit = None
         self._render_lock = threading.RLock()    # one advancer at a time when offline
         self._stem_sink = None                   # callable(index, first_sample, block) for stems
@@ -283,6 +284,7 @@ class Engine:
             return
         self._batched = []
         self.last_batch_sample = None
+        tempo_before = self.requested_tempo
         failed = False
         try:
             yield self
@@ -291,7 +293,9 @@ class Engine:
             raise
         finally:
             commands, self._batched = self._batched, None
-            if commands and not (failed and discard_on_error):
+            if failed and discard_on_error:
+                self.requested_tempo = tempo_before
+            elif commands:
                 self.last_batch_sample = self.submit(*commands, at=at)
 
     def _schedule(self, commands, step: int) -> int:
@@ -411,6 +415,10 @@ class Engine:
             stream = open_output_stream(self._ring.callback, device=device,
                                         samplerate=self.sample_rate, blocksize=self.blocksize,
                                         channels=2)
+            # The host may pull more than one block at a time: PortAudio's JACK host asks for a
+            # whole server period (4 blocks of 256 back to back on a 1024 period). A change
+            # must land beyond what one such pull can take; the stream's latency says its size.
+            self._host_block = max(self.blocksize, int(round(float(stream.latency) * self.sample_rate)))
             # Live steps decode a few windows at a time. Multi-threaded BLAS gains nothing on
             # such small products and stalls when the other core is busy (measured: decode load
             # 2.2x real time with 2 threads on a loaded machine, 0.08x with 1), so the engine
@@ -487,7 +495,7 @@ class Engine:
     def _handle(self, commands, reply, done, at=None) -> None:
         """Schedule commands at the first step the callback cannot have reached (decode thread)."""
         try:
-            margin = self.blocksize + self.step // 4
+            margin = self._host_block + self.step // 4
             step = -(-(self._ring.read + margin) // self.step)
             if at is not None and -(-at // self.step) >= step:   # a later step, asked for
                 step = -(-at // self.step)
@@ -497,7 +505,7 @@ class Engine:
             if step < self._step_pos:
                 self._ring.written = min(self._ring.written, step * self.step)
                 # the callback may have moved on while we decided: never rewrite what it read
-                safe = -(-(self._ring.read + self.blocksize) // self.step)
+                safe = -(-(self._ring.read + self._host_block) // self.step)
                 if safe > step:
                     step = safe
                     self._ring.written = min(max(self._ring.written, step * self.step),

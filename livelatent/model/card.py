@@ -1,6 +1,6 @@
 """Model cards: what a model is, what it was trained on, and how well it reconstructs.
 
-``card.md`` sits next to ``model.pt`` in a model folder. ``livelatent info [MODEL]`` prints it;
+``card.md`` sits next to the weights (``model.safetensors`` or ``model.pt``) in a model folder. ``livelatent info [MODEL]`` prints it;
 for a checkpoint without a card it prints the config and training summary the checkpoint
 carries.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config import DEFAULT_MODEL_DIR
 from ..errors import ModelLoadError
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint
+from .checkpoint import CHECKPOINT_NAME, PACK_WEIGHTS_NAME, load_checkpoint
 
 __all__ = ["CARD_NAME", "write_card", "card_text", "cli_info"]
 
@@ -137,12 +137,12 @@ def cli_info(args) -> int:
         raise ModelLoadError(f"no model at {target}" + ("" if getattr(args, "model", None) else
                              "; the default pack is missing: rebuild it with scripts/build_default_pack.py"))
     if target.is_dir():
-        load_checkpoint(target)          # a folder with a broken model.pt is an error, not a card
+        load_checkpoint(target)          # a folder with broken weights is an error, not a card
         card = target / CARD_NAME
-        print(card.read_text() if card.exists() else _checkpoint_text(target / CHECKPOINT_NAME), end="")
+        print(card.read_text() if card.exists() else _checkpoint_text(target), end="")
     else:
         sibling = target.parent / CARD_NAME
-        if target.name == CHECKPOINT_NAME and sibling.exists():
+        if target.name in (CHECKPOINT_NAME, PACK_WEIGHTS_NAME) and sibling.exists():
             load_checkpoint(target)
             print(sibling.read_text(), end="")
         else:
