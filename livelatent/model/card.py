@@ -47,8 +47,8 @@ def card_text(summary: dict, *, title: str = "RawAudioVAE model") -> str:
     if summary.get("content_hash"):
         lines += [f"Weights hash (sha256): `{summary['content_hash']}`", ""]
     lines += ["## Training", "", "| setting | value |", "|---|---|"]
-    for key in ("epochs", "batch_size", "lr", "lr_schedule", "hop", "seed", "float16", "bf16", "grad_clip",
-                "device", "threads"):
+    for key in ("init", "epochs", "batch_size", "lr", "lr_schedule", "hop", "seed", "float16", "bf16",
+                "grad_clip", "device", "threads"):
         if key in settings:
             lines.append(f"| {key} | {settings[key]} |")
     if "best_epoch" in summary:
