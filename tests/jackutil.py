@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = ["JackServer", "running_jack_server", "JackRecorder", "SUBPROCESS_PORT
            "max_abs_diff_aligned", "jackd_available"]
 
 _server_numbers = itertools.count()
+_open_recorders: "weakref.WeakSet[JackRecorder]" = weakref.WeakSet()
 
 #: Ports of a stream that a subprocess (``livelatent play``...) opens on the test's server.
 SUBPROCESS_PORTS = r"^PortAudio-[0-9]+:out_"
@@ -104,6 +106,9 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
         device.refresh()
         yield server
     finally:
+        for recorder in list(_open_recorders):   # a test that failed may have left one open
+            if recorder._server_name == name:
+                recorder.close()
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -169,6 +174,7 @@ class JackRecorder:
         self.sources: list[str] = []
         self._client.set_process_callback(self._process)
         self._client.set_xrun_callback(self._xrun)
+        _open_recorders.add(self)
 
     # Runs on JACK's thread: only copies into preallocated arrays.
     def _process(self, frames):
@@ -197,18 +203,26 @@ class JackRecorder:
         return [p.name for p in self._client.get_ports(name_pattern=pattern, is_audio=True, is_output=True)]
 
     def start(self, *, timeout_s: float = 10.0) -> "JackRecorder":
-        """Wait until the ports to record exist, connect them, and start recording."""
-        deadline = time.monotonic() + timeout_s
-        while len(sources := self._find_sources()) < len(self._inputs):
-            if time.monotonic() > deadline:
-                existing = [p.name for p in self._client.get_ports()]
-                raise TimeoutError(f"no {len(self._inputs)} output ports match {self._ports_spec!r} on JACK "
-                                   f"server {self._server_name!r} after {timeout_s} s; ports: {existing}")
-            time.sleep(0.01)
-        self.sources = sources[:len(self._inputs)]
-        self._client.activate()
-        for source, port in zip(self.sources, self._inputs):
-            self._client.connect(source, port)
+        """Wait until the ports to record exist, connect them, and start recording.
+
+        On failure the client is closed at once: a JACK client left open when its server stops
+        crashes the interpreter when it is garbage-collected.
+        """
+        try:
+            deadline = time.monotonic() + timeout_s
+            while len(sources := self._find_sources()) < len(self._inputs):
+                if time.monotonic() > deadline:
+                    existing = [p.name for p in self._client.get_ports()]
+                    raise TimeoutError(f"no {len(self._inputs)} output ports match {self._ports_spec!r} on "
+                                       f"JACK server {self._server_name!r} after {timeout_s} s; ports: {existing}")
+                time.sleep(0.01)
+            self.sources = sources[:len(self._inputs)]
+            self._client.activate()
+            for source, port in zip(self.sources, self._inputs):
+                self._client.connect(source, port)
+        except BaseException:
+            self.close()
+            raise
         self._recording = True
         return self
 

@@ -47,12 +47,18 @@ def test_cli_play_through_jack_equals_cli_render(jack_server, tmp_path):
     script = tmp_path / "layers.py"
     script.write_text(SCRIPT)
     command = [sys.executable, "-m", "livelatent.cli"]
-    with jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=12) as recorder:
-        played = subprocess.run(command + ["play", str(script), "--seconds", "4", "--device", "system"],
-                                cwd=ROOT, capture_output=True, text=True, timeout=60)
-        captured = until_stream_stopped(recorder.stop())
-    assert played.returncode == 0, played.stderr
-    assert "underrun" not in played.stderr
+    player = subprocess.Popen(command + ["play", str(script), "--seconds", "4", "--device", "system"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the recorder waits for the player's ports, then records until the player is done
+        with jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=20) as recorder:
+            _, stderr = player.communicate(timeout=90)
+            captured = until_stream_stopped(recorder.stop())
+    finally:
+        player.kill()
+        player.wait()
+    assert player.returncode == 0, stderr
+    assert "underrun" not in stderr
     rendered = subprocess.run(command + ["render", str(script), "-o", str(tmp_path / "layers.wav"),
                                          "--seconds", "6"], cwd=ROOT, capture_output=True, text=True,
                               timeout=120)
