@@ -89,7 +89,9 @@ class Voice:
             quant: str = "now") -> int:
         """Change several things at once, at the next window boundary, beat or bar.
 
-        Returns the engine sample at which the change was scheduled.
+        Returns the engine sample at which the change was scheduled. Inside a batch (a REPL
+        cell, a script) the batch sends it later: this returns the current position, and
+        ``engine.last_batch_sample`` says where the batch landed.
         """
         changes = {}
         params = self._params

@@ -10,18 +10,16 @@ callback copies from. Same function, same samples.
 
 A performer's command lands at the first step the audio callback has not yet come close to.
 When that step was already decoded, the engine restores the snapshot it kept at that step and
-decodes again from there ("rewind"), so a change is heard within a block or two, whatever the
-lookahead.
+decodes again from there ("rewind", in :mod:`.live`), so a change is heard within a block or
+two, whatever the lookahead.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,52 +29,17 @@ from ..model.codec import Codec, load_model
 from ..voice import VoiceParams, plan_windows
 from .callback import RingBuffer
 from .clock import Clock
+from .commands import QUANTS, Command, VoiceRuntime
+from .live import LivePlayback
 from .mixer import soft_limit
 from .synth import add_windows, synthesis_window
 
 __all__ = ["Engine", "Command", "QUANTS"]
 
-QUANTS = ("now", "beat", "bar")
 _RING_SECONDS = 2.0
 
 
-@dataclass
-class Command:
-    """A change to the engine, applied at the start of one step."""
-
-    kind: str                     # "add", "set", "stop", "hush", "tempo"
-    index: int | None = None      # the voice it concerns
-    params: VoiceParams | None = None
-    changes: dict = field(default_factory=dict)
-    value: float = 0.0            # tempo bpm, or fade length in samples
-    quant: str = "now"
-
-
-class _VoiceRuntime:
-    """A voice as the engine plays it: params plus the state synthesis carries between steps."""
-
-    __slots__ = ("params", "tail", "last_gain", "ended", "noise_cache")
-
-    def __init__(self, params: VoiceParams, tail_len: int):
-        self.params = params
-        self.tail = np.zeros((2, tail_len), dtype=np.float32)
-        self.last_gain = np.zeros(2, dtype=np.float32)     # voices fade in over their first window
-        self.ended = False
-        self.noise_cache: dict = {}
-
-    def snapshot(self):
-        return (self.params, self.tail.copy(), self.last_gain.copy(), self.ended)
-
-    @classmethod
-    def restore(cls, snap, noise_cache):
-        runtime = cls.__new__(cls)
-        runtime.params, tail, last_gain, runtime.ended = snap
-        runtime.tail, runtime.last_gain = tail.copy(), last_gain.copy()
-        runtime.noise_cache = noise_cache
-        return runtime
-
-
-class Engine:
+class Engine(LivePlayback):
     """The audio engine: plays voices live and renders them offline, sample for sample alike.
 
     Parameters
@@ -90,7 +53,7 @@ class Engine:
     blocksize : int
         Frames per audio callback when live.
     lookahead : int, optional
-        Samples decoded ahead of the callback when live (default: 4 steps, about 46 ms). It
+        Samples decoded ahead of the callback when live (default: 8 steps, about 93 ms). It
         costs no latency: a change rewinds and re-decodes what was decoded but not played.
     """
 
@@ -106,12 +69,12 @@ class Engine:
         self.window = self.codec.window
         self.step = self.window // 2
         self.blocksize = blocksize
-        self.lookahead = int(lookahead) if lookahead is not None else 4 * self.step
+        self.lookahead = int(lookahead) if lookahead is not None else 8 * self.step
         if self.lookahead < self.step:
             raise ParameterError(f"lookahead={lookahead} must be at least one step ({self.step} samples)")
         self._clock = Clock(self.sample_rate, tempo)
         self.requested_tempo = self._clock.bpm   # the tempo the performer last asked for
-        self._voices: dict[int, _VoiceRuntime] = {}
+        self._voices: dict[int, VoiceRuntime] = {}
         self._next_index = 0
         self._step_pos = 0                       # next step to process
         self._pending: list[tuple[int, int, Command]] = []   # (step, seq, command)
@@ -315,7 +278,7 @@ class Engine:
         at = step * self.step
         if command.kind == "add":
             params = command.params.changed(start=at, curve_start=at, good_curve_start=at)
-            self._voices[params.index] = _VoiceRuntime(params, self.window - self.step)
+            self._voices[params.index] = VoiceRuntime(params, self.window - self.step)
         elif command.kind == "tempo":
             self._clock = self._clock.with_tempo(command.value, at)
         elif command.kind == "hush":
@@ -396,146 +359,6 @@ class Engine:
         if length:
             self._peak = max(self._peak * 0.5, float(np.max(np.abs(block))))
         return np.ascontiguousarray(block)
-
-    # -- live ----------------------------------------------------------------------------------
-    def start(self, device=None, *, blocksize: int | None = None):
-        """Open the audio device and play. ``device`` is a name, index or host API name."""
-        if self._running:
-            return self
-        from ..sinks.device import open_output_stream
-        if blocksize is not None:
-            self.blocksize = int(blocksize)
-        with self._render_lock:
-            position = self.position     # a render may have left part of a step unplayed
-            self._ring.reset(position)
-            self._ring.write(position, self._leftover)
-            self._ring.written = self._step_pos * self.step
-            self._leftover = self._leftover[:0]
-            self._snapshots.clear()
-            stream = open_output_stream(self._ring.callback, device=device,
-                                        samplerate=self.sample_rate, blocksize=self.blocksize,
-                                        channels=2)
-            # The host may pull more than one block at a time: PortAudio's JACK host asks for a
-            # whole server period (4 blocks of 256 back to back on a 1024 period). A change
-            # must land beyond what one such pull can take; the stream's latency says its size.
-            self._host_block = max(self.blocksize, int(round(float(stream.latency) * self.sample_rate)))
-            # Live steps decode a few windows at a time. Multi-threaded BLAS gains nothing on
-            # such small products and stalls when the other core is busy (measured: decode load
-            # 2.2x real time with 2 threads on a loaded machine, 0.08x with 1), so the engine
-            # plays with one BLAS thread and gives the others back when it stops.
-            from threadpoolctl import threadpool_limits
-            self._blas_limit = threadpool_limits(limits=1, user_api="blas")
-            self._fill(position + self.lookahead)       # the first blocks are ready at once
-            self._stream = stream
-            self._running = True
-            self._thread = threading.Thread(target=self._decode_loop, name="livelatent-decode",
-                                            daemon=True)
-            self._thread.start()
-            stream.start()
-        return self
-
-    def stop_playback(self, *, fade: float = 0.0) -> None:
-        """Stop live playback (after fading out over ``fade`` seconds); the engine stays usable."""
-        if not self._running:
-            return
-        if fade > 0 and self.voices():
-            self.submit(Command("hush", value=fade * self.sample_rate))
-            deadline = time.monotonic() + fade + 4 * self.lookahead / self.sample_rate + 0.2
-            target = self.position + int((fade + 0.05) * self.sample_rate) + self.window
-            while self._ring.read < target and time.monotonic() < deadline:
-                time.sleep(0.01)
-        self._running = False
-        self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.stop()
-            finally:
-                stream.close()
-        if self._blas_limit is not None:
-            self._blas_limit.restore_original_limits()
-            self._blas_limit = None
-        # carry on offline from where the listener is, on the step grid
-        self._step_pos = -(-self._ring.written // self.step)
-
-    def _decode_loop(self) -> None:
-        poll = max(0.0005, self.blocksize / self.sample_rate / 4)
-        while self._running:
-            try:
-                item = self._queue.get(timeout=poll)
-            except queue.Empty:
-                item = False
-            if item is None:
-                break
-            if item:
-                try:
-                    self._handle(*item)
-                except Exception as exc:   # the submitter gets an error; the sound goes on
-                    self.messages.append(f"engine error: {type(exc).__name__}: {exc}")
-            try:
-                self._fill(self._ring.read + self.lookahead)
-            except Exception as exc:   # never let the decode thread die silently
-                self.messages.append(f"engine error: {type(exc).__name__}: {exc}")
-                time.sleep(0.05)
-
-    def _fill(self, until: int) -> None:
-        """Decode step by step until ``until`` samples are ready (decode thread)."""
-        while self._ring.written < until:
-            step = self._step_pos
-            self._snapshots[step] = self._snapshot()
-            began = time.perf_counter()
-            block = self._advance(1)
-            self._decode_seconds.append((time.perf_counter() - began, self.step))
-            self._ring.write(step * self.step, block)
-            self._ring.written = (step + 1) * self.step
-            self._forget_before(self._ring.read)
-
-    def _handle(self, commands, reply, done, at=None) -> None:
-        """Schedule commands at the first step the callback cannot have reached (decode thread)."""
-        try:
-            margin = self._host_block + self.step // 4
-            step = -(-(self._ring.read + margin) // self.step)
-            if at is not None and -(-at // self.step) >= step:   # a later step, asked for
-                step = -(-at // self.step)
-                if step >= self._step_pos:
-                    reply.append(self._schedule(commands, step) * self.step)
-                    return
-            if step < self._step_pos:
-                self._ring.written = min(self._ring.written, step * self.step)
-                # the callback may have moved on while we decided: never rewrite what it read
-                safe = -(-(self._ring.read + self._host_block) // self.step)
-                if safe > step:
-                    step = safe
-                    self._ring.written = min(max(self._ring.written, step * self.step),
-                                             self._step_pos * self.step)
-                self._rewind(step)
-            else:
-                step = self._step_pos
-            reply.append(self._schedule(commands, step) * self.step)
-        finally:
-            done.set()
-
-    def _snapshot(self):
-        return (self._clock, {i: rt.snapshot() for i, rt in self._voices.items()},
-                list(self._pending), self._sound_end)
-
-    def _rewind(self, step: int) -> None:
-        clock, voices, pending, sound_end = self._snapshots[step]
-        caches = {i: rt.noise_cache for i, rt in self._voices.items()}
-        self._clock = clock
-        self._voices = {i: _VoiceRuntime.restore(snap, caches.get(i, {})) for i, snap in voices.items()}
-        self._pending = pending
-        self._sound_end = sound_end
-        self._step_pos = step
-        for later in [s for s in self._snapshots if s > step]:
-            del self._snapshots[later]
-
-    def _forget_before(self, sample: int) -> None:
-        oldest = sample // self.step - 1
-        for old in [s for s in self._snapshots if s < oldest]:
-            del self._snapshots[old]
 
     # -- offline -------------------------------------------------------------------------------
     def render_array(self, seconds: float | None = None, *, samples: int | None = None,

@@ -36,7 +36,6 @@ import numpy as np
 __all__ = ["cli_live", "make_engine", "start_playing", "start_session", "EXIT_FADE_S", "LOOKAHEAD_S"]
 
 EXIT_FADE_S = 0.5
-SWITCH_INTERVAL_S = 0.001
 # Decoded ahead of the audio callback. A change still lands within a block or two (the engine
 # rewinds what was decoded but not heard), so this costs no latency; it is slack for the
 # decode thread when the REPL's own thread holds the GIL a while (measured over JACK at
@@ -116,6 +115,7 @@ def cli_live(args) -> int:
     # The decode thread needs the GIL for a moment every few milliseconds; with the default
     # 5 ms switch interval, a busy REPL thread (IPython compiling a cell, the toolbar
     # redrawing) made it late enough to underrun. 1 ms keeps it on time.
+    from ..engine.live import SWITCH_INTERVAL_S
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     # The REPL's own thread holds the GIL while it runs a cell or redraws the toolbar: if the
     # OS set it aside for another program meanwhile, the decode thread waited for the GIL and

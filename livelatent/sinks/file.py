@@ -69,11 +69,14 @@ def _stem_path(path: Path, name: str) -> Path:
 
 
 def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
-                   progress: bool | None = None) -> list[Path]:
+                   progress: bool | None = None, on_block=None, chunk_steps: int | None = None) -> list[Path]:
     """Render ``engine`` from its position to ``path`` (.wav float32 or .flac 24-bit).
 
     ``stems=True`` also writes one file per voice (before the master limiter), named
     ``OUT.<voice name>.wav``, each as long as the mix. Returns the paths written, mix first.
+    ``on_block(frames)`` is called after each block is written (raising from it abandons the
+    render: nothing is left under the names asked for). ``chunk_steps`` sets the engine steps
+    per block.
     """
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
@@ -98,8 +101,12 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
                disable=not show, leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s [{elapsed}<{remaining}]")
     engine._stem_sink = write_stem if stems else None
     try:
-        for block in engine.render_chunks(seconds, progress=lambda n: bar.update(n / engine.sample_rate)):
+        chunks = {} if chunk_steps is None else {"chunk_steps": chunk_steps}
+        for block in engine.render_chunks(seconds, progress=lambda n: bar.update(n / engine.sample_rate),
+                                          **chunks):
             mix.write(block)
+            if on_block is not None:
+                on_block(block.shape[0])
         written = [mix.commit()]
         for handle in stem_files.values():
             handle.finish(mix.frames)     # a render's last step may run past its end
