@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from livelatent import Engine, load_model, sine, source, voice
+from livelatent.sinks.null import render_to_null
 from livelatent.strategies import layout
 
 
@@ -40,11 +41,7 @@ def engine_speed(codec, sources, strategy, synth, voices, seconds):
         for i in range(voices):
             voice(*sources, strategy=strategy, synth=synth, curve=sine(4 + i), gain=1.0 / voices)
         engine.render_array(0.5)   # warm: encodes and caches frames, first BLAS calls
-        began = time.perf_counter()
-        for _ in engine.render_chunks(seconds):
-            pass
-        elapsed = time.perf_counter() - began
-    return seconds / elapsed
+        return render_to_null(engine, seconds)["speed"]
 
 
 def windows_per_second_of_audio(codec, strategy, synth):
@@ -56,7 +53,7 @@ def notebook_speed(codec, sources, strategy, synth, seconds):
     """The notebook's loop: per frame, torch encode both windows, mix, sample, decode, cat."""
     module = codec.module
     lay = layout(strategy, synth, window=codec.window)
-    a, b = (torch.from_numpy(np.asarray(s.audio)) for s in sources)
+    a, b = (torch.from_numpy(s.audio.copy()) for s in sources)
     frames = (min(a.numel(), b.numel()) - codec.window) // lay.input_hop + 1
     windows = int(seconds * windows_per_second_of_audio(codec, strategy, synth))
     generator = torch.Generator().manual_seed(0)
