@@ -30,7 +30,7 @@ from pathlib import Path
 from ..errors import SetError
 
 __all__ = ["JOURNAL_VERSION", "JOURNAL_NAME", "Journal", "Entry", "SessionStart", "read_journal",
-           "read_sessions", "wall_time"]
+           "read_sessions", "wall_time", "fsync_dir"]
 
 JOURNAL_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
@@ -103,7 +103,7 @@ class Journal:
                 self._write_bytes(b"\n")
         except OSError as exc:
             raise SetError(f"cannot open the journal {self.path}: {exc}") from None
-        self._fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     # -- writing -------------------------------------------------------------------------------
     def start_session(self, *, seed: int, tempo: float, sample_rate: int, position: int,
@@ -172,19 +172,19 @@ class Journal:
             except OSError as exc:   # a full disk must be said aloud: the performance is not recorded
                 raise SetError(f"cannot write the journal {self.path}: {exc}") from None
 
-    @staticmethod
-    def _fsync_dir(folder: Path) -> None:
-        """Make the journal's directory entry durable too (a new file survives a power cut)."""
-        try:
-            fd = os.open(folder, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries durable too (a new or renamed file survives a power cut)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -38,7 +38,7 @@ from ..errors import LiveLatentError, SetError
 from ..sources import Source, source
 from ..strategies import layout, step_values
 from ..voice import check_gain, check_pan
-from .journal import JOURNAL_NAME, wall_time
+from .journal import JOURNAL_NAME, fsync_dir, wall_time
 
 __all__ = ["STATE_VERSION", "STATE_NAME", "capture_state", "save_set", "read_state",
            "check_set_files", "check_model", "load_set"]
@@ -165,7 +165,7 @@ def save_set(engine, folder, *, journal=None) -> Path:
         else:
             _write_set_files(folder, state, arrays, journal)
             _prune_sources(folder, state)
-        _fsync_path(folder.parent)
+        fsync_dir(folder.parent)
     except OSError as exc:
         raise SetError(f"cannot save the set to {folder}: {exc}") from None
     for note in notes:
@@ -197,19 +197,6 @@ def _atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _fsync_path(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _prune_sources(folder: Path, state: dict) -> None:
