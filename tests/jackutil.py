@@ -35,6 +35,19 @@ _open_recorders: "weakref.WeakSet[JackRecorder]" = weakref.WeakSet()
 SUBPROCESS_PORTS = r"^PortAudio-[0-9]+:out_"
 
 
+def _die_with_parent() -> None:
+    """In the jackd child: ask Linux to kill it when the test process dies, however it dies.
+
+    A test run killed by a timeout skips its fixtures' teardown; its servers would live on, and
+    JACK starts only a handful of servers on one machine (later runs then fail to start one).
+    """
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def jackd_available() -> bool:
     """Whether the ``jackd`` and ``jack_lsp`` programs are installed (Debian package jackd2)."""
     return shutil.which("jackd") is not None and shutil.which("jack_lsp") is not None
@@ -91,7 +104,7 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     server = JackServer(name=name, rate=rate, period=period, log_path=log_path, process=process)
     try:
         deadline = time.monotonic() + ready_timeout_s
