@@ -13,6 +13,7 @@ meanwhile, finds that server and no other.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import os
 import re
@@ -28,24 +29,28 @@ import numpy as np
 __all__ = ["JackServer", "running_jack_server", "JackRecorder", "SUBPROCESS_PORTS", "align",
            "max_abs_diff_aligned", "jackd_available"]
 
-_server_numbers = itertools.count()
+_running_names: set[str] = set()
 _open_recorders: "weakref.WeakSet[JackRecorder]" = weakref.WeakSet()
 
 #: Ports of a stream that a subprocess (``livelatent play``...) opens on the test's server.
 SUBPROCESS_PORTS = r"^PortAudio-[0-9]+:out_"
 
 
+try:   # loaded here, not in the child: between fork and exec the child must not import
+    _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:
+    _LIBC = None
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """In the jackd child: ask Linux to kill it when the test process dies, however it dies.
 
     A test run killed by a timeout skips its fixtures' teardown; its servers would live on, and
-    JACK starts only a handful of servers on one machine (later runs then fail to start one).
+    a machine runs only a handful of JACK servers (later runs then fail to start one).
     """
-    import ctypes
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def jackd_available() -> bool:
@@ -98,7 +103,16 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
     """
     from livelatent.sinks import device
 
-    name = f"livelatent-test-{os.getpid()}-{next(_server_numbers)}"
+    # One name per test process, reused by each server it starts in turn: JACK keeps a slot per
+    # server name in its shared registry, and after about ten distinct names in one process a
+    # new server never accepted clients (measured). Only a server started inside another's
+    # lifetime gets a name of its own.
+    name = f"livelatent-test-{os.getpid()}"
+    for number in itertools.count(1):
+        if name not in _running_names:
+            break
+        name = f"livelatent-test-{os.getpid()}-{number}"
+    _running_names.add(name)
     log_path = Path(log_dir) / f"jackd-{name}.log"
     saved_env = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     with open(log_path, "wb") as log:
@@ -136,6 +150,7 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        _running_names.discard(name)
 
 
 class JackRecorder:
