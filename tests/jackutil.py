@@ -41,6 +41,10 @@ try:   # loaded here, not in the child: between fork and exec the child must not
 except OSError:
     _LIBC = None
 _PR_SET_PDEATHSIG = 1
+# As root, jackd runs realtime (its default), and so do its clients' process threads (our
+# stream's callback, the recorder): scheduling hiccups of a busy machine then no longer make
+# the dummy driver miss periods. Without the privilege it would fail, so others ask for none.
+_REALTIME = () if os.geteuid() == 0 else ("--no-realtime",)
 
 
 def _die_with_parent() -> None:
@@ -117,7 +121,7 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
     saved_env = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+            ["jackd", "-n", name, *_REALTIME, "-d", "dummy", "-r", str(rate), "-p", str(period)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     server = JackServer(name=name, rate=rate, period=period, log_path=log_path, process=process)
     try:

@@ -96,8 +96,10 @@ def test_a_session_in_the_repl_is_journaled_and_renders_as_it_was_heard(jack_ser
         assert len(error_lines) == 1 and expected in error_lines[0], outputs[index]
     # the status line: in the toolbar, and printed by %livelatent, with the change that waits
     # for the bar shown as pending
-    assert "drift meso" in text and "stretch ext" in text and "underruns" in text
     status = outputs[2]
+    assert "drift meso" in text and "stretch ext" in text and "underruns" in text, (
+        f"the toolbar never showed both voices; %livelatent printed:\n{status}\n"
+        f"outputs: {outputs}")
     assert "drift meso" in status and "bpm" in status and "peak [" in status
     assert "pending: drift curve @ bar 2" in status, status
     assert "pending: drift curve @ bar 2" in text            # in the toolbar too
