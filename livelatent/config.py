@@ -4,9 +4,7 @@ from pathlib import Path
 
 __all__ = [
     "SAMPLE_RATE",
-    "WINDOW",
     "BLOCKSIZE",
-    "LOOKAHEAD_WINDOWS",
     "DEFAULT_TEMPO_BPM",
     "BEATS_PER_BAR",
     "PACKAGE_ROOT",
@@ -16,9 +14,7 @@ __all__ = [
 ]
 
 SAMPLE_RATE = 44100          # Hz; the default model's rate
-WINDOW = 1024                # samples per decoded window
 BLOCKSIZE = 256              # samples per audio callback
-LOOKAHEAD_WINDOWS = 1        # windows decoded ahead of the play position, beyond the device buffer
 DEFAULT_TEMPO_BPM = 60.0     # a beat is a second until tempo() changes it
 BEATS_PER_BAR = 4
 
