@@ -125,18 +125,16 @@ class Repl:
     def exit(self, timeout: float = 30.0) -> int:
         """Type ``exit`` and wait for the process to end; returns its exit status."""
         self.child.sendline("exit")
-        try:
-            self._expect([pexpect.EOF], timeout)
-        except EOFError:
-            pass
-        self.child.close()
-        return self.child.exitstatus
+        return self._wait_for_end(timeout)
 
     def exit_with_ctrl_d(self, timeout: float = 30.0) -> int:
         """Ctrl-D, then "y" when asked whether to leave; returns the exit status."""
         self.child.sendcontrol("d")
         self._expect([r"exit \(\[y\]/n\)\?"], timeout)
         self.child.sendline("y")
+        return self._wait_for_end(timeout)
+
+    def _wait_for_end(self, timeout: float) -> int:
         try:
             self._expect([pexpect.EOF], timeout)
         except EOFError:

@@ -7,6 +7,7 @@ set, and kills the process with SIGKILL. Then the journal must hold every cell, 
 """
 
 import re
+import contextlib
 import subprocess
 import sys
 import time
@@ -49,26 +50,32 @@ def displayed(output: str) -> str:
     return found[-1].strip()
 
 
-def perform(jack_server, sets):
-    """Type CELLS into a REPL playing through JACK, then SIGKILL it: (repl, outputs, capture)."""
-    # the stream's blocksize is the JACK period: PortAudio's JACK host asks for a whole period
-    # at once, and a cell must land beyond what one request can take
-    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "gig"],
-                env={"LIVELATENT_SETS": str(sets)})
-    # a JACK client still open when its server stops crashes the process: close it, whatever happens
+@contextlib.contextmanager
+def recorded_repl(jack_server, args, sets):
+    """A REPL playing through JACK and a recorder of its ports, both closed whatever happens
+    (a JACK client still open when its server stops crashes the process)."""
+    repl = Repl(["live", "--device", "system", *args], env={"LIVELATENT_SETS": str(sets)})
     recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
     try:
         recorder.start(timeout_s=60)
         repl.wait_prompt()
+        yield repl, recorder
+    finally:
+        recorder.close()
+        repl.close()
+
+
+def perform(jack_server, sets):
+    """Type CELLS into a REPL playing through JACK, then SIGKILL it: (repl, outputs, capture)."""
+    # the stream's blocksize is the JACK period: PortAudio's JACK host asks for a whole period
+    # at once, and a cell must land beyond what one request can take
+    with recorded_repl(jack_server, ["--blocksize", "1024", "--set", "gig"], sets) as (repl, recorder):
         outputs = []
         for cell, pause in CELLS:
             outputs.append(repl.run(cell))
             repl.pump(pause)
         repl.kill()
         captured = until_stream_stopped(recorder.stop())
-    finally:
-        recorder.close()
-        repl.close()
     return repl, outputs, captured
 
 
@@ -127,13 +134,8 @@ def test_a_session_in_the_repl_is_journaled_and_renders_as_it_was_heard(jack_ser
 
 
 def test_ctrl_c_stops_a_long_cell_and_never_the_engine(jack_server, tmp_path):
-    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "long"],
-                env={"LIVELATENT_SETS": str(tmp_path / "sets")})
-    # a JACK client still open when its server stops crashes the process: close it, whatever happens
-    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=30)
-    try:
-        recorder.start(timeout_s=60)
-        repl.wait_prompt()
+    args = ["--blocksize", "1024", "--set", "long"]
+    with recorded_repl(jack_server, args, tmp_path / "sets") as (repl, recorder):
         repl.run('voice(flute, cello, curve=sine(2), name="a")')
         repl.child.sendline("import time; time.sleep(60)")
         repl.pump(1.0)
@@ -148,9 +150,6 @@ def test_ctrl_c_stops_a_long_cell_and_never_the_engine(jack_server, tmp_path):
         assert "done in" in displayed(repl.run("job.wait(); job"))
         repl.kill()
         captured = until_stream_stopped(recorder.stop())
-    finally:
-        recorder.close()
-        repl.close()
     sounding = captured[np.flatnonzero(np.abs(captured).max(axis=1) > 0)[0]:]
     blocks = np.abs(sounding[:len(sounding) // 1024 * 1024]).reshape(-1, 1024, 2).max(axis=(1, 2))
     # the sound went on through the cell, Ctrl-C and the render: not one silent period (an
@@ -161,21 +160,12 @@ def test_ctrl_c_stops_a_long_cell_and_never_the_engine(jack_server, tmp_path):
 
 @pytest.mark.parametrize("how", ["exit", "ctrl-d"])
 def test_leaving_the_repl_fades_out_and_closes_the_stream(jack_server, tmp_path, how):
-    repl = Repl(["live", "--device", "system", "--set", "quick"],
-                env={"LIVELATENT_SETS": str(tmp_path / "sets")})
-    # a JACK client still open when its server stops crashes the process: close it, whatever happens
-    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=30)
-    try:
-        recorder.start(timeout_s=60)
-        repl.wait_prompt()
+    with recorded_repl(jack_server, ["--set", "quick"], tmp_path / "sets") as (repl, recorder):
         repl.run('voice(flute, cello, curve=sine(2), name="a")')
         repl.pump(1.0)
         status = repl.exit() if how == "exit" else repl.exit_with_ctrl_d()
         time.sleep(0.3)
         captured = recorder.stop()
-    finally:
-        recorder.close()
-        repl.close()
     assert status == 0, repl.text[-2000:]
     assert "faded out" in repl.text
     played = until_stream_stopped(captured)
