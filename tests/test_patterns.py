@@ -34,6 +34,14 @@ def wait_for(condition, seconds):
     return condition()
 
 
+def poll_until_run(watcher):
+    """Poll as the watcher's thread does until a changed file runs (the second poll)."""
+    for _ in range(3):
+        if watcher.check():
+            return
+    raise AssertionError("a changed file was never run")
+
+
 def playing(engine):
     """Voices that sound and are not fading out, with their curves, after the pending changes."""
     engine.render_array(samples=engine.step)           # let every scheduled change land
@@ -74,6 +82,7 @@ def test_a_broken_edit_is_refused_once_and_changes_nothing(session, tmp_path):
     before = playing(engine)
 
     save(pattern, 'voice(flute, cello, curve=tri(2), name="drift"\n')      # unclosed paren
+    assert watcher.check() == []                    # seen changing: run when it holds still
     assert watcher.check() == [pattern.resolve()]
     assert watcher.check() == []                                          # reported once
     assert len([line for line in lines if "syntax error" in line]) == 1
@@ -81,7 +90,7 @@ def test_a_broken_edit_is_refused_once_and_changes_nothing(session, tmp_path):
 
     # runs half way, then raises: the tempo change before the error is not sent either
     save(pattern, 'tempo(150)\nvoice(flute, cello, curve=tri(2), name="drift")\nnosuch\n')
-    watcher.check()
+    poll_until_run(watcher)
     assert "NameError" in lines[-1] and "nothing changed" in lines[-1]
     assert playing(engine) == before and engine.tempo == 60      # the clock's tempo
     assert len(read_journal(session.journal.path)) == 2    # the syntax error never ran
@@ -89,8 +98,31 @@ def test_a_broken_edit_is_refused_once_and_changes_nothing(session, tmp_path):
     # the sound goes on: the engine still renders the voice the last good version started
     assert np.abs(engine.render_array(1.0)).max() > 0.01
     save(pattern, 'voice(flute, cello, curve=saw(1), name="drift")\n')
-    watcher.check()
+    poll_until_run(watcher)
     assert playing(engine) == {"drift": repr(saw(1))}
+
+
+def test_a_file_caught_half_saved_is_not_run_until_it_holds_still(session, tmp_path):
+    # an editor that saves in place truncates the file first: read in that gap it is empty,
+    # and an empty pattern would stop its voices
+    pattern = tmp_path / "drift.py"
+    save(pattern, 'voice(flute, cello, curve=sine(4), name="drift")\n')
+    watcher = PatternWatcher(session, report=lambda line: None)
+    watcher.watch(pattern)
+    with open(pattern, "w"):
+        pass                                             # truncated, not yet written
+    assert watcher.check() == []
+    assert playing(session.engine) == {"drift": repr(sine(4))}
+    save(pattern, 'voice(flute, cello, curve=tri(2), name="drift")\n')
+    assert watcher.check() == []                         # changed again since the last poll
+    assert playing(session.engine) == {"drift": repr(sine(4))}
+    assert watcher.check() == [pattern.resolve()]
+    assert playing(session.engine) == {"drift": repr(tri(2))}
+    # emptied on purpose, it holds still, and then it describes silence
+    with open(pattern, "w"):
+        pass
+    poll_until_run(watcher)
+    assert playing(session.engine) == {}
 
 
 def test_a_watched_folder_picks_up_new_files(session, tmp_path):
@@ -107,7 +139,7 @@ def test_a_watched_folder_picks_up_new_files(session, tmp_path):
     assert set(playing(session.engine)) == {"a", "b"}
     watcher.unwatch(folder)
     save(folder / "b.py", 'voice(cello, flute, name="b2")\n')
-    assert watcher.check() == []
+    assert watcher.check() == [] and watcher.check() == []
 
 
 def test_watching_something_that_is_not_a_pattern_file_says_so(session, tmp_path):

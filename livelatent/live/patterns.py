@@ -14,7 +14,10 @@ changes nothing: the cell runs with ``discard_on_error=True``, so none of its en
 are sent. Either way the voices play on.
 
 Polling (every 0.1 s, in a daemon thread) needs no extra dependency and sees an edit well
-within a second; editors that save by writing a new file and renaming it are seen too.
+within a second; editors that save by writing a new file and renaming it are seen too. A
+changed file runs only once it has held still from one poll to the next: an editor that saves
+in place truncates the file before it writes, and a file read in that gap is empty, which would
+stop all its voices. New files (never run yet) run on the first poll that sees them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class _Watched:
 
     path: Path
     signature: tuple | None = None
+    changing: tuple | None = None
     voices: tuple = ()
     runs: int = 0
     errors: int = 0
@@ -128,7 +132,8 @@ class PatternWatcher:
 
     # -- polling -------------------------------------------------------------------------------
     def check(self) -> list[Path]:
-        """Poll once: run every watched file that changed since its last run. Returns them."""
+        """Poll once: run every watched file that changed since its last run and has held still
+        since the previous poll (a file never run yet: at once). Returns the files run."""
         with self._check_lock:          # the polling thread and a direct call take turns
             return self._check()
 
@@ -145,6 +150,10 @@ class PatternWatcher:
                         self._files.pop(watched.path, None)
                 continue
             if signature == watched.signature:
+                watched.changing = None
+                continue
+            if watched.signature is not None and signature != watched.changing:
+                watched.changing = signature    # maybe mid-save: run it if it holds still
                 continue
             try:
                 code = watched.path.read_text()
@@ -154,7 +163,7 @@ class PatternWatcher:
                 continue
             if _signature(watched.path) != signature:
                 continue            # still being written: take it on the next poll
-            watched.signature = signature
+            watched.signature, watched.changing = signature, None
             self._run(watched, code)
             reloaded.append(watched.path)
         return reloaded
