@@ -7,6 +7,7 @@ the first sample of a render, or of live playback.
 
 from __future__ import annotations
 
+import ast
 import sys
 import time
 import traceback
@@ -22,14 +23,22 @@ __all__ = ["run_code", "run_script", "cli_play", "cli_render", "cli_demo", "DEMO
 DEMO_SCRIPT = PACKAGE_ROOT / "patterns" / "demo.py"
 
 
-def run_code(code: str, names: dict, *, filename: str = "<cell>") -> None:
-    """Compile and run ``code`` in ``names``; errors become one-line LiveLatentErrors."""
+def run_code(code: str, names: dict, *, filename: str = "<cell>"):
+    """Compile and run ``code`` in ``names``; errors become one-line LiveLatentErrors.
+
+    Returns the value of the last statement when it is an expression (``v``, ``voice(...)``,
+    ``1 + 1``), evaluated once as part of the run, like Python's interactive prompt; else None.
+    """
     try:
-        compiled = compile(code, filename, "exec")
+        tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        compiled = compile(tree, filename, "exec")
+        result = compile(ast.Expression(last.value), filename, "eval") if last else None
     except SyntaxError as exc:
         raise LiveLatentError(f"{filename}:{exc.lineno}: syntax error: {exc.msg}") from None
     try:
         exec(compiled, names)
+        return eval(result, names) if result is not None else None
     except LiveLatentError as exc:
         raise type(exc)(f"{filename}:{_script_line(exc, filename)}: {exc}") from None
     except Exception as exc:   # the performer's code may raise anything: report it in one line

@@ -74,6 +74,8 @@ def test_load_ext_a_voice_and_a_swap_in_a_plain_kernel(jack_server, kernel_env):
             swapped = kernel.run("v.curve = tri(2)")
             assert swapped["error"] is None, swapped
             assert kernel.run("v.curve")["result"] == repr(tri(2))      # shown like in IPython
+            assert kernel.run("v.curve.range(0.2, 0.8)")["result"] == repr(tri(2).range(0.2, 0.8))
+            assert kernel.run("v.curve;")["result"] is None                # ; hides it
             recorder.wait_frames(44100)
             broken = kernel.run("voice(flute, nosuch)")
             assert len(broken["stderr"].strip().splitlines()) == 1, broken      # one line
@@ -93,9 +95,9 @@ def test_load_ext_a_voice_and_a_swap_in_a_plain_kernel(jack_server, kernel_env):
     entries = read_journal(os.path.join(kernel_env["LIVELATENT_SET"], "journal.jsonl"))
     assert [e.code.strip() for e in entries] == [
         'v = voice(flute, cello, curve=sine(4), name="drift")', "v.curve = tri(2)", "v.curve",
-        "voice(flute, nosuch)"]
+        "v.curve.range(0.2, 0.8)", "v.curve;", "voice(flute, nosuch)"]
     assert {e.origin for e in entries} == {"ipython"}
-    assert [e.landed for e in entries] == [True, True, False, False]
+    assert [e.landed for e in entries] == [True, True, False, False, False, False]
 
 
 def test_load_ext_without_an_audio_device_runs_offline(kernel_env, tmp_path):

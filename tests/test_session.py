@@ -59,6 +59,21 @@ def test_each_cell_is_journaled_with_the_sample_it_landed_on(tmp_path, model):
     assert (started.seed, started.tempo, started.model_hash) == (4, 60.0, engine.codec.content_hash)
 
 
+def test_a_cell_gives_the_value_of_its_last_expression_once_like_python(tmp_path, model):
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        assert session.run_cell(SOURCES) is None
+        made = session.run_cell("voice(tone, hiss, name='a')")          # evaluated once
+        engine.render_array(samples=engine.step)                       # let it land
+        assert made.name == "a" and [p.name for p in engine.voices()] == ["a"]
+        assert session.run_cell("n = 2\nn * 21") == 42
+        assert session.run_cell("v = voice(hiss, tone)\nv.gain = 0.5") is None
+        engine.render_array(samples=engine.step)
+        assert len(engine.voices()) == 2
+        with pytest.raises(LiveLatentError, match=r"^<repl 4>:2: ZeroDivisionError"):
+            session.run_cell("n = 3\n1 / 0")
+
+
 def test_a_broken_cell_raises_one_line_and_leaves_the_voices_playing(tmp_path, model):
     with Engine(model) as engine:
         session = Session(engine, sets_root=tmp_path)

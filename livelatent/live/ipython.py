@@ -188,7 +188,7 @@ class LiveShell:
                 return None
             finally:
                 self._let_the_decoder_catch_up()
-        return value if value is not None else _last_name_value(code, self.shell.user_ns)
+        return None if code.rstrip().endswith(";") else value      # a trailing ; hides it
 
     def _let_the_decoder_catch_up(self) -> None:
         """After a cell changed the live engine, keep this thread off the GIL for a moment.
@@ -251,27 +251,6 @@ def _one_line_error(shell, etype, value, tb, tb_offset=None):
     """IPython's handler for LiveLatentError: one line, no traceback."""
     print(f"error: {value}", file=sys.stderr, flush=True)
     return []
-
-
-def _last_name_value(code: str, names: dict):
-    """The value of the cell's last line when it is a plain name or attribute (``v``,
-    ``v.curve``): safe to read again, so the REPL can show it like Python does."""
-    try:
-        body = ast.parse(code).body
-    except SyntaxError:
-        return None
-    if not body or not isinstance(body[-1], ast.Expr):
-        return None
-    node = body[-1].value
-    probe = node
-    while isinstance(probe, ast.Attribute):
-        probe = probe.value
-    if not isinstance(probe, ast.Name):
-        return None
-    try:
-        return eval(compile(ast.Expression(node), "<display>", "eval"), names)
-    except Exception:
-        return None
 
 
 # -- %load_ext livelatent ----------------------------------------------------------------------

@@ -103,8 +103,10 @@ class Session:
         self.namespace["load"] = self._load_function()
 
     # -- running code --------------------------------------------------------------------------
-    def run_cell(self, code: str, *, origin: str = "repl", discard_on_error: bool = False) -> None:
+    def run_cell(self, code: str, *, origin: str = "repl", discard_on_error: bool = False):
         """Journal ``code``, run it in one engine batch, and record the sample it landed on.
+
+        Returns the value of the cell's last line when it is an expression (for the REPL to show).
 
         Errors are re-raised as a one-line :class:`LiveLatentError` (``<repl 3>:1: NameError:
         ...``); the journal keeps the cell, and a replay re-runs it and ignores that error.
@@ -128,8 +130,8 @@ class Session:
             error = None
             try:
                 with engine.batch(discard_on_error=discard_on_error):
-                    run_code(code, self.namespace,
-                             filename=f"<{origin} {'?' if entry_id is None else entry_id}>")
+                    value = run_code(code, self.namespace,
+                                     filename=f"<{origin} {'?' if entry_id is None else entry_id}>")
             except LiveLatentError as exc:
                 error = str(exc)
                 raise
@@ -148,6 +150,7 @@ class Session:
                                                   error=error)
                     except SetError as exc:   # the cell ran: its error (if any) matters more
                         engine.messages.append(f"{exc}: where cell {entry_id} landed is not recorded")
+        return value
 
     # -- sets ----------------------------------------------------------------------------------
     def save(self, name: str | None = None) -> Path:
