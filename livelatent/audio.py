@@ -7,8 +7,6 @@ Everything that enters livelatent as sound passes through :func:`read_audio` or
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .atomic import atomic_path
 from .errors import AudioError, ParameterError
 
 __all__ = [
@@ -112,16 +111,9 @@ def write_audio(path, audio: np.ndarray, sample_rate: int, *, subtype: str | Non
     """Write ``audio`` ((frames,) or (frames, channels)) atomically: a temporary file in the
     same folder is renamed over ``path`` only once it is complete."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = _format_for(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, audio, sample_rate, format=fmt, subtype=subtype)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

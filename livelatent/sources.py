@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from . import context
+from .atomic import atomic_path
 from .audio import as_mono, read_audio, resample
 from .config import SAMPLE_RATE, cache_dir
 from .errors import AudioError, ParameterError
@@ -105,11 +105,8 @@ class Source:
                 path.unlink(missing_ok=True)   # a damaged cache entry is re-encoded, not trusted
         frames = self._encode(codec, hop)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, mu=frames.mu, logvar=frames.logvar)
-            os.replace(tmp, path)
+            with atomic_path(path, durable=False) as tmp:      # a cache: speed, not safety
+                np.savez(tmp, mu=frames.mu, logvar=frames.logvar)
         except OSError:
             pass  # a read-only or full cache folder costs speed next time, never the performance
         return frames

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import SomError
 
 __all__ = ["CLUSTERS_FILE", "DATA_FILE", "Entry", "read_clusters", "read_data", "write_clusters",
@@ -46,16 +45,9 @@ class Entry:
 
 def write_json(path: Path, data, *, indent=None) -> None:
     """Write JSON atomically (a temporary file renamed over ``path``)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=indent, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=indent, allow_nan=False)
+        f.write("\n")
 
 
 def _load(path: Path):

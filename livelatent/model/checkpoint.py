@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import ModelLoadError
 from .config import VAEConfig
 
@@ -114,20 +113,13 @@ def save_checkpoint(path, module_or_state, config: VAEConfig, *, training: dict 
         "content_hash": weights_hash(arrays),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix == ".safetensors":
             from safetensors.numpy import save_file
             save_file(arrays, tmp, metadata={"livelatent": json.dumps(header)})
         else:
             import torch
             torch.save({**header, "state_dict": {k: torch.from_numpy(v) for k, v in arrays.items()}}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

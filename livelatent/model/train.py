@@ -16,7 +16,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..audio import list_audio_files, read_audio
 from ..errors import AudioError, ModelLoadError, ParameterError
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -161,14 +161,8 @@ def _device(name: str) -> torch.device:
 
 
 def _atomic_torch_save(payload: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_state(path: Path) -> dict:

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..atomic import fsync_dir
 from ..errors import SetError
 
 __all__ = ["JOURNAL_VERSION", "JOURNAL_NAME", "Journal", "Entry", "SessionStart", "read_journal",
-           "read_sessions", "wall_time", "fsync_dir"]
+           "read_sessions", "wall_time"]
 
 JOURNAL_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
@@ -171,20 +172,6 @@ class Journal:
                 os.fsync(self._file.fileno())
             except OSError as exc:   # a full disk must be said aloud: the performance is not recorded
                 raise SetError(f"cannot write the journal {self.path}: {exc}") from None
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a folder's entries durable too (a new or renamed file survives a power cut)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import api, curves
+from ..atomic import atomic_path, fsync_dir, new_folder_mode
 from ..context import current_engine_or_none, set_current_engine
 from ..errors import LiveLatentError, SetError
 from ..sources import Source, source
 from ..strategies import layout, step_values
 from ..voice import check_gain, check_pan
-from .journal import JOURNAL_NAME, fsync_dir, wall_time
+from .journal import JOURNAL_NAME, wall_time
 
 __all__ = ["STATE_VERSION", "STATE_NAME", "capture_state", "save_set", "read_state",
            "check_set_files", "check_model", "load_set"]
@@ -156,6 +157,7 @@ def save_set(engine, folder, *, journal=None) -> Path:
         if not folder.exists():
             folder.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+            staging.chmod(new_folder_mode())           # mkdtemp's folder is private (0700)
             try:
                 _write_set_files(staging, state, arrays, journal)
                 os.replace(staging, folder)
@@ -186,17 +188,8 @@ def _write_set_files(folder: Path, state: dict, arrays: dict, journal: Path | No
 
 
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def _prune_sources(folder: Path, state: dict) -> None:

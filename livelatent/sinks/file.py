@@ -6,15 +6,14 @@ render that is interrupted never leaves a half-written file under the name asked
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from ..atomic import PendingFile
 from ..errors import ParameterError
 
 __all__ = ["render_to_file", "FORMATS"]
@@ -26,11 +25,9 @@ _PROGRESS_FROM_S = 20.0   # renders shorter than this finish before a bar is wor
 class _AtomicSoundFile:
     def __init__(self, path: Path, sample_rate: int, channels: int):
         fmt, subtype = FORMATS[path.suffix.lower()]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-        os.close(fd)
+        self.pending = PendingFile(path)
         self.path = path
-        self.file = sf.SoundFile(self.tmp, "w", samplerate=sample_rate, channels=channels,
+        self.file = sf.SoundFile(self.pending.tmp, "w", samplerate=sample_rate, channels=channels,
                                  format=fmt, subtype=subtype)
         self.frames = 0
         self.held: np.ndarray | None = None   # stems hold their newest block back
@@ -55,12 +52,11 @@ class _AtomicSoundFile:
 
     def commit(self) -> Path:
         self.file.close()
-        os.replace(self.tmp, self.path)
-        return self.path
+        return self.pending.commit()
 
     def discard(self) -> None:
         self.file.close()
-        Path(self.tmp).unlink(missing_ok=True)
+        self.pending.discard()
 
 
 def _stem_path(path: Path, name: str) -> Path:

@@ -1,0 +1,95 @@
+"""Writing files so that a file that was there before is never left half-written.
+
+Everything livelatent writes for a performer (renders, sets, checkpoints, maps, caches) is
+first written to a temporary file beside its target and renamed over it once complete; a crash
+or an error in between leaves the old file, and the temporary one is removed. The temporary
+file gets the permissions an ordinary new file would (``tempfile`` makes it private, 0600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["PendingFile", "atomic_path", "fsync_dir", "new_folder_mode"]
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()      # read once, at import: os.umask can only be read by setting it
+
+
+def new_folder_mode() -> int:
+    """The permissions ``mkdir`` would give a new folder (``mkdtemp`` gives 0700)."""
+    return 0o777 & ~_UMASK
+
+
+class PendingFile:
+    """A temporary file beside ``path`` (same folder, same suffix) that becomes ``path`` on
+    :meth:`commit` and disappears on :meth:`discard`."""
+
+    def __init__(self, path, *, suffix: str | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = self.path.suffix if suffix is None else suffix
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)
+        finally:
+            os.close(fd)
+        self.tmp = Path(tmp)
+
+    def commit(self, *, durable: bool = True) -> Path:
+        """Rename the finished temporary file over ``path``; ``durable``: fsync it and its
+        folder first, so it survives a power cut."""
+        try:
+            if durable:
+                with open(self.tmp, "rb") as f:
+                    os.fsync(f.fileno())
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        if durable:
+            fsync_dir(self.path.parent)
+        return self.path
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, suffix: str | None = None, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; it replaces ``path`` when the block ends without error.
+
+    >>> with atomic_path("renders/take.wav") as tmp:     # doctest: +SKIP
+    ...     soundfile.write(tmp, audio, 44100)
+    """
+    pending = PendingFile(path, suffix=suffix)
+    try:
+        yield pending.tmp
+    except BaseException:
+        pending.discard()
+        raise
+    pending.commit(durable=durable)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries durable too (a new or renamed file survives a power cut)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,51 @@
+"""Files are replaced whole or not at all, and get the permissions an ordinary new file would."""
+
+import os
+import stat
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livelatent import Engine, voice
+from livelatent.atomic import atomic_path
+from livelatent.session.state import save_set
+from livelatent.sinks.file import render_to_file
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_an_error_while_writing_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "take.txt"
+    target.write_text("the old take")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half of the new")
+        raise RuntimeError("the disk filled up")
+    assert target.read_text() == "the old take"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.txt"]
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".txt" and tmp.name.startswith(".")
+        tmp.write_text("the new take")
+    assert target.read_text() == "the new take"
+
+
+def test_renders_and_sets_are_readable_like_any_new_file(tmp_path, umask_022):
+    # tempfile makes private (0600) files and (0700) folders; a render shared with a
+    # collaborator or a set copied to another account must not be
+    with Engine(seed=1) as engine:
+        tone = np.sin(np.arange(44100) / 10).astype(np.float32)
+        voice(tone, tone[::-1].copy())
+        (render,) = render_to_file(engine, tmp_path / "layer.wav", 0.5)
+        folder = save_set(engine, tmp_path / "sets" / "encore")
+    assert sf.info(str(render)).frames == 22050
+    assert mode(render) == 0o644
+    assert mode(folder) == 0o755 and mode(folder / "state.json") == 0o644
