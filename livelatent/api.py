@@ -86,12 +86,12 @@ class Voice:
             c.kind == "add" and c.params.index == self.index for _, c in self._engine.pending())
 
     def set(self, *, curve=_UNSET, gain=_UNSET, pan=_UNSET, a=_UNSET, b=_UNSET,
-            quant: str = "now") -> int:
+            quant: str = "now") -> "Voice":
         """Change several things at once, at the next window boundary, beat or bar.
 
-        Returns the engine sample at which the change was scheduled. Inside a batch (a REPL
-        cell, a script) the batch sends it later: this returns the current position, and
-        ``engine.last_batch_sample`` says where the batch landed.
+        Returns the voice, so the REPL shows what it will play. ``engine.pending()`` lists the
+        changes still waiting for their beat or bar; after a REPL cell or a script,
+        ``engine.last_batch_sample`` says where its changes landed.
         """
         changes = {}
         params = self._params
@@ -107,17 +107,16 @@ class Voice:
                 src = _as_source(value, role)
                 changes[role] = src
                 changes[f"frames_{role}"] = src.frames(self._engine.codec, params.layout.input_hop)
-        if not changes:
-            return self._engine.position
-        at = self._engine.submit(Command("set", index=self.index, changes=changes, quant=quant))
-        self._params = params.changed(**changes)
-        return at
+        if changes:
+            self._engine.submit(Command("set", index=self.index, changes=changes, quant=quant))
+            self._params = params.changed(**changes)
+        return self
 
-    def stop(self, fade: float = 0.05) -> int:
-        """Fade out over ``fade`` seconds, then stop."""
+    def stop(self, fade: float = 0.05) -> "Voice":
+        """Fade out over ``fade`` seconds, then stop. Returns the voice."""
         fade = _check_fade(fade)
-        return self._engine.submit(Command("stop", index=self.index,
-                                           value=fade * self._engine.sample_rate))
+        self._engine.submit(Command("stop", index=self.index, value=fade * self._engine.sample_rate))
+        return self
 
     def __repr__(self) -> str:
         p = self._params

@@ -191,11 +191,9 @@ class Session:
         return f"<Session {self.set_dir}, {self.engine!r}>"
 
     def _save_function(self):
-        def save(name: str | None = None) -> Path:
+        def save(name: str | None = None) -> None:
             """Save the set as ``sets/<name>/`` (state.json and the journal). ``save("tonight")``"""
-            folder = self.save(name)
-            print(f"saved {folder}")
-            return folder
+            print(f"saved {self.save(name)}")       # said once, not echoed again as a value
         return save
 
     def _load_function(self):
