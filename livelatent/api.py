@@ -90,8 +90,8 @@ class Voice:
         """Change several things at once, at the next window boundary, beat or bar.
 
         Returns the voice, so the REPL shows what it will play. ``engine.pending()`` lists the
-        changes still waiting for their beat or bar; after a REPL cell or a script,
-        ``engine.last_batch_sample`` says where its changes landed.
+        changes still waiting for their beat or bar; ``engine.landed_at`` says where the last
+        changes sent landed (for a REPL cell or a script, once it has run).
         """
         changes = {}
         params = self._params

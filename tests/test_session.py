@@ -45,7 +45,7 @@ def test_each_cell_is_journaled_with_the_sample_it_landed_on(tmp_path, model):
         session.run_cell(SOURCES)
         engine.render_array(samples=1000)
         session.run_cell("v = voice(tone, hiss, curve=sine(2))\nv.gain = 0.5")
-        assert engine.last_batch_sample == 1024                  # the next step, for both changes
+        assert engine.landed_at == 1024                  # the next step, for both changes
         engine.render_array(samples=5000)
         session.run_cell("x = 1", origin="pattern patterns/drift.py")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d-\d{4}", session.set_dir.name)    # a name from the time

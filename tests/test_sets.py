@@ -84,7 +84,7 @@ def test_default_render_length_is_the_last_cell_plus_a_tail(tmp_path, model):
     with Engine(model, seed=5) as engine:
         session = Session(engine, sets_root=tmp_path, set_name="gig")
         perform(session, PERFORMANCE)
-        last = engine.last_batch_sample
+        last = engine.landed_at
     report = render_set(tmp_path / "gig", tmp_path / "gig.flac", progress=False)
     assert report.cells == len(PERFORMANCE)
     assert sf.info(str(tmp_path / "gig.flac")).frames == last + 4 * SR

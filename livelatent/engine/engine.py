@@ -97,7 +97,7 @@ class Engine(LivePlayback):
         self._leftover = np.zeros((0, 2), dtype=np.float32)   # rendered, not yet handed out
         self.voice_handles: dict[int, object] = {}   # index -> performer's Voice handle
         self._batched: list[Command] | None = None
-        self.last_batch_sample: int | None = None  # where the last batch() landed
+        self.landed_at: int | None = None   # where the last changes sent landed (see submit)
 
     # -- what performers and tools read --------------------------------------------------------
     @property
@@ -200,7 +200,8 @@ class Engine(LivePlayback):
         return True
 
     def submit(self, *commands: Command, at: int | None = None) -> int:
-        """Schedule commands; returns the sample at which they take effect ("now" ones).
+        """Schedule commands; returns the sample at which they take effect ("now" ones), which
+        ``landed_at`` keeps (inside a :meth:`batch`, the batch sends them later).
 
         All commands submitted together land on the same step, which is what lets the journal
         replay a cell exactly. Quantised ones wait for the next beat or bar from there.
@@ -223,6 +224,7 @@ class Engine(LivePlayback):
             if not done.wait(timeout=5.0) or not reply:
                 raise LiveLatentError("the engine's decode thread did not answer; "
                                       "the change was not applied")
+            self.landed_at = reply[0]
             return reply[0]
         with self._render_lock:
             step = self._step_pos
@@ -230,14 +232,15 @@ class Engine(LivePlayback):
                 if at < step * self.step:
                     raise ParameterError(f"at={at} is before the render position {step * self.step}")
                 step = -(-int(at) // self.step)
-            return self._schedule(commands, step) * self.step
+            self.landed_at = self._schedule(commands, step) * self.step
+            return self.landed_at
 
     @contextmanager
     def batch(self, *, discard_on_error: bool = False, at: int | None = None):
         """Hold the commands submitted inside, then send them together: they land on one step.
 
         The REPL wraps every cell in a batch, so a cell's changes are heard at once and the
-        journal can replay the cell at that one sample. ``last_batch_sample`` says where.
+        journal can replay the cell at that one sample. ``landed_at`` says where.
         With ``discard_on_error`` a block that raises sends nothing (a broken pattern file
         changes nothing); otherwise what ran before the error is sent, as Python would.
         ``at`` lands them on that later sample (see :meth:`submit`): replays use it.
@@ -246,7 +249,7 @@ class Engine(LivePlayback):
             yield self
             return
         self._batched = []
-        self.last_batch_sample = None
+        self.landed_at = None
         tempo_before = self.requested_tempo
         failed = False
         try:
@@ -259,7 +262,7 @@ class Engine(LivePlayback):
             if failed and discard_on_error:
                 self.requested_tempo = tempo_before
             elif commands:
-                self.last_batch_sample = self.submit(*commands, at=at)
+                self.submit(*commands, at=at)          # sets landed_at
 
     def _schedule(self, commands, step: int) -> int:
         """Put commands in the pending list at ``step`` (quantised ones later)."""

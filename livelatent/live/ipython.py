@@ -199,7 +199,7 @@ class LiveShell:
         up to a switch interval to get back, and the first blocks after a change came late
         (measured: an underrun in about one session in five on a loaded 2-core machine).
         """
-        if self.engine.live and self.engine.last_batch_sample is not None:
+        if self.engine.live and self.engine.landed_at is not None:
             time.sleep(CATCH_UP_S)
 
     # -- output --------------------------------------------------------------------------------

@@ -142,7 +142,7 @@ class Session:
                 self._cell_depth -= 1
                 if previous is not engine and previous is not None:
                     set_current_engine(previous)
-                landed = engine.last_batch_sample
+                landed = engine.landed_at
                 sample = landed if landed is not None else engine.position
                 if entry_id is not None:
                     try:

@@ -135,7 +135,7 @@ def _run_entry(engine, names: dict, entry: Entry, report: ReplayReport, *, live:
             run_code(entry.code, names, filename=f"<{entry.origin} {entry.id}>")
     except LiveLatentError as exc:
         error = str(exc)
-    landed = engine.last_batch_sample
+    landed = engine.landed_at
     report.cells += 1
     if error is not None and entry.error is None:
         raise SetError(f"cell {entry.id} ({entry.origin}) ran cleanly during the performance but "
