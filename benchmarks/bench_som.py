@@ -26,41 +26,24 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from livelatent.corpus import features as F  # noqa: E402
+from synthetic_corpus import FAMILIES, SR, make_sound  # noqa: E402  (the SOM tests' corpus)
 from livelatent.corpus.som import _best_matching, _train, build_som, default_grid, default_iterations  # noqa: E402
 
 NUM_FILES = 1100
-SAMPLE_RATE = 44100
 TARGET_S = 60.0
 BASELINE_EVERY = 10
 
 
-def _sound(family: str, rng: np.random.Generator) -> np.ndarray:
-    duration = rng.uniform(0.5, 2.0)
-    t = np.arange(int(duration * SAMPLE_RATE)) / SAMPLE_RATE
-    pitch = math.exp(rng.uniform(math.log(80), math.log(1000)))
-    if family == "sine":
-        y = np.sin(2 * np.pi * pitch * t)
-    elif family == "buzz":
-        y = 2 * ((pitch * t) % 1.0) - 1
-    elif family == "noise":
-        y = rng.standard_normal(t.size) * np.exp(-t / rng.uniform(0.1, 0.8))
-    elif family == "pluck":
-        y = sum(np.sin(2 * np.pi * pitch * h * t) / h for h in range(1, 6)) * np.exp(-t / 0.1)
-    else:  # chirp
-        rate = math.log(6000 / 200) / duration
-        y = np.sin(2 * np.pi * 200 * (np.exp(rate * t) - 1) / rate)
-    return (rng.uniform(0.1, 0.9) * y / np.max(np.abs(y))).astype(np.float32)
-
-
 def write_corpus(folder: Path) -> list[Path]:
     rng = np.random.default_rng(0)
-    families = ("sine", "buzz", "noise", "pluck", "chirp")
     paths = []
     for i in range(NUM_FILES):
-        path = folder / f"{i:04d}_{families[i % 5]}.wav"
-        sf.write(path, _sound(families[i % 5], rng), SAMPLE_RATE)
+        family = FAMILIES[i % len(FAMILIES)]
+        path = folder / f"{i:04d}_{family}.wav"
+        sf.write(path, make_sound(family, rng, seconds=(0.5, 2.0)), SR)
         paths.append(path)
     return paths
 
@@ -102,7 +85,7 @@ def main() -> None:
         corpus.mkdir()
         paths = write_corpus(corpus)
         seconds = sum(sf.info(str(p)).duration for p in paths)
-        print(f"corpus: {len(paths)} files, {seconds / 60:.1f} min of audio at {SAMPLE_RATE} Hz")
+        print(f"corpus: {len(paths)} files, {seconds / 60:.1f} min of audio at {SR} Hz")
 
         start = time.perf_counter()
         table = F.extract_features(paths, progress=False)

@@ -125,41 +125,7 @@ def render_sources(out_dir: Path) -> list[str]:
     return names
 
 
-LICENSE_TEXT = """\
-livelatent default model pack
-=============================
-
-The weights (model.safetensors), the card and the demo sources in this folder are released under the
-MIT licence, the same as livelatent itself:
-
-Copyright (c) livelatent contributors
-
-Permission is hereby granted, free of charge, to any person obtaining a copy of this software
-and associated documentation files (the "Software"), to deal in the Software without
-restriction, including without limitation the rights to use, copy, modify, merge, publish,
-distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the
-Software is furnished to do so, subject to the following conditions:
-
-The above copyright notice and this permission notice shall be included in all copies or
-substantial portions of the Software.
-
-THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING
-BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
-NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,
-DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
-OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
-
-Training data and demo sources: FluidR3_GM.sf2
-----------------------------------------------
-
-The model was trained on, and the demo sources were rendered from, the Fluid (R3) General MIDI
-SoundFont (Debian package fluid-soundfont-gm), rendered with fluidsynth.
-
-    Copyright (c) 2000-2002, 2008 Frank Wen
-    Copyright (c) 2008 Toby Smithe
-
-    "I hereby release Fluid under the MIT license, as described in COPYING." (Frank Wen)
-
+MIT_TERMS = """\
 Permission is hereby granted, free of charge, to any person obtaining a copy of this software
 and associated documentation files (the "Software"), to deal in the Software without
 restriction, including without limitation the rights to use, copy, modify, merge, publish,
@@ -175,6 +141,29 @@ NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FO
 DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
 OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
 """
+
+LICENSE_TEXT = ("""\
+livelatent default model pack
+=============================
+
+The weights (model.safetensors), the card and the demo sources in this folder are released under the
+MIT licence, the same as livelatent itself:
+
+Copyright (c) livelatent contributors
+
+""" + MIT_TERMS + """
+Training data and demo sources: FluidR3_GM.sf2
+----------------------------------------------
+
+The model was trained on, and the demo sources were rendered from, the Fluid (R3) General MIDI
+SoundFont (Debian package fluid-soundfont-gm), rendered with fluidsynth.
+
+    Copyright (c) 2000-2002, 2008 Frank Wen
+    Copyright (c) 2008 Toby Smithe
+
+    "I hereby release Fluid under the MIT license, as described in COPYING." (Frank Wen)
+
+""" + MIT_TERMS)
 
 
 def corpus_manifest(corpus_dir: Path) -> dict:

@@ -1,8 +1,7 @@
 """Self-organizing maps of a sample corpus, and their clusters as sources.
 
-The corpus is generated here: five families of synthetic sounds (sine tones, buzzes, noise
-bursts, plucked decays, chirps), several of each with random pitch, length and level, written
-to WAV files. A good map puts each family in its own clusters.
+The corpus is generated here (synthetic_corpus.py): five families of synthetic sounds, several
+of each, written to WAV files. A good map puts each family in its own clusters.
 """
 
 import collections
@@ -17,31 +16,9 @@ import soundfile as sf
 from livelatent.cli import main as cli_main
 from livelatent.corpus.som import build_som, default_grid, load_som
 from livelatent.errors import AudioError, SomError
+from synthetic_corpus import FAMILIES, SR, make_sound
 
-SR = 44100
-FAMILIES = ("sine", "buzz", "noise", "pluck", "chirp")
 PER_FAMILY = 8
-
-
-def make_sound(family, rng):
-    seconds = rng.uniform(0.4, 1.5)
-    t = np.arange(int(seconds * SR)) / SR
-    pitch = np.exp(rng.uniform(np.log(110), np.log(880)))
-    if family == "sine":
-        y = np.sin(2 * np.pi * pitch * t)
-    elif family == "buzz":
-        phase = (pitch * t) % 1.0
-        y = np.sign(phase - 0.5) if rng.random() < 0.5 else 2 * phase - 1   # square or saw
-    elif family == "noise":
-        y = rng.standard_normal(t.size) * np.exp(-t / rng.uniform(0.2, 0.6))
-    elif family == "pluck":
-        y = sum(np.sin(2 * np.pi * pitch * h * t) / h for h in range(1, 6)) * np.exp(-t / rng.uniform(0.05, 0.15))
-    else:
-        start, end = (300, 5000) if rng.random() < 0.5 else (5000, 300)
-        rate = np.log(end / start) / seconds
-        y = np.sin(2 * np.pi * start * (np.exp(rate * t) - 1) / rate)
-    y = y * np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)                   # 10 ms fades
-    return (rng.uniform(0.1, 0.8) * y / np.max(np.abs(y))).astype(np.float32)
 
 
 def write_corpus(folder, *, per_family=PER_FAMILY, seed=0):
