@@ -6,7 +6,7 @@ import soundfile as sf
 
 import jackutil
 from livelatent import Engine, LiveLatentError, ParameterError, saw, sine, tempo, tri, voice
-from livelatent.live.background import current_voices, render_in_background
+from livelatent.live.background import render_in_background
 from livelatent.live.prelude import pack_sources
 from livelatent.live.shell import make_engine, start_playing
 from livelatent.live.toolbar import peak_meter, status_line
@@ -55,7 +55,7 @@ def test_render_takes_the_voices_as_the_performer_last_set_them(engine, tmp_path
     engine.render_array(0.5)
     b.stop()
     a.set(curve=saw(1), quant="bar")
-    assert [(p.name, repr(p.curve)) for p in current_voices(engine)] == [("a", repr(saw(1)))]
+    assert [(p.name, repr(p.curve)) for p in engine.intended_voices()] == [("a", repr(saw(1)))]
 
     job = render_in_background(engine, tmp_path / "layer.wav", 3)
     assert job.wait(timeout=60) == tmp_path / "layer.wav"
@@ -66,6 +66,16 @@ def test_render_takes_the_voices_as_the_performer_last_set_them(engine, tmp_path
     assert written.shape == (3 * rate, 2)
     assert np.abs(written - expected).max() <= 1e-5     # decoded in other batch sizes: rounding
     assert "done in" in repr(job)
+
+
+def test_render_in_the_cell_that_starts_the_voice_renders_it(engine, tmp_path):
+    # `v = voice(...); render("x.wav", 1)` in one REPL cell: the voice is still held by the batch
+    sources = pack_sources(engine)
+    with engine.batch():
+        voice(sources["flute"], sources["cello"], name="v")
+        job = render_in_background(engine, tmp_path / "same_cell.wav", 1)
+    assert job.voices == 1 and job.wait(timeout=60) == tmp_path / "same_cell.wav"
+    assert np.abs(sf.read(tmp_path / "same_cell.wav")[0]).max() > 0.01
 
 
 def test_render_says_what_is_wrong(engine, tmp_path):

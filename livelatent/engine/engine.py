@@ -184,9 +184,22 @@ class Engine(LivePlayback):
         self._next_index += 1
         return index
 
-    def held_commands(self) -> list[Command]:
-        """Commands held by the batch in progress: a cell's changes, not yet sent."""
-        return list(self._batched or ())
+    def intended_voices(self) -> list[VoiceParams]:
+        """The voices as the performer last asked for them, in number order: those sounding and
+        not fading out, with every change not yet heard applied (a voice quantised to the bar,
+        a ``set`` waiting for its beat, and what the batch of the cell running now still holds,
+        so ``v = voice(...); save("x")`` in one cell saves ``v``)."""
+        voices = {p.index: p for p in self.voices() if p.stop_at is None}
+        for command in [c for _, c in self.pending()] + list(self._batched or ()):
+            if command.kind == "add":
+                voices[command.params.index] = command.params
+            elif command.kind == "set" and command.index in voices:
+                voices[command.index] = voices[command.index].changed(**command.changes)
+            elif command.kind == "stop":
+                voices.pop(command.index, None)
+            elif command.kind == "hush":
+                voices.clear()
+        return sorted(voices.values(), key=lambda p: p.index)
 
     def reserve_voice_index(self, index: int) -> bool:
         """Make ``index`` the next new voice's number, if no voice had it or a later one yet.

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import LiveLatentError, ParameterError
 from ..sinks.file import FORMATS, render_to_file
 
-__all__ = ["RenderJob", "render_in_background", "current_voices", "RENDER_NICENESS", "RENDER_CHUNK_STEPS"]
+__all__ = ["RenderJob", "render_in_background", "RENDER_NICENESS", "RENDER_CHUNK_STEPS"]
 
 RENDER_NICENESS = 10        # added to the render thread's niceness (Linux); the live threads keep theirs
 RENDER_CHUNK_STEPS = 64     # engine steps per chunk (64 x 512 samples: ~0.74 s of audio)
@@ -113,33 +113,11 @@ class RenderJob:
         return f"<render {self.path}: {voices}, {self.seconds:g} s, {state}>"
 
 
-def current_voices(engine) -> list:
-    """The voices playing, as the performer last set them: sounding or about to start (a
-    voice typed offline, or quantised to the bar), not stopping; changes still waiting for
-    their beat included (a :class:`Voice` handle holds what was last asked of it)."""
-    found = {p.index: p for p in engine.voices()}
-    stopping = set()
-    for _, command in engine.pending():
-        if command.kind == "add":
-            found.setdefault(command.params.index, command.params)
-        elif command.kind == "stop":
-            stopping.add(command.index)
-        elif command.kind == "hush":
-            stopping.update(found)
-    chosen = []
-    for index, params in sorted(found.items()):
-        if params.stop_at is not None or index in stopping:
-            continue
-        handle = engine.voice_handles.get(index)
-        chosen.append(handle.params if handle is not None else params)
-    return chosen
-
-
 def _copy_engine(engine):
     """An offline engine with the same model, seed and tempo, playing ``engine``'s voices."""
     from ..engine.engine import Command, Engine
     copy = Engine(engine.codec, seed=engine.seed, tempo=engine.requested_tempo)
-    params = current_voices(engine)
+    params = engine.intended_voices()
     if params:
         copy.submit(*[Command("add", params=p.changed(stop_at=None, fade=0)) for p in params])
     for p in params:

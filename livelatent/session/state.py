@@ -54,28 +54,14 @@ _FALLBACK_CURVE = 0.5
 def capture_state(engine) -> tuple[dict, dict[str, np.ndarray], list[str]]:
     """The engine's state as a JSON-able dict, the arrays to embed, and notes for the performer.
 
-    The voices are those sounding and not fading out, with the changes still pending (a
-    quantised ``set`` waiting for its bar, or held by the batch of the cell that saves)
-    applied: what the performer last asked for.
+    The voices are :meth:`Engine.intended_voices`: what the performer last asked for.
     """
-    voices = {p.index: p for p in engine.voices() if p.stop_at is None}
     bpm = engine.requested_tempo
-    # a cell that says `v = voice(...); save("x")` has its changes still held by its batch
-    held = engine.held_commands()
-    for command in [c for _, c in engine.pending()] + held:
-        if command.kind == "add":
-            voices[command.params.index] = command.params
-        elif command.kind == "set" and command.index in voices:
-            voices[command.index] = voices[command.index].changed(**command.changes)
-        elif command.kind == "stop":
-            voices.pop(command.index, None)
-        elif command.kind == "hush":
-            voices.clear()
     sources: dict[str, dict] = {}
     arrays: dict[str, np.ndarray] = {}
     notes: list[str] = []
     voice_records = []
-    for params in sorted(voices.values(), key=lambda p: p.index):
+    for params in engine.intended_voices():
         ids = [_source_record(src, sources, arrays) for src in (params.a, params.b)]
         record = {"index": params.index, "name": params.name, "a": ids[0], "b": ids[1],
                   "strategy": params.strategy, "synth": params.synth,
