@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,7 @@ class Source:
             try:
                 with np.load(path, allow_pickle=False) as data:
                     return LatentFrames(data["mu"], data["logvar"], hop)
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 path.unlink(missing_ok=True)   # a damaged cache entry is re-encoded, not trusted
         frames = self._encode(codec, hop)
         try:
