@@ -17,7 +17,6 @@ the frames of a sound; there is no per-frame Python loop.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import soundfile as sf
 import soxr
 
 from ..audio import AUDIO_EXTENSIONS, SILENCE_PEAK
+from ..blas import one_blas_thread
 from ..errors import AudioError, ParameterError
 
 __all__ = [
@@ -252,20 +252,6 @@ class FeatureTable:
                 f"{len(self.skipped)} skipped>")
 
 
-def _one_blas_thread():
-    """Run small matrix products on one BLAS thread.
-
-    The products here are small (a file's frames x 513 bins x 40 mel bands); BLAS threads cost
-    more to wake than they save, 3-5x more on a busy 2-core machine (measured in
-    ``benchmarks/bench_som.py``'s development), so feature extraction keeps to one.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # without threadpoolctl it is only slower
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def extract_features(paths, *, progress: bool = True) -> FeatureTable:
     """Thumbnails of many files, skipping (and listing) those that cannot be used.
 
@@ -287,7 +273,9 @@ def extract_features(paths, *, progress: bool = True) -> FeatureTable:
     kept: list[Path] = []
     rows: list[np.ndarray] = []
     skipped: list[tuple[Path, str]] = []
-    with _one_blas_thread():
+    # the products are small (a file's frames x 513 bins x 40 mel bands): BLAS threads cost
+    # more to wake than they save, 3-5x more on a busy 2-core machine
+    with one_blas_thread():
         for path in tqdm(paths, desc="features", unit="file", disable=not progress, leave=False):
             try:
                 audio, rate = read_for_analysis(path)

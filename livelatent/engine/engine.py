@@ -87,7 +87,6 @@ class Engine(LivePlayback):
         self._stream = None
         self._running = False
         self._host_block = blocksize             # frames the host takes at once (set by start)
-        self._blas_limit = None
         self._render_lock = threading.RLock()    # one advancer at a time when offline
         self._stem_sink = None                   # callable(index, first_sample, block) for stems
         self.messages: deque[str] = deque(maxlen=100)   # what the performer should read

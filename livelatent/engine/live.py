@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+from ..blas import hold_one_blas_thread, release_blas_threads
 from .commands import Command, VoiceRuntime
 
 __all__ = ["LivePlayback"]
@@ -54,8 +55,7 @@ class LivePlayback:
             # such small products and stalls when the other core is busy (measured: decode load
             # 2.2x real time with 2 threads on a loaded machine, 0.08x with 1), so the engine
             # plays with one BLAS thread and gives the others back when it stops.
-            from threadpoolctl import threadpool_limits
-            self._blas_limit = threadpool_limits(limits=1, user_api="blas")
+            hold_one_blas_thread()
             self._switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
             self._fill(position + self.lookahead)       # the first blocks are ready at once
@@ -87,10 +87,8 @@ class LivePlayback:
                 stream.stop()
             finally:
                 stream.close()
-        if self._blas_limit is not None:
-            self._blas_limit.restore_original_limits()
-            self._blas_limit = None
-            sys.setswitchinterval(self._switch_interval)
+        release_blas_threads()
+        sys.setswitchinterval(self._switch_interval)
         # carry on offline from where the listener is, on the step grid
         self._step_pos = -(-self._ring.written // self.step)
 

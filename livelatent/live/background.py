@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 
+from ..blas import hold_one_blas_thread, release_blas_threads
 from ..errors import LiveLatentError, ParameterError
 from ..sinks.file import FORMATS, render_to_file
 
@@ -173,12 +174,11 @@ def render_in_background(engine, path, seconds: float, *, report=None,
     job = RenderJob(path, seconds, count, report=report)
 
     def work():
-        from threadpoolctl import threadpool_limits
         _lower_priority()
         # One BLAS thread (process-wide, as the live engine already asks while it plays): two
         # threads on a machine whose other core is busy ran a decode 35x slower (measured:
         # 61 ms against 1.7 ms for a (32, 2048) x (2048, 1024) product).
-        blas = threadpool_limits(limits=1, user_api="blas")
+        hold_one_blas_thread()
 
         def on_block(frames: int) -> None:
             if job._cancel.is_set():
@@ -198,8 +198,7 @@ def render_in_background(engine, path, seconds: float, *, report=None,
             job.error = f"{type(exc).__name__}: {exc}"
             message = f"render of {path} failed: {job.error}"
         finally:
-            if not engine.live:
-                blas.restore_original_limits()
+            release_blas_threads()
             if job._finished is None:
                 job._finished = time.perf_counter()
         job._done.set()
