@@ -84,15 +84,39 @@ def test_live_hot_swap_is_heard_at_once_and_renders_identically(jack_server):
             engine.stop_playback()
             captured = until_stream_stopped(recorder.stop())
         assert engine.underruns == 0
+        stopped_at = engine.position               # offline from here: where the listener was
+        after_stop = engine.render_array(0.5)
 
     with Engine(seed=4) as offline:
         v = voice(tone, hiss, curve=sine(2))
         before = offline.render_array(swapped_at / SR)
         v.set(curve=tri(1).range(0.8, 1.0))
         assert offline.landed_at == swapped_at
-        reference = np.concatenate([before, offline.render_array(1.5)])
+        reference = np.concatenate([before, offline.render_array(samples=stopped_at + SR - swapped_at)])
     offset = jackutil.align(captured, reference)
     assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
+    # stopping takes back what was decoded ahead but never heard: offline goes on from the
+    # last sample the device took (within a JACK period of the capture's end)
+    assert abs((len(captured) - offset) - stopped_at) <= 1024
+    assert np.abs(after_stop - reference[stopped_at:stopped_at + SR // 2]).max() <= 1e-5
     # the swap landed within a couple of blocks of where the listener was
     assert swapped_at >= SR * 0.9
     assert jack_server.xruns() == 0
+
+
+def test_a_lookahead_longer_than_the_default_ring_still_plays_exactly(jack_server):
+    tone, hiss = sources()
+    with Engine(seed=6, blocksize=1024, lookahead=4 * SR) as engine:      # 4 s decoded ahead
+        voice(tone, hiss, curve=sine(2), loop=True)
+        engine.start("system")        # its ports exist from here; the recording starts just after
+        with jackutil.JackRecorder(jack_server, "PortAudio", seconds=8) as recorder:
+            time.sleep(2.0)
+            engine.stop_playback()
+            captured = until_stream_stopped(recorder.stop())
+        assert engine.underruns == 0
+    with Engine(seed=6) as offline:
+        voice(tone, hiss, curve=sine(2), loop=True)
+        reference = offline.render_array(6.0)
+    offset = jackutil.align(captured, reference)
+    assert len(captured) >= SR                         # most of the 2 s were compared
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4

@@ -42,6 +42,11 @@ class RingBuffer:
         if first < frames:
             self.data[:frames - first] = block[first:]
 
+    def samples(self, start: int, end: int) -> np.ndarray:
+        """A copy of the samples at absolute positions ``[start, end)`` (decode thread)."""
+        index = np.arange(start, end) & self.mask
+        return self.data[index]
+
     def callback(self, outdata, frames, time, status):  # runs in the audio thread
         if status.output_underflow:
             self.xruns += 1

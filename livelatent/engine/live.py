@@ -16,6 +16,7 @@ import threading
 import time
 
 from ..blas import hold_one_blas_thread, release_blas_threads
+from .callback import RingBuffer
 from .commands import Command, VoiceRuntime
 
 __all__ = ["LivePlayback"]
@@ -39,6 +40,11 @@ class LivePlayback:
             self.blocksize = int(blocksize)
         with self._render_lock:
             position = self.position     # a render may have left part of a step unplayed
+            # the ring holds what is decoded and not yet played: the lookahead (or what a
+            # render left over) and the step being written
+            needed = max(self.lookahead, self._leftover.shape[0]) + 2 * self.step
+            if needed > self._ring.capacity:
+                self._ring = RingBuffer(1 << (needed - 1).bit_length())
             self._ring.reset(position)
             self._ring.write(position, self._leftover)
             self._ring.written = self._step_pos * self.step
@@ -89,8 +95,14 @@ class LivePlayback:
                 stream.close()
         release_blas_threads()
         sys.setswitchinterval(self._switch_interval)
-        # carry on offline from where the listener is, on the step grid
-        self._step_pos = -(-self._ring.written // self.step)
+        # carry on offline from where the listener is: what was decoded ahead but not heard is
+        # taken back (the state before the first step not begun), the rest of the step being
+        # heard is kept as leftover
+        heard, next_step = self._ring.read, -(-self._ring.read // self.step)
+        if next_step < self._step_pos:
+            self._rewind(next_step)
+        self._leftover = self._ring.samples(heard, next_step * self.step)
+        self._snapshots.clear()
 
     def _decode_loop(self) -> None:
         poll = max(0.0005, self.blocksize / self.sample_rate / 4)
@@ -137,12 +149,13 @@ class LivePlayback:
             if step < self._step_pos:
                 self._ring.written = min(self._ring.written, step * self.step)
                 # the callback may have moved on while we decided: never rewrite what it read
-                safe = -(-(self._ring.read + self._host_block) // self.step)
-                if safe > step:
-                    step = safe
-                    self._ring.written = min(max(self._ring.written, step * self.step),
-                                             self._step_pos * self.step)
-                self._rewind(step)
+                step = max(step, -(-(self._ring.read + self._host_block) // self.step))
+                if step < self._step_pos:
+                    self._ring.written = step * self.step
+                    self._rewind(step)
+                else:        # it is past everything decoded: land on the next step, no rewind
+                    step = self._step_pos
+                    self._ring.written = step * self.step
             else:
                 step = self._step_pos
             reply.append(self._schedule(commands, step) * self.step)
