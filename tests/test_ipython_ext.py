@@ -13,6 +13,7 @@ import pytest
 import jackutil
 from livelatent import tri
 from livelatent.session.journal import read_journal
+from livelatent.session.sets import render_set
 from replutil import ROOT
 
 jupyter_client = pytest.importorskip("jupyter_client", reason="pip install jupyter_client ipykernel")
@@ -107,6 +108,9 @@ def test_load_ext_without_an_audio_device_runs_offline(kernel_env, tmp_path):
         loaded = kernel.run("%load_ext livelatent")
         assert "livelatent: offline" in loaded["stdout"] and "render() still works" in loaded["stdout"]
         kernel.run('v = voice(flute, cello, curve=sine(4), name="drift")')
+        timed = kernel.run("%time v.gain = 0.5")           # IPython runs the statement itself
+        assert timed["error"] is None and "Wall time" in timed["stdout"], timed
+        kernel.run("v.curve?")
         out = tmp_path / "layer.wav"
         rendered = kernel.run(f"job = render({str(out)!r}, seconds=2); job.wait(); print(job)")
         assert "done in" in rendered["stdout"], rendered
@@ -115,3 +119,10 @@ def test_load_ext_without_an_audio_device_runs_offline(kernel_env, tmp_path):
     import soundfile as sf
     audio, rate = sf.read(out)
     assert audio.shape == (2 * rate, 2) and np.abs(audio).max() > 0.01
+    # the %time cell is journaled once, as IPython ran it, and replays; `v.curve?` is not kept
+    journal = os.path.join(kernel_env["LIVELATENT_SET"], "journal.jsonl")
+    codes = [e.code.strip() for e in read_journal(journal)]
+    assert codes[1] == "get_ipython().run_line_magic('time', 'v.gain = 0.5')" and len(codes) == 3
+    report = render_set(kernel_env["LIVELATENT_SET"], tmp_path / "replayed.wav", seconds=1,
+                        progress=False)
+    assert report.cells == 3 and report.notes == []

@@ -24,7 +24,7 @@ def test_round_trip_keeps_code_origin_and_samples(tmp_path):
     path = tmp_path / "journal.jsonl"
     with Journal(path) as journal:
         journal.start_session(seed=7, tempo=90, sample_rate=44100, position=12,
-                              model_path="/m/model.pt", model_hash="abc", extra_names=["render"])
+                              model_path="/m/model.pt", model_hash="abc")
         first = journal.append("v = voice(flute, cello)\nv.gain = 0.5", "repl", position=100)
         journal.mark_applied(first, 512)
         second = journal.append("v.curve = 1/0", "pattern patterns/drift.py", position=600,
@@ -40,7 +40,7 @@ def test_round_trip_keeps_code_origin_and_samples(tmp_path):
     assert entries[0].wall[:2] == "20" and "T" in entries[0].wall   # ISO wall time
     (session,) = read_sessions(path)
     assert (session.seed, session.tempo, session.sample_rate, session.position) == (7, 90.0, 44100, 12)
-    assert (session.model_path, session.model_hash, session.extra_names) == ("/m/model.pt", "abc", ("render",))
+    assert (session.model_path, session.model_hash) == ("/m/model.pt", "abc")
     # one JSON object per line, each with the format version
     lines = path.read_text().splitlines()
     assert len(lines) == 5 and all(json.loads(line)["v"] == 1 for line in lines)

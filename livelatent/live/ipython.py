@@ -32,6 +32,7 @@ import threading
 import time
 
 from ..errors import DeviceError, LiveLatentError
+from ..session.sets import SHOWING_MAGICS
 
 __all__ = ["LiveShell", "attach", "load_ipython_extension", "unload_ipython_extension",
            "TOOLBAR_REFRESH_S"]
@@ -40,8 +41,6 @@ TOOLBAR_REFRESH_S = 0.25
 MESSAGE_POLL_S = 0.1
 CATCH_UP_S = 0.03       # the REPL's thread sleeps this long after a cell that changed the sound
 _CELL_FUNCTION = "__livelatent_cell__"
-_NOT_JOURNALED_MAGICS = {"pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psource", "pfile",
-                         "load_ext", "unload_ext", "reload_ext", "livelatent"}
 _EXIT_WORDS = {"exit", "quit", "exit()", "quit()"}
 
 
@@ -174,7 +173,7 @@ class LiveShell:
             if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                     and call.func.attr == "run_line_magic" and call.args
                     and isinstance(call.args[0], ast.Constant)
-                    and call.args[0].value in _NOT_JOURNALED_MAGICS):
+                    and call.args[0].value in SHOWING_MAGICS):
                 return True
         return False
 

@@ -54,7 +54,6 @@ class SessionStart:
     tempo: float
     sample_rate: int
     position: int              # play position when the session opened the journal
-    extra_names: tuple = ()    # names the live namespace had beyond the prelude's (REPL tools)
 
 
 @dataclass(frozen=True)
@@ -108,17 +107,13 @@ class Journal:
 
     # -- writing -------------------------------------------------------------------------------
     def start_session(self, *, seed: int, tempo: float, sample_rate: int, position: int,
-                      model_path=None, model_hash: str | None = None, extra_names=()) -> None:
-        """Record that a new session (engine) starts appending here.
-
-        ``extra_names`` are the live-only names of its namespace (the REPL's ``render``...),
-        which do nothing in a replay.
-        """
+                      model_path=None, model_hash: str | None = None) -> None:
+        """Record that a new session (engine) starts appending here."""
         self._write({"kind": "session", "wall": wall_time(),
                      "model": {"path": None if model_path is None else str(model_path),
                                "hash": model_hash},
                      "seed": int(seed), "tempo": float(tempo), "sample_rate": int(sample_rate),
-                     "position": int(position), "extra_names": sorted(str(n) for n in extra_names)})
+                     "position": int(position)})
 
     def append(self, code: str, origin: str, *, position: int,
                discard_on_error: bool = False) -> int:
@@ -292,8 +287,7 @@ def _build(path: Path, records) -> tuple[list[SessionStart], list[Entry]]:
                     index=len(sessions), wall=str(record.get("wall", "")),
                     model_path=model.get("path"), model_hash=model.get("hash"),
                     seed=int(record["seed"]), tempo=float(record["tempo"]),
-                    sample_rate=int(record["sample_rate"]), position=int(record.get("position", 0)),
-                    extra_names=tuple(str(n) for n in record.get("extra_names", ()))))
+                    sample_rate=int(record["sample_rate"]), position=int(record.get("position", 0))))
             elif kind == "cell":
                 entry_id = int(record["id"])
                 if not isinstance(record["code"], str):

@@ -62,9 +62,8 @@ class Session:
     sets_root : path, optional
         Where sets live (default: :func:`livelatent.config.sets_dir`, ``./sets``).
     extra : dict, optional
-        More names for the namespace (the REPL's ``render``, ``watch``...). They act outside
-        the engine, so a replay of the journal makes them do nothing: pass live-only tools
-        here rather than adding them to ``namespace`` later.
+        More names for the namespace. A replay of the journal runs without them, except
+        :data:`~livelatent.session.sets.REPLAY_NOOPS` (the REPL's tools), which do nothing there.
 
     Attributes
     ----------
@@ -89,7 +88,7 @@ class Session:
         self.journal.start_session(
             seed=engine.seed, tempo=engine.requested_tempo, sample_rate=engine.sample_rate,
             position=engine.position, model_path=None if codec.path is None else Path(codec.path).resolve(),
-            model_hash=codec.content_hash, extra_names=(extra or {}).keys())
+            model_hash=codec.content_hash)
         if engine.voices() or engine.pending():
             engine.messages.append(
                 "the engine already had voices when the session began: a replay of its journal "
@@ -116,6 +115,10 @@ class Session:
         """
         engine = self.engine
         with self._lock:
+            if self._cell_depth:
+                # code a running cell runs (IPython's %time hands its statement back through the
+                # REPL): part of that cell, journaled with it and landing in its batch
+                return run_code(code, self.namespace, filename="<in a cell>")
             try:
                 entry_id = self.journal.append(code, origin, position=engine.position,
                                                discard_on_error=discard_on_error)

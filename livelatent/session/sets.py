@@ -29,11 +29,17 @@ from ..scripting import run_code
 from .journal import JOURNAL_NAME, Entry, SessionStart, read_journal, read_sessions
 from .state import (STATE_NAME, check_model, check_set_files, load_set, read_state, save_set)
 
-__all__ = ["REPLAY_NOOPS", "TAIL_S", "ReplayReport", "open_set", "replay_namespace", "render_set",
+__all__ = ["REPLAY_NOOPS", "SHOWING_MAGICS", "TAIL_S", "ReplayReport", "open_set", "replay_namespace", "render_set",
            "replay_set", "cli_render_set", "cli_replay", "save_set", "load_set", "read_state"]
 
-#: Names that act outside the engine: in a replay they do nothing (a session's ``extra`` names too).
+#: Names that act outside the engine (the REPL's tools): in a replay they do nothing.
 REPLAY_NOOPS = ("save", "render", "watch", "unwatch")
+#: IPython magics that only show things or load extensions: the REPL does not journal a cell
+#: made of them, and a replay skips them. %time and %%capture run their code in a replay too.
+SHOWING_MAGICS = frozenset({"pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psource", "pfile",
+                            "who", "whos", "who_ls", "history", "hist", "lsmagic", "magic",
+                            "quickref", "load_ext", "unload_ext", "reload_ext", "livelatent"})
+_CODE_MAGICS = frozenset({"time", "capture"})
 TAIL_S = 4.0          # seconds rendered or played after the last cell, unless the voices end first
 LEAD_S = 0.5          # how early a live replay runs a cell before its sample
 
@@ -103,23 +109,60 @@ def open_set(folder, *, session: int = -1, model=None) -> tuple[_OpenedSet, obje
     return _OpenedSet(folder, start, entries, len(sessions)), codec
 
 
-def replay_namespace(engine, folder: Path, *, extra_names=()) -> dict:
+def replay_namespace(engine, folder: Path) -> dict:
     """The names a replayed cell runs in: the prelude's, ``load`` for sets beside ``folder``,
-    and :data:`REPLAY_NOOPS` (plus ``extra_names``) doing nothing."""
+    :data:`REPLAY_NOOPS` doing nothing, and ``get_ipython()`` for cells that used a magic."""
     names = prelude.namespace(engine)
-
-    def nothing(*args, **kwargs):
-        return None
-
-    for name in (*REPLAY_NOOPS, *extra_names):
-        names[name] = nothing
+    for name in REPLAY_NOOPS:
+        names[name] = _NOTHING
 
     def load(name_or_path):
         from .session import resolve_set
         load_set(engine, resolve_set(name_or_path, folder.parent), names=names)
 
     names["load"] = load
+    shell = _ReplayShell(names)
+    names["get_ipython"] = lambda: shell
     return names
+
+
+class _Nothing:
+    """What a live-only tool is in a replay: calling it, or anything it returned (``job =
+    render(...); job.wait()``), does nothing and gives this back."""
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+    def __getattr__(self, name):
+        return self
+
+    def __repr__(self) -> str:
+        return "<does nothing in a replay>"
+
+
+_NOTHING = _Nothing()
+
+
+class _ReplayShell:
+    """``get_ipython()`` in a replay. The journal holds a cell as IPython ran it, so
+    ``%time v = voice(...)`` is ``get_ipython().run_line_magic('time', 'v = voice(...)')``."""
+
+    def __init__(self, names: dict):
+        self._names = names
+
+    def run_line_magic(self, name, line, _stack_depth=1):
+        return self._magic(name, line)
+
+    def run_cell_magic(self, name, line, cell):
+        return self._magic(name, cell)
+
+    def _magic(self, name: str, code: str):
+        if name in _CODE_MAGICS:
+            return run_code(code, self._names, filename=f"<%{name}>")
+        if name in SHOWING_MAGICS:
+            return None
+        raise LiveLatentError(f"%{name}: a replay runs the journal as plain Python and cannot "
+                              f"repeat this IPython magic")
 
 
 def _run_entry(engine, names: dict, entry: Entry, report: ReplayReport, *, live: bool) -> None:
@@ -212,17 +255,13 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
     report = ReplayReport(sample_rate=codec.sample_rate)
     start = opened.session
     with Engine(codec, seed=start.seed if seed is None else seed, tempo=start.tempo) as engine:
-        names = replay_namespace(engine, opened.folder, extra_names=_extra_names(opened))
+        names = replay_namespace(engine, opened.folder)
         player = _JournalPlayer(engine, names, opened, report)
         written = render_to_file(player, output, seconds, stems=stems, progress=progress)
         report.samples = engine.position
         report.notes.extend(engine.messages)
     report.output = written[0]
     return report
-
-
-def _extra_names(opened: _OpenedSet) -> tuple:
-    return opened.session.extra_names
 
 
 def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: float | None = None,
@@ -246,7 +285,7 @@ def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: fl
     entries = [e for e in opened.entries if end is None or e.sample < end]
     say = (lambda text: None) if quiet else (lambda text: print(text, file=sys.stderr))
     with Engine(codec, seed=start.seed, tempo=start.tempo, **kwargs) as engine:
-        names = replay_namespace(engine, opened.folder, extra_names=_extra_names(opened))
+        names = replay_namespace(engine, opened.folder)
         upcoming = list(entries)
         while upcoming and upcoming[0].sample < lead:   # before the first block plays
             _run_entry(engine, names, upcoming.pop(0), report, live=False)
