@@ -66,19 +66,28 @@ class Voice:
 
     def __init__(self, engine: Engine, params: VoiceParams):
         self._engine = engine
-        self._params = params            # as the performer last set it (the engine may lag)
+        self._params = params            # as last set here: what it was, once it has ended
         self.index = params.index
         self.name = params.name
 
     # the performer's view of the voice
-    curve = property(lambda self: self._params.curve, lambda self, v: self.set(curve=v))
-    gain = property(lambda self: self._params.gain, lambda self, v: self.set(gain=v))
-    pan = property(lambda self: self._params.pan, lambda self, v: self.set(pan=v))
-    a = property(lambda self: self._params.a, lambda self, v: self.set(a=v))
-    b = property(lambda self: self._params.b, lambda self, v: self.set(b=v))
-    strategy = property(lambda self: self._params.strategy)
-    synth = property(lambda self: self._params.synth)
-    params = property(lambda self: self._params)
+    curve = property(lambda self: self.params.curve, lambda self, v: self.set(curve=v))
+    gain = property(lambda self: self.params.gain, lambda self, v: self.set(gain=v))
+    pan = property(lambda self: self.params.pan, lambda self, v: self.set(pan=v))
+    a = property(lambda self: self.params.a, lambda self, v: self.set(a=v))
+    b = property(lambda self: self.params.b, lambda self, v: self.set(b=v))
+    strategy = property(lambda self: self.params.strategy)
+    synth = property(lambda self: self.params.synth)
+
+    @property
+    def params(self) -> VoiceParams:
+        """What the voice plays, as the performer last asked (changes waiting for their bar
+        included; a discarded cell's not); once it has ended, what it last played."""
+        for params in self._engine.intended_voices():
+            if params.index == self.index:
+                self._params = params
+                return params
+        return self._params
 
     @property
     def playing(self) -> bool:
@@ -94,7 +103,7 @@ class Voice:
         changes sent landed (for a REPL cell or a script, once it has run).
         """
         changes = {}
-        params = self._params
+        params = self.params
         if curve is not _UNSET:
             changes["curve"] = check_curve(curve, output_hop=params.layout.output_hop,
                                            engine=self._engine)
@@ -109,7 +118,6 @@ class Voice:
                 changes[f"frames_{role}"] = src.frames(self._engine.codec, params.layout.input_hop)
         if changes:
             self._engine.submit(Command("set", index=self.index, changes=changes, quant=quant))
-            self._params = params.changed(**changes)
         return self
 
     def stop(self, fade: float = 0.05) -> "Voice":
@@ -119,7 +127,7 @@ class Voice:
         return self
 
     def __repr__(self) -> str:
-        p = self._params
+        p = self.params
         curve = repr(p.curve) if p.curve is not None else f"steps {list(np.round(p.steps, 3))}"
         state = "playing" if self.playing else "stopped"
         return (f"<Voice {p.name!r} {state}: {p.a.name} -> {p.b.name}, {p.strategy}/{p.synth}, "

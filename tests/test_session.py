@@ -96,11 +96,14 @@ def test_a_pattern_file_that_fails_changes_nothing(tmp_path, model):
         session = Session(engine, sets_root=tmp_path)
         session.run_cell(SOURCES + "v = voice(tone, hiss)")
         with pytest.raises(LiveLatentError):
-            session.run_cell("v.gain = 0.1\nraise RuntimeError('half way')", origin="pattern p.py",
-                             discard_on_error=True)
+            session.run_cell("v.gain = 0.1\nw = voice(hiss, tone)\nraise RuntimeError('half way')",
+                             origin="pattern p.py", discard_on_error=True)
         engine.render_array(samples=2048)
         assert engine.voices()[0].gain == 1.0
-    (_, failed) = read_journal(session.set_dir / "journal.jsonl")
+        # nothing of it is left: the handle says what plays, the voice it made has no number
+        assert session.namespace["v"].gain == 1.0 and list(engine.voice_handles) == [0]
+        assert session.run_cell("voice(hiss, tone)").index == 1
+    (_, failed, _) = read_journal(session.set_dir / "journal.jsonl")
     assert failed.discard_on_error and not failed.landed
 
 

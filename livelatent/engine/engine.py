@@ -262,7 +262,10 @@ class Engine(LivePlayback):
             return
         self._batched = []
         self.landed_at = None
-        tempo_before = self.requested_tempo
+        # what a discarded batch takes back besides its commands: the tempo the performer asked
+        # for, and the numbers and handles of the voices it made (a number seeds a voice's noise)
+        tempo_before, next_index = self.requested_tempo, self._next_index
+        handles_before = set(self.voice_handles)
         failed = False
         try:
             yield self
@@ -272,7 +275,9 @@ class Engine(LivePlayback):
         finally:
             commands, self._batched = self._batched, None
             if failed and discard_on_error:
-                self.requested_tempo = tempo_before
+                self.requested_tempo, self._next_index = tempo_before, next_index
+                for index in set(self.voice_handles) - handles_before:
+                    del self.voice_handles[index]
             elif commands:
                 self.submit(*commands, at=at)          # sets landed_at
 
