@@ -16,7 +16,7 @@ from .context import current_engine
 from .curves import Curve, as_curve
 from .engine.engine import Command, Engine
 from .errors import CurveError, ParameterError, check_number
-from .sources import Source, source
+from .sources import source
 from .strategies import FITS, layout, step_values
 from .voice import VoiceParams, check_gain, check_pan, curve_values
 
@@ -47,12 +47,6 @@ def check_curve(value, *, output_hop: int, engine: Engine) -> Curve:
         raise CurveError(f"the curve takes {fastest * 1e3:.1f} ms per 64 windows (limit "
                          f"{CURVE_TIME_LIMIT_S * 1e3:g} ms); vectorise it with numpy")
     return curve
-
-
-def _as_source(value, role: str) -> Source:
-    if isinstance(value, Source):
-        return value
-    return source(value, name=None)
 
 
 class Voice:
@@ -113,7 +107,7 @@ class Voice:
             changes["pan"] = check_pan(pan)
         for role, value in (("a", a), ("b", b)):
             if value is not _UNSET:
-                src = _as_source(value, role)
+                src = source(value)
                 changes[role] = src
                 changes[f"frames_{role}"] = src.frames(self._engine.codec, params.layout.input_hop)
         if changes:
@@ -181,7 +175,7 @@ def voice(a, b, *, strategy: str = "meso", curve=None, gain: float = 1.0, pan: f
     else:
         curve_obj = check_curve(curve, output_hop=lay.output_hop, engine=engine)
     gain, pan = check_gain(gain), check_pan(pan)
-    src_a, src_b = _as_source(a, "a"), _as_source(b, "b")
+    src_a, src_b = source(a), source(b)
     frames_a = src_a.frames(engine.codec, lay.input_hop)
     frames_b = src_b.frames(engine.codec, lay.input_hop)
     index = engine.new_voice_index()

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                            ("render", "render a script or a set offline to a file")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("script", help="a Python file that uses the livelatent API, or a set folder (render)")
-        p.add_argument("--seconds", type=float, default=None if name == "play" else None)
+        p.add_argument("--seconds", type=float, default=None)
         p.add_argument("--seed", type=int, default=None)
         p.add_argument("--model", default=None, help="model pack or checkpoint (default pack if omitted)")
         p.add_argument("--tempo", type=float, default=None, help="initial tempo in bpm")
@@ -92,14 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--iterations", type=int, default=None)
 
-    for name, helptext in (("live", "start the live-coding REPL (the default)"),):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--device", default=None, help="output device: name, index or host API")
-        p.add_argument("--blocksize", type=int, default=None)
-        p.add_argument("--model", default=None)
-        p.add_argument("--set", dest="set_name", default=None, help="name of this session's set")
-        p.add_argument("--watch", action="append", default=[], help="pattern file or folder to hot-reload")
-        p.add_argument("--offline", action="store_true", help="start without an audio device (write and render)")
+    p = sub.add_parser("live", help="start the live-coding REPL (the default)")
+    p.add_argument("--device", default=None, help="output device: name, index or host API")
+    p.add_argument("--blocksize", type=int, default=None)
+    p.add_argument("--model", default=None)
+    p.add_argument("--set", dest="set_name", default=None, help="name of this session's set")
+    p.add_argument("--watch", action="append", default=[], help="pattern file or folder to hot-reload")
+    p.add_argument("--offline", action="store_true", help="start without an audio device (write and render)")
 
     p = sub.add_parser("replay", help="replay a saved set live, at its original timing")
     p.add_argument("set", help="set folder, e.g. sets/mygig")
@@ -115,8 +114,6 @@ def main(argv=None) -> int:
     if not argv or argv[0].startswith("--") and argv[0] not in ("--help",):
         argv = ["live", *argv]
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["live"])
     module_name, func_name = _HANDLERS[args.command].split(":")
     try:
         handler = getattr(importlib.import_module(module_name), func_name)

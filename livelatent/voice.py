@@ -65,7 +65,6 @@ class WindowPlan:
     positions: np.ndarray     # output start sample of each window, int64 (m,)
     z: np.ndarray             # latent vectors, float32 (m, latent)
     gains: np.ndarray         # left/right gain at the end of each window, float32 (m, 2)
-    amounts: np.ndarray       # interpolation amount of each window (m,)
     ended: bool               # the voice has played its last window
     reverted_at: int | None   # sample where a failing curve was replaced by its last good one
     error: str | None         # why it was reverted
@@ -120,7 +119,7 @@ def _noise(params: VoiceParams, engine_seed: int, k: np.ndarray, latent: int,
     return out
 
 
-def _amounts(params: VoiceParams, k: np.ndarray, pass_first_k: np.ndarray, pass_index: np.ndarray,
+def _amounts(params: VoiceParams, pass_first_k: np.ndarray, pass_index: np.ndarray,
              positions: np.ndarray, clock, curve, curve_start: int) -> np.ndarray:
     if curve is None:   # stepwise over `steps`
         return params.steps[pass_index % params.steps.size]
@@ -163,7 +162,7 @@ def plan_windows(params: VoiceParams, first_sample: int, end_sample: int, *, clo
 
     reverted_at, error = None, None
     try:
-        amounts = _amounts(params, k, pass_first_k, pass_index, positions, clock,
+        amounts = _amounts(params, pass_first_k, pass_index, positions, clock,
                            params.curve, params.curve_start)
     except CurveError as exc:
         # find the first failing window one by one, so the revert lands on the same window
@@ -172,7 +171,7 @@ def plan_windows(params: VoiceParams, first_sample: int, end_sample: int, *, clo
         for i in range(k.size):
             sl = slice(i, i + 1)
             try:
-                amounts[sl] = _amounts(params, k[sl], pass_first_k[sl], pass_index[sl],
+                amounts[sl] = _amounts(params, pass_first_k[sl], pass_index[sl],
                                        positions[sl], clock, params.curve, params.curve_start)
             except CurveError as exc_i:
                 reverted_at, error = int(positions[i]), str(exc_i)
@@ -183,7 +182,7 @@ def plan_windows(params: VoiceParams, first_sample: int, end_sample: int, *, clo
         params = params.changed(curve=params.good_curve, curve_start=params.good_curve_start)
         if i < k.size:
             try:
-                amounts[i:] = _amounts(params, k[i:], pass_first_k[i:], pass_index[i:],
+                amounts[i:] = _amounts(params, pass_first_k[i:], pass_index[i:],
                                        positions[i:], clock, params.curve, params.curve_start)
             except CurveError:   # even the last good curve fails here: hold the last amount
                 held = const(float(amounts[i - 1]) if i > 0 else 0.5)
@@ -200,7 +199,7 @@ def plan_windows(params: VoiceParams, first_sample: int, end_sample: int, *, clo
         z = mean + np.exp(0.5 * logvar) * _noise(params, engine_seed, k, latent, noise_cache)
     left, right = pan_gains(params.gain, params.pan)
     gains = (fade_gain[:, None] * np.array([left, right])[None, :]).astype(np.float32)
-    plan = WindowPlan(positions, np.ascontiguousarray(z, dtype=np.float32), gains, amounts,
+    plan = WindowPlan(positions, np.ascontiguousarray(z, dtype=np.float32), gains,
                       ended, reverted_at, error)
     return plan, params
 

@@ -90,7 +90,7 @@ class Engine(LivePlayback):
         self._render_lock = threading.RLock()    # one advancer at a time when offline
         self._stem_sink = None                   # callable(index, first_sample, block) for stems
         self.messages: deque[str] = deque(maxlen=100)   # what the performer should read
-        self._decode_seconds = deque(maxlen=64)  # (wall seconds, samples) per live step
+        self._decode_seconds = deque(maxlen=64)  # wall seconds of each of the last live steps
         self._peak = 0.0
         self._sound_end = 0                      # sample where the last decoded window ends
         self._leftover = np.zeros((0, 2), dtype=np.float32)   # rendered, not yet handed out
@@ -138,9 +138,7 @@ class Engine(LivePlayback):
         decode_load = 0.0
         spans = list(self._decode_seconds)
         if spans:
-            seconds = sum(s for s, _ in spans)
-            samples = sum(n for _, n in spans)
-            decode_load = seconds / (samples / self.sample_rate) if samples else 0.0
+            decode_load = sum(spans) / (len(spans) * self.step / self.sample_rate)
         voices = []
         for params in self.voices():
             value = None

@@ -131,7 +131,7 @@ class LivePlayback:
             self._snapshots[step] = self._snapshot()
             began = time.perf_counter()
             block = self._advance(1)
-            self._decode_seconds.append((time.perf_counter() - began, self.step))
+            self._decode_seconds.append(time.perf_counter() - began)
             self._ring.write(step * self.step, block)
             self._ring.written = (step + 1) * self.step
             self._forget_before(self._ring.read)

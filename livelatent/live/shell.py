@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-__all__ = ["cli_live", "make_engine", "start_playing", "start_session", "EXIT_FADE_S", "LOOKAHEAD_S"]
+__all__ = ["cli_live", "make_engine", "start_playing", "EXIT_FADE_S", "LOOKAHEAD_S"]
 
 EXIT_FADE_S = 0.5
 # Decoded ahead of the audio callback. A change still lands within a block or two (the engine
@@ -67,27 +67,6 @@ def start_playing(engine, device=None) -> None:
     """
     with _audio_priority():
         engine.start(device)
-
-
-def start_session(*, device=None, blocksize=None, model=None, set_name=None, offline=False,
-                  sets_root=None):
-    """The engine (playing, unless ``offline``) and its :class:`Session`.
-
-    Raises :class:`DeviceError` when the device cannot be opened and ``offline`` is false.
-    """
-    from ..context import set_current_engine
-    from ..session.session import Session
-
-    engine = make_engine(model=model, blocksize=blocksize)
-    if not offline:
-        start_playing(engine, device)
-    set_current_engine(engine)
-    try:
-        session = Session(engine, set_name=set_name, sets_root=sets_root)
-    except BaseException:
-        engine.stop_playback()
-        raise
-    return engine, session
 
 
 def _import_ipython() -> None:
