@@ -18,7 +18,7 @@ import numpy as np
 
 from . import context
 from .atomic import atomic_path
-from .audio import as_mono, read_audio, resample
+from .audio import SILENCE_PEAK, as_mono, read_audio, resample
 from .config import SAMPLE_RATE, cache_dir
 from .errors import AudioError, ParameterError
 
@@ -128,7 +128,8 @@ class Source:
         return LatentFrames(np.concatenate(mus), np.concatenate(logvars), hop)
 
 
-def _target_rate() -> int:
+def playing_rate() -> int:
+    """The sample rate sources are prepared at: the current engine's, or the default."""
     engine = context.current_engine_or_none()
     return engine.sample_rate if engine is not None else SAMPLE_RATE
 
@@ -150,7 +151,7 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None) ->
 
     >>> flute_to_cello = voice(source("flute.wav"), source(["c1.wav", "c2.wav"]))
     """
-    rate = _target_rate()
+    rate = playing_rate()
     if isinstance(audio, Source):
         return audio
     if isinstance(audio, (str, os.PathLike)):
@@ -162,7 +163,7 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None) ->
         parts = [read_audio(p, target_rate=rate, allow_silent=True) for p in paths]
         joined = np.concatenate(parts)
         label = name or (paths[0].stem if len(paths) == 1 else f"{paths[0].stem}+{len(paths) - 1}")
-        if float(np.max(np.abs(joined))) < 1e-4:
+        if float(np.max(np.abs(joined))) < SILENCE_PEAK:
             raise AudioError(f"{label}: all {len(paths)} files are silent; nothing to encode")
         return Source(joined, sample_rate=rate, name=label, paths=paths)
     if isinstance(audio, (list, tuple)) and not audio:

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import context
-from ..audio import read_audio
-from ..config import SAMPLE_RATE
+from ..audio import SILENCE_PEAK, read_audio
 from ..errors import AudioError, SomError
-from ..sources import Source
+from ..sources import Source, playing_rate
 from . import masom
 from .features import Scaler, features_of_audio, read_for_analysis
 
@@ -49,11 +47,6 @@ class ClusterList(list):
         lines += [f"  {c.index:7d}  {c.row:3d}  {c.column:3d}  {c.size:5d}  {c.duration_s:7.1f}"
                   for c in self]
         return "\n".join(lines)
-
-
-def _target_rate() -> int:
-    engine = context.current_engine_or_none()
-    return engine.sample_rate if engine is not None else SAMPLE_RATE
 
 
 class Som:
@@ -126,7 +119,7 @@ class Som:
             hint = f"non-empty clusters next to it: {near}" if near else "see som.clusters"
             raise SomError(f"cluster {k} of {self.name!r} is empty: no sound landed on that node "
                            f"({hint})")
-        rate = _target_rate()
+        rate = playing_rate()
         cached = self._sources.get((k, rate))
         if cached is not None:
             return cached
@@ -152,7 +145,7 @@ class Som:
             warnings.warn(f"cluster {k}: {resampled} of {len(entries)} files were not at the model's "
                           f"{rate} Hz and were resampled", stacklevel=2)
         audio = np.concatenate(parts)
-        if audio.size == 0 or float(np.max(np.abs(audio))) < 1e-4:
+        if audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
             raise AudioError(f"cluster {k} of {self.name!r} is silent: its {len(entries)} files hold "
                              f"nothing to encode")
         src = Source(audio, sample_rate=rate, name=f"{self.name}[{k}]",
@@ -194,7 +187,7 @@ class Som:
         elif hasattr(sound, "audio") and hasattr(sound, "sample_rate"):
             audio, rate = sound.audio, sound.sample_rate
         else:
-            audio, rate = sound, sample_rate or _target_rate()
+            audio, rate = sound, sample_rate or playing_rate()
         point = self._scaler.transform(features_of_audio(audio, sample_rate=rate)[None, :])[0]
         distances = np.linalg.norm(self._node_weights - point, axis=1)
         nonempty = np.array([bool(self._clusters.get(j)) for j in range(len(self))])

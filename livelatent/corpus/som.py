@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import ParameterError, SomError
 from . import masom
 from .clusters import Cluster, ClusterList, Som
@@ -165,7 +166,8 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
                for p, v in zip(table.paths, table.values)]
     masom.write_data(output / masom.DATA_FILE, entries)
     masom.write_clusters(output / masom.CLUSTERS_FILE, clusters)
-    np.save(output / WEIGHTS_FILE, node_weights.reshape(rows, cols, -1), allow_pickle=False)
+    with atomic_path(output / WEIGHTS_FILE) as tmp:
+        np.save(tmp, node_weights.reshape(rows, cols, -1), allow_pickle=False)
     meta = {
         "format": FORMAT, "version": VERSION, "grid": [rows, cols],
         "node_numbering": "row * columns + column", "files": len(table),

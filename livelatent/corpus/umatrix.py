@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
+
 __all__ = ["umatrix", "draw_umatrix"]
 
 
@@ -68,5 +70,6 @@ def draw_umatrix(path, distances: np.ndarray, sizes: np.ndarray, *, title: str =
     ax.set_ylabel("row")
     ax.set_title(title or "U-matrix", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path

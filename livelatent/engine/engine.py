@@ -198,6 +198,11 @@ class Engine(LivePlayback):
                 voices.clear()
         return sorted(voices.values(), key=lambda p: p.index)
 
+    def loops(self) -> bool:
+        """Whether a voice playing or about to start loops (so the sound never ends by itself)."""
+        return any(p.loop for p in self.voices()) or any(
+            c.kind == "add" and c.params.loop for _, _, c in self._pending)
+
     def reserve_voice_index(self, index: int) -> bool:
         """Make ``index`` the next new voice's number, if no voice had it or a later one yet.
 
@@ -401,8 +406,7 @@ class Engine(LivePlayback):
                 raise ParameterError(f"samples={samples!r} must be a non-negative integer")
             seconds = samples / self.sample_rate
         if seconds is None:
-            if any(p.loop for p in self.voices()) or any(
-                    c.kind == "add" and c.params.loop for _, _, c in self._pending):
+            if self.loops():
                 raise ParameterError("seconds=None renders until every voice ends, but some voices "
                                      "loop: give seconds=")
             total = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..config import DEFAULT_MODEL_DIR
 from ..errors import ModelLoadError
 from .checkpoint import CHECKPOINT_NAME, PACK_WEIGHTS_NAME, load_checkpoint
@@ -111,7 +112,8 @@ def write_card(output_dir, summary: dict, *, title: str | None = None) -> Path:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / CARD_NAME
-    path.write_text(card_text(summary, title=title or f"RawAudioVAE model: {output_dir.name}"))
+    with atomic_path(path) as tmp:
+        tmp.write_text(card_text(summary, title=title or f"RawAudioVAE model: {output_dir.name}"))
     return path
 
 

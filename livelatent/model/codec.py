@@ -7,6 +7,7 @@ faster one on this kind of CPU (numpy, at every batch size we play at) is the de
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +47,8 @@ class Codec:
         self.backend = backend
         self.threads = threads
         self._module = None
-        self._weights = {k: np.asarray(v, dtype=np.float32) for k, v in checkpoint.state_dict.items()}
+        w = {k: np.asarray(v, dtype=np.float32) for k, v in checkpoint.state_dict.items()}
         # numpy keeps transposed, contiguous copies so each layer is one GEMM: x @ W.T
-        w = self._weights
         self._enc = (np.ascontiguousarray(w["fc1.weight"].T), w["fc1.bias"],
                      np.ascontiguousarray(np.concatenate([w["fc21.weight"], w["fc22.weight"]]).T),
                      np.concatenate([w["fc21.bias"], w["fc22.bias"]]))
@@ -137,18 +137,10 @@ class Codec:
 
     def _threads(self):
         if self.threads is None:
-            return _NullContext()
+            return contextlib.nullcontext()
         if self.backend == "torch":
             return _TorchThreads(self.threads)
         return self._limiter.limit(limits=self.threads, user_api="blas")
-
-
-class _NullContext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class _TorchThreads:

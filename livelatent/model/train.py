@@ -466,7 +466,8 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     save_checkpoint(output_dir / CHECKPOINT_NAME, best_checkpoint.state_dict, config,
                     training=_json_safe(summary), dtype=torch.float16 if float16 else torch.float32)
     summary["content_hash"] = best_checkpoint.content_hash
-    (output_dir / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1))
+    with atomic_path(output_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(_json_safe(summary), indent=1))
     from .card import write_card
     write_card(output_dir, summary)
     return summary

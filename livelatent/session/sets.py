@@ -197,11 +197,6 @@ def _run_entry(engine, names: dict, entry: Entry, report: ReplayReport, *, live:
                             f" the engine now, unlike during the performance")
 
 
-def _loops(engine) -> bool:
-    return any(p.loop for p in engine.voices()) or any(
-        c.kind == "add" and c.params.loop for _, c in engine.pending())
-
-
 class _JournalPlayer:
     """Looks like an engine to :func:`render_to_file`: its render runs the journal's cells
     at their samples between the blocks it yields."""
@@ -230,7 +225,7 @@ class _JournalPlayer:
             return
         last = self._opened.entries[-1].sample if self._opened.entries else 0
         tail = max(0, last + int(TAIL_S * engine.sample_rate) - engine.position)
-        if _loops(engine):
+        if engine.loops():
             yield from engine.render_chunks(samples=tail, progress=progress)
         else:   # the voices end by themselves: render until they do
             yield from engine.render_chunks(None, progress=progress)
