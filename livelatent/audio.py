@@ -15,7 +15,7 @@ import soundfile as sf
 import soxr
 
 from .atomic import atomic_path
-from .errors import AudioError, ParameterError
+from .errors import AudioError, ParameterError, ResampledWarning
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -87,7 +87,7 @@ def read_audio(path, *, target_rate: int, allow_silent: bool = False) -> np.ndar
         raise AudioError(f"{path}: the audio file is empty (0 frames)")
     if rate != target_rate:
         warnings.warn(f"model expects {target_rate} Hz, {path.name} is {rate} Hz: it was resampled",
-                      stacklevel=2)
+                      ResampledWarning, stacklevel=2)
     return as_mono(data, sample_rate=rate, target_rate=target_rate, name=str(path),
                    allow_silent=allow_silent)
 

@@ -8,6 +8,7 @@ REPL print these as one short line, never as a traceback.
 __all__ = [
     "LiveLatentError",
     "AudioError",
+    "ResampledWarning",
     "ModelLoadError",
     "CurveError",
     "ParameterError",
@@ -45,6 +46,11 @@ def check_number(value, *, name: str, low: float, high: float, meaning: str) -> 
 
 class AudioError(LiveLatentError):
     """Audio that cannot be used: missing, unreadable, empty or silent."""
+
+
+class ResampledWarning(UserWarning):
+    """An audio file was not at the model's rate and was resampled (callers count these by
+    category, not by the words of the message)."""
 
 
 class ModelLoadError(LiveLatentError):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import SILENCE_PEAK, read_audio
-from ..errors import AudioError, SomError
+from ..errors import AudioError, SomError, ResampledWarning
 from ..sources import Source, playing_rate
 from . import masom
 from .features import Scaler, features_of_audio, read_for_analysis
@@ -137,7 +137,7 @@ class Som:
                 audio = read_audio(self.base / entry.path, target_rate=rate, allow_silent=True)
                 parts.append(_segment(audio, entry, rate))
         for w in caught:
-            if "resampled" in str(w.message):
+            if issubclass(w.category, ResampledWarning):
                 resampled += 1
             else:
                 warnings.warn(w.message, w.category, stacklevel=2)

@@ -25,7 +25,7 @@ import torch
 
 from ..atomic import atomic_path
 from ..audio import list_audio_files, read_audio
-from ..errors import AudioError, ModelLoadError, ParameterError
+from ..errors import AudioError, ModelLoadError, ParameterError, ResampledWarning
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .warmstart import pca_warm_start
 from .metrics import PCABaseline, codec_reconstructor, reconstruction_metrics, silence_reconstructor
@@ -72,7 +72,7 @@ def _read_files(files: list[Path], sample_rate: int, label: str) -> tuple[list[P
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 signals.append(read_audio(path, target_rate=sample_rate))
-            resampled += any("resampled" in str(w.message) for w in caught)
+            resampled += any(issubclass(w.category, ResampledWarning) for w in caught)
             kept.append(path)
         except AudioError as exc:
             print(f"livelatent train: skipping {path}: {exc}", file=sys.stderr)
