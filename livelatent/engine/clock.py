@@ -26,13 +26,17 @@ class Clock:
     Immutable: :meth:`with_tempo` returns a new clock, so engine snapshots can share it.
     """
 
-    __slots__ = ("sample_rate", "segments", "beats_per_bar")
+    __slots__ = ("sample_rate", "segments", "beats_per_bar", "_starts", "_beat0", "_bpm")
 
     def __init__(self, sample_rate: int, bpm: float = DEFAULT_TEMPO_BPM, *,
                  beats_per_bar: int = BEATS_PER_BAR, segments=None):
         self.sample_rate = int(sample_rate)
         self.beats_per_bar = beats_per_bar
         self.segments = tuple(segments) if segments else ((0, 0.0, check_tempo(bpm)),)
+        # the segments as arrays, once: beats() runs for every voice on every step
+        self._starts = np.array([s[0] for s in self.segments], dtype=np.float64)
+        self._beat0 = np.array([s[1] for s in self.segments], dtype=np.float64)
+        self._bpm = np.array([s[2] for s in self.segments], dtype=np.float64)
 
     @property
     def bpm(self) -> float:
@@ -50,11 +54,7 @@ class Clock:
                      segments=kept + ((int(at_sample), beat, bpm),))
 
     def _segment(self, sample: int):
-        seg = self.segments[0]
-        for candidate in self.segments:
-            if candidate[0] <= sample:
-                seg = candidate
-        return seg
+        return self.segments[max(0, int(np.searchsorted(self._starts, sample, side="right")) - 1)]
 
     def beats(self, samples):
         """Beats elapsed at ``samples`` (int or int array)."""
@@ -62,11 +62,8 @@ class Clock:
         if len(self.segments) == 1:
             start, beat0, bpm = self.segments[0]
             return beat0 + (samples - start) * (bpm / 60.0 / self.sample_rate)
-        starts = np.array([s[0] for s in self.segments], dtype=np.float64)
-        idx = np.clip(np.searchsorted(starts, samples, side="right") - 1, 0, None)
-        beat0 = np.array([s[1] for s in self.segments])[idx]
-        bpm = np.array([s[2] for s in self.segments])[idx]
-        return beat0 + (samples - starts[idx]) * (bpm / 60.0 / self.sample_rate)
+        idx = np.clip(np.searchsorted(self._starts, samples, side="right") - 1, 0, None)
+        return self._beat0[idx] + (samples - self._starts[idx]) * (self._bpm[idx] / 60.0 / self.sample_rate)
 
     def sample_at_beat(self, beat: float) -> float:
         """The (fractional) sample at which ``beat`` falls."""
