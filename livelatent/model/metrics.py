@@ -164,6 +164,7 @@ class PCABaseline:
         covariance = centred.T @ centred / (len(windows) - 1)        # (window, window)
         values, vectors = np.linalg.eigh(covariance)                  # ascending
         self.components = np.ascontiguousarray(vectors[:, ::-1][:, :dims])   # (window, dims)
+        self.variances = values[::-1][:dims].copy()                   # of each component
         total = float(values.sum())
         self.explained_variance = float(values[::-1][:dims].sum() / total) if total > 0 else 1.0
 

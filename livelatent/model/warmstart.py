@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError
+from .metrics import PCABaseline
 
 __all__ = ["pca_warm_start", "INITIAL_LOGVAR"]
 
@@ -40,12 +41,9 @@ def pca_warm_start(module, windows: np.ndarray, *, initial_logvar: float = INITI
                              f"got {x.shape}")
     if hidden < 2 * latent:
         raise ParameterError(f"the PCA warm start needs hidden >= 2 * latent ({hidden} < {2 * latent})")
-    mean = x.mean(axis=0)
-    centred = x - mean
-    values, vectors = np.linalg.eigh(centred.T @ centred / (len(x) - 1))
-    order = np.argsort(values)[::-1][:latent]
-    components = vectors[:, order]                              # (window, latent)
-    scale = np.sqrt(np.maximum(values[order], 1e-12))           # std of each component
+    pca = PCABaseline(x, dims=latent)
+    mean, components = pca.mean, pca.components                 # components: (window, latent)
+    scale = np.sqrt(np.maximum(pca.variances, 1e-12))           # std of each component
     encode = (components / scale).T                             # (latent, window): standardised
     decode = components * scale                                 # (window, latent)
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
@@ -69,5 +67,5 @@ def pca_warm_start(module, windows: np.ndarray, *, initial_logvar: float = INITI
         module.fc4.weight[:, :z] = as_tensor(decode)
         module.fc4.weight[:, z:2 * z] = as_tensor(-decode)
         module.fc4.bias.copy_(as_tensor(mean))
-    explained = float(values[order].sum() / max(values.sum(), 1e-12))
-    return {"init": "pca", "pca_windows": int(len(x)), "explained_variance": round(explained, 4)}
+    return {"init": "pca", "pca_windows": int(len(x)),
+            "explained_variance": round(pca.explained_variance, 4)}
