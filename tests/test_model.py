@@ -42,3 +42,27 @@ def test_kl_is_averaged_over_latent_dims():
 def test_bad_sizes_are_refused_with_their_name(bad):
     with pytest.raises(ParameterError, match=next(iter(bad))):
         VAEConfig(**bad)
+
+
+def test_the_pca_warm_start_makes_the_mlp_reconstruct_exactly_like_the_pca():
+    # the ReLU pairs pass the projection through unchanged: before any training, the VAE's
+    # mean path is tanh(PCA reconstruction), and its latent is the standardised components
+    import numpy as np
+
+    from livelatent.model.metrics import PCABaseline
+    from livelatent.model.warmstart import pca_warm_start
+
+    rng = np.random.default_rng(0)
+    config = VAEConfig(window=64, hidden=32, latent=8)
+    mixing = rng.normal(size=(8, 64))
+    windows = (0.3 * rng.normal(size=(500, 8)) @ mixing / 8 + 0.01 * rng.normal(size=(500, 64)))
+    windows = windows.astype(np.float32)
+    module = RawAudioVAE(config)
+    summary = pca_warm_start(module, windows)
+    pca = PCABaseline(windows, dims=8)
+    module.eval()
+    with torch.no_grad():
+        out, mu, logvar = module(torch.from_numpy(windows))
+    assert np.abs(out.numpy() - np.tanh(pca(windows))).max() < 1e-4
+    assert np.allclose(mu.numpy().std(axis=0), 1.0, atol=0.05)        # standardised components
+    assert summary["explained_variance"] == round(pca.explained_variance, 4) > 0.95
