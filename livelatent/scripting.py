@@ -105,7 +105,7 @@ def play(engine: Engine, *, device=None, seconds: float | None = None, quiet: bo
     try:
         while True:
             time.sleep(0.05)
-            for message in _drain(engine):
+            for message in engine.take_messages():
                 print(message, file=sys.stderr)
             if seconds is not None and time.monotonic() - began >= seconds:
                 break
@@ -115,11 +115,6 @@ def play(engine: Engine, *, device=None, seconds: float | None = None, quiet: bo
         engine.stop_playback(fade=0.05 if seconds is None else 0.0)
     if engine.underruns and not quiet:
         print(f"warning: {engine.underruns} underruns (the decoder fell behind)", file=sys.stderr)
-
-
-def _drain(engine: Engine):
-    while engine.messages:
-        yield engine.messages.popleft()
 
 
 def cli_play(args) -> int:

@@ -198,6 +198,15 @@ class Engine(LivePlayback):
                 voices.clear()
         return sorted(voices.values(), key=lambda p: p.index)
 
+    def take_messages(self) -> list[str]:
+        """The messages for the performer not yet taken, oldest first (from any thread)."""
+        taken = []
+        while True:
+            try:
+                taken.append(self.messages.popleft())
+            except IndexError:
+                return taken
+
     def loops(self) -> bool:
         """Whether a voice playing or about to start loops (so the sound never ends by itself)."""
         return any(p.loop for p in self.voices()) or any(

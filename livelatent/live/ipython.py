@@ -211,12 +211,8 @@ class LiveShell:
             pass          # the terminal is gone: nothing to tell
 
     def _flush_messages(self) -> None:
-        messages = self.engine.messages
-        while messages:
-            try:
-                self.say(messages.popleft())
-            except IndexError:
-                break
+        for message in self.engine.take_messages():
+            self.say(message)
 
     def _pump_messages(self) -> None:
         while not self._stop.wait(MESSAGE_POLL_S):

@@ -292,13 +292,15 @@ def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: fl
                 while engine.position < entry.sample - lead:
                     if end is not None and engine.position >= end:
                         break
-                    _drain(engine, say)
+                    for message in engine.take_messages():
+                        say(message)
                     time.sleep(0.005)
                 _run_entry(engine, names, entry, report, live=True)
             last = entries[-1].sample if entries else 0
             stop_at = end if end is not None else last + int(TAIL_S * rate)
             while engine.position < stop_at:
-                _drain(engine, say)
+                for message in engine.take_messages():
+                    say(message)
                 if end is None and not engine.voices() and not engine.pending():
                     break
                 time.sleep(0.01)
@@ -308,7 +310,8 @@ def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: fl
             engine.stop_playback(fade=0.05 if end is None else 0.0)
             report.samples = engine.position
             report.underruns = engine.underruns
-            _drain(engine, say)
+            for message in engine.take_messages():
+                say(message)
     for entry_id, late in report.late:
         say(f"cell {entry_id} landed {late / rate * 1e3:.0f} ms late (it took longer than "
             f"{LEAD_S:g} s to run)")
@@ -317,11 +320,6 @@ def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: fl
     if report.underruns:
         say(f"warning: {report.underruns} underruns (the decoder fell behind)")
     return report
-
-
-def _drain(engine, say) -> None:
-    while engine.messages:
-        say(engine.messages.popleft())
 
 
 def cli_render_set(args) -> int:
