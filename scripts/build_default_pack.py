@@ -274,8 +274,9 @@ def main(argv=None) -> int:
                             f"{settings.get('pca_windows')} training windows, "
                             f"{settings.get('explained_variance', 0):.1%} of their variance) and ran "
                             f"{legs} epochs of VAE training (MSE + beta KL) with bfloat16 autocast and a "
-                            f"gradient-norm clip of {settings.get('grad_clip')}. The first packs, trained "
-                            f"from random weights for 18 epochs at lr 1e-3, reached 13.0 dB.\n\n"
+                            f"gradient-norm clip of {settings.get('grad_clip')}. An earlier build from "
+                            f"random weights (18 epochs at lr 1e-3, the card of commit 828f9bc: a "
+                            f"separate run) reached 13.0 dB.\n\n"
                             + per_family_snr(PACK, corpus_dir / "heldout"))
         write_card(PACK, summary, title="livelatent default model pack")
         size = sum(p.stat().st_size for p in PACK.rglob("*") if p.is_file())

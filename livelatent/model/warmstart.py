@@ -5,10 +5,9 @@ On a CPU, a RawAudioVAE from random weights needs many epochs to beat a linear p
 pairs ``relu(y), relu(-y)`` pass a projection ``y`` through a hidden layer unchanged. So the
 encoder starts as the whitened PCA projection (mu = the standardised principal components,
 logvar small) and the decoder as its inverse, and VAE training (MSE + beta * KL, as ever)
-starts from the best linear model instead of from noise. In a development experiment on 255
-training notes (not kept as a benchmark) the held-out SNR was 17.3 dB from the warm start before
-any training, against 3 dB after 4 epochs from random weights; on the full corpus the default
-pack's card records the result (``scripts/build_default_pack.py`` measures it).
+starts from the best linear model instead of from noise. The default pack's card records what
+it reached, next to the PCA and silence baselines of the same run
+(``scripts/build_default_pack.py`` measures it).
 
 Only ``2 * latent`` of the hidden units are used by the start; the others keep their random
 initialisation and zero outgoing weights, free to learn what the projection misses.
