@@ -6,9 +6,10 @@
    batch the engine uses, over the windows per second one OLA voice needs).
 2. Latency at blocksize 256: from the moment a curve assignment returns to the first output
    sample it changes, located in the audio captured from JACK, in JACK frame time.
-   Baseline, same run: the same measurement for a bare sounddevice stream whose callback
-   switches from silence to a constant as soon as a flag is set - the floor this device
-   configuration allows any system.
+   Baseline, same run: the same measurement for a bare sounddevice stream (in a process of its
+   own, as livelatent's audio process is) whose callback switches from silence to a constant
+   as soon as a byte arrives on its standard input - the floor this device configuration
+   allows any system.
 
 Run: ``python benchmarks/bench_realtime.py [--seconds 30] [--model PATH]``
 Needs jackd (Debian jackd2). Targets: >= 32 voices; latency <= 30 ms at blocksize 256.
@@ -30,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import jackutil  # noqa: E402  (the tests' JACK helpers)
 
 from livelatent import Engine, load_model, sine, source, voice  # noqa: E402
-from livelatent.sinks import device  # noqa: E402
 
 
 def _sources(sample_rate):
@@ -53,7 +53,6 @@ def plays_cleanly(codec, sources, voices, blocksize, seconds):
 
 def capacity(codec, sources, blocksize, seconds, log_dir):
     with jackutil.running_jack_server(period=blocksize, log_dir=log_dir) as server:
-        device.refresh()
         good, bad, count = 0, None, 8
         trials = []
         while bad is None and count <= 512:           # double until it fails...
@@ -66,7 +65,6 @@ def capacity(codec, sources, blocksize, seconds, log_dir):
             trials.append((middle, underruns, load))
             good, bad = (middle, bad) if ok else (good, middle)
         xruns = server.xruns()
-    device.refresh()
     return good, trials, xruns
 
 
@@ -119,28 +117,40 @@ def engine_latency(codec, server, runs):
     return results
 
 
+_FLOOR_STREAM = """
+import sys, threading, sounddevice as sd
+flag = threading.Event()
+def callback(outdata, frames, time_info, status):
+    outdata.fill(0.5 if flag.is_set() else 0.0)
+stream = sd.OutputStream(device="system", samplerate=int(sys.argv[1]), blocksize=256, channels=2,
+                         dtype="float32", latency="low", callback=callback)
+stream.start()
+print("started", flush=True)
+sys.stdin.read(1)
+flag.set()
+sys.stdin.read(1)
+"""
+
+
 def stream_floor_latency(server, runs, sample_rate):
-    """Bare sounddevice stream: silence, then a constant once a flag is set."""
-    import sounddevice as sd
+    """Bare sounddevice stream in its own process: silence, then a constant once told."""
+    import subprocess
     results = []
     for run in range(runs):
-        flag = threading.Event()
-
-        def callback(outdata, frames, time_info, status):
-            outdata.fill(0.5 if flag.is_set() else 0.0)
-
-        stream = sd.OutputStream(device=device.find_output_device("system"), samplerate=sample_rate,
-                                 blocksize=256, channels=2, dtype="float32", latency="low",
-                                 callback=callback)
-        stream.start()
-        with jackutil.JackRecorder(server, "PortAudio", seconds=3) as recorder:
-            time.sleep(0.3 + 0.037 * run)
-            flag.set()
-            returned = recorder.frame_time()
-            time.sleep(0.2)
-            captured = recorder.stop()
-        stream.stop()
-        stream.close()
+        child = subprocess.Popen([sys.executable, "-c", _FLOOR_STREAM, str(sample_rate)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            child.stdout.readline()
+            with jackutil.JackRecorder(server, jackutil.SUBPROCESS_PORTS, seconds=3) as recorder:
+                time.sleep(0.3 + 0.037 * run)
+                child.stdin.write("x")
+                child.stdin.flush()
+                returned = recorder.frame_time()
+                time.sleep(0.2)
+                captured = recorder.stop()
+        finally:
+            child.kill()
+            child.wait()
         changed = np.flatnonzero(captured[:, 0] != 0)
         if not changed.size:
             print(f"  floor run {run}: no sound captured", file=sys.stderr)
@@ -170,10 +180,8 @@ def main(argv=None):
                   f"baseline: the bare decoder alone could feed {bare:.0f} voices "
                   f"({voices / bare:.0%} of it)", flush=True)
     with jackutil.running_jack_server(period=256, log_dir=log_dir) as server:
-        device.refresh()
         floor = stream_floor_latency(server, args.runs, codec.sample_rate)
         ours = engine_latency(codec, server, args.runs)
-    device.refresh()
     ms = lambda xs: "no measurement" if not xs else f"median {statistics.median(xs) * 1e3:.1f} ms, max {max(xs) * 1e3:.1f} ms, n={len(xs)}"
     print(f"code-to-sound latency at blocksize 256: livelatent {ms(ours)} | baseline bare stream "
           f"{ms(floor)} | target <= 30 ms; live-coding systems schedule 100-500 ms ahead")

@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from livelatent import Engine, sine, voice
-from livelatent.live.prelude import pack_sources
+from livelatent.session.namespace import pack_sources
 from livelatent.strategies import layout
 
 

@@ -1,8 +1,14 @@
-"""The names a performer types: ``voice``, ``tempo``, ``hush`` and the :class:`Voice` handle.
+"""The names a performer types: ``voice``, ``tempo``, ``hush``, ``source``, the :class:`Voice`
+handle, and the timed ``at``/``every``.
 
-Everything here runs in the performer's thread. It checks what was typed (so a mistake is a
-one-line error, never a stopped sound), encodes sources, and sends commands to the current
-engine, which applies them at a window boundary.
+A :class:`Performer` holds them bound to one engine: every namespace livelatent builds (the
+REPL's, a script's, a pattern file's) takes its names from one, so a thread or a timer started
+from a cell acts on the same engine as the cell. The module-level functions act on the default
+engine of the context (``with Engine(): voice(...)``).
+
+Everything here runs in the writer's thread. It checks what was typed (so a mistake is a
+one-line error, never a stopped sound), encodes sources, and submits commands, which land on a
+window boundary.
 """
 
 from __future__ import annotations
@@ -12,29 +18,53 @@ import time
 
 import numpy as np
 
-from .context import current_engine
+from .context import default_engine
 from .curves import Curve, as_curve
-from .engine.engine import Command, Engine
+from .engine.clock import check_tempo
+from .engine.commands import AddVoice, Hush, SetTempo, SetVoice, StopVoice, check_quant
+from .engine.writers import current_batch
 from .errors import CurveError, ParameterError, check_number
-from .sources import source
+from .sources import Source, source as make_source
 from .strategies import FITS, layout, step_values
+from .timers import Timers
 from .voice import VoiceParams, check_gain, check_pan, curve_values
 
-__all__ = ["Voice", "voice", "tempo", "hush", "check_curve", "CURVE_CHECK_WINDOWS",
-           "CURVE_TIME_LIMIT_S"]
+__all__ = ["Performer", "Voice", "voice", "tempo", "hush", "stop", "source", "voices", "at", "every",
+           "check_curve", "CURVE_CHECK_WINDOWS", "CURVE_TIME_LIMIT_S"]
 
 CURVE_CHECK_WINDOWS = 2048     # windows ahead a new curve is evaluated over before it plays
 CURVE_TIME_LIMIT_S = 0.002     # a curve slower than this per 64 windows would starve the decoder
 _UNSET = object()
 
 
-def check_curve(value, *, output_hop: int, engine: Engine) -> Curve:
+def check_curve(value, *, output_hop: int, engine) -> Curve:
     """Coerce ``value`` to a curve and evaluate it over its next windows before it plays.
 
-    Raises :class:`CurveError` if it raises, returns NaN/inf or the wrong shape, or is too slow.
+    Raises :class:`CurveError` if it raises, returns NaN/inf or the wrong shape, or is too
+    slow. How long it takes depends on the machine, so the outcome is part of the writer's
+    batch: the journal keeps it, and a replay takes it from there instead of timing again.
     """
     curve = as_curve(value)
-    beats_per_window = output_hop / engine.sample_rate * engine.requested_tempo / 60.0
+    batch = current_batch(engine)
+    checks = batch.checks if batch is not None else None
+    if checks is not None and checks.replaying:
+        refused = checks.next_recorded()
+        if refused:
+            raise CurveError(refused)
+        return curve
+    try:
+        _evaluate(curve, output_hop=output_hop, engine=engine)
+    except CurveError as exc:
+        if checks is not None:
+            checks.add(str(exc))
+        raise
+    if checks is not None:
+        checks.add(None)
+    return curve
+
+
+def _evaluate(curve: Curve, *, output_hop: int, engine) -> None:
+    beats_per_window = output_hop / engine.sample_rate * engine.intended_tempo() / 60.0
     times = np.arange(CURVE_CHECK_WINDOWS, dtype=np.float64) * beats_per_window
     curve_values(curve, times)
     probe = times[:64]
@@ -46,11 +76,14 @@ def check_curve(value, *, output_hop: int, engine: Engine) -> Curve:
     if fastest > CURVE_TIME_LIMIT_S:
         raise CurveError(f"the curve takes {fastest * 1e3:.1f} ms per 64 windows (limit "
                          f"{CURVE_TIME_LIMIT_S * 1e3:g} ms); vectorise it with numpy")
-    return curve
+
+
+def _check_fade(fade) -> float:
+    return check_number(fade, name="fade", low=0.0, high=600.0, meaning="of seconds from 0 to 600")
 
 
 class Voice:
-    """A playing voice. Assign ``curve``, ``gain``, ``pan``, ``a`` or ``b`` to change it.
+    """A voice. Assign ``curve``, ``gain``, ``pan``, ``a`` or ``b`` to change it.
 
     >>> v = voice(flute, cello, curve=sine(8))
     >>> v.curve = tri(4)                  # at the next window boundary
@@ -58,11 +91,13 @@ class Voice:
     >>> v.stop(fade=2)
     """
 
-    def __init__(self, engine: Engine, params: VoiceParams):
+    def __init__(self, engine, params: VoiceParams):
         self._engine = engine
-        self._params = params            # as last set here: what it was, once it has ended
-        self.index = params.index
+        self._params = params            # as last seen: what it was, once it has ended
+        self.number = params.index
         self.name = params.name
+
+    index = property(lambda self: self.number)
 
     # the performer's view of the voice
     curve = property(lambda self: self.params.curve, lambda self, v: self.set(curve=v))
@@ -75,137 +110,261 @@ class Voice:
 
     @property
     def params(self) -> VoiceParams:
-        """What the voice plays, as the performer last asked (changes waiting for their bar
-        included; a discarded cell's not); once it has ended, what it last played."""
-        for params in self._engine.intended_voices():
-            if params.index == self.index:
-                self._params = params
-                return params
+        """What the voice plays, as the performer last asked (changes waiting for their bar,
+        and this writer's open batch, included); once it has ended, what it last played."""
+        params = self._engine.intended().voices.get(self.number)
+        if params is not None:
+            self._params = params
         return self._params
 
     @property
+    def state(self) -> str:
+        """``"playing"``, ``"starting"`` (waiting for its beat), ``"fading"`` or ``"stopped"``:
+        what the listener hears of it now."""
+        engine = self._engine
+        heard = engine.heard().score.voices.get(self.number)
+        if heard is None:
+            wanted = engine.intended().voices.get(self.number)
+            return "starting" if wanted is not None and wanted.stop_at is None else "stopped"
+        if heard.stop_at is None or engine.position < heard.stop_at:
+            return "playing"
+        return "fading"
+
+    @property
     def playing(self) -> bool:
-        return any(p.index == self.index for p in self._engine.voices()) or any(
-            c.kind == "add" and c.params.index == self.index for _, c in self._engine.pending())
+        """Whether it sounds now (fading out counts; waiting for its beat does not)."""
+        return self.state in ("playing", "fading")
 
     def set(self, *, curve=_UNSET, gain=_UNSET, pan=_UNSET, a=_UNSET, b=_UNSET,
             quant: str = "now") -> "Voice":
         """Change several things at once, at the next window boundary, beat or bar.
 
-        Returns the voice, so the REPL shows what it will play. ``engine.pending()`` lists the
-        changes still waiting for their beat or bar; ``engine.landed_at`` says where the last
-        changes sent landed (for a REPL cell or a script, once it has run).
+        Returns the voice, so the REPL shows what it will play.
         """
+        check_quant(quant)
+        engine = self._engine
         changes = {}
         params = self.params
         if curve is not _UNSET:
-            changes["curve"] = check_curve(curve, output_hop=params.layout.output_hop,
-                                           engine=self._engine)
+            changes["curve"] = check_curve(curve, output_hop=params.layout.output_hop, engine=engine)
         if gain is not _UNSET:
             changes["gain"] = check_gain(gain)
         if pan is not _UNSET:
             changes["pan"] = check_pan(pan)
         for role, value in (("a", a), ("b", b)):
             if value is not _UNSET:
-                src = source(value)
+                src = make_source(value, rate=engine.sample_rate)
                 changes[role] = src
-                changes[f"frames_{role}"] = src.frames(self._engine.codec, params.layout.input_hop)
+                changes[f"frames_{role}"] = src.frames(engine.codec, params.layout.input_hop)
         if changes:
-            self._engine.submit(Command("set", index=self.index, changes=changes, quant=quant))
+            engine.submit(SetVoice(self.number, changes, quant))
         return self
 
-    def stop(self, fade: float = 0.05) -> "Voice":
-        """Fade out over ``fade`` seconds, then stop. Returns the voice."""
+    def stop(self, fade: float = 0.05, *, quant: str = "now") -> "Voice":
+        """Fade out over ``fade`` seconds, then stop (a voice waiting for its bar never
+        starts). Returns the voice."""
         fade = _check_fade(fade)
-        self._engine.submit(Command("stop", index=self.index, value=fade * self._engine.sample_rate))
+        engine = self._engine
+        engine.submit(StopVoice(self.number, int(fade * engine.sample_rate), check_quant(quant)))
         return self
 
     def __repr__(self) -> str:
         p = self.params
         curve = repr(p.curve) if p.curve is not None else f"steps {list(np.round(p.steps, 3))}"
-        state = "playing" if self.playing else "stopped"
-        return (f"<Voice {p.name!r} {state}: {p.a.name} -> {p.b.name}, {p.strategy}/{p.synth}, "
+        return (f"<Voice {p.name!r} {self.state}: {p.a.name} -> {p.b.name}, {p.strategy}/{p.synth}, "
                 f"curve={curve}, gain={p.gain:g}, pan={p.pan:g}>")
 
 
-def _check_fade(fade) -> float:
-    return check_number(fade, name="fade", low=0.0, high=600.0, meaning="of seconds from 0 to 600")
+class Performer:
+    """The performer's names, bound to ``engine`` (see the module docstring).
 
-
-def voice(a, b, *, strategy: str = "meso", curve=None, gain: float = 1.0, pan: float = 0.0,
-          synth: str = "ola", stretch: float = 4, steps=(0, 1, 0.2), loop: bool = True,
-          seed: int | None = None, deterministic: bool = False, name: str | None = None,
-          fit: str = "crop", quant: str = "now") -> Voice:
-    """Start a voice interpolating from source ``a`` (amount 0) to ``b`` (amount 1).
-
-    Parameters
-    ----------
-    a, b : Source, path, list of paths, or array
-    strategy : {"meso", "stepwise", "extension"}
-        The paper's Algorithms 2, 1 and 3.
-    curve : Curve, number or function of beats, optional
-        The amount; default 0.5 (stepwise: the values of ``steps``, one per pass). It may
-        leave [0, 1]: that extrapolates.
-    synth : {"ola", "concat"}
-        Seamless overlap-add, or the paper's windows end to end.
-    stretch : float
-        Extension only: how many times longer the sources play.
-    steps : (start, stop, step) or list
-        Stepwise only: the amount of each pass.
-    loop : bool
-        Start again at the end (else the voice ends).
-    fit : {"crop", "loop"}
-        Sources of different lengths: crop to the shorter, or loop the shorter.
-    seed : int, optional
-        Noise seed of this voice (default: from the engine's seed and the voice's number).
-    deterministic : bool
-        Decode the mean instead of sampling.
-
-    >>> v = voice(flute, cello, curve=sine(8))
+    ``replaying=True``: a replay's names. Timers register nothing there (their changes come
+    from the journal).
     """
-    engine = current_engine()
-    lay = layout(strategy, synth, window=engine.window, stretch=stretch)
-    if fit not in FITS:
-        raise ParameterError(f"fit={fit!r} must be one of {FITS}")
-    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ParameterError(f"seed={seed!r} must be a non-negative integer or None")
-    amounts = step_values(steps)
-    if curve is None:
-        curve_obj = None if strategy == "stepwise" else as_curve(0.5)
-    else:
-        curve_obj = check_curve(curve, output_hop=lay.output_hop, engine=engine)
-    gain, pan = check_gain(gain), check_pan(pan)
-    src_a, src_b = source(a), source(b)
-    frames_a = src_a.frames(engine.codec, lay.input_hop)
-    frames_b = src_b.frames(engine.codec, lay.input_hop)
-    index = engine.new_voice_index()
-    options = {"strategy": strategy, "synth": synth, "stretch": stretch, "steps": steps,
-               "loop": bool(loop), "seed": seed, "deterministic": bool(deterministic), "fit": fit}
-    params = VoiceParams(
-        index=index, name=name or f"v{index}", a=src_a, b=src_b, frames_a=frames_a,
-        frames_b=frames_b, strategy=strategy, synth=synth, layout=lay, curve=curve_obj,
-        steps=amounts, loop=bool(loop), fit=fit, seed=None if seed is None else int(seed),
-        deterministic=bool(deterministic), gain=gain, pan=pan, good_curve=curve_obj,
-        options=options)
-    handle = Voice(engine, params)
-    engine.voice_handles[index] = handle
-    engine.submit(Command("add", params=params, quant=quant))
-    return handle
+
+    def __init__(self, engine, *, replaying: bool = False):
+        self.engine = engine
+        self.replaying = replaying
+        self._timers: Timers | None = None
+
+    def names(self) -> dict:
+        """The bound names for a namespace."""
+        return {"voice": self.voice, "tempo": self.tempo, "hush": self.hush, "stop": self.stop,
+                "source": self.source, "voices": self.voices, "at": self.at, "every": self.every}
+
+    def source(self, audio, *, sample_rate: int | None = None, name: str | None = None) -> Source:
+        """A source from a file, several files (concatenated) or an array, at the engine's rate.
+
+        ``source("take.wav")``, ``source(["a.wav", "b.wav"])``, ``source(array, sample_rate=48000)``
+        """
+        return make_source(audio, sample_rate=sample_rate, name=name, rate=self.engine.sample_rate)
+
+    def voice(self, a, b, *, strategy: str = "meso", curve=None, gain: float = 1.0,
+              pan: float = 0.0, synth: str = "ola", stretch: float = 4, steps=(0, 1, 0.2),
+              loop: bool = True, seed: int | None = None, deterministic: bool = False,
+              name: str | None = None, fit: str = "crop", quant: str = "now",
+              noise_key: int | None = None) -> Voice:
+        """Start a voice interpolating from source ``a`` (amount 0) to ``b`` (amount 1).
+
+        Parameters
+        ----------
+        a, b : Source, path, list of paths, or array
+        strategy : {"meso", "stepwise", "extension"}
+            The paper's Algorithms 2, 1 and 3.
+        curve : Curve, number or function of beats, optional
+            The amount; default 0.5 (stepwise: the values of ``steps``, one per pass). It may
+            leave [0, 1]: that extrapolates.
+        synth : {"ola", "concat"}
+            Seamless overlap-add, or the paper's windows end to end.
+        stretch : float
+            Extension only: how many times longer the sources play.
+        steps : (start, stop, step) or list
+            Stepwise only: the amount of each pass.
+        loop : bool
+            Start again at the end (else the voice ends).
+        fit : {"crop", "loop"}
+            Sources of different lengths: crop to the shorter, or loop the shorter.
+        seed : int, optional
+            Noise seed of this voice (default: from the engine's seed and the voice's number).
+        deterministic : bool
+            Decode the mean instead of sampling.
+        quant : {"now", "beat", "bar"}
+            Start at the next window boundary, beat or bar.
+
+        >>> v = voice(flute, cello, curve=sine(8))
+        """
+        engine = self.engine
+        check_quant(quant)
+        lay = layout(strategy, synth, window=engine.window, stretch=stretch)
+        if fit not in FITS:
+            raise ParameterError(f"fit={fit!r} must be one of {FITS}")
+        for label, value in (("seed", seed), ("noise_key", noise_key)):
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
+                raise ParameterError(f"{label}={value!r} must be a non-negative integer or None")
+        amounts = step_values(steps)
+        if curve is None:
+            curve_obj = None if strategy == "stepwise" else as_curve(0.5)
+        else:
+            curve_obj = check_curve(curve, output_hop=lay.output_hop, engine=engine)
+        gain, pan = check_gain(gain), check_pan(pan)
+        src_a, src_b = self.source(a), self.source(b)
+        frames_a = src_a.frames(engine.codec, lay.input_hop)
+        frames_b = src_b.frames(engine.codec, lay.input_hop)
+        number = engine.new_voice_number()
+        options = {"strategy": strategy, "synth": synth, "stretch": stretch, "steps": steps,
+                   "loop": bool(loop), "seed": seed, "deterministic": bool(deterministic), "fit": fit}
+        params = VoiceParams(
+            index=number, name=name or f"v{number}", a=src_a, b=src_b, frames_a=frames_a,
+            frames_b=frames_b, strategy=strategy, synth=synth, layout=lay, curve=curve_obj,
+            steps=amounts, loop=bool(loop), fit=fit, seed=None if seed is None else int(seed),
+            deterministic=bool(deterministic), gain=gain, pan=pan, good_curve=curve_obj,
+            options=options, noise_key=None if noise_key is None else int(noise_key))
+        engine.submit(AddVoice(params, quant))
+        return Voice(engine, params)
+
+    def tempo(self, bpm: float | None = None, *, quant: str = "now") -> float:
+        """Read the tempo, or change it (beats per minute) now or on the next beat or bar."""
+        if bpm is None:
+            return self.engine.intended_tempo()
+        value = check_tempo(bpm)
+        self.engine.submit(SetTempo(value, check_quant(quant)))
+        return value
+
+    def voices(self) -> list[Voice]:
+        """Handles of the voices playing or about to start, in number order."""
+        return [self.handle(p) for p in self.engine.intended_voices()]
+
+    def handle(self, params: VoiceParams) -> Voice:
+        """The handle of the voice ``params`` describes."""
+        return Voice(self.engine, params)
+
+    def hush(self, fade: float = 0.05, *, quant: str = "now") -> None:
+        """Fade every voice out over ``fade`` seconds (voices waiting for their bar never start)."""
+        samples = int(_check_fade(fade) * self.engine.sample_rate)
+        self.engine.submit(Hush(samples, check_quant(quant)))
+
+    def stop(self, *voices, fade: float = 0.05, quant: str = "now") -> None:
+        """Fade the voices named out over ``fade`` seconds: handles, numbers or names.
+        ``stop("drift", fade=2)``."""
+        samples = int(_check_fade(fade) * self.engine.sample_rate)
+        check_quant(quant)
+        self.engine.submit(*[StopVoice(number, samples, quant) for number in self._numbers(voices)])
+
+    def _numbers(self, voices) -> list[int]:
+        wanted = {p.name: p.index for p in self.engine.intended_voices()}
+        numbers = []
+        for item in voices:
+            if isinstance(item, Voice):
+                numbers.append(item.number)
+            elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+                numbers.append(int(item))
+            elif isinstance(item, str) and item in wanted:
+                numbers.append(wanted[item])
+            else:
+                raise ParameterError(f"stop({item!r}): give voices, their numbers or their names "
+                                     f"(playing: {', '.join(wanted) or 'none'})")
+        return numbers
+
+    # -- timed changes -------------------------------------------------------------------------
+    def at(self, beat: float, fn) -> None:
+        """Run ``fn()`` just before ``beat`` (beats since the engine started); what it changes
+        lands exactly on that beat. ``at(16, lambda: v.set(curve=tri(2)))``"""
+        if not self.replaying:
+            self._timer_service().at(beat, fn)
+
+    def every(self, beats: float, fn, *, start: float | None = None, times: int | None = None) -> None:
+        """Run ``fn()`` every ``beats`` beats (from ``start``, default the next multiple of
+        ``beats``), ``times`` times or until the engine stops; its changes land on the beat."""
+        if not self.replaying:
+            self._timer_service().every(beats, fn, start=start, times=times)
+
+    def _timer_service(self) -> Timers:
+        if self._timers is None:
+            self._timers = Timers.of(self.engine)
+        return self._timers
+
+
+# -- the default engine's names ----------------------------------------------------------------
+def _performer() -> Performer:
+    return Performer(default_engine())
+
+
+def voice(a, b, **options) -> Voice:
+    """:meth:`Performer.voice` on the default engine."""
+    return _performer().voice(a, b, **options)
 
 
 def tempo(bpm: float | None = None, *, quant: str = "now") -> float:
-    """Read the tempo, or change it (beats per minute) now or on the next beat or bar."""
-    engine = current_engine()
-    if bpm is None:
-        return engine.requested_tempo
-    from .engine.clock import check_tempo
-    value = check_tempo(bpm)
-    engine.submit(Command("tempo", value=value, quant=quant))
-    engine.requested_tempo = value
-    return value
+    """:meth:`Performer.tempo` on the default engine."""
+    return _performer().tempo(bpm, quant=quant)
 
 
-def hush(fade: float = 0.05) -> None:
-    """Fade every voice out over ``fade`` seconds."""
-    engine = current_engine()
-    engine.submit(Command("hush", value=_check_fade(fade) * engine.sample_rate))
+def hush(fade: float = 0.05, *, quant: str = "now") -> None:
+    """:meth:`Performer.hush` on the default engine."""
+    _performer().hush(fade, quant=quant)
+
+
+def stop(*voices, fade: float = 0.05, quant: str = "now") -> None:
+    """:meth:`Performer.stop` on the default engine."""
+    _performer().stop(*voices, fade=fade, quant=quant)
+
+
+def voices() -> list[Voice]:
+    """:meth:`Performer.voices` on the default engine."""
+    return _performer().voices()
+
+
+def source(audio, *, sample_rate: int | None = None, name: str | None = None) -> Source:
+    """A source (see :func:`livelatent.sources.source`) at the default engine's rate, or the
+    default rate when there is none."""
+    return make_source(audio, sample_rate=sample_rate, name=name)
+
+
+def at(beat: float, fn) -> None:
+    """:meth:`Performer.at` on the default engine."""
+    _performer().at(beat, fn)
+
+
+def every(beats: float, fn, **options) -> None:
+    """:meth:`Performer.every` on the default engine."""
+    _performer().every(beats, fn, **options)

@@ -24,7 +24,7 @@ _HANDLERS = {
     "devices": "livelatent.sinks.device:cli_devices",
     "demo": "livelatent.scripting:cli_demo",
     "som": "livelatent.corpus.som:cli_som",
-    "live": "livelatent.live.shell:cli_live",
+    "live": "livelatent.repl.shell:cli_live",
     "replay": "livelatent.session.sets:cli_replay",
 }
 
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("-o", "--output", required=True, help="output .wav or .flac")
             p.add_argument("--stems", action="store_true", help="also write one file per voice")
+            p.add_argument("--no-code", action="store_true",
+                           help="a set: render its recorded commands and run none of its code")
 
     p = sub.add_parser("devices", help="list audio output devices")
 
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--blocksize", type=int, default=None)
     p.add_argument("--seconds", type=float, default=None)
+    p.add_argument("--no-code", action="store_true",
+                   help="play its recorded commands and run none of its code")
     return parser
 
 

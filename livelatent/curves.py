@@ -22,6 +22,7 @@ replay gives the same values, sample for sample.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -269,16 +270,19 @@ def _fn_name(fn):
 
 @_op("fn", lambda fn: f"curve({_fn_name(fn)})")
 def _fn(t, fn):
-    if t.size > 1:  # one element is cheaper per time, and spares math.* numpy's warnings
-        try:
+    # The same call whatever the number of times: the whole array first (numpy code), then one
+    # float per time if the function cannot take an array (math code). A live step evaluates one
+    # window and a render hundreds, and the function must see the same thing in both.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)   # numpy's array-to-float
             out = np.array(fn(t), dtype=np.float64)  # a copy: fn may return t itself
-        except (TypeError, ValueError):
-            pass  # e.g. math.sin of an array: call it per time instead
-        else:
-            if out.shape == t.shape:
-                return out
-            if out.ndim == 0:
-                return np.full(t.shape, out)
+    except (TypeError, ValueError, DeprecationWarning):
+        return _call_fn_per_time(fn, t)
+    if out.shape == t.shape:
+        return out
+    if out.ndim == 0:
+        return np.full(t.shape, out)
     return _call_fn_per_time(fn, t)
 
 

@@ -129,12 +129,13 @@ class Source:
 
 
 def playing_rate() -> int:
-    """The sample rate sources are prepared at: the current engine's, or the default."""
-    engine = context.current_engine_or_none()
+    """The sample rate sources are prepared at: the default engine's, or the default rate."""
+    engine = context.default_engine_or_none()
     return engine.sample_rate if engine is not None else SAMPLE_RATE
 
 
-def source(audio, *, sample_rate: int | None = None, name: str | None = None) -> Source:
+def source(audio, *, sample_rate: int | None = None, name: str | None = None,
+           rate: int | None = None) -> Source:
     """A source from a file, several files (concatenated in order), or an array.
 
     Audio is mixed to mono and resampled with soxr to the current model's rate. Unreadable,
@@ -148,10 +149,12 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None) ->
         Rate of an array (default: the model's rate). Files carry their own.
     name : str, optional
         How the status line and sets call it (default: the file's stem).
+    rate : int, optional
+        The rate to prepare it at (default: the engine's; names bound to an engine give it).
 
     >>> flute_to_cello = voice(source("flute.wav"), source(["c1.wav", "c2.wav"]))
     """
-    rate = playing_rate()
+    rate = int(rate) if rate is not None else playing_rate()
     if isinstance(audio, Source):
         return audio
     if isinstance(audio, (str, os.PathLike)):

@@ -29,7 +29,7 @@ NOISE_BLOCK = 256  # windows of latent noise drawn per generator; window k uses 
 class VoiceParams:
     """Everything that decides what a voice plays. Samples are engine samples."""
 
-    index: int                    # creation order in the engine: part of the noise seed
+    index: int                    # the voice's number: unique in its engine, never reused
     name: str
     a: Source
     b: Source
@@ -53,6 +53,7 @@ class VoiceParams:
     good_curve: object | None = None      # what to revert to when the curve fails
     good_curve_start: int = 0
     options: dict = field(default_factory=dict)   # how the performer built it (for sets)
+    noise_key: int | None = None  # with the engine's seed, seeds its noise (default: its number)
 
     def changed(self, **changes) -> "VoiceParams":
         return replace(self, **changes)
@@ -108,8 +109,9 @@ def _noise(params: VoiceParams, engine_seed: int, k: np.ndarray, latent: int,
         key = (params.seed, int(block))
         noise = cache.get(key)
         if noise is None:
+            key = params.index if params.noise_key is None else params.noise_key
             entropy = ([1, params.seed, int(block)] if params.seed is not None
-                       else [0, engine_seed, params.index, int(block)])
+                       else [0, engine_seed, key, int(block)])
             noise = np.random.default_rng(entropy).standard_normal((NOISE_BLOCK, latent), dtype=np.float32)
             if len(cache) >= 4:
                 cache.pop(next(iter(cache)))
@@ -146,15 +148,15 @@ def plan_windows(params: VoiceParams, first_sample: int, end_sample: int, *, clo
         fit=params.fit, passes=params.steps.size, loop=params.loop)
 
     # the fade of stop(): gain falls linearly from stop_at over `fade` samples; the first window
-    # at zero ramps down to silence and is the last one
+    # at zero (wherever it falls, whatever span is asked) ramps down to silence and is the last
     fade_gain = np.ones(k.size)
     if params.stop_at is not None:
         past = positions - params.stop_at
         fade_gain = np.where(past < 0, 1.0, np.clip(1.0 - past / max(params.fade, 1), 0.0, 1.0)
                              if params.fade > 0 else np.where(past < 0, 1.0, 0.0))
-        silent = np.flatnonzero(fade_gain <= 0.0)
-        if silent.size:
-            alive &= np.arange(k.size) <= silent[0]
+        silent_from = params.stop_at + params.fade      # gain is 0 from here on
+        last = params.start + max(0, -(-(silent_from - params.start) // hop)) * hop
+        alive &= positions <= last
     ended = not alive.all()
     keep = np.flatnonzero(alive)
     k, positions, index_a, index_b = k[keep], positions[keep], index_a[keep], index_b[keep]

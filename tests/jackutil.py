@@ -32,8 +32,10 @@ __all__ = ["JackServer", "running_jack_server", "JackRecorder", "SUBPROCESS_PORT
 _running_names: set[str] = set()
 _open_recorders: "weakref.WeakSet[JackRecorder]" = weakref.WeakSet()
 
-#: Ports of a stream that a subprocess (``livelatent play``...) opens on the test's server.
-SUBPROCESS_PORTS = r"^PortAudio-[0-9]+:out_"
+#: Ports of the stream an audio process opens on the test's server. livelatent plays through a
+#: child process (PortAudio never runs in the test's own process); the first such client is
+#: ``PortAudio``, another one alive at the same time ``PortAudio-01``...
+SUBPROCESS_PORTS = r"^PortAudio(-[0-9]+)?:out_"
 
 
 try:   # loaded here, not in the child: between fork and exec the child must not import
@@ -97,16 +99,14 @@ def _accepts_clients(name: str) -> bool:
 def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path, ready_timeout_s: float = 15.0):
     """Start a private dummy-driver JACK server, make it the default one, and stop it afterwards.
 
-    While it runs, ``JACK_DEFAULT_SERVER`` names it (for this process and its subprocesses) and
-    PortAudio has been re-initialised to see it. On exit PortAudio is re-initialised again
-    (closing any stream left open), the environment restored and jackd stopped.
+    While it runs, ``JACK_DEFAULT_SERVER`` names it (for this process and its subprocesses: the
+    audio processes that play livelatent's streams find it there). On exit the environment is
+    restored, jackd stopped and waited for, and any shared memory it left removed.
 
     Yields
     ------
     JackServer
     """
-    from livelatent.sinks import device
-
     # One name per test process, reused by each server it starts in turn: JACK keeps a slot per
     # server name in its shared registry, and after about ten distinct names in one process a
     # new server never accepted clients (measured). Only a server started inside another's
@@ -134,7 +134,6 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
             time.sleep(0.02)
         os.environ["JACK_DEFAULT_SERVER"] = name
         os.environ["JACK_NO_START_SERVER"] = "1"  # never let a client spawn a server of its own
-        device.refresh()
         yield server
     finally:
         for recorder in list(_open_recorders):   # a test that failed may have left one open
@@ -145,8 +144,6 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        # Release PortAudio's JACK client while the server still answers, then stop the server.
-        device.refresh()
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -154,7 +151,17 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        _remove_shared_memory(name)
         _running_names.discard(name)
+
+
+def _remove_shared_memory(name: str) -> None:
+    """A jackd that was killed leaves its shared memory (``/dev/shm/jack_NAME_*`` and the
+    semaphores ``jack_sem.*_NAME_*``) behind."""
+    shm = Path("/dev/shm")
+    for leftover in [*shm.glob(f"jack_{name}_*"), *shm.glob(f"jack_sem.*_{name}_*")]:
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 class JackRecorder:

@@ -1,14 +1,18 @@
-"""The audio device sink, against a private JACK server that stands in for a sound card."""
+"""The audio devices and the audio process, against a private JACK server standing in for a
+sound card. PortAudio never runs in this process: devices are listed, and streams played, by
+the audio process."""
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import jackutil
+from livelatent.engine.output import AudioProcess, SharedRing
 from livelatent.errors import DeviceError
 from livelatent.sinks import device
 
@@ -44,10 +48,14 @@ def test_unknown_device_error_lists_the_devices_that_exist(jack_server):
 
 
 def test_wrong_sample_rate_says_jack_runs_at_the_servers_rate(jack_server):
-    with pytest.raises(DeviceError) as raised:
-        device.open_output_stream(lambda *args: None, device="jack", samplerate=48000, blocksize=1024)
+    ring = SharedRing(1 << 16)
+    try:
+        with pytest.raises(DeviceError) as raised:
+            AudioProcess(ring, device="jack", samplerate=48000, blocksize=1024).open()
+    finally:
+        ring.close()
     message = str(raised.value)
-    assert "48000 Hz" in message and "JACK server's rate (44100 Hz" in message and "'system'" in message
+    assert "JACK server's rate (44100 Hz" in message and "'system'" in message
 
 
 def test_livelatent_devices_prints_the_jack_device(jack_server, capsys):
@@ -63,17 +71,12 @@ def test_livelatent_devices_prints_the_jack_device(jack_server, capsys):
 def test_no_sound_server_gives_the_hint(monkeypatch):
     monkeypatch.setenv("JACK_DEFAULT_SERVER", f"livelatent-absent-{os.getpid()}")
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
-    try:
-        device.refresh()
-        if device.list_output_devices():
-            pytest.skip("this machine has a sound card, so there is always a device")
-        with pytest.raises(DeviceError, match="no audio output devices: is a sound server running?.*jackd -d dummy"):
-            device.find_output_device(None)
-        with pytest.raises(DeviceError, match="no audio output devices"):
-            device.cli_devices(None)
-    finally:
-        monkeypatch.undo()
-        device.refresh()
+    if device.list_output_devices():
+        pytest.skip("this machine has a sound card, so there is always a device")
+    with pytest.raises(DeviceError, match="no audio output devices: is a sound server running?.*jackd -d dummy"):
+        device.find_output_device(None)
+    with pytest.raises(DeviceError, match="no audio output devices"):
+        device.cli_devices(None)
 
 
 def test_without_portaudio_only_the_device_fails_and_says_what_to_install(tmp_path):
@@ -94,34 +97,49 @@ def _chirp(frames):
 
 
 @pytest.mark.parametrize("blocksize", [1024, 256])
-def test_what_the_stream_plays_reaches_jack_bit_exact_without_xruns(jack_server, blocksize):
+def test_what_the_audio_process_plays_reaches_jack_bit_exact_without_xruns(jack_server, blocksize):
     signal = _chirp(3 * RATE)
-    played = [0]
-
-    def callback(outdata, frames, time, status):
-        start = played[0]
-        chunk = signal[start:start + frames]
-        outdata[:len(chunk)] = chunk
-        outdata[len(chunk):] = 0
-        played[0] = start + frames
-
-    stream = device.open_output_stream(callback, device="jack", samplerate=RATE, blocksize=blocksize)
+    ring = SharedRing(1 << 18)                     # 6 s: the whole signal fits
+    ring.reset(0)
+    ring.write(0, signal)
+    process = AudioProcess(ring, device="jack", samplerate=RATE, blocksize=blocksize)
     try:
+        assert process.open()["name"] == "system"
         with jackutil.JackRecorder(jack_server, "PortAudio", seconds=8) as recorder:
             assert recorder.sources == ["PortAudio:out_0", "PortAudio:out_1"]
             recorder.wait_frames(jack_server.period)
-            stream.start()
+            ring.written = len(signal)                   # ready: the callback may take it all
+            process.start()
             recorder.wait_frames(RATE)          # about a second, counted by JACK's clock
-            stream.stop()
+            process.stop()
             recorder.wait_frames(2 * jack_server.period)  # let the last block through
             captured = recorder.stop()
+        played, underruns = ring.read, ring.underruns
     finally:
-        stream.close()
-
-    assert RATE <= played[0] < len(signal)
-    reference = signal[:played[0]]
+        process.kill()
+        ring.close()
+    assert RATE <= played < len(signal)
+    reference = signal[:played]
     offset = jackutil.align(captured, reference)
     assert 0 < offset and offset + len(reference) <= len(captured), "the capture holds the whole signal"
     assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-6
     assert not captured[:offset].any() and not captured[offset + len(reference):].any(), "nothing else played"
+    assert underruns == 0
     assert jack_server.xruns() == 0, jack_server.log()
+
+
+def test_when_nothing_is_ready_the_callback_plays_silence_and_counts_an_underrun(jack_server):
+    ring = SharedRing(1 << 14)
+    ring.reset(0)
+    process = AudioProcess(ring, device="jack", samplerate=RATE, blocksize=1024)
+    try:
+        process.open()
+        process.start()
+        deadline = time.monotonic() + 5
+        while ring.underruns < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        underruns, read = ring.underruns, ring.read
+    finally:
+        process.stop()
+        ring.close()
+    assert underruns >= 3 and read == 0      # it waits for samples, it never skips ahead

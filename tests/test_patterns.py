@@ -7,7 +7,7 @@ import pytest
 
 import jackutil
 from livelatent import Engine, as_curve, saw, sine, tri
-from livelatent.live.patterns import PatternWatcher
+from livelatent.repl.patterns import PatternWatcher
 from livelatent.session.journal import read_journal
 from livelatent.session.session import Session
 from replutil import Repl
@@ -42,6 +42,29 @@ def poll_until_run(watcher):
     raise AssertionError("a changed file was never run")
 
 
+class said:
+    """What the watcher told the performer (its events' texts), read afresh each time."""
+
+    def __init__(self, session):
+        self.events = session.engine.events
+        self.after = self.events.cursor
+
+    def _texts(self):
+        return [e.text for e in self.events.since(self.after)[0]]
+
+    def __iter__(self):
+        return iter(self._texts())
+
+    def __getitem__(self, index):
+        return self._texts()[index]
+
+    def __len__(self):
+        return len(self._texts())
+
+    def __repr__(self):
+        return repr(self._texts())
+
+
 def playing(engine):
     """Voices that sound and are not fading out, with their curves, after the pending changes."""
     engine.render_array(samples=engine.step)           # let every scheduled change land
@@ -49,10 +72,10 @@ def playing(engine):
 
 
 def test_a_saved_edit_is_picked_up_within_a_second_and_replaces_the_files_voices(session, tmp_path):
-    lines = []
+    lines = said(session)
     pattern = tmp_path / "drift.py"
     save(pattern, 'voice(flute, cello, curve=sine(4), name="drift")\n')
-    watcher = PatternWatcher(session, report=lines.append)
+    watcher = PatternWatcher(session)
     watcher.watch(pattern)                 # runs it at once
     watcher.start()
     try:
@@ -73,10 +96,10 @@ def test_a_saved_edit_is_picked_up_within_a_second_and_replaces_the_files_voices
 
 
 def test_a_broken_edit_is_refused_once_and_changes_nothing(session, tmp_path):
-    lines = []
+    lines = said(session)
     pattern = tmp_path / "drift.py"
     save(pattern, 'voice(flute, cello, curve=sine(4), name="drift")\n')
-    watcher = PatternWatcher(session, report=lines.append)
+    watcher = PatternWatcher(session)
     watcher.watch(pattern)
     engine = session.engine
     before = playing(engine)
@@ -107,7 +130,7 @@ def test_a_file_caught_half_saved_is_not_run_until_it_holds_still(session, tmp_p
     # and an empty pattern would stop its voices
     pattern = tmp_path / "drift.py"
     save(pattern, 'voice(flute, cello, curve=sine(4), name="drift")\n')
-    watcher = PatternWatcher(session, report=lambda line: None)
+    watcher = PatternWatcher(session)
     watcher.watch(pattern)
     with open(pattern, "w"):
         pass                                             # truncated, not yet written
@@ -126,11 +149,11 @@ def test_a_file_caught_half_saved_is_not_run_until_it_holds_still(session, tmp_p
 
 
 def test_a_watched_folder_picks_up_new_files(session, tmp_path):
-    lines = []
+    lines = said(session)
     folder = tmp_path / "patterns"
     folder.mkdir()
     save(folder / "a.py", 'voice(flute, cello, name="a")\n')
-    watcher = PatternWatcher(session, report=lines.append)
+    watcher = PatternWatcher(session)
     watcher.watch(folder)
     assert set(playing(session.engine)) == {"a"}
     save(folder / "b.py", 'voice(cello, flute, name="b")\n')
@@ -154,12 +177,12 @@ def test_watching_something_that_is_not_a_pattern_file_says_so(session, tmp_path
 def test_an_edit_is_heard_live_and_a_broken_edit_never_stops_the_sound(jack_server, tmp_path):
     pattern = tmp_path / "drift.py"
     save(pattern, 'voice(flute, cello, curve=sine(4), name="drift")\n')
-    lines = []
     with Engine(seed=1, blocksize=1024) as engine:
         engine.start("system")
         with Session(engine, set_name="live", sets_root=tmp_path / "sets") as session, \
                 jackutil.JackRecorder(jack_server, "PortAudio", seconds=10) as recorder:
-            watcher = PatternWatcher(session, report=lines.append).start()
+            lines = said(session)
+            watcher = PatternWatcher(session).start()
             watcher.watch(pattern)
             assert wait_for(lambda: lines, 1.0)
             time.sleep(0.7)

@@ -143,7 +143,7 @@ def test_ctrl_c_stops_a_long_cell_and_never_the_engine(jack_server, tmp_path):
         repl.wait_prompt(timeout=10)
         assert "interrupted: the cell stopped, the voices play on" in repl.text
         repl.pump(1.0)
-        assert displayed(repl.run("engine.live")) == "True"
+        assert displayed(repl.run("engine.playing")) == "True"
         layer = tmp_path / "layer.wav"
         started = repl.run(f"job = render({str(layer)!r}, seconds=30)")
         assert f"rendering 1 voice to {layer} (30 s) in the background" in started

@@ -15,7 +15,7 @@ from livelatent.cli import main
 from livelatent.errors import SetError
 from livelatent.model.checkpoint import save_checkpoint
 from livelatent.model.vae import RawAudioVAE, VAEConfig
-from livelatent.session.journal import read_journal
+from livelatent.session.journal import read_journal, read_performance
 from livelatent.session.session import Session
 from livelatent.session.sets import render_set, replay_set
 from livelatent.session.state import load_set, read_state
@@ -119,7 +119,7 @@ def test_save_then_load_restores_the_voices_sample_for_sample(tmp_path, model):
         session.load("snapshot")                                       # journaled as a cell
         assert {"a", "b"} <= set(session.namespace)                   # handles by name
         restored = fresh.render_array(samples=3 * SR)
-        assert not fresh.messages
+        assert not fresh.events.texts("warning")
     assert np.max(np.abs(expected)) > 0.05
     np.testing.assert_array_equal(restored, expected)
     assert read_journal_codes(session.set_dir) == ["load('snapshot')"]
@@ -138,8 +138,8 @@ def test_load_replaces_the_voices_playing_and_is_replayed_exactly(tmp_path, mode
         session = Session(engine, sets_root=tmp_path, set_name="second")
         played = perform(session, [(0, SOURCES), (2000, "voice(hiss, tone, gain=0.3)"),
                                    (SR, "load('first')"), (SR, "v0.curve = 0.9")])
-        assert [p.index for p in engine.voices()] == [1]   # the old voice ended, the set's plays
-        assert any("draw new noise" in m for m in engine.messages)   # its number 0 was taken
+        # the old voice ended, the set's plays under a new number, with the noise it was saved with
+        assert [(p.index, p.noise_key) for p in engine.voices()] == [(1, 0)]
         played.append(engine.render_array(samples=SR))
     played = np.concatenate(played)
     render_set(tmp_path / "second", tmp_path / "second.wav", seconds=len(played) / SR, progress=False)
@@ -154,13 +154,13 @@ def test_a_curve_that_is_not_code_is_restored_with_its_last_code_curve(tmp_path,
                           (512, "v.curve = curve(lambda t: t % 1)")])
         engine.render_array(samples=2048)
         folder = session.save("fn")
-        assert any("is Python, not code" in m for m in engine.messages)
+        assert any("is Python, not code" in m for m in engine.events.texts())
     saved = read_state(folder)["voices"][0]
-    assert saved["curve"] is None and saved["fallback_curve"] == "saw(2.0)"
+    assert saved["curve"] == "saw(2.0)" and saved["curve_not_code"].startswith("curve(<function")
     with Engine(model, seed=1) as engine:
         (handle,) = load_set(engine, folder)
         assert repr(handle.curve) == "saw(2.0)"
-        assert any("restored with saw(2.0)" in m for m in engine.messages)
+        assert any("restored with saw(2.0)" in m for m in engine.events.texts())
 
 
 def test_file_sources_are_stored_by_path_and_checked_when_loading(tmp_path, model):
@@ -174,7 +174,7 @@ def test_file_sources_are_stored_by_path_and_checked_when_loading(tmp_path, mode
     assert record["paths"] == [str(wav.resolve())] and "file" not in record
     assert len(list((folder / "sources").glob("*.npy"))) == 1       # only the array is embedded
     sf.write(wav, 0.25 * np.sin(np.linspace(0, 600, SR)).astype("float32"), SR)
-    with Engine(model) as engine, pytest.raises(SetError, match=r"kick.wav changed since the set was saved"):
+    with Engine(model) as engine, pytest.raises(SetError, match=r"kick.wav changed since it was recorded"):
         load_set(engine, folder)
     wav.unlink()
     with Engine(model) as engine, pytest.raises(SetError, match=r"source file .*kick.wav is missing"):
@@ -263,11 +263,11 @@ def test_malformed_json(saved_set, tmp_path, model):
 def test_a_newer_schema_version(saved_set, tmp_path, model):
     path = saved_set / "state.json"
     state = json.loads(path.read_text())
-    state["schema"] = 2
+    state["schema"] = 3
     path.write_text(json.dumps(state))
-    with pytest.raises(SetError, match="schema version 2 is newer than this livelatent reads"):
+    with pytest.raises(SetError, match="schema version 3 is newer than this livelatent reads"):
         render_set(saved_set, tmp_path / "out.wav")
-    with Engine(model) as engine, pytest.raises(SetError, match="schema version 2 is newer"):
+    with Engine(model) as engine, pytest.raises(SetError, match="schema version 3 is newer"):
         load_set(engine, saved_set)
 
 
@@ -279,7 +279,7 @@ def test_a_journal_whose_last_entry_was_cut_off_replays_the_rest(saved_set, tmp_
     journal.write_bytes(b"".join(lines[:-2]) + lines[-2][:30])   # the curve swap, cut mid-line
     with pytest.warns(UserWarning, match="cut off by a crash"):
         report = render_set(saved_set, tmp_path / "cut.wav", seconds=3, progress=False)
-    assert report.cells == 2
+    assert report.batches == 1                        # the voice started; its curve swap is lost
     whole, _ = sf.read(tmp_path / "whole.wav", dtype="float32")
     cut, _ = sf.read(tmp_path / "cut.wav", dtype="float32")
     assert np.max(np.abs(cut[:swap] - whole[:swap])) <= 1e-5     # (decode batches split otherwise)
@@ -294,8 +294,7 @@ def test_a_missing_source_file_named_by_the_journal(tmp_path, model):
         session.run_cell(f"v = voice(source({str(wav)!r}), source({str(wav)!r}))")
         session.close()
     wav.unlink()
-    with pytest.raises(SetError, match=r"cell 0 \(repl\) ran cleanly during the performance but "
-                                       r"fails now: .*pad.wav"):
+    with pytest.raises(SetError, match=r"source file .*pad.wav is missing \(source 'pad'\)"):
         render_set(tmp_path / "crashed", tmp_path / "out.wav", progress=False)
 
 
@@ -324,7 +323,9 @@ def test_replay_plays_the_journal_live_as_the_render_has_it(jack_server, saved_s
 
 def test_a_saved_set_holds_the_state_and_the_journal(saved_set, model):
     state = read_state(saved_set)
-    assert state["schema"] == 1 and state["seed"] == 2 and state["tempo"] == 60.0
+    assert state["schema"] == 2 and state["seed"] == 2 and state["tempo"] == 60.0
     assert state["model"] == {"path": str(model.resolve()), "hash": state["model"]["hash"]}
     assert len(state["voices"]) == 1 and state["voices"][0]["curve"] == "tri(1.0)"
-    assert len(read_journal(saved_set / "journal.jsonl")) == 3
+    assert len(read_journal(saved_set / "journal.jsonl")) == 3       # the cells, as code
+    performance = read_performance(saved_set / "journal.jsonl")
+    assert [b.commands[0]["op"] for b in performance.batches] == ["add", "set"]     # and as data

@@ -1,49 +1,162 @@
-"""What the engine is told (commands) and what it keeps per voice between steps."""
+"""What the engine is told: a closed set of small frozen commands, and their one interpreter.
+
+A command changes the :class:`Score` (the voices and the tempo) at one sample. :func:`apply`
+is the only code that gives commands their meaning. The engine's timeline uses it to change
+what plays; readers use the very same function to compute what the performer intends (the
+published score with the changes not yet heard applied to a copy), so the two can never
+disagree about what ``stop`` or ``hush`` means.
+
+Each command may wait for the next beat or bar (``quant``); the engine resolves that target
+when the timeline reaches the step the command was sent to, with the clock as it is then.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Mapping, Union
 
-import numpy as np
-
+from ..errors import ParameterError
 from ..voice import VoiceParams
+from .clock import Clock
 
-__all__ = ["Command", "VoiceRuntime", "QUANTS"]
+__all__ = ["QUANTS", "AddVoice", "SetVoice", "StopVoice", "Hush", "SetTempo", "Command",
+           "Score", "apply", "quantised_target", "check_quant", "DERIVED_CHANGES",
+           "COMMAND_TYPES"]
 
 QUANTS = ("now", "beat", "bar")
+# what a change to a voice carries besides what the performer gave (not shown, not journaled)
+DERIVED_CHANGES = frozenset({"frames_a", "frames_b", "curve_start", "good_curve", "good_curve_start"})
 
 
-@dataclass
-class Command:
-    """A change to the engine, applied at the start of one step."""
+def check_quant(quant) -> str:
+    if quant not in QUANTS:
+        raise ParameterError(f"quant={quant!r} must be one of {QUANTS}")
+    return quant
 
-    kind: str                     # "add", "set", "stop", "hush", "tempo"
-    index: int | None = None      # the voice it concerns
-    params: VoiceParams | None = None
-    changes: dict = field(default_factory=dict)
-    value: float = 0.0            # tempo bpm, or fade length in samples
+
+@dataclass(frozen=True)
+class AddVoice:
+    """Start a voice (``params.index`` is its number)."""
+
+    params: VoiceParams
+    quant: str = "now"
+
+    @property
+    def voice(self) -> int:
+        return self.params.index
+
+
+@dataclass(frozen=True)
+class SetVoice:
+    """Change some of a voice's parameters (curve, gain, pan, sources...)."""
+
+    voice: int
+    changes: Mapping = field(default_factory=lambda: MappingProxyType({}))
+    quant: str = "now"
+
+    def __post_init__(self):
+        object.__setattr__(self, "changes", MappingProxyType(dict(self.changes)))
+
+    @property
+    def shown(self) -> list[str]:
+        """The parameters the performer changed, sorted (``["curve", "gain"]``)."""
+        return sorted(set(self.changes) - DERIVED_CHANGES)
+
+
+@dataclass(frozen=True)
+class StopVoice:
+    """Fade a voice out over ``fade`` samples (a voice not started yet never starts)."""
+
+    voice: int
+    fade: int = 0
     quant: str = "now"
 
 
-class VoiceRuntime:
-    """A voice as the engine plays it: params plus the state synthesis carries between steps."""
+@dataclass(frozen=True)
+class Hush:
+    """Fade every voice out over ``fade`` samples; voices sent before it never start."""
 
-    __slots__ = ("params", "tail", "last_gain", "ended", "noise_cache")
+    fade: int = 0
+    quant: str = "now"
 
-    def __init__(self, params: VoiceParams, tail_len: int):
-        self.params = params
-        self.tail = np.zeros((2, tail_len), dtype=np.float32)
-        self.last_gain = np.zeros(2, dtype=np.float32)     # voices fade in over their first window
-        self.ended = False
-        self.noise_cache: dict = {}
 
-    def snapshot(self):
-        return (self.params, self.tail.copy(), self.last_gain.copy(), self.ended)
+@dataclass(frozen=True)
+class SetTempo:
+    """Change the tempo (beats per minute)."""
 
-    @classmethod
-    def restore(cls, snap, noise_cache):
-        runtime = cls.__new__(cls)
-        runtime.params, tail, last_gain, runtime.ended = snap
-        runtime.tail, runtime.last_gain = tail.copy(), last_gain.copy()
-        runtime.noise_cache = noise_cache
-        return runtime
+    bpm: float
+    quant: str = "now"
+
+
+Command = Union[AddVoice, SetVoice, StopVoice, Hush, SetTempo]
+COMMAND_TYPES = (AddVoice, SetVoice, StopVoice, Hush, SetTempo)
+
+
+@dataclass(frozen=True)
+class Score:
+    """What commands act on: the voices that sound (fading ones too) and the clock.
+
+    ``cancelled`` holds the numbers of voices stopped before they started, and
+    ``hushed_before`` the sequence number of the last hush: a voice sent before a hush that
+    lands after it never starts (its start was waiting for a bar).
+    """
+
+    voices: Mapping[int, VoiceParams]
+    clock: Clock
+    cancelled: frozenset = frozenset()
+    hushed_before: int = -1
+
+    def with_voices(self, voices: dict) -> "Score":
+        return replace(self, voices=MappingProxyType(voices))
+
+    def without(self, *numbers: int) -> "Score":
+        return self.with_voices({n: p for n, p in self.voices.items() if n not in numbers})
+
+    def sounding(self) -> list[VoiceParams]:
+        """The voices not fading out, in number order."""
+        return sorted((p for p in self.voices.values() if p.stop_at is None), key=lambda p: p.index)
+
+
+def apply(score: Score, command: Command, *, at: int, seq: int) -> Score:
+    """The score after ``command`` lands at sample ``at`` (``seq``: its place in sending order)."""
+    voices = dict(score.voices)
+    if isinstance(command, AddVoice):
+        number = command.params.index
+        if number in score.cancelled or seq < score.hushed_before:
+            return score                        # stopped, or hushed, before it could start
+        voices[number] = command.params.changed(start=at, curve_start=at, good_curve_start=at)
+        return score.with_voices(voices)
+    if isinstance(command, SetTempo):
+        return replace(score, clock=score.clock.with_tempo(command.bpm, at))
+    if isinstance(command, Hush):
+        for number, params in voices.items():
+            if params.stop_at is None:
+                voices[number] = params.changed(stop_at=at, fade=command.fade)
+        return replace(score, voices=MappingProxyType(voices), hushed_before=seq)
+    params = voices.get(command.voice)
+    if isinstance(command, StopVoice):
+        if params is None:
+            return replace(score, cancelled=score.cancelled | {command.voice})
+        if params.stop_at is None:
+            voices[command.voice] = params.changed(stop_at=at, fade=command.fade)
+        return score.with_voices(voices)
+    if isinstance(command, SetVoice):
+        if params is None:
+            return score                        # the voice ended: nothing to change
+        changes = dict(command.changes)
+        if "curve" in changes:
+            good = params.curve if params.curve is not None else changes["curve"]
+            changes.update(curve_start=at, good_curve=good,
+                           good_curve_start=params.curve_start if params.curve is not None else at)
+        voices[command.voice] = params.changed(**changes)
+        return score.with_voices(voices)
+    raise TypeError(f"not a command: {command!r}")
+
+
+def quantised_target(clock: Clock, command: Command, sample: int, step: int) -> int:
+    """The step a quantised command lands on when sent to ``sample``: the next beat or bar."""
+    unit = 1.0 if command.quant == "beat" else float(clock.beats_per_bar)
+    boundary = clock.next_boundary(sample, unit)
+    return max(sample // step, int(math.ceil(boundary / step - 1e-9)))

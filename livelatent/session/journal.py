@@ -1,20 +1,25 @@
-"""The journal: every piece of code a performer evaluates, with the engine sample it landed on.
+"""The journal: everything that changed the sound, whoever sent it, with the sample it landed on.
 
-A journal is a JSON Lines file, appended to and never rewritten. Each line is one record:
+A journal is a JSON Lines file, appended to and never rewritten. Each line is one record
+(``"v": 2``, the format):
 
-- ``{"v": 1, "kind": "session", ...}`` when a session opens it: the model (path and content
-  hash), the engine's seed, tempo and sample rate, and the play position at that moment. A
-  journal holds one session, or several when a set folder is reopened; each session's samples
-  count from its own engine's start.
-- ``{"v": 1, "kind": "cell", "id": n, "origin": "repl", "code": "...", "wall": ISO time,
-  "position": sample}`` *before* the code runs (``position``: the play position then).
-- ``{"v": 1, "kind": "applied", "id": n, "sample": S, "landed": true}`` after it ran: ``S`` is
-  the engine sample its changes landed on (``landed`` false: it changed nothing in the engine,
-  and ``S`` is the play position then). ``"error"`` holds the message of a cell that raised.
+- ``session`` when a session opens it: the model (path and content hash), the engine's seed,
+  tempo and sample rate, and the play position then. A journal holds one session, or several
+  when a set folder is reopened; each session's samples count from its own engine's start.
+- ``cell`` *before* code runs: a REPL cell, a pattern file's run (``origin``), its ``code``,
+  the play ``position`` then. For a reader to follow the performance, and to rebuild names.
+- ``source``: a source the commands below use, once (see :mod:`.records`).
+- ``batch`` after it landed: the commands of one writer's batch as data, its ``origin``
+  (``repl``, ``pattern:drift.py``, ``timer``, ``thread:...``), the ``cell`` that made it if code
+  did, its place ``seq`` in the engine's sending order and the ``sample`` it landed on.
+- ``applied`` after a cell ran: where its changes landed, the error it raised (and on which
+  line), and the outcomes of its wall-clock checks (``checks``), which a replay repeats.
+- ``end``: the sample at which the performance ended (the listener had heard everything).
 
-Every record is flushed and ``os.fsync``-ed before the code runs on, so killing the process
-(SIGKILL, a power cut) loses nothing already evaluated. A crash can cut off at most the line
-being written: :func:`read_journal` skips such a line with a warning and the rest replays.
+Every record is flushed and ``os.fsync``-ed before the writer goes on, so killing the process
+(SIGKILL, a power cut) loses nothing already recorded. A crash can cut off at most the line
+being written: the reader skips such a line with a warning and the rest replays. Journals of
+format 1 (cells only) still read; they replay by running their cells.
 """
 
 from __future__ import annotations
@@ -23,17 +28,17 @@ import json
 import os
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..atomic import fsync_dir
 from ..errors import SetError
 
-__all__ = ["JOURNAL_VERSION", "JOURNAL_NAME", "Journal", "Entry", "SessionStart", "read_journal",
-           "read_sessions", "wall_time"]
+__all__ = ["JOURNAL_VERSION", "JOURNAL_NAME", "Journal", "Entry", "BatchRecord", "SessionStart",
+           "Performance", "read_journal", "read_sessions", "read_performance", "wall_time"]
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
 JOURNAL_NAME = "journal.jsonl"
 
 
@@ -54,6 +59,8 @@ class SessionStart:
     tempo: float
     sample_rate: int
     position: int              # play position when the session opened the journal
+    version: int = JOURNAL_VERSION
+    resumed: bool = False      # it carried on a session cut off by a crash (--resume)
 
 
 @dataclass(frozen=True)
@@ -62,25 +69,46 @@ class Entry:
 
     id: int
     code: str
-    origin: str                # "repl", "jupyter", "pattern patterns/drift.py", "load"...
+    origin: str                # "repl", "jupyter", "pattern:patterns/drift.py", "load"...
     wall: str
     sample: int                # where its changes landed (or its position, see ``landed``)
     position: int = 0          # play position when it was submitted
     landed: bool = False       # True when it changed the engine, on exactly ``sample``
     applied: bool = False      # False when the journal ends before its "applied" record
     error: str | None = None   # the message, when it raised during the performance
+    error_line: int | None = None    # the line of the statement that raised
     discard_on_error: bool = False   # its changes are dropped when it raises (pattern files)
+    checks: tuple = ()         # outcomes of its wall-clock checks (None: passed)
     session: int = 0           # index of the session it belongs to
 
 
-class Journal:
-    """An open journal file, appended to with one fsync per record.
+@dataclass(frozen=True)
+class BatchRecord:
+    """One landed batch: its commands as data."""
 
-    Parameters
-    ----------
-    path : path
-        The ``journal.jsonl`` file; created (with its folder) when missing, appended to when
-        it exists.
+    seq: int
+    origin: str
+    cell: int | None
+    sample: int
+    commands: tuple
+    line: int                  # where it is in the file, for messages
+    session: int = 0
+
+
+@dataclass
+class Performance:
+    """Everything one session of a journal recorded."""
+
+    session: SessionStart
+    sessions: int
+    cells: list = field(default_factory=list)       # Entry, by id
+    batches: list = field(default_factory=list)     # BatchRecord, by seq
+    sources: dict = field(default_factory=dict)     # key -> source record
+    end: int | None = None
+
+
+class Journal:
+    """An open journal file, appended to with one fsync per record (from any thread).
 
     Examples
     --------
@@ -107,13 +135,16 @@ class Journal:
 
     # -- writing -------------------------------------------------------------------------------
     def start_session(self, *, seed: int, tempo: float, sample_rate: int, position: int,
-                      model_path=None, model_hash: str | None = None) -> None:
+                      model_path=None, model_hash: str | None = None, resumed: bool = False) -> None:
         """Record that a new session (engine) starts appending here."""
-        self._write({"kind": "session", "wall": wall_time(),
-                     "model": {"path": None if model_path is None else str(model_path),
-                               "hash": model_hash},
-                     "seed": int(seed), "tempo": float(tempo), "sample_rate": int(sample_rate),
-                     "position": int(position)})
+        record = {"kind": "session", "wall": wall_time(),
+                  "model": {"path": None if model_path is None else str(model_path),
+                            "hash": model_hash},
+                  "seed": int(seed), "tempo": float(tempo), "sample_rate": int(sample_rate),
+                  "position": int(position)}
+        if resumed:
+            record["resumed"] = True
+        self._write(record)
 
     def append(self, code: str, origin: str, *, position: int,
                discard_on_error: bool = False) -> int:
@@ -130,13 +161,30 @@ class Journal:
         self._write(record)
         return entry_id
 
+    def record_batch(self, *, seq: int, origin: str, cell: int | None, sample: int,
+                     commands: list, sources: list) -> None:
+        """Record a landed batch (and, first, the sources it uses that are new here)."""
+        lines = [{"kind": "source", **record} for record in sources]
+        lines.append({"kind": "batch", "seq": int(seq), "origin": str(origin), "cell": cell,
+                      "sample": int(sample), "wall": wall_time(), "commands": commands})
+        self._write_many(lines)
+
     def mark_applied(self, entry_id: int, sample: int, *, landed: bool = True,
-                     error: str | None = None) -> None:
+                     error: str | None = None, error_line: int | None = None,
+                     checks=()) -> None:
         """Record where entry ``entry_id``'s changes landed (``landed=False``: it made none)."""
         record = {"kind": "applied", "id": int(entry_id), "sample": int(sample), "landed": bool(landed)}
         if error is not None:
             record["error"] = str(error)
+            if error_line is not None:
+                record["error_line"] = int(error_line)
+        if any(outcome is not None for outcome in checks):
+            record["checks"] = list(checks)
         self._write(record)
+
+    def record_end(self, sample: int) -> None:
+        """Record that the performance ended at ``sample`` (everything before it was heard)."""
+        self._write({"kind": "end", "sample": int(sample), "wall": wall_time()})
 
     def close(self) -> None:
         with self._lock:
@@ -154,8 +202,12 @@ class Journal:
         return f"<Journal {self.path}, next entry {self._next_id}>"
 
     def _write(self, record: dict) -> None:
-        line = json.dumps({"v": JOURNAL_VERSION, **record}, ensure_ascii=False) + "\n"
-        self._write_bytes(line.encode("utf-8"))
+        self._write_many([record])
+
+    def _write_many(self, records: list) -> None:
+        data = b"".join((json.dumps({"v": JOURNAL_VERSION, **r}, ensure_ascii=False) + "\n").encode("utf-8")
+                        for r in records)
+        self._write_bytes(data)
 
     def _write_bytes(self, data: bytes) -> None:
         with self._lock:
@@ -186,14 +238,14 @@ def _last_id(path: Path) -> int:
                 record = json.loads(raw)
             except ValueError:
                 continue   # a cut-off line: the reader says so, the writer just moves on
-            if isinstance(record, dict) and isinstance(record.get("id"), int):
+            if isinstance(record, dict) and record.get("kind") == "cell" and isinstance(record.get("id"), int):
                 last = max(last, record["id"])
     return last
 
 
 # -- reading -------------------------------------------------------------------------------------
 def read_journal(path, *, session: int | None = None) -> list[Entry]:
-    """The entries of the journal at ``path``, in the order they were evaluated.
+    """The code entries of the journal at ``path``, in the order they were evaluated.
 
     A last line cut off by a crash (or a cut-off line followed by a new session) is skipped
     with a warning; a cell without an "applied" record (the process died while it ran) keeps
@@ -205,16 +257,21 @@ def read_journal(path, *, session: int | None = None) -> list[Entry]:
     session : int, optional
         Only the entries of this session (0 is the first, -1 the last).
     """
-    sessions, entries = _parse(Path(path))
+    sessions, performances = _parse(Path(path))
     if session is None:
-        return entries
-    chosen = _pick_session(sessions, session, path)
-    return [entry for entry in entries if entry.session == chosen.index]
+        return [entry for p in performances for entry in p.cells]
+    return performances[_pick_session(sessions, session, path).index].cells
 
 
 def read_sessions(path) -> list[SessionStart]:
     """The sessions recorded in the journal at ``path``, oldest first."""
     return _parse(Path(path))[0]
+
+
+def read_performance(path, *, session: int = -1) -> Performance:
+    """Everything one session of the journal at ``path`` recorded (the last by default)."""
+    sessions, performances = _parse(Path(path))
+    return performances[_pick_session(sessions, session, path).index]
 
 
 def _pick_session(sessions, session: int, path) -> SessionStart:
@@ -227,7 +284,7 @@ def _pick_session(sessions, session: int, path) -> SessionStart:
                        f"(0 to {len(sessions) - 1})") from None
 
 
-def _parse(path: Path) -> tuple[list[SessionStart], list[Entry]]:
+def _parse(path: Path):
     if path.is_dir():
         path = path / JOURNAL_NAME
     try:
@@ -247,9 +304,7 @@ def _parse(path: Path) -> tuple[list[SessionStart], list[Entry]]:
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
         except ValueError as exc:
-            is_last = number == len(lines)
-            next_is_session = _next_is_session(lines, number)
-            if is_last or next_is_session:
+            if number == len(lines) or _next_is_session(lines, number):
                 warnings.warn(f"{path}:{number}: skipped a line cut off by a crash "
                               f"({len(raw)} bytes); the rest replays", stacklevel=3)
                 continue
@@ -273,44 +328,67 @@ def _next_is_session(lines, number: int) -> bool:
     return False
 
 
-def _build(path: Path, records) -> tuple[list[SessionStart], list[Entry]]:
+def _build(path: Path, records):
     sessions: list[SessionStart] = []
+    performances: list[Performance] = []
     cells: dict[int, dict] = {}
-    order: list[int] = []
     applied: dict[int, dict] = {}
     for number, record in records:
         kind = record.get("kind")
+        current = len(sessions) - 1
         try:
             if kind == "session":
                 model = record.get("model") or {}
-                sessions.append(SessionStart(
+                start = SessionStart(
                     index=len(sessions), wall=str(record.get("wall", "")),
                     model_path=model.get("path"), model_hash=model.get("hash"),
                     seed=int(record["seed"]), tempo=float(record["tempo"]),
-                    sample_rate=int(record["sample_rate"]), position=int(record.get("position", 0))))
+                    sample_rate=int(record["sample_rate"]), position=int(record.get("position", 0)),
+                    version=int(record["v"]), resumed=bool(record.get("resumed", False)))
+                sessions.append(start)
+                performances.append(Performance(start, 0))
             elif kind == "cell":
                 entry_id = int(record["id"])
                 if not isinstance(record["code"], str):
                     raise TypeError("code is not text")
-                cells[entry_id] = dict(record, _session=max(len(sessions) - 1, 0), _line=number)
-                order.append(entry_id)
+                cells[entry_id] = dict(record, _session=max(current, 0))
             elif kind == "applied":
-                applied[int(record["id"])] = {"sample": int(record["sample"]),
-                                              "landed": bool(record.get("landed", True)),
-                                              "error": record.get("error")}
-            # other kinds are from a later minor revision of version 1: they change no sound
+                applied[int(record["id"])] = {
+                    "sample": int(record["sample"]), "landed": bool(record.get("landed", True)),
+                    "error": record.get("error"), "error_line": record.get("error_line"),
+                    "checks": tuple(record.get("checks", ()))}
+            elif kind == "batch" and current >= 0:
+                commands = record["commands"]
+                if not isinstance(commands, list) or not all(isinstance(c, dict) for c in commands):
+                    raise TypeError("commands is not a list of objects")
+                performances[current].batches.append(BatchRecord(
+                    seq=int(record["seq"]), origin=str(record["origin"]),
+                    cell=None if record.get("cell") is None else int(record["cell"]),
+                    sample=int(record["sample"]), commands=tuple(commands), line=number,
+                    session=current))
+            elif kind == "source" and current >= 0:
+                str(record["key"]), str(record["audio_hash"]), int(record["sample_rate"])
+                performances[current].sources[record["key"]] = record
+            elif kind == "end" and current >= 0:
+                performances[current].end = int(record["sample"])
+            # other kinds are from a later minor revision: they change no sound
         except (KeyError, TypeError, ValueError) as exc:
             raise SetError(f"{path}:{number}: malformed {kind} record ({type(exc).__name__}: "
                            f"{exc}); fix or delete that line") from None
-    entries = []
-    for entry_id in order:
+    for entry_id in sorted(cells):
         cell = cells[entry_id]
-        done = applied.get(entry_id)
-        entries.append(Entry(
+        done = applied.get(entry_id) or {}
+        entry = Entry(
             id=entry_id, code=cell["code"], origin=str(cell.get("origin", "repl")),
             wall=str(cell.get("wall", "")),
-            sample=done["sample"] if done else int(cell.get("position", 0)),
-            position=int(cell.get("position", 0)), landed=bool(done and done["landed"]),
-            applied=done is not None, error=done["error"] if done else None,
-            discard_on_error=bool(cell.get("discard_on_error", False)), session=cell["_session"]))
-    return sessions, entries
+            sample=done.get("sample", int(cell.get("position", 0))),
+            position=int(cell.get("position", 0)), landed=bool(done.get("landed", False)),
+            applied=bool(done), error=done.get("error"), error_line=done.get("error_line"),
+            discard_on_error=bool(cell.get("discard_on_error", False)),
+            checks=done.get("checks", ()), session=cell["_session"])
+        if performances:
+            performances[entry.session].cells.append(entry)
+    for performance in performances:
+        performance.sessions = len(sessions)
+        performance.batches.sort(key=lambda b: b.seq)
+    return sessions, performances

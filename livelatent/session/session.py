@@ -1,13 +1,16 @@
 """A performer's session: one engine, one namespace, one journal, and the set they save.
 
-The REPL, the IPython extension and the pattern-file watcher all run code through
-:meth:`Session.run_cell`, which is the one place where evaluated code meets the engine:
+The REPL, the IPython extension and the pattern-file watcher run code through
+:meth:`Session.run_cell`:
 
 1. the code is appended to the journal (flushed and fsynced) *before* it runs;
-2. it runs inside ``engine.batch()``, so every change it makes lands on one engine sample;
-3. that sample is recorded, so a replay runs the cell at exactly the same sample.
+2. it runs inside one engine batch (origin ``repl``, ``pattern:FILE``...), so every change it
+   makes lands on one sample; the journal's recorder writes that batch down as data;
+3. where it landed, the error it raised (and on which line) and the outcome of its wall-clock
+   checks are recorded, so a replay does exactly what the performance did.
 
-``save("name")`` and ``load("name")`` are in the namespace as plain functions.
+Changes sent by anything else (a thread a cell started, a timer) are journaled by the same
+recorder with their own origin. ``save("name")`` and ``load("name")`` are in the namespace.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ import threading
 import time
 from pathlib import Path
 
+from ..api import Performer
 from ..config import sets_dir
-from ..context import current_engine_or_none, set_current_engine
+from ..engine.commands import AddVoice
 from ..errors import LiveLatentError, SetError
-from ..live import prelude
-from ..scripting import run_code
+from .code import run_code
 from .journal import JOURNAL_NAME, Journal
+from .namespace import namespace
+from .recorder import JournalRecorder
+from .records import SourceStore
+from .state import copy_journal, load_set, save_set
 
 __all__ = ["Session", "default_set_name", "resolve_set"]
 
@@ -50,24 +57,19 @@ def resolve_set(name_or_path, root: Path) -> Path:
 
 
 class Session:
-    """An engine, the namespace a performer types in, and the journal of what they typed.
+    """An engine, the namespace a performer types in, and the journal of what they played.
 
     Parameters
     ----------
     engine : Engine
-        The engine the cells act on (it becomes the current engine if none is).
+        The engine the cells act on.
     set_name : str, optional
         The session's set folder under ``sets_root`` (default: the local time, like
         ``2026-11-21-1805``). An existing folder's journal is appended to.
     sets_root : path, optional
         Where sets live (default: :func:`livelatent.config.sets_dir`, ``./sets``).
     extra : dict, optional
-        More names for the namespace. A replay of the journal runs without them, except
-        :data:`~livelatent.session.sets.REPLAY_NOOPS` (the REPL's tools), which do nothing there.
-
-    Attributes
-    ----------
-    engine, set_dir : Path, journal : Journal, namespace : dict
+        More names for the namespace (the REPL's ``render``, ``watch``...).
 
     Examples
     --------
@@ -78,7 +80,7 @@ class Session:
     """
 
     def __init__(self, engine, *, set_name: str | None = None, sets_root=None,
-                 extra: dict | None = None):
+                 extra: dict | None = None, resumed: bool = False):
         self.engine = engine
         self.sets_root = Path(sets_root) if sets_root is not None else sets_dir()
         self.set_dir = resolve_set(set_name, self.sets_root) if set_name else \
@@ -86,74 +88,90 @@ class Session:
         self.journal = Journal(self.set_dir / JOURNAL_NAME)
         codec = engine.codec
         self.journal.start_session(
-            seed=engine.seed, tempo=engine.requested_tempo, sample_rate=engine.sample_rate,
-            position=engine.position, model_path=None if codec.path is None else Path(codec.path).resolve(),
-            model_hash=codec.content_hash)
-        if engine.voices() or engine.pending():
-            engine.messages.append(
+            seed=engine.seed, tempo=engine.intended_tempo(), sample_rate=engine.sample_rate,
+            position=engine.position, model_hash=codec.content_hash, resumed=resumed,
+            model_path=None if codec.path is None else Path(codec.path).resolve())
+        if not engine.idle():
+            engine.events.warning(
                 "the engine already had voices when the session began: a replay of its journal "
                 "starts from silence, so those voices will not be in it")
-        if current_engine_or_none() is None:
-            set_current_engine(engine)
+        self.store = SourceStore(self.set_dir)
+        self.recorder = JournalRecorder(self.journal, self.store, events=engine.events)
+        engine.add_recorder(self.recorder)
         self._lock = threading.RLock()      # the REPL and the pattern watcher take turns
         self._cell_depth = 0                # > 0 while a cell runs (in the thread holding the lock)
-        self.namespace: dict = prelude.namespace(engine, extra=extra)
+        self._saved_in_cell: set[Path] = set()
+        self.last_started: tuple = ()      # the numbers of the voices the last cell started
+        self.last_landed: int | None = None   # where the last cell's changes landed (None: none)
+        self.performer = Performer(engine)
+        self.namespace: dict = namespace(engine, performer=self.performer, extra=extra)
         self.namespace["save"] = self._save_function()
         self.namespace["load"] = self._load_function()
 
     # -- running code --------------------------------------------------------------------------
-    def run_cell(self, code: str, *, origin: str = "repl", discard_on_error: bool = False):
-        """Journal ``code``, run it in one engine batch, and record the sample it landed on.
+    def run_cell(self, code: str, *, origin: str = "repl", discard_on_error: bool = False,
+                 label: str | None = None):
+        """Journal ``code``, run it in one engine batch, and record where it landed.
 
         Returns the value of the cell's last line when it is an expression (for the REPL to show).
 
-        Errors are re-raised as a one-line :class:`LiveLatentError` (``<repl 3>:1: NameError:
-        ...``); the journal keeps the cell, and a replay re-runs it and ignores that error.
-        ``discard_on_error=True`` sends none of the cell's engine changes if it raises (a pattern
-        file that fails changes nothing). If the journal cannot be written (a full disk), the
-        cell still runs, the show goes on, and ``engine.messages`` says it was not recorded.
+        Errors are re-raised as a one-line :class:`LiveLatentError` (``<cell 3>:1: NameError:
+        ...``; ``label`` names the cell, default ``<ORIGIN ID>``); the journal keeps the cell
+        and the line that raised. ``discard_on_error=True`` sends none of the cell's engine
+        changes if it raises (a pattern file that fails changes nothing). If the journal cannot
+        be written (a full disk), the cell still runs, the show goes on, and an event says it
+        was not recorded.
         """
         engine = self.engine
         with self._lock:
             if self._cell_depth:
                 # code a running cell runs (IPython's %time hands its statement back through the
                 # REPL): part of that cell, journaled with it and landing in its batch
-                return run_code(code, self.namespace, filename="<in a cell>")
+                return run_code(code, self.namespace, filename=label or "<in a cell>")
             try:
                 entry_id = self.journal.append(code, origin, position=engine.position,
                                                discard_on_error=discard_on_error)
             except SetError as exc:
                 entry_id = None
-                engine.messages.append(f"{exc}: this cell runs but is not recorded; a replay "
-                                       f"of the set will miss it")
-            previous = current_engine_or_none()
-            if previous is not engine:
-                set_current_engine(engine)
+                engine.events.error(f"{exc}: this cell runs but is not recorded; a replay of "
+                                    f"the set will miss it")
+            filename = label or f"<{origin} {'?' if entry_id is None else entry_id}>"
             self._cell_depth += 1
-            error = None
+            error = error_line = None
+            batch = None
             try:
-                with engine.batch(discard_on_error=discard_on_error):
-                    value = run_code(code, self.namespace,
-                                     filename=f"<{origin} {'?' if entry_id is None else entry_id}>")
+                with engine.batch(origin=origin, discard_on_error=discard_on_error,
+                                  cell=entry_id) as batch:
+                    value = run_code(code, self.namespace, filename=filename)
             except LiveLatentError as exc:
-                error = str(exc)
+                error, error_line = str(exc), getattr(exc, "top_line", None)
                 raise
             except BaseException as exc:    # Ctrl-C in a long cell: recorded, then passed on
                 error = f"{type(exc).__name__}: interrupted"
                 raise
             finally:
                 self._cell_depth -= 1
-                if previous is not engine and previous is not None:
-                    set_current_engine(previous)
-                landed = engine.landed_at
-                sample = landed if landed is not None else engine.position
-                if entry_id is not None:
-                    try:
-                        self.journal.mark_applied(entry_id, sample, landed=landed is not None,
-                                                  error=error)
-                    except SetError as exc:   # the cell ran: its error (if any) matters more
-                        engine.messages.append(f"{exc}: where cell {entry_id} landed is not recorded")
+                self._finish_cell(entry_id, batch, error, error_line)
         return value
+
+    def _finish_cell(self, entry_id, batch, error, error_line) -> None:
+        engine = self.engine
+        landed = batch.landed_at if batch is not None else None
+        self.last_landed = landed
+        self.last_started = tuple(c.params.index for c in (batch.commands if landed is not None else ())
+                                  if isinstance(c, AddVoice))
+        if entry_id is not None:
+            try:
+                self.journal.mark_applied(
+                    entry_id, landed if landed is not None else engine.position,
+                    landed=landed is not None, error=error, error_line=error_line,
+                    checks=batch.checks.outcomes if batch is not None else ())
+            except SetError as exc:   # the cell ran: its error (if any) matters more
+                engine.events.error(f"{exc}: where cell {entry_id} landed is not recorded")
+        # a set saved inside the cell copied the journal before the cell's batch landed
+        for folder in self._saved_in_cell:
+            copy_journal(folder, self.journal.path, self.set_dir)
+        self._saved_in_cell.clear()
 
     # -- sets ----------------------------------------------------------------------------------
     def save(self, name: str | None = None) -> Path:
@@ -161,26 +179,35 @@ class Session:
 
         Without a name, saves into the session's own set folder. Returns the folder.
         """
-        from .state import save_set
         target = self.set_dir if name is None else resolve_set(name, self.sets_root)
         with self._lock:
-            return save_set(self.engine, target, journal=self.journal.path)
+            folder = save_set(self.engine, target, journal=self.journal.path, sources_from=self.set_dir)
+            if self._cell_depth:
+                self._saved_in_cell.add(folder)
+            return folder
 
     def load(self, name_or_path) -> None:
         """Restore a saved set's state into the running engine (its voices replace the current ones).
 
-        Called outside a cell, the load is journaled as a cell ``load('name')`` of its own, so
-        a replay of this session loads it at the same sample too.
+        Called outside a cell, the load is journaled as a cell ``load('name')`` of its own.
         """
         with self._lock:
             if self._cell_depth == 0:
                 self.run_cell(f"load({str(name_or_path)!r})", origin="load")
                 return
-            from .state import load_set
             load_set(self.engine, resolve_set(name_or_path, self.sets_root), names=self.namespace)
 
+    def end(self) -> None:
+        """Record that the performance ends here (the listener has heard everything so far)."""
+        try:
+            self.journal.record_end(self.engine.position)
+        except SetError as exc:
+            self.engine.events.error(f"{exc}: the end of the performance is not recorded")
+
     def close(self) -> None:
-        """Close the journal (the engine keeps playing; stopping it is its owner's job)."""
+        """Stop recording and close the journal (the engine plays on; stopping it is its
+        owner's job)."""
+        self.engine.remove_recorder(self.recorder)
         self.journal.close()
 
     def __enter__(self):
@@ -196,7 +223,7 @@ class Session:
     def _save_function(self):
         def save(name: str | None = None) -> None:
             """Save the set as ``sets/<name>/`` (state.json and the journal). ``save("tonight")``"""
-            print(f"saved {self.save(name)}")       # said once, not echoed again as a value
+            self.engine.events.info(f"saved {self.save(name)}")      # said once, not shown again
         return save
 
     def _load_function(self):

@@ -1,36 +1,41 @@
-"""Sets, replayed: ``livelatent replay sets/name`` (live) and ``livelatent render sets/name``.
+"""Sets, replayed: ``livelatent replay sets/NAME`` (live) and ``livelatent render sets/NAME``.
 
-Both re-run a set's journal on a fresh engine built like the performance's (same model, seed
-and tempo), each cell in one batch landing on the very sample it landed on during the
-performance. Offline, the engine renders up to that sample and runs the cell there; live, the
-cell runs a little early and its batch is scheduled at that future sample
-(``engine.batch(at=...)``). Everything else is the same code path, so a render of a set equals,
-sample for sample, what the engine played during the performance.
+Both build a fresh engine like the performance's (same model, seed and tempo) and hand one
+session of the set's journal to a :class:`~.replay.Replayer`: every recorded batch lands on the
+very sample it landed on during the performance, so a render of a set equals, sample for
+sample, what the engine played. Offline, the engine renders up to each cell's position and
+runs it there; live, cells run :data:`LEAD_S` early and batches are scheduled on their future
+samples. Both stop where the journal says the performance ended (or :data:`TAIL_S` after the
+last change, sooner if every voice ends and the listener has heard it).
+
+``--no-code`` runs none of the set's code: use it for a set you did not make yourself, since a
+journal's cells are Python. It renders whatever the journal holds as data, which is everything
+except curves made from Python functions; it names those and refuses.
 
 A journal can hold several sessions (a set folder reopened); a replay plays one, the last by
-default. Names that only make sense live (``save``, the REPL's ``render`` and ``watch``...) do
-nothing in a replay. A cell that raised during the performance raises again and is ignored; a
-cell that ran cleanly then but fails now (a source file gone) is a :class:`SetError`, because
-the replay would no longer be what was played.
-
-The state of a set (``state.json``, what :func:`load` restores) is in :mod:`.state`.
+default. Journals of livelatent 0.1 (cells only) replay by running their cells.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..api import Performer
+from ..engine.engine import Engine
 from ..errors import LiveLatentError, ParameterError, SetError
-from ..live import prelude
-from ..scripting import run_code
-from .journal import JOURNAL_NAME, Entry, SessionStart, read_journal, read_sessions
-from .state import (STATE_NAME, check_model, check_set_files, load_set, read_state, save_set)
+from ..model.codec import load_model
+from ..sinks.file import render_to_file
+from .code import run_code
+from .journal import JOURNAL_NAME, Performance, read_performance
+from .namespace import namespace
+from .replay import Action, Replayer, ReplayReport
+from .session import resolve_set
+from .state import STATE_NAME, check_model, check_set_files, load_set, read_state
 
-__all__ = ["REPLAY_NOOPS", "SHOWING_MAGICS", "TAIL_S", "ReplayReport", "open_set", "replay_namespace", "render_set",
-           "replay_set", "cli_render_set", "cli_replay", "save_set", "load_set", "read_state"]
+__all__ = ["REPLAY_NOOPS", "SHOWING_MAGICS", "TAIL_S", "LEAD_S", "ReplayReport", "open_set",
+           "replay_namespace", "render_set", "replay_set", "cli_render_set", "cli_replay"]
 
 #: Names that act outside the engine (the REPL's tools): in a replay they do nothing.
 REPLAY_NOOPS = ("save", "render", "watch", "unwatch")
@@ -40,52 +45,25 @@ SHOWING_MAGICS = frozenset({"pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psour
                             "who", "whos", "who_ls", "history", "hist", "lsmagic", "magic",
                             "quickref", "load_ext", "unload_ext", "reload_ext", "livelatent"})
 _CODE_MAGICS = frozenset({"time", "capture"})
-TAIL_S = 4.0          # seconds rendered or played after the last cell, unless the voices end first
-LEAD_S = 0.5          # how early a live replay runs a cell before its sample
+TAIL_S = 4.0          # seconds rendered or played after the last change, unless the voices end first
+LEAD_S = 0.5          # how early a live replay runs a cell before its position
 
 
-@dataclass
-class ReplayReport:
-    """What a replay or render did: how long, and anything that differs from the performance."""
-
-    samples: int = 0
-    sample_rate: int = 0
-    cells: int = 0
-    late: list = field(default_factory=list)       # (entry id, samples late) live only
-    notes: list = field(default_factory=list)
-    underruns: int = 0
-    output: Path | None = None
-
-
-@dataclass
-class _OpenedSet:
-    folder: Path
-    session: SessionStart
-    entries: list
-    sessions: int
-
-
-def open_set(folder, *, session: int = -1, model=None) -> tuple[_OpenedSet, object]:
-    """Check the set ``folder`` and load its model: ``(opened set, codec)``.
+def open_set(folder, *, session: int = -1, model=None) -> tuple[Performance, object]:
+    """Check the set ``folder`` and load its model: ``(performance, codec)``.
 
     Raises :class:`SetError` for a missing folder or journal, a malformed ``state.json`` or
     journal, a newer schema, a missing source or model file, or a model whose hash changed.
     """
-    from ..model.codec import load_model
     folder = Path(folder)
     if not folder.is_dir():
         read_state(folder)          # raises the "no set at ..." error, listing the sets there
     if (folder / STATE_NAME).exists():
-        state = read_state(folder)
-        check_set_files(folder, state)
+        check_set_files(folder, read_state(folder))
     if not (folder / JOURNAL_NAME).exists():
         raise SetError(f"{folder} has no {JOURNAL_NAME}: there is nothing to replay")
-    sessions = read_sessions(folder / JOURNAL_NAME)
-    if not sessions:
-        raise SetError(f"{folder / JOURNAL_NAME} records no session: it was not written by livelatent")
-    entries = read_journal(folder / JOURNAL_NAME, session=session)
-    start = sessions[session]
-    saved = {"path": start.model_path, "hash": start.model_hash}
+    performance = read_performance(folder / JOURNAL_NAME, session=session)
+    start = performance.session
     if model is not None:
         codec = load_model(model)
         if codec.content_hash != start.model_hash:
@@ -102,22 +80,22 @@ def open_set(folder, *, session: int = -1, model=None) -> tuple[_OpenedSet, obje
             codec = load_model(start.model_path)
         except LiveLatentError as exc:
             raise SetError(f"set {folder.name}: its model {start.model_path} cannot be loaded: {exc}") from None
-        check_model(codec.content_hash, saved, folder)
+        check_model(codec.content_hash, {"path": start.model_path, "hash": start.model_hash}, folder)
     if codec.sample_rate != start.sample_rate and model is None:
         raise SetError(f"set {folder.name} was played at {start.sample_rate} Hz, its model runs at "
                        f"{codec.sample_rate} Hz")
-    return _OpenedSet(folder, start, entries, len(sessions)), codec
+    return performance, codec
 
 
 def replay_namespace(engine, folder: Path) -> dict:
-    """The names a replayed cell runs in: the prelude's, ``load`` for sets beside ``folder``,
-    :data:`REPLAY_NOOPS` doing nothing, and ``get_ipython()`` for cells that used a magic."""
-    names = prelude.namespace(engine)
+    """The names a replayed cell runs in: the performer's (timers inert), ``load`` for sets
+    beside ``folder``, :data:`REPLAY_NOOPS` doing nothing, and ``get_ipython()`` for cells that
+    used a magic."""
+    names = namespace(engine, performer=Performer(engine, replaying=True))
     for name in REPLAY_NOOPS:
         names[name] = _NOTHING
 
     def load(name_or_path):
-        from .session import resolve_set
         load_set(engine, resolve_set(name_or_path, folder.parent), names=names)
 
     names["load"] = load
@@ -165,66 +143,53 @@ class _ReplayShell:
                               f"repeat this IPython magic")
 
 
-def _run_entry(engine, names: dict, entry: Entry, report: ReplayReport, *, live: bool) -> None:
-    """Run one journal entry in a batch landing on its sample; check it behaves as it did."""
-    step = engine.step
-    if entry.landed:
-        at = entry.sample
-    else:   # it changed nothing then: any step from here will do
-        at = -(-max(entry.sample, engine.position) // step) * step
-    error = None
-    try:
-        with engine.batch(discard_on_error=entry.discard_on_error, at=at):
-            run_code(entry.code, names, filename=f"<{entry.origin} {entry.id}>")
-    except LiveLatentError as exc:
-        error = str(exc)
-    landed = engine.landed_at
-    report.cells += 1
-    if error is not None and entry.error is None:
-        raise SetError(f"cell {entry.id} ({entry.origin}) ran cleanly during the performance but "
-                       f"fails now: {error}")
-    if entry.error is not None and error is None:
-        report.notes.append(f"cell {entry.id} raised during the performance ({entry.error}) "
-                            f"but runs cleanly now")
-    if entry.error and "interrupted" in entry.error:
-        report.notes.append(f"cell {entry.id} was interrupted during the performance; it ran whole")
-    if entry.landed and landed is not None and landed != entry.sample:
-        if not live:
-            raise SetError(f"cell {entry.id} landed on sample {landed}, not {entry.sample}")
-        report.late.append((entry.id, landed - entry.sample))
-    elif entry.landed != (landed is not None):
-        report.notes.append(f"cell {entry.id} {'changed' if landed is not None else 'did not change'}"
-                            f" the engine now, unlike during the performance")
+def _prepare(engine, performance, folder, *, run_code_too: bool, report) -> Replayer:
+    if performance.session.version < 2:
+        if not run_code_too:
+            raise SetError(f"set {Path(folder).name} was recorded by livelatent 0.1, whose journal "
+                           f"holds only code: --no-code cannot render it")
+        return _LegacyReplayer(engine, performance, replay_namespace(engine, Path(folder)), report)
+    names = replay_namespace(engine, Path(folder)) if run_code_too else None
+    return Replayer(engine, performance, folder, names=names, report=report)
+
+
+def _last_change(performance) -> int:
+    samples = [b.sample for b in performance.batches] + [c.sample for c in performance.cells]
+    return max(samples, default=0)
 
 
 class _JournalPlayer:
-    """Looks like an engine to :func:`render_to_file`: its render runs the journal's cells
-    at their samples between the blocks it yields."""
+    """Looks like an engine to :func:`render_to_file`: its render performs the replay's
+    actions between the blocks it yields."""
 
-    def __init__(self, engine, names, opened: _OpenedSet, report: ReplayReport):
-        self._engine, self._names, self._opened, self._report = engine, names, opened, report
+    def __init__(self, engine, replayer, performance, report):
+        self._engine, self._replayer = engine, replayer
+        self._performance, self._report = performance, report
 
     sample_rate = property(lambda self: self._engine.sample_rate)
     position = property(lambda self: self._engine.position)
-    voice_handles = property(lambda self: self._engine.voice_handles)
-    _stem_sink = property(lambda self: self._engine._stem_sink,
-                          lambda self, sink: setattr(self._engine, "_stem_sink", sink))
+    set_stem_sink = property(lambda self: self._engine.set_stem_sink)
 
     def render_chunks(self, seconds=None, *, progress=None, **_):
-        engine, report = self._engine, self._report
+        engine = self._engine
         total = None if seconds is None else int(round(seconds * engine.sample_rate))
-        for entry in self._opened.entries:
-            if total is not None and entry.sample >= total:
+        end = self._performance.end if total is None else total
+        for action in self._replayer.actions():
+            if end is not None and action.when >= end:
+                if action.kind == "cell":
+                    continue
                 break
-            gap = entry.sample - engine.position
-            if gap > 0:
+            gap = action.when - engine.position
+            if action.kind == "cell" and gap > 0:
                 yield from engine.render_chunks(samples=gap, progress=progress)
-            _run_entry(engine, self._names, entry, report, live=False)
-        if total is not None:
-            yield from engine.render_chunks(samples=max(0, total - engine.position), progress=progress)
+            landed = self._replayer.perform(action)
+            if landed is not None and landed != action.when:
+                raise SetError(f"batch {action.item.seq} landed on sample {landed}, not "
+                               f"{action.when}")
+        if end is not None:
+            yield from engine.render_chunks(samples=max(0, end - engine.position), progress=progress)
             return
-        last = self._opened.entries[-1].sample if self._opened.entries else 0
-        tail = max(0, last + int(TAIL_S * engine.sample_rate) - engine.position)
+        tail = max(0, _last_change(self._performance) + int(TAIL_S * engine.sample_rate) - engine.position)
         if engine.loops():
             yield from engine.render_chunks(samples=tail, progress=progress)
         else:   # the voices end by themselves: render until they do
@@ -233,88 +198,86 @@ class _JournalPlayer:
 
 def render_set(folder, output, *, seconds: float | None = None, seed: int | None = None,
                model=None, session: int = -1, stems: bool = False,
-               progress: bool | None = None) -> ReplayReport:
+               progress: bool | None = None, run_code: bool = True) -> ReplayReport:
     """Render a set's journal offline to ``output`` (.wav or .flac), sample-exact.
 
-    The file starts at the performance's engine sample 0 and runs to ``seconds``, or by default
-    until :data:`TAIL_S` seconds after the last cell (sooner if every voice ends). ``seed`` or
-    ``model`` render a variation; by default the set's own are used.
+    The file starts at the performance's engine sample 0 and runs to ``seconds``, or to the
+    recorded end of the performance, or :data:`TAIL_S` after its last change (sooner if every
+    voice ends). ``seed`` or ``model`` render a variation; ``run_code=False`` runs none of the
+    set's code (``--no-code``).
 
     >>> render_set("sets/tonight", "tonight.wav")          # doctest: +SKIP
     """
-    from ..engine.engine import Engine
-    from ..sinks.file import render_to_file
     if seconds is not None and not (seconds > 0):
         raise ParameterError(f"seconds={seconds!r} must be positive")
-    opened, codec = open_set(folder, session=session, model=model)
+    folder = Path(folder)
+    performance, codec = open_set(folder, session=session, model=model)
     report = ReplayReport(sample_rate=codec.sample_rate)
-    start = opened.session
+    start = performance.session
     with Engine(codec, seed=start.seed if seed is None else seed, tempo=start.tempo) as engine:
-        names = replay_namespace(engine, opened.folder)
-        player = _JournalPlayer(engine, names, opened, report)
+        replayer = _prepare(engine, performance, folder, run_code_too=run_code, report=report)
+        player = _JournalPlayer(engine, replayer, performance, report)
         written = render_to_file(player, output, seconds, stems=stems, progress=progress)
         report.samples = engine.position
-        report.notes.extend(engine.messages)
+        report.notes.extend(str(e) for e in engine.events.since(0)[0])
     report.output = written[0]
     return report
 
 
 def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: float | None = None,
-               session: int = -1, quiet: bool = False) -> ReplayReport:
-    """Play a set's journal live through ``device``, each cell at its original sample.
+               session: int = -1, quiet: bool = False, run_code: bool = True) -> ReplayReport:
+    """Play a set's journal live through ``device``, each change on its original sample.
 
-    Stops ``seconds`` after the start, or :data:`TAIL_S` after the last cell (sooner if every
-    voice ends), or on Ctrl-C. Cells run :data:`LEAD_S` early and land exactly on their sample;
-    one that takes longer than that to run lands late, and the report says by how much.
+    Stops ``seconds`` after the start, at the recorded end of the performance, or
+    :data:`TAIL_S` after its last change (sooner if every voice ends and has been heard), or
+    on Ctrl-C. A batch that arrives too late to land on its sample lands as soon as it can,
+    and the report says by how much.
     """
-    from ..engine.engine import Engine
     if seconds is not None and not (seconds > 0):
         raise ParameterError(f"seconds={seconds!r} must be positive")
-    opened, codec = open_set(folder, session=session)
+    folder = Path(folder)
+    performance, codec = open_set(folder, session=session)
     report = ReplayReport(sample_rate=codec.sample_rate)
-    start = opened.session
+    start = performance.session
     kwargs = {} if blocksize is None else {"blocksize": int(blocksize)}
     rate = codec.sample_rate
     lead = int(LEAD_S * rate)
-    end = None if seconds is None else int(round(seconds * rate))
-    entries = [e for e in opened.entries if end is None or e.sample < end]
+    end = int(round(seconds * rate)) if seconds is not None else performance.end
     say = (lambda text: None) if quiet else (lambda text: print(text, file=sys.stderr))
     with Engine(codec, seed=start.seed, tempo=start.tempo, **kwargs) as engine:
-        names = replay_namespace(engine, opened.folder)
-        upcoming = list(entries)
-        while upcoming and upcoming[0].sample < lead:   # before the first block plays
-            _run_entry(engine, names, upcoming.pop(0), report, live=False)
+        replayer = _prepare(engine, performance, folder, run_code_too=run_code, report=report)
+        actions = list(replayer.actions())
+        reader = engine.events.since(0)[1]
+        while actions and actions[0].when < lead and (end is None or actions[0].when < end):
+            replayer.perform(actions.pop(0))        # before the first block plays
         engine.start(device)
-        say(f"replaying {opened.folder.name}: {len(entries)} cells"
-            + (f" (session {start.index + 1} of {opened.sessions})" if opened.sessions > 1 else ""))
+        say(f"replaying {folder.name}: {len(performance.batches)} changes"
+            + (f" (session {start.index + 1} of {performance.sessions})" if performance.sessions > 1 else ""))
         try:
-            for entry in upcoming:
-                while engine.position < entry.sample - lead:
-                    if end is not None and engine.position >= end:
-                        break
-                    for message in engine.take_messages():
-                        say(message)
+            for action in actions:
+                if end is not None and action.when >= end:
+                    break
+                while action.kind == "cell" and engine.position < action.when - lead:
+                    reader = _say_events(engine, reader, say)
                     time.sleep(0.005)
-                _run_entry(engine, names, entry, report, live=True)
-            last = entries[-1].sample if entries else 0
-            stop_at = end if end is not None else last + int(TAIL_S * rate)
+                landed = replayer.perform(action)
+                if landed is not None and landed > action.when:
+                    report.late.append((action.item.seq, landed - action.when))
+            stop_at = end if end is not None else _last_change(performance) + int(TAIL_S * rate)
             while engine.position < stop_at:
-                for message in engine.take_messages():
-                    say(message)
-                if end is None and not engine.voices() and not engine.pending():
+                reader = _say_events(engine, reader, say)
+                if end is None and engine.idle() and engine.position >= engine.sound_end:
                     break
                 time.sleep(0.01)
         except KeyboardInterrupt:
             say("interrupted")
         finally:
-            engine.stop_playback(fade=0.05 if end is None else 0.0)
+            engine.stop_playback()
             report.samples = engine.position
             report.underruns = engine.underruns
-            for message in engine.take_messages():
-                say(message)
-    for entry_id, late in report.late:
-        say(f"cell {entry_id} landed {late / rate * 1e3:.0f} ms late (it took longer than "
-            f"{LEAD_S:g} s to run)")
+            _say_events(engine, reader, say)
+    for seq, late in report.late:
+        say(f"change {seq} landed {late / rate * 1e3:.0f} ms late")
     for note in report.notes:
         say(note)
     if report.underruns:
@@ -322,25 +285,62 @@ def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: fl
     return report
 
 
+def _say_events(engine, cursor: int, say) -> int:
+    events, cursor = engine.events.since(cursor)
+    for event in events:
+        say(str(event))
+    return cursor
+
+
+class _LegacyReplayer:
+    """A livelatent 0.1 journal (cells only): each cell runs in a batch landing on its sample."""
+
+    def __init__(self, engine, performance, names, report):
+        self.engine, self.performance, self.names, self.report = engine, performance, names, report
+
+    def actions(self):
+        step = self.engine.step
+        for entry in self.performance.cells:
+            when = entry.sample if entry.landed else -(-entry.sample // step) * step
+            yield Action("cell", when, entry)
+
+    def perform(self, action: Action):
+        entry, engine = action.item, self.engine
+        try:
+            with engine.batch(origin=entry.origin, discard_on_error=entry.discard_on_error,
+                              at=max(action.when, engine.position)):
+                run_code(entry.code, self.names, filename=f"<{entry.origin} {entry.id}>")
+        except LiveLatentError as exc:
+            if entry.error is None:
+                raise SetError(f"cell {entry.id} ({entry.origin}) ran cleanly during the "
+                               f"performance but fails now: {exc}") from None
+        self.report.cells += 1
+        return None
+
+
 def cli_render_set(args) -> int:
-    """``livelatent render sets/NAME -o OUT.wav [--seconds S] [--seed N] [--model M] [--stems]``."""
+    """``livelatent render sets/NAME -o OUT.wav [--seconds S] [--seed N] [--model M] [--stems]
+    [--no-code]``."""
     if getattr(args, "tempo", None) is not None:
         raise ParameterError(f"--tempo {args.tempo:g} does not apply to a set: its journal sets the "
                              f"tempo as it was played")
     began = time.perf_counter()
     report = render_set(args.script, args.output, seconds=args.seconds,
                         seed=getattr(args, "seed", None), model=getattr(args, "model", None),
-                        stems=getattr(args, "stems", False))
+                        stems=getattr(args, "stems", False),
+                        run_code=not getattr(args, "no_code", False))
     elapsed = time.perf_counter() - began
     for note in report.notes:
         print(note, file=sys.stderr)
     seconds = report.samples / report.sample_rate
     speed = seconds / elapsed if elapsed > 0 else float("inf")
-    print(f"wrote {report.output} ({seconds:.1f} s, {report.cells} cells, {speed:.0f}x real time)")
+    print(f"wrote {report.output} ({seconds:.1f} s, {report.batches} changes, "
+          f"{speed:.0f}x real time)")
     return 0
 
 
 def cli_replay(args) -> int:
-    """``livelatent replay sets/NAME [--device D] [--blocksize N] [--seconds S]``."""
-    replay_set(args.set, device=args.device, blocksize=args.blocksize, seconds=args.seconds)
+    """``livelatent replay sets/NAME [--device D] [--blocksize N] [--seconds S] [--no-code]``."""
+    replay_set(args.set, device=args.device, blocksize=args.blocksize, seconds=args.seconds,
+               run_code=not getattr(args, "no_code", False))
     return 0

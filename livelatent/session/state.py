@@ -2,23 +2,18 @@
 
 A set is a folder ``sets/<name>/`` holding
 
-- ``state.json`` (schema version :data:`STATE_VERSION`): the model (path and content hash), the
-  sources, the voices with their options and their curves as code, the tempo and the seed;
-- ``sources/<hash>.npy``: the audio of every source that is not a file (arrays, SOM clusters),
+- ``state.json`` (schema :data:`STATE_VERSION`): the model (path and content hash), the seed,
+  the tempo, the sources, and the voices, each as the command that starts it (the journal's
+  vocabulary, :mod:`.records`: curves as code);
+- ``sources/<key>.npy``: the audio of every source that is not a file (arrays, SOM clusters),
   so the set is self-contained; file sources are stored as their paths and audio hash;
-- ``journal.jsonl``: a copy of the session's journal (see :mod:`livelatent.session.journal`).
-
-Noise seeds. A voice built without ``seed=`` draws its noise from (engine seed, voice number).
-The state stores the engine seed and each voice's number; :func:`load_set` gives every restored
-voice its saved number when the engine's seed is the set's and that number is still free (a
-fresh engine: ``livelatent live`` then ``load("name")``), so it sounds sample for sample as
-saved. Otherwise the voice gets a new number and a message says its noise differs (a voice
-with an explicit ``seed=`` sounds the same in any engine).
+- ``journal.jsonl``: a copy of the session's journal (see :mod:`.journal`).
 
 A restored voice starts afresh at the load: its sources from their first frame, its curve from
-``t = 0``. A curve made from a Python function (``curve(fn)``) is not code: the set stores a
-marker, a message says so when saving, and the voice is restored with its last curve that was
-code, or 0.5.
+``t = 0``. It keeps the noise it was saved with (its noise key), whatever number it gets in
+the engine that loads it. A curve made from a Python function is not code: the set stores its
+last curve that was code (or 0.5), and a message says so when saving and loading.
+Schema 1 sets (livelatent 0.1) load too.
 """
 
 from __future__ import annotations
@@ -30,58 +25,41 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from .. import api, curves
+from ..api import Performer, check_curve
 from ..atomic import atomic_path, fsync_dir, new_folder_mode
-from ..context import current_engine_or_none, set_current_engine
+from ..engine.commands import AddVoice, Hush, SetTempo
 from ..errors import LiveLatentError, SetError
-from ..sources import Source, source
-from ..strategies import layout, step_values
-from ..voice import check_gain, check_pan
+from ..model.checkpoint import load_checkpoint
 from .journal import JOURNAL_NAME, wall_time
+from .records import SOURCES_FOLDER, SourceStore, decode_command, encode_command
 
 __all__ = ["STATE_VERSION", "STATE_NAME", "capture_state", "save_set", "read_state",
-           "check_set_files", "check_model", "load_set"]
+           "check_set_files", "check_model", "load_set", "copy_journal"]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 STATE_NAME = "state.json"
-_SOURCES = "sources"
 _FALLBACK_CURVE = 0.5
 
 
 # -- saving ------------------------------------------------------------------------------------
-def capture_state(engine) -> tuple[dict, dict[str, np.ndarray], list[str]]:
-    """The engine's state as a JSON-able dict, the arrays to embed, and notes for the performer.
-
-    The voices are :meth:`Engine.intended_voices`: what the performer last asked for.
-    """
-    bpm = engine.requested_tempo
-    sources: dict[str, dict] = {}
-    arrays: dict[str, np.ndarray] = {}
+def capture_state(engine, store: SourceStore) -> tuple[dict, list[str]]:
+    """The engine's state as a JSON-able dict (sources described in ``store``), and notes for
+    the performer. The voices are those the performer asked for (:meth:`Engine.intended`)."""
+    score = engine.intended()
     notes: list[str] = []
-    voice_records = []
-    for params in engine.intended_voices():
-        ids = [_source_record(src, sources, arrays) for src in (params.a, params.b)]
-        record = {"index": params.index, "name": params.name, "a": ids[0], "b": ids[1],
-                  "strategy": params.strategy, "synth": params.synth,
-                  "stretch": _plain(params.options.get("stretch", 4)),
-                  "steps": [float(v) for v in params.steps], "loop": params.loop, "fit": params.fit,
-                  "seed": params.seed, "deterministic": params.deterministic,
-                  "gain": params.gain, "pan": params.pan, "curve": None}
-        if params.curve is not None:
-            if params.curve.is_code:
-                record["curve"] = repr(params.curve)
-            else:
-                fallback = params.good_curve
-                fallback_code = repr(fallback) if (fallback is not None and fallback is not params.curve
-                                                   and fallback.is_code) else repr(_FALLBACK_CURVE)
-                record["curve"] = None
-                record["curve_not_code"] = repr(params.curve)
-                record["fallback_curve"] = fallback_code
-                notes.append(f"voice {params.name}: its curve {params.curve!r} is Python, not code a "
-                             f"set can store; loading restores it with {fallback_code}")
-        voice_records.append(record)
+    voices = []
+    for params in score.sounding():
+        record = encode_command(AddVoice(params), store)
+        del record["quant"], record["op"]
+        if isinstance(record["curve"], dict):
+            fallback = params.good_curve
+            code = repr(fallback) if (fallback is not None and fallback is not params.curve
+                                      and fallback.is_code) else repr(_FALLBACK_CURVE)
+            record["curve"] = code
+            record["curve_not_code"] = repr(params.curve)
+            notes.append(f"voice {params.name}: its curve {params.curve!r} is Python, not code a "
+                         f"set can store; loading restores it with {code}")
+        voices.append(record)
     codec = engine.codec
     state = {
         "schema": STATE_VERSION,
@@ -91,47 +69,24 @@ def capture_state(engine) -> tuple[dict, dict[str, np.ndarray], list[str]]:
                   "hash": codec.content_hash},
         "sample_rate": int(engine.sample_rate),
         "seed": int(engine.seed),
-        "tempo": float(bpm),
-        "sources": sources,
-        "voices": voice_records,
+        "tempo": float(score.clock.bpm),
+        "sources": {key: store.records[key] for key in sorted({v[r] for v in voices for r in "ab"})},
+        "voices": voices,
         "journal": JOURNAL_NAME,
     }
-    return state, arrays, notes
+    return state, notes
 
 
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _source_record(src: Source, sources: dict, arrays: dict) -> str:
-    key = src.audio_hash[:16]
-    if key in sources:
-        return key
-    record = {"name": src.name, "origin": _json_safe(src.origin), "audio_hash": src.audio_hash,
-              "sample_rate": src.sample_rate, "samples": src.num_samples}
-    if src.origin.get("kind") == "files" and src.paths:
-        record["paths"] = [str(Path(p).resolve()) for p in src.paths]
-    else:   # arrays and SOM clusters travel inside the set
-        record["file"] = f"{_SOURCES}/{key}.npy"
-        arrays[record["file"]] = src.audio
-    sources[key] = record
-    return key
-
-
-def _json_safe(value):
-    return json.loads(json.dumps(value, default=str))
-
-
-def save_set(engine, folder, *, journal=None) -> Path:
-    """Write the engine's state (and a copy of ``journal``) to the set folder ``folder``.
+def save_set(engine, folder, *, journal=None, sources_from=None) -> Path:
+    """Write the engine's state (and a copy of ``journal`` with the sources it uses, from the
+    folder ``sources_from``) to the set folder ``folder``.
 
     Atomic: a new set is written in a temporary folder renamed into place; in an existing set
     each file is written beside its target and renamed over it, ``state.json`` last, so a
     file that was there before is never left half-written. Notes (curves that are not code)
-    go to ``engine.messages``. Returns the folder.
+    go to the engine's events. Returns the folder.
     """
     folder = Path(folder)
-    state, arrays, notes = capture_state(engine)
     journal = None if journal is None else Path(journal)
     if folder.exists() and not folder.is_dir():
         raise SetError(f"cannot save the set to {folder}: it is a file, not a folder")
@@ -145,32 +100,43 @@ def save_set(engine, folder, *, journal=None) -> Path:
             staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
             staging.chmod(new_folder_mode())           # mkdtemp's folder is private (0700)
             try:
-                _write_set_files(staging, state, arrays, journal)
+                notes = _write_set_files(engine, staging, journal, sources_from)
                 os.replace(staging, folder)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
         else:
-            _write_set_files(folder, state, arrays, journal)
-            _prune_sources(folder, state)
+            notes = _write_set_files(engine, folder, journal, sources_from)
         fsync_dir(folder.parent)
     except OSError as exc:
         raise SetError(f"cannot save the set to {folder}: {exc}") from None
     for note in notes:
-        engine.messages.append(note)
+        engine.events.info(note)
     return folder
 
 
-def _write_set_files(folder: Path, state: dict, arrays: dict, journal: Path | None) -> None:
-    for relative, audio in arrays.items():
-        target = folder / relative
-        if not target.exists():
-            _atomic_write(target, lambda f, audio=audio: np.save(f, audio, allow_pickle=False))
-    if journal is not None and journal.exists() and journal.resolve() != (folder / JOURNAL_NAME).resolve():
-        data = journal.read_bytes()
-        _atomic_write(folder / JOURNAL_NAME, lambda f: f.write(data))
+def copy_journal(folder: Path, journal: Path | None, sources_from: Path | None) -> None:
+    """Copy ``journal`` (and the embedded sources beside it) into the set ``folder``."""
+    if journal is None or not journal.exists() or journal.resolve() == (folder / JOURNAL_NAME).resolve():
+        return
+    if sources_from is not None and (sources_from / SOURCES_FOLDER).is_dir():
+        for path in (sources_from / SOURCES_FOLDER).glob("*.npy"):
+            target = folder / SOURCES_FOLDER / path.name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                data = path.read_bytes()
+                _atomic_write(target, lambda f, data=data: f.write(data))
+    data = journal.read_bytes()
+    _atomic_write(folder / JOURNAL_NAME, lambda f: f.write(data))
+
+
+def _write_set_files(engine, folder: Path, journal, sources_from) -> list[str]:
+    store = SourceStore(folder)       # embedded audio is written into the folder as it goes
+    state, notes = capture_state(engine, store)
+    copy_journal(folder, journal, sources_from)
     text = json.dumps(state, indent=2, ensure_ascii=False) + "\n"
     _atomic_write(folder / STATE_NAME, lambda f: f.write(text.encode("utf-8")))
+    return notes
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -178,17 +144,9 @@ def _atomic_write(path: Path, write) -> None:
         write(f)
 
 
-def _prune_sources(folder: Path, state: dict) -> None:
-    """Remove embedded audio that the new state.json no longer uses (after it is in place)."""
-    used = {record["file"] for record in state["sources"].values() if "file" in record}
-    for path in (folder / _SOURCES).glob("*.npy") if (folder / _SOURCES).is_dir() else ():
-        if f"{_SOURCES}/{path.name}" not in used:
-            path.unlink(missing_ok=True)
-
-
 # -- reading and checking ------------------------------------------------------------------------
 def read_state(folder) -> dict:
-    """The parsed and checked ``state.json`` of the set ``folder``.
+    """The parsed and checked ``state.json`` of the set ``folder`` (schema 1 is converted).
 
     Raises :class:`SetError` for a missing folder or file, malformed JSON, a newer schema,
     or a state missing what it must hold.
@@ -218,15 +176,16 @@ def read_state(folder) -> dict:
         raise SetError(f"{path}: schema version {version} is newer than this livelatent reads "
                        f"({STATE_VERSION}); upgrade livelatent to load it")
     try:
-        model = state["model"]
-        str(model["hash"])
+        if version == 1:
+            state = _from_schema_1(state)
+        str(state["model"]["hash"])
         int(state["seed"]), float(state["tempo"])
         for key, record in state["sources"].items():
             str(record["audio_hash"]), int(record["sample_rate"]), str(record["name"])
             if "paths" not in record and "file" not in record:
                 raise KeyError(f"sources.{key}.paths")
         for record in state["voices"]:
-            for field in ("index", "name", "a", "b", "strategy", "synth", "steps", "loop", "fit",
+            for field in ("voice", "name", "a", "b", "strategy", "synth", "steps", "loop", "fit",
                           "seed", "deterministic", "gain", "pan", "curve"):
                 record[field]
             if record["a"] not in state["sources"] or record["b"] not in state["sources"]:
@@ -234,6 +193,22 @@ def read_state(folder) -> dict:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SetError(f"{path}: malformed state ({type(exc).__name__}: {exc} is missing or "
                        f"wrong); the file was edited or damaged") from None
+    return state
+
+
+def _from_schema_1(state: dict) -> dict:
+    """A livelatent 0.1 state in today's shape: voices keyed ``voice``, noise from the number."""
+    state = dict(state)
+    state["sources"] = {key: dict(record, key=key) for key, record in state["sources"].items()}
+    voices = []
+    for record in state["voices"]:
+        record = dict(record)
+        record["voice"] = record.pop("index")
+        record["noise_key"] = record["voice"]
+        if record.get("curve") is None and "curve_not_code" in record:
+            record["curve"] = record.get("fallback_curve") or repr(_FALLBACK_CURVE)
+        voices.append(record)
+    state["voices"] = voices
     return state
 
 
@@ -249,15 +224,13 @@ def _sets_beside(folder: Path) -> str:
 
 def check_set_files(folder, state: dict) -> None:
     """Raise :class:`SetError` if a source file of the set is missing."""
-    folder = Path(folder)
+    store = SourceStore(folder)
     for record in state["sources"].values():
-        for name in record.get("paths", []):
-            if not Path(name).is_file():
-                raise SetError(f"set {folder.name}: source file {name} is missing (source "
-                               f"{record['name']!r}); put it back or edit {folder / STATE_NAME}")
-        if "file" in record and not (folder / record["file"]).is_file():
-            raise SetError(f"set {folder.name}: its copy of source {record['name']!r} "
-                           f"({record['file']}) is missing; the set folder is incomplete")
+        store.add_record(record)
+    try:
+        store.check()
+    except SetError as exc:
+        raise SetError(f"set {Path(folder).name}: {exc}") from None
 
 
 def check_model(engine_hash: str, saved: dict, folder) -> None:
@@ -270,7 +243,6 @@ def check_model(engine_hash: str, saved: dict, folder) -> None:
         raise SetError(f"set {name}: its model file {path} is missing; restore it, or start "
                        f"livelatent with the same model (hash {str(saved.get('hash'))[:12]})")
     if path:
-        from ..model.checkpoint import load_checkpoint
         try:
             now = load_checkpoint(path).content_hash
         except LiveLatentError:
@@ -297,93 +269,43 @@ def load_set(engine, folder, *, names: dict | None = None) -> list:
     state = read_state(folder)
     check_model(engine.codec.content_hash, state["model"], folder)
     check_set_files(folder, state)
-    previous = current_engine_or_none()
-    set_current_engine(engine)
+    store = SourceStore(folder)
+    for record in state["sources"].values():
+        store.add_record(record)
     try:
-        built = {key: _rebuild_source(folder, key, record) for key, record in state["sources"].items()}
-        curve_of = {r["index"]: _rebuild_curve(folder, r, engine) for r in state["voices"]}
-        for record in state["voices"]:   # every check that voice() makes, before it sends anything
-            lay = layout(record["strategy"], record["synth"], window=engine.window,
-                         stretch=record.get("stretch", 4))
-            step_values(list(record["steps"]))
-            check_gain(record["gain"]), check_pan(record["pan"])
-            if curve_of[record["index"]] is not None:
-                api.check_curve(curve_of[record["index"]], output_hop=lay.output_hop, engine=engine)
-            for key in (record["a"], record["b"]):
-                built[key].frames(engine.codec, lay.input_hop)
-        same_noise = int(state["seed"]) == engine.seed
+        commands = []
+        for record in state["voices"]:     # every check voice() makes, before anything is sent
+            if "curve_not_code" in record:
+                engine.events.info(f"voice {record['name']}: its curve {record['curve_not_code']} "
+                                   f"was Python, not code; restored with {record['curve']}")
+            where = f"set {folder.name}, voice {record['name']}"
+            command = decode_command(dict(record, op="add"), engine=engine, store=store, where=where)
+            if command.params.curve is not None:
+                check_curve(command.params.curve, output_hop=command.params.layout.output_hop,
+                            engine=engine)
+            commands.append(command)
         handles = []
+        performer = Performer(engine)
         with engine.batch(discard_on_error=True):
-            if float(state["tempo"]) != engine.requested_tempo:
-                api.tempo(float(state["tempo"]))
-            api.hush(0.05)
-            renumbered = []
-            for record in state["voices"]:
-                if not (same_noise and engine.reserve_voice_index(int(record["index"]))) \
-                        and record["seed"] is None and not record["deterministic"]:
-                    renumbered.append(record["name"])
-                handles.append(api.voice(
-                    built[record["a"]], built[record["b"]], strategy=record["strategy"],
-                    synth=record["synth"], stretch=record.get("stretch", 4),
-                    steps=list(record["steps"]), loop=record["loop"], fit=record["fit"],
-                    seed=record["seed"], deterministic=record["deterministic"],
-                    gain=record["gain"], pan=record["pan"], name=record["name"],
-                    curve=curve_of[record["index"]]))
+            if float(state["tempo"]) != engine.intended_tempo():
+                engine.submit(SetTempo(float(state["tempo"])))
+            engine.submit(Hush(int(0.05 * engine.sample_rate)))
+            for command in commands:
+                saved = command.params
+                params = saved.changed(index=engine.new_voice_number(), noise_key=saved.noise_key)
+                engine.submit(AddVoice(params))
+                handles.append(performer.handle(params))
     except LiveLatentError as exc:
         if isinstance(exc, SetError):
             raise
         raise SetError(f"set {folder.name} cannot be restored: {exc}") from None
-    finally:
-        if previous is not engine:
-            set_current_engine(previous)
-    if renumbered:
-        why = (f"this engine's seed is {engine.seed}, the set's {state['seed']}" if not same_noise
-               else "their numbers are taken in this engine")
-        engine.messages.append(f"loaded {folder.name}: {', '.join(renumbered)} draw new noise ({why}); "
-                               f"they sound alike, not sample for sample as saved")
+    if int(state["seed"]) != engine.seed:
+        engine.events.info(f"loaded {folder.name}: this engine's seed is {engine.seed}, the set's "
+                           f"{state['seed']}: its voices sound alike, not sample for sample as saved")
     if names is not None:
         for handle in handles:
             if handle.name.isidentifier() and not keyword.iskeyword(handle.name) and (
-                    handle.name not in names or isinstance(names[handle.name], api.Voice)):
+                    handle.name not in names or isinstance(names[handle.name], type(handle))):
                 names[handle.name] = handle
     return handles
 
-
-def _rebuild_source(folder: Path, key: str, record: dict) -> Source:
-    if "paths" in record:
-        paths = record["paths"]
-        try:
-            src = source(paths[0] if len(paths) == 1 else paths, name=record["name"])
-        except LiveLatentError as exc:
-            raise SetError(f"set {folder.name}: source {record['name']!r} cannot be read: {exc}") from None
-        if src.audio_hash != record["audio_hash"]:
-            raise SetError(f"set {folder.name}: source file {', '.join(paths)} changed since the "
-                           f"set was saved (its audio differs); put the saved version back")
-        return src
-    path = folder / record["file"]
-    try:
-        audio = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise SetError(f"set {folder.name}: cannot read {path}: {exc}") from None
-    src = Source(audio, sample_rate=int(record["sample_rate"]), name=record["name"],
-                 origin=record.get("origin"))
-    if src.audio_hash != record["audio_hash"]:
-        raise SetError(f"set {folder.name}: {path} is damaged (its audio hash differs)")
-    return src
-
-
-def _rebuild_curve(folder: Path, record: dict, engine):
-    code = record.get("curve")
-    if code is None and "curve_not_code" in record:
-        code = record.get("fallback_curve") or repr(_FALLBACK_CURVE)
-        engine.messages.append(f"voice {record['name']}: its curve {record['curve_not_code']} was "
-                               f"Python, not code; restored with {code}")
-    if code is None:
-        return None
-    names = {name: getattr(curves, name) for name in curves.__all__}
-    try:
-        value = eval(compile(code, f"<{folder.name} curve>", "eval"), {"__builtins__": {}}, names)
-        return curves.as_curve(value)
-    except Exception as exc:   # the text came from a file: anything may be wrong with it
-        raise SetError(f"set {folder.name}: voice {record['name']}'s curve {code!r} cannot be "
-                       f"rebuilt ({type(exc).__name__}: {exc})") from None

@@ -81,11 +81,10 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     mix = _AtomicSoundFile(path, engine.sample_rate, 2)
     stem_files: dict[int, _AtomicSoundFile] = {}
 
-    def write_stem(index: int, first_sample: int, block: np.ndarray) -> None:
-        handle = stem_files.get(index)
+    def write_stem(number: int, name: str, first_sample: int, block: np.ndarray) -> None:
+        handle = stem_files.get(number)
         if handle is None:
-            name = engine.voice_handles[index].name if index in engine.voice_handles else f"v{index}"
-            handle = stem_files[index] = _AtomicSoundFile(_stem_path(path, name), engine.sample_rate, 2)
+            handle = stem_files[number] = _AtomicSoundFile(_stem_path(path, name), engine.sample_rate, 2)
         gap = first_sample - origin - handle.frames - (0 if handle.held is None else handle.held.shape[0])
         if gap > 0:
             handle.hold(np.zeros((gap, 2), dtype=np.float32))
@@ -95,7 +94,7 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     show = progress if progress is not None else (total_s is None or total_s >= _PROGRESS_FROM_S)
     bar = tqdm(total=None if total_s is None else round(total_s, 2), unit="s", desc=path.name,
                disable=not show, leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s [{elapsed}<{remaining}]")
-    engine._stem_sink = write_stem if stems else None
+    engine.set_stem_sink(write_stem if stems else None)
     try:
         chunks = {} if chunk_steps is None else {"chunk_steps": chunk_steps}
         for block in engine.render_chunks(seconds, progress=lambda n: bar.update(n / engine.sample_rate),
@@ -114,5 +113,5 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
             handle.discard()
         raise
     finally:
-        engine._stem_sink = None
+        engine.set_stem_sink(None)
         bar.close()

@@ -1,26 +1,29 @@
 """livelatent inside IPython: the ``livelatent`` REPL and ``%load_ext livelatent`` in any kernel.
 
-Both attach the same :class:`LiveShell` to an IPython shell:
+Both attach the same :class:`ReplShell` to an IPython shell:
 
-- the shell's namespace *is* the session's namespace (the public API, the pack's sources,
-  ``save``, ``load``, ``render``, ``watch``, ``unwatch``);
+- the shell's namespace *is* the session's namespace (the public API bound to the engine, the
+  pack's sources, ``save``, ``load``, ``render``, ``watch``, ``unwatch``);
 - every cell goes through :meth:`Session.run_cell`: a last input transformer turns the cell
   (after IPython's own transforms, so ``%magics`` still work) into one call that journals it,
   fsynced, *before* it runs, runs it in one engine batch, and records the sample it landed on;
 - an error in a cell (syntax error, exception, a curve that raises or returns NaN) prints one
-  line, ``error: <repl 4>:1: NameError: name 'flut' is not defined``; the voices play on;
-- Ctrl-C in a long cell interrupts the cell, never the engine (it plays in its own threads);
-- the engine's messages (a curve reverted to its last good one...), pattern reloads and
-  finished renders are printed as they happen;
-- in a terminal, a bottom toolbar shows the status line (:mod:`livelatent.live.toolbar`),
+  line labelled with the prompt's number, ``error: <cell 4>:1: NameError: name 'flut' is not
+  defined``; the voices play on;
+- Ctrl-C in a long cell interrupts the cell, never the sound (it plays in another process);
+- the engine's events (a curve reverted to its last good one, a pattern reloaded, a render
+  finished) are printed as they happen;
+- in a terminal, a bottom toolbar shows the status line (:mod:`livelatent.repl.toolbar`),
   refreshed four times a second.
 
 Cells that only ask IPython for help (``voice?``) or leave (``exit``) are not journaled.
 
 ``%load_ext livelatent`` starts an engine on ``$LIVELATENT_DEVICE`` (or the default output,
 ``$LIVELATENT_BLOCKSIZE`` frames per block) with ``$LIVELATENT_MODEL`` (or the default pack)
-and a session in ``$LIVELATENT_SET`` (or a fresh set named by the time). Without an audio device it says so in one line and runs offline:
-cells, ``render()`` and ``save()`` still work. ``%unload_ext livelatent`` fades out and stops.
+and a session in ``$LIVELATENT_SET`` (or a fresh set named by the time). Without an audio
+device it says so in one line and runs offline: cells, ``render()`` and ``save()`` still
+work. In a shell that already has livelatent (the ``livelatent`` REPL, or a second
+``%load_ext``) it only says so. ``%unload_ext livelatent`` fades out and stops.
 """
 
 from __future__ import annotations
@@ -31,10 +34,17 @@ import sys
 import threading
 import time
 
+from ..engine.writers import writer_origin
 from ..errors import DeviceError, LiveLatentError
+from ..events import Reader
+from ..session.session import Session
 from ..session.sets import SHOWING_MAGICS
+from .background import render_in_background
+from .patterns import PatternWatcher
+from .setup import make_engine, start_playing
+from .toolbar import status_line
 
-__all__ = ["LiveShell", "attach", "load_ipython_extension", "unload_ipython_extension",
+__all__ = ["ReplShell", "attach", "load_ipython_extension", "unload_ipython_extension",
            "TOOLBAR_REFRESH_S"]
 
 TOOLBAR_REFRESH_S = 0.25
@@ -42,9 +52,10 @@ MESSAGE_POLL_S = 0.1
 CATCH_UP_S = 0.03       # the REPL's thread sleeps this long after a cell that changed the sound
 _CELL_FUNCTION = "__livelatent_cell__"
 _EXIT_WORDS = {"exit", "quit", "exit()", "quit()"}
+_attached: dict[int, "ReplShell"] = {}      # id(IPython shell) -> the ReplShell attached to it
 
 
-class LiveShell:
+class ReplShell:
     """A session attached to an IPython shell (see the module docstring).
 
     Parameters
@@ -57,17 +68,16 @@ class LiveShell:
         Show the status toolbar (terminal shells only).
     """
 
-    def __init__(self, shell, session, *, origin: str = "repl", toolbar: bool = True,
-                 out=None):
-        from .patterns import PatternWatcher
+    def __init__(self, shell, session, *, origin: str = "repl", toolbar: bool = True, out=None):
         self.shell = shell
         self.session = session
         self.engine = session.engine
         self.origin = origin
         self.out = out                       # None: sys.stdout at the time of writing
         self.lock = threading.RLock()        # one cell or pattern reload at a time
-        self.watcher = PatternWatcher(session, report=self.say, lock=self.lock)
+        self.watcher = PatternWatcher(session, lock=self.lock)
         self.renders: list = []
+        self._events = Reader(self.engine.events, from_start=True)
         self._stop = threading.Event()
         self._pump: threading.Thread | None = None
         self._toolbar = toolbar
@@ -75,7 +85,7 @@ class LiveShell:
         self._attached = False
 
     # -- wiring --------------------------------------------------------------------------------
-    def attach(self) -> "LiveShell":
+    def attach(self) -> "ReplShell":
         shell, session = self.shell, self.session
         if shell.user_ns is not session.namespace:
             for name, value in session.namespace.items():
@@ -93,13 +103,16 @@ class LiveShell:
         self._pump.start()
         self.watcher.start()
         self._attached = True
+        _attached[id(shell)] = self
         return self
 
     def detach(self, *, fade: float = 0.5) -> None:
-        """Stop watching and rendering, fade out, close the stream and the journal."""
+        """Stop watching and rendering, fade out (journaled), record the end, close the stream
+        and the journal."""
         if not self._attached:
             return
         self._attached = False
+        _attached.pop(id(self.shell), None)
         shell = self.shell
         self.watcher.stop()
         for job in self.renders:
@@ -116,15 +129,17 @@ class LiveShell:
             shell._extra_prompt_options = self._saved_options
             self._saved_options = None
         try:
-            self.engine.stop_playback(fade=fade)
+            with writer_origin("exit"):
+                self.engine.stop_playback(fade=fade)
+            self.session.end()
         finally:
             self._stop.set()
             self.session.close()
-        self._flush_messages()
+        self.flush_events()
 
     def names(self) -> dict:
         """The names the REPL adds to the session's: ``render``, ``watch``, ``unwatch``."""
-        live = self
+        repl = self
 
         def render(path, seconds: float = 60.0):
             """Render the voices playing now to ``path`` in the background, faster than real time.
@@ -132,23 +147,22 @@ class LiveShell:
             Live playback goes on; the status line shows the progress. Returns a job:
             ``job.wait()``, ``job.cancel()``. ``render("layer.wav", seconds=600)``
             """
-            from .background import render_in_background
-            job = render_in_background(live.engine, path, seconds, report=live.say)
-            live.renders.append(job)
-            live.say(f"rendering {job.voices} voice{'s' * (job.voices != 1)} to {job.path} "
+            job = render_in_background(repl.engine, path, seconds)
+            repl.renders.append(job)
+            repl.say(f"rendering {job.voices} voice{'s' * (job.voices != 1)} to {job.path} "
                      f"({job.seconds:g} s) in the background")
             return job
 
         def watch(path, *, run: bool = True):
             """Re-run a pattern file (or each file in a folder) every time it is saved.
 
-            ``watch("patterns/drift.py")``; ``unwatch()`` stops.
+            ``watch("patterns/meso_drift.py")``; ``unwatch()`` stops.
             """
-            return live.watcher.watch(path, run=run)
+            return repl.watcher.watch(path, run=run)
 
         def unwatch(path=None) -> None:
             """Stop re-running ``path`` (or every watched file); the voices play on."""
-            live.watcher.unwatch(path)
+            repl.watcher.unwatch(path)
 
         return {"render": render, "watch": watch, "unwatch": unwatch}
 
@@ -179,9 +193,10 @@ class LiveShell:
 
     def run_cell(self, code: str):
         """Journal and run ``code`` (what the transformer calls); returns a value to display."""
+        label = f"<cell {self.shell.execution_count}>"      # the number its prompt showed
         with self.lock:
             try:
-                value = self.session.run_cell(code, origin=self.origin)
+                value = self.session.run_cell(code, origin=self.origin, label=label)
             except KeyboardInterrupt:
                 print("interrupted: the cell stopped, the voices play on", file=sys.stderr)
                 return None
@@ -190,15 +205,10 @@ class LiveShell:
         return None if code.rstrip().endswith(";") else value      # a trailing ; hides it
 
     def _let_the_decoder_catch_up(self) -> None:
-        """After a cell changed the live engine, keep this thread off the GIL for a moment.
-
-        A change makes the decode thread re-decode from the sample where it lands, a block or
-        two ahead of the listener. Every numpy call there gives the GIL up and takes it back;
-        while this thread ran Python (IPython's bookkeeping, the prompt's redraw) each took
-        up to a switch interval to get back, and the first blocks after a change came late
-        (measured: an underrun in about one session in five on a loaded 2-core machine).
-        """
-        if self.engine.live and self.engine.landed_at is not None:
+        """After a cell changed the sound, keep this thread off the GIL for a moment: the
+        decode thread re-decodes from where the change landed, a block or two ahead of the
+        listener, and every numpy call there gives the GIL up and takes it back."""
+        if self.engine.playing and self.session.last_landed is not None:
             time.sleep(CATCH_UP_S)
 
     # -- output --------------------------------------------------------------------------------
@@ -210,16 +220,16 @@ class LiveShell:
         except (OSError, ValueError):
             pass          # the terminal is gone: nothing to tell
 
-    def _flush_messages(self) -> None:
-        for message in self.engine.take_messages():
-            self.say(message)
+    def flush_events(self) -> None:
+        """Print the events not printed yet (the pump does it every 0.1 s)."""
+        for event in self._events.take():
+            self.say(str(event))
 
     def _pump_messages(self) -> None:
         while not self._stop.wait(MESSAGE_POLL_S):
-            self._flush_messages()
+            self.flush_events()
 
     def toolbar_text(self) -> str:
-        from .toolbar import status_line
         running = [job.progress_text() for job in self.renders if not job.done]
         return status_line(self.engine, extra=", ".join(running) or None)
 
@@ -237,9 +247,9 @@ class LiveShell:
         shell._extra_prompt_options = options
 
 
-def attach(shell, session, *, origin: str = "repl", toolbar: bool = True) -> LiveShell:
-    """Attach ``session`` to an IPython ``shell``; returns the :class:`LiveShell`."""
-    return LiveShell(shell, session, origin=origin, toolbar=toolbar).attach()
+def attach(shell, session, *, origin: str = "repl", toolbar: bool = True) -> ReplShell:
+    """Attach ``session`` to an IPython ``shell``; returns the :class:`ReplShell`."""
+    return ReplShell(shell, session, origin=origin, toolbar=toolbar).attach()
 
 
 def _one_line_error(shell, etype, value, tb, tb_offset=None):
@@ -249,51 +259,43 @@ def _one_line_error(shell, etype, value, tb, tb_offset=None):
 
 
 # -- %load_ext livelatent ----------------------------------------------------------------------
-_loaded: dict[int, LiveShell] = {}
-
-
 def load_ipython_extension(ip) -> None:
     """``%load_ext livelatent``: an engine, a journaled session and the namespace in ``ip``."""
-    if id(ip) in _loaded:
-        print("livelatent is already loaded in this shell")
+    if id(ip) in _attached:
+        print("livelatent is already loaded in this shell: its engine plays on")
         return
-    from ..session.session import Session
-    from .shell import make_engine, start_playing
-
     blocksize = os.environ.get("LIVELATENT_BLOCKSIZE")
     engine = make_engine(model=os.environ.get("LIVELATENT_MODEL") or None,
                          blocksize=int(blocksize) if blocksize else None)
     device = os.environ.get("LIVELATENT_DEVICE") or None
-    from ..context import set_current_engine
-    set_current_engine(engine)
     session = Session(engine, set_name=os.environ.get("LIVELATENT_SET") or None)
-    live = attach(ip, session, origin="ipython", toolbar=True)    # all set up before it plays
+    repl = attach(ip, session, origin="ipython", toolbar=True)    # all set up before it plays
     try:
         start_playing(engine, device)
         where = f"live on {device or 'the default output'}"
     except DeviceError as exc:
         where = f"offline: no audio device ({str(exc).split(';')[0]}); render() still works"
-    _loaded[id(ip)] = live
     print(f"livelatent: {where}; journal {session.journal.path}; "
           f"try v = voice(flute, cello, curve=sine(8))")
+    del repl
 
 
 def unload_ipython_extension(ip) -> None:
     """``%unload_ext livelatent``: fade out, close the stream and the journal."""
-    live = _loaded.pop(id(ip), None)
-    if live is not None:
-        live.detach()
-        print(f"livelatent: stopped; journal {live.session.journal.path}")
+    repl = _attached.get(id(ip))
+    if repl is not None:
+        repl.detach()
+        print(f"livelatent: stopped; journal {repl.session.journal.path}")
 
 
-def _magics_class(live: LiveShell):
-    from IPython.core.magic import Magics, line_magic, magics_class
+def _magics_class(repl: ReplShell):
+    from IPython.core.magic import Magics, line_magic, magics_class   # IPython: heavy
 
     @magics_class
     class LivelatentMagics(Magics):
         @line_magic
         def livelatent(self, line):
             """``%livelatent``: the status line (beat, tempo, voices, load, underruns, peak)."""
-            print(live.toolbar_text())
+            print(repl.toolbar_text())
 
-    return LivelatentMagics(shell=live.shell)
+    return LivelatentMagics(shell=repl.shell)

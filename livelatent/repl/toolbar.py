@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+from ..engine.commands import AddVoice, SetTempo, SetVoice, StopVoice
+
 __all__ = ["status_line", "peak_meter", "pending_changes"]
 
 _METER_CELLS = 10
@@ -32,34 +34,32 @@ def peak_meter(peak: float, *, cells: int = _METER_CELLS) -> str:
     return "[" + "#" * filled + "-" * (cells - filled) + f"]{clip}{db:4.0f} dB"
 
 
-def _voice_name(engine, command) -> str:
-    if command.params is not None:
-        return command.params.name
-    handle = engine.voice_handles.get(command.index)
-    return getattr(handle, "name", None) or f"v{command.index}"
+def _voice_name(names: dict, number: int) -> str:
+    return names.get(number) or f"v{number}"
 
 
 def pending_changes(engine) -> list[str]:
     """The changes scheduled but not heard yet, e.g. ``drift curve @ bar 4``."""
+    names = {n: p.name for n, p in engine.intended().voices.items()}
     described = []
+    for sample, command in engine.pending():
+        if isinstance(command, AddVoice):
+            names[command.voice] = command.params.name
     for sample, command in engine.pending():
         _, bar, beat = engine.clock.position(sample)
         when = f"bar {bar}" if abs(beat - 1.0) < 1e-6 else f"bar {bar} beat {beat:.3g}"
-        if command.kind == "set":
-            what = f"{_voice_name(engine, command)} {'+'.join(sorted(command.changes.keys() - _DERIVED))}"
-        elif command.kind == "add":
-            what = f"{_voice_name(engine, command)} starts"
-        elif command.kind == "stop":
-            what = f"{_voice_name(engine, command)} stops"
-        elif command.kind == "tempo":
-            what = f"tempo {command.value:g}"
+        if isinstance(command, SetVoice):
+            what = f"{_voice_name(names, command.voice)} {'+'.join(command.shown)}"
+        elif isinstance(command, AddVoice):
+            what = f"{command.params.name} starts"
+        elif isinstance(command, StopVoice):
+            what = f"{_voice_name(names, command.voice)} stops"
+        elif isinstance(command, SetTempo):
+            what = f"tempo {command.bpm:g}"
         else:
-            what = command.kind
+            what = "hush"
         described.append(f"{what} @ {when}")
     return described
-
-
-_DERIVED = {"frames_a", "frames_b", "curve_start", "good_curve", "good_curve_start"}
 
 
 def status_line(engine, *, extra: str | None = None) -> str:

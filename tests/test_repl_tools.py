@@ -6,10 +6,10 @@ import soundfile as sf
 
 import jackutil
 from livelatent import Engine, LiveLatentError, ParameterError, saw, sine, tempo, tri, voice
-from livelatent.live.background import render_in_background
-from livelatent.live.prelude import pack_sources
-from livelatent.live.shell import make_engine, start_playing
-from livelatent.live.toolbar import peak_meter, status_line
+from livelatent.repl.background import render_in_background
+from livelatent.session.namespace import pack_sources
+from livelatent.repl.setup import make_engine, start_playing
+from livelatent.repl.toolbar import peak_meter, status_line
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""The names a performer gets: the public API plus the demo sources of the model's pack.
+"""The names a performer gets: the public API bound to an engine, plus the model pack's sources.
 
-Scripts (``livelatent play/render``), pattern files and the REPL all run in a namespace built
-here, so ``voice(flute, cello, curve=sine(8))`` means the same everywhere.
+Scripts (``livelatent play/render``), pattern files, the REPL and replays all run in a
+namespace built here, so ``voice(flute, cello, curve=sine(8))`` means the same everywhere, and
+a thread or timer a cell starts acts on the same engine as the cell.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import keyword
 from pathlib import Path
 
-import livelatent
-
+from .. import public
+from ..api import Performer
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import LiveLatentError
 from ..sources import Source, source
@@ -30,15 +31,17 @@ def pack_sources(engine) -> dict[str, Source]:
             name = path.stem
             if path.suffix.lower() in AUDIO_EXTENSIONS and name.isidentifier() and not keyword.iskeyword(name):
                 try:
-                    found[name] = source(path, name=name)
+                    found[name] = source(path, name=name, rate=engine.sample_rate)
                 except LiveLatentError as exc:   # one broken demo file must not stop the show
-                    engine.messages.append(f"skipped demo source {path.name}: {exc}")
+                    engine.events.warning(f"skipped demo source {path.name}: {exc}")
     return found
 
 
-def namespace(engine, *, extra: dict | None = None) -> dict:
-    """A fresh namespace: ``from livelatent import *``, the pack's sources, and ``engine``."""
-    names = {name: getattr(livelatent, name) for name in livelatent.__all__}
+def namespace(engine, *, performer: Performer | None = None, extra: dict | None = None) -> dict:
+    """A fresh namespace: the public names (those that act on an engine bound to ``engine``),
+    the pack's sources, and ``engine``."""
+    names = public.names()
+    names.update((performer or Performer(engine)).names())
     # a demo source never hides a function of the API (the pack's voice.flac vs voice())
     names.update({k: v for k, v in pack_sources(engine).items() if k not in names})
     names["engine"] = engine

@@ -24,6 +24,8 @@ from pathlib import Path
 
 
 from ..blas import hold_one_blas_thread, release_blas_threads
+from ..engine.commands import AddVoice
+from ..engine.engine import Engine
 from ..errors import LiveLatentError, ParameterError
 from ..sinks.file import FORMATS, render_to_file
 
@@ -51,13 +53,12 @@ class RenderJob:
         Times faster than real time, so far.
     """
 
-    def __init__(self, path: Path, seconds: float, voices: int, *, report=None):
+    def __init__(self, path: Path, seconds: float, voices: int):
         self.path = path
         self.seconds = float(seconds)
         self.voices = voices
         self.rendered = 0.0
         self.error: str | None = None
-        self.report = report
         self._began = time.perf_counter()
         self._finished: float | None = None
         self._cancel = threading.Event()
@@ -116,15 +117,11 @@ class RenderJob:
 
 def _copy_engine(engine):
     """An offline engine with the same model, seed and tempo, playing ``engine``'s voices."""
-    from ..engine.engine import Command, Engine
-    copy = Engine(engine.codec, seed=engine.seed, tempo=engine.requested_tempo)
-    params = engine.intended_voices()
+    score = engine.intended()
+    copy = Engine(engine.codec, seed=engine.seed, tempo=score.clock.bpm)
+    params = score.sounding()
     if params:
-        copy.submit(*[Command("add", params=p.changed(stop_at=None, fade=0)) for p in params])
-    for p in params:
-        handle = engine.voice_handles.get(p.index)
-        if handle is not None:
-            copy.voice_handles[p.index] = handle     # names for stems and messages
+        copy.submit(*[AddVoice(p.changed(stop_at=None, fade=0)) for p in params])
     return copy, len(params)
 
 
@@ -137,7 +134,7 @@ def _lower_priority() -> None:
             pass   # not allowed: render at the same priority
 
 
-def render_in_background(engine, path, seconds: float, *, report=None,
+def render_in_background(engine, path, seconds: float, *,
                          chunk_steps: int = RENDER_CHUNK_STEPS) -> RenderJob:
     """Render the voices ``engine`` plays now to ``path`` in a background thread.
 
@@ -149,8 +146,8 @@ def render_in_background(engine, path, seconds: float, *, report=None,
         A ``.wav`` (float) or ``.flac`` (24-bit) file, written atomically.
     seconds : float
         Length of the render.
-    report : callable, optional
-        Called with one line when the render finishes or fails.
+
+    When it finishes or fails, an event on ``engine.events`` says so.
 
     Returns
     -------
@@ -171,7 +168,7 @@ def render_in_background(engine, path, seconds: float, *, report=None,
     if count == 0:
         raise LiveLatentError("no voices are playing: start one, then render(); "
                               "e.g. voice(flute, cello, curve=sine(8))")
-    job = RenderJob(path, seconds, count, report=report)
+    job = RenderJob(path, seconds, count)
 
     def work():
         _lower_priority()
@@ -189,21 +186,19 @@ def render_in_background(engine, path, seconds: float, *, report=None,
             render_to_file(copy, path, seconds, progress=False, on_block=on_block,
                            chunk_steps=chunk_steps)
             job._finished = time.perf_counter()
-            message = (f"rendered {path} ({seconds:g} s in {job.elapsed:.1f} s, "
-                       f"{job.speed:.0f}x real time)")
+            engine.events.info(f"rendered {path} ({seconds:g} s in {job.elapsed:.1f} s, "
+                               f"{job.speed:.0f}x real time)")
         except _Cancelled:
             job.error = "cancelled"
-            message = f"render of {path} cancelled; nothing written"
+            engine.events.info(f"render of {path} cancelled; nothing written")
         except Exception as exc:   # reported, never raised into the performer's thread
             job.error = f"{type(exc).__name__}: {exc}"
-            message = f"render of {path} failed: {job.error}"
+            engine.events.error(f"render of {path} failed: {job.error}")
         finally:
             release_blas_threads()
             if job._finished is None:
                 job._finished = time.perf_counter()
-        job._done.set()
-        if report is not None:
-            report(message)
+            job._done.set()
 
     job.thread = threading.Thread(target=work, name=f"livelatent-render-{path.name}", daemon=True)
     job.thread.start()

@@ -1,13 +1,13 @@
 """Pattern files: play from an editor. A watched file is re-run every time it is saved.
 
 ``watch("patterns/drift.py")`` (or ``livelatent live --watch patterns/``) runs the file in the
-live namespace at once, then again whenever its modification time or size changes. Every run
+REPL's namespace at once, then again whenever its modification time or size changes. Every run
 goes through :meth:`Session.run_cell` with ``origin="pattern:<path>"``, so it is journaled and
-lands on one engine sample like a REPL cell.
+lands on one engine sample like a REPL cell; its errors name the file and the line.
 
 A file *describes* what it plays: when it runs again, the voices its previous run started
 are stopped on the same sample the new ones start (a 50 ms fade), instead of piling up. That
-stop is part of the journaled code (a last line the watcher adds), so a replay does the same.
+stop is part of the journaled code (a last line the watcher adds, a public ``stop(...)``).
 
 A file that does not compile is reported once and not run. A file that raises while it runs
 changes nothing: the cell runs with ``discard_on_error=True``, so none of its engine changes
@@ -54,9 +54,8 @@ class PatternWatcher:
     Parameters
     ----------
     session : Session
-        Where the files run (its namespace, engine and journal).
-    report : callable, optional
-        Called with one line of text per reload or error (default: ``print``).
+        Where the files run (its namespace, engine and journal). Each reload or error is an
+        event on its engine's events.
     interval : float
         Seconds between polls.
     lock : threading.Lock-like, optional
@@ -70,11 +69,11 @@ class PatternWatcher:
     >>> watcher.start()
     """
 
-    def __init__(self, session, *, report=None, interval: float = POLL_INTERVAL_S, lock=None):
+    def __init__(self, session, *, interval: float = POLL_INTERVAL_S, lock=None):
         if not interval > 0:
             raise ParameterError(f"interval={interval!r} must be a positive number of seconds")
         self.session = session
-        self.report = report or print
+        self.events = session.engine.events
         self.interval = float(interval)
         self.lock = lock if lock is not None else threading.RLock()
         self._files: dict[Path, _Watched] = {}
@@ -193,7 +192,7 @@ class PatternWatcher:
             try:
                 self.check()
             except Exception as exc:   # the watcher must outlive anything a file does
-                self.report(f"pattern watcher: {type(exc).__name__}: {exc}")
+                self.events.error(f"pattern watcher: {type(exc).__name__}: {exc}")
 
     # -- running a file ------------------------------------------------------------------------
     def _add(self, path: Path, *, from_folder: Path | None = None) -> Path:
@@ -210,36 +209,34 @@ class PatternWatcher:
         except SyntaxError as exc:
             self._fail(watched, f"line {exc.lineno}: syntax error: {exc.msg}")
             return
-        engine = self.session.engine
         with self.lock:
-            before = set(engine.voice_handles)
             cell = code if code.endswith("\n") else code + "\n"
             if watched.voices:
                 # the voices this file started last time make way for the new ones, on the same
-                # sample; written into the journaled code so a replay does exactly this too
-                indices = ", ".join(str(i) for i in watched.voices) + ("," if len(watched.voices) == 1 else "")
-                cell += (f"for _index in ({indices}):  # livelatent: replaces this file's previous voices\n"
-                         f"    engine.voice_handles[_index].stop(fade={REPLACE_FADE_S})\n")
+                # sample; written into the journaled code so that a reader sees it happen
+                numbers = ", ".join(str(n) for n in watched.voices)
+                cell += f"stop({numbers}, fade={REPLACE_FADE_S})  # livelatent: replaces this file's previous voices\n"
             try:
-                self.session.run_cell(cell, origin=f"pattern:{shown}", discard_on_error=True)
+                self.session.run_cell(cell, origin=f"pattern:{shown}", discard_on_error=True,
+                                      label=shown)
             except LiveLatentError as exc:
                 self._fail(watched, f"{exc} (nothing changed)")
                 return
             except KeyboardInterrupt:
                 self._fail(watched, "interrupted (nothing changed)")
                 return
-            started = tuple(sorted(set(engine.voice_handles) - before))
+            started = self.session.last_started
         watched.voices = started
         watched.runs += 1
         watched.last_error = None
         verb = "ran" if watched.runs == 1 else "reloaded"
         voices = f", {len(started)} voice{'s' * (len(started) != 1)}" if started else ""
-        self.report(f"{verb} {shown}{voices}")
+        self.events.info(f"{verb} {shown}{voices}")
 
     def _fail(self, watched: _Watched, message: str) -> None:
         watched.errors += 1
         watched.last_error = message
-        self.report(f"{_shown(watched.path)}: {message}; the voices play on")
+        self.events.error(f"{_shown(watched.path)}: {message}; the voices play on")
 
 
 def _pattern_files(folder: Path) -> list[Path]:

@@ -1,0 +1,238 @@
+"""The engine's side of the audio process: the shared ring, and the process itself.
+
+:class:`SharedRing` is the ring of samples that :mod:`.audio_process` plays: a file in shared
+memory (``/dev/shm`` where there is one), mapped here and there. Positions are absolute sample
+counts; the engine's decode thread writes samples and moves ``written``, the audio process moves
+``read``. :class:`AudioProcess` starts that program, waits for its messages and stops it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import mmap
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DeviceError
+from . import audio_process as program
+from .audio_process import (CALLBACKS, CPU_LOAD, READ, STATE, UNDERRUNS, WRITTEN, XRUNS,
+                            layout_size, map_ring)
+
+__all__ = ["SharedRing", "AudioProcess", "list_devices", "PROGRAM"]
+
+PROGRAM = Path(program.__file__)
+_names = itertools.count()
+_OPEN_TIMEOUT_S = 20.0
+
+
+def _shared_folder() -> Path:
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+class SharedRing:
+    """Samples by absolute position in a mapped file; capacity is a power of two.
+
+    ``written`` (set here) and ``read`` (set by the audio process) live in the file's header.
+    The file is removed from the folder as soon as both sides have mapped it (see
+    :meth:`unlink`), so nothing is left behind however the processes end.
+    """
+
+    def __init__(self, capacity: int, channels: int = 2):
+        if capacity & (capacity - 1):
+            raise ValueError("ring capacity must be a power of two")
+        self.capacity, self.channels, self.mask = capacity, channels, capacity - 1
+        self.path = _shared_folder() / f"livelatent-ring-{os.getpid()}-{next(_names)}"
+        size = layout_size(capacity, channels)
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            os.ftruncate(fd, size)
+            self._map = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        self.ints, self.floats, self.data = map_ring(self._map, capacity, channels)
+
+    # counters
+    written = property(lambda self: int(self.ints[WRITTEN]),
+                       lambda self, value: self.ints.__setitem__(WRITTEN, value))
+    read = property(lambda self: int(self.ints[READ]))
+    underruns = property(lambda self: int(self.ints[UNDERRUNS]))
+    xruns = property(lambda self: int(self.ints[XRUNS]))
+    callbacks = property(lambda self: int(self.ints[CALLBACKS]))
+    state = property(lambda self: int(self.ints[STATE]))
+    cpu_load = property(lambda self: float(self.floats[CPU_LOAD]))
+
+    def reset(self, position: int) -> None:
+        """Empty, with ``read = written = position`` (before the audio process starts)."""
+        self.ints[:] = 0
+        self.ints[READ] = self.ints[WRITTEN] = position
+
+    def write(self, position: int, block: np.ndarray) -> None:
+        """Store ``block`` (frames, channels) at absolute ``position``; ``written`` is not moved."""
+        frames = block.shape[0]
+        start = position & self.mask
+        first = min(frames, self.capacity - start)
+        self.data[start:start + first] = block[:first]
+        if first < frames:
+            self.data[:frames - first] = block[first:]
+
+    def samples(self, start: int, end: int) -> np.ndarray:
+        """A copy of the samples at absolute positions ``[start, end)``."""
+        return self.data[np.arange(start, end) & self.mask]
+
+    def unlink(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        self.unlink()
+        self.ints = self.floats = self.data = None
+        try:
+            self._map.close()
+        except BufferError:    # a view is still held somewhere: the mapping goes with it
+            pass
+
+
+class AudioProcess:
+    """The running :mod:`.audio_process`: start it, wait for its messages, stop it."""
+
+    def __init__(self, ring: SharedRing, *, device, samplerate: int, blocksize: int, latency="low"):
+        config = {"ring": str(ring.path), "capacity": ring.capacity, "channels": ring.channels,
+                  "device": device, "samplerate": samplerate, "blocksize": blocksize,
+                  "latency": latency}
+        self.messages: queue.SimpleQueue = queue.SimpleQueue()
+        self.stderr: deque[str] = deque(maxlen=40)
+        self.device: dict | None = None
+        self.latency = 0.0
+        self.lost = threading.Event()
+        self._process = subprocess.Popen(
+            [sys.executable, str(PROGRAM), json.dumps(config)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        threading.Thread(target=self._read_stdout, name="livelatent-audio-messages", daemon=True).start()
+        threading.Thread(target=self._read_stderr, name="livelatent-audio-stderr", daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        for line in self._process.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                self.stderr.append(line.rstrip())
+                continue
+            if message.get("event") == "lost":
+                self.lost.set()
+            self.messages.put(message)
+        self.messages.put({"event": "exited"})
+
+    def _read_stderr(self) -> None:
+        for line in self._process.stderr:
+            self.stderr.append(line.rstrip())
+
+    def wait_for(self, *events: str, timeout: float = _OPEN_TIMEOUT_S) -> dict:
+        """The next message among ``events``; an ``error`` or an exit raises DeviceError."""
+        while True:
+            try:
+                message = self.messages.get(timeout=timeout)
+            except queue.Empty:
+                self.kill()
+                raise DeviceError(f"the audio process did not answer within {timeout:g} s"
+                                  f"{self._stderr_tail()}") from None
+            kind = message.get("event")
+            if kind in events:
+                return message
+            if kind == "error":
+                raise DeviceError(_explain(message))
+            if kind == "exited":
+                raise DeviceError(f"the audio process ended (exit status {self._process.wait()})"
+                                  f"{self._stderr_tail()}")
+
+    def open(self) -> dict:
+        """Wait until the stream is open; returns the device. Raises DeviceError."""
+        message = self.wait_for("opened")
+        self.device, self.latency = message["device"], float(message["latency"])
+        return self.device
+
+    def start(self) -> None:
+        self._send("start")
+        self.wait_for("started")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the stream and let the process leave (killed if it does not)."""
+        self._send("stop")
+        try:
+            self._process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def _send(self, line: str) -> None:
+        try:
+            self._process.stdin.write(line + "\n")
+            self._process.stdin.flush()
+        except (OSError, ValueError):
+            pass          # it has gone: wait_for says so
+
+    def _stderr_tail(self) -> str:
+        lines = [line for line in self.stderr if line.strip()]
+        return f"; it said: {' | '.join(lines[-4:])}" if lines else ""
+
+
+def _explain(message: dict) -> str:
+    """The audio process's error as the performer should read it."""
+    text = message.get("message", "unknown error")
+    devices = message.get("devices")
+    where = program.describe_match_failure(devices) if devices is not None else ""
+    if devices is not None and not any(d["max_output_channels"] > 0 for d in devices):
+        return f"{text}: {where}" if "matches" in text else where   # "is a sound server running?"
+    if message.get("kind") == "open":
+        device = message.get("device") or {}
+        advice = ""
+        if "jack" in str(device.get("hostapi", "")).lower():
+            advice = (f"; a JACK device runs only at the JACK server's rate "
+                      f"({device.get('default_samplerate', 0):.0f} Hz here)")
+        text = (f"cannot open output device {device.get('name')!r} ({device.get('hostapi')}): "
+                f"{text}{advice}")
+    return f"{text}; {where}" if where else text
+
+
+def list_devices(timeout: float = _OPEN_TIMEOUT_S) -> dict:
+    """PortAudio's devices, listed by a fresh audio process (so a JACK server started a moment
+    ago is seen, and PortAudio never runs in this process). Raises DeviceError."""
+    try:
+        done = subprocess.run([sys.executable, str(PROGRAM), "--list"], capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DeviceError(f"listing the audio devices took more than {timeout:g} s") from None
+    for line in done.stdout.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if message.get("event") == "devices":
+            return message
+        if message.get("event") == "error":
+            raise DeviceError(_explain(message))
+    raise DeviceError(f"the audio process could not list the devices (exit status "
+                      f"{done.returncode}): {done.stderr.strip()[-300:]}")

@@ -1,0 +1,98 @@
+"""The one channel that reports to the performer: a levelled stream of events.
+
+Everything livelatent wants a performer to read (a curve reverted to its last good one, a
+pattern file reloaded, a render finished, the device lost) is an :class:`Event` emitted on the
+engine's :class:`Events`. The REPL prints them as they come, the command line prints them
+when it can, tests read them. Library code never prints.
+
+Emitting never blocks and never raises (the decode thread emits too); readers keep a cursor
+and take what came since, so several readers can follow the same stream.
+
+>>> events = Events()
+>>> events.warning("voice drift: reverted to its last good curve")
+>>> [str(e) for e in events.since(0)[0]]
+['warning: voice drift: reverted to its last good curve']
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+__all__ = ["Event", "Events", "Reader", "LEVELS"]
+
+LEVELS = ("info", "warning", "error")
+_KEPT = 1000          # events kept for readers that fall behind; older ones are dropped
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing to tell the performer."""
+
+    number: int        # its place in the stream, from 1
+    level: str         # "info", "warning" or "error"
+    text: str
+    wall: float        # time.time() when it was emitted
+
+    def __str__(self) -> str:
+        return self.text if self.level == "info" else f"{self.level}: {self.text}"
+
+
+class Events:
+    """A thread-safe stream of :class:`Event`, read with cursors (see :meth:`since`)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._kept: deque[Event] = deque(maxlen=_KEPT)
+        self._count = 0
+
+    def emit(self, level: str, text: str) -> Event:
+        if level not in LEVELS:
+            raise ValueError(f"level={level!r} must be one of {LEVELS}")
+        with self._lock:
+            self._count += 1
+            event = Event(self._count, level, str(text), time.time())
+            self._kept.append(event)
+        return event
+
+    def info(self, text: str) -> Event:
+        return self.emit("info", text)
+
+    def warning(self, text: str) -> Event:
+        return self.emit("warning", text)
+
+    def error(self, text: str) -> Event:
+        return self.emit("error", text)
+
+    @property
+    def cursor(self) -> int:
+        """The number of the last event: ``since(events.cursor)`` gives only newer ones."""
+        return self._count
+
+    def since(self, cursor: int) -> tuple[list[Event], int]:
+        """The events after ``cursor`` that are still kept, and the cursor to pass next time."""
+        with self._lock:
+            return [e for e in self._kept if e.number > cursor], self._count
+
+    def texts(self, level: str | None = None) -> list[str]:
+        """The text of every kept event (of one level), oldest first: handy in tests."""
+        with self._lock:
+            return [e.text for e in self._kept if level is None or e.level == level]
+
+    def __repr__(self) -> str:
+        return f"<Events: {self._count} emitted>"
+
+
+class Reader:
+    """A cursor over :class:`Events`: ``take()`` gives what came since the last take."""
+
+    def __init__(self, events: Events, *, from_start: bool = False):
+        self.events = events
+        self.cursor = 0 if from_start else events.cursor
+
+    def take(self) -> list[Event]:
+        taken, self.cursor = self.events.since(self.cursor)
+        return taken
+

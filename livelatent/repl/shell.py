@@ -1,0 +1,114 @@
+"""``livelatent`` (= ``livelatent live``): the performer's REPL in a terminal.
+
+An IPython terminal shell with the engine playing: the model pack loaded, the stream open,
+the public API and the pack's sources in the namespace, every cell journaled and run in one
+engine batch (see :mod:`livelatent.repl.ipython`), a status toolbar at the bottom, and the
+pattern files given with ``--watch`` hot-reloading.
+
+Without an audio device the REPL does not start: it prints the reason in one line
+(``livelatent: error: ...``) and exits with status 2, because a performer who typed
+``livelatent`` expects sound, and silence that looks like a working REPL is worse than a clear
+refusal. ``--offline`` starts it anyway, to write and ``render()`` without a sound card.
+
+Keeping the sound free of underruns (see :mod:`.setup`): everything is set up before the
+stream opens, the start-up garbage is frozen, the process asks for a higher priority, and the
+GIL switches every millisecond. The stream itself plays in its own process.
+
+Leaving (``exit``, or Ctrl-D and yes) fades the voices out over half a second (journaled, like
+every change), waits until the listener has heard the end, records it, and closes the stream;
+the state is saved beside the journal so ``livelatent render sets/<name>`` works at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import time
+
+from ..engine.playback import SWITCH_INTERVAL_S
+from ..errors import DeviceError, LiveLatentError
+from ..session.session import Session
+from ..sinks.device import find_output_device
+from .ipython import attach
+from .setup import freeze_garbage, make_engine, raise_process_priority, start_playing
+
+__all__ = ["cli_live", "EXIT_FADE_S"]
+
+EXIT_FADE_S = 0.5
+
+
+def _import_ipython() -> None:
+    importlib.import_module("IPython.terminal.interactiveshell")
+
+
+def _make_shell(session):
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell   # IPython: heavy
+    from traitlets.config import Config
+
+    config = Config()
+    config.TerminalInteractiveShell.confirm_exit = True      # Ctrl-D on stage asks first
+    config.TerminalInteractiveShell.term_title = False
+    config.TerminalInteractiveShell.banner1 = ""
+    config.HistoryManager.enabled = True
+    return TerminalInteractiveShell.instance(config=config, user_ns=session.namespace)
+
+
+def cli_live(args) -> int:
+    """``livelatent [live] [--device D] [--blocksize N] [--model M] [--set NAME] [--watch PATH]``."""
+    began = time.perf_counter()
+    # The decode thread needs the GIL for a moment every few milliseconds; with the default
+    # 5 ms switch interval, a busy REPL thread (IPython compiling a cell, the toolbar
+    # redrawing) made it late. 1 ms keeps it on time.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    raise_process_priority()
+    # IPython's import (about 0.4 s of Python) overlaps the model and demo sources loading,
+    # which spend their time in file reads and C code that let the GIL go.
+    importer = threading.Thread(target=_import_ipython, name="livelatent-import", daemon=True)
+    importer.start()
+    offline = bool(getattr(args, "offline", False))
+    engine = make_engine(model=args.model, blocksize=args.blocksize)
+    if not offline:
+        try:
+            find_output_device(args.device)       # before anything is written or started
+        except DeviceError as exc:   # printed as one line, exit status 2, by livelatent.cli
+            raise DeviceError(f"{exc}; `livelatent live --offline` starts the REPL without "
+                              f"sound, to write and render") from None
+    session = Session(engine, set_name=args.set_name)
+    # Everything heavy (IPython's import, the demo sources) is done before the stream opens.
+    importer.join()
+    shell = _make_shell(session)
+    repl = attach(shell, session, origin="repl", toolbar=True)
+    freeze_garbage()
+    try:
+        if not offline:
+            start_playing(engine, args.device)
+        for path in args.watch or []:
+            try:
+                repl.watcher.watch(path)
+                repl.watcher.check()     # run now, before the prompt: the first sound comes sooner
+            except LiveLatentError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+        repl.flush_events()
+        mode = f"live on {args.device or 'the default output'}" if engine.playing else "offline"
+        print(f"livelatent {mode}, {engine.sample_rate} Hz, ready in "
+              f"{time.perf_counter() - began:.1f} s; journal {session.journal.path}\n"
+              f"try: v = voice(flute, cello, curve=sine(8))    then: v.curve = tri(4)    "
+              f"exit to leave")
+        shell.mainloop()
+    finally:
+        _leave(repl)
+    return 0
+
+
+def _leave(repl) -> None:
+    """Fade out, record the end, close the stream, save the state beside the journal."""
+    session = repl.session
+    try:
+        saved = session.save()
+    except Exception as exc:    # the journal is on disk whatever happens here
+        saved = None
+        print(f"could not save the set's state: {exc}", file=sys.stderr)
+    repl.detach(fade=EXIT_FADE_S)
+    where = saved or session.set_dir
+    print(f"faded out. The set is in {where}: livelatent render {where} -o out.wav")

@@ -1,0 +1,67 @@
+"""Running a performer's code: one-line errors that say where, and the value of the last line.
+
+Cells, pattern files and scripts all run through :func:`run_code`. An error becomes one
+:class:`LiveLatentError` line, ``<cell 4>:2: ZeroDivisionError: division by zero``, which also
+carries, as ``top_line``, the line of the top-level statement that was running: a replay of a
+cell that raised runs the statements before that one, and no further.
+"""
+
+from __future__ import annotations
+
+import ast
+import traceback
+
+from ..errors import LiveLatentError
+
+__all__ = ["run_code", "run_until"]
+
+
+def _compile(code: str, filename: str):
+    try:
+        tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
+    except SyntaxError as exc:
+        error = LiveLatentError(f"{filename}:{exc.lineno}: syntax error: {exc.msg}")
+        error.top_line = None
+        raise error from None
+    return tree
+
+
+def run_code(code: str, names: dict, *, filename: str = "<cell>"):
+    """Compile and run ``code`` in ``names``; errors become one-line LiveLatentErrors.
+
+    Returns the value of the last statement when it is an expression (``v``, ``voice(...)``,
+    ``1 + 1``), evaluated once as part of the run, like Python's interactive prompt; else None.
+    """
+    tree = _compile(code, filename)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    compiled = compile(tree, filename, "exec")
+    result = compile(ast.Expression(last.value), filename, "eval") if last else None
+    try:
+        exec(compiled, names)
+        return eval(result, names) if result is not None else None
+    except LiveLatentError as exc:
+        raise _located(type(exc), str(exc), exc, filename) from None
+    except Exception as exc:   # the performer's code may raise anything: report it in one line
+        raise _located(LiveLatentError, f"{type(exc).__name__}: {exc}", exc, filename) from None
+
+
+def _located(kind, message: str, exc: BaseException, filename: str) -> LiveLatentError:
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
+             if frame.filename == filename]
+    error = kind(f"{filename}:{lines[-1] if lines else '?'}: {message}")
+    error.top_line = lines[0] if lines else None
+    return error
+
+
+def run_until(code: str, names: dict, *, filename: str, stop_line: int | None) -> None:
+    """Run the top-level statements of ``code`` that come before the one at ``stop_line``
+    (all of them when it is None). Errors are one-line LiveLatentErrors, as in run_code."""
+    tree = _compile(code, filename)
+    if stop_line is not None:
+        tree.body = [node for node in tree.body if node.end_lineno < stop_line]
+    try:
+        exec(compile(tree, filename, "exec"), names)
+    except LiveLatentError as exc:
+        raise _located(type(exc), str(exc), exc, filename) from None
+    except Exception as exc:
+        raise _located(LiveLatentError, f"{type(exc).__name__}: {exc}", exc, filename) from None

@@ -1,0 +1,277 @@
+"""Commands and sources as data: how the journal and ``state.json`` write what was played.
+
+A command becomes a small JSON object: which voice, which parameter, and each value as code
+(a curve as its ``repr``, which rebuilds it) or as a reference to a source. A source is written
+once, as a record with its audio hash: a file source by its paths, anything else (an array, a
+SOM cluster) as a ``.npy`` file inside the set folder. So a set renders from data alone, and a
+changed source file is noticed rather than played.
+
+A value that is not code (a curve made from a Python function) is written as ``{"fn": repr}``:
+a replay takes it from the cell that made it, and refuses to guess when there is none.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .. import curves
+from ..atomic import atomic_path
+from ..engine.commands import AddVoice, Hush, SetTempo, SetVoice, StopVoice
+from ..errors import LiveLatentError, SetError
+from ..sources import Source, source
+from ..strategies import layout, step_values
+from ..voice import VoiceParams, check_gain, check_pan
+
+__all__ = ["SourceStore", "encode_command", "decode_command", "not_code", "NotCode",
+           "rebuild_curve", "sources_used", "SOURCES_FOLDER"]
+
+SOURCES_FOLDER = "sources"
+_VOICE_FIELDS = ("strategy", "synth", "steps", "loop", "fit", "seed", "deterministic", "gain", "pan")
+
+
+class NotCode(LiveLatentError):
+    """A value that cannot be written as code (a curve made from a Python function)."""
+
+
+def source_key(src: Source) -> str:
+    return src.audio_hash[:16]
+
+
+class SourceStore:
+    """The sources a set or a journal refers to: records by key, audio beside them.
+
+    Parameters
+    ----------
+    folder : path
+        The set folder; embedded audio goes to ``folder/sources/<key>.npy``.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.records: dict[str, dict] = {}
+        self._built: dict[str, Source] = {}
+        self._lock = threading.Lock()
+
+    def describe(self, src: Source) -> str:
+        """The key of ``src``; its record is kept here, its audio written into the set first
+        when it has no file of its own."""
+        key = source_key(src)
+        with self._lock:
+            if key in self.records:
+                return key
+            record = {"key": key, "name": src.name, "origin": _json_safe(src.origin),
+                      "audio_hash": src.audio_hash, "sample_rate": src.sample_rate,
+                      "samples": src.num_samples}
+            if src.origin.get("kind") == "files" and src.paths:
+                record["paths"] = [str(Path(p).resolve()) for p in src.paths]
+            else:      # arrays and SOM clusters travel inside the set
+                record["file"] = f"{SOURCES_FOLDER}/{key}.npy"
+                target = self.folder / record["file"]
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+                        np.save(f, src.audio, allow_pickle=False)
+            self.records[key] = record
+            self._built[key] = src
+            return key
+
+    def add_record(self, record: dict) -> None:
+        """A record read back from a journal or a state file."""
+        self.records[str(record["key"])] = dict(record)
+
+    def check(self) -> None:
+        """Raise SetError if a source file is missing (before anything is rebuilt)."""
+        for record in self.records.values():
+            for name in record.get("paths", []):
+                if not Path(name).is_file():
+                    raise SetError(f"source file {name} is missing (source {record['name']!r}); "
+                                   f"put it back")
+            if "file" in record and not (self.folder / record["file"]).is_file():
+                raise SetError(f"the set's copy of source {record['name']!r} ({record['file']}) is "
+                               f"missing; the set folder is incomplete")
+
+    def get(self, key: str, *, rate: int) -> Source:
+        """The source ``key``, rebuilt once and checked against its hash."""
+        with self._lock:
+            built = self._built.get(key)
+        if built is not None:
+            return built
+        record = self.records.get(key)
+        if record is None:
+            raise SetError(f"source {key} is used but not described; the journal is damaged")
+        src = _rebuild(self.folder, record, rate)
+        with self._lock:
+            self._built[key] = src
+        return src
+
+
+def _rebuild(folder: Path, record: dict, rate: int) -> Source:
+    if "paths" in record:
+        paths = record["paths"]
+        try:
+            src = source(paths[0] if len(paths) == 1 else paths, name=record["name"], rate=rate)
+        except LiveLatentError as exc:
+            raise SetError(f"source {record['name']!r} cannot be read: {exc}") from None
+        if src.audio_hash != record["audio_hash"]:
+            raise SetError(f"source file {', '.join(paths)} changed since it was recorded (its "
+                           f"audio differs); put the recorded version back")
+        return src
+    path = folder / record["file"]
+    try:
+        audio = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise SetError(f"cannot read {path}: {exc}") from None
+    src = Source(audio, sample_rate=int(record["sample_rate"]), name=record["name"],
+                 origin=record.get("origin"))
+    if src.audio_hash != record["audio_hash"]:
+        raise SetError(f"{path} is damaged (its audio hash differs)")
+    return src
+
+
+def _json_safe(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+# -- curves --------------------------------------------------------------------------------------
+def _curve_data(curve):
+    if curve is None:
+        return None
+    return repr(curve) if curve.is_code else {"fn": repr(curve)}
+
+
+def rebuild_curve(code: str, where: str):
+    """A curve from its code (only the curve names are in scope)."""
+    names = {name: getattr(curves, name) for name in curves.__all__}
+    try:
+        value = eval(compile(code, f"<{where}>", "eval"), {"__builtins__": {}}, names)
+        return curves.as_curve(value)
+    except Exception as exc:   # the text came from a file: anything may be wrong with it
+        raise SetError(f"{where}: the curve {code!r} cannot be rebuilt ({type(exc).__name__}: "
+                       f"{exc})") from None
+
+
+# -- commands ------------------------------------------------------------------------------------
+def encode_command(command, store: SourceStore) -> dict:
+    """``command`` as data; the sources it uses are described in ``store``."""
+    ref = store.describe
+
+    if isinstance(command, AddVoice):
+        p = command.params
+        data = {"op": "add", "voice": p.index, "name": p.name, "a": ref(p.a), "b": ref(p.b),
+                "stretch": _plain(p.options.get("stretch", p.layout.stretch)),
+                "noise_key": p.index if p.noise_key is None else p.noise_key,
+                "curve": _curve_data(p.curve), "quant": command.quant}
+        for field in _VOICE_FIELDS:
+            value = getattr(p, field)
+            data[field] = [float(v) for v in value] if field == "steps" else _plain(value)
+        return data
+    if isinstance(command, SetVoice):
+        changes = {}
+        for name, value in command.changes.items():
+            if name in ("a", "b"):
+                changes[name] = ref(value)
+            elif name == "curve":
+                changes[name] = _curve_data(value)
+            elif name in ("gain", "pan"):
+                changes[name] = float(value)
+        return {"op": "set", "voice": command.voice, "changes": changes, "quant": command.quant}
+    if isinstance(command, StopVoice):
+        return {"op": "stop", "voice": command.voice, "fade": command.fade, "quant": command.quant}
+    if isinstance(command, Hush):
+        return {"op": "hush", "fade": command.fade, "quant": command.quant}
+    if isinstance(command, SetTempo):
+        return {"op": "tempo", "bpm": command.bpm, "quant": command.quant}
+    raise TypeError(f"not a command: {command!r}")
+
+
+def sources_used(data: dict) -> list[str]:
+    """The keys of the sources an encoded command refers to."""
+    if data["op"] == "add":
+        return [data["a"], data["b"]]
+    if data["op"] == "set":
+        return [data["changes"][r] for r in ("a", "b") if r in data["changes"]]
+    return []
+
+
+def not_code(data: dict) -> list[str]:
+    """What in an encoded command is not code (empty: it rebuilds from data alone)."""
+    curve = data.get("curve") if data["op"] == "add" else data.get("changes", {}).get("curve")
+    return [curve["fn"]] if isinstance(curve, dict) else []
+
+
+def decode_command(data: dict, *, engine, store: SourceStore, where: str, captured=None):
+    """The command ``data`` describes, for ``engine``. A value that is not code is taken from
+    ``captured`` (the same command sent by the replayed code), or raises :class:`NotCode`."""
+    op = data.get("op")
+    quant = data.get("quant", "now")
+    try:
+        if op == "add":
+            return AddVoice(_voice_params(data, engine, store, where, captured), quant)
+        if op == "set":
+            changes = {}
+            for name, value in data["changes"].items():
+                if name in ("a", "b"):
+                    changes[name] = store.get(value, rate=engine.sample_rate)
+                elif name == "curve":
+                    changes[name] = _decoded_curve(value, where, captured, "curve")
+                else:
+                    changes[name] = float(value)
+            return SetVoice(int(data["voice"]), changes, quant)
+        if op == "stop":
+            return StopVoice(int(data["voice"]), int(data["fade"]), quant)
+        if op == "hush":
+            return Hush(int(data["fade"]), quant)
+        if op == "tempo":
+            return SetTempo(float(data["bpm"]), quant)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SetError(f"{where}: malformed command {data!r} ({type(exc).__name__}: {exc})") from None
+    raise SetError(f"{where}: unknown command {op!r}; the journal is from a newer livelatent?")
+
+
+def _decoded_curve(value, where, captured, field):
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        taken = _captured_value(captured, field)
+        if taken is None:
+            raise NotCode(f"{where}: its curve {value.get('fn')} was a Python function, not code")
+        return taken
+    return rebuild_curve(value, where)
+
+
+def _captured_value(captured, field):
+    if captured is None:
+        return None
+    if isinstance(captured, AddVoice):
+        return getattr(captured.params, field)
+    if isinstance(captured, SetVoice):
+        return captured.changes.get(field)
+    return None
+
+
+def _voice_params(data: dict, engine, store: SourceStore, where: str, captured) -> VoiceParams:
+    a = store.get(data["a"], rate=engine.sample_rate)
+    b = store.get(data["b"], rate=engine.sample_rate)
+    lay = layout(data["strategy"], data["synth"], window=engine.window, stretch=data.get("stretch", 4))
+    curve = _decoded_curve(data.get("curve"), where, captured, "curve")
+    return VoiceParams(
+        index=int(data["voice"]), name=str(data["name"]), a=a, b=b,
+        frames_a=a.frames(engine.codec, lay.input_hop), frames_b=b.frames(engine.codec, lay.input_hop),
+        strategy=data["strategy"], synth=data["synth"], layout=lay, curve=curve,
+        steps=step_values(list(data["steps"])), loop=bool(data["loop"]), fit=data["fit"],
+        seed=None if data["seed"] is None else int(data["seed"]),
+        deterministic=bool(data["deterministic"]), gain=check_gain(data["gain"]),
+        pan=check_pan(data["pan"]), good_curve=curve,
+        options={"strategy": data["strategy"], "synth": data["synth"],
+                 "stretch": data.get("stretch", 4), "steps": list(data["steps"]),
+                 "loop": bool(data["loop"]), "seed": data["seed"],
+                 "deterministic": bool(data["deterministic"]), "fit": data["fit"]},
+        noise_key=int(data.get("noise_key", data["voice"])))
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value

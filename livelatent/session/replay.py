@@ -1,0 +1,180 @@
+"""Replaying a journal: the recorded commands, applied on their samples.
+
+A :class:`Replayer` takes one session of a journal (:func:`~.journal.read_performance`) and an
+engine built like the performance's (same model, seed and tempo), and applies every recorded
+batch on the sample it landed on, in the order the engine received them. Whoever sent a batch
+(a cell, a pattern file, a thread, a timer) does not matter: the journal holds its commands as
+data, so nothing in a replay reads the wall clock or calls a performer's function again.
+
+Code runs only to rebuild names. Each cell runs where it ran live, inside a batch that
+captures what it sends without sending it; a value the journal could not hold as code (a curve
+made from a Python function) is taken from the matching command of the replayed cell. A cell
+that raised during the performance runs up to the statement that raised, and its recorded
+wall-clock checks are handed back in order. With ``run_code=False`` (``--no-code``) no code
+runs at all: a set from a stranger renders from data alone, and a command that exists only as
+code is named and refused.
+
+The engine is sealed for the replay: whatever the rebuilt code sends (a thread it starts, a
+timer) lands nowhere.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engine.writers import Batch, CheckOutcomes
+from ..errors import LiveLatentError, SetError
+from .code import run_code, run_until
+from .records import NotCode, SourceStore, decode_command, not_code
+
+__all__ = ["Replayer", "ReplayReport", "Action"]
+
+
+@dataclass
+class ReplayReport:
+    """What a replay or render did: how long, and anything that differs from the performance."""
+
+    samples: int = 0
+    sample_rate: int = 0
+    cells: int = 0
+    batches: int = 0
+    late: list = field(default_factory=list)       # (seq, samples late) live only
+    notes: list = field(default_factory=list)
+    underruns: int = 0
+    output: Path | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a replay does: run a cell where it ran (``when`` its position), or send a
+    batch to land on ``when``."""
+
+    kind: str              # "cell" or "batch"
+    when: int
+    item: object
+
+
+class Replayer:
+    """Applies one session of a journal to ``engine`` (see the module docstring).
+
+    Drivers (an offline render, a live replay) walk :meth:`actions` in order: before a ``cell``
+    action they bring the engine to its ``when`` (render up to it, or wait until the listener
+    nears it), then call :meth:`perform`; a ``batch`` action is performed at once (it lands on
+    its sample, later on).
+    """
+
+    def __init__(self, engine, performance, folder, *, names: dict | None, report: ReplayReport):
+        self.engine = engine
+        self.performance = performance
+        self.names = names
+        self.run_code = names is not None
+        self.report = report
+        self.key = object()
+        self.store = SourceStore(folder)
+        for record in performance.sources.values():
+            self.store.add_record(record)
+        self.store.check()
+        self._captured: dict[int, list] = {}
+        self._decoded: dict[int, list] = {}
+        self._numbers = _numbers_by_cell(performance.batches)
+        engine.seal(self.key)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Decode every batch that needs no code now (sources are encoded before anything
+        plays); with no code to run, refuse up front what only code could rebuild."""
+        refused = []
+        for batch in self.performance.batches:
+            if any(not_code(data) for data in batch.commands):
+                if not self.run_code or batch.cell is None:
+                    refused.append(f"batch {batch.seq} ({batch.origin}, journal line {batch.line}): "
+                                   + ", ".join(fn for d in batch.commands for fn in not_code(d)))
+                continue
+            self._decoded[batch.seq] = self._decode(batch, captured=None)
+        if refused:
+            why = ("--no-code runs no code, and these commands exist only as code" if not self.run_code
+                   else "these commands were sent from no cell and are not code")
+            raise SetError(f"{why}: " + "; ".join(refused))
+
+    def actions(self):
+        """The cells and batches in the order a replay performs them."""
+        cells = deque(sorted(self.performance.cells, key=lambda c: c.id) if self.run_code else ())
+        batches = deque(self.performance.batches)
+        ran: set[int] = set()
+        known = {c.id for c in cells}
+        while cells or batches:
+            if batches:
+                batch = batches[0]
+                if batch.cell is None or batch.cell in ran or batch.cell not in known:
+                    batches.popleft()
+                    yield Action("batch", batch.sample, batch)
+                    continue
+            cell = cells.popleft()
+            ran.add(cell.id)
+            yield Action("cell", cell.position, cell)
+
+    def perform(self, action: Action) -> int | None:
+        """Do ``action``; for a batch, returns the sample it landed on."""
+        if action.kind == "cell":
+            self._run_cell(action.item)
+            return None
+        return self._send(action.item)
+
+    # -- cells -----------------------------------------------------------------------------------
+    def _run_cell(self, entry) -> None:
+        batch = Batch(self.engine, entry.origin, cell=entry.id, capture=True,
+                      checks=CheckOutcomes(list(entry.checks)),
+                      given_numbers=list(self._numbers.get(entry.id, ())))
+        token = batch.enter()
+        filename = f"<{entry.origin} {entry.id}>"
+        try:
+            if entry.error is not None and entry.error_line is not None:
+                run_until(entry.code, self.names, filename=filename, stop_line=entry.error_line)
+            else:
+                run_code(entry.code, self.names, filename=filename)
+        except LiveLatentError as exc:
+            if entry.error is None:
+                self.report.notes.append(f"cell {entry.id} ({entry.origin}) ran cleanly during the "
+                                         f"performance but fails now: {exc}")
+        finally:
+            Batch.leave(token)
+        if entry.error is not None and "interrupted" in entry.error:
+            self.report.notes.append(f"cell {entry.id} was interrupted during the performance; "
+                                     f"its names are rebuilt as if it had run whole")
+        self._captured[entry.id] = list(batch.commands)
+        self.report.cells += 1
+
+    # -- batches ---------------------------------------------------------------------------------
+    def _send(self, record) -> int:
+        commands = self._decoded.pop(record.seq, None)
+        if commands is None:
+            commands = self._decode(record, captured=self._captured.get(record.cell))
+        batch = Batch(self.engine, record.origin, at=record.sample, commands=commands, key=self.key)
+        landed = self.engine.send(batch)
+        self.report.batches += 1
+        return landed
+
+    def _decode(self, record, *, captured) -> list:
+        where = f"batch {record.seq} ({record.origin}), journal line {record.line}"
+        commands = []
+        for index, data in enumerate(record.commands):
+            twin = captured[index] if captured is not None and index < len(captured) else None
+            try:
+                commands.append(decode_command(data, engine=self.engine, store=self.store,
+                                               where=where, captured=twin))
+            except NotCode as exc:
+                raise SetError(f"{exc}, and the replayed cell {record.cell} did not send it again: "
+                               f"the set cannot be rendered as played") from None
+        return commands
+
+
+def _numbers_by_cell(batches) -> dict[int, list[int]]:
+    """The numbers the voices each cell started had live, in the order it started them."""
+    numbers: dict[int, list[int]] = {}
+    for batch in batches:
+        if batch.cell is not None:
+            numbers.setdefault(batch.cell, []).extend(
+                int(d["voice"]) for d in batch.commands if d.get("op") == "add")
+    return numbers

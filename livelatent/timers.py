@@ -1,0 +1,157 @@
+"""Timed changes: ``at(beat, fn)`` and ``every(beats, fn)``.
+
+A timer runs a performer's function a little ahead of a beat, in a batch that lands exactly on
+that beat (on the step it falls in, like ``quant="beat"``), journaled with origin ``timer``
+like any other writer's changes. A replay applies the journaled changes and never calls the
+function.
+
+Timers read the wall clock, so they live above the engine and only send it batches:
+
+- while the engine plays, a scheduler thread (never the decode thread) runs each function
+  :data:`LEAD_S` before its beat;
+- offline, the render asks the timers, before each chunk, to run what falls in it
+  (``Engine.add_render_hook``), so ``livelatent render`` of a script with timers gives what
+  ``livelatent play`` of it gives.
+
+A function that raises is reported once and dropped (an ``every`` stops repeating).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+import weakref
+
+from .errors import ParameterError, check_number
+
+__all__ = ["Timers", "LEAD_S"]
+
+LEAD_S = 0.3          # how long before its beat a timer's function runs, when playing
+_POLL_S = 0.005
+_services: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_services_lock = threading.Lock()
+
+
+class _Job:
+    __slots__ = ("beat", "fn", "period", "left", "name")
+
+    def __init__(self, beat, fn, period, left, name):
+        self.beat, self.fn, self.period, self.left, self.name = beat, fn, period, left, name
+
+
+class Timers:
+    """The timers of one engine (see the module docstring). Get it with :meth:`of`."""
+
+    def __init__(self, engine):
+        self._engine = weakref.ref(engine)
+        self._jobs: list = []                  # heap of (beat, order, job)
+        self._order = itertools.count()
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        engine.add_render_hook(self._run_due_offline)
+
+    @classmethod
+    def of(cls, engine) -> "Timers":
+        with _services_lock:
+            service = _services.get(engine)
+            if service is None:
+                service = _services[engine] = cls(engine)
+            return service
+
+    # -- what performers call ------------------------------------------------------------------
+    def at(self, beat, fn) -> None:
+        beat = check_number(beat, name="beat", low=0.0, high=1e9, meaning="of beats from 0")
+        self._add(beat, fn, None, 1)
+
+    def every(self, beats, fn, *, start=None, times=None) -> None:
+        period = check_number(beats, name="beats", low=1 / 64, high=1e6, meaning="of beats from 1/64")
+        if times is not None and (not isinstance(times, int) or times < 1):
+            raise ParameterError(f"times={times!r} must be a whole number from 1, or None (forever)")
+        if start is None:
+            now = self._now_beat()
+            start = math.ceil(now / period - 1e-9) * period
+        start = check_number(start, name="start", low=0.0, high=1e9, meaning="of beats from 0")
+        self._add(start, fn, period, times)
+
+    def cancel(self) -> None:
+        """Drop every timer."""
+        with self._lock:
+            self._jobs.clear()
+
+    @property
+    def count(self) -> int:
+        return len(self._jobs)
+
+    def _add(self, beat: float, fn, period, left) -> None:
+        if not callable(fn):
+            raise ParameterError(f"{fn!r} is not a function: give one to call, e.g. lambda: v.set(gain=0.5)")
+        now = self._now_beat()
+        if beat < now - 1e-9:
+            raise ParameterError(f"beat {beat:g} has passed (the music is at beat {now:.2f})")
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        with self._lock:
+            heapq.heappush(self._jobs, (beat, next(self._order), _Job(beat, fn, period, left, name)))
+        self._ensure_thread()
+
+    def _now_beat(self) -> float:
+        engine = self._engine()
+        return float(engine.clock.beats(engine.position)) if engine is not None else 0.0
+
+    # -- running them --------------------------------------------------------------------------
+    def _due(self, engine, horizon: int):
+        """Pop the jobs whose beat falls before sample ``horizon``: [(sample, job)]."""
+        clock = engine.intended().clock
+        due = []
+        with self._lock:
+            while self._jobs:
+                beat, _, job = self._jobs[0]
+                sample = int(math.ceil(clock.sample_at_beat(beat) - 1e-6))
+                if sample >= horizon:
+                    break
+                heapq.heappop(self._jobs)
+                due.append((sample, job))
+        return due
+
+    def _run(self, engine, sample: int, job: _Job) -> None:
+        try:
+            with engine.batch(origin="timer", at=max(sample, engine.position)):
+                job.fn()
+        except Exception as exc:        # reported once; the music goes on
+            engine.events.error(f"timer {job.name} at beat {job.beat:g}: {type(exc).__name__}: "
+                                f"{exc}; it is dropped")
+            return
+        if job.period is not None and (job.left is None or job.left > 1):
+            job.beat += job.period
+            job.left = None if job.left is None else job.left - 1
+            with self._lock:
+                heapq.heappush(self._jobs, (job.beat, next(self._order), job))
+
+    def _run_due_offline(self, engine, first: int, end: int) -> None:
+        """Render hook: run what falls in ``[first, end)`` before it is rendered."""
+        for sample, job in self._due(engine, end):
+            self._run(engine, max(sample, first), job)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="livelatent-timers", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            engine = self._engine()
+            if engine is None:
+                return
+            if engine.playing:
+                horizon = engine.position + int(LEAD_S * engine.sample_rate)
+                for sample, job in self._due(engine, horizon):
+                    self._run(engine, sample, job)
+            del engine
+            with self._lock:
+                if not self._jobs:
+                    self._thread = None
+                    return
+            self._wake.wait(_POLL_S)
