@@ -318,6 +318,11 @@ class Performer:
         if not self.replaying:
             self._timer_service().every(beats, fn, start=start, times=times)
 
+    def cancel_timers(self) -> None:
+        """Drop every ``at``/``every`` of this engine."""
+        if self._timers is not None:
+            self._timers.cancel()
+
     def _timer_service(self) -> Timers:
         if self._timers is None:
             self._timers = Timers.of(self.engine)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import threading
 
+from threadpoolctl import threadpool_limits
+
 __all__ = ["hold_one_blas_thread", "release_blas_threads", "one_blas_thread"]
 
 _lock = threading.Lock()
@@ -25,7 +27,6 @@ def hold_one_blas_thread() -> None:
     global _holders, _limit
     with _lock:
         if _holders == 0:
-            from threadpoolctl import threadpool_limits
             _limit = threadpool_limits(limits=1, user_api="blas")
         _holders += 1
 

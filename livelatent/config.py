@@ -1,5 +1,6 @@
 """Defaults shared across livelatent. Sizes live in the model's own config, not here."""
 
+import os
 from pathlib import Path
 
 __all__ = [
@@ -24,7 +25,6 @@ DEFAULT_MODEL_DIR = PACKAGE_ROOT / "models" / "default"
 
 def cache_dir() -> Path:
     """Folder for encoded latent frames; ``$LIVELATENT_CACHE`` overrides it."""
-    import os
 
     root = os.environ.get("LIVELATENT_CACHE")
     if root:
@@ -35,6 +35,5 @@ def cache_dir() -> Path:
 
 def sets_dir() -> Path:
     """Folder where sets are saved; ``$LIVELATENT_SETS`` overrides ``./sets``."""
-    import os
 
     return Path(os.environ.get("LIVELATENT_SETS", "sets"))

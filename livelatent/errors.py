@@ -5,6 +5,8 @@ names the bad value (the file, the number) and what to do about it. The command 
 REPL print these as one short line, never as a traceback.
 """
 
+import math
+
 __all__ = [
     "LiveLatentError",
     "AudioError",
@@ -15,6 +17,7 @@ __all__ = [
     "DeviceError",
     "SetError",
     "SomError",
+    "MissingDependency",
     "check_number",
 ]
 
@@ -34,7 +37,6 @@ def check_number(value, *, name: str, low: float, high: float, meaning: str) -> 
     Traceback (most recent call last):
     ParameterError: pan=3 must be a number from -1 (left) to 1 (right)
     """
-    import math
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -71,3 +73,7 @@ class SetError(LiveLatentError):
 
 class SomError(LiveLatentError):
     """A self-organizing map, or one of its clusters, that cannot be used."""
+
+
+class MissingDependency(LiveLatentError, ImportError):
+    """A feature needs a package that is not installed; the message says what to install."""

@@ -102,19 +102,18 @@ class Timers:
         return float(engine.clock.beats(engine.position)) if engine is not None else 0.0
 
     # -- running them --------------------------------------------------------------------------
-    def _due(self, engine, horizon: int):
-        """Pop the jobs whose beat falls before sample ``horizon``: [(sample, job)]."""
+    def _next_due(self, engine, horizon: int):
+        """Pop the earliest job if its beat falls before sample ``horizon``: (sample, job) or None."""
         clock = engine.intended().clock
-        due = []
         with self._lock:
-            while self._jobs:
-                beat, _, job = self._jobs[0]
-                sample = int(math.ceil(clock.sample_at_beat(beat) - 1e-6))
-                if sample >= horizon:
-                    break
-                heapq.heappop(self._jobs)
-                due.append((sample, job))
-        return due
+            if not self._jobs:
+                return None
+            beat, _, job = self._jobs[0]
+            sample = int(math.ceil(clock.sample_at_beat(beat) - 1e-6))
+            if sample >= horizon:
+                return None
+            heapq.heappop(self._jobs)
+            return sample, job
 
     def _run(self, engine, sample: int, job: _Job) -> None:
         try:
@@ -131,8 +130,10 @@ class Timers:
                 heapq.heappush(self._jobs, (job.beat, next(self._order), job))
 
     def _run_due_offline(self, engine, first: int, end: int) -> None:
-        """Render hook: run what falls in ``[first, end)`` before it is rendered."""
-        for sample, job in self._due(engine, end):
+        """Render hook: run what falls in ``[first, end)`` before it is rendered (an ``every``
+        may fall there several times)."""
+        while (due := self._next_due(engine, end)) is not None:
+            sample, job = due
             self._run(engine, max(sample, first), job)
 
     def _ensure_thread(self) -> None:
@@ -147,8 +148,8 @@ class Timers:
                 return
             if engine.playing:
                 horizon = engine.position + int(LEAD_S * engine.sample_rate)
-                for sample, job in self._due(engine, horizon):
-                    self._run(engine, sample, job)
+                while (due := self._next_due(engine, horizon)) is not None:
+                    self._run(engine, *due)
             del engine
             with self._lock:
                 if not self._jobs:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+from tqdm.auto import tqdm
 
 from ..audio import AUDIO_EXTENSIONS, SILENCE_PEAK
 from ..blas import one_blas_thread
@@ -267,7 +268,6 @@ def extract_features(paths, *, progress: bool = True) -> FeatureTable:
     FeatureTable
         Non-audio, empty, unreadable and silent files are in ``.skipped`` with the reason.
     """
-    from tqdm.auto import tqdm
 
     paths = [Path(p) for p in paths]
     kept: list[Path] = []

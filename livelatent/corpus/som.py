@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from minisom import MiniSom
 
 from ..atomic import atomic_path
 from ..errors import ParameterError, SomError
@@ -82,7 +83,6 @@ def parse_grid(grid) -> tuple[int, int]:
 # -- building -------------------------------------------------------------------------------------
 def _train(points: np.ndarray, grid: tuple[int, int], *, seed: int, iterations: int) -> np.ndarray:
     """Train a minisom map; returns node weights (rows * cols, features)."""
-    from minisom import MiniSom
 
     rows, cols = grid
     som = MiniSom(rows, cols, points.shape[1], sigma=max(rows, cols) / 2.0, learning_rate=0.5,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import optional
 from ..atomic import atomic_path
 
 __all__ = ["umatrix", "draw_umatrix"]
@@ -42,9 +43,7 @@ def draw_umatrix(path, distances: np.ndarray, sizes: np.ndarray, *, title: str =
     Uses matplotlib's object API with the Agg canvas, so it changes no global backend and needs
     no display.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    Figure, FigureCanvasAgg = optional.matplotlib_figure()
     path = Path(path)
     rows, cols = distances.shape
     cell = 0.55

@@ -178,14 +178,30 @@ class Timeline:
         due.sort(key=lambda e: e.seq)
         for entry in due:
             command = entry.command
-            if command.quant != "now":     # its beat is found with the clock as it is now
+            if command.quant != "now":     # its beat, with the clock as it is now
                 target = self._resolved.get(entry.seq)
                 if target is None:
-                    target = self._resolved[entry.seq] = quantised_target(
-                        self._score.clock, command, step * self.step_size, self.step_size)
+                    target = self._resolved[entry.seq] = self._beat_of(entry, step)
                 if target != step:
                     continue
+            clock = self._score.clock
             self._score = apply(self._score, command, at=step * self.step_size, seq=entry.seq)
+            if self._score.clock is not clock:
+                self._find_beats_again(step)
+
+    def _beat_of(self, entry: Entry, step: int) -> int:
+        """The step a quantised entry lands on, with the clock as it is at ``step``."""
+        target = quantised_target(self._score.clock, entry.command, entry.step * self.step_size,
+                                  self.step_size)
+        return max(step, target)
+
+    def _find_beats_again(self, step: int) -> None:
+        """The tempo changed at ``step``: quantised commands still waiting find their beat or
+        bar again, with the new clock (a bar that now falls sooner lands sooner)."""
+        for entry in self._schedule:
+            target = self._resolved.get(entry.seq)
+            if target is not None and target > step:
+                self._resolved[entry.seq] = self._beat_of(entry, step + 1)
 
     def _next_due(self, step: int) -> int:
         index = bisect.bisect_right(self._schedule_steps, step)

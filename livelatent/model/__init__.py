@@ -4,6 +4,7 @@
 model pack and playing it never imports torch.
 """
 
+from .. import optional
 from .codec import Codec, load_model
 from .config import VAEConfig
 
@@ -12,6 +13,5 @@ __all__ = ["Codec", "load_model", "RawAudioVAE", "VAEConfig", "vae_loss"]
 
 def __getattr__(name):
     if name in ("RawAudioVAE", "vae_loss"):
-        from . import vae
-        return getattr(vae, name)
+        return getattr(optional.vae(), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
 
+from .. import optional
 from ..atomic import atomic_path
 from ..errors import ModelLoadError
 from .config import VAEConfig
@@ -61,10 +64,8 @@ class Checkpoint:
 
     def build_module(self):
         """The torch module with these weights, in float32 and eval mode (imports torch)."""
-        import torch
-
-        from .vae import RawAudioVAE
-        module = RawAudioVAE(self.config)
+        torch = optional.torch()
+        module = optional.vae().RawAudioVAE(self.config)
         module.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32))
                                 for k, v in self.state_dict.items()})
         return module.eval()
@@ -115,10 +116,9 @@ def save_checkpoint(path, module_or_state, config: VAEConfig, *, training: dict 
     path = Path(path)
     with atomic_path(path) as tmp:
         if path.suffix == ".safetensors":
-            from safetensors.numpy import save_file
             save_file(arrays, tmp, metadata={"livelatent": json.dumps(header)})
         else:
-            import torch
+            torch = optional.torch()
             torch.save({**header, "state_dict": {k: torch.from_numpy(v) for k, v in arrays.items()}}, tmp)
     return path
 
@@ -151,7 +151,6 @@ def load_checkpoint(path, *, sample_rate: int | None = None) -> Checkpoint:
 
 
 def _from_safetensors(path: Path, sample_rate: int | None) -> Checkpoint:
-    from safetensors import SafetensorError, safe_open
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
@@ -169,7 +168,7 @@ def _from_safetensors(path: Path, sample_rate: int | None) -> Checkpoint:
 
 
 def _safe_torch_load(path: Path):
-    import torch
+    torch = optional.torch()
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

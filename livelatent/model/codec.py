@@ -11,7 +11,9 @@ import contextlib
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
+from .. import optional
 from ..config import DEFAULT_MODEL_DIR
 from ..errors import ModelLoadError, ParameterError
 from .checkpoint import Checkpoint, load_checkpoint
@@ -56,7 +58,6 @@ class Codec:
                      np.ascontiguousarray(w["fc4.weight"].T), w["fc4.bias"])
         self._limiter = None
         if threads is not None and backend == "numpy":
-            from threadpoolctl import ThreadpoolController
             self._limiter = ThreadpoolController()
 
     # -- what a caller needs to know ---------------------------------------------------------
@@ -97,7 +98,7 @@ class Codec:
         """``(n, window)`` samples -> ``(mu, logvar)``, each ``(n, latent)`` float32."""
         x = self._check(windows, self.config.window, "windows")
         if self.backend == "torch":
-            import torch
+            torch = optional.torch()
             with self._threads(), torch.inference_mode():
                 mu, logvar = self.module.encode(torch.from_numpy(x))
             return mu.numpy(), logvar.numpy()
@@ -115,7 +116,7 @@ class Codec:
         """``(n, latent)`` latent vectors -> ``(n, window)`` float32 samples in [-1, 1]."""
         z = self._check(z, self.config.latent, "z")
         if self.backend == "torch":
-            import torch
+            torch = optional.torch()
             with self._threads(), torch.inference_mode():
                 return self.module.decode(torch.from_numpy(z)).numpy()
         w3, b3, w4, b4 = self._dec
@@ -148,13 +149,12 @@ class _TorchThreads:
         self.threads = threads
 
     def __enter__(self):
-        import torch
+        torch = optional.torch()
         self.previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
 
     def __exit__(self, *exc):
-        import torch
-        torch.set_num_threads(self.previous)
+        optional.torch().set_num_threads(self.previous)
         return False
 
 

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from ..audio import list_audio_files, read_audio
 from ..errors import AudioError, ModelLoadError, ParameterError, ResampledWarning
+from .card import write_card
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .warmstart import pca_warm_start
 from .metrics import PCABaseline, codec_reconstructor, reconstruction_metrics, silence_reconstructor
@@ -379,7 +381,6 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     model.train()
     bar = None
     if progress:
-        from tqdm.auto import tqdm
         bar = tqdm(total=total_steps, initial=first_epoch * steps_per_epoch, unit="batch",
                    dynamic_ncols=True, desc="train")
     epoch = first_epoch
@@ -468,7 +469,6 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     summary["content_hash"] = best_checkpoint.content_hash
     with atomic_path(output_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(_json_safe(summary), indent=1))
-    from .card import write_card
     write_card(output_dir, summary)
     return summary
 

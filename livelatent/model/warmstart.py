@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import optional
 from ..errors import ParameterError
 from .metrics import PCABaseline
 
@@ -30,8 +31,7 @@ def pca_warm_start(module, windows: np.ndarray, *, initial_logvar: float = INITI
 
     Needs ``hidden >= 2 * latent`` and at least ``latent + 1`` windows.
     """
-    import torch
-
+    torch = optional.torch()
     config = module.config
     window, hidden, latent = config.window, config.hidden, config.latent
     x = np.asarray(windows, dtype=np.float64)

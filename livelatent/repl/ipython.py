@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 
+from .. import optional
 from ..engine.writers import writer_origin
 from ..errors import DeviceError, LiveLatentError
 from ..events import Reader
@@ -114,6 +115,7 @@ class ReplShell:
         self._attached = False
         _attached.pop(id(self.shell), None)
         shell = self.shell
+        self.session.performer.cancel_timers()
         self.watcher.stop()
         for job in self.renders:
             if not job.done:
@@ -289,7 +291,7 @@ def unload_ipython_extension(ip) -> None:
 
 
 def _magics_class(repl: ReplShell):
-    from IPython.core.magic import Magics, line_magic, magics_class   # IPython: heavy
+    Magics, line_magic, magics_class = optional.ipython_magics()
 
     @magics_class
     class LivelatentMagics(Magics):

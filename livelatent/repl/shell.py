@@ -21,11 +21,11 @@ the state is saved beside the journal so ``livelatent render sets/<name>`` works
 
 from __future__ import annotations
 
-import importlib
 import sys
 import threading
 import time
 
+from .. import optional
 from ..engine.playback import SWITCH_INTERVAL_S
 from ..errors import DeviceError, LiveLatentError
 from ..session.session import Session
@@ -39,13 +39,14 @@ EXIT_FADE_S = 0.5
 
 
 def _import_ipython() -> None:
-    importlib.import_module("IPython.terminal.interactiveshell")
+    try:
+        optional.terminal_shell()
+    except LiveLatentError:
+        pass                  # said when the shell is made
 
 
 def _make_shell(session):
-    from IPython.terminal.interactiveshell import TerminalInteractiveShell   # IPython: heavy
-    from traitlets.config import Config
-
+    TerminalInteractiveShell, Config = optional.terminal_shell()
     config = Config()
     config.TerminalInteractiveShell.confirm_exit = True      # Ctrl-D on stage asks first
     config.TerminalInteractiveShell.term_title = False
@@ -104,6 +105,8 @@ def cli_live(args) -> int:
 def _leave(repl) -> None:
     """Fade out, record the end, close the stream, save the state beside the journal."""
     session = repl.session
+    session.performer.cancel_timers()       # before IPython lets go of the names they use
+    repl.watcher.stop()
     try:
         saved = session.save()
     except Exception as exc:    # the journal is on disk whatever happens here

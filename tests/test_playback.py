@@ -1,0 +1,143 @@
+"""Live playback through a JACK server: starting, stopping, failing, and what it leaves behind.
+
+The stream plays in an audio process; this test process never runs PortAudio.
+"""
+
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import jackutil
+from livelatent import DeviceError, Engine, sine, source, voice
+from livelatent.engine.output import AudioProcess
+from livelatent.scripting import play
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def sources():
+    t = np.arange(3 * SR) / SR
+    tone = source((0.5 * np.sin(2 * np.pi * 220 * t)).astype("float32"), name="tone")
+    hiss = source((np.random.default_rng(1).normal(0, 0.2, 2 * SR)).astype("float32"), name="hiss")
+    return tone, hiss
+
+
+def sounding(captured):
+    loud = np.flatnonzero(np.any(captured != 0, axis=1))
+    return captured[loud[0]:loud[-1] + 1] if loud.size else captured[:0]
+
+
+def test_stop_then_start_fifty_times_plays_on_where_the_listener_was(jack_server, sources):
+    with Engine(seed=3, blocksize=1024) as engine:
+        voice(*sources, curve=sine(2))
+        pieces = []
+        for attempt in range(50):
+            engine.start("system")
+            with jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=2) as recorder:
+                recorder.wait_frames(4 * 1024)
+                assert engine.playback._thread.is_alive(), f"start {attempt}: no decode thread"
+                underruns = engine.underruns
+                engine.stop_playback()
+                captured = recorder.stop()
+            assert underruns == 0, f"start {attempt}: {underruns} underruns"
+            assert np.abs(captured).max() > 0.01, f"start {attempt}: no sound"
+            pieces.append((sounding(captured), engine.position))   # what it played, up to where
+        heard = engine.position
+    with Engine(seed=3) as offline:
+        voice(*sources, curve=sine(2))
+        reference = offline.render_array(samples=heard)
+    previous = 0
+    for attempt, (piece, stopped_at) in enumerate(pieces):   # each start went on from the last stop
+        assert stopped_at - len(piece) >= previous - 1024, attempt   # (the recorder joins late)
+        expected = reference[stopped_at - len(piece):stopped_at]
+        assert np.abs(piece - expected).max() <= 1e-4, attempt
+        previous = stopped_at
+
+
+def test_portaudio_never_runs_in_the_engines_process(jack_server, sources):
+    with Engine(blocksize=1024) as engine:
+        voice(*sources)
+        engine.start("system")
+        time.sleep(0.2)
+        engine.stop_playback()
+    assert "sounddevice" not in sys.modules and "_sounddevice" not in sys.modules
+
+
+def test_a_device_that_cannot_open_changes_nothing(jack_server, sources):
+    with Engine(seed=1, blocksize=1024) as engine:
+        voice(*sources)
+        engine.render_array(samples=1000)                   # 24 samples of a step left over
+        before = engine.position, engine.leftover_size, engine.timeline.step
+        with pytest.raises(DeviceError, match="no output device matches 'nowhere'"):
+            engine.start("nowhere")
+        assert (engine.position, engine.leftover_size, engine.timeline.step) == before
+        assert not engine.playing and engine.playback is None
+        engine.start("system")                               # and then it plays as if nothing happened
+        time.sleep(0.3)
+        engine.stop_playback()
+        assert engine.underruns == 0
+
+
+def test_a_stream_that_fails_to_start_leaves_no_thread_and_no_change(jack_server, sources, monkeypatch):
+    def fail(self):
+        raise DeviceError("the stream would not start")
+
+    monkeypatch.setattr(AudioProcess, "start", fail)
+    with Engine(seed=1, blocksize=1024) as engine:
+        voice(*sources)
+        expected = Engine(engine.codec, seed=1)
+        with expected:
+            voice(*sources)
+        engine.render_array(samples=1000)
+        before = engine.position, engine.leftover_size, engine.timeline.step
+        with pytest.raises(DeviceError, match="would not start"):
+            engine.start("system")
+        assert (engine.position, engine.leftover_size, engine.timeline.step) == before
+        assert not engine.playing
+        assert not any(t.name == "livelatent-decode" and t.is_alive() for t in threading.enumerate())
+        # the decoded-ahead steps it took back render again exactly
+        with expected:
+            reference = expected.render_array(samples=1000 + 2 * SR)[1000:]
+        np.testing.assert_allclose(engine.render_array(samples=2 * SR), reference, atol=1e-5)
+
+
+def test_a_jack_server_that_dies_under_a_playing_engine_does_not_end_the_process(jack_server, sources):
+    with Engine(blocksize=1024) as engine:
+        voice(*sources)
+        engine.start("system")
+        time.sleep(0.3)
+        jack_server.process.send_signal(signal.SIGKILL)     # the sound card is gone
+        jack_server.process.wait()
+        deadline = time.monotonic() + 10
+        while not engine.playback.status()["lost"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.playback.status()["lost"]
+        engine.stop_playback()                              # and everything still works
+        assert not engine.playing
+        assert np.abs(engine.render_array(0.5)).max() > 0.01
+        assert any("stopped" in text for text in engine.events.texts("error"))
+
+
+def test_play_stops_only_when_the_listener_has_heard_the_end(jack_server, sources):
+    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=8)
+    waiting = threading.Thread(target=recorder.start, kwargs={"timeout_s": 20})
+    with Engine(seed=2, blocksize=1024) as engine:
+        voice(*sources, loop=False)                           # 2 s, then it ends by itself
+        waiting.start()
+        try:
+            play(engine, device="system", quiet=True)
+        finally:
+            waiting.join()
+        captured = recorder.stop()
+    with Engine(seed=2) as offline:
+        voice(*sources, loop=False)
+        reference = offline.render_array()                    # until its very end
+    last = int(np.flatnonzero(np.any(reference != 0, axis=1))[-1])
+    offset = jackutil.align(captured, reference)
+    assert offset + last < len(captured)                      # the last sound was played...
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4   # ...as rendered
