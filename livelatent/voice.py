@@ -109,9 +109,9 @@ def _noise(params: VoiceParams, engine_seed: int, k: np.ndarray, latent: int,
         key = (params.seed, int(block))
         noise = cache.get(key)
         if noise is None:
-            key = params.index if params.noise_key is None else params.noise_key
+            voice_key = params.index if params.noise_key is None else params.noise_key
             entropy = ([1, params.seed, int(block)] if params.seed is not None
-                       else [0, engine_seed, key, int(block)])
+                       else [0, engine_seed, voice_key, int(block)])
             noise = np.random.default_rng(entropy).standard_normal((NOISE_BLOCK, latent), dtype=np.float32)
             if len(cache) >= 4:
                 cache.pop(next(iter(cache)))

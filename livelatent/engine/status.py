@@ -31,7 +31,7 @@ def engine_status(engine) -> dict:
     status = {"position": position, "seconds": position / engine.sample_rate, "beats": beats,
               "bar": bar, "beat": beat_in_bar, "tempo": clock.bpm_at(position),
               "voices": voices, "peak": heard.peak, "pending": len(engine.pending()),
-              "live": engine.playing, "decode_load": 0.0, "callback_load": 0.0,
+              "playing": engine.playing, "decode_load": 0.0, "callback_load": 0.0,
               "underruns": 0, "xruns": 0}
     if engine.playback is not None:
         status.update(engine.playback.status())

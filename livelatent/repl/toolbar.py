@@ -76,7 +76,7 @@ def status_line(engine, *, extra: str | None = None) -> str:
         pending = pending_changes(engine) if status["pending"] else []
     except Exception as exc:   # the toolbar must never take the prompt down
         return f"status unavailable: {type(exc).__name__}: {exc}"
-    state = "" if status["live"] else "offline | "
+    state = "" if status["playing"] else "offline | "
     first = (f"{state}bar {status['bar']} beat {status['beat']:.2f} | {status['tempo']:g} bpm | "
              f"decode {100 * status['decode_load']:.0f}% | underruns {status['underruns']} | "
              f"peak {peak_meter(status['peak'])}")
