@@ -10,7 +10,7 @@ from .engine.engine import Engine
 from .engine.writers import writer_origin
 from .errors import (AudioError, CurveError, DeviceError, LiveLatentError, ModelLoadError,
                      ParameterError, SetError, SomError)
-from .model import load_model
+from .model.codec import load_model
 from .sources import Source
 
 __all__ = [

@@ -22,7 +22,8 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["STRATEGIES", "SYNTHS", "FITS", "Layout", "layout", "frame_schedule", "step_values"]
+__all__ = ["STRATEGIES", "SYNTHS", "FITS", "Layout", "layout", "frame_schedule", "frames_per_pass",
+           "step_values"]
 
 STRATEGIES = ("stepwise", "meso", "extension")
 SYNTHS = ("concat", "ola")
@@ -80,24 +81,20 @@ def step_values(steps) -> np.ndarray:
     return values
 
 
-def frame_schedule(strategy: str, k: np.ndarray, *, frames_a: int, frames_b: int, fit: str,
-                   passes: int, loop: bool):
-    """Which frames windows ``k`` read.
+def frames_per_pass(fit: str, frames_a, frames_b):
+    """Frames in one pass over two sources: the shorter when cropping, the longer when looping."""
+    return np.minimum(frames_a, frames_b) if fit == "crop" else np.maximum(frames_a, frames_b)
 
-    Returns ``(index_a, index_b, pass_index, pass_first_k, alive)``; ``alive`` is False from the
-    first window after the voice's natural end (never, when looping).
+
+def frame_schedule(k: np.ndarray, *, length, frames_a, frames_b, stepwise, passes, loop):
+    """Which frames windows ``k`` read, for any number of voices at once.
+
+    Every argument after ``k`` is a number or an array shaped like ``k`` (each window's voice's
+    value): ``length`` frames per pass (:func:`frames_per_pass`), each source's frame count,
+    whether the voice is stepwise and its number of passes, whether it loops.
+    Returns ``(index_a, index_b, pass_index, alive)``; ``alive`` is False from the first window
+    after the voice's natural end (never, when looping).
     """
-    if fit == "crop":
-        length = min(frames_a, frames_b)
-    else:
-        length = max(frames_a, frames_b)
     pass_index, frame = np.divmod(k, length)
-    index_a = frame % frames_a
-    index_b = frame % frames_b
-    if loop:
-        alive = np.ones(k.shape, dtype=bool)
-    elif strategy == "stepwise":
-        alive = pass_index < passes
-    else:
-        alive = k < length
-    return index_a, index_b, pass_index, pass_index * length, alive
+    alive = loop | np.where(stepwise, pass_index < passes, k < length)
+    return frame % frames_a, frame % frames_b, pass_index, alive

@@ -57,6 +57,12 @@ def imports(module: str, path: Path, known: dict) -> set[str]:
             target = _target(name, known)
             if target and target != module:
                 found.add(target)
+                # importing a.b.c runs package a.b's __init__ first: from outside a.b, that is
+                # an import of a.b too
+                parent = target.rpartition(".")[0]
+                while parent in known and not module.startswith(parent + ".") and parent != module:
+                    found.add(parent)
+                    parent = parent.rpartition(".")[0]
     return found
 
 

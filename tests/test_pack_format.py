@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from livelatent import ModelLoadError, load_model
-from livelatent.model import RawAudioVAE, VAEConfig
+from livelatent.model.config import VAEConfig
+from livelatent.model.vae import RawAudioVAE
 from livelatent.model.checkpoint import load_checkpoint, save_checkpoint
 
 SMALL = VAEConfig(window=64, hidden=32, latent=8, sample_rate=22050)

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from livelatent import AudioError, Engine, source
-from livelatent.model import load_model
+from livelatent.model.codec import load_model
 
 SR = 44100
 

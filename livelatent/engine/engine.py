@@ -27,7 +27,8 @@ from ..events import Events
 from ..model.codec import Codec, load_model
 from ..voice import VoiceParams
 from .clock import Clock
-from .commands import COMMAND_TYPES, Command, Score, check_quant
+from .commands import COMMAND_TYPES, AddVoice, Command, Score, SetVoice, check_quant
+from .frames import FrameArena
 from .playback import Playback
 from .published import Published, intended, pending_entries
 from .status import engine_status
@@ -72,8 +73,9 @@ class Engine:
             raise ParameterError(f"lookahead={lookahead} must be at least one step ({self.step} samples)")
         self.events = Events()
         self.playback: Playback | None = None
+        self.frames = FrameArena(self.codec.latent_dim)
         self.timeline = Timeline(self.codec, seed=self.seed, step=self.step, tempo=tempo,
-                                 events=self.events)
+                                 events=self.events, arena=self.frames)
         self._leftover = np.zeros((0, 2), dtype=np.float32)   # rendered, not yet handed out
         self._lock = threading.RLock()           # offline: one advancer or sender at a time
         self._numbers = threading.Lock()
@@ -264,6 +266,7 @@ class Engine:
             return self.position       # a replay plays only its journal: live code changes nothing
         for recorder in list(self._recorders):
             recorder.check(batch)
+        self._place_frames(batch.commands)      # here, not in the decode thread: copies can be large
         playback = self.playback
         landed = playback.land(batch) if playback is not None else None
         if landed is not None:
@@ -283,6 +286,16 @@ class Engine:
         for recorder in list(self._recorders):
             recorder.landed(batch)
         return batch.landed_at
+
+    def _place_frames(self, commands) -> None:
+        for command in commands:
+            if isinstance(command, AddVoice):
+                self.frames.offset(command.params.frames_a)
+                self.frames.offset(command.params.frames_b)
+            elif isinstance(command, SetVoice):
+                for role in ("frames_a", "frames_b"):
+                    if role in command.changes:
+                        self.frames.offset(command.changes[role])
 
     def seal(self, key) -> None:
         """From now on only batches whose ``key`` is ``key`` land (a replay's own): code the

@@ -117,6 +117,7 @@ class Playback:
             self._ring.write(position, leftover)
             self._ring.written = engine.timeline.step * step
             hold_one_blas_thread()
+            engine.timeline.draw_noise_ahead(True)
             switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
             try:
@@ -171,6 +172,7 @@ class Playback:
         return self._ring.read >= sample
 
     def _restore_threads(self, switch_interval: float) -> None:
+        self.engine.timeline.draw_noise_ahead(False)
         release_blas_threads()
         sys.setswitchinterval(switch_interval)
 

@@ -43,10 +43,10 @@ class Checkpoint:
 class Timeline:
     """Commands in, samples out, one step at a time (see the module docstring)."""
 
-    def __init__(self, codec, *, seed: int, step: int, tempo: float, events):
+    def __init__(self, codec, *, seed: int, step: int, tempo: float, events, arena):
         self.step_size = step
         self.events = events
-        self._bank = Bank(codec, seed=seed, step=step)
+        self._bank = Bank(codec, seed=seed, step=step, arena=arena)
         self._score = Score(MappingProxyType({}), Clock(codec.sample_rate, tempo))
         self._schedule: list[Entry] = []
         self._schedule_steps: list[int] = []
@@ -85,9 +85,7 @@ class Timeline:
         """Every voice has played its last window and nothing waits to start: from
         ``latest.sound_end`` on there is silence."""
         latest = self._latest
-        runtimes = self._bank.runtimes
-        return all(n not in runtimes or runtimes[n].ended for n in latest.score.voices) and \
-            not pending_entries(latest, latest.sample)
+        return self._bank.all_ended(latest.score.voices) and not pending_entries(latest, latest.sample)
 
     def loops(self) -> bool:
         """Whether a voice playing or about to start loops (so the sound never ends by itself)."""
@@ -214,6 +212,10 @@ class Timeline:
                                  MappingProxyType(dict(self._resolved)), self._peak,
                                  self._sound_end)
         self._history.append(self._latest)
+
+    def draw_noise_ahead(self, ahead: bool) -> None:
+        """Draw each voice's next noise block ahead, on another thread (live playback does)."""
+        self._bank.noise.ahead = ahead
 
     def set_stem_sink(self, sink) -> None:
         """``sink(number, name, first_sample, block)`` receives each voice's samples (or None)."""

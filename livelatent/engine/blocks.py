@@ -1,0 +1,141 @@
+"""What a voice plays, computed a block of windows at a time: amounts and noise.
+
+Both are pure functions of (voice parameters, clock, engine seed, window index): the amount is
+the voice's curve (or its stepwise values) at the window's time, the noise the window's row of
+a block drawn from a generator seeded by (engine seed, the voice's noise key, block). The voice
+bank caches one block per voice and computes the next one ahead, each voice at its own phase,
+so a step costs no per-voice Python work.
+
+A curve that raises or returns NaN is found window by window, so it reverts to the last good
+curve on the same window however the work is chunked (live and offline agree).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..curves import const
+from ..errors import CurveError
+from ..strategies import frames_per_pass
+from ..voice import VoiceParams, curve_values
+
+__all__ = ["BLOCK", "Revert", "block_amounts", "noise_entropy", "noise_block", "NoiseBlocks",
+           "voice_frames_per_pass"]
+
+BLOCK = 256   # windows per block: window k of a voice is row k % 256 of block k // 256
+_MAX_READY = 2048     # noise blocks drawn ahead and not taken yet (512 MB at most)
+
+
+@dataclass(frozen=True)
+class Revert:
+    """A voice's curve failed at ``window``: from there it plays ``params`` (its last good curve)."""
+
+    window: int
+    params: VoiceParams
+    message: str
+
+
+def voice_frames_per_pass(params: VoiceParams) -> int:
+    """Frames in one pass over the voice's sources."""
+    return int(frames_per_pass(params.fit, len(params.frames_a), len(params.frames_b)))
+
+
+def _amounts(params: VoiceParams, k: np.ndarray, clock, curve, curve_start: int) -> np.ndarray:
+    length = voice_frames_per_pass(params)
+    pass_index = k // length
+    if curve is None:   # stepwise over `steps`
+        return params.steps[pass_index % params.steps.size]
+    if params.strategy == "stepwise":   # the curve sampled once per pass, at its first window
+        k = pass_index * length
+    positions = params.start + k * params.layout.output_hop
+    return curve_values(curve, clock.beats(positions) - clock.beats(curve_start))
+
+
+def block_amounts(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarray, Revert | None]:
+    """The amounts of windows ``k`` (ascending), and the revert a failing curve makes, if any.
+
+    Windows from the first failing one on use the last good curve; if even that fails there,
+    they hold the last amount.
+    """
+    try:
+        return _amounts(params, k, clock, params.curve, params.curve_start), None
+    except CurveError as exc:
+        failure = str(exc)
+    amounts = np.empty(k.size)
+    first = 0
+    for i in range(k.size):         # the first failing window, one by one
+        try:
+            amounts[i:i + 1] = _amounts(params, k[i:i + 1], clock, params.curve, params.curve_start)
+        except CurveError as exc_i:
+            first, failure = i, str(exc_i)
+            break
+    # (the block failed but no single window did: the curve is not elementwise; revert here)
+    reverted = params.changed(curve=params.good_curve, curve_start=params.good_curve_start)
+    try:
+        amounts[first:] = _amounts(reverted, k[first:], clock, reverted.curve, reverted.curve_start)
+    except CurveError:               # even the last good curve fails here: hold the last amount
+        held = const(float(amounts[first - 1]) if first > 0 else 0.5)
+        amounts[first:] = held(0.0)
+        reverted = reverted.changed(curve=held, good_curve=held)
+    message = f"voice {params.name}: {failure}; reverted to its last good curve"
+    return amounts, Revert(int(k[first]), reverted, message)
+
+
+def noise_entropy(params: VoiceParams, engine_seed: int, block: int) -> tuple:
+    """What seeds the generator of a voice's noise block: its own seed, or the engine's seed and
+    the voice's noise key."""
+    key = params.index if params.noise_key is None else params.noise_key
+    return ((1, params.seed, int(block)) if params.seed is not None
+            else (0, engine_seed, key, int(block)))
+
+
+def noise_block(entropy: tuple, latent: int) -> np.ndarray:
+    """Standard normal noise of one block of windows: (BLOCK, latent), row k % BLOCK for window k."""
+    return np.random.default_rng(list(entropy)).standard_normal((BLOCK, latent), dtype=np.float32)
+
+
+class NoiseBlocks:
+    """Noise blocks, drawn ahead on a thread of their own when asked to.
+
+    Drawing a block (256 windows of 256 values) takes most of a millisecond, and numpy lets the
+    GIL go while it draws: live, the voice bank asks for each voice's next block a few seconds
+    before it needs it, and the other core draws it. The values are the same whoever draws them.
+    """
+
+    def __init__(self, latent: int):
+        self.latent = latent
+        self._ready: dict[tuple, np.ndarray] = {}
+        self._wanted: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.ahead = False               # draw ahead on a thread (live playback turns it on)
+
+    def get(self, entropy: tuple) -> np.ndarray:
+        with self._lock:
+            ready = self._ready.pop(entropy, None)
+        return ready if ready is not None else noise_block(entropy, self.latent)
+
+    def prefetch(self, entropy: tuple) -> None:
+        if not self.ahead:
+            return
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._draw, name="livelatent-noise", daemon=True)
+            self._thread.start()
+        self._wanted.put(entropy)
+
+    def _draw(self) -> None:
+        while True:
+            try:
+                entropy = self._wanted.get(timeout=5.0)
+            except queue.Empty:
+                return                   # idle: the thread ends; the next prefetch starts one
+            with self._lock:
+                if entropy in self._ready or len(self._ready) >= _MAX_READY:
+                    continue
+            block = noise_block(entropy, self.latent)
+            with self._lock:
+                self._ready[entropy] = block

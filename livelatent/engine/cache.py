@@ -1,0 +1,149 @@
+"""The voice bank's cache: each voice's amounts and noise, a block of windows ahead.
+
+Each voice has a slot holding two consecutive blocks (:data:`~.blocks.BLOCK` windows each) of
+its amounts and of its noise, block b in half b % 2 (:func:`BlockCache.rows`), so moving on by a
+block copies nothing. A step reads every voice's rows with one indexing operation. A voice
+whose windows leave the blocks it holds loads them again; and each voice, when it reaches its
+own phase inside its second block, computes the next one in place of its first, so the work
+spreads over the steps instead of falling on one when voices start together. Live, the
+noise of the block after that is drawn ahead on another thread (:class:`~.blocks.NoiseBlocks`).
+
+The cache is keyed on the immutable parameters (and the clock, on which amounts depend): a
+change replaces the parameters and the voice loads again; noise, which depends only on the
+voice's noise key, is kept. Rewinds leave the cache alone: what it holds is a pure function of
+what it is keyed on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .blocks import BLOCK, NoiseBlocks, block_amounts, noise_entropy
+
+__all__ = ["BlockCache"]
+
+
+class BlockCache:
+    """Amounts and noise of the voices, in slots (one per voice number)."""
+
+    def __init__(self, *, seed: int, latent: int):
+        self.seed = seed
+        self.latent = latent
+        self.noise = NoiseBlocks(latent)
+        self._slot_of: dict[int, int] = {}
+        self._free: list[int] = []
+        self._capacity = 0
+        self.amounts = np.zeros((0, 2 * BLOCK))
+        self.noise_rows = np.zeros((0, 2 * BLOCK, latent), dtype=np.float32)
+        self.first_block = np.zeros(0, dtype=np.int64)
+        self._params = np.empty(0, dtype=object)
+        self._noise_of = np.empty(0, dtype=object)
+        # slot -> (the params whose curve failed, the revert), taken when the voice gets there
+        self._reverts: dict[int, tuple] = {}
+        self._clock = None
+        self._grow(8)
+
+    def _grow(self, capacity: int) -> None:
+        used = self._capacity
+        for name, fill in (("amounts", 0.0), ("noise_rows", 0.0), ("first_block", -10),
+                           ("_params", None), ("_noise_of", None)):
+            old = getattr(self, name)
+            grown = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
+            grown[:used] = old
+            grown[used:] = fill
+            setattr(self, name, grown)
+        self._free.extend(range(capacity - 1, used - 1, -1))
+        self._capacity = capacity
+
+    def slots(self, numbers) -> np.ndarray:
+        """The slot of each voice number, in order, freeing those of voices not listed."""
+        wanted = set(numbers)
+        for number in [n for n in self._slot_of if n not in wanted]:
+            slot = self._slot_of.pop(number)
+            self._reverts.pop(slot, None)
+            self._free.append(slot)
+        found = []
+        for number in numbers:
+            slot = self._slot_of.get(number)
+            if slot is None:
+                if not self._free:
+                    self._grow(2 * self._capacity)
+                slot = self._slot_of[number] = self._free.pop()
+                self._params[slot] = self._noise_of[slot] = None
+            found.append(slot)
+        return np.array(found, dtype=np.int64)
+
+    @staticmethod
+    def rows(k):
+        """Where window ``k`` is in its slot's arrays."""
+        return (k // BLOCK) % 2 * BLOCK + k % BLOCK
+
+    # -- keeping the blocks ahead of the voices ------------------------------------------------------
+    def prepare(self, table, clock, k0, k1, counts) -> None:
+        """Make sure every voice's slot holds the blocks its windows ``[k0, k1)`` fall in, and
+        work one block ahead for the voices whose phase has come."""
+        if clock is not self._clock:         # amounts depend on the tempo: work them out again
+            self._clock = clock
+            self._params[:] = None
+        playing = counts > 0
+        if not playing.any():
+            return
+        slots = table.slots
+        cached = self.first_block[slots]
+        current = self._params[slots] == table.identity
+        first, last = k0 // BLOCK, (k1 - 1) // BLOCK
+        stale = playing & (~current | (first < cached) | (last > cached + 1))
+        ahead = playing & ~stale & (first == cached + 1) & (k0 % BLOCK >= table.phase)
+        for i in np.flatnonzero(stale):
+            self._load(int(slots[i]), table.params[i], clock, int(first[i]), shift=False)
+        for i in np.flatnonzero(ahead):
+            self._load(int(slots[i]), table.params[i], clock, int(first[i]), shift=True)
+
+    def _load(self, slot: int, params, clock, block: int, *, shift: bool) -> None:
+        """Fill ``slot`` with blocks ``block`` and ``block + 1`` (with ``shift`` the first is
+        there already, as the second). Noise is kept when only the curve or the tempo changed."""
+        B = BLOCK
+        noise_key = None if params.deterministic else (params.seed, params.noise_key, params.index)
+        kept = int(self.first_block[slot]) if self._noise_of[slot] == noise_key else None
+        fresh = [block + 1] if shift else [block, block + 1]
+        noisy = [b for b in (block, block + 1) if kept is None or not kept <= b <= kept + 1]
+        pending = self._reverts.get(slot)
+        revert = pending[1] if pending is not None and pending[0] is params else None
+        for b in fresh:
+            source = revert.params if revert is not None and revert.window < b * B else params
+            k = np.arange(b * B, (b + 1) * B, dtype=np.int64)
+            played = k >= _first_window_of(source)     # windows before its curve took effect never play
+            values = np.zeros(B)
+            if played.any():
+                values[played], found = block_amounts(source, k[played], clock)
+                if found is not None and revert is None:
+                    revert = found
+                    self._reverts[slot] = (params, found)
+            self.amounts[slot, b % 2 * B:(b % 2 + 1) * B] = values
+        if noise_key is not None:
+            for b in noisy:
+                self.noise_rows[slot, b % 2 * B:(b % 2 + 1) * B] = self.noise.get(
+                    noise_entropy(params, self.seed, b))
+            self.noise.prefetch(noise_entropy(params, self.seed, block + 2))   # the next one it needs
+        self._noise_of[slot] = noise_key
+        self.first_block[slot] = block
+        self._params[slot] = params
+
+    def take_reverts(self, table, k1) -> list:
+        """The reverts found ahead whose window the voice has reached: [(row, revert)]."""
+        taken = []
+        for slot, (params, revert) in list(self._reverts.items()):
+            rows = np.flatnonzero(table.slots == slot)
+            if rows.size and table.params[rows[0]] is params and revert.window < k1[rows[0]]:
+                taken.append((int(rows[0]), revert))
+                del self._reverts[slot]
+        return taken
+
+
+def _first_window_of(params) -> int:
+    """The first window of a voice that its curve (as it is in ``params``) plays."""
+    if params.curve is None or params.curve_start <= params.start:
+        return 0
+    return int(math.ceil((params.curve_start - params.start) / params.layout.output_hop))
