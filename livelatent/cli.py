@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("-o", "--output", required=True, help="output .wav or .flac")
             p.add_argument("--stems", action="store_true", help="also write one file per voice")
+            p.add_argument("--rate", type=int, default=None,
+                           help="sample rate of the file (resampled as a device at that rate plays; "
+                                "default: the model's)")
             p.add_argument("--no-code", action="store_true",
                            help="a set: render its recorded commands and run none of its code")
 

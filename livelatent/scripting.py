@@ -57,7 +57,8 @@ def cli_render(args) -> int:
     with _engine_for(args) as engine:
         run_script(args.script, engine)
         began = time.perf_counter()
-        written = render_to_file(engine, args.output, args.seconds, stems=args.stems)
+        written = render_to_file(engine, args.output, args.seconds, stems=args.stems,
+                                 rate=getattr(args, "rate", None))
         elapsed = time.perf_counter() - began
     seconds = engine.position / engine.sample_rate
     speed = seconds / elapsed if elapsed > 0 else float("inf")

@@ -20,14 +20,15 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import weakref
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["JackServer", "running_jack_server", "JackRecorder", "SUBPROCESS_PORTS", "align",
-           "max_abs_diff_aligned", "jackd_available"]
+__all__ = ["JackServer", "running_jack_server", "JackRecorder", "RecorderProcess", "SUBPROCESS_PORTS",
+           "align", "max_abs_diff_aligned", "jackd_available"]
 
 _running_names: set[str] = set()
 _open_recorders: "weakref.WeakSet[JackRecorder]" = weakref.WeakSet()
@@ -87,8 +88,43 @@ class JackServer:
         listed = subprocess.run(["jack_lsp", "-s", self.name], capture_output=True, text=True, timeout=10)
         return listed.stdout.split() if listed.returncode == 0 else []
 
+    def restart(self, ready_timeout_s: float = 15.0) -> None:
+        """Start jackd again, under the same name, after :meth:`stop` (a server that came back)."""
+        if self.process.poll() is None:
+            raise RuntimeError(f"the JACK server {self.name!r} is still running")
+        self.process = _start_jackd(self.name, self.rate, self.period, self.log_path)
+        _wait_until_ready(self, ready_timeout_s)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop jackd and wait until it has exited (with a client connected it can take seconds)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        _remove_shared_memory(self.name)
+
     def __repr__(self):
         return f"JackServer(name={self.name!r}, rate={self.rate}, period={self.period})"
+
+
+def _start_jackd(name: str, rate: int, period: int, log_path: Path) -> subprocess.Popen:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            ["jackd", "-n", name, *_REALTIME, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+
+def _wait_until_ready(server: "JackServer", ready_timeout_s: float) -> None:
+    deadline = time.monotonic() + ready_timeout_s
+    while not _accepts_clients(server.name):
+        if server.process.poll() is not None:
+            raise RuntimeError(f"jackd exited with code {server.process.returncode}:\n{server.log()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"jackd did not accept clients within {ready_timeout_s} s:\n{server.log()}")
+        time.sleep(0.02)
 
 
 def _accepts_clients(name: str) -> bool:
@@ -117,21 +153,12 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
             break
         name = f"livelatent-test-{os.getpid()}-{number}"
     _running_names.add(name)
-    log_path = Path(log_dir) / f"jackd-{name}.log"
+    log_path = Path(log_dir) / f"jackd-{name}-{time.monotonic_ns()}.log"
     saved_env = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            ["jackd", "-n", name, *_REALTIME, "-d", "dummy", "-r", str(rate), "-p", str(period)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    process = _start_jackd(name, rate, period, log_path)
     server = JackServer(name=name, rate=rate, period=period, log_path=log_path, process=process)
     try:
-        deadline = time.monotonic() + ready_timeout_s
-        while not _accepts_clients(name):
-            if process.poll() is not None:
-                raise RuntimeError(f"jackd exited with code {process.returncode}:\n{server.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"jackd did not accept clients within {ready_timeout_s} s:\n{server.log()}")
-            time.sleep(0.02)
+        _wait_until_ready(server, ready_timeout_s)
         os.environ["JACK_DEFAULT_SERVER"] = name
         os.environ["JACK_NO_START_SERVER"] = "1"  # never let a client spawn a server of its own
         yield server
@@ -144,14 +171,7 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        _remove_shared_memory(name)
+        server.stop()
         _running_names.discard(name)
 
 
@@ -316,12 +336,13 @@ def _as_frames(audio) -> np.ndarray:
     return audio[:, None] if audio.ndim == 1 else audio
 
 
-def align(captured, reference, *, probe: int = 64) -> int:
+def align(captured, reference, *, probe: int = 64, tolerance: float = 1e-5) -> int:
     """Where ``reference`` starts inside ``captured``: ``captured[offset + i] ~ reference[i]``.
 
-    Looks for the first ``probe`` samples of the reference (from its first non-silent one) as an
-    exact match in the capture; failing that, takes the peak of the FFT cross-correlation. The
-    offset is negative when the capture began after the reference did.
+    Looks for ``probe`` samples of the reference, from its first clearly audible one, in the
+    capture (each within ``tolerance``: a live stream and a render decode in other batch sizes,
+    so they differ in the last bits); failing that, takes the peak of the FFT cross-correlation.
+    The offset is negative when the capture began after the reference did.
 
     Parameters
     ----------
@@ -331,19 +352,33 @@ def align(captured, reference, *, probe: int = 64) -> int:
     cap, ref = _as_frames(captured), _as_frames(reference)
     if cap.shape[1] != ref.shape[1]:
         raise ValueError(f"captured has {cap.shape[1]} channels, reference {ref.shape[1]}")
-    loud = np.flatnonzero(np.any(ref != 0, axis=1))
-    if len(loud) == 0:
+    if not np.any(np.abs(ref) > 1e-3):
         raise ValueError("the reference is silent: nothing to align")
-    first = int(loud[0])
-    head = ref[first:first + probe]
-    for position in np.flatnonzero(np.all(cap == ref[first], axis=1)):
-        if np.array_equal(cap[position:position + len(head)], head):
-            return int(position) - first
+    found = _find(cap, ref, probe, tolerance)            # the reference's start in the capture
+    if found is not None:
+        return found
+    found = _find(ref, cap, probe, tolerance)            # or the capture's start in the reference
+    if found is not None:
+        return -found
     size = 1 << int(np.ceil(np.log2(len(cap) + len(ref))))
     correlation = np.fft.irfft(np.fft.rfft(cap.sum(axis=1), size) * np.conj(np.fft.rfft(ref.sum(axis=1), size)),
                                size)
     lag = int(np.argmax(correlation))
     return lag if lag < len(cap) else lag - size
+
+
+def _find(haystack, needle, probe: int, tolerance: float):
+    """Where ``needle`` starts in ``haystack`` (by ``probe`` samples from its first audible one)."""
+    loud = np.flatnonzero(np.any(np.abs(needle) > 1e-3, axis=1))
+    if len(loud) == 0:
+        return None
+    first = int(loud[0])
+    head = needle[first:first + probe]
+    for position in np.flatnonzero(np.all(np.abs(haystack - needle[first]) <= tolerance, axis=1)):
+        window = haystack[position:position + len(head)]
+        if window.shape == head.shape and np.all(np.abs(window - head) <= tolerance):
+            return int(position) - first
+    return None
 
 
 def max_abs_diff_aligned(captured, reference, *, offset: int | None = None) -> float:
@@ -360,3 +395,45 @@ def max_abs_diff_aligned(captured, reference, *, offset: int | None = None) -> f
         raise ValueError(f"at offset {offset} the capture ({len(cap)} frames) and the reference "
                          f"({len(ref)} frames) do not overlap")
     return float(np.max(np.abs(cap[first + offset:last + offset] - ref[first:last])))
+
+
+_RECORDER_CHILD = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import jackutil
+recorder = jackutil.JackRecorder(sys.argv[2], sys.argv[3], seconds=float(sys.argv[4]))
+recorder.start(timeout_s=float(sys.argv[6]))
+print("recording", flush=True)
+sys.stdin.readline()
+np.save(sys.argv[5], recorder.stop())
+"""
+
+
+class RecorderProcess:
+    """A :class:`JackRecorder` in a process of its own, for tests in which this process holds
+    the GIL on purpose: a recorder here could not run its JACK callback meanwhile, and its
+    capture would miss what was played."""
+
+    def __init__(self, server, ports="PortAudio", *, seconds: float, folder: Path, timeout_s: float = 20.0):
+        name = server if isinstance(server, str) else server.name
+        self._path = Path(folder) / f"capture-{time.monotonic_ns()}.npy"
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", _RECORDER_CHILD, str(Path(__file__).parent), name, ports, str(seconds),
+             str(self._path), str(timeout_s)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self._child.stdout.readline()
+        if line.strip() != "recording":
+            self._child.kill()
+            raise RuntimeError(f"the recorder process did not start: {line!r}")
+
+    def stop(self) -> np.ndarray:
+        self._child.stdin.write("stop\n")
+        self._child.stdin.flush()
+        self._child.wait(timeout=30)
+        return np.load(self._path)
+
+    def close(self) -> None:
+        if self._child.poll() is None:
+            self._child.kill()
+            self._child.wait()

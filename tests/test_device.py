@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import jackutil
-from livelatent.engine.output import AudioProcess, SharedRing
+from livelatent.engine.output import AudioProcess, SharedRing, explain
 from livelatent.errors import DeviceError
 from livelatent.sinks import device
 
@@ -47,15 +47,26 @@ def test_unknown_device_error_lists_the_devices_that_exist(jack_server):
         device.find_output_device("system", channels=8)
 
 
-def test_wrong_sample_rate_says_jack_runs_at_the_servers_rate(jack_server):
+def test_a_device_at_another_rate_opens_at_its_own_rate(jack_server):
     ring = SharedRing(1 << 16)
+    process = AudioProcess(ring, device="jack", samplerate=48000, blocksize=1024)
     try:
-        with pytest.raises(DeviceError) as raised:
-            AudioProcess(ring, device="jack", samplerate=48000, blocksize=1024).open()
+        process.open()
+        assert process.samplerate == 44100          # the engine resamples to it
     finally:
+        process.kill()
         ring.close()
-    message = str(raised.value)
-    assert "JACK server's rate (44100 Hz" in message and "'system'" in message
+
+
+def test_a_device_with_no_usable_rate_names_the_rates_it_offers():
+    message = {"event": "error", "kind": "open", "message": "48000 Hz: Invalid sample rate",
+               "device": {"name": "Tiny USB", "hostapi": "ALSA", "default_samplerate": 8000.0},
+               "devices": [{"index": 0, "name": "Tiny USB", "hostapi": "ALSA",
+                            "max_output_channels": 2, "default_samplerate": 8000.0}],
+               "rates": [8000, 11025]}
+    text = explain(message)
+    assert "cannot open output device 'Tiny USB' (ALSA) at any usable rate" in text
+    assert "it offers 8000 Hz, 11025 Hz" in text and "Invalid sample rate" in text
 
 
 def test_livelatent_devices_prints_the_jack_device(jack_server, capsys):

@@ -3,13 +3,17 @@
 The stream plays in an audio process; this test process never runs PortAudio.
 """
 
+import re
 import signal
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 import jackutil
 from livelatent import DeviceError, Engine, sine, source, voice
@@ -17,6 +21,7 @@ from livelatent.engine.output import AudioProcess
 from livelatent.scripting import play
 
 SR = 44100
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +146,75 @@ def test_play_stops_only_when_the_listener_has_heard_the_end(jack_server, source
     offset = jackutil.align(captured, reference)
     assert offset + last < len(captured)                      # the last sound was played...
     assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4   # ...as rendered
+
+
+@pytest.mark.parametrize("jack_server", [{"rate": 48000}], indirect=True)
+def test_a_48_khz_server_plays_the_engine_resampled_as_render_rate_writes_it(jack_server, sources,
+                                                                              tmp_path):
+    script = tmp_path / "tone.py"
+    script.write_text(
+        "import numpy as np\n"
+        "t = np.arange(3 * 44100) / 44100\n"
+        "tone = source((0.5 * np.sin(2 * np.pi * 220 * t)).astype('float32'), name='tone')\n"
+        "hiss = source(np.random.default_rng(1).normal(0, 0.2, 2 * 44100).astype('float32'), name='hiss')\n"
+        "voice(tone, hiss, curve=sine(2))\n")
+    command = [sys.executable, "-m", "livelatent.cli"]
+    player = subprocess.Popen(command + ["play", str(script), "--seconds", "3", "--device", "system"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=20) as recorder:
+            _, stderr = player.communicate(timeout=90)
+            captured = sounding(recorder.stop())
+    finally:
+        player.kill()
+        player.wait()
+    assert player.returncode == 0, stderr
+    done = subprocess.run(command + ["render", str(script), "-o", str(tmp_path / "48k.wav"),
+                                     "--seconds", "5", "--rate", "48000"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    reference, rate = sf.read(tmp_path / "48k.wav", dtype="float32")
+    assert rate == 48000 and len(reference) == 5 * 48000
+    offset = jackutil.align(captured, reference)
+    assert len(captured) - offset >= 2 * 48000
+    assert jackutil.max_abs_diff_aligned(captured[:-64], reference, offset=offset) <= 1e-4
+
+
+def test_a_long_c_call_holding_the_gil_does_not_stall_the_sound(jack_server, sources, tmp_path):
+    """The callback plays in another process; what is decoded ahead covers the decode thread."""
+    pattern, text = re.compile(r"(a|aa)+$"), "a" * 24 + "b"
+    began = time.perf_counter()
+    pattern.match(text)                           # one C call: the GIL is held all along
+    held = time.perf_counter() - began
+    size = 24
+    while held < 0.15 and size < 40:              # calibrate to at least 150 ms on this machine
+        size += 1
+        text = "a" * size + "b"
+        began = time.perf_counter()
+        pattern.match(text)
+        held = time.perf_counter() - began
+    with Engine(seed=9, blocksize=1024, lookahead=int(0.25 * SR)) as engine:
+        voice(*sources, curve=sine(2))
+        engine.start("system")
+        recorder = jackutil.RecorderProcess(jack_server, "PortAudio", seconds=8, folder=tmp_path)
+        try:
+            time.sleep(0.5)
+            began = time.perf_counter()
+            pattern.match(text)
+            held = time.perf_counter() - began
+            time.sleep(0.5)
+            engine.stop_playback()
+            captured = sounding(recorder.stop())
+        finally:
+            recorder.close()
+        underruns = engine.underruns
+        heard = engine.position
+    assert held >= 0.15, f"the GIL was held only {held * 1e3:.0f} ms"
+    assert underruns == 0
+    with Engine(seed=9) as offline:
+        voice(*sources, curve=sine(2))
+        reference = offline.render_array(samples=heard)
+    offset = jackutil.align(captured, reference)
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4, offset
+    blocks = np.abs(captured[:len(captured) // 1024 * 1024]).reshape(-1, 1024, 2).max(axis=(1, 2))
+    assert blocks.min() > 1e-3                    # no gap

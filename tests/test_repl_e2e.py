@@ -6,8 +6,9 @@ set, and kills the process with SIGKILL. Then the journal must hold every cell, 
 ``livelatent render`` of the set must equal, sample for sample, what JACK heard.
 """
 
-import re
 import contextlib
+import json
+import re
 import subprocess
 import sys
 import time
@@ -186,3 +187,46 @@ def test_without_an_audio_device_the_repl_says_so_in_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("livelatent: error: ")
     assert "no-such-device" in lines[0] and "--offline" in lines[0]
     assert repl.child.exitstatus == 2
+
+
+def test_a_jack_server_that_stops_and_comes_back_does_not_end_the_session(jack_server, tmp_path):
+    sets = tmp_path / "sets"
+    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "outage"],
+                env={"LIVELATENT_SETS": str(sets)})
+    try:
+        repl.wait_prompt()
+        repl.run('v = voice(flute, cello, curve=sine(4), name="drift")')
+        repl.pump(1.0)
+        jack_server.stop()                      # the sound card is gone (jackd has exited)
+        repl.pump(1.0)
+        assert "stopped at" in repl.text and "waits for it" in repl.text
+        assert "DEVICE LOST" in repl.run("%livelatent")
+        repl.run("v.curve = tri(2)")            # the performer plays on, silently
+        jack_server.restart()
+        recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=20)
+        try:
+            recorder.start(timeout_s=20)        # the audio process is back when its ports are
+            repl.pump(1.5)
+            captured = recorder.stop()
+        finally:
+            recorder.close()
+        assert "is back" in repl.text
+        assert np.abs(captured).max() > 0.01    # and the music with it
+        assert repl.exit() == 0
+    finally:
+        repl.close()
+    from livelatent.session.journal import read_performance
+    performance = read_performance(sets / "outage" / "journal.jsonl")
+    assert [b.commands[0]["op"] for b in performance.batches][:2] == ["add", "set"]
+    outages = [json.loads(line) for line in (sets / "outage" / "journal.jsonl").read_text().splitlines()
+               if '"outage"' in line]
+    assert [o["lost"] for o in outages] == [True, False] and outages[0]["sample"] == outages[1]["sample"]
+    out = tmp_path / "outage.wav"
+    rendered = subprocess.run([sys.executable, "-m", "livelatent.cli", "render", str(sets / "outage"),
+                               "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rendered.returncode == 0, rendered.stderr
+    reference, _ = sf.read(out, dtype="float32")
+    heard = captured[np.flatnonzero(np.any(captured != 0, axis=1))[0]:]
+    offset = jackutil.align(reference, heard[:44100])          # what played after it came back...
+    assert offset >= outages[0]["sample"] - 2048                  # ...is the set from the pause on
+    assert jackutil.max_abs_diff_aligned(reference, heard[:44100], offset=offset) <= 1e-4

@@ -37,19 +37,20 @@ import mmap
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 
-__all__ = ["HEADER_INTS", "HEADER_FLOATS", "WRITTEN", "READ", "UNDERRUNS", "XRUNS", "CALLBACKS",
-           "STATE", "CPU_LOAD", "LATENCY", "RUNNING", "LOST", "layout_size", "map_ring",
+__all__ = ["HEADER_INTS", "HEADER_FLOATS", "WRITTEN", "READ", "UNDERRUNS", "XRUNS", "CPU_LOAD",
+           "layout_size", "map_ring",
            "match_device", "describe_match_failure", "MatchError"]
 
 # -- the shared ring: int64 header, float64 header, then float32 samples (capacity, channels) --
 HEADER_INTS = 16
 HEADER_FLOATS = 8
-WRITTEN, READ, UNDERRUNS, XRUNS, CALLBACKS, STATE, CAPACITY, CHANNELS = range(8)
-CPU_LOAD, LATENCY = range(2)
-OPENING, RUNNING, STOPPED, LOST = range(4)      # values of STATE
+WRITTEN, READ, UNDERRUNS, XRUNS, STATE, CALLS = range(6)      # int slots
+CPU_LOAD = 0                                           # float slot
+IDLE, RUNNING, STOPPED, LOST = range(4)                # values of STATE (this program's own)
 
 
 def layout_size(capacity: int, channels: int) -> int:
@@ -169,6 +170,22 @@ def _import_sounddevice():
     return sounddevice
 
 
+_COMMON_RATES = (22050, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
+
+
+def _usable_rates(sd, device: dict, channels: int) -> list[int]:
+    """The common rates the device says it can play."""
+    usable = []
+    for rate in _COMMON_RATES:
+        try:
+            sd.check_output_settings(device=device["index"], samplerate=rate, channels=channels,
+                                     dtype="float32")
+            usable.append(rate)
+        except Exception:         # PortAudio refuses the rate (or the device is gone)
+            pass
+    return usable
+
+
 def _list() -> None:
     sd = _import_sounddevice()
     devices, default, hostapis = _devices(sd)
@@ -182,13 +199,17 @@ def _play(config: dict) -> None:
     capacity, channels = int(config["capacity"]), int(config["channels"])
     with open(config["ring"], "r+b") as f:
         buffer = mmap.mmap(f.fileno(), layout_size(capacity, channels))
+    try:
+        os.unlink(config["ring"])     # both sides have it mapped now: leave no file behind
+    except OSError:
+        pass
     ints, floats, data = map_ring(buffer, capacity, channels)
     mask = capacity - 1
 
     def callback(outdata, frames, time, status):   # the audio thread: copies, nothing more
+        ints[CALLS] += 1
         if status.output_underflow:
             ints[XRUNS] += 1
-        ints[CALLBACKS] += 1
         position = int(ints[READ])
         if ints[WRITTEN] - position < frames:
             outdata.fill(0)
@@ -209,30 +230,44 @@ def _play(config: dict) -> None:
     except MatchError as exc:
         _say({"event": "error", "kind": "device", "message": str(exc), "devices": devices})
         _leave(2)
-    try:
-        stream = sd.OutputStream(device=device["index"], samplerate=config["samplerate"],
-                                 blocksize=int(config["blocksize"]), channels=channels,
-                                 dtype="float32", latency=config.get("latency", "low"),
-                                 callback=callback)
-    except sd.PortAudioError as exc:
-        reason = exc.args[0] if exc.args else str(exc)
-        if len(exc.args) > 2 and exc.args[2] and exc.args[2][2]:
-            reason += f" ({exc.args[2][2]})"
-        _say({"event": "error", "kind": "open", "message": str(reason), "device": device,
-              "devices": devices})
+    # the engine's rate if the device takes it, else the device's own (the engine resamples)
+    rates = [int(config["samplerate"])]
+    if int(device["default_samplerate"]) not in rates:
+        rates.append(int(device["default_samplerate"]))
+    reasons = []
+    for rate in rates:
+        try:
+            stream = sd.OutputStream(device=device["index"], samplerate=rate,
+                                     blocksize=int(config["blocksize"]), channels=channels,
+                                     dtype="float32", latency=config.get("latency", "low"),
+                                     callback=callback)
+            break
+        except sd.PortAudioError as exc:
+            reason = exc.args[0] if exc.args else str(exc)
+            if len(exc.args) > 2 and exc.args[2] and exc.args[2][2]:
+                reason += f" ({exc.args[2][2]})"
+            reasons.append(f"{rate} Hz: {reason}")
+    else:
+        _say({"event": "error", "kind": "open", "message": "; ".join(reasons), "device": device,
+              "devices": devices, "rates": _usable_rates(sd, device, channels)})
         _leave(2)
-    floats[LATENCY] = float(stream.latency)
     _say({"event": "opened", "device": device, "latency": float(stream.latency),
-          "samplerate": float(stream.samplerate)})
+          "samplerate": int(stream.samplerate)})
     lost = threading.Event()
+    silence_limit = max(0.5, 8 * float(stream.latency))   # no callback for this long: it is gone
 
-    def watch():     # a stream that stops by itself lost its device (a JACK server that quit)
+    def watch():     # a stream that stops, or stops calling back, lost its device
+        last, since = int(ints[CALLS]), time.monotonic()
         while not lost.wait(0.05):
             floats[CPU_LOAD] = stream.cpu_load
-            if ints[STATE] == RUNNING and not stream.active:
+            calls = int(ints[CALLS])
+            if calls != last:
+                last, since = calls, time.monotonic()
+            if ints[STATE] == RUNNING and (not stream.active or time.monotonic() - since > silence_limit):
                 ints[STATE] = LOST
-                _say({"event": "lost"})
+                _say({"event": "lost", "read": int(ints[READ])})
                 lost.set()
+                _leave(0)         # release the dead connection: the engine starts a new process
 
     for line in sys.stdin:
         command = line.strip()

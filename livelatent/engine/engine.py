@@ -29,6 +29,7 @@ from ..voice import VoiceParams
 from .clock import Clock
 from .commands import COMMAND_TYPES, AddVoice, Command, Score, SetVoice, check_quant
 from .frames import FrameArena
+from .offline import render_chunks, render_total
 from .playback import Playback
 from .published import Published, intended, pending_entries
 from .status import engine_status
@@ -36,6 +37,8 @@ from .timeline import Timeline
 from .writers import Batch, current_batch, default_origin
 
 __all__ = ["Engine"]
+
+_RECENT = 256          # samples kept from just before the position (resampling reads back)
 
 class Engine:
     """The audio engine: plays voices live and renders them offline, sample for sample alike.
@@ -77,6 +80,7 @@ class Engine:
         self.timeline = Timeline(self.codec, seed=self.seed, step=self.step, tempo=tempo,
                                  events=self.events, arena=self.frames)
         self._leftover = np.zeros((0, 2), dtype=np.float32)   # rendered, not yet handed out
+        self._recent = np.zeros((0, 2), dtype=np.float32)     # handed out just before position
         self._lock = threading.RLock()           # offline: one advancer or sender at a time
         self._numbers = threading.Lock()
         self._next_number = 0
@@ -84,7 +88,7 @@ class Engine:
         self._render_hooks: list = []
         self._sealed_by = None
         self._context_token = None
-        self.landed_at: int | None = None        # where the last batch sent (by anyone) landed
+        self.landed_at: int | None = None   # where the last batch sent landed (tests and tools)
 
     # -- what readers see ----------------------------------------------------------------------
     def heard(self) -> Published:
@@ -194,8 +198,9 @@ class Engine:
         return number
 
     def _give_back_numbers(self, numbers) -> None:
+        """A discarded batch's voice numbers become free again, if nobody took one since."""
         with self._numbers:
-            if numbers and max(numbers) + 1 == self._next_number:
+            if numbers and sorted(numbers) == list(range(min(numbers), self._next_number)):
                 self._next_number = min(numbers)
 
     def add_recorder(self, recorder) -> None:
@@ -260,32 +265,46 @@ class Engine:
             elif batch.commands and not batch.capture:
                 self.send(batch)
 
-    def send(self, batch: Batch) -> int:
-        """Land ``batch`` (from any thread); returns the sample its commands landed on."""
+    def send(self, batch: Batch) -> int | None:
+        """Land ``batch`` (from any thread); returns the sample its commands landed on (None: a
+        sealed engine, see :meth:`seal`, did not take it)."""
         if self._sealed_by is not None and batch.key is not self._sealed_by:
-            return self.position       # a replay plays only its journal: live code changes nothing
+            return None                # a replay plays only its journal: live code changes nothing
         for recorder in list(self._recorders):
             recorder.check(batch)
         self._place_frames(batch.commands)      # here, not in the decode thread: copies can be large
         playback = self.playback
-        landed = playback.land(batch) if playback is not None else None
+        interrupted = False
+        try:
+            landed = playback.land(batch) if playback is not None else None
+        except KeyboardInterrupt:       # Ctrl-C after the batch landed: record it, then pass it on
+            if batch.landed_at is None:
+                raise
+            landed, interrupted = (batch.seq, batch.landed_at), True
         if landed is not None:
             batch.seq, batch.landed_at = landed
         else:
             with self._lock:
-                step = self.timeline.step
-                if batch.at is not None:
-                    wanted = -(-int(batch.at) // self.step)
-                    if wanted < step:
-                        raise ParameterError(f"at={batch.at} is before the render position "
-                                             f"{step * self.step}")
-                    step = wanted
-                batch.seq = self.timeline.schedule(batch.commands, step)
-                batch.landed_at = step * self.step
+                self.land_offline(batch)
         self.landed_at = batch.landed_at
         for recorder in list(self._recorders):
             recorder.landed(batch)
+        if interrupted:
+            raise KeyboardInterrupt
         return batch.landed_at
+
+    def land_offline(self, batch: Batch, *, late_ok: bool = False) -> None:
+        """Schedule ``batch`` at the timeline's next step (or its later ``at``), with the
+        timeline lock held and no playback moving it. An ``at`` already passed is an error,
+        unless ``late_ok`` (then it lands on the next step)."""
+        step = self.timeline.step
+        if batch.at is not None:
+            wanted = -(-int(batch.at) // self.step)
+            if wanted < step and not late_ok:
+                raise ParameterError(f"at={batch.at} is before the render position {step * self.step}")
+            step = max(step, wanted)
+        batch.seq = self.timeline.schedule(batch.commands, step)
+        batch.landed_at = step * self.step
 
     def _place_frames(self, commands) -> None:
         for command in commands:
@@ -301,6 +320,11 @@ class Engine:
         """From now on only batches whose ``key`` is ``key`` land (a replay's own): code the
         replay runs to rebuild names changes nothing."""
         self._sealed_by = key
+
+    @property
+    def sealed(self) -> bool:
+        """Whether this engine plays only a replay's batches (see :meth:`seal`)."""
+        return self._sealed_by is not None
 
     def set_stem_sink(self, sink) -> None:
         """``sink(number, name, first_sample, block)`` receives each voice's samples (or None)."""
@@ -346,6 +370,26 @@ class Engine:
         rendered: what reads the wall clock live (timers) sends its changes from there."""
         self._render_hooks.append(hook)
 
+    def recent_samples(self, count: int) -> np.ndarray:
+        """Up to ``count`` samples handed out just before the position (a resampler reads back)."""
+        return self._recent[-count:]
+
+    def set_recent_samples(self, samples: np.ndarray) -> None:
+        self._recent = np.ascontiguousarray(samples[-_RECENT:], dtype=np.float32)
+
+    def note_outage(self, sample: int, *, lost: bool) -> None:
+        """The device was lost (or came back) with the listener at ``sample``: recorders that
+        keep a record of it are told."""
+        for recorder in list(self._recorders):
+            outage = getattr(recorder, "outage", None)
+            if outage is not None:
+                outage(sample, lost=lost)
+
+    def reconnect(self) -> None:
+        """Try the audio device again now, if it was lost."""
+        if self.playback is not None:
+            self.playback.reconnect()
+
     def take_leftover(self) -> np.ndarray:
         """Samples rendered offline but not handed out yet (playback plays them first)."""
         leftover, self._leftover = self._leftover, self._leftover[:0]
@@ -370,53 +414,9 @@ class Engine:
     def render_chunks(self, seconds: float | None = None, *, samples: int | None = None,
                       chunk_steps: int = 256, max_seconds: float = 3600.0, progress=None):
         """Yield rendered blocks until ``seconds`` (or ``samples``) are rendered, or all voices end."""
-        if self.playing:
-            raise LiveLatentError("this engine is playing live; render a copy instead "
-                                  "(the REPL's render() does)")
-        total = self._render_total(seconds, samples)
-        limit = int(max_seconds * self.sample_rate)
-        produced = 0
-        with self._lock:
-            while total is None or produced < total:
-                if self._leftover.shape[0]:
-                    block = self.take_leftover()
-                else:
-                    if total is None and self.idle():
-                        return
-                    if total is None and produced >= limit:
-                        raise LiveLatentError(f"the voices still play after {max_seconds:g} s; "
-                                              f"give seconds=")
-                    want = chunk_steps * self.step if total is None else total - produced
-                    steps = max(1, min(chunk_steps, -(-want // self.step)))
-                    first = self.timeline.step * self.step
-                    for hook in list(self._render_hooks):
-                        hook(self, first, first + steps * self.step)
-                    block = self.timeline.advance(steps)
-                    self.timeline.forget_before(self.timeline.step)
-                    if total is None and self.timeline.played_out():
-                        block = block[:max(0, self.sound_end - first)]   # the exact end
-                        total = produced + block.shape[0]
-                if total is not None and produced + block.shape[0] > total:
-                    # keep what runs past the end for the next render: renders join seamlessly
-                    block, self._leftover = block[:total - produced], block[total - produced:]
-                produced += block.shape[0]
-                if progress is not None:
-                    progress(block.shape[0])
-                yield block
-
-    def _render_total(self, seconds, samples) -> int | None:
-        if samples is not None:
-            if not isinstance(samples, (int, np.integer)) or samples < 0:
-                raise ParameterError(f"samples={samples!r} must be a non-negative integer")
-            return int(samples)
-        if seconds is None:
-            if self.loops():
-                raise ParameterError("seconds=None renders until every voice ends, but some voices "
-                                     "loop: give seconds=")
-            return None
-        if not (seconds >= 0 and seconds <= 24 * 3600):
-            raise ParameterError(f"seconds={seconds!r} must be between 0 and 86400")
-        return int(round(seconds * self.sample_rate))
+        total = render_total(self, seconds, samples)
+        return render_chunks(self, total, chunk_steps=chunk_steps, max_seconds=max_seconds,
+                             progress=progress, hooks=self._render_hooks)
 
 
 def _check_blocksize(blocksize) -> int:

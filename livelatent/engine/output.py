@@ -24,10 +24,9 @@ import numpy as np
 
 from ..errors import DeviceError
 from . import audio_process as program
-from .audio_process import (CALLBACKS, CPU_LOAD, READ, STATE, UNDERRUNS, WRITTEN, XRUNS,
-                            layout_size, map_ring)
+from .audio_process import CPU_LOAD, READ, UNDERRUNS, WRITTEN, XRUNS, layout_size, map_ring
 
-__all__ = ["SharedRing", "AudioProcess", "list_devices", "PROGRAM"]
+__all__ = ["SharedRing", "AudioProcess", "list_devices", "explain", "PROGRAM"]
 
 PROGRAM = Path(program.__file__)
 _names = itertools.count()
@@ -67,8 +66,6 @@ class SharedRing:
     read = property(lambda self: int(self.ints[READ]))
     underruns = property(lambda self: int(self.ints[UNDERRUNS]))
     xruns = property(lambda self: int(self.ints[XRUNS]))
-    callbacks = property(lambda self: int(self.ints[CALLBACKS]))
-    state = property(lambda self: int(self.ints[STATE]))
     cpu_load = property(lambda self: float(self.floats[CPU_LOAD]))
 
     def reset(self, position: int) -> None:
@@ -115,7 +112,9 @@ class AudioProcess:
         self.stderr: deque[str] = deque(maxlen=40)
         self.device: dict | None = None
         self.latency = 0.0
+        self.samplerate = samplerate
         self.lost = threading.Event()
+        self._stopping = False
         self._process = subprocess.Popen(
             [sys.executable, str(PROGRAM), json.dumps(config)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
@@ -132,6 +131,8 @@ class AudioProcess:
             if message.get("event") == "lost":
                 self.lost.set()
             self.messages.put(message)
+        if not self._stopping:
+            self.lost.set()             # it ended without being asked to: the device is gone
         self.messages.put({"event": "exited"})
 
     def _read_stderr(self) -> None:
@@ -151,7 +152,7 @@ class AudioProcess:
             if kind in events:
                 return message
             if kind == "error":
-                raise DeviceError(_explain(message))
+                raise DeviceError(explain(message))
             if kind == "exited":
                 raise DeviceError(f"the audio process ended (exit status {self._process.wait()})"
                                   f"{self._stderr_tail()}")
@@ -160,15 +161,22 @@ class AudioProcess:
         """Wait until the stream is open; returns the device. Raises DeviceError."""
         message = self.wait_for("opened")
         self.device, self.latency = message["device"], float(message["latency"])
+        self.samplerate = int(message["samplerate"])
         return self.device
 
     def start(self) -> None:
         self._send("start")
         self.wait_for("started")
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the stream and let the process leave (killed if it does not)."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the stream (the ring's ``read`` is final when this returns) and let the process
+        leave; one that does not is killed."""
+        self._stopping = True
         self._send("stop")
+        try:
+            self.wait_for("stopped", timeout=timeout)
+        except DeviceError:
+            pass                          # gone already, or stuck: killed below
         try:
             self._process.stdin.close()
         except OSError:
@@ -179,13 +187,10 @@ class AudioProcess:
             self.kill()
 
     def kill(self) -> None:
+        self._stopping = True
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
-
-    @property
-    def alive(self) -> bool:
-        return self._process.poll() is None
 
     def _send(self, line: str) -> None:
         try:
@@ -199,7 +204,7 @@ class AudioProcess:
         return f"; it said: {' | '.join(lines[-4:])}" if lines else ""
 
 
-def _explain(message: dict) -> str:
+def explain(message: dict) -> str:
     """The audio process's error as the performer should read it."""
     text = message.get("message", "unknown error")
     devices = message.get("devices")
@@ -208,12 +213,14 @@ def _explain(message: dict) -> str:
         return f"{text}: {where}" if "matches" in text else where   # "is a sound server running?"
     if message.get("kind") == "open":
         device = message.get("device") or {}
-        advice = ""
+        rates = message.get("rates")
+        offers = (f"; it offers {', '.join(f'{r} Hz' for r in rates)}" if rates
+                  else "; it accepted none of the common rates")
         if "jack" in str(device.get("hostapi", "")).lower():
-            advice = (f"; a JACK device runs only at the JACK server's rate "
-                      f"({device.get('default_samplerate', 0):.0f} Hz here)")
-        text = (f"cannot open output device {device.get('name')!r} ({device.get('hostapi')}): "
-                f"{text}{advice}")
+            offers += (f" (a JACK device runs only at the JACK server's rate, "
+                       f"{device.get('default_samplerate', 0):.0f} Hz here)")
+        text = (f"cannot open output device {device.get('name')!r} ({device.get('hostapi')}) at "
+                f"any usable rate: {text}{offers}")
     return f"{text}; {where}" if where else text
 
 
@@ -233,6 +240,6 @@ def list_devices(timeout: float = _OPEN_TIMEOUT_S) -> dict:
         if message.get("event") == "devices":
             return message
         if message.get("event") == "error":
-            raise DeviceError(_explain(message))
+            raise DeviceError(explain(message))
     raise DeviceError(f"the audio process could not list the devices (exit status "
                       f"{done.returncode}): {done.stderr.strip()[-300:]}")

@@ -1,16 +1,21 @@
-"""Live playback: the audio process, the shared ring, the decode thread and its rewinds.
+"""Live playback: the decode thread, its checkpoints and rewinds, and the device connection.
 
 A :class:`Playback` drives an :class:`~.engine.Engine` through its public methods only. Its
-decode thread keeps the ring a lookahead ahead of the listener, one step at a time through the
-same ``advance`` as offline renders, and keeps a checkpoint of the timeline before each step.
-A batch sent while it plays lands at the first step the audio device cannot have pulled yet;
-if that step was decoded already, the thread lowers ``written``, rewinds the engine to its
-checkpoint and decodes again from there. So a change is heard within a block or two, however
-far ahead the engine decodes.
+decode thread keeps the device a lookahead ahead of the listener, one step at a time through
+the same ``Timeline.advance`` as offline renders, keeping a checkpoint of the timeline before
+each step. A batch sent while it plays lands at the first step the device cannot have pulled
+yet; if that step was decoded already, the thread takes back what the device has not played,
+rewinds the timeline to its checkpoint and decodes again from there. So a change is heard
+within a block or two, however far ahead the engine decodes.
 
-The stream itself is played by a separate small process (:mod:`.audio_process`), so nothing
-this interpreter does (a long cell, a garbage collection) can stall the audio callback, and
-PortAudio never runs here.
+The stream plays in a separate small process (:mod:`.connection`, :mod:`.audio_process`), at
+the device's own rate (the engine's output is resampled when they differ), so nothing this
+interpreter does can stall the audio callback, and PortAudio never runs here.
+
+A device that is lost (a JACK server that stops, an interface unplugged) ends its audio
+process, not the session: the timeline pauses where the listener was, the outage is recorded,
+and the playback tries the device again every second (or at once on :meth:`reconnect`),
+going on from the listener when it answers.
 """
 
 from __future__ import annotations
@@ -21,27 +26,33 @@ import threading
 import time
 from collections import deque
 
-from ..blas import hold_one_blas_thread, release_blas_threads
-from ..errors import LiveLatentError
-from .commands import Hush
-from .output import AudioProcess, SharedRing
+import numpy as np
 
-__all__ = ["Playback", "SWITCH_INTERVAL_S", "ANSWER_TIMEOUT_S"]
+from ..blas import hold_one_blas_thread, release_blas_threads
+from ..errors import DeviceError, LiveLatentError
+from .commands import Hush
+from .connection import Connection
+from .writers import Batch, default_origin
+
+__all__ = ["Playback", "SWITCH_INTERVAL_S", "RECONNECT_EVERY_S"]
 
 # While playing, Python threads hand the GIL over every millisecond instead of every 5: the
 # decode thread must not wait behind a long stretch of someone else's Python.
 SWITCH_INTERVAL_S = 0.001
-ANSWER_TIMEOUT_S = 5.0
+RECONNECT_EVERY_S = 1.0
+_HISTORY = 64              # engine samples kept before the listener (the resampler reads back)
+_SAME_ERROR_EVERY_S = 5.0
 
 
 class _Landing:
     """A batch waiting for the decode thread to say where it lands."""
 
-    __slots__ = ("batch", "done", "seq", "sample", "error")
+    __slots__ = ("batch", "done", "seq", "sample", "error", "cancelled")
 
     def __init__(self, batch):
         self.batch, self.done = batch, threading.Event()
         self.seq = self.sample = self.error = None
+        self.cancelled = False
 
 
 class Playback:
@@ -53,158 +64,201 @@ class Playback:
         self.engine = engine
         self.device_spec = device
         self.latency = latency
-        self.device: dict | None = None
         self.running = False
-        self._ring: SharedRing | None = None
-        self._process: AudioProcess | None = None
+        self._link: Connection | None = None
+        self._paused = None            # (heard, leftover, history) while the device is lost
         self._thread: threading.Thread | None = None
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._accepting = threading.Lock()     # guards `running` against late landings
+        self._lock = threading.Lock()  # `running` and landings' fates change under it
         self._stopping = threading.Event()
+        self._retry = threading.Event()
         self._checkpoints: dict = {}
         self._decode_seconds: deque = deque(maxlen=64)
-        self._host_block = engine.blocksize
-        self._lost_said = False
+        self._said: dict[str, float] = {}
+        self._attached = False
+        self._switch_interval = sys.getswitchinterval()
 
     # -- what readers ask ----------------------------------------------------------------------
     @property
     def heard(self) -> int:
-        """The sample the listener is at: the first one not handed to the device yet."""
-        return self._ring.read
+        """The engine sample the listener is at."""
+        link, paused = self._link, self._paused
+        return paused[0] if paused is not None or link is None else link.heard
+
+    @property
+    def lost(self) -> bool:
+        """Whether the device is lost (the music waits for it)."""
+        return self._paused is not None
 
     @property
     def underruns(self) -> int:
-        return self._ring.underruns if self._ring is not None else 0
+        link = self._link
+        return link.ring.underruns if link is not None else 0
 
     def status(self) -> dict:
         spans = list(self._decode_seconds)
-        rate, step = self.engine.sample_rate, self.engine.step
-        load = sum(spans) / (len(spans) * step / rate) if spans else 0.0
-        ring = self._ring
-        return {"decode_load": load, "underruns": ring.underruns if ring else 0,
-                "xruns": ring.xruns if ring else 0, "callback_load": ring.cpu_load if ring else 0.0,
-                "device": (self.device or {}).get("name"), "lost": self._lost()}
-
-    def _lost(self) -> bool:
-        return self._process is not None and self._process.lost.is_set()
+        engine = self.engine
+        load = sum(spans) / (len(spans) * engine.step / engine.sample_rate) if spans else 0.0
+        link = self._link
+        counters = link.counters() if link is not None else {}
+        return {"decode_load": load, "underruns": counters.get("underruns", 0),
+                "xruns": counters.get("xruns", 0), "callback_load": counters.get("callback_load", 0.0),
+                "device": ((link.device if link is not None else None) or {}).get("name"),
+                "device_rate": link.rate if link is not None else None, "lost": self.lost}
 
     # -- starting and stopping -----------------------------------------------------------------
     def start(self) -> "Playback":
         engine = self.engine
-        step = engine.step
         with engine.timeline_lock():
-            position = engine.position
-            # the ring holds what is decoded and not heard: the lookahead (or what a render left
-            # over), the step being written and what the device takes at once
-            needed = max(engine.lookahead, engine.leftover_size) + 4 * step + 4 * engine.blocksize
-            self._ring = SharedRing(1 << (needed - 1).bit_length())
-            self._ring.reset(position)
-            try:
-                self._process = AudioProcess(self._ring, device=self.device_spec,
-                                             samplerate=engine.sample_rate,
-                                             blocksize=engine.blocksize, latency=self.latency)
-                self.device = self._process.open()
-            except BaseException:
-                self._close_process()
-                raise
-            self._ring.unlink()                    # both sides have it mapped: leave no file
-            # The host may pull more than one block at a time: PortAudio's JACK host asks for
-            # a whole server period (4 blocks of 256 back to back on a 1024 period). A change
-            # must land beyond what one such pull can take; the stream's latency says its size.
-            self._host_block = max(engine.blocksize, int(round(self._process.latency * engine.sample_rate)))
+            if engine.playback is not None:
+                raise LiveLatentError("this engine is already playing")
+            link = self._connect()                       # DeviceError: nothing changed
             first = engine.timeline.checkpoint()
-            leftover = engine.take_leftover()
-            self._ring.write(position, leftover)
-            self._ring.written = engine.timeline.step * step
+            position, leftover = engine.position, engine.take_leftover()
             hold_one_blas_thread()
             engine.timeline.draw_noise_ahead(True)
-            switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
             try:
-                self._fill(position + engine.lookahead)    # the first blocks are ready at once
-                self._process.start()
+                self._begin(link, position, engine.recent_samples(_HISTORY), leftover)
+                engine.attach_playback(self)
+                self._attached = True
+                self.running = True
+                self._thread = threading.Thread(target=self._run, name="livelatent-decode", daemon=True)
+                self._thread.start()
             except BaseException:
+                self.running = False
+                if self._attached:
+                    engine.detach_playback(self)
+                    self._attached = False
                 engine.timeline.rewind(first)
                 engine.give_leftover(leftover)
-                self._restore_threads(switch_interval)
-                self._close_process()
+                self._restore_threads()
+                link.close()
+                self._link = None
                 raise
-            self._switch_interval = switch_interval
-            self.running = True
-            engine.attach_playback(self)
-            self._thread = threading.Thread(target=self._run, name="livelatent-decode", daemon=True)
-            self._thread.start()
         return self
+
+    def _connect(self) -> Connection:
+        engine = self.engine
+        link = Connection(device=self.device_spec, engine_rate=engine.sample_rate,
+                          blocksize=engine.blocksize, ahead=engine.lookahead, latency=self.latency)
+        link.open()
+        return link
+
+    def _begin(self, link: Connection, position: int, history: np.ndarray, leftover: np.ndarray) -> None:
+        """Play from ``position`` on ``link``: what was rendered and not heard first, then a
+        lookahead decoded at once, then the stream starts."""
+        link.begin(position, history)
+        link.feed(position, leftover)
+        self._link = link
+        self._checkpoints.clear()
+        self._fill()
+        link.start()
 
     def stop(self, *, fade: float = 0.0) -> None:
         """Stop (after fading out over ``fade`` seconds). The engine goes on offline from the
         listener: what was decoded ahead and not heard is taken back."""
-        if not self.running:
+        if not self._attached:
             return
         engine = self.engine
-        if fade > 0 and engine.voices():
-            landed = engine.submit(Hush(int(fade * engine.sample_rate)))
-            self.wait_heard(landed + int(fade * engine.sample_rate) + engine.window,
-                            timeout=fade + 4 * engine.lookahead / engine.sample_rate + 0.5)
-        with self._accepting:
-            self.running = False
-        self._stopping.set()
-        self._inbox.put(None)
-        self._thread.join()
-        self._process.stop()
-        with engine.timeline_lock():
-            heard, step = self._ring.read, engine.step
-            next_step = -(-heard // step)
-            if next_step < engine.timeline.step:
-                engine.timeline.rewind(self._checkpoints[next_step])
-            engine.give_leftover(self._ring.samples(heard, next_step * step))
-            self._checkpoints.clear()
-            engine.detach_playback(self)
-            self._answer_waiting_offline()
-        self._restore_threads(self._switch_interval)
-        self._close_process()
+        if fade > 0 and engine.voices() and self.running and not self.lost:
+            samples = int(fade * engine.sample_rate)
+            landed = engine.send(Batch(engine, default_origin(), commands=[Hush(samples)]))
+            if landed is not None:
+                self.wait_heard(landed + samples + engine.window,
+                                timeout=fade + 4 * engine.lookahead / engine.sample_rate + 0.5)
+        with engine.timeline_lock():              # offline senders wait until it has stopped
+            try:
+                with self._lock:
+                    self.running = False
+                self._stopping.set()
+                self._inbox.put(None)
+                if self._thread is not None:
+                    self._thread.join()
+                self._pause()                      # the listener's place, what was not heard
+                heard, leftover, history = self._paused
+                engine.give_leftover(leftover)
+                engine.set_recent_samples(history)
+                self._answer_waiting_offline()
+            finally:
+                if self._attached:
+                    engine.detach_playback(self)
+                    self._attached = False
+                self._restore_threads()
+
+    def reconnect(self) -> None:
+        """Try the device again now (the decode thread does it every second while it is lost)."""
+        self._retry.set()
 
     def wait_heard(self, sample: int, *, timeout: float) -> bool:
         """Wait until the listener reaches ``sample`` (or ``timeout`` seconds pass)."""
         deadline = time.monotonic() + timeout
-        while self._ring.read < sample and time.monotonic() < deadline and not self._lost():
+        while self.heard < sample and time.monotonic() < deadline and not self.lost:
             time.sleep(0.005)
-        return self._ring.read >= sample
+        return self.heard >= sample
 
-    def _restore_threads(self, switch_interval: float) -> None:
+    def _restore_threads(self) -> None:
         self.engine.timeline.draw_noise_ahead(False)
         release_blas_threads()
-        sys.setswitchinterval(switch_interval)
+        sys.setswitchinterval(self._switch_interval)
 
-    def _close_process(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-        if self._ring is not None:
-            self._ring.unlink()
+    def _pause(self) -> None:
+        """Stop the device (if any) and take back what the listener did not hear: the timeline
+        goes back to the listener's step, the rest of the step being heard becomes leftover."""
+        if self._paused is not None:
+            return
+        link, engine = self._link, self.engine
+        link.stop()
+        heard, step = link.heard, engine.step
+        next_step = -(-heard // step)
+        leftover = link.taken_back(heard, min(next_step * step, link.fed))
+        if next_step < engine.timeline.step:
+            engine.timeline.rewind(self._checkpoints[next_step])
+        elif next_step * step > link.fed:          # the listener was past what was decoded
+            leftover = leftover[:0]
+        self._paused = (heard, leftover, link.recent(_HISTORY))
+        self._checkpoints.clear()
+        link.close()
+        self._link = None
 
     def _answer_waiting_offline(self) -> None:
-        """Batches that arrived as playback stopped land offline, on the next step."""
+        """Batches that arrived as playback stopped land offline, on the next step (or theirs)."""
         while True:
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            if item is not None:
-                item.sample = self.engine.timeline.step * self.engine.step
-                item.seq = self.engine.timeline.schedule(item.batch.commands, self.engine.timeline.step)
+            if item is not None and not item.cancelled:
+                self.engine.land_offline(item.batch, late_ok=True)
+                item.seq, item.sample = item.batch.seq, item.batch.landed_at
                 item.done.set()
 
     # -- landing batches (any thread) ----------------------------------------------------------
     def land(self, batch):
         """Where ``batch`` lands, decided by the decode thread: ``(seq, sample)``, or None when
         playback has stopped (the engine then lands it offline)."""
-        with self._accepting:
+        with self._lock:
             if not self.running:
                 return None
             item = _Landing(batch)
             self._inbox.put(item)
-        if not item.done.wait(ANSWER_TIMEOUT_S):
-            raise LiveLatentError("the engine's decode thread did not answer; the change was not applied")
+        try:
+            while not item.done.wait(0.25):
+                thread = self._thread
+                if thread is not None and not thread.is_alive() and not self._stopping.is_set():
+                    with self._lock:
+                        if not item.done.is_set():
+                            item.cancelled = True
+                            raise LiveLatentError("the engine's decode thread has stopped; "
+                                                  "the change was not applied")
+        except KeyboardInterrupt:
+            with self._lock:
+                if not item.done.is_set():
+                    item.cancelled = True          # it will never land
+                    raise
+            batch.seq, batch.landed_at = item.seq, item.sample
+            raise                                  # it landed: the engine records it first
         if item.error is not None:
             raise item.error
         return item.seq, item.sample
@@ -213,61 +267,113 @@ class Playback:
     def _run(self) -> None:
         engine = self.engine
         poll = max(0.0005, engine.blocksize / engine.sample_rate / 4)
+        next_try = 0.0
         while not self._stopping.is_set():
+            items = []
             try:
-                item = self._inbox.get(timeout=poll)
+                items.append(self._inbox.get(timeout=poll))
+                while True:                      # every batch waiting, before decoding again
+                    items.append(self._inbox.get_nowait())
             except queue.Empty:
-                item = None
-            if item is not None:
-                self._land(item)
+                pass
+            for item in items:
+                if item is not None:
+                    self._land(item)
             try:
-                self._fill(self._ring.read + engine.lookahead)
+                if self._paused is None:
+                    if self._link.lost:
+                        self._lose_device()
+                    else:
+                        self._fill()
+                elif self._retry.is_set() or time.monotonic() >= next_try:
+                    self._retry.clear()
+                    next_try = time.monotonic() + RECONNECT_EVERY_S
+                    self._try_device()
             except Exception as exc:   # never let the decode thread die silently
-                engine.events.error(f"engine error: {type(exc).__name__}: {exc}")
+                self._say_error(f"engine error: {type(exc).__name__}: {exc}")
                 time.sleep(0.05)
-            if self._lost() and not self._lost_said:
-                self._lost_said = True
-                engine.events.error(f"the audio device {(self.device or {}).get('name')!r} stopped")
 
-    def _fill(self, until: int) -> None:
-        """Decode step by step until ``until`` samples are ready."""
-        engine, ring, step = self.engine, self._ring, self.engine.step
-        while ring.written < until:
-            current = engine.timeline.step
-            self._checkpoints[current] = engine.timeline.checkpoint()
+    def _fill(self) -> None:
+        """Decode step by step until a lookahead is ready."""
+        engine, link, step = self.engine, self._link, self.engine.step
+        timeline = engine.timeline
+        until = link.heard + engine.lookahead
+        while link.fed < until:
+            current = timeline.step
+            self._checkpoints[current] = timeline.checkpoint()
             began = time.perf_counter()
-            block = engine.timeline.advance(1)
+            block = timeline.advance(1)
             self._decode_seconds.append(time.perf_counter() - began)
-            ring.write(current * step, block)
-            ring.written = (current + 1) * step
-            oldest = ring.read // step - 1
+            link.feed(current * step, block)
+            oldest = link.heard // step - 1
             for old in [s for s in self._checkpoints if s < oldest]:
                 del self._checkpoints[old]
-            engine.timeline.forget_before(oldest)
+            timeline.forget_before(oldest)
 
     def _land(self, item: _Landing) -> None:
         """Schedule a batch at the first step the device cannot have pulled yet."""
-        engine, ring, step = self.engine, self._ring, self.engine.step
+        engine, step = self.engine, self.engine.step
+        timeline = engine.timeline
+        with self._lock:
+            if item.cancelled:
+                return
+            try:
+                at = item.batch.at
+                if self._paused is not None:       # the device is lost: land where the music waits
+                    engine.land_offline(item.batch, late_ok=True)
+                    item.seq, item.sample = item.batch.seq, item.batch.landed_at
+                    return
+                link = self._link
+                target = -(-(link.untouchable() + step // 4) // step)
+                if at is not None and -(-at // step) >= target:     # a later step, asked for
+                    target = -(-at // step)
+                if target < timeline.step:
+                    link.rewind(target * step)
+                    # the device may have moved on while we decided: never redo what it took
+                    target = max(target, -(-link.untouchable() // step))
+                    if target < timeline.step:
+                        timeline.rewind(self._checkpoints[target])
+                    else:   # it is past everything decoded: land on the next step, no rewind
+                        target = timeline.step
+                        link.rewind(target * step)
+                elif at is None:
+                    target = timeline.step
+                item.seq = timeline.schedule(item.batch.commands, target)
+                item.sample = target * step
+            except Exception as exc:      # the writer gets the error; the sound goes on
+                item.error = exc
+            finally:
+                item.done.set()
+
+    # -- a lost device ---------------------------------------------------------------------------
+    def _lose_device(self) -> None:
+        engine = self.engine
+        name = ((self._link.device or {}).get("name")) or "the audio device"
+        self._pause()
+        heard = self._paused[0]
+        engine.note_outage(heard, lost=True)
+        engine.events.error(f"{name!r} stopped at {heard / engine.sample_rate:.2f} s: the music "
+                            f"waits for it (tried again every second; reconnect() tries now)")
+
+    def _try_device(self) -> None:
         try:
-            target = -(-(ring.read + self._host_block + step // 4) // step)
-            at = item.batch.at
-            if at is not None and -(-at // step) >= target:     # a later step, asked for
-                target = -(-at // step)
-            if target < engine.timeline.step:
-                ring.written = min(ring.written, target * step)
-                # the device may have moved on while we decided: never rewrite what it took
-                target = max(target, -(-(ring.read + self._host_block) // step))
-                if target < engine.timeline.step:
-                    ring.written = target * step
-                    engine.timeline.rewind(self._checkpoints[target])
-                else:   # it is past everything decoded: land on the next step, no rewind
-                    target = engine.timeline.step
-                    ring.written = target * step
-            elif at is None:
-                target = engine.timeline.step
-            item.seq = engine.timeline.schedule(item.batch.commands, target)
-            item.sample = target * step
-        except Exception as exc:      # the writer gets the error; the sound goes on
-            item.error = exc
-        finally:
-            item.done.set()
+            link = self._connect()
+        except DeviceError:
+            return                                 # not back yet
+        heard, leftover, history = self._paused
+        try:
+            self._begin(link, heard, history, leftover)
+        except BaseException:
+            link.close()
+            self._link = None
+            raise
+        self._paused = None
+        self.engine.note_outage(heard, lost=False)
+        self.engine.events.info(f"{(link.device or {}).get('name')!r} is back: playing on from "
+                                f"{heard / self.engine.sample_rate:.2f} s")
+
+    def _say_error(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._said.get(text, -1e9) >= _SAME_ERROR_EVERY_S:
+            self._said[text] = now
+            self.engine.events.error(text)

@@ -140,7 +140,8 @@ class ReplShell:
         self.flush_events()
 
     def names(self) -> dict:
-        """The names the REPL adds to the session's: ``render``, ``watch``, ``unwatch``."""
+        """The names the REPL adds to the session's: ``render``, ``watch``, ``unwatch``,
+        ``reconnect``."""
         repl = self
 
         def render(path, seconds: float = 60.0):
@@ -166,7 +167,11 @@ class ReplShell:
             """Stop re-running ``path`` (or every watched file); the voices play on."""
             repl.watcher.unwatch(path)
 
-        return {"render": render, "watch": watch, "unwatch": unwatch}
+        def reconnect() -> None:
+            """Try the audio device again now (when it was lost, it is tried every second)."""
+            repl.engine.reconnect()
+
+        return {"render": render, "watch": watch, "unwatch": unwatch, "reconnect": reconnect}
 
     # -- cells ---------------------------------------------------------------------------------
     def _transform(self, lines: list[str]) -> list[str]:

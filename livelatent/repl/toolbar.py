@@ -77,9 +77,11 @@ def status_line(engine, *, extra: str | None = None) -> str:
     except Exception as exc:   # the toolbar must never take the prompt down
         return f"status unavailable: {type(exc).__name__}: {exc}"
     state = "" if status["playing"] else "offline | "
+    if status.get("lost"):
+        state = "DEVICE LOST, waiting for it: reconnect() | "
     first = (f"{state}bar {status['bar']} beat {status['beat']:.2f} | {status['tempo']:g} bpm | "
              f"decode {100 * status['decode_load']:.0f}% | underruns {status['underruns']} | "
-             f"peak {peak_meter(status['peak'])}")
+             f"xruns {status['xruns']} | peak {peak_meter(status['peak'])}")
     if extra:
         first += f" | {extra}"
     voices = []

@@ -15,6 +15,8 @@ A journal is a JSON Lines file, appended to and never rewritten. Each line is on
 - ``applied`` after a cell ran: where its changes landed, the error it raised (and on which
   line), and the outcomes of its wall-clock checks (``checks``), which a replay repeats.
 - ``end``: the sample at which the performance ended (the listener had heard everything).
+- ``outage``: the audio device was lost (or came back) with the listener at ``sample``; the
+  timeline waited, so the sound does not change.
 
 Every record is flushed and ``os.fsync``-ed before the writer goes on, so killing the process
 (SIGKILL, a power cut) loses nothing already recorded. A crash can cut off at most the line
@@ -181,6 +183,10 @@ class Journal:
         if any(outcome is not None for outcome in checks):
             record["checks"] = list(checks)
         self._write(record)
+
+    def record_outage(self, sample: int, *, lost: bool) -> None:
+        """Record that the audio device was lost (or came back) with the listener at ``sample``."""
+        self._write({"kind": "outage", "sample": int(sample), "lost": bool(lost), "wall": wall_time()})
 
     def record_end(self, sample: int) -> None:
         """Record that the performance ended at ``sample`` (everything before it was heard)."""

@@ -39,6 +39,14 @@ class JournalRecorder:
                                   f"livelatent's curves (sine, seq, env...), or set it from a cell")
         batch.encoded = encoded
 
+    def outage(self, sample: int, *, lost: bool) -> None:
+        """The device was lost (or came back) with the listener at ``sample``: on the record,
+        though the sound does not change (the timeline waited)."""
+        try:
+            self.journal.record_outage(sample, lost=lost)
+        except (SetError, LiveLatentError):
+            pass                         # said by the next batch that cannot be recorded
+
     def landed(self, batch) -> None:
         encoded = batch.encoded
         if encoded is None:

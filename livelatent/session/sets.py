@@ -38,7 +38,7 @@ __all__ = ["REPLAY_NOOPS", "SHOWING_MAGICS", "TAIL_S", "LEAD_S", "ReplayReport",
            "replay_namespace", "render_set", "replay_set", "cli_render_set", "cli_replay"]
 
 #: Names that act outside the engine (the REPL's tools): in a replay they do nothing.
-REPLAY_NOOPS = ("save", "render", "watch", "unwatch")
+REPLAY_NOOPS = ("save", "render", "watch", "unwatch", "reconnect")
 #: IPython magics that only show things or load extensions: the REPL does not journal a cell
 #: made of them, and a replay skips them. %time and %%capture run their code in a replay too.
 SHOWING_MAGICS = frozenset({"pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psource", "pfile",
@@ -169,6 +169,7 @@ class _JournalPlayer:
     sample_rate = property(lambda self: self._engine.sample_rate)
     position = property(lambda self: self._engine.position)
     set_stem_sink = property(lambda self: self._engine.set_stem_sink)
+    recent_samples = property(lambda self: self._engine.recent_samples)
 
     def render_chunks(self, seconds=None, *, progress=None, **_):
         engine = self._engine
@@ -198,13 +199,13 @@ class _JournalPlayer:
 
 def render_set(folder, output, *, seconds: float | None = None, seed: int | None = None,
                model=None, session: int = -1, stems: bool = False,
-               progress: bool | None = None, run_code: bool = True) -> ReplayReport:
+               progress: bool | None = None, run_code: bool = True, rate: int | None = None) -> ReplayReport:
     """Render a set's journal offline to ``output`` (.wav or .flac), sample-exact.
 
     The file starts at the performance's engine sample 0 and runs to ``seconds``, or to the
     recorded end of the performance, or :data:`TAIL_S` after its last change (sooner if every
     voice ends). ``seed`` or ``model`` render a variation; ``run_code=False`` runs none of the
-    set's code (``--no-code``).
+    set's code (``--no-code``); ``rate`` resamples as a device of that rate plays.
 
     >>> render_set("sets/tonight", "tonight.wav")          # doctest: +SKIP
     """
@@ -217,7 +218,7 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
     with Engine(codec, seed=start.seed if seed is None else seed, tempo=start.tempo) as engine:
         replayer = _prepare(engine, performance, folder, run_code_too=run_code, report=report)
         player = _JournalPlayer(engine, replayer, performance, report)
-        written = render_to_file(player, output, seconds, stems=stems, progress=progress)
+        written = render_to_file(player, output, seconds, stems=stems, progress=progress, rate=rate)
         report.samples = engine.position
         report.notes.extend(str(e) for e in engine.events.since(0)[0])
     report.output = written[0]
@@ -327,7 +328,7 @@ def cli_render_set(args) -> int:
     began = time.perf_counter()
     report = render_set(args.script, args.output, seconds=args.seconds,
                         seed=getattr(args, "seed", None), model=getattr(args, "model", None),
-                        stems=getattr(args, "stems", False),
+                        stems=getattr(args, "stems", False), rate=getattr(args, "rate", None),
                         run_code=not getattr(args, "no_code", False))
     elapsed = time.perf_counter() - began
     for note in report.notes:

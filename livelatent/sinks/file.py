@@ -14,7 +14,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 from ..atomic import PendingFile
-from ..errors import ParameterError
+from ..engine.resample import Resampler, StreamConverter
+from ..errors import ParameterError, check_number
 
 __all__ = ["render_to_file", "FORMATS"]
 
@@ -23,17 +24,22 @@ _PROGRESS_FROM_S = 20.0   # renders shorter than this finish before a bar is wor
 
 
 class _AtomicSoundFile:
-    def __init__(self, path: Path, sample_rate: int, channels: int):
+    """A file written beside its name and renamed when whole; what it is given, at the
+    engine's rate, is resampled to the file's when they differ (counts are the engine's)."""
+
+    def __init__(self, path: Path, converter: StreamConverter, origin: int):
         fmt, subtype = FORMATS[path.suffix.lower()]
         self.pending = PendingFile(path)
         self.path = path
-        self.file = sf.SoundFile(self.pending.tmp, "w", samplerate=sample_rate, channels=channels,
-                                 format=fmt, subtype=subtype)
+        self.converter = converter
+        self.origin = origin
+        self.file = sf.SoundFile(self.pending.tmp, "w", samplerate=converter.resampler.rate_out,
+                                 channels=2, format=fmt, subtype=subtype)
         self.frames = 0
         self.held: np.ndarray | None = None   # stems hold their newest block back
 
     def write(self, block: np.ndarray) -> None:
-        self.file.write(block)
+        self.file.write(self.converter.push(block))
         self.frames += block.shape[0]
 
     def hold(self, block: np.ndarray) -> None:
@@ -48,7 +54,8 @@ class _AtomicSoundFile:
             self.write(self.held[:max(0, frames - self.frames)])
             self.held = None
         if self.frames < frames:
-            self.write(np.zeros((frames - self.frames, self.file.channels), dtype=np.float32))
+            self.write(np.zeros((frames - self.frames, 2), dtype=np.float32))
+        self.file.write(self.converter.flush(self.origin + frames))
 
     def commit(self) -> Path:
         self.file.close()
@@ -65,11 +72,15 @@ def _stem_path(path: Path, name: str) -> Path:
 
 
 def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
-                   progress: bool | None = None, on_block=None, chunk_steps: int | None = None) -> list[Path]:
+                   progress: bool | None = None, on_block=None, chunk_steps: int | None = None,
+                   rate: int | None = None) -> list[Path]:
     """Render ``engine`` from its position to ``path`` (.wav float32 or .flac 24-bit).
 
     ``stems=True`` also writes one file per voice (before the master limiter), named
     ``OUT.<voice name>.wav``, each as long as the mix. Returns the paths written, mix first.
+    ``rate`` resamples to that rate with the resampler live playback uses on a device of that
+    rate, so the file equals what such a device played (its last milliseconds read silence
+    after the end, where a device went on).
     ``on_block(frames)`` is called after each block is written (raising from it abandons the
     render: nothing is left under the names asked for). ``chunk_steps`` sets the engine steps
     per block.
@@ -78,13 +89,19 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     if path.suffix.lower() not in FORMATS:
         raise ParameterError(f"cannot render to {path.name}: use a .wav or .flac file name")
     origin = engine.position
-    mix = _AtomicSoundFile(path, engine.sample_rate, 2)
+    rate = engine.sample_rate if rate is None else _check_rate(rate)
+    resampler = Resampler(engine.sample_rate, rate)
+
+    def opened(target: Path, history) -> _AtomicSoundFile:
+        return _AtomicSoundFile(target, StreamConverter(resampler, origin, history), origin)
+
+    mix = opened(path, engine.recent_samples(resampler.reach))
     stem_files: dict[int, _AtomicSoundFile] = {}
 
     def write_stem(number: int, name: str, first_sample: int, block: np.ndarray) -> None:
         handle = stem_files.get(number)
         if handle is None:
-            handle = stem_files[number] = _AtomicSoundFile(_stem_path(path, name), engine.sample_rate, 2)
+            handle = stem_files[number] = opened(_stem_path(path, name), None)
         gap = first_sample - origin - handle.frames - (0 if handle.held is None else handle.held.shape[0])
         if gap > 0:
             handle.hold(np.zeros((gap, 2), dtype=np.float32))
@@ -102,6 +119,7 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
             mix.write(block)
             if on_block is not None:
                 on_block(block.shape[0])
+        mix.finish(mix.frames)
         written = [mix.commit()]
         for handle in stem_files.values():
             handle.finish(mix.frames)     # a render's last step may run past its end
@@ -115,3 +133,10 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     finally:
         engine.set_stem_sink(None)
         bar.close()
+
+
+def _check_rate(rate) -> int:
+    value = check_number(rate, name="rate", low=8000, high=384000, meaning="of Hz from 8000 to 384000")
+    if value != int(value):
+        raise ParameterError(f"rate={rate!r} must be a whole number of Hz")
+    return int(value)

@@ -1,0 +1,77 @@
+"""Offline rendering: the engine's timeline moved many steps at a time, as fast as it goes.
+
+The same steps as live playback, in larger spans (256 steps, big decode batches). Samples the
+last span produced beyond what was asked stay with the engine as leftover, so renders in pieces
+join seamlessly, and live playback plays them first when it starts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LiveLatentError, ParameterError
+
+__all__ = ["render_chunks", "render_total", "MAX_RENDER_S"]
+
+MAX_RENDER_S = 24 * 3600
+
+
+def render_total(engine, seconds, samples) -> int | None:
+    """How many samples a render asked with ``seconds`` or ``samples`` makes (None: until the
+    voices end)."""
+    if samples is not None:
+        if not isinstance(samples, (int, np.integer)) or samples < 0:
+            raise ParameterError(f"samples={samples!r} must be a non-negative integer")
+        return int(samples)
+    if seconds is None:
+        if engine.loops():
+            raise ParameterError("seconds=None renders until every voice ends, but some voices "
+                                 "loop: give seconds=")
+        return None
+    if not (seconds >= 0 and seconds <= MAX_RENDER_S):
+        raise ParameterError(f"seconds={seconds!r} must be between 0 and {MAX_RENDER_S}")
+    return int(round(seconds * engine.sample_rate))
+
+
+def render_chunks(engine, total: int | None, *, chunk_steps: int, max_seconds: float, progress,
+                  hooks):
+    """Yield rendered blocks until ``total`` samples are rendered (None: until all voices end).
+
+    ``hooks(engine, first, end)`` run before each span (timers send their changes there).
+    """
+    if engine.playback is not None:
+        raise LiveLatentError("this engine is playing live; render a copy instead "
+                              "(the REPL's render() does)")
+    timeline, step = engine.timeline, engine.step
+    limit = int(max_seconds * engine.sample_rate)
+    produced = 0
+    with engine.timeline_lock():
+        while total is None or produced < total:
+            if engine.leftover_size:
+                block = engine.take_leftover()
+            else:
+                if total is None and engine.idle():
+                    return
+                if total is None and produced >= limit:
+                    raise LiveLatentError(f"the voices still play after {max_seconds:g} s; "
+                                          f"give seconds=")
+                want = chunk_steps * step if total is None else total - produced
+                steps = max(1, min(chunk_steps, -(-want // step)))
+                first = timeline.step * step
+                for hook in list(hooks):
+                    hook(engine, first, first + steps * step)
+                block = timeline.advance(steps)
+                timeline.forget_before(timeline.step)
+                if total is None and timeline.played_out():
+                    block = block[:max(0, engine.sound_end - first)]   # the exact end
+                    total = produced + block.shape[0]
+            if total is not None and produced + block.shape[0] > total:
+                # keep what runs past the end for the next render: renders join seamlessly
+                engine.give_leftover(block[total - produced:])
+                block = block[:total - produced]
+            produced += block.shape[0]
+            if block.shape[0]:
+                engine.set_recent_samples(np.concatenate([engine.recent_samples(256), block]))
+            if progress is not None:
+                progress(block.shape[0])
+            yield block
