@@ -309,13 +309,13 @@ class Performer:
     def at(self, beat: float, fn) -> None:
         """Run ``fn()`` just before ``beat`` (beats since the engine started); what it changes
         lands exactly on that beat. ``at(16, lambda: v.set(curve=tri(2)))``"""
-        if not self.replaying:
+        if not (self.replaying or self.engine.sealed):
             self._timer_service().at(beat, fn)
 
     def every(self, beats: float, fn, *, start: float | None = None, times: int | None = None) -> None:
         """Run ``fn()`` every ``beats`` beats (from ``start``, default the next multiple of
         ``beats``), ``times`` times or until the engine stops; its changes land on the beat."""
-        if not self.replaying:
+        if not (self.replaying or self.engine.sealed):
             self._timer_service().every(beats, fn, start=start, times=times)
 
     def cancel_timers(self) -> None:

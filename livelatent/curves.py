@@ -22,7 +22,6 @@ replay gives the same values, sample for sample.
 """
 
 import numbers
-import warnings
 
 import numpy as np
 
@@ -272,17 +271,18 @@ def _fn_name(fn):
 def _fn(t, fn):
     # The same call whatever the number of times: the whole array first (numpy code), then one
     # float per time if the function cannot take an array (math code). A live step evaluates one
-    # window and a render hundreds, and the function must see the same thing in both.
+    # window and a render hundreds; one time is passed as two (the same twice), so numpy never
+    # turns a one-element array into a float and the function sees what it sees offline.
+    flat = t.ravel()
+    probe = flat if flat.size > 1 else np.concatenate([flat, flat])
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", DeprecationWarning)   # numpy's array-to-float
-            out = np.array(fn(t), dtype=np.float64)  # a copy: fn may return t itself
-    except (TypeError, ValueError, DeprecationWarning):
+        out = np.array(fn(probe), dtype=np.float64)      # a copy: fn may return its argument
+    except (TypeError, ValueError):
         return _call_fn_per_time(fn, t)
-    if out.shape == t.shape:
-        return out
     if out.ndim == 0:
         return np.full(t.shape, out)
+    if out.shape == probe.shape:
+        return out[:flat.size].reshape(t.shape)
     return _call_fn_per_time(fn, t)
 
 

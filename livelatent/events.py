@@ -16,12 +16,13 @@ and take what came since, so several readers can follow the same stream.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["Event", "Events", "Reader", "LEVELS"]
+__all__ = ["Event", "Events", "Reader", "Printer", "LEVELS"]
 
 LEVELS = ("info", "warning", "error")
 _KEPT = 1000          # events kept for readers that fall behind; older ones are dropped
@@ -96,3 +97,37 @@ class Reader:
         taken, self.cursor = self.events.since(self.cursor)
         return taken
 
+
+
+class Printer:
+    """``with Printer(events):`` prints each event emitted meanwhile, as it comes, on ``stream``
+    (standard error by default): how the command line shows the performer the one channel."""
+
+    def __init__(self, events: Events, stream=None, *, every: float = 0.05):
+        self.reader = Reader(events)
+        self.stream = stream
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="livelatent-printer", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.flush()
+        return False
+
+    def flush(self) -> None:
+        stream = self.stream or sys.stderr
+        for event in self.reader.take():
+            try:
+                print(event, file=stream, flush=True)
+            except (OSError, ValueError):
+                return               # the terminal is gone: nothing to tell
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self.flush()

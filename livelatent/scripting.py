@@ -7,13 +7,13 @@ the first sample of a render, or of live playback.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 from .config import PACKAGE_ROOT
 from .engine.engine import Engine
 from .errors import DeviceError, LiveLatentError, ParameterError
+from .events import Printer
 from .session.code import run_code
 from .session.namespace import namespace
 from .session.sets import cli_render_set
@@ -68,35 +68,31 @@ def cli_render(args) -> int:
     return 0
 
 
-def play(engine: Engine, *, device=None, seconds: float | None = None, quiet: bool = False) -> None:
-    """Play the engine live until ``seconds`` pass, every voice ends, or Ctrl-C."""
+def play(engine: Engine, *, device=None, seconds: float | None = None) -> None:
+    """Play the engine live until ``seconds`` pass, every voice ends (and the listener has
+    heard it), or Ctrl-C. What happens is told on ``engine.events``."""
     engine.start(device)
-    if not quiet:
-        limit = f"for {seconds:g} s" if seconds else "until the voices end (Ctrl-C stops)"
-        print(f"playing {limit}", file=sys.stderr)
+    limit = f"for {seconds:g} s" if seconds else "until the voices end (Ctrl-C stops)"
+    engine.events.info(f"playing {limit}")
     began = time.monotonic()
-    cursor = 0
     try:
         while True:
             time.sleep(0.05)
-            events, cursor = engine.events.since(cursor)
-            for event in events:
-                print(event, file=sys.stderr)
             if seconds is not None and time.monotonic() - began >= seconds:
                 break
             if engine.idle() and engine.position >= engine.sound_end:
                 break      # every voice ended, and the listener heard the last of them
     finally:
         engine.stop_playback(fade=0.05 if seconds is None else 0.0)
-    if engine.underruns and not quiet:
-        print(f"warning: {engine.underruns} underruns (the decoder fell behind)", file=sys.stderr)
+    if engine.underruns:
+        engine.events.warning(f"{engine.underruns} underruns (the decoder fell behind)")
 
 
 def cli_play(args) -> int:
     """``livelatent play SCRIPT [--seconds S] [--device D]``."""
     if args.seconds is not None and not args.seconds > 0:
         raise ParameterError(f"--seconds {args.seconds} must be positive")
-    with _engine_for(args) as engine:
+    with _engine_for(args) as engine, Printer(engine.events):
         run_script(args.script, engine)
         play(engine, device=args.device, seconds=args.seconds)
     return 0
@@ -104,13 +100,13 @@ def cli_play(args) -> int:
 
 def cli_demo(args) -> int:
     """``livelatent demo``: play the demo, or render it to a file when there is no device."""
-    with Engine(seed=0) as engine:
+    with Engine(seed=0) as engine, Printer(engine.events):
         run_script(DEMO_SCRIPT, engine)
         try:
             play(engine, device=args.device, seconds=args.seconds)
             return 0
         except DeviceError as exc:
-            print(f"no audio device ({str(exc).split(';')[0]}): rendering instead", file=sys.stderr)
+            engine.events.info(f"no audio device ({str(exc).split(';')[0]}): rendering instead")
         written = render_to_file(engine, args.output, args.seconds)
     print(f"rendered the demo to {written[0]} ({args.seconds:g} s)")
     return 0

@@ -30,6 +30,7 @@ __all__ = ["Timers", "LEAD_S"]
 
 LEAD_S = 0.3          # how long before its beat a timer's function runs, when playing
 _POLL_S = 0.005
+_IDLE_POLL_S = 0.25
 _services: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _services_lock = threading.Lock()
 
@@ -137,16 +138,19 @@ class Timers:
             self._run(engine, max(sample, first), job)
 
     def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="livelatent-timers", daemon=True)
-            self._thread.start()
+        with self._lock:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="livelatent-timers", daemon=True)
+                self._thread.start()
 
     def _loop(self) -> None:
         while True:
             engine = self._engine()
             if engine is None:
                 return
-            if engine.playing:
+            playing = engine.playing
+            if playing:
                 horizon = engine.position + int(LEAD_S * engine.sample_rate)
                 while (due := self._next_due(engine, horizon)) is not None:
                     self._run(engine, *due)
@@ -155,4 +159,4 @@ class Timers:
                 if not self._jobs:
                     self._thread = None
                     return
-            self._wake.wait(_POLL_S)
+            self._wake.wait(_POLL_S if playing else _IDLE_POLL_S)   # offline, renders run them

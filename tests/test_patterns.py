@@ -149,7 +149,6 @@ def test_a_file_caught_half_saved_is_not_run_until_it_holds_still(session, tmp_p
 
 
 def test_a_watched_folder_picks_up_new_files(session, tmp_path):
-    lines = said(session)
     folder = tmp_path / "patterns"
     folder.mkdir()
     save(folder / "a.py", 'voice(flute, cello, name="a")\n')

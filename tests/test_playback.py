@@ -135,7 +135,7 @@ def test_play_stops_only_when_the_listener_has_heard_the_end(jack_server, source
         voice(*sources, loop=False)                           # 2 s, then it ends by itself
         waiting.start()
         try:
-            play(engine, device="system", quiet=True)
+            play(engine, device="system")
         finally:
             waiting.join()
         captured = recorder.stop()

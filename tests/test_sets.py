@@ -305,7 +305,7 @@ def test_replay_plays_the_journal_live_as_the_render_has_it(jack_server, saved_s
         render_set(saved_set, tmp_path / "gig.wav", seconds=4, progress=False)
     done = {}
     player = threading.Thread(target=lambda: done.setdefault(
-        "report", replay_set(saved_set, device="system", seconds=3.5, quiet=True)))
+        "report", replay_set(saved_set, device="system", seconds=3.5)))
     player.start()
     with jackutil.JackRecorder(jack_server, "PortAudio", seconds=12) as recorder:   # once it plays
         player.join(timeout=30)

@@ -210,12 +210,12 @@ class Bank:
         previous = np.empty_like(gains)
         previous[1:] = gains[:-1]
         previous[starts] = self._gains[v[starts]]
-        self._gains[v[ends]] = gains[ends]
         shaped = self._shape(decoded, t.ola[v])
         if span == 1:
             block = self._one_step(t, v, shaped, previous, gains, first)
         else:
             block = self._overlap_add(t, v, shaped, previous, gains, first, span, position)
+        self._gains[v[ends]] = gains[ends]
         # voices that ended, reverted their curve, or are done
         windows = np.bincount(v, minlength=t.n)
         last_end = np.full(t.n, -1, dtype=np.int64)

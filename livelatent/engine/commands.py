@@ -111,9 +111,6 @@ class Score:
     def with_voices(self, voices: dict) -> "Score":
         return replace(self, voices=MappingProxyType(voices))
 
-    def without(self, *numbers: int) -> "Score":
-        return self.with_voices({n: p for n, p in self.voices.items() if n not in numbers})
-
     def sounding(self) -> list[VoiceParams]:
         """The voices not fading out, in number order."""
         return sorted((p for p in self.voices.values() if p.stop_at is None), key=lambda p: p.index)

@@ -56,13 +56,16 @@ class Engine:
     lookahead : int, optional
         Samples decoded ahead of the listener when live (default: 8 steps, about 93 ms). It
         costs no latency: a change rewinds and re-decodes what was decoded but not played.
+    events : Events, optional
+        Where the engine reports to the performer (default: a stream of its own).
 
     ``with Engine():`` makes it the default engine of this context, for ``voice()``,
     ``tempo()``... typed outside a namespace bound to an engine.
     """
 
     def __init__(self, model=None, *, seed: int = 0, tempo: float = DEFAULT_TEMPO_BPM,
-                 blocksize: int = BLOCKSIZE, lookahead: int | None = None):
+                 blocksize: int = BLOCKSIZE, lookahead: int | None = None,
+                 events: Events | None = None):
         self.codec: Codec = model if isinstance(model, Codec) else load_model(model)
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             raise ParameterError(f"seed={seed!r} must be a non-negative integer")
@@ -74,7 +77,7 @@ class Engine:
         self.lookahead = int(lookahead) if lookahead is not None else 8 * self.step
         if self.lookahead < self.step:
             raise ParameterError(f"lookahead={lookahead} must be at least one step ({self.step} samples)")
-        self.events = Events()
+        self.events = events if events is not None else Events()
         self.playback: Playback | None = None
         self.frames = FrameArena(self.codec.latent_dim)
         self.timeline = Timeline(self.codec, seed=self.seed, step=self.step, tempo=tempo,

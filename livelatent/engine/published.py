@@ -75,9 +75,13 @@ def pending_entries(published: Published, from_sample: int) -> list[tuple[int, E
 def intended(published: Published, batch_commands=()) -> Score:
     """The score as the performer last asked for it: ``published`` with every change not yet
     applied, then ``batch_commands`` (a batch still open), applied to a copy."""
+    changes = [(sample, entry.seq, entry.command)
+               for sample, entry in pending_entries(published, published.sample)]
+    # the open batch would land now, and after everything sent so far at the same step
+    changes += [(published.sample, _UNSENT + offset, command)
+                for offset, command in enumerate(batch_commands)]
+    changes.sort(key=lambda change: (change[0], change[1]))
     score = published.score
-    for sample, entry in pending_entries(published, published.sample):
-        score = apply(score, entry.command, at=sample, seq=entry.seq)
-    for offset, command in enumerate(batch_commands):     # sent after everything scheduled
-        score = apply(score, command, at=published.sample, seq=_UNSENT + offset)
+    for sample, seq, command in changes:
+        score = apply(score, command, at=sample, seq=seq)
     return score

@@ -69,10 +69,12 @@ class Timeline:
         return self._latest
 
     def at(self, sample: int) -> Published:
-        """The snapshot of the step ``sample`` is in (the oldest kept, if it is older)."""
-        history = self._history
+        """What plays at ``sample``: the snapshot published once the step it falls in was
+        processed (the newest, if the timeline has not got there; the oldest kept, if older)."""
+        after = sample // self.step_size + 1
+        history = tuple(self._history)      # a copy: the decode thread appends meanwhile
         for published in reversed(history):
-            if published.sample <= sample:
+            if published.step <= after:
                 return published
         return history[0] if history else self._latest
 
@@ -147,10 +149,15 @@ class Timeline:
         done = 0
         while done < steps:
             step = self._step
+            before = self._score, dict(self._resolved)
             self._apply_due(step)
             span = min(steps - done, self._next_due(step) - step)
-            result = self._bank.render(self._score.voices, self._score.clock, step * self.step_size,
-                                       span * self.step_size)
+            try:
+                result = self._bank.render(self._score.voices, self._score.clock,
+                                           step * self.step_size, span * self.step_size)
+            except BaseException:        # nothing of this span happened: it can be tried again
+                self._score, self._resolved = before
+                raise
             if result.reverted or result.finished:
                 voices = dict(self._score.voices)
                 voices.update(result.reverted)

@@ -7,7 +7,7 @@ lands on one engine sample like a REPL cell; its errors name the file and the li
 
 A file *describes* what it plays: when it runs again, the voices its previous run started
 are stopped on the same sample the new ones start (a 50 ms fade), instead of piling up. That
-stop is part of the journaled code (a last line the watcher adds, a public ``stop(...)``).
+stop is part of the journaled code (a last line the watcher adds, ``performer.stop(...)``).
 
 A file that does not compile is reported once and not run. A file that raises while it runs
 changes nothing: the cell runs with ``discard_on_error=True``, so none of its engine changes
@@ -215,7 +215,8 @@ class PatternWatcher:
                 # the voices this file started last time make way for the new ones, on the same
                 # sample; written into the journaled code so that a reader sees it happen
                 numbers = ", ".join(str(n) for n in watched.voices)
-                cell += f"stop({numbers}, fade={REPLACE_FADE_S})  # livelatent: replaces this file's previous voices\n"
+                cell += (f"performer.stop({numbers}, fade={REPLACE_FADE_S})  "
+                         f"# livelatent: replaces this file's previous voices\n")
             try:
                 self.session.run_cell(cell, origin=f"pattern:{shown}", discard_on_error=True,
                                       label=shown)

@@ -41,7 +41,9 @@ def namespace(engine, *, performer: Performer | None = None, extra: dict | None 
     """A fresh namespace: the public names (those that act on an engine bound to ``engine``),
     the pack's sources, and ``engine``."""
     names = public.names()
-    names.update((performer or Performer(engine)).names())
+    performer = performer or Performer(engine)
+    names.update(performer.names())
+    names["performer"] = performer
     # a demo source never hides a function of the API (the pack's voice.flac vs voice())
     names.update({k: v for k, v in pack_sources(engine).items() if k not in names})
     names["engine"] = engine

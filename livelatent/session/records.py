@@ -174,6 +174,7 @@ def encode_command(command, store: SourceStore) -> dict:
         for name, value in command.changes.items():
             if name in ("a", "b"):
                 changes[name] = ref(value)
+                changes[f"hop_{name}"] = int(command.changes[f"frames_{name}"].hop)
             elif name == "curve":
                 changes[name] = _curve_data(value)
             elif name in ("gain", "pan"):
@@ -215,7 +216,11 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
             changes = {}
             for name, value in data["changes"].items():
                 if name in ("a", "b"):
-                    changes[name] = store.get(value, rate=engine.sample_rate)
+                    src = store.get(value, rate=engine.sample_rate)
+                    changes[name] = src
+                    changes[f"frames_{name}"] = src.frames(engine.codec, int(data["changes"][f"hop_{name}"]))
+                elif name.startswith("hop_"):
+                    continue
                 elif name == "curve":
                     changes[name] = _decoded_curve(value, where, captured, "curve")
                 else:

@@ -9,8 +9,10 @@ data, so nothing in a replay reads the wall clock or calls a performer's functio
 Code runs only to rebuild names. Each cell runs where it ran live, inside a batch that
 captures what it sends without sending it; a value the journal could not hold as code (a curve
 made from a Python function) is taken from the matching command of the replayed cell. A cell
-that raised during the performance runs up to the statement that raised, and its recorded
-wall-clock checks are handed back in order. With ``run_code=False`` (``--no-code``) no code
+that raised during the performance runs up to the top-level statement that raised (not that
+statement itself: what it sent before raising is in the journal as data, but a curve made from
+a Python function in it cannot be rebuilt), and its recorded wall-clock checks are handed back
+in order. With ``run_code=False`` (``--no-code``) no code
 runs at all: a set from a stranger renders from data alone, and a command that exists only as
 code is named and refused.
 

@@ -170,7 +170,10 @@ class Session:
                 engine.events.error(f"{exc}: where cell {entry_id} landed is not recorded")
         # a set saved inside the cell copied the journal before the cell's batch landed
         for folder in self._saved_in_cell:
-            copy_journal(folder, self.journal.path, self.set_dir)
+            try:
+                copy_journal(folder, self.journal.path, self.set_dir)
+            except OSError as exc:
+                engine.events.error(f"the set {folder} misses the end of cell {entry_id}: {exc}")
         self._saved_in_cell.clear()
 
     # -- sets ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pathlib import Path
 from ..api import Performer
 from ..engine.engine import Engine
 from ..errors import LiveLatentError, ParameterError, SetError
+from ..events import Events, Printer
 from ..model.codec import load_model
 from ..sinks.file import render_to_file
 from .code import run_code
@@ -66,9 +67,6 @@ def open_set(folder, *, session: int = -1, model=None) -> tuple[Performance, obj
     start = performance.session
     if model is not None:
         codec = load_model(model)
-        if codec.content_hash != start.model_hash:
-            print(f"note: rendering {folder.name} with {model}, not the model it was played with",
-                  file=sys.stderr)
     else:
         if start.model_path is None:
             raise SetError(f"set {folder.name} does not say which model it was played with; "
@@ -177,9 +175,7 @@ class _JournalPlayer:
         end = self._performance.end if total is None else total
         for action in self._replayer.actions():
             if end is not None and action.when >= end:
-                if action.kind == "cell":
-                    continue
-                break
+                continue        # (a timer's batch comes early in sending order: go on with the rest)
             gap = action.when - engine.position
             if action.kind == "cell" and gap > 0:
                 yield from engine.render_chunks(samples=gap, progress=progress)
@@ -214,6 +210,8 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
     folder = Path(folder)
     performance, codec = open_set(folder, session=session, model=model)
     report = ReplayReport(sample_rate=codec.sample_rate)
+    if codec.content_hash != performance.session.model_hash:
+        report.notes.append(f"rendering {folder.name} with {model}, not the model it was played with")
     start = performance.session
     with Engine(codec, seed=start.seed if seed is None else seed, tempo=start.tempo) as engine:
         replayer = _prepare(engine, performance, folder, run_code_too=run_code, report=report)
@@ -226,13 +224,13 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
 
 
 def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: float | None = None,
-               session: int = -1, quiet: bool = False, run_code: bool = True) -> ReplayReport:
+               session: int = -1, run_code: bool = True, events=None) -> ReplayReport:
     """Play a set's journal live through ``device``, each change on its original sample.
 
     Stops ``seconds`` after the start, at the recorded end of the performance, or
     :data:`TAIL_S` after its last change (sooner if every voice ends and has been heard), or
     on Ctrl-C. A batch that arrives too late to land on its sample lands as soon as it can,
-    and the report says by how much.
+    and the report says by how much. What happens is told on ``events`` as it happens.
     """
     if seconds is not None and not (seconds > 0):
         raise ParameterError(f"seconds={seconds!r} must be positive")
@@ -244,53 +242,41 @@ def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: fl
     rate = codec.sample_rate
     lead = int(LEAD_S * rate)
     end = int(round(seconds * rate)) if seconds is not None else performance.end
-    say = (lambda text: None) if quiet else (lambda text: print(text, file=sys.stderr))
-    with Engine(codec, seed=start.seed, tempo=start.tempo, **kwargs) as engine:
+    with Engine(codec, seed=start.seed, tempo=start.tempo, events=events, **kwargs) as engine:
         replayer = _prepare(engine, performance, folder, run_code_too=run_code, report=report)
         actions = list(replayer.actions())
-        reader = engine.events.since(0)[1]
         while actions and actions[0].when < lead and (end is None or actions[0].when < end):
             replayer.perform(actions.pop(0))        # before the first block plays
         engine.start(device)
-        say(f"replaying {folder.name}: {len(performance.batches)} changes"
-            + (f" (session {start.index + 1} of {performance.sessions})" if performance.sessions > 1 else ""))
+        engine.events.info(f"replaying {folder.name}: {len(performance.batches)} changes" + (
+            f" (session {start.index + 1} of {performance.sessions})" if performance.sessions > 1 else ""))
         try:
             for action in actions:
                 if end is not None and action.when >= end:
-                    break
+                    continue
                 while action.kind == "cell" and engine.position < action.when - lead:
-                    reader = _say_events(engine, reader, say)
                     time.sleep(0.005)
                 landed = replayer.perform(action)
                 if landed is not None and landed > action.when:
                     report.late.append((action.item.seq, landed - action.when))
             stop_at = end if end is not None else _last_change(performance) + int(TAIL_S * rate)
             while engine.position < stop_at:
-                reader = _say_events(engine, reader, say)
                 if end is None and engine.idle() and engine.position >= engine.sound_end:
                     break
                 time.sleep(0.01)
         except KeyboardInterrupt:
-            say("interrupted")
+            engine.events.info("interrupted")
         finally:
             engine.stop_playback()
             report.samples = engine.position
             report.underruns = engine.underruns
-            _say_events(engine, reader, say)
-    for seq, late in report.late:
-        say(f"change {seq} landed {late / rate * 1e3:.0f} ms late")
-    for note in report.notes:
-        say(note)
-    if report.underruns:
-        say(f"warning: {report.underruns} underruns (the decoder fell behind)")
+        for seq, late in report.late:
+            engine.events.warning(f"change {seq} landed {late / rate * 1e3:.0f} ms late")
+        for note in report.notes:
+            engine.events.info(note)
+        if report.underruns:
+            engine.events.warning(f"{report.underruns} underruns (the decoder fell behind)")
     return report
-
-
-def _say_events(engine, cursor: int, say) -> int:
-    events, cursor = engine.events.since(cursor)
-    for event in events:
-        say(str(event))
-    return cursor
 
 
 class _LegacyReplayer:
@@ -342,6 +328,8 @@ def cli_render_set(args) -> int:
 
 def cli_replay(args) -> int:
     """``livelatent replay sets/NAME [--device D] [--blocksize N] [--seconds S] [--no-code]``."""
-    replay_set(args.set, device=args.device, blocksize=args.blocksize, seconds=args.seconds,
-               run_code=not getattr(args, "no_code", False))
+    events = Events()
+    with Printer(events):
+        replay_set(args.set, device=args.device, blocksize=args.blocksize, seconds=args.seconds,
+                   run_code=not getattr(args, "no_code", False), events=events)
     return 0
