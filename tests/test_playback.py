@@ -218,3 +218,51 @@ def test_a_long_c_call_holding_the_gil_does_not_stall_the_sound(jack_server, sou
     assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4, offset
     blocks = np.abs(captured[:len(captured) // 1024 * 1024]).reshape(-1, 1024, 2).max(axis=(1, 2))
     assert blocks.min() > 1e-3                    # no gap
+
+
+def _voices_the_decoder_feeds(codec, batch: int) -> float:
+    """OLA voices the bare decoder could feed on one BLAS thread (its windows per second at this
+    batch, over the 86 windows per second one voice needs)."""
+    from threadpoolctl import threadpool_limits
+    z = np.random.default_rng(0).standard_normal((batch, codec.latent_dim)).astype(np.float32)
+    with threadpool_limits(limits=1, user_api="blas"):
+        codec.decode(z)
+        count, began = 0, time.perf_counter()
+        while time.perf_counter() - began < 0.5:
+            codec.decode(z)
+            count += batch
+        rate = count / (time.perf_counter() - began)
+    return rate / (codec.sample_rate / (codec.window // 2))
+
+
+def test_an_overloaded_decoder_mutes_the_newest_voices_instead_of_clicking(jack_server, tmp_path):
+    from livelatent.session.session import Session
+    from livelatent.session.sets import render_set
+    from livelatent.repl.setup import make_engine
+    engine = make_engine(blocksize=1024)                  # the REPL's engine: 0.2 s decoded ahead
+    capacity = 0.85 * _voices_the_decoder_feeds(engine.codec, 200)
+    count = int(1.5 * capacity)
+    with engine, Session(engine, sets_root=tmp_path, set_name="crowd") as session:
+        session.run_cell(f"for i in range({count}):\n"
+                         f"    voice(flute, cello, curve=sine(3 + i / 50), gain=1 / {count} ** 0.5)")
+        engine.start("system")
+        recorder = jackutil.RecorderProcess(jack_server, "PortAudio", seconds=12, folder=tmp_path)
+        try:
+            time.sleep(4.0)
+            underruns = engine.underruns
+            engine.stop_playback()
+            captured = sounding(recorder.stop())
+        finally:
+            recorder.close()
+        session.end()
+        events = engine.events.texts("warning")
+        playing = len(engine.intended_voices())
+    assert any(text.startswith("overload:") for text in events), events
+    assert playing < count and underruns == 0
+    blocks = np.abs(captured[:len(captured) // 1024 * 1024]).reshape(-1, 1024, 2).max(axis=(1, 2))
+    assert blocks.min() > 1e-3                                      # no gap
+    render_set(tmp_path / "crowd", tmp_path / "crowd.wav", progress=False)
+    reference, _ = sf.read(tmp_path / "crowd.wav", dtype="float32")
+    offset = jackutil.align(captured, reference)
+    assert len(captured) - offset >= 3 * SR
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4

@@ -32,6 +32,7 @@ from ..blas import hold_one_blas_thread, release_blas_threads
 from ..errors import DeviceError, LiveLatentError
 from .commands import Hush
 from .connection import Connection
+from .overload import OverloadGuard
 from .writers import Batch, default_origin
 
 __all__ = ["Playback", "SWITCH_INTERVAL_S", "RECONNECT_EVERY_S"]
@@ -73,7 +74,9 @@ class Playback:
         self._stopping = threading.Event()
         self._retry = threading.Event()
         self._checkpoints: dict = {}
-        self._decode_seconds: deque = deque(maxlen=64)
+        self._decode_seconds: deque = deque(maxlen=64)    # wall time of each step decoded
+        self._decode_cpu: deque = deque(maxlen=512)       # this thread's CPU time of each step
+        self._guard = OverloadGuard(self)
         self._said: dict[str, float] = {}
         self._attached = False
         self._switch_interval = sys.getswitchinterval()
@@ -89,6 +92,27 @@ class Playback:
     def lost(self) -> bool:
         """Whether the device is lost (the music waits for it)."""
         return self._paused is not None
+
+    def recent_load(self, seconds: float) -> float | None:
+        """CPU time the decode thread spent on the steps of the last ``seconds``, over their
+        duration (None until there are that many). CPU time, not wall time: waiting for the GIL
+        while the performer's code runs is not the decoder falling behind."""
+        engine = self.engine
+        count = max(1, int(round(seconds * engine.sample_rate / engine.step)))
+        spans = list(self._decode_cpu)[-count:]
+        if len(spans) < count:
+            return None
+        return sum(spans) / (count * engine.step / engine.sample_rate)
+
+    @property
+    def decoded_to(self) -> int:
+        """The engine sample up to which the decoder has got (a change landing there costs no
+        re-decoding)."""
+        link = self._link
+        return link.fed if link is not None else self.heard
+
+    def forget_load(self) -> None:
+        self._decode_cpu.clear()
 
     @property
     def underruns(self) -> int:
@@ -126,6 +150,7 @@ class Playback:
                 self.running = True
                 self._thread = threading.Thread(target=self._run, name="livelatent-decode", daemon=True)
                 self._thread.start()
+                self._guard.start()
             except BaseException:
                 self.running = False
                 if self._attached:
@@ -168,6 +193,7 @@ class Playback:
             if landed is not None:
                 self.wait_heard(landed + samples + engine.window,
                                 timeout=fade + 4 * engine.lookahead / engine.sample_rate + 0.5)
+        self._guard.stop()
         with engine.timeline_lock():              # offline senders wait until it has stopped
             try:
                 with self._lock:
@@ -300,11 +326,12 @@ class Playback:
         until = link.heard + engine.lookahead
         while link.fed < until:
             current = timeline.step
+            began, cpu = time.perf_counter(), time.thread_time()
             self._checkpoints[current] = timeline.checkpoint()
-            began = time.perf_counter()
             block = timeline.advance(1)
-            self._decode_seconds.append(time.perf_counter() - began)
             link.feed(current * step, block)
+            self._decode_seconds.append(time.perf_counter() - began)
+            self._decode_cpu.append(time.thread_time() - cpu)
             oldest = link.heard // step - 1
             for old in [s for s in self._checkpoints if s < oldest]:
                 del self._checkpoints[old]

@@ -1,0 +1,82 @@
+"""When the decoder cannot keep up: fewer voices, decided in the open, instead of clicks.
+
+Live, the :class:`OverloadGuard` watches how much CPU time the decode thread spends on a step
+against the step's duration. When that load, over the last :data:`WINDOW_S`, is above
+:data:`HIGH` (too many voices, a slow machine), it mutes the newest voices, as many as it takes
+to bring the load back to :data:`TARGET`, each with a short fade, in one batch of origin
+``overload``. The batch lands where the decoder has got to, so it costs no re-decoding. The batch is journaled like any other writer's, so the set's render is what the
+audience heard; the status line says so once, with what each voice costs. Underruns stay the
+last resort: the guard acts while what was decoded ahead still covers the listener.
+
+The order is declared and deterministic: the newest voices (highest numbers) go first.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from .commands import StopVoice
+from .writers import Batch
+
+__all__ = ["OverloadGuard", "HIGH", "TARGET", "WINDOW_S", "FADE_S"]
+
+HIGH = 0.9             # decode time over step time, averaged: above this the decoder falls behind
+TARGET = 0.75          # what the guard brings it back to
+WINDOW_S = 0.1         # the load is averaged over the steps of this long
+FADE_S = 0.05          # the fade of a muted voice
+_CHECK_S = 0.02
+_SETTLE_S = 0.5        # after acting, the load is measured afresh before acting again
+
+
+class OverloadGuard:
+    """Watches a :class:`~.playback.Playback` and mutes voices when its decoder falls behind."""
+
+    def __init__(self, playback):
+        self.playback = playback
+        self.engine = playback.engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="livelatent-overload", daemon=True)
+        self.muted: list[int] = []
+
+    def start(self) -> "OverloadGuard":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(_CHECK_S):
+            playback = self.playback
+            if not playback.running or playback.lost:
+                continue
+            load = playback.recent_load(WINDOW_S)
+            if load is not None and load > HIGH:
+                self._shed(load, at=playback.decoded_to)
+                self._stop.wait(_SETTLE_S)
+                playback.forget_load()
+
+    def _shed(self, load: float, *, at: int) -> None:
+        """Mute the newest voices, enough to bring ``load`` down to :data:`TARGET`."""
+        engine = self.engine
+        voices = sorted((p for p in engine.intended_voices()), key=lambda p: p.index)
+        if not voices:
+            return
+        keep = max(0, math.floor(len(voices) * TARGET / load))
+        going = voices[keep:] or voices[-1:]
+        fade = int(FADE_S * engine.sample_rate)
+        batch = Batch(engine, "overload", at=at, commands=[StopVoice(p.index, fade) for p in going])
+        try:
+            engine.send(batch)
+        except Exception as exc:        # the guard must never take the sound down with it
+            engine.events.error(f"overload guard: {type(exc).__name__}: {exc}")
+            return
+        self.muted.extend(p.index for p in going)
+        each = 100.0 * load / len(voices)
+        names = ", ".join(p.name for p in reversed(going))
+        engine.events.warning(
+            f"overload: the decoder needed {100 * load:.0f}% of real time with {len(voices)} "
+            f"voices (about {each:.1f}% each); muted the newest {len(going)}: {names}")
