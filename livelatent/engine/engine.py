@@ -334,13 +334,15 @@ class Engine:
         self.timeline.set_stem_sink(sink)
 
     # -- live playback -------------------------------------------------------------------------
-    def start(self, device=None, *, blocksize: int | None = None) -> "Engine":
-        """Play through ``device`` (a name, index or host API name; see :class:`Playback`)."""
+    def start(self, device=None, *, blocksize: int | None = None,
+              overload_guard: bool = True) -> "Engine":
+        """Play through ``device`` (a name, index or host API name; see :class:`Playback`).
+        ``overload_guard=False`` lets an overloaded decoder underrun (capacity measurements)."""
         if self.playing:
             return self
         if blocksize is not None:
             self.blocksize = _check_blocksize(blocksize)
-        playback = Playback(self, device=device)
+        playback = Playback(self, device=device, overload_guard=overload_guard)
         playback.start()          # raises DeviceError and changes nothing when it cannot
         return self
 

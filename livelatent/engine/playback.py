@@ -61,7 +61,7 @@ class Playback:
     output, else JACK's ``system``). :meth:`start` raises DeviceError and changes nothing when
     the device cannot play."""
 
-    def __init__(self, engine, *, device=None, latency="low"):
+    def __init__(self, engine, *, device=None, latency="low", overload_guard: bool = True):
         self.engine = engine
         self.device_spec = device
         self.latency = latency
@@ -76,7 +76,7 @@ class Playback:
         self._checkpoints: dict = {}
         self._decode_seconds: deque = deque(maxlen=64)    # wall time of each step decoded
         self._decode_cpu: deque = deque(maxlen=512)       # this thread's CPU time of each step
-        self._guard = OverloadGuard(self)
+        self._guard = OverloadGuard(self) if overload_guard else None
         self._said: dict[str, float] = {}
         self._attached = False
         self._switch_interval = sys.getswitchinterval()
@@ -150,7 +150,8 @@ class Playback:
                 self.running = True
                 self._thread = threading.Thread(target=self._run, name="livelatent-decode", daemon=True)
                 self._thread.start()
-                self._guard.start()
+                if self._guard is not None:
+                    self._guard.start()
             except BaseException:
                 self.running = False
                 if self._attached:
@@ -193,7 +194,8 @@ class Playback:
             if landed is not None:
                 self.wait_heard(landed + samples + engine.window,
                                 timeout=fade + 4 * engine.lookahead / engine.sample_rate + 0.5)
-        self._guard.stop()
+        if self._guard is not None:
+            self._guard.stop()
         with engine.timeline_lock():              # offline senders wait until it has stopped
             try:
                 with self._lock:
@@ -351,7 +353,7 @@ class Playback:
                     item.seq, item.sample = item.batch.seq, item.batch.landed_at
                     return
                 link = self._link
-                target = -(-(link.untouchable() + step // 4) // step)
+                target = -(-(link.untouchable() + self._redo_margin()) // step)
                 if at is not None and -(-at // step) >= target:     # a later step, asked for
                     target = -(-at // step)
                 if target < timeline.step:
@@ -371,6 +373,15 @@ class Playback:
                 item.error = exc
             finally:
                 item.done.set()
+
+    def _redo_margin(self) -> int:
+        """Samples between what the device may have taken and where a change lands: enough to
+        decode the landing step again before the device gets there (twice a recent step's
+        decode time, at least 64 samples, at most half a step)."""
+        engine = self.engine
+        spans = list(self._decode_seconds)[-8:]
+        redo = 2 * max(spans) * engine.sample_rate if spans else engine.step / 4
+        return int(min(engine.step // 2, max(64, redo)))
 
     # -- a lost device ---------------------------------------------------------------------------
     def _lose_device(self) -> None:
