@@ -26,6 +26,7 @@ import numbers
 import numpy as np
 
 from .errors import CurveError
+from .hashing import hash01, lattice, seed_key
 
 __all__ = [
     "Curve", "const", "sine", "tri", "saw", "square", "ramp", "env", "seq",
@@ -196,58 +197,25 @@ _op("seq", lambda vs, step: f"seq({vs.tolist()!r}, {step!r})")(
     lambda t, vs, step: vs[np.floor(t / step).astype(np.int64) % len(vs)])
 
 
-# -- deterministic hashing for noise and rand -------------------------------------------------
-_M0, _M1, _M2 = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9),
-                 np.uint64(0x94D049BB133111EB))
-_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
-
-
-def _seed_key(seed, salt):
-    """splitmix64 of the seed: a well-mixed 64-bit key, so seeds 0 and 1 are unrelated."""
-    x = (seed * 0x9E3779B97F4A7C15 + salt) % 2**64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) % 2**64
-    return np.uint64(x ^ (x >> 31))
-
-
-def _hash01(key, index):
-    """A value in [0, 1) for each integer of ``index`` (an int64 array), fixed by ``key``."""
-    h = index.astype(np.uint64)  # uint64 arithmetic wraps, as a hash wants
-    h *= _M0
-    h += key
-    h ^= h >> _S30
-    h *= _M1
-    h ^= h >> _S27
-    h *= _M2
-    h ^= h >> _S31
-    return (h >> _S11).astype(np.float64) * 2.0**-53
-
-
-def _lattice(t, period):
-    x = t / period
-    floor = np.floor(x)
-    f = x - floor
-    return floor.astype(np.int64), f, f * f * f * (f * (f * 6.0 - 15.0) + 10.0)
-
-
+# -- noises from a counter-based hash (see .hashing) ---------------------------------------
 @_op("noise", lambda seed, period, key: f"noise({seed!r}, {period!r})")
 def _noise(t, seed, period, key):
-    i, _, fade = _lattice(t, period)
-    a, b = _hash01(key, np.stack((i, i + 1)))  # one hash call for both ends: half the cost
+    i, _, fade = lattice(t, period)
+    a, b = hash01(key, np.stack((i, i + 1)))  # one hash call for both ends: half the cost
     return a + (b - a) * fade
 
 
 @_op("perlin", lambda seed, period, key: f"perlin({seed!r}, {period!r})")
 def _perlin(t, seed, period, key):
-    i, f, fade = _lattice(t, period)
-    gradient = 2.0 * _hash01(key, np.stack((i, i + 1))) - 1.0
+    i, f, fade = lattice(t, period)
+    gradient = 2.0 * hash01(key, np.stack((i, i + 1))) - 1.0
     left, right = gradient[0] * f, gradient[1] * (f - 1.0)
     return 0.5 + left + (right - left) * fade  # 1-d gradient noise stays within +-0.5
 
 
 @_op("rand", lambda seed, step, key: f"rand({seed!r}, step={step!r})")
 def _rand(t, seed, step, key):
-    return _hash01(key, np.floor(t / step).astype(np.int64))
+    return hash01(key, np.floor(t / step).astype(np.int64))
 
 
 # -- curves from Python functions -------------------------------------------------------------
@@ -359,14 +327,14 @@ def noise(seed=0, period=1.0):
     """Smooth random curve in [0, 1): a new random value every ``period`` beats, joined
     smoothly. The same seed gives the same curve, always. ``noise(3)``."""
     seed = _seed(seed, "noise")
-    return Curve("noise", seed, _positive(period, "noise(period)"), _seed_key(seed, 1))
+    return Curve("noise", seed, _positive(period, "noise(period)"), seed_key(seed, 1))
 
 
 def perlin(seed=0, period=1.0):
     """Gradient (Perlin) noise in [0, 1], centred on 0.5 and passing through 0.5 every
     ``period`` beats: gentler than ``noise``. ``perlin(3, 2)``."""
     seed = _seed(seed, "perlin")
-    return Curve("perlin", seed, _positive(period, "perlin(period)"), _seed_key(seed, 2))
+    return Curve("perlin", seed, _positive(period, "perlin(period)"), seed_key(seed, 2))
 
 
 def rand(seed=0, step=None):
@@ -374,7 +342,7 @@ def rand(seed=0, step=None):
     ``seed``: a replay gives the same values. ``rand(7, step=0.25)``."""
     seed = _seed(seed, "rand")
     step = 0.0625 if step is None else _positive(step, "rand(step)")
-    return Curve("rand", seed, step, _seed_key(seed, 3))
+    return Curve("rand", seed, step, seed_key(seed, 3))
 
 
 def curve(fn):

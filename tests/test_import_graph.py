@@ -33,3 +33,17 @@ def test_a_cycle_through_an_import_inside_a_function_is_found(tmp_path):
     result = graph(package)
     assert result.returncode == 1
     assert "import cycle: pkg.low <-> pkg.sub.high" in result.stdout
+
+
+def test_nothing_beside_the_audio_process_shadows_the_standard_library():
+    """The audio process runs as a script from its own folder, so that folder comes first on its
+    import path: a module there named like one of the standard library's breaks numpy's import."""
+    import sys
+    from pathlib import Path
+
+    from livelatent.engine import audio_process
+
+    folder = Path(audio_process.__file__).parent
+    names = {path.stem for path in folder.glob("*.py")} | {path.name for path in folder.iterdir()
+                                                            if path.is_dir()}
+    assert not names & set(sys.stdlib_module_names)

@@ -77,10 +77,10 @@ def test_a_device_that_cannot_open_changes_nothing(jack_server, sources):
     with Engine(seed=1, blocksize=1024) as engine:
         voice(*sources)
         engine.render_array(samples=1000)                   # 24 samples of a step left over
-        before = engine.position, engine.leftover_size, engine.timeline.step
+        before = engine.position, engine.handoff.leftover_size, engine.timeline.step
         with pytest.raises(DeviceError, match="no output device matches 'nowhere'"):
             engine.start("nowhere")
-        assert (engine.position, engine.leftover_size, engine.timeline.step) == before
+        assert (engine.position, engine.handoff.leftover_size, engine.timeline.step) == before
         assert not engine.playing and engine.playback is None
         engine.start("system")                               # and then it plays as if nothing happened
         time.sleep(0.3)
@@ -99,10 +99,10 @@ def test_a_stream_that_fails_to_start_leaves_no_thread_and_no_change(jack_server
         with expected:
             voice(*sources)
         engine.render_array(samples=1000)
-        before = engine.position, engine.leftover_size, engine.timeline.step
+        before = engine.position, engine.handoff.leftover_size, engine.timeline.step
         with pytest.raises(DeviceError, match="would not start"):
             engine.start("system")
-        assert (engine.position, engine.leftover_size, engine.timeline.step) == before
+        assert (engine.position, engine.handoff.leftover_size, engine.timeline.step) == before
         assert not engine.playing
         assert not any(t.name == "livelatent-decode" and t.is_alive() for t in threading.enumerate())
         # the decoded-ahead steps it took back render again exactly

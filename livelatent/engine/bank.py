@@ -25,7 +25,7 @@ from ..voice import pan_gains
 from ..strategies import frame_schedule
 from .blocks import BLOCK, voice_frames_per_pass
 from .cache import BlockCache
-from .mixer import soft_limit
+from .mixer import limit_with_peak
 from .synth import synthesis_window
 
 __all__ = ["Bank", "SpanResult", "PAIR_BUDGET"]
@@ -143,7 +143,7 @@ class Bank:
         """Samples ``[first, first + length)`` of ``voices`` (VoiceParams by number)."""
         table = self._table_for(voices)
         steps = length // self.step
-        per_span = max(1, PAIR_BUDGET // max(1, table.n))
+        per_span = min(BLOCK, max(1, PAIR_BUDGET // max(1, table.n)))   # the cache holds 2 blocks
         parts, reverted, finished, messages = [], {}, [], []
         sound_end, peak = 0, 0.0
         for offset in range(0, steps, per_span):
@@ -191,15 +191,20 @@ class Bank:
         # latent vectors: mix the two sources' frames by the amount, then sample
         row = cache.rows(k)
         a = cache.amounts[slot, row][:, None].astype(np.float32)
-        frames_a, frames_b = t.arena[t.off_a[v] + index_a], t.arena[t.off_b[v] + index_b]
-        z = (1.0 - a) * frames_a[:, :L] + a * frames_b[:, :L]
+        mixed = t.arena[t.off_a[v] + index_a]             # (m, 2 latent): mean and log-variance
+        mixed *= 1.0 - a                                   # the gathers are copies: mix in place
+        other = t.arena[t.off_b[v] + index_b]
+        other *= a
+        mixed += other
+        z, logvar = mixed[:, :L], mixed[:, L:]
         sampled = ~t.deterministic[v]
         if sampled.all():
-            logvar = (1.0 - a) * frames_a[:, L:] + a * frames_b[:, L:]
-            z += np.exp(0.5 * logvar) * cache.noise_rows[slot, row]
+            logvar *= 0.5
+            np.exp(logvar, out=logvar)
+            logvar *= cache.noise_rows[slot, row]
+            z += logvar
         elif sampled.any():
-            logvar = (1.0 - a[sampled]) * frames_a[sampled, L:] + a[sampled] * frames_b[sampled, L:]
-            z[sampled] += np.exp(0.5 * logvar) * cache.noise_rows[slot[sampled], row[sampled]]
+            z[sampled] += np.exp(0.5 * logvar[sampled]) * cache.noise_rows[slot[sampled], row[sampled]]
         decoded = self.codec.decode(z) if z.shape[0] else np.zeros((0, W), dtype=np.float32)
         # each window's gain ramps across it from the voice's previous window's gain
         gains = (fade_gain[:, None] * t.pan[v]).astype(np.float32)                  # (m, 2)
@@ -213,8 +218,11 @@ class Bank:
         shaped = self._shape(decoded, t.ola[v])
         if span == 1:
             block = self._one_step(t, v, shaped, previous, gains, first)
+        elif self.stem_sink is None and np.array_equal(previous, gains):
+            block = self._overlap_add_steady(t, v, shaped, gains, first, span, position)
         else:
             block = self._overlap_add(t, v, shaped, previous, gains, first, span, position)
+        block, peak = limit_with_peak(block)
         self._gains[v[ends]] = gains[ends]
         # voices that ended, reverted their curve, or are done
         windows = np.bincount(v, minlength=t.n)
@@ -227,13 +235,14 @@ class Bank:
             reverted[int(t.numbers[i])] = revert.params
             messages.append(revert.message)
         sound_end = int(last_end.max()) if v.size else 0
-        return block, sound_end, float(np.max(np.abs(block))) if block.size else 0.0
+        return block, sound_end, peak
 
     def _shape(self, decoded, ola):
         """Windows times their synthesis shape (Hann for ola, ones for concat)."""
         if not ola.any():
             return decoded
-        return decoded * (self.shapes[1] if ola.all() else self.shapes[ola])
+        decoded *= self.shapes[1] if ola.all() else self.shapes[ola]      # a fresh array of ours
+        return decoded
 
     def _gained(self, windows, previous, gains, ramp):
         """``windows`` (m, samples) times each one's gain ramp per channel: (m, 2, samples). The
@@ -260,7 +269,7 @@ class Bank:
         tails = np.zeros_like(self._tails) if v.size != t.n else self._tails
         tails[v] = self._gained(shaped[:, S:], previous, gains, self.ramp[S:])
         self._tails = tails
-        return np.ascontiguousarray(soft_limit(mix.T))
+        return _interleaved(mix)
 
     def _overlap_add(self, t: _Table, v, shaped, previous, gains, first: int, span: int,
                      position) -> np.ndarray:
@@ -279,4 +288,38 @@ class Bank:
                 self.stem_sink(params.index, params.name, first, out[i].transpose(0, 2, 1).reshape(-1, 2))
         self._tails = np.zeros_like(self._tails)
         self._tails[v[~inside]] = y[~inside, :, S:]                               # the new tails
-        return np.ascontiguousarray(soft_limit(out.sum(axis=0).transpose(0, 2, 1).reshape(-1, 2)))
+        return _interleaved(out.sum(axis=0).transpose(1, 0, 2).reshape(2, -1))
+
+    def _overlap_add_steady(self, t: _Table, v, shaped, gains, first: int, span: int,
+                            position) -> np.ndarray:
+        """Offline, when no window's gain differs from the one before it (the usual case): each
+        voice's windows overlap-added in mono, then panned and summed by one product of
+        (samples, voices) by (voices, 2)."""
+        S, W, n = self.step, self.window, t.n
+        if v.size == n * span:      # a window on every step of every voice (hops are >= a step)
+            grid = shaped.reshape(n, span, W)
+        else:
+            grid = np.zeros((n, span, W), dtype=np.float32)
+            grid[v, (position - first) // S] = shaped
+        mono = np.empty((n, span, S), dtype=np.float32)
+        mono[:, 0] = grid[:, 0, :S]
+        np.add(grid[:, 1:, :S], grid[:, :-1, S:], out=mono[:, 1:])
+        voice_gains = self._gains.copy()
+        voice_gains[v] = gains
+        flat = mono.reshape(n, span * S)
+        out = np.empty((span * S, 2), dtype=np.float32)
+        if n == 1:
+            for channel in range(2):
+                np.multiply(flat[0], voice_gains[0, channel], out=out[:, channel])
+        else:
+            out[:] = _interleaved(voice_gains.T @ flat)
+        out[:S] += self._tails.sum(axis=0).T
+        self._tails = grid[:, -1, S:][:, None, :] * voice_gains[:, :, None]
+        return out
+
+
+def _interleaved(channels: np.ndarray) -> np.ndarray:
+    """(2, samples) -> (samples, 2), contiguous (two strided copies beat a transposed copy)."""
+    out = np.empty((channels.shape[1], 2), dtype=np.float32)
+    out[:, 0], out[:, 1] = channels[0], channels[1]
+    return out

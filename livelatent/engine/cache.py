@@ -94,8 +94,9 @@ class BlockCache:
         cached = self.first_block[slots]
         current = self._params[slots] == table.identity
         first, last = k0 // BLOCK, (k1 - 1) // BLOCK
-        stale = playing & (~current | (first < cached) | (last > cached + 1))
-        ahead = playing & ~stale & (first == cached + 1) & (k0 % BLOCK >= table.phase)
+        # a span covers at most BLOCK windows, so ``last`` is ``first`` or the block after it
+        stale = playing & (~current | (first < cached) | (first > cached + 1))
+        ahead = playing & ~stale & (first == cached + 1) & ((last > first) | (k0 % BLOCK >= table.phase))
         for i in np.flatnonzero(stale):
             self._load(int(slots[i]), table.params[i], clock, int(first[i]), shift=False)
         for i in np.flatnonzero(ahead):

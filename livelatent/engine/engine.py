@@ -29,6 +29,8 @@ from ..voice import VoiceParams
 from .clock import Clock
 from .commands import COMMAND_TYPES, AddVoice, Command, Score, SetVoice, check_quant
 from .frames import FrameArena
+from .handoff import HandOff
+from .voice_numbers import VoiceNumbers
 from .offline import render_chunks, render_total
 from .playback import Playback
 from .published import Published, intended, pending_entries
@@ -38,7 +40,6 @@ from .writers import Batch, current_batch, default_origin
 
 __all__ = ["Engine"]
 
-_RECENT = 256          # samples kept from just before the position (resampling reads back)
 
 class Engine:
     """The audio engine: plays voices live and renders them offline, sample for sample alike.
@@ -82,11 +83,9 @@ class Engine:
         self.frames = FrameArena(self.codec.latent_dim)
         self.timeline = Timeline(self.codec, seed=self.seed, step=self.step, tempo=tempo,
                                  events=self.events, arena=self.frames)
-        self._leftover = np.zeros((0, 2), dtype=np.float32)   # rendered, not yet handed out
-        self._recent = np.zeros((0, 2), dtype=np.float32)     # handed out just before position
+        self.handoff = HandOff()                 # rendered but not handed out; just handed out
         self._lock = threading.RLock()           # offline: one advancer or sender at a time
-        self._numbers = threading.Lock()
-        self._next_number = 0
+        self.numbers = VoiceNumbers()
         self._recorders: list = []
         self._render_hooks: list = []
         self._sealed_by = None
@@ -112,7 +111,7 @@ class Engine:
         playback = self.playback
         if playback is not None:
             return playback.heard
-        return self.timeline.step * self.step - self._leftover.shape[0]
+        return self.timeline.step * self.step - self.handoff.leftover_size
 
     @property
     def clock(self) -> Clock:
@@ -185,26 +184,8 @@ class Engine:
 
     # -- writing, from any thread --------------------------------------------------------------
     def new_voice_number(self) -> int:
-        """A voice number no voice of this engine has had (an open batch takes it back if it
-        is discarded; a replayed cell's batch gives the numbers its voices had live)."""
-        batch = current_batch(self)
-        if batch is not None and batch.given_numbers:
-            number = batch.given_numbers.pop(0)
-        else:
-            with self._numbers:
-                number = self._next_number
-                self._next_number += 1
-        with self._numbers:
-            self._next_number = max(self._next_number, number + 1)
-        if batch is not None:
-            batch.numbers.append(number)
-        return number
-
-    def _give_back_numbers(self, numbers) -> None:
-        """A discarded batch's voice numbers become free again, if nobody took one since."""
-        with self._numbers:
-            if numbers and sorted(numbers) == list(range(min(numbers), self._next_number)):
-                self._next_number = min(numbers)
+        """A voice number no voice of this engine has had (see :class:`VoiceNumbers`)."""
+        return self.numbers.take(current_batch(self))
 
     def add_recorder(self, recorder) -> None:
         """Tell ``recorder`` of every batch: ``recorder.check(batch)`` before it is sent (it may
@@ -250,7 +231,7 @@ class Engine:
                 yield outer
             except BaseException:
                 if discard_on_error:
-                    self._give_back_numbers(outer.rollback(mark))
+                    self.numbers.give_back(outer.rollback(mark))
                 raise
             return
         batch = Batch(self, origin or default_origin(), at=at, cell=cell)
@@ -264,7 +245,7 @@ class Engine:
         finally:
             Batch.leave(token)
             if failed and discard_on_error:
-                self._give_back_numbers(batch.rollback((0, 0)))
+                self.numbers.give_back(batch.rollback((0, 0)))
             elif batch.commands and not batch.capture:
                 self.send(batch)
 
@@ -366,21 +347,10 @@ class Engine:
         """The lock offline senders and renders take: whoever holds it alone moves the timeline."""
         return self._lock
 
-    @property
-    def leftover_size(self) -> int:
-        return self._leftover.shape[0]
-
     def add_render_hook(self, hook) -> None:
         """``hook(engine, first, end)`` runs before each offline chunk ``[first, end)`` is
         rendered: what reads the wall clock live (timers) sends its changes from there."""
         self._render_hooks.append(hook)
-
-    def recent_samples(self, count: int) -> np.ndarray:
-        """Up to ``count`` samples handed out just before the position (a resampler reads back)."""
-        return self._recent[-count:]
-
-    def set_recent_samples(self, samples: np.ndarray) -> None:
-        self._recent = np.ascontiguousarray(samples[-_RECENT:], dtype=np.float32)
 
     def note_outage(self, sample: int, *, lost: bool) -> None:
         """The device was lost (or came back) with the listener at ``sample``: recorders that
@@ -394,15 +364,6 @@ class Engine:
         """Try the audio device again now, if it was lost."""
         if self.playback is not None:
             self.playback.reconnect()
-
-    def take_leftover(self) -> np.ndarray:
-        """Samples rendered offline but not handed out yet (playback plays them first)."""
-        leftover, self._leftover = self._leftover, self._leftover[:0]
-        return leftover
-
-    def give_leftover(self, samples: np.ndarray) -> None:
-        """What playback decoded ahead of the listener but did not play, to hand out next."""
-        self._leftover = np.ascontiguousarray(samples, dtype=np.float32)
 
     # -- offline -------------------------------------------------------------------------------
     def render_array(self, seconds: float | None = None, *, samples: int | None = None,

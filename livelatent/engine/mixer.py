@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["soft_limit", "LIMIT_THRESHOLD"]
+__all__ = ["soft_limit", "limit_with_peak", "LIMIT_THRESHOLD"]
 
 LIMIT_THRESHOLD = 0.8   # below this the signal passes untouched
 
@@ -18,3 +18,13 @@ def soft_limit(x: np.ndarray, threshold: float = LIMIT_THRESHOLD) -> np.ndarray:
     headroom = 1.0 - threshold
     limited = threshold + headroom * np.tanh((magnitude - threshold) / headroom)
     return np.where(over, np.sign(x) * limited, x).astype(np.float32)
+
+
+def limit_with_peak(x: np.ndarray, threshold: float = LIMIT_THRESHOLD) -> tuple[np.ndarray, float]:
+    """:func:`soft_limit` of ``x`` and the peak of the result, looking at ``x`` once when nothing
+    is over the threshold (the usual case)."""
+    peak = max(float(x.max()), -float(x.min())) if x.size else 0.0
+    if peak <= threshold:
+        return x, peak
+    limited = soft_limit(x, threshold)
+    return limited, float(np.max(np.abs(limited)))

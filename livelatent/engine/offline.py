@@ -42,13 +42,13 @@ def render_chunks(engine, total: int | None, *, chunk_steps: int, max_seconds: f
     if engine.playback is not None:
         raise LiveLatentError("this engine is playing live; render a copy instead "
                               "(the REPL's render() does)")
-    timeline, step = engine.timeline, engine.step
+    timeline, step, handoff = engine.timeline, engine.step, engine.handoff
     limit = int(max_seconds * engine.sample_rate)
     produced = 0
     with engine.timeline_lock():
         while total is None or produced < total:
-            if engine.leftover_size:
-                block = engine.take_leftover()
+            if handoff.leftover_size:
+                block = handoff.take_leftover()
             else:
                 if total is None and engine.idle():
                     return
@@ -67,11 +67,10 @@ def render_chunks(engine, total: int | None, *, chunk_steps: int, max_seconds: f
                     total = produced + block.shape[0]
             if total is not None and produced + block.shape[0] > total:
                 # keep what runs past the end for the next render: renders join seamlessly
-                engine.give_leftover(block[total - produced:])
+                handoff.give_leftover(block[total - produced:])
                 block = block[:total - produced]
             produced += block.shape[0]
-            if block.shape[0]:
-                engine.set_recent_samples(np.concatenate([engine.recent_samples(256), block]))
+            handoff.handed_out(block)
             if progress is not None:
                 progress(block.shape[0])
             yield block

@@ -138,13 +138,13 @@ class Playback:
                 raise LiveLatentError("this engine is already playing")
             link = self._connect()                       # DeviceError: nothing changed
             first = engine.timeline.checkpoint()
-            position, leftover = engine.position, engine.take_leftover()
+            position, leftover = engine.position, engine.handoff.take_leftover()
             hold_one_blas_thread()
             engine.timeline.draw_noise_ahead(True)
             self._switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
             try:
-                self._begin(link, position, engine.recent_samples(_HISTORY), leftover)
+                self._begin(link, position, engine.handoff.recent(_HISTORY), leftover)
                 engine.attach_playback(self)
                 self._attached = True
                 self.running = True
@@ -158,7 +158,7 @@ class Playback:
                     engine.detach_playback(self)
                     self._attached = False
                 engine.timeline.rewind(first)
-                engine.give_leftover(leftover)
+                engine.handoff.give_leftover(leftover)
                 self._restore_threads()
                 link.close()
                 self._link = None
@@ -206,8 +206,8 @@ class Playback:
                     self._thread.join()
                 self._pause()                      # the listener's place, what was not heard
                 heard, leftover, history = self._paused
-                engine.give_leftover(leftover)
-                engine.set_recent_samples(history)
+                engine.handoff.give_leftover(leftover)
+                engine.handoff.replace_recent(history)
                 self._answer_waiting_offline()
             finally:
                 if self._attached:

@@ -167,7 +167,7 @@ class _JournalPlayer:
     sample_rate = property(lambda self: self._engine.sample_rate)
     position = property(lambda self: self._engine.position)
     set_stem_sink = property(lambda self: self._engine.set_stem_sink)
-    recent_samples = property(lambda self: self._engine.recent_samples)
+    handoff = property(lambda self: self._engine.handoff)
 
     def render_chunks(self, seconds=None, *, progress=None, **_):
         engine = self._engine

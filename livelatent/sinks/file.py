@@ -95,7 +95,7 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     def opened(target: Path, history) -> _AtomicSoundFile:
         return _AtomicSoundFile(target, StreamConverter(resampler, origin, history), origin)
 
-    mix = opened(path, engine.recent_samples(resampler.reach))
+    mix = opened(path, engine.handoff.recent(resampler.reach))
     stem_files: dict[int, _AtomicSoundFile] = {}
 
     def write_stem(number: int, name: str, first_sample: int, block: np.ndarray) -> None:

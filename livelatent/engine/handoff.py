@@ -1,0 +1,52 @@
+"""The samples between the timeline and whoever takes them (playback or an offline render).
+
+Two small buffers, owned here so the engine does not juggle them:
+
+- the *leftover*: rendered beyond what was asked (an offline render's last span, or what
+  playback decoded ahead of the listener when it stopped), handed out first next time, so
+  renders in pieces and a render followed by playback join seamlessly;
+- the *recent* samples: the last ones handed out, which a resampler reads back to continue
+  exactly where the previous output stopped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["HandOff", "RECENT"]
+
+RECENT = 256          # samples kept from just before the position (resampling reads back)
+
+
+class HandOff:
+    def __init__(self):
+        self._leftover = np.zeros((0, 2), dtype=np.float32)   # rendered, not yet handed out
+        self._recent = np.zeros((0, 2), dtype=np.float32)     # handed out just before position
+
+    @property
+    def leftover_size(self) -> int:
+        return self._leftover.shape[0]
+
+    def take_leftover(self) -> np.ndarray:
+        """Samples rendered but not handed out yet (they come first)."""
+        leftover, self._leftover = self._leftover, self._leftover[:0]
+        return leftover
+
+    def give_leftover(self, samples: np.ndarray) -> None:
+        """Samples decoded ahead of the listener but not played, to hand out next."""
+        self._leftover = np.ascontiguousarray(samples, dtype=np.float32)
+
+    def recent(self, count: int) -> np.ndarray:
+        """Up to ``count`` samples handed out just before the position."""
+        return self._recent[-count:]
+
+    def handed_out(self, block: np.ndarray) -> None:
+        """``block`` was just handed out: keep its last samples."""
+        if block.shape[0] >= RECENT:
+            self._recent = np.ascontiguousarray(block[-RECENT:], dtype=np.float32)
+        elif block.shape[0]:
+            self._recent = np.concatenate([self._recent, block.astype(np.float32)])[-RECENT:]
+
+    def replace_recent(self, samples: np.ndarray) -> None:
+        """What was handed out before the position is ``samples`` (playback stopping)."""
+        self._recent = np.ascontiguousarray(samples[-RECENT:], dtype=np.float32)
