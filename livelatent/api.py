@@ -34,6 +34,7 @@ __all__ = ["Performer", "Voice", "voice", "tempo", "hush", "stop", "source", "vo
 
 CURVE_CHECK_WINDOWS = 2048     # windows ahead a new curve is evaluated over before it plays
 CURVE_TIME_LIMIT_S = 0.002     # a curve slower than this per 64 windows would starve the decoder
+REPLACE_FADE_S = 0.05          # a voice given a sounding voice's name replaces it with this fade
 _UNSET = object()
 
 
@@ -108,23 +109,37 @@ class Voice:
     strategy = property(lambda self: self.params.strategy)
     synth = property(lambda self: self.params.synth)
 
+    def _follow(self) -> VoiceParams | None:
+        """The voice this handle means now, as the performer last asked: its own, or, once that
+        one is gone or going, a newer voice with its name (a ``load()``, or a new voice given
+        the name) which the handle follows from then on. None: gone, and no voice has its name."""
+        voices = self._engine.intended().voices
+        mine = voices.get(self.number)
+        if mine is None or mine.stop_at is not None:
+            newer = [p for p in voices.values()
+                     if p.name == self.name and p.index > self.number and p.stop_at is None]
+            if newer:
+                mine = min(newer, key=lambda p: p.index)
+                self.number = mine.index
+        if mine is not None:
+            self._params = mine
+        return mine
+
     @property
     def params(self) -> VoiceParams:
         """What the voice plays, as the performer last asked (changes waiting for their bar,
         and this writer's open batch, included); once it has ended, what it last played."""
-        params = self._engine.intended().voices.get(self.number)
-        if params is not None:
-            self._params = params
+        self._follow()
         return self._params
 
     @property
     def state(self) -> str:
         """``"playing"``, ``"starting"`` (waiting for its beat), ``"fading"`` or ``"stopped"``:
         what the listener hears of it now."""
+        wanted = self._follow()
         engine = self._engine
         heard = engine.heard().score.voices.get(self.number)
         if heard is None:
-            wanted = engine.intended().voices.get(self.number)
             return "starting" if wanted is not None and wanted.stop_at is None else "stopped"
         if heard.stop_at is None or engine.position < heard.stop_at:
             return "playing"
@@ -144,7 +159,10 @@ class Voice:
         check_quant(quant)
         engine = self._engine
         changes = {}
-        params = self.params
+        params = self._follow()
+        if params is None:
+            raise ParameterError(f"voice {self.name} has stopped and no voice is called "
+                                 f"{self.name!r} now; start one with voice(...)")
         if curve is not _UNSET:
             changes["curve"] = check_curve(curve, output_hop=params.layout.output_hop, engine=engine)
         if gain is not _UNSET:
@@ -165,7 +183,9 @@ class Voice:
         starts). Returns the voice."""
         fade = _check_fade(fade)
         engine = self._engine
-        engine.submit(StopVoice(self.number, int(fade * engine.sample_rate), check_quant(quant)))
+        check_quant(quant)
+        if self._follow() is not None:          # stopping a voice that has stopped does nothing
+            engine.submit(StopVoice(self.number, int(fade * engine.sample_rate), quant))
         return self
 
     def __repr__(self) -> str:
@@ -250,7 +270,7 @@ class Performer:
         src_a, src_b = self.source(a), self.source(b)
         frames_a = src_a.frames(engine.codec, lay.input_hop)
         frames_b = src_b.frames(engine.codec, lay.input_hop)
-        number = engine.new_voice_number()
+        number, replaced = self._number_and_name(name)
         options = {"strategy": strategy, "synth": synth, "stretch": stretch, "steps": steps,
                    "loop": bool(loop), "seed": seed, "deterministic": bool(deterministic), "fit": fit}
         params = VoiceParams(
@@ -259,8 +279,26 @@ class Performer:
             steps=amounts, loop=bool(loop), fit=fit, seed=None if seed is None else int(seed),
             deterministic=bool(deterministic), gain=gain, pan=pan, good_curve=curve_obj,
             options=options, noise_key=None if noise_key is None else int(noise_key))
+        if replaced is not None:        # the name is the performer's: the new voice takes it over
+            engine.submit(StopVoice(replaced, int(REPLACE_FADE_S * engine.sample_rate), quant))
         engine.submit(AddVoice(params, quant))
         return Voice(engine, params)
+
+    def _number_and_name(self, name) -> tuple[int, int | None]:
+        """A new voice's number, and the number of the voice it replaces: the one sounding under
+        the name it is given (names are unique among the voices that sound). An automatic name
+        ``v<number>`` that a loaded or named voice holds is skipped."""
+        engine = self.engine
+        if name is not None and not (isinstance(name, str) and name.strip() and len(name) <= 64
+                                     and name.isprintable()):
+            raise ParameterError(f"name={name!r} must be a short printable string")
+        sounding = {p.name: p.index for p in engine.intended_voices() if p.stop_at is None}
+        number = engine.new_voice_number()
+        if name is None:
+            while f"v{number}" in sounding:
+                number = engine.new_voice_number()
+            return number, None
+        return number, sounding.get(name)
 
     def tempo(self, bpm: float | None = None, *, quant: str = "now") -> float:
         """Read the tempo, or change it (beats per minute) now or on the next beat or bar."""
@@ -291,7 +329,10 @@ class Performer:
         self.engine.submit(*[StopVoice(number, samples, quant) for number in self._numbers(voices)])
 
     def _numbers(self, voices) -> list[int]:
-        wanted = {p.name: p.index for p in self.engine.intended_voices()}
+        intended = self.engine.intended_voices()
+        wanted = {p.name: p.index for p in intended if p.stop_at is None}   # the sounding one wins
+        for p in intended:
+            wanted.setdefault(p.name, p.index)
         numbers = []
         for item in voices:
             if isinstance(item, Voice):

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="set_name", default=None, help="name of this session's set")
     p.add_argument("--watch", action="append", default=[], help="pattern file or folder to hot-reload")
     p.add_argument("--offline", action="store_true", help="start without an audio device (write and render)")
+    p.add_argument("--resume", default=None, metavar="SET",
+                   help="carry on a set (one cut off by a crash too): rebuild the state its journal "
+                        "ends in and append to it")
 
     p = sub.add_parser("replay", help="replay a saved set live, at its original timing")
     p.add_argument("set", help="set folder, e.g. sets/mygig")

@@ -45,7 +45,7 @@ class Repl:
     """
 
     def __init__(self, args, *, env: dict | None = None, cwd=ROOT, rows: int = 40,
-                 columns: int = 160, timeout: float = 60.0):
+                 columns: int = 160, timeout: float = 60.0, cpr_delay: float = 0.0):
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = os.pathsep.join(
             [str(ROOT)] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
@@ -57,6 +57,8 @@ class Repl:
                                    timeout=timeout, dimensions=(rows, columns))
         self._raw: list[str] = []
         self.prompt_number = 0
+        self.cpr_delay = cpr_delay      # answer cursor-position queries this late after start
+        self._cpr_due: list[float] = []
 
     @property
     def text(self) -> str:
@@ -72,12 +74,17 @@ class Repl:
         deadline = time.monotonic() + timeout
         compiled = [re.escape(_CPR_REQUEST), *patterns]
         while True:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            while self._cpr_due and self._cpr_due[0] <= now:
+                self._cpr_due.pop(0)
+                self.child.send("\x1b[1;1R")
+            left = deadline - now
             if left <= 0:
                 raise TimeoutError(f"the REPL printed none of {patterns} in {timeout} s; "
                                    f"its output ends with:\n{self.text[-3000:]}")
             try:
-                index = self.child.expect(compiled, timeout=left)
+                wait = min(left, max(0.01, self._cpr_due[0] - now)) if self._cpr_due else left
+                index = self.child.expect(compiled, timeout=wait)
             except pexpect.EOF:
                 self._raw.append(self.child.before or "")
                 raise EOFError(f"the REPL exited; its output:\n{self.text[-3000:]}") from None
@@ -85,8 +92,12 @@ class Repl:
                 continue
             after = self.child.after
             self._raw.append((self.child.before or "") + (after if isinstance(after, str) else ""))
-            if index == 0:
-                self.child.send("\x1b[1;1R")      # "the cursor is at row 1, column 1"
+            if index == 0:              # "the cursor is at row 1, column 1" (now, or late)
+                due = self.started + self.cpr_delay
+                if due <= time.monotonic():
+                    self.child.send("\x1b[1;1R")
+                else:
+                    self._cpr_due.append(due)
                 continue
             return index - 1, self.child.match
 
@@ -122,16 +133,26 @@ class Repl:
             except EOFError:
                 return
 
-    def exit(self, timeout: float = 30.0) -> int:
-        """Type ``exit`` and wait for the process to end; returns its exit status."""
-        self.child.sendline("exit")
-        return self._wait_for_end(timeout)
 
     def exit_with_ctrl_d(self, timeout: float = 30.0) -> int:
-        """Ctrl-D, then "y" when asked whether to leave; returns the exit status."""
+        """Ctrl-D, and Ctrl-D again when voices sound and livelatent asks whether to leave;
+        returns the exit status."""
         self.child.sendcontrol("d")
-        self._expect([r"exit \(\[y\]/n\)\?"], timeout)
-        self.child.sendline("y")
+        index, _ = self._expect([r"again within", pexpect.EOF], timeout)
+        if index == 0:
+            # as a performer would, after the prompt is back: a Ctrl-D typed between two prompts
+            # reaches a terminal in cooked mode, where it is an end of file nobody reads
+            self._expect([_PROMPT], timeout)
+            self.child.sendcontrol("d")
+        return self._wait_for_end(timeout)
+
+    def exit(self, timeout: float = 30.0) -> int:
+        """Type ``exit`` (and ``exit`` again when voices sound and livelatent asks whether to
+        leave); wait for the process to end; returns its exit status."""
+        self.child.sendline("exit")
+        index, _ = self._expect([r"again within", pexpect.EOF], timeout)
+        if index == 0:
+            self.child.sendline("exit")
         return self._wait_for_end(timeout)
 
     def _wait_for_end(self, timeout: float) -> int:

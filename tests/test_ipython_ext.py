@@ -12,7 +12,7 @@ import pytest
 
 import jackutil
 from livelatent import tri
-from livelatent.session.journal import read_journal
+from livelatent.session.performance import read_journal
 from livelatent.session.sets import render_set
 from replutil import ROOT
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from livelatent.errors import SetError
-from livelatent.session.journal import Journal, read_journal, read_sessions
+from livelatent.session.journal import Journal
+from livelatent.session.performance import read_journal, read_sessions
 
 
 def write_session(path, cells):

@@ -8,7 +8,7 @@ import pytest
 import jackutil
 from livelatent import Engine, as_curve, saw, sine, tri
 from livelatent.repl.patterns import PatternWatcher
-from livelatent.session.journal import read_journal
+from livelatent.session.performance import read_journal
 from livelatent.session.session import Session
 from replutil import Repl
 

@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 import jackutil
-from livelatent.session.journal import read_journal
+from livelatent.session.performance import read_journal
 from replutil import ROOT, Repl
 
 CELLS = [
@@ -52,11 +52,11 @@ def displayed(output: str) -> str:
 
 
 @contextlib.contextmanager
-def recorded_repl(jack_server, args, sets):
+def recorded_repl(jack_server, args, sets, *, record_seconds: float = 60):
     """A REPL playing through JACK and a recorder of its ports, both closed whatever happens
     (a JACK client still open when its server stops crashes the process)."""
     repl = Repl(["live", "--device", "system", *args], env={"LIVELATENT_SETS": str(sets)})
-    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
+    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=record_seconds)
     try:
         recorder.start(timeout_s=60)
         repl.wait_prompt()
@@ -215,7 +215,7 @@ def test_a_jack_server_that_stops_and_comes_back_does_not_end_the_session(jack_s
         assert repl.exit() == 0
     finally:
         repl.close()
-    from livelatent.session.journal import read_performance
+    from livelatent.session.performance import read_performance
     performance = read_performance(sets / "outage" / "journal.jsonl")
     assert [b.commands[0]["op"] for b in performance.batches][:2] == ["add", "set"]
     outages = [json.loads(line) for line in (sets / "outage" / "journal.jsonl").read_text().splitlines()

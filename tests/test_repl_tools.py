@@ -42,6 +42,10 @@ def test_the_peak_meter_reads_in_decibels():
     assert peak_meter(0.5) == "[#########-]   -6 dB"
     assert peak_meter(10 ** (-30 / 20)) == "[#####-----]  -30 dB"   # -60..0 dB in ten cells
     assert peak_meter(float("nan")) == "[----------]  -inf dB"
+    # the tail of a fade: numbers like -2311 dB mean nothing to a listener
+    for quiet in (10 ** (-746 / 20), 1e-116, 1e-300, 10 ** (-91 / 20)):
+        assert peak_meter(quiet) == "[----------]  -inf dB"
+    assert peak_meter(10 ** (-89 / 20)) == "[----------]  -89 dB"
 
 
 def test_the_status_line_with_no_voices_says_what_to_type(engine):

@@ -16,7 +16,7 @@ from livelatent import Engine, LiveLatentError, SetError
 from livelatent.cli import main
 from livelatent.model.checkpoint import save_checkpoint
 from livelatent.model.vae import RawAudioVAE, VAEConfig
-from livelatent.session.journal import read_performance
+from livelatent.session.performance import read_performance
 from livelatent.session.session import Session
 from livelatent.session.sets import render_set
 

@@ -17,7 +17,7 @@ from livelatent.cli import main
 from livelatent.errors import LiveLatentError
 from livelatent.model.checkpoint import save_checkpoint
 from livelatent.model.vae import RawAudioVAE, VAEConfig
-from livelatent.session.journal import read_journal, read_sessions
+from livelatent.session.performance import read_journal, read_sessions
 from livelatent.session.session import Session
 from livelatent.session.sets import render_set
 

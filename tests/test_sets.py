@@ -15,7 +15,7 @@ from livelatent.cli import main
 from livelatent.errors import SetError
 from livelatent.model.checkpoint import save_checkpoint
 from livelatent.model.vae import RawAudioVAE, VAEConfig
-from livelatent.session.journal import read_journal, read_performance
+from livelatent.session.performance import read_journal, read_performance
 from livelatent.session.session import Session
 from livelatent.session.sets import render_set, replay_set
 from livelatent.session.state import load_set, read_state

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 
 import jackutil
-from livelatent.session.journal import read_performance
+from livelatent.session.performance import read_performance
 from replutil import ROOT, Repl
 
 SECONDS = 20

@@ -27,6 +27,7 @@ from .blocks import BLOCK, voice_frames_per_pass
 from .cache import BlockCache
 from .mixer import limit_with_peak
 from .synth import synthesis_window
+from .tails import Tails
 
 __all__ = ["Bank", "SpanResult", "PAIR_BUDGET"]
 
@@ -98,7 +99,7 @@ class Bank:
         self.stem_sink = None          # callable(number, name, first_sample, block) for stems
         self.cache = BlockCache(seed=seed, latent=self.latent)
         self._table = _Table({}, self.cache, arena)
-        self._tails = np.zeros((0, 2, step), dtype=np.float32)
+        self._tails = Tails.silent(0, step, self.ramp[step:])
         self._gains = np.zeros((0, 2), dtype=np.float32)
         self._ended = np.zeros(0, dtype=bool)
 
@@ -114,12 +115,11 @@ class Bank:
         rows = {int(n): i for i, n in enumerate(old.numbers)}
         from_old = np.array([rows.get(int(n), -1) for n in table.numbers], dtype=np.int64)
         kept = from_old >= 0
-        tails = np.zeros((table.n, 2, self.step), dtype=np.float32)  # new voices fade in from silence
-        gains = np.zeros((table.n, 2), dtype=np.float32)
+        gains = np.zeros((table.n, 2), dtype=np.float32)              # new voices fade in from silence
         ended = np.zeros(table.n, dtype=bool)
-        tails[kept], gains[kept], ended[kept] = (self._tails[from_old[kept]], self._gains[from_old[kept]],
-                                                 self._ended[from_old[kept]])
-        self._table, self._tails, self._gains, self._ended = table, tails, gains, ended
+        gains[kept], ended[kept] = self._gains[from_old[kept]], self._ended[from_old[kept]]
+        self._table, self._tails = table, self._tails.moved(from_old, table.n)
+        self._gains, self._ended = gains, ended
         return table
 
     def all_ended(self, numbers) -> bool:
@@ -129,14 +129,14 @@ class Bank:
 
     # -- rewinds ---------------------------------------------------------------------------------
     def snapshot(self):
-        return self._table, self._tails.copy(), self._gains.copy(), self._ended.copy()
+        return self._table, self._tails, self._gains.copy(), self._ended.copy()   # tails: immutable
 
     def restore(self, snapshot) -> None:
         table, tails, gains, ended = snapshot
         slots = self.cache.slots(list(table.voices))       # the cache may have moved slots since
         if not np.array_equal(slots, table.slots):
             table = table.with_slots(slots)
-        self._table, self._tails, self._gains, self._ended = table, tails.copy(), gains.copy(), ended.copy()
+        self._table, self._tails, self._gains, self._ended = table, tails, gains.copy(), ended.copy()
 
     # -- the work ----------------------------------------------------------------------------------
     def render(self, voices, clock, first: int, length: int) -> SpanResult:
@@ -257,7 +257,7 @@ class Bank:
         S = self.step
         head = shaped[:, :S]
         if self.stem_sink is not None:
-            out = self._tails.copy()
+            out = self._tails.stereo()
             out[v] += self._gained(head, previous, gains, self.ramp[:S])
             for i, params in enumerate(t.params):
                 self.stem_sink(params.index, params.name, first, out[i].T)
@@ -265,10 +265,8 @@ class Bank:
             heads = gains.T @ head                                          # (2, S)
         else:
             heads = previous.T @ head + (gains - previous).T @ (head * self.ramp[:S])
-        mix = self._tails.sum(axis=0) + heads
-        tails = np.zeros_like(self._tails) if v.size != t.n else self._tails
-        tails[v] = self._gained(shaped[:, S:], previous, gains, self.ramp[S:])
-        self._tails = tails
+        mix = self._tails.mix() + heads
+        self._tails = Tails.of_windows(t.n, v, shaped[:, S:], previous, gains, self.ramp[S:])
         return _interleaved(mix)
 
     def _overlap_add(self, t: _Table, v, shaped, previous, gains, first: int, span: int,
@@ -278,7 +276,7 @@ class Bank:
         S = self.step
         y = self._gained(shaped, previous, gains, self.ramp)                       # (m, 2, W)
         out = np.zeros((t.n, span, 2, S), dtype=np.float32)
-        out[:, 0] = self._tails
+        out[:, 0] = self._tails.stereo()
         step_of = (position - first) // S
         out[v, step_of] += y[:, :, :S]
         inside = step_of + 1 < span
@@ -286,8 +284,9 @@ class Bank:
         if self.stem_sink is not None:
             for i, params in enumerate(t.params):
                 self.stem_sink(params.index, params.name, first, out[i].transpose(0, 2, 1).reshape(-1, 2))
-        self._tails = np.zeros_like(self._tails)
-        self._tails[v[~inside]] = y[~inside, :, S:]                               # the new tails
+        last = ~inside                                    # windows whose second half is the new tail
+        self._tails = Tails.of_windows(t.n, v[last], shaped[last, S:], previous[last], gains[last],
+                                       self.ramp[S:])
         return _interleaved(out.sum(axis=0).transpose(1, 0, 2).reshape(2, -1))
 
     def _overlap_add_steady(self, t: _Table, v, shaped, gains, first: int, span: int,
@@ -313,8 +312,8 @@ class Bank:
                 np.multiply(flat[0], voice_gains[0, channel], out=out[:, channel])
         else:
             out[:] = _interleaved(voice_gains.T @ flat)
-        out[:S] += self._tails.sum(axis=0).T
-        self._tails = grid[:, -1, S:][:, None, :] * voice_gains[:, :, None]
+        out[:S] += self._tails.mix().T
+        self._tails = Tails(grid[:, -1, S:].copy(), voice_gains, voice_gains.copy(), self.ramp[S:])
         return out
 
 

@@ -12,8 +12,9 @@ curve on the same window however the work is chunked (live and offline agree).
 
 from __future__ import annotations
 
-import queue
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,8 @@ __all__ = ["BLOCK", "Revert", "block_amounts", "noise_entropy", "noise_block", "
 
 BLOCK = 256   # windows per block: window k of a voice is row k % 256 of block k // 256
 _MAX_READY = 2048     # noise blocks drawn ahead and not taken yet (512 MB at most)
+_POLL_S = 0.05        # how often the drawing thread looks for blocks asked for
+_IDLE_S = 5.0         # and how long it waits, idle, before it ends
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ class NoiseBlocks:
     def __init__(self, latent: int):
         self.latent = latent
         self._ready: dict[tuple, np.ndarray] = {}
-        self._wanted: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._wanted: deque = deque()    # appended without waking anyone: the drawer polls
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.ahead = False               # draw ahead on a thread (live playback turns it on)
@@ -122,17 +125,24 @@ class NoiseBlocks:
     def prefetch(self, entropy: tuple) -> None:
         if not self.ahead:
             return
+        self._wanted.append(entropy)
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._draw, name="livelatent-noise", daemon=True)
             self._thread.start()
-        self._wanted.put(entropy)
 
     def _draw(self) -> None:
+        # A block is asked for seconds before it is needed, so polling every 50 ms is soon enough,
+        # and the decode thread never pays for waking this one (a queue's put did, at every ask).
+        idle_since = time.monotonic()
         while True:
             try:
-                entropy = self._wanted.get(timeout=5.0)
-            except queue.Empty:
-                return                   # idle: the thread ends; the next prefetch starts one
+                entropy = self._wanted.popleft()
+            except IndexError:
+                if time.monotonic() - idle_since > _IDLE_S:
+                    return               # idle: the thread ends; the next prefetch starts one
+                time.sleep(_POLL_S)
+                continue
+            idle_since = time.monotonic()
             with self._lock:
                 if entropy in self._ready or len(self._ready) >= _MAX_READY:
                     continue

@@ -305,6 +305,10 @@ class Engine:
         replay runs to rebuild names changes nothing."""
         self._sealed_by = key
 
+    def unseal(self) -> None:
+        """Every batch lands again (a rebuilt engine going live, see :mod:`..session.resume`)."""
+        self._sealed_by = None
+
     @property
     def sealed(self) -> bool:
         """Whether this engine plays only a replay's batches (see :meth:`seal`)."""

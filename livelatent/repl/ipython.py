@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import sys
 import threading
 import time
@@ -50,9 +51,12 @@ __all__ = ["ReplShell", "attach", "load_ipython_extension", "unload_ipython_exte
 
 TOOLBAR_REFRESH_S = 0.25
 MESSAGE_POLL_S = 0.1
+HEARD_EVERY_S = 0.5     # how often the journal notes where the listener is
 CATCH_UP_S = 0.03       # the REPL's thread sleeps this long after a cell that changed the sound
+EXIT_CONFIRM_S = 10.0   # while voices sound, a second exit within this long leaves
+CPR_TIMEOUT_S = 30.0    # how long the terminal may take to say where the cursor is
 _CELL_FUNCTION = "__livelatent_cell__"
-_EXIT_WORDS = {"exit", "quit", "exit()", "quit()"}
+_EXIT_WORDS = re.compile(r"(exit|quit)(\(\s*(force\s*=\s*True)?\s*\))?")
 _attached: dict[int, "ReplShell"] = {}      # id(IPython shell) -> the ReplShell attached to it
 
 
@@ -83,6 +87,8 @@ class ReplShell:
         self._pump: threading.Thread | None = None
         self._toolbar = toolbar
         self._saved_options = None
+        self._saved_exit = None
+        self._exit_asked = -float("inf")
         self._attached = False
 
     # -- wiring --------------------------------------------------------------------------------
@@ -99,6 +105,7 @@ class ReplShell:
         shell.register_magics(_magics_class(self))
         if self._toolbar and hasattr(shell, "pt_app") and shell.pt_app is not None:
             self._install_toolbar()
+            self._guard_exit()
         self._pump = threading.Thread(target=self._pump_messages, name="livelatent-messages",
                                       daemon=True)
         self._pump.start()
@@ -130,6 +137,11 @@ class ReplShell:
         if self._saved_options is not None:
             shell._extra_prompt_options = self._saved_options
             self._saved_options = None
+        if self._saved_exit is not None:
+            shell.__dict__.pop("ask_exit", None)
+            shell.confirm_exit, names = self._saved_exit
+            shell.user_ns.update(names)
+            self._saved_exit = None
         try:
             with writer_origin("exit"):
                 self.engine.stop_playback(fade=fade)
@@ -183,7 +195,7 @@ class ReplShell:
 
     @staticmethod
     def _journaled(code: str) -> bool:
-        if code.strip() in _EXIT_WORDS:
+        if _EXIT_WORDS.fullmatch(code.strip()):
             return False
         try:
             body = ast.parse(code).body
@@ -233,8 +245,12 @@ class ReplShell:
             self.say(str(event))
 
     def _pump_messages(self) -> None:
+        polls = 0
         while not self._stop.wait(MESSAGE_POLL_S):
             self.flush_events()
+            polls += 1
+            if polls % round(HEARD_EVERY_S / MESSAGE_POLL_S) == 0 and self.engine.playing:
+                self.session.note_heard()       # where a resume after a crash joins
 
     def toolbar_text(self) -> str:
         running = [job.progress_text() for job in self.renders if not job.done]
@@ -244,14 +260,58 @@ class ReplShell:
         shell = self.shell
         original = shell._extra_prompt_options
         self._saved_options = original
+        renderer = shell.pt_app.app.renderer
 
         def options():
+            # prompt_toolkit draws a bottom toolbar only once the terminal has said where the
+            # cursor is; an answer later than its 2 s (a machine busy starting up) made it give
+            # up for good, and the status line never appeared. Wait longer, and ask again at
+            # every prompt if it gave up.
+            renderer.CPR_TIMEOUT = CPR_TIMEOUT_S
+            if renderer.cpr_support == "NOT_SUPPORTED":
+                renderer.cpr_support = "UNKNOWN"
             merged = original()
             merged["bottom_toolbar"] = self.toolbar_text
             merged["refresh_interval"] = TOOLBAR_REFRESH_S
             return merged
 
         shell._extra_prompt_options = options
+
+    # -- leaving -------------------------------------------------------------------------------
+    def _guard_exit(self) -> None:
+        """While voices sound, ``exit``, ``quit`` and Ctrl-D ask first: the same again within
+        EXIT_CONFIRM_S leaves. ``exit(force=True)``, and any exit when nothing sounds, leave at
+        once."""
+        shell = self.shell
+        from IPython.core.autocall import ExitAutocall
+
+        repl = self
+
+        class Exit(ExitAutocall):
+            """Leave livelatent (the voices fade out). While voices sound, asks first;
+            ``exit(force=True)`` does not."""
+
+            def __call__(self, force: bool = False):
+                if force or repl.may_leave():
+                    type(shell).ask_exit(shell)
+
+        self._saved_exit = (shell.confirm_exit, {k: shell.user_ns.get(k) for k in ("exit", "quit")})
+        shell.confirm_exit = False                      # Ctrl-D comes to ask_exit, and asks here
+        shell.ask_exit = lambda: type(shell).ask_exit(shell) if self.may_leave() else None
+        shell.user_ns["exit"] = shell.user_ns["quit"] = Exit(shell)
+
+    def may_leave(self) -> bool:
+        """Whether an exit asked for now goes ahead (see :meth:`_guard_exit`)."""
+        sounding = [p for p in self.engine.heard().score.voices.values()
+                    if p.stop_at is None or p.stop_at > self.engine.position]
+        now = time.monotonic()
+        if not sounding or now - self._exit_asked < EXIT_CONFIRM_S:
+            return True
+        self._exit_asked = now
+        count = len(sounding)
+        self.say(f"{count} voice{'s' * (count != 1)} sounding: exit (or Ctrl-D) again within "
+                 f"{EXIT_CONFIRM_S:g} s to fade out and leave; exit(force=True) leaves at once")
+        return False
 
 
 def attach(shell, session, *, origin: str = "repl", toolbar: bool = True) -> ReplShell:
@@ -290,6 +350,9 @@ def load_ipython_extension(ip) -> None:
 def unload_ipython_extension(ip) -> None:
     """``%unload_ext livelatent``: fade out, close the stream and the journal."""
     repl = _attached.get(id(ip))
+    if repl is not None and repl.origin == "repl":
+        print("livelatent runs this REPL and plays on: exit leaves it")   # %reload_ext too
+        return
     if repl is not None:
         repl.detach()
         print(f"livelatent: stopped; journal {repl.session.journal.path}")

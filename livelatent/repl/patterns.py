@@ -26,12 +26,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..api import REPLACE_FADE_S
 from ..errors import LiveLatentError, ParameterError
 
-__all__ = ["PatternWatcher", "POLL_INTERVAL_S", "REPLACE_FADE_S"]
+__all__ = ["PatternWatcher", "POLL_INTERVAL_S"]
 
 POLL_INTERVAL_S = 0.1
-REPLACE_FADE_S = 0.05
 
 
 @dataclass

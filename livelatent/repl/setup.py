@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from ..engine.engine import Engine
-from ..model.codec import load_model
+from ..model.codec import Codec, load_model
 
 __all__ = ["make_engine", "start_playing", "raise_process_priority", "freeze_garbage",
            "LOOKAHEAD_S", "AUDIO_NICENESS"]
@@ -29,11 +29,12 @@ LOOKAHEAD_S = 0.2
 AUDIO_NICENESS = -10     # the decode thread's niceness, when allowed
 
 
-def make_engine(*, model=None, blocksize=None) -> Engine:
-    """An engine set up for live coding: 0.2 s decoded ahead, the model warmed up."""
-    codec = load_model(model)
+def make_engine(*, model=None, blocksize=None, **options) -> Engine:
+    """An engine set up for live coding: 0.2 s decoded ahead, the model warmed up. ``model``
+    is a path or a loaded codec; ``options`` go to :class:`Engine` (``seed``, ``tempo``)."""
+    codec = load_model(model) if not isinstance(model, Codec) else model
     kwargs = {} if blocksize is None else {"blocksize": int(blocksize)}
-    engine = Engine(codec, lookahead=int(LOOKAHEAD_S * codec.sample_rate), **kwargs)
+    engine = Engine(codec, lookahead=int(LOOKAHEAD_S * codec.sample_rate), **kwargs, **options)
     # Touch every weight once now: the first decode of a cold model (pages faulted in, BLAS
     # buffers allocated) took longer than the few milliseconds between a cell landing and
     # the listener reaching it, and the first voice underran.

@@ -24,10 +24,12 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 
 from .. import optional
 from ..engine.playback import SWITCH_INTERVAL_S
-from ..errors import DeviceError, LiveLatentError
+from ..errors import DeviceError, LiveLatentError, ParameterError
+from ..session.resume import rebuild
 from ..session.session import Session
 from ..sinks.device import find_output_device
 from .ipython import attach
@@ -56,7 +58,8 @@ def _make_shell(session):
 
 
 def cli_live(args) -> int:
-    """``livelatent [live] [--device D] [--blocksize N] [--model M] [--set NAME] [--watch PATH]``."""
+    """``livelatent [live] [--device D] [--blocksize N] [--model M] [--set NAME] [--watch PATH]
+    [--offline] [--resume sets/NAME]``."""
     began = time.perf_counter()
     # The decode thread needs the GIL for a moment every few milliseconds; with the default
     # 5 ms switch interval, a busy REPL thread (IPython compiling a cell, the toolbar
@@ -68,14 +71,22 @@ def cli_live(args) -> int:
     importer = threading.Thread(target=_import_ipython, name="livelatent-import", daemon=True)
     importer.start()
     offline = bool(getattr(args, "offline", False))
-    engine = make_engine(model=args.model, blocksize=args.blocksize)
+    resume = getattr(args, "resume", None)
+    if resume is not None and (args.set_name or args.model):
+        raise ParameterError("--resume carries on a set with its own name and model: leave out "
+                             "--set and --model")
     if not offline:
         try:
             find_output_device(args.device)       # before anything is written or started
         except DeviceError as exc:   # printed as one line, exit status 2, by livelatent.cli
             raise DeviceError(f"{exc}; `livelatent live --offline` starts the REPL without "
                               f"sound, to write and render") from None
-    session = Session(engine, set_name=args.set_name)
+    if resume is not None:
+        session = _resumed_session(resume, args.blocksize)
+        engine = session.engine
+    else:
+        engine = make_engine(model=args.model, blocksize=args.blocksize)
+        session = Session(engine, set_name=args.set_name)
     # Everything heavy (IPython's import, the demo sources) is done before the stream opens.
     importer.join()
     shell = _make_shell(session)
@@ -100,6 +111,27 @@ def cli_live(args) -> int:
     finally:
         _leave(repl)
     return 0
+
+
+def _resumed_session(folder, blocksize) -> Session:
+    """A session carrying on the set ``folder`` where its journal ends (see
+    :mod:`livelatent.session.resume`)."""
+    folder = Path(folder)
+    print(f"resuming {folder}: replaying its journal...", flush=True)
+    rebuilt = rebuild(folder, lambda codec, **options: make_engine(model=codec, blocksize=blocksize,
+                                                                   **options))
+    engine = rebuilt.engine
+    session = Session(engine, set_name=str(folder), resumed=True)
+    session.namespace = rebuilt.live_names(session.namespace)
+    for note in rebuilt.report.notes:
+        print(note, file=sys.stderr)
+    seconds = engine.position / engine.sample_rate
+    playing = len(engine.intended_voices())
+    print(f"resumed at {seconds:.1f} s with {playing} voice{'s' * (playing != 1)}; the journal "
+          f"goes on in {session.journal.path}", flush=True)
+    if any(b.origin == "timer" for b in rebuilt.performance.batches):
+        print("timers (at, every) from before do not run again: start them anew", file=sys.stderr)
+    return session
 
 
 def _leave(repl) -> None:

@@ -21,14 +21,17 @@ __all__ = ["status_line", "peak_meter", "pending_changes"]
 
 _METER_CELLS = 10
 _METER_FLOOR_DB = -60.0
+_SILENCE_DB = -90.0
 _SHORT = {"meso": "meso", "stepwise": "step", "extension": "ext"}
 
 
 def peak_meter(peak: float, *, cells: int = _METER_CELLS) -> str:
-    """A peak level as ``[######----] -4 dB`` (linear peak in, -60 dB and below is empty)."""
-    if not (isinstance(peak, (int, float)) and math.isfinite(peak)) or peak <= 0:
+    """A peak level as ``[######----] -4 dB`` (linear peak in, -60 dB and below is empty,
+    below -90 dB it reads ``-inf``: the tail of a fade, not a level anyone hears)."""
+    db = 20.0 * math.log10(peak) if isinstance(peak, (int, float)) and math.isfinite(peak) \
+        and peak > 0 else -math.inf
+    if db < _SILENCE_DB:
         return "[" + "-" * cells + "]  -inf dB"
-    db = 20.0 * math.log10(peak)
     filled = int(round(cells * min(max((db - _METER_FLOOR_DB) / -_METER_FLOOR_DB, 0.0), 1.0)))
     clip = "!" if peak >= 0.999 else " "
     return "[" + "#" * filled + "-" * (cells - filled) + f"]{clip}{db:4.0f} dB"
@@ -88,7 +91,8 @@ def status_line(engine, *, extra: str | None = None) -> str:
     for v in status["voices"]:
         value = v["curve"]
         shown = "-" if value is None else ("nan" if not math.isfinite(value) else f"{value:.2f}")
-        voices.append(f"{v['name']} {_SHORT.get(v['strategy'], v['strategy'])} {shown}")
+        fading = " fading" if v.get("fading") else ""
+        voices.append(f"{v['name']} {_SHORT.get(v['strategy'], v['strategy'])} {shown}{fading}")
     second = " | ".join(voices) if voices else "no voices: try voice(flute, cello, curve=sine(8))"
     if pending:
         second += " | pending: " + ", ".join(pending)

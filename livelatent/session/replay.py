@@ -1,6 +1,6 @@
 """Replaying a journal: the recorded commands, applied on their samples.
 
-A :class:`Replayer` takes one session of a journal (:func:`~.journal.read_performance`) and an
+A :class:`Replayer` takes one session of a journal (:func:`~.performance.read_performance`) and an
 engine built like the performance's (same model, seed and tempo), and applies every recorded
 batch on the sample it landed on, in the order the engine received them. Whoever sent a batch
 (a cell, a pattern file, a thread, a timer) does not matter: the journal holds its commands as

@@ -70,6 +70,9 @@ class Session:
         Where sets live (default: :func:`livelatent.config.sets_dir`, ``./sets``).
     extra : dict, optional
         More names for the namespace (the REPL's ``render``, ``watch``...).
+    resumed : bool
+        The engine was rebuilt from this set's journal (see :mod:`.resume`): the session carries
+        on its timeline, and its journal record says so.
 
     Examples
     --------
@@ -91,7 +94,7 @@ class Session:
             seed=engine.seed, tempo=engine.intended_tempo(), sample_rate=engine.sample_rate,
             position=engine.position, model_hash=codec.content_hash, resumed=resumed,
             model_path=None if codec.path is None else Path(codec.path).resolve())
-        if not engine.idle():
+        if not engine.idle() and not resumed:
             engine.events.warning(
                 "the engine already had voices when the session began: a replay of its journal "
                 "starts from silence, so those voices will not be in it")
@@ -103,6 +106,7 @@ class Session:
         self._saved_in_cell: set[Path] = set()
         self.last_started: tuple = ()      # the numbers of the voices the last cell started
         self.last_landed: int | None = None   # where the last cell's changes landed (None: none)
+        self._noted_heard = engine.position
         self.performer = Performer(engine)
         self.namespace: dict = namespace(engine, performer=self.performer, extra=extra)
         self.namespace["save"] = self._save_function()
@@ -199,6 +203,17 @@ class Session:
                 self.run_cell(f"load({str(name_or_path)!r})", origin="load")
                 return
             load_set(self.engine, resolve_set(name_or_path, self.sets_root), names=self.namespace)
+
+    def note_heard(self) -> None:
+        """Record where the listener is, if it moved since the last note (see
+        :meth:`Journal.record_heard`); the REPL calls it twice a second."""
+        position = self.engine.position
+        if position != self._noted_heard:
+            self._noted_heard = position
+            try:
+                self.journal.record_heard(position)
+            except SetError:
+                pass                 # said when a record that matters fails
 
     def end(self) -> None:
         """Record that the performance ends here (the listener has heard everything so far)."""

@@ -29,7 +29,8 @@ from ..events import Events, Printer
 from ..model.codec import load_model
 from ..sinks.file import render_to_file
 from .code import run_code
-from .journal import JOURNAL_NAME, Performance, read_performance
+from .journal import JOURNAL_NAME
+from .performance import Performance, read_performance
 from .namespace import namespace
 from .replay import Action, Replayer, ReplayReport
 from .session import resolve_set
@@ -152,8 +153,9 @@ def _prepare(engine, performance, folder, *, run_code_too: bool, report) -> Repl
 
 
 def _last_change(performance) -> int:
+    """The last change, or where the listener was last known to be if later (a crash)."""
     samples = [b.sample for b in performance.batches] + [c.sample for c in performance.cells]
-    return max(samples, default=0)
+    return max(samples + [performance.heard], default=0)
 
 
 class _JournalPlayer:

@@ -1,0 +1,65 @@
+"""The overlap tails of the voices: the second half of each voice's last window, not yet played.
+
+A window spans two steps; its second half sounds in the next step, added to the windows that
+start there. Each voice's tail is kept in mono, with the pan gains its window ramped between
+(``start`` at the window's first sample, ``end`` at its last), so a live step mixes every tail
+with one (2, voices) x (voices, step) product instead of writing and summing a stereo copy of
+each; offline paths and stems ask for the stereo tails.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Tails"]
+
+
+class Tails:
+    """One row per row of the voice table: ``mono`` (n, step) samples, ``start`` and ``end``
+    (n, 2) gains. ``ramp`` is the gain ramp over a window's second half (0.5 to 1).
+
+    Never changed once made (each step makes new ones), so a rewind's checkpoint keeps a
+    reference, not a copy."""
+
+    __slots__ = ("mono", "start", "end", "ramp")
+
+    def __init__(self, mono, start, end, ramp):
+        self.mono, self.start, self.end, self.ramp = mono, start, end, ramp
+
+    @classmethod
+    def silent(cls, voices: int, step: int, ramp) -> "Tails":
+        zeros = np.zeros((voices, 2), dtype=np.float32)
+        return cls(np.zeros((voices, step), dtype=np.float32), zeros, zeros.copy(), ramp)
+
+    def copy(self) -> "Tails":
+        return Tails(self.mono.copy(), self.start.copy(), self.end.copy(), self.ramp)
+
+    def moved(self, from_old, voices: int) -> "Tails":
+        """The tails for a new table: row i takes old row ``from_old[i]`` (-1: a new voice,
+        silent)."""
+        tails = Tails.silent(voices, self.mono.shape[1], self.ramp)
+        kept = from_old >= 0
+        tails.mono[kept], tails.start[kept], tails.end[kept] = (
+            self.mono[from_old[kept]], self.start[from_old[kept]], self.end[from_old[kept]])
+        return tails
+
+    def mix(self) -> np.ndarray:
+        """Every tail panned and summed: (2, step)."""
+        if np.array_equal(self.start, self.end):
+            return self.end.T @ self.mono
+        return self.start.T @ self.mono + (self.end - self.start).T @ (self.mono * self.ramp)
+
+    def stereo(self) -> np.ndarray:
+        """Each tail panned: (n, 2, step)."""
+        mono = self.mono[:, None, :]
+        return mono * (self.start[:, :, None] + (self.end - self.start)[:, :, None] * self.ramp)
+
+    @classmethod
+    def of_windows(cls, voices: int, rows, halves, start, end, ramp) -> "Tails":
+        """The tails left by windows whose second halves are ``halves`` (m, step), of the table
+        rows ``rows``, ramped from ``start`` to ``end`` (m, 2); other rows silent."""
+        if len(rows) == voices and (voices == 0 or rows[-1] == voices - 1):   # a window per row:
+            return cls(halves, start, end, ramp)          # (rows are sorted and distinct) no copy
+        tails = cls.silent(voices, halves.shape[1], ramp)
+        tails.mono[rows], tails.start[rows], tails.end[rows] = halves, start, end
+        return tails

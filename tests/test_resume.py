@@ -1,0 +1,98 @@
+"""Carrying on after a crash: a session rebuilt from its journal plays on the same timeline."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livelatent import Engine
+from livelatent.errors import SetError
+from livelatent.session.performance import read_performance, read_sessions
+from livelatent.session.resume import rebuild, resume_point
+from livelatent.session.session import Session
+from livelatent.session.sets import render_set
+from test_sets import PERFORMANCE, SR, model, perform  # noqa: F401  (model is a fixture)
+
+BEFORE = PERFORMANCE[:5]
+AFTER = [
+    (3000, "drift.curve = saw(2)"),                            # a name the first session made
+    (2000, "w = voice(tone, hiss, curve=0.3, gain=0.3, name='late')"),
+    (4000, "stop(w, fade=0.1)"),
+]
+
+
+def make(codec, **options):
+    return Engine(codec, **options)
+
+
+def crash(session):
+    """What SIGKILL leaves: a journal with no end, a file closed by the OS. The REPL notes
+    where the listener is twice a second; the last note was at the crash."""
+    session.note_heard()
+    session.engine.remove_recorder(session.recorder)
+    session.journal.close()
+
+
+def test_a_resumed_session_carries_on_the_timeline_and_renders_as_both_were_heard(tmp_path, model):
+    sets = tmp_path / "sets"
+    with Engine(model, seed=5) as first:
+        session = Session(first, sets_root=sets, set_name="gig")
+        played_first = np.concatenate(perform(session, BEFORE) + [first.render_array(samples=SR)])
+        crash(session)                       # one second after the last change, the REPL dies
+    folder = sets / "gig"
+    joined = resume_point(read_performance(folder / "journal.jsonl"))
+    rebuilt = rebuild(folder, make)
+    second = rebuilt.engine
+    with second:
+        assert second.position == joined and not second.sealed
+        assert [p.name for p in second.intended_voices()] == ["drift", "v1"]
+        session = Session(second, sets_root=sets, set_name="gig", resumed=True)
+        session.namespace = rebuilt.live_names(session.namespace)
+        assert session.namespace["voice"].__self__ is session.performer      # live names again
+        played_second = np.concatenate(perform(session, AFTER) + [second.render_array(samples=SR)])
+        session.end()
+        session.close()
+    sessions = read_sessions(folder / "journal.jsonl")
+    assert [s.resumed for s in sessions] == [False, True] and sessions[1].position == joined
+    report = render_set(folder, tmp_path / "gig.wav", progress=False)
+    rendered, rate = sf.read(tmp_path / "gig.wav", dtype="float32")
+    assert rate == SR and report.samples == joined + len(played_second)
+    # up to the crash, what the first session played; from there on, the second
+    assert joined == len(played_first)
+    assert np.max(np.abs(rendered[:joined] - played_first)) <= 1e-4
+    assert np.max(np.abs(rendered[joined:] - played_second)) <= 1e-4
+    assert np.max(np.abs(played_second)) > 0.05
+
+
+def test_without_a_note_of_the_listener_a_resume_joins_at_the_last_change(tmp_path, model):
+    with Engine(model, seed=5) as first:
+        session = Session(first, sets_root=tmp_path, set_name="gig")
+        perform(session, BEFORE)
+        last = first.landed_at
+        first.render_array(samples=SR)
+        session.engine.remove_recorder(session.recorder)
+        session.journal.close()
+    assert resume_point(read_performance(tmp_path / "gig" / "journal.jsonl")) == last
+
+
+def test_a_resumed_session_can_itself_be_resumed(tmp_path, model):
+    sets = tmp_path / "sets"
+    with Engine(model, seed=2) as first:
+        session = Session(first, sets_root=sets, set_name="gig")
+        perform(session, BEFORE)
+        crash(session)
+    folder = sets / "gig"
+    rebuilt = rebuild(folder, make)
+    with rebuilt.engine as second:
+        session = Session(second, sets_root=sets, set_name="gig", resumed=True)
+        session.namespace = rebuilt.live_names(session.namespace)
+        perform(session, AFTER[:2])
+        crash(session)
+    again = rebuild(folder, make)
+    with again.engine as third:
+        assert [p.name for p in third.intended_voices()] == ["drift", "v1", "late"]
+        assert third.position == resume_point(read_performance(folder / "journal.jsonl"))
+
+
+def test_a_set_that_is_not_there_cannot_be_resumed(tmp_path):
+    with pytest.raises(SetError):
+        rebuild(tmp_path / "nothing", make)
