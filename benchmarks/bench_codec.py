@@ -10,7 +10,7 @@ baseline is also timed as decode-only (a DataLoader over latent vectors, ``modul
 ``torch.cat``) so that decode is compared with decode. Ratios are codec / baseline at the
 same batch size and thread count.
 
-    python benchmarks/bench_codec.py [--model models/default] [--seconds 0.6]
+    python benchmarks/bench_codec.py [--model livelatent/packs/default] [--seconds 0.6]
 """
 
 from __future__ import annotations

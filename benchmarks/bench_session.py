@@ -31,7 +31,8 @@ def run(minutes: float, folder: Path, seed: int) -> str:
         xruns = server.xruns()
     return (f"{minutes:g} min: {done['cells']} cells ({done['most']} voices at most), "
             f"{done['underruns']} engine underruns, {xruns} JACK xruns, render vs capture "
-            f"{done['difference']:.1e} (target <= 1e-4), {time.monotonic() - began:.0f} s")
+            f"{done['difference']:.1e} (target <= 1e-4), {time.monotonic() - began:.0f} s"
+            + (f"; underruns at {', '.join(done['underran'])}" if done["underran"] else ""))
 
 
 def main(argv=None) -> None:

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
 from .errors import LiveLatentError
 
 __all__ = ["main", "build_parser"]
@@ -26,54 +27,89 @@ _HANDLERS = {
     "som": "livelatent.corpus.som:cli_som",
     "live": "livelatent.repl.shell:cli_live",
     "replay": "livelatent.session.sets:cli_replay",
+    "doctor": "livelatent.doctor:cli_doctor",
 }
+# what a missing optional module means, by the module's top-level name
+_OPTIONAL = {"torch": "pip install 'livelatent[train]'",
+             "IPython": "pip install ipython", "matplotlib": "pip install matplotlib"}
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default is not None and action.default is not False
+                and action.default != argparse.SUPPRESS and action.option_strings
+                and "default" not in text):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _grid(text: str) -> str:
+    """``--grid``, checked before any work starts."""
+    from .corpus.som import parse_grid
+    try:
+        parse_grid(text)
+    except LiveLatentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="livelatent",
+        prog="livelatent", formatter_class=_Formatter,
         description="Live coding with RawAudioVAE latent audio. With no subcommand, starts the live REPL.")
+    parser.add_argument("--version", action="version", version=f"livelatent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add = lambda name, **kw: sub.add_parser(name, formatter_class=_Formatter, **kw)   # noqa: E731
+    model_help = "model pack folder or checkpoint (default: the default pack)"
 
-    p = sub.add_parser("train", help="train a RawAudioVAE on audio files or folders")
+    p = add("train", help="train a RawAudioVAE on audio files or folders (needs torch)")
     p.add_argument("data", nargs="+", help="audio files or folders (any rate, any channels)")
     p.add_argument("-o", "--output", required=True, help="model folder to write, e.g. models/mine")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training windows")
+    p.add_argument("--batch-size", type=int, default=256, help="windows per optimiser step")
     p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (Adam)")
-    p.add_argument("--lr-schedule", choices=["cosine", "step", "constant"], default="cosine")
+    p.add_argument("--lr-schedule", choices=["cosine", "step", "constant"], default="cosine",
+                   help="how the learning rate falls over the epochs")
     p.add_argument("--hop", type=int, default=128, help="hop between training windows (samples)")
-    p.add_argument("--window", type=int, default=1024)
-    p.add_argument("--hidden", type=int, default=2048)
-    p.add_argument("--latent", type=int, default=256)
+    p.add_argument("--window", type=int, default=1024, help="samples per window the model decodes")
+    p.add_argument("--hidden", type=int, default=2048, help="units of the hidden layers")
+    p.add_argument("--latent", type=int, default=256, help="dimensions of the latent space")
     p.add_argument("--beta", type=float, default=1e-4, help="weight of the KL term")
-    p.add_argument("--sample-rate", type=int, default=44100)
+    p.add_argument("--sample-rate", type=int, default=44100, help="rate the model works at (Hz)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of files held out")
     p.add_argument("--val-files", nargs="*", default=None, help="explicit held-out files or folders")
     p.add_argument("--checkpoint-every", type=int, default=1, help="write a checkpoint every N epochs")
     p.add_argument("--resume", action="store_true", help="continue the run in the output folder")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where to train (auto: a GPU when there is one)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads torch may use (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches")
     p.add_argument("--float16", action="store_true", help="store the final weights in float16")
     p.add_argument("--init", choices=["pca", "random"], default="pca",
-                   help="start from the PCA of the training windows (default) or random weights")
-    p.add_argument("--bf16", action="store_true", help="train with bfloat16 autocast (faster on CPUs with AVX-512 BF16)")
+                   help="start from the PCA of the training windows, or from random weights")
+    p.add_argument("--bf16", action="store_true",
+                   help="train with bfloat16 autocast (faster on CPUs with AVX-512 BF16)")
 
-    p = sub.add_parser("info", help="print a model's card")
-    p.add_argument("model", nargs="?", default=None, help="model pack folder or checkpoint (default pack if omitted)")
+    p = add("info", help="print a model's card")
+    p.add_argument("model", nargs="?", default=None, help=model_help)
 
     for name, helptext in (("play", "play a script live through the audio device"),
                            ("render", "render a script or a set offline to a file")):
-        p = sub.add_parser(name, help=helptext)
+        p = add(name, help=helptext)
         p.add_argument("script", help="a Python file that uses the livelatent API, or a set folder (render)")
-        p.add_argument("--seconds", type=float, default=None)
-        p.add_argument("--seed", type=int, default=None)
-        p.add_argument("--model", default=None, help="model pack or checkpoint (default pack if omitted)")
-        p.add_argument("--tempo", type=float, default=None, help="initial tempo in bpm")
+        p.add_argument("--seconds", type=float, default=None,
+                       help="how long (default: until the voices end, or a set's recorded end)")
+        p.add_argument("--seed", type=int, default=None, help="engine seed (default: 0, or the set's)")
+        p.add_argument("--model", default=None, help=model_help)
+        p.add_argument("--tempo", type=float, default=None, help="initial tempo in bpm (default: 60)")
         if name == "play":
             p.add_argument("--device", default=None, help="output device: name, index or host API")
-            p.add_argument("--blocksize", type=int, default=None)
+            p.add_argument("--blocksize", type=int, default=None,
+                           help="frames per audio callback (default: 1024; JACK: its period)")
         else:
             p.add_argument("-o", "--output", required=True, help="output .wav or .flac")
             p.add_argument("--stems", action="store_true", help="also write one file per voice")
@@ -83,36 +119,44 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--no-code", action="store_true",
                            help="a set: render its recorded commands and run none of its code")
 
-    p = sub.add_parser("devices", help="list audio output devices")
+    add("devices", help="list audio output devices")
+    add("doctor", help="check the rig: PortAudio, devices, JACK, BLAS, torch, the default pack")
 
-    p = sub.add_parser("demo", help="play a short demo on the default model (or render it if no device)")
-    p.add_argument("--seconds", type=float, default=20.0)
-    p.add_argument("--device", default=None)
+    p = add("demo", help="play a short demo (or render it when there is no audio device)")
+    p.add_argument("--seconds", type=float, default=20.0, help="how long the demo plays")
+    p.add_argument("--device", default=None, help="output device: name, index or host API")
+    p.add_argument("--model", default=None, help=model_help)
     p.add_argument("-o", "--output", default="renders/demo.wav", help="where to render when no device")
 
-    p = sub.add_parser("som", help="build a self-organizing map of a sample corpus")
+    p = add("som", help="build a self-organizing map of a sample corpus")
     p.add_argument("data", nargs="+", help="audio files or folders")
     p.add_argument("-o", "--output", required=True, help="SOM folder to write")
-    p.add_argument("--grid", default=None, help="rows x columns, e.g. 6x6 (default: suits the corpus)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--iterations", type=int, default=None)
+    p.add_argument("--grid", default=None, type=_grid,
+                   help="rows x columns, e.g. 6x6 (default: about 5 sqrt(files) nodes, square)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the map's training")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="training steps (default: 30 passes over the corpus, at least 3000)")
 
-    p = sub.add_parser("live", help="start the live-coding REPL (the default)")
+    p = add("live", help="start the live-coding REPL (the default)")
     p.add_argument("--device", default=None, help="output device: name, index or host API")
-    p.add_argument("--blocksize", type=int, default=None)
-    p.add_argument("--model", default=None)
-    p.add_argument("--set", dest="set_name", default=None, help="name of this session's set")
+    p.add_argument("--blocksize", type=int, default=None,
+                   help="frames per audio callback (default: 1024; JACK: its period)")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--set", dest="set_name", default=None,
+                   help="name of this session's set (default: the date and time)")
     p.add_argument("--watch", action="append", default=[], help="pattern file or folder to hot-reload")
     p.add_argument("--offline", action="store_true", help="start without an audio device (write and render)")
     p.add_argument("--resume", default=None, metavar="SET",
                    help="carry on a set (one cut off by a crash too): rebuild the state its journal "
                         "ends in and append to it")
 
-    p = sub.add_parser("replay", help="replay a saved set live, at its original timing")
+    p = add("replay", help="replay a saved set live, at its original timing")
     p.add_argument("set", help="set folder, e.g. sets/mygig")
-    p.add_argument("--device", default=None)
-    p.add_argument("--blocksize", type=int, default=None)
-    p.add_argument("--seconds", type=float, default=None)
+    p.add_argument("--device", default=None, help="output device: name, index or host API")
+    p.add_argument("--blocksize", type=int, default=None,
+                   help="frames per audio callback (default: 1024; JACK: its period)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="how long (default: to the recorded end of the performance)")
     p.add_argument("--no-code", action="store_true",
                    help="play its recorded commands and run none of its code")
     return parser
@@ -121,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if not argv or argv[0].startswith("--") and argv[0] not in ("--help",):
+    if not argv or argv[0].startswith("--") and argv[0] not in ("--help", "-h", "--version"):
         argv = ["live", *argv]
     args = parser.parse_args(argv)
     module_name, func_name = _HANDLERS[args.command].split(":")
@@ -130,6 +174,13 @@ def main(argv=None) -> int:
         return int(handler(args) or 0)
     except LiveLatentError as exc:
         print(f"livelatent: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:       # an optional dependency imported at a module's top
+        top = (exc.name or "").split(".")[0]
+        if top not in _OPTIONAL:
+            raise
+        print(f"livelatent: error: `livelatent {args.command}` needs {top}, which is not "
+              f"installed: {_OPTIONAL[top]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("livelatent: interrupted", file=sys.stderr)

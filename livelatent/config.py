@@ -8,9 +8,10 @@ __all__ = [
     "BLOCKSIZE",
     "DEFAULT_TEMPO_BPM",
     "BEATS_PER_BAR",
-    "PACKAGE_ROOT",
+    "PACKS_DIR",
     "DEFAULT_MODEL_DIR",
     "cache_dir",
+    "pack_roots",
     "sets_dir",
 ]
 
@@ -19,8 +20,8 @@ BLOCKSIZE = 256              # samples per audio callback
 DEFAULT_TEMPO_BPM = 60.0     # a beat is a second until tempo() changes it
 BEATS_PER_BAR = 4
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_DIR = PACKAGE_ROOT / "models" / "default"
+PACKS_DIR = Path(__file__).resolve().parent / "packs"    # model packs shipped as package data
+DEFAULT_MODEL_DIR = PACKS_DIR / "default"
 
 
 def cache_dir() -> Path:
@@ -31,6 +32,13 @@ def cache_dir() -> Path:
         return Path(root)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "livelatent"
+
+
+def pack_roots() -> list[Path]:
+    """Folders holding model packs: the installed ones, then ``$LIVELATENT_PACKS`` (a list of
+    folders, separated like ``PATH``)."""
+    extra = [Path(p) for p in os.environ.get("LIVELATENT_PACKS", "").split(os.pathsep) if p]
+    return [PACKS_DIR, *extra]
 
 
 def sets_dir() -> Path:

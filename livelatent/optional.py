@@ -33,9 +33,9 @@ def torch():
     try:
         import torch as module
     except ImportError as exc:
-        raise _missing("torch", "this", "pip install 'livelatent[train]' (on a machine without "
-                       "a GPU: pip install torch --index-url https://download.pytorch.org/whl/cpu)",
-                       exc) from None
+        raise _missing("torch", "training, a .pt checkpoint or an export",
+                       "pip install 'livelatent[train]' (on a machine without a GPU, first: pip "
+                       "install torch --index-url https://download.pytorch.org/whl/cpu)", exc) from None
     return module
 
 

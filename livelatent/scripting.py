@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .config import PACKAGE_ROOT
+from .config import DEFAULT_MODEL_DIR
 from .engine.engine import Engine
 from .errors import DeviceError, LiveLatentError, ParameterError
 from .events import Printer
@@ -21,7 +21,7 @@ from .sinks.file import render_to_file
 
 __all__ = ["run_script", "play", "cli_play", "cli_render", "cli_demo", "DEMO_SCRIPT"]
 
-DEMO_SCRIPT = PACKAGE_ROOT / "patterns" / "demo.py"
+DEMO_SCRIPT = DEFAULT_MODEL_DIR / "demo.py"          # the default pack's demo piece
 
 
 def run_script(path, engine: Engine, *, extra: dict | None = None) -> dict:
@@ -100,7 +100,7 @@ def cli_play(args) -> int:
 
 def cli_demo(args) -> int:
     """``livelatent demo``: play the demo, or render it to a file when there is no device."""
-    with Engine(seed=0) as engine, Printer(engine.events):
+    with Engine(getattr(args, "model", None), seed=0) as engine, Printer(engine.events):
         run_script(DEMO_SCRIPT, engine)
         try:
             play(engine, device=args.device, seconds=args.seconds)

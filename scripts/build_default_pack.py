@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Rebuild the default model pack ``models/default/`` from scratch.
+"""Rebuild the default model pack ``livelatent/packs/default/`` from scratch.
 
 1. Render the corpus: notes of ~50 General MIDI instruments (12 families) and the GM drum
    kit from FluidR3_GM.sf2 with fluidsynth (``scripts/fluidr3_corpus.py``), split into
    training notes and held-out notes whose pitches *and* velocities never occur in training.
 2. Train with :func:`livelatent.model.train.train` (validation = the held-out notes).
 3. Render the ~30 short demo sources (FLAC) the REPL exposes by name.
-4. Assemble ``models/default/``: ``model.safetensors`` (float16), ``card.md``, ``LICENSE``,
+4. Assemble ``livelatent/packs/default/``: ``model.safetensors`` (float16), ``card.md``, ``LICENSE``,
    ``corpus.json`` and ``sources/*.flac``, and check the pack's thresholds.
 
 Needs ``fluidsynth``, ``fluid-soundfont-gm`` and ``mido``. Run from the repository root::
@@ -35,11 +35,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import fluidr3_corpus as corpus  # noqa: E402
 
 from livelatent.model.card import write_card  # noqa: E402
+from livelatent.config import DEFAULT_MODEL_DIR  # noqa: E402
 from livelatent.model.checkpoint import (CHECKPOINT_NAME, PACK_WEIGHTS_NAME,  # noqa: E402
                                          load_checkpoint, save_checkpoint)
 from livelatent.model.train import train  # noqa: E402
 
-PACK = ROOT / "models" / "default"
+PACK = DEFAULT_MODEL_DIR                # package data: installed with livelatent
 BUILD = ROOT / "build"
 # From the PCA warm start (livelatent.model.warmstart) a gentler learning rate keeps what the
 # projection already reconstructs; from random weights (the first packs) 18 epochs at 1e-3 reached

@@ -107,6 +107,8 @@ def test_load_ext_without_an_audio_device_runs_offline(kernel_env, tmp_path):
     try:
         loaded = kernel.run("%load_ext livelatent")
         assert "livelatent: offline" in loaded["stdout"] and "render() still works" in loaded["stdout"]
+        again = kernel.run("%load_ext livelatent")               # a second engine? no
+        assert "already loaded" in again["stdout"] and "livelatent:" not in again["stdout"], again
         kernel.run('v = voice(flute, cello, curve=sine(4), name="drift")')
         timed = kernel.run("%time v.gain = 0.5")           # IPython runs the statement itself
         assert timed["error"] is None and "Wall time" in timed["stdout"], timed

@@ -200,7 +200,8 @@ def test_eight_voices_started_one_cell_after_another_never_underrun(jack_server,
 # -- a minute of typing ------------------------------------------------------------------------
 CHECK = ("_check = lambda: print('CHECK', __import__('json').dumps({'status': __import__("
          "'livelatent.repl.toolbar', fromlist=['status_line']).status_line(engine), 'heard': sorted("
-         "p.name for p in engine.heard().score.voices.values() if p.stop_at is None)})) or save('check')")
+         "p.name for p in engine.heard().score.voices.values() if p.stop_at is None), 'underruns': "
+         "engine.underruns})) or save('check')")
 WATCHED = ["voice(flute, cello, curve=sine(2), gain=0.06, name='w')\n",
            "voice(cello, flute, strategy='extension', curve=tri(3), gain=0.06, name='w')\n"]
 BROKEN = ["voice(flute, nosuch)", "1 / 0", "stop('nosuch')", "n0.gain = = 1",
@@ -234,7 +235,8 @@ def next_cell(rng, sounding: set, pool: list) -> tuple[str, object]:
     return rng.choice(BROKEN), lambda s: None
 
 
-def check(repl, sets, sounding: set) -> None:
+def check(repl, sets, sounding: set) -> int:
+    """Every view against the set of names that should sound; returns the engine's underruns."""
     printed = repl.run("_check()")
     found = next(line for line in printed.splitlines() if line.startswith("CHECK "))
     seen = json.loads(found[len("CHECK "):])
@@ -242,6 +244,7 @@ def check(repl, sets, sounding: set) -> None:
     assert sorted(sounding_in_status(seen["status"])) == expected, (seen, expected)
     assert seen["heard"] == expected, (seen, expected)
     assert sorted(saved_names(sets, "check")) == expected
+    return int(seen["underruns"])
 
 
 def typed_session(jack_server, folder, seconds: float, *, seed: int = 11) -> dict:
@@ -262,7 +265,7 @@ def typed_session(jack_server, folder, seconds: float, *, seed: int = 11) -> dic
         repl.run(f"watch({str(pattern)!r})")
         repl.pump(0.5)
         sounding.add("w")
-        began, rewrites, cells, most = time.monotonic(), 0, 0, 0
+        began, rewrites, cells, most, underran = time.monotonic(), 0, 0, 0, []
         while time.monotonic() - began < seconds:
             elapsed = time.monotonic() - began
             if elapsed > 10 * (rewrites + 1):                # the watched file, rewritten
@@ -286,13 +289,15 @@ def typed_session(jack_server, folder, seconds: float, *, seed: int = 11) -> dic
             cells += 1
             most = max(most, len(sounding))
             repl.pump(SETTLE_S)
-            check(repl, sets, sounding)
+            now = check(repl, sets, sounding)
+            if now > len(underran):              # where it happened, for the benchmark to say
+                underran.append(f"cell {cells} at {time.monotonic() - began:.0f} s")
         underruns = int(displayed(repl.run("engine.underruns")))
         assert repl.exit() == 0
         captured = until_stream_stopped(recorder.stop())
     reference, _ = render_set(sets / "typed", folder / "typed.wav")
     return {"cells": cells, "rewrites": rewrites, "most": most, "underruns": underruns,
-            "difference": differs_from_render(captured, reference)}
+            "underran": underran, "difference": differs_from_render(captured, reference)}
 
 
 def test_a_minute_of_typing_keeps_every_view_in_agreement_with_what_was_typed(jack_server, tmp_path):

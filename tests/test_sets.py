@@ -229,7 +229,7 @@ def test_a_set_folder_that_does_not_exist(saved_set, tmp_path):
 
 def test_a_missing_model_file(saved_set, tmp_path, model):
     model.rename(tmp_path / "moved.pt")
-    with pytest.raises(SetError, match=r"its model file .*model.pt is missing"):
+    with pytest.raises(SetError, match=r"needs the model pack 'model' .* recorded at .*model.pt"):
         render_set(saved_set, tmp_path / "out.wav")
     assert main(["render", str(saved_set), "-o", str(tmp_path / "out.wav")]) == 2
 
@@ -329,3 +329,29 @@ def test_a_saved_set_holds_the_state_and_the_journal(saved_set, model):
     assert len(read_journal(saved_set / "journal.jsonl")) == 3       # the cells, as code
     performance = read_performance(saved_set / "journal.jsonl")
     assert [b.commands[0]["op"] for b in performance.batches] == ["add", "set"]     # and as data
+
+
+def test_a_set_made_with_a_pack_that_moved_since_finds_it_installed(tmp_path):
+    """Sets record the pack's files by absolute path; a reinstall elsewhere moves them."""
+    from livelatent.config import DEFAULT_MODEL_DIR
+    with Engine(seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="gig")
+        session.run_cell("v = voice(flute, cello, curve=sine(2))")
+        played = engine.render_array(samples=SR)
+        session.end()
+        session.save()
+        session.close()
+    folder = tmp_path / "sets" / "gig"
+    old_place = "/nowhere/old-install/packs/default"
+    for name in ("journal.jsonl", "state.json"):
+        path = folder / name
+        path.write_text(path.read_text().replace(str(DEFAULT_MODEL_DIR), old_place))
+    assert old_place in (folder / "journal.jsonl").read_text()
+    render_set(folder, tmp_path / "gig.wav", progress=False)
+    rendered, _ = sf.read(tmp_path / "gig.wav", dtype="float32")
+    assert np.max(np.abs(rendered[:SR] - played)) <= 1e-6
+    with Engine(seed=2) as engine:                        # load() finds it too
+        session = Session(engine, sets_root=tmp_path / "sets")
+        session.run_cell("load('gig')")
+        assert [p.name for p in engine.intended_voices()] == ["v0"]
+        session.close()

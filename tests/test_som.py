@@ -396,5 +396,8 @@ def test_livelatent_som_writes_the_map_and_its_picture(corpus, tmp_path, capsys)
 
 def test_livelatent_som_with_a_bad_grid_says_how_to_write_it(corpus, tmp_path, capsys):
     folder, _ = corpus
-    assert cli_main(["som", str(folder), "-o", str(tmp_path / "m"), "--grid", "6by6"]) == 2
+    with pytest.raises(SystemExit) as exited:           # refused before any feature is computed
+        cli_main(["som", str(folder), "-o", str(tmp_path / "m"), "--grid", "6by6"])
+    assert exited.value.code == 2
     assert "'6by6' must be ROWSxCOLUMNS" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

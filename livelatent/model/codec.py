@@ -163,7 +163,7 @@ def load_model(path=None, *, sample_rate: int | None = None, backend: str = DEFA
     """Load a model for inference.
 
     ``path`` is a model pack folder, one of our checkpoints, or an original rawaudiovae
-    checkpoint; None loads the default pack shipped in ``models/default``. ``sample_rate``
+    checkpoint; None loads the default pack shipped in ``livelatent/packs/default``. ``sample_rate``
     sets the rate of files that do not record one.
 
     >>> codec = load_model()

@@ -279,8 +279,9 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         Clip the gradient norm of each step to this (None: no clipping). Normal steps have
         norms far below 1; the clip only stops the rare step where a logvar spike makes the
         sampled latent and the gradient explode, which otherwise undoes epochs of training.
-    progress : bool
-        Show a tqdm progress bar with the loss.
+    progress : bool or "lines"
+        Show a tqdm progress bar with the loss (True), plain lines every tenth of an epoch for
+        a log or a pipe ("lines"), or nothing but the epochs' results (False).
 
     Returns
     -------
@@ -312,6 +313,8 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
 
     data = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     files = list_audio_files(*data)
+    if progress:
+        print(f"livelatent train: reading {len(files)} audio files", file=sys.stderr, flush=True)
     if val_files:       # explicit held-out files: read apart, and never trained on
         train_files, val_paths = _split(files, val_fraction, val_files, seed)
         train_files, train_signals = _read_files(train_files, sample_rate, "training")
@@ -381,8 +384,12 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     model.train()
     bar = None
     if progress:
+        print(f"livelatent train: {len(corpus)} windows, {steps_per_epoch} batches per epoch, "
+              f"epochs {first_epoch + 1} to {epochs} on {dev}", file=sys.stderr, flush=True)
+    if progress is True:
         bar = tqdm(total=total_steps, initial=first_epoch * steps_per_epoch, unit="batch",
                    dynamic_ncols=True, desc="train")
+    tenth = max(1, steps_per_epoch // 10)      # progress="lines": a line every tenth of an epoch
     epoch = first_epoch
     try:
         for epoch in range(first_epoch + 1, epochs + 1):
@@ -407,6 +414,9 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(epoch=epoch, loss=f"{loss_value:.5f}", refresh=False)
+                elif progress == "lines" and (begin // batch_size + 1) % tenth == 0:
+                    done = (begin // batch_size + 1) / steps_per_epoch
+                    print(f"epoch {epoch}/{epochs}: {done:4.0%} loss {loss_value:.5f}", flush=True)
             val_loss = _validation_loss(model, val_signals, window, beta, dev, batch_size)
             record = {"epoch": epoch, "loss": loss_sum / len(corpus), "mse": mse_sum / len(corpus),
                       "kl": kl_sum / len(corpus), "val_loss": val_loss,
@@ -495,7 +505,7 @@ def cli_train(args) -> int:
         checkpoint_every=args.checkpoint_every, resume=args.resume, device=args.device,
         threads=args.threads, seed=args.seed, float16=args.float16, bf16=getattr(args, "bf16", False),
         init=getattr(args, "init", "pca"),
-        progress=sys.stderr.isatty())
+        progress=True if sys.stderr.isatty() else "lines")
     model = summary["metrics"]["model"]
     print(f"wrote {Path(args.output) / CHECKPOINT_NAME} and card.md: {summary['evaluated_on']} "
           f"SNR {model['snr_db']:.1f} dB, spectral convergence {model['spectral_convergence']:.3f}")

@@ -22,6 +22,7 @@ from .. import curves
 from ..atomic import atomic_path
 from ..engine.commands import AddVoice, Hush, SetTempo, SetVoice, StopVoice
 from ..errors import LiveLatentError, SetError
+from ..model.packs import locate
 from ..sources import Source, source
 from ..strategies import layout, step_values
 from ..voice import VoiceParams, check_gain, check_pan
@@ -87,7 +88,7 @@ class SourceStore:
         """Raise SetError if a source file is missing (before anything is rebuilt)."""
         for record in self.records.values():
             for name in record.get("paths", []):
-                if not Path(name).is_file():
+                if not locate(name).is_file():
                     raise SetError(f"source file {name} is missing (source {record['name']!r}); "
                                    f"put it back")
             if "file" in record and not (self.folder / record["file"]).is_file():
@@ -111,7 +112,7 @@ class SourceStore:
 
 def _rebuild(folder: Path, record: dict, rate: int) -> Source:
     if "paths" in record:
-        paths = record["paths"]
+        paths = [str(locate(p)) for p in record["paths"]]       # a pack may have moved
         try:
             src = source(paths[0] if len(paths) == 1 else paths, name=record["name"], rate=rate)
         except LiveLatentError as exc:

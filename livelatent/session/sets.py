@@ -34,7 +34,8 @@ from .performance import Performance, read_performance
 from .namespace import namespace
 from .replay import Action, Replayer, ReplayReport
 from .session import resolve_set
-from .state import STATE_NAME, check_model, check_set_files, load_set, read_state
+from ..model.packs import locate
+from .state import STATE_NAME, check_model, check_set_files, load_set, missing_pack, read_state
 
 __all__ = ["REPLAY_NOOPS", "SHOWING_MAGICS", "TAIL_S", "LEAD_S", "ReplayReport", "open_set",
            "replay_namespace", "render_set", "replay_set", "cli_render_set", "cli_replay"]
@@ -72,14 +73,14 @@ def open_set(folder, *, session: int = -1, model=None) -> tuple[Performance, obj
         if start.model_path is None:
             raise SetError(f"set {folder.name} does not say which model it was played with; "
                            f"give --model")
-        if not Path(start.model_path).exists():
-            raise SetError(f"set {folder.name}: its model file {start.model_path} is missing; "
-                           f"restore it or give --model")
+        model_path = locate(start.model_path)
+        if not model_path.exists():
+            raise SetError(missing_pack(folder.name, start.model_path, start.model_hash))
         try:
-            codec = load_model(start.model_path)
+            codec = load_model(model_path)
         except LiveLatentError as exc:
-            raise SetError(f"set {folder.name}: its model {start.model_path} cannot be loaded: {exc}") from None
-        check_model(codec.content_hash, {"path": start.model_path, "hash": start.model_hash}, folder)
+            raise SetError(f"set {folder.name}: its model {model_path} cannot be loaded: {exc}") from None
+        check_model(codec.content_hash, {"path": str(model_path), "hash": start.model_hash}, folder)
     if codec.sample_rate != start.sample_rate and model is None:
         raise SetError(f"set {folder.name} was played at {start.sample_rate} Hz, its model runs at "
                        f"{codec.sample_rate} Hz")

@@ -28,13 +28,15 @@ from pathlib import Path
 from ..api import Performer, check_curve
 from ..atomic import atomic_path, fsync_dir, new_folder_mode
 from ..engine.commands import AddVoice, Hush, SetTempo
+from ..config import pack_roots
 from ..errors import LiveLatentError, SetError
 from ..model.checkpoint import load_checkpoint
+from ..model.packs import locate, pack_name
 from .journal import JOURNAL_NAME, wall_time
 from .records import SOURCES_FOLDER, SourceStore, decode_command, encode_command
 
 __all__ = ["STATE_VERSION", "STATE_NAME", "capture_state", "save_set", "read_state",
-           "check_set_files", "check_model", "load_set", "copy_journal"]
+           "check_set_files", "check_model", "missing_pack", "load_set", "copy_journal"]
 
 STATE_VERSION = 2
 STATE_NAME = "state.json"
@@ -233,15 +235,24 @@ def check_set_files(folder, state: dict) -> None:
         raise SetError(f"set {Path(folder).name}: {exc}") from None
 
 
+def missing_pack(set_name: str, recorded, content_hash) -> str:
+    """What to say when a set's model is neither where it was recorded nor installed."""
+    return (f"set {set_name} needs the model pack {pack_name(recorded)!r} (weights "
+            f"{str(content_hash)[:12]}), recorded at {recorded}: it is neither there nor among "
+            f"the installed packs ({', '.join(str(r) for r in pack_roots())}; $LIVELATENT_PACKS "
+            f"adds folders); install that pack, or give --model")
+
+
 def check_model(engine_hash: str, saved: dict, folder) -> None:
     """Raise :class:`SetError` unless a model with ``engine_hash`` is the set's model."""
     if engine_hash == saved.get("hash"):
         return
     path = saved.get("path")
     name = Path(folder).name
+    if path:
+        path = str(locate(path))
     if path and not Path(path).exists():
-        raise SetError(f"set {name}: its model file {path} is missing; restore it, or start "
-                       f"livelatent with the same model (hash {str(saved.get('hash'))[:12]})")
+        raise SetError(missing_pack(name, saved.get("path"), saved.get("hash")))
     if path:
         try:
             now = load_checkpoint(path).content_hash
