@@ -191,7 +191,9 @@ class ReplShell:
         code = "".join(lines)
         if not code.strip() or not self._journaled(code):
             return lines
-        return [f"{_CELL_FUNCTION}({code!r})\n"]
+        # the prompt's number, read now: IPython 8 counts the cell after it runs, IPython 9
+        # before, and both only after this transformer
+        return [f"{_CELL_FUNCTION}({code!r}, {self.shell.execution_count})\n"]
 
     @staticmethod
     def _journaled(code: str) -> bool:
@@ -210,9 +212,10 @@ class ReplShell:
                 return True
         return False
 
-    def run_cell(self, code: str):
-        """Journal and run ``code`` (what the transformer calls); returns a value to display."""
-        label = f"<cell {self.shell.execution_count}>"      # the number its prompt showed
+    def run_cell(self, code: str, prompt: int | None = None):
+        """Journal and run ``code`` (what the transformer calls, with the number its prompt
+        showed); returns a value to display."""
+        label = f"<cell {prompt if prompt is not None else self.shell.execution_count}>"
         with self.lock:
             try:
                 value = self.session.run_cell(code, origin=self.origin, label=label)
