@@ -95,8 +95,14 @@ class Voice:
     def __init__(self, engine, params: VoiceParams):
         self._engine = engine
         self._params = params            # as last seen: what it was, once it has ended
-        self.number = params.index
+        self._number = params.index
         self.name = params.name
+
+    @property
+    def number(self) -> int:
+        """The number of the voice this handle means now (see :meth:`_follow`)."""
+        self._follow()
+        return self._number
 
     index = property(lambda self: self.number)
 
@@ -114,13 +120,13 @@ class Voice:
         one is gone or going, a newer voice with its name (a ``load()``, or a new voice given
         the name) which the handle follows from then on. None: gone, and no voice has its name."""
         voices = self._engine.intended().voices
-        mine = voices.get(self.number)
+        mine = voices.get(self._number)
         if mine is None or mine.stop_at is not None:
             newer = [p for p in voices.values()
-                     if p.name == self.name and p.index > self.number and p.stop_at is None]
+                     if p.name == self.name and p.index > self._number and p.stop_at is None]
             if newer:
                 mine = min(newer, key=lambda p: p.index)
-                self.number = mine.index
+                self._number = mine.index
         if mine is not None:
             self._params = mine
         return mine
@@ -138,7 +144,7 @@ class Voice:
         what the listener hears of it now."""
         wanted = self._follow()
         engine = self._engine
-        heard = engine.heard().score.voices.get(self.number)
+        heard = engine.heard().score.voices.get(self._number)
         if heard is None:
             return "starting" if wanted is not None and wanted.stop_at is None else "stopped"
         if heard.stop_at is None or engine.position < heard.stop_at:
@@ -175,7 +181,7 @@ class Voice:
                 changes[role] = src
                 changes[f"frames_{role}"] = src.frames(engine.codec, params.layout.input_hop)
         if changes:
-            engine.submit(SetVoice(self.number, changes, quant))
+            engine.submit(SetVoice(self._number, changes, quant))
         return self
 
     def stop(self, fade: float = 0.05, *, quant: str = "now") -> "Voice":
@@ -185,7 +191,7 @@ class Voice:
         engine = self._engine
         check_quant(quant)
         if self._follow() is not None:          # stopping a voice that has stopped does nothing
-            engine.submit(StopVoice(self.number, int(fade * engine.sample_rate), quant))
+            engine.submit(StopVoice(self._number, int(fade * engine.sample_rate), quant))
         return self
 
     def __repr__(self) -> str:
@@ -280,7 +286,11 @@ class Performer:
             deterministic=bool(deterministic), gain=gain, pan=pan, good_curve=curve_obj,
             options=options, noise_key=None if noise_key is None else int(noise_key))
         if replaced is not None:        # the name is the performer's: the new voice takes it over
-            engine.submit(StopVoice(replaced, int(REPLACE_FADE_S * engine.sample_rate), quant))
+            batch = current_batch(engine)
+            unsent = batch is not None and any(isinstance(c, AddVoice) and c.params.index == replaced
+                                               for c in batch.commands)
+            fade = 0 if unsent else int(REPLACE_FADE_S * engine.sample_rate)   # never heard: no fade
+            engine.submit(StopVoice(replaced, fade, quant))
         engine.submit(AddVoice(params, quant))
         return Voice(engine, params)
 
@@ -329,14 +339,11 @@ class Performer:
         self.engine.submit(*[StopVoice(number, samples, quant) for number in self._numbers(voices)])
 
     def _numbers(self, voices) -> list[int]:
-        intended = self.engine.intended_voices()
-        wanted = {p.name: p.index for p in intended if p.stop_at is None}   # the sounding one wins
-        for p in intended:
-            wanted.setdefault(p.name, p.index)
+        wanted = {p.name: p.index for p in self.engine.intended_voices()}      # names are unique
         numbers = []
         for item in voices:
             if isinstance(item, Voice):
-                numbers.append(item.number)
+                numbers.append(item.number)     # the voice the handle means now (see Voice)
             elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
                 numbers.append(int(item))
             elif isinstance(item, str) and item in wanted:

@@ -91,6 +91,40 @@ def test_a_resumed_session_can_itself_be_resumed(tmp_path, model):
     with again.engine as third:
         assert [p.name for p in third.intended_voices()] == ["drift", "v1", "late"]
         assert third.position == resume_point(read_performance(folder / "journal.jsonl"))
+        session = Session(third, sets_root=sets, set_name="gig", resumed=True)
+        session.namespace = again.live_names(session.namespace)
+        played_third = np.concatenate(perform(session, [(1000, "stop('v1')")]) + [third.render_array(samples=SR)])
+        session.end()
+        session.close()
+    sessions = read_sessions(folder / "journal.jsonl")
+    assert [s.resumed for s in sessions] == [False, True, True]
+    render_set(folder, tmp_path / "three.wav", progress=False)
+    rendered, _ = sf.read(tmp_path / "three.wav", dtype="float32")
+    start = sessions[2].position
+    assert np.max(np.abs(rendered[start:start + len(played_third)] - played_third)) <= 1e-4
+    first_alone = read_performance(folder / "journal.jsonl", session=0)     # one session, unchained
+    assert first_alone.resumed_at == () and len(first_alone.batches) < len(
+        read_performance(folder / "journal.jsonl").batches)
+
+
+def test_voices_a_timer_started_keep_their_numbers_after_a_resume(tmp_path, model):
+    sets = tmp_path / "sets"
+    with Engine(model, seed=5) as first:
+        session = Session(first, sets_root=sets, set_name="gig")
+        perform(session, BEFORE[:1] + [(0, "every(1, lambda: voice(tone, hiss, gain=0.1), times=2)")])
+        first.render_array(samples=3 * SR)                  # the timer starts two voices
+        numbers = sorted(p.index for p in first.intended_voices())
+        crash(session)
+    assert len(numbers) == 2
+    rebuilt = rebuild(sets / "gig", make)
+    with rebuilt.engine as second:
+        assert sorted(p.index for p in second.intended_voices()) == numbers
+        session = Session(second, sets_root=sets, set_name="gig", resumed=True)
+        session.namespace = rebuilt.live_names(session.namespace)
+        session.run_cell("w = voice(hiss, tone)")
+        second.render_array(samples=2048)
+        assert sorted(p.index for p in second.intended_voices()) == numbers + [max(numbers) + 1]
+        session.close()
 
 
 def test_a_set_that_is_not_there_cannot_be_resumed(tmp_path):

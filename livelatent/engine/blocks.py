@@ -28,7 +28,7 @@ __all__ = ["BLOCK", "Revert", "block_amounts", "noise_entropy", "noise_block", "
            "voice_frames_per_pass"]
 
 BLOCK = 256   # windows per block: window k of a voice is row k % 256 of block k // 256
-_MAX_READY = 2048     # noise blocks drawn ahead and not taken yet (512 MB at most)
+_MAX_READY = 512      # noise blocks drawn ahead, not taken yet (128 MB at most; one per voice)
 _POLL_S = 0.05        # how often the drawing thread looks for blocks asked for
 _IDLE_S = 5.0         # and how long it waits, idle, before it ends
 
@@ -144,8 +144,10 @@ class NoiseBlocks:
                 continue
             idle_since = time.monotonic()
             with self._lock:
-                if entropy in self._ready or len(self._ready) >= _MAX_READY:
+                if entropy in self._ready:
                     continue
             block = noise_block(entropy, self.latent)
             with self._lock:
                 self._ready[entropy] = block
+                while len(self._ready) > _MAX_READY:      # blocks of voices gone: oldest first
+                    del self._ready[next(iter(self._ready))]

@@ -34,3 +34,8 @@ class VoiceNumbers:
         with self._lock:
             if numbers and sorted(numbers) == list(range(min(numbers), self._next)):
                 self._next = min(numbers)
+
+    def at_least(self, number: int) -> None:
+        """Never hand out ``number`` or below: a replay landed a voice with it."""
+        with self._lock:
+            self._next = max(self._next, number + 1)

@@ -24,13 +24,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from pathlib import Path
 
 from .. import optional
 from ..engine.playback import SWITCH_INTERVAL_S
+from ..config import sets_dir
 from ..errors import DeviceError, LiveLatentError, ParameterError
 from ..session.resume import rebuild
-from ..session.session import Session
+from ..session.session import Session, resolve_set
 from ..sinks.device import find_output_device
 from .ipython import attach
 from .setup import freeze_garbage, make_engine, raise_process_priority, start_playing
@@ -116,10 +116,17 @@ def cli_live(args) -> int:
 def _resumed_session(folder, blocksize) -> Session:
     """A session carrying on the set ``folder`` where its journal ends (see
     :mod:`livelatent.session.resume`)."""
-    folder = Path(folder)
+    folder = resolve_set(folder, sets_dir())             # a name as --set takes it, or a path
     print(f"resuming {folder}: replaying its journal...", flush=True)
+    said = [time.monotonic()]
+
+    def progress(position: int, end: int) -> None:
+        if time.monotonic() - said[0] > 1.0:        # a long set takes a while to rebuild
+            said[0] = time.monotonic()
+            print(f"  {position / max(end, 1):4.0%} of the journal replayed", flush=True)
+
     rebuilt = rebuild(folder, lambda codec, **options: make_engine(model=codec, blocksize=blocksize,
-                                                                   **options))
+                                                                   **options), progress=progress)
     engine = rebuilt.engine
     session = Session(engine, set_name=str(folder), resumed=True)
     session.namespace = rebuilt.live_names(session.namespace)
@@ -129,8 +136,12 @@ def _resumed_session(folder, blocksize) -> Session:
     playing = len(engine.intended_voices())
     print(f"resumed at {seconds:.1f} s with {playing} voice{'s' * (playing != 1)}; the journal "
           f"goes on in {session.journal.path}", flush=True)
-    if any(b.origin == "timer" for b in rebuilt.performance.batches):
-        print("timers (at, every) from before do not run again: start them anew", file=sys.stderr)
+    origins = {b.origin.split(":")[0] for b in rebuilt.performance.batches}
+    gone = [what for origin, what in (("timer", "timers (at, every)"), ("thread", "threads"),
+                                      ("pattern", "watched pattern files")) if origin in origins]
+    if gone:
+        print(f"{', '.join(gone)} from before do not run again: start them anew (the voices "
+              f"they started play on)", file=sys.stderr)
     return session
 
 

@@ -26,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.commands import AddVoice
 from ..engine.writers import Batch, CheckOutcomes
 from ..errors import LiveLatentError, SetError
 from .code import run_code, run_until
@@ -79,7 +80,7 @@ class Replayer:
             self.store.add_record(record)
         self.store.check()
         self._captured: dict[int, list] = {}
-        self._decoded: dict[int, list] = {}
+        self._decoded: dict[int, list] = {}     # by journal line: seqs repeat across resumed sessions
         self._numbers = _numbers_by_cell(performance.batches)
         engine.seal(self.key)
         self._prepare()
@@ -94,7 +95,7 @@ class Replayer:
                     refused.append(f"batch {batch.seq} ({batch.origin}, journal line {batch.line}): "
                                    + ", ".join(fn for d in batch.commands for fn in not_code(d)))
                 continue
-            self._decoded[batch.seq] = self._decode(batch, captured=None)
+            self._decoded[batch.line] = self._decode(batch, captured=None)
         if refused:
             why = ("--no-code runs no code, and these commands exist only as code" if not self.run_code
                    else "these commands were sent from no cell and are not code")
@@ -150,9 +151,12 @@ class Replayer:
 
     # -- batches ---------------------------------------------------------------------------------
     def _send(self, record) -> int:
-        commands = self._decoded.pop(record.seq, None)
+        commands = self._decoded.pop(record.line, None)
         if commands is None:
             commands = self._decode(record, captured=self._captured.get(record.cell))
+        for command in commands:                # whoever started it live, its number is taken
+            if isinstance(command, AddVoice):
+                self.engine.numbers.at_least(command.params.index)
         batch = Batch(self.engine, record.origin, at=record.sample, commands=commands, key=self.key)
         landed = self.engine.send(batch)
         self.report.batches += 1

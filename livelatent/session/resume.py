@@ -63,7 +63,8 @@ def rebuild(folder, make_engine, *, progress=None) -> Rebuilt:
     built.
 
     ``make_engine(codec, seed=..., tempo=...)`` makes the engine (the REPL's sets it up for
-    live coding). The engine is at :func:`resume_point`, unsealed, with nothing recording it.
+    live coding); ``progress(position, end)`` is told how far the rebuild has got. The engine
+    is at :func:`resume_point`, unsealed, with nothing recording it.
     """
     folder = Path(folder)
     performance, codec = open_set(folder)
@@ -76,18 +77,19 @@ def rebuild(folder, make_engine, *, progress=None) -> Rebuilt:
     names = replay_namespace(engine, folder)
     initial = dict(names)
     replayer = Replayer(engine, performance, folder, names=names, report=report)
+    end = resume_point(performance)
     for action in replayer.actions():
         gap = action.when - engine.position
         if action.kind == "cell" and gap > 0:
-            _render_away(engine, gap, progress)
+            _render_away(engine, gap, end, progress)
         replayer.perform(action)
-    _render_away(engine, max(0, resume_point(performance) - engine.position), progress)
+    _render_away(engine, max(0, end - engine.position), end, progress)
     engine.unseal()
     report.samples = engine.position
     return Rebuilt(engine, performance, names, initial, report)
 
 
-def _render_away(engine, samples: int, progress) -> None:
-    for block in engine.render_chunks(samples=samples):
+def _render_away(engine, samples: int, end: int, progress) -> None:
+    for _ in engine.render_chunks(samples=samples):
         if progress is not None:
-            progress(block.shape[0])
+            progress(engine.position, end)

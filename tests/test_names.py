@@ -1,0 +1,86 @@
+"""Voice names: unique among the voices that sound; handles follow their voice by name."""
+
+import numpy as np
+import pytest
+
+from livelatent import Engine
+from livelatent.session.session import Session
+
+SOURCES = """\
+import numpy as np
+t = np.arange(44100) / 44100
+tone = source((0.5 * np.sin(2 * np.pi * 220 * t)).astype("float32"), name="tone")
+hiss = source(np.random.default_rng(1).normal(0, 0.2, 44100).astype("float32"), name="hiss")
+"""
+
+
+@pytest.fixture
+def session(tmp_path):
+    with Engine(seed=3) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        session.run_cell(SOURCES)
+        yield session
+        session.close()
+
+
+def sounding(session) -> list[str]:
+    return [p.name for p in session.engine.intended_voices()]
+
+
+def test_a_new_voice_with_a_sounding_voices_name_replaces_it(session):
+    session.run_cell("a = voice(tone, hiss, name='drift')")
+    session.engine.render_array(0.2)
+    session.run_cell("b = voice(hiss, tone, name='drift')")
+    assert sounding(session) == ["drift"]
+    assert session.namespace["a"].number == session.namespace["b"].number   # a follows
+    session.engine.render_array(0.2)
+    assert [p.name for p in session.engine.heard().score.voices.values()] == ["drift"]
+
+
+def test_automatic_names_never_repeat_and_skip_a_name_a_named_voice_holds(session):
+    session.run_cell("voice(tone, hiss, name='v1')")                 # number 0, named v1
+    session.run_cell("x = voice(tone, hiss)")                        # number 1 would be v1: skipped
+    assert sorted(sounding(session)) == ["v1", "v2"]
+    session.run_cell("hush()")
+    session.engine.render_array(0.3)
+    session.run_cell("y = voice(tone, hiss)")
+    assert sounding(session) == ["v3"]
+
+
+def test_stopping_a_handle_stops_the_voice_it_follows(session):
+    session.run_cell("a = voice(tone, hiss, name='drift')")
+    session.run_cell("voice(hiss, tone, name='drift')")              # replaces it
+    session.engine.render_array(0.2)
+    session.run_cell("stop(a)")
+    assert sounding(session) == []
+
+
+def test_a_handle_whose_voice_is_gone_says_so(session):
+    session.run_cell("a = voice(tone, hiss)")
+    session.run_cell("a.stop(fade=0)")
+    session.engine.render_array(0.3)
+    assert session.namespace["a"].state == "stopped"
+    with pytest.raises(Exception, match="has stopped and no voice is called 'v0'"):
+        session.run_cell("a.curve = 0.3")
+    session.run_cell("a.stop()")                                     # stopping again: nothing
+
+
+def test_the_same_name_twice_in_one_cell_plays_only_the_second(tmp_path):
+    def render(code):
+        with Engine(seed=3) as engine:
+            session = Session(engine, sets_root=tmp_path)
+            session.run_cell(SOURCES)
+            session.run_cell(code)
+            audio = engine.render_array(0.5)
+            session.close()
+        return audio
+    both = render("voice(tone, hiss, name='x', noise_key=7); voice(hiss, tone, name='x', noise_key=8)")
+    second = render("voice(hiss, tone, name='x', noise_key=8)")
+    assert np.max(np.abs(both - second)) <= 1e-6                     # the first is never heard
+
+
+def test_a_bad_name_is_a_clear_error(session):
+    for bad in ("''", "'a' * 100", "'tab\\there'", "3"):
+        with pytest.raises(Exception, match="name=.* must be a short printable string"):
+            session.run_cell(f"voice(tone, hiss, name={bad})")
+    assert sounding(session) == []
