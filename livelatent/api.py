@@ -13,74 +13,27 @@ window boundary.
 
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 
 from .context import default_engine
-from .curves import Curve, as_curve
+from .curves import as_curve
 from .engine.clock import check_tempo
 from .engine.commands import AddVoice, Hush, SetTempo, SetVoice, StopVoice, check_quant
 from .engine.writers import current_batch
-from .errors import CurveError, ParameterError, check_number
+from .checks import check_curve, check_fade, checked_path
+from .errors import ParameterError
+from .paths.nodes import Path
+from .paths.plan import with_plan
 from .sources import Source, source as make_source
 from .strategies import FITS, layout, step_values
 from .timers import Timers
-from .voice import VoiceParams, check_gain, check_pan, curve_values
+from .voice import VoiceParams, check_gain, check_pan
 
 __all__ = ["Performer", "Voice", "voice", "tempo", "hush", "stop", "source", "voices", "at", "every",
-           "check_curve", "CURVE_CHECK_WINDOWS", "CURVE_TIME_LIMIT_S"]
+           "check_curve"]
 
-CURVE_CHECK_WINDOWS = 2048     # windows ahead a new curve is evaluated over before it plays
-CURVE_TIME_LIMIT_S = 0.002     # a curve slower than this per 64 windows would starve the decoder
 REPLACE_FADE_S = 0.05          # a voice given a sounding voice's name replaces it with this fade
 _UNSET = object()
-
-
-def check_curve(value, *, output_hop: int, engine) -> Curve:
-    """Coerce ``value`` to a curve and evaluate it over its next windows before it plays.
-
-    Raises :class:`CurveError` if it raises, returns NaN/inf or the wrong shape, or is too
-    slow. How long it takes depends on the machine, so the outcome is part of the writer's
-    batch: the journal keeps it, and a replay takes it from there instead of timing again.
-    """
-    curve = as_curve(value)
-    batch = current_batch(engine)
-    checks = batch.checks if batch is not None else None
-    if checks is not None and checks.replaying:
-        refused = checks.next_recorded()
-        if refused:
-            raise CurveError(refused)
-        return curve
-    try:
-        _evaluate(curve, output_hop=output_hop, engine=engine)
-    except CurveError as exc:
-        if checks is not None:
-            checks.add(str(exc))
-        raise
-    if checks is not None:
-        checks.add(None)
-    return curve
-
-
-def _evaluate(curve: Curve, *, output_hop: int, engine) -> None:
-    beats_per_window = output_hop / engine.sample_rate * engine.intended_tempo() / 60.0
-    times = np.arange(CURVE_CHECK_WINDOWS, dtype=np.float64) * beats_per_window
-    curve_values(curve, times)
-    probe = times[:64]
-    fastest = math.inf
-    for _ in range(3):
-        began = time.perf_counter()
-        curve_values(curve, probe)
-        fastest = min(fastest, time.perf_counter() - began)
-    if fastest > CURVE_TIME_LIMIT_S:
-        raise CurveError(f"the curve takes {fastest * 1e3:.1f} ms per 64 windows (limit "
-                         f"{CURVE_TIME_LIMIT_S * 1e3:g} ms); vectorise it with numpy")
-
-
-def _check_fade(fade) -> float:
-    return check_number(fade, name="fade", low=0.0, high=600.0, meaning="of seconds from 0 to 600")
 
 
 class Voice:
@@ -112,6 +65,7 @@ class Voice:
     pan = property(lambda self: self.params.pan, lambda self, v: self.set(pan=v))
     a = property(lambda self: self.params.a, lambda self, v: self.set(a=v))
     b = property(lambda self: self.params.b, lambda self, v: self.set(b=v))
+    path = property(lambda self: self.params.path, lambda self, v: self.set(path=v))
     strategy = property(lambda self: self.params.strategy)
     synth = property(lambda self: self.params.synth)
 
@@ -156,7 +110,7 @@ class Voice:
         """Whether it sounds now (fading out counts; waiting for its beat does not)."""
         return self.state in ("playing", "fading")
 
-    def set(self, *, curve=_UNSET, gain=_UNSET, pan=_UNSET, a=_UNSET, b=_UNSET,
+    def set(self, *, curve=_UNSET, gain=_UNSET, pan=_UNSET, a=_UNSET, b=_UNSET, path=_UNSET,
             quant: str = "now") -> "Voice":
         """Change several things at once, at the next window boundary, beat or bar.
 
@@ -169,6 +123,14 @@ class Voice:
         if params is None:
             raise ParameterError(f"voice {self.name} has stopped and no voice is called "
                                  f"{self.name!r} now; start one with voice(...)")
+        if params.path is not None and (curve is not _UNSET or a is not _UNSET or b is not _UNSET):
+            raise ParameterError(f"voice {self.name} plays a path ({params.path!r}): change it with "
+                                 f"v.path = ... (its curves are the path's)")
+        if path is not _UNSET:
+            if params.path is None:
+                raise ParameterError(f"voice {self.name} moves between two sources: set its curve, "
+                                     f"a or b, or start a path voice with voice(plane(...))")
+            changes["path"] = checked_path(path, output_hop=params.layout.output_hop, engine=engine)
         if curve is not _UNSET:
             changes["curve"] = check_curve(curve, output_hop=params.layout.output_hop, engine=engine)
         if gain is not _UNSET:
@@ -180,6 +142,8 @@ class Voice:
                 src = make_source(value, rate=engine.sample_rate)
                 changes[role] = src
                 changes[f"frames_{role}"] = src.frames(engine.codec, params.layout.input_hop)
+        if {"a", "b", "path"} & set(changes):
+            changes["plan"] = with_plan(params.changed(**changes), engine.codec).plan
         if changes:
             engine.submit(SetVoice(self._number, changes, quant))
         return self
@@ -187,7 +151,7 @@ class Voice:
     def stop(self, fade: float = 0.05, *, quant: str = "now") -> "Voice":
         """Fade out over ``fade`` seconds, then stop (a voice waiting for its bar never
         starts). Returns the voice."""
-        fade = _check_fade(fade)
+        fade = check_fade(fade)
         engine = self._engine
         check_quant(quant)
         if self._follow() is not None:          # stopping a voice that has stopped does nothing
@@ -196,6 +160,9 @@ class Voice:
 
     def __repr__(self) -> str:
         p = self.params
+        if p.path is not None:
+            return (f"<Voice {p.name!r} {self.state}: {p.path!r}, {p.strategy}/{p.synth}, "
+                    f"gain={p.gain:g}, pan={p.pan:g}>")
         curve = repr(p.curve) if p.curve is not None else f"steps {list(np.round(p.steps, 3))}"
         return (f"<Voice {p.name!r} {self.state}: {p.a.name} -> {p.b.name}, {p.strategy}/{p.synth}, "
                 f"curve={curve}, gain={p.gain:g}, pan={p.pan:g}>")
@@ -225,16 +192,18 @@ class Performer:
         """
         return make_source(audio, sample_rate=sample_rate, name=name, rate=self.engine.sample_rate)
 
-    def voice(self, a, b, *, strategy: str = "meso", curve=None, gain: float = 1.0,
+    def voice(self, a, b=None, *, strategy: str = "meso", curve=None, gain: float = 1.0,
               pan: float = 0.0, synth: str = "ola", stretch: float = 4, steps=(0, 1, 0.2),
-              loop: bool = True, seed: int | None = None, deterministic: bool = False,
+              loop: bool = True, seed: int | None = None, deterministic: bool | None = None,
               name: str | None = None, fit: str = "crop", quant: str = "now",
               noise_key: int | None = None) -> Voice:
-        """Start a voice interpolating from source ``a`` (amount 0) to ``b`` (amount 1).
+        """Start a voice interpolating from source ``a`` (amount 0) to ``b`` (amount 1), or,
+        without ``b``, playing the latent path ``a`` (``plane``, ``along``, ``cloud``,
+        ``follow``, or a source alone).
 
         Parameters
         ----------
-        a, b : Source, path, list of paths, or array
+        a, b : Source, path, list of paths, or array (``a`` alone: a latent path)
         strategy : {"meso", "stepwise", "extension"}
             The paper's Algorithms 2, 1 and 3.
         curve : Curve, number or function of beats, optional
@@ -252,8 +221,9 @@ class Performer:
             Sources of different lengths: crop to the shorter, or loop the shorter.
         seed : int, optional
             Noise seed of this voice (default: from the engine's seed and the voice's number).
-        deterministic : bool
-            Decode the mean instead of sampling.
+        deterministic : bool, optional
+            Decode the mean instead of sampling (default: sample, except for a path that
+            follows descriptors, whose index measured the mean's decoded windows).
         quant : {"now", "beat", "bar"}
             Start at the next window boundary, beat or bar.
 
@@ -268,10 +238,24 @@ class Performer:
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
                 raise ParameterError(f"{label}={value!r} must be a non-negative integer or None")
         amounts = step_values(steps)
-        if curve is None:
+        path = None
+        if b is None:
+            if strategy == "stepwise" or curve is not None:
+                raise ParameterError("a voice of one path takes its movement from the path's own "
+                                     "curves: give voice(a, b, curve=...) to move between two "
+                                     "sources (stepwise too)")
+            path = checked_path(a, output_hop=lay.output_hop, engine=engine)
+            leaf = path.sources()[0] if isinstance(path, Path) else path
+            if isinstance(path, Source):
+                path = None                     # one source alone: a and b the same
+            curve_obj = None if path is not None else as_curve(0.0)
+            a = b = leaf
+        elif curve is None:
             curve_obj = None if strategy == "stepwise" else as_curve(0.5)
         else:
             curve_obj = check_curve(curve, output_hop=lay.output_hop, engine=engine)
+        if deterministic is None:
+            deterministic = isinstance(path, Path) and path.follows
         gain, pan = check_gain(gain), check_pan(pan)
         src_a, src_b = self.source(a), self.source(b)
         frames_a = src_a.frames(engine.codec, lay.input_hop)
@@ -284,7 +268,8 @@ class Performer:
             frames_b=frames_b, strategy=strategy, synth=synth, layout=lay, curve=curve_obj,
             steps=amounts, loop=bool(loop), fit=fit, seed=None if seed is None else int(seed),
             deterministic=bool(deterministic), gain=gain, pan=pan, good_curve=curve_obj,
-            options=options, noise_key=None if noise_key is None else int(noise_key))
+            options=options, noise_key=None if noise_key is None else int(noise_key), path=path)
+        params = with_plan(params, engine.codec)
         if replaced is not None:        # the name is the performer's: the new voice takes it over
             batch = current_batch(engine)
             unsent = batch is not None and any(isinstance(c, AddVoice) and c.params.index == replaced
@@ -328,13 +313,13 @@ class Performer:
 
     def hush(self, fade: float = 0.05, *, quant: str = "now") -> None:
         """Fade every voice out over ``fade`` seconds (voices waiting for their bar never start)."""
-        samples = int(_check_fade(fade) * self.engine.sample_rate)
+        samples = int(check_fade(fade) * self.engine.sample_rate)
         self.engine.submit(Hush(samples, check_quant(quant)))
 
     def stop(self, *voices, fade: float = 0.05, quant: str = "now") -> None:
         """Fade the voices named out over ``fade`` seconds: handles, numbers or names.
         ``stop("drift", fade=2)``."""
-        samples = int(_check_fade(fade) * self.engine.sample_rate)
+        samples = int(check_fade(fade) * self.engine.sample_rate)
         check_quant(quant)
         self.engine.submit(*[StopVoice(number, samples, quant) for number in self._numbers(voices)])
 
@@ -382,7 +367,7 @@ def _performer() -> Performer:
     return Performer(default_engine())
 
 
-def voice(a, b, **options) -> Voice:
+def voice(a, b=None, **options) -> Voice:
     """:meth:`Performer.voice` on the default engine."""
     return _performer().voice(a, b, **options)
 

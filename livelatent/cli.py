@@ -25,6 +25,7 @@ _HANDLERS = {
     "devices": "livelatent.sinks.device:cli_devices",
     "demo": "livelatent.scripting:cli_demo",
     "som": "livelatent.corpus.som:cli_som",
+    "map": "livelatent.paths.cartography:cli_map",
     "live": "livelatent.repl.shell:cli_live",
     "replay": "livelatent.session.sets:cli_replay",
     "doctor": "livelatent.doctor:cli_doctor",
@@ -51,6 +52,16 @@ def _grid(text: str) -> str:
     from .corpus.som import parse_grid
     try:
         parse_grid(text)
+    except LiveLatentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _map_grid(text: str) -> str:
+    """``map --grid``, checked before any work starts."""
+    from .paths.cartography import parse_map_grid
+    try:
+        parse_map_grid(text)
     except LiveLatentError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -136,6 +147,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the map's training")
     p.add_argument("--iterations", type=int, default=None,
                    help="training steps (default: 30 passes over the corpus, at least 3000)")
+
+    p = add("map", help="draw a map of the latent space: sounds and SOM clusters as labelled "
+                        "points, coloured by what their decoded windows sound like")
+    p.add_argument("inputs", nargs="+", metavar="SOURCES_OR_SOM",
+                   help="audio files (a group each), folders (up to 64 files: a group per file; "
+                        "more: a group per sub-folder) and SOM folders (a group per cluster)")
+    p.add_argument("-o", "--output", required=True, help="PNG file to write, e.g. map.png")
+    p.add_argument("--grid", default=None, type=_map_grid,
+                   help="ROWSxCOLS, e.g. 8x8: also show in each cell the spectrogram of the window "
+                        "decoded there (default: no grid)")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--method", choices=["auto", "pca", "umap"], default="auto",
+                   help="projection to the plane (auto: UMAP when umap-learn is installed, else PCA)")
+    p.add_argument("--colour", choices=["centroid", "loudness", "pitch", "group"], default="centroid",
+                   help="what colours the points: a descriptor of each frame's decoded window, or its group")
+    p.add_argument("--hop", type=int, default=512, help="samples between the frames mapped")
+    p.add_argument("--seed", type=int, default=0, help="seed of a UMAP projection")
 
     p = add("live", help="start the live-coding REPL (the default)")
     p.add_argument("--device", default=None, help="output device: name, index or host API")

@@ -11,6 +11,8 @@ from .engine.writers import writer_origin
 from .errors import (AudioError, CurveError, DeviceError, LiveLatentError, ModelLoadError,
                      ParameterError, SetError, SomError)
 from .model.codec import load_model
+from .navigation import corpus, directions
+from .paths.nodes import along, cloud, follow, plane
 from .sources import Source
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "load_model", "at", "every", "writer_origin",
     # sample corpora
     "load_som", "build_som", "Som",
+    # latent paths and where to find places
+    "plane", "along", "cloud", "follow", "corpus", "directions",
     # curves
     "Curve", "const", "sine", "tri", "saw", "square", "ramp", "env", "seq", "noise", "perlin",
     "rand", "curve", "as_curve",

@@ -1,4 +1,4 @@
-"""A voice: two sources, a strategy, a curve, gain and pan.
+"""A voice: two sources and a curve (or a latent path), a strategy, gain and pan.
 
 :class:`VoiceParams` is the immutable description of a voice at one moment; every change a
 performer makes replaces it with a new one (so the engine can keep cheap snapshots for rewinds).
@@ -50,6 +50,9 @@ class VoiceParams:
     good_curve_start: int = 0
     options: dict = field(default_factory=dict)   # how the performer built it (for sets)
     noise_key: int | None = None  # with the engine's seed, seeds its noise (default: its number)
+    path: object | None = None    # a latent path (plane, along, cloud, follow...); None: a -> b
+    plan: object | None = None    # the path compiled for the bank (:mod:`livelatent.paths.plan`)
+    held: tuple | None = None     # (window, channels): a path whose curve failed holds from there
 
     def changed(self, **changes) -> "VoiceParams":
         return replace(self, **changes)

@@ -82,7 +82,7 @@ def test_frames_are_encoded_once_and_cached_on_disk(tmp_path):
     codec = load_model()
     audio = tone(1.5)
     first = source(audio, name="x").frames(codec, 512)
-    assert first.mu.shape == ((audio.size - 1024) // 512 + 1, codec.latent_dim)
+    assert first.mu.shape == (-(-(audio.size - 1024) // 512) + 1, codec.latent_dim)
     cached = list((tmp_path / "cache").rglob("*.npz"))
     assert len(cached) == 1 and "hop512" in cached[0].name
     again = source(audio.copy(), name="y").frames(codec, 512)   # a new Source, same audio
@@ -92,6 +92,25 @@ def test_frames_are_encoded_once_and_cached_on_disk(tmp_path):
         cached[0].write_bytes(damage)
         third = source(audio.copy(), name="z").frames(codec, 512)
         assert np.array_equal(first.mu, third.mu)
+
+
+def test_the_last_partial_window_is_kept_zero_padded_as_in_the_notebook(tmp_path):
+    codec = load_model()
+    audio = tone(1.5)                                    # 66150 samples: 626 past the last full window
+    src = source(audio, name="x")
+    frames = src.frames(codec, 512)
+    padded = np.zeros((len(frames) - 1) * 512 + 1024, dtype=np.float32)
+    padded[:audio.size] = audio
+    mu, logvar = codec.encode(padded[-1024:][None, :])
+    assert padded.size > audio.size and len(frames) == (audio.size - 1024) // 512 + 2
+    np.testing.assert_allclose(frames.mu[-1], mu[0], atol=1e-5)
+    np.testing.assert_allclose(frames.logvar[-1], logvar[0], atol=1e-5)
+    # the frames of sets made before it (tail dropped) are still there, cached apart
+    old = src.frames(codec, 512, tail=False)
+    assert len(old) == len(frames) - 1 and not old.tail and frames.tail
+    np.testing.assert_array_equal(old.mu, frames.mu[:-1])
+    names = sorted(p.name for p in (tmp_path / "cache").rglob("*.npz"))
+    assert len(names) == 2 and any(n.endswith("-v2.npz") for n in names)
 
 
 def test_a_source_shorter_than_a_window_still_has_one_frame():

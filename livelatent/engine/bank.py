@@ -22,8 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..voice import pan_gains
-from ..strategies import frame_schedule
-from .blocks import BLOCK, voice_frames_per_pass
+from .blocks import BLOCK
 from .cache import BlockCache
 from .mixer import limit_with_peak
 from .synth import synthesis_window
@@ -46,36 +45,65 @@ class SpanResult:
 
 
 class _Table:
-    """The playing voices as arrays (one row per voice, in the score's order)."""
+    """The playing voices as arrays: one row per voice, or per grain of a cloud (a cloud of k
+    points is k rows sharing its parameters, each with its own noise), in the score's order."""
 
     def __init__(self, voices, cache, arena):
-        params = list(voices.values())
+        voice_params = list(voices.values())
+        points = [p.plan.points for p in voice_params]
+        params = [p for p, count in zip(voice_params, points) for _ in range(count)]
         self.voices = voices
         self.params = params
         self.identity = np.empty(len(params), dtype=object)
         self.identity[:] = params
         self.n = len(params)
         self.numbers = np.array([p.index for p in params], dtype=np.int64)
-        self.slots = cache.slots(list(voices))
+        self.grain = np.concatenate([np.arange(c) for c in points]).astype(np.int64) if points \
+            else np.zeros(0, dtype=np.int64)
+        self.keys = self.numbers * 256 + self.grain           # a cloud has at most 32 grains
+        ends = np.cumsum(points, dtype=np.int64)
+        self.voice_rows = [(p, int(e - c), int(e)) for p, c, e in zip(voice_params, points, ends)]
+        self.slots = cache.slots(list(self.keys))
         as_int = lambda values: np.array(list(values), dtype=np.int64)
         self.start = as_int(p.start for p in params)
         self.hop = as_int(p.layout.output_hop for p in params)
         self.ola = np.array([p.synth == "ola" for p in params], dtype=np.int64)
         self.stepwise = np.array([p.strategy == "stepwise" for p in params], dtype=bool)
         self.loop = np.array([p.loop for p in params], dtype=bool)
-        self.length = as_int(voice_frames_per_pass(p) for p in params)
-        self.len_a = as_int(len(p.frames_a) for p in params)
-        self.len_b = as_int(len(p.frames_b) for p in params)
+        self.length = as_int(p.plan.length for p in params)
         self.passes = as_int(p.steps.size for p in params)
-        self.off_a = as_int(arena.offset(p.frames_a) for p in params)
-        self.off_b = as_int(arena.offset(p.frames_b) for p in params)
-        self.arena = arena.rows          # after placing: it holds every offset above
+        self._place_terms(params, arena)
+        self.width = max([p.plan.columns for p in params], default=2)
+        self.spread_column = as_int(p.plan.spread_column for p in params)
+        self.clouds = bool((self.spread_column >= 0).any())
+        self.spread_std = (np.stack([p.plan.spread_std if p.plan.spread is not None
+                                     else np.zeros(arena.latent, dtype=np.float32) for p in params])
+                           if self.clouds else None)
         self.pan = np.array([pan_gains(p.gain, p.pan) for p in params], dtype=np.float64).reshape(-1, 2)
+        self.pan /= np.array([p.plan.points for p in params], dtype=np.float64).reshape(-1, 1)
         self.has_stop = np.array([p.stop_at is not None for p in params], dtype=bool)
         self.stop_at = as_int(_NO_STOP if p.stop_at is None else p.stop_at for p in params)
         self.fade = as_int(p.fade for p in params)
         self.deterministic = np.array([p.deterministic for p in params], dtype=bool)
-        self.phase = (self.numbers * 2654435761) % BLOCK        # when each voice works ahead
+        self.phase = (self.keys * 2654435761) % BLOCK        # when each row works ahead
+
+    def _place_terms(self, params, arena) -> None:
+        """Each row's latent series: where they are in the arena, how long, how indexed."""
+        terms = max([p.plan.terms for p in params], default=0)
+        self.terms = terms
+        self.term_offset = np.zeros((self.n, terms), dtype=np.int64)
+        self.term_length = np.ones((self.n, terms), dtype=np.int64)
+        self.term_column = np.full((self.n, terms), -1, dtype=np.int64)
+        self.term_count = np.zeros(self.n, dtype=np.int64)
+        for row, p in enumerate(params):
+            plan = p.plan
+            self.term_count[row] = plan.terms
+            for j, frames in enumerate(plan.frames):
+                self.term_offset[row, j] = arena.offset(frames)
+                self.term_length[row, j] = len(frames)
+                self.term_column[row, j] = plan.index_column[j]
+        self.indexed = bool((self.term_column >= 0).any())
+        self.arena = arena.rows          # after placing: it holds every offset above
 
     def with_slots(self, slots) -> "_Table":
         """The same table, its voices' cache slots moved (after a rewind)."""
@@ -112,8 +140,8 @@ class Bank:
         if old.voices is voices:
             return old
         table = _Table(voices, self.cache, self.arena)
-        rows = {int(n): i for i, n in enumerate(old.numbers)}
-        from_old = np.array([rows.get(int(n), -1) for n in table.numbers], dtype=np.int64)
+        rows = {int(key): i for i, key in enumerate(old.keys)}
+        from_old = np.array([rows.get(int(key), -1) for key in table.keys], dtype=np.int64)
         kept = from_old >= 0
         gains = np.zeros((table.n, 2), dtype=np.float32)              # new voices fade in from silence
         ended = np.zeros(table.n, dtype=bool)
@@ -124,8 +152,9 @@ class Bank:
 
     def all_ended(self, numbers) -> bool:
         """Whether each of these voices has played its last window (or has none)."""
-        rows = {int(n): i for i, n in enumerate(self._table.numbers)}
-        return all(n not in rows or self._ended[rows[n]] for n in numbers)
+        table = self._table
+        wanted = np.isin(table.numbers, list(numbers))
+        return bool(self._ended[wanted].all())
 
     # -- rewinds ---------------------------------------------------------------------------------
     def snapshot(self):
@@ -133,7 +162,7 @@ class Bank:
 
     def restore(self, snapshot) -> None:
         table, tails, gains, ended = snapshot
-        slots = self.cache.slots(list(table.voices))       # the cache may have moved slots since
+        slots = self.cache.slots(list(table.keys))          # the cache may have moved slots since
         if not np.array_equal(slots, table.slots):
             table = table.with_slots(slots)
         self._table, self._tails, self._gains, self._ended = table, tails, gains.copy(), ended.copy()
@@ -169,10 +198,9 @@ class Bank:
         v = np.repeat(np.arange(t.n), counts)
         k = np.arange(v.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts - k0, counts)
         position = t.start[v] + k * t.hop[v]
-        # which frames, whether the voice still plays, and the fade of stop()
-        index_a, index_b, _, alive = frame_schedule(
-            k, length=t.length[v], frames_a=t.len_a[v], frames_b=t.len_b[v],
-            stepwise=t.stepwise[v], passes=t.passes[v], loop=t.loop[v])
+        # which frame of the pass, whether the voice still plays, and the fade of stop()
+        pass_index, frame = np.divmod(k, t.length[v])
+        alive = t.loop[v] | np.where(t.stepwise[v], pass_index < t.passes[v], k < t.length[v])
         fade_gain = np.ones(v.size)
         if t.has_stop.any():
             past = position - t.stop_at[v]
@@ -185,19 +213,15 @@ class Bank:
         ended_now = np.bincount(v[~alive], minlength=t.n) > 0
         if not alive.all():
             keep = np.flatnonzero(alive)
-            v, k, position = v[keep], k[keep], position[keep]
-            index_a, index_b, fade_gain = index_a[keep], index_b[keep], fade_gain[keep]
+            v, k, position, frame, fade_gain = v[keep], k[keep], position[keep], frame[keep], fade_gain[keep]
         slot = t.slots[v]
-        # latent vectors: mix the two sources' frames by the amount, then sample
         row = cache.rows(k)
-        a = cache.amounts[slot, row][:, None].astype(np.float32)
-        mixed = t.arena[t.off_a[v] + index_a]             # (m, 2 latent): mean and log-variance
-        mixed *= 1.0 - a                                   # the gathers are copies: mix in place
-        other = t.arena[t.off_b[v] + index_b]
-        other *= a
-        mixed += other
+        channels = cache.channels[slot, row]               # (m, width): weights, indices, spread
+        mixed = self._latent_points(t, v, frame, channels)
         z, logvar = mixed[:, :L], mixed[:, L:]
         sampled = ~t.deterministic[v]
+        if t.clouds:
+            sampled = self._spread(t, v, slot, row, channels, z, logvar, sampled)
         if sampled.all():
             logvar *= 0.5
             np.exp(logvar, out=logvar)
@@ -232,10 +256,55 @@ class Bank:
         self._ended |= ended_now & ~done
         finished.extend(int(n) for n in t.numbers[done] if int(n) not in finished)
         for i, revert in cache.take_reverts(t, k1):
+            if int(t.numbers[i]) not in reverted:         # a cloud's grains find it each
+                messages.append(revert.message)
             reverted[int(t.numbers[i])] = revert.params
-            messages.append(revert.message)
         sound_end = int(last_end.max()) if v.size else 0
         return block, sound_end, peak
+
+    @staticmethod
+    def _latent_points(t: _Table, v, frame, channels) -> np.ndarray:
+        """(m, 2 latent): each window's weighted sum of its latent series' frames (mean and
+        log-variance), one gather per term for all the voices that have it."""
+        mixed = None
+        for j in range(t.terms):
+            rows = None if j == 0 or bool((t.term_count[v] > j).all()) else np.flatnonzero(t.term_count[v] > j)
+            vj = v if rows is None else v[rows]
+            length = t.term_length[vj, j]
+            index = (frame if rows is None else frame[rows]) % length
+            chans = channels if rows is None else channels[rows]
+            if t.indexed:
+                column = t.term_column[vj, j]
+                given = column >= 0
+                if given.any():
+                    picked = chans[np.arange(vj.size), np.maximum(column, 0)].astype(np.int64)
+                    index = np.where(given, np.clip(picked, 0, length - 1), index)
+            gathered = t.arena[t.term_offset[vj, j] + index]   # a copy: weighted in place
+            gathered *= chans[:, j][:, None]
+            if mixed is None:
+                mixed = gathered
+            elif rows is None:
+                mixed += gathered
+            else:
+                mixed[rows] += gathered
+        return mixed
+
+    def _spread(self, t: _Table, v, slot, row, channels, z, logvar, sampled):
+        """A cloud's grains: each drawn ``spread`` standard deviations of its path's frames
+        around its point (with the voice's own sampling noise, when it samples, in one draw:
+        the variances add). Returns which other windows still sample the usual way."""
+        column = t.spread_column[v]
+        cloud = np.flatnonzero(column >= 0)
+        if cloud.size == 0:
+            return sampled
+        spread = channels[cloud, column[cloud]][:, None] * t.spread_std[v[cloud]]
+        variance = spread * spread
+        own = sampled[cloud]
+        variance[own] += np.exp(logvar[cloud[own]])
+        z[cloud] += np.sqrt(variance) * self.cache.noise_rows[slot[cloud], row[cloud]]
+        rest = sampled.copy()
+        rest[cloud] = False
+        return rest
 
     def _shape(self, decoded, ola):
         """Windows times their synthesis shape (Hann for ola, ones for concat)."""
@@ -259,8 +328,7 @@ class Bank:
         if self.stem_sink is not None:
             out = self._tails.stereo()
             out[v] += self._gained(head, previous, gains, self.ramp[:S])
-            for i, params in enumerate(t.params):
-                self.stem_sink(params.index, params.name, first, out[i].T)
+            self._stems(t, first, out, lambda part: part.T)
         if np.array_equal(previous, gains):
             heads = gains.T @ head                                          # (2, S)
         else:
@@ -268,6 +336,12 @@ class Bank:
         mix = self._tails.mix() + heads
         self._tails = Tails.of_windows(t.n, v, shaped[:, S:], previous, gains, self.ramp[S:])
         return _interleaved(mix)
+
+    def _stems(self, t: _Table, first: int, out, as_block) -> None:
+        """Each voice's own mix (its grains summed) to the stem sink."""
+        for params, begin, end in t.voice_rows:
+            part = out[begin] if end - begin == 1 else out[begin:end].sum(axis=0)
+            self.stem_sink(params.index, params.name, first, as_block(part))
 
     def _overlap_add(self, t: _Table, v, shaped, previous, gains, first: int, span: int,
                      position) -> np.ndarray:
@@ -282,8 +356,7 @@ class Bank:
         inside = step_of + 1 < span
         out[v[inside], step_of[inside] + 1] += y[inside, :, S:]
         if self.stem_sink is not None:
-            for i, params in enumerate(t.params):
-                self.stem_sink(params.index, params.name, first, out[i].transpose(0, 2, 1).reshape(-1, 2))
+            self._stems(t, first, out, lambda part: part.transpose(0, 2, 1).reshape(-1, 2))
         last = ~inside                                    # windows whose second half is the new tail
         self._tails = Tails.of_windows(t.n, v[last], shaped[last, S:], previous[last], gains[last],
                                        self.ramp[S:])

@@ -1,13 +1,16 @@
-"""What a voice plays, computed a block of windows at a time: amounts and noise.
+"""What a voice plays, computed a block of windows at a time: channels and noise.
 
-Both are pure functions of (voice parameters, clock, engine seed, window index): the amount is
-the voice's curve (or its stepwise values) at the window's time, the noise the window's row of
-a block drawn from a generator seeded by (engine seed, the voice's noise key, block). The voice
+Both are pure functions of (voice parameters, clock, engine seed, window index): the channels
+are the weights and indices of the voice's latent series (:mod:`livelatent.paths.plan`) worked
+out from its curve (or its stepwise values) and its path's curves at the window's time; the
+noise is the window's row of a block drawn from a generator seeded by (engine seed, the voice's
+noise key, block, grain). The voice
 bank caches one block per voice and computes the next one ahead, each voice at its own phase,
 so a step costs no per-voice Python work.
 
 A curve that raises or returns NaN is found window by window, so it reverts to the last good
-curve on the same window however the work is chunked (live and offline agree).
+curve on the same window however the work is chunked (live and offline agree); a path's curve
+that fails holds the path where it was from that window on.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import numpy as np
 
 from ..curves import const
 from ..errors import CurveError
-from ..strategies import frames_per_pass
+from ..paths.plan import Block
 from ..voice import VoiceParams, curve_values
 
-__all__ = ["BLOCK", "Revert", "block_amounts", "noise_entropy", "noise_block", "NoiseBlocks",
-           "voice_frames_per_pass"]
+__all__ = ["BLOCK", "Revert", "block_amounts", "block_channels", "noise_entropy", "noise_block",
+           "NoiseBlocks", "voice_frames_per_pass"]
 
 BLOCK = 256   # windows per block: window k of a voice is row k % 256 of block k // 256
 _MAX_READY = 512      # noise blocks drawn ahead, not taken yet (128 MB at most; one per voice)
@@ -44,7 +47,7 @@ class Revert:
 
 def voice_frames_per_pass(params: VoiceParams) -> int:
     """Frames in one pass over the voice's sources."""
-    return int(frames_per_pass(params.fit, len(params.frames_a), len(params.frames_b)))
+    return params.plan.length
 
 
 def _amounts(params: VoiceParams, k: np.ndarray, clock, curve, curve_start: int) -> np.ndarray:
@@ -88,12 +91,49 @@ def block_amounts(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarray
     return amounts, Revert(int(k[first]), reverted, message)
 
 
-def noise_entropy(params: VoiceParams, engine_seed: int, block: int) -> tuple:
+def block_channels(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarray, Revert | None]:
+    """The channels of windows ``k`` (ascending; a whole block for a path, so what a path
+    chooses depends on the block only), and the revert a failing curve makes, if any."""
+    amounts, revert = block_amounts(params, k, clock) if params.path is None else (None, None)
+    plan = params.plan
+    beats = clock.beats(params.start + k * params.layout.output_hop) - clock.beats(params.curve_start)
+    values = np.zeros((k.size, plan.columns), dtype=np.float32)
+    held = params.held
+    live = k.size if held is None else int(np.searchsorted(k, held[0]))
+    try:
+        values[:live] = plan.channels(Block(k[:live], beats[:live], _part(amounts, live)))
+    except CurveError as exc:
+        first, failure = 0, str(exc)
+        for i in range(live):       # the first failing window, one by one
+            try:
+                values[i:i + 1] = plan.channels(Block(k[i:i + 1], beats[i:i + 1], _part(amounts, i, 1)))
+            except CurveError as exc_i:
+                first, failure = i, str(exc_i)
+                break
+        row = values[first - 1].copy() if first > 0 else values[first]
+        base = revert.params if revert is not None else params
+        held = (int(k[first]), row)
+        revert = Revert(int(k[first]), base.changed(held=held),
+                        f"voice {params.name}: {failure}; its path holds where it was")
+        live = first
+    if held is not None:
+        values[live:] = held[1]
+    return values, revert
+
+
+def _part(amounts, stop: int, count: int | None = None):
+    if amounts is None:
+        return None
+    return amounts[:stop] if count is None else amounts[stop:stop + count]
+
+
+def noise_entropy(params: VoiceParams, engine_seed: int, block: int, grain: int = 0) -> tuple:
     """What seeds the generator of a voice's noise block: its own seed, or the engine's seed and
-    the voice's noise key."""
+    the voice's noise key (and, for a cloud's grains after the first, the grain)."""
     key = params.index if params.noise_key is None else params.noise_key
-    return ((1, params.seed, int(block)) if params.seed is not None
-            else (0, engine_seed, key, int(block)))
+    entropy = ((1, params.seed, int(block)) if params.seed is not None
+               else (0, engine_seed, key, int(block)))
+    return entropy + (int(grain),) if grain else entropy
 
 
 def noise_block(entropy: tuple, latent: int) -> np.ndarray:

@@ -1,7 +1,8 @@
-"""The voice bank's cache: each voice's amounts and noise, a block of windows ahead.
+"""The voice bank's cache: each voice's channels and noise, a block of windows ahead.
 
-Each voice has a slot holding two consecutive blocks (:data:`~.blocks.BLOCK` windows each) of
-its amounts and of its noise, block b in half b % 2 (:func:`BlockCache.rows`), so moving on by a
+Each voice (each grain of a cloud) has a slot holding two consecutive blocks
+(:data:`~.blocks.BLOCK` windows each) of its channels (the weights and indices of its latent
+series, :mod:`livelatent.paths.plan`) and of its noise, block b in half b % 2 (:func:`BlockCache.rows`), so moving on by a
 block copies nothing. A step reads every voice's rows with one indexing operation. A voice
 whose windows leave the blocks it holds loads them again; and each voice, when it reaches its
 own phase inside its second block, computes the next one in place of its first, so the work
@@ -20,13 +21,13 @@ import math
 
 import numpy as np
 
-from .blocks import BLOCK, NoiseBlocks, block_amounts, noise_entropy
+from .blocks import BLOCK, NoiseBlocks, block_channels, noise_entropy
 
 __all__ = ["BlockCache"]
 
 
 class BlockCache:
-    """Amounts and noise of the voices, in slots (one per voice number)."""
+    """Channels and noise of the voices, in slots (one per voice number and grain)."""
 
     def __init__(self, *, seed: int, latent: int):
         self.seed = seed
@@ -35,7 +36,8 @@ class BlockCache:
         self._slot_of: dict[int, int] = {}
         self._free: list[int] = []
         self._capacity = 0
-        self.amounts = np.zeros((0, 2 * BLOCK))
+        self.width = 2                   # channels per window: the widest plan's
+        self.channels = np.zeros((0, 2 * BLOCK, self.width), dtype=np.float32)
         self.noise_rows = np.zeros((0, 2 * BLOCK, latent), dtype=np.float32)
         self.first_block = np.zeros(0, dtype=np.int64)
         self._params = np.empty(0, dtype=object)
@@ -47,7 +49,7 @@ class BlockCache:
 
     def _grow(self, capacity: int) -> None:
         used = self._capacity
-        for name, fill in (("amounts", 0.0), ("noise_rows", 0.0), ("first_block", -10),
+        for name, fill in (("channels", 0.0), ("noise_rows", 0.0), ("first_block", -10),
                            ("_params", None), ("_noise_of", None)):
             old = getattr(self, name)
             grown = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
@@ -57,8 +59,15 @@ class BlockCache:
         self._free.extend(range(capacity - 1, used - 1, -1))
         self._capacity = capacity
 
+    def widen(self, width: int) -> None:
+        """Room for ``width`` channels per window (everything is worked out again)."""
+        if width > self.width:
+            self.width = width
+            self.channels = np.zeros((self._capacity, 2 * BLOCK, width), dtype=np.float32)
+            self._params[:] = None
+
     def slots(self, numbers) -> np.ndarray:
-        """The slot of each voice number, in order, freeing those of voices not listed."""
+        """The slot of each key (voice number and grain), in order, freeing those not listed."""
         wanted = set(numbers)
         for number in [n for n in self._slot_of if n not in wanted]:
             slot = self._slot_of.pop(number)
@@ -84,7 +93,8 @@ class BlockCache:
     def prepare(self, table, clock, k0, k1, counts) -> None:
         """Make sure every voice's slot holds the blocks its windows ``[k0, k1)`` fall in, and
         work one block ahead for the voices whose phase has come."""
-        if clock is not self._clock:         # amounts depend on the tempo: work them out again
+        self.widen(table.width)
+        if clock is not self._clock:         # channels depend on the tempo: work them out again
             self._clock = clock
             self._params[:] = None
         playing = counts > 0
@@ -97,16 +107,21 @@ class BlockCache:
         # a span covers at most BLOCK windows, so ``last`` is ``first`` or the block after it
         stale = playing & (~current | (first < cached) | (first > cached + 1))
         ahead = playing & ~stale & (first == cached + 1) & ((last > first) | (k0 % BLOCK >= table.phase))
+        shared = {}                          # a cloud's grains share their channels
         for i in np.flatnonzero(stale):
-            self._load(int(slots[i]), table.params[i], clock, int(first[i]), shift=False)
+            self._load(int(slots[i]), table.params[i], int(table.grain[i]), clock, int(first[i]),
+                       shift=False, shared=shared)
         for i in np.flatnonzero(ahead):
-            self._load(int(slots[i]), table.params[i], clock, int(first[i]), shift=True)
+            self._load(int(slots[i]), table.params[i], int(table.grain[i]), clock, int(first[i]),
+                       shift=True, shared=shared)
 
-    def _load(self, slot: int, params, clock, block: int, *, shift: bool) -> None:
+    def _load(self, slot: int, params, grain: int, clock, block: int, *, shift: bool,
+              shared: dict) -> None:
         """Fill ``slot`` with blocks ``block`` and ``block + 1`` (with ``shift`` the first is
         there already, as the second). Noise is kept when only the curve or the tempo changed."""
         B = BLOCK
-        noise_key = None if params.deterministic else (params.seed, params.noise_key, params.index)
+        sampled = not params.deterministic or params.plan.spread is not None
+        noise_key = (params.seed, params.noise_key, params.index, grain) if sampled else None
         kept = int(self.first_block[slot]) if self._noise_of[slot] == noise_key else None
         fresh = [block + 1] if shift else [block, block + 1]
         noisy = [b for b in (block, block + 1) if kept is None or not kept <= b <= kept + 1]
@@ -114,20 +129,27 @@ class BlockCache:
         revert = pending[1] if pending is not None and pending[0] is params else None
         for b in fresh:
             source = revert.params if revert is not None and revert.window < b * B else params
-            k = np.arange(b * B, (b + 1) * B, dtype=np.int64)
-            played = k >= _first_window_of(source)     # windows before its curve took effect never play
-            values = np.zeros(B)
-            if played.any():
-                values[played], found = block_amounts(source, k[played], clock)
-                if found is not None and revert is None:
-                    revert = found
-                    self._reverts[slot] = (params, found)
-            self.amounts[slot, b % 2 * B:(b % 2 + 1) * B] = values
+            computed = shared.get((id(source), b))
+            if computed is None:
+                k = np.arange(b * B, (b + 1) * B, dtype=np.int64)
+                played = k >= _first_window_of(source)     # windows before its curve took effect never play
+                values = np.zeros((B, source.plan.columns), dtype=np.float32)
+                found = None
+                if played.any():
+                    values[played], found = block_channels(source, k[played], clock)
+                computed = shared[(id(source), b)] = (values, found)
+            values, found = computed
+            if found is not None and revert is None:
+                revert = found
+                self._reverts[slot] = (params, found)
+            half = self.channels[slot, b % 2 * B:(b % 2 + 1) * B]
+            half[:, :values.shape[1]] = values
+            half[:, values.shape[1]:] = 0.0
         if noise_key is not None:
             for b in noisy:
                 self.noise_rows[slot, b % 2 * B:(b % 2 + 1) * B] = self.noise.get(
-                    noise_entropy(params, self.seed, b))
-            self.noise.prefetch(noise_entropy(params, self.seed, block + 2))   # the next one it needs
+                    noise_entropy(params, self.seed, b, grain))
+            self.noise.prefetch(noise_entropy(params, self.seed, block + 2, grain))   # the next one
         self._noise_of[slot] = noise_key
         self.first_block[slot] = block
         self._params[slot] = params

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Mapping, Union
 
 from ..errors import ParameterError
+from ..paths.plan import with_plan
 from ..voice import VoiceParams
 from .clock import Clock
 
@@ -27,7 +28,8 @@ __all__ = ["QUANTS", "AddVoice", "SetVoice", "StopVoice", "Hush", "SetTempo", "C
 
 QUANTS = ("now", "beat", "bar")
 # what a change to a voice carries besides what the performer gave (not shown, not journaled)
-DERIVED_CHANGES = frozenset({"frames_a", "frames_b", "curve_start", "good_curve", "good_curve_start"})
+DERIVED_CHANGES = frozenset({"frames_a", "frames_b", "curve_start", "good_curve", "good_curve_start",
+                             "plan", "held"})
 
 
 def check_quant(quant) -> str:
@@ -147,7 +149,12 @@ def apply(score: Score, command: Command, *, at: int, seq: int) -> Score:
             good = params.curve if params.curve is not None else changes["curve"]
             changes.update(curve_start=at, good_curve=good,
                            good_curve_start=params.curve_start if params.curve is not None else at)
-        voices[command.voice] = params.changed(**changes)
+        if "path" in changes:                   # a new path's curves start where it lands
+            changes.update(curve_start=at, held=None)
+        changed = params.changed(**changes)
+        if {"a", "b", "path"} & set(changes) and "plan" not in changes:   # (the writer did it)
+            changed = with_plan(changed, params.plan.codec)
+        voices[command.voice] = changed
         return score.with_voices(voices)
     raise TypeError(f"not a command: {command!r}")
 

@@ -293,12 +293,11 @@ class Engine:
     def _place_frames(self, commands) -> None:
         for command in commands:
             if isinstance(command, AddVoice):
-                self.frames.offset(command.params.frames_a)
-                self.frames.offset(command.params.frames_b)
-            elif isinstance(command, SetVoice):
-                for role in ("frames_a", "frames_b"):
-                    if role in command.changes:
-                        self.frames.offset(command.changes[role])
+                for frames in command.params.plan.frames:
+                    self.frames.offset(frames)
+            elif isinstance(command, SetVoice) and "plan" in command.changes:
+                for frames in command.changes["plan"].frames:
+                    self.frames.offset(frames)
 
     def seal(self, key) -> None:
         """From now on only batches whose ``key`` is ``key`` land (a replay's own): code the

@@ -219,7 +219,10 @@ def _build(path: Path, records):
                     sample=int(record["sample"]), commands=tuple(commands), line=number,
                     session=current))
             elif kind == "source" and current >= 0:
-                str(record["key"]), str(record["audio_hash"]), int(record["sample_rate"])
+                if "array_hash" in record:     # an array a path needs (directions, a vector)
+                    str(record["key"]), str(record["array_hash"]), str(record["file"])
+                else:
+                    str(record["key"]), str(record["audio_hash"]), int(record["sample_rate"])
                 performances[current].sources[record["key"]] = record
             elif kind == "end" and current >= 0:
                 performances[current].end = int(record["sample"])

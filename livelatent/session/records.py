@@ -12,6 +12,7 @@ a replay takes it from the cell that made it, and refuses to guess when there is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -23,9 +24,12 @@ from ..atomic import atomic_path
 from ..engine.commands import AddVoice, Hush, SetTempo, SetVoice, StopVoice
 from ..errors import LiveLatentError, SetError
 from ..model.packs import locate
+from ..paths.directions import Directions
+from ..paths.plan import with_plan
 from ..sources import Source, source
 from ..strategies import layout, step_values
 from ..voice import VoiceParams, check_gain, check_pan
+from .path_records import has_fn, keys_used, path_data, rebuild_path, rebuild_source, source_data
 
 __all__ = ["SourceStore", "encode_command", "decode_command", "not_code", "NotCode",
            "rebuild_curve", "sources_used", "SOURCES_FOLDER"]
@@ -79,6 +83,61 @@ class SourceStore:
             self.records[key] = record
             self._built[key] = src
             return key
+
+    def describe_array(self, array, *, name: str, kind: str = "vector", extra: dict | None = None) -> str:
+        """The key of a float32 array a path needs (a direction set, an offset vector), written
+        into the set once, like embedded audio."""
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        digest = hashlib.sha256(array.tobytes() + str(array.shape).encode()).hexdigest()
+        key = f"{kind[0]}{digest[:15]}"
+        with self._lock:
+            if key in self.records:
+                return key
+            record = {"key": key, "array_kind": kind, "name": name, "array_hash": digest,
+                      "shape": list(array.shape), "file": f"{SOURCES_FOLDER}/{key}.npy", **(extra or {})}
+            target = self.folder / record["file"]
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(target) as tmp, open(tmp, "wb") as f:
+                    np.save(f, array, allow_pickle=False)
+            self.records[key] = record
+            self._built[key] = array
+            return key
+
+    def describe_directions(self, directions: Directions) -> str:
+        return self.describe_array(directions.vectors, name=directions.name, kind="directions",
+                                   extra={"std": directions.std.tolist(),
+                                          "explained": directions.explained.tolist()})
+
+    def get_array(self, key: str) -> np.ndarray:
+        with self._lock:
+            built = self._built.get(key)
+        if built is not None:
+            return built
+        record = self.records.get(key)
+        if record is None or "array_hash" not in record:
+            raise SetError(f"array {key} is used but not described; the journal is damaged")
+        path = self.folder / record["file"]
+        try:
+            array = np.load(path, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError) as exc:
+            raise SetError(f"cannot read {path}: {exc}") from None
+        digest = hashlib.sha256(np.ascontiguousarray(array).tobytes() + str(array.shape).encode()).hexdigest()
+        if digest != record["array_hash"]:
+            raise SetError(f"{path} is damaged (its hash differs)")
+        with self._lock:
+            self._built[key] = array
+        return array
+
+    def get_directions(self, key: str) -> Directions:
+        vectors = self.get_array(key)
+        record = self.records[key]
+        with self._lock:
+            built = self._built.get(("directions", key))
+            if built is None:
+                built = self._built[("directions", key)] = Directions(
+                    vectors, record["std"], record["explained"], name=record["name"])
+        return built
 
     def add_record(self, record: dict) -> None:
         """A record read back from a journal or a state file."""
@@ -158,17 +217,20 @@ def rebuild_curve(code: str, where: str):
 # -- commands ------------------------------------------------------------------------------------
 def encode_command(command, store: SourceStore) -> dict:
     """``command`` as data; the sources it uses are described in ``store``."""
-    ref = store.describe
+    ref = lambda src: source_data(src, store)
 
     if isinstance(command, AddVoice):
         p = command.params
         data = {"op": "add", "voice": p.index, "name": p.name, "a": ref(p.a), "b": ref(p.b),
+                "tail": bool(p.frames_a.tail),
                 "stretch": _plain(p.options.get("stretch", p.layout.stretch)),
                 "noise_key": p.index if p.noise_key is None else p.noise_key,
                 "curve": _curve_data(p.curve), "quant": command.quant}
         for field in _VOICE_FIELDS:
             value = getattr(p, field)
             data[field] = [float(v) for v in value] if field == "steps" else _plain(value)
+        if p.path is not None:
+            data["path"] = path_data(p.path, store)
         return data
     if isinstance(command, SetVoice):
         changes = {}
@@ -176,6 +238,9 @@ def encode_command(command, store: SourceStore) -> dict:
             if name in ("a", "b"):
                 changes[name] = ref(value)
                 changes[f"hop_{name}"] = int(command.changes[f"frames_{name}"].hop)
+                changes["tail"] = bool(command.changes[f"frames_{name}"].tail)
+            elif name == "path":
+                changes[name] = path_data(value, store)
             elif name == "curve":
                 changes[name] = _curve_data(value)
             elif name in ("gain", "pan"):
@@ -191,18 +256,13 @@ def encode_command(command, store: SourceStore) -> dict:
 
 
 def sources_used(data: dict) -> list[str]:
-    """The keys of the sources an encoded command refers to."""
-    if data["op"] == "add":
-        return [data["a"], data["b"]]
-    if data["op"] == "set":
-        return [data["changes"][r] for r in ("a", "b") if r in data["changes"]]
-    return []
+    """The keys of the records (sources, arrays) an encoded command refers to."""
+    return keys_used(data) if data["op"] in ("add", "set") else []
 
 
 def not_code(data: dict) -> list[str]:
     """What in an encoded command is not code (empty: it rebuilds from data alone)."""
-    curve = data.get("curve") if data["op"] == "add" else data.get("changes", {}).get("curve")
-    return [curve["fn"]] if isinstance(curve, dict) else []
+    return has_fn(data)
 
 
 def decode_command(data: dict, *, engine, store: SourceStore, where: str, captured=None):
@@ -217,10 +277,13 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
             changes = {}
             for name, value in data["changes"].items():
                 if name in ("a", "b"):
-                    src = store.get(value, rate=engine.sample_rate)
+                    src = _source(value, store, engine, where, captured, name)
                     changes[name] = src
-                    changes[f"frames_{name}"] = src.frames(engine.codec, int(data["changes"][f"hop_{name}"]))
-                elif name.startswith("hop_"):
+                    changes[f"frames_{name}"] = src.frames(engine.codec, int(data["changes"][f"hop_{name}"]),
+                                                           tail=bool(data["changes"].get("tail", False)))
+                elif name == "path":
+                    changes[name] = _path(value, store, engine, where, captured)
+                elif name.startswith("hop_") or name == "tail":
                     continue
                 elif name == "curve":
                     changes[name] = _decoded_curve(value, where, captured, "curve")
@@ -259,14 +322,37 @@ def _captured_value(captured, field):
     return None
 
 
+def _source(value, store, engine, where, captured, role):
+    if has_fn(value):
+        taken = _captured_value(captured, role)
+        if taken is None:
+            raise NotCode(f"{where}: source {role} has a curve that was a Python function, not code")
+        return taken
+    return rebuild_source(value, store=store, rate=engine.sample_rate, where=where,
+                          rebuild_curve=rebuild_curve)
+
+
+def _path(value, store, engine, where, captured):
+    if has_fn(value):
+        taken = _captured_value(captured, "path")
+        if taken is None:
+            raise NotCode(f"{where}: its path has a curve that was a Python function, not code")
+        return taken
+    return rebuild_path(value, store=store, rate=engine.sample_rate, where=where,
+                        rebuild_curve=rebuild_curve)
+
+
 def _voice_params(data: dict, engine, store: SourceStore, where: str, captured) -> VoiceParams:
-    a = store.get(data["a"], rate=engine.sample_rate)
-    b = store.get(data["b"], rate=engine.sample_rate)
+    a = _source(data["a"], store, engine, where, captured, "a")
+    b = _source(data["b"], store, engine, where, captured, "b")
     lay = layout(data["strategy"], data["synth"], window=engine.window, stretch=data.get("stretch", 4))
     curve = _decoded_curve(data.get("curve"), where, captured, "curve")
-    return VoiceParams(
+    tail = bool(data.get("tail", False))          # sets made before 0.3 dropped the last window
+    path = _path(data["path"], store, engine, where, captured) if data.get("path") is not None else None
+    return with_plan(VoiceParams(
         index=int(data["voice"]), name=str(data["name"]), a=a, b=b,
-        frames_a=a.frames(engine.codec, lay.input_hop), frames_b=b.frames(engine.codec, lay.input_hop),
+        frames_a=a.frames(engine.codec, lay.input_hop, tail=tail),
+        frames_b=b.frames(engine.codec, lay.input_hop, tail=tail),
         strategy=data["strategy"], synth=data["synth"], layout=lay, curve=curve,
         steps=step_values(list(data["steps"])), loop=bool(data["loop"]), fit=data["fit"],
         seed=None if data["seed"] is None else int(data["seed"]),
@@ -276,7 +362,7 @@ def _voice_params(data: dict, engine, store: SourceStore, where: str, captured) 
                  "stretch": data.get("stretch", 4), "steps": list(data["steps"]),
                  "loop": bool(data["loop"]), "seed": data["seed"],
                  "deterministic": bool(data["deterministic"]), "fit": data["fit"]},
-        noise_key=int(data.get("noise_key", data["voice"])))
+        noise_key=int(data.get("noise_key", data["voice"])), path=path), engine.codec)
 
 
 def _plain(value):

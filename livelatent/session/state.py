@@ -25,7 +25,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..api import Performer, check_curve
+from ..api import Performer
+from ..checks import check_curve
 from ..atomic import atomic_path, fsync_dir, new_folder_mode
 from ..engine.commands import AddVoice, Hush, SetTempo
 from ..config import pack_roots
@@ -33,7 +34,7 @@ from ..errors import LiveLatentError, SetError
 from ..model.checkpoint import load_checkpoint
 from ..model.packs import locate, pack_name
 from .journal import JOURNAL_NAME, wall_time
-from .records import SOURCES_FOLDER, SourceStore, decode_command, encode_command
+from .records import SOURCES_FOLDER, SourceStore, decode_command, encode_command, sources_used
 
 __all__ = ["STATE_VERSION", "STATE_NAME", "capture_state", "save_set", "read_state",
            "check_set_files", "check_model", "missing_pack", "load_set", "copy_journal"]
@@ -72,7 +73,8 @@ def capture_state(engine, store: SourceStore) -> tuple[dict, list[str]]:
         "sample_rate": int(engine.sample_rate),
         "seed": int(engine.seed),
         "tempo": float(score.clock.bpm),
-        "sources": {key: store.records[key] for key in sorted({v[r] for v in voices for r in "ab"})},
+        "sources": {key: store.records[key]
+                    for key in sorted({k for v in voices for k in sources_used(dict(v, op="add"))})},
         "voices": voices,
         "journal": JOURNAL_NAME,
     }
@@ -183,6 +185,9 @@ def read_state(folder) -> dict:
         str(state["model"]["hash"])
         int(state["seed"]), float(state["tempo"])
         for key, record in state["sources"].items():
+            if "array_hash" in record:           # an array a path needs (directions, a vector)
+                str(record["file"]), str(record["name"])
+                continue
             str(record["audio_hash"]), int(record["sample_rate"]), str(record["name"])
             if "paths" not in record and "file" not in record:
                 raise KeyError(f"sources.{key}.paths")
@@ -190,7 +195,7 @@ def read_state(folder) -> dict:
             for field in ("voice", "name", "a", "b", "strategy", "synth", "steps", "loop", "fit",
                           "seed", "deterministic", "gain", "pan", "curve"):
                 record[field]
-            if record["a"] not in state["sources"] or record["b"] not in state["sources"]:
+            if any(k not in state["sources"] for k in sources_used(dict(record, op="add"))):
                 raise KeyError(f"source of voice {record['name']}")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SetError(f"{path}: malformed state ({type(exc).__name__}: {exc} is missing or "

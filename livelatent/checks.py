@@ -1,0 +1,84 @@
+"""Checks a performer's values pass before they are sent: curves (evaluated ahead, timed),
+paths (every curve in them), fades.
+
+A curve is evaluated over its next windows before it plays, so a curve that raises, returns
+NaN or is too slow is refused in the writer's thread with a one-line error instead of
+reverting on stage. How long it takes depends on the machine, so the outcome is part of the
+writer's batch: the journal keeps it and a replay takes it from there.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .curves import Curve, as_curve
+from .engine.writers import current_batch
+from .errors import CurveError, ParameterError, check_number
+from .paths.nodes import Path
+from .sources import Source
+from .voice import curve_values
+
+__all__ = ["check_curve", "checked_path", "check_fade", "CURVE_CHECK_WINDOWS", "CURVE_TIME_LIMIT_S"]
+
+CURVE_CHECK_WINDOWS = 2048     # windows ahead a new curve is evaluated over before it plays
+CURVE_TIME_LIMIT_S = 0.002     # a curve slower than this per 64 windows would starve the decoder
+
+
+def check_curve(value, *, output_hop: int, engine) -> Curve:
+    """Coerce ``value`` to a curve and evaluate it over its next windows before it plays.
+
+    Raises :class:`CurveError` if it raises, returns NaN/inf or the wrong shape, or is too
+    slow. How long it takes depends on the machine, so the outcome is part of the writer's
+    batch: the journal keeps it, and a replay takes it from there instead of timing again.
+    """
+    curve = as_curve(value)
+    batch = current_batch(engine)
+    checks = batch.checks if batch is not None else None
+    if checks is not None and checks.replaying:
+        refused = checks.next_recorded()
+        if refused:
+            raise CurveError(refused)
+        return curve
+    try:
+        _evaluate(curve, output_hop=output_hop, engine=engine)
+    except CurveError as exc:
+        if checks is not None:
+            checks.add(str(exc))
+        raise
+    if checks is not None:
+        checks.add(None)
+    return curve
+
+
+def _evaluate(curve: Curve, *, output_hop: int, engine) -> None:
+    beats_per_window = output_hop / engine.sample_rate * engine.intended_tempo() / 60.0
+    times = np.arange(CURVE_CHECK_WINDOWS, dtype=np.float64) * beats_per_window
+    curve_values(curve, times)
+    probe = times[:64]
+    fastest = math.inf
+    for _ in range(3):
+        began = time.perf_counter()
+        curve_values(curve, probe)
+        fastest = min(fastest, time.perf_counter() - began)
+    if fastest > CURVE_TIME_LIMIT_S:
+        raise CurveError(f"the curve takes {fastest * 1e3:.1f} ms per 64 windows (limit "
+                         f"{CURVE_TIME_LIMIT_S * 1e3:g} ms); vectorise it with numpy")
+
+
+def checked_path(path, *, output_hop: int, engine):
+    """A path (or a source, played alone) with every curve in it checked like a voice's curve."""
+    if not isinstance(path, (Path, Source)):
+        raise ParameterError(f"{type(path).__name__} is not a path: give plane(...), along(...), "
+                             f"cloud(...), follow(...) or a source")
+    curves = path.curves() if isinstance(path, Path) else (
+        ([path.position] if path.position is not None else []) + [o.amount for o in path.offsets])
+    for curve in curves:
+        check_curve(curve, output_hop=output_hop, engine=engine)
+    return path
+
+
+def check_fade(fade) -> float:
+    return check_number(fade, name="fade", low=0.0, high=600.0, meaning="of seconds from 0 to 600")

@@ -1,0 +1,197 @@
+"""A voice's path compiled for the voice bank: latent series (terms) and per-window channels.
+
+Whatever the path, the point a voice plays at window k is a weighted sum of frames::
+
+    point(k) = sum over terms t of  weight_t(k) * frames_t[index_t(k)]      (mean | log-variance)
+
+A *term* is a latent series placed in the frame arena: a source's frames, a corpus's, or a
+one-frame offset (a direction, whose log-variance is zero, so it moves the mean only). Its
+index is either *sequential* (frame k of the pass, modulo its length) or given per window by a
+channel (a scrubbed source, descriptor following). Two sources along a curve are two terms
+with weights ``1 - a`` and ``a``; a plane's corners have bilinear weights; ``along`` adds one
+offset term per direction. A cloud's grains are rows of the voice table of their own, sharing
+the plan, each with its own noise; its spread is one more channel.
+
+:meth:`Plan.channels` gives, for a block of windows, every weight, every given index and the
+spread: one row of numbers per window, worked out a block of 256 windows ahead by the block
+cache like a curve's amounts. The bank then does the same few array operations for every
+voice, whatever its path (:mod:`livelatent.engine.bank`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..strategies import frames_per_pass
+from ..voice import curve_values
+from .nodes import MAX_TERMS, Along, Cloud, Follow, Path, Plane
+
+__all__ = ["Plan", "Block", "compile_plan", "with_plan"]
+
+
+class Block:
+    """What channels are computed from: windows ``k``, their times in beats since the path's
+    curves started, and (two sources along a curve) the amounts."""
+
+    def __init__(self, k: np.ndarray, beats: np.ndarray, amounts: np.ndarray | None = None):
+        self.k, self.beats = k, beats
+        self.amounts = None if amounts is None else amounts.astype(np.float32)
+        self._values: dict[int, np.ndarray] = {}
+
+    def value(self, curve) -> np.ndarray:
+        """The curve at the block's times (each curve once per block)."""
+        found = self._values.get(id(curve))
+        if found is None:
+            found = self._values[id(curve)] = curve_values(curve, self.beats)
+        return found
+
+
+class _Term:
+    __slots__ = ("frames", "factors", "index", "main")
+
+    def __init__(self, frames, factors, index=None, main=True):
+        self.frames, self.factors, self.index, self.main = frames, tuple(factors), index, main
+
+
+class Plan:
+    """Terms, how each one's weight and index are worked out, and the channel layout."""
+
+    codec = None            # the model it was compiled for (to compile a change again)
+
+    def __init__(self, terms: list[_Term], *, fit: str, points: int = 1, spread=None,
+                 spread_std=None):
+        if len(terms) > MAX_TERMS:
+            raise ParameterError(f"the path mixes {len(terms)} latent series; at most {MAX_TERMS}")
+        self._terms = terms
+        self.frames = [t.frames for t in terms]
+        self.points, self.spread = points, spread
+        self.spread_std = spread_std
+        indexed = [i for i, t in enumerate(terms) if t.index is not None]
+        self.index_column = [-1] * len(terms)
+        for column, i in enumerate(indexed, start=len(terms)):
+            self.index_column[i] = column
+        self.spread_column = len(terms) + len(indexed) if spread is not None else -1
+        self.columns = len(terms) + len(indexed) + (spread is not None)
+        sequential = [len(t.frames) for t in terms if t.main and t.index is None]
+        if sequential:
+            length = sequential[0] if len(sequential) == 1 else frames_per_pass(fit, min(sequential),
+                                                                               max(sequential))
+        else:
+            length = max(len(t.frames) for t in terms if t.main)
+        self.length = int(length)
+
+    @property
+    def terms(self) -> int:
+        return len(self._terms)
+
+    def channels(self, block: Block) -> np.ndarray:
+        """``(windows, columns)`` float32: weights, then given indices, then the spread."""
+        out = np.empty((block.k.size, self.columns), dtype=np.float32)
+        for column, term in enumerate(self._terms):
+            weight = None
+            for factor in term.factors:
+                value = factor(block)
+                weight = value if weight is None else weight * value
+            out[:, column] = 1.0 if weight is None else weight
+            if term.index is not None:
+                out[:, self.index_column[column]] = term.index(block)
+        if self.spread is not None:
+            out[:, self.spread_column] = np.abs(block.value(self.spread))
+        return out
+
+
+# -- compiling -------------------------------------------------------------------------------------
+def _curve_factor(curve):
+    return lambda block: block.value(curve)
+
+
+def _corner_factor(i: int, x, y):
+    def factor(block):
+        u, v = block.value(x), block.value(y)
+        return (u if i % 2 else 1.0 - u) * (v if i >= 2 else 1.0 - v)
+    return factor
+
+
+def _scrub_index(curve, count: int):
+    return lambda block: np.rint(np.clip(block.value(curve), 0.0, 1.0) * (count - 1))
+
+
+class _Compiler:
+    def __init__(self, codec, hop: int):
+        self.codec, self.hop = codec, hop
+        self.terms: list[_Term] = []
+        self.cloud = None
+
+    def source(self, src, factors, frames=None):
+        frames = src.frames(self.codec, self.hop) if frames is None else frames
+        self._check_latent(frames, getattr(src, "code", "a source"))
+        position = getattr(src, "position", None)
+        index = None if position is None else _scrub_index(position, len(frames))
+        self.terms.append(_Term(frames, factors, index))
+        for offset in getattr(src, "offsets", ()):
+            self._check_latent(offset.frames, offset.code)
+            self.terms.append(_Term(offset.frames, list(factors) + [_curve_factor(offset.amount)],
+                                    main=False))
+
+    def path(self, node, factors):
+        if not isinstance(node, Path):
+            self.source(node, factors)
+        elif isinstance(node, Plane):
+            for i, corner in enumerate(node.corners):
+                self.path(corner, list(factors) + [_corner_factor(i, node.x, node.y)])
+        elif isinstance(node, Along):
+            self.path(node.base, factors)
+            for index, curve in node.coefficients.items():
+                frames = node.directions.frames(index)
+                self._check_latent(frames, node.directions.code)
+                self.terms.append(_Term(frames, list(factors) + [_curve_factor(curve)], main=False))
+        elif isinstance(node, Cloud):
+            first = len(self.terms)
+            self.path(node.base, factors)
+            mains = [t.frames.mu for t in self.terms[first:] if t.main]
+            std = np.concatenate(mains).std(axis=0) if mains else np.zeros(self.codec.latent_dim)
+            self.cloud = (node.points, node.spread, std.astype(np.float32))
+        elif isinstance(node, Follow):
+            self._follow(node, factors)
+        else:
+            raise ParameterError(f"{type(node).__name__} is not a path kind livelatent plays")
+
+    def _follow(self, node: Follow, factors):
+        from .descriptors import descriptor_index
+        from .follow import choose
+        frames = node.corpus.frames(self.codec, self.hop)
+        if len(frames) == 0:
+            raise ParameterError(f"follow: {node.corpus.code} has no frames")
+        index = descriptor_index(self.codec, node.corpus, self.hop)
+        targets, smooth = node.targets, node.smooth
+
+        def chosen(block):
+            return choose(index, {name: block.value(c) for name, c in targets.items()},
+                          smooth=smooth).astype(np.float32)
+        self.terms.append(_Term(frames, factors, chosen))
+
+    def _check_latent(self, frames, what):
+        if frames.mu.shape[1] != self.codec.latent_dim:
+            raise ParameterError(f"{what} has {frames.mu.shape[1]} latent values; this model's "
+                                 f"latent space has {self.codec.latent_dim}")
+
+
+def compile_plan(params, codec) -> Plan:
+    """The plan of a voice: two sources along its curve (``params.path`` None), or its path."""
+    compiler = _Compiler(codec, params.layout.input_hop)
+    if params.path is None:
+        compiler.source(params.a, [lambda block: 1.0 - block.amounts], params.frames_a)
+        compiler.source(params.b, [lambda block: block.amounts], params.frames_b)
+    else:
+        compiler.path(params.path, [])
+    points, spread, std = compiler.cloud if compiler.cloud is not None else (1, None, None)
+    plan = Plan(compiler.terms, fit=params.fit, points=points, spread=spread, spread_std=std)
+    plan.codec = codec
+    return plan
+
+
+def with_plan(params, codec):
+    """``params`` with its plan compiled (in the writer's thread: frames are encoded, indexes
+    built, before the command is sent)."""
+    return params.changed(plan=compile_plan(params, codec))
