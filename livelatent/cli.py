@@ -25,7 +25,7 @@ _HANDLERS = {
     "devices": "livelatent.sinks.device:cli_devices",
     "demo": "livelatent.scripting:cli_demo",
     "som": "livelatent.corpus.som:cli_som",
-    "map": "livelatent.paths.cartography:cli_map",
+    "map": "livelatent.maps:cli_map",
     "live": "livelatent.repl.shell:cli_live",
     "replay": "livelatent.session.sets:cli_replay",
     "doctor": "livelatent.doctor:cli_doctor",

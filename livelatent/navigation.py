@@ -9,10 +9,11 @@ module-level functions use the default engine of the context.
 from __future__ import annotations
 
 from .context import default_engine
+from . import maps
 from .paths.corpus import Corpus, corpus as make_corpus
 from .paths.directions import Directions, principal_directions
 
-__all__ = ["Navigator", "corpus", "directions"]
+__all__ = ["Navigator", "corpus", "directions", "show_map"]
 
 
 class Navigator:
@@ -22,7 +23,7 @@ class Navigator:
         self.engine = engine
 
     def names(self) -> dict:
-        return {"corpus": self.corpus, "directions": self.directions}
+        return {"corpus": self.corpus, "directions": self.directions, "show_map": self.show_map}
 
     def corpus(self, *items, name: str | None = None) -> Corpus:
         """Sources, SOMs, folders or files as one corpus, at the engine's rate.
@@ -38,6 +39,16 @@ class Navigator:
         return principal_directions(frames.mu, k, name=f"{found.code}, k={k}")
 
 
+    def show_map(self, items=None, *, seconds: float = 10.0, grid=None, method: str = "auto",
+                 colour: str = "centroid", path="map.png"):
+        """A map of the latent space: ``items`` (default: the sources the voices play) projected
+        to the plane, coloured by ``colour``, with the paths the voices took over the last
+        ``seconds``; ``grid=(8, 8)`` adds the spectrogram decoded at each place. Inline in
+        Jupyter, else a PNG at ``path``. ``show_map(som, grid=(6, 6))``"""
+        return maps.show_map(self.engine, items, seconds=seconds, grid=grid, method=method,
+                             colour=colour, path=path)
+
+
 def corpus(*items, name: str | None = None) -> Corpus:
     """:meth:`Navigator.corpus` on the default engine."""
     return Navigator(default_engine()).corpus(*items, name=name)
@@ -46,3 +57,8 @@ def corpus(*items, name: str | None = None) -> Corpus:
 def directions(items, k: int = 8) -> Directions:
     """:meth:`Navigator.directions` on the default engine."""
     return Navigator(default_engine()).directions(items, k=k)
+
+
+def show_map(items=None, **options):
+    """:meth:`Navigator.show_map` on the default engine."""
+    return Navigator(default_engine()).show_map(items, **options)

@@ -11,7 +11,7 @@ from .engine.writers import writer_origin
 from .errors import (AudioError, CurveError, DeviceError, LiveLatentError, ModelLoadError,
                      ParameterError, SetError, SomError)
 from .model.codec import load_model
-from .navigation import corpus, directions
+from .navigation import corpus, directions, show_map
 from .paths.nodes import along, cloud, follow, plane
 from .sources import Source
 
@@ -22,7 +22,7 @@ __all__ = [
     # sample corpora
     "load_som", "build_som", "Som",
     # latent paths and where to find places
-    "plane", "along", "cloud", "follow", "corpus", "directions",
+    "plane", "along", "cloud", "follow", "corpus", "directions", "show_map",
     # curves
     "Curve", "const", "sine", "tri", "saw", "square", "ramp", "env", "seq", "noise", "perlin",
     "rand", "curve", "as_curve",

@@ -11,6 +11,7 @@ from livelatent.cli import main as cli_main
 from livelatent.corpus.som import build_som
 from livelatent.errors import MissingDependency, ParameterError
 from livelatent.model.codec import load_model
+from livelatent import maps
 from livelatent.paths import cartography
 from livelatent.paths.cartography import Projection, draw_map, fit_projection, parse_map_grid
 from livelatent.paths.corpus import corpus
@@ -207,16 +208,16 @@ def test_the_command_maps_a_som_and_a_folder(tmp_path, capsys):
 
 
 def test_a_folder_of_many_files_is_a_group_per_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(cartography, "MANY_FILES", 4)
+    monkeypatch.setattr(maps, "MANY_FILES", 4)
     rng = np.random.default_rng(1)
     for folder, count in (("a", 3), ("b/deep", 2), (".", 1)):
         (tmp_path / "lib" / folder).mkdir(parents=True, exist_ok=True)
         for i in range(count):
             sf.write(tmp_path / "lib" / folder / f"s{i}.wav", make_sound("buzz", rng), SR)
-    groups = cartography._input_groups([tmp_path / "lib", tmp_path / "lib" / "a" / "s0.wav"], SR)
+    groups = maps.input_groups([tmp_path / "lib", tmp_path / "lib" / "a" / "s0.wav"], SR)
     assert [(label, len(sources)) for label, sources in groups] == [
         ("lib/a", 3), ("lib/b/deep", 2), ("lib", 1), ("s0", 1)]
-    few = cartography._input_groups([tmp_path / "lib" / "a", tmp_path / "lib" / "b"], SR)
+    few = maps.input_groups([tmp_path / "lib" / "a", tmp_path / "lib" / "b"], SR)
     assert [label for label, _ in few] == ["s0", "s1", "s2", "s0 (2)", "s1 (2)"]
 
 

@@ -367,3 +367,26 @@ def test_a_voice_following_descriptor_curves_hits_them_far_better_than_the_basel
         assert ours["centroid_corr"] > results[baseline]["centroid_corr"] + 0.5, results
         assert ours["centroid_rel_error"] < results[baseline]["centroid_rel_error"] / 3, results
     assert results["follow, sampled"]["centroid_corr"] >= 0.9, results     # looser, still following
+
+
+def test_show_map_draws_the_voices_paths_where_their_frames_project(four, tmp_path):
+    a, b = four[:2]
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        voice(a, name="alone", deterministic=True)
+        voice(a, b, curve=sine(2), name="between")
+        engine.render_array(3.0)
+        info = names["show_map"](seconds=2.0, path=tmp_path / "map.png", method="pca")
+        frames = a.frames(engine.codec, 512)
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(info.labels) == {"flute", "cello"} and set(info.paths) == {"alone", "between"}
+    # a voice of one source plays that source's frames: its path lies on their projection
+    projected = info.projection.transform(frames.mu)
+    played = info.paths["alone"]
+    assert len(played) >= 2.0 * SR / 512 - 1
+    nearest = np.min(np.linalg.norm(played[:, None, :] - projected[None, :, :], axis=2), axis=1)
+    assert nearest.max() < 1e-4
+    # the path between two sources leaves them
+    between = info.paths["between"]
+    far = np.min(np.linalg.norm(between[:, None, :] - projected[None, :, :], axis=2), axis=1)
+    assert far.max() > 1e-2

@@ -5,7 +5,8 @@ of their decoded windows; the paths voices played are lines over it (a ring at t
 at the end). With ``grid=(rows, cols)`` each cell also shows the spectrogram of the window decoded
 there (PCA: the cell's centre projected back; UMAP, which has no inverse: the nearest frame), so
 the picture is the sound itself. ``draw_map(None, ...)`` returns the matplotlib Figure (Jupyter),
-its :class:`MapInfo` as ``figure.map_info``; ``livelatent map`` is :func:`cli_map`.
+its :class:`MapInfo` as ``figure.map_info``. What a map shows (sources, SOM clusters, the voices'
+recent paths) is gathered by :mod:`livelatent.maps`.
 
 >>> info = draw_map("map.png", groups=[("flute", flute_mu), ("cello", cello_mu)],
 ...                 voice_paths=[("v1", played)], grid=(6, 6), codec=codec)
@@ -19,25 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import optional
 from ..atomic import atomic_path
-from ..audio import list_audio_files
-from ..corpus import masom
-from ..corpus.som import load_som
 from ..errors import MissingDependency, ParameterError
-from ..model.codec import load_model
-from ..sources import source
-from .corpus import corpus as make_corpus
-from .descriptors import DESCRIPTORS, descriptor_index
 
-__all__ = ["METHODS", "Projection", "MapInfo", "fit_projection", "draw_map", "parse_map_grid",
-           "cli_map"]
+__all__ = ["METHODS", "Projection", "MapInfo", "fit_projection", "draw_map", "parse_map_grid"]
 
 METHODS = ("auto", "pca", "umap")
 MAX_GRID = 32            # rows or columns of decoded windows at most
-MANY_FILES = 64          # a folder with more audio files than this: one group per sub-folder
 _MAX_PCA_FIT = 100_000   # points an SVD is fitted on (an even stride over more)
 _MAX_DRAWN = 60_000      # points drawn (an even stride over more)
 _MIN_UMAP = 20           # "auto" uses PCA below this many points
@@ -361,58 +352,3 @@ def _draw_paths(ax, path_xy: dict) -> None:
 
 
 # -- command line --------------------------------------------------------------------------------------
-def _input_groups(items, rate: int) -> list[tuple[str, list]]:
-    """Files, folders and SOM folders -> [(label, [sources])]; labels made unique."""
-    groups = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir() and (path / masom.CLUSTERS_FILE).is_file():
-            som = load_som(path)
-            if not som.clusters:
-                raise ParameterError(f"the SOM {path} has no non-empty clusters to map")
-            groups += [(som[c.index].name, [som[c.index]]) for c in som.clusters]
-        elif path.is_dir():
-            files = list_audio_files(path)
-            if not files:
-                raise ParameterError(f"{path} holds no audio files and is not a SOM folder")
-            grouped: dict[tuple, list] = {}       # many files: a group per folder they are in
-            for f in files:
-                rel = f.parent.relative_to(path).as_posix()
-                key = (f.stem, f) if len(files) <= MANY_FILES else (
-                    path.name if rel == "." else f"{path.name}/{rel}", None)
-                grouped.setdefault(key, []).append(source(f, rate=rate))
-            groups += [(label, sources) for (label, _), sources in grouped.items()]
-        elif path.is_file():
-            groups.append((path.stem, [source(path, rate=rate)]))
-        else:
-            raise ParameterError(f"no such file or folder: {path}")
-    unique, seen = [], {}
-    for label, sources in groups:
-        seen[label] = seen.get(label, 0) + 1
-        unique.append((label if seen[label] == 1 else f"{label} ({seen[label]})", sources))
-    return unique
-
-
-def cli_map(args) -> int:
-    """``livelatent map SOURCES_OR_SOM... -o map.png [--grid RxC] [--method M] [--colour D]``."""
-    codec = load_model(args.model)
-    groups = _input_groups(args.inputs, codec.sample_rate)
-    every = make_corpus([s for _, sources in groups for s in sources], name="map")
-    for src in tqdm(every.sources, desc="encoding", unit="source", leave=False, delay=0.5):
-        src.frames(codec, args.hop)
-    mu = every.frames(codec, args.hop).mu
-    where = {src.audio_hash: range(s, e) for src, (s, e) in zip(every.sources, every.spans(codec, args.hop))}
-    picked = [(label, np.concatenate([np.asarray(where[s.audio_hash]) for s in sources]))
-              for label, sources in groups]
-    colours, colour_label = None, "group"
-    if args.colour != "group":
-        values = descriptor_index(codec, every, args.hop, progress=True).values[args.colour]
-        colours = np.concatenate([values[rows] for _, rows in picked])
-        colour_label = f"{args.colour} ({DESCRIPTORS[args.colour]})"
-    info = draw_map(args.output, groups=[(label, mu[rows]) for label, rows in picked],
-                    colours=colours, colour_label=colour_label, grid=args.grid, codec=codec,
-                    method=args.method, seed=args.seed)
-    grid = f", {info.grid_cells} decoded cells" if info.grid_cells else ""
-    print(f"wrote {info.path}: {len(picked)} groups, {len(mu)} latent frames at hop {args.hop}, "
-          f"{info.projection.method.upper()} projection, coloured by {colour_label}{grid}")
-    return 0
