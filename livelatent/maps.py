@@ -176,7 +176,7 @@ def show_map(engine, items=None, *, seconds: float = 10.0, grid=None, method: st
 
 def _playing_sources(engine) -> list:
     found = {}
-    for params in engine.heard().score.voices.values():
+    for params in engine.intended().voices.values():      # what the performer asked for
         leaves = params.path.sources() if isinstance(params.path, LatentPath) else [params.a, params.b]
         for src in leaves:
             base = getattr(src, "base", src)

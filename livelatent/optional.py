@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from .errors import MissingDependency
 
-__all__ = ["torch", "vae", "terminal_shell", "ipython_magics", "matplotlib_figure"]
+__all__ = ["torch", "vae", "terminal_shell", "ipython_magics", "matplotlib_figure", "umap"]
 
 
 def _missing(what: str, why: str, install: str, exc: ImportError) -> MissingDependency:
@@ -73,3 +73,13 @@ def matplotlib_figure():
     except ImportError as exc:
         raise _missing("matplotlib", "drawing a picture", "pip install matplotlib", exc) from None
     return Figure, FigureCanvasAgg
+
+
+def umap():
+    """umap-learn (heavy: numba), for maps projected by UMAP instead of PCA."""
+    try:
+        import umap as module
+    except ImportError as exc:
+        raise _missing("umap-learn", "method='umap'", "pip install umap-learn, or use method='pca'",
+                       exc) from None
+    return module

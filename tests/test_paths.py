@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 
 import jackutil
-from livelatent import (CurveError, Engine, ParameterError, along, cloud, corpus, directions, plane,
-                        saw, sine, source, tri, voice)
+from livelatent import (CurveError, Engine, ParameterError, along, cloud, corpus, directions, follow,
+                        plane, saw, sine, source, tri, voice)
 from livelatent.corpus.som import build_som, load_som
 from livelatent.session.namespace import namespace
 from livelatent.session.session import Session
@@ -197,7 +197,6 @@ def test_bad_paths_get_clear_messages(four, tmp_path):
         with pytest.raises(ParameterError, match="no audio files"):
             corpus(tmp_path / "empty")
         with pytest.raises(ParameterError, match="has no descriptor 'brightness'"):
-            from livelatent import follow
             follow(corpus([a]), brightness=sine(2))
         with pytest.raises(ParameterError, match="own curves"):
             voice(plane(a, b, c, d), curve=sine(2))
@@ -325,7 +324,7 @@ def test_a_voice_following_descriptor_curves_hits_them_far_better_than_the_basel
     measured on the rendered output by the test's own STFT (test_descriptors.follow_accuracy),
     next to two baselines played by voices over the same corpus in the same run: its frames in
     random order, and its frames sorted by centroid, traversed once."""
-    from livelatent import curve, follow, ramp, rand
+    from livelatent import curve, ramp, rand
     from test_descriptors import accuracy_targets, follow_accuracy
     windows = 7 * 256
     target_c, target_l = accuracy_targets(windows)
@@ -390,3 +389,58 @@ def test_show_map_draws_the_voices_paths_where_their_frames_project(four, tmp_pa
     between = info.paths["between"]
     far = np.min(np.linalg.norm(between[:, None, :] - projected[None, :, :], axis=2), axis=1)
     assert far.max() > 1e-2
+
+
+def test_paths_take_every_synth_gain_pan_and_quantised_changes(four):
+    a, b, c, d = four
+    with Engine(seed=1) as engine:
+        engine.render_array(0.3)
+        v = voice(plane(a, b, c, d, x=sine(2), y=0), synth="concat", gain=0.5, pan=-1, quant="bar")
+        bar = int(engine.intended().clock.beats_per_bar * 60 / engine.intended_tempo() * SR)
+        before = engine.render_array(samples=bar)             # to past the first bar
+        assert v.params.start >= bar - 512 and v.params.layout.output_hop == 1024
+        first = v.params.start - int(0.3 * SR)
+        assert np.all(before[:first] == 0) and np.abs(before[first:, 0]).max() > 0.01
+        assert np.all(before[:, 1] == 0)                       # hard left
+        v.set(path=cloud(a, spread=0.3, points=2), quant="bar")
+        engine.render_array(samples=bar)
+        assert abs(v.params.curve_start - 2 * bar) < 512
+        assert v.params.plan.points == 2
+        v.gain = 0.25
+        assert v.params.gain == 0.25
+
+
+@pytest.mark.parametrize("kind", ["plane", "along", "cloud", "scrub", "series", "follow"])
+def test_every_path_kind_has_its_shape_and_is_deterministic(four, kind):
+    a, b, c, d = four
+
+    def build(engine):
+        dirs = directions([a, b], k=3)
+        path = {"plane": lambda: plane(a, b, c, d, x=sine(2), y=tri(3)),
+                "along": lambda: along(b, dirs, {0: sine(2), 2: saw(1)}),
+                "cloud": lambda: cloud(a, spread=tri(2), points=3),
+                "scrub": lambda: c.scrub(saw(2)),
+                "series": lambda: d.reverse().slice(0.1, 1.5).freeze(0.3),
+                "follow": lambda: follow(corpus(a, b, c), centroid=tri(4) * 2000 + 500)}[kind]()
+        voice(path, loop=False)
+    first, again = render(build, seconds=4.0), render(build, seconds=4.0)
+    assert first.shape == (4 * SR, 2) and first.dtype == np.float32
+    np.testing.assert_array_equal(first, again)
+    assert np.sqrt(np.mean(first[:SR] ** 2)) > 1e-3
+
+
+def test_a_path_whose_curve_fails_later_holds_where_it_was_and_says_so(four):
+    from livelatent import curve
+    a, b, c, d = four
+    late = curve(lambda t: np.where(t > 30, np.nan, 0.25 + 0.0 * t))      # passes the check
+    with Engine(seed=1) as engine:
+        v = voice(plane(a, b, c, d, x=late, y=0), deterministic=True)
+        audio = engine.render_array(samples=int(40 * SR))
+        assert v.params.held is not None
+        held_at = v.params.held[0]
+        np.testing.assert_allclose(v.params.held[1][:4], [0.75, 0.25, 0, 0])
+        said = engine.events.texts()
+    assert any("holds where it was" in text for text in said), said
+    assert np.sqrt(np.mean(audio[-SR:] ** 2)) > 0.01                 # still sounding
+    beats_per_window = 512 / SR * 60 / 60.0
+    assert abs(held_at * beats_per_window - 30) < 0.1

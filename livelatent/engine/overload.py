@@ -13,8 +13,9 @@ The order is declared and deterministic: the newest voices (highest numbers) go 
 
 from __future__ import annotations
 
-import math
 import threading
+
+import numpy as np
 
 from .commands import StopVoice
 from .writers import Batch
@@ -65,7 +66,10 @@ class OverloadGuard:
         voices = sorted((p for p in engine.intended_voices()), key=lambda p: p.index)
         if not voices:
             return
-        keep = max(0, math.floor(len(voices) * TARGET / load))
+        # a voice costs its decoded windows per output window (a cloud of k points: k)
+        costs = np.array([p.plan.points for p in voices], dtype=np.float64)
+        budget = costs.sum() * TARGET / load
+        keep = int(np.searchsorted(np.cumsum(costs), budget, side="right"))
         going = voices[keep:] or voices[-1:]
         fade = int(FADE_S * engine.sample_rate)
         batch = Batch(engine, "overload", at=at, commands=[StopVoice(p.index, fade) for p in going])
@@ -75,8 +79,8 @@ class OverloadGuard:
             engine.events.error(f"overload guard: {type(exc).__name__}: {exc}")
             return
         self.muted.extend(p.index for p in going)
-        each = 100.0 * load / len(voices)
+        each = 100.0 * load / costs.sum()
         names = ", ".join(p.name for p in reversed(going))
         engine.events.warning(
             f"overload: the decoder needed {100 * load:.0f}% of real time with {len(voices)} "
-            f"voices (about {each:.1f}% each); muted the newest {len(going)}: {names}")
+            f"voices (about {each:.1f}% per decoded window); muted the newest {len(going)}: {names}")

@@ -1,6 +1,6 @@
 """What readers see: an immutable snapshot of the timeline, published once per step.
 
-The status line, ``save()``, ``render()`` and :class:`~livelatent.api.Voice` handles never read
+The status line, ``save()``, ``render()`` and :class:`~livelatent.handle.Voice` handles never read
 the engine's working state. They read a :class:`Published` snapshot: the score (voices and
 clock) before one step, with the schedule of changes at that moment. It is replaced whole,
 never changed, so a reader never sees a half-applied state and needs no lock.

@@ -26,7 +26,8 @@ def engine_status(engine) -> dict:
                 value = float("nan")
         voices.append({"index": params.index, "name": params.name, "strategy": params.strategy,
                        "synth": params.synth, "curve": value, "gain": params.gain,
-                       "pan": params.pan, "fading": params.stop_at is not None
+                       "pan": params.pan, "path": _path_kind(params.path),
+                       "fading": params.stop_at is not None
                        and params.stop_at <= position})
     status = {"position": position, "seconds": position / engine.sample_rate, "beats": beats,
               "bar": bar, "beat": beat_in_bar, "tempo": clock.bpm_at(position),
@@ -37,3 +38,8 @@ def engine_status(engine) -> dict:
         status.update(engine.playback.status())
     return status
 
+
+
+def _path_kind(path) -> str | None:
+    """``"plane"``, ``"cloud"``... for a path voice (the outermost kind), None otherwise."""
+    return None if path is None else type(path).__name__.lower()

@@ -85,13 +85,10 @@ def _points(points, name: str, *, width: int | None = None, least: int = 1) -> n
 def _umap_module(required: bool):
     """umap-learn (optional, heavy: numba), or None for "auto" when it cannot be imported."""
     try:
-        import umap
-        return umap
-    except ImportError as exc:
+        return optional.umap()
+    except MissingDependency:
         if required:
-            raise MissingDependency(f"method='umap' needs umap-learn, which is not installed "
-                                    f"({exc.name or exc}): pip install umap-learn, or use "
-                                    f"method='pca'") from None
+            raise
     except Exception:     # noqa: BLE001 - a broken install (numba): "auto" falls back to PCA
         if required:
             raise

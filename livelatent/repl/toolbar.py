@@ -91,6 +91,8 @@ def status_line(engine, *, extra: str | None = None) -> str:
     for v in status["voices"]:
         value = v["curve"]
         shown = "-" if value is None else ("nan" if not math.isfinite(value) else f"{value:.2f}")
+        if v.get("path"):
+            shown = v["path"]
         fading = " fading" if v.get("fading") else ""
         voices.append(f"{v['name']} {_SHORT.get(v['strategy'], v['strategy'])} {shown}{fading}")
     second = " | ".join(voices) if voices else "no voices: try voice(flute, cello, curve=sine(8))"

@@ -279,7 +279,7 @@ def load_set(engine, folder, *, names: dict | None = None) -> list:
     Everything is checked first (model, source files and their content, curves): a set that
     cannot load changes nothing. The changes land on one engine sample. With ``names`` (a
     namespace), each restored voice is also bound there under its name when that name is a
-    free identifier. Returns the restored :class:`~livelatent.api.Voice` handles.
+    free identifier. Returns the restored :class:`~livelatent.handle.Voice` handles.
     """
     folder = Path(folder)
     state = read_state(folder)

@@ -1,0 +1,153 @@
+"""The :class:`Voice` handle: what a performer holds to change or stop a voice.
+
+A handle means a voice by number, and follows a newer voice with its name once its own is gone
+(a ``load()``, a voice given its name): what ``v.curve = ...`` changes is what the performer
+sees playing under that name. Reading it reads the engine's published snapshots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .checks import check_curve, check_fade, checked_path
+from .engine.commands import SetVoice, StopVoice, check_quant
+from .errors import ParameterError
+from .paths.plan import with_plan
+from .sources import source as make_source
+from .voice import VoiceParams, check_gain, check_pan
+
+__all__ = ["Voice"]
+
+_UNSET = object()
+
+
+class Voice:
+    """A voice. Assign ``curve``, ``gain``, ``pan``, ``a`` or ``b`` to change it.
+
+    >>> v = voice(flute, cello, curve=sine(8))
+    >>> v.curve = tri(4)                  # at the next window boundary
+    >>> v.set(curve=saw(2), quant="bar")  # on the next bar
+    >>> v.stop(fade=2)
+    """
+
+    def __init__(self, engine, params: VoiceParams):
+        self._engine = engine
+        self._params = params            # as last seen: what it was, once it has ended
+        self._number = params.index
+        self.name = params.name
+
+    @property
+    def number(self) -> int:
+        """The number of the voice this handle means now (see :meth:`_follow`)."""
+        self._follow()
+        return self._number
+
+    index = property(lambda self: self.number)
+
+    # the performer's view of the voice
+    curve = property(lambda self: self.params.curve, lambda self, v: self.set(curve=v))
+    gain = property(lambda self: self.params.gain, lambda self, v: self.set(gain=v))
+    pan = property(lambda self: self.params.pan, lambda self, v: self.set(pan=v))
+    a = property(lambda self: self.params.a, lambda self, v: self.set(a=v))
+    b = property(lambda self: self.params.b, lambda self, v: self.set(b=v))
+    path = property(lambda self: self.params.path, lambda self, v: self.set(path=v))
+    strategy = property(lambda self: self.params.strategy)
+    synth = property(lambda self: self.params.synth)
+
+    def _follow(self) -> VoiceParams | None:
+        """The voice this handle means now, as the performer last asked: its own, or, once that
+        one is gone or going, a newer voice with its name (a ``load()``, or a new voice given
+        the name) which the handle follows from then on. None: gone, and no voice has its name."""
+        voices = self._engine.intended().voices
+        mine = voices.get(self._number)
+        if mine is None or mine.stop_at is not None:
+            newer = [p for p in voices.values()
+                     if p.name == self.name and p.index > self._number and p.stop_at is None]
+            if newer:
+                mine = min(newer, key=lambda p: p.index)
+                self._number = mine.index
+        if mine is not None:
+            self._params = mine
+        return mine
+
+    @property
+    def params(self) -> VoiceParams:
+        """What the voice plays, as the performer last asked (changes waiting for their bar,
+        and this writer's open batch, included); once it has ended, what it last played."""
+        self._follow()
+        return self._params
+
+    @property
+    def state(self) -> str:
+        """``"playing"``, ``"starting"`` (waiting for its beat), ``"fading"`` or ``"stopped"``:
+        what the listener hears of it now."""
+        wanted = self._follow()
+        engine = self._engine
+        heard = engine.heard().score.voices.get(self._number)
+        if heard is None:
+            return "starting" if wanted is not None and wanted.stop_at is None else "stopped"
+        if heard.stop_at is None or engine.position < heard.stop_at:
+            return "playing"
+        return "fading"
+
+    @property
+    def playing(self) -> bool:
+        """Whether it sounds now (fading out counts; waiting for its beat does not)."""
+        return self.state in ("playing", "fading")
+
+    def set(self, *, curve=_UNSET, gain=_UNSET, pan=_UNSET, a=_UNSET, b=_UNSET, path=_UNSET,
+            quant: str = "now") -> "Voice":
+        """Change several things at once, at the next window boundary, beat or bar.
+
+        Returns the voice, so the REPL shows what it will play.
+        """
+        check_quant(quant)
+        engine = self._engine
+        changes = {}
+        params = self._follow()
+        if params is None:
+            raise ParameterError(f"voice {self.name} has stopped and no voice is called "
+                                 f"{self.name!r} now; start one with voice(...)")
+        if params.path is not None and (curve is not _UNSET or a is not _UNSET or b is not _UNSET):
+            raise ParameterError(f"voice {self.name} plays a path ({params.path!r}): change it with "
+                                 f"v.path = ... (its curves are the path's)")
+        if path is not _UNSET:
+            if params.path is None:
+                raise ParameterError(f"voice {self.name} moves between two sources: set its curve, "
+                                     f"a or b, or start a path voice with voice(plane(...))")
+            changes["path"] = checked_path(path, output_hop=params.layout.output_hop, engine=engine)
+        if curve is not _UNSET:
+            changes["curve"] = check_curve(curve, output_hop=params.layout.output_hop, engine=engine)
+        if gain is not _UNSET:
+            changes["gain"] = check_gain(gain)
+        if pan is not _UNSET:
+            changes["pan"] = check_pan(pan)
+        for role, value in (("a", a), ("b", b)):
+            if value is not _UNSET:
+                src = make_source(value, rate=engine.sample_rate)
+                changes[role] = src
+                changes[f"frames_{role}"] = src.frames(engine.codec, params.layout.input_hop)
+        if {"a", "b", "path"} & set(changes):
+            changes["plan"] = with_plan(params.changed(**changes), engine.codec).plan
+        if changes:
+            engine.submit(SetVoice(self._number, changes, quant))
+        return self
+
+    def stop(self, fade: float = 0.05, *, quant: str = "now") -> "Voice":
+        """Fade out over ``fade`` seconds, then stop (a voice waiting for its bar never
+        starts). Returns the voice."""
+        fade = check_fade(fade)
+        engine = self._engine
+        check_quant(quant)
+        if self._follow() is not None:          # stopping a voice that has stopped does nothing
+            engine.submit(StopVoice(self._number, int(fade * engine.sample_rate), quant))
+        return self
+
+    def __repr__(self) -> str:
+        p = self.params
+        if p.path is not None:
+            return (f"<Voice {p.name!r} {self.state}: {p.path!r}, {p.strategy}/{p.synth}, "
+                    f"gain={p.gain:g}, pan={p.pan:g}>")
+        curve = repr(p.curve) if p.curve is not None else f"steps {list(np.round(p.steps, 3))}"
+        return (f"<Voice {p.name!r} {self.state}: {p.a.name} -> {p.b.name}, {p.strategy}/{p.synth}, "
+                f"curve={curve}, gain={p.gain:g}, pan={p.pan:g}>")
