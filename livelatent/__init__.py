@@ -11,7 +11,7 @@
 from .public import *  # noqa: F401,F403  (the public names, listed in livelatent.public)
 from .public import __all__  # noqa: F401
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def load_ipython_extension(ip):

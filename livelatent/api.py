@@ -59,6 +59,9 @@ class Performer:
 
         ``source("take.wav")``, ``source(["a.wav", "b.wav"])``, ``source(array, sample_rate=48000)``
         """
+        if hasattr(audio, "sorted_by") or isinstance(audio, Path):
+            raise ParameterError(f"a {type(audio).__name__.lower()} is not a source here: give "
+                                 f"voice(path) for a path, or one source of a corpus")
         return make_source(audio, sample_rate=sample_rate, name=name, rate=self.engine.sample_rate)
 
     def voice(self, a, b=None, *, strategy: str = "meso", curve=None, gain: float = 1.0,
@@ -110,6 +113,9 @@ class Performer:
                 raise ParameterError(f"{label}={value!r} must be a non-negative integer or None")
         amounts = step_values(steps)
         path = None
+        if isinstance(a, Path) and b is not None:
+            raise ParameterError(f"voice(path, b): a path plays alone ({a!r}); to move between two "
+                                 f"sources give voice(a, b, curve=...)")
         if b is None:
             if strategy == "stepwise" or curve is not None:
                 raise ParameterError("a voice of one path takes its movement from the path's own "
@@ -129,6 +135,9 @@ class Performer:
             deterministic = isinstance(path, Path) and path.follows
         gain, pan = check_gain(gain), check_pan(pan)
         src_a, src_b = self.source(a), self.source(b)
+        if path is None:            # latent series' own curves (scrub, offset) checked like a curve
+            for src in {id(src_a): src_a, id(src_b): src_b}.values():
+                checked_path(src, output_hop=lay.output_hop, engine=engine)
         frames_a = src_a.frames(engine.codec, lay.input_hop)
         frames_b = src_b.frames(engine.codec, lay.input_hop)
         number, replaced = self._number_and_name(name)

@@ -17,7 +17,7 @@ import numpy as np
 from .curves import Curve, as_curve
 from .engine.writers import current_batch
 from .errors import CurveError, ParameterError, check_number
-from .paths.nodes import Path
+from .paths.nodes import Follow, Path
 from .sources import Source
 from .voice import curve_values
 
@@ -54,8 +54,7 @@ def check_curve(value, *, output_hop: int, engine) -> Curve:
 
 
 def _evaluate(curve: Curve, *, output_hop: int, engine) -> None:
-    beats_per_window = output_hop / engine.sample_rate * engine.intended_tempo() / 60.0
-    times = np.arange(CURVE_CHECK_WINDOWS, dtype=np.float64) * beats_per_window
+    times = _check_times(output_hop, engine)
     curve_values(curve, times)
     probe = times[:64]
     fastest = math.inf
@@ -77,7 +76,20 @@ def checked_path(path, *, output_hop: int, engine):
         ([path.position] if path.position is not None else []) + [o.amount for o in path.offsets])
     for curve in curves:
         check_curve(curve, output_hop=output_hop, engine=engine)
+    for node in (path.walk() if isinstance(path, Path) else ()):
+        for name in ("centroid", "pitch"):
+            if isinstance(node, Follow) and name in node.targets:
+                values = curve_values(node.targets[name], _check_times(output_hop, engine))
+                if values.min() <= 0:
+                    at = int(np.argmin(values))
+                    raise CurveError(f"follow: the {name} target must stay above 0 Hz; it reaches "
+                                     f"{values[at]:g} Hz at t={_check_times(output_hop, engine)[at]:.3f} beats")
     return path
+
+
+def _check_times(output_hop: int, engine) -> np.ndarray:
+    beats_per_window = output_hop / engine.sample_rate * engine.intended_tempo() / 60.0
+    return np.arange(CURVE_CHECK_WINDOWS, dtype=np.float64) * beats_per_window
 
 
 def check_fade(fade) -> float:

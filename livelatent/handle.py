@@ -124,7 +124,10 @@ class Voice:
             changes["pan"] = check_pan(pan)
         for role, value in (("a", a), ("b", b)):
             if value is not _UNSET:
+                if hasattr(value, "sorted_by"):
+                    raise ParameterError(f"v.{role} = a corpus: give one of its sources")
                 src = make_source(value, rate=engine.sample_rate)
+                checked_path(src, output_hop=params.layout.output_hop, engine=engine)
                 changes[role] = src
                 changes[f"frames_{role}"] = src.frames(engine.codec, params.layout.input_hop)
         if {"a", "b", "path"} & set(changes):

@@ -58,12 +58,7 @@ def input_groups(items, rate: int) -> list[tuple[str, list]]:
             groups.append((path.stem, [source(path, rate=rate)]))
         else:
             raise ParameterError(f"no such file or folder: {path}")
-    unique, seen = [], {}
-    for label, sources in groups:
-        seen[label] = seen.get(label, 0) + 1
-        unique.append((label if seen[label] == 1 else f"{label} ({seen[label]})", sources))
-    return unique
-
+    return _unique_labels(groups)
 
 
 def _framed_groups(codec, groups, hop: int, colour: str):
@@ -130,7 +125,9 @@ def recent_paths(engine, seconds: float) -> list[tuple[str, np.ndarray]]:
         last = (position - params.start) // hop
         if last < 0:
             continue
-        first = max(0, last - int(seconds * engine.sample_rate / hop))
+        # since its last change of curve, sources or path: before it, these parameters did not play
+        changed = max(params.curve_start, params.sources_start) - params.start
+        first = max(0, last - int(seconds * engine.sample_rate / hop), -(-changed // hop))
         k = np.arange(first, last + 1, dtype=np.int64)
         if not params.loop:
             passes = params.steps.size if params.strategy == "stepwise" else 1

@@ -104,7 +104,7 @@ class Source:
                 self._frames[key] = cached
         return cached
 
-    # latent series operators: each gives a source again (see :mod:`livelatent.series`)
+    # latent series operators: each gives a source again (a :class:`Series`)
     def reverse(self) -> "Source":
         """This source's latent frames in reverse order."""
         return _derive(self, ("reverse",))
@@ -306,6 +306,9 @@ def _derive(src, op: tuple) -> Series:
     elif kind == "order":
         ops, code = ops + (op,), f"{code}.sorted_by({op[1]!r})"
     elif kind == "scrub":
+        if position is not None:
+            raise ParameterError(f"{code} is scrubbed already: scrub the source underneath "
+                                 f"({src.base.code}) with the position you want")
         position = as_curve(op[1])
         code = f"{code}.scrub({position!r})"
     elif kind == "offset":

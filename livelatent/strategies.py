@@ -22,8 +22,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["STRATEGIES", "SYNTHS", "FITS", "Layout", "layout", "frame_schedule", "frames_per_pass",
-           "step_values"]
+__all__ = ["STRATEGIES", "SYNTHS", "FITS", "Layout", "layout", "frames_per_pass", "step_values"]
 
 STRATEGIES = ("stepwise", "meso", "extension")
 SYNTHS = ("concat", "ola")
@@ -84,17 +83,3 @@ def step_values(steps) -> np.ndarray:
 def frames_per_pass(fit: str, frames_a, frames_b):
     """Frames in one pass over two sources: the shorter when cropping, the longer when looping."""
     return np.minimum(frames_a, frames_b) if fit == "crop" else np.maximum(frames_a, frames_b)
-
-
-def frame_schedule(k: np.ndarray, *, length, frames_a, frames_b, stepwise, passes, loop):
-    """Which frames windows ``k`` read, for any number of voices at once.
-
-    Every argument after ``k`` is a number or an array shaped like ``k`` (each window's voice's
-    value): ``length`` frames per pass (:func:`frames_per_pass`), each source's frame count,
-    whether the voice is stepwise and its number of passes, whether it loops.
-    Returns ``(index_a, index_b, pass_index, alive)``; ``alive`` is False from the first window
-    after the voice's natural end (never, when looping).
-    """
-    pass_index, frame = np.divmod(k, length)
-    alive = loop | np.where(stepwise, pass_index < passes, k < length)
-    return frame % frames_a, frame % frames_b, pass_index, alive

@@ -43,7 +43,8 @@ class VoiceParams:
     gain: float
     pan: float
     start: int = 0                # sample where window 0 starts
-    curve_start: int = 0          # sample where the curve's t = 0 falls
+    curve_start: int = 0          # sample where the curve's (or the path's curves') t = 0 falls
+    sources_start: int = 0        # sample where the curves of sources a and b (scrub...) start
     stop_at: int | None = None    # sample from which the voice fades out
     fade: int = 0                 # fade length in samples
     good_curve: object | None = None      # what to revert to when the curve fails

@@ -1,22 +1,16 @@
-"""Latent paths: planes, directions, clouds, latent series; their identities, repr, errors,
-sets and journals, and live playback over JACK equal to the offline render."""
+"""Latent paths: planes, directions, clouds, latent series, descriptor following; their
+identities, repr, errors, holds, and changes (sets, journals, JACK: test_path_sets.py)."""
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
-import jackutil
 from livelatent import (CurveError, Engine, ParameterError, along, cloud, corpus, directions, follow,
                         plane, saw, sine, source, tri, voice)
 from livelatent.corpus.som import build_som, load_som
 from livelatent.session.namespace import namespace
-from livelatent.session.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK = ROOT / "livelatent" / "packs" / "default" / "sources"
@@ -220,177 +214,6 @@ def test_a_path_changes_live_and_its_curves_start_where_it_lands(four):
     assert not np.array_equal(after, alone)
 
 
-def test_a_path_voice_round_trips_through_a_set_and_its_journal(four, som_dir, tmp_path):
-    a, b, c, d = four
-    som = load_som(som_dir)
-    code = (f"som = load_som({str(som_dir)!r})\n"
-            f"dirs = directions([flute, cello], k=3)\n"
-            f"v = voice(cloud(along(plane(flute, som[{som.clusters[0].index}], choir.reverse(), "
-            f"harp.scrub(saw(4)), x=sine(4), y=tri(8)), dirs, {{0: sine(2), 2: saw(3)}}), "
-            f"spread=0.5, points=3), name='cloud')\n"
-            f"w = voice(flute.offset(dirs[1], tri(2)), cello.slice(0.5), curve=sine(8))\n")
-    with Engine(seed=4) as engine:
-        session = Session(engine, sets_root=tmp_path / "sets", set_name="paths")
-        session.run_cell(code)
-        engine.render_array(2.0)
-        session.run_cell("save()")
-        heard = engine.render_array(1.0)
-        played = [repr(p.path) for p in engine.intended_voices()]
-        session.close()
-    with Engine(seed=4) as engine:
-        other = Session(engine, sets_root=tmp_path / "sets", set_name="again")
-        other.run_cell("load('paths')")
-        loaded = engine.intended_voices()
-        assert [repr(p.path) for p in loaded] == played
-        other.close()
-    state = json.loads((tmp_path / "sets" / "paths" / "state.json").read_text())
-    assert state["voices"][0]["path"]["kind"] == "cloud" and state["voices"][0]["tail"] is True
-    assert any(r.get("array_kind") == "directions" for r in state["sources"].values())
-    # the journal renders what was heard, from data alone too
-    out = tmp_path / "paths.wav"
-    for extra in ([], ["--no-code"]):
-        result = subprocess.run([sys.executable, "-m", "livelatent.cli", "render",
-                                 str(tmp_path / "sets" / "paths"), "-o", str(out)] + extra,
-                                cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr
-        rendered, _ = sf.read(out, dtype="float32")
-        np.testing.assert_allclose(rendered[2 * SR:3 * SR], heard, atol=1e-6)
-
-
-def test_a_set_from_before_the_tail_was_kept_renders_as_it_did(four, tmp_path):
-    a, b = four[:2]
-    with Engine(seed=4) as engine:
-        session = Session(engine, sets_root=tmp_path / "sets", set_name="old")
-        session.run_cell("v = voice(flute, cello, curve=sine(4), loop=False)")
-        session.run_cell("save()")
-        session.close()
-    state_file = tmp_path / "sets" / "old" / "state.json"
-    state = json.loads(state_file.read_text())
-    for record in state["voices"]:
-        del record["tail"]                       # as livelatent 0.2 wrote it
-    state_file.write_text(json.dumps(state))
-    with Engine(seed=4) as engine:
-        other = Session(engine, sets_root=tmp_path / "sets", set_name="then")
-        other.run_cell("load('old')")
-        params = engine.intended_voices()[0]
-        assert not params.frames_a.tail and not params.frames_b.tail
-        assert len(params.frames_a) == len(a.frames(engine.codec, 512, tail=False))
-        assert len(params.frames_a) < len(a.frames(engine.codec, 512)) or \
-            len(params.frames_b) < len(b.frames(engine.codec, 512))
-        other.close()
-
-
-SCRIPT = '''
-som = load_som({som!r})
-dirs = directions([flute, cello, choir], k=4)
-v = voice(cloud(along(plane(flute, som[{cluster}], choir, harp, x=sine(4), y=tri(8)), dirs,
-                      {{0: sine(2) * 1.5, 3: saw(3)}}), spread=tri(4) + 0.2, points=3), gain=0.8)
-'''
-
-
-def test_a_composite_path_plays_live_as_it_renders_offline(jack_server, som_dir, tmp_path):
-    """A plane whose corners include a SOM cluster, moved along two directions, inside a cloud,
-    played through a JACK dummy server, equals its offline render within 1e-4."""
-    som = load_som(som_dir)
-    script = tmp_path / "composite.py"
-    script.write_text(SCRIPT.format(som=str(som_dir), cluster=som.clusters[0].index))
-    command = [sys.executable, "-m", "livelatent.cli"]
-    rendered = subprocess.run(command + ["render", str(script), "-o", str(tmp_path / "ref.wav"),
-                                         "--seconds", "7"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=300)
-    assert rendered.returncode == 0, rendered.stderr
-    player = subprocess.Popen(command + ["play", str(script), "--seconds", "4", "--device", "system"],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        with jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=30) as recorder:
-            _, stderr = player.communicate(timeout=120)
-            captured = recorder.stop()
-    finally:
-        player.kill()
-        player.wait()
-    assert player.returncode == 0, stderr
-    assert "underrun" not in stderr
-    loud = np.flatnonzero(np.any(captured != 0, axis=1))
-    captured = captured[:loud[-1] + 1]
-    reference, rate = sf.read(tmp_path / "ref.wav", dtype="float32")
-    offset = jackutil.align(captured, reference)
-    assert min(len(reference), len(captured) - offset) >= 3 * SR
-    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
-
-
-def test_a_voice_following_descriptor_curves_hits_them_far_better_than_the_baselines():
-    """follow() through a real voice: targets are curves of this test (a centroid triangle
-    400 Hz - 4 kHz in log frequency, up and down twice, and a slower 20 dB loudness wave),
-    measured on the rendered output by the test's own STFT (test_descriptors.follow_accuracy),
-    next to two baselines played by voices over the same corpus in the same run: its frames in
-    random order, and its frames sorted by centroid, traversed once."""
-    from livelatent import curve, ramp, rand
-    from test_descriptors import accuracy_targets, follow_accuracy
-    windows = 7 * 256
-    target_c, target_l = accuracy_targets(windows)
-    inner = slice(2, windows - 2)
-    with Engine(seed=1) as engine:
-        notes = corpus(sorted(PACK.glob("*.flac")))
-        length = windows * 512 / SR * engine.intended_tempo() / 60.0       # in beats
-
-        def targets(t):
-            phase = np.clip(np.asarray(t, dtype=np.float64) / length, 0, 1)
-            triangle = 1 - np.abs((2 * phase) % 1 * 2 - 1)
-            return 400.0 * 10.0 ** triangle, -26.0 + 10.0 * np.sin(2 * np.pi * phase)
-
-        by_centroid = notes.sorted_by("centroid")
-        players = {"follow": lambda: voice(follow(notes, centroid=curve(lambda t: targets(t)[0]),
-                                                  loudness=curve(lambda t: targets(t)[1]))),
-                   "follow, sampled": lambda: voice(follow(notes, centroid=curve(lambda t: targets(t)[0]),
-                                                           loudness=curve(lambda t: targets(t)[1])),
-                                                    deterministic=False),
-                   "random": lambda: voice(by_centroid.scrub(rand(3, step=length / windows)),
-                                           deterministic=True),
-                   "sorted": lambda: voice(by_centroid.scrub(ramp(length)), deterministic=True)}
-        results = {}
-        for name, play in players.items():
-            engine.render_array(samples=2048)
-            v = play()
-            audio = engine.render_array(samples=windows * 512 + 2048)
-            start = v.params.start - (engine.position - audio.shape[0])
-            v.stop(fade=0)
-            mono = (audio[:, 0].astype(np.float64) + audio[:, 1]) / np.sqrt(2)   # undo the pan
-            centers = start + np.arange(windows) * 512 + 512
-            results[name] = r = follow_accuracy(mono, SR, centers[inner], target_c[inner], target_l[inner])
-            print(f"\n{name:>16}: log-centroid corr {r['centroid_corr']:.3f}, median centroid error "
-                  f"{r['centroid_rel_error']:.3f}, loudness corr {r['loudness_corr']:.3f}", end="")
-    ours = results["follow"]
-    assert ours["centroid_corr"] >= 0.9 and ours["centroid_rel_error"] <= 0.15, results
-    assert ours["loudness_corr"] >= 0.9, results
-    for baseline in ("random", "sorted"):
-        assert ours["centroid_corr"] > results[baseline]["centroid_corr"] + 0.5, results
-        assert ours["centroid_rel_error"] < results[baseline]["centroid_rel_error"] / 3, results
-    assert results["follow, sampled"]["centroid_corr"] >= 0.9, results     # looser, still following
-
-
-def test_show_map_draws_the_voices_paths_where_their_frames_project(four, tmp_path):
-    a, b = four[:2]
-    with Engine(seed=1) as engine:
-        names = namespace(engine)
-        voice(a, name="alone", deterministic=True)
-        voice(a, b, curve=sine(2), name="between")
-        engine.render_array(3.0)
-        info = names["show_map"](seconds=2.0, path=tmp_path / "map.png", method="pca")
-        frames = a.frames(engine.codec, 512)
-    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert set(info.labels) == {"flute", "cello"} and set(info.paths) == {"alone", "between"}
-    # a voice of one source plays that source's frames: its path lies on their projection
-    projected = info.projection.transform(frames.mu)
-    played = info.paths["alone"]
-    assert len(played) >= 2.0 * SR / 512 - 1
-    nearest = np.min(np.linalg.norm(played[:, None, :] - projected[None, :, :], axis=2), axis=1)
-    assert nearest.max() < 1e-4
-    # the path between two sources leaves them
-    between = info.paths["between"]
-    far = np.min(np.linalg.norm(between[:, None, :] - projected[None, :, :], axis=2), axis=1)
-    assert far.max() > 1e-2
-
-
 def test_paths_take_every_synth_gain_pan_and_quantised_changes(four):
     a, b, c, d = four
     with Engine(seed=1) as engine:
@@ -444,3 +267,84 @@ def test_a_path_whose_curve_fails_later_holds_where_it_was_and_says_so(four):
     assert np.sqrt(np.mean(audio[-SR:] ** 2)) > 0.01                 # still sounding
     beats_per_window = 512 / SR * 60 / 60.0
     assert abs(held_at * beats_per_window - 30) < 0.1
+
+
+def test_review_inputs_get_clear_messages(four):
+    a, b, c, d = four
+    with Engine() as engine:
+        notes = corpus(a, b)
+        with pytest.raises(CurveError, match="centroid target must stay above 0 Hz"):
+            voice(follow(notes, centroid=sine(8) * 2000 - 500))
+        with pytest.raises(CurveError, match="nan"):
+            voice(a.scrub(sine(2) * float("nan")), b, curve=0.5)     # a series' curve, two sources
+        with pytest.raises(ParameterError, match="a path plays alone"):
+            voice(plane(a, b, c, d), b)
+        with pytest.raises(ParameterError, match="a corpus is many sources"):
+            plane(notes, b, c, d)
+        with pytest.raises(ParameterError, match="latent series"):
+            corpus(a, a.reverse())
+        with pytest.raises(ParameterError, match="smooth='x'"):
+            follow(notes, centroid=500, smooth="x")
+        with pytest.raises(ParameterError, match="scrubbed already"):
+            a.scrub(saw(2)).scrub(sine(3))
+        with pytest.raises(ParameterError, match="cloud inside a cloud"):
+            cloud(along(cloud(a, points=2), directions([a, b], k=2), {0: 1}), points=2)
+        with pytest.raises(ParameterError, match="give a direction's number"):
+            along(a, directions([a, b], k=2), {"0": 1})
+        path = along(a, directions([a, b], k=3), {2: 1, 0: 0.5})
+        assert list(path.coefficients) == [0, 2]
+        with pytest.raises(TypeError):
+            path.coefficients[1] = sine(2)
+        assert engine.intended_voices() == []
+
+
+BEATS_PER_WINDOW = 512 / SR        # at the default 60 bpm
+
+
+def test_a_hold_at_a_block_start_keeps_the_window_before_and_a_change_lets_go(four):
+    from livelatent import curve
+    a, b, c, d = four
+    fails_at = 2304 * BEATS_PER_WINDOW - 1e-9          # window 2304 starts block 9
+    late = curve(lambda t: np.where(t >= fails_at, np.nan, 0.25 + 0.0 * t))
+    with Engine(seed=1) as engine:
+        v = voice(plane(a, b, c, d, x=late, y=0), deterministic=True)
+        engine.render_array(samples=2400 * 512)
+        assert v.params.held[0] == 2304
+        np.testing.assert_allclose(v.params.held[1][:4], [0.75, 0.25, 0, 0])
+        v.path = plane(a, b, c, d, x=0.5, y=0)
+        engine.render_array(samples=2048)
+        assert v.params.held is None
+    with Engine(seed=1) as engine:        # two sources: a new curve is heard over a held series
+        w = voice(a.scrub(curve(lambda t: np.where(t > 25, np.nan, 0.5 + 0.0 * t))), b, curve=0.3)
+        engine.render_array(samples=2400 * 512)
+        np.testing.assert_allclose(w.params.held[1][:2], [0.7, 0.3], atol=1e-6)
+        w.curve = 0.6                    # (the scrub still fails: it holds again, at the new mix)
+        engine.render_array(samples=2048)
+        np.testing.assert_allclose(w.params.held[1][:2], [0.4, 0.6], atol=1e-6)
+        w.a = c                          # a plain source: nothing holds any more
+        engine.render_array(samples=2048)
+        assert w.params.held is None
+
+
+def test_a_follow_voice_holds_on_a_late_bad_target_and_plays_on(four):
+    from livelatent import curve
+    a, b = four[:2]
+    with Engine(seed=1) as engine:
+        late = curve(lambda t: np.where(t > 25, -100.0, 1500.0 + 0.0 * t))
+        v = voice(follow(corpus(a, b), centroid=late))
+        audio = engine.render_array(samples=3000 * 512)     # past it, and whole blocks after
+        assert v.params.held is not None
+        assert any("its path holds" in text for text in engine.events.texts())
+    assert np.sqrt(np.mean(audio[-SR:] ** 2)) > 0.005
+
+
+def test_a_new_paths_curves_are_never_read_before_it_lands(four):
+    from livelatent import curve
+    a, b, c, d = four
+    with Engine(seed=1) as engine:
+        v = voice(plane(a, b, c, d, x=0.2, y=0.2))
+        engine.render_array(samples=300 * 512 + 100)       # mid-block
+        v.path = plane(a, b, c, d, x=curve(lambda t: np.sqrt(t) * 0.1), y=0)   # NaN before 0
+        engine.render_array(samples=600 * 512)
+        assert v.params.held is None
+        assert not any("holds" in text for text in engine.events.texts())

@@ -323,7 +323,7 @@ def test_replay_plays_the_journal_live_as_the_render_has_it(jack_server, saved_s
 
 def test_a_saved_set_holds_the_state_and_the_journal(saved_set, model):
     state = read_state(saved_set)
-    assert state["schema"] == 2 and state["seed"] == 2 and state["tempo"] == 60.0
+    assert state["schema"] == 3 and state["seed"] == 2 and state["tempo"] == 60.0
     assert state["model"] == {"path": str(model.resolve()), "hash": state["model"]["hash"]}
     assert len(state["voices"]) == 1 and state["voices"][0]["curve"] == "tri(1.0)"
     assert len(read_journal(saved_set / "journal.jsonl")) == 3       # the cells, as code

@@ -25,6 +25,7 @@ from ..voice import pan_gains
 from .blocks import BLOCK
 from .cache import BlockCache
 from .mixer import limit_with_peak
+from .points import latent_points, spread_grains
 from .synth import synthesis_window
 from .tails import Tails
 
@@ -85,7 +86,8 @@ class _Table:
         self.stop_at = as_int(_NO_STOP if p.stop_at is None else p.stop_at for p in params)
         self.fade = as_int(p.fade for p in params)
         self.deterministic = np.array([p.deterministic for p in params], dtype=bool)
-        self.phase = (self.keys * 2654435761) % BLOCK        # when each row works ahead
+        # when each voice works ahead (a cloud's grains together: they share what they work out)
+        self.phase = (self.numbers * 2654435761) % BLOCK
 
     def _place_terms(self, params, arena) -> None:
         """Each row's latent series: where they are in the arena, how long, how indexed."""
@@ -217,11 +219,11 @@ class Bank:
         slot = t.slots[v]
         row = cache.rows(k)
         channels = cache.channels[slot, row]               # (m, width): weights, indices, spread
-        mixed = self._latent_points(t, v, frame, channels)
+        mixed = latent_points(t, v, frame, channels)
         z, logvar = mixed[:, :L], mixed[:, L:]
         sampled = ~t.deterministic[v]
         if t.clouds:
-            sampled = self._spread(t, v, slot, row, channels, z, logvar, sampled)
+            sampled = spread_grains(t, v, channels, z, logvar, sampled, cache.noise_rows, slot, row)
         if sampled.all():
             logvar *= 0.5
             np.exp(logvar, out=logvar)
@@ -261,50 +263,6 @@ class Bank:
             reverted[int(t.numbers[i])] = revert.params
         sound_end = int(last_end.max()) if v.size else 0
         return block, sound_end, peak
-
-    @staticmethod
-    def _latent_points(t: _Table, v, frame, channels) -> np.ndarray:
-        """(m, 2 latent): each window's weighted sum of its latent series' frames (mean and
-        log-variance), one gather per term for all the voices that have it."""
-        mixed = None
-        for j in range(t.terms):
-            rows = None if j == 0 or bool((t.term_count[v] > j).all()) else np.flatnonzero(t.term_count[v] > j)
-            vj = v if rows is None else v[rows]
-            length = t.term_length[vj, j]
-            index = (frame if rows is None else frame[rows]) % length
-            chans = channels if rows is None else channels[rows]
-            if t.indexed:
-                column = t.term_column[vj, j]
-                given = column >= 0
-                if given.any():
-                    picked = chans[np.arange(vj.size), np.maximum(column, 0)].astype(np.int64)
-                    index = np.where(given, np.clip(picked, 0, length - 1), index)
-            gathered = t.arena[t.term_offset[vj, j] + index]   # a copy: weighted in place
-            gathered *= chans[:, j][:, None]
-            if mixed is None:
-                mixed = gathered
-            elif rows is None:
-                mixed += gathered
-            else:
-                mixed[rows] += gathered
-        return mixed
-
-    def _spread(self, t: _Table, v, slot, row, channels, z, logvar, sampled):
-        """A cloud's grains: each drawn ``spread`` standard deviations of its path's frames
-        around its point (with the voice's own sampling noise, when it samples, in one draw:
-        the variances add). Returns which other windows still sample the usual way."""
-        column = t.spread_column[v]
-        cloud = np.flatnonzero(column >= 0)
-        if cloud.size == 0:
-            return sampled
-        spread = channels[cloud, column[cloud]][:, None] * t.spread_std[v[cloud]]
-        variance = spread * spread
-        own = sampled[cloud]
-        variance[own] += np.exp(logvar[cloud[own]])
-        z[cloud] += np.sqrt(variance) * self.cache.noise_rows[slot[cloud], row[cloud]]
-        rest = sampled.copy()
-        rest[cloud] = False
-        return rest
 
     def _shape(self, decoded, ola):
         """Windows times their synthesis shape (Hann for ola, ones for concat)."""

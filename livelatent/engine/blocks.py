@@ -28,7 +28,7 @@ from ..paths.plan import Block
 from ..voice import VoiceParams, curve_values
 
 __all__ = ["BLOCK", "Revert", "block_amounts", "block_channels", "noise_entropy", "noise_block",
-           "NoiseBlocks", "voice_frames_per_pass"]
+           "NoiseBlocks"]
 
 BLOCK = 256   # windows per block: window k of a voice is row k % 256 of block k // 256
 _MAX_READY = 512      # noise blocks drawn ahead, not taken yet (128 MB at most; one per voice)
@@ -45,13 +45,8 @@ class Revert:
     message: str
 
 
-def voice_frames_per_pass(params: VoiceParams) -> int:
-    """Frames in one pass over the voice's sources."""
-    return params.plan.length
-
-
 def _amounts(params: VoiceParams, k: np.ndarray, clock, curve, curve_start: int) -> np.ndarray:
-    length = voice_frames_per_pass(params)
+    length = params.plan.length          # frames in one pass
     pass_index = k // length
     if curve is None:   # stepwise over `steps`
         return params.steps[pass_index % params.steps.size]
@@ -96,21 +91,33 @@ def block_channels(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarra
     chooses depends on the block only), and the revert a failing curve makes, if any."""
     amounts, revert = block_amounts(params, k, clock) if params.path is None else (None, None)
     plan = params.plan
-    beats = clock.beats(params.start + k * params.layout.output_hop) - clock.beats(params.curve_start)
+    positions = params.start + k * params.layout.output_hop
+    beats = clock.beats(positions) - clock.beats(params.curve_start)
+    source_beats = clock.beats(positions) - clock.beats(params.sources_start)
+
+    def channels(rows: slice) -> np.ndarray:
+        return plan.channels(Block(k[rows], beats[rows], None if amounts is None else amounts[rows],
+                                   source_beats=source_beats[rows]))
+
     values = np.zeros((k.size, plan.columns), dtype=np.float32)
     held = params.held
     live = k.size if held is None else int(np.searchsorted(k, held[0]))
     try:
-        values[:live] = plan.channels(Block(k[:live], beats[:live], _part(amounts, live)))
+        if live:
+            values[:live] = channels(slice(0, live))
     except CurveError as exc:
         first, failure = 0, str(exc)
         for i in range(live):       # the first failing window, one by one
             try:
-                values[i:i + 1] = plan.channels(Block(k[i:i + 1], beats[i:i + 1], _part(amounts, i, 1)))
+                channels(slice(i, i + 1))
             except CurveError as exc_i:
                 first, failure = i, str(exc_i)
                 break
-        row = values[first - 1].copy() if first > 0 else values[first]
+        if first:                   # the windows before it, as one block (a chooser sees them whole)
+            values[:first] = channels(slice(0, first))
+            row = values[first - 1].copy()
+        else:
+            row = _row_before(params, k[0], clock, plan)
         base = revert.params if revert is not None else params
         held = (int(k[first]), row)
         revert = Revert(int(k[first]), base.changed(held=held),
@@ -121,10 +128,14 @@ def block_channels(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarra
     return values, revert
 
 
-def _part(amounts, stop: int, count: int | None = None):
-    if amounts is None:
-        return None
-    return amounts[:stop] if count is None else amounts[stop:stop + count]
+def _row_before(params: VoiceParams, window: int, clock, plan) -> np.ndarray:
+    """The channels of the window before ``window`` (what a hold from ``window`` keeps)."""
+    if window > 0:
+        try:
+            return block_channels(params.changed(held=None), np.array([window - 1]), clock)[0][0]
+        except CurveError:
+            pass
+    return np.zeros(plan.columns, dtype=np.float32)      # nothing played before it
 
 
 def noise_entropy(params: VoiceParams, engine_seed: int, block: int, grain: int = 0) -> tuple:

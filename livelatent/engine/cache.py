@@ -167,6 +167,6 @@ class BlockCache:
 
 def _first_window_of(params) -> int:
     """The first window of a voice that its curve (as it is in ``params``) plays."""
-    if params.curve is None or params.curve_start <= params.start:
-        return 0
+    if (params.curve is None and params.path is None) or params.curve_start <= params.start:
+        return 0        # (stepwise amounts have no curve to wait for)
     return int(math.ceil((params.curve_start - params.start) / params.layout.output_hop))

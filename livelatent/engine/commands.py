@@ -125,7 +125,8 @@ def apply(score: Score, command: Command, *, at: int, seq: int) -> Score:
         number = command.params.index
         if number in score.cancelled or seq < score.hushed_before:
             return score                        # stopped, or hushed, before it could start
-        voices[number] = command.params.changed(start=at, curve_start=at, good_curve_start=at)
+        voices[number] = command.params.changed(start=at, curve_start=at, good_curve_start=at,
+                                                sources_start=at)
         return score.with_voices(voices)
     if isinstance(command, SetTempo):
         return replace(score, clock=score.clock.with_tempo(command.bpm, at))
@@ -150,7 +151,11 @@ def apply(score: Score, command: Command, *, at: int, seq: int) -> Score:
             changes.update(curve_start=at, good_curve=good,
                            good_curve_start=params.curve_start if params.curve is not None else at)
         if "path" in changes:                   # a new path's curves start where it lands
-            changes.update(curve_start=at, held=None)
+            changes.update(curve_start=at)
+        if "a" in changes or "b" in changes:    # and so do a new source's
+            changes.update(sources_start=at)
+        if {"curve", "a", "b", "path"} & set(changes):
+            changes.update(held=None)           # what held the voice is replaced
         changed = params.changed(**changes)
         if {"a", "b", "path"} & set(changes) and "plan" not in changes:   # (the writer did it)
             changed = with_plan(changed, params.plan.codec)

@@ -40,6 +40,10 @@ class Corpus:
 
     def __init__(self, sources, *, name: str):
         self.sources = list(sources)
+        for src in self.sources:
+            if isinstance(src, Series):     # its frames are not its audio's: caches would mix them up
+                raise ParameterError(f"corpus: {src.code} is a latent series; a corpus holds sounds "
+                                     f"(the sources underneath), and paths go through it")
         if not self.sources:
             raise ParameterError(f"corpus {name!r} has no sounds: give sources, a SOM, a folder "
                                  f"of audio files or files")
@@ -83,17 +87,13 @@ class Corpus:
         return f"<Corpus {self.name!r}: {len(self.sources)} sources, {seconds:.1f} s>"
 
     def frames(self, codec, hop: int, *, tail: bool = True) -> LatentFrames:
-        """Every source's latent frames at ``hop``, side by side."""
+        """Every source's latent frames at ``hop``, side by side (always with their last
+        partial window: ``tail`` is there to read like a source's)."""
         return self._framed(codec, hop)[0]
 
     def spans(self, codec, hop: int) -> np.ndarray:
         """``(sources, 2)``: the first and one-past-last frame of each source in :meth:`frames`."""
         return self._framed(codec, hop)[1]
-
-    def source_of_frame(self, codec, hop: int) -> np.ndarray:
-        """For each frame of :meth:`frames`, the index of its source in :attr:`sources`."""
-        spans = self.spans(codec, hop)
-        return np.repeat(np.arange(len(self.sources)), spans[:, 1] - spans[:, 0])
 
     def _framed(self, codec, hop: int):
         key = (codec.content_hash, int(hop))
@@ -131,6 +131,9 @@ def _collect(item, found: list, labels: list, rate: int) -> None:
     if isinstance(item, Corpus):
         found.extend(item.sources)
         labels.append(item.name)
+    elif isinstance(item, Series):
+        raise ParameterError(f"corpus: {item.code} is a latent series; a corpus holds sounds "
+                             f"(the sources underneath), and paths go through it")
     elif isinstance(item, Source):
         found.append(item)
         labels.append(item.name)

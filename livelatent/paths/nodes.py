@@ -20,6 +20,7 @@ A path's sources may be any source: files, SOM clusters, latent series (``a.reve
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 
 import numpy as np
 
@@ -40,11 +41,17 @@ class Path:
 
     grains = 1
 
+    def walk(self):
+        """This path and every path inside it."""
+        yield self
+        for part in getattr(self, "corners", None) or (getattr(self, "base", None),):
+            if isinstance(part, Path):
+                yield from part.walk()
+
     @property
     def follows(self) -> bool:
         """Whether descriptor following is part of it."""
-        parts = getattr(self, "corners", None) or (getattr(self, "base", None),)
-        return isinstance(self, Follow) or any(isinstance(p, Path) and p.follows for p in parts)
+        return any(isinstance(node, Follow) for node in self.walk())
 
     def curves(self) -> list[Curve]:
         return []
@@ -61,11 +68,12 @@ class Path:
 
 
 def _part(value, role: str):
-    """A path's part: a path, or a source (anything with latent frames)."""
+    """A path's part: a path, or a source (a latent series too)."""
     if isinstance(value, (Path, Source)):
         return value
-    if hasattr(value, "frames") and hasattr(value, "code"):
-        return value
+    if hasattr(value, "sorted_by"):
+        raise ParameterError(f"{role}: a corpus is many sources; give one of them, or a path "
+                             f"through it: corpus.sorted_by('centroid'), follow(corpus, ...)")
     raise ParameterError(f"{role}: {type(value).__name__} is not a source or a path; give a "
                          f"source (source('x.wav'), som[3], a.reverse()...) or a path")
 
@@ -89,7 +97,7 @@ class Plane(Path):
     def __init__(self, a, b, c, d, x, y):
         corners = tuple(_part(v, f"plane corner {n}") for n, v in zip("abcd", (a, b, c, d)))
         for corner in corners:
-            if isinstance(corner, Path) and not isinstance(corner, Plane) and corner.grains > 1:
+            if isinstance(corner, Path) and corner.grains > 1:
                 raise ParameterError("a plane's corner cannot be a cloud: put the plane in the cloud")
         self._init(corners=corners, x=as_curve(x), y=as_curve(y))
 
@@ -114,10 +122,11 @@ class Along(Path):
             raise ParameterError("along: give the coefficients as {direction: curve}, for example "
                                  "{0: sine(8) * 2, 3: saw(4)}")
         checked = {}
-        for index, value in sorted(coefficients.items(), key=lambda item: repr(item[0])):
-            directions[index]                        # out of range: a clear error
+        for index, value in coefficients.items():
+            directions[index]                        # not a number, or out of range: a clear error
             checked[int(index)] = as_curve(value)
-        self._init(base=base, directions=directions, coefficients=checked)
+        self._init(base=base, directions=directions,
+                   coefficients=MappingProxyType(dict(sorted(checked.items()))))
 
     @property
     def grains(self):
@@ -137,8 +146,8 @@ class Along(Path):
 class Cloud(Path):
     def __init__(self, base, spread, points):
         base = _part(base, "cloud")
-        if isinstance(base, Cloud):
-            raise ParameterError("cloud(cloud(...)): a cloud inside a cloud; give one cloud more points")
+        if isinstance(base, Path) and base.grains > 1:
+            raise ParameterError("a cloud inside a cloud: give one cloud more points")
         if isinstance(points, bool) or not isinstance(points, (int, np.integer)) \
                 or not 1 <= points <= MAX_POINTS:
             raise ParameterError(f"points={points!r} must be a whole number from 1 to {MAX_POINTS}")
@@ -172,12 +181,12 @@ class Follow(Path):
         if not given:
             raise ParameterError("follow: give at least one target, e.g. centroid=ramp(500, 4000, 16)")
         try:
-            smooth = float(smooth)
+            value = float(smooth)
         except (TypeError, ValueError):
-            smooth = math.nan
-        if not (math.isfinite(smooth) and 0 <= smooth <= 100):
+            value = math.nan
+        if isinstance(smooth, bool) or not (math.isfinite(value) and 0 <= value <= 100):
             raise ParameterError(f"smooth={smooth!r} must be a number from 0 (jump freely) to 100")
-        self._init(corpus=corpus, targets=given, smooth=smooth)
+        self._init(corpus=corpus, targets=MappingProxyType(given), smooth=value)
 
     def curves(self):
         return list(self.targets.values())
@@ -205,7 +214,11 @@ def along(base, directions, coefficients: dict) -> Along:
 
 def cloud(base, *, spread=0.5, points: int = 4) -> Cloud:
     """``points`` grains drawn around ``base`` (a source or path), ``spread`` standard
-    deviations away, decoded and averaged. ``cloud(plane(...), spread=tri(8) * 2, points=6)``"""
+    deviations away, decoded and averaged. ``cloud(plane(...), spread=tri(8) * 2, points=6)``
+
+    The standard deviations are those of the path's own frames, per latent dimension: a path
+    that holds still (``a.freeze(1)``) has none, so its cloud stays a point; move it with
+    ``along`` or ``offset`` instead."""
     return Cloud(base, spread, points)
 
 

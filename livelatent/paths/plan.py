@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import CurveError, ParameterError
 from ..strategies import frames_per_pass
 from ..voice import curve_values
+from .descriptors import descriptor_index
+from .follow import choose
 from .nodes import MAX_TERMS, Along, Cloud, Follow, Path, Plane
 
 __all__ = ["Plan", "Block", "compile_plan", "with_plan"]
@@ -32,18 +34,22 @@ __all__ = ["Plan", "Block", "compile_plan", "with_plan"]
 
 class Block:
     """What channels are computed from: windows ``k``, their times in beats since the path's
-    curves started, and (two sources along a curve) the amounts."""
+    curves started, and (two sources along a curve) the amounts and the times since the
+    sources were set (their own scrub and offset curves start there)."""
 
-    def __init__(self, k: np.ndarray, beats: np.ndarray, amounts: np.ndarray | None = None):
+    def __init__(self, k: np.ndarray, beats: np.ndarray, amounts: np.ndarray | None = None, *,
+                 source_beats: np.ndarray | None = None):
         self.k, self.beats = k, beats
+        self.source_beats = beats if source_beats is None else source_beats
         self.amounts = None if amounts is None else amounts.astype(np.float32)
-        self._values: dict[int, np.ndarray] = {}
+        self._values: dict[tuple, np.ndarray] = {}
 
-    def value(self, curve) -> np.ndarray:
+    def value(self, curve, *, of_sources: bool = False) -> np.ndarray:
         """The curve at the block's times (each curve once per block)."""
-        found = self._values.get(id(curve))
+        key = (id(curve), of_sources)
+        found = self._values.get(key)
         if found is None:
-            found = self._values[id(curve)] = curve_values(curve, self.beats)
+            found = self._values[key] = curve_values(curve, self.source_beats if of_sources else self.beats)
         return found
 
 
@@ -102,8 +108,8 @@ class Plan:
 
 
 # -- compiling -------------------------------------------------------------------------------------
-def _curve_factor(curve):
-    return lambda block: block.value(curve)
+def _curve_factor(curve, of_sources: bool = False):
+    return lambda block: block.value(curve, of_sources=of_sources)
 
 
 def _corner_factor(i: int, x, y):
@@ -113,8 +119,8 @@ def _corner_factor(i: int, x, y):
     return factor
 
 
-def _scrub_index(curve, count: int):
-    return lambda block: np.rint(np.clip(block.value(curve), 0.0, 1.0) * (count - 1))
+def _scrub_index(curve, count: int, of_sources: bool):
+    return lambda block: np.rint(np.clip(block.value(curve, of_sources=of_sources), 0.0, 1.0) * (count - 1))
 
 
 class _Compiler:
@@ -123,15 +129,18 @@ class _Compiler:
         self.terms: list[_Term] = []
         self.cloud = None
 
-    def source(self, src, factors, frames=None):
+    def source(self, src, factors, frames=None, *, of_sources: bool = False):
+        """A source's terms; ``of_sources``: its curves are timed from when the voice's sources
+        were set (a voice between two sources), else from when the path was."""
         frames = src.frames(self.codec, self.hop) if frames is None else frames
         self._check_latent(frames, getattr(src, "code", "a source"))
         position = getattr(src, "position", None)
-        index = None if position is None else _scrub_index(position, len(frames))
+        index = None if position is None else _scrub_index(position, len(frames), of_sources)
         self.terms.append(_Term(frames, factors, index))
         for offset in getattr(src, "offsets", ()):
             self._check_latent(offset.frames, offset.code)
-            self.terms.append(_Term(offset.frames, list(factors) + [_curve_factor(offset.amount)],
+            self.terms.append(_Term(offset.frames,
+                                    list(factors) + [_curve_factor(offset.amount, of_sources)],
                                     main=False))
 
     def path(self, node, factors):
@@ -158,17 +167,16 @@ class _Compiler:
             raise ParameterError(f"{type(node).__name__} is not a path kind livelatent plays")
 
     def _follow(self, node: Follow, factors):
-        from .descriptors import descriptor_index
-        from .follow import choose
         frames = node.corpus.frames(self.codec, self.hop)
-        if len(frames) == 0:
-            raise ParameterError(f"follow: {node.corpus.code} has no frames")
         index = descriptor_index(self.codec, node.corpus, self.hop)
         targets, smooth = node.targets, node.smooth
 
         def chosen(block):
-            return choose(index, {name: block.value(c) for name, c in targets.items()},
-                          smooth=smooth).astype(np.float32)
+            try:
+                return choose(index, {name: block.value(c) for name, c in targets.items()},
+                              smooth=smooth).astype(np.float32)
+            except ParameterError as exc:       # a target out of range: the voice holds, says why
+                raise CurveError(f"follow: {exc}") from None
         self.terms.append(_Term(frames, factors, chosen))
 
     def _check_latent(self, frames, what):
@@ -181,8 +189,8 @@ def compile_plan(params, codec) -> Plan:
     """The plan of a voice: two sources along its curve (``params.path`` None), or its path."""
     compiler = _Compiler(codec, params.layout.input_hop)
     if params.path is None:
-        compiler.source(params.a, [lambda block: 1.0 - block.amounts], params.frames_a)
-        compiler.source(params.b, [lambda block: block.amounts], params.frames_b)
+        compiler.source(params.a, [lambda block: 1.0 - block.amounts], params.frames_a, of_sources=True)
+        compiler.source(params.b, [lambda block: block.amounts], params.frames_b, of_sources=True)
     else:
         compiler.path(params.path, [])
     points, spread, std = compiler.cloud if compiler.cloud is not None else (1, None, None)

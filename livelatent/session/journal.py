@@ -1,7 +1,7 @@
 """The journal: everything that changed the sound, whoever sent it, with the sample it landed on.
 
 A journal is a JSON Lines file, appended to and never rewritten. Each line is one record
-(``"v": 2``, the format):
+(``"v": 3``, the format; 2 reads alike, its voices without paths):
 
 - ``session`` when a session opens it: the model (path and content hash), the engine's seed,
   tempo and sample rate, and the play position then. A journal holds one session, or several
@@ -41,7 +41,7 @@ from ..errors import SetError
 
 __all__ = ["JOURNAL_VERSION", "JOURNAL_NAME", "Journal", "wall_time"]
 
-JOURNAL_VERSION = 2
+JOURNAL_VERSION = 3   # 3: latent paths and the arrays they need (0.3); 2 is read alike
 JOURNAL_NAME = "journal.jsonl"
 
 

@@ -16,12 +16,16 @@ from ..paths.directions import Direction
 from ..paths.nodes import Along, Cloud, Follow, Path, Plane
 from ..sources import Series, Source
 
-__all__ = ["source_data", "path_data", "rebuild_source", "rebuild_path", "keys_used", "has_fn"]
+__all__ = ["curve_data", "source_data", "path_data", "rebuild_source", "rebuild_path", "keys_used",
+           "has_fn"]
 
 _REFERENCE_FIELDS = ("a", "b", "series", "base", "directions", "array", "corpus", "corners")
 
 
 def curve_data(curve):
+    """A curve as code, or ``{"fn": repr}`` when it is a Python function (None stays None)."""
+    if curve is None:
+        return None
     return repr(curve) if curve.is_code else {"fn": repr(curve)}
 
 

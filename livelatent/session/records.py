@@ -29,7 +29,8 @@ from ..paths.plan import with_plan
 from ..sources import Source, source
 from ..strategies import layout, step_values
 from ..voice import VoiceParams, check_gain, check_pan
-from .path_records import has_fn, keys_used, path_data, rebuild_path, rebuild_source, source_data
+from .path_records import (curve_data, has_fn, keys_used, path_data, rebuild_path, rebuild_source,
+                           source_data)
 
 __all__ = ["SourceStore", "encode_command", "decode_command", "not_code", "NotCode",
            "rebuild_curve", "sources_used", "SOURCES_FOLDER"]
@@ -197,12 +198,6 @@ def _json_safe(value):
 
 
 # -- curves --------------------------------------------------------------------------------------
-def _curve_data(curve):
-    if curve is None:
-        return None
-    return repr(curve) if curve.is_code else {"fn": repr(curve)}
-
-
 def rebuild_curve(code: str, where: str):
     """A curve from its code (only the curve names are in scope)."""
     names = {name: getattr(curves, name) for name in curves.__all__}
@@ -222,10 +217,10 @@ def encode_command(command, store: SourceStore) -> dict:
     if isinstance(command, AddVoice):
         p = command.params
         data = {"op": "add", "voice": p.index, "name": p.name, "a": ref(p.a), "b": ref(p.b),
-                "tail": bool(p.frames_a.tail),
+                "tail_a": bool(p.frames_a.tail), "tail_b": bool(p.frames_b.tail),
                 "stretch": _plain(p.options.get("stretch", p.layout.stretch)),
                 "noise_key": p.index if p.noise_key is None else p.noise_key,
-                "curve": _curve_data(p.curve), "quant": command.quant}
+                "curve": curve_data(p.curve), "quant": command.quant}
         for field in _VOICE_FIELDS:
             value = getattr(p, field)
             data[field] = [float(v) for v in value] if field == "steps" else _plain(value)
@@ -238,11 +233,11 @@ def encode_command(command, store: SourceStore) -> dict:
             if name in ("a", "b"):
                 changes[name] = ref(value)
                 changes[f"hop_{name}"] = int(command.changes[f"frames_{name}"].hop)
-                changes["tail"] = bool(command.changes[f"frames_{name}"].tail)
+                changes[f"tail_{name}"] = bool(command.changes[f"frames_{name}"].tail)
             elif name == "path":
                 changes[name] = path_data(value, store)
             elif name == "curve":
-                changes[name] = _curve_data(value)
+                changes[name] = curve_data(value)
             elif name in ("gain", "pan"):
                 changes[name] = float(value)
         return {"op": "set", "voice": command.voice, "changes": changes, "quant": command.quant}
@@ -280,15 +275,16 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
                     src = _source(value, store, engine, where, captured, name)
                     changes[name] = src
                     changes[f"frames_{name}"] = src.frames(engine.codec, int(data["changes"][f"hop_{name}"]),
-                                                           tail=bool(data["changes"].get("tail", False)))
+                                                           tail=bool(data["changes"].get(f"tail_{name}", False)))
                 elif name == "path":
                     changes[name] = _path(value, store, engine, where, captured)
-                elif name.startswith("hop_") or name == "tail":
+                elif name.startswith(("hop_", "tail_")):
                     continue
                 elif name == "curve":
                     changes[name] = _decoded_curve(value, where, captured, "curve")
                 else:
                     changes[name] = float(value)
+            _compile_here(changes, int(data["voice"]), engine)
             return SetVoice(int(data["voice"]), changes, quant)
         if op == "stop":
             return StopVoice(int(data["voice"]), int(data["fade"]), quant)
@@ -299,6 +295,15 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
     except (KeyError, TypeError, ValueError) as exc:
         raise SetError(f"{where}: malformed command {data!r} ({type(exc).__name__}: {exc})") from None
     raise SetError(f"{where}: unknown command {op!r}; the journal is from a newer livelatent?")
+
+
+def _compile_here(changes: dict, number: int, engine) -> None:
+    """A change of sources or path compiled in the replay's thread (not in the timeline's, where
+    ``apply`` would otherwise do it): frames encoded, indexes built, before it lands."""
+    if {"a", "b", "path"} & set(changes):
+        params = engine.intended().voices.get(number)
+        if params is not None:
+            changes["plan"] = with_plan(params.changed(**changes), engine.codec).plan
 
 
 def _decoded_curve(value, where, captured, field):
@@ -347,12 +352,13 @@ def _voice_params(data: dict, engine, store: SourceStore, where: str, captured) 
     b = _source(data["b"], store, engine, where, captured, "b")
     lay = layout(data["strategy"], data["synth"], window=engine.window, stretch=data.get("stretch", 4))
     curve = _decoded_curve(data.get("curve"), where, captured, "curve")
-    tail = bool(data.get("tail", False))          # sets made before 0.3 dropped the last window
+    # sets made before 0.3 dropped the last partial window: they read their frames that way
+    tail_a, tail_b = bool(data.get("tail_a", False)), bool(data.get("tail_b", False))
     path = _path(data["path"], store, engine, where, captured) if data.get("path") is not None else None
     return with_plan(VoiceParams(
         index=int(data["voice"]), name=str(data["name"]), a=a, b=b,
-        frames_a=a.frames(engine.codec, lay.input_hop, tail=tail),
-        frames_b=b.frames(engine.codec, lay.input_hop, tail=tail),
+        frames_a=a.frames(engine.codec, lay.input_hop, tail=tail_a),
+        frames_b=b.frames(engine.codec, lay.input_hop, tail=tail_b),
         strategy=data["strategy"], synth=data["synth"], layout=lay, curve=curve,
         steps=step_values(list(data["steps"])), loop=bool(data["loop"]), fit=data["fit"],
         seed=None if data["seed"] is None else int(data["seed"]),

@@ -34,12 +34,13 @@ from ..errors import LiveLatentError, SetError
 from ..model.checkpoint import load_checkpoint
 from ..model.packs import locate, pack_name
 from .journal import JOURNAL_NAME, wall_time
+from .path_records import has_fn
 from .records import SOURCES_FOLDER, SourceStore, decode_command, encode_command, sources_used
 
 __all__ = ["STATE_VERSION", "STATE_NAME", "capture_state", "save_set", "read_state",
            "check_set_files", "check_model", "missing_pack", "load_set", "copy_journal"]
 
-STATE_VERSION = 2
+STATE_VERSION = 3     # 3: latent paths, arrays and each source's tail flag (0.3)
 STATE_NAME = "state.json"
 _FALLBACK_CURVE = 0.5
 
@@ -62,6 +63,11 @@ def capture_state(engine, store: SourceStore) -> tuple[dict, list[str]]:
             record["curve_not_code"] = repr(params.curve)
             notes.append(f"voice {params.name}: its curve {params.curve!r} is Python, not code a "
                          f"set can store; loading restores it with {code}")
+        python = has_fn({k: v for k, v in record.items() if k != "curve"})
+        if python:                # in its path or its sources: no stand-in can be guessed
+            record["not_code"] = python
+            notes.append(f"voice {params.name}: its path uses {', '.join(python)}, Python, not code a "
+                         f"set can store; loading the set leaves this voice out")
         voices.append(record)
     codec = engine.codec
     state = {
@@ -291,6 +297,11 @@ def load_set(engine, folder, *, names: dict | None = None) -> list:
     try:
         commands = []
         for record in state["voices"]:     # every check voice() makes, before anything is sent
+            if record.get("not_code"):
+                engine.events.warning(f"voice {record['name']}: its path used "
+                                      f"{', '.join(record['not_code'])} (Python, not code); "
+                                      f"not restored")
+                continue
             if "curve_not_code" in record:
                 engine.events.info(f"voice {record['name']}: its curve {record['curve_not_code']} "
                                    f"was Python, not code; restored with {record['curve']}")

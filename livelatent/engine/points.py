@@ -1,0 +1,58 @@
+"""The latent point of every (voice, window) pair of a span, for all voices at once.
+
+A voice's point is a weighted sum of its latent series' frames (:mod:`livelatent.paths.plan`):
+one gather per term for every voice that has it, weighted by that term's channel. A cloud's
+grains then move each grain's point by its spread. ``t`` is the bank's voice table, ``v`` the
+table row of each pair, ``channels`` each pair's row of channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["latent_points", "spread_grains"]
+
+
+def latent_points(t, v, frame, channels) -> np.ndarray:
+    """(m, 2 latent): each window's weighted sum of its latent series' frames (mean and
+    log-variance), one gather per term for all the voices that have it."""
+    mixed = None
+    for j in range(t.terms):
+        rows = None if j == 0 or bool((t.term_count[v] > j).all()) else np.flatnonzero(t.term_count[v] > j)
+        vj = v if rows is None else v[rows]
+        length = t.term_length[vj, j]
+        index = (frame if rows is None else frame[rows]) % length
+        chans = channels if rows is None else channels[rows]
+        if t.indexed:
+            column = t.term_column[vj, j]
+            given = column >= 0
+            if given.any():
+                picked = chans[np.arange(vj.size), np.maximum(column, 0)].astype(np.int64)
+                index = np.where(given, np.clip(picked, 0, length - 1), index)
+        gathered = t.arena[t.term_offset[vj, j] + index]   # a copy: weighted in place
+        gathered *= chans[:, j][:, None]
+        if mixed is None:
+            mixed = gathered
+        elif rows is None:
+            mixed += gathered
+        else:
+            mixed[rows] += gathered
+    return mixed
+
+
+def spread_grains(t, v, channels, z, logvar, sampled, noise_rows, slot, row):
+    """A cloud's grains: each drawn ``spread`` standard deviations of its path's frames
+    around its point (with the voice's own sampling noise, when it samples, in one draw:
+    the variances add). Returns which other windows still sample the usual way."""
+    column = t.spread_column[v]
+    cloud = np.flatnonzero(column >= 0)
+    if cloud.size == 0:
+        return sampled
+    spread = channels[cloud, column[cloud]][:, None] * t.spread_std[v[cloud]]
+    variance = spread * spread
+    own = sampled[cloud]
+    variance[own] += np.exp(logvar[cloud[own]])
+    z[cloud] += np.sqrt(variance) * noise_rows[slot[cloud], row[cloud]]
+    rest = sampled.copy()
+    rest[cloud] = False
+    return rest
