@@ -108,10 +108,15 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=10.0, help="play time per capacity trial")
     parser.add_argument("--model", default=None)
     parser.add_argument("--skip-capacity", action="store_true")
+    parser.add_argument("--kinds", default=None,
+                        help="comma-separated first words of the kinds to measure (default: all)")
     args = parser.parse_args(argv)
     codec = load_model(args.model)
     with Engine(codec) as engine:
         names = list(kinds(engine))          # (builds the descriptor index once, before timing)
+    if args.kinds:
+        wanted = {w.strip() for w in args.kinds.split(",")}
+        names = [names[0]] + [n for n in names[1:] if n.split()[0] in wanted]   # meso: the baseline
     print("1. cost per decoded window, 64 voices' worth, one BLAS thread (us per window, rounds)")
     costs = {}
     for round_ in range(2):

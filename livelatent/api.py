@@ -25,7 +25,7 @@ from .engine.writers import current_batch
 from .errors import ParameterError
 from .handle import Voice
 from .paths.nodes import Path
-from .paths.plan import with_plan
+from .paths.plan import warm, with_plan
 from .sources import Source, source as make_source
 from .strategies import FITS, layout, step_values
 from .timers import Timers
@@ -150,6 +150,8 @@ class Performer:
             deterministic=bool(deterministic), gain=gain, pan=pan, good_curve=curve_obj,
             options=options, noise_key=None if noise_key is None else int(noise_key), path=path)
         params = with_plan(params, engine.codec)
+        if path is not None and path.follows:
+            warm(params, engine.intended().clock)   # its first picks, here rather than on stage
         if replaced is not None:        # the name is the performer's: the new voice takes it over
             batch = current_batch(engine)
             unsent = batch is not None and any(isinstance(c, AddVoice) and c.params.index == replaced

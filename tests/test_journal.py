@@ -44,7 +44,7 @@ def test_round_trip_keeps_code_origin_and_samples(tmp_path):
     assert (session.model_path, session.model_hash) == ("/m/model.pt", "abc")
     # one JSON object per line, each with the format version
     lines = path.read_text().splitlines()
-    assert len(lines) == 5 and all(json.loads(line)["v"] == 2 for line in lines)
+    assert len(lines) == 5 and all(json.loads(line)["v"] == 3 for line in lines)
 
 
 def test_reopening_appends_a_new_session_and_continues_the_ids(tmp_path):
@@ -105,9 +105,9 @@ def test_a_record_missing_its_fields_is_an_error_naming_the_line(tmp_path):
 def test_a_journal_from_a_newer_livelatent_is_refused(tmp_path):
     path = write_session(tmp_path / "journal.jsonl", [("a = 1", 0, 0)])
     with open(path, "a") as f:
-        f.write(json.dumps({"v": 3, "kind": "cell", "id": 9, "code": "x"}) + "\n")
-        f.write(json.dumps({"v": 2, "kind": "applied", "id": 9, "sample": 0}) + "\n")
-    with pytest.raises(SetError, match="journal version 3 is newer"):
+        f.write(json.dumps({"v": 4, "kind": "cell", "id": 9, "code": "x"}) + "\n")
+        f.write(json.dumps({"v": 3, "kind": "applied", "id": 9, "sample": 0}) + "\n")
+    with pytest.raises(SetError, match="journal version 4 is newer"):
         read_journal(path)
 
 

@@ -348,3 +348,27 @@ def test_a_new_paths_curves_are_never_read_before_it_lands(four):
         engine.render_array(samples=600 * 512)
         assert v.params.held is None
         assert not any("holds" in text for text in engine.events.texts())
+
+
+def test_a_follow_voice_works_out_its_first_picks_in_the_writers_thread(four, monkeypatch):
+    import livelatent.paths.plan as plan_module
+    a, b = four[:2]
+    calls = []
+    real = plan_module.choose
+    monkeypatch.setattr(plan_module, "choose", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    with Engine(seed=1) as engine:
+        engine.render_array(samples=3333)                       # any start sample
+        voice(follow(corpus(a, b), centroid=tri(8) * 2000 + 500, loudness=sine(4) * 6 - 24))
+        warmed = len(calls)
+        first = engine.render_array(samples=16 * 512)          # it starts: blocks 0 and 1
+        assert warmed == 2 and len(calls) == warmed             # found, not computed again
+        first = np.concatenate([first, engine.render_array(samples=2 * 256 * 512 - 16 * 512)])
+        assert len(calls) > warmed                              # the next ones: on time
+    with Engine(seed=1) as engine:                              # and the picks are the same
+        engine.render_array(samples=3333)
+        monkeypatch.setattr(plan_module, "warm", lambda *args, **kw: None)
+        import livelatent.api
+        monkeypatch.setattr(livelatent.api, "warm", lambda *args, **kw: None)
+        voice(follow(corpus(a, b), centroid=tri(8) * 2000 + 500, loudness=sine(4) * 6 - 24))
+        again = [engine.render_array(samples=n) for n in (16 * 512, 2 * 256 * 512 - 16 * 512)]
+        np.testing.assert_array_equal(np.concatenate(again), first)

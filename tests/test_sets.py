@@ -263,11 +263,11 @@ def test_malformed_json(saved_set, tmp_path, model):
 def test_a_newer_schema_version(saved_set, tmp_path, model):
     path = saved_set / "state.json"
     state = json.loads(path.read_text())
-    state["schema"] = 3
+    state["schema"] = 4
     path.write_text(json.dumps(state))
-    with pytest.raises(SetError, match="schema version 3 is newer than this livelatent reads"):
+    with pytest.raises(SetError, match="schema version 4 is newer than this livelatent reads"):
         render_set(saved_set, tmp_path / "out.wav")
-    with Engine(model) as engine, pytest.raises(SetError, match="schema version 3 is newer"):
+    with Engine(model) as engine, pytest.raises(SetError, match="schema version 4 is newer"):
         load_set(engine, saved_set)
 
 

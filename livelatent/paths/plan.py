@@ -20,6 +20,8 @@ voice, whatever its path (:mod:`livelatent.engine.bank`).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..errors import CurveError, ParameterError
@@ -29,7 +31,9 @@ from .descriptors import descriptor_index
 from .follow import choose
 from .nodes import MAX_TERMS, Along, Cloud, Follow, Path, Plane
 
-__all__ = ["Plan", "Block", "compile_plan", "with_plan"]
+__all__ = ["Plan", "Block", "compile_plan", "with_plan", "warm", "BLOCK_WINDOWS"]
+
+BLOCK_WINDOWS = 256     # windows per block of channels (the block cache's BLOCK)
 
 
 class Block:
@@ -170,19 +174,61 @@ class _Compiler:
         frames = node.corpus.frames(self.codec, self.hop)
         index = descriptor_index(self.codec, node.corpus, self.hop)
         targets, smooth = node.targets, node.smooth
+        memo = _Memo()
 
         def chosen(block):
-            try:
-                return choose(index, {name: block.value(c) for name, c in targets.items()},
-                              smooth=smooth).astype(np.float32)
-            except ParameterError as exc:       # a target out of range: the voice holds, says why
-                raise CurveError(f"follow: {exc}") from None
+            # targets to a millionth of a Hz or dB: the same picks whoever works them out, at
+            # times computed from any start sample (the writer's warm-up, the decode thread)
+            values = {name: np.round(block.value(c), 6) for name, c in targets.items()}
+            key = tuple((name, v.tobytes()) for name, v in sorted(values.items()))
+            found = memo.get(key)
+            if found is None:
+                try:
+                    found = memo.put(key, choose(index, values, smooth=smooth).astype(np.float32))
+                except ParameterError as exc:   # a target out of range: the voice holds, says why
+                    raise CurveError(f"follow: {exc}") from None
+            return found
         self.terms.append(_Term(frames, factors, chosen))
 
     def _check_latent(self, frames, what):
         if frames.mu.shape[1] != self.codec.latent_dim:
             raise ParameterError(f"{what} has {frames.mu.shape[1]} latent values; this model's "
                                  f"latent space has {self.codec.latent_dim}")
+
+
+class _Memo:
+    """The frames a chooser picked, by the exact targets it was given (the same targets, the
+    same frames: a pure function), the last few blocks' worth. A voice works out its first
+    blocks in the writer's thread (:func:`warm`), so the decode thread finds them here."""
+
+    def __init__(self, size: int = 8):
+        self.size, self._found, self._lock = size, {}, threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            return self._found.get(key)
+
+    def put(self, key, value):
+        with self._lock:
+            self._found[key] = value
+            while len(self._found) > self.size:
+                del self._found[next(iter(self._found))]
+        return value
+
+
+def warm(params, clock, blocks: int = 2) -> None:
+    """Work out the first ``blocks`` of a voice's channels now, in the writer's thread, at the
+    tempo it will probably start with: a chooser's picks are then found, not computed, when the
+    decode thread asks for them at the same times (any other time, it computes them itself)."""
+    k = np.arange(blocks * BLOCK_WINDOWS, dtype=np.int64)
+    seconds = k * params.layout.output_hop / clock.sample_rate
+    beats = seconds * clock.bpm / 60.0
+    for b in range(blocks):
+        rows = slice(b * BLOCK_WINDOWS, (b + 1) * BLOCK_WINDOWS)
+        try:
+            params.plan.channels(Block(k[rows], beats[rows], source_beats=beats[rows]))
+        except CurveError:
+            return                                 # the voice finds out itself, and holds
 
 
 def compile_plan(params, codec) -> Plan:
