@@ -45,3 +45,14 @@ def sets_dir() -> Path:
     """Folder where sets are saved; ``$LIVELATENT_SETS`` overrides ``./sets``."""
 
     return Path(os.environ.get("LIVELATENT_SETS", "sets"))
+
+
+OSC_PORT = 57130             # where osc() curves listen (127.0.0.1) unless told otherwise
+
+
+def osc_port() -> int:
+    """The port ``osc()`` curves listen on: ``$LIVELATENT_OSC_PORT``, or :data:`OSC_PORT`."""
+    try:
+        return int(os.environ.get("LIVELATENT_OSC_PORT", OSC_PORT))
+    except ValueError:
+        return OSC_PORT

@@ -44,6 +44,9 @@ def _op(name, render):
     return register
 
 
+define_op = _op     # for curve kinds defined elsewhere (controllers: livelatent.controls)
+
+
 class Curve:
     """A function of time in beats. Build one with ``sine``, ``seq``... never directly.
 
@@ -122,6 +125,25 @@ class Curve:
         """Delay by ``beats`` (Tidal's ``~>``): the value at ``t`` is the original's at
         ``t - beats``; a negative shift moves it earlier."""
         return Curve("shift", self, _finite(beats, "shift(beats)"))
+
+    def smooth(self, ms):
+        """A controller curve (``osc``, ``cc``...) gliding to each new value over ``ms``
+        milliseconds instead of jumping (no zipper noise). ``cc(74).smooth(30)``"""
+        if self._op != "control":
+            raise CurveError(f"smooth() is for controller curves (osc, cc, note_on, pitchbend), not "
+                             f"{self!r}: other curves are smooth already or meant to step")
+        ms = _finite(ms, "smooth(ms)")
+        if not 0 <= ms <= 60_000:
+            raise CurveError(f"smooth({ms!r}): give milliseconds from 0 to 60000")
+        return Curve("control", *self._args[:-1], ms)
+
+    def controls(self) -> frozenset:
+        """The names of the controllers this curve reads (``{"osc:/fader/1"}``)."""
+        found = {self._args[0]} if self._op == "control" else set()
+        for arg in self._args:
+            if isinstance(arg, Curve):
+                found |= arg.controls()
+        return frozenset(found)
 
     def segment(self, n):
         """Sample and hold ``n`` times per beat: the value at ``t`` is the original's at

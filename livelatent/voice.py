@@ -54,6 +54,7 @@ class VoiceParams:
     path: object | None = None    # a latent path (plane, along, cloud, follow...); None: a -> b
     plan: object | None = None    # the path compiled for the bank (:mod:`livelatent.paths.plan`)
     held: tuple | None = None     # (window, channels): a path whose curve failed holds from there
+    controls: object = None       # the score's controller histories (when its curves read any)
 
     def changed(self, **changes) -> "VoiceParams":
         return replace(self, **changes)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..curves import const
 from ..errors import CurveError
+from ..controls import evaluating
 from ..paths.plan import Block
 from ..voice import VoiceParams, curve_values
 
@@ -53,7 +54,9 @@ def _amounts(params: VoiceParams, k: np.ndarray, clock, curve, curve_start: int)
     if params.strategy == "stepwise":   # the curve sampled once per pass, at its first window
         k = pass_index * length
     positions = params.start + k * params.layout.output_hop
-    return curve_values(curve, clock.beats(positions) - clock.beats(curve_start))
+    origin = clock.beats(curve_start)
+    with evaluating(params.controls, origin, clock.bpm_at(curve_start)):
+        return curve_values(curve, clock.beats(positions) - origin)
 
 
 def block_amounts(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarray, Revert | None]:
@@ -95,9 +98,13 @@ def block_channels(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarra
     beats = clock.beats(positions) - clock.beats(params.curve_start)
     source_beats = clock.beats(positions) - clock.beats(params.sources_start)
 
+    origins = (clock.beats(params.curve_start), clock.beats(params.sources_start))
+    bpm = clock.bpm_at(params.curve_start)
+
     def channels(rows: slice) -> np.ndarray:
         return plan.channels(Block(k[rows], beats[rows], None if amounts is None else amounts[rows],
-                                   source_beats=source_beats[rows]))
+                                   source_beats=source_beats[rows], controls=params.controls,
+                                   origins=origins, bpm=bpm))
 
     values = np.zeros((k.size, plan.columns), dtype=np.float32)
     held = params.held

@@ -18,11 +18,12 @@ from types import MappingProxyType
 from typing import Mapping, Union
 
 from ..errors import ParameterError
+from ..controls import ControlState
 from ..paths.plan import with_plan
 from ..voice import VoiceParams
 from .clock import Clock
 
-__all__ = ["QUANTS", "AddVoice", "SetVoice", "StopVoice", "Hush", "SetTempo", "Command",
+__all__ = ["QUANTS", "AddVoice", "SetVoice", "StopVoice", "Hush", "SetTempo", "SetControl", "Command",
            "Score", "apply", "quantised_target", "check_quant", "DERIVED_CHANGES",
            "COMMAND_TYPES"]
 
@@ -85,6 +86,15 @@ class Hush:
 
 
 @dataclass(frozen=True)
+class SetControl:
+    """A controller (``"osc:/fader/1"``, ``"cc:1:74"``...) took ``value`` (from OSC, MIDI...)."""
+
+    name: str
+    value: float
+    quant: str = "now"
+
+
+@dataclass(frozen=True)
 class SetTempo:
     """Change the tempo (beats per minute)."""
 
@@ -92,8 +102,8 @@ class SetTempo:
     quant: str = "now"
 
 
-Command = Union[AddVoice, SetVoice, StopVoice, Hush, SetTempo]
-COMMAND_TYPES = (AddVoice, SetVoice, StopVoice, Hush, SetTempo)
+Command = Union[AddVoice, SetVoice, StopVoice, Hush, SetTempo, SetControl]
+COMMAND_TYPES = (AddVoice, SetVoice, StopVoice, Hush, SetTempo, SetControl)
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,7 @@ class Score:
     clock: Clock
     cancelled: frozenset = frozenset()
     hushed_before: int = -1
+    controls: Mapping = field(default_factory=lambda: MappingProxyType({}))   # name -> ControlState
 
     def with_voices(self, voices: dict) -> "Score":
         return replace(self, voices=MappingProxyType(voices))
@@ -126,10 +137,18 @@ def apply(score: Score, command: Command, *, at: int, seq: int) -> Score:
         if number in score.cancelled or seq < score.hushed_before:
             return score                        # stopped, or hushed, before it could start
         voices[number] = command.params.changed(start=at, curve_start=at, good_curve_start=at,
-                                                sources_start=at)
+                                                sources_start=at, controls=score.controls)
         return score.with_voices(voices)
     if isinstance(command, SetTempo):
         return replace(score, clock=score.clock.with_tempo(command.bpm, at))
+    if isinstance(command, SetControl):
+        state = score.controls.get(command.name) or ControlState()
+        controls = MappingProxyType({**score.controls,
+                                     command.name: state.after(score.clock.beats(at), command.value)})
+        for number, params in voices.items():      # the voices that read it work out again
+            if command.name in params.plan.controls:
+                voices[number] = params.changed(controls=controls)
+        return replace(score, voices=MappingProxyType(voices), controls=controls)
     if isinstance(command, Hush):
         for number, params in voices.items():
             if params.stop_at is None:
@@ -155,7 +174,7 @@ def apply(score: Score, command: Command, *, at: int, seq: int) -> Score:
         if "a" in changes or "b" in changes:    # and so do a new source's
             changes.update(sources_start=at)
         if {"curve", "a", "b", "path"} & set(changes):
-            changes.update(held=None)           # what held the voice is replaced
+            changes.update(held=None, controls=score.controls)   # what held it is replaced
         changed = params.changed(**changes)
         if {"a", "b", "path"} & set(changes) and "plan" not in changes:   # (the writer did it)
             changed = with_plan(changed, params.plan.codec)

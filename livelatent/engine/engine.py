@@ -90,6 +90,7 @@ class Engine:
         self._render_hooks: list = []
         self._sealed_by = None
         self._context_token = None
+        self._exit_hooks: list = []
         self.landed_at: int | None = None   # where the last batch sent landed (tests and tools)
 
     # -- what readers see ----------------------------------------------------------------------
@@ -177,6 +178,12 @@ class Engine:
 
     def __exit__(self, *exc):
         self.stop_playback()
+        for hook in self._exit_hooks:        # what listens for this engine (OSC, MIDI) lets go
+            try:
+                hook()
+            except Exception as error:       # noqa: BLE001 - leaving must not fail
+                self.events.error(f"closing: {type(error).__name__}: {error}")
+        self._exit_hooks.clear()
         if self._context_token is not None:
             context.release_engine(self._context_token)
             self._context_token = None
@@ -349,6 +356,10 @@ class Engine:
     def timeline_lock(self):
         """The lock offline senders and renders take: whoever holds it alone moves the timeline."""
         return self._lock
+
+    def add_exit_hook(self, hook) -> None:
+        """Call ``hook()`` when the engine's ``with`` block ends (listeners close their ports)."""
+        self._exit_hooks.append(hook)
 
     def add_render_hook(self, hook) -> None:
         """``hook(engine, first, end)`` runs before each offline chunk ``[first, end)`` is

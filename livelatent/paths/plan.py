@@ -24,6 +24,7 @@ import threading
 
 import numpy as np
 
+from ..controls import evaluating
 from ..errors import CurveError, ParameterError
 from ..strategies import frames_per_pass
 from ..voice import curve_values
@@ -42,10 +43,12 @@ class Block:
     sources were set (their own scrub and offset curves start there)."""
 
     def __init__(self, k: np.ndarray, beats: np.ndarray, amounts: np.ndarray | None = None, *,
-                 source_beats: np.ndarray | None = None):
+                 source_beats: np.ndarray | None = None, controls=None, origins=(0.0, 0.0),
+                 bpm: float = 60.0):
         self.k, self.beats = k, beats
         self.source_beats = beats if source_beats is None else source_beats
         self.amounts = None if amounts is None else amounts.astype(np.float32)
+        self.controls, self.origins, self.bpm = controls, origins, bpm     # controller curves
         self._values: dict[tuple, np.ndarray] = {}
 
     def value(self, curve, *, of_sources: bool = False) -> np.ndarray:
@@ -53,7 +56,9 @@ class Block:
         key = (id(curve), of_sources)
         found = self._values.get(key)
         if found is None:
-            found = self._values[key] = curve_values(curve, self.source_beats if of_sources else self.beats)
+            with evaluating(self.controls, self.origins[of_sources], self.bpm):
+                found = self._values[key] = curve_values(
+                    curve, self.source_beats if of_sources else self.beats)
         return found
 
 
@@ -68,6 +73,7 @@ class Plan:
     """Terms, how each one's weight and index are worked out, and the channel layout."""
 
     codec = None            # the model it was compiled for (to compile a change again)
+    controls = frozenset()  # the controllers its curves read
 
     def __init__(self, terms: list[_Term], *, fit: str, points: int = 1, spread=None,
                  spread_std=None):
@@ -242,7 +248,16 @@ def compile_plan(params, codec) -> Plan:
     points, spread, std = compiler.cloud if compiler.cloud is not None else (1, None, None)
     plan = Plan(compiler.terms, fit=params.fit, points=points, spread=spread, spread_std=std)
     plan.codec = codec
+    curves = [params.curve, params.good_curve] + (
+        params.path.curves() if isinstance(params.path, Path) else
+        [c for src in (params.a, params.b) for c in _series_curves(src)])
+    plan.controls = frozenset().union(*(c.controls() for c in curves if c is not None))
     return plan
+
+
+def _series_curves(src) -> list:
+    position = getattr(src, "position", None)
+    return ([position] if position is not None else []) + [o.amount for o in getattr(src, "offsets", ())]
 
 
 def with_plan(params, codec):

@@ -105,12 +105,15 @@ class Journal:
         return entry_id
 
     def record_batch(self, *, seq: int, origin: str, cell: int | None, sample: int,
-                     commands: list, sources: list) -> None:
-        """Record a landed batch (and, first, the sources it uses that are new here)."""
+                     commands: list, sources: list, durable: bool = True) -> None:
+        """Record a landed batch (and, first, the sources it uses that are new here).
+
+        ``durable=False`` (controller values, many a second): flushed to the OS, which a killed
+        process cannot lose, but not fsynced each time, so thousands of them cost little."""
         lines = [{"kind": "source", **record} for record in sources]
         lines.append({"kind": "batch", "seq": int(seq), "origin": str(origin), "cell": cell,
                       "sample": int(sample), "wall": wall_time(), "commands": commands})
-        self._write_many(lines)
+        self._write_many(lines, durable=durable)
 
     def mark_applied(self, entry_id: int, sample: int, *, landed: bool = True,
                      error: str | None = None, error_line: int | None = None,

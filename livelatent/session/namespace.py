@@ -14,6 +14,7 @@ from .. import public
 from ..api import Performer
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import LiveLatentError
+from ..controllers import Controllers
 from ..navigation import Navigator
 from ..sources import Source, source
 
@@ -45,6 +46,7 @@ def namespace(engine, *, performer: Performer | None = None, extra: dict | None 
     performer = performer or Performer(engine)
     names.update(performer.names())
     names.update(Navigator(engine).names())
+    names.update(Controllers.names(engine, replaying=performer.replaying))
     names["performer"] = performer
     # a demo source never hides a function of the API (the pack's voice.flac vs voice())
     names.update({k: v for k, v in pack_sources(engine).items() if k not in names})

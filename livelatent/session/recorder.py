@@ -56,7 +56,8 @@ class JournalRecorder:
             records = [self.store.records[k] for k in dict.fromkeys(keys)]
             try:
                 self.journal.record_batch(seq=batch.seq, origin=batch.origin, cell=batch.cell,
-                                          sample=batch.landed_at, commands=encoded, sources=records)
+                                          sample=batch.landed_at, commands=encoded, sources=records,
+                                          durable=not all(d["op"] == "control" for d in encoded))
             except (SetError, LiveLatentError) as exc:   # the sound changed: say it is not recorded
                 if not self.failed:
                     self.events.error(f"{exc}: this change is heard but not recorded; a replay "

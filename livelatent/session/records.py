@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import curves
+from ..controls import REBUILD_NAMES
 from ..atomic import atomic_path
-from ..engine.commands import AddVoice, Hush, SetTempo, SetVoice, StopVoice
+from ..engine.commands import AddVoice, Hush, SetControl, SetTempo, SetVoice, StopVoice
 from ..errors import LiveLatentError, SetError
 from ..model.packs import locate
 from ..paths.directions import Directions
@@ -201,6 +202,7 @@ def _json_safe(value):
 def rebuild_curve(code: str, where: str):
     """A curve from its code (only the curve names are in scope)."""
     names = {name: getattr(curves, name) for name in curves.__all__}
+    names.update(REBUILD_NAMES)                 # controller curves: values from the journal
     try:
         value = eval(compile(code, f"<{where}>", "eval"), {"__builtins__": {}}, names)
         return curves.as_curve(value)
@@ -247,6 +249,8 @@ def encode_command(command, store: SourceStore) -> dict:
         return {"op": "hush", "fade": command.fade, "quant": command.quant}
     if isinstance(command, SetTempo):
         return {"op": "tempo", "bpm": command.bpm, "quant": command.quant}
+    if isinstance(command, SetControl):
+        return {"op": "control", "name": command.name, "value": command.value}
     raise TypeError(f"not a command: {command!r}")
 
 
@@ -292,6 +296,8 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
             return Hush(int(data["fade"]), quant)
         if op == "tempo":
             return SetTempo(float(data["bpm"]), quant)
+        if op == "control":
+            return SetControl(str(data["name"]), float(data["value"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise SetError(f"{where}: malformed command {data!r} ({type(exc).__name__}: {exc})") from None
     raise SetError(f"{where}: unknown command {op!r}; the journal is from a newer livelatent?")

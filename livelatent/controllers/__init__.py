@@ -1,0 +1,127 @@
+"""Controllers from outside, bound to an engine: ``osc``, ``osc_listen``, ``osc_send``.
+
+One :class:`Controllers` service per engine (like its timers) owns the listeners; the names a
+namespace gets come from it. The curves themselves are plain data (:mod:`livelatent.controls`):
+a replay, or a sealed engine, builds them without listening to anything, and takes their values
+from the journal.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+
+from ..config import osc_port
+from ..controls import osc_curve
+from ..errors import ParameterError
+from .osc import OscListener, OscSender
+from .throttle import Throttle
+
+__all__ = ["Controllers"]
+
+_services: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_services_lock = threading.Lock()
+LOCALHOST = "127.0.0.1"
+
+
+class Controllers:
+    """The controllers of ``engine``: OSC listener and senders (MIDI and clocks build on it)."""
+
+    def __init__(self, engine):
+        self._engine = weakref.ref(engine)
+        self.throttle = Throttle(engine.events)
+        self.listener: OscListener | None = None
+        self.senders: list[OscSender] = []
+        self._routes: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+        engine.add_exit_hook(self.close)
+
+    @classmethod
+    def of(cls, engine) -> "Controllers":
+        with _services_lock:
+            service = _services.get(engine)
+            if service is None:
+                service = _services[engine] = cls(engine)
+            return service
+
+    @staticmethod
+    def names(engine, *, replaying: bool = False) -> dict:
+        """The bound names for a namespace (a replay's build curves and listen to nothing)."""
+        live = not replaying
+
+        def osc(address: str, default: float = 0.0, *, lo=None, hi=None):
+            """A curve: the last value sent to OSC ``address`` (its first argument), held;
+            ``default`` before any. Values outside [lo, hi] are clipped (with a warning).
+            ``v.curve = osc("/fader/1")``; ``.smooth(30)`` glides over 30 ms."""
+            curve = osc_curve(address, default)
+            lo, hi = _bound(lo, "lo"), _bound(hi, "hi")
+            if lo is not None and hi is not None and lo >= hi:
+                raise ParameterError(f"osc({address!r}, lo={lo}, hi={hi}): lo must be below hi")
+            if live and not engine.sealed:
+                Controllers.of(engine).route(address, lo, hi)
+            return curve
+
+        def osc_listen(port: int | None = None, host: str = LOCALHOST) -> int:
+            """Listen for OSC on ``host:port`` (default 127.0.0.1 and ``$LIVELATENT_OSC_PORT`` or
+            57130; port 0: any free one). Another host must be asked for here. Returns the port."""
+            if not live or engine.sealed:
+                return 0
+            return Controllers.of(engine).listen(osc_port() if port is None else port, host)
+
+        def osc_send(host: str = LOCALHOST, port: int = 57131, *, rate: float = 30.0):
+            """Send the beat and each voice's amount to ``host:port``, ``rate`` times a second
+            (``/livelatent/beat``, ``/livelatent/voice/<name>``), for visuals."""
+            if not live or engine.sealed:
+                return None
+            return Controllers.of(engine).send_to(host, port, rate)
+
+        return {"osc": osc, "osc_listen": osc_listen, "osc_send": osc_send}
+
+    # -- the service ---------------------------------------------------------------------------
+    def route(self, address: str, lo, hi) -> None:
+        with self._lock:
+            self._routes[address] = (lo, hi)
+            if self.listener is None:
+                self._start(osc_port(), LOCALHOST)
+            self.listener.route(address, lo, hi)
+
+    def listen(self, port: int, host: str) -> int:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ParameterError(f"port={port!r} must be a UDP port from 0 to 65535")
+        with self._lock:
+            if self.listener is not None:
+                self.listener.close()
+            self._start(port, host)
+            return self.listener.port if self.listener.listening else 0
+
+    def send_to(self, host: str, port: int, rate: float) -> OscSender:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ParameterError(f"port={port!r} must be a UDP port from 1 to 65535")
+        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0.5 <= rate <= 200):
+            raise ParameterError(f"rate={rate!r} must be messages a second from 0.5 to 200")
+        sender = OscSender(self._engine(), host, port, float(rate), self.throttle)
+        self.senders.append(sender)
+        return sender
+
+    def _start(self, port: int, host: str) -> None:
+        self.listener = OscListener(self._engine(), host, port, self.throttle)
+        for address, (lo, hi) in self._routes.items():
+            self.listener.route(address, lo, hi)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.listener is not None:
+                self.listener.close()
+                self.listener = None
+            for sender in self.senders:
+                sender.close()
+            self.senders.clear()
+
+
+def _bound(value, name: str):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ParameterError(f"{name}={value!r} must be a finite number or None")
+    return float(value)

@@ -1,0 +1,143 @@
+"""OSC in and out: ``osc("/fader/1")`` curves fed by a UDP listener, and ``osc_send`` for visuals.
+
+The listener (python-osc's UDP server, on 127.0.0.1 unless another address is asked for)
+routes each message to the controller of its address: its first argument, a finite number,
+clipped to the curve's range if it has one, becomes that controller's new value through a
+:class:`~.sender.ControlSender` (at most one journaled batch a step). Malformed packets,
+addresses no curve listens to, values that are not numbers or out of range, and a port in use
+each give a rate-limited warning; nothing from the network raises into the REPL or the audio.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from pythonosc import osc_packet
+from pythonosc.osc_server import BlockingOSCUDPServer
+from pythonosc.udp_client import SimpleUDPClient
+
+from ..controls import evaluating
+from .sender import ControlSender
+
+__all__ = ["OscListener", "OscSender"]
+
+
+class _Server(BlockingOSCUDPServer):
+    listener = None
+
+    def verify_request(self, request, client_address) -> bool:
+        return True            # python-osc drops what does not look like OSC silently: we say so
+
+    def handle_error(self, request, client_address):      # never a traceback on stderr
+        self.listener.throttle.warn("osc:error", f"osc: a message from {client_address[0]} "
+                                                 f"could not be handled")
+
+
+class OscListener:
+    """Listens on ``host:port`` and sends the values of the addresses it routes to ``engine``."""
+
+    def __init__(self, engine, host: str, port: int, throttle):
+        self.engine, self.host, self.port, self.throttle = engine, host, port, throttle
+        self.routes: dict[str, tuple] = {}           # address -> (lo, hi)
+        self.received = 0
+        self.sender = ControlSender(engine, "osc", throttle)
+        self.server = None
+        try:
+            self.server = _Server((host, port), self)
+        except OSError as exc:
+            throttle.warn("osc:port", f"osc: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                                      f"osc() curves hold their defaults. Choose another port: "
+                                      f"osc_listen(port=...)")
+            return
+        self.server.listener = self
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="livelatent-osc", daemon=True)
+        self._thread.start()
+
+    @property
+    def listening(self) -> bool:
+        return self.server is not None
+
+    def route(self, address: str, lo, hi) -> None:
+        self.routes[address] = (lo, hi)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        self.sender.close()
+
+    # python-osc's server calls this (as its "dispatcher") with each datagram
+    def call_handlers_for_packet(self, data: bytes, client_address) -> list:
+        try:
+            messages = [timed.message for timed in osc_packet.OscPacket(data).messages]
+        except osc_packet.ParseError as exc:
+            self.throttle.warn("osc:malformed", f"osc: a malformed packet from {client_address[0]} "
+                                                f"was ignored ({exc})")
+            return []
+        for message in messages:
+            self._receive(message.address, list(message.params))
+        return []
+
+    def _receive(self, address: str, params: list) -> None:
+        self.received += 1
+        span = self.routes.get(address)
+        if span is None:
+            known = ", ".join(sorted(self.routes)) or "none yet"
+            self.throttle.warn(f"osc:unknown:{address}", f"osc: no osc() curve listens to {address!r} "
+                                                         f"(listening to: {known})")
+            return
+        value = params[0] if params else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.throttle.warn(f"osc:value:{address}", f"osc: {address} sent {params!r:.60}; its first "
+                                                       f"argument must be a finite number")
+            return
+        lo, hi = span
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            clipped = min(max(value, lo if lo is not None else value), hi if hi is not None else value)
+            self.throttle.warn(f"osc:range:{address}", f"osc: {address} sent {value:g}, outside "
+                                                       f"[{lo}, {hi}]; clipped to {clipped:g}")
+            value = clipped
+        self.sender.set(f"osc:{address}", float(value))
+
+
+class OscSender:
+    """Sends the engine's beat and each voice's amount to ``host:port``, ``rate`` times a second:
+    ``/livelatent/beat <beats>`` and ``/livelatent/voice/<name> <amount>`` (for visuals)."""
+
+    def __init__(self, engine, host: str, port: int, rate: float, throttle):
+        self.engine, self.throttle, self.period = engine, throttle, 1.0 / rate
+        self.client = SimpleUDPClient(host, port)
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="livelatent-osc-send", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self._send_once()
+            except Exception as exc:          # noqa: BLE001 - the visuals are not the music
+                self.throttle.warn("osc_send", f"osc_send: {type(exc).__name__}: {exc}")
+
+    def _send_once(self) -> None:
+        engine = self.engine
+        position = engine.position
+        heard = engine.heard().score
+        clock = heard.clock
+        self.client.send_message("/livelatent/beat", float(clock.beats(position)))
+        for params in heard.voices.values():
+            if params.curve is None:
+                continue
+            origin = float(clock.beats(params.curve_start))
+            with evaluating(params.controls, origin, clock.bpm_at(position)):
+                amount = float(params.curve(max(float(clock.beats(position)) - origin, 0.0)))
+            self.client.send_message(f"/livelatent/voice/{params.name}", amount)
+        self.sent += 1

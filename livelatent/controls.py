@@ -1,0 +1,165 @@
+"""Controller curves: values that come from outside (OSC, MIDI), as curves of the engine's time.
+
+``osc("/fader/1", default=0.0)`` is a curve whose value is the last value its controller sent,
+held between messages. Such a value is part of the score: an adapter (:mod:`livelatent.controllers`)
+sends each change as a :class:`~livelatent.engine.commands.SetControl` command that lands on a
+step and is journaled like any change; the score keeps each controller's recent history
+(:class:`ControlState`), and a voice whose curves read a controller gets that history in its
+parameters. A controller curve evaluates from it: at a window's time, the value of the last
+change at or before it (gliding there over ``smooth(ms)``), or ``default`` before any. So what
+a voice plays is still a pure function of (parameters, seed, window), live and in a replay,
+which takes the values from the journal, not the network.
+
+The constructors here build curves only; the names a performer types (which also start a
+listener) are bound to an engine in :mod:`livelatent.controllers`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from dataclasses import dataclass
+
+import numpy as np
+
+from .curves import Curve, _finite, define_op
+from .errors import CurveError
+
+__all__ = ["ControlState", "evaluating", "osc_curve", "cc_curve", "note_curve", "bend_curve",
+           "REBUILD_NAMES", "HISTORY"]
+
+HISTORY = 16         # changes of one controller a score keeps (enough for any glide in flight)
+
+_CONTEXT: contextvars.ContextVar = contextvars.ContextVar("livelatent_controls", default=None)
+
+
+@dataclass(frozen=True)
+class ControlState:
+    """A controller's recent history: the value before the kept changes (None: each curve's
+    default), and the changes as (beat, value), in landing order."""
+
+    base: float | None = None
+    changes: tuple = ()
+
+    def after(self, beat: float, value: float) -> "ControlState":
+        changes = self.changes + ((float(beat), float(value)),)
+        if len(changes) <= HISTORY:
+            return ControlState(self.base, changes)
+        return ControlState(changes[-HISTORY - 1][1], changes[-HISTORY:])
+
+    def value(self, default: float) -> float:
+        return self.changes[-1][1] if self.changes else (default if self.base is None else self.base)
+
+    def at(self, beats: np.ndarray, glide_beats: float, default: float) -> np.ndarray:
+        """The value at each absolute beat, each change glided to over ``glide_beats``."""
+        base = default if self.base is None else self.base
+        out = np.full(beats.shape, base, dtype=np.float64)
+        start_value, last_beat, last_start, last_target = base, None, base, base
+        for beat, target in self.changes:
+            if glide_beats > 0:
+                if last_beat is not None:     # where the previous glide had got to
+                    done = min(1.0, max(0.0, (beat - last_beat) / glide_beats))
+                    start_value = last_start + (last_target - last_start) * done
+                ramp = np.clip((beats - beat) / glide_beats, 0.0, 1.0)
+                value = start_value + (target - start_value) * ramp
+            else:
+                value = target
+            out = np.where(beats >= beat, value, out)
+            last_beat, last_start, last_target = beat, start_value, target
+        return out
+
+
+class _Context:
+    __slots__ = ("controls", "origin", "beats_per_ms")
+
+    def __init__(self, controls, origin: float, bpm: float):
+        self.controls, self.origin, self.beats_per_ms = controls, origin, bpm / 60_000.0
+
+
+@contextlib.contextmanager
+def evaluating(controls, origin_beats: float, bpm: float):
+    """While curves are evaluated at times in beats since ``origin_beats`` (absolute), their
+    controllers read ``controls`` (name -> :class:`ControlState`); without this, a controller
+    curve is its default (a check before it plays, the status line)."""
+    if not controls:
+        yield
+        return
+    token = _CONTEXT.set(_Context(controls, origin_beats, bpm))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def _render(name, default, smooth_ms):
+    kind, _, key = name.partition(":")
+    if kind == "osc":
+        text = f"osc({key!r}, default={default!r})"
+    elif kind == "cc":
+        channel, number = key.split(":")
+        text = f"cc({number}, channel={channel}, default={default!r})"
+    elif kind == "note":
+        channel, number = key.split(":")
+        text = f"note_on({number}, channel={channel}, default={default!r})"
+    else:
+        text = f"pitchbend(channel={key}, default={default!r})"
+    return text if not smooth_ms else f"{text}.smooth({smooth_ms!r})"
+
+
+@define_op("control", _render)
+def _control(t, name, default, smooth_ms):
+    context = _CONTEXT.get()
+    state = None if context is None else context.controls.get(name)
+    if state is None:
+        return np.full(t.shape, default, dtype=np.float64)
+    return state.at(t + context.origin, smooth_ms * context.beats_per_ms, default)
+
+
+# -- the curves ------------------------------------------------------------------------------------
+def _default(value) -> float:
+    return _finite(value, "default")
+
+
+def osc_curve(address: str, default: float = 0.0) -> Curve:
+    """The last value sent to OSC ``address`` (its first argument), ``default`` before any."""
+    if not isinstance(address, str) or not address.startswith("/") or len(address) > 256 \
+            or any(c in address for c in " #*,?[]{}"):
+        raise CurveError(f"osc({address!r}): an OSC address starts with / and has no spaces or "
+                         f"wildcards, e.g. osc('/fader/1')")
+    return Curve("control", f"osc:{address}", _default(default), 0.0)
+
+
+def _midi_number(value, what: str, high: int = 127) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= high:
+        raise CurveError(f"{what}={value!r} must be a whole number from 0 to {high}")
+    return int(value)
+
+
+def _channel(channel) -> int:
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 1 <= channel <= 16:
+        raise CurveError(f"channel={channel!r} must be a MIDI channel from 1 to 16")
+    return int(channel)
+
+
+def cc_curve(number: int, channel: int = 1, default: float = 0.0) -> Curve:
+    """MIDI control change ``number`` on ``channel``, scaled to [0, 1]."""
+    return Curve("control", f"cc:{_channel(channel)}:{_midi_number(number, 'cc')}",
+                 _default(default), 0.0)
+
+
+def note_curve(number: int, channel: int = 1, default: float = 0.0) -> Curve:
+    """The velocity of MIDI note ``number`` on ``channel`` while it is held, scaled to [0, 1];
+    0 once it is released."""
+    return Curve("control", f"note:{_channel(channel)}:{_midi_number(number, 'note')}",
+                 _default(default), 0.0)
+
+
+def bend_curve(channel: int = 1, default: float = 0.0) -> Curve:
+    """MIDI pitch bend on ``channel``, scaled to [-1, 1]."""
+    return Curve("control", f"bend:{_channel(channel)}", _default(default), 0.0)
+
+
+#: What a controller curve's code calls, for rebuilding it from a journal or a set.
+REBUILD_NAMES = {"osc": osc_curve, "cc": cc_curve,
+                 "note_on": lambda number, channel=1, default=0.0: note_curve(number, channel, default),
+                 "pitchbend": lambda channel=1, default=0.0: bend_curve(channel, default)}

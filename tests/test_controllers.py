@@ -1,0 +1,200 @@
+"""Controllers as curves: OSC over real UDP packets, merged to a batch a step, journaled and
+replayed from the journal; bad input warns, rate-limited, and never changes the sound."""
+
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from pythonosc.udp_client import SimpleUDPClient
+
+from livelatent import CurveError, Engine, ParameterError, sine, source, voice
+from livelatent.controllers import Controllers
+from livelatent.controls import ControlState, osc_curve
+from livelatent.engine.commands import SetControl
+from livelatent.session.namespace import namespace
+from livelatent.session.session import Session
+from livelatent.session.sets import render_set
+
+ROOT = Path(__file__).resolve().parent.parent
+PACK = ROOT / "livelatent" / "packs" / "default" / "sources"
+
+
+@pytest.fixture(scope="module")
+def two():
+    return source(PACK / "flute.flac"), source(PACK / "cello.flac")
+
+
+def wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def test_a_controller_change_plays_like_the_same_change_of_curve(two):
+    a, b = two
+    with Engine(seed=1) as engine:
+        v = voice(a, b, curve=osc_curve("/fader/1", default=0.0))
+        before = engine.render_array(samples=512 * 100)
+        engine.submit(SetControl("osc:/fader/1", 0.8))
+        after = engine.render_array(samples=512 * 300)
+        assert v.params.plan.controls == {"osc:/fader/1"}
+    with Engine(seed=1) as engine:
+        w = voice(a, b, curve=0.0)
+        np.testing.assert_array_equal(engine.render_array(samples=512 * 100), before)
+        w.curve = 0.8
+        np.testing.assert_array_equal(engine.render_array(samples=512 * 300), after)
+
+
+def test_smooth_glides_from_where_the_last_glide_had_got_to():
+    state = ControlState().after(1.0, 1.0).after(1.5, 0.0)
+    np.testing.assert_allclose(state.at(np.array([0.5, 1.0, 1.25, 1.5, 2.0, 3.0]), 0.0, 0.3),
+                               [0.3, 1.0, 1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(state.at(np.array([0.5, 1.25, 1.5, 1.75, 2.0, 2.5]), 1.0, 0.3),
+                               [0.3, 0.475, 0.65, 0.4875, 0.325, 0.0])
+    assert repr(osc_curve("/x", 0.5).smooth(20)) == "osc('/x', default=0.5).smooth(20.0)"
+    with pytest.raises(CurveError, match="smooth\\(\\) is for controller curves"):
+        sine(2).smooth(20)
+    with pytest.raises(CurveError, match="no spaces or wildcards"):
+        osc_curve("fader 1")
+
+
+def test_osc_messages_over_udp_land_merged_a_batch_a_step(two):
+    a, b = two
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        assert port > 0
+        fader = names["osc"]("/fader/1", default=0.0, lo=0.0, hi=1.0)
+        voice(a, b, curve=fader.smooth(20))
+        client = SimpleUDPClient("127.0.0.1", port)
+        for i in range(200):
+            client.send_message("/fader/1", (i + 1) / 200)
+        wait_for(lambda: "osc:/fader/1" in engine.intended().controls and
+                 engine.intended().controls["osc:/fader/1"].value(0.0) == 1.0)
+        service = Controllers.of(engine)
+        assert service.listener.received == 200
+        assert service.listener.sender.sent <= 40          # merged: at most one batch a step
+        assert np.abs(engine.render_array(1.0)).max() > 0.01
+
+
+def test_bad_osc_input_warns_once_in_a_while_and_changes_nothing(two):
+    a, b = two
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        v = voice(a, b, curve=names["osc"]("/fader/1", default=0.3, lo=0.0, hi=1.0))
+        client = SimpleUDPClient("127.0.0.1", port)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(30):
+            raw.sendto(b"not osc at all", ("127.0.0.1", port))
+            client.send_message("/nobody/listens", 0.5)
+            client.send_message("/fader/1", "loud")
+        client.send_message("/fader/1", float("nan"))
+        time.sleep(0.5)
+        texts = engine.events.texts()
+        assert sum("malformed packet" in t for t in texts) == 1
+        assert sum("no osc() curve listens to '/nobody/listens'" in t for t in texts) == 1
+        assert sum("must be a finite number" in t for t in texts) == 1
+        assert "osc:/fader/1" not in engine.intended().controls          # the sound is unchanged
+        client.send_message("/fader/1", 7.0)
+        wait_for(lambda: "osc:/fader/1" in engine.intended().controls)
+        assert engine.intended().controls["osc:/fader/1"].value(0.0) == 1.0     # clipped
+        assert any("outside [0.0, 1.0]; clipped to 1" in t for t in engine.events.texts())
+        assert v.params.curve is not None
+        # a port in use: one warning, osc() curves hold their defaults, nothing raises
+        taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        taken.bind(("127.0.0.1", 0))
+        assert names["osc_listen"](port=taken.getsockname()[1]) == 0
+        assert any("cannot listen on 127.0.0.1" in t for t in engine.events.texts())
+        with pytest.raises(ParameterError, match="lo must be below hi"):
+            names["osc"]("/x", lo=1, hi=0)
+        taken.close()
+        raw.close()
+
+
+def test_a_session_with_osc_renders_from_its_journal_what_was_played(two, tmp_path):
+    with Engine(seed=3) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="osc")
+        port = session.run_cell("osc_listen(port=0)")
+        session.run_cell("v = voice(flute, cello, curve=osc('/fader/1', default=0.1).smooth(15))")
+        client = SimpleUDPClient("127.0.0.1", port)
+        played = []
+        for i in range(40):
+            client.send_message("/fader/1", (i % 10) / 10)
+            played.append(engine.render_array(samples=512 * 8))
+            time.sleep(0.005)
+        session.run_cell("v.curve = sine(4)")
+        played.append(engine.render_array(samples=512 * 40))
+        session.end()
+        session.close()
+    played = np.concatenate(played)
+    report = render_set(tmp_path / "sets" / "osc", tmp_path / "osc.wav", progress=False)
+    rendered, _ = sf.read(tmp_path / "osc.wav", dtype="float32")
+    assert report.samples >= played.shape[0]
+    np.testing.assert_allclose(rendered[:played.shape[0]], played, atol=1e-6)
+    journal = (tmp_path / "sets" / "osc" / "journal.jsonl").read_text()
+    assert '"origin": "osc"' in journal and '"op": "control"' in journal
+
+
+def free_udp_port() -> int:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def test_osc_live_over_jack_renders_from_the_journal_as_heard(jack_server, tmp_path):
+    """The REPL plays over a JACK dummy server while this test sends 1,000 OSC messages over
+    10 s and the REPL swaps a curve: `livelatent render` of the set equals the capture."""
+    import re
+    import subprocess
+    import sys
+
+    import jackutil
+    from livelatent.session.performance import read_performance
+    from replutil import Repl
+
+    sets, port = tmp_path / "sets", free_udp_port()
+    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "osc"],
+                env={"LIVELATENT_SETS": str(sets), "LIVELATENT_OSC_PORT": str(port)})
+    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
+    try:
+        recorder.start(timeout_s=60)
+        repl.wait_prompt()
+        repl.run("v = voice(flute, cello, curve=osc('/fader/1', default=0.2).smooth(10), name='v')\n"
+                 "w = voice(piano, strings, curve=sine(2), gain=0.5, name='w')")
+        client = SimpleUDPClient("127.0.0.1", port)
+        began = time.monotonic()
+        for i in range(1000):
+            client.send_message("/fader/1", 0.5 + 0.5 * np.sin(i / 40))
+            if i == 500:
+                repl.run("w.curve = tri(3)")
+            time.sleep(max(0.0, began + (i + 1) * 0.01 - time.monotonic()))
+        repl.pump(0.5)
+        assert repl.exit() == 0, repl.text[-2000:]
+        captured = recorder.stop()
+    finally:
+        recorder.close()
+        repl.close()
+    assert "error:" not in repl.text, repl.text[-3000:]
+    performance = read_performance(sets / "osc" / "journal.jsonl")
+    osc_batches = [b for b in performance.batches if b.origin == "osc"]
+    assert 100 <= len(osc_batches) <= 1000             # merged to at most one a step
+    loud = np.flatnonzero(np.any(captured != 0, axis=1))
+    captured = captured[:loud[-1] + 1]
+    out = tmp_path / "osc.wav"
+    done = subprocess.run([sys.executable, "-m", "livelatent.cli", "render", str(sets / "osc"),
+                           "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    reference, rate = sf.read(out, dtype="float32")
+    offset = jackutil.align(captured, reference)
+    assert len(captured) - offset >= 9 * rate
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
+    underruns = re.findall(r"underruns (\d+)", repl.text)
+    assert underruns and int(underruns[-1]) == 0
