@@ -18,9 +18,12 @@ sounddevice (PortAudio) is imported only by the audio process program
 
 from __future__ import annotations
 
+import importlib
+
 from .errors import MissingDependency
 
-__all__ = ["torch", "vae", "terminal_shell", "ipython_magics", "matplotlib_figure", "umap"]
+__all__ = ["torch", "vae", "terminal_shell", "ipython_magics", "matplotlib_figure", "umap",
+           "midi_backends"]
 
 
 def _missing(what: str, why: str, install: str, exc: ImportError) -> MissingDependency:
@@ -83,3 +86,13 @@ def umap():
         raise _missing("umap-learn", "method='umap'", "pip install umap-learn, or use method='pca'",
                        exc) from None
     return module
+
+
+def midi_backends() -> list:
+    """mido's python-rtmidi backends to try, in order: JACK MIDI, then ALSA."""
+    try:
+        import mido
+        importlib.import_module("rtmidi")     # mido's backend needs it: fail here, in one line
+    except ImportError as exc:
+        raise _missing("mido and python-rtmidi", "MIDI", "pip install mido python-rtmidi", exc) from None
+    return [mido.Backend(f"mido.backends.rtmidi/{api}", load=True) for api in ("UNIX_JACK", "LINUX_ALSA")]

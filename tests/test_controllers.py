@@ -198,3 +198,46 @@ def test_osc_live_over_jack_renders_from_the_journal_as_heard(jack_server, tmp_p
     assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
     underruns = re.findall(r"underruns (\d+)", repl.text)
     assert underruns and int(underruns[-1]) == 0
+
+
+def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_server, two, tmp_path):
+    import subprocess
+
+    import rtmidi
+    a, b = two
+    with Engine(seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="midi")
+        session.run_cell("v = voice(flute, cello, curve=cc(74, channel=2).smooth(20), name='v')\n"
+                         "w = voice(cello, flute, curve=note_on(60) * 0.5 + (pitchbend() + 1) / 4)\n"
+                         "on_note(lambda note, velocity: v.set(gain=velocity), note=64)")
+        out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
+        out.open_virtual_port("sender")
+        wait_for(lambda: subprocess.run(["jack_connect", "RtMidiOut Client:sender",
+                                         "RtMidiIn Client:livelatent"]).returncode == 0, timeout=5)
+        for value in range(0, 128, 4):
+            out.send_message([0xB1, 74, value])            # CC 74 on channel 2
+        out.send_message([0x90, 60, 100])                  # note 60 held
+        out.send_message([0xE0, 0x7F, 0x7F])               # pitch bend all the way up
+        out.send_message([0x90, 64, 64])                   # note 64: on_note sets v's gain
+        out.send_message([0xF8])                           # a clock tick: nothing reads it
+        controls = lambda: engine.intended().controls
+        wait_for(lambda: all(n in controls() for n in ("cc:2:74", "note:1:60", "bend:1")) and
+                 abs(engine.intended().voices[0].gain - 64 / 127) < 1e-9)
+        assert controls()["cc:2:74"].value(0.0) == 124 / 127
+        assert controls()["note:1:60"].value(0.0) == 100 / 127
+        assert controls()["bend:1"].value(0.0) == 1.0
+        out.send_message([0x80, 60, 0])                    # note 60 released
+        wait_for(lambda: controls()["note:1:60"].value(1.0) == 0.0)
+        played = engine.render_array(samples=512 * 50)
+        assert session.run_cell("midi_in('no such controller')") is None    # a warning, no error
+        assert any("no MIDI output port named like 'no such controller'" in t
+                   for t in engine.events.texts())
+        session.end()
+        session.close()
+        out.close_port()
+    journal = (tmp_path / "sets" / "midi" / "journal.jsonl").read_text()
+    assert '"origin": "midi"' in journal and '"origin": "midi:note"' in journal
+    report = render_set(tmp_path / "sets" / "midi", tmp_path / "midi.wav", progress=False)
+    rendered, _ = sf.read(tmp_path / "midi.wav", dtype="float32")
+    assert report.samples >= played.shape[0]
+    np.testing.assert_allclose(rendered[:played.shape[0]], played, atol=1e-6)

@@ -1,4 +1,5 @@
-"""Controllers from outside, bound to an engine: ``osc``, ``osc_listen``, ``osc_send``.
+"""Controllers from outside, bound to an engine: ``osc``, ``osc_listen``, ``osc_send``, ``cc``,
+``note_on``, ``pitchbend``, ``on_note``, ``midi_in``.
 
 One :class:`Controllers` service per engine (like its timers) owns the listeners; the names a
 namespace gets come from it. The curves themselves are plain data (:mod:`livelatent.controls`):
@@ -13,8 +14,9 @@ import threading
 import weakref
 
 from ..config import osc_port
-from ..controls import osc_curve
+from ..controls import bend_curve, cc_curve, note_curve, osc_curve
 from ..errors import ParameterError
+from .midi import MidiListener
 from .osc import OscListener, OscSender
 from .throttle import Throttle
 
@@ -32,6 +34,7 @@ class Controllers:
         self._engine = weakref.ref(engine)
         self.throttle = Throttle(engine.events)
         self.listener: OscListener | None = None
+        self.midi: MidiListener | None = None
         self.senders: list[OscSender] = []
         self._routes: dict[str, tuple] = {}
         self._lock = threading.Lock()
@@ -76,7 +79,42 @@ class Controllers:
                 return None
             return Controllers.of(engine).send_to(host, port, rate)
 
-        return {"osc": osc, "osc_listen": osc_listen, "osc_send": osc_send}
+        def midi_curve(curve):
+            if live and not engine.sealed:
+                Controllers.of(engine).route_midi(curve.controls())
+            return curve
+
+        def cc(number: int, channel: int = 1, default: float = 0.0):
+            """A curve: MIDI control change ``number`` on ``channel`` (1-16), 0 to 1, held.
+            ``v.curve = cc(74).smooth(30)``"""
+            return midi_curve(cc_curve(number, channel, default))
+
+        def note_on(number: int, channel: int = 1, default: float = 0.0):
+            """A curve: the velocity (0 to 1) of MIDI note ``number`` while it is held, 0 after."""
+            return midi_curve(note_curve(number, channel, default))
+
+        def pitchbend(channel: int = 1, default: float = 0.0):
+            """A curve: MIDI pitch bend on ``channel``, -1 to 1."""
+            return midi_curve(bend_curve(channel, default))
+
+        def on_note(fn, *, note: int | None = None, channel: int | None = None):
+            """Run ``fn(note, velocity)`` when a note arrives (any, or ``note`` on ``channel``);
+            what it changes lands at once and is journaled (origin ``midi:note``)."""
+            if not callable(fn):
+                raise ParameterError(f"on_note({fn!r}): give a function of (note, velocity)")
+            if live and not engine.sealed:
+                Controllers.of(engine).add_note_function(fn, note, channel)
+
+        def midi_in(port: str | None = None) -> str | None:
+            """Listen to the MIDI output port whose name contains ``port`` (default: an input
+            port of livelatent's own, ``livelatent``, to connect controllers to). Returns the
+            port's name (None: none could be opened; a warning said why)."""
+            if not live or engine.sealed:
+                return None
+            return Controllers.of(engine).open_midi(port)
+
+        return {"osc": osc, "osc_listen": osc_listen, "osc_send": osc_send, "cc": cc,
+                "note_on": note_on, "pitchbend": pitchbend, "on_note": on_note, "midi_in": midi_in}
 
     # -- the service ---------------------------------------------------------------------------
     def route(self, address: str, lo, hi) -> None:
@@ -104,6 +142,28 @@ class Controllers:
         self.senders.append(sender)
         return sender
 
+    def route_midi(self, names) -> None:
+        with self._lock:
+            if self.midi is None:
+                self.midi = MidiListener(self._engine(), None, self.throttle)
+            self.midi.routes |= set(names)
+
+    def add_note_function(self, fn, note, channel) -> None:
+        with self._lock:
+            if self.midi is None:
+                self.midi = MidiListener(self._engine(), None, self.throttle)
+            self.midi.note_functions.append((fn, note, channel))
+
+    def open_midi(self, port: str | None) -> str | None:
+        with self._lock:
+            old = self.midi
+            self.midi = MidiListener(self._engine(), port, self.throttle)
+            if old is not None:
+                self.midi.routes |= old.routes
+                self.midi.note_functions += old.note_functions
+                old.close()
+            return self.midi.name
+
     def _start(self, port: int, host: str) -> None:
         self.listener = OscListener(self._engine(), host, port, self.throttle)
         for address, (lo, hi) in self._routes.items():
@@ -114,6 +174,9 @@ class Controllers:
             if self.listener is not None:
                 self.listener.close()
                 self.listener = None
+            if self.midi is not None:
+                self.midi.close()
+                self.midi = None
             for sender in self.senders:
                 sender.close()
             self.senders.clear()
