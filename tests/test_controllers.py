@@ -138,7 +138,7 @@ def test_a_session_with_osc_renders_from_its_journal_what_was_played(two, tmp_pa
     assert report.samples >= played.shape[0]
     np.testing.assert_allclose(rendered[:played.shape[0]], played, atol=1e-6)
     journal = (tmp_path / "sets" / "osc" / "journal.jsonl").read_text()
-    assert '"origin": "osc"' in journal and '"op": "control"' in journal
+    assert '"kind": "controls", "origin": "osc"' in journal
 
 
 def free_udp_port() -> int:
@@ -236,7 +236,7 @@ def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_s
         session.close()
         out.close_port()
     journal = (tmp_path / "sets" / "midi" / "journal.jsonl").read_text()
-    assert '"origin": "midi"' in journal and '"origin": "midi:note"' in journal
+    assert '"kind": "controls", "origin": "midi"' in journal and '"origin": "midi:note"' in journal
     report = render_set(tmp_path / "sets" / "midi", tmp_path / "midi.wav", progress=False)
     rendered, _ = sf.read(tmp_path / "midi.wav", dtype="float32")
     assert report.samples >= played.shape[0]

@@ -14,6 +14,8 @@ A journal is a JSON Lines file, appended to and never rewritten. Each line is on
 - ``batch`` after it landed: the commands of one writer's batch as data, its ``origin``
   (``repl``, ``pattern:drift.py``, ``timer``, ``thread:...``), the ``cell`` that made it if code
   did, its place ``seq`` in the engine's sending order and the ``sample`` it landed on.
+- ``controls``: controller values that landed (OSC, MIDI), many batches in one record: each
+  ``[seq, sample, name, value]``, written every quarter second or so.
 - ``applied`` after a cell ran: where its changes landed, the error it raised (and on which
   line), and the outcomes of its wall-clock checks (``checks``), which a replay repeats.
 - ``end``: the sample at which the performance ended (the listener had heard everything).
@@ -114,6 +116,11 @@ class Journal:
         lines.append({"kind": "batch", "seq": int(seq), "origin": str(origin), "cell": cell,
                       "sample": int(sample), "wall": wall_time(), "commands": commands})
         self._write_many(lines, durable=durable)
+
+    def record_controls(self, origin: str, values: list) -> None:
+        """Record controller values that landed, compactly: ``values`` is a list of
+        ``[seq, sample, name, value]`` (one batch per seq). Flushed to the OS, not fsynced."""
+        self._write_many([{"kind": "controls", "origin": str(origin), "values": values}], durable=False)
 
     def mark_applied(self, entry_id: int, sample: int, *, landed: bool = True,
                      error: str | None = None, error_line: int | None = None,

@@ -218,6 +218,15 @@ def _build(path: Path, records):
                     cell=None if record.get("cell") is None else int(record["cell"]),
                     sample=int(record["sample"]), commands=tuple(commands), line=number,
                     session=current))
+            elif kind == "controls" and current >= 0:
+                grouped: dict[int, list] = {}
+                for seq, sample, name, value in record["values"]:
+                    grouped.setdefault(int(seq), [int(sample)]).append(
+                        {"op": "control", "name": str(name), "value": float(value)})
+                for seq, (sample, *commands) in grouped.items():
+                    performances[current].batches.append(BatchRecord(
+                        seq=seq, origin=str(record["origin"]), cell=None, sample=sample,
+                        commands=tuple(commands), line=number, session=current))
             elif kind == "source" and current >= 0:
                 if "array_hash" in record:     # an array a path needs (directions, a vector)
                     str(record["key"]), str(record["array_hash"]), str(record["file"])

@@ -5,17 +5,22 @@ sent it encodes its commands and refuses one it could not record faithfully: a v
 not code (a curve made from a Python function) sent by a writer that is not a cell, since no
 replay could rebuild it. After the batch lands it writes the sources it uses (once) and the
 batch itself, with its origin, its cell and its landing sample, in the writer's own thread.
+Controller values (many a second) are kept and written together, a ``controls`` record every
+quarter second or so, and before any other record.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from ..errors import LiveLatentError, SetError
 from .journal import Journal
 from .records import NotCode, SourceStore, encode_command, not_code, sources_used
 
-__all__ = ["JournalRecorder"]
+__all__ = ["JournalRecorder", "CONTROLS_EVERY_S"]
+
+CONTROLS_EVERY_S = 0.25     # controller values are written together at least this often
 
 
 class JournalRecorder:
@@ -28,6 +33,8 @@ class JournalRecorder:
         self._written: set[str] = set()
         self._lock = threading.Lock()
         self.failed = False
+        self._controls: dict[str, list] = {}       # origin -> [seq, sample, name, value] kept
+        self._controls_since = 0.0
 
     def check(self, batch) -> None:
         encoded = [encode_command(command, self.store) for command in batch.commands]
@@ -51,13 +58,16 @@ class JournalRecorder:
         encoded = batch.encoded
         if encoded is None:
             encoded = [encode_command(command, self.store) for command in batch.commands]
+        if batch.cell is None and encoded and all(d["op"] == "control" for d in encoded):
+            self._controls_landed(batch, encoded)      # many a second: kept, written together
+            return
+        self.flush()
         with self._lock:
             keys = [k for data in encoded for k in sources_used(data) if k not in self._written]
             records = [self.store.records[k] for k in dict.fromkeys(keys)]
             try:
                 self.journal.record_batch(seq=batch.seq, origin=batch.origin, cell=batch.cell,
-                                          sample=batch.landed_at, commands=encoded, sources=records,
-                                          durable=not all(d["op"] == "control" for d in encoded))
+                                          sample=batch.landed_at, commands=encoded, sources=records)
             except (SetError, LiveLatentError) as exc:   # the sound changed: say it is not recorded
                 if not self.failed:
                     self.events.error(f"{exc}: this change is heard but not recorded; a replay "
@@ -65,3 +75,27 @@ class JournalRecorder:
                 self.failed = True
                 return
             self._written.update(keys)
+
+    # -- controller values: compact, a record every quarter second or so -----------------------
+    def _controls_landed(self, batch, encoded) -> None:
+        with self._lock:
+            if not self._controls:
+                self._controls_since = time.monotonic()
+            self._controls.setdefault(batch.origin, []).extend(
+                [batch.seq, batch.landed_at, d["name"], d["value"]] for d in encoded)
+            due = time.monotonic() - self._controls_since > CONTROLS_EVERY_S
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the controller values kept so far, a record per origin (before any other
+        record, at each note of where the listener is, at the end)."""
+        with self._lock:
+            kept, self._controls = self._controls, {}
+        try:
+            for origin, values in kept.items():
+                self.journal.record_controls(origin, values)
+        except (SetError, LiveLatentError) as exc:
+            if not self.failed:
+                self.events.error(f"{exc}: controller values are heard but not recorded")
+            self.failed = True

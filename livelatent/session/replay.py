@@ -80,7 +80,8 @@ class Replayer:
             self.store.add_record(record)
         self.store.check()
         self._captured: dict[int, list] = {}
-        self._decoded: dict[int, list] = {}     # by journal line: seqs repeat across resumed sessions
+        self._decoded: dict[tuple, list] = {}   # by (journal line, seq): seqs repeat across resumed
+        # sessions, and one line (controller values) holds many batches
         self._numbers = _numbers_by_cell(performance.batches)
         engine.seal(self.key)
         self._prepare()
@@ -95,7 +96,7 @@ class Replayer:
                     refused.append(f"batch {batch.seq} ({batch.origin}, journal line {batch.line}): "
                                    + ", ".join(fn for d in batch.commands for fn in not_code(d)))
                 continue
-            self._decoded[batch.line] = self._decode(batch, captured=None)
+            self._decoded[(batch.line, batch.seq)] = self._decode(batch, captured=None)
         if refused:
             why = ("--no-code runs no code, and these commands exist only as code" if not self.run_code
                    else "these commands were sent from no cell and are not code")
@@ -151,7 +152,7 @@ class Replayer:
 
     # -- batches ---------------------------------------------------------------------------------
     def _send(self, record) -> int:
-        commands = self._decoded.pop(record.line, None)
+        commands = self._decoded.pop((record.line, record.seq), None)
         if commands is None:
             commands = self._decode(record, captured=self._captured.get(record.cell))
         for command in commands:                # whoever started it live, its number is taken

@@ -207,6 +207,7 @@ class Session:
     def note_heard(self) -> None:
         """Record where the listener is, if it moved since the last note (see
         :meth:`Journal.record_heard`); the REPL calls it twice a second."""
+        self.recorder.flush()             # controller values heard so far: written first
         position = self.engine.position
         if position != self._noted_heard:
             self._noted_heard = position
@@ -217,6 +218,7 @@ class Session:
 
     def end(self) -> None:
         """Record that the performance ends here (the listener has heard everything so far)."""
+        self.recorder.flush()
         try:
             self.journal.record_end(self.engine.position)
         except SetError as exc:
@@ -226,6 +228,7 @@ class Session:
         """Stop recording and close the journal (the engine plays on; stopping it is its
         owner's job)."""
         self.engine.remove_recorder(self.recorder)
+        self.recorder.flush()
         self.journal.close()
 
     def __enter__(self):

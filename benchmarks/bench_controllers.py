@@ -1,0 +1,167 @@
+"""Controllers: OSC-to-sound latency, decode load while a controller sweeps, journal cost.
+
+1. Latency at blocksize 256 over a JACK dummy server: from the moment an OSC message is sent
+   (python-osc, UDP on 127.0.0.1) to the first output sample it changes, located in the JACK
+   capture, in JACK frame time. Baselines, same run: the same for a curve assignment typed in
+   code (bench_realtime's code-to-sound latency), and a bare sounddevice stream's floor.
+2. Decode load, 16 voices reading one OSC controller, blocksize 1024: 10 s while 100 messages a
+   second sweep it, against 10 s without messages (baseline, same run); and how many batches
+   the messages were merged into.
+3. Journal: bytes and write time per 1,000 controller values (one value a step, as the merge
+   sends them at most, written as livelatent does: a ``controls`` record every 0.25 s), against
+   the same values written as ordinary batch records, fsynced each (baseline).
+
+Run: ``python benchmarks/bench_controllers.py [--runs 10]``. Needs jackd.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pythonosc.udp_client import SimpleUDPClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import jackutil  # noqa: E402
+from bench_realtime import engine_latency, stream_floor_latency  # noqa: E402
+
+from livelatent import Engine, load_model, source, voice  # noqa: E402
+from livelatent.controllers import Controllers  # noqa: E402
+from livelatent.engine.commands import SetControl  # noqa: E402
+from livelatent.session.journal import Journal  # noqa: E402
+from livelatent.session.namespace import namespace  # noqa: E402
+from livelatent.session.recorder import CONTROLS_EVERY_S  # noqa: E402
+from livelatent.session.records import SourceStore, encode_command  # noqa: E402
+
+
+def _noises(codec):
+    rng = np.random.default_rng(5)
+    return [source(rng.normal(0, 0.2, 4 * codec.sample_rate).astype(np.float32), name=n)
+            for n in ("first", "second")]
+
+
+def osc_latency(codec, server, runs):
+    first, second = _noises(codec)
+    results = []
+    for run in range(runs):
+        with Engine(codec, seed=0, blocksize=256) as engine:
+            names = namespace(engine)
+            port = names["osc_listen"](port=0)
+            voice(first, second, curve=names["osc"]("/x", default=0.0), deterministic=True)
+            client = SimpleUDPClient("127.0.0.1", port)
+            engine.start("system")
+            with jackutil.JackRecorder(server, "PortAudio", seconds=4) as recorder:
+                time.sleep(0.4 + 0.037 * run)
+                client.send_message("/x", 1.0)
+                sent = recorder.frame_time()
+                time.sleep(0.3)
+                captured = recorder.stop()
+            engine.stop_playback()
+        with Engine(codec, seed=0) as offline:
+            voice(first, second, curve=0.0, deterministic=True)
+            reference = offline.render_array(3.0)
+        offset = jackutil.align(captured, reference)
+        lo, hi = max(0, offset), min(len(captured), len(reference) + offset)
+        diff = np.abs(captured[lo:hi] - reference[lo - offset:hi - offset]).max(axis=1)
+        changed = np.flatnonzero(diff > 1e-3)
+        if changed.size:
+            results.append((recorder.frame_time_at(lo + int(changed[0])) - sent) / codec.sample_rate)
+    return results
+
+
+def sweep_load(codec, server, seconds=10.0, rate=100):
+    first, second = _noises(codec)
+    loads = {}
+    with Engine(codec, seed=0, blocksize=1024) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        fader = names["osc"]("/fader", default=0.5)
+        for i in range(16):
+            voice(first, second, curve=fader, gain=1 / 16)
+        client = SimpleUDPClient("127.0.0.1", port)
+        engine.start("system")
+        time.sleep(1.0)
+        for label, sweeping in (("still", False), ("sweeping", True)):
+            samples, began = [], time.monotonic()
+            i = 0
+            while time.monotonic() - began < seconds:
+                if sweeping:
+                    client.send_message("/fader", 0.5 + 0.5 * np.sin(i / 30))
+                    i += 1
+                time.sleep(1.0 / rate)
+                samples.append(engine.status()["decode_load"])
+            loads[label] = (statistics.mean(samples), max(samples))
+        batches = Controllers.of(engine).listener.sender.sent
+        underruns = engine.underruns
+        engine.stop_playback()
+    return loads, i, batches, underruns
+
+
+def journal_cost(count=1000):
+    per_record = int(CONTROLS_EVERY_S * 44100 / 512)        # values kept between records
+    with tempfile.TemporaryDirectory() as folder:
+        store = SourceStore(folder)
+        out = {}
+        for compact in (True, False):
+            path = Path(folder) / f"journal-{compact}.jsonl"
+            with Journal(path) as journal:
+                journal.start_session(seed=0, tempo=60, sample_rate=44100, position=0,
+                                      model_path=None, model_hash="x")
+                size = path.stat().st_size
+                began = time.perf_counter()
+                kept = []
+                for n in range(count):
+                    data = encode_command(SetControl("osc:/fader/1", n / count), store)
+                    if not compact:
+                        journal.record_batch(seq=n, origin="osc", cell=None, sample=n * 512,
+                                             commands=[data], sources=[])
+                        continue
+                    kept.append([n, n * 512, data["name"], data["value"]])
+                    if len(kept) == per_record or n == count - 1:
+                        journal.record_controls("osc", kept)
+                        kept = []
+                spent = time.perf_counter() - began
+            out[compact] = (path.stat().st_size - size, spent)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10, help="latency measurements")
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args(argv)
+    codec = load_model(args.model)
+    with tempfile.TemporaryDirectory() as logs:
+        with jackutil.running_jack_server(period=256, log_dir=Path(logs)) as server:
+            osc = osc_latency(codec, server, args.runs)
+            code = engine_latency(codec, server, args.runs)
+            floor = stream_floor_latency(server, args.runs, codec.sample_rate)
+        print("1. latency at blocksize 256 (ms): median, max")
+        for label, values in (("OSC message -> sound", osc), ("code -> sound (baseline)", code),
+                              ("bare stream floor (baseline)", floor)):
+            if values:
+                print(f"  {label:30s} {1e3 * statistics.median(values):6.1f}  {1e3 * max(values):6.1f}"
+                      f"   (n={len(values)})")
+        with jackutil.running_jack_server(period=1024, log_dir=Path(logs)) as server:
+            loads, messages, batches, underruns = sweep_load(codec, server)
+    print("2. decode load, 16 voices on one OSC controller, blocksize 1024 (mean, max)")
+    for label, (mean, peak) in loads.items():
+        print(f"  {label:10s} {100 * mean:5.1f}%  {100 * peak:5.1f}%")
+    print(f"  {messages} messages in 10 s merged into {batches} batches; underruns {underruns}")
+    cost = journal_cost()
+    print("3. journal, per 1,000 controller values")
+    print(f"  as written (controls records):       {cost[True][0] / 1024:.0f} KiB, "
+          f"{1e3 * cost[True][1]:.0f} ms")
+    print(f"  baseline, a batch record each, fsync: {cost[False][0] / 1024:.0f} KiB, "
+          f"{1e3 * cost[False][1]:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
