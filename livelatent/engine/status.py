@@ -6,6 +6,8 @@ the playback's counters when it plays.
 
 from __future__ import annotations
 
+from ..controls import evaluating
+
 __all__ = ["engine_status"]
 
 
@@ -19,9 +21,11 @@ def engine_status(engine) -> dict:
     for params in sorted(heard.score.voices.values(), key=lambda p: p.index):
         value = None
         if params.curve is not None:
-            t = float(clock.beats(position) - clock.beats(params.curve_start))
+            origin = float(clock.beats(params.curve_start))
+            t = float(clock.beats(position)) - origin
             try:
-                value = float(params.curve(max(t, 0.0)))
+                with evaluating(params.controls, origin, clock.bpm_at(position)):   # controllers
+                    value = float(params.curve(max(t, 0.0)))
             except Exception:   # the status line must never raise
                 value = float("nan")
         voices.append({"index": params.index, "name": params.name, "strategy": params.strategy,
