@@ -5,8 +5,9 @@
    capture, in JACK frame time. Baselines, same run: the same for a curve assignment typed in
    code (bench_realtime's code-to-sound latency), and a bare sounddevice stream's floor.
 2. Decode load, 16 voices reading one OSC controller, blocksize 1024: 10 s while 100 messages a
-   second sweep it, against 10 s without messages (baseline, same run); and how many batches
-   the messages were merged into.
+   second sweep it, against 10 s without messages (baseline, same run): the decode thread's
+   load per step it decodes, and the engine process's CPU seconds per second (which counts
+   every re-decode); and how many batches the messages were merged into.
 3. Journal: bytes and write time per 1,000 controller values (one value a step, as the merge
    sends them at most, written as livelatent does: a ``controls`` record every 0.25 s), against
    the same values written as ordinary batch records, fsynced each (baseline).
@@ -88,7 +89,7 @@ def sweep_load(codec, server, seconds=10.0, rate=100):
         engine.start("system")
         time.sleep(1.0)
         for label, sweeping in (("still", False), ("sweeping", True)):
-            samples, began = [], time.monotonic()
+            samples, began, cpu = [], time.monotonic(), time.process_time()
             i = 0
             while time.monotonic() - began < seconds:
                 if sweeping:
@@ -96,7 +97,8 @@ def sweep_load(codec, server, seconds=10.0, rate=100):
                     i += 1
                 time.sleep(1.0 / rate)
                 samples.append(engine.status()["decode_load"])
-            loads[label] = (statistics.mean(samples), max(samples))
+            used = (time.process_time() - cpu) / (time.monotonic() - began)
+            loads[label] = (statistics.mean(samples), max(samples), used)
         batches = Controllers.of(engine).listener.sender.sent
         underruns = engine.underruns
         engine.stop_playback()
@@ -150,9 +152,10 @@ def main(argv=None):
                       f"   (n={len(values)})")
         with jackutil.running_jack_server(period=1024, log_dir=Path(logs)) as server:
             loads, messages, batches, underruns = sweep_load(codec, server)
-    print("2. decode load, 16 voices on one OSC controller, blocksize 1024 (mean, max)")
-    for label, (mean, peak) in loads.items():
-        print(f"  {label:10s} {100 * mean:5.1f}%  {100 * peak:5.1f}%")
+    print("2. 16 voices on one OSC controller, blocksize 1024: decode load per step (mean, max), "
+          "and CPU s per s")
+    for label, (mean, peak, used) in loads.items():
+        print(f"  {label:10s} {100 * mean:5.1f}%  {100 * peak:5.1f}%   CPU {used:.2f} s/s")
     print(f"  {messages} messages in 10 s merged into {batches} batches; underruns {underruns}")
     cost = journal_cost()
     print("3. journal, per 1,000 controller values")

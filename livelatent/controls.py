@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -28,12 +29,14 @@ from .errors import CurveError
 __all__ = ["ControlState", "evaluating", "osc_curve", "cc_curve", "note_curve", "bend_curve",
            "REBUILD_NAMES", "HISTORY"]
 
-HISTORY = 16         # changes of one controller a score keeps (enough for any glide in flight)
+HISTORY = 512        # changes of one controller a score keeps: a glide still under way when its
+                     # change is dropped restarts from its target (512 steps: about 6 s)
+_EPSILON_BEATS = 1e-9   # beats are sums of floats: a window that starts on a landing counts as after it
 
 _CONTEXT: contextvars.ContextVar = contextvars.ContextVar("livelatent_controls", default=None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ControlState:
     """A controller's recent history: the value before the kept changes (None: each curve's
     default), and the changes as (beat, value), in landing order."""
@@ -50,23 +53,44 @@ class ControlState:
     def value(self, default: float) -> float:
         return self.changes[-1][1] if self.changes else (default if self.base is None else self.base)
 
+    @cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        changes = np.array(self.changes, dtype=np.float64).reshape(-1, 2)
+        return changes[:, 0].copy(), changes[:, 1].copy()
+
+    def _starts(self, glide_beats: float, base: float) -> np.ndarray:
+        """Where each change's glide starts: where the previous glide had got to (worked out
+        once per glide length and base, then kept)."""
+        cache = self.__dict__.setdefault("_glide_starts", {})
+        found = cache.get((glide_beats, base))
+        if found is None:
+            when, target = self._arrays
+            found = np.empty_like(target)
+            start, previous_target, previous_when = base, base, None
+            for i in range(target.size):
+                if previous_when is not None:
+                    done = min(1.0, max(0.0, (when[i] - previous_when) / glide_beats))
+                    start = start + (previous_target - start) * done
+                found[i] = start
+                previous_target, previous_when = target[i], when[i]
+            cache[(glide_beats, base)] = found
+        return found
+
     def at(self, beats: np.ndarray, glide_beats: float, default: float) -> np.ndarray:
-        """The value at each absolute beat, each change glided to over ``glide_beats``."""
+        """The value at each absolute beat, each change glided to over ``glide_beats`` from
+        where the previous glide had got to (one search over the changes, whatever their number)."""
         base = default if self.base is None else self.base
-        out = np.full(beats.shape, base, dtype=np.float64)
-        start_value, last_beat, last_start, last_target = base, None, base, base
-        for beat, target in self.changes:
-            if glide_beats > 0:
-                if last_beat is not None:     # where the previous glide had got to
-                    done = min(1.0, max(0.0, (beat - last_beat) / glide_beats))
-                    start_value = last_start + (last_target - last_start) * done
-                ramp = np.clip((beats - beat) / glide_beats, 0.0, 1.0)
-                value = start_value + (target - start_value) * ramp
-            else:
-                value = target
-            out = np.where(beats >= beat, value, out)
-            last_beat, last_start, last_target = beat, start_value, target
-        return out
+        if not self.changes:
+            return np.full(beats.shape, base, dtype=np.float64)
+        when, target = self._arrays
+        # the change in force at each time (a landing sample's window counts as after it)
+        index = np.searchsorted(when, beats + _EPSILON_BEATS, side="right") - 1
+        safe = np.maximum(index, 0)
+        if glide_beats <= 0:
+            return np.where(index >= 0, target[safe], base)
+        start = self._starts(glide_beats, base)
+        ramp = np.clip((beats - when[safe]) / glide_beats, 0.0, 1.0)
+        return np.where(index >= 0, start[safe] + (target[safe] - start[safe]) * ramp, base)
 
 
 class _Context:

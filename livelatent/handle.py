@@ -130,7 +130,7 @@ class Voice:
                 checked_path(src, output_hop=params.layout.output_hop, engine=engine)
                 changes[role] = src
                 changes[f"frames_{role}"] = src.frames(engine.codec, params.layout.input_hop)
-        if {"a", "b", "path"} & set(changes):
+        if {"a", "b", "path", "curve"} & set(changes):
             changes["plan"] = with_plan(params.changed(**changes), engine.codec).plan
         if changes:
             engine.submit(SetVoice(self._number, changes, quant))

@@ -23,7 +23,7 @@ import importlib
 from .errors import MissingDependency
 
 __all__ = ["torch", "vae", "terminal_shell", "ipython_magics", "matplotlib_figure", "umap",
-           "midi_backends"]
+           "midi"]
 
 
 def _missing(what: str, why: str, install: str, exc: ImportError) -> MissingDependency:
@@ -88,11 +88,11 @@ def umap():
     return module
 
 
-def midi_backends() -> list:
-    """mido's python-rtmidi backends to try, in order: JACK MIDI, then ALSA."""
+def midi():
+    """python-rtmidi (the ports) and mido (reading the messages)."""
     try:
         import mido
-        importlib.import_module("rtmidi")     # mido's backend needs it: fail here, in one line
+        rtmidi = importlib.import_module("rtmidi")
     except ImportError as exc:
         raise _missing("mido and python-rtmidi", "MIDI", "pip install mido python-rtmidi", exc) from None
-    return [mido.Backend(f"mido.backends.rtmidi/{api}", load=True) for api in ("UNIX_JACK", "LINUX_ALSA")]
+    return rtmidi, mido

@@ -212,8 +212,11 @@ def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_s
                          "on_note(lambda note, velocity: v.set(gain=velocity), note=64)")
         out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
         out.open_virtual_port("sender")
+        ours = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split("\n")
+        ours = [p for p in ours if p.startswith("livelatent") and "livelatent" in p.split(":")[-1]]
+        assert ours, "livelatent's MIDI input port is not on the JACK server"
         wait_for(lambda: subprocess.run(["jack_connect", "RtMidiOut Client:sender",
-                                         "RtMidiIn Client:livelatent"]).returncode == 0, timeout=5)
+                                         ours[0]]).returncode == 0, timeout=5)
         for value in range(0, 128, 4):
             out.send_message([0xB1, 74, value])            # CC 74 on channel 2
         out.send_message([0x90, 60, 100])                  # note 60 held
@@ -241,3 +244,15 @@ def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_s
     rendered, _ = sf.read(tmp_path / "midi.wav", dtype="float32")
     assert report.samples >= played.shape[0]
     np.testing.assert_allclose(rendered[:played.shape[0]], played, atol=1e-6)
+
+
+def test_a_curve_set_to_a_controller_later_follows_it(two):
+    a, b = two
+    with Engine(seed=1) as engine:
+        v = voice(a, b, curve=0.2)
+        engine.render_array(samples=512 * 20)
+        v.curve = osc_curve("/later", default=0.0)
+        engine.submit(SetControl("osc:/later", 0.9))
+        engine.render_array(samples=512 * 20)
+        assert v.params.plan.controls == {"osc:/later"}
+        assert v.params.controls["osc:/later"].value(0.0) == 0.9

@@ -102,6 +102,11 @@ class Controllers:
             what it changes lands at once and is journaled (origin ``midi:note``)."""
             if not callable(fn):
                 raise ParameterError(f"on_note({fn!r}): give a function of (note, velocity)")
+            if note is not None and (isinstance(note, bool) or not isinstance(note, int) or not 0 <= note <= 127):
+                raise ParameterError(f"on_note(note={note!r}): a MIDI note from 0 to 127, or None")
+            if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)
+                                        or not 1 <= channel <= 16):
+                raise ParameterError(f"on_note(channel={channel!r}): a MIDI channel from 1 to 16, or None")
             if live and not engine.sealed:
                 Controllers.of(engine).add_note_function(fn, note, channel)
 
@@ -127,6 +132,8 @@ class Controllers:
     def listen(self, port: int, host: str) -> int:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ParameterError(f"port={port!r} must be a UDP port from 0 to 65535")
+        if not isinstance(host, str) or not host:
+            raise ParameterError(f"host={host!r} must be an address, e.g. '127.0.0.1' or '0.0.0.0'")
         with self._lock:
             if self.listener is not None:
                 self.listener.close()
@@ -138,7 +145,12 @@ class Controllers:
             raise ParameterError(f"port={port!r} must be a UDP port from 1 to 65535")
         if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0.5 <= rate <= 200):
             raise ParameterError(f"rate={rate!r} must be messages a second from 0.5 to 200")
-        sender = OscSender(self._engine(), host, port, float(rate), self.throttle)
+        if not isinstance(host, str) or not host:
+            raise ParameterError(f"host={host!r} must be an address, e.g. '127.0.0.1'")
+        try:
+            sender = OscSender(self._engine(), host, port, float(rate), self.throttle)
+        except OSError as exc:
+            raise ParameterError(f"osc_send({host!r}, {port}): {exc.strerror or exc}") from None
         self.senders.append(sender)
         return sender
 

@@ -85,28 +85,30 @@ class OscListener:
     def _receive(self, address: str, params: list) -> None:
         self.received += 1
         span = self.routes.get(address)
+        shown = address if len(address) <= 60 else address[:57] + "..."
         if span is None:
-            known = ", ".join(sorted(self.routes)) or "none yet"
-            self.throttle.warn(f"osc:unknown:{address}", f"osc: no osc() curve listens to {address!r} "
-                                                         f"(listening to: {known})")
+            known = ", ".join(sorted(self.routes)[:8]) or "none yet"
+            self.throttle.warn("osc:unknown", f"osc: no osc() curve listens to {shown!r} (listening "
+                                              f"to: {known})")
             return
         value = params[0] if params else None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.throttle.warn(f"osc:value:{address}", f"osc: {address} sent {params!r:.60}; its first "
-                                                       f"argument must be a finite number")
+            self.throttle.warn("osc:value", f"osc: {shown} sent {params!r:.60}; its first argument "
+                                            f"must be a finite number")
             return
         lo, hi = span
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             clipped = min(max(value, lo if lo is not None else value), hi if hi is not None else value)
-            self.throttle.warn(f"osc:range:{address}", f"osc: {address} sent {value:g}, outside "
-                                                       f"[{lo}, {hi}]; clipped to {clipped:g}")
+            self.throttle.warn("osc:range", f"osc: {shown} sent {value:g}, outside [{lo}, {hi}]; "
+                                            f"clipped to {clipped:g}")
             value = clipped
         self.sender.set(f"osc:{address}", float(value))
 
 
 class OscSender:
-    """Sends the engine's beat and each voice's amount to ``host:port``, ``rate`` times a second:
-    ``/livelatent/beat <beats>`` and ``/livelatent/voice/<name> <amount>`` (for visuals)."""
+    """Sends the engine's beat and the amount of each voice between two sources to
+    ``host:port``, ``rate`` times a second: ``/livelatent/beat <beats>`` and
+    ``/livelatent/voice/<name> <amount>`` (for visuals)."""
 
     def __init__(self, engine, host: str, port: int, rate: float, throttle):
         self.engine, self.throttle, self.period = engine, throttle, 1.0 / rate
@@ -137,7 +139,7 @@ class OscSender:
             if params.curve is None:
                 continue
             origin = float(clock.beats(params.curve_start))
-            with evaluating(params.controls, origin, clock.bpm_at(position)):
+            with evaluating(params.controls, origin, clock.bpm_at(params.curve_start)):
                 amount = float(params.curve(max(float(clock.beats(position)) - origin, 0.0)))
             self.client.send_message(f"/livelatent/voice/{params.name}", amount)
         self.sent += 1

@@ -176,7 +176,7 @@ def apply(score: Score, command: Command, *, at: int, seq: int) -> Score:
         if {"curve", "a", "b", "path"} & set(changes):
             changes.update(held=None, controls=score.controls)   # what held it is replaced
         changed = params.changed(**changes)
-        if {"a", "b", "path"} & set(changes) and "plan" not in changes:   # (the writer did it)
+        if {"a", "b", "path", "curve"} & set(changes) and "plan" not in changes:   # (the writer did it)
             changed = with_plan(changed, params.plan.codec)
         voices[command.voice] = changed
         return score.with_voices(voices)

@@ -24,7 +24,7 @@ def engine_status(engine) -> dict:
             origin = float(clock.beats(params.curve_start))
             t = float(clock.beats(position)) - origin
             try:
-                with evaluating(params.controls, origin, clock.bpm_at(position)):   # controllers
+                with evaluating(params.controls, origin, clock.bpm_at(params.curve_start)):
                     value = float(params.curve(max(t, 0.0)))
             except Exception:   # the status line must never raise
                 value = float("nan")

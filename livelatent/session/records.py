@@ -306,7 +306,7 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
 def _compile_here(changes: dict, number: int, engine) -> None:
     """A change of sources or path compiled in the replay's thread (not in the timeline's, where
     ``apply`` would otherwise do it): frames encoded, indexes built, before it lands."""
-    if {"a", "b", "path"} & set(changes):
+    if {"a", "b", "path", "curve"} & set(changes):
         params = engine.intended().voices.get(number)
         if params is not None:
             changes["plan"] = with_plan(params.changed(**changes), engine.codec).plan

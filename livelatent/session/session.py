@@ -187,6 +187,7 @@ class Session:
         Without a name, saves into the session's own set folder. Returns the folder.
         """
         target = self.set_dir if name is None else resolve_set(name, self.sets_root)
+        self.recorder.flush()               # controller values kept in memory: into the copy too
         with self._lock:
             folder = save_set(self.engine, target, journal=self.journal.path, sources_from=self.set_dir)
             if self._cell_depth:
