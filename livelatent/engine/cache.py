@@ -1,12 +1,14 @@
 """The voice bank's cache: each voice's channels and noise, a block of windows ahead.
 
-Each voice (each grain of a cloud) has a slot holding two consecutive blocks
+Each voice (each grain of a cloud) has a slot holding up to two consecutive blocks
 (:data:`~.blocks.BLOCK` windows each) of its channels (the weights and indices of its latent
-series, :mod:`livelatent.paths.plan`) and of its noise, block b in half b % 2 (:func:`BlockCache.rows`), so moving on by a
-block copies nothing. A step reads every voice's rows with one indexing operation. A voice
-whose windows leave the blocks it holds loads them again; and each voice, when it reaches its
-own phase inside its second block, computes the next one in place of its first, so the work
-spreads over the steps instead of falling on one when voices start together. Live, the
+series, :mod:`livelatent.paths.plan`) and of its noise, block b in half b % 2
+(:func:`BlockCache.rows`), so moving on by a block copies nothing. A step reads every voice's
+rows with one indexing operation. A voice whose windows leave the blocks it holds, or whose
+parameters changed, works out the block it is in (only); and each voice, when it reaches its
+own phase inside the last block it holds, computes the next one in place of the older, so the
+work spreads over the steps instead of falling on one when voices start together (or when a
+controller moves many voices at once). Live, the
 noise of the block after that is drawn ahead on another thread (:class:`~.blocks.NoiseBlocks`).
 
 The cache is keyed on the immutable parameters (and the clock, on which amounts depend): a
@@ -40,6 +42,7 @@ class BlockCache:
         self.channels = np.zeros((0, 2 * BLOCK, self.width), dtype=np.float32)
         self.noise_rows = np.zeros((0, 2 * BLOCK, latent), dtype=np.float32)
         self.first_block = np.zeros(0, dtype=np.int64)
+        self.last_block = np.zeros(0, dtype=np.int64)      # the slot holds first..last (1 or 2)
         self._params = np.empty(0, dtype=object)
         self._noise_of = np.empty(0, dtype=object)
         # slot -> (the params whose curve failed, the revert), taken when the voice gets there
@@ -50,6 +53,7 @@ class BlockCache:
     def _grow(self, capacity: int) -> None:
         used = self._capacity
         for name, fill in (("channels", 0.0), ("noise_rows", 0.0), ("first_block", -10),
+                           ("last_block", -10),
                            ("_params", None), ("_noise_of", None)):
             old = getattr(self, name)
             grown = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
@@ -101,30 +105,35 @@ class BlockCache:
         if not playing.any():
             return
         slots = table.slots
-        cached = self.first_block[slots]
+        cached_first, cached_last = self.first_block[slots], self.last_block[slots]
         current = self._params[slots] == table.identity
         first, last = k0 // BLOCK, (k1 - 1) // BLOCK
-        # a span covers at most BLOCK windows, so ``last`` is ``first`` or the block after it
-        stale = playing & (~current | (first < cached) | (first > cached + 1))
-        ahead = playing & ~stale & (first == cached + 1) & ((last > first) | (k0 % BLOCK >= table.phase))
+        # a span covers at most BLOCK windows, so ``last`` is ``first`` or the block after it.
+        # A voice whose parameters changed (a new curve, a controller's value) works out only
+        # the blocks it needs now; the next one comes at its phase, as for every voice.
+        stale = playing & (~current | (first < cached_first) | (first > cached_last))
+        ahead = playing & ~stale & (cached_last == first) & ((last > first) | (k0 % BLOCK >= table.phase))
         shared = {}                          # a cloud's grains share their channels
         for i in np.flatnonzero(stale):
-            self._load(int(slots[i]), table.params[i], int(table.grain[i]), clock, int(first[i]),
-                       shift=False, shared=shared)
+            blocks = [int(first[i])] if last[i] == first[i] else [int(first[i]), int(first[i]) + 1]
+            self._load(int(slots[i]), table.params[i], int(table.grain[i]), clock, blocks,
+                       first=int(first[i]), shared=shared)
         for i in np.flatnonzero(ahead):
-            self._load(int(slots[i]), table.params[i], int(table.grain[i]), clock, int(first[i]),
-                       shift=True, shared=shared)
+            self._load(int(slots[i]), table.params[i], int(table.grain[i]), clock, [int(first[i]) + 1],
+                       first=int(first[i]), shared=shared)
 
-    def _load(self, slot: int, params, grain: int, clock, block: int, *, shift: bool,
+    def _load(self, slot: int, params, grain: int, clock, blocks: list, *, first: int,
               shared: dict) -> None:
-        """Fill ``slot`` with blocks ``block`` and ``block + 1`` (with ``shift`` the first is
-        there already, as the second). Noise is kept when only the curve or the tempo changed."""
+        """Work out ``blocks`` (one or two consecutive) into ``slot``, which then holds
+        ``first`` to the last of them. Noise is kept when only the curve, a controller's value
+        or the tempo changed."""
         B = BLOCK
         sampled = not params.deterministic or params.plan.spread is not None
         noise_key = (params.seed, params.noise_key, params.index, grain) if sampled else None
-        kept = int(self.first_block[slot]) if self._noise_of[slot] == noise_key else None
-        fresh = [block + 1] if shift else [block, block + 1]
-        noisy = [b for b in (block, block + 1) if kept is None or not kept <= b <= kept + 1]
+        same_noise = self._noise_of[slot] == noise_key
+        kept_first, kept_last = int(self.first_block[slot]), int(self.last_block[slot])
+        fresh = blocks
+        noisy = [b for b in blocks if not (same_noise and kept_first <= b <= kept_last)]
         pending = self._reverts.get(slot)
         revert = pending[1] if pending is not None and pending[0] is params else None
         for b in fresh:
@@ -149,9 +158,10 @@ class BlockCache:
             for b in noisy:
                 self.noise_rows[slot, b % 2 * B:(b % 2 + 1) * B] = self.noise.get(
                     noise_entropy(params, self.seed, b, grain))
-            self.noise.prefetch(noise_entropy(params, self.seed, block + 2, grain))   # the next one
+            self.noise.prefetch(noise_entropy(params, self.seed, blocks[-1] + 1, grain))   # the next
         self._noise_of[slot] = noise_key
-        self.first_block[slot] = block
+        self.first_block[slot] = first
+        self.last_block[slot] = blocks[-1]
         self._params[slot] = params
 
     def take_reverts(self, table, k1) -> list:
