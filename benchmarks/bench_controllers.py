@@ -12,7 +12,13 @@
    sends them at most, written as livelatent does: a ``controls`` record every 0.25 s), against
    the same values written as ordinary batch records, fsynced each (baseline).
 
-Run: ``python benchmarks/bench_controllers.py [--runs 10]``. Needs jackd.
+4. MIDI clock out at 120 bpm for 10 s while a voice plays, received on a JACK MIDI port: the
+   deviation of each tick interval from 1/48 s (median and max) and of each tick from a
+   straight line through all of them. Baseline, same run: a plain loop that sleeps until each
+   tick's time and sends it.
+
+Run: ``python benchmarks/bench_controllers.py [--runs 10] [--only latency,load,journal,clock]``.
+Needs jackd.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from bench_realtime import engine_latency, stream_floor_latency  # noqa: E402
 
 from livelatent import Engine, load_model, source, voice  # noqa: E402
 from livelatent.controllers import Controllers  # noqa: E402
-from livelatent.engine.commands import SetControl  # noqa: E402
+from livelatent.engine.commands import SetControl, SetTempo  # noqa: E402
 from livelatent.session.journal import Journal  # noqa: E402
 from livelatent.session.namespace import namespace  # noqa: E402
 from livelatent.session.recorder import CONTROLS_EVERY_S  # noqa: E402
@@ -133,13 +139,105 @@ def journal_cost(count=1000):
     return out
 
 
+def _ticks(receiver, seconds):
+    """Arrival times (s, from the receiver's deltas) of the clock ticks received."""
+    times, now, began = [], 0.0, time.monotonic()
+    while time.monotonic() - began < seconds:
+        got = receiver.get_message()
+        if got is None:
+            time.sleep(0.0005)
+            continue
+        message, delta = got
+        now += delta
+        if message == [0xF8]:
+            times.append(now)
+    return np.array(times)
+
+
+def _deviations(times, interval):
+    steps = np.diff(times) - interval
+    fit = np.polyval(np.polyfit(np.arange(times.size), times, 1), np.arange(times.size))
+    return np.abs(steps), np.abs(times - fit)
+
+
+def clock_jitter(codec, seconds=10.0):
+    import subprocess
+
+    import rtmidi
+    first, second = _noises(codec)
+    results = {}
+    for label in ("livelatent", "baseline"):
+        receiver = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"receiver-{label}")
+        receiver.open_virtual_port("in")
+        receiver.ignore_types(timing=False)
+        with Engine(codec, seed=0, blocksize=256) as engine:
+            engine.submit(SetTempo(120.0))
+            voice(first, second, curve=0.5)
+            engine.start("system")
+            time.sleep(0.5)
+            if label == "livelatent":
+                clock = namespace(engine)["midi_clock"]()
+                port = "livelatent-clock:clock"
+            else:
+                out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="baseline")
+                out.open_virtual_port("clock")
+                port = "baseline:clock"
+            for _ in range(50):                      # the port may take a moment to appear
+                if subprocess.run(["jack_connect", port, f"receiver-{label}:in"],
+                                  capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.1)
+            else:
+                print(f"  {label}: could not connect {port}: {subprocess.run(['jack_lsp'], capture_output=True, text=True).stdout}")
+            if label == "baseline":
+                late = []
+
+                def plain():
+                    due = time.perf_counter()
+                    while not done.is_set():
+                        due += 1 / 48
+                        time.sleep(max(0.0, due - time.perf_counter()))
+                        out.send_message([0xF8])
+                        late.append(time.perf_counter() - due)
+                import threading
+                done = threading.Event()
+                threading.Thread(target=plain, daemon=True).start()
+            times = _ticks(receiver, seconds)
+            if label == "baseline":
+                done.set()
+                out.close_port()
+                sent_late = np.array(late)
+            else:
+                sent_late = np.array(clock.late)
+                clock.close()
+            engine.stop_playback()
+        receiver.close_port()
+        receiver.delete()
+        results[label] = _deviations(times, 1 / 48) + (times.size, np.abs(sent_late))
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="latency measurements")
     parser.add_argument("--model", default=None)
+    parser.add_argument("--only", default="latency,load,journal,clock", help="sections to run")
     args = parser.parse_args(argv)
+    only = set(args.only.split(","))
     codec = load_model(args.model)
     with tempfile.TemporaryDirectory() as logs:
+        if "clock" in only:
+            with jackutil.running_jack_server(period=256, log_dir=Path(logs)):
+                jitter = clock_jitter(codec)
+            print("4. MIDI clock out, 120 bpm, 10 s (ms, median / max): each tick's send time against "
+                  "its ideal time; as received over JACK MIDI (its period quantises arrivals): "
+                  "interval error, error from a straight line")
+            for label, (steps, line, count, late) in jitter.items():
+                print(f"  {label:10s} sent {1e3 * np.median(late):5.3f} / {1e3 * late.max():5.3f}   "
+                      f"received {1e3 * np.median(steps):5.2f} / {1e3 * steps.max():5.2f}, "
+                      f"{1e3 * np.median(line):5.2f} / {1e3 * line.max():5.2f}   ({count} ticks)")
+        if not only & {"latency", "load", "journal"}:
+            return 0
         with jackutil.running_jack_server(period=256, log_dir=Path(logs)) as server:
             osc = osc_latency(codec, server, args.runs)
             code = engine_latency(codec, server, args.runs)

@@ -256,3 +256,28 @@ def test_a_curve_set_to_a_controller_later_follows_it(two):
         engine.render_array(samples=512 * 20)
         assert v.params.plan.controls == {"osc:/later"}
         assert v.params.controls["osc:/later"].value(0.0) == 0.9
+
+
+def test_midi_clock_sends_start_24_ticks_a_beat_and_stop(jack_server, two):
+    import subprocess
+
+    import rtmidi
+    a, b = two
+    receiver = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="receiver")
+    receiver.open_virtual_port("in")
+    receiver.ignore_types(timing=False)
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        voice(a, b, curve=0.5)
+        clock = names["midi_clock"]()
+        wait_for(lambda: subprocess.run(["jack_connect", "livelatent-clock:clock",
+                                         "receiver:in"]).returncode == 0, timeout=5)
+        time.sleep(2.0)                                     # 60 bpm: about 48 ticks
+        clock.close()
+    received = []
+    while (got := receiver.get_message()) is not None:
+        received.append(got[0])
+    receiver.close_port()
+    ticks = received.count([0xF8])
+    assert 30 <= ticks <= 60, received[:5]
+    assert received[-1] == [0xFC] and [0xFA] not in received[1:]

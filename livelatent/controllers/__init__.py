@@ -16,6 +16,7 @@ import weakref
 from ..config import osc_port
 from ..controls import bend_curve, cc_curve, note_curve, osc_curve
 from ..errors import ParameterError
+from .clock_out import MidiClock
 from .midi import MidiListener
 from .osc import OscListener, OscSender
 from .throttle import Throttle
@@ -36,6 +37,7 @@ class Controllers:
         self.listener: OscListener | None = None
         self.midi: MidiListener | None = None
         self.senders: list[OscSender] = []
+        self.clocks: list[MidiClock] = []
         self._routes: dict[str, tuple] = {}
         self._lock = threading.Lock()
         engine.add_exit_hook(self.close)
@@ -118,8 +120,16 @@ class Controllers:
                 return None
             return Controllers.of(engine).open_midi(port)
 
+        def midi_clock(port: str | None = None):
+            """Send MIDI clock (24 ticks a beat, Start and Stop) following the engine's beats, on
+            a port of its own (``livelatent-clock:clock``) or the input port named like ``port``."""
+            if not live or engine.sealed:
+                return None
+            return Controllers.of(engine).start_clock(port)
+
         return {"osc": osc, "osc_listen": osc_listen, "osc_send": osc_send, "cc": cc,
-                "note_on": note_on, "pitchbend": pitchbend, "on_note": on_note, "midi_in": midi_in}
+                "note_on": note_on, "pitchbend": pitchbend, "on_note": on_note, "midi_in": midi_in,
+                "midi_clock": midi_clock}
 
     # -- the service ---------------------------------------------------------------------------
     def route(self, address: str, lo, hi) -> None:
@@ -176,6 +186,12 @@ class Controllers:
                 old.close()
             return self.midi.name
 
+    def start_clock(self, port: str | None) -> MidiClock:
+        with self._lock:
+            clock = MidiClock(self._engine(), port, self.throttle)
+            self.clocks.append(clock)
+            return clock
+
     def _start(self, port: int, host: str) -> None:
         self.listener = OscListener(self._engine(), host, port, self.throttle)
         for address, (lo, hi) in self._routes.items():
@@ -189,9 +205,10 @@ class Controllers:
             if self.midi is not None:
                 self.midi.close()
                 self.midi = None
-            for sender in self.senders:
+            for sender in self.senders + self.clocks:
                 sender.close()
             self.senders.clear()
+            self.clocks.clear()
 
 
 def _bound(value, name: str):
