@@ -281,3 +281,20 @@ def test_midi_clock_sends_start_24_ticks_a_beat_and_stop(jack_server, two):
     ticks = received.count([0xF8])
     assert 30 <= ticks <= 60, received[:5]
     assert received[-1] == [0xFC] and [0xFA] not in received[1:]
+
+
+def test_a_loaded_set_listens_to_the_controllers_its_voices_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVELATENT_OSC_PORT", "0")
+    with Engine(seed=1) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="faders")
+        session.run_cell("v = voice(flute, cello, curve=osc('/fader/9', default=0.3))")
+        session.run_cell("save()")
+        session.close()
+    with Engine(seed=1) as engine:                       # a new engine: nothing listens yet
+        other = Session(engine, sets_root=tmp_path / "sets", set_name="again")
+        other.run_cell("load('faders')")
+        listener = Controllers.of(engine).listener
+        assert listener is not None and "/fader/9" in listener.routes
+        SimpleUDPClient("127.0.0.1", listener.port).send_message("/fader/9", 0.75)
+        wait_for(lambda: "osc:/fader/9" in engine.intended().controls)
+        other.close()

@@ -186,6 +186,17 @@ class Controllers:
                 old.close()
             return self.midi.name
 
+    def listen_for(self, voices) -> None:
+        """Listen to the controllers ``voices`` read (voices that came from a set or a resumed
+        journal, whose curves were rebuilt without listening). OSC addresses get no range."""
+        names = frozenset().union(*(p.plan.controls for p in voices)) if voices else frozenset()
+        for name in sorted(n for n in names if n.startswith("osc:")):
+            if name[4:] not in self._routes:
+                self.route(name[4:], None, None)
+        midi = [n for n in names if n.split(":")[0] in ("cc", "note", "bend")]
+        if midi:
+            self.route_midi(midi)
+
     def start_clock(self, port: str | None) -> MidiClock:
         with self._lock:
             clock = MidiClock(self._engine(), port, self.throttle)

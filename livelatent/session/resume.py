@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..controllers import Controllers
 from ..errors import SetError
 from .replay import Replayer, ReplayReport
 from .sets import open_set, replay_namespace
@@ -85,6 +86,7 @@ def rebuild(folder, make_engine, *, progress=None) -> Rebuilt:
         replayer.perform(action)
     _render_away(engine, max(0, end - engine.position), end, progress)
     engine.unseal()
+    Controllers.of(engine).listen_for(engine.intended_voices())   # their faders play on
     report.samples = engine.position
     return Rebuilt(engine, performance, names, initial, report)
 

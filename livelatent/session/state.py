@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..controllers import Controllers
 from ..api import Performer
 from ..checks import check_curve
 from ..atomic import atomic_path, fsync_dir, new_folder_mode
@@ -326,6 +327,8 @@ def load_set(engine, folder, *, names: dict | None = None) -> list:
         if isinstance(exc, SetError):
             raise
         raise SetError(f"set {folder.name} cannot be restored: {exc}") from None
+    if not engine.sealed:                 # the controllers its voices read: listened to again
+        Controllers.of(engine).listen_for([h.params for h in handles])
     if int(state["seed"]) != engine.seed:
         engine.events.info(f"loaded {folder.name}: this engine's seed is {engine.seed}, the set's "
                            f"{state['seed']}: its voices sound alike, not sample for sample as saved")
