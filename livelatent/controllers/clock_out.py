@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sys
 import threading
 import time
 
@@ -23,6 +24,7 @@ __all__ = ["MidiClock", "TICKS_PER_BEAT"]
 TICKS_PER_BEAT = 24
 _SPIN_S = 0.0005         # the last stretch before a tick is waited for actively
 _FOLLOW = 0.01           # share of the measured drift corrected at each tick
+SWITCH_S = 0.0005        # the interpreter's switch interval while a clock runs
 
 
 class MidiClock:
@@ -57,6 +59,10 @@ class MidiClock:
             throttle.warn("midi:clock", f"midi_clock: cannot open a MIDI output ({'; '.join(problems)})")
             return
         self._stop = threading.Event()
+        # a thread waiting for the interpreter's lock waits up to the switch interval (5 ms by
+        # default): shorter while a clock runs, so a tick is never held back that long
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, SWITCH_S))
         self._thread = threading.Thread(target=self._run, name="livelatent-midi-clock", daemon=True)
         self._thread.start()
 
@@ -65,6 +71,7 @@ class MidiClock:
             return
         self._stop.set()
         self._thread.join(timeout=2.0)
+        sys.setswitchinterval(self._switch)
         try:
             self.out.send_message([0xFC])
             self.out.close_port()
