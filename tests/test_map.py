@@ -12,7 +12,6 @@ from livelatent.corpus.som import build_som
 from livelatent.errors import MissingDependency, ParameterError
 from livelatent.model.codec import load_model
 from livelatent import maps
-from livelatent.paths import cartography
 from livelatent.paths.cartography import Projection, draw_map, fit_projection, parse_map_grid
 from livelatent.paths.corpus import corpus
 from livelatent.config import DEFAULT_MODEL_DIR
