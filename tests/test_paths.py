@@ -2,6 +2,7 @@
 identities, repr, errors, holds, and changes (sets, journals, JACK: test_path_sets.py)."""
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -372,3 +373,28 @@ def test_a_follow_voice_works_out_its_first_picks_in_the_writers_thread(four, mo
         voice(follow(corpus(a, b), centroid=tri(8) * 2000 + 500, loudness=sine(4) * 6 - 24))
         again = [engine.render_array(samples=n) for n in (16 * 512, 2 * 256 * 512 - 16 * 512)]
         np.testing.assert_array_equal(np.concatenate(again), first)
+
+
+def test_live_a_follow_voice_works_out_its_next_picks_on_another_thread(four, monkeypatch):
+    import threading
+
+    import livelatent.paths.plan as plan_module
+    a, b = four[:2]
+    who = []
+    real = plan_module.choose
+    monkeypatch.setattr(plan_module, "choose", lambda *args, **kw: who.append(
+        threading.current_thread().name) or real(*args, **kw))
+    rendered = []
+    for ahead in (True, False):
+        with Engine(seed=1) as engine:
+            engine.timeline.draw_noise_ahead(ahead)          # as live playback does
+            voice(follow(corpus(a, b), centroid=tri(8) * 2000 + 500))
+            parts = []
+            for _ in range(6):
+                parts.append(engine.render_array(samples=128 * 512))
+                time.sleep(0.3)                              # the other thread's turn
+            rendered.append(np.concatenate(parts))
+            engine.timeline.draw_noise_ahead(False)
+        if ahead:
+            assert "livelatent-picks" in who
+    np.testing.assert_array_equal(rendered[0], rendered[1])   # the same picks, whoever chose

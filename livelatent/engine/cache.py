@@ -20,12 +20,15 @@ what it is keyed on.
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections import deque
 
 import numpy as np
 
 from .blocks import BLOCK, NoiseBlocks, block_channels, noise_entropy
 
-__all__ = ["BlockCache"]
+__all__ = ["BlockCache", "PicksAhead"]
 
 
 class BlockCache:
@@ -35,6 +38,7 @@ class BlockCache:
         self.seed = seed
         self.latent = latent
         self.noise = NoiseBlocks(latent)
+        self.picks = PicksAhead()
         self._slot_of: dict[int, int] = {}
         self._free: list[int] = []
         self._capacity = 0
@@ -159,6 +163,8 @@ class BlockCache:
                 self.noise_rows[slot, b % 2 * B:(b % 2 + 1) * B] = self.noise.get(
                     noise_entropy(params, self.seed, b, grain))
             self.noise.prefetch(noise_entropy(params, self.seed, blocks[-1] + 1, grain))   # the next
+        if params.plan.chooses and self.noise.ahead:     # live: its next picks, on another thread
+            self.picks.request(params, clock, blocks[-1] + 1)
         self._noise_of[slot] = noise_key
         self.first_block[slot] = first
         self.last_block[slot] = blocks[-1]
@@ -180,3 +186,39 @@ def _first_window_of(params) -> int:
     if (params.curve is None and params.path is None) or params.curve_start <= params.start:
         return 0        # (stepwise amounts have no curve to wait for)
     return int(math.ceil((params.curve_start - params.start) / params.layout.output_hop))
+
+
+class PicksAhead:
+    """A voice following descriptors works out its next block's picks on a thread of its own.
+
+    Choosing frames for a block takes milliseconds (tens for a large corpus). Live, when a
+    voice loads a block, the block after it is worked out here, a few seconds early; the
+    chooser remembers its picks by their targets, so when the decode thread gets to that block
+    it finds them instead of choosing (and picks the same frames either way)."""
+
+    def __init__(self):
+        self._wanted: deque = deque()
+        self._thread: threading.Thread | None = None
+
+    def request(self, params, clock, block: int) -> None:
+        self._wanted.append((params, clock, block))
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name="livelatent-picks", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < 5.0:
+            try:
+                params, clock, block = self._wanted.popleft()
+            except IndexError:
+                time.sleep(0.05)
+                continue
+            k = np.arange(block * BLOCK, (block + 1) * BLOCK, dtype=np.int64)
+            k = k[k >= _first_window_of(params)]       # as the decode thread will ask for it
+            if k.size:
+                try:
+                    block_channels(params, k, clock)
+                except Exception:   # noqa: BLE001 - the decode thread finds out, and says so
+                    pass
+            idle_since = time.monotonic()

@@ -74,6 +74,7 @@ class Plan:
 
     codec = None            # the model it was compiled for (to compile a change again)
     controls = frozenset()  # the controllers its curves read
+    chooses = False         # whether a term's frames are chosen by descriptors (costly per block)
 
     def __init__(self, terms: list[_Term], *, fit: str, points: int = 1, spread=None,
                  spread_std=None):
@@ -136,6 +137,7 @@ def _scrub_index(curve, count: int, of_sources: bool):
 class _Compiler:
     def __init__(self, codec, hop: int):
         self.codec, self.hop = codec, hop
+        self.chooses = False
         self.terms: list[_Term] = []
         self.cloud = None
 
@@ -195,6 +197,7 @@ class _Compiler:
                     raise CurveError(f"follow: {exc}") from None
             return found
         self.terms.append(_Term(frames, factors, chosen))
+        self.chooses = True
 
     def _check_latent(self, frames, what):
         if frames.mu.shape[1] != self.codec.latent_dim:
@@ -248,6 +251,7 @@ def compile_plan(params, codec) -> Plan:
     points, spread, std = compiler.cloud if compiler.cloud is not None else (1, None, None)
     plan = Plan(compiler.terms, fit=params.fit, points=points, spread=spread, spread_std=std)
     plan.codec = codec
+    plan.chooses = getattr(compiler, "chooses", False)
     curves = [params.curve, params.good_curve] + (
         params.path.curves() if isinstance(params.path, Path) else
         [c for src in (params.a, params.b) for c in _series_curves(src)])
