@@ -29,7 +29,7 @@ from .paths.plan import warm, with_plan
 from .sources import Source, source as make_source
 from .strategies import FITS, layout, step_values
 from .timers import Timers
-from .voice import VoiceParams, check_gain, check_pan
+from .voice import VoiceParams, check_gain, check_out, check_pan
 
 __all__ = ["Performer", "Voice", "voice", "tempo", "hush", "stop", "source", "voices", "at", "every",
            "check_curve"]
@@ -52,7 +52,22 @@ class Performer:
     def names(self) -> dict:
         """The bound names for a namespace."""
         return {"voice": self.voice, "tempo": self.tempo, "hush": self.hush, "stop": self.stop,
-                "source": self.source, "voices": self.voices, "at": self.at, "every": self.every}
+                "source": self.source, "voices": self.voices, "at": self.at, "every": self.every,
+                "cue": self.cue}
+
+    def cue(self, v, on: bool = True, *, only: bool = False) -> Voice:
+        """Send voice ``v`` to the cue pair (the last two outputs: headphones) as well, to
+        pre-listen; ``only=True``: to the cue pair instead of its outputs; ``on=False``: back.
+        ``cue(v)``, then ``cue(v, False)`` to bring it in."""
+        if not isinstance(v, Voice):
+            raise ParameterError(f"cue({v!r}): give a voice handle")
+        if only:
+            channels = self.engine.channels
+            if channels < 4:
+                raise ParameterError(f"cue: the cue pair is the last two of at least 4 outputs; "
+                                     f"this engine has {channels} (start with --channels 4 or more)")
+            return v.set(out=(channels - 1, channels) if on else None, cue=False)
+        return v.set(cue=bool(on))
 
     def source(self, audio, *, sample_rate: int | None = None, name: str | None = None) -> Source:
         """A source from a file, several files (concatenated) or an array, at the engine's rate.
@@ -68,7 +83,7 @@ class Performer:
               pan: float = 0.0, synth: str = "ola", stretch: float = 4, steps=(0, 1, 0.2),
               loop: bool = True, seed: int | None = None, deterministic: bool | None = None,
               name: str | None = None, fit: str = "crop", quant: str = "now",
-              noise_key: int | None = None) -> Voice:
+              noise_key: int | None = None, out=None) -> Voice:
         """Start a voice interpolating from source ``a`` (amount 0) to ``b`` (amount 1), or,
         without ``b``, playing the latent path ``a`` (``plane``, ``along``, ``cloud``,
         ``follow``, or a source alone).
@@ -100,6 +115,9 @@ class Performer:
             follows descriptors, whose index measured the mean's decoded windows).
         quant : {"now", "beat", "bar"}
             Start at the next window boundary, beat or bar.
+        out : int or (int, int), optional
+            Output channels (from 1): a pair the voice is panned over, or one channel; default
+            1 and 2. The engine's channels are set when it starts (``--channels 8``).
 
         >>> v = voice(flute, cello, curve=sine(8))
         """
@@ -134,6 +152,7 @@ class Performer:
         if deterministic is None:
             deterministic = isinstance(path, Path) and path.follows
         gain, pan = check_gain(gain), check_pan(pan)
+        out = check_out(out, engine.channels)
         src_a, src_b = self.source(a), self.source(b)
         if path is None:            # latent series' own curves (scrub, offset) checked like a curve
             for src in {id(src_a): src_a, id(src_b): src_b}.values():
@@ -148,7 +167,8 @@ class Performer:
             frames_b=frames_b, strategy=strategy, synth=synth, layout=lay, curve=curve_obj,
             steps=amounts, loop=bool(loop), fit=fit, seed=None if seed is None else int(seed),
             deterministic=bool(deterministic), gain=gain, pan=pan, good_curve=curve_obj,
-            options=options, noise_key=None if noise_key is None else int(noise_key), path=path)
+            options=options, noise_key=None if noise_key is None else int(noise_key), path=path,
+            out=out)
         params = with_plan(params, engine.codec)
         if path is not None and path.follows:
             warm(params, engine.intended().clock)   # its first picks, here rather than on stage

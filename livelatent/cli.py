@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=None, help="engine seed (default: 0, or the set's)")
         p.add_argument("--model", default=None, help=model_help)
         p.add_argument("--tempo", type=float, default=None, help="initial tempo in bpm (default: 60)")
+        p.add_argument("--channels", type=int, default=None,
+                       help="output channels, for voices routed with out= (default: 2; a set's own)")
         if name == "play":
             p.add_argument("--device", default=None, help="output device: name, index or host API")
             p.add_argument("--blocksize", type=int, default=None,
@@ -167,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("live", help="start the live-coding REPL (the default)")
     p.add_argument("--device", default=None, help="output device: name, index or host API")
+    p.add_argument("--channels", type=int, default=2,
+                   help="output channels the stream opens with, for voices routed with out=")
     p.add_argument("--blocksize", type=int, default=None,
                    help="frames per audio callback (default: 1024; JACK: its period)")
     p.add_argument("--model", default=None, help=model_help)

@@ -14,7 +14,7 @@ from .engine.commands import SetVoice, StopVoice, check_quant
 from .errors import ParameterError
 from .paths.plan import with_plan
 from .sources import source as make_source
-from .voice import VoiceParams, check_gain, check_pan
+from .voice import VoiceParams, check_gain, check_out, check_pan
 
 __all__ = ["Voice"]
 
@@ -48,6 +48,7 @@ class Voice:
     curve = property(lambda self: self.params.curve, lambda self, v: self.set(curve=v))
     gain = property(lambda self: self.params.gain, lambda self, v: self.set(gain=v))
     pan = property(lambda self: self.params.pan, lambda self, v: self.set(pan=v))
+    out = property(lambda self: self.params.out, lambda self, v: self.set(out=v))
     a = property(lambda self: self.params.a, lambda self, v: self.set(a=v))
     b = property(lambda self: self.params.b, lambda self, v: self.set(b=v))
     path = property(lambda self: self.params.path, lambda self, v: self.set(path=v))
@@ -96,7 +97,7 @@ class Voice:
         return self.state in ("playing", "fading")
 
     def set(self, *, curve=_UNSET, gain=_UNSET, pan=_UNSET, a=_UNSET, b=_UNSET, path=_UNSET,
-            quant: str = "now") -> "Voice":
+            out=_UNSET, cue=_UNSET, quant: str = "now") -> "Voice":
         """Change several things at once, at the next window boundary, beat or bar.
 
         Returns the voice, so the REPL shows what it will play.
@@ -122,6 +123,13 @@ class Voice:
             changes["gain"] = check_gain(gain)
         if pan is not _UNSET:
             changes["pan"] = check_pan(pan)
+        if out is not _UNSET:
+            changes["out"] = check_out(out, engine.channels)
+        if cue is not _UNSET:
+            if cue and engine.channels < 4:
+                raise ParameterError(f"cue: the cue pair is the last two of at least 4 outputs; this "
+                                     f"engine has {engine.channels} (start with --channels 4 or more)")
+            changes["cue"] = bool(cue)
         for role, value in (("a", a), ("b", b)):
             if value is not _UNSET:
                 if hasattr(value, "sorted_by"):

@@ -45,6 +45,8 @@ def _engine_for(args) -> Engine:
         kwargs["tempo"] = args.tempo
     if getattr(args, "blocksize", None) is not None:
         kwargs["blocksize"] = args.blocksize
+    if getattr(args, "channels", None) is not None:
+        kwargs["channels"] = args.channels
     return Engine(getattr(args, "model", None), seed=args.seed or 0, **kwargs)
 
 

@@ -18,7 +18,10 @@ from .errors import CurveError, check_number
 from .sources import LatentFrames, Source
 from .strategies import Layout
 
-__all__ = ["VoiceParams", "curve_values", "pan_gains", "check_gain", "check_pan"]
+__all__ = ["VoiceParams", "curve_values", "pan_gains", "output_gains", "check_gain", "check_pan",
+           "check_channels", "check_out", "MAX_CHANNELS"]
+
+MAX_CHANNELS = 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +58,8 @@ class VoiceParams:
     plan: object | None = None    # the path compiled for the bank (:mod:`livelatent.paths.plan`)
     held: tuple | None = None     # (window, channels): a path whose curve failed holds from there
     controls: object = None       # the score's controller histories (when its curves read any)
+    out: tuple | None = None      # output channels (1-based): a pair, or one; None: 1 and 2
+    cue: bool = False             # also to the cue pair (the last two channels: headphones)
 
     def changed(self, **changes) -> "VoiceParams":
         return replace(self, **changes)
@@ -64,6 +69,47 @@ def pan_gains(gain: float, pan: float) -> tuple[float, float]:
     """Equal-power pan: pan -1 is left, 0 centre (-3 dB each side), 1 right."""
     theta = (min(max(pan, -1.0), 1.0) + 1.0) * math.pi / 4.0
     return gain * math.cos(theta), gain * math.sin(theta)
+
+
+def output_gains(gain: float, pan: float, out, channels: int, cue: bool = False) -> np.ndarray:
+    """A voice's gain on each of ``channels`` outputs: panned over its pair (``out``, default
+    channels 1 and 2), or all of it on its one channel; with ``cue``, panned over the cue pair
+    (the last two channels) too."""
+    gains = np.zeros(channels, dtype=np.float64)
+    if out is not None and len(out) == 1:
+        gains[out[0] - 1] = gain
+    else:
+        left, right = (1, 2) if out is None else out
+        gains[left - 1], gains[right - 1] = pan_gains(gain, pan)
+    if cue:
+        gains[channels - 2:] += pan_gains(gain, pan)
+    return gains
+
+
+def check_channels(channels) -> int:
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or \
+            not 2 <= channels <= MAX_CHANNELS:
+        from .errors import ParameterError
+        raise ParameterError(f"channels={channels!r} must be a whole number from 2 to {MAX_CHANNELS}")
+    return int(channels)
+
+
+def check_out(out, channels: int):
+    """``out`` as a tuple of 1-based channels (a pair, or one), or None (channels 1 and 2)."""
+    from .errors import ParameterError
+    if out is None:
+        return None
+    chosen = (out,) if isinstance(out, (int, np.integer)) and not isinstance(out, bool) else out
+    try:
+        chosen = tuple(int(c) for c in chosen if not isinstance(c, bool))
+    except (TypeError, ValueError):
+        chosen = ()
+    if len(chosen) not in (1, 2) or len(set(chosen)) != len(chosen) or \
+            any(not 1 <= c <= channels for c in chosen):
+        raise ParameterError(f"out={out!r} must be one channel or a pair of different channels from 1 "
+                             f"to {channels} (this engine has {channels} outputs; more with "
+                             f"--channels)")
+    return chosen
 
 
 def curve_values(curve, times: np.ndarray) -> np.ndarray:

@@ -110,10 +110,11 @@ class JackServer:
         return f"JackServer(name={self.name!r}, rate={self.rate}, period={self.period})"
 
 
-def _start_jackd(name: str, rate: int, period: int, log_path: Path) -> subprocess.Popen:
+def _start_jackd(name: str, rate: int, period: int, log_path: Path, playback: int = 2) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            ["jackd", "-n", name, *_REALTIME, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+            ["jackd", "-n", name, *_REALTIME, "-d", "dummy", "-r", str(rate), "-p", str(period),
+             "-P", str(playback)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
 
@@ -132,7 +133,8 @@ def _accepts_clients(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path, ready_timeout_s: float = 15.0):
+def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path, ready_timeout_s: float = 15.0,
+                        playback: int = 2):
     """Start a private dummy-driver JACK server, make it the default one, and stop it afterwards.
 
     While it runs, ``JACK_DEFAULT_SERVER`` names it (for this process and its subprocesses: the
@@ -155,7 +157,7 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
     _running_names.add(name)
     log_path = Path(log_dir) / f"jackd-{name}-{time.monotonic_ns()}.log"
     saved_env = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    process = _start_jackd(name, rate, period, log_path)
+    process = _start_jackd(name, rate, period, log_path, playback)
     server = JackServer(name=name, rate=rate, period=period, log_path=log_path, process=process)
     try:
         _wait_until_ready(server, ready_timeout_s)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..voice import pan_gains
+from ..voice import output_gains
 from .blocks import BLOCK
 from .cache import BlockCache
 from .mixer import limit_with_peak
@@ -49,7 +49,7 @@ class _Table:
     """The playing voices as arrays: one row per voice, or per grain of a cloud (a cloud of k
     points is k rows sharing its parameters, each with its own noise), in the score's order."""
 
-    def __init__(self, voices, cache, arena):
+    def __init__(self, voices, cache, arena, channels: int = 2):
         voice_params = list(voices.values())
         points = [p.plan.points for p in voice_params]
         params = [p for p, count in zip(voice_params, points) for _ in range(count)]
@@ -80,7 +80,8 @@ class _Table:
         self.spread_std = (np.stack([p.plan.spread_std if p.plan.spread is not None
                                      else np.zeros(arena.latent, dtype=np.float32) for p in params])
                            if self.clouds else None)
-        self.pan = np.array([pan_gains(p.gain, p.pan) for p in params], dtype=np.float64).reshape(-1, 2)
+        self.pan = np.array([output_gains(p.gain, p.pan, p.out, channels, p.cue) for p in params],
+                            dtype=np.float64).reshape(-1, channels)
         self.pan /= np.array([p.plan.points for p in params], dtype=np.float64).reshape(-1, 1)
         self.has_stop = np.array([p.stop_at is not None for p in params], dtype=bool)
         self.stop_at = as_int(_NO_STOP if p.stop_at is None else p.stop_at for p in params)
@@ -118,7 +119,7 @@ class _Table:
 class Bank:
     """The synthesis state of the voices: overlap tails and last gains, one row per table row."""
 
-    def __init__(self, codec, *, seed: int, step: int, arena):
+    def __init__(self, codec, *, seed: int, step: int, arena, channels: int = 2):
         self.codec = codec
         self.window = codec.window
         self.step = step
@@ -128,9 +129,10 @@ class Bank:
         self.ramp = np.arange(self.window, dtype=np.float32) / np.float32(self.window)
         self.stem_sink = None          # callable(number, name, first_sample, block) for stems
         self.cache = BlockCache(seed=seed, latent=self.latent)
-        self._table = _Table({}, self.cache, arena)
-        self._tails = Tails.silent(0, step, self.ramp[step:])
-        self._gains = np.zeros((0, 2), dtype=np.float32)
+        self.channels = channels
+        self._table = _Table({}, self.cache, arena, channels)
+        self._tails = Tails.silent(0, step, self.ramp[step:], channels)
+        self._gains = np.zeros((0, channels), dtype=np.float32)
         self._ended = np.zeros(0, dtype=bool)
 
     @property
@@ -141,11 +143,11 @@ class Bank:
         old = self._table
         if old.voices is voices:
             return old
-        table = _Table(voices, self.cache, self.arena)
+        table = _Table(voices, self.cache, self.arena, self.channels)
         rows = {int(key): i for i, key in enumerate(old.keys)}
         from_old = np.array([rows.get(int(key), -1) for key in table.keys], dtype=np.int64)
         kept = from_old >= 0
-        gains = np.zeros((table.n, 2), dtype=np.float32)              # new voices fade in from silence
+        gains = np.zeros((table.n, self.channels), dtype=np.float32)   # new voices fade in from silence
         ended = np.zeros(table.n, dtype=bool)
         gains[kept], ended[kept] = self._gains[from_old[kept]], self._ended[from_old[kept]]
         self._table, self._tails = table, self._tails.moved(from_old, table.n)
@@ -190,7 +192,7 @@ class Bank:
         S, W, L = self.step, self.window, self.latent
         end = first + span * S
         if t.n == 0:
-            return np.zeros((span * S, 2), dtype=np.float32), 0, 0.0
+            return np.zeros((span * S, self.channels), dtype=np.float32), 0, 0.0
         # the windows each voice starts in the span
         k0 = np.maximum(0, -(-(first - t.start) // t.hop))
         k1 = np.maximum(k0, -(-(end - t.start) // t.hop))
@@ -233,7 +235,7 @@ class Bank:
             z[sampled] += np.exp(0.5 * logvar[sampled]) * cache.noise_rows[slot[sampled], row[sampled]]
         decoded = self.codec.decode(z) if z.shape[0] else np.zeros((0, W), dtype=np.float32)
         # each window's gain ramps across it from the voice's previous window's gain
-        gains = (fade_gain[:, None] * t.pan[v]).astype(np.float32)                  # (m, 2)
+        gains = (fade_gain[:, None] * t.pan[v]).astype(np.float32)                  # (m, channels)
         starts = np.ones(v.size, dtype=bool)
         starts[1:] = v[1:] != v[:-1]
         ends = np.ones(v.size, dtype=bool)
@@ -288,7 +290,7 @@ class Bank:
             out[v] += self._gained(head, previous, gains, self.ramp[:S])
             self._stems(t, first, out, lambda part: part.T)
         if np.array_equal(previous, gains):
-            heads = gains.T @ head                                          # (2, S)
+            heads = gains.T @ head                                          # (channels, S)
         else:
             heads = previous.T @ head + (gains - previous).T @ (head * self.ramp[:S])
         mix = self._tails.mix() + heads
@@ -307,18 +309,18 @@ class Bank:
         covers, then the voices summed."""
         S = self.step
         y = self._gained(shaped, previous, gains, self.ramp)                       # (m, 2, W)
-        out = np.zeros((t.n, span, 2, S), dtype=np.float32)
+        out = np.zeros((t.n, span, self.channels, S), dtype=np.float32)
         out[:, 0] = self._tails.stereo()
         step_of = (position - first) // S
         out[v, step_of] += y[:, :, :S]
         inside = step_of + 1 < span
         out[v[inside], step_of[inside] + 1] += y[inside, :, S:]
         if self.stem_sink is not None:
-            self._stems(t, first, out, lambda part: part.transpose(0, 2, 1).reshape(-1, 2))
+            self._stems(t, first, out, lambda part: part.transpose(0, 2, 1).reshape(-1, self.channels))
         last = ~inside                                    # windows whose second half is the new tail
         self._tails = Tails.of_windows(t.n, v[last], shaped[last, S:], previous[last], gains[last],
                                        self.ramp[S:])
-        return _interleaved(out.sum(axis=0).transpose(1, 0, 2).reshape(2, -1))
+        return _interleaved(out.sum(axis=0).transpose(1, 0, 2).reshape(self.channels, -1))
 
     def _overlap_add_steady(self, t: _Table, v, shaped, gains, first: int, span: int,
                             position) -> np.ndarray:
@@ -337,9 +339,9 @@ class Bank:
         voice_gains = self._gains.copy()
         voice_gains[v] = gains
         flat = mono.reshape(n, span * S)
-        out = np.empty((span * S, 2), dtype=np.float32)
+        out = np.empty((span * S, self.channels), dtype=np.float32)
         if n == 1:
-            for channel in range(2):
+            for channel in range(self.channels):
                 np.multiply(flat[0], voice_gains[0, channel], out=out[:, channel])
         else:
             out[:] = _interleaved(voice_gains.T @ flat)
@@ -349,7 +351,9 @@ class Bank:
 
 
 def _interleaved(channels: np.ndarray) -> np.ndarray:
-    """(2, samples) -> (samples, 2), contiguous (two strided copies beat a transposed copy)."""
-    out = np.empty((channels.shape[1], 2), dtype=np.float32)
-    out[:, 0], out[:, 1] = channels[0], channels[1]
+    """(channels, samples) -> (samples, channels), contiguous (strided copies, a channel at a
+    time, beat a transposed copy)."""
+    out = np.empty((channels.shape[1], channels.shape[0]), dtype=np.float32)
+    for c in range(channels.shape[0]):
+        out[:, c] = channels[c]
     return out

@@ -32,18 +32,20 @@ class Connection:
         Engine samples decoded ahead of the listener at most (sizes the rings).
     """
 
-    def __init__(self, *, device, engine_rate: int, blocksize: int, ahead: int, latency="low"):
+    def __init__(self, *, device, engine_rate: int, blocksize: int, ahead: int, latency="low",
+                 channels: int = 2):
         self.engine_rate = engine_rate
         self.blocksize = blocksize
         # the device may run at up to 4x the engine's rate: size the shared ring for that
         needed = 4 * (ahead + 8 * blocksize)
-        self.ring = SharedRing(1 << (needed - 1).bit_length())
+        self.ring = SharedRing(1 << (needed - 1).bit_length(), channels)
         self.process = AudioProcess(self.ring, device=device, samplerate=engine_rate,
                                     blocksize=blocksize, latency=latency)
         self.device: dict | None = None
         self.resampler: Resampler | None = None
         self.host_block = blocksize                       # device samples one pull may take
-        self._inputs = np.zeros((1 << (ahead + 4 * blocksize + 256).bit_length(), 2), dtype=np.float32)
+        self._inputs = np.zeros((1 << (ahead + 4 * blocksize + 256).bit_length(), channels),
+                                dtype=np.float32)
         self._in_mask = self._inputs.shape[0] - 1
         self._fed = 0                                     # engine samples [.., fed) are here
 
@@ -72,7 +74,7 @@ class Connection:
         start = self.resampler.first_output(position)
         self.ring.reset(start)
         reach = self.resampler.reach
-        past = np.zeros((reach, 2), dtype=np.float32)
+        past = np.zeros((reach, self._inputs.shape[1]), dtype=np.float32)
         if reach and history.shape[0]:
             past[-min(reach, history.shape[0]):] = history[-reach:]
         self._fed = position - reach

@@ -25,7 +25,7 @@ from ..config import BLOCKSIZE, DEFAULT_TEMPO_BPM
 from ..errors import LiveLatentError, ParameterError
 from ..events import Events
 from ..model.codec import Codec, load_model
-from ..voice import VoiceParams
+from ..voice import VoiceParams, check_channels
 from .clock import Clock
 from .commands import COMMAND_TYPES, AddVoice, Command, Score, SetVoice, check_quant
 from .frames import FrameArena
@@ -66,7 +66,7 @@ class Engine:
 
     def __init__(self, model=None, *, seed: int = 0, tempo: float = DEFAULT_TEMPO_BPM,
                  blocksize: int = BLOCKSIZE, lookahead: int | None = None,
-                 events: Events | None = None):
+                 events: Events | None = None, channels: int = 2):
         self.codec: Codec = model if isinstance(model, Codec) else load_model(model)
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             raise ParameterError(f"seed={seed!r} must be a non-negative integer")
@@ -81,9 +81,10 @@ class Engine:
         self.events = events if events is not None else Events()
         self.playback: Playback | None = None
         self.frames = FrameArena(self.codec.latent_dim)
+        self.channels = check_channels(channels)  # output channels: 1-2 the main pair
         self.timeline = Timeline(self.codec, seed=self.seed, step=self.step, tempo=tempo,
-                                 events=self.events, arena=self.frames)
-        self.handoff = HandOff()                 # rendered but not handed out; just handed out
+                                 events=self.events, arena=self.frames, channels=self.channels)
+        self.handoff = HandOff(self.channels)    # rendered but not handed out; just handed out
         self._lock = threading.RLock()           # offline: one advancer or sender at a time
         self.numbers = VoiceNumbers()
         self._recorders: list = []
@@ -389,7 +390,7 @@ class Engine:
         """
         chunks = list(self.render_chunks(seconds, samples=samples, max_seconds=max_seconds,
                                          progress=progress))
-        return np.concatenate(chunks) if chunks else np.zeros((0, 2), dtype=np.float32)
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.channels), dtype=np.float32)
 
     def render_chunks(self, seconds: float | None = None, *, samples: int | None = None,
                       chunk_steps: int = 256, max_seconds: float = 3600.0, progress=None):

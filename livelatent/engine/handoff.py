@@ -19,9 +19,9 @@ RECENT = 256          # samples kept from just before the position (resampling r
 
 
 class HandOff:
-    def __init__(self):
-        self._leftover = np.zeros((0, 2), dtype=np.float32)   # rendered, not yet handed out
-        self._recent = np.zeros((0, 2), dtype=np.float32)     # handed out just before position
+    def __init__(self, channels: int = 2):
+        self._leftover = np.zeros((0, channels), dtype=np.float32)   # rendered, not yet handed out
+        self._recent = np.zeros((0, channels), dtype=np.float32)     # handed out just before position
 
     @property
     def leftover_size(self) -> int:

@@ -168,7 +168,8 @@ class Playback:
     def _connect(self) -> Connection:
         engine = self.engine
         link = Connection(device=self.device_spec, engine_rate=engine.sample_rate,
-                          blocksize=engine.blocksize, ahead=engine.lookahead, latency=self.latency)
+                          blocksize=engine.blocksize, ahead=engine.lookahead, latency=self.latency,
+                          channels=engine.channels)
         link.open()
         return link
 

@@ -98,10 +98,11 @@ class StreamConverter:
     """Resamples a stream of blocks (a render, a stem) that starts at input sample ``start``;
     ``history`` holds the input samples just before it (silence when there are none)."""
 
-    def __init__(self, resampler: Resampler, start: int, history: np.ndarray | None = None):
+    def __init__(self, resampler: Resampler, start: int, history: np.ndarray | None = None,
+                 channels: int = 2):
         self.resampler = resampler
         reach = resampler.reach
-        past = np.zeros((reach, 2), dtype=np.float32)
+        past = np.zeros((reach, channels), dtype=np.float32)
         if reach and history is not None and history.shape[0]:
             past[-min(reach, history.shape[0]):] = history[-reach:]
         self._buffer = past
@@ -117,16 +118,17 @@ class StreamConverter:
 
     def flush(self, end: int) -> np.ndarray:
         """The outputs up to input sample ``end``, reading silence after the stream."""
+        channels = self._buffer.shape[1]
         if self.resampler.identity:
-            return np.zeros((0, 2), dtype=np.float32)
-        self._buffer = np.concatenate([self._buffer, np.zeros((2 * self.resampler.reach + 2, 2),
+            return np.zeros((0, channels), dtype=np.float32)
+        self._buffer = np.concatenate([self._buffer, np.zeros((2 * self.resampler.reach + 2, channels),
                                                               dtype=np.float32)])
         return self._convert(self.resampler.first_output(end))
 
     def _convert(self, end_out: int) -> np.ndarray:
         first = self._next_out
         if end_out <= first:
-            return np.zeros((0, 2), dtype=np.float32)
+            return np.zeros((0, self._buffer.shape[1]), dtype=np.float32)
         out = self.resampler.process(self._buffer, self._first_in, first, end_out)
         self._next_out = end_out
         keep = self.resampler.needed(end_out, end_out + 1)[0]      # drop what no output reads

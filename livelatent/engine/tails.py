@@ -27,8 +27,8 @@ class Tails:
         self.mono, self.start, self.end, self.ramp = mono, start, end, ramp
 
     @classmethod
-    def silent(cls, voices: int, step: int, ramp) -> "Tails":
-        zeros = np.zeros((voices, 2), dtype=np.float32)
+    def silent(cls, voices: int, step: int, ramp, channels: int = 2) -> "Tails":
+        zeros = np.zeros((voices, channels), dtype=np.float32)
         return cls(np.zeros((voices, step), dtype=np.float32), zeros, zeros.copy(), ramp)
 
     def copy(self) -> "Tails":
@@ -37,7 +37,7 @@ class Tails:
     def moved(self, from_old, voices: int) -> "Tails":
         """The tails for a new table: row i takes old row ``from_old[i]`` (-1: a new voice,
         silent)."""
-        tails = Tails.silent(voices, self.mono.shape[1], self.ramp)
+        tails = Tails.silent(voices, self.mono.shape[1], self.ramp, self.start.shape[1])
         kept = from_old >= 0
         tails.mono[kept], tails.start[kept], tails.end[kept] = (
             self.mono[from_old[kept]], self.start[from_old[kept]], self.end[from_old[kept]])
@@ -60,6 +60,6 @@ class Tails:
         rows ``rows``, ramped from ``start`` to ``end`` (m, 2); other rows silent."""
         if len(rows) == voices and (voices == 0 or rows[-1] == voices - 1):   # a window per row:
             return cls(halves, start, end, ramp)          # (rows are sorted and distinct) no copy
-        tails = cls.silent(voices, halves.shape[1], ramp)
+        tails = cls.silent(voices, halves.shape[1], ramp, start.shape[1])
         tails.mono[rows], tails.start[rows], tails.end[rows] = halves, start, end
         return tails

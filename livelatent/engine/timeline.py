@@ -43,10 +43,10 @@ class Checkpoint:
 class Timeline:
     """Commands in, samples out, one step at a time (see the module docstring)."""
 
-    def __init__(self, codec, *, seed: int, step: int, tempo: float, events, arena):
+    def __init__(self, codec, *, seed: int, step: int, tempo: float, events, arena, channels: int = 2):
         self.step_size = step
         self.events = events
-        self._bank = Bank(codec, seed=seed, step=step, arena=arena)
+        self._bank = Bank(codec, seed=seed, step=step, arena=arena, channels=channels)
         self._score = Score(MappingProxyType({}), Clock(codec.sample_rate, tempo))
         self._schedule: list[Entry] = []
         self._schedule_steps: list[int] = []
@@ -145,7 +145,7 @@ class Timeline:
 
     def advance(self, steps: int) -> np.ndarray:
         """Process ``steps`` steps; returns the mixed, limited block (samples, 2)."""
-        out = np.empty((steps * self.step_size, 2), dtype=np.float32)
+        out = np.empty((steps * self.step_size, self._bank.channels), dtype=np.float32)
         done = 0
         while done < steps:
             step = self._step

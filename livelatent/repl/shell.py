@@ -85,7 +85,7 @@ def cli_live(args) -> int:
         session = _resumed_session(resume, args.blocksize)
         engine = session.engine
     else:
-        engine = make_engine(model=args.model, blocksize=args.blocksize)
+        engine = make_engine(model=args.model, blocksize=args.blocksize, channels=args.channels)
         session = Session(engine, set_name=args.set_name)
     # Everything heavy (IPython's import, the demo sources) is done before the stream opens.
     importer.join()

@@ -80,13 +80,16 @@ class Journal:
 
     # -- writing -------------------------------------------------------------------------------
     def start_session(self, *, seed: int, tempo: float, sample_rate: int, position: int,
-                      model_path=None, model_hash: str | None = None, resumed: bool = False) -> None:
+                      model_path=None, model_hash: str | None = None, resumed: bool = False,
+                      channels: int = 2) -> None:
         """Record that a new session (engine) starts appending here."""
         record = {"kind": "session", "wall": wall_time(),
                   "model": {"path": None if model_path is None else str(model_path),
                             "hash": model_hash},
                   "seed": int(seed), "tempo": float(tempo), "sample_rate": int(sample_rate),
                   "position": int(position)}
+        if channels != 2:
+            record["channels"] = int(channels)
         if resumed:
             record["resumed"] = True
         self._write(record)

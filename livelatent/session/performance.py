@@ -32,6 +32,7 @@ class SessionStart:
     position: int              # play position when the session opened the journal
     version: int = JOURNAL_VERSION
     resumed: bool = False      # it carried on a session cut off by a crash (--resume)
+    channels: int = 2          # the engine's output channels
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ def _build(path: Path, records):
                     model_path=model.get("path"), model_hash=model.get("hash"),
                     seed=int(record["seed"]), tempo=float(record["tempo"]),
                     sample_rate=int(record["sample_rate"]), position=int(record.get("position", 0)),
-                    version=int(record["v"]), resumed=bool(record.get("resumed", False)))
+                    version=int(record["v"]), resumed=bool(record.get("resumed", False)),
+                    channels=int(record.get("channels", 2)))
                 sessions.append(start)
                 performances.append(Performance(start, 0))
             elif kind == "cell":

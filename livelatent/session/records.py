@@ -29,7 +29,7 @@ from ..paths.directions import Directions
 from ..paths.plan import with_plan
 from ..sources import Source, source
 from ..strategies import layout, step_values
-from ..voice import VoiceParams, check_gain, check_pan
+from ..voice import VoiceParams, check_gain, check_out, check_pan
 from .path_records import (curve_data, has_fn, keys_used, path_data, rebuild_path, rebuild_source,
                            source_data)
 
@@ -228,6 +228,10 @@ def encode_command(command, store: SourceStore) -> dict:
             data[field] = [float(v) for v in value] if field == "steps" else _plain(value)
         if p.path is not None:
             data["path"] = path_data(p.path, store)
+        if p.out is not None:
+            data["out"] = list(p.out)
+        if p.cue:
+            data["cue"] = True
         return data
     if isinstance(command, SetVoice):
         changes = {}
@@ -242,6 +246,10 @@ def encode_command(command, store: SourceStore) -> dict:
                 changes[name] = curve_data(value)
             elif name in ("gain", "pan"):
                 changes[name] = float(value)
+            elif name == "out":
+                changes[name] = None if value is None else list(value)
+            elif name == "cue":
+                changes[name] = bool(value)
         return {"op": "set", "voice": command.voice, "changes": changes, "quant": command.quant}
     if isinstance(command, StopVoice):
         return {"op": "stop", "voice": command.voice, "fade": command.fade, "quant": command.quant}
@@ -286,6 +294,10 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
                     continue
                 elif name == "curve":
                     changes[name] = _decoded_curve(value, where, captured, "curve")
+                elif name == "out":
+                    changes[name] = check_out(value, engine.channels)
+                elif name == "cue":
+                    changes[name] = bool(value)
                 else:
                     changes[name] = float(value)
             _compile_here(changes, int(data["voice"]), engine)
@@ -374,7 +386,8 @@ def _voice_params(data: dict, engine, store: SourceStore, where: str, captured) 
                  "stretch": data.get("stretch", 4), "steps": list(data["steps"]),
                  "loop": bool(data["loop"]), "seed": data["seed"],
                  "deterministic": bool(data["deterministic"]), "fit": data["fit"]},
-        noise_key=int(data.get("noise_key", data["voice"])), path=path), engine.codec)
+        noise_key=int(data.get("noise_key", data["voice"])), path=path,
+        out=check_out(data.get("out"), engine.channels), cue=bool(data.get("cue", False))), engine.codec)
 
 
 def _plain(value):

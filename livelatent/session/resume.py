@@ -74,7 +74,7 @@ def rebuild(folder, make_engine, *, progress=None) -> Rebuilt:
         raise SetError(f"set {folder.name} was recorded by livelatent 0.1, whose journal holds "
                        f"only code: it cannot be resumed, only rendered")
     report = ReplayReport(sample_rate=codec.sample_rate)
-    engine = make_engine(codec, seed=start.seed, tempo=start.tempo)
+    engine = make_engine(codec, seed=start.seed, tempo=start.tempo, channels=start.channels)
     names = replay_namespace(engine, folder)
     initial = dict(names)
     replayer = Replayer(engine, performance, folder, names=names, report=report)

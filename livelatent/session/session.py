@@ -93,6 +93,7 @@ class Session:
         self.journal.start_session(
             seed=engine.seed, tempo=engine.intended_tempo(), sample_rate=engine.sample_rate,
             position=engine.position, model_hash=codec.content_hash, resumed=resumed,
+            channels=engine.channels,
             model_path=None if codec.path is None else Path(codec.path).resolve())
         if not engine.idle() and not resumed:
             engine.events.warning(

@@ -168,6 +168,7 @@ class _JournalPlayer:
         self._performance, self._report = performance, report
 
     sample_rate = property(lambda self: self._engine.sample_rate)
+    channels = property(lambda self: self._engine.channels)
     position = property(lambda self: self._engine.position)
     set_stem_sink = property(lambda self: self._engine.set_stem_sink)
     handoff = property(lambda self: self._engine.handoff)
@@ -216,7 +217,8 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
     if codec.content_hash != performance.session.model_hash:
         report.notes.append(f"rendering {folder.name} with {model}, not the model it was played with")
     start = performance.session
-    with Engine(codec, seed=start.seed if seed is None else seed, tempo=start.tempo) as engine:
+    with Engine(codec, seed=start.seed if seed is None else seed, tempo=start.tempo,
+                channels=start.channels) as engine:
         replayer = _prepare(engine, performance, folder, run_code_too=run_code, report=report)
         player = _JournalPlayer(engine, replayer, performance, report)
         written = render_to_file(player, output, seconds, stems=stems, progress=progress, rate=rate)
@@ -245,7 +247,8 @@ def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: fl
     rate = codec.sample_rate
     lead = int(LEAD_S * rate)
     end = int(round(seconds * rate)) if seconds is not None else performance.end
-    with Engine(codec, seed=start.seed, tempo=start.tempo, events=events, **kwargs) as engine:
+    with Engine(codec, seed=start.seed, tempo=start.tempo, events=events, channels=start.channels,
+                **kwargs) as engine:
         replayer = _prepare(engine, performance, folder, run_code_too=run_code, report=report)
         actions = list(replayer.actions())
         while actions and actions[0].when < lead and (end is None or actions[0].when < end):

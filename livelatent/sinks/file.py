@@ -27,14 +27,15 @@ class _AtomicSoundFile:
     """A file written beside its name and renamed when whole; what it is given, at the
     engine's rate, is resampled to the file's when they differ (counts are the engine's)."""
 
-    def __init__(self, path: Path, converter: StreamConverter, origin: int):
+    def __init__(self, path: Path, converter: StreamConverter, origin: int, channels: int):
         fmt, subtype = FORMATS[path.suffix.lower()]
         self.pending = PendingFile(path)
         self.path = path
         self.converter = converter
         self.origin = origin
         self.file = sf.SoundFile(self.pending.tmp, "w", samplerate=converter.resampler.rate_out,
-                                 channels=2, format=fmt, subtype=subtype)
+                                 channels=channels, format=fmt, subtype=subtype)
+        self.channels = channels
         self.frames = 0
         self.held: np.ndarray | None = None   # stems hold their newest block back
 
@@ -54,7 +55,7 @@ class _AtomicSoundFile:
             self.write(self.held[:max(0, frames - self.frames)])
             self.held = None
         if self.frames < frames:
-            self.write(np.zeros((frames - self.frames, 2), dtype=np.float32))
+            self.write(np.zeros((frames - self.frames, self.channels), dtype=np.float32))
         self.file.write(self.converter.flush(self.origin + frames))
 
     def commit(self) -> Path:
@@ -93,7 +94,8 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     resampler = Resampler(engine.sample_rate, rate)
 
     def opened(target: Path, history) -> _AtomicSoundFile:
-        return _AtomicSoundFile(target, StreamConverter(resampler, origin, history), origin)
+        return _AtomicSoundFile(target, StreamConverter(resampler, origin, history, engine.channels),
+                                origin, engine.channels)
 
     mix = opened(path, engine.handoff.recent(resampler.reach))
     stem_files: dict[int, _AtomicSoundFile] = {}
@@ -104,7 +106,7 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
             handle = stem_files[number] = opened(_stem_path(path, name), None)
         gap = first_sample - origin - handle.frames - (0 if handle.held is None else handle.held.shape[0])
         if gap > 0:
-            handle.hold(np.zeros((gap, 2), dtype=np.float32))
+            handle.hold(np.zeros((gap, engine.channels), dtype=np.float32))
         handle.hold(block)
 
     total_s = seconds
