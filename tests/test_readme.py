@@ -1,7 +1,7 @@
 """Every example in README.md runs as written.
 
-The ``python`` blocks run in order in one namespace bound to an offline engine (the REPL's
-names: the pack's sources, ``voice``, ``load_som``...); the ``sh`` blocks run line by line in a
+The ``python`` blocks run in order in one namespace bound to an offline engine with 8 outputs
+(the REPL's names: the pack's sources, ``voice``, ``load_som``...); the ``sh`` blocks run line by line in a
 shell, in the same folder, against a dummy JACK server (``--device jack`` finds it). The folder
 holds what the examples name: ``patterns/`` (a copy of the repository's), ``samples/`` (a small
 synthetic corpus), two takes at other rates, and the sets ``sets/mygig`` and ``sets/theirs``
@@ -86,7 +86,7 @@ def test_every_example_in_the_readme_runs(stage, jack_server, monkeypatch):
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     ran = {"python": 0, "sh": 0, "console": 0}
-    with Engine(seed=0) as engine:
+    with Engine(seed=0, channels=8) as engine:       # as `livelatent live --channels 8`
         session = Session(engine, sets_root=stage / "session-sets")
         for language, code in blocks():
             if language == "python":
