@@ -53,33 +53,12 @@ def _noises(codec):
             for n in ("first", "second")]
 
 
-def osc_latency(codec, server, runs):
-    first, second = _noises(codec)
-    results = []
-    for run in range(runs):
-        with Engine(codec, seed=0, blocksize=256) as engine:
-            names = namespace(engine)
-            port = names["osc_listen"](port=0)
-            voice(first, second, curve=names["osc"]("/x", default=0.0), deterministic=True)
-            client = SimpleUDPClient("127.0.0.1", port)
-            engine.start("system")
-            with jackutil.JackRecorder(server, "PortAudio", seconds=4) as recorder:
-                time.sleep(0.4 + 0.037 * run)
-                client.send_message("/x", 1.0)
-                sent = recorder.frame_time()
-                time.sleep(0.3)
-                captured = recorder.stop()
-            engine.stop_playback()
-        with Engine(codec, seed=0) as offline:
-            voice(first, second, curve=0.0, deterministic=True)
-            reference = offline.render_array(3.0)
-        offset = jackutil.align(captured, reference)
-        lo, hi = max(0, offset), min(len(captured), len(reference) + offset)
-        diff = np.abs(captured[lo:hi] - reference[lo - offset:hi - offset]).max(axis=1)
-        changed = np.flatnonzero(diff > 1e-3)
-        if changed.size:
-            results.append((recorder.frame_time_at(lo + int(changed[0])) - sent) / codec.sample_rate)
-    return results
+def osc_change(engine):
+    """The voice follows an OSC controller (0 at first); the change is a message sent to it."""
+    names = namespace(engine)
+    port = names["osc_listen"](port=0)
+    client = SimpleUDPClient("127.0.0.1", port)
+    return names["osc"]("/x", default=0.0), lambda v: client.send_message("/x", 1.0)
 
 
 def sweep_load(codec, server, seconds=10.0, rate=100):
@@ -239,7 +218,7 @@ def main(argv=None):
         if not only & {"latency", "load", "journal"}:
             return 0
         with jackutil.running_jack_server(period=256, log_dir=Path(logs)) as server:
-            osc = osc_latency(codec, server, args.runs)
+            osc = engine_latency(codec, server, args.runs, change=osc_change)
             code = engine_latency(codec, server, args.runs)
             floor = stream_floor_latency(server, args.runs, codec.sample_rate)
         print("1. latency at blocksize 256 (ms): median, max")

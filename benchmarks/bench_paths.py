@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import jackutil  # noqa: E402  (the tests' JACK helpers)
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_realtime import timed_steps  # noqa: E402
+
 from livelatent import (Engine, along, cloud, corpus, directions, follow, load_model, plane,  # noqa: E402
                         saw, sine, source, tri, voice)
 
@@ -49,33 +52,13 @@ def kinds(engine):
 
 
 def cost_per_window(codec, name, voices, steps=400):
-    from threadpoolctl import threadpool_limits
-    decoded = [0]
-    real_decode = codec.decode
-
-    def counted(z):
-        decoded[0] += z.shape[0]
-        return real_decode(z)
-
-    with threadpool_limits(limits=1, user_api="blas"), Engine(codec, seed=0) as engine:
+    """A live step's time per window it decoded (bench_realtime's step timing)."""
+    def start(engine):
         points, make = kinds(engine)[name]
         for i in range(max(1, voices // points)):
             make(i, 1.0 / voices)
-        timeline = engine.timeline
-        timeline.draw_noise_ahead(True)
-        for _ in range(300):                       # warm: every voice's first blocks
-            timeline.checkpoint()
-            timeline.advance(1)
-        codec.decode = counted
-        try:
-            began = time.perf_counter()
-            for _ in range(steps):
-                timeline.checkpoint()
-                timeline.advance(1)
-            total = time.perf_counter() - began
-        finally:
-            codec.decode = real_decode
-    return total / max(1, decoded[0]) * 1e6, decoded[0] / steps
+    total, _, windows = timed_steps(codec, start, steps)
+    return total / max(1, windows) * 1e6, windows / steps
 
 
 def plays_cleanly(codec, name, voices, seconds):

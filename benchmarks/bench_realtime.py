@@ -75,19 +75,30 @@ def capacity(codec, sources, blocksize, seconds, log_dir, start=32):
 
 def step_overhead(codec, sources, voices, steps=600):
     """A live step's time minus its decode's, on one BLAS thread, noise drawn ahead as live."""
+    def start(engine):
+        for i in range(voices):
+            voice(*sources, synth="ola", curve=sine(3 + i * 0.1), gain=1.0 / voices)
+    total, decoding, _ = timed_steps(codec, start, steps)
+    return (total - decoding) / steps, decoding / steps
+
+
+def timed_steps(codec, start, steps):
+    """Live steps (checkpoint + advance, one BLAS thread, noise drawn ahead as live) of the
+    voices ``start(engine)`` starts, after 300 to warm up: (seconds in all, seconds decoding,
+    windows decoded)."""
     from threadpoolctl import threadpool_limits
-    decoded = [0.0]
+    decoded = [0.0, 0]
     real_decode = codec.decode
 
     def timed_decode(z):
         began = time.perf_counter()
         out = real_decode(z)
         decoded[0] += time.perf_counter() - began
+        decoded[1] += z.shape[0]
         return out
 
     with threadpool_limits(limits=1, user_api="blas"), Engine(codec, seed=0) as engine:
-        for i in range(voices):
-            voice(*sources, synth="ola", curve=sine(3 + i * 0.1), gain=1.0 / voices)
+        start(engine)
         timeline = engine.timeline
         timeline.draw_noise_ahead(True)
         for _ in range(300):                       # warm: every voice's first blocks
@@ -102,7 +113,7 @@ def step_overhead(codec, sources, voices, steps=600):
             total = time.perf_counter() - began
         finally:
             codec.decode = real_decode
-    return (total - decoded[0]) / steps, decoded[0] / steps
+    return total, decoded[0], decoded[1]
 
 
 def stall_trials(codec, sources, capacity_voices, log_dir):
@@ -155,7 +166,14 @@ def bare_decoder_voices(codec, voices_guess, step):
     return rate / (codec.sample_rate / step)
 
 
-def engine_latency(codec, server, runs):
+def _typed(engine):
+    """A curve assignment typed in code: the voice starts at amount 0, then ``v.curve = 1.0``."""
+    return 0.0, lambda v: setattr(v, "curve", 1.0)
+
+
+def engine_latency(codec, server, runs, change=_typed):
+    """From the moment a change is made (``change(engine)`` gives the voice's first curve and
+    a function that changes it from amount 0 to 1) to the first output sample it changes."""
     # two unrelated noises: the capture aligns with the render unambiguously, and amount 0 and
     # amount 1 sound nothing alike
     rng = np.random.default_rng(5)
@@ -164,11 +182,12 @@ def engine_latency(codec, server, runs):
     results = []
     for run in range(runs):
         with Engine(codec, seed=0, blocksize=256) as engine:
-            v = voice(first_noise, second_noise, curve=0.0, deterministic=True)
+            curve, make_change = change(engine)
+            v = voice(first_noise, second_noise, curve=curve, deterministic=True)
             engine.start("system")
             with jackutil.JackRecorder(server, "PortAudio", seconds=4) as recorder:
                 time.sleep(0.4 + 0.037 * run)          # land on different phases of the period
-                v.curve = 1.0
+                make_change(v)
                 returned = recorder.frame_time()
                 time.sleep(0.3)
                 captured = recorder.stop()

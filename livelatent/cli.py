@@ -47,24 +47,30 @@ class _Formatter(argparse.HelpFormatter):
         return text
 
 
-def _grid(text: str) -> str:
-    """``--grid``, checked before any work starts."""
+def _checked_by(parse):
+    """An argparse type that checks a value with ``parse`` before any work starts, and keeps
+    the text (one-line error otherwise)."""
+    def check(text: str) -> str:
+        try:
+            parse()(text)
+        except LiveLatentError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return check
+
+
+def _som_grid():
     from .corpus.som import parse_grid
-    try:
-        parse_grid(text)
-    except LiveLatentError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return parse_grid
 
 
-def _map_grid(text: str) -> str:
-    """``map --grid``, checked before any work starts."""
+def _map_grid_parser():
     from .paths.cartography import parse_map_grid
-    try:
-        parse_map_grid(text)
-    except LiveLatentError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return parse_map_grid
+
+
+_grid = _checked_by(_som_grid)
+_map_grid = _checked_by(_map_grid_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

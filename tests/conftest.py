@@ -24,3 +24,24 @@ def jack_server(request, tmp_path):
     options = asked if isinstance(asked, dict) else {"period": asked}
     with jackutil.running_jack_server(log_dir=tmp_path, **options) as server:
         yield server
+
+
+# -- the latent-path tests' notes -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def four():
+    """Four of the default pack's notes: flute, cello, choir, harp."""
+    from pathutil import PACK
+    from livelatent import source
+    return [source(PACK / f"{name}.flac") for name in ("flute", "cello", "choir", "harp")]
+
+
+@pytest.fixture(scope="module")
+def som_dir(tmp_path_factory):
+    """A small SOM of eight pack notes (a real map, as performers load theirs)."""
+    import shutil
+    from pathutil import PACK
+    from livelatent.corpus.som import build_som
+    folder = tmp_path_factory.mktemp("notes")
+    for name in ("flute", "cello", "choir", "harp", "bass", "organ", "guitar", "clarinet"):
+        shutil.copy(PACK / f"{name}.flac", folder / f"{name}.flac")
+    return build_som(folder, tmp_path_factory.mktemp("maps") / "notes", grid="2x2", progress=False).path

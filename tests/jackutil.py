@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["JackServer", "running_jack_server", "JackRecorder", "RecorderProcess", "SUBPROCESS_PORTS",
-           "align", "max_abs_diff_aligned", "jackd_available"]
+           "align", "max_abs_diff_aligned", "jackd_available", "until_stream_stopped"]
 
 _running_names: set[str] = set()
 _open_recorders: "weakref.WeakSet[JackRecorder]" = weakref.WeakSet()
@@ -439,3 +439,9 @@ class RecorderProcess:
         if self._child.poll() is None:
             self._child.kill()
             self._child.wait()
+
+
+def until_stream_stopped(captured: np.ndarray) -> np.ndarray:
+    """The capture up to its last sound: after our stream stops, JACK plays silence."""
+    loud = np.flatnonzero(np.any(captured != 0, axis=1))
+    return captured[:loud[-1] + 1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -171,3 +172,18 @@ class Repl:
     def close(self) -> None:
         if self.child.isalive():
             self.kill()
+
+
+def rendered_set(set_dir: Path, out: Path):
+    """``livelatent render`` of the set ``set_dir`` into ``out``, read back: (samples, rate)."""
+    import soundfile as sf
+    done = subprocess.run([sys.executable, "-m", "livelatent.cli", "render", str(set_dir), "-o", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return sf.read(out, dtype="float32")
+
+
+def last_underruns(text: str) -> int | None:
+    """The underrun count the status line showed last (None: it never showed one)."""
+    found = re.findall(r"underruns (\d+)", text)
+    return int(found[-1]) if found else None

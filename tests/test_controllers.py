@@ -152,13 +152,9 @@ def free_udp_port() -> int:
 def test_osc_live_over_jack_renders_from_the_journal_as_heard(jack_server, tmp_path):
     """The REPL plays over a JACK dummy server while this test sends 1,000 OSC messages over
     10 s and the REPL swaps a curve: `livelatent render` of the set equals the capture."""
-    import re
-    import subprocess
-    import sys
-
     import jackutil
     from livelatent.session.performance import read_performance
-    from replutil import Repl
+    from replutil import Repl, last_underruns, rendered_set
 
     sets, port = tmp_path / "sets", free_udp_port()
     repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "osc"],
@@ -186,18 +182,12 @@ def test_osc_live_over_jack_renders_from_the_journal_as_heard(jack_server, tmp_p
     performance = read_performance(sets / "osc" / "journal.jsonl")
     osc_batches = [b for b in performance.batches if b.origin == "osc"]
     assert 100 <= len(osc_batches) <= 1000             # merged to at most one a step
-    loud = np.flatnonzero(np.any(captured != 0, axis=1))
-    captured = captured[:loud[-1] + 1]
-    out = tmp_path / "osc.wav"
-    done = subprocess.run([sys.executable, "-m", "livelatent.cli", "render", str(sets / "osc"),
-                           "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    reference, rate = sf.read(out, dtype="float32")
+    captured = jackutil.until_stream_stopped(captured)
+    reference, rate = rendered_set(sets / "osc", tmp_path / "osc.wav")
     offset = jackutil.align(captured, reference)
     assert len(captured) - offset >= 9 * rate
     assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
-    underruns = re.findall(r"underruns (\d+)", repl.text)
-    assert underruns and int(underruns[-1]) == 0
+    assert last_underruns(repl.text) == 0
 
 
 def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_server, two, tmp_path):

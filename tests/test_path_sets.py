@@ -2,38 +2,19 @@
 and the map of the voices' paths."""
 
 import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 import jackutil
-from livelatent import Engine, corpus, follow, sine, source, voice
-from livelatent.corpus.som import build_som, load_som
+from livelatent import Engine, corpus, follow, sine, voice
+from livelatent.corpus.som import load_som
 from livelatent.session.namespace import namespace
 from livelatent.session.session import Session
 
-ROOT = Path(__file__).resolve().parent.parent
-PACK = ROOT / "livelatent" / "packs" / "default" / "sources"
-SR = 44100
-
-
-@pytest.fixture(scope="module")
-def four():
-    return [source(PACK / f"{name}.flac") for name in ("flute", "cello", "choir", "harp")]
-
-
-@pytest.fixture(scope="module")
-def som_dir(tmp_path_factory):
-    """A small SOM of eight pack notes (a real map, as performers load theirs)."""
-    folder = tmp_path_factory.mktemp("notes")
-    for name in ("flute", "cello", "choir", "harp", "bass", "organ", "guitar", "clarinet"):
-        shutil.copy(PACK / f"{name}.flac", folder / f"{name}.flac")
-    return build_som(folder, tmp_path_factory.mktemp("maps") / "notes", grid="2x2", progress=False).path
+from pathutil import PACK, ROOT, SR
 
 
 def test_a_path_voice_round_trips_through_a_set_and_its_journal(four, som_dir, tmp_path):
@@ -127,8 +108,7 @@ def test_a_composite_path_plays_live_as_it_renders_offline(jack_server, som_dir,
         player.wait()
     assert player.returncode == 0, stderr
     assert "underrun" not in stderr
-    loud = np.flatnonzero(np.any(captured != 0, axis=1))
-    captured = captured[:loud[-1] + 1]
+    captured = jackutil.until_stream_stopped(captured)
     reference, rate = sf.read(tmp_path / "ref.wav", dtype="float32")
     offset = jackutil.align(captured, reference)
     assert min(len(reference), len(captured) - offset) >= 3 * SR

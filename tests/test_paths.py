@@ -1,35 +1,17 @@
 """Latent paths: planes, directions, clouds, latent series, descriptor following; their
 identities, repr, errors, holds, and changes (sets, journals, JACK: test_path_sets.py)."""
 
-import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from livelatent import (CurveError, Engine, ParameterError, along, cloud, corpus, directions, follow,
-                        plane, saw, sine, source, tri, voice)
-from livelatent.corpus.som import build_som, load_som
+                        plane, saw, sine, tri, voice)
+from livelatent.corpus.som import load_som
 from livelatent.session.namespace import namespace
 
-ROOT = Path(__file__).resolve().parent.parent
-PACK = ROOT / "livelatent" / "packs" / "default" / "sources"
-SR = 44100
-
-
-@pytest.fixture(scope="module")
-def four():
-    return [source(PACK / f"{name}.flac") for name in ("flute", "cello", "choir", "harp")]
-
-
-@pytest.fixture(scope="module")
-def som_dir(tmp_path_factory):
-    """A small SOM of eight pack notes (a real map, as performers load theirs)."""
-    folder = tmp_path_factory.mktemp("notes")
-    for name in ("flute", "cello", "choir", "harp", "bass", "organ", "guitar", "clarinet"):
-        shutil.copy(PACK / f"{name}.flac", folder / f"{name}.flac")
-    return build_som(folder, tmp_path_factory.mktemp("maps") / "notes", grid="2x2", progress=False).path
+from pathutil import SR
 
 
 def render(build, seconds=2.0, seed=2):

@@ -7,17 +7,12 @@ names every change with its origin, and ``livelatent render`` of the set equals 
 captured.
 """
 
-import re
-import subprocess
-import sys
 import time
 
-import numpy as np
-import soundfile as sf
 
 import jackutil
 from livelatent.session.performance import read_performance
-from replutil import ROOT, Repl
+from replutil import Repl, last_underruns, rendered_set
 
 SECONDS = 20
 SWEEP = """\
@@ -76,16 +71,10 @@ def test_many_writers_at_once_are_journaled_and_render_as_heard(jack_server, tmp
     assert performance.end is not None
     assert all(b.sample % 512 == 0 for b in performance.batches)          # each on a step
 
-    loud = np.flatnonzero(np.any(captured != 0, axis=1))
-    captured = captured[:loud[-1] + 1]
-    out = tmp_path / "many.wav"
-    done = subprocess.run([sys.executable, "-m", "livelatent.cli", "render", str(sets / "many"),
-                           "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    reference, rate = sf.read(out, dtype="float32")
+    captured = jackutil.until_stream_stopped(captured)
+    reference, rate = rendered_set(sets / "many", tmp_path / "many.wav")
     assert len(reference) == performance.end
     offset = jackutil.align(captured, reference)
     assert len(captured) - offset >= (SECONDS - 2) * rate               # all of it compared
     assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
-    underruns = re.findall(r"underruns (\d+)", repl.text)
-    assert underruns and int(underruns[-1]) == 0
+    assert last_underruns(repl.text) == 0
