@@ -3,6 +3,10 @@
 import os
 from pathlib import Path
 
+import numpy as np
+
+from .errors import ParameterError
+
 __all__ = [
     "SAMPLE_RATE",
     "BLOCKSIZE",
@@ -56,3 +60,20 @@ def osc_port() -> int:
         return int(os.environ.get("LIVELATENT_OSC_PORT", OSC_PORT))
     except ValueError:
         return OSC_PORT
+
+
+MAX_CHANNELS = 64            # output channels an engine may have
+
+
+def check_blocksize(blocksize) -> int:
+    if not isinstance(blocksize, (int, np.integer)) or isinstance(blocksize, bool) \
+            or not 16 <= blocksize <= 16384:
+        raise ParameterError(f"blocksize={blocksize!r} must be an integer from 16 to 16384")
+    return int(blocksize)
+
+
+def check_channels(channels) -> int:
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or \
+            not 2 <= channels <= MAX_CHANNELS:
+        raise ParameterError(f"channels={channels!r} must be a whole number from 2 to {MAX_CHANNELS}")
+    return int(channels)

@@ -19,9 +19,7 @@ from .sources import LatentFrames, Source
 from .strategies import Layout
 
 __all__ = ["VoiceParams", "curve_values", "pan_gains", "output_gains", "check_gain", "check_pan",
-           "check_channels", "check_out", "MAX_CHANNELS"]
-
-MAX_CHANNELS = 64
+           "check_out"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,14 +82,6 @@ def output_gains(gain: float, pan: float, out, channels: int, cue: bool = False)
     if cue:
         gains[channels - 2:] += pan_gains(gain, pan)
     return gains
-
-
-def check_channels(channels) -> int:
-    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or \
-            not 2 <= channels <= MAX_CHANNELS:
-        from .errors import ParameterError
-        raise ParameterError(f"channels={channels!r} must be a whole number from 2 to {MAX_CHANNELS}")
-    return int(channels)
 
 
 def check_out(out, channels: int):

@@ -21,11 +21,11 @@ import threading
 import numpy as np
 
 from .. import context
-from ..config import BLOCKSIZE, DEFAULT_TEMPO_BPM
+from ..config import BLOCKSIZE, DEFAULT_TEMPO_BPM, check_blocksize, check_channels
 from ..errors import LiveLatentError, ParameterError
 from ..events import Events
 from ..model.codec import Codec, load_model
-from ..voice import VoiceParams, check_channels
+from ..voice import VoiceParams
 from .clock import Clock
 from .commands import COMMAND_TYPES, AddVoice, Command, Score, SetVoice, check_quant
 from .frames import FrameArena
@@ -59,6 +59,8 @@ class Engine:
         costs no latency: a change rewinds and re-decodes what was decoded but not played.
     events : Events, optional
         Where the engine reports to the performer (default: a stream of its own).
+    channels : int
+        Output channels (2 to 64); voices play on 1 and 2 unless routed (``out=``).
 
     ``with Engine():`` makes it the default engine of this context, for ``voice()``,
     ``tempo()``... typed outside a namespace bound to an engine.
@@ -74,14 +76,14 @@ class Engine:
         self.sample_rate = self.codec.sample_rate
         self.window = self.codec.window
         self.step = self.window // 2
-        self.blocksize = _check_blocksize(blocksize)
+        self.blocksize = check_blocksize(blocksize)
         self.lookahead = int(lookahead) if lookahead is not None else 8 * self.step
         if self.lookahead < self.step:
             raise ParameterError(f"lookahead={lookahead} must be at least one step ({self.step} samples)")
         self.events = events if events is not None else Events()
         self.playback: Playback | None = None
         self.frames = FrameArena(self.codec.latent_dim)
-        self.channels = check_channels(channels)  # output channels: 1-2 the main pair
+        self.channels = check_channels(channels)
         self.timeline = Timeline(self.codec, seed=self.seed, step=self.step, tempo=tempo,
                                  events=self.events, arena=self.frames, channels=self.channels)
         self.handoff = HandOff(self.channels)    # rendered but not handed out; just handed out
@@ -179,11 +181,9 @@ class Engine:
 
     def __exit__(self, *exc):
         self.stop_playback()
-        for hook in self._exit_hooks:        # what listens for this engine (OSC, MIDI) lets go
-            try:
+        for hook in self._exit_hooks:        # listeners (OSC, MIDI) let go; leaving never fails
+            with contextlib.suppress(Exception):
                 hook()
-            except Exception as error:       # noqa: BLE001 - leaving must not fail
-                self.events.error(f"closing: {type(error).__name__}: {error}")
         self._exit_hooks.clear()
         if self._context_token is not None:
             context.release_engine(self._context_token)
@@ -333,7 +333,7 @@ class Engine:
         if self.playing:
             return self
         if blocksize is not None:
-            self.blocksize = _check_blocksize(blocksize)
+            self.blocksize = check_blocksize(blocksize)
         playback = Playback(self, device=device, overload_guard=overload_guard)
         playback.start()          # raises DeviceError and changes nothing when it cannot
         return self
@@ -383,7 +383,7 @@ class Engine:
     # -- offline -------------------------------------------------------------------------------
     def render_array(self, seconds: float | None = None, *, samples: int | None = None,
                      progress=None, max_seconds: float = 3600.0):
-        """Render from the current position, offline; returns (samples, 2) float32.
+        """Render from the current position, offline; returns (samples, channels) float32.
 
         Give ``seconds`` or an exact number of ``samples``; with neither, it renders until every
         voice has ended (an error if some voice loops).
@@ -398,10 +398,3 @@ class Engine:
         total = render_total(self, seconds, samples)
         return render_chunks(self, total, chunk_steps=chunk_steps, max_seconds=max_seconds,
                              progress=progress, hooks=self._render_hooks)
-
-
-def _check_blocksize(blocksize) -> int:
-    if not isinstance(blocksize, (int, np.integer)) or isinstance(blocksize, bool) \
-            or not 16 <= blocksize <= 16384:
-        raise ParameterError(f"blocksize={blocksize!r} must be an integer from 16 to 16384")
-    return int(blocksize)
