@@ -48,7 +48,6 @@ class Connection:
                                 dtype=np.float32)
         self._in_mask = self._inputs.shape[0] - 1
         self._fed = 0                                     # engine samples [.., fed) are here
-        self._counters = {"underruns": 0, "xruns": 0, "callback_load": 0.0}
 
     # -- opening ---------------------------------------------------------------------------------
     def open(self) -> dict:
@@ -140,15 +139,8 @@ class Connection:
         return self.process.lost.is_set()
 
     def counters(self) -> dict:
-        """Underruns, host xruns and the callback's load; once the ring is closed (a lost
-        device being given up, from another thread), the last ones read."""
         ring = self.ring
-        try:
-            self._counters = {"underruns": ring.underruns, "xruns": ring.xruns,
-                              "callback_load": ring.cpu_load}
-        except TypeError:           # closed under us: its arrays are gone
-            pass
-        return dict(self._counters)
+        return {"underruns": ring.underruns, "xruns": ring.xruns, "callback_load": ring.cpu_load}
 
     # -- closing ---------------------------------------------------------------------------------
     def stop(self) -> None:

@@ -94,7 +94,8 @@ class SharedRing:
 
     def close(self) -> None:
         self.unlink()
-        self.ints = self.floats = self.data = None
+        # its counters stay readable (a status read from another thread may come after this)
+        self.ints, self.floats, self.data = self.ints.copy(), self.floats.copy(), None
         try:
             self._map.close()
         except BufferError:    # a view is still held somewhere: the mapping goes with it

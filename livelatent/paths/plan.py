@@ -251,7 +251,7 @@ def compile_plan(params, codec) -> Plan:
     points, spread, std = compiler.cloud if compiler.cloud is not None else (1, None, None)
     plan = Plan(compiler.terms, fit=params.fit, points=points, spread=spread, spread_std=std)
     plan.codec = codec
-    plan.chooses = getattr(compiler, "chooses", False)
+    plan.chooses = compiler.chooses
     curves = [params.curve, params.good_curve] + (
         params.path.curves() if isinstance(params.path, Path) else
         [c for src in (params.a, params.b) for c in _series_curves(src)])
