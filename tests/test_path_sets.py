@@ -9,12 +9,12 @@ import numpy as np
 import soundfile as sf
 
 import jackutil
-from livelatent import Engine, corpus, follow, sine, voice
+from livelatent import Engine, sine, voice
 from livelatent.corpus.som import load_som
 from livelatent.session.namespace import namespace
 from livelatent.session.session import Session
 
-from pathutil import PACK, ROOT, SR
+from pathutil import ROOT, SR
 
 
 def test_a_path_voice_round_trips_through_a_set_and_its_journal(four, som_dir, tmp_path):
@@ -121,41 +121,11 @@ def test_a_voice_following_descriptor_curves_hits_them_far_better_than_the_basel
     measured on the rendered output by the test's own STFT (test_descriptors.follow_accuracy),
     next to two baselines played by voices over the same corpus in the same run: its frames in
     random order, and its frames sorted by centroid, traversed once."""
-    from livelatent import curve, ramp, rand
-    from test_descriptors import accuracy_targets, follow_accuracy
-    windows = 7 * 256
-    target_c, target_l = accuracy_targets(windows)
-    inner = slice(2, windows - 2)
-    with Engine(seed=1) as engine:
-        notes = corpus(sorted(PACK.glob("*.flac")))
-        length = windows * 512 / SR * engine.intended_tempo() / 60.0       # in beats
-
-        def targets(t):
-            phase = np.clip(np.asarray(t, dtype=np.float64) / length, 0, 1)
-            triangle = 1 - np.abs((2 * phase) % 1 * 2 - 1)
-            return 400.0 * 10.0 ** triangle, -26.0 + 10.0 * np.sin(2 * np.pi * phase)
-
-        by_centroid = notes.sorted_by("centroid")
-        players = {"follow": lambda: voice(follow(notes, centroid=curve(lambda t: targets(t)[0]),
-                                                  loudness=curve(lambda t: targets(t)[1]))),
-                   "follow, sampled": lambda: voice(follow(notes, centroid=curve(lambda t: targets(t)[0]),
-                                                           loudness=curve(lambda t: targets(t)[1])),
-                                                    deterministic=False),
-                   "random": lambda: voice(by_centroid.scrub(rand(3, step=length / windows)),
-                                           deterministic=True),
-                   "sorted": lambda: voice(by_centroid.scrub(ramp(length)), deterministic=True)}
-        results = {}
-        for name, play in players.items():
-            engine.render_array(samples=2048)
-            v = play()
-            audio = engine.render_array(samples=windows * 512 + 2048)
-            start = v.params.start - (engine.position - audio.shape[0])
-            v.stop(fade=0)
-            mono = (audio[:, 0].astype(np.float64) + audio[:, 1]) / np.sqrt(2)   # undo the pan
-            centers = start + np.arange(windows) * 512 + 512
-            results[name] = r = follow_accuracy(mono, SR, centers[inner], target_c[inner], target_l[inner])
-            print(f"\n{name:>16}: log-centroid corr {r['centroid_corr']:.3f}, median centroid error "
-                  f"{r['centroid_rel_error']:.3f}, loudness corr {r['loudness_corr']:.3f}", end="")
+    from followutil import following_results
+    results = following_results()
+    for name, r in results.items():
+        print(f"\n{name:>16}: log-centroid corr {r['centroid_corr']:.3f}, median centroid error "
+              f"{r['centroid_rel_error']:.3f}, loudness corr {r['loudness_corr']:.3f}", end="")
     ours = results["follow"]
     assert ours["centroid_corr"] >= 0.9 and ours["centroid_rel_error"] <= 0.15, results
     assert ours["loudness_corr"] >= 0.9, results
