@@ -123,6 +123,12 @@ class Repl:
         self.wait_prompt(timeout)
         return strip_ansi("".join(self._raw[before:]))
 
+    def wait_for(self, text: str, since: int = 0, timeout: float = 30.0) -> None:
+        """Read the output until ``text`` appears after position ``since`` of :attr:`text`
+        (something printed by another thread, perhaps already read with an earlier cell)."""
+        if text not in self.text[since:]:
+            self._expect([re.escape(text)], timeout)
+
     def pump(self, seconds: float) -> None:
         """Let ``seconds`` pass while reading the output (the toolbar keeps redrawing)."""
         deadline = time.monotonic() + seconds

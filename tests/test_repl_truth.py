@@ -125,7 +125,9 @@ def test_what_was_seen_on_stage_now_agrees(jack_server, tmp_path):
         assert repl.text.count("reloaded") == 2, repl.text[-2000:]
         shown = sounding_in_status(repl.run("%livelatent"))
         assert sorted(shown) == ["drift", "v2", "w"], shown
+        mark = len(repl.text)
         assert "rendering 3 voices" in repl.run(f'job = render({str(tmp_path / "now.wav")!r}, seconds=1)')
+        repl.wait_for("rendered ", since=mark)      # printed by the render's thread when it ends
         # 5. the status line is drawn in the toolbar, not only printed on demand
         assert all(word in repl.text for word in ("bpm", "decode", "underruns", "xruns", "peak"))
         # 6. starting voices did not underrun
