@@ -23,7 +23,7 @@ import importlib
 from .errors import MissingDependency
 
 __all__ = ["torch", "vae", "terminal_shell", "ipython_magics", "matplotlib_figure", "umap",
-           "midi"]
+           "midi", "aalink"]
 
 
 def _missing(what: str, why: str, install: str, exc: ImportError) -> MissingDependency:
@@ -96,3 +96,12 @@ def midi():
     except ImportError as exc:
         raise _missing("mido and python-rtmidi", "MIDI", "pip install mido python-rtmidi", exc) from None
     return rtmidi, mido
+
+
+def aalink():
+    """aalink (Ableton Link)."""
+    try:
+        import aalink as module
+    except ImportError as exc:
+        raise _missing("aalink", "Ableton Link", "pip install aalink", exc) from None
+    return module

@@ -43,17 +43,21 @@ class Repl:
         Extra environment variables.
     rows, columns : int
         The terminal's size.
+    wrapper : list of str
+        A command that runs the REPL's (e.g. ``["unshare", "-n", ...]``).
     """
 
     def __init__(self, args, *, env: dict | None = None, cwd=ROOT, rows: int = 40,
-                 columns: int = 160, timeout: float = 60.0, cpr_delay: float = 0.0):
+                 columns: int = 160, timeout: float = 60.0, cpr_delay: float = 0.0,
+                 wrapper: list[str] = ()):
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = os.pathsep.join(
             [str(ROOT)] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
         full_env.setdefault("TERM", "xterm-256color")
         full_env.update(env or {})
         self.started = time.monotonic()
-        self.child = pexpect.spawn(sys.executable, ["-m", "livelatent.cli", *args], cwd=str(cwd),
+        program = [*wrapper, sys.executable, "-m", "livelatent.cli", *args]
+        self.child = pexpect.spawn(program[0], program[1:], cwd=str(cwd),
                                    env=full_env, encoding="utf-8", codec_errors="replace",
                                    timeout=timeout, dimensions=(rows, columns))
         self._raw: list[str] = []

@@ -1,5 +1,5 @@
 """Controllers from outside, bound to an engine: ``osc``, ``osc_listen``, ``osc_send``, ``cc``,
-``note_on``, ``pitchbend``, ``on_note``, ``midi_in``.
+``note_on``, ``pitchbend``, ``on_note``, ``midi_in``, ``midi_clock``, ``link``, ``unlink``.
 
 One :class:`Controllers` service per engine (like its timers) owns the listeners; the names a
 namespace gets come from it. The curves themselves are plain data (:mod:`livelatent.controls`):
@@ -17,6 +17,7 @@ from ..config import osc_port
 from ..controls import bend_curve, cc_curve, note_curve, osc_curve
 from ..errors import ParameterError
 from .clock_out import MidiClock
+from .link import LinkFollower
 from .midi import MidiListener
 from .osc import OscListener, OscSender
 from .throttle import Throttle
@@ -38,6 +39,7 @@ class Controllers:
         self.midi: MidiListener | None = None
         self.senders: list[OscSender] = []
         self.clocks: list[MidiClock] = []
+        self.link: LinkFollower | None = None
         self._routes: dict[str, tuple] = {}
         self._lock = threading.Lock()
         engine.add_exit_hook(self.close)
@@ -127,9 +129,31 @@ class Controllers:
                 return None
             return Controllers.of(engine).start_clock(port)
 
+        def link(quantum: float | None = None):
+            """Join the Ableton Link session on this network: beats and bars follow its tempo
+            and phase (bars of ``quantum`` beats, default the engine's bar), ``tempo()``
+            changes the session's tempo, and what arrives from the others is journaled.
+            Returns the session (``.peers``, ``.leave()``)."""
+            quantum = engine.clock.beats_per_bar if quantum is None else quantum
+            if isinstance(quantum, bool) or not isinstance(quantum, (int, float)) or \
+                    not math.isfinite(quantum) or not 1 <= quantum <= 64:
+                raise ParameterError(f"link(quantum={quantum!r}): beats per bar from 1 to 64")
+            if not live or engine.sealed:
+                return None
+            if engine.playback is None:      # a render has no "now" to share with anybody
+                engine.events.warning("link(): this engine renders offline, it has no live beat "
+                                      "to share; join from the REPL or a playing engine")
+                return None
+            return Controllers.of(engine).join_link(float(quantum))
+
+        def unlink() -> None:
+            """Leave the Link session; the tempo stays where the session left it."""
+            if live and not engine.sealed:
+                Controllers.of(engine).leave_link()
+
         return {"osc": osc, "osc_listen": osc_listen, "osc_send": osc_send, "cc": cc,
                 "note_on": note_on, "pitchbend": pitchbend, "on_note": on_note, "midi_in": midi_in,
-                "midi_clock": midi_clock}
+                "midi_clock": midi_clock, "link": link, "unlink": unlink}
 
     # -- the service ---------------------------------------------------------------------------
     def route(self, address: str, lo, hi) -> None:
@@ -203,6 +227,21 @@ class Controllers:
             self.clocks.append(clock)
             return clock
 
+    def join_link(self, quantum: float) -> LinkFollower:
+        with self._lock:
+            if self.link is not None and self.link.joined:
+                if self.link.quantum == quantum:
+                    return self.link
+                self.link.leave()
+            self.link = LinkFollower(self._engine(), quantum, self.throttle)
+            return self.link
+
+    def leave_link(self) -> None:
+        with self._lock:
+            if self.link is not None:
+                self.link.leave()
+                self.link = None
+
     def _start(self, port: int, host: str) -> None:
         self.listener = OscListener(self._engine(), host, port, self.throttle)
         for address, (lo, hi) in self._routes.items():
@@ -218,6 +257,9 @@ class Controllers:
                 self.midi = None
             for sender in self.senders + self.clocks:
                 sender.close()
+            if self.link is not None:
+                self.link.leave()
+                self.link = None
             self.senders.clear()
             self.clocks.clear()
 

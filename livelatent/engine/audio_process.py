@@ -42,13 +42,18 @@ import time
 import numpy as np
 
 __all__ = ["HEADER_INTS", "HEADER_FLOATS", "WRITTEN", "READ", "UNDERRUNS", "XRUNS", "CPU_LOAD",
-           "layout_size", "map_ring",
+           "STAMP_SEQ", "STAMP_FRAME", "STAMP_NS", "STAMP_CLOCK", "layout_size", "map_ring",
            "match_device", "describe_match_failure", "MatchError"]
 
 # -- the shared ring: int64 header, float64 header, then float32 samples (capacity, channels) --
 HEADER_INTS = 16
 HEADER_FLOATS = 8
 WRITTEN, READ, UNDERRUNS, XRUNS, STATE, CALLS = range(6)      # int slots
+# when a played block reaches the device's output: its first frame STAMP_FRAME is heard at
+# STAMP_NS (nanoseconds of STAMP_CLOCK, the clock Ableton Link keeps on Linux). STAMP_SEQ is
+# odd while the two are written, so a reader can tell a torn pair and read again.
+STAMP_SEQ, STAMP_FRAME, STAMP_NS = 6, 7, 8
+STAMP_CLOCK = getattr(time, "CLOCK_MONOTONIC_RAW", time.CLOCK_MONOTONIC)
 CPU_LOAD = 0                                           # float slot
 IDLE, RUNNING, STOPPED, LOST = range(4)                # values of STATE (this program's own)
 
@@ -206,7 +211,10 @@ def _play(config: dict) -> None:
     ints, floats, data = map_ring(buffer, capacity, channels)
     mask = capacity - 1
 
-    def callback(outdata, frames, time, status):   # the audio thread: copies, nothing more
+    clock_ns, stamp_clock = time.clock_gettime_ns, STAMP_CLOCK
+
+    def callback(outdata, frames, timing, status):   # the audio thread: copies, nothing more
+        now = clock_ns(stamp_clock)
         ints[CALLS] += 1
         if status.output_underflow:
             ints[XRUNS] += 1
@@ -223,7 +231,16 @@ def _play(config: dict) -> None:
             outdata[:first] = data[start:]
             outdata[first:] = data[:frames - first]
         ints[READ] = position + frames
+        # PortAudio says how long after this call the block's first frame reaches the output
+        ahead = timing.outputBufferDacTime - timing.currentTime
+        if not 0.0 <= ahead < 1.0:                  # a host that does not know
+            ahead = latency[0]
+        ints[STAMP_SEQ] += 1
+        ints[STAMP_FRAME] = position
+        ints[STAMP_NS] = now + int(ahead * 1e9)
+        ints[STAMP_SEQ] += 1
 
+    latency = [0.0]          # the stream's own figure, once it is open
     devices, default, _ = _devices(sd)
     try:
         device = match_device(devices, config.get("device"), channels=channels, default=default)
@@ -251,6 +268,7 @@ def _play(config: dict) -> None:
         _say({"event": "error", "kind": "open", "message": "; ".join(reasons), "device": device,
               "devices": devices, "rates": _usable_rates(sd, device, channels)})
         _leave(2)
+    latency[0] = float(stream.latency)
     _say({"event": "opened", "device": device, "latency": float(stream.latency),
           "samplerate": int(stream.samplerate)})
     lost = threading.Event()

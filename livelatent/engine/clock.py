@@ -45,10 +45,11 @@ class Clock:
     def bpm_at(self, sample: int) -> float:
         return self._segment(sample)[2]
 
-    def with_tempo(self, bpm: float, at_sample: int) -> "Clock":
-        """A clock whose tempo changes to ``bpm`` at ``at_sample`` (later segments dropped)."""
+    def with_tempo(self, bpm: float, at_sample: int, beat: float | None = None) -> "Clock":
+        """A clock whose tempo changes to ``bpm`` at ``at_sample`` (later segments dropped),
+        where the beat goes on from the one before, or is ``beat`` (a shared clock's phase)."""
         bpm = check_tempo(bpm)
-        beat = float(self.beats(at_sample))
+        beat = float(self.beats(at_sample)) if beat is None else float(beat)
         kept = tuple(s for s in self.segments if s[0] < at_sample)
         return Clock(self.sample_rate, beats_per_bar=self.beats_per_bar,
                      segments=kept + ((int(at_sample), beat, bpm),))

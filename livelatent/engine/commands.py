@@ -23,7 +23,8 @@ from ..paths.plan import with_plan
 from ..voice import VoiceParams
 from .clock import Clock
 
-__all__ = ["QUANTS", "AddVoice", "SetVoice", "StopVoice", "Hush", "SetTempo", "SetControl", "Command",
+__all__ = ["QUANTS", "AddVoice", "SetVoice", "StopVoice", "Hush", "SetTempo", "SyncTempo", "SetControl",
+           "Command",
            "Score", "apply", "quantised_target", "check_quant", "DERIVED_CHANGES",
            "COMMAND_TYPES"]
 
@@ -102,8 +103,23 @@ class SetTempo:
     quant: str = "now"
 
 
-Command = Union[AddVoice, SetVoice, StopVoice, Hush, SetTempo, SetControl]
-COMMAND_TYPES = (AddVoice, SetVoice, StopVoice, Hush, SetTempo, SetControl)
+@dataclass(frozen=True)
+class SyncTempo:
+    """Follow a shared clock (Ableton Link): from where it lands the tempo is ``bpm``, and
+    beat ``beat`` falls on engine sample ``sample`` (wherever the command lands, before or
+    after it). Beats may jump by the phase correction; it always lands at once."""
+
+    bpm: float
+    beat: float
+    sample: int
+    quant: str = "now"
+
+    def beat_at(self, at: int, sample_rate: int) -> float:
+        return self.beat + (at - self.sample) * self.bpm / 60.0 / sample_rate
+
+
+Command = Union[AddVoice, SetVoice, StopVoice, Hush, SetTempo, SyncTempo, SetControl]
+COMMAND_TYPES = (AddVoice, SetVoice, StopVoice, Hush, SetTempo, SyncTempo, SetControl)
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,10 @@ def apply(score: Score, command: Command, *, at: int, seq: int) -> Score:
         return score.with_voices(voices)
     if isinstance(command, SetTempo):
         return replace(score, clock=score.clock.with_tempo(command.bpm, at))
+    if isinstance(command, SyncTempo):
+        clock = score.clock
+        return replace(score, clock=clock.with_tempo(command.bpm, at,
+                                                     command.beat_at(at, clock.sample_rate)))
     if isinstance(command, SetControl):
         state = score.controls.get(command.name) or ControlState()
         controls = MappingProxyType({**score.controls,

@@ -119,6 +119,15 @@ class Connection:
         """The engine sample the listener is at."""
         return self.resampler.input_time(self.ring.read)
 
+    def heard_stamp(self) -> tuple[float, int] | None:
+        """(engine sample, nanoseconds): a sample and when it reaches the output, from the last
+        block the device played; None before the first."""
+        stamp = self.ring.stamp()
+        if stamp is None:
+            return None
+        frame, ns = stamp
+        return frame * self.engine_rate / self.rate, ns
+
     def untouchable(self) -> int:
         """The first engine sample no pull by the device can have used yet (a change may land
         there): the device may take one more host block at any moment."""

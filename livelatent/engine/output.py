@@ -24,7 +24,8 @@ import numpy as np
 
 from ..errors import DeviceError
 from . import audio_process as program
-from .audio_process import CPU_LOAD, READ, UNDERRUNS, WRITTEN, XRUNS, layout_size, map_ring
+from .audio_process import (CPU_LOAD, READ, STAMP_FRAME, STAMP_NS, STAMP_SEQ, UNDERRUNS, WRITTEN, XRUNS,
+                            layout_size, map_ring)
 
 __all__ = ["SharedRing", "AudioProcess", "list_devices", "explain", "PROGRAM"]
 
@@ -67,6 +68,19 @@ class SharedRing:
     underruns = property(lambda self: int(self.ints[UNDERRUNS]))
     xruns = property(lambda self: int(self.ints[XRUNS]))
     cpu_load = property(lambda self: float(self.floats[CPU_LOAD]))
+
+    def stamp(self) -> tuple[int, int] | None:
+        """(device frame, nanoseconds): when the last block played reaches the output (see
+        :data:`~.audio_process.STAMP_CLOCK`); None before the first."""
+        ints = self.ints
+        for _ in range(100):
+            seq = int(ints[STAMP_SEQ])
+            frame, ns = int(ints[STAMP_FRAME]), int(ints[STAMP_NS])
+            if seq == 0:
+                return None
+            if not seq & 1 and int(ints[STAMP_SEQ]) == seq:
+                return frame, ns
+        return None
 
     def reset(self, position: int) -> None:
         """Empty, with ``read = written = position`` (before the audio process starts)."""

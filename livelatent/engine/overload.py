@@ -14,13 +14,15 @@ The order is declared and deterministic: the newest voices (highest numbers) go 
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 
 import numpy as np
 
 from .commands import StopVoice
 from .writers import Batch
 
-__all__ = ["OverloadGuard", "HIGH", "TARGET", "WINDOW_S", "FADE_S"]
+__all__ = ["OverloadGuard", "DecodeMeter", "HIGH", "TARGET", "WINDOW_S", "FADE_S"]
 
 HIGH = 0.9             # decode time over step time, averaged: above this the decoder falls behind
 TARGET = 0.75          # what the guard brings it back to
@@ -28,6 +30,43 @@ WINDOW_S = 0.1         # the load is averaged over the steps of this long
 FADE_S = 0.05          # the fade of a muted voice
 _CHECK_S = 0.02
 _SETTLE_S = 0.5        # after acting, the load is measured afresh before acting again
+
+
+class DecodeMeter:
+    """How long the decode thread takes for its steps: wall time (the status line's load) and
+    its own CPU time (the guard's: waiting for the GIL while the performer's code runs is not
+    the decoder falling behind)."""
+
+    def __init__(self, step_seconds: float):
+        self.step_seconds = step_seconds
+        self._wall: deque = deque(maxlen=64)
+        self._cpu: deque = deque(maxlen=512)
+
+    def begin(self) -> tuple[float, float]:
+        return time.perf_counter(), time.thread_time()
+
+    def end(self, began: tuple[float, float]) -> None:
+        self._wall.append(time.perf_counter() - began[0])
+        self._cpu.append(time.thread_time() - began[1])
+
+    def load(self) -> float:
+        """Wall time over step time, over the last steps."""
+        spans = list(self._wall)
+        return sum(spans) / (len(spans) * self.step_seconds) if spans else 0.0
+
+    def longest_recent(self, count: int = 8) -> float | None:
+        """The longest wall time of the last ``count`` steps (None: none yet)."""
+        spans = list(self._wall)[-count:]
+        return max(spans) if spans else None
+
+    def recent_load(self, seconds: float) -> float | None:
+        """CPU time over step time, for the steps of the last ``seconds`` (None: not that many)."""
+        count = max(1, int(round(seconds / self.step_seconds)))
+        spans = list(self._cpu)[-count:]
+        return sum(spans) / (count * self.step_seconds) if len(spans) == count else None
+
+    def forget(self) -> None:
+        self._cpu.clear()
 
 
 class OverloadGuard:
@@ -54,11 +93,11 @@ class OverloadGuard:
             playback = self.playback
             if not playback.running or playback.lost:
                 continue
-            load = playback.recent_load(WINDOW_S)
+            load = playback.meter.recent_load(WINDOW_S)
             if load is not None and load > HIGH:
                 self._shed(load, at=playback.decoded_to)
                 self._stop.wait(_SETTLE_S)
-                playback.forget_load()
+                playback.meter.forget()
 
     def _shed(self, load: float, *, at: int) -> None:
         """Mute the newest voices, enough to bring ``load`` down to :data:`TARGET`."""

@@ -24,7 +24,6 @@ import queue
 import sys
 import threading
 import time
-from collections import deque
 
 import numpy as np
 
@@ -32,7 +31,7 @@ from ..blas import hold_one_blas_thread, release_blas_threads
 from ..errors import DeviceError, LiveLatentError
 from .commands import Hush
 from .connection import Connection
-from .overload import OverloadGuard
+from .overload import DecodeMeter, OverloadGuard
 from .writers import Batch, default_origin
 
 __all__ = ["Playback", "SWITCH_INTERVAL_S", "RECONNECT_EVERY_S"]
@@ -74,8 +73,7 @@ class Playback:
         self._stopping = threading.Event()
         self._retry = threading.Event()
         self._checkpoints: dict = {}
-        self._decode_seconds: deque = deque(maxlen=64)    # wall time of each step decoded
-        self._decode_cpu: deque = deque(maxlen=512)       # this thread's CPU time of each step
+        self.meter = DecodeMeter(engine.step / engine.sample_rate)
         self._guard = OverloadGuard(self) if overload_guard else None
         self._said: dict[str, float] = {}
         self._attached = False
@@ -88,21 +86,15 @@ class Playback:
         link, paused = self._link, self._paused
         return paused[0] if paused is not None or link is None else link.heard
 
+    def heard_stamp(self) -> tuple[float, int] | None:
+        """(engine sample, ns of ``STAMP_CLOCK``) it reaches the output at; None: nothing plays."""
+        link, paused = self._link, self._paused
+        return None if paused is not None or link is None else link.heard_stamp()
+
     @property
     def lost(self) -> bool:
         """Whether the device is lost (the music waits for it)."""
         return self._paused is not None
-
-    def recent_load(self, seconds: float) -> float | None:
-        """CPU time the decode thread spent on the steps of the last ``seconds``, over their
-        duration (None until there are that many). CPU time, not wall time: waiting for the GIL
-        while the performer's code runs is not the decoder falling behind."""
-        engine = self.engine
-        count = max(1, int(round(seconds * engine.sample_rate / engine.step)))
-        spans = list(self._decode_cpu)[-count:]
-        if len(spans) < count:
-            return None
-        return sum(spans) / (count * engine.step / engine.sample_rate)
 
     @property
     def decoded_to(self) -> int:
@@ -111,21 +103,15 @@ class Playback:
         link = self._link
         return link.fed if link is not None else self.heard
 
-    def forget_load(self) -> None:
-        self._decode_cpu.clear()
-
     @property
     def underruns(self) -> int:
         link = self._link
         return link.ring.underruns if link is not None else 0
 
     def status(self) -> dict:
-        spans = list(self._decode_seconds)
-        engine = self.engine
-        load = sum(spans) / (len(spans) * engine.step / engine.sample_rate) if spans else 0.0
         link = self._link
         counters = link.counters() if link is not None else {}
-        return {"decode_load": load, "underruns": counters.get("underruns", 0),
+        return {"decode_load": self.meter.load(), "underruns": counters.get("underruns", 0),
                 "xruns": counters.get("xruns", 0), "callback_load": counters.get("callback_load", 0.0),
                 "device": ((link.device if link is not None else None) or {}).get("name"),
                 "device_rate": link.rate if link is not None else None, "lost": self.lost}
@@ -329,12 +315,11 @@ class Playback:
         until = link.heard + engine.lookahead
         while link.fed < until:
             current = timeline.step
-            began, cpu = time.perf_counter(), time.thread_time()
+            began = self.meter.begin()
             self._checkpoints[current] = timeline.checkpoint()
             block = timeline.advance(1)
             link.feed(current * step, block)
-            self._decode_seconds.append(time.perf_counter() - began)
-            self._decode_cpu.append(time.thread_time() - cpu)
+            self.meter.end(began)
             oldest = link.heard // step - 1
             for old in [s for s in self._checkpoints if s < oldest]:
                 del self._checkpoints[old]
@@ -380,8 +365,8 @@ class Playback:
         decode the landing step again before the device gets there (twice a recent step's
         decode time, at least 64 samples, at most half a step)."""
         engine = self.engine
-        spans = list(self._decode_seconds)[-8:]
-        redo = 2 * max(spans) * engine.sample_rate if spans else engine.step / 4
+        longest = self.meter.longest_recent()
+        redo = 2 * longest * engine.sample_rate if longest is not None else engine.step / 4
         return int(min(engine.step // 2, max(64, redo)))
 
     # -- a lost device ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..engine.commands import AddVoice, SetTempo, SetVoice, StopVoice
+from ..engine.commands import AddVoice, Hush, SetTempo, SetVoice, StopVoice
 
 __all__ = ["status_line", "peak_meter", "pending_changes"]
 
@@ -59,8 +59,10 @@ def pending_changes(engine) -> list[str]:
             what = f"{_voice_name(names, command.voice)} stops"
         elif isinstance(command, SetTempo):
             what = f"tempo {command.bpm:g}"
-        else:
+        elif isinstance(command, Hush):
             what = "hush"
+        else:
+            continue        # a controller's value, the shared clock: at once, nothing to wait for
         described.append(f"{what} @ {when}")
     return described
 

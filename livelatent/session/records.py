@@ -22,7 +22,7 @@ import numpy as np
 from .. import curves
 from ..controls import REBUILD_NAMES
 from ..atomic import atomic_path
-from ..engine.commands import AddVoice, Hush, SetControl, SetTempo, SetVoice, StopVoice
+from ..engine.commands import AddVoice, Hush, SetControl, SetTempo, SetVoice, StopVoice, SyncTempo
 from ..errors import LiveLatentError, SetError
 from ..model.packs import locate
 from ..paths.directions import Directions
@@ -257,6 +257,8 @@ def encode_command(command, store: SourceStore) -> dict:
         return {"op": "hush", "fade": command.fade, "quant": command.quant}
     if isinstance(command, SetTempo):
         return {"op": "tempo", "bpm": command.bpm, "quant": command.quant}
+    if isinstance(command, SyncTempo):
+        return {"op": "sync", "bpm": command.bpm, "beat": command.beat, "sample": command.sample}
     if isinstance(command, SetControl):
         return {"op": "control", "name": command.name, "value": command.value}
     raise TypeError(f"not a command: {command!r}")
@@ -308,6 +310,8 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
             return Hush(int(data["fade"]), quant)
         if op == "tempo":
             return SetTempo(float(data["bpm"]), quant)
+        if op == "sync":
+            return SyncTempo(float(data["bpm"]), float(data["beat"]), int(data["sample"]))
         if op == "control":
             return SetControl(str(data["name"]), float(data["value"]))
     except (KeyError, TypeError, ValueError) as exc:
