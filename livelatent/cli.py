@@ -179,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output channels the stream opens with, for voices routed with out=")
     p.add_argument("--blocksize", type=int, default=None,
                    help="frames per audio callback (default: 1024; JACK: its period)")
+    p.add_argument("--inputs", type=int, default=0,
+                   help="input channels the stream opens with, for live_input() (default: none)")
+    p.add_argument("--lookahead", type=float, default=None, metavar="SECONDS",
+                   help="audio decoded ahead (default: 0.2); less lowers live input's delay and "
+                        "a change's latency, at the risk of underruns on a busy machine")
     p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--set", dest="set_name", default=None,
                    help="name of this session's set (default: the date and time)")

@@ -110,11 +110,12 @@ class JackServer:
         return f"JackServer(name={self.name!r}, rate={self.rate}, period={self.period})"
 
 
-def _start_jackd(name: str, rate: int, period: int, log_path: Path, playback: int = 2) -> subprocess.Popen:
+def _start_jackd(name: str, rate: int, period: int, log_path: Path, playback: int = 2,
+                 capture: int = 2) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             ["jackd", "-n", name, *_REALTIME, "-d", "dummy", "-r", str(rate), "-p", str(period),
-             "-P", str(playback)],
+             "-P", str(playback), "-C", str(capture)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
 
@@ -134,7 +135,7 @@ def _accepts_clients(name: str) -> bool:
 
 @contextlib.contextmanager
 def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path, ready_timeout_s: float = 15.0,
-                        playback: int = 2):
+                        playback: int = 2, capture: int = 2):
     """Start a private dummy-driver JACK server, make it the default one, and stop it afterwards.
 
     While it runs, ``JACK_DEFAULT_SERVER`` names it (for this process and its subprocesses: the
@@ -157,7 +158,7 @@ def running_jack_server(*, period: int = 1024, rate: int = 44100, log_dir: Path,
     _running_names.add(name)
     log_path = Path(log_dir) / f"jackd-{name}-{time.monotonic_ns()}.log"
     saved_env = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    process = _start_jackd(name, rate, period, log_path, playback)
+    process = _start_jackd(name, rate, period, log_path, playback, capture)
     server = JackServer(name=name, rate=rate, period=period, log_path=log_path, process=process)
     try:
         _wait_until_ready(server, ready_timeout_s)
@@ -184,6 +185,51 @@ def _remove_shared_memory(name: str) -> None:
     for leftover in [*shm.glob(f"jack_{name}_*"), *shm.glob(f"jack_sem.*_{name}_*")]:
         with contextlib.suppress(OSError):
             leftover.unlink()
+
+
+class JackPlayer:
+    """A JACK client that plays ``audio`` (frames, channels), looped, into the input ports that
+    match ``ports`` (a regular expression), from when :meth:`start` finds them."""
+
+    def __init__(self, server, audio: np.ndarray, ports: str, *, client_name: str = "livelatent-player"):
+        import jack
+
+        self._audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self._spec = ports
+        name = server if isinstance(server, str) else server.name
+        self._client = jack.Client(client_name, no_start_server=True, servername=name)
+        self._outputs = [self._client.outports.register(f"out_{i + 1}") for i in range(self._audio.shape[1])]
+        self._position = 0
+        self._closed = False
+        self._client.set_process_callback(self._process)
+
+    def _process(self, frames):       # JACK's thread: copies only
+        index = (self._position + np.arange(frames)) % self._audio.shape[0]
+        for channel, port in enumerate(self._outputs):
+            port.get_array()[:] = self._audio[index, channel]
+        self._position += frames
+
+    def start(self, *, timeout_s: float = 20.0) -> "JackPlayer":
+        try:
+            deadline = time.monotonic() + timeout_s
+            while len(targets := [p.name for p in self._client.get_ports(
+                    name_pattern=self._spec, is_audio=True, is_input=True)]) < len(self._outputs):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no {len(self._outputs)} input ports match {self._spec!r}")
+                time.sleep(0.01)
+            self._client.activate()
+            for port, target in zip(self._outputs, targets):
+                self._client.connect(port, target)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._client.deactivate(ignore_errors=True)
+            self._client.close(ignore_errors=True)
 
 
 class JackRecorder:

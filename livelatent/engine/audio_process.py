@@ -42,7 +42,8 @@ import time
 import numpy as np
 
 __all__ = ["HEADER_INTS", "HEADER_FLOATS", "WRITTEN", "READ", "UNDERRUNS", "XRUNS", "CPU_LOAD",
-           "STAMP_SEQ", "STAMP_FRAME", "STAMP_NS", "STAMP_CLOCK", "layout_size", "map_ring",
+           "STAMP_SEQ", "STAMP_FRAME", "STAMP_NS", "STAMP_CLOCK", "IN_WRITTEN", "IN_LAG",
+           "layout_size", "map_ring",
            "match_device", "describe_match_failure", "MatchError"]
 
 # -- the shared ring: int64 header, float64 header, then float32 samples (capacity, channels) --
@@ -54,21 +55,27 @@ WRITTEN, READ, UNDERRUNS, XRUNS, STATE, CALLS = range(6)      # int slots
 # odd while the two are written, so a reader can tell a torn pair and read again.
 STAMP_SEQ, STAMP_FRAME, STAMP_NS = 6, 7, 8
 STAMP_CLOCK = getattr(time, "CLOCK_MONOTONIC_RAW", time.CLOCK_MONOTONIC)
+# live input (a duplex stream): the input is stored by the output position heard when it was
+# taken (IN_LAG samples from the input's converter to the output's), up to IN_WRITTEN
+IN_WRITTEN, IN_LAG = 9, 10
 CPU_LOAD = 0                                           # float slot
 IDLE, RUNNING, STOPPED, LOST = range(4)                # values of STATE (this program's own)
 
 
-def layout_size(capacity: int, channels: int) -> int:
-    return HEADER_INTS * 8 + HEADER_FLOATS * 8 + capacity * channels * 4
+def layout_size(capacity: int, channels: int, inputs: int = 0) -> int:
+    return HEADER_INTS * 8 + HEADER_FLOATS * 8 + capacity * (channels + inputs) * 4
 
 
-def map_ring(buffer, capacity: int, channels: int):
-    """Views of a mapped ring: (ints, floats, samples)."""
+def map_ring(buffer, capacity: int, channels: int, inputs: int = 0):
+    """Views of a mapped ring: (ints, floats, samples, input samples)."""
     ints = np.frombuffer(buffer, dtype=np.int64, count=HEADER_INTS, offset=0)
     floats = np.frombuffer(buffer, dtype=np.float64, count=HEADER_FLOATS, offset=HEADER_INTS * 8)
+    start = (HEADER_INTS + HEADER_FLOATS) * 8
     samples = np.frombuffer(buffer, dtype=np.float32, count=capacity * channels,
-                            offset=(HEADER_INTS + HEADER_FLOATS) * 8).reshape(capacity, channels)
-    return ints, floats, samples
+                            offset=start).reshape(capacity, channels)
+    taken = np.frombuffer(buffer, dtype=np.float32, count=capacity * inputs,
+                          offset=start + capacity * channels * 4).reshape(capacity, inputs)
+    return ints, floats, samples, taken
 
 
 # -- choosing a device from the listed ones (used on both sides) -------------------------------
@@ -202,14 +209,16 @@ def _list() -> None:
 def _play(config: dict) -> None:
     sd = _import_sounddevice()
     capacity, channels = int(config["capacity"]), int(config["channels"])
+    inputs = int(config.get("inputs", 0))
     with open(config["ring"], "r+b") as f:
-        buffer = mmap.mmap(f.fileno(), layout_size(capacity, channels))
+        buffer = mmap.mmap(f.fileno(), layout_size(capacity, channels, inputs))
     try:
         os.unlink(config["ring"])     # both sides have it mapped now: leave no file behind
     except OSError:
         pass
-    ints, floats, data = map_ring(buffer, capacity, channels)
+    ints, floats, data, taken = map_ring(buffer, capacity, channels, inputs)
     mask = capacity - 1
+    lag: list = []           # the input's lag behind the output, once known
 
     clock_ns, stamp_clock = time.clock_gettime_ns, STAMP_CLOCK
 
@@ -222,7 +231,7 @@ def _play(config: dict) -> None:
         if ints[WRITTEN] - position < frames:
             outdata.fill(0)
             ints[UNDERRUNS] += 1
-            return
+            return None
         start = position & mask
         first = capacity - start
         if first >= frames:
@@ -239,8 +248,25 @@ def _play(config: dict) -> None:
         ints[STAMP_FRAME] = position
         ints[STAMP_NS] = now + int(ahead * 1e9)
         ints[STAMP_SEQ] += 1
+        return position
 
-    latency = [0.0]          # the stream's own figure, once it is open
+    def duplex(indata, outdata, frames, timing, status):
+        position = callback(outdata, frames, timing, status)
+        if position is None:        # an underrun: the performance waits, so does its input
+            return
+        if not lag:
+            apart = timing.outputBufferDacTime - timing.inputBufferAdcTime
+            lag.append(int(round(apart * rate_now[0])) if 0.0 <= apart < 1.0 else 0)
+            ints[IN_LAG] = lag[0]
+        first = position - lag[0]
+        start = first & mask
+        head = min(frames, capacity - start)
+        taken[start:start + head] = indata[:head]
+        if head < frames:
+            taken[:frames - head] = indata[head:]
+        ints[IN_WRITTEN] = first + frames
+
+    latency, rate_now = [0.0], [0]          # the stream's own figures, once it is open
     devices, default, _ = _devices(sd)
     try:
         device = match_device(devices, config.get("device"), channels=channels, default=default)
@@ -254,10 +280,14 @@ def _play(config: dict) -> None:
     reasons = []
     for rate in rates:
         try:
-            stream = sd.OutputStream(device=device["index"], samplerate=rate,
-                                     blocksize=int(config["blocksize"]), channels=channels,
-                                     dtype="float32", latency=config.get("latency", "low"),
-                                     callback=callback)
+            common = dict(samplerate=rate, blocksize=int(config["blocksize"]), dtype="float32",
+                          latency=config.get("latency", "low"))
+            if inputs:
+                stream = sd.Stream(device=(device["index"], device["index"]),
+                                   channels=(inputs, channels), callback=duplex, **common)
+            else:
+                stream = sd.OutputStream(device=device["index"], channels=channels,
+                                         callback=callback, **common)
             break
         except sd.PortAudioError as exc:
             reason = exc.args[0] if exc.args else str(exc)
@@ -268,11 +298,12 @@ def _play(config: dict) -> None:
         _say({"event": "error", "kind": "open", "message": "; ".join(reasons), "device": device,
               "devices": devices, "rates": _usable_rates(sd, device, channels)})
         _leave(2)
-    latency[0] = float(stream.latency)
-    _say({"event": "opened", "device": device, "latency": float(stream.latency),
+    latency[0] = float(stream.latency[1] if inputs else stream.latency)
+    rate_now[0] = int(stream.samplerate)
+    _say({"event": "opened", "device": device, "latency": latency[0],
           "samplerate": int(stream.samplerate)})
     lost = threading.Event()
-    silence_limit = max(0.5, 8 * float(stream.latency))   # no callback for this long: it is gone
+    silence_limit = max(0.5, 8 * latency[0])   # no callback for this long: it is gone
 
     def watch():     # a stream that stops, or stops calling back, lost its device
         last, since = int(ints[CALLS]), time.monotonic()

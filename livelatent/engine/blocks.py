@@ -104,7 +104,7 @@ def block_channels(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarra
     def channels(rows: slice) -> np.ndarray:
         return plan.channels(Block(k[rows], beats[rows], None if amounts is None else amounts[rows],
                                    source_beats=source_beats[rows], controls=params.controls,
-                                   origins=origins, bpm=bpm))
+                                   origins=origins, bpm=bpm, samples=positions[rows]))
 
     values = np.zeros((k.size, plan.columns), dtype=np.float32)
     held = params.held

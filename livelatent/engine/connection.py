@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DeviceError, ParameterError
 from .output import AudioProcess, SharedRing
 from .resample import Resampler
 
@@ -33,12 +34,14 @@ class Connection:
     """
 
     def __init__(self, *, device, engine_rate: int, blocksize: int, ahead: int, latency="low",
-                 channels: int = 2):
+                 channels: int = 2, inputs: int = 0):
+        if isinstance(inputs, bool) or not isinstance(inputs, int) or not 0 <= inputs <= 64:
+            raise ParameterError(f"inputs={inputs!r}: input channels from 0 to 64")
         self.engine_rate = engine_rate
         self.blocksize = blocksize
         # the device may run at up to 4x the engine's rate: size the shared ring for that
         needed = 4 * (ahead + 8 * blocksize)
-        self.ring = SharedRing(1 << (needed - 1).bit_length(), channels)
+        self.ring = SharedRing(1 << (needed - 1).bit_length(), channels, inputs)
         self.process = AudioProcess(self.ring, device=device, samplerate=engine_rate,
                                     blocksize=blocksize, latency=latency)
         self.device: dict | None = None
@@ -59,6 +62,10 @@ class Connection:
             self.close()
             raise
         self.ring.unlink()
+        if self.ring.inputs and self.process.samplerate != self.engine_rate:
+            self.close()
+            raise DeviceError(f"live input needs the device at the model's rate, "
+                              f"{self.engine_rate} Hz; it plays at {self.process.samplerate} Hz")
         self.resampler = Resampler(self.engine_rate, self.process.samplerate)
         # PortAudio's JACK host asks for a whole server period at once (4 blocks of 256 on a
         # 1024 period): a change must land beyond what one such pull can take
@@ -127,6 +134,15 @@ class Connection:
             return None
         frame, ns = stamp
         return frame * self.engine_rate / self.rate, ns
+
+    @property
+    def input_written(self) -> int:
+        """The live input is here up to this engine sample (as heard when it was taken)."""
+        return self.ring.input_written
+
+    def input_samples(self, start: int, end: int) -> np.ndarray:
+        """The live input at engine samples ``[start, end)`` (those still in the ring)."""
+        return self.ring.input_samples(start, end)
 
     def untouchable(self) -> int:
         """The first engine sample no pull by the device can have used yet (a change may land

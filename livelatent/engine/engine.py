@@ -326,15 +326,16 @@ class Engine:
         self.timeline.set_stem_sink(sink)
 
     # -- live playback -------------------------------------------------------------------------
-    def start(self, device=None, *, blocksize: int | None = None,
+    def start(self, device=None, *, blocksize: int | None = None, inputs: int = 0,
               overload_guard: bool = True) -> "Engine":
-        """Play through ``device`` (a name, index or host API name; see :class:`Playback`).
-        ``overload_guard=False`` lets an overloaded decoder underrun (capacity measurements)."""
+        """Play through ``device`` (a name, index or host API name; see :class:`Playback`),
+        taking ``inputs`` channels in from it for live input. ``overload_guard=False`` lets an
+        overloaded decoder underrun (capacity measurements)."""
         if self.playing:
             return self
         if blocksize is not None:
             self.blocksize = check_blocksize(blocksize)
-        playback = Playback(self, device=device, overload_guard=overload_guard)
+        playback = Playback(self, device=device, inputs=inputs, overload_guard=overload_guard)
         playback.start()          # raises DeviceError and changes nothing when it cannot
         return self
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from ..errors import DeviceError
 from . import audio_process as program
-from .audio_process import (CPU_LOAD, READ, STAMP_FRAME, STAMP_NS, STAMP_SEQ, UNDERRUNS, WRITTEN, XRUNS,
-                            layout_size, map_ring)
+from .audio_process import (CPU_LOAD, IN_LAG, IN_WRITTEN, READ, STAMP_FRAME, STAMP_NS, STAMP_SEQ,
+                            UNDERRUNS, WRITTEN, XRUNS, layout_size, map_ring)
 
 __all__ = ["SharedRing", "AudioProcess", "list_devices", "explain", "PROGRAM"]
 
@@ -47,19 +47,20 @@ class SharedRing:
     :meth:`unlink`), so nothing is left behind however the processes end.
     """
 
-    def __init__(self, capacity: int, channels: int = 2):
+    def __init__(self, capacity: int, channels: int = 2, inputs: int = 0):
         if capacity & (capacity - 1):
             raise ValueError("ring capacity must be a power of two")
         self.capacity, self.channels, self.mask = capacity, channels, capacity - 1
+        self.inputs = inputs
         self.path = _shared_folder() / f"livelatent-ring-{os.getpid()}-{next(_names)}"
-        size = layout_size(capacity, channels)
+        size = layout_size(capacity, channels, inputs)
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
             os.ftruncate(fd, size)
             self._map = mmap.mmap(fd, size)
         finally:
             os.close(fd)
-        self.ints, self.floats, self.data = map_ring(self._map, capacity, channels)
+        self.ints, self.floats, self.data, self.taken = map_ring(self._map, capacity, channels, inputs)
 
     # counters
     written = property(lambda self: int(self.ints[WRITTEN]),
@@ -68,6 +69,12 @@ class SharedRing:
     underruns = property(lambda self: int(self.ints[UNDERRUNS]))
     xruns = property(lambda self: int(self.ints[XRUNS]))
     cpu_load = property(lambda self: float(self.floats[CPU_LOAD]))
+    input_written = property(lambda self: int(self.ints[IN_WRITTEN]))
+    input_lag = property(lambda self: int(self.ints[IN_LAG]))
+
+    def input_samples(self, start: int, end: int) -> np.ndarray:
+        """A copy of the input taken at positions ``[start, end)`` (those still in the ring)."""
+        return self.taken[np.arange(start, end) & self.mask]
 
     def stamp(self) -> tuple[int, int] | None:
         """(device frame, nanoseconds): when the last block played reaches the output (see
@@ -109,7 +116,7 @@ class SharedRing:
     def close(self) -> None:
         self.unlink()
         # its counters stay readable (a status read from another thread may come after this)
-        self.ints, self.floats, self.data = self.ints.copy(), self.floats.copy(), None
+        self.ints, self.floats, self.data, self.taken = self.ints.copy(), self.floats.copy(), None, None
         try:
             self._map.close()
         except BufferError:    # a view is still held somewhere: the mapping goes with it
@@ -121,6 +128,7 @@ class AudioProcess:
 
     def __init__(self, ring: SharedRing, *, device, samplerate: int, blocksize: int, latency="low"):
         config = {"ring": str(ring.path), "capacity": ring.capacity, "channels": ring.channels,
+                  "inputs": ring.inputs,
                   "device": device, "samplerate": samplerate, "blocksize": blocksize,
                   "latency": latency}
         self.messages: queue.SimpleQueue = queue.SimpleQueue()

@@ -60,9 +60,10 @@ class Playback:
     output, else JACK's ``system``). :meth:`start` raises DeviceError and changes nothing when
     the device cannot play."""
 
-    def __init__(self, engine, *, device=None, latency="low", overload_guard: bool = True):
+    def __init__(self, engine, *, device=None, latency="low", inputs: int = 0,
+                 overload_guard: bool = True):
         self.engine = engine
-        self.device_spec = device
+        self.device_spec, self.inputs = device, int(inputs)
         self.latency = latency
         self.running = False
         self._link: Connection | None = None
@@ -85,6 +86,11 @@ class Playback:
         """The engine sample the listener is at."""
         link, paused = self._link, self._paused
         return paused[0] if paused is not None or link is None else link.heard
+
+    @property
+    def connection(self) -> Connection | None:
+        """The device connection now (None while the device is lost)."""
+        return None if self._paused is not None else self._link
 
     def heard_stamp(self) -> tuple[float, int] | None:
         """(engine sample, ns of ``STAMP_CLOCK``) it reaches the output at; None: nothing plays."""
@@ -155,7 +161,7 @@ class Playback:
         engine = self.engine
         link = Connection(device=self.device_spec, engine_rate=engine.sample_rate,
                           blocksize=engine.blocksize, ahead=engine.lookahead, latency=self.latency,
-                          channels=engine.channels)
+                          channels=engine.channels, inputs=self.inputs)
         link.open()
         return link
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..controls import evaluating
 from ..errors import CurveError, ParameterError
+from ..live_source import LiveSource
 from ..strategies import frames_per_pass
 from ..voice import curve_values
 from .descriptors import descriptor_index
@@ -38,14 +39,14 @@ BLOCK_WINDOWS = 256     # windows per block of channels (the block cache's BLOCK
 
 
 class Block:
-    """What channels are computed from: windows ``k``, their times in beats since the path's
-    curves started, and (two sources along a curve) the amounts and the times since the
-    sources were set (their own scrub and offset curves start there)."""
+    """What channels are computed from: windows ``k``, the engine samples they start at, their
+    times in beats since the path's curves started, and (two sources along a curve) the amounts
+    and the times since the sources were set (their own scrub and offset curves start there)."""
 
     def __init__(self, k: np.ndarray, beats: np.ndarray, amounts: np.ndarray | None = None, *,
                  source_beats: np.ndarray | None = None, controls=None, origins=(0.0, 0.0),
-                 bpm: float = 60.0):
-        self.k, self.beats = k, beats
+                 bpm: float = 60.0, samples: np.ndarray | None = None):
+        self.k, self.beats, self.samples = k, beats, samples
         self.source_beats = beats if source_beats is None else source_beats
         self.amounts = None if amounts is None else amounts.astype(np.float32)
         self.controls, self.origins, self.bpm = controls, origins, bpm     # controller curves
@@ -134,6 +135,10 @@ def _scrub_index(curve, count: int, of_sources: bool):
     return lambda block: np.rint(np.clip(block.value(curve, of_sources=of_sources), 0.0, 1.0) * (count - 1))
 
 
+def _live_index(src, hop: int, count: int):
+    return lambda block: src.rows(hop, block.samples, count)
+
+
 class _Compiler:
     def __init__(self, codec, hop: int):
         self.codec, self.hop = codec, hop
@@ -148,6 +153,8 @@ class _Compiler:
         self._check_latent(frames, getattr(src, "code", "a source"))
         position = getattr(src, "position", None)
         index = None if position is None else _scrub_index(position, len(frames), of_sources)
+        if isinstance(src, LiveSource):        # the input from its delay ago, by engine sample
+            index = _live_index(src, self.hop, len(frames))
         self.terms.append(_Term(frames, factors, index))
         for offset in getattr(src, "offsets", ()):
             self._check_latent(offset.frames, offset.code)
@@ -235,7 +242,8 @@ def warm(params, clock, blocks: int = 2) -> None:
     for b in range(blocks):
         rows = slice(b * BLOCK_WINDOWS, (b + 1) * BLOCK_WINDOWS)
         try:
-            params.plan.channels(Block(k[rows], beats[rows], source_beats=beats[rows]))
+            params.plan.channels(Block(k[rows], beats[rows], source_beats=beats[rows],
+                                       samples=k[rows] * params.layout.output_hop))
         except CurveError:
             return                                 # the voice finds out itself, and holds
 

@@ -257,6 +257,8 @@ class ReplShell:
 
     def toolbar_text(self) -> str:
         running = [job.progress_text() for job in self.renders if not job.done]
+        running += [f"{live.name} +{1000 * live.delay / live.sample_rate:.0f} ms"
+                    for live in self.session.live_inputs]
         return status_line(self.engine, extra=", ".join(running) or None)
 
     def _install_toolbar(self) -> None:

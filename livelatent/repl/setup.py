@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from ..engine.engine import Engine
+from ..errors import ParameterError
 from ..model.codec import Codec, load_model
 
 __all__ = ["make_engine", "start_playing", "raise_process_priority", "freeze_garbage",
@@ -29,12 +30,17 @@ LOOKAHEAD_S = 0.2
 AUDIO_NICENESS = -10     # the decode thread's niceness, when allowed
 
 
-def make_engine(*, model=None, blocksize=None, **options) -> Engine:
-    """An engine set up for live coding: 0.2 s decoded ahead, the model warmed up. ``model``
-    is a path or a loaded codec; ``options`` go to :class:`Engine` (``seed``, ``tempo``)."""
+def make_engine(*, model=None, blocksize=None, lookahead: float | None = None, **options) -> Engine:
+    """An engine set up for live coding: ``lookahead`` seconds decoded ahead (default
+    :data:`LOOKAHEAD_S`), the model warmed up. ``model`` is a path or a loaded codec;
+    ``options`` go to :class:`Engine` (``seed``, ``tempo``)."""
     codec = load_model(model) if not isinstance(model, Codec) else model
     kwargs = {} if blocksize is None else {"blocksize": int(blocksize)}
-    engine = Engine(codec, lookahead=int(LOOKAHEAD_S * codec.sample_rate), **kwargs, **options)
+    if lookahead is None:
+        lookahead = LOOKAHEAD_S
+    elif not 0.02 <= lookahead <= 5.0:
+        raise ParameterError(f"--lookahead {lookahead:g}: seconds from 0.02 to 5")
+    engine = Engine(codec, lookahead=int(lookahead * codec.sample_rate), **kwargs, **options)
     # Touch every weight once now: the first decode of a cold model (pages faulted in, BLAS
     # buffers allocated) took longer than the few milliseconds between a cell landing and
     # the listener reaching it, and the first voice underran.
@@ -43,10 +49,11 @@ def make_engine(*, model=None, blocksize=None, **options) -> Engine:
     return engine
 
 
-def start_playing(engine: Engine, device=None) -> None:
-    """Play, the engine's threads at a higher priority when allowed. Raises DeviceError."""
+def start_playing(engine: Engine, device=None, *, inputs: int = 0) -> None:
+    """Play (taking ``inputs`` channels in), the engine's threads at a higher priority when
+    allowed. Raises DeviceError."""
     with _audio_priority():
-        engine.start(device)
+        engine.start(device, inputs=inputs)
 
 
 def raise_process_priority() -> None:

@@ -85,7 +85,8 @@ def cli_live(args) -> int:
         session = _resumed_session(resume, args.blocksize)
         engine = session.engine
     else:
-        engine = make_engine(model=args.model, blocksize=args.blocksize, channels=args.channels)
+        engine = make_engine(model=args.model, blocksize=args.blocksize, channels=args.channels,
+                             lookahead=args.lookahead)
         session = Session(engine, set_name=args.set_name)
     # Everything heavy (IPython's import, the demo sources) is done before the stream opens.
     importer.join()
@@ -94,7 +95,7 @@ def cli_live(args) -> int:
     freeze_garbage()
     try:
         if not offline:
-            start_playing(engine, args.device)
+            start_playing(engine, args.device, inputs=args.inputs)
         for path in args.watch or []:
             try:
                 repl.watcher.watch(path)

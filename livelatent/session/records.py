@@ -22,6 +22,7 @@ import numpy as np
 from .. import curves
 from ..controls import REBUILD_NAMES
 from ..atomic import atomic_path
+from ..live_source import LiveSource
 from ..engine.commands import AddVoice, Hush, SetControl, SetTempo, SetVoice, StopVoice, SyncTempo
 from ..errors import LiveLatentError, SetError
 from ..model.packs import locate
@@ -75,6 +76,8 @@ class SourceStore:
                       "samples": src.num_samples}
             if src.origin.get("kind") == "files" and src.paths:
                 record["paths"] = [str(Path(p).resolve()) for p in src.paths]
+            elif src.origin.get("kind") == "live":
+                pass   # a live input: its recording is in the set already (origin["file"])
             else:      # arrays and SOM clusters travel inside the set
                 record["file"] = f"{SOURCES_FOLDER}/{key}.npy"
                 target = self.folder / record["file"]
@@ -172,6 +175,8 @@ class SourceStore:
 
 
 def _rebuild(folder: Path, record: dict, rate: int) -> Source:
+    if record.get("origin", {}).get("kind") == "live":
+        return LiveSource.recorded(folder, record["origin"], name=record["name"], rate=rate)
     if "paths" in record:
         paths = [str(locate(p)) for p in record["paths"]]       # a pack may have moved
         try:

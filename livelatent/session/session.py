@@ -21,6 +21,8 @@ from pathlib import Path
 
 from ..api import Performer
 from ..config import sets_dir
+from ..controllers import Controllers
+from ..controllers.input_recorder import start_live_input
 from ..engine.commands import AddVoice
 from ..errors import LiveLatentError, SetError
 from .code import run_code
@@ -112,6 +114,22 @@ class Session:
         self.namespace: dict = namespace(engine, performer=self.performer, extra=extra)
         self.namespace["save"] = self._save_function()
         self.namespace["load"] = self._load_function()
+        self.live_inputs: list = []         # the sources live_input() made (status, closing)
+        self.namespace["live_input"] = self._live_input_function()
+
+    def _live_input_function(self):
+        engine, folder = self.engine, self.set_dir
+
+        def live_input(channel: int = 1, delay: float | None = None):
+            """A source encoded live from input ``channel`` of the audio device (start with
+            ``--inputs 2``): ``voice(live_input(1), cello, curve=sine(8))``. It plays ``delay``
+            seconds after it comes in (default and least: the lookahead, a window and the device's
+            input-to-output lag) and is recorded into the set, so a render plays what was heard."""
+            made = start_live_input(engine, folder, channel=channel, delay=delay,
+                                    throttle=Controllers.of(engine).throttle)
+            self.live_inputs.append(made)
+            return made
+        return live_input
 
     # -- running code --------------------------------------------------------------------------
     def run_cell(self, code: str, *, origin: str = "repl", discard_on_error: bool = False,
@@ -227,8 +245,10 @@ class Session:
             self.engine.events.error(f"{exc}: the end of the performance is not recorded")
 
     def close(self) -> None:
-        """Stop recording and close the journal (the engine plays on; stopping it is its
-        owner's job)."""
+        """Stop recording (the journal and the live inputs: their files are complete) and close
+        the journal (the engine plays on; stopping it is its owner's job)."""
+        for live in self.live_inputs:
+            live.recorder.close()
         self.engine.remove_recorder(self.recorder)
         self.recorder.flush()
         self.journal.close()

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from ..api import Performer
+from ..controllers.input_recorder import recorded_inputs
 from ..engine.engine import Engine
 from ..errors import LiveLatentError, ParameterError, SetError
 from ..events import Events, Printer
@@ -99,6 +100,7 @@ def replay_namespace(engine, folder: Path) -> dict:
         load_set(engine, resolve_set(name_or_path, folder.parent), names=names)
 
     names["load"] = load
+    names["live_input"] = recorded_inputs(folder, engine.sample_rate)
     shell = _ReplayShell(names)
     names["get_ipython"] = lambda: shell
     return names

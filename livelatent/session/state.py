@@ -196,7 +196,8 @@ def read_state(folder) -> dict:
                 str(record["file"]), str(record["name"])
                 continue
             str(record["audio_hash"]), int(record["sample_rate"]), str(record["name"])
-            if "paths" not in record and "file" not in record:
+            live = isinstance(record.get("origin"), dict) and record["origin"].get("kind") == "live"
+            if "paths" not in record and "file" not in record and not live:
                 raise KeyError(f"sources.{key}.paths")
         for record in state["voices"]:
             for field in ("voice", "name", "a", "b", "strategy", "synth", "steps", "loop", "fit",
