@@ -2,6 +2,8 @@
 (the very values encoded), played a declared delay later; a render of the set reads the
 recording and plays what was heard."""
 
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -87,6 +89,7 @@ def test_live_input_over_jack_renders_from_its_recording_as_heard(jack_server, t
         recorder.close()
         repl.close()
     assert "error:" not in repl.text and "needed input" not in repl.text, repl.text[-3000:]
+    assert re.search(r"input1 \+\d+ ms", repl.text)          # the delay in the status line
     recording = sets / "heard" / "inputs" / "input1.flac"
     assert sf.info(str(recording)).subtype == "PCM_24"
     heard, _ = sf.read(recording, dtype="float32")

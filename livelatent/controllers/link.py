@@ -153,7 +153,8 @@ class LinkFollower:
         engine = self.engine
         self.peers = int(link.num_peers)
         playback = engine.playback
-        stamp = playback.heard_stamp() if playback is not None else None
+        connection = playback.connection if playback is not None else None
+        stamp = connection.heard_stamp() if connection is not None else None
         if stamp is not None:
             self.heard.add(*stamp)
         session_bpm = float(link.tempo)

@@ -328,9 +328,8 @@ class Engine:
     # -- live playback -------------------------------------------------------------------------
     def start(self, device=None, *, blocksize: int | None = None, inputs: int = 0,
               overload_guard: bool = True) -> "Engine":
-        """Play through ``device`` (a name, index or host API name; see :class:`Playback`),
-        taking ``inputs`` channels in from it for live input. ``overload_guard=False`` lets an
-        overloaded decoder underrun (capacity measurements)."""
+        """Play through ``device`` (a name, index or host API name; see :class:`Playback`), with
+        ``inputs`` channels in. ``overload_guard=False``: an overloaded decoder underruns."""
         if self.playing:
             return self
         if blocksize is not None:

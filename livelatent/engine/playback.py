@@ -63,8 +63,7 @@ class Playback:
     def __init__(self, engine, *, device=None, latency="low", inputs: int = 0,
                  overload_guard: bool = True):
         self.engine = engine
-        self.device_spec, self.inputs = device, int(inputs)
-        self.latency = latency
+        self.device_spec, self.inputs, self.latency = device, int(inputs), latency
         self.running = False
         self._link: Connection | None = None
         self._paused = None            # (heard, leftover, history) while the device is lost
@@ -92,27 +91,18 @@ class Playback:
         """The device connection now (None while the device is lost)."""
         return None if self._paused is not None else self._link
 
-    def heard_stamp(self) -> tuple[float, int] | None:
-        """(engine sample, ns of ``STAMP_CLOCK``) it reaches the output at; None: nothing plays."""
-        link, paused = self._link, self._paused
-        return None if paused is not None or link is None else link.heard_stamp()
-
-    @property
-    def lost(self) -> bool:
-        """Whether the device is lost (the music waits for it)."""
-        return self._paused is not None
+    lost = property(lambda self: self._paused is not None,
+                    doc="Whether the device is lost (the music waits for it).")
 
     @property
     def decoded_to(self) -> int:
-        """The engine sample up to which the decoder has got (a change landing there costs no
-        re-decoding)."""
+        """Where the decoder has got to (a change landing there costs no re-decoding)."""
         link = self._link
         return link.fed if link is not None else self.heard
 
     @property
     def underruns(self) -> int:
-        link = self._link
-        return link.ring.underruns if link is not None else 0
+        return self.status()["underruns"]
 
     def status(self) -> dict:
         link = self._link

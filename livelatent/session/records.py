@@ -71,14 +71,12 @@ class SourceStore:
         with self._lock:
             if key in self.records:
                 return key
-            record = {"key": key, "name": src.name, "origin": _json_safe(src.origin),
-                      "audio_hash": src.audio_hash, "sample_rate": src.sample_rate,
-                      "samples": src.num_samples}
+            origin = json.loads(json.dumps(src.origin, default=str))       # JSON-safe
+            record = {"key": key, "name": src.name, "origin": origin, "audio_hash": src.audio_hash,
+                      "sample_rate": src.sample_rate, "samples": src.num_samples}
             if src.origin.get("kind") == "files" and src.paths:
                 record["paths"] = [str(Path(p).resolve()) for p in src.paths]
-            elif src.origin.get("kind") == "live":
-                pass   # a live input: its recording is in the set already (origin["file"])
-            else:      # arrays and SOM clusters travel inside the set
+            elif src.origin.get("kind") != "live":   # arrays, SOM clusters: inside the set
                 record["file"] = f"{SOURCES_FOLDER}/{key}.npy"
                 target = self.folder / record["file"]
                 if not target.exists():
@@ -197,10 +195,6 @@ def _rebuild(folder: Path, record: dict, rate: int) -> Source:
     if src.audio_hash != record["audio_hash"]:
         raise SetError(f"{path} is damaged (its audio hash differs)")
     return src
-
-
-def _json_safe(value):
-    return json.loads(json.dumps(value, default=str))
 
 
 # -- curves --------------------------------------------------------------------------------------
