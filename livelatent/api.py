@@ -131,6 +131,8 @@ class Performer:
                 raise ParameterError(f"{label}={value!r} must be a non-negative integer or None")
         amounts = step_values(steps)
         path = None
+        if callable(getattr(a, "as_path", None)):       # a mapping: where it points now
+            a = a.as_path()
         if isinstance(a, Path) and b is not None:
             raise ParameterError(f"voice(path, b): a path plays alone ({a!r}); to move between two "
                                  f"sources give voice(a, b, curve=...)")

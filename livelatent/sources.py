@@ -23,7 +23,7 @@ from .audio import SILENCE_PEAK, as_mono, read_audio, resample
 from .config import SAMPLE_RATE, cache_dir
 from .errors import AudioError, ParameterError
 
-__all__ = ["Source", "LatentFrames", "source"]
+__all__ = ["Source", "SourceAt", "LatentFrames", "source"]
 
 _ENCODE_BATCH = 2048   # windows per encode call: large enough for BLAS, small enough for memory
 
@@ -126,6 +126,10 @@ class Source:
         (a number or a curve)."""
         return _derive(self, ("offset", vector, amount))
 
+    def at(self, seconds: float) -> "SourceAt":
+        """The place in the latent space this source is at ``seconds`` (a mapping's target)."""
+        return SourceAt(self, _seconds(seconds, "seconds"))
+
     @property
     def code(self) -> str:
         """Code that rebuilds this source (files and SOM clusters), or a description."""
@@ -186,6 +190,16 @@ class Offset(NamedTuple):
     code: str
     amount: object
     vector: object
+
+
+class SourceAt(NamedTuple):
+    """A source at a time: one latent frame, e.g. a mapping's target (``cello.at(1.5)``)."""
+
+    source: "Source"
+    seconds: float
+
+    def __repr__(self) -> str:
+        return f"{self.source.code}.at({self.seconds:g})"
 
 
 class Series(Source):

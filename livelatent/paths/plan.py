@@ -27,6 +27,8 @@ import numpy as np
 from ..controls import evaluating
 from ..errors import CurveError, ParameterError
 from ..live_source import LiveSource
+from ..mapping.node import Mapped
+from ..sources import LatentFrames
 from ..strategies import frames_per_pass
 from ..voice import curve_values
 from .descriptors import descriptor_index
@@ -182,8 +184,29 @@ class _Compiler:
             self.cloud = (node.points, node.spread, std.astype(np.float32))
         elif isinstance(node, Follow):
             self._follow(node, factors)
+        elif isinstance(node, Mapped):
+            self._mapped(node, factors)
         else:
             raise ParameterError(f"{type(node).__name__} is not a path kind livelatent plays")
+
+    def _mapped(self, node: Mapped, factors):
+        """One one-frame term per row of the model, weighted by the model's weights of the
+        inputs' values (worked out once per block for all the terms)."""
+        rows, latent = node.model.rows, self.codec.latent_dim
+        if rows.shape[1] != 2 * latent:
+            raise ParameterError(f"{node!r} was trained for a model of {rows.shape[1] // 2} latent "
+                                 f"dimensions; this one has {latent}")
+
+        def weights(block):
+            key = ("mapped", id(node))
+            found = block._values.get(key)
+            if found is None:
+                values = np.stack([block.value(c) for c in node.inputs], axis=1)
+                found = block._values[key] = node.weights(values)
+            return found
+        for t in range(rows.shape[0]):
+            frames = LatentFrames(rows[t:t + 1, :latent], rows[t:t + 1, latent:], self.hop, tail=False)
+            self.terms.append(_Term(frames, list(factors) + [lambda block, t=t: weights(block)[:, t]]))
 
     def _follow(self, node: Follow, factors):
         frames = node.corpus.frames(self.codec, self.hop)

@@ -15,6 +15,7 @@ from ..api import Performer
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import LiveLatentError
 from ..controllers import Controllers
+from ..mapping.mapping import names as mapping_names
 from ..navigation import Navigator
 from ..sources import Source, source
 
@@ -46,6 +47,7 @@ def namespace(engine, *, performer: Performer | None = None, extra: dict | None 
     performer = performer or Performer(engine)
     names.update(performer.names())
     names.update(Navigator(engine).names())
+    names.update(mapping_names(engine, replaying=performer.replaying))
     names.update(Controllers.names(engine, replaying=performer.replaying))
     names["performer"] = performer
     # a demo source never hides a function of the API (the pack's voice.flac vs voice())

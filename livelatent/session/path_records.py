@@ -11,6 +11,8 @@ are code, as everywhere; one that is not (``{"fn": ...}``) comes from the replay
 from __future__ import annotations
 
 from ..errors import SetError
+from ..mapping.models import Model
+from ..mapping.node import Mapped
 from ..paths.corpus import Corpus
 from ..paths.directions import Direction
 from ..paths.nodes import Along, Cloud, Follow, Path, Plane
@@ -19,7 +21,7 @@ from ..sources import Series, Source
 __all__ = ["curve_data", "source_data", "path_data", "rebuild_source", "rebuild_path", "keys_used",
            "has_fn"]
 
-_REFERENCE_FIELDS = ("a", "b", "series", "base", "directions", "array", "corpus", "corners")
+_REFERENCE_FIELDS = ("a", "b", "series", "base", "directions", "array", "corpus", "corners", "rest")
 
 
 def curve_data(curve):
@@ -71,6 +73,12 @@ def path_data(node, store):
         return {"kind": "follow", "corpus": source_data(node.corpus, store),
                 "targets": {name: curve_data(c) for name, c in node.targets.items()},
                 "smooth": node.smooth}
+    if isinstance(node, Mapped):        # the trained weights travel with it: a replay never trains
+        arrays = {field: {"array": store.describe_array(array, name=f"{node.name}.{field}", kind="mapping")}
+                  for field, array in node.model.arrays().items()}
+        return {"kind": "mapped", "name": node.name, "inputs": [curve_data(c) for c in node.inputs],
+                "model": {"kind": node.model.kind, "k": node.model.k, "arrays": arrays},
+                "rest": source_data(node.rest, store)}
     raise TypeError(f"not a path: {node!r}")
 
 
@@ -150,6 +158,12 @@ class _Rebuilder:
             return Follow(self.source(value["corpus"]),
                           {name: self._curve(c) for name, c in value["targets"].items()},
                           float(value["smooth"]))
+        if kind == "mapped":
+            model = value["model"]
+            arrays = {field: self.store.get_array(ref["array"]) for field, ref in model["arrays"].items()}
+            return Mapped(str(value["name"]), [self._curve(c) for c in value["inputs"]],
+                          Model.from_arrays(str(model["kind"]), arrays, int(model["k"])),
+                          self.source(value["rest"]))
         raise SetError(f"{self.where}: unknown path kind {kind!r}; the set is from a newer livelatent?")
 
     def _vector(self, value):

@@ -1,0 +1,184 @@
+"""The regressions a mapping learns: inputs (a few numbers) to a latent point (mean | log-variance).
+
+Every kind has the same shape, so the voice bank plays any of them the same way: a point is a
+weighted sum of *rows* (latent vectors, ``2 * latent`` wide), with weights worked out from the
+inputs, window by window::
+
+    point(x) = sum over terms t of  weight_t(x) * rows[t]
+
+- ``linear``: the weights are the inputs, their pairwise products (when there are at most
+  :data:`PAIRWISE_UP_TO` inputs: a bilinear surface, which passes through the four corners of a
+  square and is straight along each input) and 1; the rows a ridge regression's coefficients.
+- ``knn``: the weights are inverse-distance weights of the ``k`` nearest examples (the rows are
+  the examples' targets): an example's own input gives its own target.
+- ``mlp``: a small network (a tanh layer, then a softmax) gives the weights of the examples'
+  distinct targets (the rows): a point is always a blend of the places it was taught, never a
+  wild extrapolation, and between two neighbouring examples it moves from one target to the
+  other. Trained full-batch with Adam from a seeded start, stopped when the loss no longer
+  improves; deterministic with its seed on one machine (a replay uses the journaled weights).
+
+Inputs are standardised by the examples' mean and spread first. Plain numpy: playing a mapping
+never imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ParameterError
+
+__all__ = ["Model", "fit", "KINDS", "PAIRWISE_UP_TO"]
+
+KINDS = ("mlp", "knn", "linear")
+PAIRWISE_UP_TO = 6
+HIDDEN = 16
+DECAY = 1e-3             # weight decay of the mlp: smooth between the examples
+_RIDGE = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A fitted mapping: ``kind``, its arrays (see :meth:`arrays`), ``rows`` (terms, out)."""
+
+    kind: str
+    mean: np.ndarray          # (inputs,) the examples' mean input
+    scale: np.ndarray         # (inputs,) and spread
+    rows: np.ndarray          # (terms, out) float32: what the weights mix
+    hidden: np.ndarray | None = None     # mlp: (inputs + 1, hidden) first layer (bias last)
+    output: np.ndarray | None = None     # mlp: (hidden + 1, terms) the softmax's layer
+    examples: np.ndarray | None = None   # knn: (examples, inputs) standardised inputs
+    k: int = 0
+
+    @property
+    def inputs(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def terms(self) -> int:
+        return int(self.rows.shape[0])
+
+    def weights(self, x: np.ndarray) -> np.ndarray:
+        """``(n, terms)`` weights of the inputs ``x`` ``(n, inputs)``."""
+        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+        if self.kind == "linear":
+            return _linear_features(z)
+        if self.kind == "mlp":
+            return _softmax(_hidden(z, self.hidden) @ self.output)
+        return _knn_weights(z, self.examples, self.k)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.weights(np.atleast_2d(x)) @ self.rows.astype(np.float64)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays that make it (for a set); :meth:`from_arrays` rebuilds it."""
+        found = {"mean": self.mean, "scale": self.scale, "rows": self.rows}
+        if self.hidden is not None:
+            found["hidden"], found["output"] = self.hidden, self.output
+        if self.examples is not None:
+            found["examples"] = self.examples
+        return found
+
+    @classmethod
+    def from_arrays(cls, kind: str, arrays: dict, k: int = 0) -> "Model":
+        return cls(kind, np.asarray(arrays["mean"], np.float64), np.asarray(arrays["scale"], np.float64),
+                   np.asarray(arrays["rows"], np.float32),
+                   None if "hidden" not in arrays else np.asarray(arrays["hidden"], np.float64),
+                   None if "output" not in arrays else np.asarray(arrays["output"], np.float64),
+                   None if "examples" not in arrays else np.asarray(arrays["examples"], np.float64), int(k))
+
+
+def fit(kind: str, x: np.ndarray, y: np.ndarray, *, seed: int = 0, k: int = 4) -> Model:
+    """Fit ``kind`` to examples ``x`` ``(n, inputs)`` -> ``y`` ``(n, out)``."""
+    if kind not in KINDS:
+        raise ParameterError(f"kind={kind!r}: one of {', '.join(KINDS)}")
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    z = (x - mean) / scale
+    if kind == "knn":
+        model = Model("knn", mean, scale, y, examples=z, k=min(int(k), len(z)))
+    elif kind == "linear":
+        model = Model("linear", mean, scale, _ridge(_linear_features(z), y))
+    else:
+        hidden, output, rows = _fit_mlp(z, y, seed)
+        model = Model("mlp", mean, scale, rows, hidden=hidden, output=output)
+    # float32, as a set stores them: what plays live is what a replay rebuilds, bit for bit
+    return Model.from_arrays(kind, {name: a.astype(np.float32) for name, a in model.arrays().items()},
+                             model.k)
+
+
+def _linear_features(z: np.ndarray) -> np.ndarray:
+    n, d = z.shape
+    parts = [z]
+    if d <= PAIRWISE_UP_TO:
+        parts += [(z[:, i] * z[:, j])[:, None] for i in range(d) for j in range(i + 1, d)]
+    parts.append(np.ones((n, 1)))
+    return np.concatenate(parts, axis=1)
+
+
+def _ridge(features: np.ndarray, y: np.ndarray) -> np.ndarray:
+    gram = features.T @ features
+    return np.linalg.solve(gram + _RIDGE * np.eye(gram.shape[0]), features.T @ y)
+
+
+def _hidden(z: np.ndarray, first: np.ndarray) -> np.ndarray:
+    h = np.tanh(z @ first[:-1] + first[-1])
+    return np.concatenate([h, np.ones((z.shape[0], 1))], axis=1)
+
+
+def _knn_weights(z: np.ndarray, examples: np.ndarray, k: int) -> np.ndarray:
+    distance = np.sqrt(((z[:, None, :] - examples[None, :, :]) ** 2).sum(axis=2))   # (n, examples)
+    if k < examples.shape[0]:
+        cut = np.partition(distance, k - 1, axis=1)[:, k - 1:k]
+        distance = np.where(distance <= cut, distance, np.inf)
+    exact = distance < 1e-9
+    weights = np.where(exact, 1.0, 1.0 / np.maximum(distance, 1e-9) ** 2)
+    weights = np.where(exact.any(axis=1, keepdims=True), exact.astype(np.float64), weights)
+    weights = np.where(np.isinf(distance), 0.0, weights)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _fit_mlp(z: np.ndarray, y: np.ndarray, seed: int, *, steps: int = 3000, rate: float = 0.03,
+             patience: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A tanh layer, then a softmax over the examples' distinct targets: trained full-batch with
+    Adam on the cross-entropy of each example's own target (plus a little weight decay), kept
+    at its best and stopped when that no longer improves by 0.1% for ``patience`` steps.
+    Returns (hidden layer, output layer, targets)."""
+    rng = np.random.default_rng(seed)
+    n, d = z.shape
+    rows, labels = np.unique(y, axis=0, return_inverse=True)
+    labels = labels.ravel()
+    classes = rows.shape[0]
+    onehot = np.eye(classes)[labels]
+    params = [rng.normal(0, 1 / np.sqrt(d), (d, HIDDEN)), np.zeros(HIDDEN),
+              rng.normal(0, 1 / np.sqrt(HIDDEN), (HIDDEN, classes)), np.zeros(classes)]
+    moments = [np.zeros_like(p) for p in params]
+    squares = [np.zeros_like(p) for p in params]
+    best, best_loss, since = [p.copy() for p in params], np.inf, 0
+    for step in range(1, steps + 1):
+        w1, b1, w2, b2 = params
+        h = np.tanh(z @ w1 + b1)
+        p = _softmax(h @ w2 + b2)
+        loss = float(-np.log(np.maximum((p * onehot).sum(axis=1), 1e-12)).mean())
+        if loss < best_loss * 0.999:
+            best, best_loss, since = [q.copy() for q in params], loss, 0
+        elif (since := since + 1) > patience or loss < 1e-3:
+            break
+        g_out = (p - onehot) / n
+        g_h = (g_out @ w2.T) * (1 - h ** 2)
+        grads = [z.T @ g_h + DECAY * w1, g_h.sum(axis=0), h.T @ g_out + DECAY * w2, g_out.sum(axis=0)]
+        for i, g in enumerate(grads):
+            moments[i] = 0.9 * moments[i] + 0.1 * g
+            squares[i] = 0.999 * squares[i] + 0.001 * g * g
+            params[i] -= rate * (moments[i] / (1 - 0.9 ** step)) / (
+                np.sqrt(squares[i] / (1 - 0.999 ** step)) + 1e-8)
+    w1, b1, w2, b2 = best
+    return np.vstack([w1, b1[None, :]]), np.vstack([w2, b2[None, :]]), rows
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,100 @@
+"""Learned mappings: two faders to four SOM clusters, taught by twelve examples; each kind
+learns its examples and interpolates between them; a voice plays the mapping, follows it when
+it is trained again, and a set renders the journaled weights (no training in a replay)."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livelatent import Engine, LiveLatentError, ParameterError, load_model
+from livelatent.corpus.som import load_som
+from livelatent.mapping.mapping import Mapping, target_point
+from livelatent.session.session import Session
+from livelatent.session.sets import render_set
+
+CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+
+
+@pytest.fixture(scope="module")
+def taught(tmp_path_factory):
+    """Twelve examples: three per SOM cluster, around a corner of the fader square."""
+    import shutil
+    from pathutil import PACK
+    from livelatent.corpus.som import build_som
+    notes = tmp_path_factory.mktemp("notes")
+    for name in ("flute", "cello", "choir", "harp", "bass", "organ", "guitar", "clarinet"):
+        shutil.copy(PACK / f"{name}.flac", notes / f"{name}.flac")
+    som_dir = build_som(notes, tmp_path_factory.mktemp("maps") / "notes", grid="3x3", progress=False).path
+    codec = load_model()
+    som = load_som(som_dir)
+    clusters = som.clusters[:4]
+    assert len(clusters) == 4
+    rng = np.random.default_rng(7)
+    examples = []
+    for corner, cluster in zip(CORNERS, clusters):
+        target = target_point(som[cluster.index], codec)
+        for _ in range(3):
+            examples.append((np.clip(corner + rng.uniform(-0.03, 0.03, 2), 0, 1), target))
+    return codec, examples
+
+
+@pytest.mark.parametrize("kind", ["mlp", "knn", "linear"])
+def test_each_kind_learns_its_examples_and_interpolates_between_them(taught, kind):
+    codec, examples = taught
+    engine = Engine(codec)
+    m = Mapping(engine, [0.0, 0.0], name="faders", kind=kind, seed=1)
+    for inputs, target in examples:
+        m.add((target[:codec.latent_dim], target[codec.latent_dim:]), inputs=inputs)
+    m.train(wait=True)
+    targets = np.unique(np.stack([t for _, t in examples]), axis=0)
+    spacing = np.mean([np.linalg.norm(a - b) for i, a in enumerate(targets) for b in targets[i + 1:]])
+    for inputs, target in examples:
+        predicted = np.concatenate(m.predict(inputs))
+        assert np.linalg.norm(predicted - target) <= 0.05 * spacing
+    for first, second in [(0, 3), (0, 6), (3, 9), (6, 9), (1, 4), (2, 8)]:   # along the edges
+        (x1, t1), (x2, t2) = examples[first], examples[second]
+        middle = np.concatenate(m.predict((x1 + x2) / 2))
+        segment = t2 - t1
+        along = float(np.dot(middle - t1, segment) / np.dot(segment, segment))
+        off = np.linalg.norm(middle - (t1 + np.clip(along, 0, 1) * segment))
+        assert 0.0 <= along <= 1.0, (kind, first, second, along)
+        assert off <= 0.10 * np.linalg.norm(segment), (kind, first, second, off)
+
+
+def test_bad_examples_and_inputs_are_refused_clearly():
+    engine = Engine()
+    with pytest.raises(ParameterError, match="give the curves"):
+        Mapping(engine, [], name="m")
+    m = Mapping(engine, [0.0, 0.0], name="m")
+    with pytest.raises(ParameterError, match="2 numbers"):
+        m.add(np.zeros(engine.codec.latent_dim), inputs=[1.0])
+    with pytest.raises(ParameterError, match="NaN"):
+        m.add(np.zeros(engine.codec.latent_dim), inputs=[float("nan"), 0.0])
+    with pytest.raises(ParameterError, match="a target is"):
+        m.add("cello", inputs=[0.0, 0.0])
+    m.add(np.zeros(engine.codec.latent_dim), inputs=[0.0, 0.0])
+    with pytest.raises(ParameterError, match="at least two"):
+        m.train()
+    with pytest.raises(LiveLatentError, match="not trained yet"):
+        m.path()
+
+
+def test_a_voice_plays_the_mapping_follows_its_training_and_the_set_renders_the_weights(tmp_path):
+    with Engine(seed=3) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="mapped")
+        session.run_cell("m = mapping(inputs=[sine(4) * 0.5 + 0.5, tri(3)], name='faders', kind='knn')\n"
+                         "m.add(flute.at(0.5), inputs=[0, 0]); m.add(cello, inputs=[1, 0])\n"
+                         "m.add(piano.at(1), inputs=[0, 1]); m.add(strings, inputs=[1, 1])\n"
+                         "m.train(wait=True)\n"
+                         "v = voice(m, name='mapped')")
+        first = engine.render_array(2.0)
+        session.run_cell("m.add(choir, inputs=[0.5, 0.5]); m.train(kind='mlp', wait=True)")
+        second = engine.render_array(2.0)
+        assert session.run_cell("v.path").model.kind == "mlp"        # the voice followed
+        session.end()
+        session.close()
+    played = np.concatenate([first, second])
+    assert np.abs(second).max() > 0.01
+    render_set(tmp_path / "sets" / "mapped", tmp_path / "mapped.wav", progress=False)
+    rendered, _ = sf.read(tmp_path / "mapped.wav", dtype="float32")
+    assert np.array_equal(rendered[:len(played)], played)            # the journaled weights
