@@ -27,7 +27,7 @@ from .curves import Curve, _finite, define_op
 from .errors import CurveError
 
 __all__ = ["ControlState", "evaluating", "osc_curve", "cc_curve", "note_curve", "bend_curve",
-           "REBUILD_NAMES", "HISTORY"]
+           "REBUILD_NAMES", "HISTORY", "sketch_curve"]
 
 HISTORY = 512        # changes of one controller a score keeps: a glide still under way when its
                      # change is dropped restarts from its target (512 steps: about 6 s)
@@ -125,6 +125,9 @@ def _render(name, default, smooth_ms):
     elif kind == "note":
         channel, number = key.split(":")
         text = f"note_on({number}, channel={channel}, default={default!r})"
+    elif kind == "sketch":
+        features, index = key.rsplit(":", 1)
+        text = f"sketched({features!r}, {index})"
     else:
         text = f"pitchbend(channel={key}, default={default!r})"
     return text if not smooth_ms else f"{text}.smooth({smooth_ms!r})"
@@ -183,7 +186,16 @@ def bend_curve(channel: int = 1, default: float = 0.0) -> Curve:
     return Curve("control", f"bend:{_channel(channel)}", _default(default), 0.0)
 
 
+def sketch_curve(features: str, index: int) -> Curve:
+    """Feature ``index`` of the current sketch of the features named ``features`` (set by
+    ``sketch(...)``; see :mod:`livelatent.mapping.sketches`)."""
+    if not isinstance(features, str) or not features or isinstance(index, bool) or \
+            not isinstance(index, (int, np.integer)) or index < 0:
+        raise CurveError(f"sketched({features!r}, {index!r}): a features name and a dimension from 0")
+    return Curve("control", f"sketch:{features}:{int(index)}", 0.0, 0.0)
+
+
 #: What a controller curve's code calls, for rebuilding it from a journal or a set.
-REBUILD_NAMES = {"osc": osc_curve, "cc": cc_curve,
+REBUILD_NAMES = {"osc": osc_curve, "cc": cc_curve, "sketched": sketch_curve,
                  "note_on": lambda number, channel=1, default=0.0: note_curve(number, channel, default),
                  "pitchbend": lambda channel=1, default=0.0: bend_curve(channel, default)}

@@ -18,6 +18,7 @@ import threading
 
 import numpy as np
 
+from ..controllers import Controllers
 from ..controls import evaluating
 from ..curves import as_curve
 from ..errors import LiveLatentError, ParameterError
@@ -27,6 +28,7 @@ from ..sources import Source, SourceAt
 from ..voice import curve_values
 from .models import KINDS, Model, fit
 from .node import Mapped
+from .sketches import Features, SketchWatcher, drawn, learn_features, send_sketch
 
 __all__ = ["Mapping", "target_point", "names", "MAX_EXAMPLES"]
 
@@ -63,10 +65,14 @@ class Mapping:
 
     def __init__(self, engine, inputs, *, name: str, kind: str = "mlp", seed: int = 0, k: int = 4,
                  replaying: bool = False):
-        if isinstance(inputs, (list, tuple)) and inputs:
+        self.features = inputs if isinstance(inputs, Features) else None
+        if self.features is not None:
+            curves = tuple(self.features.curves())
+        elif isinstance(inputs, (list, tuple)) and inputs:
             curves = tuple(as_curve(c) for c in inputs)
         else:
-            raise ParameterError("mapping(inputs=[...]): give the curves it reads, e.g. [cc(1), cc(2)]")
+            raise ParameterError("mapping(inputs=[...]): give the curves it reads, e.g. [cc(1), cc(2)], "
+                                 "or features(...) of drawings")
         if kind not in KINDS:
             raise ParameterError(f"mapping(kind={kind!r}): one of {', '.join(KINDS)}")
         self.engine, self.name, self.inputs, self.kind = engine, str(name), curves, kind
@@ -87,9 +93,15 @@ class Mapping:
         with evaluating(score.controls, 0.0, score.clock.bpm):
             return np.array([float(curve_values(c, np.array([beat]))[0]) for c in self.inputs])
 
-    def add(self, target, *, inputs=None) -> int:
-        """Pair ``target`` with the inputs' values now (or ``inputs``); returns the count."""
+    def add(self, target, *, inputs=None, image=None) -> int:
+        """Pair ``target`` with the inputs' values now (or ``inputs``, or the features of the
+        drawing ``image``); returns the count."""
         point = target_point(target, self.engine.codec)
+        if image is not None:
+            if self.features is None:
+                raise ParameterError(f"{self.name}.add(image=...): this mapping reads curves, not "
+                                     f"drawings; make it with mapping(inputs=features(...))")
+            inputs = self.features.vector(image)
         if inputs is None:
             values = self.values_now()
         else:
@@ -140,7 +152,7 @@ class Mapping:
 
     def _fit(self, kind: str, x: np.ndarray, y: np.ndarray) -> None:
         try:
-            model = fit(kind, x, y, seed=self.seed, k=self.k)
+            model = fit(kind, x, y, seed=self.seed, k=self.k, each=self.features is None)
         except Exception as exc:          # noqa: BLE001 - said, and the voices keep their mapping
             self.engine.events.error(f"{self.name}.train(): {type(exc).__name__}: {exc}")
             return
@@ -176,13 +188,49 @@ class Mapping:
 
 
 def names(engine, *, replaying: bool = False) -> dict:
-    """The names a namespace gets: ``mapping``."""
+    """The names a namespace gets: ``mapping``, ``features``, ``sketch``, ``sketch_watch``,
+    ``drawn``."""
+    made: list[Features] = []
 
     def mapping(inputs, *, name: str = "mapping", kind: str = "mlp", seed: int = 0, k: int = 4) -> Mapping:
-        """A mapping from ``inputs`` (curves: ``[cc(1), cc(2)]``, ``[osc("/x"), osc("/y")]``) to
-        the latent space, taught by example: ``m.add(cello.at(1.5))`` pairs the inputs' values
-        now with a place; ``m.train()`` fits it (``kind``: ``"mlp"``, ``"knn"`` or ``"linear"``);
+        """A mapping from ``inputs`` (curves: ``[cc(1), cc(2)]``, ``[osc("/x"), osc("/y")]``, or
+        ``features(...)`` of drawings) to the latent space, taught by example:
+        ``m.add(cello.at(1.5))`` pairs the inputs' values now with a place (``image=`` a
+        drawing's); ``m.train()`` fits it (``kind``: ``"mlp"``, ``"knn"`` or ``"linear"``);
         ``voice(m)`` plays wherever it points."""
         return Mapping(engine, inputs, name=name, kind=kind, seed=seed, k=k, replaying=replaying)
 
-    return {"mapping": mapping}
+    def features(folder, *, kind: str = "image", dims: int = 32, name: str | None = None) -> Features:
+        """Features learned from the drawings in ``folder`` (PNG or JPEG): a mapping's input."""
+        if kind != "image":
+            raise ParameterError(f"features(kind={kind!r}): only 'image' (principal components) is "
+                                 f"built; a convolutional autoencoder ('image-ae') is not yet")
+        made.append(learn_features(folder, dims=dims, name=name))
+        return made[-1]
+
+    def _features(given):
+        if given is not None:
+            return given
+        if not made:
+            raise ParameterError("no features yet: sketches = features('drawings/') first")
+        return made[-1]
+
+    def sketch(path, features: Features | None = None):
+        """Make the drawing ``path`` the current sketch (of the last features made, or
+        ``features``): mappings reading those features follow it. Journaled."""
+        chosen = _features(features)
+        if replaying or engine.sealed:
+            return None
+        return send_sketch(engine, chosen, path)
+
+    def sketch_watch(path, features: Features | None = None):
+        """Read ``path`` again each time it is saved (draw while the sound follows)."""
+        chosen = _features(features)
+        if replaying or engine.sealed:
+            return None
+        watcher = SketchWatcher(engine, chosen, path, Controllers.of(engine).throttle)
+        engine.add_exit_hook(watcher.close)
+        return watcher
+
+    return {"mapping": mapping, "features": features, "sketch": sketch, "sketch_watch": sketch_watch,
+            "drawn": drawn}

@@ -89,13 +89,16 @@ class Model:
                    None if "examples" not in arrays else np.asarray(arrays["examples"], np.float64), int(k))
 
 
-def fit(kind: str, x: np.ndarray, y: np.ndarray, *, seed: int = 0, k: int = 4) -> Model:
-    """Fit ``kind`` to examples ``x`` ``(n, inputs)`` -> ``y`` ``(n, out)``."""
+def fit(kind: str, x: np.ndarray, y: np.ndarray, *, seed: int = 0, k: int = 4,
+        each: bool = True) -> Model:
+    """Fit ``kind`` to examples ``x`` ``(n, inputs)`` -> ``y`` ``(n, out)``. Inputs are scaled
+    by their spread, ``each`` by its own (faders), or all by one (features of drawings, whose
+    weak components are noise that a scale of their own would make loud)."""
     if kind not in KINDS:
         raise ParameterError(f"kind={kind!r}: one of {', '.join(KINDS)}")
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     mean = x.mean(axis=0)
-    scale = x.std(axis=0)
+    scale = x.std(axis=0) if each else np.full(x.shape[1], np.sqrt((x.var(axis=0)).sum()))
     scale = np.where(scale > 1e-9, scale, 1.0)
     z = (x - mean) / scale
     if kind == "knn":
