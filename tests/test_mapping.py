@@ -153,3 +153,24 @@ def test_a_repl_session_teaches_a_mapping_over_osc_and_renders_as_heard(jack_ser
     assert len(captured) - offset >= 6 * rate
     assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
     assert last_underruns(repl.text) == 0
+
+
+def test_save_keeps_a_mappings_examples_and_weights_and_load_restores_them(tmp_path):
+    with Engine(seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="kept")
+        session.run_cell("m = mapping(inputs=[cc(1), cc(2)], name='faders', kind='knn')\n"
+                         "m.add(flute, inputs=[0, 0]); m.add(cello, inputs=[1, 1]); m.train(wait=True)\n"
+                         "v = voice(m, name='taught')\n"
+                         "save('kept')")
+        before = session.namespace["m"]
+        session.run_cell("del m; hush()")
+        session.run_cell("load('kept')")
+        after = session.namespace["m"]
+        assert after is not before and after.name == "faders" and len(after.examples) == 2
+        assert np.array_equal(after.model.rows, before.model.rows)
+        assert np.allclose(np.concatenate(after.predict([0.2, 0.3])), np.concatenate(before.predict([0.2, 0.3])))
+        restored = [p for p in engine.intended_voices() if p.name == "taught"]
+        assert restored and restored[0].path.model.kind == "knn"
+        session.run_cell("m.add(choir, inputs=[1, 0]); m.train(kind='linear', wait=True)")
+        assert [p for p in engine.intended_voices() if p.name == "taught"][0].path.model.kind == "linear"
+        session.close()

@@ -167,10 +167,13 @@ class Mapping:
 
     # -- playing -----------------------------------------------------------------------------------
     def path(self) -> Mapped:
-        """The mapping as it is trained now, as a latent path (``voice(m)`` takes it)."""
+        """The mapping as it is trained now, as a latent path (``voice(m)`` takes it). Its first
+        training, when under way, is waited for (a fit takes well under a second)."""
+        if self.model is None and self._training is not None:
+            self._training.join(timeout=30.0)
         if self.model is None:
             raise LiveLatentError(f"{self.name} is not trained yet: add examples, then {self.name}.train()")
-        return Mapped(self.name, self.inputs, self.model, self.rest, key=f"{id(self)}:{self.name}")
+        return Mapped(self.name, self.inputs, self.model, self.rest)     # its name is its key
 
     as_path = path
 

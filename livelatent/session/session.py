@@ -25,11 +25,12 @@ from ..controllers import Controllers
 from ..controllers.input_recorder import start_live_input
 from ..engine.commands import AddVoice
 from ..errors import LiveLatentError, SetError
+from ..mapping.stored import load_mappings, save_mappings
 from .code import run_code
 from .journal import JOURNAL_NAME, Journal
 from .namespace import namespace
 from .recorder import JournalRecorder
-from .records import SourceStore
+from .records import SourceStore, rebuild_curve
 from .state import copy_journal, load_set, save_set
 
 __all__ = ["Session", "default_set_name", "resolve_set"]
@@ -209,6 +210,7 @@ class Session:
         self.recorder.flush()               # controller values kept in memory: into the copy too
         with self._lock:
             folder = save_set(self.engine, target, journal=self.journal.path, sources_from=self.set_dir)
+            save_mappings(self.namespace, folder)
             if self._cell_depth:
                 self._saved_in_cell.add(folder)
             return folder
@@ -222,7 +224,9 @@ class Session:
             if self._cell_depth == 0:
                 self.run_cell(f"load({str(name_or_path)!r})", origin="load")
                 return
-            load_set(self.engine, resolve_set(name_or_path, self.sets_root), names=self.namespace)
+            folder = resolve_set(name_or_path, self.sets_root)
+            load_set(self.engine, folder, names=self.namespace)
+            load_mappings(self.engine, folder, self.namespace, rebuild_curve=rebuild_curve)
 
     def note_heard(self) -> None:
         """Record where the listener is, if it moved since the last note (see

@@ -1,0 +1,94 @@
+"""Mappings in a set: ``save()`` writes every mapping the performer's names hold, ``load()``
+puts them back under the same names, examples and trained weights included.
+
+Each mapping is ``mappings/<name>.json`` (its settings, its inputs as code, and for drawings the
+name of its features) beside ``mappings/<name>.npz`` (examples, the trained model's arrays, and
+the features' arrays), written atomically. A loaded mapping plays the weights it was saved with;
+training it again fits its examples afresh.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..errors import SetError
+from .mapping import Mapping
+from .models import Model
+from .sketches import Features
+
+__all__ = ["save_mappings", "load_mappings", "MAPPINGS_FOLDER"]
+
+MAPPINGS_FOLDER = "mappings"
+
+
+def save_mappings(names: dict, folder: Path) -> list[str]:
+    """Write the mappings bound in ``names`` into the set ``folder``; returns their names."""
+    saved = []
+    for variable, value in sorted(names.items()):
+        if not isinstance(value, Mapping) or not variable.isidentifier() or variable.startswith("_"):
+            continue
+        arrays: dict[str, np.ndarray] = {}
+        with value._lock:
+            examples = list(value.examples)
+        if examples:
+            arrays["x"] = np.stack([e[0] for e in examples])
+            arrays["y"] = np.stack([e[1] for e in examples])
+        if value.model is not None:
+            arrays.update({f"model.{k}": v for k, v in value.model.arrays().items()})
+        features = value.features
+        if features is not None:
+            arrays.update({"features.mean": features.mean, "features.components": features.components,
+                           "features.blocks": np.asarray(features.blocks)})
+        settings = {"name": value.name, "kind": value.kind, "seed": value.seed, "k": value.k,
+                    "inputs": [repr(c) for c in value.inputs],
+                    "model": None if value.model is None else {"kind": value.model.kind, "k": value.model.k},
+                    "features": None if features is None else {"name": features.name,
+                                                               "scale": features.scale}}
+        target = Path(folder) / MAPPINGS_FOLDER
+        target.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        with atomic_path(target / f"{variable}.npz") as tmp:
+            tmp.write_bytes(buffer.getvalue())
+        with atomic_path(target / f"{variable}.json") as tmp:
+            tmp.write_text(json.dumps(settings, indent=1))
+        saved.append(variable)
+    return saved
+
+
+def load_mappings(engine, folder: Path, names: dict, *, rebuild_curve, replaying: bool = False) -> list[str]:
+    """Bind the mappings saved in the set ``folder`` in ``names``; returns their names."""
+    source = Path(folder) / MAPPINGS_FOLDER
+    if not source.is_dir():
+        return []
+    loaded = []
+    for described in sorted(source.glob("*.json")):
+        variable = described.stem
+        try:
+            settings = json.loads(described.read_text())
+            with np.load(described.with_suffix(".npz"), allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            inputs = [rebuild_curve(code, f"{described.name}") for code in settings["inputs"]]
+            features = None
+            if settings.get("features"):
+                features = Features(settings["features"]["name"], tuple(arrays["features.blocks"].tolist()),
+                                    arrays["features.mean"], arrays["features.components"],
+                                    float(settings["features"]["scale"]))
+            mapping = Mapping(engine, features if features is not None else inputs, name=settings["name"],
+                              kind=settings["kind"], seed=int(settings["seed"]), k=int(settings["k"]),
+                              replaying=replaying)
+            if "x" in arrays:
+                mapping.examples = [(x, y) for x, y in zip(arrays["x"], arrays["y"])]
+            if settings.get("model"):
+                model = {k[6:]: v for k, v in arrays.items() if k.startswith("model.")}
+                mapping.model = Model.from_arrays(settings["model"]["kind"], model, settings["model"]["k"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SetError(f"{described}: the mapping cannot be read ({type(exc).__name__}: {exc})") from None
+        names[variable] = mapping
+        loaded.append(variable)
+    return loaded
