@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .checks import check_curve, check_fade, checked_path
+from .engine.blocks import block_channels
 from .engine.commands import SetVoice, StopVoice, check_quant
 from .errors import ParameterError
 from .paths.plan import with_plan
@@ -143,6 +144,24 @@ class Voice:
         if changes:
             engine.submit(SetVoice(self._number, changes, quant))
         return self
+
+    def now(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where the voice is in the latent space where the listener is: the (mean, log-variance)
+        of that window, before sampling. A mapping's target: ``m.add(v.now())``."""
+        params = self.params
+        if params.plan is None:
+            raise ParameterError(f"voice {self.name!r} has no latent point yet")
+        engine = self._engine
+        k = max(0, (engine.position - params.start) // params.layout.output_hop)
+        channels, _ = block_channels(params, np.array([k], dtype=np.int64), engine.clock)
+        plan, frame = params.plan, k % max(1, params.plan.length)
+        point = np.zeros(2 * engine.codec.latent_dim)
+        for j, frames in enumerate(plan.frames):
+            column = plan.index_column[j]
+            index = int(channels[0, column]) if column >= 0 else frame % len(frames)
+            index = min(max(index, 0), len(frames) - 1)
+            point += channels[0, j] * np.concatenate([frames.mu[index], frames.logvar[index]])
+        return point[:engine.codec.latent_dim], point[engine.codec.latent_dim:]
 
     def stop(self, fade: float = 0.05, *, quant: str = "now") -> "Voice":
         """Fade out over ``fade`` seconds, then stop (a voice waiting for its bar never

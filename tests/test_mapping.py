@@ -174,3 +174,33 @@ def test_save_keeps_a_mappings_examples_and_weights_and_load_restores_them(tmp_p
         session.run_cell("m.add(choir, inputs=[1, 0]); m.train(kind='linear', wait=True)")
         assert [p for p in engine.intended_voices() if p.name == "taught"][0].path.model.kind == "linear"
         session.close()
+
+
+def test_targets_from_a_plane_a_playing_voice_and_a_source_at_a_time(tmp_path):
+    from livelatent import plane, source
+    from pathutil import PACK
+    flute, cello, choir, harp = (source(PACK / f"{n}.flac") for n in ("flute", "cello", "choir", "harp"))
+    with Engine(seed=5) as engine:
+        codec, latent = engine.codec, engine.codec.latent_dim
+        corner = plane(flute, cello, choir, harp, x=0.0, y=0.0)
+        np.testing.assert_allclose(target_point(corner.at(0, 0), codec), target_point(flute, codec))
+        middle = target_point(corner.at(0.5, 0.5), codec)
+        np.testing.assert_allclose(middle, np.mean([target_point(s, codec) for s in (flute, cello, choir, harp)],
+                                                   axis=0), atol=1e-6)
+        frames = flute.frames(codec, 512)
+        at = target_point(flute.at(1.0), codec)
+        np.testing.assert_allclose(at[:latent], frames.mu[round(44100 / 512)])
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="now")
+        session.run_cell("v = voice(flute, cello, curve=0.25, name='still')")
+        engine.render_array(1.0)
+        mu, logvar = session.run_cell("v.now()")
+        k = (engine.position - session.run_cell("v").params.start) // 512
+        expected = 0.75 * np.concatenate([frames.mu[k % len(frames)], frames.logvar[k % len(frames)]])
+        cello_frames = cello.frames(codec, 512)
+        expected += 0.25 * np.concatenate([cello_frames.mu[k % len(frames)], cello_frames.logvar[k % len(frames)]])
+        np.testing.assert_allclose(np.concatenate([mu, logvar]), expected, atol=1e-5)
+        session.run_cell("m = mapping(inputs=[cc(1)], name='one'); m.add(v.now(), inputs=[0]); "
+                         "m.add(choir, inputs=[1]); m.train(wait=True)")
+        info = session.run_cell(f"m.show({str(tmp_path / 'm.png')!r})")
+        assert info.path.stat().st_size > 1000 and set(info.paths) == {"1-2"}
+        session.close()

@@ -8,13 +8,15 @@ trained weights (a replay plays those, it never trains). ``voice(m)`` plays wher
 mapping points, the inputs moving the latent point window by window.
 
 A target is a place in the latent space: a source (its centroid: a SOM cluster's, a file's),
-a source at a time (``cello.at(1.5)``), a raw latent vector (its mean; the log-variance of
-the codec's quietest frames), or a pair ``(mean, logvar)``.
+a source at a time (``cello.at(1.5)``), a point of a plane (``plane(...).at(0.2, 0.7)``), where
+a playing voice is now (``v.now()``), a raw latent vector (a narrow point: log-variance
+:data:`RAW_LOGVAR`), or a pair ``(mean, logvar)``.
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from ..curves import as_curve
 from ..errors import LiveLatentError, ParameterError
 from ..engine.commands import SetVoice
 from ..engine.writers import Batch
+from ..paths.nodes import PlaneAt
 from ..sources import Source, SourceAt
 from ..voice import curve_values
 from .models import KINDS, Model, fit
@@ -44,6 +47,15 @@ def target_point(target, codec) -> np.ndarray:
         frames = target.source.frames(codec, _HOP)
         index = min(len(frames) - 1, max(0, int(round(target.seconds * codec.sample_rate / _HOP))))
         return np.concatenate([frames.mu[index], frames.logvar[index]]).astype(np.float64)
+    if isinstance(target, PlaneAt):
+        corners = []
+        for corner in target.plane.corners:
+            if not isinstance(corner, Source):
+                raise ParameterError("plane.at(...) as a target: its corners must be sources")
+            corners.append(target_point(corner, codec))
+        a, b, c, d = corners
+        x, y = target.x, target.y
+        return (1 - x) * (1 - y) * a + x * (1 - y) * b + (1 - x) * y * c + x * y * d
     if isinstance(target, Source):
         frames = target.frames(codec, _HOP)
         return np.concatenate([frames.mu.mean(axis=0), frames.logvar.mean(axis=0)]).astype(np.float64)
@@ -53,8 +65,9 @@ def target_point(target, codec) -> np.ndarray:
         mu = np.asarray(target, dtype=np.float64).ravel() if not isinstance(target, str) else None
         logvar = None if mu is None else np.full(latent, RAW_LOGVAR)
     if mu is None or mu.shape != (latent,) or logvar.shape != (latent,):
-        raise ParameterError(f"a target is a source, source.at(seconds), a latent vector of "
-                             f"{latent} numbers or a pair (mean, logvar); not {type(target).__name__}")
+        raise ParameterError(f"a target is a source, source.at(seconds), plane(...).at(x, y), v.now(), "
+                             f"a latent vector of {latent} numbers or a pair (mean, logvar); not "
+                             f"{type(target).__name__}")
     if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(logvar))):
         raise ParameterError("the target holds NaN or infinite numbers")
     return np.concatenate([mu, logvar])
@@ -184,6 +197,29 @@ class Mapping:
         point = self.model.predict(np.asarray(inputs, dtype=np.float64))[0]
         latent = point.shape[0] // 2
         return point[:latent], point[latent:]
+
+    def show(self, path="mapping.png", *, method: str = "pca"):
+        """Draw the examples' targets and the learned field (what the mapping gives along the
+        straight lines between consecutive examples' inputs) on a latent map; a PNG."""
+        from ..paths.cartography import draw_map
+        if self.model is None:
+            raise LiveLatentError(f"{self.name} is not trained yet")
+        latent = self.engine.codec.latent_dim
+        with self._lock:
+            examples = list(self.examples)
+        firsts: dict = {}                 # each target, labelled by the examples that teach it
+        for i, (_, y) in enumerate(examples):
+            firsts.setdefault(y[:latent].tobytes(), (y[:latent], []))[1].append(str(i + 1))
+        groups = [(f"example {', '.join(numbers)}", point[None, :]) for point, numbers in firsts.values()]
+        steps = np.linspace(0.0, 1.0, 16)[:, None]
+        field = []
+        for i, ((x1, _), (x2, _)) in enumerate(zip(examples, examples[1:])):
+            along = self.model.predict(x1 + steps * (x2 - x1))[:, :latent]
+            field.append((f"{i + 1}-{i + 2}", along))
+        drawn = draw_map(Path(path), groups=groups, voice_paths=field, method=method,
+                         title=f"{self.name}: {len(examples)} examples, {self.model.kind}")
+        self.engine.events.info(f"{self.name}: drawn to {drawn.path}")
+        return drawn
 
     def __repr__(self) -> str:
         state = "untrained" if self.model is None else f"trained ({self.model.kind})"

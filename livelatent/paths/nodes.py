@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from types import MappingProxyType
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from ..errors import ParameterError
 from ..sources import Source
 from .directions import Directions
 
-__all__ = ["Path", "Plane", "Along", "Cloud", "Follow", "plane", "along", "cloud", "follow",
+__all__ = ["Path", "Plane", "PlaneAt", "Along", "Cloud", "Follow", "plane", "along", "cloud", "follow",
            "MAX_POINTS", "MAX_TERMS"]
 
 MAX_POINTS = 32        # grains of a cloud
@@ -110,6 +111,22 @@ class Plane(Path):
     def __repr__(self):
         a, b, c, d = (_code(v) for v in self.corners)
         return f"plane({a}, {b}, {c}, {d}, x={self.x!r}, y={self.y!r})"
+
+    def at(self, x: float, y: float) -> "PlaneAt":
+        """The point (x, y) of the plane (its corners' centroids, mixed bilinearly): a place
+        in the latent space, e.g. a mapping's target."""
+        for name, value in (("x", x), ("y", y)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ParameterError(f"plane.at({name}={value!r}): a number (0 to 1 inside the plane)")
+        return PlaneAt(self, float(x), float(y))
+
+
+class PlaneAt(NamedTuple):
+    """A point of a plane (see :meth:`Plane.at`)."""
+
+    plane: Plane
+    x: float
+    y: float
 
 
 class Along(Path):
