@@ -38,7 +38,8 @@ def sounding(captured):
 
 
 def test_stop_then_start_fifty_times_plays_on_where_the_listener_was(jack_server, sources):
-    with Engine(seed=3, blocksize=1024) as engine:
+    # the REPL's lookahead (0.2 s): each start decodes it before the stream starts
+    with Engine(seed=3, blocksize=1024, lookahead=8820) as engine:
         voice(*sources, curve=sine(2))
         pieces = []
         for attempt in range(50):
