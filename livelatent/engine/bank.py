@@ -33,6 +33,7 @@ __all__ = ["Bank", "SpanResult", "PAIR_BUDGET"]
 
 PAIR_BUDGET = 8192     # (voice, step) cells of one sub-span: bounds the scratch memory (~32 MB)
 _NO_STOP = np.iinfo(np.int64).max // 4
+ONE_FRAME_PRODUCT = 4      # one-frame terms a row needs for them to be mixed by one product
 
 
 class SpanResult:
@@ -106,6 +107,10 @@ class _Table:
                 self.term_length[row, j] = len(frames)
                 self.term_column[row, j] = plan.index_column[j]
         self.indexed = bool((self.term_column >= 0).any())
+        # rows whose many one-frame terms (a mapping's) are mixed by one product, not a loop
+        present = np.arange(terms)[None, :] < self.term_count[:, None]
+        self.one_frame = present & (self.term_length == 1) & (self.term_column < 0)
+        self.one_frame &= (self.one_frame.sum(axis=1) >= ONE_FRAME_PRODUCT)[:, None]
         self.arena = arena.rows          # after placing: it holds every offset above
 
     def with_slots(self, slots) -> "_Table":

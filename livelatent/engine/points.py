@@ -15,10 +15,17 @@ __all__ = ["latent_points", "spread_grains"]
 
 def latent_points(t, v, frame, channels) -> np.ndarray:
     """(m, 2 latent): each window's weighted sum of its latent series' frames (mean and
-    log-variance), one gather per term for all the voices that have it."""
-    mixed = None
+    log-variance), one gather per term for all the voices that have it. A voice with many
+    one-frame terms (a mapping's rows) mixes those in one product of its weights and rows."""
+    grouped = t.one_frame.any()
+    mixed = np.zeros((v.size, t.arena.shape[1]), dtype=np.float32) if grouped else None
     for j in range(t.terms):
-        rows = None if j == 0 or bool((t.term_count[v] > j).all()) else np.flatnonzero(t.term_count[v] > j)
+        has = t.term_count[v] > j
+        if grouped:
+            has &= ~t.one_frame[v, j]
+        if not has.any():
+            continue
+        rows = None if bool(has.all()) else np.flatnonzero(has)
         vj = v if rows is None else v[rows]
         length = t.term_length[vj, j]
         index = (frame if rows is None else frame[rows]) % length
@@ -37,7 +44,12 @@ def latent_points(t, v, frame, channels) -> np.ndarray:
             mixed += gathered
         else:
             mixed[rows] += gathered
-    return mixed
+    if grouped:
+        for voice in np.unique(v[t.one_frame[v].any(axis=1)]):
+            rows = np.flatnonzero(v == voice)
+            terms = np.flatnonzero(t.one_frame[voice])
+            mixed[rows] += channels[rows][:, terms] @ t.arena[t.term_offset[voice, terms]]
+    return mixed if mixed is not None else np.zeros((v.size, t.arena.shape[1]), dtype=np.float32)
 
 
 def spread_grains(t, v, channels, z, logvar, sampled, noise_rows, slot, row):
