@@ -98,10 +98,6 @@ class LiveSource(Source):
         return cls(name=name, channel=origin["channel"], delay=origin["delay"], origin=origin["origin"],
                    sample_rate=rate, file=origin["file"], audio=audio[:, 0].copy())
 
-    @property
-    def live(self) -> bool:
-        return self.recorder is not None
-
     def __repr__(self) -> str:
         return (f"<live input {self.name!r}: channel {self.channel}, delay "
                 f"{1000 * self.delay / self.sample_rate:.0f} ms>")

@@ -9,7 +9,10 @@ dependency      needed for                                       install
 ==============  ===============================================  ===========================
 torch           training, ``.pt`` checkpoints, the torch codec   ``pip install 'livelatent[train]'``
 IPython         the REPL, ``%load_ext livelatent``               ``pip install ipython``
-matplotlib      pictures (U-matrix PNGs)                         ``pip install matplotlib``
+matplotlib      pictures (U-matrix PNGs, maps)                   ``pip install matplotlib``
+umap-learn      maps projected by UMAP                           ``pip install umap-learn``
+mido, rtmidi    MIDI controllers and clock                       ``pip install mido python-rtmidi``
+aalink          Ableton Link                                     ``pip install aalink``
 ==============  ===============================================  ===========================
 
 sounddevice (PortAudio) is imported only by the audio process program
@@ -31,15 +34,19 @@ def _missing(what: str, why: str, install: str, exc: ImportError) -> MissingDepe
                              f"{install}")
 
 
+def _module(name: str, why: str, install: str, what: str | None = None):
+    """The module ``name``, or a one-line error saying what needs it and how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise _missing(what or name, why, install, exc) from None
+
+
 def torch():
     """The torch module."""
-    try:
-        import torch as module
-    except ImportError as exc:
-        raise _missing("torch", "training, a .pt checkpoint or an export",
-                       "pip install 'livelatent[train]' (on a machine without a GPU, first: pip "
-                       "install torch --index-url https://download.pytorch.org/whl/cpu)", exc) from None
-    return module
+    return _module("torch", "training, a .pt checkpoint or an export",
+                   "pip install 'livelatent[train]' (on a machine without a GPU, first: pip "
+                   "install torch --index-url https://download.pytorch.org/whl/cpu)")
 
 
 def vae():
@@ -80,12 +87,7 @@ def matplotlib_figure():
 
 def umap():
     """umap-learn (heavy: numba), for maps projected by UMAP instead of PCA."""
-    try:
-        import umap as module
-    except ImportError as exc:
-        raise _missing("umap-learn", "method='umap'", "pip install umap-learn, or use method='pca'",
-                       exc) from None
-    return module
+    return _module("umap", "method='umap'", "pip install umap-learn, or use method='pca'", "umap-learn")
 
 
 def midi():
@@ -100,8 +102,4 @@ def midi():
 
 def aalink():
     """aalink (Ableton Link)."""
-    try:
-        import aalink as module
-    except ImportError as exc:
-        raise _missing("aalink", "Ableton Link", "pip install aalink", exc) from None
-    return module
+    return _module("aalink", "Ableton Link", "pip install aalink")

@@ -25,14 +25,13 @@ import threading
 import weakref
 
 from .errors import ParameterError, check_number
+from .services import EngineService
 
 __all__ = ["Timers", "LEAD_S"]
 
 LEAD_S = 0.3          # how long before its beat a timer's function runs, when playing
 _POLL_S = 0.005
 _IDLE_POLL_S = 0.25
-_services: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_services_lock = threading.Lock()
 
 
 class _Job:
@@ -42,7 +41,7 @@ class _Job:
         self.beat, self.fn, self.period, self.left, self.name = beat, fn, period, left, name
 
 
-class Timers:
+class Timers(EngineService):
     """The timers of one engine (see the module docstring). Get it with :meth:`of`."""
 
     def __init__(self, engine):
@@ -54,14 +53,6 @@ class Timers:
         self._thread: threading.Thread | None = None
         self._closed = False
         engine.add_render_hook(self._run_due_offline)
-
-    @classmethod
-    def of(cls, engine) -> "Timers":
-        with _services_lock:
-            service = _services.get(engine)
-            if service is None:
-                service = _services[engine] = cls(engine)
-            return service
 
     # -- what performers call ------------------------------------------------------------------
     def at(self, beat, fn) -> None:

@@ -16,6 +16,7 @@ import weakref
 from ..config import osc_port
 from ..controls import bend_curve, cc_curve, note_curve, osc_curve
 from ..errors import ParameterError
+from ..services import EngineService
 from .clock_out import MidiClock
 from .link import LinkFollower
 from .midi import MidiListener
@@ -24,12 +25,10 @@ from .throttle import Throttle
 
 __all__ = ["Controllers"]
 
-_services: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_services_lock = threading.Lock()
 LOCALHOST = "127.0.0.1"
 
 
-class Controllers:
+class Controllers(EngineService):
     """The controllers of ``engine``: OSC listener and senders (MIDI and clocks build on it)."""
 
     def __init__(self, engine):
@@ -43,14 +42,6 @@ class Controllers:
         self._routes: dict[str, tuple] = {}
         self._lock = threading.Lock()
         engine.add_exit_hook(self.close)
-
-    @classmethod
-    def of(cls, engine) -> "Controllers":
-        with _services_lock:
-            service = _services.get(engine)
-            if service is None:
-                service = _services[engine] = cls(engine)
-            return service
 
     @staticmethod
     def names(engine, *, replaying: bool = False) -> dict:

@@ -12,12 +12,12 @@ the sound, so nothing is journaled.
 from __future__ import annotations
 
 import collections
-import os
 import sys
 import threading
 import time
 
 from ..optional import midi
+from .midi import open_midi_port
 
 __all__ = ["MidiClock", "TICKS_PER_BEAT"]
 
@@ -36,27 +36,10 @@ class MidiClock:
         self.engine, self.throttle = engine, throttle
         self.sent = 0
         self.late = collections.deque(maxlen=10_000)   # seconds each tick left after its time
-        os.environ.setdefault("JACK_NO_START_SERVER", "1")
-        self.out, problems = None, []
-        for api in (rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA):
-            try:
-                out = rtmidi.MidiOut(api, name="livelatent-clock")
-                if port is None:
-                    out.open_virtual_port("clock")
-                else:
-                    names = out.get_ports()
-                    found = [i for i, n in enumerate(names) if port in n]
-                    if not found:
-                        out.delete()
-                        raise LookupError(f"no MIDI input port named like {port!r} (there are: "
-                                          f"{', '.join(names) or 'none'})")
-                    out.open_port(found[0])
-                self.out = out
-                break
-            except Exception as exc:   # noqa: BLE001 - no such MIDI system here: try the next
-                problems.append(str(exc))
+        self.out, _, problems = open_midi_port(rtmidi, "out", port, client="livelatent-clock",
+                                               virtual="clock")
         if self.out is None:
-            throttle.warn("midi:clock", f"midi_clock: cannot open a MIDI output ({'; '.join(problems)})")
+            throttle.warn("midi:clock", f"midi_clock: cannot open a MIDI output ({problems})")
             return
         self._stop = threading.Event()
         # a thread waiting for the interpreter's lock waits up to the switch interval (5 ms by

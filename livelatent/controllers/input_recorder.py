@@ -63,7 +63,6 @@ class InputRecorder:
         self._silence = self.codec.encode(np.zeros((1, self.codec.window), dtype=np.float32))
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.late = 0                                    # polls that found the decoder ahead
         self._thread = threading.Thread(target=self._run, name="livelatent-input", daemon=True)
         self._thread.start()
 
@@ -149,7 +148,6 @@ class InputRecorder:
     def _check_late(self, playback) -> None:
         needed = playback.decoded_to - self.delay + self.codec.window
         if self._tracks and needed > self.taken:
-            self.late += 1
             self.throttle.warn("input:late", f"live input {self.path.name}: the decoder needed input "
                                f"{1000 * (needed - self.taken) / self.engine.sample_rate:.0f} ms "
                                f"before it came; a render of the set will differ there (give "

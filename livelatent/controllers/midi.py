@@ -19,10 +19,41 @@ import threading
 from ..optional import midi
 from .sender import ControlSender
 
-__all__ = ["MidiListener", "VIRTUAL_PORT"]
+__all__ = ["MidiListener", "open_midi_port", "VIRTUAL_PORT"]
 
 VIRTUAL_PORT = "livelatent"
 POLL_S = 0.001           # how often the MIDI queue is read when it is empty
+
+
+def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str):
+    """A MIDI port of livelatent's own (``virtual``, when ``port`` is None) or connected to the
+    port whose name contains ``port``: an input (``direction="in"``) or an output, through JACK
+    MIDI when a JACK server runs, else ALSA, never starting a JACK server. Returns (the rtmidi
+    object, its port's name, None), or (None, None, why not)."""
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    make, other = (rtmidi.MidiIn, "output") if direction == "in" else (rtmidi.MidiOut, "input")
+    problems = []
+    for api in (rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA):
+        try:
+            opened = make(api, name=client)
+        except Exception as exc:   # noqa: BLE001 - no such MIDI system here: try the next
+            problems.append(f"{type(exc).__name__}: {exc}")
+            continue
+        try:
+            if port is None:
+                opened.open_virtual_port(virtual)
+                return opened, virtual, None
+            names = opened.get_ports()
+            found = [i for i, n in enumerate(names) if port in n]
+            if not found:
+                raise LookupError(f"no MIDI {other} port named like {port!r} (there are: "
+                                  f"{', '.join(names) or 'none'})")
+            opened.open_port(found[0])
+            return opened, names[found[0]], None
+        except Exception as exc:   # noqa: BLE001 - said below, with the other system's answer
+            opened.delete()
+            problems.append(str(exc) if isinstance(exc, LookupError) else f"{type(exc).__name__}: {exc}")
+    return None, None, "; ".join(problems)
 
 
 class MidiListener:
@@ -38,20 +69,10 @@ class MidiListener:
         self.routes: set[str] = set()
         self.note_functions: list = []           # (fn, note or None, channel or None)
         self.received = 0
-        self.port = None
-        self.name = None
-        os.environ.setdefault("JACK_NO_START_SERVER", "1")      # never start a JACK server here
-        problems = []
-        for api in (rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA):    # JACK MIDI, else ALSA
-            try:
-                self._open(rtmidi.MidiIn(api, name="livelatent"), port)
-                break
-            except LookupError as exc:
-                problems.append(str(exc))
-            except Exception as exc:   # noqa: BLE001 - no such MIDI system here: try the next
-                problems.append(f"{type(exc).__name__}: {exc}")
+        self.port, self.name, problems = open_midi_port(rtmidi, "in", port, client="livelatent",
+                                                        virtual=VIRTUAL_PORT)
         if self.port is None:
-            throttle.warn("midi:open", f"midi: cannot open a MIDI input ({'; '.join(problems)}); cc() "
+            throttle.warn("midi:open", f"midi: cannot open a MIDI input ({problems}); cc() "
                                        f"curves hold their defaults")
             self.sender = None
             return
@@ -63,20 +84,6 @@ class MidiListener:
                                           daemon=True)]
         for thread in self._threads:
             thread.start()
-
-    def _open(self, midi_in, port: str | None) -> None:
-        if port is None:
-            midi_in.open_virtual_port(VIRTUAL_PORT)
-            self.port, self.name = midi_in, VIRTUAL_PORT
-            return
-        names = midi_in.get_ports()
-        found = [i for i, n in enumerate(names) if port in n]
-        if not found:
-            midi_in.delete()
-            raise LookupError(f"no MIDI output port named like {port!r} (there are: "
-                              f"{', '.join(names) or 'none'})")
-        midi_in.open_port(found[0])
-        self.port, self.name = midi_in, names[found[0]]
 
     @property
     def listening(self) -> bool:

@@ -111,6 +111,7 @@ class _Table:
         present = np.arange(terms)[None, :] < self.term_count[:, None]
         self.one_frame = present & (self.term_length == 1) & (self.term_column < 0)
         self.one_frame &= (self.one_frame.sum(axis=1) >= ONE_FRAME_PRODUCT)[:, None]
+        self.grouped = bool(self.one_frame.any())
         self.arena = arena.rows          # after placing: it holds every offset above
 
     def with_slots(self, slots) -> "_Table":

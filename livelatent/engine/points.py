@@ -17,7 +17,7 @@ def latent_points(t, v, frame, channels) -> np.ndarray:
     """(m, 2 latent): each window's weighted sum of its latent series' frames (mean and
     log-variance), one gather per term for all the voices that have it. A voice with many
     one-frame terms (a mapping's rows) mixes those in one product of its weights and rows."""
-    grouped = t.one_frame.any()
+    grouped = t.grouped
     mixed = np.zeros((v.size, t.arena.shape[1]), dtype=np.float32) if grouped else None
     for j in range(t.terms):
         has = t.term_count[v] > j

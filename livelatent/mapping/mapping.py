@@ -130,10 +130,6 @@ class Mapping:
             self.examples.append((values, point))
             return len(self.examples)
 
-    def clear(self) -> None:
-        with self._lock:
-            self.examples.clear()
-
     # -- training --------------------------------------------------------------------------------
     def train(self, kind: str | None = None, *, wait: bool = False) -> "Mapping":
         """Fit the examples (on a thread: the voices keep the last model until this one is
@@ -156,11 +152,6 @@ class Mapping:
         thread.start()
         if wait or self.replaying:
             thread.join()
-        return self
-
-    def wait(self, timeout: float | None = None) -> "Mapping":
-        if self._training is not None:
-            self._training.join(timeout)
         return self
 
     def _fit(self, kind: str, x: np.ndarray, y: np.ndarray) -> None:
