@@ -17,6 +17,7 @@ Run: ``python benchmarks/bench_live_input.py [--seconds 10]``. Needs jackd.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -61,9 +62,9 @@ def measure(period: int, lookahead: float, seconds: float, folder: Path) -> tupl
         engine = make_engine(blocksize=period, lookahead=lookahead)
         session = Session(engine, sets_root=folder / "sets", set_name=f"p{period}-{lookahead}")
         engine.start(device="system", inputs=2)
-        player = jackutil.JackPlayer(server, np.stack([burst, burst], axis=1), r"^PortAudio(-[0-9]+)?:in_")
+        player = jackutil.JackPlayer(server, np.stack([burst, burst], axis=1), jackutil.SUBPROCESS_INPUTS)
         player.start()
-        ports = ["livelatent-player:out_1", *[p for p in _portaudio_outputs(server)][:1]]
+        ports = ["livelatent-player:out_1", *_portaudio_outputs(server)[:1]]
         recorder = jackutil.JackRecorder(server, ports, channels=2, seconds=seconds + 5)
         recorder.start()
         session.run_cell("mic = live_input(channel=1)\nv = voice(mic, cello, curve=0)")
@@ -84,18 +85,13 @@ def measure(period: int, lookahead: float, seconds: float, folder: Path) -> tupl
 
 
 def _portaudio_outputs(server) -> list[str]:
-    import jack
-    client = jack.Client("livelatent-bench-ports", no_start_server=True, servername=server.name)
+    """The stream's output ports, once JACK lists them."""
     deadline = time.monotonic() + 20
-    try:
-        while True:
-            found = [p.name for p in client.get_ports(name_pattern=jackutil.SUBPROCESS_PORTS,
-                                                      is_audio=True, is_output=True)]
-            if found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.02)
-    finally:
-        client.close()
+    while not (found := [p for p in server.ports() if re.match(jackutil.SUBPROCESS_PORTS, p)]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return found
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ _open_recorders: "weakref.WeakSet[JackRecorder]" = weakref.WeakSet()
 #: child process (PortAudio never runs in the test's own process); the first such client is
 #: ``PortAudio``, another one alive at the same time ``PortAudio-01``...
 SUBPROCESS_PORTS = r"^PortAudio(-[0-9]+)?:out_"
+SUBPROCESS_INPUTS = r"^PortAudio(-[0-9]+)?:in_"      # the same stream's inputs (live input)
 
 
 try:   # loaded here, not in the child: between fork and exec the child must not import
@@ -87,6 +88,15 @@ class JackServer:
         """Names of all the server's ports, as ``jack_lsp`` lists them."""
         listed = subprocess.run(["jack_lsp", "-s", self.name], capture_output=True, text=True, timeout=10)
         return listed.stdout.split() if listed.returncode == 0 else []
+
+    def wait_until_gone(self, pattern: str, timeout_s: float = 5.0) -> None:
+        """Wait until no port matches ``pattern``: a client that has left keeps its ports a
+        moment longer, and a recorder started then would find the old ones."""
+        deadline = time.monotonic() + timeout_s
+        while any(re.match(pattern, port) for port in self.ports()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ports like {pattern!r} stayed on {self.name!r} for {timeout_s} s")
+            time.sleep(0.01)
 
     def restart(self, ready_timeout_s: float = 15.0) -> None:
         """Start jackd again, under the same name, after :meth:`stop` (a server that came back)."""
@@ -187,6 +197,20 @@ def _remove_shared_memory(name: str) -> None:
             leftover.unlink()
 
 
+def livelatent_midi_input(server, timeout_s: float = 10.0) -> str:
+    """The name of livelatent's own MIDI input port (``livelatent:livelatent``, as JACK MIDI
+    names it) on ``server``, once it is there."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ports = server.ports()
+        ours = [p for p in ports if p.startswith("livelatent") and p.split(":")[-1].startswith("livelatent")]
+        if ours:
+            return ours[0]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no MIDI input port of livelatent's on JACK: {ports}")
+        time.sleep(0.05)
+
+
 class JackPlayer:
     """A JACK client that plays ``audio`` (frames, channels), looped, into the input ports that
     match ``ports`` (a regular expression), from when :meth:`start` finds them."""
@@ -230,6 +254,12 @@ class JackPlayer:
             self._closed = True
             self._client.deactivate(ignore_errors=True)
             self._client.close(ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class JackRecorder:

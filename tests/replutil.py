@@ -9,6 +9,7 @@ Everything the REPL printed is kept, with the terminal's escape sequences remove
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import pexpect
 
-__all__ = ["Repl", "ROOT", "strip_ansi"]
+__all__ = ["Repl", "ROOT", "strip_ansi", "recorded_repl", "rendered_set", "heard_is_rendered",
+           "last_underruns", "free_udp_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-Za-z]")
@@ -184,6 +186,14 @@ class Repl:
             self.kill()
 
 
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 nobody listens on now."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def rendered_set(set_dir: Path, out: Path):
     """``livelatent render`` of the set ``set_dir`` into ``out``, read back: (samples, rate)."""
     import soundfile as sf
@@ -197,3 +207,35 @@ def last_underruns(text: str) -> int | None:
     """The underrun count the status line showed last (None: it never showed one)."""
     found = re.findall(r"underruns (\d+)", text)
     return int(found[-1]) if found else None
+
+
+@contextlib.contextmanager
+def recorded_repl(jack_server, args, sets, *, record_seconds: float = 60, channels: int = 2,
+                  env: dict | None = None, wrapper: list[str] = ()):
+    """A REPL playing through JACK (``livelatent live --device system ARGS``, its sets in
+    ``sets``) and a recorder of its ports, both closed whatever happens (a JACK client still open
+    when its server stops crashes the process). Yields (repl, recorder)."""
+    import jackutil
+    repl = Repl(["live", "--device", "system", *args], env={"LIVELATENT_SETS": str(sets), **(env or {})},
+                wrapper=wrapper)
+    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, channels=channels,
+                                     seconds=record_seconds)
+    try:
+        recorder.start(timeout_s=60)
+        repl.wait_prompt()
+        yield repl, recorder
+    finally:
+        recorder.close()
+        repl.close()
+
+
+def heard_is_rendered(captured, set_dir: Path, out: Path, *, seconds: float, tolerance: float = 1e-4):
+    """What JACK captured (up to where the stream stopped) equals ``livelatent render`` of the
+    set, within ``tolerance``, over at least ``seconds``. Returns the render and its rate."""
+    import jackutil
+    captured = jackutil.until_stream_stopped(captured)
+    reference, rate = rendered_set(set_dir, out)
+    offset = jackutil.align(captured, reference)
+    assert len(captured) - offset >= seconds * rate
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= tolerance
+    return reference, rate

@@ -17,6 +17,7 @@ from livelatent.engine.commands import SetControl
 from livelatent.session.namespace import namespace
 from livelatent.session.session import Session
 from livelatent.session.sets import render_set
+from replutil import free_udp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK = ROOT / "livelatent" / "packs" / "default" / "sources"
@@ -141,28 +142,15 @@ def test_a_session_with_osc_renders_from_its_journal_what_was_played(two, tmp_pa
     assert '"kind": "controls", "origin": "osc"' in journal
 
 
-def free_udp_port() -> int:
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
-
-
 def test_osc_live_over_jack_renders_from_the_journal_as_heard(jack_server, tmp_path):
     """The REPL plays over a JACK dummy server while this test sends 1,000 OSC messages over
     10 s and the REPL swaps a curve: `livelatent render` of the set equals the capture."""
-    import jackutil
     from livelatent.session.performance import read_performance
-    from replutil import Repl, last_underruns, rendered_set
+    from replutil import heard_is_rendered, last_underruns, recorded_repl
 
     sets, port = tmp_path / "sets", free_udp_port()
-    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "osc"],
-                env={"LIVELATENT_SETS": str(sets), "LIVELATENT_OSC_PORT": str(port)})
-    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
-    try:
-        recorder.start(timeout_s=60)
-        repl.wait_prompt()
+    with recorded_repl(jack_server, ["--blocksize", "1024", "--set", "osc"], sets,
+                       env={"LIVELATENT_OSC_PORT": str(port)}) as (repl, recorder):
         repl.run("v = voice(flute, cello, curve=osc('/fader/1', default=0.2).smooth(10), name='v')\n"
                  "w = voice(piano, strings, curve=sine(2), gain=0.5, name='w')")
         client = SimpleUDPClient("127.0.0.1", port)
@@ -175,24 +163,18 @@ def test_osc_live_over_jack_renders_from_the_journal_as_heard(jack_server, tmp_p
         repl.pump(0.5)
         assert repl.exit() == 0, repl.text[-2000:]
         captured = recorder.stop()
-    finally:
-        recorder.close()
-        repl.close()
     assert "error:" not in repl.text, repl.text[-3000:]
     performance = read_performance(sets / "osc" / "journal.jsonl")
     osc_batches = [b for b in performance.batches if b.origin == "osc"]
     assert 100 <= len(osc_batches) <= 1000             # merged to at most one a step
-    captured = jackutil.until_stream_stopped(captured)
-    reference, rate = rendered_set(sets / "osc", tmp_path / "osc.wav")
-    offset = jackutil.align(captured, reference)
-    assert len(captured) - offset >= 9 * rate
-    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
+    heard_is_rendered(captured, sets / "osc", tmp_path / "osc.wav", seconds=9)
     assert last_underruns(repl.text) == 0
 
 
 def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_server, two, tmp_path):
     import subprocess
 
+    import jackutil
     import rtmidi
     a, b = two
     with Engine(seed=2) as engine:
@@ -202,11 +184,9 @@ def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_s
                          "on_note(lambda note, velocity: v.set(gain=velocity), note=64)")
         out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
         out.open_virtual_port("sender")
-        ours = subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split("\n")
-        ours = [p for p in ours if p.startswith("livelatent") and "livelatent" in p.split(":")[-1]]
-        assert ours, "livelatent's MIDI input port is not on the JACK server"
+        ours = jackutil.livelatent_midi_input(jack_server)
         wait_for(lambda: subprocess.run(["jack_connect", "RtMidiOut Client:sender",
-                                         ours[0]]).returncode == 0, timeout=5)
+                                         ours]).returncode == 0, timeout=5)
         for value in range(0, 128, 4):
             out.send_message([0xB1, 74, value])            # CC 74 on channel 2
         out.send_message([0x90, 60, 100])                  # note 60 held

@@ -101,17 +101,13 @@ def test_two_processes_share_a_link_session_and_the_set_replays_it(private_netwo
     """livelatent and an aalink peer join one session: their beat phases agree within 2 ms,
     the peer's tempo change lands in livelatent and its journal, ``tempo()`` reaches the peer,
     leaving keeps the tempo, and ``livelatent render`` of the set equals what JACK heard."""
-    import jackutil
     from livelatent.session.performance import read_performance
-    from replutil import Repl, last_underruns, rendered_set
+    from replutil import heard_is_rendered, last_underruns, recorded_repl
 
     sets, commands, peer_log = tmp_path / "sets", tmp_path / "peer.commands", tmp_path / "peer.log"
     commands.write_text("")
-    env = {"LIVELATENT_SETS": str(sets), "LINK_PEER_COMMANDS": str(commands),
-           "LINK_PEER_LOG": str(peer_log), "LINK_PEER_PYTHON": os.sys.executable}
-    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "linked"], env=env,
-                wrapper=["unshare", "-n", "bash", str(ROOT / "tests" / "private_net.sh")])
-    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
+    env = {"LINK_PEER_COMMANDS": str(commands), "LINK_PEER_LOG": str(peer_log),
+           "LINK_PEER_PYTHON": os.sys.executable}
 
     def tell_peer(line):
         with open(commands, "a") as f:
@@ -125,46 +121,40 @@ def test_two_processes_share_a_link_session_and_the_set_replays_it(private_netwo
         return float(repl.run("print(f'<{engine.tempo:.3f}>')").split("<")[-1].split(">")[0])
 
     try:
-        recorder.start(timeout_s=60)
-        repl.wait_prompt()
-        repl.run("import json, time")
-        repl.run("v = voice(flute, cello, curve=sine(2), name='v')")
-        repl.run("L = link()")
-        deadline = time.monotonic() + 20
-        while "1 peer" not in repl.run("L"):
-            assert time.monotonic() < deadline, repl.text[-2000:]
-            repl.pump(0.5)
-        repl.pump(1.5)
-        sample_beats(tmp_path / "joined.json")
-        tell_peer("tempo 90")                        # a peer changes the tempo
-        repl.pump(1.5)
-        assert shown_tempo() == pytest.approx(90.0, abs=1e-3)
-        sample_beats(tmp_path / "after.json")
-        repl.run("tempo(100)")                       # the performer changes the session's
-        repl.pump(1.5)
-        repl.run("unlink()")                         # and leaves: the tempo stays
-        tell_peer("tempo 130")
-        repl.pump(1.0)
-        assert shown_tempo() == pytest.approx(100.0, abs=1e-3)
-        assert repl.exit() == 0, repl.text[-2000:]
-        captured = recorder.stop()
+        with recorded_repl(jack_server, ["--blocksize", "1024", "--set", "linked"], sets, env=env,
+                           wrapper=["unshare", "-n", "bash", str(ROOT / "tests" / "private_net.sh")]) \
+                as (repl, recorder):
+            repl.run("import json, time")
+            repl.run("v = voice(flute, cello, curve=sine(2), name='v')")
+            repl.run("L = link()")
+            deadline = time.monotonic() + 20
+            while "1 peer" not in repl.run("L"):
+                assert time.monotonic() < deadline, repl.text[-2000:]
+                repl.pump(0.5)
+            repl.pump(1.5)
+            sample_beats(tmp_path / "joined.json")
+            tell_peer("tempo 90")                        # a peer changes the tempo
+            repl.pump(1.5)
+            assert shown_tempo() == pytest.approx(90.0, abs=1e-3)
+            sample_beats(tmp_path / "after.json")
+            repl.run("tempo(100)")                       # the performer changes the session's
+            repl.pump(1.5)
+            repl.run("unlink()")                         # and leaves: the tempo stays
+            tell_peer("tempo 130")
+            repl.pump(1.0)
+            assert shown_tempo() == pytest.approx(100.0, abs=1e-3)
+            assert repl.exit() == 0, repl.text[-2000:]
+            captured = recorder.stop()
     finally:
         tell_peer("end")
-        recorder.close()
-        repl.close()
     assert "error:" not in repl.text and "Traceback" not in repl.text, repl.text[-3000:]
     peer = np.loadtxt(peer_log)
-    heard_by_peer = peer[peer[:, 2] > 0]
-    assert np.any(np.abs(heard_by_peer[:, 2] - 100.0) < 1e-3)    # tempo() reached the peer
+    assert np.any(np.abs(peer[:, 2] - 100.0) < 1e-3)             # tempo() reached the peer
     for taken in ("joined.json", "after.json"):
         apart = _phase_apart_ms(tmp_path / taken, peer_log)
         assert np.abs(apart).max() < 2.0, (taken, apart)
     performance = read_performance(sets / "linked" / "journal.jsonl")
     synced = [c for b in performance.batches if b.origin == "link" for c in b.commands]
     assert any(c["op"] == "sync" and abs(c["bpm"] - 90.0) < 1e-3 for c in synced), synced
-    captured = jackutil.until_stream_stopped(captured)
-    reference, rate = rendered_set(sets / "linked", tmp_path / "linked.wav")
-    offset = jackutil.align(captured, reference)
-    assert len(captured) - offset >= 5 * rate
-    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
+    heard_is_rendered(captured, sets / "linked", tmp_path / "linked.wav", seconds=5)
     assert last_underruns(repl.text) == 0

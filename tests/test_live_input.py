@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from livelatent import Engine, ParameterError, load_model, sine, source, voice
+from livelatent import Engine, ParameterError, load_model
 from livelatent.live_source import LiveSource, quantise24
 
 from replutil import ROOT
@@ -61,20 +61,15 @@ def test_live_input_over_jack_renders_from_its_recording_as_heard(jack_server, t
     """A JACK client plays a file into livelatent's input while the output is captured: the
     input is recorded into the set, and `livelatent render` of the set equals the capture."""
     import jackutil
-    from replutil import Repl, last_underruns, rendered_set
+    from replutil import heard_is_rendered, last_underruns, recorded_repl, rendered_set
 
     rate, sets = 44100, tmp_path / "sets"
     t = np.arange(3 * rate) / rate
     tone = 0.4 * np.sin(2 * np.pi * (220 + 60 * t) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.7 * t))
     played = np.stack([tone, 0.5 * tone], axis=1).astype(np.float32)
-    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--inputs", "2", "--set", "heard"],
-                env={"LIVELATENT_SETS": str(sets)})
-    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
-    player = jackutil.JackPlayer(jack_server, played, r"^PortAudio(-[0-9]+)?:in_")
-    try:
-        recorder.start(timeout_s=60)
-        player.start(timeout_s=60)
-        repl.wait_prompt()
+    with recorded_repl(jack_server, ["--blocksize", "1024", "--inputs", "2", "--set", "heard"],
+                       sets) as (repl, recorder), \
+            jackutil.JackPlayer(jack_server, played, jackutil.SUBPROCESS_INPUTS):
         mark = len(repl.text)
         repl.run("mic = live_input(channel=1)")
         repl.wait_for("ms after it comes in", since=mark)       # the delay, said once
@@ -84,10 +79,6 @@ def test_live_input_over_jack_renders_from_its_recording_as_heard(jack_server, t
         repl.pump(4.0)
         assert repl.exit() == 0, repl.text[-2000:]
         captured = recorder.stop()
-    finally:
-        player.close()
-        recorder.close()
-        repl.close()
     assert "error:" not in repl.text and "needed input" not in repl.text, repl.text[-3000:]
     assert re.search(r"input1 \+\d+ ms", repl.text)          # the delay in the status line
     recording = sets / "heard" / "inputs" / "input1.flac"
@@ -98,11 +89,7 @@ def test_live_input_over_jack_renders_from_its_recording_as_heard(jack_server, t
     at = jackutil.align(heard, values)                 # the input is what the client played
     looped = values[np.arange(len(heard) - at) % len(values)]
     assert np.abs(heard[max(at, 0):] - looped[max(-at, 0):]).max() <= 1e-6
-    captured = jackutil.until_stream_stopped(captured)
-    reference, rate = rendered_set(sets / "heard", tmp_path / "heard.wav")
-    offset = jackutil.align(captured, reference)
-    assert len(captured) - offset >= 7 * rate
-    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
+    reference, rate = heard_is_rendered(captured, sets / "heard", tmp_path / "heard.wav", seconds=7)
     assert last_underruns(repl.text) == 0
     # and what came in is what shaped the sound: with the recording silenced, it plays otherwise
     sf.write(recording, np.zeros(len(heard), np.float32), rate, subtype="PCM_24")

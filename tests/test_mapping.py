@@ -104,24 +104,13 @@ def test_a_repl_session_teaches_a_mapping_over_osc_and_renders_as_heard(jack_ser
     """The REPL adds examples (given, and read from the inputs now), trains, plays the mapping
     while OSC moves one input and a scripted curve the other, trains again while it plays:
     `livelatent render` of the set equals what JACK captured."""
-    import socket
-
-    import jackutil
     from pythonosc.udp_client import SimpleUDPClient
     from livelatent.session.performance import read_performance
-    from replutil import Repl, last_underruns, rendered_set
+    from replutil import free_udp_port, heard_is_rendered, last_underruns, recorded_repl
 
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    sets = tmp_path / "sets"
-    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "taught"],
-                env={"LIVELATENT_SETS": str(sets), "LIVELATENT_OSC_PORT": str(port)})
-    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
-    try:
-        recorder.start(timeout_s=60)
-        repl.wait_prompt()
+    sets, port = tmp_path / "sets", free_udp_port()
+    with recorded_repl(jack_server, ["--blocksize", "1024", "--set", "taught"], sets,
+                       env={"LIVELATENT_OSC_PORT": str(port)}) as (repl, recorder):
         client = SimpleUDPClient("127.0.0.1", port)
         repl.run("m = mapping(inputs=[osc('/x', default=0.1).smooth(20), tri(4)], name='faders')")
         repl.run("m.add(flute.at(0.5), inputs=[0, 0]); m.add(cello, inputs=[1, 0]); "
@@ -141,17 +130,10 @@ def test_a_repl_session_teaches_a_mapping_over_osc_and_renders_as_heard(jack_ser
         assert "trained (mlp, 6 examples)" in repl.text
         assert repl.exit() == 0, repl.text[-2000:]
         captured = recorder.stop()
-    finally:
-        recorder.close()
-        repl.close()
     assert "error:" not in repl.text and "Traceback" not in repl.text, repl.text[-3000:]
     performance = read_performance(sets / "taught" / "journal.jsonl")
     assert any(b.origin == "mapping:faders" for b in performance.batches)
-    captured = jackutil.until_stream_stopped(captured)
-    reference, rate = rendered_set(sets / "taught", tmp_path / "taught.wav")
-    offset = jackutil.align(captured, reference)
-    assert len(captured) - offset >= 6 * rate
-    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
+    heard_is_rendered(captured, sets / "taught", tmp_path / "taught.wav", seconds=6)
     assert last_underruns(repl.text) == 0
 
 

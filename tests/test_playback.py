@@ -52,12 +52,7 @@ def test_stop_then_start_fifty_times_plays_on_where_the_listener_was(jack_server
                 captured = recorder.stop()
             assert underruns == 0, f"start {attempt}: {underruns} underruns"
             assert np.abs(captured).max() > 0.01, f"start {attempt}: no sound"
-            # the audio process has left; JACK lets go of its ports a moment later, and the next
-            # recorder must not find the old ones (and record their silence)
-            deadline = time.monotonic() + 5
-            while any(re.match(jackutil.SUBPROCESS_PORTS, p) for p in jack_server.ports()):
-                assert time.monotonic() < deadline, f"start {attempt}: its ports stayed"
-                time.sleep(0.01)
+            jack_server.wait_until_gone(jackutil.SUBPROCESS_PORTS)     # before the next recorder
             pieces.append((sounding(captured), engine.position))   # what it played, up to where
         heard = engine.position
     with Engine(seed=3) as offline:

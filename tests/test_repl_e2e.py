@@ -6,7 +6,6 @@ set, and kills the process with SIGKILL. Then the journal must hold every cell, 
 ``livelatent render`` of the set must equal, sample for sample, what JACK heard.
 """
 
-import contextlib
 import json
 import re
 import subprocess
@@ -20,7 +19,8 @@ import soundfile as sf
 
 import jackutil
 from livelatent.session.performance import read_journal
-from replutil import ROOT, Repl
+from jackutil import until_stream_stopped
+from replutil import ROOT, Repl, recorded_repl
 
 CELLS = [
     ('v = voice(flute, cello, curve=sine(4), name="drift")', 0.3),
@@ -39,31 +39,11 @@ CELLS = [
 BROKEN = {5: "the curve returned nan", 6: "syntax error", 7: "NameError"}
 
 
-def until_stream_stopped(captured):
-    loud = np.flatnonzero(np.any(captured != 0, axis=1))
-    return captured[:loud[-1] + 1]
-
-
 def displayed(output: str) -> str:
     """The value a cell displayed (``Out[n]: value``)."""
     found = re.findall(r"Out\[\d+\]: (.*)", output)
     assert found, f"the cell displayed nothing: {output!r}"
     return found[-1].strip()
-
-
-@contextlib.contextmanager
-def recorded_repl(jack_server, args, sets, *, record_seconds: float = 60):
-    """A REPL playing through JACK and a recorder of its ports, both closed whatever happens
-    (a JACK client still open when its server stops crashes the process)."""
-    repl = Repl(["live", "--device", "system", *args], env={"LIVELATENT_SETS": str(sets)})
-    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=record_seconds)
-    try:
-        recorder.start(timeout_s=60)
-        repl.wait_prompt()
-        yield repl, recorder
-    finally:
-        recorder.close()
-        repl.close()
 
 
 def perform(jack_server, sets):

@@ -20,7 +20,9 @@ import soundfile as sf
 import jackutil
 from livelatent.session.performance import read_sessions
 from replutil import ROOT, Repl
-from test_repl_e2e import displayed, recorded_repl, until_stream_stopped
+from jackutil import until_stream_stopped
+from replutil import recorded_repl
+from test_repl_e2e import displayed
 
 SETTLE_S = 0.35       # lookahead (0.2 s) + a fade (0.05 s) + a step: a change is heard by then
 

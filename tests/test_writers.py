@@ -10,9 +10,8 @@ captured.
 import time
 
 
-import jackutil
 from livelatent.session.performance import read_performance
-from replutil import Repl, last_underruns, rendered_set
+from replutil import heard_is_rendered, last_underruns, recorded_repl
 
 SECONDS = 20
 SWEEP = """\
@@ -35,12 +34,7 @@ def test_many_writers_at_once_are_journaled_and_render_as_heard(jack_server, tmp
     sets = tmp_path / "sets"
     pattern = tmp_path / "layer.py"
     pattern.write_text(PATTERN.format(period=2))
-    repl = Repl(["live", "--device", "system", "--blocksize", "1024", "--set", "many"],
-                env={"LIVELATENT_SETS": str(sets)})
-    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, seconds=60)
-    try:
-        recorder.start(timeout_s=60)
-        repl.wait_prompt()
+    with recorded_repl(jack_server, ["--blocksize", "1024", "--set", "many"], sets) as (repl, recorder):
         repl.run('v = voice(flute, cello, curve=0.2, name="v")\n'
                  'w = voice(piano, strings, strategy="stepwise", gain=0.6, name="w")')
         repl.run(f"exec({SWEEP!r})")
@@ -57,9 +51,6 @@ def test_many_writers_at_once_are_journaled_and_render_as_heard(jack_server, tmp
         repl.run("sweeping.set()")
         assert repl.exit() == 0, repl.text[-2000:]
         captured = recorder.stop()
-    finally:
-        recorder.close()
-        repl.close()
     assert "error:" not in repl.text, repl.text[-3000:]
 
     performance = read_performance(sets / "many" / "journal.jsonl")
@@ -71,10 +62,7 @@ def test_many_writers_at_once_are_journaled_and_render_as_heard(jack_server, tmp
     assert performance.end is not None
     assert all(b.sample % 512 == 0 for b in performance.batches)          # each on a step
 
-    captured = jackutil.until_stream_stopped(captured)
-    reference, rate = rendered_set(sets / "many", tmp_path / "many.wav")
+    reference, _ = heard_is_rendered(captured, sets / "many", tmp_path / "many.wav",
+                                     seconds=SECONDS - 2)                 # all of it compared
     assert len(reference) == performance.end
-    offset = jackutil.align(captured, reference)
-    assert len(captured) - offset >= (SECONDS - 2) * rate               # all of it compared
-    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
     assert last_underruns(repl.text) == 0
