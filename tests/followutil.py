@@ -16,7 +16,7 @@ from livelatent import Engine, corpus, curve, follow, ramp, rand, voice
 from pathutil import PACK, SR
 from test_descriptors import accuracy_targets, follow_accuracy
 
-__all__ = ["following_results"]
+__all__ = ["following_results", "assert_follows_far_better"]
 
 
 def following_results(windows: int = 7 * 256) -> dict:
@@ -51,3 +51,14 @@ def following_results(windows: int = 7 * 256) -> dict:
             centers = start + np.arange(windows) * 512 + 512
             results[name] = follow_accuracy(mono, SR, centers[inner], target_c[inner], target_l[inner])
     return results
+
+
+def assert_follows_far_better(results: dict) -> None:
+    """``results["follow"]`` hits its targets (log-centroid correlation 0.9, median centroid
+    error 15%, loudness correlation 0.9) far better than the random and sorted baselines."""
+    ours = results["follow"]
+    assert ours["centroid_corr"] >= 0.9 and ours["centroid_rel_error"] <= 0.15, results
+    assert ours["loudness_corr"] >= 0.9, results
+    for baseline in ("random", "sorted"):
+        assert ours["centroid_corr"] > results[baseline]["centroid_corr"] + 0.5, results
+        assert ours["centroid_rel_error"] < results[baseline]["centroid_rel_error"] / 3, results

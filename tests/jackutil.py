@@ -211,7 +211,27 @@ def livelatent_midi_input(server, timeout_s: float = 10.0) -> str:
         time.sleep(0.05)
 
 
-class JackPlayer:
+class _Client:
+    """A JACK client of the tests': ``with`` starts it, and it leaves the server once, however
+    the block ends (a client still open when its server stops crashes the interpreter)."""
+
+    _closed = False
+
+    def close(self) -> None:
+        """Leave the JACK server (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._client.deactivate(ignore_errors=True)
+            self._client.close(ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class JackPlayer(_Client):
     """A JACK client that plays ``audio`` (frames, channels), looped, into the input ports that
     match ``ports`` (a regular expression), from when :meth:`start` finds them."""
 
@@ -249,20 +269,9 @@ class JackPlayer:
             raise
         return self
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._client.deactivate(ignore_errors=True)
-            self._client.close(ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
 
 
-class JackRecorder:
+class JackRecorder(_Client):
     """Record what some JACK output ports play, every frame, with its JACK frame time.
 
     Parameters
@@ -395,18 +404,8 @@ class JackRecorder:
         return self._buffer[:self._written].copy()
 
     def close(self) -> None:
-        """Leave the JACK server (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._client.deactivate(ignore_errors=True)
-            self._client.close(ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
         self._recording = False
-        self.close()
+        super().close()
 
 
 def _as_frames(audio) -> np.ndarray:

@@ -319,6 +319,7 @@ def accuracy_targets(windows):
 
 
 def test_following_the_pack_notes_hits_the_targets_far_better_than_the_baselines(codec):
+    from followutil import assert_follows_far_better       # (followutil reads this module)
     notes = corpus(sorted(PACK_SOURCES.glob("*.flac")))
     assert len(notes) >= 20
     index = descriptor_index(codec, notes, HOP, progress=False)
@@ -345,9 +346,4 @@ def test_following_the_pack_notes_hits_the_targets_far_better_than_the_baselines
               f"{r['centroid_rel_error']:.3f}, loudness corr {r['loudness_corr']:.3f}, median "
               f"loudness error {r['loudness_error_db']:.1f} dB", end="")
     print()
-    ours = results["follow"]
-    assert ours["centroid_corr"] >= 0.9 and ours["centroid_rel_error"] <= 0.15, results
-    assert ours["loudness_corr"] >= 0.9, results
-    for baseline in ("random", "sorted"):
-        assert ours["centroid_corr"] > results[baseline]["centroid_corr"] + 0.5, results
-        assert ours["centroid_rel_error"] < results[baseline]["centroid_rel_error"] / 3, results
+    assert_follows_far_better(results)
