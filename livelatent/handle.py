@@ -17,7 +17,7 @@ from .paths.plan import with_plan
 from .sources import source as make_source
 from .voice import VoiceParams, check_gain, check_out, check_pan
 
-__all__ = ["Voice"]
+__all__ = ["Voice", "VoiceNow"]
 
 _UNSET = object()
 
@@ -145,14 +145,23 @@ class Voice:
             engine.submit(SetVoice(self._number, changes, quant))
         return self
 
-    def now(self) -> tuple[np.ndarray, np.ndarray]:
-        """Where the voice is in the latent space where the listener is: the (mean, log-variance)
-        of that window, before sampling. A mapping's target: ``m.add(v.now())``."""
+    def now(self) -> "VoiceNow":
+        """Where the voice is in the latent space: the (mean, log-variance) of a window, before
+        sampling. As a mapping's target (``m.add(v.now())``) it is read at the sample where the
+        cell lands; unpacked (``mu, logvar = v.now()``) or shown, where the listener is."""
+        if self.params.plan is None:
+            raise ParameterError(f"voice {self.name!r} has no latent point yet")
+        return VoiceNow(self)
+
+    def point_at(self, sample: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The (mean, log-variance) of the window the voice plays at ``sample`` (default: where
+        the listener is)."""
         params = self.params
         if params.plan is None:
             raise ParameterError(f"voice {self.name!r} has no latent point yet")
         engine = self._engine
-        k = max(0, (engine.position - params.start) // params.layout.output_hop)
+        sample = engine.position if sample is None else int(sample)
+        k = max(0, (sample - params.start) // params.layout.output_hop)
         channels, _ = block_channels(params, np.array([k], dtype=np.int64), engine.clock)
         plan, frame = params.plan, k % max(1, params.plan.length)
         point = np.zeros(2 * engine.codec.latent_dim)
@@ -181,3 +190,26 @@ class Voice:
         curve = repr(p.curve) if p.curve is not None else f"steps {list(np.round(p.steps, 3))}"
         return (f"<Voice {p.name!r} {self.state}: {p.a.name} -> {p.b.name}, {p.strategy}/{p.synth}, "
                 f"curve={curve}, gain={p.gain:g}, pan={p.pan:g}>")
+
+
+class VoiceNow:
+    """``v.now()``: where a voice is, read when it is used (see :meth:`Voice.now`)."""
+
+    def __init__(self, voice: Voice):
+        self.voice = voice
+
+    def at(self, sample: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.voice.point_at(sample)
+
+    def __iter__(self):
+        return iter(self.at())
+
+    def __getitem__(self, index):
+        return self.at()[index]
+
+    def __len__(self) -> int:
+        return 2
+
+    def __repr__(self) -> str:
+        mu, _ = self.at()
+        return f"<{self.voice.name}.now(): mean {np.round(mu[:3], 3).tolist()}..., {mu.size} dims>"

@@ -186,3 +186,111 @@ def test_targets_from_a_plane_a_playing_voice_and_a_source_at_a_time(tmp_path):
         info = session.run_cell(f"m.show({str(tmp_path / 'm.png')!r})")
         assert info.path.stat().st_size > 1000 and set(info.paths) == {"1-2"}
         session.close()
+
+
+def test_then_drives_a_planes_xy_and_along_coefficients_and_renders_as_played(tmp_path):
+    """``m.then(plane)``: examples taught as points of the plane give back their (x, y); the
+    voice plays the plane with the mapping's x and y, follows a new training, and the set
+    renders it exactly. ``m.then(along(...))`` gives the coefficients of a taught offset."""
+    from livelatent import along, directions, plane, source
+    from livelatent.mapping.steering import parameters_of
+    from pathutil import PACK
+    flute, cello, choir, harp = (source(PACK / f"{n}.flac") for n in ("flute", "cello", "choir", "harp"))
+    with Engine(seed=4) as engine:
+        codec = engine.codec
+        square = plane(flute, cello, choir, harp)
+        taught = [(0.1, 0.2), (0.8, 0.3), (0.4, 0.9), (0.6, 0.6)]
+        points = np.stack([target_point(square.at(*xy), codec) for xy in taught])
+        np.testing.assert_allclose(parameters_of(square, points, codec), taught, atol=1e-4)
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="steered")
+        session.namespace.update(flute=flute, cello=cello, choir=choir, harp=harp)
+        session.run_cell("p = plane(flute, cello, choir, harp)\n"
+                         "m = mapping(inputs=[saw(4)], name='xy', kind='knn')\n"
+                         "m.add(p.at(0.1, 0.2), inputs=[0]); m.add(p.at(0.8, 0.3), inputs=[1])\n"
+                         "m.train(wait=True)\n"
+                         "v = voice(m.then(p), name='steered')")
+        steered = session.run_cell("v.path")
+        np.testing.assert_allclose(steered.driven.x(np.array([0.0, 4.0 - 1e-9])), [0.1, 0.8], atol=1e-4)
+        np.testing.assert_allclose(steered.driven.y(np.array([0.0])), [0.2], atol=1e-4)
+        first = engine.render_array(2.0)
+        session.run_cell("m.add(p.at(0.9, 0.9), inputs=[0.5]); m.train(wait=True)")
+        followed = session.run_cell("v.path")
+        assert followed is not steered and followed.model.rows.shape == (3, 2)
+        np.testing.assert_allclose(followed.driven.x(np.array([2.0])), [0.9], atol=1e-4)
+        second = engine.render_array(2.0)
+        with pytest.raises(LiveLatentError, match="plane's x and y"):
+            session.run_cell("m.then(flute)")
+        session.end()
+        session.close()
+    played = np.concatenate([first, second])
+    render_set(tmp_path / "sets" / "steered", tmp_path / "steered.wav", progress=False)
+    rendered, _ = sf.read(tmp_path / "steered.wav", dtype="float32")
+    assert np.array_equal(rendered[:len(played)], played)
+
+    with Engine(seed=4) as engine:
+        codec = engine.codec
+        dirs = directions([flute, cello, choir, harp], k=3)
+        walk = along(flute, dirs, {0: 0.0, 2: 0.0})
+        base = target_point(flute, codec)
+        latent = codec.latent_dim
+        offset = base.copy()
+        offset[:latent] += 1.5 * dirs.vectors[0] - 0.5 * dirs.vectors[2]
+        m = Mapping(engine, [0.0], name="walk", kind="mlp")
+        m.add((base[:latent], base[latent:]), inputs=[0.0])
+        m.add((offset[:latent], offset[latent:]), inputs=[1.0])
+        m.train(wait=True)
+        node = m.then(walk)
+        assert node.slots == (0, 2)
+        np.testing.assert_allclose(node.model.predict([[1.0]])[0], [1.5, -0.5], atol=0.05)
+        np.testing.assert_allclose(node.model.predict([[0.0]])[0], [0.0, 0.0], atol=0.05)
+
+
+def test_examples_are_read_where_their_cell_lands_journaled_and_replayed(tmp_path):
+    """``m.add(target)`` reads the inputs, and ``v.now()`` the voice, at the sample where the
+    cell lands (not where the listener was when the code ran); the journal keeps what was read,
+    and a replay's mapping gets the same examples from it. Training in the same cell waits
+    for them."""
+    from livelatent import saw
+    from livelatent.session.performance import read_performance
+    from livelatent.session.replay import Replayer, ReplayReport
+    from livelatent.session.sets import open_set, replay_namespace
+    with Engine(seed=6) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="read")
+        session.run_cell("m = mapping(inputs=[saw(8)], name='timed')\n"
+                         "v = voice(flute, cello, curve=saw(4), name='moving')")
+        engine.render_array(1.0)
+        assert session.run_cell("m.add(cello)") == 1
+        with engine.batch(origin="timer", at=66560):      # lands half a second after the listener
+            m = session.namespace["m"]
+            assert m.add(session.namespace["harp"]) == 2 and len(m.examples) == 1
+        assert len(m.examples) == 2
+        engine.render_array(0.5)
+        session.run_cell("m.add(v.now(), inputs=[0.25])")
+        engine.render_array(0.5)
+        session.run_cell("m.add(flute, inputs=[0.9]); m.add(choir); m.train(kind='knn', wait=True)")
+        live = session.namespace["m"]
+        assert len(live.examples) == 5 and live.model is not None and live.model.terms == 5
+        voice = session.namespace["v"]
+        session.end()
+        session.close()
+        folder = tmp_path / "sets" / "read"
+        read = [b for b in read_performance(folder / "journal.jsonl").batches if b.readings]
+        assert [len(b.readings) for b in read] == [1, 1, 1, 2]
+        assert read[1].sample == 66560 and read[1].origin == "timer"
+        for record, example in zip(read[:2], live.examples):
+            beats = record.sample / 44100 * engine.clock.bpm / 60      # one tempo all along
+            assert example[0][0] == pytest.approx(float(saw(8)(beats)), abs=1e-9)
+        mu, logvar = voice.point_at(read[2].sample)
+        np.testing.assert_allclose(live.examples[2][1], np.concatenate([mu, logvar]).astype(np.float32),
+                                   atol=1e-6)
+    performance, codec = open_set(folder)
+    with Engine(codec, seed=6) as replay_engine:
+        names = replay_namespace(replay_engine, folder)
+        replayer = Replayer(replay_engine, performance, folder, names=names, report=ReplayReport())
+        for action in replayer.actions():
+            replayer.perform(action)
+        replayed = names["m"]
+        assert len(replayed.examples) == 5
+        for (x1, y1), (x2, y2) in zip(live.examples, replayed.examples):
+            assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
+        assert replayed.model is not None and np.array_equal(replayed.model.rows, live.model.rows)

@@ -254,7 +254,7 @@ class Engine:
             Batch.leave(token)
             if failed and discard_on_error:
                 self.numbers.give_back(batch.rollback((0, 0)))
-            elif batch.commands and not batch.capture:
+            elif (batch.commands or batch.readings or batch.after) and not batch.capture:
                 self.send(batch)
 
     def send(self, batch: Batch) -> int | None:
@@ -279,8 +279,11 @@ class Engine:
             with self._lock:
                 self.land_offline(batch)
         self.landed_at = batch.landed_at
+        batch.read = [reading.read(batch.landed_at) for reading in batch.readings]
         for recorder in list(self._recorders):
             recorder.landed(batch)
+        for then in batch.after:
+            then()
         if interrupted:
             raise KeyboardInterrupt
         return batch.landed_at

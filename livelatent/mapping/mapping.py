@@ -25,12 +25,14 @@ from ..controls import evaluating
 from ..curves import as_curve
 from ..errors import LiveLatentError, ParameterError
 from ..engine.commands import SetVoice
-from ..engine.writers import Batch
+from ..engine.writers import Batch, current_batch, default_origin
+from ..handle import VoiceNow
 from ..paths.nodes import PlaneAt
 from ..sources import Source, SourceAt
 from ..voice import curve_values
 from .models import KINDS, Model, fit
 from .node import Mapped
+from .steering import Steered, steer_model
 from .sketches import Features, SketchWatcher, drawn, learn_features, send_sketch
 
 __all__ = ["Mapping", "target_point", "names", "MAX_EXAMPLES"]
@@ -40,9 +42,12 @@ RAW_LOGVAR = -8.0          # the log-variance given to a raw latent vector (a na
 _HOP = 512
 
 
-def target_point(target, codec) -> np.ndarray:
-    """``target`` as one latent point: ``(2 * latent,)`` mean | log-variance."""
+def target_point(target, codec, sample: int | None = None) -> np.ndarray:
+    """``target`` as one latent point: ``(2 * latent,)`` mean | log-variance (``v.now()`` read
+    at ``sample``, default where the listener is)."""
     latent = codec.latent_dim
+    if isinstance(target, VoiceNow):
+        target = target.at(sample)
     if isinstance(target, SourceAt):
         frames = target.source.frames(codec, _HOP)
         index = min(len(frames) - 1, max(0, int(round(target.seconds * codec.sample_rate / _HOP))))
@@ -92,43 +97,73 @@ class Mapping:
         self.seed, self.k, self.replaying = int(seed), int(k), replaying
         self.examples: list[tuple[np.ndarray, np.ndarray]] = []
         self.model: Model | None = None
+        self._fitted: tuple[np.ndarray, np.ndarray] | None = None    # the examples it was fitted to
         rest = np.zeros(engine.codec.window, dtype=np.float32)
         self.rest = Source(rest, sample_rate=engine.sample_rate, name=f"{self.name}-rest")
         self._lock = threading.Lock()
         self._training: threading.Thread | None = None
+        self._pending = 0            # examples waiting for their cell to land
 
     # -- examples ----------------------------------------------------------------------------------
-    def values_now(self) -> np.ndarray:
-        """The inputs' values where the listener is (controllers from the engine's score)."""
+    def values_at(self, sample: int | None = None) -> np.ndarray:
+        """The inputs' values at ``sample`` (default: where the listener is), controllers from
+        the engine's score."""
         engine = self.engine
         score = engine.intended()
-        beat = float(score.clock.beats(engine.position))
+        beat = float(score.clock.beats(engine.position if sample is None else int(sample)))
         with evaluating(score.controls, 0.0, score.clock.bpm):
             return np.array([float(curve_values(c, np.array([beat]))[0]) for c in self.inputs])
 
     def add(self, target, *, inputs=None, image=None) -> int:
-        """Pair ``target`` with the inputs' values now (or ``inputs``, or the features of the
-        drawing ``image``); returns the count."""
-        point = target_point(target, self.engine.codec)
+        """Pair ``target`` with the inputs' values (or ``inputs``, or the features of the drawing
+        ``image``); returns the count. What is read from the timeline (the inputs, ``v.now()``)
+        is read at the sample where the cell lands, and the example is journaled there."""
+        if not isinstance(target, VoiceNow):
+            target_point(target, self.engine.codec)          # a bad target is refused now
         if image is not None:
             if self.features is None:
                 raise ParameterError(f"{self.name}.add(image=...): this mapping reads curves, not "
                                      f"drawings; make it with mapping(inputs=features(...))")
             inputs = self.features.vector(image)
-        if inputs is None:
-            values = self.values_now()
-        else:
+        values = None
+        if inputs is not None:
             values = np.asarray(inputs, dtype=np.float64).ravel()
             if values.shape != (len(self.inputs),):
                 raise ParameterError(f"{self.name}.add(inputs=...): {len(self.inputs)} numbers, one "
                                      f"per input; got {values.size}")
-        if not np.all(np.isfinite(values)):
-            raise ParameterError(f"{self.name}.add(): an input is NaN or infinite ({values.tolist()})")
+            _check_finite(self.name, values)
+        timed = values is None or isinstance(target, VoiceNow)
+        example = _Example(self, target, values)
         with self._lock:
-            if len(self.examples) >= MAX_EXAMPLES:
+            if len(self.examples) + self._pending >= MAX_EXAMPLES:
                 raise ParameterError(f"{self.name}: at most {MAX_EXAMPLES} examples")
-            self.examples.append((values, point))
-            return len(self.examples)
+            self._pending += 1
+        if not timed:                 # nothing to read from the timeline: it is an example now
+            example.read(None)
+            example.taken = True      # (a replay runs this line again: the journal is a record)
+        try:
+            with self.engine.batch(origin=default_origin()) as batch:
+                batch.readings.append(example)
+        except BaseException:
+            if timed:
+                with self._lock:
+                    self._pending -= 1
+            raise
+        with self._lock:
+            return len(self.examples) + self._pending
+
+    def _example(self, values: np.ndarray, point: np.ndarray, *, pending: bool = True) -> None:
+        with self._lock:
+            self._pending -= pending
+            if len(self.examples) < MAX_EXAMPLES:
+                self.examples.append((values, point))
+
+    def replayed_example(self, data: dict) -> None:
+        """An example a replay hands back from the journal, added live by a writer whose code
+        does not run again in a replay (a timer, a thread)."""
+        if "refused" not in data:
+            self._example(np.asarray(data["inputs"], dtype=np.float64),
+                          np.asarray(data["target"], dtype=np.float64), pending=False)
 
     # -- training --------------------------------------------------------------------------------
     def train(self, kind: str | None = None, *, wait: bool = False) -> "Mapping":
@@ -137,6 +172,12 @@ class Mapping:
         kind = self.kind if kind is None else kind
         if kind not in KINDS:
             raise ParameterError(f"{self.name}.train(kind={kind!r}): one of {', '.join(KINDS)}")
+        batch = current_batch(self.engine)
+        if self._pending and batch is not None and any(
+                isinstance(r, _Example) and r.mapping is self and not r.taken for r in batch.readings):
+            # examples of this cell are read where it lands: train on them once they are
+            batch.after.append(lambda: self.train(kind, wait=wait))
+            return self
         with self._lock:
             examples = list(self.examples)
         distinct = {tuple(x) for x, _ in examples}
@@ -160,12 +201,17 @@ class Mapping:
         except Exception as exc:          # noqa: BLE001 - said, and the voices keep their mapping
             self.engine.events.error(f"{self.name}.train(): {type(exc).__name__}: {exc}")
             return
-        self.model = model
-        node = self.path()
-        playing = [p for p in self.engine.intended_voices()
-                   if isinstance(p.path, Mapped) and p.path.key == node.key]
-        if playing and not self.engine.sealed:
-            changes = [SetVoice(p.index, {"path": node}) for p in playing]
+        self.model, self._fitted = model, (x, y)
+        node, changes = self.path(), []
+        for p in self.engine.intended_voices():
+            if isinstance(p.path, Mapped) and p.path.key == node.key:
+                changes.append(SetVoice(p.index, {"path": node}))
+            elif isinstance(p.path, Steered) and p.path.key == node.key:
+                try:
+                    changes.append(SetVoice(p.index, {"path": self._steered(p.path.path, model, x, y)}))
+                except LiveLatentError as exc:   # its path's sources changed under it: it keeps the last
+                    self.engine.events.error(f"{self.name}: voice {p.name!r} keeps its mapping ({exc})")
+        if changes and not self.engine.sealed:
             self.engine.send(Batch(self.engine, f"mapping:{self.name}", commands=changes))
         self.engine.events.info(f"{self.name}: trained ({kind}, {len(x)} examples)")
 
@@ -176,10 +222,31 @@ class Mapping:
         if self.model is None and self._training is not None:
             self._training.join(timeout=30.0)
         if self.model is None:
-            raise LiveLatentError(f"{self.name} is not trained yet: add examples, then {self.name}.train()")
+            waiting = " (examples read from the faders are read where their cell lands: play it " \
+                      "from the next cell)" if self._pending else ""
+            raise LiveLatentError(f"{self.name} is not trained yet: add examples, then "
+                                  f"{self.name}.train(){waiting}")
         return Mapped(self.name, self.inputs, self.model, self.rest)     # its name is its key
 
     as_path = path
+
+    def then(self, path) -> Steered:
+        """``path`` (a plane, or along(...)) with its parameters given by the mapping: a plane's
+        x and y, the coefficients of the directions an along names. ``voice(m.then(plane(a, b,
+        c, d)))``; trained again, its voices follow."""
+        self.path()                               # trained (or waits for its first training)
+        if self._fitted is not None:
+            x, y = self._fitted
+        else:                                     # loaded from a set: fitted to its examples
+            with self._lock:
+                x = np.stack([e[0] for e in self.examples])
+                y = np.stack([e[1] for e in self.examples])
+        return self._steered(path, self.model, x, y)
+
+    def _steered(self, path, model: Model, x: np.ndarray, y: np.ndarray) -> Steered:
+        steered = steer_model(model, path, x, y, self.engine.codec, seed=self.seed, k=self.k,
+                              each=self.features is None)
+        return Steered(self.name, self.inputs, steered, path)
 
     def predict(self, inputs) -> tuple[np.ndarray, np.ndarray]:
         """The (mean, logvar) the mapping gives for ``inputs``."""
@@ -215,6 +282,63 @@ class Mapping:
     def __repr__(self) -> str:
         state = "untrained" if self.model is None else f"trained ({self.model.kind})"
         return f"<mapping {self.name!r}: {len(self.inputs)} inputs, {len(self.examples)} examples, {state}>"
+
+
+def _check_finite(name: str, values: np.ndarray) -> None:
+    if not np.all(np.isfinite(values)):
+        raise ParameterError(f"{name}.add(): an input is NaN or infinite ({values.tolist()})")
+
+
+class _Example:
+    """An example waiting for the sample its cell lands on (a batch's reading): the inputs
+    (unless given) and the target (``v.now()``) are read there, and journaled; a replay takes
+    the journaled values instead of reading them again."""
+
+    def __init__(self, mapping: Mapping, target, values: np.ndarray | None):
+        self.mapping, self.target, self.values = mapping, target, values
+        self.taken, self.data, self._point = False, None, None
+
+    def read(self, sample: int | None) -> dict:
+        if self.taken:
+            return self.data
+        self.data = self._read(sample)
+        return self.data
+
+    def _read(self, sample: int | None) -> dict:
+        mapping = self.mapping
+        try:
+            values = mapping.values_at(sample) if self.values is None else self.values
+            _check_finite(mapping.name, values)
+            point = target_point(self.target, mapping.engine.codec, sample)
+        except LiveLatentError as exc:         # a controller read NaN, the voice has ended...
+            with mapping._lock:
+                mapping._pending -= 1
+            mapping.engine.events.error(f"{exc}; the example is not added")
+            return {"mapping": mapping.name, "refused": str(exc)}
+        point = point.astype(np.float32)         # as the set keeps it
+        self._point = point.astype(np.float64)
+        mapping._example(values, self._point)
+        return {"mapping": mapping.name, "inputs": values.tolist(), "target": point}
+
+    def cancel(self) -> None:
+        """Its cell's changes were dropped (a pattern file that raised): so is the example."""
+        if not self.taken:
+            self.taken = True
+            with self.mapping._lock:
+                self.mapping._pending -= 1
+        elif self.data is not None and "refused" not in self.data:
+            with self.mapping._lock:
+                self.mapping.examples = [e for e in self.mapping.examples if e[1] is not self._point]
+
+    def take(self, data: dict) -> None:
+        if self.taken:
+            return
+        if "refused" in data:
+            with self.mapping._lock:
+                self.mapping._pending -= 1
+            return
+        self.mapping._example(np.asarray(data["inputs"], dtype=np.float64),
+                              np.asarray(data["target"], dtype=np.float64))
 
 
 def names(engine, *, replaying: bool = False) -> dict:

@@ -28,6 +28,7 @@ from ..controls import evaluating
 from ..errors import CurveError, ParameterError
 from ..live_source import LiveSource
 from ..mapping.node import Mapped
+from ..mapping.steering import Steered
 from ..sources import LatentFrames
 from ..strategies import frames_per_pass
 from ..voice import curve_values
@@ -186,6 +187,8 @@ class _Compiler:
             self._follow(node, factors)
         elif isinstance(node, Mapped):
             self._mapped(node, factors)
+        elif isinstance(node, Steered):        # the path, its parameters curves of the mapping
+            self.path(node.driven, factors)
         else:
             raise ParameterError(f"{type(node).__name__} is not a path kind livelatent plays")
 

@@ -110,7 +110,8 @@ class Journal:
         return entry_id
 
     def record_batch(self, *, seq: int, origin: str, cell: int | None, sample: int,
-                     commands: list, sources: list, durable: bool = True) -> None:
+                     commands: list, sources: list, durable: bool = True,
+                     readings: list | None = None) -> None:
         """Record a landed batch (and, first, the sources it uses that are new here).
 
         ``durable=False`` (controller values, many a second): flushed to the OS, which a killed
@@ -118,6 +119,8 @@ class Journal:
         lines = [{"kind": "source", **record} for record in sources]
         lines.append({"kind": "batch", "seq": int(seq), "origin": str(origin), "cell": cell,
                       "sample": int(sample), "wall": wall_time(), "commands": commands})
+        if readings:                  # what it read where it landed (a mapping's examples)
+            lines[-1]["readings"] = readings
         self._write_many(lines, durable=durable)
 
     def record_controls(self, origin: str, values: list) -> None:

@@ -3,7 +3,8 @@
 A plain source is its record's key (a string), as before. A latent series (``a.reverse()``,
 ``a.scrub(...)``...) is ``{"series": base, "ops": [...], "position": curve, "offsets": [...]}``
 over a plain source or a corpus (``{"corpus": [keys], "name": ...}``). A path is a dict with a
-``kind`` (plane, along, cloud, follow) and its parts. Arrays a path needs (principal directions,
+``kind`` (plane, along, cloud, follow, mapped, steered) and its parts; a mapping's trained
+weights travel with it. Arrays a path needs (principal directions,
 raw offset vectors) travel inside the set like embedded audio, under keys of their own. Curves
 are code, as everywhere; one that is not (``{"fn": ...}``) comes from the replayed cell.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from ..errors import SetError
 from ..mapping.models import Model
 from ..mapping.node import Mapped
+from ..mapping.steering import Steered
 from ..paths.corpus import Corpus
 from ..paths.directions import Direction
 from ..paths.nodes import Along, Cloud, Follow, Path, Plane
@@ -74,12 +76,19 @@ def path_data(node, store):
                 "targets": {name: curve_data(c) for name, c in node.targets.items()},
                 "smooth": node.smooth}
     if isinstance(node, Mapped):        # the trained weights travel with it: a replay never trains
-        arrays = {field: {"array": store.describe_array(array, name=f"{node.name}.{field}", kind="mapping")}
-                  for field, array in node.model.arrays().items()}
         return {"kind": "mapped", "name": node.name, "inputs": [curve_data(c) for c in node.inputs],
-                "model": {"kind": node.model.kind, "k": node.model.k, "arrays": arrays},
-                "rest": source_data(node.rest, store)}
+                "model": _model_data(node, store), "rest": source_data(node.rest, store)}
+    if isinstance(node, Steered):
+        return {"kind": "steered", "name": node.name, "inputs": [curve_data(c) for c in node.inputs],
+                "model": _model_data(node, store), "path": path_data(node.path, store),
+                "slots": list(node.slots)}
     raise TypeError(f"not a path: {node!r}")
+
+
+def _model_data(node, store) -> dict:
+    arrays = {field: {"array": store.describe_array(array, name=f"{node.name}.{field}", kind="mapping")}
+              for field, array in node.model.arrays().items()}
+    return {"kind": node.model.kind, "k": node.model.k, "arrays": arrays}
 
 
 def keys_used(data) -> list[str]:
@@ -159,12 +168,16 @@ class _Rebuilder:
                           {name: self._curve(c) for name, c in value["targets"].items()},
                           float(value["smooth"]))
         if kind == "mapped":
-            model = value["model"]
-            arrays = {field: self.store.get_array(ref["array"]) for field, ref in model["arrays"].items()}
             return Mapped(str(value["name"]), [self._curve(c) for c in value["inputs"]],
-                          Model.from_arrays(str(model["kind"]), arrays, int(model["k"])),
-                          self.source(value["rest"]))
+                          self._model(value["model"]), self.source(value["rest"]))
+        if kind == "steered":
+            return Steered(str(value["name"]), [self._curve(c) for c in value["inputs"]],
+                           self._model(value["model"]), self.path(value["path"]), value["slots"])
         raise SetError(f"{self.where}: unknown path kind {kind!r}; the set is from a newer livelatent?")
+
+    def _model(self, value) -> Model:
+        arrays = {field: self.store.get_array(ref["array"]) for field, ref in value["arrays"].items()}
+        return Model.from_arrays(str(value["kind"]), arrays, int(value["k"]))
 
     def _vector(self, value):
         if "directions" in value:

@@ -65,6 +65,7 @@ class BatchRecord:
     commands: tuple
     line: int                  # where it is in the file, for messages
     session: int = 0
+    readings: tuple = ()       # what it read from the timeline where it landed (examples)
 
 
 @dataclass
@@ -219,7 +220,7 @@ def _build(path: Path, records):
                     seq=int(record["seq"]), origin=str(record["origin"]),
                     cell=None if record.get("cell") is None else int(record["cell"]),
                     sample=int(record["sample"]), commands=tuple(commands), line=number,
-                    session=current))
+                    session=current, readings=tuple(record.get("readings", ()))))
             elif kind == "controls" and current >= 0:
                 grouped: dict[int, list] = {}
                 for seq, sample, name, value in record["values"]:

@@ -63,11 +63,15 @@ class JournalRecorder:
             return
         self.flush()
         with self._lock:
-            keys = [k for data in encoded for k in sources_used(data) if k not in self._written]
+            readings = [self._reading_data(data) for data in batch.read]
+            keys = [k for data in encoded for k in sources_used(data)] + [
+                d[name]["array"] for d in readings for name in d if isinstance(d[name], dict)]
+            keys = [k for k in keys if k not in self._written]
             records = [self.store.records[k] for k in dict.fromkeys(keys)]
             try:
                 self.journal.record_batch(seq=batch.seq, origin=batch.origin, cell=batch.cell,
-                                          sample=batch.landed_at, commands=encoded, sources=records)
+                                          sample=batch.landed_at, commands=encoded, sources=records,
+                                          readings=readings)
             except (SetError, LiveLatentError) as exc:   # the sound changed: say it is not recorded
                 if not self.failed:
                     self.events.error(f"{exc}: this change is heard but not recorded; a replay "
@@ -75,6 +79,12 @@ class JournalRecorder:
                 self.failed = True
                 return
             self._written.update(keys)
+
+    def _reading_data(self, data: dict) -> dict:
+        """A reading as data: its arrays (an example's target) written into the set."""
+        return {name: {"array": self.store.describe_array(value, name=f"{data.get('mapping')}.{name}",
+                                                          kind="mapping")}
+                if hasattr(value, "shape") else value for name, value in data.items()}
 
     # -- controller values: compact, a record every quarter second or so -----------------------
     def _controls_landed(self, batch, encoded) -> None:

@@ -80,6 +80,7 @@ class Replayer:
             self.store.add_record(record)
         self.store.check()
         self._captured: dict[int, list] = {}
+        self._readings: dict[int, Batch] = {}    # cells' batches waiting for what they read live
         self._decoded: dict[tuple, list] = {}   # by (journal line, seq): seqs repeat across resumed
         # sessions, and one line (controller values) holds many batches
         self._numbers = _numbers_by_cell(performance.batches)
@@ -148,6 +149,8 @@ class Replayer:
             self.report.notes.append(f"cell {entry.id} was interrupted during the performance; "
                                      f"its names are rebuilt as if it had run whole")
         self._captured[entry.id] = list(batch.commands)
+        if batch.readings or batch.after:
+            self._readings[entry.id] = batch
         self.report.cells += 1
 
     # -- batches ---------------------------------------------------------------------------------
@@ -161,7 +164,31 @@ class Replayer:
         batch = Batch(self.engine, record.origin, at=record.sample, commands=commands, key=self.key)
         landed = self.engine.send(batch)
         self.report.batches += 1
+        if record.readings:
+            self._take_readings(record)
         return landed
+
+    def _take_readings(self, record) -> None:
+        """What a batch read where it landed (a mapping's examples), as it was read live: handed
+        to what the replayed cell waits for, or (a timer's, a thread's: no code of theirs runs
+        here) to the mapping of that name."""
+        readings = [{name: self.store.get_array(value["array"]) if isinstance(value, dict) else value
+                     for name, value in data.items()} for data in record.readings]
+        cell = self._readings.pop(record.cell, None) if record.cell is not None else None
+        if cell is not None:
+            for reading, data in zip(cell.readings, readings):
+                reading.take(data)
+            for then in cell.after:
+                then()
+            return
+        for data in readings:
+            owners = [v for v in (self.names or {}).values()
+                      if getattr(v, "name", None) == data.get("mapping") and hasattr(v, "replayed_example")]
+            if owners:
+                owners[0].replayed_example(data)
+            else:
+                self.report.notes.append(f"batch {record.seq} ({record.origin}) added an example to "
+                                         f"{data.get('mapping')!r}, which the replay does not have")
 
     def _decode(self, record, *, captured) -> list:
         where = f"batch {record.seq} ({record.origin}), journal line {record.line}"
