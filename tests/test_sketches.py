@@ -67,3 +67,90 @@ def test_bad_drawings_are_refused_by_name(tmp_path):
     Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
     with pytest.raises(ParameterError, match="blank.png: nothing is drawn"):
         drawn(tmp_path / "blank.png")
+
+
+def _lines(folder, angles, seed):
+    """Straight lines at ``angles`` (degrees), anywhere, any length and stroke width."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, angle in enumerate(angles):
+        image = Image.new("L", (128, 128), 255)
+        half = rng.uniform(20, 55)
+        cx, cy = rng.uniform(half + 4, 124 - half, 2)
+        dx, dy = np.cos(np.radians(angle)) * half, np.sin(np.radians(angle)) * half
+        ImageDraw.Draw(image).line([(cx - dx, cy - dy), (cx + dx, cy + dy)], fill=0,
+                                   width=int(rng.integers(1, 5)))
+        paths.append(folder / f"line-{seed}-{i}.png")
+        image.save(paths[-1])
+    return paths
+
+
+def test_an_autoencoder_is_kept_when_it_measures_better_and_plays_without_torch(tmp_path):
+    """features(kind="image-ae"): on lines at every angle (one shape that turns: a curved family
+    of images) the autoencoder reconstructs held-out drawings better than principal components
+    and is kept; its numpy encoder is torch's; a mapping reads its codes (horizontal lines to
+    one sound, vertical to another, held-out lines right); a saved set's mapping encodes a new
+    drawing with torch unimportable. On the mixed drawings, it measures worse and the
+    principal components are kept, saying so."""
+    import json
+    import subprocess
+    import sys
+    import torch
+    import torch.nn.functional as F
+    from livelatent.mapping.image_ae import encode
+    from livelatent.mapping.sketches import EncodedFeatures, _square
+    from livelatent.session.session import Session
+    angles = np.random.default_rng(3).uniform(0, 180, 40)
+    _lines(tmp_path / "lines", angles, seed=1)
+    made = learn_features(tmp_path / "lines", dims=4, kind="image-ae")
+    assert isinstance(made, EncodedFeatures), made
+    assert made.measured["image-ae"] < made.measured["pca"] and made.measured["held_out"] == 8
+    images = np.stack([_square(p) for p in sorted((tmp_path / "lines").iterdir())[:5]])
+    w = {k: torch.from_numpy(v) for k, v in made.weights.items()}
+    x = torch.from_numpy(images[:, None] - made.weights["input.mean"])
+    x = F.elu(F.conv2d(F.elu(F.conv2d(x, w["conv1.weight"], w["conv1.bias"], 2, 1)),
+                       w["conv2.weight"], w["conv2.bias"], 2, 1))
+    np.testing.assert_allclose(encode(made.weights, images),
+                               F.linear(x.flatten(1), w["code.weight"], w["code.bias"]).numpy(), atol=1e-5)
+
+    flat, upright = _lines(tmp_path / "flat", [5, 172, 10, 168, 2, 176], 2), \
+        _lines(tmp_path / "upright", [88, 95, 80, 100, 85, 92], 3)
+    held = {"flat": _lines(tmp_path / "held", [7, 175, 3, 170, 12, 178], 4),
+            "upright": _lines(tmp_path / "held", [90, 83, 97, 86, 93, 99], 5)}
+    with Engine(seed=1) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="drawn")
+        session.namespace["made"] = made
+        session.run_cell("m = mapping(inputs=made, name='lines', kind='knn')\n"
+                         + "".join(f"m.add(flute, image={str(p)!r})\n" for p in flat)
+                         + "".join(f"m.add(cello, image={str(p)!r})\n" for p in upright)
+                         + "m.train(wait=True)\nsave('drawn')")
+        m = session.namespace["m"]
+        targets = {"flat": target_point(session.namespace["flute"], engine.codec),
+                   "upright": target_point(session.namespace["cello"], engine.codec)}
+        right = [min(targets, key=lambda t: np.linalg.norm(np.concatenate(m.predict(made.vector(p)))
+                                                           - targets[t])) == kind
+                 for kind, paths in held.items() for p in paths]
+        assert np.mean(right) >= 0.8, right
+        expected = made.vector(held["flat"][0])
+        session.close()
+    code = f"""
+import sys, json
+sys.modules["torch"] = None                     # playing never imports torch
+from livelatent import Engine
+from livelatent.mapping.stored import load_mappings
+from livelatent.session.records import rebuild_curve
+names = {{}}
+load_mappings(Engine(), {str(tmp_path / 'sets' / 'drawn')!r}, names, rebuild_curve=rebuild_curve)
+print(json.dumps(names["m"].features.vector({str(held['flat'][0])!r}).tolist()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    np.testing.assert_allclose(json.loads(out.stdout.strip().splitlines()[-1]), expected, atol=1e-9)
+
+    draw_many(tmp_path / "mixed", 8, seed=1)
+    kept = learn_features(tmp_path / "mixed", dims=8, kind="image-ae")
+    assert not isinstance(kept, EncodedFeatures) and kept.measured["pca"] <= kept.measured["image-ae"]
+    assert "autoencoder measured worse" in repr(kept)
+    with pytest.raises(ParameterError, match="at least 10"):
+        learn_features(tmp_path / "flat", dims=4, kind="image-ae")

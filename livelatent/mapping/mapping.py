@@ -354,12 +354,15 @@ def names(engine, *, replaying: bool = False) -> dict:
         ``voice(m)`` plays wherever it points."""
         return Mapping(engine, inputs, name=name, kind=kind, seed=seed, k=k, replaying=replaying)
 
-    def features(folder, *, kind: str = "image", dims: int = 32, name: str | None = None) -> Features:
-        """Features learned from the drawings in ``folder`` (PNG or JPEG): a mapping's input."""
-        if kind != "image":
-            raise ParameterError(f"features(kind={kind!r}): only 'image' (principal components) is "
-                                 f"built; a convolutional autoencoder ('image-ae') is not yet")
-        made.append(learn_features(folder, dims=dims, name=name))
+    def features(folder, *, kind: str = "image", dims: int = 32, name: str | None = None,
+                 seed: int = 0) -> Features:
+        """Features learned from the drawings in ``folder`` (PNG or JPEG): a mapping's input.
+        ``kind="image"``: principal components; ``"image-ae"``: a small convolutional
+        autoencoder (trained now, with torch), kept when it reconstructs held-out drawings
+        better than principal components of the same size."""
+        made.append(learn_features(folder, dims=dims, name=name, kind=kind, seed=seed))
+        if made[-1].measured:
+            engine.events.info(repr(made[-1]))
         return made[-1]
 
     def _features(given):

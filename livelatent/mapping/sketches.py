@@ -5,7 +5,9 @@ folder (PNG or JPEG, any size, read with Pillow): each drawing is cropped to its
 a square, scaled to :data:`SIDE` pixels a side and softened (so position, size and stroke width
 matter less than shape); its pixels and a description that turning it does not change (how its
 ink lies around its centre, its spectrum across scales), weighed alike, are projected on the
-principal components of the folder's drawings.
+principal components of the folder's drawings. ``kind="image-ae"`` learns a small convolutional
+autoencoder of the square images instead, kept when it reconstructs held-out drawings better
+than principal components of the same size (:mod:`.image_ae`).
 
 A mapping reads those features as curves (``mapping(inputs=sketches)``): the current sketch's
 features are controller values (``sketch:<name>:<i>``), set by ``sketch("new.png")`` or by
@@ -26,10 +28,12 @@ from ..errors import ParameterError
 from ..engine.commands import SetControl
 from ..engine.writers import Batch
 
-__all__ = ["Features", "learn_features", "read_drawing", "drawn", "SketchWatcher", "send_sketch", "SIDE"]
+__all__ = ["Features", "EncodedFeatures", "learn_features", "features_from", "read_drawing", "drawn",
+           "SketchWatcher", "send_sketch", "SIDE", "FEATURE_KINDS"]
 
 SIDE = 32
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+FEATURE_KINDS = ("image", "image-ae")
 
 
 def _ink(path) -> np.ndarray:
@@ -89,8 +93,15 @@ class Features:
     """Principal components of a folder's drawings: ``vector(path)`` gives a drawing's
     ``dims`` coordinates; ``curves()`` the controller curves a mapping reads them from."""
 
+    kind = "image"
+    measured: dict | None = None      # image-ae asked for: the held-out errors that chose
+
     def __init__(self, name: str, blocks: tuple, mean: np.ndarray, components: np.ndarray, scale: float):
         self.name, self.blocks, self.mean, self.components, self.scale = name, blocks, mean, components, scale
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What a set keeps of it (:func:`features_from` rebuilds it)."""
+        return {"mean": self.mean, "components": self.components, "blocks": np.asarray(self.blocks)}
 
     @property
     def dims(self) -> int:
@@ -107,11 +118,55 @@ class Features:
         return [sketch_curve(self.name, i) for i in range(self.dims)]
 
     def __repr__(self) -> str:
-        return f"<features {self.name!r}: {self.dims} dimensions of drawings>"
+        how = "principal components"
+        if self.measured:
+            how += (f" (an autoencoder measured worse on {self.measured['held_out']} held-out "
+                    f"drawings: error {self.measured['image-ae']:.4f} against {self.measured['pca']:.4f})")
+        return f"<features {self.name!r}: {self.dims} dimensions of drawings, {how}>"
 
 
-def learn_features(folder, *, dims: int = 32, name: str | None = None) -> Features:
-    """PCA features of the drawings in ``folder`` (see the module's text)."""
+class EncodedFeatures(Features):
+    """A convolutional autoencoder's codes of the drawings (see :mod:`.image_ae`), scaled like
+    the principal components are: centred, one scale for all (the first code's spread)."""
+
+    kind = "image-ae"
+
+    def __init__(self, name: str, weights: dict, mean: np.ndarray, scale: float, measured: dict | None = None):
+        self.name, self.weights, self.mean, self.scale = name, weights, mean, scale
+        self.measured, self.blocks = measured, ()
+
+    @property
+    def dims(self) -> int:
+        return int(self.weights["code.weight"].shape[0])
+
+    def codes(self, images: np.ndarray) -> np.ndarray:
+        from .image_ae import encode
+        return encode(self.weights, images)
+
+    def vector(self, path) -> np.ndarray:
+        return (self.codes(_square(path)[None])[0] - self.mean) / self.scale
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, **{f"encoder.{k}": v for k, v in self.weights.items()}}
+
+    def __repr__(self) -> str:
+        told = "" if not self.measured else (
+            f" (held-out error {self.measured['image-ae']:.4f} against principal components' "
+            f"{self.measured['pca']:.4f})")
+        return f"<features {self.name!r}: {self.dims} dimensions of drawings, an autoencoder's{told}>"
+
+
+def features_from(kind: str, name: str, arrays: dict, scale: float) -> Features:
+    """Features as a set keeps them (see :meth:`Features.arrays`)."""
+    if kind == "image-ae":
+        weights = {k[len("encoder."):]: np.asarray(v, np.float64) for k, v in arrays.items()
+                   if k.startswith("encoder.")}
+        return EncodedFeatures(name, weights, np.asarray(arrays["mean"], np.float64), scale)
+    return Features(name, tuple(np.asarray(arrays["blocks"]).tolist()), arrays["mean"],
+                    arrays["components"], scale)
+
+
+def _drawings(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ParameterError(f"features({str(folder)!r}): no such folder")
@@ -119,8 +174,38 @@ def learn_features(folder, *, dims: int = 32, name: str | None = None) -> Featur
     if len(paths) < 2:
         raise ParameterError(f"features({str(folder)!r}): {len(paths)} image(s) (PNG or JPEG); "
                              f"at least two are needed")
+    return paths
+
+
+def learn_features(folder, *, dims: int = 32, name: str | None = None, kind: str = "image",
+                   seed: int = 0) -> Features:
+    """Features of the drawings in ``folder``: principal components (``kind="image"``), or an
+    autoencoder's codes (``"image-ae"``) when it measures better (see the module's text)."""
+    if kind not in FEATURE_KINDS:
+        raise ParameterError(f"features(kind={kind!r}): one of {', '.join(FEATURE_KINDS)}")
     if isinstance(dims, bool) or not isinstance(dims, int) or not 1 <= dims <= 256:
         raise ParameterError(f"features(dims={dims!r}): a whole number from 1 to 256")
+    name = name or Path(folder).name
+    if kind == "image-ae":
+        from .image_ae import held_out_errors, learn_autoencoder
+        images = np.stack([_square(p) for p in _drawings(folder)])
+        measured = held_out_errors(images, dims, seed=seed)
+        if measured["image-ae"] < measured["pca"]:
+            weights, _ = learn_autoencoder(images, dims, seed=seed)
+            made = EncodedFeatures(name, weights, np.zeros(dims), 1.0, measured)
+            codes = made.codes(images)
+            made.mean = codes.mean(axis=0)
+            made.scale = max(float(codes.std(axis=0).max()), 1e-12)
+            return made
+        chosen = learn_features(folder, dims=dims, name=name)
+        chosen.measured = measured
+        return chosen
+    return _principal_features(folder, dims, name)
+
+
+def _principal_features(folder, dims: int, name: str) -> Features:
+    folder = Path(folder)
+    paths = _drawings(folder)
     read = [read_drawing(p) for p in paths]
     blocks = tuple(max(float(np.sqrt(np.stack(part).var(axis=0).sum())), 1e-9) for part in zip(*read))
     described = np.stack([np.concatenate([p / s for p, s in zip(parts, blocks)]) for parts in read])
@@ -129,7 +214,7 @@ def learn_features(folder, *, dims: int = 32, name: str | None = None) -> Featur
     keep = min(dims, int(np.sum(singular > 1e-9)))
     # one scale for every component (the first's spread): the weak ones stay weak
     scale = max(float(singular[0]) / np.sqrt(max(1, len(paths) - 1)), 1e-12)
-    return Features(name or folder.name, blocks, mean, components[:keep], scale)
+    return Features(name, blocks, mean, components[:keep], scale)
 
 
 def send_sketch(engine, features: Features, path) -> np.ndarray:

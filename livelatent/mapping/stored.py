@@ -19,7 +19,7 @@ from ..atomic import atomic_path
 from ..errors import SetError
 from .mapping import Mapping
 from .models import Model
-from .sketches import Features
+from .sketches import features_from
 
 __all__ = ["save_mappings", "load_mappings", "MAPPINGS_FOLDER"]
 
@@ -42,12 +42,11 @@ def save_mappings(names: dict, folder: Path) -> list[str]:
             arrays.update({f"model.{k}": v for k, v in value.model.arrays().items()})
         features = value.features
         if features is not None:
-            arrays.update({"features.mean": features.mean, "features.components": features.components,
-                           "features.blocks": np.asarray(features.blocks)})
+            arrays.update({f"features.{k}": v for k, v in features.arrays().items()})
         settings = {"name": value.name, "kind": value.kind, "seed": value.seed, "k": value.k,
                     "inputs": [repr(c) for c in value.inputs],
                     "model": None if value.model is None else {"kind": value.model.kind, "k": value.model.k},
-                    "features": None if features is None else {"name": features.name,
+                    "features": None if features is None else {"name": features.name, "kind": features.kind,
                                                                "scale": features.scale}}
         target = Path(folder) / MAPPINGS_FOLDER
         target.mkdir(parents=True, exist_ok=True)
@@ -76,9 +75,10 @@ def load_mappings(engine, folder: Path, names: dict, *, rebuild_curve, replaying
             inputs = [rebuild_curve(code, f"{described.name}") for code in settings["inputs"]]
             features = None
             if settings.get("features"):
-                features = Features(settings["features"]["name"], tuple(arrays["features.blocks"].tolist()),
-                                    arrays["features.mean"], arrays["features.components"],
-                                    float(settings["features"]["scale"]))
+                described = settings["features"]
+                features = features_from(described.get("kind", "image"), described["name"],
+                                         {k[9:]: v for k, v in arrays.items() if k.startswith("features.")},
+                                         float(described["scale"]))
             mapping = Mapping(engine, features if features is not None else inputs, name=settings["name"],
                               kind=settings["kind"], seed=int(settings["seed"]), k=int(settings["k"]),
                               replaying=replaying)
