@@ -20,6 +20,7 @@ __all__ = ["main", "build_parser"]
 _HANDLERS = {
     "train": "livelatent.model.train:cli_train",
     "info": "livelatent.model.card:cli_info",
+    "export": "livelatent.model.export:cli_export",
     "play": "livelatent.scripting:cli_play",
     "render": "livelatent.scripting:cli_render",
     "devices": "livelatent.sinks.device:cli_devices",
@@ -31,7 +32,7 @@ _HANDLERS = {
     "doctor": "livelatent.doctor:cli_doctor",
 }
 # what a missing optional module means, by the module's top-level name
-_OPTIONAL = {"torch": "pip install 'livelatent[train]'",
+_OPTIONAL = {"torch": "pip install 'livelatent[train]'", "onnx": "pip install 'livelatent[train]'",
              "IPython": "pip install ipython", "matplotlib": "pip install matplotlib"}
 
 
@@ -113,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("info", help="print a model's card")
     p.add_argument("model", nargs="?", default=None, help=model_help)
+
+    p = add("export", help="export a model for nn~ (Max/MSP, Pure Data) or ONNX (needs torch, onnx)")
+    p.add_argument("model", nargs="?", default=None, help=model_help)
+    p.add_argument("--to", required=True, choices=["nn~", "onnx"],
+                   help="nn~: one TorchScript file; onnx: a folder with encoder.onnx and decoder.onnx")
+    p.add_argument("-o", "--output", required=True, help="the .ts file (nn~) or the folder (onnx)")
 
     for name, helptext in (("play", "play a script live through the audio device"),
                            ("render", "render a script or a set offline to a file")):
