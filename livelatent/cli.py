@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from the PCA of the training windows, or from random weights")
     p.add_argument("--bf16", action="store_true",
                    help="train with bfloat16 autocast (faster on CPUs with AVX-512 BF16)")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="processes on this machine (DistributedDataParallel: gloo on CPUs, NCCL on GPUs)")
+    p.add_argument("--nnodes", type=int, default=1, help="machines taking part (each runs this command)")
+    p.add_argument("--node-rank", type=int, default=0, help="this machine's number, 0 to nnodes - 1")
+    p.add_argument("--master-addr", default=None, help="address of machine 0 (with --nnodes)")
+    p.add_argument("--master-port", type=int, default=None, help="a free port on machine 0 (with --nnodes)")
 
     p = add("info", help="print a model's card")
     p.add_argument("model", nargs="?", default=None, help=model_help)

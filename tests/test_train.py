@@ -141,3 +141,25 @@ def test_info_of_the_default_pack(capsys):
     assert main(["info"]) == 0
     card = capsys.readouterr().out
     assert "default model pack" in card and "pca_256" in card and "silence" in card
+
+
+def test_the_corpus_streams_from_a_disk_cache_read_file_by_file(corpus, tmp_path):
+    """The training audio is read once into a file on disk and mapped, not held in memory: a
+    batch reads only its windows; the cache is reused while the files are unchanged."""
+    from livelatent.audio import list_audio_files, read_audio
+    from livelatent.model.data import cache_audio, corpus_of, open_cache
+    files = list_audio_files(corpus)
+    index = cache_audio(files, tmp_path / "cache", "audio", sample_rate=44100, window=1024, label="input",
+                        progress=False)
+    assert len(index["files"]) == 6 and not any(f.endswith("broken.wav") for f in index["files"])
+    index, audio = open_cache(tmp_path / "cache", "audio")
+    assert isinstance(audio, np.memmap) and not audio.flags.writeable
+    tone = corpus / "tone2.wav"
+    windows = corpus_of(index, audio, [tone], window=1024, hop=128)
+    expected = read_audio(tone, target_rate=44100)
+    np.testing.assert_array_equal(windows.windows(np.array([0, 3])),
+                                  np.stack([expected[:1024], expected[384:1408]]))
+    stamp = (tmp_path / "cache" / "audio.f32").stat().st_mtime_ns
+    cache_audio(files, tmp_path / "cache", "audio", sample_rate=44100, window=1024, label="input",
+                progress=False)
+    assert (tmp_path / "cache" / "audio.f32").stat().st_mtime_ns == stamp       # reused

@@ -59,7 +59,7 @@ def reconstruct(signal: np.ndarray, windows_fn: Callable[[np.ndarray], np.ndarra
 
 
 def _magnitude(signal: np.ndarray, n_fft: int) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32))
+    x = torch.from_numpy(np.array(signal, dtype=np.float32))     # a copy: the signal may be a read-only map
     if x.numel() < n_fft:       # short signals: pad so that one frame exists
         x = torch.nn.functional.pad(x, (0, n_fft - x.numel()))
     spec = torch.stft(x, n_fft=n_fft, hop_length=n_fft // 4, window=torch.hann_window(n_fft),

@@ -35,12 +35,15 @@ class RawAudioVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.fc4(F.relu(self.fc3(z))))   # (batch, window)
 
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor,
+                       noise: torch.Tensor | None = None) -> torch.Tensor:
+        noise = torch.randn_like(mu) if noise is None else noise.to(mu)
+        return mu + noise * torch.exp(0.5 * logvar)
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None):
+        """``noise``: the standard normal draws of the sampled latent (default: drawn here)."""
         mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar) if self.training else mu
+        z = self.reparameterize(mu, logvar, noise) if self.training else mu
         return self.decode(z), mu, logvar
 
 
