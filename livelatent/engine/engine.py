@@ -254,7 +254,7 @@ class Engine:
             Batch.leave(token)
             if failed and discard_on_error:
                 self.numbers.give_back(batch.rollback((0, 0)))
-            elif (batch.commands or batch.readings or batch.after) and not batch.capture:
+            elif (batch.commands or batch.readings) and not batch.capture:
                 self.send(batch)
 
     def send(self, batch: Batch) -> int | None:
@@ -282,11 +282,20 @@ class Engine:
         batch.read = [reading.read(batch.landed_at) for reading in batch.readings]
         for recorder in list(self._recorders):
             recorder.landed(batch)
-        for then in batch.after:
-            then()
         if interrupted:
             raise KeyboardInterrupt
         return batch.landed_at
+
+    def next_landing(self) -> int:
+        """About where a batch sent now would land: where the decoder has got to (live), or the
+        render position's next step (offline)."""
+        batch = current_batch(self)
+        if batch is not None and batch.at is not None:
+            return int(batch.at)
+        playback = self.playback
+        if playback is not None and playback.running:
+            return int(playback.decoded_to)
+        return self.timeline.step * self.step
 
     def land_offline(self, batch: Batch, *, late_ok: bool = False) -> None:
         """Schedule ``batch`` at the timeline's next step (or its later ``at``), with the

@@ -338,7 +338,9 @@ class Playback:
                 target = -(-(link.untouchable() + self._redo_margin()) // step)
                 if at is not None and -(-at // step) >= target:     # a later step, asked for
                     target = -(-at // step)
-                if target < timeline.step:
+                if not item.batch.commands:        # it only reads (a mapping's examples): where
+                    target = max(target, timeline.step)   # the decoder is, nothing decoded again
+                elif target < timeline.step:
                     link.rewind(target * step)
                     # the device may have moved on while we decided: never redo what it took
                     target = max(target, -(-link.untouchable() // step))

@@ -99,25 +99,24 @@ class Batch:
     seq: int | None = None
     landed_at: int | None = None
     # what the batch reads from the timeline where it lands (a mapping's examples): objects with
-    # read(sample) -> data for the journal, and take(data) (a replay hands the journaled data
-    # back); then what waits for them (training on those examples), run once they are recorded
+    # read(sample) -> data, which the journal keeps (``read``, after landing); a replayed cell's
+    # batch is handed the journaled data instead (``recorded``, taken in order)
     readings: list = field(default_factory=list)
     read: list = field(default_factory=list)
-    after: list = field(default_factory=list)
+    recorded: list = field(default_factory=list)
 
-    def savepoint(self) -> tuple[int, int, int, int]:
-        return len(self.commands), len(self.numbers), len(self.readings), len(self.after)
+    def savepoint(self) -> tuple[int, int, int]:
+        return len(self.commands), len(self.numbers), len(self.readings)
 
     def rollback(self, savepoint: tuple) -> list:
         """Drop what came after ``savepoint``; returns the voice numbers it had taken."""
-        commands, numbers, readings, after = (tuple(savepoint) + (0, 0))[:4]
+        commands, numbers, readings = (tuple(savepoint) + (0,))[:3]
         taken = self.numbers[numbers:]
         for reading in self.readings[readings:]:
             reading.cancel()
         del self.commands[commands:]
         del self.numbers[numbers:]
         del self.readings[readings:]
-        del self.after[after:]
         return taken
 
     def enter(self):

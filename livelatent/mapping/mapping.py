@@ -132,25 +132,40 @@ class Mapping:
                 raise ParameterError(f"{self.name}.add(inputs=...): {len(self.inputs)} numbers, one "
                                      f"per input; got {values.size}")
             _check_finite(self.name, values)
-        timed = values is None or isinstance(target, VoiceNow)
         example = _Example(self, target, values)
         with self._lock:
             if len(self.examples) + self._pending >= MAX_EXAMPLES:
                 raise ParameterError(f"{self.name}: at most {MAX_EXAMPLES} examples")
             self._pending += 1
-        if not timed:                 # nothing to read from the timeline: it is an example now
-            example.read(None)
-            example.taken = True      # (a replay runs this line again: the journal is a record)
-        try:
-            with self.engine.batch(origin=default_origin()) as batch:
-                batch.readings.append(example)
-        except BaseException:
-            if timed:
-                with self._lock:
-                    self._pending -= 1
-            raise
+        batch = current_batch(self.engine)
+        if batch is not None and batch.capture:       # a replayed cell: what was read live
+            if batch.recorded:
+                example.take(batch.recorded.pop(0))
+            else:                                     # (a journal from before examples were)
+                example.read(self.engine.position)
+        else:
+            if values is not None and not isinstance(target, VoiceNow):
+                example.read(None)                    # nothing to read from the timeline
+            try:
+                with self.engine.batch(origin=default_origin()) as batch:
+                    batch.readings.append(example)
+            except BaseException:
+                example.cancel()
+                raise
         with self._lock:
             return len(self.examples) + self._pending
+
+    def _settle(self) -> None:
+        """Read this cell's examples of this mapping now, where the cell would land now (a
+        train() in the same cell needs them before the cell lands)."""
+        batch = current_batch(self.engine)
+        if batch is None or batch.capture:
+            return
+        waiting = [r for r in batch.readings if isinstance(r, _Example) and r.mapping is self and r.data is None]
+        if waiting:
+            sample = self.engine.next_landing()
+            for reading in waiting:
+                reading.read(sample)
 
     def _example(self, values: np.ndarray, point: np.ndarray, *, pending: bool = True) -> None:
         with self._lock:
@@ -172,12 +187,7 @@ class Mapping:
         kind = self.kind if kind is None else kind
         if kind not in KINDS:
             raise ParameterError(f"{self.name}.train(kind={kind!r}): one of {', '.join(KINDS)}")
-        batch = current_batch(self.engine)
-        if self._pending and batch is not None and any(
-                isinstance(r, _Example) and r.mapping is self and not r.taken for r in batch.readings):
-            # examples of this cell are read where it lands: train on them once they are
-            batch.after.append(lambda: self.train(kind, wait=wait))
-            return self
+        self._settle()
         with self._lock:
             examples = list(self.examples)
         distinct = {tuple(x) for x, _ in examples}
@@ -222,10 +232,7 @@ class Mapping:
         if self.model is None and self._training is not None:
             self._training.join(timeout=30.0)
         if self.model is None:
-            waiting = " (examples read from the faders are read where their cell lands: play it " \
-                      "from the next cell)" if self._pending else ""
-            raise LiveLatentError(f"{self.name} is not trained yet: add examples, then "
-                                  f"{self.name}.train(){waiting}")
+            raise LiveLatentError(f"{self.name} is not trained yet: add examples, then {self.name}.train()")
         return Mapped(self.name, self.inputs, self.model, self.rest)     # its name is its key
 
     as_path = path
@@ -290,18 +297,18 @@ def _check_finite(name: str, values: np.ndarray) -> None:
 
 
 class _Example:
-    """An example waiting for the sample its cell lands on (a batch's reading): the inputs
-    (unless given) and the target (``v.now()``) are read there, and journaled; a replay takes
-    the journaled values instead of reading them again."""
+    """An example as a batch's reading: what it reads from the timeline (the inputs unless given,
+    ``v.now()``) is read at the sample where its cell lands (or, when a train() in the same cell
+    needs it first, where the cell would land then), and journaled; a replayed cell takes the
+    journaled values instead of reading them again."""
 
     def __init__(self, mapping: Mapping, target, values: np.ndarray | None):
         self.mapping, self.target, self.values = mapping, target, values
-        self.taken, self.data, self._point = False, None, None
+        self.data, self._point = None, None
 
     def read(self, sample: int | None) -> dict:
-        if self.taken:
-            return self.data
-        self.data = self._read(sample)
+        if self.data is None:
+            self.data = self._read(sample)
         return self.data
 
     def _read(self, sample: int | None) -> dict:
@@ -320,25 +327,24 @@ class _Example:
         mapping._example(values, self._point)
         return {"mapping": mapping.name, "inputs": values.tolist(), "target": point}
 
-    def cancel(self) -> None:
-        """Its cell's changes were dropped (a pattern file that raised): so is the example."""
-        if not self.taken:
-            self.taken = True
-            with self.mapping._lock:
-                self.mapping._pending -= 1
-        elif self.data is not None and "refused" not in self.data:
-            with self.mapping._lock:
-                self.mapping.examples = [e for e in self.mapping.examples if e[1] is not self._point]
-
     def take(self, data: dict) -> None:
-        if self.taken:
-            return
+        self.data = data
         if "refused" in data:
             with self.mapping._lock:
                 self.mapping._pending -= 1
             return
-        self.mapping._example(np.asarray(data["inputs"], dtype=np.float64),
-                              np.asarray(data["target"], dtype=np.float64))
+        self._point = np.asarray(data["target"], dtype=np.float64)
+        self.mapping._example(np.asarray(data["inputs"], dtype=np.float64), self._point)
+
+    def cancel(self) -> None:
+        """Its cell's changes were dropped (a pattern file that raised): so is the example."""
+        mapping = self.mapping
+        with mapping._lock:
+            if self.data is None:
+                mapping._pending -= 1
+                self.data = {"mapping": mapping.name, "refused": "its cell's changes were dropped"}
+            elif self._point is not None:
+                mapping.examples = [e for e in mapping.examples if e[1] is not self._point]
 
 
 def names(engine, *, replaying: bool = False) -> dict:

@@ -80,7 +80,10 @@ class Replayer:
             self.store.add_record(record)
         self.store.check()
         self._captured: dict[int, list] = {}
-        self._readings: dict[int, Batch] = {}    # cells' batches waiting for what they read live
+        self._read_by_cell: dict[int, list] = {}    # what each cell read where it landed, live
+        for record in performance.batches:
+            if record.cell is not None and record.readings:
+                self._read_by_cell.setdefault(record.cell, []).extend(record.readings)
         self._decoded: dict[tuple, list] = {}   # by (journal line, seq): seqs repeat across resumed
         # sessions, and one line (controller values) holds many batches
         self._numbers = _numbers_by_cell(performance.batches)
@@ -131,7 +134,8 @@ class Replayer:
     def _run_cell(self, entry) -> None:
         batch = Batch(self.engine, entry.origin, cell=entry.id, capture=True,
                       checks=CheckOutcomes(list(entry.checks)),
-                      given_numbers=list(self._numbers.get(entry.id, ())))
+                      given_numbers=list(self._numbers.get(entry.id, ())),
+                      recorded=[self._reading(d) for d in self._read_by_cell.get(entry.id, ())])
         token = batch.enter()
         filename = f"<{entry.origin} {entry.id}>"
         try:
@@ -149,8 +153,6 @@ class Replayer:
             self.report.notes.append(f"cell {entry.id} was interrupted during the performance; "
                                      f"its names are rebuilt as if it had run whole")
         self._captured[entry.id] = list(batch.commands)
-        if batch.readings or batch.after:
-            self._readings[entry.id] = batch
         self.report.cells += 1
 
     # -- batches ---------------------------------------------------------------------------------
@@ -164,24 +166,18 @@ class Replayer:
         batch = Batch(self.engine, record.origin, at=record.sample, commands=commands, key=self.key)
         landed = self.engine.send(batch)
         self.report.batches += 1
-        if record.readings:
-            self._take_readings(record)
+        if record.readings and (record.cell is None or record.cell not in self._captured):
+            self._orphan_readings(record)
         return landed
 
-    def _take_readings(self, record) -> None:
-        """What a batch read where it landed (a mapping's examples), as it was read live: handed
-        to what the replayed cell waits for, or (a timer's, a thread's: no code of theirs runs
-        here) to the mapping of that name."""
-        readings = [{name: self.store.get_array(value["array"]) if isinstance(value, dict) else value
-                     for name, value in data.items()} for data in record.readings]
-        cell = self._readings.pop(record.cell, None) if record.cell is not None else None
-        if cell is not None:
-            for reading, data in zip(cell.readings, readings):
-                reading.take(data)
-            for then in cell.after:
-                then()
-            return
-        for data in readings:
+    def _reading(self, data: dict) -> dict:
+        return {name: self.store.get_array(value["array"]) if isinstance(value, dict) else value
+                for name, value in data.items()}
+
+    def _orphan_readings(self, record) -> None:
+        """What a batch read where it landed (a mapping's examples) whose code does not run
+        again here (a timer's, a thread's): handed to the mapping of that name."""
+        for data in map(self._reading, record.readings):
             owners = [v for v in (self.names or {}).values()
                       if getattr(v, "name", None) == data.get("mapping") and hasattr(v, "replayed_example")]
             if owners:
