@@ -118,7 +118,9 @@ def evaluating(controls, origin_beats: float, bpm: float):
 def _render(name, default, smooth_ms):
     kind, _, key = name.partition(":")
     if kind == "osc":
-        text = f"osc({key!r}, default={default!r})"
+        address, _, index = key.partition("#")         # argument 1 and on of a message: "#1"
+        text = (f"osc({address!r}, default={default!r})" if not index
+                else f"osc({address!r}, {int(index) + 1}, default={default!r})[{int(index)}]")
     elif kind == "cc":
         channel, number = key.split(":")
         text = f"cc({number}, channel={channel}, default={default!r})"
@@ -147,13 +149,26 @@ def _default(value) -> float:
     return _finite(value, "default")
 
 
-def osc_curve(address: str, default: float = 0.0) -> Curve:
-    """The last value sent to OSC ``address`` (its first argument), ``default`` before any."""
+OSC_ARGUMENTS = 16      # the most arguments of one OSC message read as controllers
+
+
+def osc_curve(address: str, default: float = 0.0, index: int = 0) -> Curve:
+    """The last value sent to OSC ``address`` (its argument ``index``), ``default`` before any."""
     if not isinstance(address, str) or not address.startswith("/") or len(address) > 256 \
             or any(c in address for c in " #*,?[]{}"):
         raise CurveError(f"osc({address!r}): an OSC address starts with / and has no spaces or "
                          f"wildcards, e.g. osc('/fader/1')")
-    return Curve("control", f"osc:{address}", _default(default), 0.0)
+    return Curve("control", f"osc:{address}" + (f"#{index}" if index else ""), _default(default), 0.0)
+
+
+def osc_curves(address: str, arguments=1, default: float = 0.0):
+    """``osc(address)``: one curve; ``osc(address, n)``: a tuple of ``n`` curves, one per argument
+    of the messages sent to ``address`` (an XY pad's ``/xy x y``)."""
+    if isinstance(arguments, bool) or not isinstance(arguments, int) or not 1 <= arguments <= OSC_ARGUMENTS:
+        raise CurveError(f"osc({address!r}, {arguments!r}): the second argument is how many numbers "
+                         f"each message carries (1 to {OSC_ARGUMENTS}); give a default as default=...")
+    curves = tuple(osc_curve(address, default, i) for i in range(arguments))
+    return curves[0] if arguments == 1 else curves
 
 
 def _midi_number(value, what: str, high: int = 127) -> int:
@@ -196,6 +211,6 @@ def sketch_curve(features: str, index: int) -> Curve:
 
 
 #: What a controller curve's code calls, for rebuilding it from a journal or a set.
-REBUILD_NAMES = {"osc": osc_curve, "cc": cc_curve, "sketched": sketch_curve,
+REBUILD_NAMES = {"osc": osc_curves, "cc": cc_curve, "sketched": sketch_curve,
                  "note_on": lambda number, channel=1, default=0.0: note_curve(number, channel, default),
                  "pitchbend": lambda channel=1, default=0.0: bend_curve(channel, default)}

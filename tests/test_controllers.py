@@ -268,3 +268,24 @@ def test_a_loaded_set_listens_to_the_controllers_its_voices_read(tmp_path, monke
         SimpleUDPClient("127.0.0.1", listener.port).send_message("/fader/9", 0.75)
         wait_for(lambda: "osc:/fader/9" in engine.intended().controls)
         other.close()
+
+
+def test_an_xy_pad_is_two_controllers_of_one_address(two):
+    """``osc("/xy", 2)``: two curves, one per argument of the messages to /xy; they rebuild
+    from their code; a mapping takes them as two inputs."""
+    from livelatent.session.records import rebuild_curve
+    a, b = two
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        x, y = names["osc"]("/xy", 2, default=0.5)
+        assert repr(y) == "osc('/xy', 2, default=0.5)[1]" and repr(x) == "osc('/xy', default=0.5)"
+        assert repr(rebuild_curve(repr(y), "test")) == repr(y)
+        m = names["mapping"](inputs=[names["osc"]("/xy", 2), names["cc"](1)], name="pad")
+        assert len(m.inputs) == 3
+        SimpleUDPClient("127.0.0.1", port).send_message("/xy", [0.25, 0.75])
+        wait_for(lambda: "osc:/xy#1" in engine.intended().controls)
+        controls = engine.intended().controls
+        assert controls["osc:/xy"].value(0.0) == 0.25 and controls["osc:/xy#1"].value(0.0) == 0.75
+        with pytest.raises(CurveError, match="how many numbers"):
+            names["osc"]("/xy", 0.5)

@@ -14,7 +14,7 @@ import threading
 import weakref
 
 from ..config import osc_port
-from ..controls import bend_curve, cc_curve, note_curve, osc_curve
+from ..controls import bend_curve, cc_curve, note_curve, osc_curves
 from ..errors import ParameterError
 from ..services import EngineService
 from .clock_out import MidiClock
@@ -48,17 +48,18 @@ class Controllers(EngineService):
         """The bound names for a namespace (a replay's build curves and listen to nothing)."""
         live = not replaying
 
-        def osc(address: str, default: float = 0.0, *, lo=None, hi=None):
+        def osc(address: str, arguments: int = 1, *, default: float = 0.0, lo=None, hi=None):
             """A curve: the last value sent to OSC ``address`` (its first argument), held;
             ``default`` before any. Values outside [lo, hi] are clipped (with a warning).
-            ``v.curve = osc("/fader/1")``; ``.smooth(30)`` glides over 30 ms."""
-            curve = osc_curve(address, default)
+            ``v.curve = osc("/fader/1")``; ``.smooth(30)`` glides over 30 ms. ``osc("/xy", 2)``:
+            two curves, one per argument (an XY pad), e.g. a mapping's inputs."""
+            curves = osc_curves(address, arguments, default)
             lo, hi = _bound(lo, "lo"), _bound(hi, "hi")
             if lo is not None and hi is not None and lo >= hi:
                 raise ParameterError(f"osc({address!r}, lo={lo}, hi={hi}): lo must be below hi")
             if live and not engine.sealed:
-                Controllers.of(engine).route(address, lo, hi)
-            return curve
+                Controllers.of(engine).route(address, lo, hi, arguments)
+            return curves
 
         def osc_listen(port: int | None = None, host: str = LOCALHOST) -> int:
             """Listen for OSC on ``host:port`` (default 127.0.0.1 and ``$LIVELATENT_OSC_PORT`` or
@@ -147,12 +148,13 @@ class Controllers(EngineService):
                 "midi_clock": midi_clock, "link": link, "unlink": unlink}
 
     # -- the service ---------------------------------------------------------------------------
-    def route(self, address: str, lo, hi) -> None:
+    def route(self, address: str, lo, hi, arguments: int = 1) -> None:
         with self._lock:
-            self._routes[address] = (lo, hi)
+            arguments = max(arguments, self._routes.get(address, (None, None, 1))[2])
+            self._routes[address] = (lo, hi, arguments)
             if self.listener is None:
                 self._start(osc_port(), LOCALHOST)
-            self.listener.route(address, lo, hi)
+            self.listener.route(address, lo, hi, arguments)
 
     def listen(self, port: int, host: str) -> int:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -206,8 +208,9 @@ class Controllers(EngineService):
         journal, whose curves were rebuilt without listening). OSC addresses get no range."""
         names = frozenset().union(*(p.plan.controls for p in voices)) if voices else frozenset()
         for name in sorted(n for n in names if n.startswith("osc:")):
-            if name[4:] not in self._routes:
-                self.route(name[4:], None, None)
+            address, _, index = name[4:].partition("#")
+            if address not in self._routes or self._routes[address][2] <= int(index or 0):
+                self.route(address, None, None, int(index or 0) + 1)
         midi = [n for n in names if n.split(":")[0] in ("cc", "note", "bend")]
         if midi:
             self.route_midi(midi)
@@ -235,8 +238,8 @@ class Controllers(EngineService):
 
     def _start(self, port: int, host: str) -> None:
         self.listener = OscListener(self._engine(), host, port, self.throttle)
-        for address, (lo, hi) in self._routes.items():
-            self.listener.route(address, lo, hi)
+        for address, (lo, hi, arguments) in self._routes.items():
+            self.listener.route(address, lo, hi, arguments)
 
     def close(self) -> None:
         with self._lock:

@@ -1,8 +1,9 @@
 """OSC in and out: ``osc("/fader/1")`` curves fed by a UDP listener, and ``osc_send`` for visuals.
 
 The listener (python-osc's UDP server, on 127.0.0.1 unless another address is asked for)
-routes each message to the controller of its address: its first argument, a finite number,
-clipped to the curve's range if it has one, becomes that controller's new value through a
+routes each message to the controllers of its address: its first argument (and the next ones,
+for ``osc("/xy", 2)``), a finite number, clipped to the curve's range if it has one, becomes that
+controller's new value through a
 :class:`~.sender.ControlSender` (at most one journaled batch a step). Malformed packets,
 addresses no curve listens to, values that are not numbers or out of range, and a port in use
 each give a rate-limited warning; nothing from the network raises into the REPL or the audio.
@@ -39,7 +40,7 @@ class OscListener:
 
     def __init__(self, engine, host: str, port: int, throttle):
         self.engine, self.host, self.port, self.throttle = engine, host, port, throttle
-        self.routes: dict[str, tuple] = {}           # address -> (lo, hi)
+        self.routes: dict[str, tuple] = {}           # address -> (lo, hi, arguments read)
         self.received = 0
         self.sender = ControlSender(engine, "osc", throttle)
         self.server = None
@@ -60,8 +61,8 @@ class OscListener:
     def listening(self) -> bool:
         return self.server is not None
 
-    def route(self, address: str, lo, hi) -> None:
-        self.routes[address] = (lo, hi)
+    def route(self, address: str, lo, hi, arguments: int = 1) -> None:
+        self.routes[address] = (lo, hi, arguments)
 
     def close(self) -> None:
         if self.server is not None:
@@ -91,18 +92,22 @@ class OscListener:
             self.throttle.warn("osc:unknown", f"osc: no osc() curve listens to {shown!r} (listening "
                                               f"to: {known})")
             return
-        value = params[0] if params else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.throttle.warn("osc:value", f"osc: {shown} sent {params!r:.60}; its first argument "
-                                            f"must be a finite number")
-            return
-        lo, hi = span
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            clipped = min(max(value, lo if lo is not None else value), hi if hi is not None else value)
-            self.throttle.warn("osc:range", f"osc: {shown} sent {value:g}, outside [{lo}, {hi}]; "
-                                            f"clipped to {clipped:g}")
-            value = clipped
-        self.sender.set(f"osc:{address}", float(value))
+        lo, hi, arguments = span
+        if len(params) < arguments:
+            self.throttle.warn("osc:value", f"osc: {shown} sent {params!r:.60}; {arguments} numbers "
+                                            f"were expected")
+        for index, value in enumerate(params[:arguments]):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                which = "its first argument" if index == 0 else f"argument {index + 1}"
+                self.throttle.warn("osc:value", f"osc: {shown} sent {params!r:.60}; {which} must be a "
+                                                f"finite number")
+                continue
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                clipped = min(max(value, lo if lo is not None else value), hi if hi is not None else value)
+                self.throttle.warn("osc:range", f"osc: {shown} sent {value:g}, outside [{lo}, {hi}]; "
+                                                f"clipped to {clipped:g}")
+                value = clipped
+            self.sender.set(f"osc:{address}" + (f"#{index}" if index else ""), float(value))
 
 
 class OscSender:

@@ -86,8 +86,9 @@ class Mapping:
         self.features = inputs if isinstance(inputs, Features) else None
         if self.features is not None:
             curves = tuple(self.features.curves())
-        elif isinstance(inputs, (list, tuple)) and inputs:
-            curves = tuple(as_curve(c) for c in inputs)
+        elif isinstance(inputs, (list, tuple)) and inputs:    # osc("/xy", 2): two of them
+            curves = tuple(as_curve(c) for item in inputs
+                           for c in (item if isinstance(item, (list, tuple)) else (item,)))
         else:
             raise ParameterError("mapping(inputs=[...]): give the curves it reads, e.g. [cc(1), cc(2)], "
                                  "or features(...) of drawings")
