@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the map's training")
     p.add_argument("--iterations", type=int, default=None,
                    help="training steps (default: 30 passes over the corpus, at least 3000)")
+    p.add_argument("--features", choices=["bag", "timbre", "model"], default="timbre",
+                   help="what the map sorts by: bag-of-frames descriptors, pitch-robust timbre "
+                        "descriptors, or the model's latent thumbnails")
+    p.add_argument("--model", default=None, help="the model of --features model (default: the default pack)")
 
     p = add("map", help="draw a map of the latent space: sounds and SOM clusters as labelled "
                         "points, coloured by what their decoded windows sound like")

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from livelatent.cli import main as cli_main
+from livelatent.corpus.feature_sets import DEFAULT_FEATURES, feature_set
 from livelatent.corpus.som import build_som, default_grid, load_som
 from livelatent.errors import AudioError, SomError
 from synthetic_corpus import FAMILIES, SR, make_sound
@@ -148,8 +149,10 @@ def test_the_folder_holds_metadata_weights_picture_and_masom_files(som):
     names = {p.name for p in som.path.iterdir()}
     assert {"som.json", "weights.npy", "umatrix.png", "clusters.json", "data-concatenated.json"} <= names
     meta = json.loads((som.path / "som.json").read_text())
-    assert meta["grid"] == [6, 6] and meta["seed"] == 0 and len(meta["feature_names"]) == 37
-    assert np.load(som.path / "weights.npy", allow_pickle=False).shape == (6, 6, 37)
+    columns = len(feature_set(DEFAULT_FEATURES).names)
+    assert meta["grid"] == [6, 6] and meta["seed"] == 0 and meta["features"] == DEFAULT_FEATURES
+    assert len(meta["feature_names"]) == columns
+    assert np.load(som.path / "weights.npy", allow_pickle=False).shape == (6, 6, columns)
     png = (som.path / "umatrix.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
     width, height = struct.unpack(">II", png[16:24])
@@ -162,7 +165,7 @@ def test_the_folder_holds_metadata_weights_picture_and_masom_files(som):
     assert sorted(data, key=int) == [str(i) for i in range(40)]
     for entry in data.values():
         flag, path, start_ms, duration_ms, *features = entry
-        assert flag == 1 and start_ms == 0 and len(features) == 36
+        assert flag == 1 and start_ms == 0 and len(features) == columns - 1
         assert not path.startswith("/") and (som.base / path).is_file()
         assert duration_ms == pytest.approx(sf.info(str(som.base / path)).duration * 1000, abs=0.01)
 
@@ -401,3 +404,25 @@ def test_livelatent_som_with_a_bad_grid_says_how_to_write_it(corpus, tmp_path, c
     assert exited.value.code == 2
     assert "'6by6' must be ROWSxCOLUMNS" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("kind", ["bag", "timbre", "model"])
+def test_every_feature_set_builds_a_map_that_places_new_sounds(tmp_path, kind):
+    """``--features bag|timbre|model``: each builds a map whose clusters keep the families apart
+    more often than not, and near() describes a new sound with the map's own feature set."""
+    from livelatent.cli import main
+    rng = np.random.default_rng(4)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for family in FAMILIES:
+        for i in range(5):
+            sf.write(corpus / f"{family}{i}.wav", make_sound(family, rng), SR)
+    assert main(["som", str(corpus), "-o", str(tmp_path / "map"), "--grid", "3x3", "--features", kind]) == 0
+    som = load_som(tmp_path / "map")
+    assert som.meta["features"] == kind and len(som.meta["feature_names"]) == len(feature_set(kind).names)
+    clusters = {}
+    for family in FAMILIES:
+        path = tmp_path / f"new_{family}.wav"
+        sf.write(path, make_sound(family, rng), SR)
+        clusters[family] = som.near(path)
+    assert len(set(clusters.values())) >= 3, clusters

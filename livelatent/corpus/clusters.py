@@ -17,7 +17,8 @@ from ..audio import SILENCE_PEAK, read_audio
 from ..errors import AudioError, SomError, ResampledWarning
 from ..sources import Source, playing_rate
 from . import masom
-from .features import Scaler, features_of_audio, read_for_analysis
+from .feature_sets import feature_set
+from .features import Scaler, read_for_analysis
 
 __all__ = ["Som", "Cluster", "ClusterList"]
 
@@ -188,7 +189,10 @@ class Som:
             audio, rate = sound.audio, sound.sample_rate
         else:
             audio, rate = sound, sample_rate or playing_rate()
-        point = self._scaler.transform(features_of_audio(audio, sample_rate=rate)[None, :])[0]
+        audio = np.asarray(audio, dtype=np.float32)
+        audio = audio.mean(axis=1, dtype=np.float32) if audio.ndim == 2 else audio
+        chosen = feature_set(self.meta.get("features", "bag"), model=self.meta.get("model"))   # bag: a
+        point = self._scaler.transform(chosen.describe(audio, rate)[None, :])[0]   # map from before
         distances = np.linalg.norm(self._node_weights - point, axis=1)
         nonempty = np.array([bool(self._clusters.get(j)) for j in range(len(self))])
         distances[~nonempty] = np.inf

@@ -253,7 +253,7 @@ class FeatureTable:
                 f"{len(self.skipped)} skipped>")
 
 
-def extract_features(paths, *, progress: bool = True) -> FeatureTable:
+def extract_features(paths, *, progress: bool = True, features=None) -> FeatureTable:
     """Thumbnails of many files, skipping (and listing) those that cannot be used.
 
     Parameters
@@ -262,6 +262,8 @@ def extract_features(paths, *, progress: bool = True) -> FeatureTable:
         Files, in the order the table keeps. Use :func:`list_corpus_files` to expand folders.
     progress : bool
         Show a tqdm progress bar (on stderr).
+    features : FeatureSet, optional
+        Which thumbnails (:mod:`.feature_sets`); default the bag of frames.
 
     Returns
     -------
@@ -282,13 +284,15 @@ def extract_features(paths, *, progress: bool = True) -> FeatureTable:
             except AudioError as exc:
                 skipped.append((path, str(exc)))
                 continue
-            rows.append(features_of_audio(audio, sample_rate=rate))
+            rows.append(features_of_audio(audio, sample_rate=rate) if features is None
+                        else features.describe(audio, rate))
             kept.append(path)
-    values = np.vstack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))
+    width = len(FEATURE_NAMES) if features is None else features.width
+    values = np.vstack(rows) if rows else np.zeros((0, width))
     return FeatureTable(kept, values, skipped)
 
 
-def group_weights(weights: dict | None = None) -> np.ndarray:
+def group_weights(weights: dict | None = None, features=None) -> np.ndarray:
     """Per-column multipliers from per-group weights: (len(FEATURE_NAMES),).
 
     Each group counts equally by default: a column's multiplier is
@@ -299,18 +303,20 @@ def group_weights(weights: dict | None = None) -> np.ndarray:
     >>> group_weights({"duration": 0})[0]
     0.0
     """
-    weights = dict(weights or {})
-    unknown = sorted(set(weights) - set(FEATURE_GROUPS))
+    groups, columns = ((FEATURE_GROUPS, FEATURE_NAMES) if features is None
+                       else (features.groups, list(features.names)))
+    weights = {**({} if features is None else features.default_weights), **dict(weights or {})}
+    unknown = sorted(set(weights) - set(groups))
     if unknown:
         raise ParameterError(f"unknown feature group(s) {unknown} in weights: "
-                             f"use {sorted(FEATURE_GROUPS)}")
-    multipliers = np.zeros(len(FEATURE_NAMES))
-    for group, names in FEATURE_GROUPS.items():
+                             f"use {sorted(groups)}")
+    multipliers = np.zeros(len(columns))
+    for group, names in groups.items():
         weight = weights.get(group, 1.0)
         if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
             raise ParameterError(f"weights[{group!r}]={weight!r} must be a number >= 0")
         for name in names:
-            multipliers[FEATURE_NAMES.index(name)] = weight / math.sqrt(len(names))
+            multipliers[columns.index(name)] = weight / math.sqrt(len(names))
     return multipliers
 
 
@@ -335,10 +341,10 @@ class Scaler:
         return cls(*(np.asarray(data[key], dtype=np.float64) for key in ("mean", "std", "multipliers")))
 
 
-def fit_scaler(values: np.ndarray, *, weights: dict | None = None) -> Scaler:
+def fit_scaler(values: np.ndarray, *, weights: dict | None = None, features=None) -> Scaler:
     """A :class:`Scaler` fitted to a corpus's thumbnails (a column that never varies gets std 1)."""
     values = np.asarray(values, dtype=np.float64)
     mean = values.mean(axis=0)
     std = values.std(axis=0)
     std[~(std > 1e-12)] = 1.0
-    return Scaler(mean, std, group_weights(weights))
+    return Scaler(mean, std, group_weights(weights, features))

@@ -33,7 +33,8 @@ from ..atomic import atomic_path
 from ..errors import ParameterError, SomError
 from . import masom
 from .clusters import Cluster, ClusterList, Som
-from .features import (ANALYSIS_RATE, FEATURE_NAMES, FRAME_SIZE, HOP_SIZE, Scaler, extract_features,
+from .feature_sets import DEFAULT_FEATURES, feature_set
+from .features import (ANALYSIS_RATE, FRAME_SIZE, HOP_SIZE, Scaler, extract_features,
                        fit_scaler, list_corpus_files)
 from .umatrix import draw_umatrix, umatrix
 
@@ -45,6 +46,10 @@ WEIGHTS_FILE = "weights.npy"
 UMATRIX_FILE = "umatrix.png"
 FORMAT = "livelatent.som"
 VERSION = 1
+
+
+BATCH_FROM = 10_000       # more files than this: the batch map (one point at a time is too slow)
+BATCH_EPOCHS = 20
 
 
 def default_grid(num_files: int) -> tuple[int, int]:
@@ -96,12 +101,44 @@ def _train(points: np.ndarray, grid: tuple[int, int], *, seed: int, iterations: 
     return som.get_weights().reshape(rows * cols, -1).copy()
 
 
+def _train_batch(points: np.ndarray, grid: tuple[int, int], *, seed: int, epochs: int = BATCH_EPOCHS) -> np.ndarray:
+    """The batch SOM (Kohonen's batch map) for large corpora: each epoch, every point goes to
+    its nearest node, and each node becomes the mean of the points of its grid neighbourhood
+    (a Gaussian whose width falls from half the grid to one node). Vectorised over the points
+    (minisom updates one point at a time), and deterministic: ``seed`` only breaks the PCA
+    start's ties. Returns node weights (rows * cols, features)."""
+    rows, cols = grid
+    mean = points.mean(axis=0)
+    _, singular, axes = np.linalg.svd(points[:: max(1, len(points) // 20000)] - mean, full_matrices=False)
+    spread = singular[:2] / math.sqrt(max(1, min(len(points), 20000) - 1))
+    r, c = np.meshgrid(np.linspace(-1, 1, rows), np.linspace(-1, 1, cols), indexing="ij")
+    weights = mean + r.reshape(-1, 1) * spread[0] * axes[0] + c.reshape(-1, 1) * (spread[1] if len(spread) > 1 else 0) * axes[min(1, len(axes) - 1)]
+    coords = np.stack([r.ravel() * (rows - 1) / 2, c.ravel() * (cols - 1) / 2], axis=1)
+    grid_d2 = ((coords[:, None, :] - coords[None, :, :]) ** 2).sum(axis=2)
+    for epoch in range(epochs):
+        sigma = max(rows, cols) / 2.0 + (1.0 - max(rows, cols) / 2.0) * epoch / max(1, epochs - 1)
+        best, _ = _best_matching(points, weights)
+        counts = np.bincount(best, minlength=len(weights)).astype(np.float64)
+        sums = np.stack([np.bincount(best, weights=points[:, j], minlength=len(weights))
+                         for j in range(points.shape[1])], axis=1)
+        reach = np.exp(-grid_d2 / (2.0 * sigma * sigma))
+        total = reach @ counts
+        weights = np.where(total[:, None] > 1e-12, (reach @ sums) / np.maximum(total, 1e-12)[:, None], weights)
+    return weights
+
+
 def _best_matching(points: np.ndarray, node_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest node for each point, and its distance."""
-    d2 = ((points * points).sum(1)[:, None] - 2.0 * points @ node_weights.T
-          + (node_weights * node_weights).sum(1)[None, :])
-    best = np.argmin(d2, axis=1)
-    return best, np.sqrt(np.maximum(d2[np.arange(len(points)), best], 0.0))
+    """Index of the nearest node for each point, and its distance (in chunks of points)."""
+    best = np.empty(len(points), dtype=np.int64)
+    distance = np.empty(len(points))
+    squares = (node_weights * node_weights).sum(1)[None, :]
+    for begin in range(0, len(points), 8192):
+        chunk = points[begin:begin + 8192]
+        d2 = (chunk * chunk).sum(1)[:, None] - 2.0 * chunk @ node_weights.T + squares
+        found = np.argmin(d2, axis=1)
+        best[begin:begin + len(chunk)] = found
+        distance[begin:begin + len(chunk)] = np.sqrt(np.maximum(d2[np.arange(len(chunk)), found], 0.0))
+    return best, distance
 
 
 def _common_base(paths: list[Path]) -> Path:
@@ -110,7 +147,8 @@ def _common_base(paths: list[Path]) -> Path:
 
 
 def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | None = None,
-              weights: dict | None = None, progress: bool = True) -> Som:
+              weights: dict | None = None, progress: bool = True, features: str = DEFAULT_FEATURES,
+              model=None) -> Som:
     """Build a map of a corpus and write it to ``output_dir``.
 
     Parameters
@@ -128,6 +166,9 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
         Training steps, default :func:`default_iterations`.
     weights : dict, optional
         Weight per feature group (see :func:`~livelatent.corpus.features.group_weights`).
+    features : {"bag", "timbre", "model"}
+        The thumbnails the map sorts by (:mod:`~livelatent.corpus.feature_sets`); ``model``
+        names the codec of the ``model`` thumbnails (default: the default pack).
     progress : bool
         Show a progress bar while features are extracted.
 
@@ -140,7 +181,8 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
     files = list_corpus_files(*inputs, exclude=output)
     if not files:
         raise SomError(f"no files in {', '.join(map(str, inputs))}: nothing to map")
-    table = extract_features(files, progress=progress)
+    chosen = feature_set(features, model=model)
+    table = extract_features(files, progress=progress, features=chosen)
     if table.skipped:
         print(f"livelatent som: skipped {len(table.skipped)} of {len(files)} files:", file=sys.stderr)
         for path, reason in table.skipped:
@@ -152,9 +194,11 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
     iterations = default_iterations(len(table)) if iterations is None else int(iterations)
     if iterations < 1:
         raise ParameterError(f"iterations={iterations} must be at least 1")
-    scaler = fit_scaler(table.values, weights=weights)
+    scaler = fit_scaler(table.values, weights=weights, features=chosen)
     points = scaler.transform(table.values)
-    node_weights = _train(points, (rows, cols), seed=int(seed), iterations=iterations)
+    batch = len(points) > BATCH_FROM
+    node_weights = (_train_batch(points, (rows, cols), seed=int(seed)) if batch
+                    else _train(points, (rows, cols), seed=int(seed), iterations=iterations))
     best, distance = _best_matching(points, node_weights)
     clusters = {node: [int(i) for i in np.flatnonzero(best == node)] for node in range(rows * cols)}
 
@@ -173,9 +217,12 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
         "node_numbering": "row * columns + column", "files": len(table),
         "base": os.path.relpath(base, output.resolve()), "base_absolute": str(base),
         "seed": int(seed), "iterations": iterations, "sigma": max(rows, cols) / 2.0,
-        "learning_rate": 0.5, "neighborhood": "gaussian", "trainer": "minisom",
+        "learning_rate": 0.5, "neighborhood": "gaussian",
+        "trainer": f"batch ({BATCH_EPOCHS} epochs)" if batch else "minisom",
         "analysis_rate": ANALYSIS_RATE, "frame_size": FRAME_SIZE, "hop_size": HOP_SIZE,
-        "feature_names": FEATURE_NAMES, "feature_weights": dict(weights or {}),
+        "features": chosen.name, "model": None if model is None else str(model),
+        "feature_names": list(chosen.names),
+        "feature_weights": {**chosen.default_weights, **dict(weights or {})},
         "scaler": scaler.to_json(), "weights_file": WEIGHTS_FILE,
         "quantization_error": float(distance.mean()),
         "skipped": [[str(p), reason] for p, reason in table.skipped],
@@ -270,9 +317,10 @@ def load_som(somdir, *, base=None) -> Som:
 
 # -- command line ---------------------------------------------------------------------------------
 def cli_som(args) -> int:
-    """``livelatent som DATA... -o SOMDIR [--grid RxC] [--seed N] [--iterations N]``."""
+    """``livelatent som DATA... -o SOMDIR [--grid RxC] [--seed N] [--iterations N] [--features K]``."""
     som = build_som(args.data, args.output, grid=args.grid, seed=args.seed,
-                    iterations=args.iterations, progress=True)
+                    iterations=args.iterations, progress=True,
+                    features=getattr(args, "features", DEFAULT_FEATURES), model=getattr(args, "model", None))
     print(f"wrote {som.path}: {som.grid[0]}x{som.grid[1]} map of {som.num_files} files in "
           f"{len(som.clusters)} clusters")
     print(f"  picture: {som.path / UMATRIX_FILE}")
