@@ -18,7 +18,7 @@ __all__ = ["main", "build_parser"]
 
 # subcommand -> "module:function" that takes the parsed argparse.Namespace and returns an exit code
 _HANDLERS = {
-    "train": "livelatent.model.train:cli_train",
+    "train": "livelatent.model.distributed:cli_train",
     "info": "livelatent.model.card:cli_info",
     "export": "livelatent.model.export:cli_export",
     "play": "livelatent.scripting:cli_play",

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_path
 from ..audio import list_audio_files
 from ..errors import AudioError, ParameterError
-from . import distributed
+from . import ranks as group
 from .card import write_card
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .data import cache_audio, corpus_of, describe_files, open_cache, split_files
@@ -38,7 +38,7 @@ from .train_state import TRAIN_STATE_NAME, restore, save_state_file
 from .warmstart import pca_warm_start
 from .vae import RawAudioVAE, VAEConfig, vae_loss
 
-__all__ = ["train", "cli_train", "TRAIN_STATE_NAME", "LR_SCHEDULES"]
+__all__ = ["train", "TRAIN_STATE_NAME", "LR_SCHEDULES"]
 
 CACHE_FOLDER = "cache"          # the training audio, read once (see .data)
 LR_SCHEDULES = ("cosine", "step", "constant")
@@ -152,10 +152,10 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
             raise ParameterError(f"threads={threads!r} must be a positive integer")
         torch.set_num_threads(threads)
     config = VAEConfig(window=window, hidden=hidden, latent=latent, sample_rate=sample_rate, beta=beta)
-    ranks = distributed.from_environment()
+    ranks = group.from_environment()
     dev = _device(device, ranks.local_rank if ranks else 0)
     if ranks is not None:
-        distributed.join(ranks, dev.type)
+        group.join(ranks, dev.type)
         if threads is None and dev.type == "cpu":     # the processes here share the cores
             local = int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
@@ -175,7 +175,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     if ranks is None or ranks.local_rank == 0:    # one process a machine reads the audio; the
         cache_audio(everything, cache, "audio", sample_rate=sample_rate, window=window,  # others
                     label="input", progress=bool(progress))                         # map it
-    distributed.barrier(ranks)
+    group.barrier(ranks)
     index, audio = open_cache(cache, "audio")
     cached, given = set(index["files"]), set(files)
     # split the usable files, so a broken file does not shrink validation
@@ -187,7 +187,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     if not len(corpus):
         raise AudioError(f"no usable training audio in {', '.join(map(str, data))}")
     world = ranks.world if ranks else 1
-    sampler = distributed.DistributedWindowSampler(len(corpus), batch_size, seed=seed,
+    sampler = group.DistributedWindowSampler(len(corpus), batch_size, seed=seed,
                                                    rank=ranks.rank if ranks else 0, world=world)
     steps_per_epoch = len(sampler)
     total_steps = steps_per_epoch * epochs
@@ -272,7 +272,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
                 elif progress == "lines" and step % tenth == 0:
                     print(f"epoch {epoch}/{epochs}: {step / steps_per_epoch:4.0%} loss {loss_value:.5f}",
                           flush=True)
-            loss_sum, mse_sum, kl_sum, count = distributed.all_sum(ranks, sums)
+            loss_sum, mse_sum, kl_sum, count = group.all_sum(ranks, sums)
             record = {"epoch": epoch, "loss": loss_sum / count, "mse": mse_sum / count,
                       "kl": kl_sum / count, "val_loss": None,
                       "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - epoch_start, 1)}
@@ -283,7 +283,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
                     history, optimizer, scheduler, dev, batch_size, bar, file_list,
                     elapsed_before + time.time() - started,
                     save_state=epoch % checkpoint_every == 0 or epoch == epochs, float16=float16)
-            distributed.barrier(ranks)
+            group.barrier(ranks)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -293,7 +293,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     if bar is not None:
         bar.close()
     if not main:
-        distributed.leave()
+        group.leave()
         return {}
 
     eval_signals = val_signals
@@ -326,7 +326,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     del corpus, validation, audio, val_signals, eval_signals      # the cache's map, then the cache
     shutil.rmtree(cache, ignore_errors=True)       # (kept when a run stops early: --resume reads it)
     if ranks is not None:
-        distributed.leave()
+        group.leave()
     return summary
 
 
@@ -367,32 +367,3 @@ def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def cli_train(args) -> int:
-    """``livelatent train``: run :func:`train` with the command line's arguments (on several
-    processes with ``--nproc`` or ``--nnodes``)."""
-    kwargs = dict(
-        data=args.data, output_dir=args.output, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, lr_schedule=args.lr_schedule, hop=args.hop, window=args.window,
-        hidden=args.hidden, latent=args.latent, beta=args.beta, sample_rate=args.sample_rate,
-        val_fraction=args.val_fraction, val_files=args.val_files,
-        checkpoint_every=args.checkpoint_every, resume=args.resume, device=args.device,
-        threads=args.threads, seed=args.seed, float16=args.float16, bf16=getattr(args, "bf16", False),
-        init=getattr(args, "init", "pca"), progress=True if sys.stderr.isatty() else "lines")
-    nproc, nnodes = getattr(args, "nproc", 1), getattr(args, "nnodes", 1)
-    if nproc > 1 or nnodes > 1:
-        distributed.launch(kwargs, nproc=nproc, nnodes=nnodes, node_rank=getattr(args, "node_rank", 0),
-                           master_addr=getattr(args, "master_addr", None),
-                           master_port=getattr(args, "master_port", None))
-        if getattr(args, "node_rank", 0) != 0:
-            return 0
-        summary = json.loads((Path(args.output) / "summary.json").read_text())
-    else:
-        summary = train(**kwargs)
-        if not summary:                 # a process of a run torchrun started, not rank 0
-            return 0
-    model = summary["metrics"]["model"]
-    print(f"wrote {Path(args.output) / CHECKPOINT_NAME} and card.md: {summary['evaluated_on']} "
-          f"SNR {model['snr_db']:.1f} dB, spectral convergence {model['spectral_convergence']:.3f}")
-    return 0
