@@ -205,10 +205,8 @@ class Engine:
             self._recorders.remove(recorder)
 
     def submit(self, *commands: Command) -> int | None:
-        """Send commands: into this writer's open batch, or as a batch of their own.
-
-        Returns the sample they land on (None when a batch holds them for later).
-        """
+        """Send commands: into this writer's open batch (returns None), or as a batch of their
+        own (returns the sample they land on)."""
         for command in commands:
             if not isinstance(command, COMMAND_TYPES):
                 raise TypeError(f"not a command: {command!r}")
@@ -285,17 +283,6 @@ class Engine:
         if interrupted:
             raise KeyboardInterrupt
         return batch.landed_at
-
-    def next_landing(self) -> int:
-        """About where a batch sent now would land: where the decoder has got to (live), or the
-        render position's next step (offline)."""
-        batch = current_batch(self)
-        if batch is not None and batch.at is not None:
-            return int(batch.at)
-        playback = self.playback
-        if playback is not None and playback.running:
-            return int(playback.decoded_to)
-        return self.timeline.step * self.step
 
     def land_offline(self, batch: Batch, *, late_ok: bool = False) -> None:
         """Schedule ``batch`` at the timeline's next step (or its later ``at``), with the

@@ -359,9 +359,8 @@ class Playback:
                 item.done.set()
 
     def _redo_margin(self) -> int:
-        """Samples between what the device may have taken and where a change lands: enough to
-        decode the landing step again before the device gets there (twice a recent step's
-        decode time, at least 64 samples, at most half a step)."""
+        """Samples between what the device may have taken and where a change lands: time to decode
+        the step again first (twice a recent step's decode time, 64 samples to half a step)."""
         engine = self.engine
         longest = self.meter.longest_recent()
         redo = 2 * longest * engine.sample_rate if longest is not None else engine.step / 4

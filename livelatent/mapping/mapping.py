@@ -107,8 +107,7 @@ class Mapping:
 
     # -- examples ----------------------------------------------------------------------------------
     def values_at(self, sample: int | None = None) -> np.ndarray:
-        """The inputs' values at ``sample`` (default: where the listener is), controllers from
-        the engine's score."""
+        """The inputs' values at ``sample`` (default: the listener's), controllers from the score."""
         engine = self.engine
         score = engine.intended()
         beat = float(score.clock.beats(engine.position if sample is None else int(sample)))
@@ -163,8 +162,9 @@ class Mapping:
         if batch is None or batch.capture:
             return
         waiting = [r for r in batch.readings if isinstance(r, _Example) and r.mapping is self and r.data is None]
-        if waiting:
-            sample = self.engine.next_landing()
+        if waiting:     # where a batch that only reads lands now: the next step to decode
+            engine = self.engine
+            sample = int(batch.at) if batch.at is not None else engine.timeline.step * engine.step
             for reading in waiting:
                 reading.read(sample)
 
