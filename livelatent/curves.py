@@ -35,6 +35,8 @@ __all__ = [
 
 # op name -> (evaluate(t, *args) -> float64 array of t's shape, render(*args) -> source)
 _OPS = {}
+# ops whose repr does not rebuild them: a Python function's, a mapping's output (its path holds it)
+_NOT_CODE = {"fn", "steer"}
 
 
 def _op(name, render):
@@ -77,7 +79,7 @@ class Curve:
     @property
     def is_code(self):
         """True when ``repr(self)`` rebuilds the curve (no ``curve(fn)`` inside it)."""
-        return self._op != "fn" and all(a.is_code for a in self._args if isinstance(a, Curve))
+        return self._op not in _NOT_CODE and all(a.is_code for a in self._args if isinstance(a, Curve))
 
     # -- arithmetic -------------------------------------------------------------------------
     def _binary(self, op, other, reflected=False):
