@@ -4,4 +4,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":       # a process spawned from this one imports it too: run nothing then
+    sys.exit(main())

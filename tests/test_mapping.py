@@ -294,3 +294,19 @@ def test_examples_are_read_where_their_cell_lands_journaled_and_replayed(tmp_pat
         for (x1, y1), (x2, y2) in zip(live.examples, replayed.examples):
             assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
         assert replayed.model is not None and np.array_equal(replayed.model.rows, live.model.rows)
+
+
+def test_while_playing_a_mapping_is_fitted_in_a_worker_process_to_the_same_numbers():
+    """Trained while the engine plays, a mapping's fit runs in a process of its own (its thousand
+    small steps would otherwise compete with the decode thread for the interpreter's lock and
+    the cores), giving exactly what a fit here gives."""
+    import os
+    from livelatent.mapping import beside
+    from livelatent.mapping.models import fit
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(0, 1, (12, 2)), rng.normal(0, 1, (12, 512))
+    there = beside.fit_beside("mlp", x, y, seed=3, k=4, each=True)
+    here = fit("mlp", x, y, seed=3, k=4, each=True)
+    assert all(np.array_equal(a, b) for a, b in zip(there.arrays().values(), here.arrays().values()))
+    workers = list(beside._pool._processes)
+    assert workers and os.getpid() not in workers

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..controllers import Controllers
 from ..controls import evaluating
 from ..curves import as_curve
 from ..errors import LiveLatentError, ParameterError
@@ -30,12 +29,13 @@ from ..handle import VoiceNow
 from ..paths.nodes import PlaneAt
 from ..sources import Source, SourceAt
 from ..voice import curve_values
+from .beside import fit_beside, warm_up
 from .models import KINDS, Model, fit
 from .node import Mapped
 from .steering import Steered, steer_model
-from .sketches import Features, SketchWatcher, drawn, learn_features, send_sketch
+from .sketches import Features
 
-__all__ = ["Mapping", "target_point", "names", "MAX_EXAMPLES"]
+__all__ = ["Mapping", "target_point", "MAX_EXAMPLES"]
 
 MAX_EXAMPLES = 63          # a knn mapping mixes every example's target: one term each
 RAW_LOGVAR = -8.0          # the log-variance given to a raw latent vector (a narrow point)
@@ -104,6 +104,8 @@ class Mapping:
         self._lock = threading.Lock()
         self._training: threading.Thread | None = None
         self._pending = 0            # examples waiting for their cell to land
+        if engine.playing and not replaying:
+            warm_up()                # the fitting process starts while examples are taught
 
     # -- examples ----------------------------------------------------------------------------------
     def values_at(self, sample: int | None = None) -> np.ndarray:
@@ -208,7 +210,9 @@ class Mapping:
 
     def _fit(self, kind: str, x: np.ndarray, y: np.ndarray) -> None:
         try:
-            model = fit(kind, x, y, seed=self.seed, k=self.k, each=self.features is None)
+            model = (fit_beside(kind, x, y, seed=self.seed, k=self.k, each=self.features is None,
+                                events=self.engine.events) if self.engine.playing
+                     else fit(kind, x, y, seed=self.seed, k=self.k, each=self.features is None))
         except Exception as exc:          # noqa: BLE001 - said, and the voices keep their mapping
             self.engine.events.error(f"{self.name}.train(): {type(exc).__name__}: {exc}")
             return
@@ -346,55 +350,3 @@ class _Example:
                 self.data = {"mapping": mapping.name, "refused": "its cell's changes were dropped"}
             elif self._point is not None:
                 mapping.examples = [e for e in mapping.examples if e[1] is not self._point]
-
-
-def names(engine, *, replaying: bool = False) -> dict:
-    """The names a namespace gets: ``mapping``, ``features``, ``sketch``, ``sketch_watch``,
-    ``drawn``."""
-    made: list[Features] = []
-
-    def mapping(inputs, *, name: str = "mapping", kind: str = "mlp", seed: int = 0, k: int = 4) -> Mapping:
-        """A mapping from ``inputs`` (curves: ``[cc(1), cc(2)]``, ``[osc("/x"), osc("/y")]``, or
-        ``features(...)`` of drawings) to the latent space, taught by example:
-        ``m.add(cello.at(1.5))`` pairs the inputs' values now with a place (``image=`` a
-        drawing's); ``m.train()`` fits it (``kind``: ``"mlp"``, ``"knn"`` or ``"linear"``);
-        ``voice(m)`` plays wherever it points."""
-        return Mapping(engine, inputs, name=name, kind=kind, seed=seed, k=k, replaying=replaying)
-
-    def features(folder, *, kind: str = "image", dims: int = 32, name: str | None = None,
-                 seed: int = 0) -> Features:
-        """Features learned from the drawings in ``folder`` (PNG or JPEG): a mapping's input.
-        ``kind="image"``: principal components; ``"image-ae"``: a small convolutional
-        autoencoder (trained now, with torch), kept when it reconstructs held-out drawings
-        better than principal components of the same size."""
-        made.append(learn_features(folder, dims=dims, name=name, kind=kind, seed=seed))
-        if made[-1].measured:
-            engine.events.info(repr(made[-1]))
-        return made[-1]
-
-    def _features(given):
-        if given is not None:
-            return given
-        if not made:
-            raise ParameterError("no features yet: sketches = features('drawings/') first")
-        return made[-1]
-
-    def sketch(path, features: Features | None = None):
-        """Make the drawing ``path`` the current sketch (of the last features made, or
-        ``features``): mappings reading those features follow it. Journaled."""
-        chosen = _features(features)
-        if replaying or engine.sealed:
-            return None
-        return send_sketch(engine, chosen, path)
-
-    def sketch_watch(path, features: Features | None = None):
-        """Read ``path`` again each time it is saved (draw while the sound follows)."""
-        chosen = _features(features)
-        if replaying or engine.sealed:
-            return None
-        watcher = SketchWatcher(engine, chosen, path, Controllers.of(engine).throttle)
-        engine.add_exit_hook(watcher.close)
-        return watcher
-
-    return {"mapping": mapping, "features": features, "sketch": sketch, "sketch_watch": sketch_watch,
-            "drawn": drawn}

@@ -15,7 +15,7 @@ from ..api import Performer
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import LiveLatentError
 from ..controllers import Controllers
-from ..mapping.mapping import names as mapping_names
+from ..mapping.names import names as mapping_names
 from ..navigation import Navigator
 from ..sources import Source, source
 
