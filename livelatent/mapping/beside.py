@@ -18,6 +18,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from ..blas import hold_one_blas_thread
 from .models import Model, fit
 
 __all__ = ["fit_beside", "warm_up"]
@@ -28,7 +29,9 @@ _TIMEOUT_S = 60.0
 
 
 def _lower_priority() -> None:
-    os.environ["OMP_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    # numpy is imported by now (this module's own imports), so its BLAS threads are limited
+    # through the held limit, not environment variables it has already read
+    hold_one_blas_thread()
     try:
         os.nice(10)
     except OSError:
