@@ -21,14 +21,15 @@ its family.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import soxr
 
-from .features import (ANALYSIS_RATE, FEATURE_GROUPS, FEATURE_NAMES, HOP_SIZE, _DCT, _FREQS, _MEL, _WINDOW,
-                       _frames, features_of_audio)
+from .features import (ANALYSIS_RATE, FEATURE_GROUPS, FEATURE_NAMES, HOP_SIZE, _FREQS, _WINDOW, _frames,
+                       features_of_audio, frame_features)
 
 __all__ = ["FeatureSet", "FEATURE_SETS", "feature_set", "DEFAULT_FEATURES"]
 
@@ -70,17 +71,16 @@ def _timbre(audio: np.ndarray, rate: int) -> np.ndarray:
     duration = data.shape[0] / float(rate)
     if rate != ANALYSIS_RATE:
         data = soxr.resample(data, rate, ANALYSIS_RATE, quality="HQ")
-    frames = _frames(np.asarray(data, dtype=np.float64))
-    rms = np.sqrt(np.mean(frames * frames, axis=1))
-    loudness = 20.0 * np.log10(np.maximum(rms, 1e-10))
+    per_frame = frame_features(data)             # loudness, ..., flatness, ..., MFCC 0-12
+    loudness = per_frame[:, 0]
     active = loudness >= loudness.max() - 60.0
-    power = np.abs(np.fft.rfft(frames[active] * _WINDOW, axis=1)) ** 2
-    safe = np.maximum(power, 1e-10)
-    mfcc = (10.0 * np.log10(np.maximum(power @ _MEL, 1e-10)) @ _DCT)[:, 1:]          # no 0th: no level
-    flatness = np.exp(np.mean(np.log(safe), axis=1)) / np.mean(safe, axis=1)
+    mfcc = per_frame[active, 6:]                 # MFCC 1-12: without the 0th (the level)
+    flatness = per_frame[active, 2]
+    frames = _frames(np.asarray(data, dtype=np.float64))[active]
+    power = np.maximum(np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2, 1e-10)
     contrast = []
     for bins in _BANDS:
-        band = np.sort(safe[:, bins], axis=1)
+        band = np.sort(power[:, bins], axis=1)
         take = max(1, int(round(_CONTRAST_SHARE * band.shape[1])))
         contrast.append(np.mean(10.0 * np.log10(band[:, -take:].mean(axis=1) / band[:, :take].mean(axis=1))))
     peak = int(np.argmax(loudness))
@@ -92,7 +92,6 @@ def _timbre(audio: np.ndarray, rate: int) -> np.ndarray:
     decay = math.log(max(end - peak, 0) * hop_s + hop_s / 2)
     return np.concatenate([[duration], mfcc.mean(axis=0), mfcc.std(axis=0), contrast,
                            [flatness.mean(), flatness.std(), attack, decay]])
-
 
 
 # -- the model's thumbnails ------------------------------------------------------------------------
@@ -123,12 +122,6 @@ class _ModelThumbnails:
         return np.concatenate([[duration], mu.mean(axis=0), mu.std(axis=0)])
 
 
-def _model_set(latent: int = 256) -> FeatureSet:
-    names = tuple(["duration_s"] + [f"latent{i}_mean" for i in range(latent)] + [f"latent{i}_std" for i in range(latent)])
-    return FeatureSet("model", names, {"duration": ["duration_s"], "latent": list(names[1:])},
-                      {"duration": 0.0}, _ModelThumbnails())
-
-
 FEATURE_SETS = {
     "bag": FeatureSet("bag", tuple(FEATURE_NAMES), FEATURE_GROUPS, {},
                       lambda audio, rate: features_of_audio(audio, sample_rate=rate)),
@@ -136,15 +129,21 @@ FEATURE_SETS = {
 }
 
 
+@functools.lru_cache(maxsize=4)
+def _model_set(model) -> FeatureSet:
+    thumbnails = _ModelThumbnails(model)
+    latent = 256 if model is None else thumbnails.codec.latent_dim
+    names = tuple(["duration_s"] + [f"latent{i}_mean" for i in range(latent)] + [f"latent{i}_std" for i in range(latent)])
+    return FeatureSet("model", names, {"duration": ["duration_s"], "latent": list(names[1:])},
+                      {"duration": 0.0}, thumbnails)
+
+
 def feature_set(name: str, *, model=None) -> FeatureSet:
-    """The feature set called ``name`` (``model``: the codec's thumbnails of ``model``)."""
+    """The feature set called ``name`` (``model``: the codec's thumbnails of ``model``; one set,
+    its codec loaded once, per model)."""
     from ..errors import ParameterError
     if name == "model":
-        if model is None:
-            return _model_set()
-        thumbnails = _ModelThumbnails(model)
-        base = _model_set(thumbnails.codec.latent_dim)
-        return FeatureSet("model", base.names, base.groups, base.default_weights, thumbnails)
+        return _model_set(None if model is None else str(model))
     if name not in FEATURE_SETS:
         raise ParameterError(f"features={name!r}: one of {', '.join([*FEATURE_SETS, 'model'])}")
     return FEATURE_SETS[name]
