@@ -13,6 +13,7 @@ matplotlib      pictures (U-matrix PNGs, maps)                   ``pip install m
 umap-learn      maps projected by UMAP                           ``pip install umap-learn``
 mido, rtmidi    MIDI controllers and clock                       ``pip install mido python-rtmidi``
 aalink          Ableton Link                                     ``pip install aalink``
+onnx            ``livelatent export --to onnx``                  ``pip install 'livelatent[train]'``
 ==============  ===============================================  ===========================
 
 sounddevice (PortAudio) is imported only by the audio process program
@@ -26,7 +27,7 @@ import importlib
 from .errors import MissingDependency
 
 __all__ = ["torch", "vae", "terminal_shell", "ipython_magics", "matplotlib_figure", "umap",
-           "midi", "aalink"]
+           "midi", "aalink", "onnx"]
 
 
 def _missing(what: str, why: str, install: str, exc: ImportError) -> MissingDependency:
@@ -103,3 +104,8 @@ def midi():
 def aalink():
     """aalink (Ableton Link)."""
     return _module("aalink", "Ableton Link", "pip install aalink")
+
+
+def onnx():
+    """onnx (building ONNX graphs from a model's weights)."""
+    return _module("onnx", "export --to onnx", "pip install 'livelatent[train]'")

@@ -62,18 +62,15 @@ def _centroid(part, codec, hop: int, role: str) -> np.ndarray:
 def parameters_of(path, points: np.ndarray, codec, hop: int = 512) -> np.ndarray:
     """``(n, slots)``: the path's parameters nearest to each latent point (``(n, 2 * latent)``,
     mean | log-variance; the mean is what is matched)."""
-    latent = codec.latent_dim
-    means = np.asarray(points, dtype=np.float64)[:, :latent]
+    slots = slots_of(path)                       # a path it cannot drive: a clear error
+    means = np.asarray(points, dtype=np.float64)[:, :codec.latent_dim]
     if isinstance(path, Plane):
         a, b, c, d = (_centroid(p, codec, hop, "each corner") for p in path.corners)
         return _plane_xy(a, b, c, d, means)
-    if isinstance(path, Along):
-        base = _centroid(path.base, codec, hop, "its base")
-        vectors = np.stack([path.directions.vectors[i] for i in path.coefficients]).astype(np.float64)
-        found, *_ = np.linalg.lstsq(vectors.T, (means - base).T, rcond=None)
-        return found.T
-    slots_of(path)
-    raise AssertionError("unreachable")
+    base = _centroid(path.base, codec, hop, "its base")
+    vectors = np.stack([path.directions.vectors[i] for i in slots]).astype(np.float64)
+    found, *_ = np.linalg.lstsq(vectors.T, (means - base).T, rcond=None)
+    return found.T
 
 
 def _plane_xy(a, b, c, d, targets: np.ndarray) -> np.ndarray:

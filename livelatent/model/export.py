@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LiveLatentError, ParameterError
+from .. import optional
+from ..errors import ParameterError
 from ..config import DEFAULT_MODEL_DIR
 from .checkpoint import load_checkpoint
 
@@ -103,11 +104,7 @@ def _scripted_module(state: dict, window: int, latent: int, hidden: int):
 
 def export_nn_tilde(model, output) -> Path:
     """Write ``model`` (a pack or checkpoint path, or None: the default pack) for nn~."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise LiveLatentError("export --to nn~ writes TorchScript with torch: pip install "
-                              "'livelatent[train]' (torch pinned to a CPU build)") from None
+    optional.torch()                      # a clear line if torch is missing
     checkpoint = load_checkpoint(DEFAULT_MODEL_DIR if model is None else model)
     c = checkpoint.config
     scripted = _scripted_module(checkpoint.state_dict, c.window, c.latent, c.hidden)
@@ -117,10 +114,11 @@ def export_nn_tilde(model, output) -> Path:
     return output
 
 
-def _graph(name: str, layers: list, first: str, last: str, width_in: int, width_out: int, helper,
-           numpy_helper, TensorProto, *, split: int | None = None, outputs=()):
-    """A graph of dense layers: ``layers`` is [(weight (out, in), bias, activation)]."""
-    nodes, weights, current = [], [], first
+def _graph(name: str, layers: list, given: str, width: int, outputs: list[str]):
+    """A model of dense layers (``layers``: [(weight (out, in), bias, activation)]) from the input
+    ``given`` (``(batch, width)``) to ``outputs``: the last layer's columns split equally."""
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, weights, current = [], [], given
     for i, (weight, bias, activation) in enumerate(layers):
         w, b = f"{name}_w{i}", f"{name}_b{i}"
         weights += [numpy_helper.from_array(np.ascontiguousarray(np.asarray(weight, np.float32).T), w),
@@ -131,38 +129,31 @@ def _graph(name: str, layers: list, first: str, last: str, width_in: int, width_
         if activation:
             nodes.append(helper.make_node(activation, [current], [f"{name}_h{i}"]))
             current = f"{name}_h{i}"
-    if split is not None:
-        weights.append(numpy_helper.from_array(np.array([split, split], np.int64), f"{name}_split"))
+    part = len(layers[-1][1]) // len(outputs)
+    if len(outputs) > 1:
+        weights.append(numpy_helper.from_array(np.full(len(outputs), part, np.int64), f"{name}_split"))
         nodes.append(helper.make_node("Split", [current, f"{name}_split"], list(outputs), axis=1))
-        out_info = [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["batch", split]) for o in outputs]
     else:
-        nodes.append(helper.make_node("Identity", [current], [last]))
-        out_info = [helper.make_tensor_value_info(last, TensorProto.FLOAT, ["batch", width_out])]
-    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info(first, TensorProto.FLOAT,
-                                                                          ["batch", width_in])],
-                              out_info, initializer=weights)
+        nodes.append(helper.make_node("Identity", [current], list(outputs)))
+    graph = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info(given, TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["batch", part]) for o in outputs],
+        initializer=weights)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
                              producer_name="livelatent")
 
 
 def export_onnx(model, output) -> tuple[Path, Path]:
     """Write ``encoder.onnx`` and ``decoder.onnx`` of ``model`` into the folder ``output``."""
-    try:
-        import onnx
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError:
-        raise LiveLatentError("export --to onnx builds the graphs with onnx: pip install "
-                              "'livelatent[train]'") from None
+    onnx = optional.onnx()
     checkpoint = load_checkpoint(DEFAULT_MODEL_DIR if model is None else model)
     c, w = checkpoint.config, checkpoint.state_dict
     encoder = _graph("encoder", [(w["fc1.weight"], w["fc1.bias"], "Relu"),
                                  (np.concatenate([w["fc21.weight"], w["fc22.weight"]]),
                                   np.concatenate([w["fc21.bias"], w["fc22.bias"]]), None)],
-                     "windows", "", c.window, 2 * c.latent, helper, numpy_helper, TensorProto,
-                     split=c.latent, outputs=("mu", "logvar"))
+                     "windows", c.window, ["mu", "logvar"])
     decoder = _graph("decoder", [(w["fc3.weight"], w["fc3.bias"], "Relu"),
-                                 (w["fc4.weight"], w["fc4.bias"], "Tanh")],
-                     "z", "windows", c.latent, c.window, helper, numpy_helper, TensorProto)
+                                 (w["fc4.weight"], w["fc4.bias"], "Tanh")], "z", c.latent, ["windows"])
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
