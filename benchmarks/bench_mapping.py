@@ -9,7 +9,9 @@
    voices a machine keeps in real time scale by the same ratio.
 3. Sketch accuracy: tests/drawings.py's four kinds (8 drawings each learn the features, 6 each
    teach the mapping, 12 new ones each are held out), per kind and overall, for each kind of
-   mapping.
+   mapping; and ``features(kind="image-ae")``: the autoencoder's reconstruction error on held-out
+   drawings against principal components of the same size (the baseline), on lines at any angle
+   and on the mixed drawings.
 
 Run: ``python benchmarks/bench_mapping.py [--runs 5] [--voices 8]``.
 """
@@ -27,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from drawings import KINDS, draw_many  # noqa: E402
+from drawings import KINDS, draw_lines, draw_many  # noqa: E402
 
 from livelatent import Engine, sine, source  # noqa: E402
 from livelatent.mapping.mapping import Mapping, target_point  # noqa: E402
@@ -123,6 +125,13 @@ def sketches() -> None:
             right[k] = float(np.mean([n == k for n in nearest]))
         shown = ", ".join(f"{k} {100 * v:.0f}%" for k, v in right.items())
         print(f"sketches, {kind:6s}: {shown}; overall {100 * np.mean(list(right.values())):.0f}%")
+    draw_lines(folder / "lines", np.random.default_rng(3).uniform(0, 180, 40), seed=1)
+    for name, where, dims in (("40 lines at any angle", folder / "lines", 4),
+                              ("the mixed drawings", folder / "drawings", 8)):
+        measured = learn_features(where, dims=dims, kind="image-ae").measured
+        print(f"image-ae on {name}, {dims} dims: held-out error {measured['image-ae']:.4f} | "
+              f"principal components (baseline, same run) {measured['pca']:.4f} "
+              f"({measured['held_out']} held out)")
 
 
 def main() -> None:

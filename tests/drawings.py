@@ -45,3 +45,20 @@ def draw_many(folder, count: int, seed: int) -> dict:
             draw(kind, rng, path)
             made[kind].append(path)
     return made
+
+
+def draw_lines(folder, angles, seed) -> list:
+    """Straight lines at ``angles`` (degrees), anywhere, any length and stroke width."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, angle in enumerate(angles):
+        image = Image.new("L", (CANVAS, CANVAS), 255)
+        half = rng.uniform(20, 55)
+        cx, cy = rng.uniform(half + 4, CANVAS - 4 - half, 2)
+        dx, dy = np.cos(np.radians(angle)) * half, np.sin(np.radians(angle)) * half
+        ImageDraw.Draw(image).line([(cx - dx, cy - dy), (cx + dx, cy + dy)], fill=0,
+                                   width=int(rng.integers(1, 5)))
+        paths.append(folder / f"line-{seed}-{i}.png")
+        image.save(paths[-1])
+    return paths

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from drawings import KINDS, draw_many
+from drawings import KINDS, draw_lines, draw_many
 from livelatent import Engine, ParameterError, sine, source
 from livelatent.voice import curve_values
 from livelatent.mapping.mapping import Mapping, target_point
@@ -69,23 +69,6 @@ def test_bad_drawings_are_refused_by_name(tmp_path):
         drawn(tmp_path / "blank.png")
 
 
-def _lines(folder, angles, seed):
-    """Straight lines at ``angles`` (degrees), anywhere, any length and stroke width."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, angle in enumerate(angles):
-        image = Image.new("L", (128, 128), 255)
-        half = rng.uniform(20, 55)
-        cx, cy = rng.uniform(half + 4, 124 - half, 2)
-        dx, dy = np.cos(np.radians(angle)) * half, np.sin(np.radians(angle)) * half
-        ImageDraw.Draw(image).line([(cx - dx, cy - dy), (cx + dx, cy + dy)], fill=0,
-                                   width=int(rng.integers(1, 5)))
-        paths.append(folder / f"line-{seed}-{i}.png")
-        image.save(paths[-1])
-    return paths
-
-
 def test_an_autoencoder_is_kept_when_it_measures_better_and_plays_without_torch(tmp_path):
     """features(kind="image-ae"): on lines at every angle (one shape that turns: a curved family
     of images) the autoencoder reconstructs held-out drawings better than principal components
@@ -102,7 +85,7 @@ def test_an_autoencoder_is_kept_when_it_measures_better_and_plays_without_torch(
     from livelatent.mapping.sketches import EncodedFeatures, _square
     from livelatent.session.session import Session
     angles = np.random.default_rng(3).uniform(0, 180, 40)
-    _lines(tmp_path / "lines", angles, seed=1)
+    draw_lines(tmp_path / "lines", angles, seed=1)
     made = learn_features(tmp_path / "lines", dims=4, kind="image-ae")
     assert isinstance(made, EncodedFeatures), made
     assert made.measured["image-ae"] < made.measured["pca"] and made.measured["held_out"] == 8
@@ -114,10 +97,10 @@ def test_an_autoencoder_is_kept_when_it_measures_better_and_plays_without_torch(
     np.testing.assert_allclose(encode(made.weights, images),
                                F.linear(x.flatten(1), w["code.weight"], w["code.bias"]).numpy(), atol=1e-5)
 
-    flat, upright = _lines(tmp_path / "flat", [5, 172, 10, 168, 2, 176], 2), \
-        _lines(tmp_path / "upright", [88, 95, 80, 100, 85, 92], 3)
-    held = {"flat": _lines(tmp_path / "held", [7, 175, 3, 170, 12, 178], 4),
-            "upright": _lines(tmp_path / "held", [90, 83, 97, 86, 93, 99], 5)}
+    flat, upright = draw_lines(tmp_path / "flat", [5, 172, 10, 168, 2, 176], 2), \
+        draw_lines(tmp_path / "upright", [88, 95, 80, 100, 85, 92], 3)
+    held = {"flat": draw_lines(tmp_path / "held", [7, 175, 3, 170, 12, 178], 4),
+            "upright": draw_lines(tmp_path / "held", [90, 83, 97, 86, 93, 99], 5)}
     with Engine(seed=1) as engine:
         session = Session(engine, sets_root=tmp_path / "sets", set_name="drawn")
         session.namespace["made"] = made
