@@ -7,7 +7,9 @@
 2. Train with :func:`livelatent.model.train.train` (validation = the held-out notes).
 3. Render the ~30 short demo sources (FLAC) the REPL exposes by name.
 4. Assemble ``livelatent/packs/default/``: ``model.safetensors`` (float16), ``card.md``, ``LICENSE``,
-   ``corpus.json`` and ``sources/*.flac``, and check the pack's thresholds.
+   ``corpus.json``, ``pack.json`` (name, version, weights hash) and ``sources/*.flac``, and check
+   the pack's thresholds. New weights get the next version; the previous pack is kept beside it
+   as ``default-v<version>``, so that sets made with it still load.
 
 Needs ``fluidsynth``, ``fluid-soundfont-gm`` and ``mido``. Run from the repository root::
 
@@ -38,6 +40,7 @@ from livelatent.model.card import write_card  # noqa: E402
 from livelatent.config import DEFAULT_MODEL_DIR  # noqa: E402
 from livelatent.model.checkpoint import (CHECKPOINT_NAME, PACK_WEIGHTS_NAME,  # noqa: E402
                                          load_checkpoint, save_checkpoint)
+from livelatent.model.packs import PACK_FILE, pack_info  # noqa: E402
 from livelatent.model.train import train  # noqa: E402
 
 PACK = DEFAULT_MODEL_DIR                # package data: installed with livelatent
@@ -223,6 +226,22 @@ def per_family_snr(pack: Path, heldout_dir: Path) -> str:
     return "Held-out SNR by family (same reconstruction, float16 weights as shipped):\n\n" + "\n".join(lines)
 
 
+def keep_previous_version(new_hash: str) -> int:
+    """The version the rebuilt pack gets. When the pack in place holds other weights, it is copied
+    to ``<name>-v<its version>`` beside it first, so that sets made with it still load (they find
+    their model by its hash among the installed packs)."""
+    previous = pack_info(PACK) if PACK.is_dir() else None
+    if previous is None:
+        return 1
+    if previous.weights_hash == new_hash:
+        return previous.version
+    keep = PACK.parent / f"{previous.name}-v{previous.version}"
+    if not keep.exists():
+        shutil.copytree(PACK, keep)
+        print(f"the previous pack ({previous}) stays loadable in {keep}", flush=True)
+    return previous.version + 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", choices=["all", "corpus", "train", "sources", "assemble"], default="all")
@@ -249,14 +268,18 @@ def main(argv=None) -> int:
     if "assemble" in stages:
         summary = json.loads((run_dir / "summary.json").read_text())
         manifest = corpus_manifest(corpus_dir)
+        best = load_checkpoint(run_dir / CHECKPOINT_NAME)
+        version = keep_previous_version(best.content_hash)
         PACK.mkdir(parents=True, exist_ok=True)
         # the pack ships safetensors: loading it (and so playing) never imports torch
-        best = load_checkpoint(run_dir / CHECKPOINT_NAME)
         save_checkpoint(PACK / PACK_WEIGHTS_NAME, best.state_dict, best.config, training=best.training,
                         dtype=next(iter(best.state_dict.values())).dtype)
         (PACK / CHECKPOINT_NAME).unlink(missing_ok=True)
         (PACK / "corpus.json").write_text(json.dumps(manifest, indent=None, separators=(",", ":")))
         (PACK / "LICENSE").write_text(LICENSE_TEXT)
+        (PACK / PACK_FILE).write_text(json.dumps(
+            {"name": PACK.name, "version": version, "weights_hash": load_checkpoint(PACK).content_hash,
+             "built_by": "scripts/build_default_pack.py"}, indent=1) + "\n")
         summary["intro"] = ("The default livelatent model: a RawAudioVAE trained on notes of many "
                             "General MIDI instruments and drums. Its demo sources are in `sources/` "
                             "(one per family plus drums; the REPL names them: piano, strings, kick...).")

@@ -355,3 +355,63 @@ def test_a_set_made_with_a_pack_that_moved_since_finds_it_installed(tmp_path):
         session.run_cell("load('gig')")
         assert [p.name for p in engine.intended_voices()] == ["v0"]
         session.close()
+
+
+# -- pack versions: a new version of a pack does not break the sets made with the previous one ----
+def _pack(folder, name, version, *, seed):
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = make_model(folder, seed=seed)
+    from livelatent.model.checkpoint import load_checkpoint
+    digest = load_checkpoint(weights).content_hash
+    (folder / "pack.json").write_text(json.dumps({"name": name, "version": version, "weights_hash": digest}))
+    return weights, digest
+
+
+def test_a_set_finds_the_previous_version_of_its_pack(tmp_path, monkeypatch, capsys):
+    import shutil
+    packs = tmp_path / "packs"
+    monkeypatch.setenv("LIVELATENT_PACKS", str(packs))
+    weights, old_hash = _pack(packs / "band", "band", 1, seed=0)
+    with Engine(weights, seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="gig")
+        perform(session, [(0, SOURCES), (1024, "v = voice(tone, hiss, curve=sine(2))")])
+        session.save()
+        session.close()
+    gig = tmp_path / "sets" / "gig"
+    assert read_state(gig)["model"]["pack"] == {"name": "band", "version": 1}
+    assert read_performance(gig / "journal.jsonl").session.model_pack == {"name": "band", "version": 1}
+    render_set(gig, tmp_path / "before.wav", seconds=1, progress=False)
+
+    shutil.copytree(packs / "band", packs / "band-v1")          # what the pack builder does
+    _, new_hash = _pack(packs / "band", "band", 2, seed=1)     # version 2: other weights
+    render_set(gig, tmp_path / "after.wav", seconds=1, progress=False)
+    before, _ = sf.read(tmp_path / "before.wav", dtype="float32")
+    after, _ = sf.read(tmp_path / "after.wav", dtype="float32")
+    assert np.max(np.abs(before)) > 0.01 and np.array_equal(before, after)
+    with Engine(packs / "band-v1" / "model.pt") as engine:
+        load_set(engine, gig)                                   # the set's own version plays it
+    with Engine(weights) as engine, \
+            pytest.raises(SetError, match=r"runs another .* --model .*band-v1.model\.pt"):
+        load_set(engine, gig)                                   # version 2 says which to start
+
+    assert main(["info", str(packs / "band")]) == 0
+    assert "pack 'band' version 2" in capsys.readouterr().out
+
+    shutil.rmtree(packs / "band-v1")                            # version 1 gone: say which to fetch
+    message = (rf"needs the model pack 'band' version 1 \(weights {old_hash[:12]}\).*installed: "
+               rf"band = version 2 \(weights {new_hash[:12]}\)")
+    with pytest.raises(SetError, match=message):
+        render_set(gig, tmp_path / "out.wav", seconds=1, progress=False)
+    with Engine(weights) as engine, pytest.raises(SetError, match=message):
+        load_set(engine, gig)
+
+
+def test_the_default_pack_names_its_version(capsys):
+    from livelatent.config import DEFAULT_MODEL_DIR
+    from livelatent.model.checkpoint import load_checkpoint
+    from livelatent.model.packs import pack_info
+    info = pack_info(DEFAULT_MODEL_DIR)
+    assert info.name == "default" and info.version >= 1
+    assert info.weights_hash == load_checkpoint(DEFAULT_MODEL_DIR).content_hash
+    assert main(["info"]) == 0
+    assert f"pack 'default' version {info.version}" in capsys.readouterr().out

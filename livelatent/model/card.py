@@ -14,6 +14,7 @@ from ..atomic import atomic_path
 from ..config import DEFAULT_MODEL_DIR
 from ..errors import ModelLoadError
 from .checkpoint import CHECKPOINT_NAME, PACK_WEIGHTS_NAME, load_checkpoint
+from .packs import pack_info
 
 __all__ = ["CARD_NAME", "write_card", "card_text", "cli_info"]
 
@@ -133,20 +134,22 @@ def _checkpoint_text(path: Path) -> str:
 
 
 def cli_info(args) -> int:
-    """``livelatent info [MODEL]``: print a model folder's card (the default pack if none)."""
+    """``livelatent info [MODEL]``: print a model folder's card (the default pack if none), after
+    the pack's name and version when the model is a pack."""
     target = Path(args.model) if getattr(args, "model", None) else DEFAULT_MODEL_DIR
     if not target.exists():
         raise ModelLoadError(f"no model at {target}" + ("" if getattr(args, "model", None) else
                              "; the default pack is missing: rebuild it with scripts/build_default_pack.py"))
-    if target.is_dir():
-        load_checkpoint(target)          # a folder with broken weights is an error, not a card
-        card = target / CARD_NAME
+    folder = target if target.is_dir() else target.parent
+    card = folder / CARD_NAME
+    if target.is_dir() or (target.name in (CHECKPOINT_NAME, PACK_WEIGHTS_NAME) and card.exists()):
+        checkpoint = load_checkpoint(target)       # a folder with broken weights is an error, not a card
+        info = pack_info(folder)
+        if info is not None:
+            same = info.weights_hash == checkpoint.content_hash
+            print(f"{info} ({info.folder}); weights {checkpoint.content_hash[:12]}"
+                  + ("" if same else f", NOT the {info.weights_hash[:12]} its pack.json names") + "\n")
         print(card.read_text() if card.exists() else _checkpoint_text(target), end="")
     else:
-        sibling = target.parent / CARD_NAME
-        if target.name in (CHECKPOINT_NAME, PACK_WEIGHTS_NAME) and sibling.exists():
-            load_checkpoint(target)
-            print(sibling.read_text(), end="")
-        else:
-            print(_checkpoint_text(target), end="")
+        print(_checkpoint_text(target), end="")
     return 0

@@ -1,20 +1,48 @@
-"""Finding a model pack's files again after the pack moved.
+"""Model packs: finding their files again, and telling their versions apart.
 
-Sets record the model and the file sources they use by absolute path (and by content hash).
-A pack moves when livelatent is reinstalled elsewhere, or a set is opened on another machine.
-:func:`locate` maps a recorded path that is no longer there into an installed pack with the
-same folder name (the pack's name): ``/old/place/default/sources/flute.flac`` becomes
-``<installed packs>/default/sources/flute.flac``. Callers check the content hash of whatever
-they load, so a pack of the same name with other contents is refused, never played.
+Sets record the model and the file sources they use by absolute path and by content hash. A
+pack moves when livelatent is reinstalled elsewhere or a set is opened on another machine, and a
+pack's weights change when a new version of it ships. So:
+
+- :func:`locate` maps a recorded path that is no longer there into an installed pack with the
+  same folder name (the pack's name): ``/old/place/default/sources/flute.flac`` becomes
+  ``<installed packs>/default/sources/flute.flac``.
+- A pack folder holds ``pack.json`` (name, version, weights hash). :func:`locate_model` finds a
+  set's model by its hash among the installed packs when the pack of its recorded name holds
+  other weights (a newer default: the previous one stays installed as ``default-v1``).
+- Callers check the content hash of whatever they load, so a pack of the same name with other
+  weights is refused, never played, and :func:`describe_model` names the version to install.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import pack_roots
 
-__all__ = ["locate", "installed_packs", "pack_name"]
+__all__ = ["locate", "locate_model", "installed_packs", "pack_name", "pack_info", "PackInfo",
+           "describe_model", "PACK_FILE"]
+
+PACK_FILE = "pack.json"
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    """What a pack's ``pack.json`` says about it."""
+
+    name: str
+    version: int
+    weights_hash: str
+    folder: Path
+
+    def __str__(self) -> str:
+        return f"pack {self.name!r} version {self.version}"
+
+    def record(self) -> dict:
+        """How a set names the pack it needs."""
+        return {"name": self.name, "version": self.version}
 
 
 def installed_packs() -> list[Path]:
@@ -24,6 +52,19 @@ def installed_packs() -> list[Path]:
         if root.is_dir():
             found += sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     return found
+
+
+def pack_info(folder) -> PackInfo | None:
+    """The pack whose folder is ``folder`` (or holds the weights file ``folder``); None when it
+    has no readable ``pack.json``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        folder = folder.parent
+    try:
+        data = json.loads((folder / PACK_FILE).read_text())
+        return PackInfo(str(data["name"]), int(data["version"]), str(data["weights_hash"]), folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def locate(recorded) -> Path:
@@ -42,6 +83,38 @@ def locate(recorded) -> Path:
     return path
 
 
+def locate_model(recorded, content_hash: str | None) -> Path:
+    """Where a set's model is now: the recorded file, or the same file in an installed pack of
+    that name, unless that pack says it holds other weights and another installed pack holds
+    ``content_hash`` (then that pack's weights file)."""
+    path = locate(recorded)
+    if content_hash is None:
+        return path
+    info = pack_info(path) if path.exists() else None
+    if path.exists() and (info is None or info.weights_hash == content_hash):
+        return path
+    for folder in installed_packs():
+        other = pack_info(folder)
+        if other is not None and other.weights_hash == content_hash:
+            return folder / path.name if (folder / path.name).exists() else folder
+    return path
+
+
+def describe_model(recorded, content_hash: str | None, pack: dict | None = None) -> str:
+    """A set's model in words, with the pack and version it needs when it came from a pack,
+    and what is installed under that pack's name."""
+    name = (pack or {}).get("name") or pack_name(recorded)
+    wanted = f"pack {name!r}" + (f" version {pack['version']}" if pack and "version" in pack else "")
+    text = f"{wanted} (weights {str(content_hash)[:12]})"
+    installed = [info for info in map(pack_info, installed_packs())
+                 if info is not None and (info.name == name or info.folder.name.startswith(name))]
+    if installed:
+        text += "; installed: " + ", ".join(f"{i.folder.name} = version {i.version} "
+                                            f"(weights {i.weights_hash[:12]})" for i in installed)
+    return text
+
+
 def pack_name(model_path) -> str:
-    """How a set names the pack of its model: the model file's folder."""
-    return Path(model_path).parent.name
+    """How a set names the pack of its model: the pack's own name, else the model file's folder."""
+    info = pack_info(model_path) if Path(model_path).exists() else None
+    return info.name if info is not None else Path(model_path).parent.name

@@ -81,11 +81,13 @@ class Journal:
     # -- writing -------------------------------------------------------------------------------
     def start_session(self, *, seed: int, tempo: float, sample_rate: int, position: int,
                       model_path=None, model_hash: str | None = None, resumed: bool = False,
-                      channels: int = 2) -> None:
-        """Record that a new session (engine) starts appending here."""
-        record = {"kind": "session", "wall": wall_time(),
-                  "model": {"path": None if model_path is None else str(model_path),
-                            "hash": model_hash},
+                      channels: int = 2, model_pack: dict | None = None) -> None:
+        """Record that a new session (engine) starts appending here (``model_pack``: the name and
+        version of the model's pack, when it came from one)."""
+        model = {"path": None if model_path is None else str(model_path), "hash": model_hash}
+        if model_pack:
+            model["pack"] = dict(model_pack)
+        record = {"kind": "session", "wall": wall_time(), "model": model,
                   "seed": int(seed), "tempo": float(tempo), "sample_rate": int(sample_rate),
                   "position": int(position)}
         if channels != 2:

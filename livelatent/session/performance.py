@@ -33,6 +33,7 @@ class SessionStart:
     version: int = JOURNAL_VERSION
     resumed: bool = False      # it carried on a session cut off by a crash (--resume)
     channels: int = 2          # the engine's output channels
+    model_pack: dict | None = None   # the name and version of the model's pack
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ def _build(path: Path, records):
                     seed=int(record["seed"]), tempo=float(record["tempo"]),
                     sample_rate=int(record["sample_rate"]), position=int(record.get("position", 0)),
                     version=int(record["v"]), resumed=bool(record.get("resumed", False)),
-                    channels=int(record.get("channels", 2)))
+                    channels=int(record.get("channels", 2)), model_pack=model.get("pack"))
                 sessions.append(start)
                 performances.append(Performance(start, 0))
             elif kind == "cell":

@@ -31,7 +31,7 @@ from .journal import JOURNAL_NAME, Journal
 from .namespace import namespace
 from .recorder import JournalRecorder
 from .records import SourceStore, rebuild_curve
-from .state import copy_journal, load_set, save_set
+from .state import copy_journal, load_set, model_record, save_set
 
 __all__ = ["Session", "default_set_name", "resolve_set"]
 
@@ -92,12 +92,11 @@ class Session:
         self.set_dir = resolve_set(set_name, self.sets_root) if set_name else \
             self.sets_root / default_set_name(self.sets_root)
         self.journal = Journal(self.set_dir / JOURNAL_NAME)
-        codec = engine.codec
+        model = model_record(engine.codec)
         self.journal.start_session(
             seed=engine.seed, tempo=engine.intended_tempo(), sample_rate=engine.sample_rate,
-            position=engine.position, model_hash=codec.content_hash, resumed=resumed,
-            channels=engine.channels,
-            model_path=None if codec.path is None else Path(codec.path).resolve())
+            position=engine.position, model_hash=model["hash"], resumed=resumed,
+            channels=engine.channels, model_path=model["path"], model_pack=model.get("pack"))
         if not engine.idle() and not resumed:
             engine.events.warning(
                 "the engine already had voices when the session began: a replay of its journal "

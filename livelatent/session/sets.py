@@ -35,7 +35,7 @@ from .performance import Performance, read_performance
 from .namespace import namespace
 from .replay import Action, Replayer, ReplayReport
 from .session import resolve_set
-from ..model.packs import locate
+from ..model.packs import locate_model
 from .state import STATE_NAME, check_model, check_set_files, load_set, missing_pack, read_state
 
 __all__ = ["REPLAY_NOOPS", "SHOWING_MAGICS", "TAIL_S", "LEAD_S", "ReplayReport", "open_set",
@@ -74,14 +74,15 @@ def open_set(folder, *, session: int = -1, model=None) -> tuple[Performance, obj
         if start.model_path is None:
             raise SetError(f"set {folder.name} does not say which model it was played with; "
                            f"give --model")
-        model_path = locate(start.model_path)
+        model_path = locate_model(start.model_path, start.model_hash)
         if not model_path.exists():
-            raise SetError(missing_pack(folder.name, start.model_path, start.model_hash))
+            raise SetError(missing_pack(folder.name, start.model_path, start.model_hash, start.model_pack))
         try:
             codec = load_model(model_path)
         except LiveLatentError as exc:
             raise SetError(f"set {folder.name}: its model {model_path} cannot be loaded: {exc}") from None
-        check_model(codec.content_hash, {"path": str(model_path), "hash": start.model_hash}, folder)
+        check_model(codec.content_hash, {"path": str(model_path), "hash": start.model_hash,
+                                         "pack": start.model_pack}, folder)
     if codec.sample_rate != start.sample_rate and model is None:
         raise SetError(f"set {folder.name} was played at {start.sample_rate} Hz, its model runs at "
                        f"{codec.sample_rate} Hz")

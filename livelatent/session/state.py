@@ -33,13 +33,13 @@ from ..engine.commands import AddVoice, Hush, SetTempo
 from ..config import pack_roots
 from ..errors import LiveLatentError, SetError
 from ..model.checkpoint import load_checkpoint
-from ..model.packs import locate, pack_name
+from ..model.packs import describe_model, locate_model, pack_info
 from .journal import JOURNAL_NAME, wall_time
 from .path_records import has_fn
 from .records import SOURCES_FOLDER, SourceStore, decode_command, encode_command, sources_used
 
 __all__ = ["STATE_VERSION", "STATE_NAME", "capture_state", "save_set", "read_state",
-           "check_set_files", "check_model", "missing_pack", "load_set", "copy_journal"]
+           "check_set_files", "check_model", "missing_pack", "model_record", "load_set", "copy_journal"]
 
 STATE_VERSION = 3     # 3: latent paths, arrays and each source's tail flag (0.3)
 STATE_NAME = "state.json"
@@ -75,8 +75,7 @@ def capture_state(engine, store: SourceStore) -> tuple[dict, list[str]]:
         "schema": STATE_VERSION,
         "saved": wall_time(),
         "position": int(engine.position),
-        "model": {"path": None if codec.path is None else str(Path(codec.path).resolve()),
-                  "hash": codec.content_hash},
+        "model": model_record(codec),
         "sample_rate": int(engine.sample_rate),
         "seed": int(engine.seed),
         "tempo": float(score.clock.bpm),
@@ -248,12 +247,12 @@ def check_set_files(folder, state: dict) -> None:
         raise SetError(f"set {Path(folder).name}: {exc}") from None
 
 
-def missing_pack(set_name: str, recorded, content_hash) -> str:
+def missing_pack(set_name: str, recorded, content_hash, pack: dict | None = None) -> str:
     """What to say when a set's model is neither where it was recorded nor installed."""
-    return (f"set {set_name} needs the model pack {pack_name(recorded)!r} (weights "
-            f"{str(content_hash)[:12]}), recorded at {recorded}: it is neither there nor among "
-            f"the installed packs ({', '.join(str(r) for r in pack_roots())}; $LIVELATENT_PACKS "
-            f"adds folders); install that pack, or give --model")
+    return (f"set {set_name} needs the model {describe_model(recorded, content_hash, pack)}; it "
+            f"was recorded at {recorded}, and no installed pack holds those weights "
+            f"({', '.join(str(r) for r in pack_roots())}; $LIVELATENT_PACKS adds folders): install "
+            f"that pack, or give --model")
 
 
 def check_model(engine_hash: str, saved: dict, folder) -> None:
@@ -263,21 +262,33 @@ def check_model(engine_hash: str, saved: dict, folder) -> None:
     path = saved.get("path")
     name = Path(folder).name
     if path:
-        path = str(locate(path))
+        path = str(locate_model(path, saved.get("hash")))
     if path and not Path(path).exists():
-        raise SetError(missing_pack(name, saved.get("path"), saved.get("hash")))
+        raise SetError(missing_pack(name, saved.get("path"), saved.get("hash"), saved.get("pack")))
     if path:
         try:
             now = load_checkpoint(path).content_hash
         except LiveLatentError:
             now = None
         if now != saved.get("hash"):
+            if pack_info(path) is not None:     # a pack of that name, another version of it
+                raise SetError(missing_pack(name, saved.get("path"), saved.get("hash"), saved.get("pack")))
             raise SetError(f"set {name}: its model file {path} changed since the set was saved "
                            f"(hash {str(saved.get('hash'))[:12]}, now {str(now)[:12]}); the set "
                            f"would sound different")
     raise SetError(f"set {name} was saved with the model {path} (hash {str(saved.get('hash'))[:12]}), "
                    f"but this engine runs another (hash {engine_hash[:12]}); start livelatent "
                    f"with --model {path}")
+
+
+def model_record(codec) -> dict:
+    """How a set names its model: the file, its weights' hash, and its pack's name and version."""
+    path = None if codec.path is None else Path(codec.path).resolve()
+    record = {"path": None if path is None else str(path), "hash": codec.content_hash}
+    info = None if path is None else pack_info(path)
+    if info is not None and info.weights_hash == codec.content_hash:
+        record["pack"] = info.record()
+    return record
 
 
 # -- loading -----------------------------------------------------------------------------------
