@@ -53,8 +53,15 @@ def test_training_lowers_the_loss_and_writes_a_pack(corpus, tmp_path, capsys):
         assert needle in card
     metrics = summary["metrics"]
     assert metrics["silence"]["spectral_convergence"] == pytest.approx(1.0)
-    assert set(metrics) == {"model", "pca_8", "silence"}
-    assert all(np.isfinite(m["multiscale_spectral_distance"]) for m in metrics.values())
+    assert set(metrics) == {"model", "model_sampled_3_seeds", "pca_8", "silence", "latent"}
+    assert all(np.isfinite(metrics[name]["multiscale_spectral_distance"])
+               for name in ("model", "model_sampled_3_seeds", "pca_8", "silence"))
+    # noise on, the reconstruction is no better than from the mean latent
+    assert metrics["model_sampled_3_seeds"]["snr_db"] <= metrics["model"]["snr_db"] + 0.05
+    assert metrics["latent"]["latent_dims"] == 8 and 0 <= metrics["latent"]["active_dims"] <= 8
+    assert metrics["latent"]["kl_per_dim"] > 0
+    for needle in ("model_sampled_3_seeds", "nats per dimension", "dimensions active"):
+        assert needle in card
     assert json.loads((out / "summary.json").read_text())["best_epoch"] == summary["best_epoch"]
 
 
@@ -163,3 +170,24 @@ def test_the_corpus_streams_from_a_disk_cache_read_file_by_file(corpus, tmp_path
     cache_audio(files, tmp_path / "cache", "audio", sample_rate=44100, window=1024, label="input",
                 progress=False)
     assert (tmp_path / "cache" / "audio.f32").stat().st_mtime_ns == stamp       # reused
+
+
+def test_latent_statistics_and_the_family_table():
+    from livelatent.model.card import card_text
+    from livelatent.model.evaluation import latent_statistics
+    rng = np.random.default_rng(0)
+    signals = [rng.normal(size=1024 * 50).astype(np.float32)]
+
+    def encode(windows):            # dimension 0 follows the windows, 1 barely, 2 not at all
+        n = len(windows)
+        mu = np.stack([windows[:, 0], 0.01 * windows[:, 1], np.full(n, 0.5)], axis=1)
+        return mu, np.full_like(mu, -2.0)
+    stats = latent_statistics(encode, signals, 1024)
+    windows = signals[0].reshape(-1, 1024).astype(np.float64)
+    mu, logvar = encode(windows)
+    expected = -0.5 * np.mean(1 + logvar - mu ** 2 - np.exp(logvar))
+    assert stats["kl_per_dim"] == pytest.approx(expected)
+    assert (stats["active_dims"], stats["latent_dims"], stats["windows"]) == (1, 3, 50)
+    card = card_text({"families": {"bass": {"files": 4, "model": 31.4, "pca_256": 48.9},
+                                   "organ": {"files": 2, "model": 22.0, "pca_256": 21.5}}})
+    assert "| bass | 4 | 31.4 | 48.9 | -17.5 |" in card and "| organ | 2 | 22.0 | 21.5 | +0.5 |" in card

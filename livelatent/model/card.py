@@ -83,7 +83,7 @@ def card_text(summary: dict, *, title: str = "RawAudioVAE model") -> str:
                   f"Baselines measured in the same run: PCA with as many dimensions as the latent (fit on "
                   f"training windows) and silence. Multi-scale spectral distance = mean over FFT sizes "
                   f"2048/1024/512/256/128 of (spectral convergence + mean |log S - log S_hat|).", ""]
-        names = list(metrics)
+        names = [n for n in metrics if n != "latent"]
         lines.append("| metric | " + " | ".join(names) + " |")
         lines.append("|---|" + "---|" * len(names))
         for key, label, template in _METRIC_ROWS:
@@ -95,6 +95,30 @@ def card_text(summary: dict, *, title: str = "RawAudioVAE model") -> str:
             lines += ["", f"Distance from the {pca_name.upper().replace('_', '-')} baseline: "
                           f"{gap:+.2f} dB SNR, {sc_gap:+.4f} spectral convergence "
                           f"({'better' if gap > 0 else 'worse'} than a linear projection in SNR)."]
+        sampled = next((n for n in names if n.startswith("model_sampled")), None)
+        if sampled:
+            lines += ["", f"`{sampled}`: the same windows decoded from the sampled latent "
+                          f"(mu + exp(logvar / 2) * noise, what voices play with noise on), averaged "
+                          f"over the seeds."]
+        stats = metrics.get("latent")
+        if stats:
+            lines += ["", f"Latent on these windows: KL {stats['kl_per_dim']:.3f} nats per dimension "
+                          f"(averaged over windows and dimensions, as the loss averages it); "
+                          f"{stats['active_dims']} of {stats['latent_dims']} dimensions active (their "
+                          f"mean varies across windows with a variance above 0.01)."]
+        lines.append("")
+    families = summary.get("families")
+    if families:
+        baseline = next((k for k in next(iter(families.values())) if k.startswith("pca")), None)
+        lines += ["## By family", "", "Held-out SNR (dB) of each family's notes, pooled over its files; "
+                  f"same reconstruction{f' and {baseline.upper()} as above' if baseline else ''}.", "",
+                  "| family | held-out notes | model | " + (f"{baseline} | model - {baseline} |" if baseline else ""),
+                  "|---|---|---|" + ("---|---|" if baseline else "")]
+        for family, row in sorted(families.items()):
+            cells = f"| {family} | {row['files']} | {row['model']:.1f} |"
+            if baseline:
+                cells += f" {row[baseline]:.1f} | {row['model'] - row[baseline]:+.1f} |"
+            lines.append(cells)
         lines.append("")
     history = summary.get("history")
     if history:
