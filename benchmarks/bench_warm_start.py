@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""What a linear start gives a RawAudioVAE with its tanh output, on the default pack's held-out notes.
+
+The warm start (livelatent.model.warmstart) puts the PCA of the training windows inside the
+network exactly, but the published decoder ends in tanh: step 0 decodes ``tanh(PCA(x))``, not
+``PCA(x)``. This measures, on the held-out notes of the pack's own corpus (rendered from FluidR3
+with ``scripts/fluidr3_corpus.py`` into ``--build`` if not there):
+
+- the PCA-256 baseline (the card's), fit on training windows;
+- the warm-started network at step 0 (built with ``pca_warm_start``, run in torch);
+- the best linear readout through tanh: least squares of ``atanh(x)`` on the PCA coefficients;
+- the default pack as shipped.
+
+    python benchmarks/bench_warm_start.py [--build build]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import fluidr3_corpus as corpus  # noqa: E402
+
+from livelatent.audio import read_audio  # noqa: E402
+from livelatent.config import DEFAULT_MODEL_DIR  # noqa: E402
+from livelatent.model.evaluation import module_functions  # noqa: E402
+from livelatent.model.metrics import PCABaseline, codec_reconstructor, reconstruction_metrics  # noqa: E402
+
+WINDOW, LATENT, HOP = 1024, 256, 512
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", default=str(ROOT / "build"), help="folder holding (or to hold) corpus/")
+    args = parser.parse_args(argv)
+    corpus_dir = Path(args.build) / "corpus"
+    if not (corpus_dir / "heldout" / "manifest.json").exists():
+        print("rendering the corpus:", corpus.render_corpus(corpus_dir), flush=True)
+    train = [read_audio(p, target_rate=corpus.SAMPLE_RATE) for p in sorted((corpus_dir / "train").glob("*.flac"))]
+    held = [read_audio(p, target_rate=corpus.SAMPLE_RATE) for p in sorted((corpus_dir / "heldout").glob("*.flac"))]
+    windows = np.concatenate([np.stack([x[o:o + WINDOW] for o in range(0, x.size - WINDOW + 1, HOP)])
+                              for x in train]).astype(np.float64)
+    pca = PCABaseline(windows, dims=LATENT)
+
+    import torch
+    from livelatent.model.vae import RawAudioVAE, VAEConfig
+    from livelatent.model.warmstart import pca_warm_start
+    torch.manual_seed(0)
+    module = RawAudioVAE(VAEConfig(window=WINDOW, latent=LATENT))
+    pca_warm_start(module, windows[np.linspace(0, len(windows) - 1, 100_000).astype(int)])
+    module.eval()
+
+    def warm(x):
+        with torch.inference_mode():
+            return module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))[0].numpy()
+
+    coefficients = (windows - pca.mean) @ pca.components
+    design = np.c_[coefficients, np.ones(len(coefficients))]
+    readout, *_ = np.linalg.lstsq(design, np.arctanh(np.clip(windows, -0.99, 0.99)), rcond=None)
+
+    def linear_through_tanh(x):
+        c = (x.astype(np.float64) - pca.mean) @ pca.components
+        return np.tanh(np.c_[c, np.ones(len(c))] @ readout)
+
+    encode, decode = module_functions(DEFAULT_MODEL_DIR)
+    rows = {"PCA-256 (baseline)": pca, "warm start, step 0: tanh(PCA)": warm,
+            "best linear readout through tanh": linear_through_tanh,
+            "default pack": codec_reconstructor(encode, decode)}
+    print(f"held-out notes: {len(held)} files; PCA fit on {len(windows)} training windows")
+    print(f"{'reconstruction':36s} {'SNR dB':>8s} {'SC':>7s} {'MSS':>7s}")
+    for name, run in rows.items():
+        m = reconstruction_metrics(held, run, window=WINDOW)
+        print(f"{name:36s} {m['snr_db']:8.2f} {m['spectral_convergence']:7.4f} "
+              f"{m['multiscale_spectral_distance']:7.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
