@@ -2,13 +2,15 @@
 """What a linear start gives a RawAudioVAE with its tanh output, on the default pack's held-out notes.
 
 The warm start (livelatent.model.warmstart) puts the PCA of the training windows inside the
-network exactly, but the published decoder ends in tanh: step 0 decodes ``tanh(PCA(x))``, not
-``PCA(x)``. This measures, on the held-out notes of the pack's own corpus (rendered from FluidR3
-with ``scripts/fluidr3_corpus.py`` into ``--build`` if not there):
+network exactly, but the published decoder ends in tanh: a linear start decodes
+``tanh(PCA(x))``, not ``PCA(x)``. This measures, on the held-out notes of the pack's own corpus
+(rendered from FluidR3 with ``scripts/fluidr3_corpus.py`` into ``--build`` if not there):
 
 - the PCA-256 baseline (the card's), fit on training windows;
-- the warm-started network at step 0 (built with ``pca_warm_start``, run in torch);
+- ``tanh(PCA(x))``: a linear start through the tanh output (the warm start before it undid the tanh);
 - the best linear readout through tanh: least squares of ``atanh(x)`` on the PCA coefficients;
+- the warm-started network at step 0 (``pca_warm_start``: the PCA with the tanh undone on the
+  samples its hidden units allow), run in torch;
 - the default pack as shipped.
 
     python benchmarks/bench_warm_start.py [--build build]
@@ -54,7 +56,8 @@ def main(argv=None) -> int:
     from livelatent.model.warmstart import pca_warm_start
     torch.manual_seed(0)
     module = RawAudioVAE(VAEConfig(window=WINDOW, latent=LATENT))
-    pca_warm_start(module, windows[np.linspace(0, len(windows) - 1, 100_000).astype(int)])
+    start = pca_warm_start(module, windows[np.linspace(0, len(windows) - 1, 100_000).astype(int)])
+    print("warm start:", start["tanh_inverse"])
     module.eval()
 
     def warm(x):
@@ -70,8 +73,9 @@ def main(argv=None) -> int:
         return np.tanh(np.c_[c, np.ones(len(c))] @ readout)
 
     encode, decode = module_functions(DEFAULT_MODEL_DIR)
-    rows = {"PCA-256 (baseline)": pca, "warm start, step 0: tanh(PCA)": warm,
+    rows = {"PCA-256 (baseline)": pca, "tanh(PCA): a linear start": lambda x: np.tanh(pca(x)),
             "best linear readout through tanh": linear_through_tanh,
+            "warm start, step 0 (tanh undone)": warm,
             "default pack": codec_reconstructor(encode, decode)}
     print(f"held-out notes: {len(held)} files; PCA fit on {len(windows)} training windows")
     print(f"{'reconstruction':36s} {'SNR dB':>8s} {'SC':>7s} {'MSS':>7s}")

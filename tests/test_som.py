@@ -426,3 +426,47 @@ def test_every_feature_set_builds_a_map_that_places_new_sounds(tmp_path, kind):
         sf.write(path, make_sound(family, rng), SR)
         clusters[family] = som.near(path)
     assert len(set(clusters.values())) >= 3, clusters
+
+
+def test_a_map_of_model_thumbnails_keeps_to_its_model(tmp_path, monkeypatch):
+    """A newer version of the pack a map's thumbnails came from must not describe new sounds in
+    its own latent space: near() finds the map's model by its hash, or says which it needs."""
+    import json
+    import shutil
+
+    import torch
+
+    from livelatent.cli import main
+    from livelatent.errors import SomError
+    from livelatent.model.checkpoint import load_checkpoint, save_checkpoint
+    from livelatent.model.vae import RawAudioVAE, VAEConfig
+
+    def pack(folder, version, seed):
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+        config = VAEConfig(hidden=64, latent=8)
+        weights = save_checkpoint(folder / "model.pt", RawAudioVAE(config), config)
+        (folder / "pack.json").write_text(json.dumps(
+            {"name": "band", "version": version, "weights_hash": load_checkpoint(weights).content_hash}))
+        return weights
+
+    packs = tmp_path / "packs"
+    monkeypatch.setenv("LIVELATENT_PACKS", str(packs))
+    weights = pack(packs / "band", 1, seed=0)
+    rng = np.random.default_rng(5)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for family in FAMILIES:
+        for i in range(4):
+            sf.write(corpus / f"{family}{i}.wav", make_sound(family, rng), SR)
+    assert main(["som", str(corpus), "-o", str(tmp_path / "map"), "--grid", "3x3",
+                 "--features", "model", "--model", str(weights)]) == 0
+    probe = tmp_path / "probe.wav"
+    sf.write(probe, make_sound(FAMILIES[0], rng), SR)
+    before = load_som(tmp_path / "map").near(probe)
+    shutil.copytree(packs / "band", packs / "band-v1")         # version 2 ships, 1 stays
+    pack(packs / "band", 2, seed=1)
+    assert load_som(tmp_path / "map").near(probe) == before
+    shutil.rmtree(packs / "band-v1")
+    with pytest.raises(SomError, match=r"thumbnails of the model pack 'band'.*installed: band = version 2"):
+        load_som(tmp_path / "map").near(probe)

@@ -191,14 +191,33 @@ class Som:
             audio, rate = sound, sample_rate or playing_rate()
         audio = np.asarray(audio, dtype=np.float32)
         audio = audio.mean(axis=1, dtype=np.float32) if audio.ndim == 2 else audio
-        chosen = feature_set(self.meta.get("features", "bag"), model=self.meta.get("model"))   # bag: a
-        point = self._scaler.transform(chosen.describe(audio, rate)[None, :])[0]   # map from before
+        chosen = self._feature_set()
+        point = self._scaler.transform(chosen.describe(audio, rate)[None, :])[0]
         distances = np.linalg.norm(self._node_weights - point, axis=1)
         nonempty = np.array([bool(self._clusters.get(j)) for j in range(len(self))])
         distances[~nonempty] = np.inf
         return int(np.argmin(distances))
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _feature_set(self):
+        """The features the map was built on (a map from before they were named: bag); for the
+        model's thumbnails, the very model it used, found by its hash (a newer default pack
+        would describe sounds in another latent space)."""
+        name, model, wanted = (self.meta.get("features", "bag"), self.meta.get("model"),
+                               self.meta.get("model_hash"))
+        if name != "model" or not wanted:
+            return feature_set(name, model=model)
+        from ..config import DEFAULT_MODEL_DIR
+        from ..model.checkpoint import PACK_WEIGHTS_NAME
+        from ..model.packs import describe_model, locate_model
+        recorded = model or str(DEFAULT_MODEL_DIR / PACK_WEIGHTS_NAME)
+        chosen = feature_set(name, model=str(locate_model(recorded, wanted)))
+        if chosen.describe.codec.content_hash != wanted:
+            raise SomError(f"map {self.name!r} was built on the thumbnails of the model "
+                           f"{describe_model(recorded, wanted)}, which is not installed; install it "
+                           f"or rebuild the map: livelatent som {self.base} -o {self.path} --features model")
+        return chosen
+
     def _index(self, k) -> int:
         """A cluster index (or :class:`Cluster`) checked against the grid."""
         if isinstance(k, Cluster):

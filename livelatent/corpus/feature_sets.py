@@ -22,6 +22,7 @@ its family.
 from __future__ import annotations
 
 import functools
+import os
 import math
 from dataclasses import dataclass
 
@@ -129,8 +130,18 @@ FEATURE_SETS = {
 }
 
 
+def _stamp(model) -> tuple | None:
+    """What tells a model file's versions apart for the cache: its size and time (a pack
+    replaced in place by a newer version is another model)."""
+    try:
+        info = os.stat(model) if model is not None else None
+    except OSError:
+        return None
+    return None if info is None else (info.st_size, info.st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=4)
-def _model_set(model) -> FeatureSet:
+def _model_set(model, stamp) -> FeatureSet:
     thumbnails = _ModelThumbnails(model)
     latent = 256 if model is None else thumbnails.codec.latent_dim
     names = tuple(["duration_s"] + [f"latent{i}_mean" for i in range(latent)] + [f"latent{i}_std" for i in range(latent)])
@@ -143,7 +154,7 @@ def feature_set(name: str, *, model=None) -> FeatureSet:
     its codec loaded once, per model)."""
     from ..errors import ParameterError
     if name == "model":
-        return _model_set(None if model is None else str(model))
+        return _model_set(None if model is None else str(model), _stamp(model))
     if name not in FEATURE_SETS:
         raise ParameterError(f"features={name!r}: one of {', '.join([*FEATURE_SETS, 'model'])}")
     return FEATURE_SETS[name]

@@ -221,6 +221,7 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
         "trainer": f"batch ({BATCH_EPOCHS} epochs)" if batch else "minisom",
         "analysis_rate": ANALYSIS_RATE, "frame_size": FRAME_SIZE, "hop_size": HOP_SIZE,
         "features": chosen.name, "model": None if model is None else str(model),
+        **({"model_hash": chosen.describe.codec.content_hash} if chosen.name == "model" else {}),
         "feature_names": list(chosen.names),
         "feature_weights": {**chosen.default_weights, **dict(weights or {})},
         "scaler": scaler.to_json(), "weights_file": WEIGHTS_FILE,
