@@ -109,9 +109,11 @@ def test_hot_swap_changes_the_sound_within_a_window_without_a_click(sources):
     assert changed[0] >= SR                      # nothing changes before the swap
     assert changed[0] - SR <= 1024 + 512         # within the lookahead (none offline) + a window
     assert at <= changed[0] < at + 512
-    # no click: the largest sample-to-sample jump around the swap is within the signal's own
+    # no click: the largest sample-to-sample jump around the swap is within the sounds' own
+    # (the tone's before it, the hiss's once the swap has settled: noise jumps further)
     jumps = np.abs(np.diff(swapped[:, 0]))
-    assert jumps[at - 1024:at + 2048].max() <= 1.5 * jumps[:SR - 2048].max() + 1e-3
+    own = max(jumps[:SR - 2048].max(), jumps[at + 4096:at + 4096 + SR // 2].max())
+    assert jumps[at - 1024:at + 2048].max() <= 1.5 * own + 1e-3
 
 
 def test_a_curve_that_raises_or_returns_nan_is_refused_and_the_voice_plays_on(sources):

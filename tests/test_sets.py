@@ -415,3 +415,8 @@ def test_the_default_pack_names_its_version(capsys):
     assert info.weights_hash == load_checkpoint(DEFAULT_MODEL_DIR).content_hash
     assert main(["info"]) == 0
     assert f"pack 'default' version {info.version}" in capsys.readouterr().out
+    # every earlier version's model ships beside it, for the sets made with it
+    for version in range(1, info.version):
+        old = pack_info(DEFAULT_MODEL_DIR.parent / f"default-v{version}")
+        assert (old.name, old.version) == ("default", version)
+        assert old.weights_hash == load_checkpoint(old.folder).content_hash != info.weights_hash

@@ -172,7 +172,8 @@ def cli_info(args) -> int:
         if info is not None:
             same = info.weights_hash == checkpoint.content_hash
             print(f"{info} ({info.folder}); weights {checkpoint.content_hash[:12]}"
-                  + ("" if same else f", NOT the {info.weights_hash[:12]} its pack.json names") + "\n")
+                  + ("" if same else f", NOT the {info.weights_hash[:12]} its pack.json names")
+                  + (f"\n{info.changes}" if info.changes else "") + "\n")
         print(card.read_text() if card.exists() else _checkpoint_text(target), end="")
     else:
         print(_checkpoint_text(target), end="")

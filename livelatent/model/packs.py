@@ -36,6 +36,7 @@ class PackInfo:
     version: int
     weights_hash: str
     folder: Path
+    changes: str = ""         # what this version changed, in words
 
     def __str__(self) -> str:
         return f"pack {self.name!r} version {self.version}"
@@ -62,7 +63,8 @@ def pack_info(folder) -> PackInfo | None:
         folder = folder.parent
     try:
         data = json.loads((folder / PACK_FILE).read_text())
-        return PackInfo(str(data["name"]), int(data["version"]), str(data["weights_hash"]), folder)
+        return PackInfo(str(data["name"]), int(data["version"]), str(data["weights_hash"]), folder,
+                        str(data.get("changes", "")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
