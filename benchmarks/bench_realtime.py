@@ -146,7 +146,9 @@ def stall_trials(codec, sources, capacity_voices, log_dir):
                 voice(*sources, curve=sine(3 + i * 0.1), gain=1 / count ** 0.5)
             engine.start("system")
             time.sleep(5.0)
-            results["overload"] = (count, len(engine.intended_voices()), engine.underruns)
+            sounding = [p for p in engine.intended_voices() if p.stop_at is None]
+            results["overload"] = (count, sum(p.synth == "ola" for p in sounding),
+                                   sum(p.synth == "concat" for p in sounding), engine.underruns)
             engine.stop_playback()
     return results
 
@@ -281,10 +283,11 @@ def main(argv=None):
                   f"({voices / bare:.0%} of it; target >= 65%)", flush=True)
     stalls = stall_trials(codec, sources, measured or 128, log_dir)
     held, underruns = stalls["gil"]
-    count, left, overload_underruns = stalls["overload"]
+    count, overlapping, switched, overload_underruns = stalls["overload"]
     print(f"a C call held the GIL {held * 1e3:.0f} ms with 16 voices playing: {underruns} underruns | "
           f"{count} voices (1.5x capacity), overload guard on: {overload_underruns} underruns, "
-          f"{count - left} voices muted, {left} play on", flush=True)
+          f"{switched} switched to concat, {count - overlapping - switched} muted, "
+          f"{overlapping} play on as they were", flush=True)
     with jackutil.running_jack_server(period=256, log_dir=log_dir) as server:
         floor = stream_floor_latency(server, args.runs, codec.sample_rate)
         ours = engine_latency(codec, server, args.runs)

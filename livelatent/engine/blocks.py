@@ -180,6 +180,13 @@ class NoiseBlocks:
             ready = self._ready.pop(entropy, None)
         return ready if ready is not None else noise_block(entropy, self.latent)
 
+    def draw(self, entropy: tuple) -> None:
+        """Draw a block now, in the caller's thread, for the decode thread to take (the overload
+        guard's concat twins: hundreds of voices starting on one step must not draw there)."""
+        block = noise_block(entropy, self.latent)
+        with self._lock:
+            self._ready[entropy] = block
+
     def prefetch(self, entropy: tuple) -> None:
         if not self.ahead:
             return

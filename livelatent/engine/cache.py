@@ -92,6 +92,11 @@ class BlockCache:
             found.append(slot)
         return np.array(found, dtype=np.int64)
 
+    def free_slots(self) -> int:
+        """Voices that can start without the cache growing (growing copies every slot: hundreds
+        of megabytes with hundreds of voices)."""
+        return len(self._free)
+
     @staticmethod
     def rows(k):
         """Where window ``k`` is in its slot's arrays."""
@@ -111,6 +116,14 @@ class BlockCache:
         slots = table.slots
         cached_first, cached_last = self.first_block[slots], self.last_block[slots]
         current = self._params[slots] == table.identity
+        for i in np.flatnonzero(~current & (counts > 0)):      # a stop, gain or pan changes
+            held = self._params[slots[i]]                     # nothing a block holds
+            if held is not None and _same_blocks(held, table.params[i]):
+                self._params[slots[i]] = table.params[i]
+                pending = self._reverts.get(int(slots[i]))
+                if pending is not None and pending[0] is held:
+                    self._reverts[int(slots[i])] = (table.params[i], pending[1])
+                current[i] = True
         first, last = k0 // BLOCK, (k1 - 1) // BLOCK
         # a span covers at most BLOCK windows, so ``last`` is ``first`` or the block after it.
         # A voice whose parameters changed (a new curve, a controller's value) works out only
@@ -179,6 +192,18 @@ class BlockCache:
                 taken.append((int(rows[0]), revert))
                 del self._reverts[slot]
         return taken
+
+
+def _same_blocks(old, new) -> bool:
+    """Whether ``new`` (a change of ``old``) plays the same channels and noise: only its gain,
+    pan, outputs or stop changed."""
+    return (old.plan is new.plan and old.curve is new.curve and old.good_curve is new.good_curve
+            and old.curve_start == new.curve_start and old.good_curve_start == new.good_curve_start
+            and old.start == new.start and old.sources_start == new.sources_start
+            and old.held is new.held and old.controls is new.controls and old.steps is new.steps
+            and old.seed == new.seed and old.noise_key == new.noise_key and old.index == new.index
+            and old.deterministic == new.deterministic and old.path is new.path
+            and old.a is new.a and old.b is new.b and old.layout == new.layout)
 
 
 def _first_window_of(params) -> int:

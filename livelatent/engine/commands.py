@@ -42,10 +42,13 @@ def check_quant(quant) -> str:
 
 @dataclass(frozen=True)
 class AddVoice:
-    """Start a voice (``params.index`` is its number)."""
+    """Start a voice (``params.index`` is its number). Its curves, sources and windows start
+    where it lands, unless ``timing`` gives the (start, curve start, last good curve's start,
+    sources' start) of a voice it carries on from (the overload guard's concat twin)."""
 
     params: VoiceParams
     quant: str = "now"
+    timing: tuple | None = None
 
     @property
     def voice(self) -> int:
@@ -152,8 +155,10 @@ def apply(score: Score, command: Command, *, at: int, seq: int) -> Score:
         number = command.params.index
         if number in score.cancelled or seq < score.hushed_before:
             return score                        # stopped, or hushed, before it could start
-        voices[number] = command.params.changed(start=at, curve_start=at, good_curve_start=at,
-                                                sources_start=at, controls=score.controls)
+        start, curve_start, good_start, sources_start = command.timing or (at, at, at, at)
+        voices[number] = command.params.changed(start=start, curve_start=curve_start,
+                                                good_curve_start=good_start, sources_start=sources_start,
+                                                controls=score.controls)
         return score.with_voices(voices)
     if isinstance(command, SetTempo):
         return replace(score, clock=score.clock.with_tempo(command.bpm, at))

@@ -1,14 +1,25 @@
-"""When the decoder cannot keep up: fewer voices, decided in the open, instead of clicks.
+"""When the decoder cannot keep up: fewer decodes, decided in the open, instead of clicks.
 
 Live, the :class:`OverloadGuard` watches how much CPU time the decode thread spends on a step
 against the step's duration. When that load, over the last :data:`WINDOW_S`, is above
-:data:`HIGH` (too many voices, a slow machine), it mutes the newest voices, as many as it takes
-to bring the load back to :data:`TARGET`, each with a short fade, in one batch of origin
-``overload``. The batch lands where the decoder has got to, so it costs no re-decoding. The batch is journaled like any other writer's, so the set's render is what the
-audience heard; the status line says so once, with what each voice costs. Underruns stay the
-last resort: the guard acts while what was decoded ahead still covers the listener.
+:data:`HIGH` (too many voices, a slow machine), it sheds decodes until the load would be back at
+:data:`TARGET`, in a declared, deterministic order:
 
-The order is declared and deterministic: the newest voices (highest numbers) go first.
+- when switching the newest overlap-add voices to concat synthesis (half the decodes) sheds
+  enough, they are switched, as many as it takes, newest first, while the voice bank has room
+  for their twins without growing (which would stall the decoder). A switched voice is replaced
+  by its concat twin, which carries on its curves, sources and noise key where they are and
+  takes its name, while the overlap-add voice fades out over a window (the twin fades in over
+  its first); twins start a few a step, their first noise drawn on the guard's thread;
+- otherwise (switching costs work as it lands, which a heavier overload has no time for), the
+  newest voices are muted with a short fade, as many as it takes. A voice already switched is
+  muted next time, if the load stays high.
+
+The changes land in batches of origin ``overload``, where the decoder has got to, so they cost
+no re-decoding; they are journaled like any other writer's, so the set's render is what the
+audience heard, and the status line says so once, with what each voice costs. A voice the journal could not record as code (a curve made from a Python function)
+is muted instead of switched. Underruns stay the last resort: the guard acts while what was
+decoded ahead still covers the listener.
 """
 
 from __future__ import annotations
@@ -19,15 +30,19 @@ from collections import deque
 
 import numpy as np
 
-from .commands import StopVoice
+from ..errors import LiveLatentError
+from ..paths.plan import with_plan
+from ..strategies import layout
+from .commands import AddVoice, StopVoice
 from .writers import Batch
 
-__all__ = ["OverloadGuard", "DecodeMeter", "HIGH", "TARGET", "WINDOW_S", "FADE_S"]
+__all__ = ["OverloadGuard", "DecodeMeter", "concat_twin", "HIGH", "TARGET", "WINDOW_S", "FADE_S"]
 
 HIGH = 0.9             # decode time over step time, averaged: above this the decoder falls behind
 TARGET = 0.75          # what the guard brings it back to
 WINDOW_S = 0.1         # the load is averaged over the steps of this long
 FADE_S = 0.05          # the fade of a muted voice
+TWINS_PER_STEP = 16    # concat twins starting on one step (each works out its first block there)
 _CHECK_S = 0.02
 _SETTLE_S = 0.5        # after acting, the load is measured afresh before acting again
 
@@ -77,7 +92,8 @@ class OverloadGuard:
         self.engine = playback.engine
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="livelatent-overload", daemon=True)
-        self.muted: list[int] = []
+        self.muted: list[int] = []            # numbers of the voices muted
+        self.switched: list[int] = []         # and of those switched to concat
 
     def start(self) -> "OverloadGuard":
         self._thread.start()
@@ -95,31 +111,108 @@ class OverloadGuard:
                 continue
             load = playback.meter.recent_load(WINDOW_S)
             if load is not None and load > HIGH:
-                self._shed(load, at=playback.decoded_to)
+                self._shed(load)
                 self._stop.wait(_SETTLE_S)
                 playback.meter.forget()
 
-    def _shed(self, load: float, *, at: int) -> None:
-        """Mute the newest voices, enough to bring ``load`` down to :data:`TARGET`."""
+    def _shed(self, load: float, *, at: int | None = None) -> None:
+        """Switch the newest overlap-add voices to concat, then mute the newest, enough to bring
+        ``load`` down to :data:`TARGET`; the batches land at ``at`` (default: where the decoder
+        has got to when each is sent)."""
         engine = self.engine
-        voices = sorted((p for p in engine.intended_voices()), key=lambda p: p.index)
+        landing = (lambda: at) if at is not None else (lambda: self.playback.decoded_to)
+        voices = sorted((p for p in engine.intended_voices() if p.stop_at is None), key=lambda p: p.index)
         if not voices:
             return
-        # a voice costs its decoded windows per output window (a cloud of k points: k)
-        costs = np.array([p.plan.points for p in voices], dtype=np.float64)
-        budget = costs.sum() * TARGET / load
-        keep = int(np.searchsorted(np.cumsum(costs), budget, side="right"))
-        going = voices[keep:] or voices[-1:]
+        step = engine.step
+        # a voice costs its decoded windows per step (a cloud of k points: k; concat: half)
+        costs = np.array([p.plan.points * step / p.layout.output_hop for p in voices], dtype=np.float64)
+        total = costs.sum()
+        budget = total * TARGET / load
+        switched = self._to_switch(voices, costs, total - budget, engine.timeline.free_voice_slots())
+        muted = []
+        if switched is None:            # switching cannot shed enough: mute, newest first
+            switched, cost = [], total
+            for i in reversed(range(len(voices))):
+                if cost <= budget and muted:
+                    break
+                muted.append(i)
+                cost -= costs[i]
         fade = int(FADE_S * engine.sample_rate)
-        batch = Batch(engine, "overload", at=at, commands=[StopVoice(p.index, fade) for p in going])
+        if muted and not self._send([StopVoice(voices[i].index, fade) for i in muted], landing()):
+            return                      # the mutes first: they relieve the decoder at once
+        switched.sort()                 # twins numbered in their voices' order: newest stays newest
+        done = []
+        for first in range(0, len(switched), TWINS_PER_STEP):     # a few a step: each costs
+            group = switched[first:first + TWINS_PER_STEP]         # its first block's work
+            # a switched voice crossfades with its twin over a window (the twin fades in over
+            # its first); the twins' first noise is drawn here, not on the decode thread's step
+            start = landing() + (engine.step if done else 0)
+            twins = [concat_twin(voices[i], engine.new_voice_number(), start, engine.codec)
+                     for i in group]
+            engine.timeline.draw_noise_for(twins, start)
+            commands = [StopVoice(voices[i].index, engine.window) for i in group]
+            commands += [AddVoice(t, timing=(t.start, t.curve_start, t.good_curve_start, t.sources_start))
+                         for t in twins]
+            if not self._send(commands, start):       # one the journal cannot record: mute them
+                rest = switched[first:]
+                self._send([StopVoice(voices[i].index, fade) for i in rest], landing())
+                muted += rest
+                break
+            done += group
+        switched = done
+        self.muted.extend(voices[i].index for i in muted)
+        self.switched.extend(voices[i].index for i in switched)
+        each = 100.0 * load / total
+        said = [f"the decoder needed {100 * load:.0f}% of real time with {len(voices)} voices "
+                f"(about {each:.1f}% per decoded window)"]
+        if switched:
+            said.append(f"switched the newest {len(switched)} to concat (half the decodes): "
+                        + ", ".join(voices[i].name for i in switched))
+        if muted:
+            said.append(f"muted {len(muted)}: " + ", ".join(voices[i].name for i in muted))
+        engine.events.warning("overload: " + "; ".join(said))
+
+    @staticmethod
+    def _to_switch(voices, costs, excess: float, room: int) -> list | None:
+        """The newest overlap-add voices whose switch to concat sheds ``excess`` (a twin halves
+        its voice's cost), within ``room`` free slots of the bank (growing it mid-overload would
+        stall the decoder); None when they cannot. A switch costs the decoder work as it lands,
+        so the guard switches only when switching alone is enough."""
+        chosen, shed = [], 0.0
+        for i in reversed(range(len(voices))):
+            if shed >= excess:
+                break
+            points = voices[i].plan.points
+            if voices[i].synth == "ola" and voices[i].held is None and points <= room:
+                chosen.append(i)
+                room -= points
+                shed += costs[i] / 2
+        return chosen if shed >= excess else None
+
+    def _send(self, commands, at: int) -> bool:
         try:
-            engine.send(batch)
+            self.engine.send(Batch(self.engine, "overload", at=at, commands=commands))
+        except LiveLatentError:         # refused: a change the journal could not record
+            return False
         except Exception as exc:        # the guard must never take the sound down with it
-            engine.events.error(f"overload guard: {type(exc).__name__}: {exc}")
-            return
-        self.muted.extend(p.index for p in going)
-        each = 100.0 * load / costs.sum()
-        names = ", ".join(p.name for p in reversed(going))
-        engine.events.warning(
-            f"overload: the decoder needed {100 * load:.0f}% of real time with {len(voices)} "
-            f"voices (about {each:.1f}% per decoded window); muted the newest {len(going)}: {names}")
+            self.engine.events.error(f"overload guard: {type(exc).__name__}: {exc}")
+            return False
+        return True
+
+
+def concat_twin(params, number: int, at: int, codec):
+    """Voice ``params`` played by concat synthesis from sample ``at`` on: the same sources, curve,
+    path, gain, pan, name and noise key, its windows (now a whole window apart) laid so that one
+    starts at ``at``, its curves and sources carrying on where they are."""
+    options = dict(params.options)
+    lay = layout(params.strategy, "concat", window=codec.window,
+                 stretch=options.get("stretch", params.layout.stretch))
+    shift = (at - params.start) % lay.output_hop
+    twin = params.changed(
+        index=number, synth="concat", layout=lay, start=params.start + shift,
+        frames_a=params.a.frames(codec, lay.input_hop, tail=params.frames_a.tail),
+        frames_b=params.b.frames(codec, lay.input_hop, tail=params.frames_b.tail),
+        options={**options, "synth": "concat"}, stop_at=None, fade=0,
+        noise_key=params.index if params.noise_key is None else params.noise_key)
+    return with_plan(twin, codec)

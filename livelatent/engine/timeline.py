@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from .bank import Bank
+from .blocks import BLOCK, noise_entropy
 from .clock import Clock
 from .commands import AddVoice, Score, apply, quantised_target
 from .published import Entry, Published, pending_entries
@@ -223,6 +224,21 @@ class Timeline:
     def draw_noise_ahead(self, ahead: bool) -> None:
         """Draw each voice's next noise block ahead, on another thread (live playback does)."""
         self._bank.noise.ahead = ahead
+
+    def free_voice_slots(self) -> int:
+        """How many more voices (grains) the bank holds before its cache must grow."""
+        return self._bank.cache.free_slots()
+
+    def draw_noise_for(self, voices, at: int) -> None:
+        """Draw, in the caller's thread, the noise block each of ``voices`` (VoiceParams about to
+        start, their windows carrying on from ``start``) plays at sample ``at``."""
+        cache = self._bank.cache
+        for params in voices:
+            if params.deterministic and params.plan.spread is None:
+                continue
+            window = max(0, -(-(at - params.start) // params.layout.output_hop))
+            for grain in range(params.plan.points):          # a cloud's grains draw their own
+                cache.noise.draw(noise_entropy(params, cache.seed, window // BLOCK, grain))
 
     def set_stem_sink(self, sink) -> None:
         """``sink(number, name, first_sample, block)`` receives each voice's samples (or None)."""

@@ -231,6 +231,8 @@ def encode_command(command, store: SourceStore) -> dict:
             data["out"] = list(p.out)
         if p.cue:
             data["cue"] = True
+        if command.timing is not None:
+            data["timing"] = [int(v) for v in command.timing]
         return data
     if isinstance(command, SetVoice):
         changes = {}
@@ -280,7 +282,8 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
     quant = data.get("quant", "now")
     try:
         if op == "add":
-            return AddVoice(_voice_params(data, engine, store, where, captured), quant)
+            timing = tuple(int(v) for v in data["timing"]) if data.get("timing") is not None else None
+            return AddVoice(_voice_params(data, engine, store, where, captured), quant, timing)
         if op == "set":
             changes = {}
             for name, value in data["changes"].items():

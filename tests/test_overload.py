@@ -1,0 +1,118 @@
+"""The overload guard's order, offline: the newest voices switch to concat (half the decodes),
+then the newest are muted; journaled, so a set renders what was heard."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livelatent import Engine
+from livelatent.engine.overload import OverloadGuard
+from livelatent.session.session import Session
+from livelatent.session.sets import render_set
+
+SR = 44100
+SOURCES = """\
+import numpy as np
+t = np.arange(3 * 44100) / 44100
+tone = source((0.4 * np.sin(2 * np.pi * 220 * t)).astype("float32"), name="tone")
+hiss = source((np.random.default_rng(1).normal(0, 0.2, 2 * 44100)).astype("float32"), name="hiss")
+"""
+
+
+class _Playback:
+    def __init__(self, engine):
+        self.engine = engine
+
+
+def _guard(engine):
+    return OverloadGuard(_Playback(engine))
+
+
+def _play(tmp_path, voices=8, curve="sine(0.5 + i / 7)"):
+    engine = Engine(seed=3)
+    session = Session(engine, sets_root=tmp_path, set_name="crowd")
+    session.run_cell(SOURCES)
+    session.run_cell(f"for i in range({voices}):\n"
+                     f"    voice(tone, hiss, curve={curve}, gain=0.2, name=f'n{{i}}')")
+    return engine, session
+
+
+def _step_aligned(engine, seconds):
+    step = engine.step
+    return engine.render_array(samples=int(seconds * SR) // step * step)
+
+
+def test_a_moderate_overload_switches_the_newest_voices_to_concat(tmp_path):
+    engine, session = _play(tmp_path, voices=20)          # a bank of 32 slots: room for 12 twins
+    with engine:
+        before = _step_aligned(engine, 1.0)
+        guard = _guard(engine)
+        at = engine.position
+        guard._shed(1.0, at=at)                # to 0.75 of the decodes: the newest 10 switch
+        after = engine.render_array(2.0)
+        playing = {p.name: p for p in engine.intended_voices()}
+        session.end()
+    assert len(guard.switched) == 10 and guard.muted == []
+    assert sorted(playing) == sorted(f"n{i}" for i in range(20))          # the names carry on
+    assert [playing[f"n{i}"].synth for i in range(20)] == ["ola"] * 10 + ["concat"] * 10
+    twin = playing["n19"]
+    assert twin.start <= at and (at - twin.start) % 1024 == 0            # a window starts at `at`
+    assert engine.events.texts("warning")[-1].startswith("overload: the decoder needed 100%")
+    # no gap where they switch: every block around it sounds like those before
+    heard = np.concatenate([before, after])
+    level = np.sqrt(np.mean(heard[:len(heard) // 512 * 512].reshape(-1, 512, 2) ** 2, axis=(1, 2)))
+    around = level[at // 512 - 4:at // 512 + 12]
+    assert around.min() > 0.5 * np.median(level[:at // 512])
+    # the set renders what was heard, the switch included
+    render_set(tmp_path / "crowd", tmp_path / "crowd.wav", seconds=3.0, progress=False)
+    rendered, _ = sf.read(tmp_path / "crowd.wav", dtype="float32")
+    n = min(len(rendered), len(heard))
+    assert np.max(np.abs(rendered[:n] - heard[:n])) <= 1e-5
+
+
+def test_when_switching_cannot_shed_enough_the_newest_are_muted(tmp_path):
+    engine, session = _play(tmp_path, voices=20)
+    with engine:
+        _step_aligned(engine, 0.5)
+        guard = _guard(engine)
+        guard._shed(1.1, at=engine.position)     # 12 twins (the room) would not be enough
+        engine.render_array(0.5)
+        first = sorted((p.name, p.synth) for p in engine.intended_voices() if p.stop_at is None)
+        _step_aligned(engine, 0.5)
+        guard._shed(0.95, at=engine.position + engine.step)   # a little more: switching will do
+        engine.render_array(0.5)
+        second = {p.name: p.synth for p in engine.intended_voices() if p.stop_at is None}
+        session.end()
+    assert first == sorted((f"n{i}", "ola") for i in range(13))          # n19..n13 muted
+    assert second == {**{f"n{i}": "ola" for i in range(7)}, **{f"n{i}": "concat" for i in range(7, 13)}}
+    warnings = engine.events.texts("warning")
+    assert "muted 7: n19, n18" in warnings[0] and "switched the newest 6 to concat" in warnings[1]
+
+
+def test_voices_the_journal_cannot_record_are_muted_instead(tmp_path):
+    engine, session = _play(tmp_path, voices=4, curve="curve(lambda t: 0.5)")
+    with engine:
+        _step_aligned(engine, 0.5)
+        guard = _guard(engine)
+        guard._shed(1.2, at=engine.position)
+        engine.render_array(0.5)
+        sounding = [p for p in engine.intended_voices() if p.stop_at is None]
+        session.end()
+    assert guard.switched == [] and guard.muted and all(p.synth == "ola" for p in sounding)
+    assert "muted" in engine.events.texts("warning")[-1]
+
+
+@pytest.mark.parametrize("strategy", ["stepwise", "extension"])
+def test_every_strategy_has_a_concat_twin(tmp_path, strategy):
+    from livelatent.engine.overload import concat_twin
+    engine = Engine(seed=0)
+    with engine:
+        session = Session(engine, sets_root=tmp_path, set_name="s")
+        session.run_cell(SOURCES)
+        session.run_cell(f"v = voice(tone, hiss, strategy={strategy!r}, curve=0.3)")
+        _step_aligned(engine, 0.5)
+        params = engine.intended_voices()[0]
+        twin = concat_twin(params, 99, engine.position, engine.codec)
+        session.end()
+    assert (twin.synth, twin.layout.output_hop, twin.name) == ("concat", 1024, params.name)
+    assert twin.layout.output_hop / twin.layout.input_hop == params.layout.output_hop / params.layout.input_hop
