@@ -237,6 +237,41 @@ def _voices_the_decoder_feeds(codec, batch: int) -> float:
     return rate / (codec.sample_rate / (codec.window // 2))
 
 
+def test_voices_switched_to_concat_while_playing_sound_as_the_set_renders(jack_server, tmp_path):
+    """The guard's first step, live: its decision taken as if the decoder were at full load (the
+    step itself is the same whatever the load), the newest voices are switched to concat twins
+    while JACK plays; the capture equals the set's render and nothing underruns."""
+    from livelatent.engine.overload import OverloadGuard
+    from livelatent.session.session import Session
+    from livelatent.session.sets import render_set
+    from livelatent.repl.setup import make_engine
+    engine = make_engine(blocksize=1024)
+    with engine, Session(engine, sets_root=tmp_path, set_name="switch") as session:
+        session.run_cell("for i in range(10):\n"
+                         "    voice(flute, cello, curve=sine(3 + i / 5), gain=0.3, name=f'n{i}')")
+        engine.start("system")
+        recorder = jackutil.RecorderProcess(jack_server, "PortAudio", seconds=9, folder=tmp_path)
+        try:
+            time.sleep(2.0)
+            guard = OverloadGuard(engine.playback)
+            guard._shed(1.0)                       # to 0.75 of the decodes: the newest 5 switch
+            time.sleep(2.5)
+            underruns = engine.underruns
+            engine.stop_playback()
+            captured = sounding(recorder.stop())
+        finally:
+            recorder.close()
+        session.end()
+        synths = {p.name: p.synth for p in engine.intended_voices() if p.stop_at is None}
+    assert len(guard.switched) == 5 and underruns == 0
+    assert synths == {**{f"n{i}": "ola" for i in range(5)}, **{f"n{i}": "concat" for i in range(5, 10)}}
+    render_set(tmp_path / "switch", tmp_path / "switch.wav", progress=False)
+    reference, _ = sf.read(tmp_path / "switch.wav", dtype="float32")
+    offset = jackutil.align(captured, reference)
+    assert len(captured) - offset >= 3 * SR
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
+
+
 def test_an_overloaded_decoder_sheds_the_newest_voices_instead_of_clicking(jack_server, tmp_path):
     from livelatent.session.session import Session
     from livelatent.session.sets import render_set
