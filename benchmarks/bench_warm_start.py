@@ -19,7 +19,6 @@ network exactly, but the published decoder ends in tanh: a linear start decodes
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

@@ -214,9 +214,8 @@ def measure_pack(corpus_dir: Path, seed: int = 0) -> tuple[dict, dict]:
     sampled latent, PCA fit on training windows, silence, latent statistics) and, per family, the
     model's SNR next to the PCA's."""
     from livelatent.audio import read_audio
-    from livelatent.model.evaluation import PCA_WINDOWS, measure_model
+    from livelatent.model.evaluation import PCA_WINDOWS, measure_model, module_functions
     from livelatent.model.metrics import PCABaseline, codec_reconstructor, reconstruction_metrics
-    from livelatent.model.evaluation import module_functions
 
     config = load_checkpoint(PACK).config
     rate, window = config.sample_rate, config.window

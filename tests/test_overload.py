@@ -116,3 +116,24 @@ def test_every_strategy_has_a_concat_twin(tmp_path, strategy):
         session.end()
     assert (twin.synth, twin.layout.output_hop, twin.name) == ("concat", 1024, params.name)
     assert twin.layout.output_hop / twin.layout.input_hop == params.layout.output_hop / params.layout.input_hop
+
+
+def test_a_twin_landing_later_than_asked_lines_its_windows_up_where_it_lands(tmp_path):
+    from types import MappingProxyType
+
+    from livelatent.engine.clock import Clock
+    from livelatent.engine.commands import AddVoice, Score, apply
+    from livelatent.engine.overload import concat_twin
+    engine, session = _play(tmp_path, voices=1)
+    with engine:
+        _step_aligned(engine, 0.5)
+        params = engine.intended_voices()[0]
+        asked = engine.position
+        twin = concat_twin(params, 99, asked, engine.codec)
+        session.end()
+    timing = (twin.start, twin.curve_start, twin.good_curve_start, twin.sources_start)
+    score = Score(MappingProxyType({}), Clock(SR, 60.0))
+    for landed in (asked, asked + 512, asked + 1536):
+        placed = apply(score, AddVoice(twin, timing=timing), at=landed, seq=0).voices[99]
+        assert (landed - placed.start) % 1024 == 0 and landed - placed.start >= 0
+        assert (placed.curve_start, placed.sources_start) == (params.curve_start, params.sources_start)

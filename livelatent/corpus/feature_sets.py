@@ -133,11 +133,15 @@ FEATURE_SETS = {
 def _stamp(model) -> tuple | None:
     """What tells a model file's versions apart for the cache: its size and time (a pack
     replaced in place by a newer version is another model)."""
+    if model is None:
+        from ..config import DEFAULT_MODEL_DIR
+        from ..model.checkpoint import PACK_WEIGHTS_NAME
+        model = DEFAULT_MODEL_DIR / PACK_WEIGHTS_NAME
     try:
-        info = os.stat(model) if model is not None else None
+        info = os.stat(model)
     except OSError:
         return None
-    return None if info is None else (info.st_size, info.st_mtime_ns)
+    return info.st_size, info.st_mtime_ns
 
 
 @functools.lru_cache(maxsize=4)

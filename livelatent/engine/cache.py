@@ -117,12 +117,10 @@ class BlockCache:
         cached_first, cached_last = self.first_block[slots], self.last_block[slots]
         current = self._params[slots] == table.identity
         for i in np.flatnonzero(~current & (counts > 0)):      # a stop, gain or pan changes
-            held = self._params[slots[i]]                     # nothing a block holds
-            if held is not None and _same_blocks(held, table.params[i]):
+            held = self._params[slots[i]]                     # nothing a block holds (unless a
+            if (held is not None and int(slots[i]) not in self._reverts   # revert found ahead
+                    and _same_blocks(held, table.params[i])):          # carries the old params)
                 self._params[slots[i]] = table.params[i]
-                pending = self._reverts.get(int(slots[i]))
-                if pending is not None and pending[0] is held:
-                    self._reverts[int(slots[i])] = (table.params[i], pending[1])
                 current[i] = True
         first, last = k0 // BLOCK, (k1 - 1) // BLOCK
         # a span covers at most BLOCK windows, so ``last`` is ``first`` or the block after it.

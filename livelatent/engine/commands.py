@@ -44,7 +44,8 @@ def check_quant(quant) -> str:
 class AddVoice:
     """Start a voice (``params.index`` is its number). Its curves, sources and windows start
     where it lands, unless ``timing`` gives the (start, curve start, last good curve's start,
-    sources' start) of a voice it carries on from (the overload guard's concat twin)."""
+    sources' start) of a voice it carries on from (the overload guard's concat twin): then its
+    windows keep that start's grid, moved on so that one starts where it lands."""
 
     params: VoiceParams
     quant: str = "now"
@@ -156,6 +157,8 @@ def apply(score: Score, command: Command, *, at: int, seq: int) -> Score:
         if number in score.cancelled or seq < score.hushed_before:
             return score                        # stopped, or hushed, before it could start
         start, curve_start, good_start, sources_start = command.timing or (at, at, at, at)
+        if command.timing is not None:      # carrying on: a window of its own starts where it lands
+            start += (at - start) % command.params.layout.output_hop
         voices[number] = command.params.changed(start=start, curve_start=curve_start,
                                                 good_curve_start=good_start, sources_start=sources_start,
                                                 controls=score.controls)

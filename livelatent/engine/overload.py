@@ -15,10 +15,14 @@ against the step's duration. When that load, over the last :data:`WINDOW_S`, is 
   newest voices are muted with a short fade, as many as it takes. A voice already switched is
   muted next time, if the load stays high.
 
+Only voices already playing, with no change waiting for a later beat, are switched. When the
+journal cannot record a group of twins (a voice built from a Python function), the voices of
+that group and of the groups after it are muted instead. Switching encodes each source anew at
+the concat hop (once per source and hop, cached), on the guard's thread.
+
 The changes land in batches of origin ``overload``, where the decoder has got to, so they cost
 no re-decoding; they are journaled like any other writer's, so the set's render is what the
-audience heard, and the status line says so once, with what each voice costs. A voice the journal could not record as code (a curve made from a Python function)
-is muted instead of switched. Underruns stay the last resort: the guard acts while what was
+audience heard, and the status line says so once, with what each voice costs. Underruns stay the last resort: the guard acts while what was
 decoded ahead still covers the listener.
 """
 
@@ -85,7 +89,8 @@ class DecodeMeter:
 
 
 class OverloadGuard:
-    """Watches a :class:`~.playback.Playback` and mutes voices when its decoder falls behind."""
+    """Watches a :class:`~.playback.Playback` and sheds voices (switched to concat, or muted) when
+    its decoder falls behind."""
 
     def __init__(self, playback):
         self.playback = playback
@@ -116,12 +121,12 @@ class OverloadGuard:
                 playback.meter.forget()
 
     def _shed(self, load: float, *, at: int | None = None) -> None:
-        """Switch the newest overlap-add voices to concat, then mute the newest, enough to bring
-        ``load`` down to :data:`TARGET`; the batches land at ``at`` (default: where the decoder
-        has got to when each is sent)."""
+        """Switch the newest overlap-add voices to concat, or else mute the newest, enough to
+        bring ``load`` down to :data:`TARGET`; the batches land at ``at`` (default: where the
+        decoder has got to)."""
         engine = self.engine
         landing = (lambda: at) if at is not None else (lambda: self.playback.decoded_to)
-        voices = sorted((p for p in engine.intended_voices() if p.stop_at is None), key=lambda p: p.index)
+        voices = sorted(engine.intended_voices(), key=lambda p: p.index)
         if not voices:
             return
         step = engine.step
@@ -129,7 +134,8 @@ class OverloadGuard:
         costs = np.array([p.plan.points * step / p.layout.output_hop for p in voices], dtype=np.float64)
         total = costs.sum()
         budget = total * TARGET / load
-        switched = self._to_switch(voices, costs, total - budget, engine.timeline.free_voice_slots())
+        switched = self._to_switch(voices, costs, total - budget, engine.timeline.free_voice_slots(),
+                                   landing())
         muted = []
         if switched is None:            # switching cannot shed enough: mute, newest first
             switched, cost = [], total
@@ -140,14 +146,15 @@ class OverloadGuard:
                 cost -= costs[i]
         fade = int(FADE_S * engine.sample_rate)
         if muted and not self._send([StopVoice(voices[i].index, fade) for i in muted], landing()):
-            return                      # the mutes first: they relieve the decoder at once
+            return
         switched.sort()                 # twins numbered in their voices' order: newest stays newest
-        done = []
-        for first in range(0, len(switched), TWINS_PER_STEP):     # a few a step: each costs
-            group = switched[first:first + TWINS_PER_STEP]         # its first block's work
-            # a switched voice crossfades with its twin over a window (the twin fades in over
-            # its first); the twins' first noise is drawn here, not on the decode thread's step
-            start = landing() + (engine.step if done else 0)
+        done, begin = [], landing()
+        for group_index, first in enumerate(range(0, len(switched), TWINS_PER_STEP)):
+            group = switched[first:first + TWINS_PER_STEP]         # a few a step: each costs its
+            # first block's work. A switched voice crossfades with its twin over a window (the
+            # twin fades in over its first); the twins' first noise is drawn here, not on the
+            # decode thread's step
+            start = begin + group_index * engine.step
             twins = [concat_twin(voices[i], engine.new_voice_number(), start, engine.codec)
                      for i in group]
             engine.timeline.draw_noise_for(twins, start)
@@ -174,17 +181,20 @@ class OverloadGuard:
         engine.events.warning("overload: " + "; ".join(said))
 
     @staticmethod
-    def _to_switch(voices, costs, excess: float, room: int) -> list | None:
+    def _to_switch(voices, costs, excess: float, room: int, landing: int) -> list | None:
         """The newest overlap-add voices whose switch to concat sheds ``excess`` (a twin halves
         its voice's cost), within ``room`` free slots of the bank (growing it mid-overload would
-        stall the decoder); None when they cannot. A switch costs the decoder work as it lands,
+        stall the decoder), among those already playing at ``landing`` with no change waiting
+        for a later beat; None when they cannot. A switch costs the decoder work as it lands,
         so the guard switches only when switching alone is enough."""
         chosen, shed = [], 0.0
         for i in reversed(range(len(voices))):
             if shed >= excess:
                 break
-            points = voices[i].plan.points
-            if voices[i].synth == "ola" and voices[i].held is None and points <= room:
+            p = voices[i]
+            points = p.plan.points
+            if (p.synth == "ola" and p.held is None and points <= room    # heard, nothing waiting
+                    and max(p.start, p.curve_start, p.sources_start) <= landing):
                 chosen.append(i)
                 room -= points
                 shed += costs[i] / 2
@@ -209,8 +219,9 @@ def concat_twin(params, number: int, at: int, codec):
     lay = layout(params.strategy, "concat", window=codec.window,
                  stretch=options.get("stretch", params.layout.stretch))
     shift = (at - params.start) % lay.output_hop
-    twin = params.changed(
+    twin = params.changed(       # (its last good curve is its curve, as a replay rebuilds it)
         index=number, synth="concat", layout=lay, start=params.start + shift,
+        good_curve=params.curve, good_curve_start=params.curve_start,
         frames_a=params.a.frames(codec, lay.input_hop, tail=params.frames_a.tail),
         frames_b=params.b.frames(codec, lay.input_hop, tail=params.frames_b.tail),
         options={**options, "synth": "concat"}, stop_at=None, fade=0,

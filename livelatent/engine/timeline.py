@@ -231,7 +231,7 @@ class Timeline:
 
     def draw_noise_for(self, voices, at: int) -> None:
         """Draw, in the caller's thread, the noise block each of ``voices`` (VoiceParams about to
-        start, their windows carrying on from ``start``) plays at sample ``at``."""
+        start, their windows carrying on from their ``start``) plays at sample ``at``."""
         cache = self._bank.cache
         for params in voices:
             if params.deterministic and params.plan.spread is None:

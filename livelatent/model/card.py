@@ -105,13 +105,15 @@ def card_text(summary: dict, *, title: str = "RawAudioVAE model") -> str:
             lines += ["", f"Latent on these windows: KL {stats['kl_per_dim']:.3f} nats per dimension "
                           f"(averaged over windows and dimensions, as the loss averages it); "
                           f"{stats['active_dims']} of {stats['latent_dims']} dimensions active (their "
-                          f"mean varies across windows with a variance above 0.01)."]
+                          f"mean varies across windows with a variance above "
+                          f"{stats.get('active_variance', 0.01)})."]
         lines.append("")
     families = summary.get("families")
     if families:
         baseline = next((k for k in next(iter(families.values())) if k.startswith("pca")), None)
+        shown = f" and {baseline.upper().replace('_', '-')} as above" if baseline else ""
         lines += ["## By family", "", "Held-out SNR (dB) of each family's notes, pooled over its files; "
-                  f"same reconstruction{f' and {baseline.upper()} as above' if baseline else ''}.", "",
+                  f"same reconstruction{shown}.", "",
                   "| family | held-out notes | model | " + (f"{baseline} | model - {baseline} |" if baseline else ""),
                   "|---|---|---|" + ("---|---|" if baseline else "")]
         for family, row in sorted(families.items()):

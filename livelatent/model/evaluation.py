@@ -13,7 +13,8 @@ from .data import WindowCorpus
 from .metrics import PCABaseline, codec_reconstructor, reconstruction_metrics, silence_reconstructor
 from .vae import RawAudioVAE, vae_loss
 
-__all__ = ["validation_loss", "evaluate", "measure_model", "latent_statistics", "PCA_WINDOWS"]
+__all__ = ["validation_loss", "evaluate", "measure_model", "module_functions", "latent_statistics",
+           "sampled_reconstructor", "PCA_WINDOWS", "ACTIVE_VARIANCE"]
 
 PCA_WINDOWS = 40000        # training windows the PCA baseline is fit on (a seeded subsample)
 SAMPLED_SEEDS = 3          # noise seeds the sampled-latent reconstruction is averaged over
@@ -101,10 +102,11 @@ def sampled_reconstructor(encode, decode, seed: int):
 def latent_statistics(encode, signals: list[np.ndarray], window: int) -> dict:
     """The KL of the held-out windows' posteriors, averaged over windows and dimensions as the loss
     averages it, and the active dimensions: those whose mean latent varies across the windows
-    with a variance above 0.01 (Burda et al.'s active units)."""
+    with a variance above :data:`ACTIVE_VARIANCE` (Burda et al.'s active units)."""
     windows = np.concatenate([np.pad(s, (0, -s.size % window)).reshape(-1, window) for s in signals])
     mu, logvar = encode(windows.astype(np.float32))
     mu, logvar = mu.astype(np.float64), logvar.astype(np.float64)
     kl = -0.5 * np.mean(1 + logvar - mu ** 2 - np.exp(logvar))
     return {"kl_per_dim": float(kl), "active_dims": int(np.sum(mu.var(axis=0) > ACTIVE_VARIANCE)),
-            "latent_dims": int(mu.shape[1]), "windows": int(len(windows))}
+            "active_variance": ACTIVE_VARIANCE, "latent_dims": int(mu.shape[1]),
+            "windows": int(len(windows))}

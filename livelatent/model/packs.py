@@ -108,8 +108,7 @@ def describe_model(recorded, content_hash: str | None, pack: dict | None = None)
     name = (pack or {}).get("name") or pack_name(recorded)
     wanted = f"pack {name!r}" + (f" version {pack['version']}" if pack and "version" in pack else "")
     text = f"{wanted} (weights {str(content_hash)[:12]})"
-    installed = [info for info in map(pack_info, installed_packs())
-                 if info is not None and (info.name == name or info.folder.name.startswith(name))]
+    installed = [info for info in map(pack_info, installed_packs()) if info is not None and info.name == name]
     if installed:
         text += "; installed: " + ", ".join(f"{i.folder.name} = version {i.version} "
                                             f"(weights {i.weights_hash[:12]})" for i in installed)
