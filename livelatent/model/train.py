@@ -292,7 +292,8 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         raise
     if bar is not None:
         bar.close()
-    if not main:
+    if not main:             # the others wait while rank 0 measures and writes: a process
+        group.barrier(ranks)   # leaving its group early aborted at exit now and then (gloo)
         group.leave()
         return {}
 
@@ -326,6 +327,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     del corpus, validation, audio, val_signals, eval_signals      # the cache's map, then the cache
     shutil.rmtree(cache, ignore_errors=True)       # (kept when a run stops early: --resume reads it)
     if ranks is not None:
+        group.barrier(ranks)
         group.leave()
     return summary
 
