@@ -237,6 +237,20 @@ def _voices_the_decoder_feeds(codec, batch: int) -> float:
     return rate / (codec.sample_rate / (codec.window // 2))
 
 
+def _captured_while(engine, jack_server, tmp_path, seconds: float, during):
+    """Start ``engine`` on JACK, record up to ``seconds`` while ``during()`` runs, stop: (what
+    sounded, the engine's underruns)."""
+    engine.start("system")
+    recorder = jackutil.RecorderProcess(jack_server, "PortAudio", seconds=seconds, folder=tmp_path)
+    try:
+        during()
+        underruns = engine.underruns
+        engine.stop_playback()
+        return sounding(recorder.stop()), underruns
+    finally:
+        recorder.close()
+
+
 def test_voices_switched_to_concat_while_playing_sound_as_the_set_renders(jack_server, tmp_path):
     """The guard's first step, live: its decision taken as if the decoder were at full load (the
     step itself is the same whatever the load), the newest voices are switched to concat twins
@@ -249,18 +263,15 @@ def test_voices_switched_to_concat_while_playing_sound_as_the_set_renders(jack_s
     with engine, Session(engine, sets_root=tmp_path, set_name="switch") as session:
         session.run_cell("for i in range(10):\n"
                          "    voice(flute, cello, curve=sine(3 + i / 5), gain=0.3, name=f'n{i}')")
-        engine.start("system")
-        recorder = jackutil.RecorderProcess(jack_server, "PortAudio", seconds=9, folder=tmp_path)
-        try:
+        guard = None
+
+        def switch():
+            nonlocal guard
             time.sleep(2.0)
             guard = OverloadGuard(engine.playback)
             guard._shed(1.0)                       # to 0.75 of the decodes: the newest 5 switch
             time.sleep(2.5)
-            underruns = engine.underruns
-            engine.stop_playback()
-            captured = sounding(recorder.stop())
-        finally:
-            recorder.close()
+        captured, underruns = _captured_while(engine, jack_server, tmp_path, 9, switch)
         session.end()
         synths = {p.name: p.synth for p in engine.intended_voices() if p.stop_at is None}
     assert len(guard.switched) == 5 and underruns == 0
@@ -282,15 +293,7 @@ def test_an_overloaded_decoder_sheds_the_newest_voices_instead_of_clicking(jack_
     with engine, Session(engine, sets_root=tmp_path, set_name="crowd") as session:
         session.run_cell(f"for i in range({count}):\n"
                          f"    voice(flute, cello, curve=sine(3 + i / 50), gain=1 / {count} ** 0.5)")
-        engine.start("system")
-        recorder = jackutil.RecorderProcess(jack_server, "PortAudio", seconds=12, folder=tmp_path)
-        try:
-            time.sleep(4.0)
-            underruns = engine.underruns
-            engine.stop_playback()
-            captured = sounding(recorder.stop())
-        finally:
-            recorder.close()
+        captured, underruns = _captured_while(engine, jack_server, tmp_path, 12, lambda: time.sleep(4.0))
         session.end()
         events = engine.events.texts("warning")
         overlapping = sum(p.synth == "ola" for p in engine.intended_voices() if p.stop_at is None)

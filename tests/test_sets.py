@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 import jackutil
+from packutil import small_pack
 from livelatent import Engine
 from livelatent.cli import main
 from livelatent.errors import SetError
@@ -358,20 +359,11 @@ def test_a_set_made_with_a_pack_that_moved_since_finds_it_installed(tmp_path):
 
 
 # -- pack versions: a new version of a pack does not break the sets made with the previous one ----
-def _pack(folder, name, version, *, seed):
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = make_model(folder, seed=seed)
-    from livelatent.model.checkpoint import load_checkpoint
-    digest = load_checkpoint(weights).content_hash
-    (folder / "pack.json").write_text(json.dumps({"name": name, "version": version, "weights_hash": digest}))
-    return weights, digest
-
-
 def test_a_set_finds_the_previous_version_of_its_pack(tmp_path, monkeypatch, capsys):
     import shutil
     packs = tmp_path / "packs"
     monkeypatch.setenv("LIVELATENT_PACKS", str(packs))
-    weights, old_hash = _pack(packs / "band", "band", 1, seed=0)
+    weights, old_hash = small_pack(packs / "band", "band", 1, seed=0)
     with Engine(weights, seed=2) as engine:
         session = Session(engine, sets_root=tmp_path / "sets", set_name="gig")
         perform(session, [(0, SOURCES), (1024, "v = voice(tone, hiss, curve=sine(2))")])
@@ -383,7 +375,7 @@ def test_a_set_finds_the_previous_version_of_its_pack(tmp_path, monkeypatch, cap
     render_set(gig, tmp_path / "before.wav", seconds=1, progress=False)
 
     shutil.copytree(packs / "band", packs / "band-v1")          # what the pack builder does
-    _, new_hash = _pack(packs / "band", "band", 2, seed=1)     # version 2: other weights
+    _, new_hash = small_pack(packs / "band", "band", 2, seed=1)     # version 2: other weights
     render_set(gig, tmp_path / "after.wav", seconds=1, progress=False)
     before, _ = sf.read(tmp_path / "before.wav", dtype="float32")
     after, _ = sf.read(tmp_path / "after.wav", dtype="float32")

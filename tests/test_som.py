@@ -406,17 +406,22 @@ def test_livelatent_som_with_a_bad_grid_says_how_to_write_it(corpus, tmp_path, c
     assert not (tmp_path / "m").exists()
 
 
+def family_corpus(folder, rng, *, per_family: int):
+    """``per_family`` generated sounds of each of :data:`FAMILIES` in ``folder``."""
+    folder.mkdir()
+    for family in FAMILIES:
+        for i in range(per_family):
+            sf.write(folder / f"{family}{i}.wav", make_sound(family, rng), SR)
+    return folder
+
+
 @pytest.mark.parametrize("kind", ["bag", "timbre", "model"])
 def test_every_feature_set_builds_a_map_that_places_new_sounds(tmp_path, kind):
     """``--features bag|timbre|model``: each builds a map whose clusters keep the families apart
     more often than not, and near() describes a new sound with the map's own feature set."""
     from livelatent.cli import main
     rng = np.random.default_rng(4)
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for family in FAMILIES:
-        for i in range(5):
-            sf.write(corpus / f"{family}{i}.wav", make_sound(family, rng), SR)
+    corpus = family_corpus(tmp_path / "corpus", rng, per_family=5)
     assert main(["som", str(corpus), "-o", str(tmp_path / "map"), "--grid", "3x3", "--features", kind]) == 0
     som = load_som(tmp_path / "map")
     assert som.meta["features"] == kind and len(som.meta["feature_names"]) == len(feature_set(kind).names)
@@ -431,41 +436,24 @@ def test_every_feature_set_builds_a_map_that_places_new_sounds(tmp_path, kind):
 def test_a_map_of_model_thumbnails_keeps_to_its_model(tmp_path, monkeypatch):
     """A newer version of the pack a map's thumbnails came from must not describe new sounds in
     its own latent space: near() finds the map's model by its hash, or says which it needs."""
-    import json
     import shutil
-
-    import torch
 
     from livelatent.cli import main
     from livelatent.errors import SomError
-    from livelatent.model.checkpoint import load_checkpoint, save_checkpoint
-    from livelatent.model.vae import RawAudioVAE, VAEConfig
-
-    def pack(folder, version, seed):
-        folder.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(seed)
-        config = VAEConfig(hidden=64, latent=8)
-        weights = save_checkpoint(folder / "model.pt", RawAudioVAE(config), config)
-        (folder / "pack.json").write_text(json.dumps(
-            {"name": "band", "version": version, "weights_hash": load_checkpoint(weights).content_hash}))
-        return weights
+    from packutil import small_pack
 
     packs = tmp_path / "packs"
     monkeypatch.setenv("LIVELATENT_PACKS", str(packs))
-    weights = pack(packs / "band", 1, seed=0)
+    weights, _ = small_pack(packs / "band", "band", 1, seed=0)
     rng = np.random.default_rng(5)
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for family in FAMILIES:
-        for i in range(4):
-            sf.write(corpus / f"{family}{i}.wav", make_sound(family, rng), SR)
+    corpus = family_corpus(tmp_path / "corpus", rng, per_family=4)
     assert main(["som", str(corpus), "-o", str(tmp_path / "map"), "--grid", "3x3",
                  "--features", "model", "--model", str(weights)]) == 0
     probe = tmp_path / "probe.wav"
     sf.write(probe, make_sound(FAMILIES[0], rng), SR)
     before = load_som(tmp_path / "map").near(probe)
     shutil.copytree(packs / "band", packs / "band-v1")         # version 2 ships, 1 stays
-    pack(packs / "band", 2, seed=1)
+    small_pack(packs / "band", "band", 2, seed=1)
     assert load_som(tmp_path / "map").near(probe) == before
     shutil.rmtree(packs / "band-v1")
     with pytest.raises(SomError, match=r"thumbnails of the model pack 'band'.*installed: band = version 2"):
