@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""What the overload guard's changes cost the decoder on the step they land, offline.
+
+With ``--voices`` overlap-add voices playing (one BLAS thread, noise drawn ahead, as live), the
+guard sheds as if the decoder were at ``--load`` of real time, and this prints the time of the
+steps around the landing next to the median step before it (the baseline, same run):
+
+- ``mute``: the guard's mutes only (its answer to a heavy overload);
+- ``switch``: the newest voices switched to concat twins (its answer to a moderate one), and the
+  time the guard's own thread spent preparing them (their first noise, their frames);
+- ``grow``: the cache filled with silent voices (the baseline is then taken again), and one
+  more voice added, so that the cache doubles (what the guard avoids by switching only into
+  free slots, and a performer adding voices does not).
+
+    python benchmarks/bench_overload.py [--voices 300] [--load 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from livelatent import Engine, load_model, sine, source, voice
+from livelatent.engine.overload import OverloadGuard
+
+
+class _Playback:                 # what the guard reads of a playback, offline
+    def __init__(self, engine):
+        self.engine = engine
+
+
+def _sources(rate):
+    t = np.arange(int(rate * 6.0)) / rate
+    return (source((0.4 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), name="tone"),
+            source(np.random.default_rng(0).normal(0, 0.2, t.size).astype(np.float32), name="hiss"))
+
+
+def _steps(timeline, count):
+    spans = []
+    for _ in range(count):
+        began = time.perf_counter()
+        timeline.checkpoint()
+        timeline.advance(1)
+        spans.append(time.perf_counter() - began)
+    return spans
+
+
+def trial(codec, sources, voices, kind, load):
+    with threadpool_limits(limits=1, user_api="blas"), Engine(codec, seed=0) as engine:
+        for i in range(voices):
+            voice(*sources, curve=sine(3 + i * 0.1), gain=1.0 / voices)
+        timeline = engine.timeline
+        timeline.draw_noise_ahead(True)
+        _steps(timeline, 300)                              # every voice's first blocks
+        baseline = statistics.median(_steps(timeline, 100))
+        at = (engine.position // engine.step + 2) * engine.step
+        guard = OverloadGuard(_Playback(engine))
+        began = time.perf_counter()
+        if kind == "grow":
+            for i in range(timeline.free_voice_slots()):   # fill the cache, let them start
+                voice(*sources, curve=sine(2), gain=0.0)
+            _steps(timeline, 300)
+            baseline = statistics.median(_steps(timeline, 100))
+            began = time.perf_counter()
+            voice(*sources, curve=sine(2), gain=0.0)       # then one more: the cache doubles
+        else:
+            guard._shed(load if kind == "switch" else 3.0, at=at)
+        prepared = time.perf_counter() - began
+        after = _steps(timeline, 12)
+        return baseline, prepared, after, len(guard.switched), len(guard.muted)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--voices", type=int, default=300)
+    parser.add_argument("--load", type=float, default=1.0, help="the load a switch answers")
+    args = parser.parse_args(argv)
+    codec = load_model()
+    sources = _sources(codec.sample_rate)
+    print(f"{args.voices} overlap-add voices, one BLAS thread; step times in ms")
+    for kind in ("mute", "switch", "grow"):
+        baseline, prepared, after, switched, muted = trial(codec, sources, args.voices, kind, args.load)
+        what = {"mute": f"muted {muted}", "switch": f"switched {switched}, muted {muted}",
+                "grow": "a voice added to a full cache"}[kind]
+        print(f"{kind:6s} {what:36s} | baseline step (median of 100 before) {baseline * 1e3:6.1f} | "
+              f"longest step after {max(after) * 1e3:7.1f} | first 6 after "
+              f"{' '.join(f'{a * 1e3:.0f}' for a in after[:6])} | guard/caller {prepared * 1e3:.0f}",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
