@@ -21,22 +21,16 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
-from livelatent import Engine, load_model, sine, source, voice
+from bench_realtime import _sources  # the same two sources as the real-time figures
+from livelatent import Engine, load_model, sine, voice
 from livelatent.engine.overload import OverloadGuard
 
 
 class _Playback:                 # what the guard reads of a playback, offline
     def __init__(self, engine):
         self.engine = engine
-
-
-def _sources(rate):
-    t = np.arange(int(rate * 6.0)) / rate
-    return (source((0.4 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), name="tone"),
-            source(np.random.default_rng(0).normal(0, 0.2, t.size).astype(np.float32), name="hiss"))
 
 
 def _steps(timeline, count):
