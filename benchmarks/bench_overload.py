@@ -8,9 +8,9 @@ steps around the landing next to the median step before it (the baseline, same r
 - ``mute``: the guard's mutes only (its answer to a heavy overload);
 - ``switch``: the newest voices switched to concat twins (its answer to a moderate one), and the
   time the guard's own thread spent preparing them (their first noise, their frames);
-- ``grow``: the cache filled with silent voices (the baseline is then taken again), and one
-  more voice added, so that the cache doubles (what the guard avoids by switching only into
-  free slots, and a performer adding voices does not).
+- ``add``: one more voice added (the cache has slots reserved for it: no growth);
+- ``grow``: the cache's reserved slots filled with silent voices (the baseline is then taken
+  again), and one more voice added, so that the cache doubles (copying every slot in use).
 
     python benchmarks/bench_overload.py [--voices 300] [--load 1.0]
 """
@@ -54,7 +54,9 @@ def trial(codec, sources, voices, kind, load):
         at = (engine.position // engine.step + 2) * engine.step
         guard = OverloadGuard(_Playback(engine))
         began = time.perf_counter()
-        if kind == "grow":
+        if kind == "add":
+            voice(*sources, curve=sine(2), gain=0.0)
+        elif kind == "grow":
             for i in range(timeline.free_voice_slots()):   # fill the cache, let them start
                 voice(*sources, curve=sine(2), gain=0.0)
             _steps(timeline, 300)
@@ -76,10 +78,10 @@ def main(argv=None) -> int:
     codec = load_model()
     sources = _sources(codec.sample_rate)
     print(f"{args.voices} overlap-add voices, one BLAS thread; step times in ms")
-    for kind in ("mute", "switch", "grow"):
+    for kind in ("mute", "switch", "add", "grow"):
         baseline, prepared, after, switched, muted = trial(codec, sources, args.voices, kind, args.load)
         what = {"mute": f"muted {muted}", "switch": f"switched {switched}, muted {muted}",
-                "grow": "a voice added to a full cache"}[kind]
+                "add": "a voice added", "grow": "a voice added to a full cache"}[kind]
         print(f"{kind:6s} {what:36s} | baseline step (median of 100 before) {baseline * 1e3:6.1f} | "
               f"longest step after {max(after) * 1e3:7.1f} | first 6 after "
               f"{' '.join(f'{a * 1e3:.0f}' for a in after[:6])} | guard/caller {prepared * 1e3:.0f}",

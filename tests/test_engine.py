@@ -1,5 +1,8 @@
 """The engine offline: strategies, synthesis, hot swaps, failing curves, seeds, stems."""
 
+import mmap
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -74,6 +77,37 @@ def test_renders_in_pieces_join_exactly(sources):
     whole, pieces = render([3.07]), render([1.0001, 0.77, 1.2999])
     assert whole.shape == pieces.shape
     assert np.abs(whole - pieces).max() <= 1e-5     # BLAS batch sizes differ, nothing else
+
+
+def test_voices_past_the_reserved_cache_slots_play_the_same_samples(sources, monkeypatch):
+    """The cache grows when more voices play than it reserved: the slots in use (their
+    channels, their noise, a block ahead) carry over unchanged."""
+    from livelatent.engine import cache
+
+    def render():
+        with Engine(seed=5) as engine:
+            pieces = []
+            for i in range(5):                 # voices start while others play, mid-block
+                voice(*sources, curve=sine(1 + i), gain=0.2)
+                pieces.append(engine.render_array(0.37))
+            return np.concatenate(pieces)
+    roomy = render()
+    monkeypatch.setattr(cache, "RESERVED_SLOTS", 2)
+    assert np.array_equal(render(), roomy)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="populating memory ahead is Linux's")
+def test_an_arrays_memory_is_populated_before_it_is_written():
+    from livelatent.engine.prefault import populate
+
+    def resident():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * mmap.PAGESIZE
+    array = np.zeros(64 << 20, dtype=np.uint8)        # pages given only when first written
+    before = resident()
+    assert populate(array[1:])                         # any start: the pages wholly inside
+    assert resident() - before > 60 << 20
+    assert not array.any()
 
 
 def boundary_jump_ratio(audio, hop, start=0):

@@ -6,6 +6,7 @@ import pytest
 import soundfile as sf
 
 from livelatent import Engine
+from livelatent.engine import cache
 from livelatent.engine.overload import OverloadGuard
 from livelatent.session.session import Session
 from livelatent.session.sets import render_set
@@ -70,7 +71,8 @@ def test_a_moderate_overload_switches_the_newest_voices_to_concat(tmp_path):
     assert np.max(np.abs(rendered[:n] - heard[:n])) <= 1e-5
 
 
-def test_when_switching_cannot_shed_enough_the_newest_are_muted(tmp_path):
+def test_when_switching_cannot_shed_enough_the_newest_are_muted(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "RESERVED_SLOTS", 32)    # room for 12 more voices than the 20
     engine, session = _play(tmp_path, voices=20)
     with engine:
         _step_aligned(engine, 0.5)

@@ -27,8 +27,15 @@ from collections import deque
 import numpy as np
 
 from .blocks import BLOCK, NoiseBlocks, block_channels, noise_entropy
+from .prefault import populate
 
-__all__ = ["BlockCache", "PicksAhead"]
+__all__ = ["BlockCache", "PicksAhead", "RESERVED_SLOTS"]
+
+# Slots reserved when an engine starts: voices (grains) up to this many start without the cache
+# growing, which copies every slot in use (half a megabyte each) on the step that needs it.
+# Reserved pages cost no memory until written (:meth:`BlockCache._grow`).
+RESERVED_SLOTS = 1024
+SLOTS_AHEAD = 64       # live: slots beyond those used so far whose memory is populated ahead
 
 
 class BlockCache:
@@ -52,20 +59,32 @@ class BlockCache:
         # slot -> (the params whose curve failed, the revert), taken when the voice gets there
         self._reverts: dict[int, tuple] = {}
         self._clock = None
-        self._grow(8)
+        self._frontier = 0               # slots handed out so far (fresh ones go in order)
+        self._populated = 0              # slots whose memory is populated (:meth:`populate_slots`)
+        self._populate_lock = threading.Lock()
+        self._populating: threading.Thread | None = None
+        self._populate_wanted = False
+        self._grow(RESERVED_SLOTS)
 
     def _grow(self, capacity: int) -> None:
-        used = self._capacity
+        """Room for ``capacity`` slots. The big arrays are made with ``np.zeros``, whose pages the
+        operating system gives only when first written: the room reserved up front costs no
+        memory until voices use it, and growing past it copies the slots used so far."""
+        used, touched = self._capacity, self._frontier
         for name, fill in (("channels", 0.0), ("noise_rows", 0.0), ("first_block", -10),
-                           ("last_block", -10),
-                           ("_params", None), ("_noise_of", None)):
+                           ("last_block", -10), ("_params", None), ("_noise_of", None)):
             old = getattr(self, name)
-            grown = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
-            grown[:used] = old
-            grown[used:] = fill
+            if fill == 0.0:
+                grown = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+                grown[:touched] = old[:touched]          # slots past these were never written
+            else:
+                grown = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
+                grown[:used] = old
+                grown[used:] = fill
             setattr(self, name, grown)
         self._free.extend(range(capacity - 1, used - 1, -1))
         self._capacity = capacity
+        self._populated = touched
 
     def widen(self, width: int) -> None:
         """Room for ``width`` channels per window (everything is worked out again)."""
@@ -73,6 +92,7 @@ class BlockCache:
             self.width = width
             self.channels = np.zeros((self._capacity, 2 * BLOCK, width), dtype=np.float32)
             self._params[:] = None
+            self._populated = 0
 
     def slots(self, numbers) -> np.ndarray:
         """The slot of each key (voice number and grain), in order, freeing those not listed."""
@@ -89,12 +109,52 @@ class BlockCache:
                     self._grow(2 * self._capacity)
                 slot = self._slot_of[number] = self._free.pop()
                 self._params[slot] = self._noise_of[slot] = None
+                self._frontier = max(self._frontier, slot + 1)
             found.append(slot)
+        if self.noise.ahead and self._populated < self._frontier + SLOTS_AHEAD // 2:
+            self.populate_ahead()
         return np.array(found, dtype=np.int64)
 
+    def populate_slots(self, count: int | None = None) -> bool:
+        """Have the memory of ``count`` more of the slots that voices would take next given now
+        (None: up to :data:`SLOTS_AHEAD` beyond those used so far), in the caller's thread,
+        which must not be the decoder's (on some machines this takes milliseconds a slot).
+        False when there was nothing to do."""
+        with self._populate_lock:
+            first = max(self._populated, self._frontier)
+            last = min(self._capacity, self._frontier + SLOTS_AHEAD if count is None else first + count)
+            if last <= first:
+                return False
+            self._populated = last
+            channels, noise_rows = self.channels, self.noise_rows
+        for slot in range(first, last):     # a slot at a time: each call holds the memory map's
+            populate(channels[slot])        # lock, and the decoder's own allocations wait for it
+            populate(noise_rows[slot])
+        return True
+
+    def populate_ahead(self) -> None:
+        """Live: :meth:`populate_slots` on a thread of its own until it has caught up with the
+        slots used (one such thread at a time; asked while it runs, it goes round again)."""
+        with self._populate_lock:
+            self._populate_wanted = True
+            if self._populating is None:
+                self._populating = threading.Thread(target=self._populate_until_ahead,
+                                                    name="livelatent-slots", daemon=True)
+                self._populating.start()
+
+    def _populate_until_ahead(self) -> None:
+        while True:
+            with self._populate_lock:
+                if not self._populate_wanted:
+                    self._populating = None
+                    return
+                self._populate_wanted = False
+            while self.populate_slots():
+                pass
+
     def free_slots(self) -> int:
-        """Voices that can start without the cache growing (growing copies every slot: hundreds
-        of megabytes with hundreds of voices)."""
+        """Voices that can start without the cache growing (growing copies every slot used so
+        far: hundreds of megabytes with hundreds of voices)."""
         return len(self._free)
 
     @staticmethod

@@ -222,8 +222,11 @@ class Timeline:
         self._history.append(self._latest)
 
     def draw_noise_ahead(self, ahead: bool) -> None:
-        """Draw each voice's next noise block ahead, on another thread (live playback does)."""
+        """Draw each voice's next noise block ahead, on another thread (live playback does),
+        and have the memory of the next voices' cache slots populated there too."""
         self._bank.noise.ahead = ahead
+        if ahead:
+            self._bank.cache.populate_ahead()
 
     def free_voice_slots(self) -> int:
         """How many more voices (grains) the bank holds before its cache must grow."""
@@ -231,8 +234,10 @@ class Timeline:
 
     def draw_noise_for(self, voices, at: int) -> None:
         """Draw, in the caller's thread, the noise block each of ``voices`` (VoiceParams about to
-        start, their windows carrying on from their ``start``) plays at sample ``at``."""
+        start, their windows carrying on from their ``start``) plays at sample ``at``, and have
+        the memory of the cache slots they will take populated."""
         cache = self._bank.cache
+        cache.populate_slots(sum(params.plan.points for params in voices))   # their slots' memory
         for params in voices:
             if params.deterministic and params.plan.spread is None:
                 continue
