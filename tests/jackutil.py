@@ -520,3 +520,14 @@ def until_stream_stopped(captured: np.ndarray) -> np.ndarray:
     """The capture up to its last sound: after our stream stops, JACK plays silence."""
     loud = np.flatnonzero(np.any(captured != 0, axis=1))
     return captured[:loud[-1] + 1]
+
+
+
+def hold_gil(seconds: float) -> float:
+    """One C call that holds the GIL for ``seconds`` of wall time (``usleep`` called through
+    ``ctypes.PyDLL``, which keeps the GIL, unlike ``CDLL``): the interpreter stalls exactly as
+    long, whatever the machine's speed (a long regular expression or ``gc.collect()`` stalls it
+    for as long as that machine takes). Returns how long it was held."""
+    began = time.perf_counter()
+    ctypes.PyDLL(None).usleep(int(seconds * 1e6))
+    return time.perf_counter() - began

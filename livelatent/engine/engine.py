@@ -82,6 +82,7 @@ class Engine:
             raise ParameterError(f"lookahead={lookahead} must be at least one step ({self.step} samples)")
         self.events = events if events is not None else Events()
         self.playback: Playback | None = None
+        self._last_playback: Playback | None = None     # the one before, once stopped
         self.frames = FrameArena(self.codec.latent_dim)
         self.channels = check_channels(channels)
         self.timeline = Timeline(self.codec, seed=self.seed, step=self.step, tempo=tempo,
@@ -167,7 +168,9 @@ class Engine:
 
     @property
     def underruns(self) -> int:
-        return self.playback.underruns if self.playback is not None else 0
+        """Blocks the device found no samples for, in this playback (or the last, once stopped)."""
+        playback = self.playback or self._last_playback
+        return playback.underruns if playback is not None else 0
 
     def __repr__(self) -> str:
         mode = "playing" if self.playing else "offline"
@@ -346,6 +349,7 @@ class Engine:
     def detach_playback(self, playback) -> None:
         if self.playback is playback:
             self.playback = None
+            self._last_playback = playback
 
     def stop_playback(self, *, fade: float = 0.0) -> None:
         """Stop live playback (after fading out over ``fade`` seconds); the engine stays usable

@@ -67,6 +67,7 @@ class Playback:
         self.running = False
         self._link: Connection | None = None
         self._paused = None            # (heard, leftover, history) while the device is lost
+        self._last_counters: dict = {}  # the closed device's counters (underruns, xruns)
         self._thread: threading.Thread | None = None
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()  # `running` and landings' fates change under it
@@ -106,7 +107,7 @@ class Playback:
 
     def status(self) -> dict:
         link = self._link
-        counters = link.counters() if link is not None else {}
+        counters = link.counters() if link is not None else self._last_counters
         return {"decode_load": self.meter.load(), "underruns": counters.get("underruns", 0),
                 "xruns": counters.get("xruns", 0), "callback_load": counters.get("callback_load", 0.0),
                 "device": ((link.device if link is not None else None) or {}).get("name"),
@@ -230,6 +231,7 @@ class Playback:
             leftover = leftover[:0]
         self._paused = (heard, leftover, link.recent(_HISTORY))
         self._checkpoints.clear()
+        self._last_counters = link.counters()      # what the device saw, kept once it is closed
         link.close()
         self._link = None
 
