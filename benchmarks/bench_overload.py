@@ -1,18 +1,21 @@
 #!/usr/bin/env python
 """What the overload guard's changes cost the decoder on the step they land, offline.
 
-With ``--voices`` overlap-add voices playing (one BLAS thread, noise drawn ahead, as live), the
-guard sheds as if the decoder were at ``--load`` of real time, and this prints the time of the
-steps around the landing next to the median step before it (the baseline, same run):
+With ``--voices`` overlap-add voices playing (one BLAS thread, noise drawn ahead, as live), this
+prints the time of the steps around a change's landing next to the median step before it (the
+baseline, same run):
 
-- ``mute``: the guard's mutes only (its answer to a heavy overload);
-- ``switch``: the newest voices switched to concat twins (its answer to a moderate one), and the
-  time the guard's own thread spent preparing them (their first noise, their frames);
+- ``mute``: the guard's mutes only (its answer to a heavy overload: it sheds as if the decoder
+  were at 3x real time);
+- ``switch``: with ``--switch-voices`` voices, the guard sheds as if the decoder were at
+  ``--load``: the newest voices switched to concat twins (its answer to a moderate overload, at
+  most ``overload.MAX_TWINS`` of them), and the time the guard's own thread spent preparing them
+  (their first noise, their slots' memory, their frames);
 - ``add``: one more voice added (the cache has slots reserved for it: no growth);
 - ``grow``: the cache's reserved slots filled with silent voices (the baseline is then taken
   again), and one more voice added, so that the cache doubles (copying every slot in use).
 
-    python benchmarks/bench_overload.py [--voices 300] [--load 1.0]
+    python benchmarks/bench_overload.py [--voices 300] [--switch-voices 120] [--load 0.95]
 """
 
 from __future__ import annotations
@@ -73,13 +76,16 @@ def trial(codec, sources, voices, kind, load):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voices", type=int, default=300)
-    parser.add_argument("--load", type=float, default=1.0, help="the load a switch answers")
+    parser.add_argument("--switch-voices", type=int, default=120, help="voices playing for the switch")
+    parser.add_argument("--load", type=float, default=0.95, help="the load a switch answers")
     args = parser.parse_args(argv)
     codec = load_model()
     sources = _sources(codec.sample_rate)
-    print(f"{args.voices} overlap-add voices, one BLAS thread; step times in ms")
+    print(f"{args.voices} overlap-add voices ({args.switch_voices} for the switch), one BLAS thread; "
+          f"step times in ms")
     for kind in ("mute", "switch", "add", "grow"):
-        baseline, prepared, after, switched, muted = trial(codec, sources, args.voices, kind, args.load)
+        voices = args.switch_voices if kind == "switch" else args.voices
+        baseline, prepared, after, switched, muted = trial(codec, sources, voices, kind, args.load)
         what = {"mute": f"muted {muted}", "switch": f"switched {switched}, muted {muted}",
                 "add": "a voice added", "grow": "a voice added to a full cache"}[kind]
         print(f"{kind:6s} {what:36s} | baseline step (median of 100 before) {baseline * 1e3:6.1f} | "

@@ -60,7 +60,7 @@ class BlockCache:
         self._reverts: dict[int, tuple] = {}
         self._clock = None
         self._frontier = 0               # slots handed out so far (fresh ones go in order)
-        self._populated = 0              # slots whose memory is populated (:meth:`populate_slots`)
+        self._populated = 0              # slots 0.. whose memory is populated (:meth:`populate_slots`)
         self._populate_lock = threading.Lock()
         self._populating: threading.Thread | None = None
         self._populate_wanted = False
@@ -116,12 +116,13 @@ class BlockCache:
         return np.array(found, dtype=np.int64)
 
     def populate_slots(self, count: int | None = None) -> bool:
-        """Have the memory of ``count`` more of the slots that voices would take next given now
-        (None: up to :data:`SLOTS_AHEAD` beyond those used so far), in the caller's thread,
-        which must not be the decoder's (on some machines this takes milliseconds a slot).
-        False when there was nothing to do."""
+        """Have the memory of ``count`` more slots given now (None: up to :data:`SLOTS_AHEAD`
+        beyond those used so far), in the caller's thread, which must not be the decoder's (on
+        some machines this takes milliseconds a slot). Slots are populated in order, those in
+        use too (the pages they have written already cost nothing). False when there was
+        nothing to do."""
         with self._populate_lock:
-            first = max(self._populated, self._frontier)
+            first = self._populated
             last = min(self._capacity, self._frontier + SLOTS_AHEAD if count is None else first + count)
             if last <= first:
                 return False

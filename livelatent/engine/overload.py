@@ -6,8 +6,10 @@ against the step's duration. When that load, over the last :data:`WINDOW_S`, is 
 :data:`TARGET`, in a declared, deterministic order:
 
 - when switching the newest overlap-add voices to concat synthesis (half the decodes) sheds
-  enough, they are switched, as many as it takes, newest first, while the voice bank has room
-  for their twins without growing (which would stall the decoder). A switched voice is replaced
+  enough with at most :data:`MAX_TWINS` of them (a moderate overload: each twin costs work on the
+  step it lands, which the decoder takes from what it decoded ahead), they are switched, as many
+  as it takes, newest first, while the voice bank has room for their twins without growing
+  (which would stall the decoder). A switched voice is replaced
   by its concat twin, which carries on its curves, sources and noise key where they are and
   takes its name, while the overlap-add voice fades out over a window (the twin fades in over
   its first); twins start a few a step, their first noise drawn on the guard's thread;
@@ -40,13 +42,15 @@ from ..strategies import layout
 from .commands import AddVoice, StopVoice
 from .writers import Batch
 
-__all__ = ["OverloadGuard", "DecodeMeter", "concat_twin", "HIGH", "TARGET", "WINDOW_S", "FADE_S"]
+__all__ = ["OverloadGuard", "DecodeMeter", "concat_twin", "HIGH", "TARGET", "WINDOW_S", "FADE_S",
+           "MAX_TWINS"]
 
 HIGH = 0.9             # decode time over step time, averaged: above this the decoder falls behind
 TARGET = 0.75          # what the guard brings it back to
 WINDOW_S = 0.1         # the load is averaged over the steps of this long
 FADE_S = 0.05          # the fade of a muted voice
 TWINS_PER_STEP = 16    # concat twins starting on one step (each works out its first block there)
+MAX_TWINS = 4 * TWINS_PER_STEP    # more would take longer to land than what is decoded ahead covers
 _CHECK_S = 0.02
 _SETTLE_S = 0.5        # after acting, the load is measured afresh before acting again
 
@@ -134,7 +138,8 @@ class OverloadGuard:
         costs = np.array([p.plan.points * step / p.layout.output_hop for p in voices], dtype=np.float64)
         total = costs.sum()
         budget = total * TARGET / load
-        switched = self._to_switch(voices, costs, total - budget, engine.timeline.free_voice_slots(),
+        room = min(MAX_TWINS, engine.timeline.free_voice_slots())
+        switched = self._to_switch(voices, costs, total - budget, room,
                                    landing())
         muted = []
         if switched is None:            # switching cannot shed enough: mute, newest first
@@ -183,8 +188,8 @@ class OverloadGuard:
     @staticmethod
     def _to_switch(voices, costs, excess: float, room: int, landing: int) -> list | None:
         """The newest overlap-add voices whose switch to concat sheds ``excess`` (a twin halves
-        its voice's cost), within ``room`` free slots of the bank (growing it mid-overload would
-        stall the decoder), among those already playing at ``landing`` with no change waiting
+        its voice's cost), within ``room`` slots (of the bank's free ones: growing it mid-overload
+        would stall the decoder), among those already playing at ``landing`` with no change waiting
         for a later beat; None when they cannot. A switch costs the decoder work as it lands,
         so the guard switches only when switching alone is enough."""
         chosen, shed = [], 0.0

@@ -222,11 +222,12 @@ class Timeline:
         self._history.append(self._latest)
 
     def draw_noise_ahead(self, ahead: bool) -> None:
-        """Draw each voice's next noise block ahead, on another thread (live playback does),
-        and have the memory of the next voices' cache slots populated there too."""
+        """Draw each voice's next noise block ahead, on another thread (live playback does).
+        Turned on, it also has the memory of the cache slots the next voices take populated
+        (now, in the caller's thread; then on a thread of its own as voices start)."""
         self._bank.noise.ahead = ahead
         if ahead:
-            self._bank.cache.populate_ahead()
+            self._bank.cache.populate_slots()
 
     def free_voice_slots(self) -> int:
         """How many more voices (grains) the bank holds before its cache must grow."""
