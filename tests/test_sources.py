@@ -108,7 +108,8 @@ def test_the_last_partial_window_is_kept_zero_padded_as_in_the_notebook(tmp_path
     # the frames of sets made before it (tail dropped) are still there, cached apart
     old = src.frames(codec, 512, tail=False)
     assert len(old) == len(frames) - 1 and not old.tail and frames.tail
-    np.testing.assert_array_equal(old.mu, frames.mu[:-1])
+    # one window fewer is another batch, which BLAS may round otherwise in the last bits
+    np.testing.assert_allclose(old.mu, frames.mu[:-1], atol=1e-5)
     names = sorted(p.name for p in (tmp_path / "cache").rglob("*.npz"))
     assert len(names) == 2 and any(n.endswith("-v2.npz") for n in names)
 
