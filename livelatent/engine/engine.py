@@ -149,10 +149,8 @@ class Engine:
     def intended_tempo(self) -> float:
         return self.intended().clock.bpm
 
-    @property
-    def sound_end(self) -> int:
-        """The sample after which all that was decoded is silence."""
-        return self.timeline.latest.sound_end
+    sound_end = property(lambda self: self.timeline.latest.sound_end,
+                         doc="The sample after which all that was decoded is silence.")
 
     def idle(self) -> bool:
         """No voice sounds or waits to start, as far as the timeline has gone."""
@@ -348,8 +346,7 @@ class Engine:
 
     def detach_playback(self, playback) -> None:
         if self.playback is playback:
-            self.playback = None
-            self._last_playback = playback
+            self.playback, self._last_playback = None, playback
 
     def stop_playback(self, *, fade: float = 0.0) -> None:
         """Stop live playback (after fading out over ``fade`` seconds); the engine stays usable

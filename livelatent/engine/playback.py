@@ -101,9 +101,7 @@ class Playback:
         link = self._link
         return link.fed if link is not None else self.heard
 
-    @property
-    def underruns(self) -> int:
-        return self.status()["underruns"]
+    underruns = property(lambda self: self.status()["underruns"])
 
     def status(self) -> dict:
         link = self._link
