@@ -15,6 +15,9 @@ baseline, same run):
 - ``grow``: the cache's reserved slots filled with silent voices (the baseline is then taken
   again), and one more voice added, so that the cache doubles (copying every slot in use).
 
+First it prints what writing a slot's noise rows (512 KB) costs the first time, in memory fresh
+from ``np.zeros`` against memory populated ahead (``engine/prefault.py``), same run.
+
     python benchmarks/bench_overload.py [--voices 300] [--switch-voices 120] [--load 0.95]
 """
 
@@ -24,11 +27,14 @@ import argparse
 import statistics
 import time
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench_realtime import _sources  # the same two sources as the real-time figures
 from livelatent import Engine, load_model, sine, voice
+from livelatent.engine.blocks import BLOCK
 from livelatent.engine.overload import OverloadGuard
+from livelatent.engine.prefault import populate
 
 
 class _Playback:                 # what the guard reads of a playback, offline
@@ -44,6 +50,21 @@ def _steps(timeline, count):
         timeline.advance(1)
         spans.append(time.perf_counter() - began)
     return spans
+
+
+def first_writes(slots: int = 32) -> tuple[float, float]:
+    """Milliseconds a slot's first write takes: fresh pages, and pages populated ahead."""
+    fresh = np.zeros((slots, 2 * BLOCK, 256), dtype=np.float32)
+    ahead = np.zeros_like(fresh)
+    for slot in range(slots):
+        populate(ahead[slot])
+    times = []
+    for memory in (fresh, ahead):
+        began = time.perf_counter()
+        for slot in range(slots):
+            memory[slot].fill(1.0)
+        times.append((time.perf_counter() - began) / slots * 1e3)
+    return times[0], times[1]
 
 
 def trial(codec, sources, voices, kind, load):
@@ -81,6 +102,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     codec = load_model()
     sources = _sources(codec.sample_rate)
+    fresh, ahead = first_writes()
+    print(f"a slot's first write: {fresh:.2f} ms to fresh memory, {ahead:.2f} ms to memory populated ahead")
     print(f"{args.voices} overlap-add voices ({args.switch_voices} for the switch), one BLAS thread; "
           f"step times in ms")
     for kind in ("mute", "switch", "add", "grow"):

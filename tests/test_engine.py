@@ -103,11 +103,14 @@ def test_an_arrays_memory_is_populated_before_it_is_written():
     def resident():
         with open("/proc/self/statm") as statm:
             return int(statm.read().split()[1]) * mmap.PAGESIZE
-    array = np.zeros(64 << 20, dtype=np.uint8)        # pages given only when first written
+    memory = mmap.mmap(-1, 64 << 20)                  # fresh pages, given only when first
+    array = np.frombuffer(memory, dtype=np.uint8)      # written (np.zeros may reuse freed ones)
     before = resident()
     assert populate(array[1:])                         # any start: the pages wholly inside
     assert resident() - before > 60 << 20
     assert not array.any()
+    del array
+    memory.close()
 
 
 def boundary_jump_ratio(audio, hop, start=0):
