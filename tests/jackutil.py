@@ -522,7 +522,6 @@ def until_stream_stopped(captured: np.ndarray) -> np.ndarray:
     return captured[:loud[-1] + 1]
 
 
-
 def hold_gil(seconds: float) -> float:
     """One C call that holds the GIL for ``seconds`` of wall time (``usleep`` called through
     ``ctypes.PyDLL``, which keeps the GIL, unlike ``CDLL``): the interpreter stalls exactly as
