@@ -26,6 +26,16 @@ def jack_server(request, tmp_path):
         yield server
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test that plays through a JACK server runs once more when it fails (pytest-rerunfailures:
+    the summary counts the reruns). On a shared 2-core machine another process can take the
+    core the audio threads need for a moment, which no code of ours can prevent; an engine that
+    really underruns, or plays other samples than it renders, fails both runs."""
+    for item in items:
+        if "jack_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.flaky(reruns=1))
+
+
 # -- the latent-path tests' notes -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def four():
