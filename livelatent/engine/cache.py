@@ -71,16 +71,17 @@ class BlockCache:
         operating system gives only when first written: the room reserved up front costs no
         memory until voices use it, and growing past it copies the slots used so far."""
         used, touched = self._capacity, self._frontier
-        for name, fill in (("channels", 0.0), ("noise_rows", 0.0), ("first_block", -10),
-                           ("last_block", -10), ("_params", None), ("_noise_of", None)):
+        for name in ("channels", "noise_rows"):          # slots past ``touched`` were never written
             old = getattr(self, name)
-            if fill == 0.0:
-                grown = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
-                grown[:touched] = old[:touched]          # slots past these were never written
-            else:
-                grown = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
-                grown[:used] = old
-                grown[used:] = fill
+            grown = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+            grown[:touched] = old[:touched]
+            setattr(self, name, grown)
+        for name, fill in (("first_block", -10), ("last_block", -10), ("_params", None),
+                           ("_noise_of", None)):
+            old = getattr(self, name)
+            grown = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
+            grown[:used] = old
+            grown[used:] = fill
             setattr(self, name, grown)
         self._free.extend(range(capacity - 1, used - 1, -1))
         self._capacity = capacity

@@ -13,7 +13,7 @@ GIL go (ctypes releases it), and it never changes what the memory holds.
 from __future__ import annotations
 
 import ctypes
-import errno
+import functools
 import mmap
 import sys
 
@@ -23,37 +23,30 @@ __all__ = ["populate"]
 
 _MADV_POPULATE_WRITE = 23
 _PAGE = mmap.PAGESIZE
-_madvise = None
-_usable = sys.platform.startswith("linux")
 
 
-def _load_madvise():
-    global _madvise, _usable
+@functools.cache
+def _madvise():
+    """libc's ``madvise``, or None where there is none to ask."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         madvise = ctypes.CDLL(None, use_errno=True).madvise
     except (OSError, AttributeError):
-        _usable = False
         return None
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     madvise.restype = ctypes.c_int
-    _madvise = madvise
     return madvise
 
 
 def populate(view: np.ndarray) -> bool:
-    global _usable
     """Have the pages wholly inside ``view`` (a contiguous array) backed by memory now. False
-    when this system cannot (then the first write does it)."""
-    if not _usable or view.nbytes < _PAGE:
-        return False
-    madvise = _madvise or _load_madvise()
-    if madvise is None:
+    when this system cannot (a kernel before 5.14 refuses at once; then the first write does
+    it)."""
+    madvise = _madvise()
+    if madvise is None or view.nbytes < _PAGE:
         return False
     begin = view.ctypes.data
     first = -(-begin // _PAGE) * _PAGE
     last = (begin + view.nbytes) // _PAGE * _PAGE
-    if last <= first or madvise(first, last - first, _MADV_POPULATE_WRITE) == 0:
-        return True
-    if ctypes.get_errno() == errno.EINVAL:        # a kernel before 5.14: do not ask again
-        _usable = False
-    return False
+    return last <= first or madvise(first, last - first, _MADV_POPULATE_WRITE) == 0
