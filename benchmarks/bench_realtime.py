@@ -6,7 +6,10 @@
    per second on one BLAS thread at a batch of that many voices, over the windows per second
    one OLA voice needs).
 1b. Per-step overhead: a live step's time (checkpoint + advance + resampling) minus the time
-   its decode took, at 1, 16 and 128 voices.
+   its decode took, at 1, 16 and 128 voices, measured alternately ``--step-rounds`` times
+   (medians). And the decode thread's time per block load (a voice's next 256 windows of
+   channels and noise) at 128 voices, its next blocks worked out ahead on another thread as
+   live | baseline, same run: the decode thread working out every block itself.
 1c. Stalls: 16 voices play while this process holds the GIL in one C call (a regex) for
    150 ms; and 1.5x the capacity with the overload guard on. Underruns counted.
 2. Latency at blocksize 256: from the moment a curve assignment returns to the first output
@@ -73,20 +76,27 @@ def capacity(codec, sources, blocksize, seconds, log_dir, start=32):
     return good, trials, xruns
 
 
-def step_overhead(codec, sources, voices, steps=600):
-    """A live step's time minus its decode's, on one BLAS thread, noise drawn ahead as live."""
+def step_overhead(codec, sources, voices, steps=600, *, channels_ahead=True):
+    """A live step's time minus its decode's, on one BLAS thread, noise drawn ahead as live:
+    (seconds of overhead per step, seconds of decode per step, seconds per block load in the
+    decode thread, block loads per step)."""
     def start(engine):
         for i in range(voices):
             voice(*sources, synth="ola", curve=sine(3 + i * 0.1), gain=1.0 / voices)
-    total, decoding, _ = timed_steps(codec, start, steps)
-    return (total - decoding) / steps, decoding / steps
+    loads = [0.0, 0]
+    total, decoding, _ = timed_steps(codec, start, steps, loads=loads, channels_ahead=channels_ahead)
+    return (total - decoding) / steps, decoding / steps, loads[0] / max(1, loads[1]), loads[1] / steps
 
 
-def timed_steps(codec, start, steps):
-    """Live steps (checkpoint + advance, one BLAS thread, noise drawn ahead as live) of the
-    voices ``start(engine)`` starts, after 300 to warm up: (seconds in all, seconds decoding,
-    windows decoded)."""
+def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True):
+    """Live steps (checkpoint + advance, one BLAS thread, noise and each voice's next block
+    worked out ahead and the GIL's switch interval as live) of the voices ``start(engine)``
+    starts, after 300 to warm up: (seconds in all, seconds decoding, windows decoded). With
+    ``loads`` ([seconds, count]), the time the decode thread spends loading blocks is added
+    there; ``channels_ahead=False`` has it work out every block itself (the baseline)."""
     from threadpoolctl import threadpool_limits
+
+    from livelatent.engine.playback import SWITCH_INTERVAL_S
     decoded = [0.0, 0]
     real_decode = codec.decode
 
@@ -97,10 +107,24 @@ def timed_steps(codec, start, steps):
         decoded[1] += z.shape[0]
         return out
 
+    switch = sys.getswitchinterval()
     with threadpool_limits(limits=1, user_api="blas"), Engine(codec, seed=0) as engine:
         start(engine)
         timeline = engine.timeline
         timeline.draw_noise_ahead(True)
+        cache = timeline._bank.cache
+        if not channels_ahead:
+            cache.ahead.request = lambda *args: None
+        real_load = cache._load
+
+        def timed_load(*args, **kwargs):
+            began = time.perf_counter()
+            real_load(*args, **kwargs)
+            if loads is not None and codec.decode is timed_decode:     # after the warm-up
+                loads[0] += time.perf_counter() - began
+                loads[1] += 1
+        cache._load = timed_load
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         for _ in range(300):                       # warm: every voice's first blocks
             timeline.checkpoint()
             timeline.advance(1)
@@ -113,6 +137,7 @@ def timed_steps(codec, start, steps):
             total = time.perf_counter() - began
         finally:
             codec.decode = real_decode
+            sys.setswitchinterval(switch)
     return total, decoded[0], decoded[1]
 
 
@@ -248,18 +273,28 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=10, help="latency measurements")
     parser.add_argument("--model", default=None)
     parser.add_argument("--skip-capacity", action="store_true")
+    parser.add_argument("--step-rounds", type=int, default=3, help="per-step overhead measurements")
     args = parser.parse_args(argv)
     codec = load_model(args.model)
     sources = _sources(codec.sample_rate)
     step = codec.window // 2
     log_dir = Path(tempfile.mkdtemp(prefix="bench-realtime-"))
-    overheads = {}
-    for count in (1, 16, 128):
-        overheads[count] = step_overhead(codec, sources, count)
-    print("per-step overhead (step time minus its decode, one BLAS thread): " + ", ".join(
-        f"{n} voices {o * 1e3:.2f} ms (decode {d * 1e3:.2f} ms)" for n, (o, d) in overheads.items())
-        + f" | 128 voices / 16 voices: {overheads[128][0] / overheads[16][0]:.2f}x (target <= 2x)",
-        flush=True)
+    rounds = {1: [], 16: [], 128: []}
+    for _ in range(args.step_rounds):          # alternately: a noisy machine hits them all
+        for count in rounds:
+            rounds[count].append(step_overhead(codec, sources, count))
+    median = lambda count, i: statistics.median(r[i] for r in rounds[count])
+    ratios = [big[0] / small[0] for big, small in zip(rounds[128], rounds[16])]
+    print("per-step overhead (step time minus its decode, one BLAS thread; median of "
+          f"{args.step_rounds} rounds): " + ", ".join(
+              f"{n} voices {median(n, 0) * 1e3:.2f} ms (decode {median(n, 1) * 1e3:.2f} ms)" for n in rounds)
+          + f" | 128 voices / 16 voices: {statistics.median(ratios):.2f}x "
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target <= 2x)", flush=True)
+    own = step_overhead(codec, sources, 128, channels_ahead=False)
+    print(f"block loads in the decode thread at 128 voices ({median(128, 3):.2f} a step): "
+          f"{median(128, 2) * 1e6:.0f} us each, each voice's next block worked out ahead | baseline, "
+          f"the decode thread working out every block itself: {own[2] * 1e6:.0f} us each "
+          f"(its overhead {own[0] * 1e3:.2f} ms a step)", flush=True)
     measured = None
     if not args.skip_capacity:
         for blocksize in (1024, 256):

@@ -2,6 +2,7 @@
 
 import mmap
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -95,6 +96,54 @@ def test_voices_past_the_reserved_cache_slots_play_the_same_samples(sources, mon
     monkeypatch.setattr(cache, "RESERVED_SLOTS", 2)
     assert np.array_equal(render(), roomy)
 
+
+
+def test_live_the_next_blocks_are_worked_out_on_another_thread_and_play_the_same(sources,
+                                                                                 monkeypatch):
+    """Live, each voice's next block of channels is worked out on a thread of its own. The
+    decode thread takes it only for the parameters it was made for: a curve changed, a tempo
+    changed, or a curve failing ahead plays as it does offline."""
+    import threading
+
+    import livelatent.checks
+    from livelatent.engine import cache
+
+    monkeypatch.setattr(livelatent.checks, "CURVE_CHECK_WINDOWS", 64)   # check 64 windows ahead
+    who = []
+    real = cache.block_channels
+    monkeypatch.setattr(cache, "block_channels", lambda *args: who.append(
+        threading.current_thread().name) or real(*args))
+
+    def flaky(t):
+        t = np.asarray(t, dtype=float)
+        if (t > 3.0).any():          # fine for the 0.74 s checked at swap-in
+            raise RuntimeError("the pattern ran out")
+        return 0.5 + 0.4 * np.sin(t)
+
+    def play(ahead):
+        with Engine(seed=3) as engine:
+            engine.timeline.draw_noise_ahead(ahead)          # as live playback does
+            a = voice(*sources, curve=sine(2), gain=0.3, loop=True)
+            b = voice(*sources, curve=sine(5), gain=0.3, loop=True)
+            pieces = []
+            for i in range(12):
+                pieces.append(engine.render_array(samples=96 * 512))
+                time.sleep(0.15 if ahead else 0.0)            # the other thread's turn
+                if i == 3:
+                    a.curve = sine(3)                         # blocks worked out ahead go stale
+                if i == 5:
+                    tempo(97)
+                if i == 7:
+                    b.curve = curve(flaky)
+            engine.timeline.draw_noise_ahead(False)
+            return np.concatenate(pieces), engine.events.texts()
+    offline, offline_messages = play(False)
+    who.clear()
+    live, live_messages = play(True)
+    assert "livelatent-channels" in who                       # worked out ahead...
+    assert who.count("MainThread") < len(who) / 2             # ...most of them
+    np.testing.assert_array_equal(live, offline)
+    assert live_messages == offline_messages and any("ran out" in m for m in live_messages)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="populating memory ahead is Linux's")
 def test_an_arrays_memory_is_populated_before_it_is_written():

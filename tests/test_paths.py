@@ -357,7 +357,7 @@ def test_a_follow_voice_works_out_its_first_picks_in_the_writers_thread(four, mo
         np.testing.assert_array_equal(np.concatenate(again), first)
 
 
-def test_live_a_follow_voice_works_out_its_next_picks_on_another_thread(four, monkeypatch):
+def test_live_a_follow_voice_works_out_its_next_block_on_another_thread(four, monkeypatch):
     import threading
 
     import livelatent.paths.plan as plan_module
@@ -378,5 +378,5 @@ def test_live_a_follow_voice_works_out_its_next_picks_on_another_thread(four, mo
             rendered.append(np.concatenate(parts))
             engine.timeline.draw_noise_ahead(False)
         if ahead:
-            assert "livelatent-picks" in who
+            assert "livelatent-channels" in who
     np.testing.assert_array_equal(rendered[0], rendered[1])   # the same picks, whoever chose

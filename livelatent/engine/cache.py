@@ -29,7 +29,7 @@ import numpy as np
 from .blocks import BLOCK, NoiseBlocks, block_channels, noise_entropy
 from .prefault import populate
 
-__all__ = ["BlockCache", "PicksAhead", "RESERVED_SLOTS"]
+__all__ = ["BlockCache", "ChannelsAhead", "RESERVED_SLOTS", "block_values"]
 
 # Slots reserved when an engine starts: voices (grains) up to this many start without the cache
 # growing, which copies every slot in use (half a megabyte each) on the step that needs it.
@@ -45,7 +45,7 @@ class BlockCache:
         self.seed = seed
         self.latent = latent
         self.noise = NoiseBlocks(latent)
-        self.picks = PicksAhead()
+        self.ahead = ChannelsAhead()
         self._slot_of: dict[int, int] = {}
         self._free: list[int] = []
         self._capacity = 0
@@ -217,13 +217,8 @@ class BlockCache:
             source = revert.params if revert is not None and revert.window < b * B else params
             computed = shared.get((id(source), b))
             if computed is None:
-                k = np.arange(b * B, (b + 1) * B, dtype=np.int64)
-                played = k >= _first_window_of(source)     # windows before its curve took effect never play
-                values = np.zeros((B, source.plan.columns), dtype=np.float32)
-                found = None
-                if played.any():
-                    values[played], found = block_channels(source, k[played], clock)
-                computed = shared[(id(source), b)] = (values, found)
+                computed = self.ahead.take(source, clock, b) or block_values(source, b, clock)
+                shared[(id(source), b)] = computed
             values, found = computed
             if found is not None and revert is None:
                 revert = found
@@ -236,8 +231,8 @@ class BlockCache:
                 self.noise_rows[slot, b % 2 * B:(b % 2 + 1) * B] = self.noise.get(
                     noise_entropy(params, self.seed, b, grain))
             self.noise.prefetch(noise_entropy(params, self.seed, blocks[-1] + 1, grain))   # the next
-        if params.plan.chooses and self.noise.ahead:     # live: its next picks, on another thread
-            self.picks.request(params, clock, blocks[-1] + 1)
+        if self.noise.ahead:               # live: its next block's channels, on another thread
+            self.ahead.request(params, clock, blocks[-1] + 1)
         self._noise_of[slot] = noise_key
         self.first_block[slot] = first
         self.last_block[slot] = blocks[-1]
@@ -273,23 +268,51 @@ def _first_window_of(params) -> int:
     return int(math.ceil((params.curve_start - params.start) / params.layout.output_hop))
 
 
-class PicksAhead:
-    """A voice following descriptors works out its next block's picks on a thread of its own.
+def block_values(params, block: int, clock) -> tuple[np.ndarray, object]:
+    """The channels of a voice's windows in ``block`` (zero before its curve takes effect: those
+    never play), and the revert a failing curve makes there, if any."""
+    k = np.arange(block * BLOCK, (block + 1) * BLOCK, dtype=np.int64)
+    played = k >= _first_window_of(params)
+    values = np.zeros((BLOCK, params.plan.columns), dtype=np.float32)
+    found = None
+    if played.any():
+        values[played], found = block_channels(params, k[played], clock)
+    return values, found
 
-    Choosing frames for a block takes milliseconds (tens for a large corpus). Live, when a
-    voice loads a block, the block after it is worked out here, a few seconds early; the
-    chooser remembers its picks by their targets, so when the decode thread gets to that block
-    it finds them instead of choosing (and picks the same frames either way)."""
+
+class ChannelsAhead:
+    """Live, each voice's next block of channels is worked out on a thread of its own.
+
+    When a voice loads a block, the decode thread asks here for the block after it, which it
+    needs a few seconds later (256 windows). Working out a block evaluates the voice's curves,
+    and for a voice following descriptors, chooses its frames (tens of milliseconds for a large
+    corpus); on the decode thread that is a few hundred microseconds of every step at a hundred
+    voices. The result is the same whoever computes it (:func:`block_values` is a pure function
+    of the parameters, the clock and the block); the decode thread takes it only for the very
+    parameters and clock it was worked out for, and works the block out itself otherwise."""
+
+    _MAX_READY = 2048        # blocks worked out and not taken (voices replaced before their turn)
 
     def __init__(self):
-        self._wanted: deque = deque()
+        self._wanted: deque = deque()    # appended without waking anyone: the worker polls
+        self._ready: dict[tuple, tuple] = {}
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def request(self, params, clock, block: int) -> None:
         self._wanted.append((params, clock, block))
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._work, name="livelatent-picks", daemon=True)
+            self._thread = threading.Thread(target=self._work, name="livelatent-channels", daemon=True)
             self._thread.start()
+
+    def take(self, params, clock, block: int):
+        """``(values, revert)`` worked out ahead for exactly these ``params`` and ``clock``, or None."""
+        with self._lock:
+            entry = self._ready.pop((id(params), id(clock), block), None)
+        # (an entry holds its params and clock, so their ids cannot have been reused meanwhile)
+        if entry is None or entry[0] is not params or entry[1] is not clock:
+            return None
+        return entry[2]
 
     def _work(self) -> None:
         idle_since = time.monotonic()
@@ -299,11 +322,13 @@ class PicksAhead:
             except IndexError:
                 time.sleep(0.05)
                 continue
-            k = np.arange(block * BLOCK, (block + 1) * BLOCK, dtype=np.int64)
-            k = k[k >= _first_window_of(params)]       # as the decode thread will ask for it
-            if k.size:
-                try:
-                    block_channels(params, k, clock)
-                except Exception:   # noqa: BLE001 - the decode thread finds out, and says so
-                    pass
+            try:
+                computed = block_values(params, block, clock)
+            except Exception:   # noqa: BLE001 - the decode thread works it out itself, and says so
+                computed = None
+            if computed is not None:
+                with self._lock:
+                    self._ready[(id(params), id(clock), block)] = (params, clock, computed)
+                    while len(self._ready) > self._MAX_READY:      # oldest first
+                        del self._ready[next(iter(self._ready))]
             idle_since = time.monotonic()
