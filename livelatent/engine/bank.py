@@ -84,6 +84,7 @@ class _Table:
         self.pan = np.array([output_gains(p.gain, p.pan, p.out, channels, p.cue) for p in params],
                             dtype=np.float64).reshape(-1, channels)
         self.pan /= np.array([p.plan.points for p in params], dtype=np.float64).reshape(-1, 1)
+        self.pan32 = self.pan.astype(np.float32)
         self.has_stop = np.array([p.stop_at is not None for p in params], dtype=bool)
         self.stop_at = as_int(_NO_STOP if p.stop_at is None else p.stop_at for p in params)
         self.fade = as_int(p.fade for p in params)
@@ -211,7 +212,7 @@ class Bank:
         # which frame of the pass, whether the voice still plays, and the fade of stop()
         pass_index, frame = np.divmod(k, t.length[v])
         alive = t.loop[v] | np.where(t.stepwise[v], pass_index < t.passes[v], k < t.length[v])
-        fade_gain = np.ones(v.size)
+        fade_gain = None                                  # no voice stops: each its pan gains
         if t.has_stop.any():
             past = position - t.stop_at[v]
             fade = t.fade[v]
@@ -223,7 +224,8 @@ class Bank:
         ended_now = np.bincount(v[~alive], minlength=t.n) > 0
         if not alive.all():
             keep = np.flatnonzero(alive)
-            v, k, position, frame, fade_gain = v[keep], k[keep], position[keep], frame[keep], fade_gain[keep]
+            v, k, position, frame = v[keep], k[keep], position[keep], frame[keep]
+            fade_gain = None if fade_gain is None else fade_gain[keep]
         slot = t.slots[v]
         row = cache.rows(k)
         channels = cache.channels[slot, row]               # (m, width): weights, indices, spread
@@ -241,7 +243,8 @@ class Bank:
             z[sampled] += np.exp(0.5 * logvar[sampled]) * cache.noise_rows[slot[sampled], row[sampled]]
         decoded = self.codec.decode(z) if z.shape[0] else np.zeros((0, W), dtype=np.float32)
         # each window's gain ramps across it from the voice's previous window's gain
-        gains = (fade_gain[:, None] * t.pan[v]).astype(np.float32)                  # (m, channels)
+        gains = (t.pan32[v] if fade_gain is None                                     # (m, channels)
+                 else (fade_gain[:, None] * t.pan[v]).astype(np.float32))
         starts = np.ones(v.size, dtype=bool)
         starts[1:] = v[1:] != v[:-1]
         ends = np.ones(v.size, dtype=bool)
@@ -249,13 +252,16 @@ class Bank:
         previous = np.empty_like(gains)
         previous[1:] = gains[:-1]
         previous[starts] = self._gains[v[starts]]
-        shaped = self._shape(decoded, t.ola[v])
-        if span == 1:
-            block = self._one_step(t, v, shaped, previous, gains, first)
+        ola = t.ola[v]
+        if span == 1 and self.stem_sink is None and ola.all():     # live, OLA voices: shaped once
+            block = self._one_step(t, v, decoded, previous, gains, first, shape=self.shapes[1])
+        elif span == 1:
+            block = self._one_step(t, v, self._shape(decoded, ola), previous, gains, first)
         elif self.stem_sink is None and np.array_equal(previous, gains):
-            block = self._overlap_add_steady(t, v, shaped, gains, first, span, position)
+            block = self._overlap_add_steady(t, v, self._shape(decoded, ola), gains, first, span, position)
         else:
-            block = self._overlap_add(t, v, shaped, previous, gains, first, span, position)
+            block = self._overlap_add(t, v, self._shape(decoded, ola), previous, gains, first, span,
+                                      position)
         block, peak = limit_with_peak(block)
         self._gains[v[ends]] = gains[ends]
         # voices that ended, reverted their curve, or are done
@@ -286,9 +292,11 @@ class Bank:
             return windows[:, None, :] * gains[:, :, None]
         return windows[:, None, :] * (previous[:, :, None] + (gains - previous)[:, :, None] * ramp)
 
-    def _one_step(self, t: _Table, v, shaped, previous, gains, first: int) -> np.ndarray:
+    def _one_step(self, t: _Table, v, shaped, previous, gains, first: int, shape=None) -> np.ndarray:
         """Live: each voice starts at most one window, on this step. The mix is the tails plus
-        each window's first half, panned: for all voices at once a (2, m) x (m, step) product."""
+        each window's first half, panned: for all voices at once a (2, m) x (m, step) product.
+        With ``shape``, the windows are not shaped yet and all take that shape: it is applied to
+        the mix and kept beside the tails (no stems then)."""
         S = self.step
         head = shaped[:, :S]
         if self.stem_sink is not None:
@@ -299,8 +307,11 @@ class Bank:
             heads = gains.T @ head                                          # (channels, S)
         else:
             heads = previous.T @ head + (gains - previous).T @ (head * self.ramp[:S])
+        if shape is not None:
+            heads *= shape[:S]
         mix = self._tails.mix() + heads
-        self._tails = Tails.of_windows(t.n, v, shaped[:, S:], previous, gains, self.ramp[S:])
+        self._tails = Tails.of_windows(t.n, v, shaped[:, S:], previous, gains, self.ramp[S:],
+                                       None if shape is None else shape[S:])
         return _interleaved(mix)
 
     def _stems(self, t: _Table, first: int, out, as_block) -> None:

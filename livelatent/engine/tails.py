@@ -4,7 +4,9 @@ A window spans two steps; its second half sounds in the next step, added to the 
 start there. Each voice's tail is kept in mono, with the pan gains its window ramped between
 (``start`` at the window's first sample, ``end`` at its last), so a live step mixes every tail
 with one (2, voices) x (voices, step) product instead of writing and summing a stereo copy of
-each; offline paths and stems ask for the stereo tails.
+each; offline paths and stems ask for the stereo tails. When every tail has the same synthesis
+shape (a live step of OLA voices), the tails can be kept unshaped with that shape beside them:
+it is applied once to the mix, not to every voice's samples.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ __all__ = ["Tails"]
 
 class Tails:
     """One row per row of the voice table: ``mono`` (n, step) samples, ``start`` and ``end``
-    (n, 2) gains. ``ramp`` is the gain ramp over a window's second half (0.5 to 1).
+    (n, 2) gains. ``ramp`` is the gain ramp over a window's second half (0.5 to 1); ``shape``
+    (step,), or None, the synthesis shape every row's samples are still to be multiplied by.
 
     Never changed once made (each step makes new ones), so a rewind's checkpoint keeps a
     reference, not a copy."""
 
-    __slots__ = ("mono", "start", "end", "ramp")
+    __slots__ = ("mono", "start", "end", "ramp", "shape")
 
-    def __init__(self, mono, start, end, ramp):
-        self.mono, self.start, self.end, self.ramp = mono, start, end, ramp
+    def __init__(self, mono, start, end, ramp, shape=None):
+        self.mono, self.start, self.end, self.ramp, self.shape = mono, start, end, ramp, shape
 
     @classmethod
     def silent(cls, voices: int, step: int, ramp, channels: int = 2) -> "Tails":
@@ -32,12 +35,13 @@ class Tails:
         return cls(np.zeros((voices, step), dtype=np.float32), zeros, zeros.copy(), ramp)
 
     def copy(self) -> "Tails":
-        return Tails(self.mono.copy(), self.start.copy(), self.end.copy(), self.ramp)
+        return Tails(self.mono.copy(), self.start.copy(), self.end.copy(), self.ramp, self.shape)
 
     def moved(self, from_old, voices: int) -> "Tails":
         """The tails for a new table: row i takes old row ``from_old[i]`` (-1: a new voice,
         silent)."""
         tails = Tails.silent(voices, self.mono.shape[1], self.ramp, self.start.shape[1])
+        tails.shape = self.shape
         kept = from_old >= 0
         tails.mono[kept], tails.start[kept], tails.end[kept] = (
             self.mono[from_old[kept]], self.start[from_old[kept]], self.end[from_old[kept]])
@@ -46,20 +50,25 @@ class Tails:
     def mix(self) -> np.ndarray:
         """Every tail panned and summed: (2, step)."""
         if np.array_equal(self.start, self.end):
-            return self.end.T @ self.mono
-        return self.start.T @ self.mono + (self.end - self.start).T @ (self.mono * self.ramp)
+            mix = self.end.T @ self.mono
+        else:
+            mix = self.start.T @ self.mono + (self.end - self.start).T @ (self.mono * self.ramp)
+        if self.shape is not None:
+            mix *= self.shape
+        return mix
 
     def stereo(self) -> np.ndarray:
         """Each tail panned: (n, 2, step)."""
-        mono = self.mono[:, None, :]
+        mono = (self.mono if self.shape is None else self.mono * self.shape)[:, None, :]
         return mono * (self.start[:, :, None] + (self.end - self.start)[:, :, None] * self.ramp)
 
     @classmethod
-    def of_windows(cls, voices: int, rows, halves, start, end, ramp) -> "Tails":
+    def of_windows(cls, voices: int, rows, halves, start, end, ramp, shape=None) -> "Tails":
         """The tails left by windows whose second halves are ``halves`` (m, step), of the table
         rows ``rows``, ramped from ``start`` to ``end`` (m, 2); other rows silent."""
         if len(rows) == voices and (voices == 0 or rows[-1] == voices - 1):   # a window per row:
-            return cls(halves, start, end, ramp)          # (rows are sorted and distinct) no copy
+            return cls(halves, start, end, ramp, shape)   # (rows are sorted and distinct) no copy
         tails = cls.silent(voices, halves.shape[1], ramp, start.shape[1])
         tails.mono[rows], tails.start[rows], tails.end[rows] = halves, start, end
+        tails.shape = shape
         return tails
