@@ -72,7 +72,7 @@ def trial(codec, sources, voices, kind, load):
         for i in range(voices):
             voice(*sources, curve=sine(3 + i * 0.1), gain=1.0 / voices)
         timeline = engine.timeline
-        timeline.draw_noise_ahead(True)
+        timeline.work_ahead(True)
         _steps(timeline, 300)                              # every voice's first blocks
         baseline = statistics.median(_steps(timeline, 100))
         at = (engine.position // engine.step + 2) * engine.step

@@ -111,7 +111,7 @@ def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True):
     with threadpool_limits(limits=1, user_api="blas"), Engine(codec, seed=0) as engine:
         start(engine)
         timeline = engine.timeline
-        timeline.draw_noise_ahead(True)
+        timeline.work_ahead(True)
         cache = timeline._bank.cache
         if not channels_ahead:
             cache.ahead.request = lambda *args: None
@@ -125,11 +125,11 @@ def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True):
                 loads[1] += 1
         cache._load = timed_load
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        for _ in range(300):                       # warm: every voice's first blocks
-            timeline.checkpoint()
-            timeline.advance(1)
-        codec.decode = timed_decode
         try:
+            for _ in range(300):                   # warm: every voice's first blocks
+                timeline.checkpoint()
+                timeline.advance(1)
+            codec.decode = timed_decode
             began = time.perf_counter()
             for _ in range(steps):
                 timeline.checkpoint()
@@ -280,9 +280,11 @@ def main(argv=None):
     step = codec.window // 2
     log_dir = Path(tempfile.mkdtemp(prefix="bench-realtime-"))
     rounds = {1: [], 16: [], 128: []}
+    own = []                                   # the baseline of block loads: no channels ahead
     for _ in range(args.step_rounds):          # alternately: a noisy machine hits them all
         for count in rounds:
             rounds[count].append(step_overhead(codec, sources, count))
+        own.append(step_overhead(codec, sources, 128, channels_ahead=False))
     median = lambda count, i: statistics.median(r[i] for r in rounds[count])
     ratios = [big[0] / small[0] for big, small in zip(rounds[128], rounds[16])]
     print("per-step overhead (step time minus its decode, one BLAS thread; median of "
@@ -290,11 +292,11 @@ def main(argv=None):
               f"{n} voices {median(n, 0) * 1e3:.2f} ms (decode {median(n, 1) * 1e3:.2f} ms)" for n in rounds)
           + f" | 128 voices / 16 voices: {statistics.median(ratios):.2f}x "
           f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target <= 2x)", flush=True)
-    own = step_overhead(codec, sources, 128, channels_ahead=False)
     print(f"block loads in the decode thread at 128 voices ({median(128, 3):.2f} a step): "
           f"{median(128, 2) * 1e6:.0f} us each, each voice's next block worked out ahead | baseline, "
-          f"the decode thread working out every block itself: {own[2] * 1e6:.0f} us each "
-          f"(its overhead {own[0] * 1e3:.2f} ms a step)", flush=True)
+          f"the decode thread working out every block itself: "
+          f"{statistics.median(r[2] for r in own) * 1e6:.0f} us each "
+          f"(its overhead {statistics.median(r[0] for r in own) * 1e3:.2f} ms a step)", flush=True)
     measured = None
     if not args.skip_capacity:
         for blocksize in (1024, 256):

@@ -127,6 +127,7 @@ def main() -> None:
                                           features=chosen)
             per_file = (time.time() - began) / (len(table_train) + len(table_held))
             family = {n["path"]: n["family"] for n in train + held}
+            train_labels = [family[p] for p in table_train.paths]
             results = []
             for seed in range(args.seeds):
                 scaler = fit_scaler(table_train.values, features=chosen)
@@ -134,7 +135,6 @@ def main() -> None:
                 nodes = _train(points, GRID, seed=seed, iterations=max(3000, 30 * len(points)))
                 best_train, _ = _best_matching(points, nodes)
                 best_held, _ = _best_matching(scaler.transform(table_held.values), nodes)
-                train_labels = [family[p] for p in table_train.paths]
                 cluster_labels = {c: Counter(l for b, l in zip(best_train, train_labels) if b == c).most_common(1)[0][0]
                                   for c in set(best_train.tolist())}
                 results.append(score([family[p] for p in table_held.paths], best_held, cluster_labels)

@@ -102,31 +102,29 @@ def test_live_the_next_blocks_are_worked_out_on_another_thread_and_play_the_same
                                                                                  monkeypatch):
     """Live, each voice's next block of channels is worked out on a thread of its own. The
     decode thread takes it only for the parameters it was made for: a curve changed, a tempo
-    changed, or a curve failing ahead plays as it does offline."""
-    import threading
-
+    changed, or a curve failing in a block worked out ahead plays as it does offline."""
     import livelatent.checks
     from livelatent.engine import cache
 
     monkeypatch.setattr(livelatent.checks, "CURVE_CHECK_WINDOWS", 64)   # check 64 windows ahead
-    who = []
-    real = cache.block_channels
-    monkeypatch.setattr(cache, "block_channels", lambda *args: who.append(
-        threading.current_thread().name) or real(*args))
+    taken = []
+    real_take = cache.ChannelsAhead.take
+    monkeypatch.setattr(cache.ChannelsAhead, "take", lambda self, *args: taken.append(
+        real_take(self, *args)) or taken[-1])
 
     def flaky(t):
         t = np.asarray(t, dtype=float)
-        if (t > 3.0).any():          # fine for the 0.74 s checked at swap-in
+        if (t > 6.0).any():          # fine for the 0.74 s checked at swap-in; fails in block 4
             raise RuntimeError("the pattern ran out")
         return 0.5 + 0.4 * np.sin(t)
 
     def play(ahead):
         with Engine(seed=3) as engine:
-            engine.timeline.draw_noise_ahead(ahead)          # as live playback does
+            engine.timeline.work_ahead(ahead)                 # as live playback does
             a = voice(*sources, curve=sine(2), gain=0.3, loop=True)
             b = voice(*sources, curve=sine(5), gain=0.3, loop=True)
             pieces = []
-            for i in range(12):
+            for i in range(12):                               # 96 steps a piece: 1152 windows
                 pieces.append(engine.render_array(samples=96 * 512))
                 time.sleep(0.15 if ahead else 0.0)            # the other thread's turn
                 if i == 3:
@@ -134,16 +132,65 @@ def test_live_the_next_blocks_are_worked_out_on_another_thread_and_play_the_same
                 if i == 5:
                     tempo(97)
                 if i == 7:
-                    b.curve = curve(flaky)
-            engine.timeline.draw_noise_ahead(False)
+                    b.curve = curve(flaky)                    # from window 768, block 3
+            engine.timeline.work_ahead(False)
             return np.concatenate(pieces), engine.events.texts()
     offline, offline_messages = play(False)
-    who.clear()
+    assert not any(taken)
+    taken.clear()
     live, live_messages = play(True)
-    assert "livelatent-channels" in who                       # worked out ahead...
-    assert who.count("MainThread") < len(who) / 2             # ...most of them
+    found = [result for result in taken if result is not None]
+    assert len(found) >= 4                                    # blocks 1 to 4 of both voices, mostly
+    assert any(revert is not None for _, revert in found)     # the failure, found on the other thread
     np.testing.assert_array_equal(live, offline)
     assert live_messages == offline_messages and any("ran out" in m for m in live_messages)
+
+
+def test_a_block_worked_out_ahead_is_taken_only_for_its_parameters_clock_and_block(sources):
+    from livelatent.engine.cache import ChannelsAhead, block_values
+
+    with Engine(seed=3) as engine:
+        voice(*sources, curve=sine(2))
+        other = voice(*sources, curve=sine(3))
+        engine.render_array(samples=512)
+        score = engine.timeline._score
+        params, params_other = score.voices[0], score.voices[other.index]
+        clock, clock_other = score.clock, score.clock.with_tempo(90, 0)
+    ahead = ChannelsAhead()
+    ahead.request(7, params, clock, 2)
+    deadline = time.monotonic() + 10
+    while not ahead._ready and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ahead.take(7, params_other, clock, 2) is None
+    assert ahead.take(7, params, clock_other, 2) is None
+    assert ahead.take(7, params, clock, 3) is None
+    assert ahead.take(6, params, clock, 2) is None
+    values, revert = ahead.take(7, params, clock, 2)
+    np.testing.assert_array_equal(values, block_values(params, 2, clock)[0])
+    assert revert is None and ahead.take(7, params, clock, 2) is None     # taken once
+
+
+def test_tails_kept_unshaped_beside_their_shape_sound_as_shaped_ones():
+    """A live step of OLA voices keeps its tails unshaped, the Hann window beside them: mixed,
+    panned for stems and offline spans, and moved to a new table of voices, they sound the
+    same as tails shaped first."""
+    from livelatent.engine.synth import synthesis_window
+    from livelatent.engine.tails import Tails
+
+    rng = np.random.default_rng(0)
+    step = 512
+    shape = synthesis_window("ola", 2 * step)[step:]
+    ramp = np.linspace(0.5, 1.0, step, dtype=np.float32)
+    halves = rng.standard_normal((3, step)).astype(np.float32)
+    start = rng.uniform(0, 1, (3, 2)).astype(np.float32)
+    for end in (start, rng.uniform(0, 1, (3, 2)).astype(np.float32)):     # steady, then ramped
+        kept = Tails.of_windows(5, np.array([0, 2, 4]), halves, start, end, ramp, shape)
+        shaped = Tails.of_windows(5, np.array([0, 2, 4]), halves * shape, start, end, ramp)
+        np.testing.assert_allclose(kept.mix(), shaped.mix(), atol=1e-6)
+        np.testing.assert_allclose(kept.stereo(), shaped.stereo(), atol=1e-6)
+        moved = np.array([4, -1, 0])                  # a voice gone, one new, one kept
+        np.testing.assert_allclose(kept.moved(moved, 3).mix(), shaped.moved(moved, 3).mix(), atol=1e-6)
+
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="populating memory ahead is Linux's")
 def test_an_arrays_memory_is_populated_before_it_is_written():

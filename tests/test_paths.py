@@ -369,14 +369,14 @@ def test_live_a_follow_voice_works_out_its_next_block_on_another_thread(four, mo
     rendered = []
     for ahead in (True, False):
         with Engine(seed=1) as engine:
-            engine.timeline.draw_noise_ahead(ahead)          # as live playback does
+            engine.timeline.work_ahead(ahead)          # as live playback does
             voice(follow(corpus(a, b), centroid=tri(8) * 2000 + 500))
             parts = []
             for _ in range(6):
                 parts.append(engine.render_array(samples=128 * 512))
                 time.sleep(0.3)                              # the other thread's turn
             rendered.append(np.concatenate(parts))
-            engine.timeline.draw_noise_ahead(False)
+            engine.timeline.work_ahead(False)
         if ahead:
             assert "livelatent-channels" in who
     np.testing.assert_array_equal(rendered[0], rendered[1])   # the same picks, whoever chose

@@ -292,13 +292,13 @@ class Bank:
             return windows[:, None, :] * gains[:, :, None]
         return windows[:, None, :] * (previous[:, :, None] + (gains - previous)[:, :, None] * ramp)
 
-    def _one_step(self, t: _Table, v, shaped, previous, gains, first: int, shape=None) -> np.ndarray:
+    def _one_step(self, t: _Table, v, windows, previous, gains, first: int, shape=None) -> np.ndarray:
         """Live: each voice starts at most one window, on this step. The mix is the tails plus
         each window's first half, panned: for all voices at once a (2, m) x (m, step) product.
         With ``shape``, the windows are not shaped yet and all take that shape: it is applied to
-        the mix and kept beside the tails (no stems then)."""
+        the mix and kept beside the tails (never with stems, which need each voice shaped)."""
         S = self.step
-        head = shaped[:, :S]
+        head = windows[:, :S]
         if self.stem_sink is not None:
             out = self._tails.stereo()
             out[v] += self._gained(head, previous, gains, self.ramp[:S])
@@ -310,7 +310,7 @@ class Bank:
         if shape is not None:
             heads *= shape[:S]
         mix = self._tails.mix() + heads
-        self._tails = Tails.of_windows(t.n, v, shaped[:, S:], previous, gains, self.ramp[S:],
+        self._tails = Tails.of_windows(t.n, v, windows[:, S:], previous, gains, self.ramp[S:],
                                        None if shape is None else shape[S:])
         return _interleaved(mix)
 

@@ -33,8 +33,8 @@ __all__ = ["BLOCK", "Revert", "block_amounts", "block_channels", "noise_entropy"
 
 BLOCK = 256   # windows per block: window k of a voice is row k % 256 of block k // 256
 _MAX_READY = 512      # noise blocks drawn ahead, not taken yet (128 MB at most; one per voice)
-_POLL_S = 0.05        # how often the drawing thread looks for blocks asked for
-_IDLE_S = 5.0         # and how long it waits, idle, before it ends
+WORKER_POLL_S = 0.05   # how often a thread working ahead (noise, channels) looks for what is asked
+WORKER_IDLE_S = 5.0    # and how long it waits, idle, before it ends
 
 
 @dataclass(frozen=True)
@@ -203,9 +203,9 @@ class NoiseBlocks:
             try:
                 entropy = self._wanted.popleft()
             except IndexError:
-                if time.monotonic() - idle_since > _IDLE_S:
+                if time.monotonic() - idle_since > WORKER_IDLE_S:
                     return               # idle: the thread ends; the next prefetch starts one
-                time.sleep(_POLL_S)
+                time.sleep(WORKER_POLL_S)
                 continue
             idle_since = time.monotonic()
             with self._lock:

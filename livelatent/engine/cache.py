@@ -8,8 +8,9 @@ rows with one indexing operation. A voice whose windows leave the blocks it hold
 parameters changed, works out the block it is in (only); and each voice, when it reaches its
 own phase inside the last block it holds, computes the next one in place of the older, so the
 work spreads over the steps instead of falling on one when voices start together (or when a
-controller moves many voices at once). Live, the
-noise of the block after that is drawn ahead on another thread (:class:`~.blocks.NoiseBlocks`).
+controller moves many voices at once). Live, the block after that is worked out ahead on
+other threads: its noise (:class:`~.blocks.NoiseBlocks`) and its channels
+(:class:`ChannelsAhead`).
 
 The cache is keyed on the immutable parameters (and the clock, on which amounts depend): a
 change replaces the parameters and the voice loads again; noise, which depends only on the
@@ -22,11 +23,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
 
 import numpy as np
 
-from .blocks import BLOCK, NoiseBlocks, block_channels, noise_entropy
+from .blocks import BLOCK, WORKER_IDLE_S, WORKER_POLL_S, NoiseBlocks, block_channels, noise_entropy
 from .prefault import populate
 
 __all__ = ["BlockCache", "ChannelsAhead", "RESERVED_SLOTS", "block_values"]
@@ -215,9 +215,11 @@ class BlockCache:
         revert = pending[1] if pending is not None and pending[0] is params else None
         for b in fresh:
             source = revert.params if revert is not None and revert.window < b * B else params
-            computed = shared.get((id(source), b))
+            computed = shared.get((id(source), b))      # a cloud's grains: the first one's
             if computed is None:
-                computed = self.ahead.take(source, clock, b) or block_values(source, b, clock)
+                computed = self.ahead.take(slot, source, clock, b)
+                if computed is None:
+                    computed = block_values(source, b, clock)
                 shared[(id(source), b)] = computed
             values, found = computed
             if found is not None and revert is None:
@@ -231,8 +233,10 @@ class BlockCache:
                 self.noise_rows[slot, b % 2 * B:(b % 2 + 1) * B] = self.noise.get(
                     noise_entropy(params, self.seed, b, grain))
             self.noise.prefetch(noise_entropy(params, self.seed, blocks[-1] + 1, grain))   # the next
-        if self.noise.ahead:               # live: its next block's channels, on another thread
-            self.ahead.request(params, clock, blocks[-1] + 1)
+        following = blocks[-1] + 1
+        if self.noise.ahead and grain == 0:    # live: its next block's channels, on another thread
+            plays = revert.params if revert is not None and revert.window < following * B else params
+            self.ahead.request(slot, plays, clock, following)
         self._noise_of[slot] = noise_key
         self.first_block[slot] = first
         self.last_block[slot] = blocks[-1]
@@ -281,54 +285,61 @@ def block_values(params, block: int, clock) -> tuple[np.ndarray, object]:
 
 
 class ChannelsAhead:
-    """Live, each voice's next block of channels is worked out on a thread of its own.
+    """Live, each voice's next block of channels is worked out on a thread of the cache's own.
 
     When a voice loads a block, the decode thread asks here for the block after it, which it
-    needs a few seconds later (256 windows). Working out a block evaluates the voice's curves,
-    and for a voice following descriptors, chooses its frames (tens of milliseconds for a large
-    corpus); on the decode thread that is a few hundred microseconds of every step at a hundred
-    voices. The result is the same whoever computes it (:func:`block_values` is a pure function
-    of the parameters, the clock and the block); the decode thread takes it only for the very
-    parameters and clock it was worked out for, and works the block out itself otherwise."""
+    needs a few seconds later (256 windows). Working out a block evaluates the voice's curves
+    and paths, and for a voice following descriptors chooses its frames (tens of milliseconds
+    for a large corpus): in the decode thread that was about 160 us of every step at 128 voices.
+    A block's channels are a pure function of the parameters, the clock and the block
+    (:func:`block_values`), so they are the same whoever works them out; a revert that a failing
+    curve makes there is found the same way too. The decode thread takes a result only when it
+    was made for these very parameters, clock and block, and works the block out itself
+    otherwise (its curve, a controller or the tempo changed meanwhile).
 
-    _MAX_READY = 2048        # blocks worked out and not taken (voices replaced before their turn)
+    One request and one result per cache slot, the newest winning: a voice whose parameters
+    change on every step (a controller moving) leaves no backlog of blocks nobody will play.
+    """
 
     def __init__(self):
-        self._wanted: deque = deque()    # appended without waking anyone: the worker polls
-        self._ready: dict[tuple, tuple] = {}
+        self._wanted: dict[int, tuple] = {}      # slot -> (params, clock, block), oldest first
+        self._ready: dict[int, tuple] = {}       # slot -> (params, clock, block, result)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def request(self, params, clock, block: int) -> None:
-        self._wanted.append((params, clock, block))
+    def request(self, slot: int, params, clock, block: int) -> None:
+        with self._lock:
+            self._wanted.pop(slot, None)
+            self._wanted[slot] = (params, clock, block)
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._work, name="livelatent-channels", daemon=True)
             self._thread.start()
 
-    def take(self, params, clock, block: int):
-        """``(values, revert)`` worked out ahead for exactly these ``params`` and ``clock``, or None."""
+    def take(self, slot: int, params, clock, block: int):
+        """``(values, revert)`` worked out ahead for exactly these ``params``, ``clock`` and
+        ``block`` in ``slot``, or None."""
         with self._lock:
-            entry = self._ready.pop((id(params), id(clock), block), None)
-        # (an entry holds its params and clock, so their ids cannot have been reused meanwhile)
-        if entry is None or entry[0] is not params or entry[1] is not clock:
-            return None
-        return entry[2]
+            entry = self._ready.get(slot)
+            if entry is None or entry[0] is not params or entry[1] is not clock or entry[2] != block:
+                return None
+            del self._ready[slot]
+        return entry[3]
 
     def _work(self) -> None:
         idle_since = time.monotonic()
-        while time.monotonic() - idle_since < 5.0:
-            try:
-                params, clock, block = self._wanted.popleft()
-            except IndexError:
-                time.sleep(0.05)
+        while time.monotonic() - idle_since < WORKER_IDLE_S:
+            with self._lock:
+                slot = next(iter(self._wanted), None)
+                wanted = self._wanted.pop(slot) if slot is not None else None
+            if wanted is None:
+                time.sleep(WORKER_POLL_S)
                 continue
+            params, clock, block = wanted
             try:
-                computed = block_values(params, block, clock)
+                result = block_values(params, block, clock)
             except Exception:   # noqa: BLE001 - the decode thread works it out itself, and says so
-                computed = None
-            if computed is not None:
+                result = None
+            if result is not None:
                 with self._lock:
-                    self._ready[(id(params), id(clock), block)] = (params, clock, computed)
-                    while len(self._ready) > self._MAX_READY:      # oldest first
-                        del self._ready[next(iter(self._ready))]
+                    self._ready[slot] = (params, clock, block, result)
             idle_since = time.monotonic()

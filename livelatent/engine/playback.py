@@ -121,7 +121,7 @@ class Playback:
             first = engine.timeline.checkpoint()
             position, leftover = engine.position, engine.handoff.take_leftover()
             hold_one_blas_thread()
-            engine.timeline.draw_noise_ahead(True)
+            engine.timeline.work_ahead(True)
             self._switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
             try:
@@ -209,7 +209,7 @@ class Playback:
         return self.heard >= sample
 
     def _restore_threads(self) -> None:
-        self.engine.timeline.draw_noise_ahead(False)
+        self.engine.timeline.work_ahead(False)
         release_blas_threads()
         sys.setswitchinterval(self._switch_interval)
 

@@ -34,9 +34,6 @@ class Tails:
         zeros = np.zeros((voices, channels), dtype=np.float32)
         return cls(np.zeros((voices, step), dtype=np.float32), zeros, zeros.copy(), ramp)
 
-    def copy(self) -> "Tails":
-        return Tails(self.mono.copy(), self.start.copy(), self.end.copy(), self.ramp, self.shape)
-
     def moved(self, from_old, voices: int) -> "Tails":
         """The tails for a new table: row i takes old row ``from_old[i]`` (-1: a new voice,
         silent)."""
