@@ -241,7 +241,7 @@ class Bank:
             z += logvar
         elif sampled.any():
             z[sampled] += np.exp(0.5 * logvar[sampled]) * cache.noise_rows[slot[sampled], row[sampled]]
-        decoded = self.codec.decode(z) if z.shape[0] else np.zeros((0, W), dtype=np.float32)
+        decoded = self._decode(z)
         # each window's gain ramps across it from the voice's previous window's gain
         gains = (t.pan32[v] if fade_gain is None                                     # (m, channels)
                  else (fade_gain[:, None] * t.pan[v]).astype(np.float32))
@@ -277,6 +277,18 @@ class Bank:
             reverted[int(t.numbers[i])] = revert.params
         sound_end = int(last_end.max()) if v.size else 0
         return block, sound_end, peak
+
+    def _decode(self, z) -> np.ndarray:
+        if not z.shape[0]:
+            return np.zeros((0, self.window), dtype=np.float32)
+        if not self.cache.noise.ahead:
+            return self.codec.decode(z)
+        decoding = self.cache.ahead.decoding          # live: the blocks worked out ahead, meanwhile
+        decoding.set()
+        try:
+            return self.codec.decode(z)
+        finally:
+            decoding.clear()
 
     def _shape(self, decoded, ola):
         """Windows times their synthesis shape (Hann for ola, ones for concat)."""

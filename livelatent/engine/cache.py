@@ -302,6 +302,8 @@ class ChannelsAhead:
     """
 
     def __init__(self):
+        # set while the decode thread is in the decoder, where it holds no GIL: the worker's turn
+        self.decoding = threading.Event()
         self._wanted: dict[int, tuple] = {}      # slot -> (params, clock, block), oldest first
         self._ready: dict[int, tuple] = {}       # slot -> (params, clock, block, result)
         self._lock = threading.Lock()
@@ -335,6 +337,9 @@ class ChannelsAhead:
                 time.sleep(WORKER_POLL_S)
                 continue
             params, clock, block = wanted
+            # Python work here holds the GIL, and a decode thread that wanted it back would wait
+            # (up to the switch interval): work while it decodes (if it decodes at all)
+            self.decoding.wait(WORKER_POLL_S)
             try:
                 result = block_values(params, block, clock)
             except Exception:   # noqa: BLE001 - the decode thread works it out itself, and says so
