@@ -160,23 +160,29 @@ def noise_block(entropy: tuple, latent: int) -> np.ndarray:
 
 
 class NoiseBlocks:
-    """Noise blocks, drawn ahead on a thread of their own when asked to.
+    """Noise blocks, drawn ahead on a thread of their own.
 
     Drawing a block (256 windows of 256 values) takes most of a millisecond, and numpy lets the
-    GIL go while it draws: live, the voice bank asks for each voice's next block a few seconds
-    before it needs it, and the other core draws it. The values are the same whoever draws them.
+    GIL go while it draws. Live, the voice bank asks for each voice's next block a few seconds
+    before it needs it, and the other core draws it; the drawer polls, so the decode thread never
+    pays for waking it (a queue's put did, at every ask). Offline, the next block is needed one
+    span later (tens of milliseconds), so each ask wakes the drawer at once, and a block still
+    being drawn is waited for rather than drawn twice. The values are the same whoever draws them.
     """
 
     def __init__(self, latent: int):
         self.latent = latent
         self._ready: dict[tuple, np.ndarray] = {}
-        self._wanted: deque = deque()    # appended without waking anyone: the drawer polls
-        self._lock = threading.Lock()
+        self._wanted: deque = deque()
+        self._drawing: tuple | None = None       # the block the drawer has in hand
+        self._changed = threading.Condition()    # guards the three above
         self._thread: threading.Thread | None = None
-        self.ahead = False               # draw ahead on a thread (live playback turns it on)
+        self.ahead = False               # live: asked for seconds ahead (playback turns it on)
 
     def get(self, entropy: tuple) -> np.ndarray:
-        with self._lock:
+        with self._changed:
+            while entropy == self._drawing:      # in hand: it comes within a millisecond
+                self._changed.wait()
             ready = self._ready.pop(entropy, None)
         return ready if ready is not None else noise_block(entropy, self.latent)
 
@@ -184,35 +190,43 @@ class NoiseBlocks:
         """Draw a block now, in the caller's thread, for the decode thread to take (the overload
         guard's concat twins: hundreds of voices starting on one step must not draw there)."""
         block = noise_block(entropy, self.latent)
-        with self._lock:
+        with self._changed:
             self._ready[entropy] = block
 
     def prefetch(self, entropy: tuple) -> None:
-        if not self.ahead:
-            return
-        self._wanted.append(entropy)
+        """Have the block of ``entropy`` drawn on the drawer's thread (at once, offline)."""
+        if self.ahead:
+            self._wanted.append(entropy)
+        else:
+            with self._changed:
+                self._wanted.append(entropy)
+                self._changed.notify_all()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._draw, name="livelatent-noise", daemon=True)
             self._thread.start()
 
     def _draw(self) -> None:
-        # A block is asked for seconds before it is needed, so polling every 50 ms is soon enough,
-        # and the decode thread never pays for waking this one (a queue's put did, at every ask).
         idle_since = time.monotonic()
         while True:
-            try:
+            with self._changed:
+                if not self._wanted:
+                    if time.monotonic() - idle_since > WORKER_IDLE_S:
+                        return           # idle: the thread ends; the next prefetch starts one
+                    self._changed.wait(WORKER_POLL_S)
+                    continue
                 entropy = self._wanted.popleft()
-            except IndexError:
-                if time.monotonic() - idle_since > WORKER_IDLE_S:
-                    return               # idle: the thread ends; the next prefetch starts one
-                time.sleep(WORKER_POLL_S)
-                continue
-            idle_since = time.monotonic()
-            with self._lock:
                 if entropy in self._ready:
                     continue
-            block = noise_block(entropy, self.latent)
-            with self._lock:
-                self._ready[entropy] = block
-                while len(self._ready) > _MAX_READY:      # blocks of voices gone: oldest first
-                    del self._ready[next(iter(self._ready))]
+                self._drawing = entropy
+            idle_since = time.monotonic()
+            block = None
+            try:
+                block = noise_block(entropy, self.latent)
+            finally:
+                with self._changed:
+                    if block is not None:
+                        self._ready[entropy] = block
+                    while len(self._ready) > _MAX_READY:      # blocks of voices gone: oldest first
+                        del self._ready[next(iter(self._ready))]
+                    self._drawing = None
+                    self._changed.notify_all()
