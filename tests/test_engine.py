@@ -170,6 +170,34 @@ def test_a_block_worked_out_ahead_is_taken_only_for_its_parameters_clock_and_blo
     assert revert is None and ahead.take(7, params, clock, 2) is None     # taken once
 
 
+def test_noise_drawn_ahead_is_the_noise_drawn_in_place_whoever_draws_it():
+    """Offline, an ask wakes the drawer at once; a block asked for is drawn once, by the
+    drawer or (not there yet) by the caller, and a block in the drawer's hand is waited for."""
+    from livelatent.engine.blocks import NoiseBlocks, noise_block
+
+    drawn = []
+    noise = NoiseBlocks(16)
+    real_draw = noise_block
+
+    def counting(entropy, latent):
+        drawn.append(entropy)
+        return real_draw(entropy, latent)
+
+    import livelatent.engine.blocks as blocks
+    blocks.noise_block, saved = counting, blocks.noise_block
+    try:
+        for block in range(40):
+            entropy = (0, 7, 3, block)
+            noise.prefetch(entropy)
+            if block % 3:
+                time.sleep(0.002)                # sometimes the drawer has it, sometimes not
+            np.testing.assert_array_equal(noise.get(entropy), real_draw(entropy, 16))
+    finally:
+        blocks.noise_block = saved
+    time.sleep(0.1)                              # the drawer has caught up with every ask
+    assert sorted(drawn) == sorted(set(drawn)) and len(drawn) == 40      # each drawn once
+
+
 def test_tails_kept_unshaped_beside_their_shape_sound_as_shaped_ones():
     """A live step of OLA voices keeps its tails unshaped, the Hann window beside them: mixed,
     panned for stems and offline spans, and moved to a new table of voices, they sound the

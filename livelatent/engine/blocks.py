@@ -184,6 +184,8 @@ class NoiseBlocks:
             while entropy == self._drawing:      # in hand: it comes within a millisecond
                 self._changed.wait()
             ready = self._ready.pop(entropy, None)
+            if ready is None and entropy in self._wanted:
+                self._wanted.remove(entropy)     # asked for, not begun: drawn here, not twice
         return ready if ready is not None else noise_block(entropy, self.latent)
 
     def draw(self, entropy: tuple) -> None:
