@@ -279,6 +279,7 @@ class Bank:
         return block, sound_end, peak
 
     def _decode(self, z) -> np.ndarray:
+        """The windows of latent points ``z``; live, the cache's channels worker works meanwhile."""
         if not z.shape[0]:
             return np.zeros((0, self.window), dtype=np.float32)
         if not self.cache.noise.ahead:

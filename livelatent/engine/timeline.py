@@ -222,8 +222,9 @@ class Timeline:
         self._history.append(self._latest)
 
     def work_ahead(self, ahead: bool) -> None:
-        """Have each voice's next block worked out ahead, on other threads: its noise and its
-        channels (live playback does; a render works each block out when it gets there).
+        """Have each voice's next block worked out seconds ahead, on other threads: its noise
+        and its channels (live playback does; a render has only its noise drawn ahead, a span
+        early).
         Turned on, it also has the memory of the cache slots the next voices take populated
         (now, in the caller's thread; then on a thread of its own as voices start)."""
         self._bank.noise.ahead = ahead
