@@ -170,32 +170,47 @@ def test_a_block_worked_out_ahead_is_taken_only_for_its_parameters_clock_and_blo
     assert revert is None and ahead.take(7, params, clock, 2) is None     # taken once
 
 
-def test_noise_drawn_ahead_is_the_noise_drawn_in_place_whoever_draws_it():
-    """Offline, an ask wakes the drawer at once; a block asked for is drawn once, by the
-    drawer or (not there yet) by the caller, and a block in the drawer's hand is waited for."""
-    from livelatent.engine.blocks import NoiseBlocks, noise_block
-
-    drawn = []
-    noise = NoiseBlocks(16)
-    real_draw = noise_block
-
-    def counting(entropy, latent):
-        drawn.append(entropy)
-        return real_draw(entropy, latent)
+def test_noise_drawn_ahead_is_the_noise_drawn_in_place_whoever_draws_it(monkeypatch):
+    """Offline, an ask wakes the drawer at once; a block asked for (once, or again and again as
+    a reloading voice does) is drawn once, by the drawer or (not there yet) by the caller, and
+    a block in the drawer's hand is waited for."""
+    import threading
 
     import livelatent.engine.blocks as blocks
-    blocks.noise_block, saved = counting, blocks.noise_block
-    try:
-        for block in range(40):
-            entropy = (0, 7, 3, block)
+
+    drawn = []
+    real_draw = blocks.noise_block
+
+    def counting(entropy, latent):
+        if entropy[:3] == (0, 7, 3):               # this test's blocks only
+            drawn.append((entropy, threading.current_thread().name))
+        return real_draw(entropy, latent)
+
+    monkeypatch.setattr(blocks, "noise_block", counting)
+    noise = blocks.NoiseBlocks(16)
+    for block in range(40):
+        entropy = (0, 7, 3, block)
+        for _ in range(1 + block % 3):             # asked for once to three times
             noise.prefetch(entropy)
-            if block % 3:
-                time.sleep(0.002)                # sometimes the drawer has it, sometimes not
-            np.testing.assert_array_equal(noise.get(entropy), real_draw(entropy, 16))
-    finally:
-        blocks.noise_block = saved
-    time.sleep(0.1)                              # the drawer has caught up with every ask
-    assert sorted(drawn) == sorted(set(drawn)) and len(drawn) == 40      # each drawn once
+        if block % 4:
+            time.sleep(0.002)                      # sometimes the drawer has it, sometimes not
+        np.testing.assert_array_equal(noise.get(entropy), real_draw(entropy, 16))
+    time.sleep(0.2)                                # the drawer has caught up with every ask
+    entropies = [entropy for entropy, _ in drawn]
+    assert len(entropies) == 40 and len(set(entropies)) == 40          # each drawn once
+    assert any(name == "livelatent-noise" for _, name in drawn)        # some by the drawer
+
+
+def test_a_voice_asks_for_no_noise_past_its_last_window(sources):
+    """Offline, noise is drawn a block ahead; a voice that ends leaves none drawn for nothing
+    (kept until evicted, hundreds of them would hold a hundred megabytes)."""
+    with Engine(seed=2) as engine:
+        for i in range(3):
+            voice(*sources, curve=sine(2 + i), loop=False)     # each plays its sources once
+        engine.render_array(6.0)
+        time.sleep(0.3)                               # the drawer has caught up with every ask
+        noise = engine.timeline._bank.noise
+        assert not noise._ready and not noise._wanted
 
 
 def test_tails_kept_unshaped_beside_their_shape_sound_as_shaped_ones():

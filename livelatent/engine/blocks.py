@@ -184,8 +184,8 @@ class NoiseBlocks:
             while entropy == self._drawing:      # in hand: it comes within a millisecond
                 self._changed.wait()
             ready = self._ready.pop(entropy, None)
-            if ready is None and entropy in self._wanted:
-                self._wanted.remove(entropy)     # asked for, not begun: drawn here, not twice
+            while entropy in self._wanted:       # asked for again (a voice reloading): not twice
+                self._wanted.remove(entropy)
         return ready if ready is not None else noise_block(entropy, self.latent)
 
     def draw(self, entropy: tuple) -> None:
@@ -210,6 +210,7 @@ class NoiseBlocks:
     def _draw(self) -> None:
         idle_since = time.monotonic()
         while True:
+            block = None
             with self._changed:
                 if not self._wanted:
                     if time.monotonic() - idle_since > WORKER_IDLE_S:
@@ -219,10 +220,9 @@ class NoiseBlocks:
                 entropy = self._wanted.popleft()
                 if entropy in self._ready:
                     continue
+                idle_since = time.monotonic()
                 self._drawing = entropy
-            idle_since = time.monotonic()
-            block = None
-            try:
+            try:                         # (whatever happens, a get() waiting for it wakes)
                 block = noise_block(entropy, self.latent)
             finally:
                 with self._changed:

@@ -8,9 +8,9 @@ rows with one indexing operation. A voice whose windows leave the blocks it hold
 parameters changed, works out the block it is in (only); and each voice, when it reaches its
 own phase inside the last block it holds, computes the next one in place of the older, so the
 work spreads over the steps instead of falling on one when voices start together (or when a
-controller moves many voices at once). Live, the block after that is worked out ahead on
-other threads: its noise (:class:`~.blocks.NoiseBlocks`) and its channels
-(:class:`ChannelsAhead`).
+controller moves many voices at once). The block after that is worked out ahead on other
+threads: its noise (:class:`~.blocks.NoiseBlocks`; offline too, a span ahead) and, live, its
+channels (:class:`ChannelsAhead`).
 
 The cache is keyed on the immutable parameters (and the clock, on which amounts depend): a
 change replaces the parameters and the voice loads again; noise, which depends only on the
@@ -232,8 +232,9 @@ class BlockCache:
             for b in noisy:
                 self.noise_rows[slot, b % 2 * B:(b % 2 + 1) * B] = self.noise.get(
                     noise_entropy(params, self.seed, b, grain))
-            self.noise.prefetch(noise_entropy(params, self.seed, blocks[-1] + 1, grain))   # the next
         following = blocks[-1] + 1
+        if noise_key is not None and following * B < _windows_of(params):     # the next, if played
+            self.noise.prefetch(noise_entropy(params, self.seed, following, grain))
         if self.noise.ahead and grain == 0:    # live: its next block's channels, on another thread
             plays = revert.params if revert is not None and revert.window < following * B else params
             self.ahead.request(slot, plays, clock, following)
@@ -265,6 +266,14 @@ def _same_blocks(old, new) -> bool:
             and old.a is new.a and old.b is new.b and old.layout == new.layout)
 
 
+def _windows_of(params) -> float:
+    """How many windows a voice plays (infinity when it loops; a stop is not counted)."""
+    if params.loop:
+        return math.inf
+    passes = params.steps.size if params.strategy == "stepwise" else 1
+    return params.plan.length * passes
+
+
 def _first_window_of(params) -> int:
     """The first window of a voice that its curve (as it is in ``params``) plays."""
     if (params.curve is None and params.path is None) or params.curve_start <= params.start:
@@ -292,8 +301,9 @@ class ChannelsAhead:
     and paths, and for a voice following descriptors chooses its frames (tens of milliseconds
     for a large corpus): in the decode thread that was about 150 us of every step at 128 voices.
     The worker's Python holds the GIL, which the decode thread would wait for on its way back
-    from the decoder; so it works while the decode thread is in the decoder (:attr:`decoding`,
-    set around each live decode), where that thread holds no GIL. A block's channels are a pure function of the parameters, the clock and the block
+    from the decoder; so it starts each block while the decode thread is in the decoder
+    (:attr:`decoding`, set around each live decode), mostly inside BLAS, where that thread holds
+    no GIL. A block's channels are a pure function of the parameters, the clock and the block
     (:func:`block_values`), so they are the same whoever works them out; a revert that a failing
     curve makes there is found the same way too. The decode thread takes a result only when it
     was made for these very parameters, clock and block, and works the block out itself
@@ -332,16 +342,19 @@ class ChannelsAhead:
     def _work(self) -> None:
         idle_since = time.monotonic()
         while time.monotonic() - idle_since < WORKER_IDLE_S:
+            if not self._wanted:
+                time.sleep(WORKER_POLL_S)
+                continue
+            # Python work here holds the GIL, and a decode thread that wanted it back would wait
+            # (up to the switch interval): start while it decodes (if it decodes at all), taking
+            # the newest request then
+            self.decoding.wait(WORKER_POLL_S)
             with self._lock:
                 slot = next(iter(self._wanted), None)
                 wanted = self._wanted.pop(slot) if slot is not None else None
             if wanted is None:
-                time.sleep(WORKER_POLL_S)
                 continue
             params, clock, block = wanted
-            # Python work here holds the GIL, and a decode thread that wanted it back would wait
-            # (up to the switch interval): work while it decodes (if it decodes at all)
-            self.decoding.wait(WORKER_POLL_S)
             try:
                 result = block_values(params, block, clock)
             except Exception:   # noqa: BLE001 - the decode thread works it out itself, and says so
