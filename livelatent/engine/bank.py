@@ -282,9 +282,10 @@ class Bank:
         """The windows of latent points ``z``; live, the cache's channels worker works meanwhile."""
         if not z.shape[0]:
             return np.zeros((0, self.window), dtype=np.float32)
-        if not self.cache.noise.ahead:
+        ahead = self.cache.ahead
+        if not (self.cache.noise.ahead and ahead.wanted()):  # live, with blocks to work out ahead:
             return self.codec.decode(z)
-        decoding = self.cache.ahead.decoding          # live: the blocks worked out ahead, meanwhile
+        decoding = ahead.decoding                            # they are worked out meanwhile
         decoding.set()
         try:
             return self.codec.decode(z)

@@ -329,6 +329,10 @@ class ChannelsAhead:
             self._thread = threading.Thread(target=self._work, name="livelatent-channels", daemon=True)
             self._thread.start()
 
+    def wanted(self) -> bool:
+        """Whether blocks wait to be worked out (read without the lock: a hint)."""
+        return bool(self._wanted)
+
     def take(self, slot: int, params, clock, block: int):
         """``(values, revert)`` worked out ahead for exactly these ``params``, ``clock`` and
         ``block`` in ``slot``, or None."""
