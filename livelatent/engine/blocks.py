@@ -16,7 +16,6 @@ that fails holds the path where it was from that window on.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -27,14 +26,13 @@ from ..errors import CurveError
 from ..controls import evaluating
 from ..paths.plan import Block
 from ..voice import VoiceParams, curve_values
+from .worker import POLL_S, WorkAhead
 
 __all__ = ["BLOCK", "Revert", "block_amounts", "block_channels", "noise_entropy", "noise_block",
            "NoiseBlocks"]
 
 BLOCK = 256   # windows per block: window k of a voice is row k % 256 of block k // 256
 _MAX_READY = 512      # noise blocks drawn ahead, not taken yet (128 MB at most; one per voice)
-WORKER_POLL_S = 0.05   # how often a thread working ahead (noise, channels) looks for what is asked
-WORKER_IDLE_S = 5.0    # and how long it waits, idle, before it ends
 
 
 @dataclass(frozen=True)
@@ -176,7 +174,7 @@ class NoiseBlocks:
         self._wanted: deque = deque()
         self._drawing: tuple | None = None       # the block the drawer has in hand
         self._changed = threading.Condition()    # guards the three above
-        self._thread: threading.Thread | None = None
+        self._worker = WorkAhead(self._draw_one, lambda: bool(self._wanted), "livelatent-noise")
         self.ahead = False               # live: asked for seconds ahead (playback turns it on)
 
     def get(self, entropy: tuple) -> np.ndarray:
@@ -203,32 +201,27 @@ class NoiseBlocks:
             with self._changed:
                 self._wanted.append(entropy)
                 self._changed.notify_all()
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._draw, name="livelatent-noise", daemon=True)
-            self._thread.start()
+        self._worker.wake()
 
-    def _draw(self) -> None:
-        idle_since = time.monotonic()
-        while True:
-            block = None
+    def _draw_one(self) -> bool:
+        """Draw the oldest block asked for (or wait for an ask): whether one was drawn."""
+        with self._changed:
+            if not self._wanted:
+                self._changed.wait(POLL_S)
+                return False
+            entropy = self._wanted.popleft()
+            if entropy in self._ready:
+                return True
+            self._drawing = entropy
+        block = None
+        try:                             # (whatever happens, a get() waiting for it wakes)
+            block = noise_block(entropy, self.latent)
+        finally:
             with self._changed:
-                if not self._wanted:
-                    if time.monotonic() - idle_since > WORKER_IDLE_S:
-                        return           # idle: the thread ends; the next prefetch starts one
-                    self._changed.wait(WORKER_POLL_S)
-                    continue
-                entropy = self._wanted.popleft()
-                if entropy in self._ready:
-                    continue
-                idle_since = time.monotonic()
-                self._drawing = entropy
-            try:                         # (whatever happens, a get() waiting for it wakes)
-                block = noise_block(entropy, self.latent)
-            finally:
-                with self._changed:
-                    if block is not None:
-                        self._ready[entropy] = block
-                    while len(self._ready) > _MAX_READY:      # blocks of voices gone: oldest first
-                        del self._ready[next(iter(self._ready))]
-                    self._drawing = None
-                    self._changed.notify_all()
+                if block is not None:
+                    self._ready[entropy] = block
+                while len(self._ready) > _MAX_READY:      # blocks of voices gone: oldest first
+                    del self._ready[next(iter(self._ready))]
+                self._drawing = None
+                self._changed.notify_all()
+        return True

@@ -26,8 +26,9 @@ import time
 
 import numpy as np
 
-from .blocks import BLOCK, WORKER_IDLE_S, WORKER_POLL_S, NoiseBlocks, block_channels, noise_entropy
+from .blocks import BLOCK, NoiseBlocks, block_channels, noise_entropy
 from .prefault import populate
+from .worker import POLL_S, WorkAhead
 
 __all__ = ["BlockCache", "ChannelsAhead", "RESERVED_SLOTS", "block_values"]
 
@@ -319,15 +320,13 @@ class ChannelsAhead:
         self._wanted: dict[int, tuple] = {}      # slot -> (params, clock, block), oldest first
         self._ready: dict[int, tuple] = {}       # slot -> (params, clock, block, result)
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._worker = WorkAhead(self._work_once, self.wanted, "livelatent-channels")
 
     def request(self, slot: int, params, clock, block: int) -> None:
         with self._lock:
             self._wanted.pop(slot, None)
             self._wanted[slot] = (params, clock, block)
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._work, name="livelatent-channels", daemon=True)
-            self._thread.start()
+        self._worker.wake()
 
     def wanted(self) -> bool:
         """Whether blocks wait to be worked out (read without the lock: a hint)."""
@@ -343,27 +342,25 @@ class ChannelsAhead:
             del self._ready[slot]
         return entry[3]
 
-    def _work(self) -> None:
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < WORKER_IDLE_S:
-            if not self._wanted:
-                time.sleep(WORKER_POLL_S)
-                continue
-            # Python work here holds the GIL, and a decode thread that wanted it back would wait
-            # (up to the switch interval): start while it decodes (if it decodes at all), taking
-            # the newest request then
-            self.decoding.wait(WORKER_POLL_S)
-            with self._lock:
-                slot = next(iter(self._wanted), None)
-                wanted = self._wanted.pop(slot) if slot is not None else None
-            if wanted is None:
-                continue
-            params, clock, block = wanted
-            try:
-                result = block_values(params, block, clock)
-            except Exception:   # noqa: BLE001 - the decode thread works it out itself, and says so
-                result = None
-            if result is not None:
-                with self._lock:
-                    self._ready[slot] = (params, clock, block, result)
-            idle_since = time.monotonic()
+    def _work_once(self) -> bool:
+        """Work out the newest block asked for (or wait for an ask): whether one was."""
+        if not self._wanted:
+            time.sleep(POLL_S)
+            return False
+        # Python work here holds the GIL, and a decode thread that wanted it back would wait
+        # (up to the switch interval): start while it decodes (if it decodes at all), taking
+        # the oldest slot asking, with its newest request
+        self.decoding.wait(POLL_S)
+        with self._lock:
+            slot = next(iter(self._wanted), None)
+            wanted = self._wanted.pop(slot) if slot is not None else None
+        if wanted is None:
+            return False
+        params, clock, block = wanted
+        try:
+            result = block_values(params, block, clock)
+        except Exception:       # noqa: BLE001 - the decode thread works it out itself, and says so
+            return True
+        with self._lock:
+            self._ready[slot] = (params, clock, block, result)
+        return True
