@@ -6,8 +6,9 @@ renders move it many steps at a time, live playback (:mod:`.playback`, a separat
 uses only public methods) a step at a time from its decode thread. Same code, same samples.
 Readers see the snapshots it publishes (:mod:`.published`), never its working state.
 
-Writers, from any thread, send :class:`~.writers.Batch` es: every command of a batch lands on
-one step, and the recorders (the session's journal) are told where. Offline a batch lands on
+Writers, from any thread, send :class:`~.writers.Batch` es (:mod:`.sending`, a base of the
+engine): every command of a batch lands on one step, and the recorders (the session's journal)
+are told where. Offline a batch lands on
 the next step to render; live the playback decides (the first step the listener cannot reach),
 rewinding what was decoded ahead if need be. The schedule of commands is kept apart from the
 snapshots rewinds restore, so a rewind never loses a command, whoever sent it and for when.
@@ -27,21 +28,22 @@ from ..events import Events
 from ..model.codec import Codec, load_model
 from ..voice import VoiceParams
 from .clock import Clock
-from .commands import COMMAND_TYPES, AddVoice, Command, Score, SetVoice, check_quant
+from .commands import Command, Score
 from .frames import FrameArena
 from .handoff import HandOff
 from .voice_numbers import VoiceNumbers
 from .offline import render_chunks, render_total
 from .playback import Playback
+from .sending import Sending
 from .published import Published, intended, pending_entries
 from .status import engine_status
 from .timeline import Timeline
-from .writers import Batch, current_batch, default_origin
+from .writers import current_batch
 
 __all__ = ["Engine"]
 
 
-class Engine:
+class Engine(Sending):
     """The audio engine: plays voices live and renders them offline, sample for sample alike.
 
     Parameters
@@ -149,8 +151,10 @@ class Engine:
     def intended_tempo(self) -> float:
         return self.intended().clock.bpm
 
-    sound_end = property(lambda self: self.timeline.latest.sound_end,
-                         doc="The sample after which all that was decoded is silence.")
+    @property
+    def sound_end(self) -> int:
+        """The sample after which all that was decoded is silence."""
+        return self.timeline.latest.sound_end
 
     def idle(self) -> bool:
         """No voice sounds or waits to start, as far as the timeline has gone."""
@@ -190,136 +194,6 @@ class Engine:
             context.release_engine(self._context_token)
             self._context_token = None
         return False
-
-    # -- writing, from any thread --------------------------------------------------------------
-    def new_voice_number(self) -> int:
-        """A voice number no voice of this engine has had (see :class:`VoiceNumbers`)."""
-        return self.numbers.take(current_batch(self))
-
-    def add_recorder(self, recorder) -> None:
-        """Tell ``recorder`` of every batch: ``recorder.check(batch)`` before it is sent (it may
-        refuse it by raising), ``recorder.landed(batch)`` once it has landed."""
-        self._recorders.append(recorder)
-
-    def remove_recorder(self, recorder) -> None:
-        with contextlib.suppress(ValueError):
-            self._recorders.remove(recorder)
-
-    def submit(self, *commands: Command) -> int | None:
-        """Send commands: into this writer's open batch (returns None), or as a batch of their
-        own (returns the sample they land on)."""
-        for command in commands:
-            if not isinstance(command, COMMAND_TYPES):
-                raise TypeError(f"not a command: {command!r}")
-            check_quant(command.quant)
-        batch = current_batch(self)
-        if batch is not None:
-            batch.commands.extend(commands)
-            return None
-        if not commands:
-            return None
-        return self.send(Batch(self, default_origin(), commands=list(commands)))
-
-    @contextlib.contextmanager
-    def batch(self, *, origin: str | None = None, discard_on_error: bool = False,
-              at: int | None = None, cell: int | None = None):
-        """Hold the commands this writer submits inside, then send them together: they land on
-        one step.
-
-        With ``discard_on_error`` a block that raises sends nothing, nested or not (a broken
-        pattern file changes nothing; a ``load()`` that fails half way leaves nothing behind);
-        otherwise what ran before the error is sent, as Python would. ``at`` lands them on
-        that later sample (replays and timers use it). Yields the :class:`Batch`.
-        """
-        outer = current_batch(self)
-        if outer is not None:              # nested: the outer batch sends
-            mark = outer.savepoint()
-            try:
-                yield outer
-            except BaseException:
-                if discard_on_error:
-                    self.numbers.give_back(outer.rollback(mark))
-                raise
-            return
-        batch = Batch(self, origin or default_origin(), at=at, cell=cell)
-        token = batch.enter()
-        failed = False
-        try:
-            yield batch
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            Batch.leave(token)
-            if failed and discard_on_error:
-                self.numbers.give_back(batch.rollback((0, 0)))
-            elif (batch.commands or batch.readings) and not batch.capture:
-                self.send(batch)
-
-    def send(self, batch: Batch) -> int | None:
-        """Land ``batch`` (from any thread); returns the sample its commands landed on (None: a
-        sealed engine, see :meth:`seal`, did not take it)."""
-        if self._sealed_by is not None and batch.key is not self._sealed_by:
-            return None                # a replay plays only its journal: live code changes nothing
-        for recorder in list(self._recorders):
-            recorder.check(batch)
-        self._place_frames(batch.commands)      # here, not in the decode thread: copies can be large
-        playback = self.playback
-        interrupted = False
-        try:
-            landed = playback.land(batch) if playback is not None else None
-        except KeyboardInterrupt:       # Ctrl-C after the batch landed: record it, then pass it on
-            if batch.landed_at is None:
-                raise
-            landed, interrupted = (batch.seq, batch.landed_at), True
-        if landed is not None:
-            batch.seq, batch.landed_at = landed
-        else:
-            with self._lock:
-                self.land_offline(batch)
-        self.landed_at = batch.landed_at
-        batch.read = [reading.read(batch.landed_at) for reading in batch.readings]
-        for recorder in list(self._recorders):
-            recorder.landed(batch)
-        if interrupted:
-            raise KeyboardInterrupt
-        return batch.landed_at
-
-    def land_offline(self, batch: Batch, *, late_ok: bool = False) -> None:
-        """Schedule ``batch`` at the timeline's next step (or its later ``at``), with the
-        timeline lock held and no playback moving it. An ``at`` already passed is an error,
-        unless ``late_ok`` (then it lands on the next step)."""
-        step = self.timeline.step
-        if batch.at is not None:
-            wanted = -(-int(batch.at) // self.step)
-            if wanted < step and not late_ok:
-                raise ParameterError(f"at={batch.at} is before the render position {step * self.step}")
-            step = max(step, wanted)
-        batch.seq = self.timeline.schedule(batch.commands, step)
-        batch.landed_at = step * self.step
-
-    def _place_frames(self, commands) -> None:
-        for command in commands:
-            if isinstance(command, AddVoice):
-                for frames in command.params.plan.frames:
-                    self.frames.offset(frames)
-            elif isinstance(command, SetVoice) and "plan" in command.changes:
-                for frames in command.changes["plan"].frames:
-                    self.frames.offset(frames)
-
-    def seal(self, key) -> None:
-        """From now on only batches whose ``key`` is ``key`` land (a replay's own): code the
-        replay runs to rebuild names changes nothing."""
-        self._sealed_by = key
-
-    def unseal(self) -> None:
-        """Every batch lands again (a rebuilt engine going live, see :mod:`..session.resume`)."""
-        self._sealed_by = None
-
-    @property
-    def sealed(self) -> bool:
-        """Whether this engine plays only a replay's batches (see :meth:`seal`)."""
-        return self._sealed_by is not None
 
     def set_stem_sink(self, sink) -> None:
         """``sink(number, name, first_sample, block)`` receives each voice's samples (or None)."""
@@ -366,14 +240,6 @@ class Engine:
         """``hook(engine, first, end)`` runs before each offline chunk ``[first, end)`` is
         rendered: what reads the wall clock live (timers) sends its changes from there."""
         self._render_hooks.append(hook)
-
-    def note_outage(self, sample: int, *, lost: bool) -> None:
-        """The device was lost (or came back) with the listener at ``sample``: recorders that
-        keep a record of it are told."""
-        for recorder in list(self._recorders):
-            outage = getattr(recorder, "outage", None)
-            if outage is not None:
-                outage(sample, lost=lost)
 
     def reconnect(self) -> None:
         """Try the audio device again now, if it was lost."""

@@ -5,8 +5,9 @@ decode thread keeps the device a lookahead ahead of the listener, one step at a 
 the same ``Timeline.advance`` as offline renders, keeping a checkpoint of the timeline before
 each step. A batch sent while it plays lands at the first step the device cannot have pulled
 yet; if that step was decoded already, the thread takes back what the device has not played,
-rewinds the timeline to its checkpoint and decodes again from there. So a change is heard
-within a block or two, however far ahead the engine decodes.
+rewinds the timeline to its checkpoint and decodes again from there (:mod:`.landing`, a base
+of the playback). So a change is heard within a block or two, however far ahead the engine
+decodes.
 
 The stream plays in a separate small process (:mod:`.connection`, :mod:`.audio_process`), at
 the device's own rate (the engine's output is resampled when they differ), so nothing this
@@ -31,6 +32,7 @@ from ..blas import hold_one_blas_thread, release_blas_threads
 from ..errors import DeviceError, LiveLatentError
 from .commands import Hush
 from .connection import Connection
+from .landing import Landings
 from .overload import DecodeMeter, OverloadGuard
 from .writers import Batch, default_origin
 
@@ -44,18 +46,7 @@ _HISTORY = 64              # engine samples kept before the listener (the resamp
 _SAME_ERROR_EVERY_S = 5.0
 
 
-class _Landing:
-    """A batch waiting for the decode thread to say where it lands."""
-
-    __slots__ = ("batch", "done", "seq", "sample", "error", "cancelled")
-
-    def __init__(self, batch):
-        self.batch, self.done = batch, threading.Event()
-        self.seq = self.sample = self.error = None
-        self.cancelled = False
-
-
-class Playback:
+class Playback(Landings):
     """Plays ``engine`` through ``device`` (a name, index or host API name; None: the default
     output, else JACK's ``system``). :meth:`start` raises DeviceError and changes nothing when
     the device cannot play."""
@@ -92,8 +83,10 @@ class Playback:
         """The device connection now (None while the device is lost)."""
         return None if self._paused is not None else self._link
 
-    lost = property(lambda self: self._paused is not None,
-                    doc="Whether the device is lost (the music waits for it).")
+    @property
+    def lost(self) -> bool:
+        """Whether the device is lost (the music waits for it)."""
+        return self._paused is not None
 
     @property
     def decoded_to(self) -> int:
@@ -101,7 +94,10 @@ class Playback:
         link = self._link
         return link.fed if link is not None else self.heard
 
-    underruns = property(lambda self: self.status()["underruns"])
+    @property
+    def underruns(self) -> int:
+        """Blocks the device found no samples for, in this playback."""
+        return self.status()["underruns"]
 
     def status(self) -> dict:
         link = self._link
@@ -233,47 +229,6 @@ class Playback:
         link.close()
         self._link = None
 
-    def _answer_waiting_offline(self) -> None:
-        """Batches that arrived as playback stopped land offline, on the next step (or theirs)."""
-        while True:
-            try:
-                item = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None and not item.cancelled:
-                self.engine.land_offline(item.batch, late_ok=True)
-                item.seq, item.sample = item.batch.seq, item.batch.landed_at
-                item.done.set()
-
-    # -- landing batches (any thread) ----------------------------------------------------------
-    def land(self, batch):
-        """Where ``batch`` lands, decided by the decode thread: ``(seq, sample)``, or None when
-        playback has stopped (the engine then lands it offline)."""
-        with self._lock:
-            if not self.running:
-                return None
-            item = _Landing(batch)
-            self._inbox.put(item)
-        try:
-            while not item.done.wait(0.25):
-                thread = self._thread
-                if thread is not None and not thread.is_alive() and not self._stopping.is_set():
-                    with self._lock:
-                        if not item.done.is_set():
-                            item.cancelled = True
-                            raise LiveLatentError("the engine's decode thread has stopped; "
-                                                  "the change was not applied")
-        except KeyboardInterrupt:
-            with self._lock:
-                if not item.done.is_set():
-                    item.cancelled = True          # it will never land
-                    raise
-            batch.seq, batch.landed_at = item.seq, item.sample
-            raise                                  # it landed: the engine records it first
-        if item.error is not None:
-            raise item.error
-        return item.seq, item.sample
-
     # -- the decode thread ---------------------------------------------------------------------
     def _run(self) -> None:
         engine = self.engine
@@ -320,51 +275,6 @@ class Playback:
             for old in [s for s in self._checkpoints if s < oldest]:
                 del self._checkpoints[old]
             timeline.forget_before(oldest)
-
-    def _land(self, item: _Landing) -> None:
-        """Schedule a batch at the first step the device cannot have pulled yet."""
-        engine, step = self.engine, self.engine.step
-        timeline = engine.timeline
-        with self._lock:
-            if item.cancelled:
-                return
-            try:
-                at = item.batch.at
-                if self._paused is not None:       # the device is lost: land where the music waits
-                    engine.land_offline(item.batch, late_ok=True)
-                    item.seq, item.sample = item.batch.seq, item.batch.landed_at
-                    return
-                link = self._link
-                target = -(-(link.untouchable() + self._redo_margin()) // step)
-                if at is not None and -(-at // step) >= target:     # a later step, asked for
-                    target = -(-at // step)
-                if not item.batch.commands:        # it only reads (a mapping's examples): where
-                    target = max(target, timeline.step)   # the decoder is, nothing decoded again
-                elif target < timeline.step:
-                    link.rewind(target * step)
-                    # the device may have moved on while we decided: never redo what it took
-                    target = max(target, -(-link.untouchable() // step))
-                    if target < timeline.step:
-                        timeline.rewind(self._checkpoints[target])
-                    else:   # it is past everything decoded: land on the next step, no rewind
-                        target = timeline.step
-                        link.rewind(target * step)
-                elif at is None:
-                    target = timeline.step
-                item.seq = timeline.schedule(item.batch.commands, target)
-                item.sample = target * step
-            except Exception as exc:      # the writer gets the error; the sound goes on
-                item.error = exc
-            finally:
-                item.done.set()
-
-    def _redo_margin(self) -> int:
-        """Samples between what the device may have taken and where a change lands: time to decode
-        the step again first (twice a recent step's decode time, 64 samples to half a step)."""
-        engine = self.engine
-        longest = self.meter.longest_recent()
-        redo = 2 * longest * engine.sample_rate if longest is not None else engine.step / 4
-        return int(min(engine.step // 2, max(64, redo)))
 
     # -- a lost device ---------------------------------------------------------------------------
     def _lose_device(self) -> None:

@@ -1,0 +1,122 @@
+"""Where a batch sent during playback lands, decided on the decode thread.
+
+A writer's batch waits in the playback's inbox for the decode thread, which lands it at the
+first step the device cannot have pulled yet (with a margin to decode that step again first):
+if that step was decoded already, the device's queue and the timeline are taken back to it.
+A batch for a later sample lands there; one that only reads lands where the decoder is. The
+writer waits for the answer, or for the error the landing met; batches that arrive as playback
+stops land offline.
+
+:class:`Landings` is a base of :class:`~.playback.Playback`, which owns the state it uses: the
+inbox, the lock that guards ``running`` and each landing's fate, the device link and the
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from ..errors import LiveLatentError
+
+__all__ = ["Landings"]
+
+
+class _Landing:
+    """A batch waiting for the decode thread to say where it lands."""
+
+    __slots__ = ("batch", "done", "seq", "sample", "error", "cancelled")
+
+    def __init__(self, batch):
+        self.batch, self.done = batch, threading.Event()
+        self.seq = self.sample = self.error = None
+        self.cancelled = False
+
+
+class Landings:
+    """Landing the batches sent while playing (a base of :class:`~.playback.Playback`)."""
+
+    def land(self, batch):
+        """Where ``batch`` lands, decided by the decode thread: ``(seq, sample)``, or None when
+        playback has stopped (the engine then lands it offline)."""
+        with self._lock:
+            if not self.running:
+                return None
+            item = _Landing(batch)
+            self._inbox.put(item)
+        try:
+            while not item.done.wait(0.25):
+                thread = self._thread
+                if thread is not None and not thread.is_alive() and not self._stopping.is_set():
+                    with self._lock:
+                        if not item.done.is_set():
+                            item.cancelled = True
+                            raise LiveLatentError("the engine's decode thread has stopped; "
+                                                  "the change was not applied")
+        except KeyboardInterrupt:
+            with self._lock:
+                if not item.done.is_set():
+                    item.cancelled = True          # it will never land
+                    raise
+            batch.seq, batch.landed_at = item.seq, item.sample
+            raise                                  # it landed: the engine records it first
+        if item.error is not None:
+            raise item.error
+        return item.seq, item.sample
+
+    def _land(self, item: _Landing) -> None:
+        """Schedule a batch at the first step the device cannot have pulled yet."""
+        engine, step = self.engine, self.engine.step
+        timeline = engine.timeline
+        with self._lock:
+            if item.cancelled:
+                return
+            try:
+                at = item.batch.at
+                if self._paused is not None:       # the device is lost: land where the music waits
+                    engine.land_offline(item.batch, late_ok=True)
+                    item.seq, item.sample = item.batch.seq, item.batch.landed_at
+                    return
+                link = self._link
+                target = -(-(link.untouchable() + self._redo_margin()) // step)
+                if at is not None and -(-at // step) >= target:     # a later step, asked for
+                    target = -(-at // step)
+                if not item.batch.commands:        # it only reads (a mapping's examples): where
+                    target = max(target, timeline.step)   # the decoder is, nothing decoded again
+                elif target < timeline.step:
+                    link.rewind(target * step)
+                    # the device may have moved on while we decided: never redo what it took
+                    target = max(target, -(-link.untouchable() // step))
+                    if target < timeline.step:
+                        timeline.rewind(self._checkpoints[target])
+                    else:   # it is past everything decoded: land on the next step, no rewind
+                        target = timeline.step
+                        link.rewind(target * step)
+                elif at is None:
+                    target = timeline.step
+                item.seq = timeline.schedule(item.batch.commands, target)
+                item.sample = target * step
+            except Exception as exc:      # the writer gets the error; the sound goes on
+                item.error = exc
+            finally:
+                item.done.set()
+
+    def _redo_margin(self) -> int:
+        """Samples between what the device may have taken and where a change lands: time to decode
+        the step again first (twice a recent step's decode time, 64 samples to half a step)."""
+        engine = self.engine
+        longest = self.meter.longest_recent()
+        redo = 2 * longest * engine.sample_rate if longest is not None else engine.step / 4
+        return int(min(engine.step // 2, max(64, redo)))
+
+    def _answer_waiting_offline(self) -> None:
+        """Batches that arrived as playback stopped land offline, on the next step (or theirs)."""
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and not item.cancelled:
+                self.engine.land_offline(item.batch, late_ok=True)
+                item.seq, item.sample = item.batch.seq, item.batch.landed_at
+                item.done.set()
