@@ -62,6 +62,15 @@ class VoiceParams:
     def changed(self, **changes) -> "VoiceParams":
         return replace(self, **changes)
 
+    @property
+    def window_count(self) -> float:
+        """How many windows the voice plays before it ends by itself: its path's frames, times
+        its passes when stepwise (infinity when it loops; a stop is not counted)."""
+        if self.loop:
+            return math.inf
+        passes = self.steps.size if self.strategy == "stepwise" else 1
+        return self.plan.length * passes
+
 
 def pan_gains(gain: float, pan: float) -> tuple[float, float]:
     """Equal-power pan: pan -1 is left, 0 centre (-3 dB each side), 1 right."""

@@ -209,7 +209,7 @@ def test_a_voice_asks_for_no_noise_past_its_last_window(sources):
             voice(*sources, curve=sine(2 + i), loop=False)     # each plays its sources once
         engine.render_array(6.0)
         time.sleep(0.3)                               # the drawer has caught up with every ask
-        noise = engine.timeline._bank.noise
+        noise = engine.timeline._bank.cache.noise
         assert not noise._ready and not noise._wanted
 
 

@@ -70,10 +70,8 @@ class _Table:
         self.start = as_int(p.start for p in params)
         self.hop = as_int(p.layout.output_hop for p in params)
         self.ola = np.array([p.synth == "ola" for p in params], dtype=np.int64)
-        self.stepwise = np.array([p.strategy == "stepwise" for p in params], dtype=bool)
-        self.loop = np.array([p.loop for p in params], dtype=bool)
         self.length = as_int(p.plan.length for p in params)
-        self.passes = as_int(p.steps.size for p in params)
+        self.window_count = np.array([p.window_count for p in params], dtype=np.float64)  # inf: loops
         self._place_terms(params, arena)
         self.width = max([p.plan.columns for p in params], default=2)
         self.spread_column = as_int(p.plan.spread_column for p in params)
@@ -142,10 +140,6 @@ class Bank:
         self._gains = np.zeros((0, channels), dtype=np.float32)
         self._ended = np.zeros(0, dtype=bool)
 
-    @property
-    def noise(self):
-        return self.cache.noise
-
     def _table_for(self, voices) -> _Table:
         old = self._table
         if old.voices is voices:
@@ -210,8 +204,8 @@ class Bank:
         k = np.arange(v.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts - k0, counts)
         position = t.start[v] + k * t.hop[v]
         # which frame of the pass, whether the voice still plays, and the fade of stop()
-        pass_index, frame = np.divmod(k, t.length[v])
-        alive = t.loop[v] | np.where(t.stepwise[v], pass_index < t.passes[v], k < t.length[v])
+        frame = k % t.length[v]
+        alive = k < t.window_count[v]
         fade_gain = None                                  # no voice stops: each its pan gains
         if t.has_stop.any():
             past = position - t.stop_at[v]
@@ -283,7 +277,7 @@ class Bank:
         if not z.shape[0]:
             return np.zeros((0, self.window), dtype=np.float32)
         ahead = self.cache.ahead
-        if not (self.cache.noise.ahead and ahead.wanted()):  # live, with blocks to work out ahead:
+        if not (self.cache.live and ahead.wanted()):         # live, with blocks to work out ahead:
             return self.codec.decode(z)
         decoding = ahead.decoding                            # they are worked out meanwhile
         decoding.set()

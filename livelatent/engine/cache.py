@@ -47,6 +47,7 @@ class BlockCache:
         self.latent = latent
         self.noise = NoiseBlocks(latent)
         self.ahead = ChannelsAhead()
+        self.live = False                # live playback: blocks worked out seconds ahead
         self._slot_of: dict[int, int] = {}
         self._free: list[int] = []
         self._capacity = 0
@@ -113,9 +114,19 @@ class BlockCache:
                 self._params[slot] = self._noise_of[slot] = None
                 self._frontier = max(self._frontier, slot + 1)
             found.append(slot)
-        if self.noise.ahead and self._populated < self._frontier + SLOTS_AHEAD // 2:
+        if self.live and self._populated < self._frontier + SLOTS_AHEAD // 2:
             self.populate_ahead()
         return np.array(found, dtype=np.int64)
+
+    def work_ahead(self, live: bool) -> None:
+        """Live (playback turns it on): each voice's next block is worked out seconds ahead, its
+        noise and its channels, and the next slots' memory is populated ahead (now, in the
+        caller's thread; then on a thread of its own as voices start). Offline only the noise
+        is drawn ahead, a span early."""
+        self.live = live
+        self.noise.ahead = live
+        if live:
+            self.populate_slots()
 
     def populate_slots(self, count: int | None = None) -> bool:
         """Have the memory of ``count`` more slots given now (None: up to :data:`SLOTS_AHEAD`
@@ -234,9 +245,9 @@ class BlockCache:
                 self.noise_rows[slot, b % 2 * B:(b % 2 + 1) * B] = self.noise.get(
                     noise_entropy(params, self.seed, b, grain))
         following = blocks[-1] + 1
-        if noise_key is not None and following * B < _windows_of(params):     # the next, if played
+        if noise_key is not None and following * B < params.window_count:     # the next, if played
             self.noise.prefetch(noise_entropy(params, self.seed, following, grain))
-        if self.noise.ahead and grain == 0:    # live: its next block's channels, on another thread
+        if self.live and grain == 0:           # live: its next block's channels, on another thread
             plays = revert.params if revert is not None and revert.window < following * B else params
             self.ahead.request(slot, plays, clock, following)
         self._noise_of[slot] = noise_key
@@ -265,14 +276,6 @@ def _same_blocks(old, new) -> bool:
             and old.seed == new.seed and old.noise_key == new.noise_key and old.index == new.index
             and old.deterministic == new.deterministic and old.path is new.path
             and old.a is new.a and old.b is new.b and old.layout == new.layout)
-
-
-def _windows_of(params) -> float:
-    """How many windows a voice plays (infinity when it loops; a stop is not counted)."""
-    if params.loop:
-        return math.inf
-    passes = params.steps.size if params.strategy == "stepwise" else 1
-    return params.plan.length * passes
 
 
 def _first_window_of(params) -> int:

@@ -227,9 +227,7 @@ class Timeline:
         early).
         Turned on, it also has the memory of the cache slots the next voices take populated
         (now, in the caller's thread; then on a thread of its own as voices start)."""
-        self._bank.noise.ahead = ahead
-        if ahead:
-            self._bank.cache.populate_slots()
+        self._bank.cache.work_ahead(ahead)
 
     def free_voice_slots(self) -> int:
         """How many more voices (grains) the bank holds before its cache must grow."""
