@@ -16,7 +16,6 @@ that fails holds the path where it was from that window on.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,7 +170,7 @@ class NoiseBlocks:
     def __init__(self, latent: int):
         self.latent = latent
         self._ready: dict[tuple, np.ndarray] = {}
-        self._wanted: deque = deque()
+        self._wanted: dict[tuple, None] = {}    # asked for, oldest first (once each)
         self._drawing: tuple | None = None       # the block the drawer has in hand
         self._changed = threading.Condition()    # guards the three above
         self._worker = WorkAhead(self._draw_one, lambda: bool(self._wanted), "livelatent-noise")
@@ -182,8 +181,7 @@ class NoiseBlocks:
             while entropy == self._drawing:      # in hand: it comes within a millisecond
                 self._changed.wait()
             ready = self._ready.pop(entropy, None)
-            while entropy in self._wanted:       # asked for again (a voice reloading): not twice
-                self._wanted.remove(entropy)
+            self._wanted.pop(entropy, None)      # drawn here: not again on the drawer's thread
         return ready if ready is not None else noise_block(entropy, self.latent)
 
     def draw(self, entropy: tuple) -> None:
@@ -195,11 +193,9 @@ class NoiseBlocks:
 
     def prefetch(self, entropy: tuple) -> None:
         """Have the block of ``entropy`` drawn on the drawer's thread (at once, offline)."""
-        if self.ahead:
-            self._wanted.append(entropy)
-        else:
-            with self._changed:
-                self._wanted.append(entropy)
+        with self._changed:
+            self._wanted[entropy] = None
+            if not self.ahead:
                 self._changed.notify_all()
         self._worker.wake()
 
@@ -209,7 +205,8 @@ class NoiseBlocks:
             if not self._wanted:
                 self._changed.wait(POLL_S)
                 return False
-            entropy = self._wanted.popleft()
+            entropy = next(iter(self._wanted))
+            del self._wanted[entropy]
             if entropy in self._ready:
                 return True
             self._drawing = entropy
