@@ -14,9 +14,11 @@ network exactly, but the published decoder ends in tanh: a linear start decodes
 - the default pack as shipped;
 - with ``--finetune N``: the warm-started network after N steps of VAE training (MSE + beta KL,
   sampled latent, Adam at ``--lr``, batch 256, float32) on the training windows, so that what
-  training does to held-out notes is measured against the start it began from, in the same run.
+  training does to held-out notes is measured against the start it began from, in the same run;
+- with ``--hidden H [H ...]``: the warm start (and its fine-tuning) for each hidden layer size
+  (``livelatent train --hidden``): a larger layer has units to undo the tanh on more samples.
 
-    python benchmarks/bench_warm_start.py [--build build] [--finetune 500 --lr 1e-5]
+    python benchmarks/bench_warm_start.py [--build build] [--finetune 500 --lr 1e-5] [--hidden 2048 2560]
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def main(argv=None) -> int:
     parser.add_argument("--build", default=str(ROOT / "build"), help="folder holding (or to hold) corpus/")
     parser.add_argument("--finetune", type=int, default=0, help="training steps from the warm start")
     parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[2048],
+                        help="hidden layer sizes of the warm-started networks")
     args = parser.parse_args(argv)
     corpus_dir = Path(args.build) / "corpus"
     if not (corpus_dir / "heldout" / "manifest.json").exists():
@@ -58,18 +62,20 @@ def main(argv=None) -> int:
     import torch
     from livelatent.model.vae import RawAudioVAE, VAEConfig
     from livelatent.model.warmstart import pca_warm_start
-    torch.manual_seed(0)
-    module = RawAudioVAE(VAEConfig(window=WINDOW, latent=LATENT))
-    start = pca_warm_start(module, windows[np.linspace(0, len(windows) - 1, 100_000).astype(int)])
-    print("warm start:", start["tanh_inverse"])
-    module.eval()
 
     def through(network):
         def run(x):
             with torch.inference_mode():
                 return network(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))[0].numpy()
         return run
-    warm = through(module)
+    subset = windows[np.linspace(0, len(windows) - 1, 100_000).astype(int)]
+    starts = {}
+    for hidden in args.hidden:
+        torch.manual_seed(0)
+        module = RawAudioVAE(VAEConfig(window=WINDOW, hidden=hidden, latent=LATENT))
+        start = pca_warm_start(module, subset)
+        print(f"warm start, hidden {hidden}:", start["tanh_inverse"])
+        starts[hidden] = module.eval()
 
     coefficients = (windows - pca.mean) @ pca.components
     design = np.c_[coefficients, np.ones(len(coefficients))]
@@ -82,16 +88,17 @@ def main(argv=None) -> int:
     encode, decode = module_functions(DEFAULT_MODEL_DIR)
     rows = {"PCA-256 (baseline)": pca, "tanh(PCA): a linear start": lambda x: np.tanh(pca(x)),
             "best linear readout through tanh": linear_through_tanh,
-            "warm start, step 0 (tanh undone)": warm,
-            "default pack": codec_reconstructor(encode, decode)}
-    if args.finetune:
-        rows[f"warm start + {args.finetune} steps at lr {args.lr:g}"] = through(
-            finetuned(module, windows, args.finetune, args.lr))
+            "default pack (hidden 2048)": codec_reconstructor(encode, decode)}
+    for hidden, module in starts.items():
+        rows[f"warm start {hidden}, step 0"] = through(module)
+        if args.finetune:
+            rows[f"warm start {hidden} + {args.finetune} steps, lr {args.lr:g}"] = through(
+                finetuned(module, windows, args.finetune, args.lr))
     print(f"held-out notes: {len(held)} files; PCA fit on {len(windows)} training windows")
-    print(f"{'reconstruction':36s} {'SNR dB':>8s} {'SC':>7s} {'MSS':>7s}")
+    print(f"{'reconstruction':40s} {'SNR dB':>8s} {'SC':>7s} {'MSS':>7s}")
     for name, run in rows.items():
         m = reconstruction_metrics(held, run, window=WINDOW)
-        print(f"{name:36s} {m['snr_db']:8.2f} {m['spectral_convergence']:7.4f} "
+        print(f"{name:40s} {m['snr_db']:8.2f} {m['spectral_convergence']:7.4f} "
               f"{m['multiscale_spectral_distance']:7.4f}", flush=True)
     return 0
 
