@@ -139,3 +139,41 @@ def test_a_twin_landing_later_than_asked_lines_its_windows_up_where_it_lands(tmp
         placed = apply(score, AddVoice(twin, timing=timing), at=landed, seq=0).voices[99]
         assert (landed - placed.start) % 1024 == 0 and landed - placed.start >= 0
         assert (placed.curve_start, placed.sources_start) == (params.curve_start, params.sources_start)
+
+
+class _Clock:
+    """Stands in for ``time`` in the overload module: the decode thread's CPU time is set by hand."""
+
+    def __init__(self):
+        self.cpu = 0.0
+
+    def perf_counter(self):
+        return self.cpu
+
+    def thread_time(self):
+        return self.cpu
+
+
+def _meter_after(monkeypatch, step_cpu_times, step_seconds=0.01):
+    from livelatent.engine import overload
+    clock = _Clock()
+    monkeypatch.setattr(overload, "time", clock)
+    meter = overload.DecodeMeter(step_seconds)
+    for cpu in step_cpu_times:
+        began = meter.begin()
+        clock.cpu += cpu
+        meter.end(began)
+    return meter
+
+
+def test_the_guard_reads_the_load_the_decoder_keeps_not_one_slow_step(monkeypatch):
+    """Many voices starting on one step make that step slow (their first blocks): a spike the
+    lookahead covers. The load the guard sheds for leaves the slowest step out; a decoder slow
+    on every step is read as it is."""
+    spike = _meter_after(monkeypatch, [0.005] * 10 + [0.3] + [0.005] * 5)
+    assert spike.recent_load(0.1) == pytest.approx(0.5)
+    overloaded = _meter_after(monkeypatch, [0.015] * 11)
+    assert overloaded.recent_load(0.1) == pytest.approx(1.5)
+    assert _meter_after(monkeypatch, [0.015] * 10).recent_load(0.1) is None     # not enough yet
+    overloaded.forget()
+    assert overloaded.recent_load(0.1) is None

@@ -83,10 +83,15 @@ class DecodeMeter:
         return max(spans) if spans else None
 
     def recent_load(self, seconds: float) -> float | None:
-        """CPU time over step time, for the steps of the last ``seconds`` (None: not that many)."""
+        """CPU time over step time, for the steps of the last ``seconds`` but the slowest (None:
+        not that many yet). A single slow step is a spike the lookahead covers (the first blocks
+        of many voices starting on one step), not a load the decoder keeps: shedding voices for
+        it would take them from the performer for good."""
         count = max(1, int(round(seconds / self.step_seconds)))
-        spans = list(self._cpu)[-count:]
-        return sum(spans) / (count * self.step_seconds) if len(spans) == count else None
+        spans = list(self._cpu)[-(count + 1):]
+        if len(spans) <= count:
+            return None
+        return (sum(spans) - max(spans)) / (count * self.step_seconds)
 
     def forget(self) -> None:
         self._cpu.clear()
