@@ -58,6 +58,8 @@ CHANGES = ("version 2: the PCA warm start undoes the decoder's tanh; 2 epochs at
            "(version 1, kept as default-v1: the plain PCA start, 6 epochs at lr 3e-4 in bfloat16, "
            "19.39 dB held-out SNR and 2.42 multi-scale spectral distance, measured alike)")
 THRESHOLDS = {"snr_db": 17.0, "spectral_convergence": 0.15}
+# larger hidden layers (`livelatent train --hidden`), measured at the warm start for the card
+HIDDEN_OPTIONS = (2560, 4096)
 MAX_PACK_BYTES = 30 * 1024 * 1024
 
 SOURCE_SECONDS = 3.0
@@ -209,10 +211,10 @@ def _corpus_paragraph(manifest: dict) -> str:
             f"in corpus.json. Rebuild with `python scripts/build_default_pack.py`.")
 
 
-def measure_pack(corpus_dir: Path, seed: int = 0) -> tuple[dict, dict]:
+def measure_pack(corpus_dir: Path, seed: int = 0) -> tuple[dict, dict, list]:
     """The pack's weights as shipped, measured on the held-out notes: the card's metrics (model,
-    sampled latent, PCA fit on training windows, silence, latent statistics) and, per family, the
-    model's SNR next to the PCA's."""
+    sampled latent, PCA fit on training windows, silence, latent statistics), per family the
+    model's SNR next to the PCA's, and the warm start of larger hidden layers."""
     from livelatent.audio import read_audio
     from livelatent.model.evaluation import PCA_WINDOWS, measure_model, module_functions
     from livelatent.model.metrics import PCABaseline, codec_reconstructor, reconstruction_metrics
@@ -240,14 +242,59 @@ def measure_pack(corpus_dir: Path, seed: int = 0) -> tuple[dict, dict]:
         families[family] = {"files": len(chosen),
                             "model": reconstruction_metrics(chosen, model, window=window)["snr_db"],
                             f"pca_{pca.dims}": reconstruction_metrics(chosen, pca, window=window)["snr_db"]}
-    return metrics, families
+    hidden = measure_hidden_options(pca_windows, signals, config)
+    return metrics, families, hidden
+
+
+def measure_hidden_options(pca_windows, signals, config) -> list[dict]:
+    """The PCA warm start, untrained, of the pack's architecture and of larger hidden layers, on
+    the held-out notes: a larger layer has units to undo the decoder's tanh on more samples."""
+    import torch
+    from livelatent.model.config import VAEConfig
+    from livelatent.model.evaluation import torch_functions
+    from livelatent.model.metrics import codec_reconstructor, reconstruction_metrics
+    from livelatent.model.vae import RawAudioVAE
+    from livelatent.model.warmstart import pca_warm_start
+
+    rows = []
+    for hidden in (config.hidden, *HIDDEN_OPTIONS):
+        torch.manual_seed(0)
+        module = RawAudioVAE(VAEConfig(window=config.window, hidden=hidden, latent=config.latent,
+                                       sample_rate=config.sample_rate))
+        start = pca_warm_start(module, pca_windows)
+        measured = reconstruction_metrics(signals, codec_reconstructor(*torch_functions(module.eval())),
+                                          window=config.window)
+        rows.append({"hidden": hidden, "tanh_undone": start["tanh_inverse"]["samples"],
+                     **{k: measured[k] for k in ("snr_db", "spectral_convergence",
+                                                 "multiscale_spectral_distance")}})
+    return rows
+
+
+def _hidden_paragraph(rows: list[dict], metrics: dict, latent: int) -> str:
+    pca = metrics[f"pca_{latent}"]
+    lines = ["Larger hidden layers (`livelatent train --hidden N`), at the PCA warm start before any "
+             "training, on the same held-out notes (the pack's own size first). A layer of "
+             f"2 x {latent} + 2 x window units undoes the tanh on every sample, and units beyond "
+             "that start silent (no outgoing weights), free to learn, so a larger layer starts where "
+             "it does. Measured by `--stage card`:", "",
+             "| hidden units | samples with the tanh undone | SNR (dB) | spectral convergence | "
+             "multi-scale spectral distance |", "|---|---|---|---|---|"]
+    lines += [f"| {r['hidden']} | {r['tanh_undone']} | {r['snr_db']:.2f} | {r['spectral_convergence']:.4f} | "
+              f"{r['multiscale_spectral_distance']:.4f} |" for r in rows]
+    lines += [f"| PCA-{latent} (as above) | | {pca['snr_db']:.2f} | {pca['spectral_convergence']:.4f} | "
+              f"{pca['multiscale_spectral_distance']:.4f} |", "",
+              "Training from these starts (`benchmarks/bench_warm_start.py --hidden 2048 2560 4096 "
+              "--finetune 1000`) lowers their held-out SNR and raises their spectral distance on this "
+              "corpus, for every size."]
+    return "\n".join(lines)
 
 
 def write_pack_card(summary: dict, corpus_dir: Path) -> list[str]:
     """Measure the pack in place, write its card, and return the requirements it misses."""
     manifest = corpus_manifest(corpus_dir)
     summary = dict(summary)
-    summary["metrics"], summary["families"] = measure_pack(corpus_dir, seed=summary["settings"].get("seed", 0))
+    summary["metrics"], summary["families"], hidden = measure_pack(corpus_dir,
+                                                                   seed=summary["settings"].get("seed", 0))
     summary["content_hash"] = load_checkpoint(PACK).content_hash
     summary["intro"] = ("The default livelatent model: a RawAudioVAE trained on notes of many "
                         "General MIDI instruments and drums. Its demo sources are in `sources/` "
@@ -276,7 +323,8 @@ def write_pack_card(summary: dict, corpus_dir: Path) -> list[str]:
                         f"weights as shipped (float16), by `python scripts/build_default_pack.py "
                         f"--stage card`."
                         + (f"\n\nWhat pack version {pack_info(PACK).version} changed (pack.json): "
-                           f"{pack_info(PACK).changes}." if pack_info(PACK) and pack_info(PACK).changes else ""))
+                           f"{pack_info(PACK).changes}." if pack_info(PACK) and pack_info(PACK).changes else "")
+                        + "\n\n" + _hidden_paragraph(hidden, summary["metrics"], summary["config"]["latent"]))
     write_card(PACK, summary, title="livelatent default model pack")
     print(f"pack {PACK}: held-out SNR {model['snr_db']:.2f} dB (PCA "
           f"{summary['metrics'][f'pca_{load_checkpoint(PACK).config.latent}']['snr_db']:.2f} dB), "

@@ -75,8 +75,11 @@ def measure_model(model_path: Path, eval_signals: list[np.ndarray], pca_windows:
 
 def module_functions(model_path: Path):
     """``encode(windows) -> (mu, logvar)`` and ``decode(z) -> windows`` of a saved model, in torch."""
-    module = load_checkpoint(model_path).build_module()
+    return torch_functions(load_checkpoint(model_path).build_module())
 
+
+def torch_functions(module):
+    """``encode(windows) -> (mu, logvar)`` and ``decode(z) -> windows`` of a RawAudioVAE module."""
     def encode(x):
         with torch.inference_mode():
             mu, logvar = module.encode(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
