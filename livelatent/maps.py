@@ -129,9 +129,7 @@ def recent_paths(engine, seconds: float) -> list[tuple[str, np.ndarray]]:
         changed = max(params.curve_start, params.sources_start) - params.start
         first = max(0, last - int(seconds * engine.sample_rate / hop), -(-changed // hop))
         k = np.arange(first, last + 1, dtype=np.int64)
-        if not params.loop:
-            passes = params.steps.size if params.strategy == "stepwise" else 1
-            k = k[k < params.plan.length * passes]
+        k = k[k < params.window_count]
         if k.size:
             found.append((params.name, voice_points(params, heard.clock, k)))
     return found

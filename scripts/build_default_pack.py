@@ -274,18 +274,17 @@ def _hidden_paragraph(rows: list[dict], metrics: dict, latent: int) -> str:
     pca = metrics[f"pca_{latent}"]
     lines = ["Larger hidden layers (`livelatent train --hidden N`), at the PCA warm start before any "
              "training, on the same held-out notes (the pack's own size first). A layer of "
-             f"2 x {latent} + 2 x window units undoes the tanh on every sample, and units beyond "
-             "that start silent (no outgoing weights), free to learn, so a larger layer starts where "
-             "it does. Measured by `--stage card`:", "",
+             f"2 x {latent} + 2 x window units undoes the tanh on every sample; units beyond those "
+             "start silent (no outgoing weights), free to learn, so a larger layer starts where that "
+             "one does. Measured by `--stage card`:", "",
              "| hidden units | samples with the tanh undone | SNR (dB) | spectral convergence | "
              "multi-scale spectral distance |", "|---|---|---|---|---|"]
     lines += [f"| {r['hidden']} | {r['tanh_undone']} | {r['snr_db']:.2f} | {r['spectral_convergence']:.4f} | "
               f"{r['multiscale_spectral_distance']:.4f} |" for r in rows]
     lines += [f"| PCA-{latent} (as above) | | {pca['snr_db']:.2f} | {pca['spectral_convergence']:.4f} | "
               f"{pca['multiscale_spectral_distance']:.4f} |", "",
-              "Training from these starts (`benchmarks/bench_warm_start.py --hidden 2048 2560 4096 "
-              "--finetune 1000`) lowers their held-out SNR and raises their spectral distance on this "
-              "corpus, for every size."]
+              "This stage does not train them: `benchmarks/bench_warm_start.py --hidden 2048 2560 4096 "
+              "--finetune 1000` measures what training from each start does to the same figures."]
     return "\n".join(lines)
 
 

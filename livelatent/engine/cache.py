@@ -346,7 +346,8 @@ class ChannelsAhead:
         return entry[3]
 
     def _work_once(self) -> bool:
-        """Work out the newest block asked for (or wait for an ask): whether one was."""
+        """Work out a block asked for, the oldest slot's newest request (or wait for an ask):
+        whether one was."""
         if not self._wanted:
             time.sleep(POLL_S)
             return False

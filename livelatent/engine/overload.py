@@ -53,6 +53,8 @@ TWINS_PER_STEP = 16    # concat twins starting on one step (each works out its f
 MAX_TWINS = 4 * TWINS_PER_STEP    # more would take longer to land than what is decoded ahead covers
 _CHECK_S = 0.02
 _SETTLE_S = 0.5        # after acting, the load is measured afresh before acting again
+SPIKE_FACTOR = 3.0     # a step this many times the median step is heavy...
+SPIKE_HISTORY_S = 0.5  # ...and a spike when it is the only heavy step of this long
 
 
 class DecodeMeter:
@@ -83,15 +85,24 @@ class DecodeMeter:
         return max(spans) if spans else None
 
     def recent_load(self, seconds: float) -> float | None:
-        """CPU time over step time, for the steps of the last ``seconds`` but the slowest (None:
-        not that many yet). A single slow step is a spike the lookahead covers (the first blocks
-        of many voices starting on one step), not a load the decoder keeps: shedding voices for
-        it would take them from the performer for good."""
+        """CPU time over step time, for the steps of the last ``seconds`` (None: not that many
+        yet), a lone spike counted as a typical step. A step over :data:`SPIKE_FACTOR` times the
+        median, the only one in the last :data:`SPIKE_HISTORY_S`, is a spike the lookahead covers
+        (the first blocks of many voices starting on one step), not a load the decoder keeps:
+        shedding voices for it would take them from the performer for good. Heavy steps that come
+        back (a controller moving many voices now and then) count as they are."""
         count = max(1, int(round(seconds / self.step_seconds)))
-        spans = list(self._cpu)[-(count + 1):]
-        if len(spans) <= count:
+        history = list(self._cpu)
+        spans = history[-count:]
+        if len(spans) < count:
             return None
-        return (sum(spans) - max(spans)) / (count * self.step_seconds)
+        total = sum(spans)
+        recent = history[-max(count, int(round(SPIKE_HISTORY_S / self.step_seconds))):]
+        typical = float(np.median(recent))
+        heavy = [span for span in recent if span > SPIKE_FACTOR * typical]
+        if len(heavy) == 1 and heavy[0] in spans:
+            total += typical - heavy[0]
+        return total / (count * self.step_seconds)
 
     def forget(self) -> None:
         self._cpu.clear()

@@ -96,7 +96,8 @@ class Playback(Landings):
 
     @property
     def underruns(self) -> int:
-        """Blocks the device found no samples for, in this playback."""
+        """Blocks the device found no samples for, since it last connected (or, once closed,
+        in its last connection)."""
         return self.status()["underruns"]
 
     def status(self) -> dict:

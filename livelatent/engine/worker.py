@@ -25,9 +25,9 @@ class WorkAhead:
     ``work_once()`` does one piece of work, or waits up to about :data:`POLL_S` for some, and
     returns whether it did any; ``pending()`` says whether work is asked for. After
     :data:`IDLE_S` without work the thread ends, unless work is pending then: the decision and
-    :meth:`wake` share a lock, so work asked for is never left without a thread to do it. An
-    error in ``work_once()`` ends the thread quietly: whatever it was to do ahead, the decode
-    thread does itself when it gets there.
+    :meth:`wake` share a lock, so work asked for as it ends is not left without a thread. An
+    error in ``work_once()`` ends the thread quietly (work asked for meanwhile waits for the
+    next ask): whatever it was to do ahead, the decode thread does itself when it gets there.
     """
 
     def __init__(self, work_once: Callable[[], bool], pending: Callable[[], bool], name: str):
