@@ -36,7 +36,7 @@ import fluidr3_corpus as corpus  # noqa: E402
 
 from livelatent.audio import read_audio  # noqa: E402
 from livelatent.config import DEFAULT_MODEL_DIR  # noqa: E402
-from livelatent.model.evaluation import module_functions  # noqa: E402
+from livelatent.model.evaluation import module_functions, torch_functions  # noqa: E402
 from livelatent.model.metrics import PCABaseline, codec_reconstructor, reconstruction_metrics  # noqa: E402
 
 WINDOW, LATENT, HOP = 1024, 256, 512
@@ -63,11 +63,8 @@ def main(argv=None) -> int:
     from livelatent.model.vae import RawAudioVAE, VAEConfig
     from livelatent.model.warmstart import pca_warm_start
 
-    def through(network):
-        def run(x):
-            with torch.inference_mode():
-                return network(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))[0].numpy()
-        return run
+    def through(network):                    # the card's reconstruction: mean latent, decoded
+        return codec_reconstructor(*torch_functions(network.eval()))
     subset = windows[np.linspace(0, len(windows) - 1, 100_000).astype(int)]
     starts = {}
     for hidden in args.hidden:
