@@ -99,9 +99,9 @@ class DecodeMeter:
         total = sum(spans)
         recent = history[-max(count, int(round(SPIKE_HISTORY_S / self.step_seconds))):]
         typical = float(np.median(recent))
-        heavy = [span for span in recent if span > SPIKE_FACTOR * typical]
-        if len(heavy) == 1 and heavy[0] in spans:
-            total += typical - heavy[0]
+        heavy = [i for i, span in enumerate(recent) if span > SPIKE_FACTOR * typical]
+        if len(heavy) == 1 and heavy[0] >= len(recent) - count:      # lone, and in the window
+            total += typical - recent[heavy[0]]
         return total / (count * self.step_seconds)
 
     def forget(self) -> None:
