@@ -273,7 +273,9 @@ def measure_hidden_options(pca_windows, signals, config) -> list[dict]:
 def _hidden_paragraph(rows: list[dict], metrics: dict, latent: int) -> str:
     pca = metrics[f"pca_{latent}"]
     lines = ["Larger hidden layers (`livelatent train --hidden N`), at the PCA warm start before any "
-             "training, on the same held-out notes (the pack's own size first). A layer of "
+             "training, fit on the training windows of the PCA above and measured on the same "
+             "held-out notes (the pack's own size first; the pack itself started from a fit on more "
+             "windows). A layer of "
              f"2 x {latent} + 2 x window units undoes the tanh on every sample; units beyond those "
              "start silent (no outgoing weights), free to learn, so a larger layer starts where that "
              "one does. Measured by `--stage card`:", "",
