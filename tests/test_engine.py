@@ -329,6 +329,33 @@ def test_a_curve_that_fails_later_reverts_to_the_last_good_one(sources, monkeypa
     assert np.sqrt(np.mean(last_second ** 2)) > 0.01     # the sound goes on
 
 
+def test_an_amount_far_outside_0_1_is_held_at_the_edge_never_a_nan(sources):
+    # extrapolated 100 times, the noise's log-variance overflows its exponential: before, the
+    # decoder made NaN samples, which silenced every voice of the mix and reached the file
+    def render(*, with_far_voice):
+        with Engine(seed=3) as engine:
+            voice(*sources, curve=0.5, gain=0.5, name="good")
+            if with_far_voice:
+                voice(*sources[::-1], curve=sine(2).range(-100, 100), gain=0.5, name="far")
+            audio = engine.render_array(3.0)
+            return audio, engine.events.texts()
+    audio, messages = render(with_far_voice=True)
+    assert np.isfinite(audio).all()
+    held = [m for m in messages if "held at the edge of the latent space" in m]
+    assert len(held) == 1 and "voice far" in held[0]           # said once, for that voice
+    alone, _ = render(with_far_voice=False)
+    far = audio - alone                                        # the far voice's own sound
+    assert np.sqrt(np.mean(far ** 2)) > 0.01                   # it plays on, saturated
+
+
+def test_the_limiter_never_lets_a_nan_through():
+    from livelatent.engine.mixer import limit_with_peak
+    block = np.full((8, 2), 0.5, dtype=np.float32)
+    block[3, 1] = np.nan
+    limited, peak = limit_with_peak(block)
+    assert np.isfinite(limited).all() and limited[3, 1] == 0.0 and peak == pytest.approx(0.5)
+
+
 def test_quantised_change_waits_for_the_bar(sources):
     with Engine(tempo=120) as engine:        # a bar of 4 beats is 2 s
         v = voice(*sources, curve=0.0)

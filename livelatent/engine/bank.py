@@ -25,7 +25,7 @@ from ..voice import output_gains
 from .blocks import BLOCK
 from .cache import BlockCache
 from .mixer import limit_with_peak
-from .points import latent_points, spread_grains
+from .points import decoded_points
 from .synth import synthesis_window
 from .tails import Tails
 
@@ -139,6 +139,7 @@ class Bank:
         self._tails = Tails.silent(0, step, self.ramp[step:], channels)
         self._gains = np.zeros((0, channels), dtype=np.float32)
         self._ended = np.zeros(0, dtype=bool)
+        self._held: set[int] = set()    # voices told their points left the decodable range
 
     def _table_for(self, voices) -> _Table:
         old = self._table
@@ -223,18 +224,9 @@ class Bank:
         slot = t.slots[v]
         row = cache.rows(k)
         channels = cache.channels[slot, row]               # (m, width): weights, indices, spread
-        mixed = latent_points(t, v, frame, channels)
-        z, logvar = mixed[:, :L], mixed[:, L:]
-        sampled = ~t.deterministic[v]
-        if t.clouds:
-            sampled = spread_grains(t, v, channels, z, logvar, sampled, cache.noise_rows, slot, row)
-        if sampled.all():
-            logvar *= 0.5
-            np.exp(logvar, out=logvar)
-            logvar *= cache.noise_rows[slot, row]
-            z += logvar
-        elif sampled.any():
-            z[sampled] += np.exp(0.5 * logvar[sampled]) * cache.noise_rows[slot[sampled], row[sampled]]
+        z, held = decoded_points(t, v, frame, channels, cache.noise_rows, slot, row, L)
+        if held is not None:
+            self._say_held(t, v[held], messages)
         decoded = self._decode(z)
         # each window's gain ramps across it from the voice's previous window's gain
         gains = (t.pan32[v] if fade_gain is None                                     # (m, channels)
@@ -271,6 +263,16 @@ class Bank:
             reverted[int(t.numbers[i])] = revert.params
         sound_end = int(last_end.max()) if v.size else 0
         return block, sound_end, peak
+
+    def _say_held(self, t: _Table, rows, messages) -> None:
+        """Say once per voice that its points were held at the edge of the latent space."""
+        for row in np.unique(rows):
+            number = int(t.numbers[row])
+            if number not in self._held:
+                self._held.add(number)
+                messages.append(f"voice {t.params[row].name}: its amount goes so far outside 0..1 "
+                                f"that the model cannot decode it; held at the edge of the latent "
+                                f"space (harsh) while it does")
 
     def _decode(self, z) -> np.ndarray:
         """The windows of latent points ``z``; live, the cache's channels worker works meanwhile."""

@@ -26,5 +26,7 @@ def limit_with_peak(x: np.ndarray, threshold: float = LIMIT_THRESHOLD) -> tuple[
     peak = max(float(x.max()), -float(x.min())) if x.size else 0.0
     if peak <= threshold:
         return x, peak
+    if peak != peak:     # a NaN (the bank holds points where they decode to numbers): never
+        x = np.nan_to_num(x, nan=0.0)     # let one reach the device or a file; silence there
     limited = soft_limit(x, threshold)
     return limited, float(np.max(np.abs(limited)))

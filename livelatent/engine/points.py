@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["latent_points", "spread_grains"]
+__all__ = ["latent_points", "spread_grains", "decoded_points", "LATENT_LIMIT"]
+
+# Farther from the origin than this, a latent point is held at this distance on each axis. A
+# model's points lie within a few units of it (its latent space is pulled towards a standard
+# normal); an amount far outside 0..1 extrapolates points outward, and its noise's deviation,
+# the exponential of an extrapolated log-variance, overflows to infinity, which the decoder
+# turns into NaN samples that would silence every voice of the mix. Held at 1e6, a point
+# decodes to finite (saturated) samples with any weights of sane size (its hidden units stay
+# far below float32's range), and nothing a curve within 0..1 plays comes near it.
+LATENT_LIMIT = 1e6
 
 
 def latent_points(t, v, frame, channels) -> np.ndarray:
@@ -68,3 +77,29 @@ def spread_grains(t, v, channels, z, logvar, sampled, noise_rows, slot, row):
     rest = sampled.copy()
     rest[cloud] = False
     return rest
+
+
+def decoded_points(t, v, frame, channels, noise_rows, slot, row, latent: int):
+    """The latent point each window decodes: the weighted mix of :func:`latent_points`, moved by
+    its noise (standard deviation ``exp(logvar / 2)``) unless the voice is deterministic, and by
+    a cloud's spread. Returns ``(z, held)``: ``held`` marks the windows whose point was outside
+    :data:`LATENT_LIMIT` (or not a number) and was held at it, None when there were none."""
+    with np.errstate(over="ignore", invalid="ignore"):     # (handled below, once per voice)
+        mixed = latent_points(t, v, frame, channels)
+        z, logvar = mixed[:, :latent], mixed[:, latent:]
+        sampled = ~t.deterministic[v]
+        if t.clouds:
+            sampled = spread_grains(t, v, channels, z, logvar, sampled, noise_rows, slot, row)
+        if sampled.all():
+            logvar *= 0.5
+            np.exp(logvar, out=logvar)
+            logvar *= noise_rows[slot, row]
+            z += logvar
+        elif sampled.any():
+            z[sampled] += np.exp(0.5 * logvar[sampled]) * noise_rows[slot[sampled], row[sampled]]
+    if not z.size or (z.max() <= LATENT_LIMIT and z.min() >= -LATENT_LIMIT):   # (NaN fails)
+        return z, None
+    held = ~(np.abs(z) <= LATENT_LIMIT).all(axis=1)
+    np.nan_to_num(z, copy=False, nan=0.0, posinf=LATENT_LIMIT, neginf=-LATENT_LIMIT)
+    np.clip(z, -LATENT_LIMIT, LATENT_LIMIT, out=z)
+    return z, held
