@@ -56,7 +56,7 @@ def cli_render(args) -> int:
         return cli_render_set(args)
     if getattr(args, "no_code", False):
         raise ParameterError("--no-code renders a set (a folder), not a script: a script is code")
-    with _engine_for(args) as engine:
+    with _engine_for(args) as engine, Printer(engine.events):    # failed timers, reverted curves
         run_script(args.script, engine)
         began = time.perf_counter()
         written = render_to_file(engine, args.output, args.seconds, stems=args.stems,
