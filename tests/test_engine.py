@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from livelatent import (CurveError, Engine, ParameterError, curve, hush, sine, source, tempo,
-                        voice)
+from livelatent import (CurveError, Engine, ParameterError, at, curve, hush, sine, source,
+                        tempo, voice)
 from livelatent.sinks.file import render_to_file
 
 SR = 44100
@@ -405,3 +405,36 @@ def test_stems_hold_each_voice_and_sum_to_the_mix(sources, tmp_path):
     assert rate == SR and mix.shape == left.shape == right.shape == (2 * SR, 2)
     assert np.abs(left[:, 0]).mean() > np.abs(left[:, 1]).mean()      # panned left
     assert np.abs((left + right) - mix).max() < 1e-5 or np.abs(mix).max() > 0.8
+
+
+def test_voices_sharing_a_name_get_a_stem_each(sources, tmp_path):
+    # a voice replaced by name, and two names a file name spells alike: before, their stems
+    # overwrote each other and the stems no longer summed to the mix
+    with Engine(seed=9) as engine:
+        voice(*sources, gain=0.2, name="x y")
+        voice(*sources[::-1], gain=0.2, name="x_y")
+        voice(*sources, gain=0.2, name="r", curve=0.2)
+        at(0.5, lambda: voice(*sources[::-1], gain=0.2, name="r", curve=0.8))   # replaces it
+        written = render_to_file(engine, tmp_path / "mix.wav", 1.0, stems=True)
+    assert sorted(p.name for p in written) == ["mix.r-2.wav", "mix.r.wav", "mix.wav", "mix.x_y-2.wav",
+                                               "mix.x_y.wav"]
+    mix, _ = sf.read(tmp_path / "mix.wav", dtype="float32")
+    stems = sum(sf.read(p, dtype="float32")[0] for p in written[1:])
+    assert np.abs(stems - mix).max() < 1e-5
+
+
+@pytest.mark.parametrize("rate", [48000, 22050])
+def test_renders_in_pieces_at_another_rate_join_too(sources, tmp_path, rate):
+    # a piece's last samples read the engine's next ones, as a device's did; before, they read
+    # silence and the last ~0.3 ms of each piece differed from the whole render
+    def render(pieces):
+        with Engine(seed=2) as engine:
+            voice(*sources, curve=sine(2))
+            parts = []
+            for i, seconds in enumerate(pieces):
+                render_to_file(engine, tmp_path / f"{i}.wav", seconds, rate=rate)
+                parts.append(sf.read(tmp_path / f"{i}.wav", dtype="float32")[0])
+            return np.concatenate(parts)
+    whole, pieces = render([3.0]), render([1.0, 0.5, 1.5])
+    assert whole.shape == pieces.shape == (3 * rate, 2)
+    assert np.abs(whole - pieces).max() <= 1e-5

@@ -36,6 +36,13 @@ class HandOff:
         """Samples decoded ahead of the listener but not played, to hand out next."""
         self._leftover = np.ascontiguousarray(samples, dtype=np.float32)
 
+    def give_back(self, samples: np.ndarray) -> None:
+        """``samples``, the last handed out, were only looked ahead at: they are handed out
+        again first, and the position is where it was before them."""
+        count = samples.shape[0]
+        self._leftover = np.concatenate([np.asarray(samples, dtype=np.float32), self._leftover])
+        self._recent = self._recent[:max(0, self._recent.shape[0] - count)]
+
     def recent(self, count: int) -> np.ndarray:
         """Up to ``count`` samples handed out just before the position."""
         return self._recent[-count:]

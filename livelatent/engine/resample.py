@@ -116,14 +116,23 @@ class StreamConverter:
         self._buffer = np.concatenate([self._buffer, block])
         return self._convert(self.resampler.ready(self._first_in + self._buffer.shape[0]))
 
-    def flush(self, end: int) -> np.ndarray:
-        """The outputs up to input sample ``end``, reading silence after the stream."""
+    def flush(self, end: int, after: np.ndarray | None = None) -> np.ndarray:
+        """The outputs up to input sample ``end``, reading ``after`` (the input samples that
+        follow the stream, when known: a render that stops where the next one starts) and
+        silence beyond it."""
         channels = self._buffer.shape[1]
         if self.resampler.identity:
             return np.zeros((0, channels), dtype=np.float32)
-        self._buffer = np.concatenate([self._buffer, np.zeros((2 * self.resampler.reach + 2, channels),
-                                                              dtype=np.float32)])
+        tail = np.zeros((self.tail_needed, channels), dtype=np.float32)
+        if after is not None:
+            tail[:min(len(tail), len(after))] = after[:len(tail)]
+        self._buffer = np.concatenate([self._buffer, tail])
         return self._convert(self.resampler.first_output(end))
+
+    @property
+    def tail_needed(self) -> int:
+        """How many input samples after the stream's end its last outputs read."""
+        return 0 if self.resampler.identity else 2 * self.resampler.reach + 2
 
     def _convert(self, end_out: int) -> np.ndarray:
         first = self._next_out

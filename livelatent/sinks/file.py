@@ -49,14 +49,19 @@ class _AtomicSoundFile:
             self.write(self.held)
         self.held = block.copy()
 
-    def finish(self, frames: int) -> None:
-        """Write what is held and pad with silence, to exactly ``frames``."""
+    def finish(self, frames: int, after: np.ndarray | None = None) -> None:
+        """Write what is held and pad with silence, to exactly ``frames``. A resampled file's
+        last samples read the engine's samples ``after`` its end (given, or those held past
+        it), so the next render of the engine joins it seamlessly."""
         if self.held is not None:
-            self.write(self.held[:max(0, frames - self.frames)])
+            cut = max(0, frames - self.frames)
+            if after is None and cut < self.held.shape[0]:
+                after = self.held[cut:]
+            self.write(self.held[:cut])
             self.held = None
         if self.frames < frames:
             self.write(np.zeros((frames - self.frames, self.channels), dtype=np.float32))
-        self.file.write(self.converter.flush(self.origin + frames))
+        self.file.write(self.converter.flush(self.origin + frames, after))
 
     def commit(self) -> Path:
         self.file.close()
@@ -67,9 +72,16 @@ class _AtomicSoundFile:
         self.pending.discard()
 
 
-def _stem_path(path: Path, name: str) -> Path:
+def _stem_path(path: Path, name: str, taken: set) -> Path:
+    """``OUT.<name>.wav``; a second voice of that name (a voice replaced by name, or names that
+    differ only in characters a file name cannot hold) gets ``OUT.<name>-2.wav``, and so on."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "voice"
-    return path.with_name(f"{path.stem}.{safe}{path.suffix}")
+    stem, count = path.with_name(f"{path.stem}.{safe}{path.suffix}"), 1
+    while stem in taken:
+        count += 1
+        stem = path.with_name(f"{path.stem}.{safe}-{count}{path.suffix}")
+    taken.add(stem)
+    return stem
 
 
 def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
@@ -78,10 +90,11 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     """Render ``engine`` from its position to ``path`` (.wav float32 or .flac 24-bit).
 
     ``stems=True`` also writes one file per voice (before the master limiter), named
-    ``OUT.<voice name>.wav``, each as long as the mix. Returns the paths written, mix first.
+    ``OUT.<voice name>.wav`` (``-2``, ``-3``... after the name when voices share it), each as
+    long as the mix. Returns the paths written, mix first.
     ``rate`` resamples to that rate with the resampler live playback uses on a device of that
-    rate, so the file equals what such a device played (its last milliseconds read silence
-    after the end, where a device went on).
+    rate, so the file equals what such a device played; its last samples read the engine's
+    next ones, so renders in pieces join as seamlessly as at the engine's rate.
     ``on_block(frames)`` is called after each block is written (raising from it abandons the
     render: nothing is left under the names asked for). ``chunk_steps`` sets the engine steps
     per block.
@@ -99,11 +112,12 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
 
     mix = opened(path, engine.handoff.recent(resampler.reach))
     stem_files: dict[int, _AtomicSoundFile] = {}
+    stem_paths: set[Path] = set()
 
     def write_stem(number: int, name: str, first_sample: int, block: np.ndarray) -> None:
         handle = stem_files.get(number)
         if handle is None:
-            handle = stem_files[number] = opened(_stem_path(path, name), None)
+            handle = stem_files[number] = opened(_stem_path(path, name, stem_paths), None)
         gap = first_sample - origin - handle.frames - (0 if handle.held is None else handle.held.shape[0])
         if gap > 0:
             handle.hold(np.zeros((gap, engine.channels), dtype=np.float32))
@@ -121,7 +135,9 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
             mix.write(block)
             if on_block is not None:
                 on_block(block.shape[0])
-        mix.finish(mix.frames)
+        engine.set_stem_sink(None)
+        mix.finish(mix.frames, _following(engine, mix.converter.tail_needed) if seconds is not None
+                   else None)                     # (a render to the voices' end ends in silence)
         written = [mix.commit()]
         for handle in stem_files.values():
             handle.finish(mix.frames)     # a render's last step may run past its end
@@ -135,6 +151,16 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     finally:
         engine.set_stem_sink(None)
         bar.close()
+
+
+def _following(engine, count: int) -> np.ndarray | None:
+    """The ``count`` samples the engine renders next, given back to it: a resampled file's last
+    samples read them, as a device's did, and the next render starts with them."""
+    if not count:
+        return None
+    ahead = np.concatenate(list(engine.render_chunks(samples=count)))
+    engine.handoff.give_back(ahead)
+    return ahead
 
 
 def _check_rate(rate) -> int:
