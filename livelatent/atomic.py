@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import WriteError
+
 __all__ = ["PendingFile", "atomic_path", "fsync_dir", "new_folder_mode"]
 
 
@@ -37,9 +39,14 @@ class PendingFile:
 
     def __init__(self, path, *, suffix: str | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():           # found now, not when the work is done and renamed
+            raise WriteError(f"cannot write {self.path}: it is a folder")
         suffix = self.path.suffix if suffix is None else suffix
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        except OSError as exc:
+            raise WriteError(f"cannot write {self.path}: {_reason(exc)}") from exc
         try:
             os.fchmod(fd, 0o666 & ~_UMASK)
         finally:
@@ -54,6 +61,9 @@ class PendingFile:
                 with open(self.tmp, "rb") as f:
                     os.fsync(f.fileno())
             os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise WriteError(f"cannot write {self.path}: {_reason(exc)}") from exc
         except BaseException:
             self.discard()
             raise
@@ -63,6 +73,13 @@ class PendingFile:
 
     def discard(self) -> None:
         self.tmp.unlink(missing_ok=True)
+
+
+def _reason(exc: OSError) -> str:
+    """An OS error in words, without the path it names (the message names it already)."""
+    if isinstance(exc, FileExistsError) or isinstance(exc, NotADirectoryError):
+        return "a file is in the way of the folder it goes in"
+    return exc.strerror or str(exc)
 
 
 @contextlib.contextmanager

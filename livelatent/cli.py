@@ -242,6 +242,9 @@ def main(argv=None) -> int:
         print(f"livelatent: error: `livelatent {args.command}` needs {top}, which is not "
               f"installed: {_OPTIONAL[top]}", file=sys.stderr)
         return 2
+    except OSError as exc:           # a file or device the system refused, in one line
+        print(f"livelatent: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("livelatent: interrupted", file=sys.stderr)
         return 130

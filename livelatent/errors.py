@@ -50,6 +50,11 @@ class AudioError(LiveLatentError):
     """Audio that cannot be used: missing, unreadable, empty or silent."""
 
 
+class WriteError(LiveLatentError, OSError):
+    """A file or folder that cannot be written where it was asked for (a folder in the way, no
+    permission, a read-only or missing place)."""
+
+
 class ResampledWarning(UserWarning):
     """An audio file was not at the model's rate and was resampled (callers count these by
     category, not by the words of the message)."""

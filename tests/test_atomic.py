@@ -49,3 +49,20 @@ def test_renders_and_sets_are_readable_like_any_new_file(tmp_path, umask_022):
     assert sf.info(str(render)).frames == 22050
     assert mode(render) == 0o644
     assert mode(folder) == 0o755 and mode(folder / "state.json") == 0o644
+
+
+def test_a_place_that_cannot_be_written_is_one_clear_error_before_any_work(tmp_path, capsys):
+    from livelatent.cli import main
+    from livelatent.errors import WriteError
+    (tmp_path / "taken.wav").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    for target, reason in [(tmp_path / "taken.wav", "it is a folder"),
+                           (tmp_path / "a_file" / "out.wav", "a file is in the way")]:
+        with pytest.raises(WriteError, match=reason), atomic_path(target):
+            pytest.fail("the work began before the place was found unwritable")
+    script = tmp_path / "one.py"
+    script.write_text("voice(flute, cello)\n")
+    assert main(["render", str(script), "-o", str(tmp_path / "taken.wav"), "--seconds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"livelatent: error: cannot write {tmp_path / 'taken.wav'}: "
+                                        f"it is a folder"]
