@@ -15,7 +15,7 @@ import soundfile as sf
 import soxr
 
 from .atomic import atomic_path
-from .errors import AudioError, ParameterError, ResampledWarning
+from .errors import AudioError, ParameterError, ResampledWarning, check_number
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -29,6 +29,8 @@ __all__ = [
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 SILENCE_PEAK = 1e-4  # about -80 dBFS: below this a source has nothing to encode
+MIN_RATE, MAX_RATE = 1000, 768000    # sample rates an array of audio may be given at
+MAX_CHANNELS = 64    # more "channels" than this is an array the wrong way round
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -43,12 +45,23 @@ def as_mono(audio, *, sample_rate: int, target_rate: int, name: str = "array",
             allow_silent: bool = False) -> np.ndarray:
     """Check an array of audio and return it mono float32 at ``target_rate``.
 
-    ``audio`` is ``(frames,)`` or ``(frames, channels)``; channels are averaged.
+    ``audio`` is ``(frames,)`` or ``(frames, channels)``; channels are averaged. Integer
+    samples (int16 as many libraries read them, int8, uint8, int32) are scaled to -1..1 as
+    their full scale.
     """
+    rate = check_number(sample_rate, name="sample_rate", low=MIN_RATE, high=MAX_RATE,
+                        meaning=f"of Hz from {MIN_RATE} to {MAX_RATE}")
+    if rate != int(rate) or isinstance(sample_rate, (bool, str)):
+        raise ParameterError(f"sample_rate={sample_rate!r} must be a whole number of Hz")
     try:
-        data = np.asarray(audio, dtype=np.float32)
+        data = _full_scale(np.asarray(audio))
     except (TypeError, ValueError) as exc:
         raise AudioError(f"{name}: not an array of audio samples ({exc})") from None
+    if data.ndim == 2 and data.shape[1] > MAX_CHANNELS:
+        hint = (": it looks like (channels, frames), so give its transpose (array.T)"
+                if data.shape[0] <= MAX_CHANNELS else "")
+        raise AudioError(f"{name}: audio must be (frames,) or (frames, channels); shape {data.shape} "
+                         f"would be {data.shape[1]} channels{hint}")
     if data.ndim == 2:
         data = data.mean(axis=1, dtype=np.float32)
     elif data.ndim != 1:
@@ -57,12 +70,21 @@ def as_mono(audio, *, sample_rate: int, target_rate: int, name: str = "array",
         raise AudioError(f"{name}: the audio is empty (0 samples)")
     if not np.all(np.isfinite(data)):
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
-    if sample_rate <= 0:
-        raise ParameterError(f"sample_rate={sample_rate} must be positive")
-    data = resample(data, int(sample_rate), int(target_rate))
+    data = resample(data, int(rate), int(target_rate))
     if not allow_silent and float(np.max(np.abs(data))) < SILENCE_PEAK:
         raise AudioError(f"{name}: the audio is silent (peak below {SILENCE_PEAK:g}); nothing to encode")
     return data
+
+
+def _full_scale(data: np.ndarray) -> np.ndarray:
+    """``data`` as float32, integer samples divided by their type's full scale."""
+    if data.dtype == np.bool_ or data.dtype.kind not in "iuf":
+        raise TypeError(f"samples of type {data.dtype}")
+    if data.dtype.kind == "f":
+        return data.astype(np.float32, copy=False)
+    info = np.iinfo(data.dtype)
+    middle = (int(info.max) + 1) // 2 if data.dtype.kind == "u" else 0
+    return ((data.astype(np.float64) - middle) / (int(info.max) + 1 - middle)).astype(np.float32)
 
 
 def read_audio(path, *, target_rate: int, allow_silent: bool = False) -> np.ndarray:
@@ -85,6 +107,8 @@ def read_audio(path, *, target_rate: int, allow_silent: bool = False) -> np.ndar
         raise AudioError(f"not an audio file (or unreadable): {path} ({exc})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: the audio file is empty (0 frames)")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"{path}: its sample rate, {rate} Hz, is outside {MIN_RATE} to {MAX_RATE} Hz")
     if rate != target_rate:
         warnings.warn(f"model expects {target_rate} Hz, {path.name} is {rate} Hz: it was resampled",
                       ResampledWarning, stacklevel=2)

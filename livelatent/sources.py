@@ -376,5 +376,6 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None,
         return Source(joined, sample_rate=rate, name=label, paths=paths)
     if isinstance(audio, (list, tuple)) and not audio:
         raise AudioError("source([]) has no files: give a path, a list of paths, or an array")
-    data = as_mono(audio, sample_rate=sample_rate or rate, target_rate=rate, name=name or "array")
+    data = as_mono(audio, sample_rate=rate if sample_rate is None else sample_rate, target_rate=rate,
+                   name=name or "array")
     return Source(data, sample_rate=rate, name=name or "array")

@@ -66,6 +66,22 @@ def test_as_mono_checks_arrays():
     np.testing.assert_allclose(as_mono(stereo, sample_rate=44100, target_rate=44100), 0.3, rtol=1e-6)
 
 
+def test_as_mono_scales_integer_samples_and_refuses_what_it_would_misread():
+    from livelatent import ParameterError
+    # int16 as many libraries read audio: before, 20000 went to the model as 20000.0
+    loud = (0.5 * 32768 * np.sin(np.arange(4410) / 7)).astype(np.int16)
+    np.testing.assert_allclose(as_mono(loud, sample_rate=44100, target_rate=44100).max(), 0.5, atol=1e-4)
+    unsigned = np.array([128, 192, 64, 255], dtype=np.uint8)
+    np.testing.assert_allclose(as_mono(unsigned, sample_rate=44100, target_rate=44100),
+                               [0.0, 0.5, -0.5, 127 / 128])
+    # (channels, frames), as librosa returns it: before, 2 frames of 44100 channels
+    with pytest.raises(AudioError, match=r"looks like \(channels, frames\).*array\.T"):
+        as_mono(np.full((2, 44100), 0.1), sample_rate=44100, target_rate=44100)
+    for rate in (float("nan"), float("inf"), 0.5, 1, 10**9, "44100", 44100.5):
+        with pytest.raises(ParameterError, match="sample_rate="):
+            as_mono(loud, sample_rate=rate, target_rate=44100)
+
+
 def test_write_then_list_and_read_back(tmp_path):
     tone = (0.25 * np.sin(np.arange(2048) / 5.0)).astype(np.float32)
     write_audio(tmp_path / "sub" / "a.flac", tone, 44100)
