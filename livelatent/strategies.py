@@ -66,9 +66,14 @@ def step_values(steps) -> np.ndarray:
     """The amounts of a stepwise voice: ``(start, stop, step)`` inclusive of stop, or a list."""
     if isinstance(steps, tuple) and len(steps) == 3 and all(isinstance(v, (int, float)) for v in steps):
         start, stop, size = (float(v) for v in steps)
+        if not np.all(np.isfinite((start, stop, size))):
+            raise ParameterError(f"steps={steps!r} must be three finite numbers (start, stop, step)")
         if size == 0 or (stop - start) / size < 0:
             raise ParameterError(f"steps={steps!r}: the step size must move from start towards stop")
-        count = int(np.floor((stop - start) / size + 1e-9)) + 1
+        passes = (stop - start) / size
+        if passes >= 100_000:                       # refused before an array that size is made
+            raise ParameterError(f"steps={steps!r} must give between 1 and 100000 finite amounts")
+        count = int(np.floor(passes + 1e-9)) + 1
         values = start + size * np.arange(count)
     else:
         try:

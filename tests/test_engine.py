@@ -387,7 +387,9 @@ def test_bad_voice_parameters_are_clear_errors(sources):
                                 ({"synth": "granular"}, "synth='granular'"),
                                 ({"gain": -1}, "gain=-1"), ({"pan": 3}, "pan=3"),
                                 ({"stretch": 0}, "stretch=0"), ({"fit": "wrap"}, "fit='wrap'"),
-                                ({"steps": (0, 1, -0.1)}, "steps=")]:
+                                ({"steps": (0, 1, -0.1)}, "steps="),
+                                ({"steps": (0, 1, float("nan"))}, "three finite numbers"),
+                                ({"steps": (0, 1e12, 1)}, "between 1 and 100000")]:
             with pytest.raises(ParameterError, match=message.replace("(", r"\(")):
                 voice(*sources, **kwargs)
 
