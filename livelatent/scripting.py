@@ -108,6 +108,8 @@ def cli_demo(args) -> int:
             play(engine, device=args.device, seconds=args.seconds)
             return 0
         except DeviceError as exc:
+            if args.device is not None:      # the device asked for by name: say what is wrong
+                raise
             engine.events.info(f"no audio device ({str(exc).split(';')[0]}): rendering instead")
         written = render_to_file(engine, args.output, args.seconds)
     print(f"rendered the demo to {written[0]} ({args.seconds:g} s)")

@@ -68,3 +68,12 @@ def test_demo_renders_to_a_file_when_there_is_no_audio_device(tmp_path):
     assert f"rendered the demo to {out}" in done.stdout
     audio, rate = sf.read(out)
     assert audio.shape == (4 * 44100, 2) and np.abs(audio).max() > 0.01
+
+
+def test_demo_on_a_device_asked_for_by_name_says_what_is_wrong_instead_of_rendering(jack_server,
+                                                                                      tmp_path):
+    # a typo in --device on a rig with a sound card must not quietly become a file
+    out = tmp_path / "demo.wav"
+    done = cli("demo", "--seconds", "1", "--device", "no such card", "-o", out)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no output device matches 'no such card'" in done.stderr and not out.exists()
