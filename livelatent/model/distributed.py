@@ -29,6 +29,7 @@ from pathlib import Path
 from ..errors import LiveLatentError, ParameterError
 from .checkpoint import CHECKPOINT_NAME
 from .train import train
+from .train_checks import check_model_size, check_settings
 
 __all__ = ["launch", "cli_train", "main"]
 
@@ -49,15 +50,22 @@ def _worker(local_rank: int, nproc: int, node_rank: int, nnodes: int, kwargs: di
         sys.exit(2)
 
 
+def check_launch(nproc, nnodes, node_rank) -> None:
+    """The process counts and this node's number, checked even for a run on one process (a
+    ``--nproc 0`` or ``--node-rank 5`` that is silently ignored hides a typo)."""
+    for name, value in (("nproc", nproc), ("nnodes", nnodes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ParameterError(f"--{name} {value!r}: a whole number of at least 1")
+    if isinstance(node_rank, bool) or not isinstance(node_rank, int) or not 0 <= node_rank < nnodes:
+        raise ParameterError(f"--node-rank {node_rank!r} must be from 0 to {nnodes - 1} "
+                             f"(--nnodes {nnodes})")
+
+
 def launch(kwargs: dict, *, nproc: int, nnodes: int = 1, node_rank: int = 0,
            master_addr: str | None = None, master_port: int | None = None) -> None:
     """Run ``train(**kwargs)`` on ``nproc`` processes here, as node ``node_rank`` of ``nnodes``."""
     import torch.multiprocessing as mp
-    for name, value in (("nproc", nproc), ("nnodes", nnodes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ParameterError(f"--{name} {value!r}: a whole number of at least 1")
-    if not 0 <= node_rank < nnodes:
-        raise ParameterError(f"--node-rank {node_rank} must be from 0 to {nnodes - 1}")
+    check_launch(nproc, nnodes, node_rank)
     if kwargs.get("batch_size", nproc * nnodes) < nproc * nnodes:
         raise ParameterError(f"batch_size={kwargs['batch_size']} is smaller than the {nproc * nnodes} "
                              f"processes; each process needs at least one window a step")
@@ -88,6 +96,11 @@ def cli_train(args) -> int:
         threads=args.threads, seed=args.seed, float16=args.float16, bf16=getattr(args, "bf16", False),
         init=getattr(args, "init", "pca"), progress=True if sys.stderr.isatty() else "lines")
     nproc, nnodes = getattr(args, "nproc", 1), getattr(args, "nnodes", 1)
+    check_launch(nproc, nnodes, getattr(args, "node_rank", 0))
+    # the settings every process would refuse, refused once here before any process starts
+    check_settings(**{k: kwargs[k] for k in ("epochs", "batch_size", "hop", "checkpoint_every", "lr",
+                                             "beta", "seed", "threads")}, grad_clip=None)
+    check_model_size(args.window, args.hidden, args.latent)
     if nproc > 1 or nnodes > 1:
         launch(kwargs, nproc=nproc, nnodes=nnodes, node_rank=getattr(args, "node_rank", 0),
                            master_addr=getattr(args, "master_addr", None),

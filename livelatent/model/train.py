@@ -20,7 +20,6 @@ import os
 import shutil
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,6 +33,8 @@ from .card import write_card
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .data import cache_audio, corpus_of, describe_files, open_cache, split_files
 from .evaluation import evaluate, validation_loss
+from .train_checks import (TrainingDiverged, check_model_size, check_settings, diverged,
+                           make_output_folder)
 from .train_state import TRAIN_STATE_NAME, restore, save_state_file
 from .warmstart import pca_warm_start
 from .vae import RawAudioVAE, VAEConfig, vae_loss
@@ -137,21 +138,16 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     >>> train(["samples/"], "models/mine", epochs=10)["metrics"]["model"]["snr_db"]  # doctest: +SKIP
     """
     started = time.time()
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("hop", hop),
-                        ("checkpoint_every", checkpoint_every)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ParameterError(f"{name}={value!r} must be a positive integer")
+    check_settings(epochs=epochs, batch_size=batch_size, hop=hop, checkpoint_every=checkpoint_every,
+                   lr=lr, beta=beta, grad_clip=grad_clip, seed=seed, threads=threads)
     if init not in INITS:
         raise ParameterError(f"init={init!r} must be one of {INITS}")
     if lr_schedule not in LR_SCHEDULES:
         raise ParameterError(f"lr_schedule={lr_schedule!r} must be one of {LR_SCHEDULES}")
-    if not lr > 0:
-        raise ParameterError(f"lr={lr!r} must be positive")
-    if threads is not None:
-        if not isinstance(threads, int) or threads < 1:
-            raise ParameterError(f"threads={threads!r} must be a positive integer")
-        torch.set_num_threads(threads)
     config = VAEConfig(window=window, hidden=hidden, latent=latent, sample_rate=sample_rate, beta=beta)
+    check_model_size(window, hidden, latent)
+    if threads is not None:
+        torch.set_num_threads(threads)
     ranks = group.from_environment()
     dev = _device(device, ranks.local_rank if ranks else 0)
     if ranks is not None:
@@ -161,8 +157,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     main = ranks is None or ranks.main
     progress = progress if main else False
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = make_output_folder(output_dir)
     state_path = output_dir / TRAIN_STATE_NAME
 
     data = [data] if isinstance(data, (str, os.PathLike)) else list(data)
@@ -186,6 +181,9 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     validation = corpus_of(index, audio, val_paths, window=window, hop=hop)
     if not len(corpus):
         raise AudioError(f"no usable training audio in {', '.join(map(str, data))}")
+    if len(corpus) < 2:     # nothing to learn from, and the card's PCA baseline needs two windows
+        raise AudioError(f"only one training window ({window} samples) in {', '.join(map(str, data))}: "
+                         f"give more or longer audio (at least {window + hop} samples), or a smaller --hop")
     world = ranks.world if ranks else 1
     sampler = group.DistributedWindowSampler(len(corpus), batch_size, seed=seed,
                                                    rank=ranks.rank if ranks else 0, world=world)
@@ -245,6 +243,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     tenth = max(1, steps_per_epoch // 10)      # progress="lines": a line every tenth of an epoch
     epoch = first_epoch
     val_signals = validation.signals()
+    saved = None            # model.pt once this run wrote it (named when a later epoch diverges)
     try:
         for epoch in range(first_epoch + 1, epochs + 1):
             epoch_start = time.time()
@@ -256,13 +255,15 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
                 with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
                     recon, mu, logvar = net(x, noise.to(dev))
                 loss, mse, kl = vae_loss(recon.float(), x, mu.float(), logvar.float(), beta)
+                loss_value = float(loss.detach())
+                if ranks is None and not math.isfinite(loss_value):   # alone: stop before the step
+                    raise diverged(epoch, loss_value, lr, saved)      # (with ranks: below, together)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
                 scheduler.step()
-                loss_value = float(loss.detach())
                 for i, value in enumerate((loss_value, float(mse.detach()), float(kl.detach()))):
                     sums[i] += value * len(x)
                 sums[3] += len(x)
@@ -272,23 +273,33 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
                 elif progress == "lines" and step % tenth == 0:
                     print(f"epoch {epoch}/{epochs}: {step / steps_per_epoch:4.0%} loss {loss_value:.5f}",
                           flush=True)
-            loss_sum, mse_sum, kl_sum, count = group.all_sum(ranks, sums)
+            # every rank decides from the same all-reduced numbers, so all stop alike
+            broken = float(not all(bool(torch.isfinite(p).all()) for p in model.parameters()))
+            loss_sum, mse_sum, kl_sum, count, broken = group.all_sum(ranks, [*sums, broken])
+            if not math.isfinite(loss_sum) or broken:
+                raise diverged(epoch, loss_sum / count if not math.isfinite(loss_sum) else None, lr, saved)
             record = {"epoch": epoch, "loss": loss_sum / count, "mse": mse_sum / count,
                       "kl": kl_sum / count, "val_loss": None,
                       "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - epoch_start, 1)}
             history.append(record)
             if main:           # rank 0 validates and writes; the others wait for it
-                best_val = _end_of_epoch(
+                best_val, wrote = _end_of_epoch(
                     record, model, config, settings, val_signals, output_dir, state_path, best_val,
                     history, optimizer, scheduler, dev, batch_size, bar, file_list,
                     elapsed_before + time.time() - started,
-                    save_state=epoch % checkpoint_every == 0 or epoch == epochs, float16=float16)
+                    save_state=epoch % checkpoint_every == 0 or epoch == epochs, float16=float16,
+                    fresh=not resume and epoch == first_epoch + 1)
+                saved = output_dir / CHECKPOINT_NAME if wrote or saved else None
             group.barrier(ranks)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
         print(f"livelatent train: interrupted in epoch {epoch}; continue with --resume "
               f"(the last saved state is in {state_path})", file=sys.stderr)
+        raise
+    except TrainingDiverged:
+        if bar is not None:
+            bar.close()
         raise
     if bar is not None:
         bar.close()
@@ -303,21 +314,21 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         eval_signals = corpus.signals()
     metrics = evaluate(output_dir / CHECKPOINT_NAME, eval_signals, corpus, latent=latent, seed=seed,
                         sample_rate=sample_rate)
-    best = min(history, key=lambda r: r["val_loss"] if r["val_loss"] is not None else r["loss"])
+    best_checkpoint = load_checkpoint(output_dir / CHECKPOINT_NAME)
     summary = {
         "config": config.to_dict(),
         "settings": settings,
         "data": data_summary,
         "evaluated_on": eval_set,
         "metrics": metrics,
-        "best_epoch": best["epoch"],
+        "best_epoch": best_checkpoint.training.get(      # model.pt's (a finished run's: its best)
+            "epoch", best_checkpoint.training.get("best_epoch", history[-1]["epoch"])),
         "history": history,
         "training_seconds": round(elapsed_before + time.time() - started, 1),
         "torch": str(torch.__version__),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     # the best weights again, now carrying the full summary (the content hash covers weights only)
-    best_checkpoint = load_checkpoint(output_dir / CHECKPOINT_NAME)
     save_checkpoint(output_dir / CHECKPOINT_NAME, best_checkpoint.state_dict, config,
                     training=_json_safe(summary), dtype=torch.float16 if float16 else torch.float32)
     summary["content_hash"] = best_checkpoint.content_hash
@@ -334,15 +345,26 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
 
 def _end_of_epoch(record, model, config, settings, val_signals, output_dir, state_path, best_val,
                   history, optimizer, scheduler, dev, batch_size, bar, file_list, elapsed, *,
-                  save_state: bool, float16: bool) -> float:
+                  save_state: bool, float16: bool, fresh: bool) -> tuple[float, bool]:
     """Validate, keep the best weights as ``model.pt``, say how the epoch went, and write the
-    training state when it is due (rank 0 only). Returns the best validation score so far."""
+    training state when it is due (rank 0 only). Returns the best validation score so far and
+    whether model.pt was written.
+
+    The first epoch of a fresh run (``fresh``) always writes model.pt: an older run's file in the
+    folder must not pass for this run's. A non-finite score is worse than any finite one (it
+    never replaces this run's weights, and any finite score later does)."""
     val_loss = validation_loss(model, val_signals, config.window, config.beta, dev, batch_size)
     record["val_loss"] = val_loss
     score = val_loss if val_loss is not None else record["loss"]
     epoch, epochs = record["epoch"], settings["epochs"]
-    if score < best_val or not (output_dir / CHECKPOINT_NAME).exists():
-        best_val = min(best_val, score)
+    better = math.isfinite(score) and score < best_val
+    wrote = fresh or better or not (output_dir / CHECKPOINT_NAME).exists()
+    if wrote:
+        if math.isfinite(score):
+            best_val = min(best_val, score)
+        if fresh:           # the older run's card and summary describe weights that are now gone
+            for stale in ("summary.json", "card.md"):
+                (output_dir / stale).unlink(missing_ok=True)
         save_checkpoint(output_dir / CHECKPOINT_NAME, model, config,
                         training={"epoch": epoch, "val_loss": val_loss, "loss": record["loss"], **settings},
                         dtype=torch.float16 if float16 else torch.float32)
@@ -356,7 +378,7 @@ def _end_of_epoch(record, model, config, settings, val_signals, output_dir, stat
         save_state_file(state_path, epoch=epoch, config=config, model=model, optimizer=optimizer,
                         scheduler=scheduler, device=dev, best_val=best_val, history=history,
                         train_files=file_list, elapsed=elapsed)
-    return best_val
+    return best_val, wrote
 
 
 def _json_safe(value):

@@ -1,0 +1,97 @@
+"""What ``train()`` checks before any work starts, and how it tells a run that diverged.
+
+Every setting is checked up front so that a bad one costs a line, not a traceback minutes into a
+run: numbers must be finite (``--lr inf`` once trained a whole run of NaN and reported success),
+seeds must be what numpy and torch accept, and the model must be small enough to allocate (a
+typo such as ``--hidden 1000000000000`` otherwise dies deep in the allocator).
+"""
+
+from __future__ import annotations
+
+import math
+
+from pathlib import Path
+
+from ..errors import ParameterError
+
+__all__ = ["TrainingDiverged", "check_settings", "check_model_size", "check_seed", "diverged",
+           "make_output_folder", "MAX_SEED", "MAX_WEIGHT_BYTES"]
+
+MAX_SEED = 2 ** 32 - 1        # numpy's and MiniSom's seeds: 0 to 2**32 - 1 (torch takes more)
+MAX_WEIGHT_BYTES = 2_000_000_000   # float32 weights; training holds about 4x this (grads, Adam)
+
+
+class TrainingDiverged(ParameterError):
+    """The training loss or the weights became NaN or infinite: the learning rate is too high
+    (or the data is broken). Nothing non-finite is saved."""
+
+
+def _finite(name: str, value, *, low: float, strict: bool, meaning: str) -> None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < low or (strict and number == low):
+        raise ParameterError(f"{name}={value!r} must be {meaning}")
+
+
+def check_seed(seed, *, name: str = "seed") -> int:
+    """``seed`` as an int from 0 to :data:`MAX_SEED`, or a ParameterError saying so."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ParameterError(f"{name}={seed!r} must be a whole number from 0 to {MAX_SEED}")
+    return seed
+
+
+def check_model_size(window: int, hidden: int, latent: int) -> None:
+    """Refuse sizes whose float32 weights would pass :data:`MAX_WEIGHT_BYTES` (the published
+    model's are 23 MB): such a model does not fit in memory, or trains for ever."""
+    params = (window * hidden + hidden) + 2 * (hidden * latent + latent) \
+        + (latent * hidden + hidden) + (hidden * window + window)
+    if 4 * params > MAX_WEIGHT_BYTES:
+        raise ParameterError(
+            f"window={window}, hidden={hidden}, latent={latent} make {params:,} weights "
+            f"({4 * params / 1e9:,.1f} GB in float32, about 4x that to train); the limit is "
+            f"{MAX_WEIGHT_BYTES / 1e9:.1f} GB: choose smaller sizes (the published model: "
+            f"window 1024, hidden 2048, latent 256)")
+
+
+def check_settings(*, epochs, batch_size, hop, checkpoint_every, lr, beta, grad_clip, seed,
+                   threads) -> None:
+    """Every number train() takes that is not part of the model's config (VAEConfig checks its
+    own), checked before any audio is read."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("hop", hop),
+                        ("checkpoint_every", checkpoint_every)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ParameterError(f"{name}={value!r} must be a positive integer")
+    _finite("lr", lr, low=0.0, strict=True, meaning="a finite number above 0")
+    _finite("beta", beta, low=0.0, strict=False, meaning="a finite number >= 0")
+    if grad_clip is not None:
+        _finite("grad_clip", grad_clip, low=0.0, strict=True, meaning="a finite number above 0, or None")
+    check_seed(seed)
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ParameterError(f"threads={threads!r} must be a positive integer")
+
+
+def diverged(epoch: int, loss: float | None, lr: float, saved=None) -> TrainingDiverged:
+    """The one line a diverged run stops with: ``loss`` the non-finite loss (None: the loss was
+    finite but the weights are not); ``saved`` the model.pt this run wrote before, if any."""
+    what = ("weights not finite" if loss is None else
+            f"loss {'nan' if math.isnan(loss) else 'inf' if math.isinf(loss) else f'{loss:.5g}'}")
+    keep = f"; {saved} holds this run's best weights before it" if saved else ""
+    return TrainingDiverged(f"training diverged in epoch {epoch} ({what}): start again "
+                            f"with a lower --lr (this run: {lr:g}){keep}")
+
+
+def make_output_folder(output_dir) -> Path:
+    """The run's folder, made if needed; a one-line error when a file is in the way."""
+    output_dir = Path(output_dir)
+    for above in (output_dir, *output_dir.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise ParameterError(f"-o {output_dir}: {above} is a file; give a folder for the model")
+            break
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"-o {output_dir}: cannot make the folder ({exc.strerror or exc})") from None
+    return output_dir
