@@ -25,15 +25,17 @@ rawaudiovae ``.pt``.
 """
 
 # no `from __future__ import annotations`: TorchScript reads the exported module's annotations
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .. import optional
+from ..atomic import PendingFile
 from ..errors import ParameterError
 from ..config import DEFAULT_MODEL_DIR
-from .checkpoint import load_checkpoint
+from .checkpoint import CHECKPOINT_NAME, PACK_WEIGHTS_NAME, load_checkpoint
 
 __all__ = ["export_nn_tilde", "export_onnx", "cli_export", "NN_TILDE_VERSION", "ONNX_OPSET"]
 
@@ -102,16 +104,85 @@ def _scripted_module(state: dict, window: int, latent: int, hidden: int):
         return torch.jit.script(module.eval())
 
 
+# -- where exports go: checked before any work, written atomically -------------------------------
+
+def _model_files(model) -> list:
+    """The files ``load_checkpoint(model)`` may read (a pack folder: either weights file)."""
+    path = Path(DEFAULT_MODEL_DIR if model is None else model)
+    if path.is_dir():
+        return [path / PACK_WEIGHTS_NAME, path / CHECKPOINT_NAME]
+    return [path]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _check_target(output, model, *, folder: bool) -> Path:
+    """``output`` as a Path, or a one-line ParameterError when it cannot be written: empty, the
+    wrong kind of thing already there, under a regular file, or the model being exported."""
+    if output is None or not str(output).strip():
+        raise ParameterError("-o: give the " + ("folder to write encoder.onnx and decoder.onnx in"
+                                                if folder else ".ts file to write"))
+    output = Path(output)
+    if folder and output.exists() and not output.is_dir():
+        raise ParameterError(f"-o {output}: a file is there; --to onnx writes a folder "
+                             f"(encoder.onnx and decoder.onnx): give a folder")
+    if not folder and output.is_dir():
+        raise ParameterError(f"-o {output}: a folder is there; --to nn~ writes one file: "
+                             f"give a file path such as {output / 'model.ts'}")
+    for above in (output.parents if not folder else [output, *output.parents]):
+        if above.exists():
+            if not above.is_dir():
+                raise ParameterError(f"-o {output}: {above} is a file, not a folder")
+            break
+    targets = [output / "encoder.onnx", output / "decoder.onnx"] if folder else [output]
+    for target in targets:
+        for source in _model_files(model):
+            if _same_file(target, source):
+                raise ParameterError(f"-o {output}: that would overwrite {source}, the model being "
+                                     f"exported; write the export somewhere else")
+    return output
+
+
+def _pending(path: Path) -> PendingFile:
+    """A temporary file beside ``path``, made now so that an unwritable place is said before
+    the export's work (the export replaces ``path`` only once it is complete)."""
+    try:
+        return PendingFile(path)
+    except OSError as exc:
+        raise ParameterError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _commit(pending: PendingFile) -> Path:
+    try:
+        return pending.commit()
+    except OSError as exc:
+        raise ParameterError(f"cannot write {pending.path}: {exc.strerror or exc}") from None
+
+
 def export_nn_tilde(model, output) -> Path:
     """Write ``model`` (a pack or checkpoint path, or None: the default pack) for nn~."""
     optional.torch()                      # a clear line if torch is missing
-    checkpoint = load_checkpoint(DEFAULT_MODEL_DIR if model is None else model)
-    c = checkpoint.config
-    scripted = _scripted_module(checkpoint.state_dict, c.window, c.latent, c.hidden)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    scripted.save(str(output))
-    return output
+    output = _check_target(output, model, folder=False)
+    pending = _pending(output)
+    try:
+        checkpoint = load_checkpoint(DEFAULT_MODEL_DIR if model is None else model)
+        c = checkpoint.config
+        scripted = _scripted_module(checkpoint.state_dict, c.window, c.latent, c.hidden)
+        try:
+            scripted.save(str(pending.tmp))
+        except (OSError, RuntimeError) as exc:
+            raise ParameterError(f"cannot write {output}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    except BaseException:
+        pending.discard()
+        raise
+    return _commit(pending)
 
 
 def _graph(name: str, layers: list, given: str, width: int, outputs: list[str]):
@@ -146,23 +217,29 @@ def _graph(name: str, layers: list, given: str, width: int, outputs: list[str]):
 def export_onnx(model, output) -> tuple[Path, Path]:
     """Write ``encoder.onnx`` and ``decoder.onnx`` of ``model`` into the folder ``output``."""
     onnx = optional.onnx()
-    checkpoint = load_checkpoint(DEFAULT_MODEL_DIR if model is None else model)
-    c, w = checkpoint.config, checkpoint.state_dict
-    encoder = _graph("encoder", [(w["fc1.weight"], w["fc1.bias"], "Relu"),
-                                 (np.concatenate([w["fc21.weight"], w["fc22.weight"]]),
-                                  np.concatenate([w["fc21.bias"], w["fc22.bias"]]), None)],
-                     "windows", c.window, ["mu", "logvar"])
-    decoder = _graph("decoder", [(w["fc3.weight"], w["fc3.bias"], "Relu"),
-                                 (w["fc4.weight"], w["fc4.bias"], "Tanh")], "z", c.latent, ["windows"])
-    folder = Path(output)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, graph in (("encoder", encoder), ("decoder", decoder)):
-        onnx.checker.check_model(graph)
-        path = folder / f"{name}.onnx"
-        onnx.save(graph, str(path))
-        written.append(path)
-    return written[0], written[1]
+    folder = _check_target(output, model, folder=True)
+    pending = [_pending(folder / "encoder.onnx")]
+    try:
+        pending.append(_pending(folder / "decoder.onnx"))
+        checkpoint = load_checkpoint(DEFAULT_MODEL_DIR if model is None else model)
+        c, w = checkpoint.config, checkpoint.state_dict
+        encoder = _graph("encoder", [(w["fc1.weight"], w["fc1.bias"], "Relu"),
+                                     (np.concatenate([w["fc21.weight"], w["fc22.weight"]]),
+                                      np.concatenate([w["fc21.bias"], w["fc22.bias"]]), None)],
+                         "windows", c.window, ["mu", "logvar"])
+        decoder = _graph("decoder", [(w["fc3.weight"], w["fc3.bias"], "Relu"),
+                                     (w["fc4.weight"], w["fc4.bias"], "Tanh")], "z", c.latent, ["windows"])
+        for graph, file in zip((encoder, decoder), pending):
+            onnx.checker.check_model(graph)
+            try:
+                onnx.save(graph, str(file.tmp))
+            except OSError as exc:
+                raise ParameterError(f"cannot write {file.path}: {exc.strerror or exc}") from None
+    except BaseException:
+        for file in pending:
+            file.discard()
+        raise
+    return _commit(pending[0]), _commit(pending[1])
 
 
 def cli_export(args) -> int:
