@@ -136,8 +136,11 @@ def load_checkpoint(path, *, sample_rate: int | None = None) -> Checkpoint:
         path = pack if pack.exists() else path / CHECKPOINT_NAME
     if not path.exists():
         raise ModelLoadError(f"no model file at {path}")
-    if path.suffix == ".safetensors":
+    kind = _sniff(path)
+    if path.suffix == ".safetensors" or kind == "safetensors":
         return _from_safetensors(path, sample_rate)
+    if kind is not None:
+        raise ModelLoadError(f"{path}: {kind}")
     raw = _safe_torch_load(path)
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{path}: not a livelatent or rawaudiovae checkpoint "
@@ -165,6 +168,52 @@ def _from_safetensors(path: Path, sample_rate: int | None) -> Checkpoint:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelLoadError(f"{path}: not a livelatent model (format {header!r:.60})")
     return _from_livelatent(path, {**header, "state_dict": state}, sample_rate)
+
+
+_AUDIO_MAGIC = (b"RIFF", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b"\xff\xfb", b"\xff\xf3",
+                b"\xff\xf2")
+
+
+def _sniff(path: Path) -> str | None:
+    """What the file is when it is plainly not a torch save: None for a torch save (a zip
+    without TorchScript code, or a pickle), ``"safetensors"`` for a safetensors file under
+    another name, else the sentence the error gives. torch.load's own errors on such files
+    mislead (random bytes or JSON "carry globals", a WAV fails with an IndexError)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not head:
+        return "not a checkpoint: the file is empty"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "truncated or corrupt checkpoint (its zip archive is cut short or damaged)"
+        if any("/code/" in n or n.endswith("/constants.pkl") for n in names):
+            return ("a TorchScript export (made by livelatent export), not a checkpoint: give the "
+                    "checkpoint or pack it was exported from")
+        return None
+    if head[:1] == b"\x80":                   # a pickle: torch's legacy format, or a plain one
+        return None
+    if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        return "safetensors"
+    if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and head[2:3] in b"\x12\x1a\x22\x3a\x42"):
+        return ("an ONNX file, not a checkpoint: livelatent loads torch checkpoints and packs; give "
+                "the checkpoint or pack it was exported from")
+    if head.startswith(_AUDIO_MAGIC):
+        return "an audio file, not a checkpoint: give a model pack folder or a .pt checkpoint"
+    if b"\x00" not in head:
+        try:
+            text = head.decode("utf-8").lstrip()
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            what = "a JSON file" if text[:1] in ("{", "[") else "a text file"
+            return f"not a checkpoint: {what}, not a torch save"
+    return "not a checkpoint: not a torch save (nor a safetensors file)"
 
 
 def _safe_torch_load(path: Path):
