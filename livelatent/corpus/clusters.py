@@ -203,7 +203,7 @@ class Som:
         """The features the map was built on (a map from before they were named: bag); for the
         model's thumbnails, the very model it used, found by its hash (a newer default pack
         would describe sounds in another latent space)."""
-        name, model, wanted = (self.meta.get("features", "bag"), self.meta.get("model"),
+        name, model, wanted = (self.meta.get("features", "bag"), self._recorded_model(),
                                self.meta.get("model_hash"))
         if name != "model" or not wanted:
             return feature_set(name, model=model)
@@ -217,6 +217,21 @@ class Som:
                            f"{describe_model(recorded, wanted)}, which is not installed; install it "
                            f"or rebuild the map: livelatent som {self.base} -o {self.path} --features model")
         return chosen
+
+    def _recorded_model(self) -> str | None:
+        """The model som.json names, where it is now: relative to the map's folder, else the
+        absolute path; a map from before these were recorded names it relative to the folder
+        it was built from, tried from here, the map's folder and the folder above it."""
+        model = self.meta.get("model")
+        if model is None:
+            return None
+        here = Path(self.path)
+        candidates = [here / self.meta["model_relative"]] if self.meta.get("model_relative") else []
+        candidates += [Path(model)]
+        if not Path(model).is_absolute():
+            candidates += [here / model, here.parent / model]
+        found = next((c for c in candidates if c.exists()), None)
+        return str(found.resolve() if found is not None else Path(model))
 
     def _index(self, k) -> int:
         """A cluster index (or :class:`Cluster`) checked against the grid."""

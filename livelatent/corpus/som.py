@@ -50,6 +50,10 @@ VERSION = 1
 
 BATCH_FROM = 10_000       # more files than this: the batch map (one point at a time is too slow)
 BATCH_EPOCHS = 20
+# Rows and columns at most: the default grid reaches 64 only past ~670,000 files, and the batch
+# map's node-to-node matrices at 64x64 take 134 MB each (3000x3000 asked for terabytes).
+MAX_SIDE = 64
+MAX_SEED = 2 ** 32 - 1    # MiniSom seeds numpy's RandomState: 0 to 2**32 - 1
 
 
 def default_grid(num_files: int) -> tuple[int, int]:
@@ -58,7 +62,7 @@ def default_grid(num_files: int) -> tuple[int, int]:
     1,100 files give 13x13 (169 nodes, the size of the published RawAudioVAE example map);
     48 files give 6x6; never smaller than 2x2.
     """
-    side = max(2, round(math.sqrt(5.0 * math.sqrt(max(1, num_files)))))
+    side = min(MAX_SIDE, max(2, round(math.sqrt(5.0 * math.sqrt(max(1, num_files))))))
     return side, side
 
 
@@ -82,7 +86,18 @@ def parse_grid(grid) -> tuple[int, int]:
             raise ParameterError(f"grid={grid!r} must be ROWSxCOLUMNS, e.g. '6x6' or (6, 6)") from None
     if rows < 1 or cols < 1 or rows * cols < 2:
         raise ParameterError(f"grid={grid!r} needs at least 2 nodes, e.g. '2x2'")
+    if rows > MAX_SIDE or cols > MAX_SIDE:
+        raise ParameterError(f"grid={grid!r}: rows and columns must be at most {MAX_SIDE}, e.g. '13x13'")
     return rows, cols
+
+
+def _check_output(output: Path) -> None:
+    """The map's folder must be a folder (or not exist yet), not under a file."""
+    for above in (output, *output.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise SomError(f"-o {output}: {above} is a file; give a folder for the map")
+            return
 
 
 # -- building -------------------------------------------------------------------------------------
@@ -146,6 +161,15 @@ def _common_base(paths: list[Path]) -> Path:
     return Path(os.path.commonpath(parents))
 
 
+def _model_record(model, output: Path) -> dict:
+    """How som.json names the model of ``--features model``, as sets do: absolute, and relative
+    to the map's folder (found again from any folder, and when map and model move together)."""
+    if model is None:
+        return {"model": None}
+    where = Path(model).resolve()
+    return {"model": str(where), "model_relative": os.path.relpath(where, output.resolve())}
+
+
 def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | None = None,
               weights: dict | None = None, progress: bool = True, features: str = DEFAULT_FEATURES,
               model=None) -> Som:
@@ -178,6 +202,10 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
     if not inputs:
         raise SomError("build_som needs audio files or folders, got none")
     output = Path(output_dir)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ParameterError(f"seed={seed!r} must be a whole number from 0 to {MAX_SEED}")
+    rows, cols = (None, None) if grid is None else parse_grid(grid)
+    _check_output(output)
     files = list_corpus_files(*inputs, exclude=output)
     if not files:
         raise SomError(f"no files in {', '.join(map(str, inputs))}: nothing to map")
@@ -190,7 +218,8 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
     if len(table) == 0:
         raise SomError(f"none of the {len(files)} files in {', '.join(map(str, inputs))} is usable "
                        f"audio (see the list above)")
-    rows, cols = default_grid(len(table)) if grid is None else parse_grid(grid)
+    if grid is None:
+        rows, cols = default_grid(len(table))
     iterations = default_iterations(len(table)) if iterations is None else int(iterations)
     if iterations < 1:
         raise ParameterError(f"iterations={iterations} must be at least 1")
@@ -220,7 +249,7 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
         "learning_rate": 0.5, "neighborhood": "gaussian",
         "trainer": f"batch ({BATCH_EPOCHS} epochs)" if batch else "minisom",
         "analysis_rate": ANALYSIS_RATE, "frame_size": FRAME_SIZE, "hop_size": HOP_SIZE,
-        "features": chosen.name, "model": None if model is None else str(model),
+        "features": chosen.name, **_model_record(model, output),
         **({"model_hash": chosen.describe.codec.content_hash} if chosen.name == "model" else {}),
         "feature_names": list(chosen.names),
         "feature_weights": {**chosen.default_weights, **dict(weights or {})},

@@ -117,5 +117,11 @@ def describe_model(recorded, content_hash: str | None, pack: dict | None = None)
 
 def pack_name(model_path) -> str:
     """How a set names the pack of its model: the pack's own name, else the model file's folder."""
-    info = pack_info(model_path) if Path(model_path).exists() else None
-    return info.name if info is not None else Path(model_path).parent.name
+    path = Path(model_path)
+    info = pack_info(path) if path.exists() else None
+    if info is not None:
+        return info.name
+    # a pack folder names itself (a recorded folder may be gone: one without a suffix is taken
+    # for a folder); a weights file, its folder; "model.pt" in the current folder, that folder
+    folder = path if path.is_dir() or (not path.exists() and not path.suffix) else path.parent
+    return folder.name or path.resolve().parent.name

@@ -1,0 +1,94 @@
+"""What ``som`` refuses in one line (seeds MiniSom cannot take, grids too large to allocate, an
+output that is a file), and maps of model thumbnails that find their model from any folder."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from livelatent.cli import main
+from livelatent.corpus.som import MAX_SIDE, build_som, load_som, parse_grid
+from livelatent.errors import ParameterError
+from livelatent.model.checkpoint import save_checkpoint
+from livelatent.model.packs import pack_name
+from livelatent.model.vae import RawAudioVAE, VAEConfig
+from synthetic_corpus import FAMILIES, SR, make_sound
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sounds")
+    rng = np.random.default_rng(0)
+    for family in FAMILIES[:3]:
+        for i in range(2):
+            sf.write(folder / f"{family}{i}.wav", make_sound(family, rng, seconds=(0.3, 0.5)), SR)
+    return folder
+
+
+def _one_line(capsys, *args):
+    code = main(["som", *map(str, args)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("livelatent: error:") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2 ** 32), "99999999999999999999"])
+def test_a_seed_minisom_cannot_take_is_one_line(sounds, tmp_path, capsys, seed):
+    assert "must be a whole number from 0 to 4294967295" in _one_line(
+        capsys, sounds, "-o", tmp_path / "s", "--seed", seed)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_grid_too_large_to_allocate_is_refused(sounds, tmp_path, capsys):
+    with pytest.raises(ParameterError, match=f"at most {MAX_SIDE}"):
+        parse_grid("3000x3000")
+    with pytest.raises(SystemExit):
+        main(["som", str(sounds), "-o", str(tmp_path / "s"), "--grid", "3000x3000"])
+    assert f"at most {MAX_SIDE}" in capsys.readouterr().err
+    with pytest.raises(ParameterError, match=f"at most {MAX_SIDE}"):
+        build_som(sounds, tmp_path / "s", grid=(2, 100), progress=False)
+    assert parse_grid(f"{MAX_SIDE}x{MAX_SIDE}") == (MAX_SIDE, MAX_SIDE)
+
+
+def test_an_output_that_is_a_file_is_one_line(sounds, tmp_path, capsys):
+    file = tmp_path / "tone0.wav"
+    file.write_bytes(b"x")
+    assert "is a file; give a folder" in _one_line(capsys, sounds, "-o", file)
+    assert "is a file; give a folder" in _one_line(capsys, sounds, "-o", file / "inside")
+    assert file.read_bytes() == b"x"
+
+
+def test_a_map_of_model_thumbnails_finds_its_model_from_any_folder(sounds, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    config = VAEConfig(hidden=64, latent=16)
+    save_checkpoint(tmp_path / "work" / "m_som" / "model.pt", RawAudioVAE(config), config)
+    monkeypatch.chdir(tmp_path / "work")
+    build_som(sounds, "s_mod", grid="2x2", features="model", model="m_som", progress=False)
+    meta = json.loads((tmp_path / "work" / "s_mod" / "som.json").read_text())
+    assert meta["model"] == str(tmp_path / "work" / "m_som")
+    assert meta["model_relative"] == "../m_som"
+    probe = sorted(sounds.iterdir())[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    found = load_som(tmp_path / "work" / "s_mod").near(probe)
+    # map and model moved together: found relative to the map's folder
+    shutil.move(tmp_path / "work", tmp_path / "moved")
+    assert load_som(tmp_path / "moved" / "s_mod").near(probe) == found
+    # a map from before the relative path was recorded: relative to the folder it was built from
+    meta["model"] = "m_som"
+    del meta["model_relative"]
+    (tmp_path / "moved" / "s_mod" / "som.json").write_text(json.dumps(meta))
+    assert load_som(tmp_path / "moved" / "s_mod").near(probe) == found
+
+
+def test_the_pack_name_of_a_relative_folder_is_the_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert pack_name("m_som") == "m_som"
+    (tmp_path / "m_som").mkdir()
+    assert pack_name("m_som") == "m_som"
+    assert pack_name("/old/place/default/model.safetensors") == "default"
+    assert pack_name("model.pt") == tmp_path.name
