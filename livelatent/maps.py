@@ -10,6 +10,7 @@ map draws where the voice really was, without the engine recording anything.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from .audio import list_audio_files
 from .corpus import masom
 from .corpus.som import load_som
 from .engine.blocks import BLOCK, block_channels
-from .errors import ParameterError
+from .errors import AudioError, ParameterError
 from .model.codec import load_model
 from .paths.cartography import draw_map
 from .paths.corpus import Corpus, corpus as make_corpus
@@ -33,8 +34,13 @@ MANY_FILES = 64          # a folder with more audio files than this: one group p
 COLOURS = tuple(DESCRIPTORS) + ("group",)
 
 
-def input_groups(items, rate: int) -> list[tuple[str, list]]:
-    """Files, folders and SOM folders -> [(label, [sources])]; labels made unique."""
+def input_groups(items, rate: int, *, skipped: list | None = None) -> list[tuple[str, list]]:
+    """Files, folders and SOM folders -> [(label, [sources])]; labels made unique.
+
+    Audio files in a folder that cannot be used (unreadable, empty, silent) are left out and
+    listed in ``skipped`` as (path, reason), as ``som`` and ``train`` do; a file named on its
+    own must be usable. A folder left with no usable file is an error."""
+    skipped = [] if skipped is None else skipped
     groups = []
     for item in items:
         path = Path(item)
@@ -52,7 +58,15 @@ def input_groups(items, rate: int) -> list[tuple[str, list]]:
                 rel = f.parent.relative_to(path).as_posix()
                 key = (f.stem, f) if len(files) <= MANY_FILES else (
                     path.name if rel == "." else f"{path.name}/{rel}", None)
-                grouped.setdefault(key, []).append(source(f, rate=rate))
+                try:
+                    found = source(f, rate=rate)
+                except AudioError as exc:      # its message names the file
+                    skipped.append((f, str(exc) if str(f) in str(exc) else f"{f}: {exc}"))
+                    continue
+                grouped.setdefault(key, []).append(found)
+            if not grouped:
+                raise ParameterError(f"none of the {len(files)} audio files in {path} is usable "
+                                     f"({skipped[-1][1]})")
             groups += [(label, sources) for (label, _), sources in grouped.items()]
         elif path.is_file():
             groups.append((path.stem, [source(path, rate=rate)]))
@@ -83,8 +97,18 @@ def _framed_groups(codec, groups, hop: int, colour: str):
 def cli_map(args) -> int:
     """``livelatent map SOURCES_OR_SOM... -o map.png [--grid RxC] [--method M] [--colour D]``."""
     codec = load_model(args.model)
-    groups, colours, colour_label = _framed_groups(codec, input_groups(args.inputs, codec.sample_rate),
-                                                   args.hop, args.colour)
+    skipped: list = []
+    # resampled clusters warn once each: one plain line, not Python's warning with its source line
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inputs = input_groups(args.inputs, codec.sample_rate, skipped=skipped)
+        groups, colours, colour_label = _framed_groups(codec, inputs, args.hop, args.colour)
+    for warning in caught:
+        print(f"livelatent map: {warning.message}", file=sys.stderr)
+    if skipped:
+        print(f"livelatent map: skipped {len(skipped)} unusable audio file(s):", file=sys.stderr)
+        for _, reason in skipped:
+            print(f"  {reason}", file=sys.stderr)
     info = draw_map(args.output, groups=groups, colours=colours, colour_label=colour_label,
                     grid=args.grid, codec=codec, method=args.method, seed=args.seed)
     grid = f", {info.grid_cells} decoded cells" if info.grid_cells else ""
