@@ -12,6 +12,9 @@ engine (no disk: the null sink is just consuming the blocks) and prints:
   (one render chunk of 256 steps), and the engine's speed as a share of it (target for one OLA
   voice: at least 90%); the two are measured alternately, ``--rounds`` times, and the median
   round is printed.
+- last, one OLA voice with its sampling noise off (``deterministic=True``) against the same bare
+  decoder: what drawing and adding the noise (256 normal values a window, most of a
+  millisecond a block of 256 windows) costs of that share.
 
 Run: ``python benchmarks/bench_render.py [--seconds 20] [--model PATH]``
 Targets on a 2-core machine: one voice >= 300x real time with concat, >= 150x with OLA.
@@ -38,10 +41,11 @@ def _sources(sample_rate: int):
     return source(tone.astype(np.float32), name="tone"), source(hiss.astype(np.float32), name="hiss")
 
 
-def engine_speed(codec, sources, strategy, synth, voices, seconds):
+def engine_speed(codec, sources, strategy, synth, voices, seconds, *, deterministic=False):
     with Engine(codec, seed=0) as engine:
         for i in range(voices):
-            voice(*sources, strategy=strategy, synth=synth, curve=sine(4 + i), gain=1.0 / voices)
+            voice(*sources, strategy=strategy, synth=synth, curve=sine(4 + i), gain=1.0 / voices,
+                  deterministic=deterministic)
         engine.render_array(0.5)   # warm: encodes and caches frames, first BLAS calls
         return render_to_null(engine, seconds)["speed"]
 
@@ -120,6 +124,17 @@ def main(argv=None):
                       f"{baseline / voices:>13.1f}x {speed / (baseline / voices):>6.0f}x "
                       f"{bare:>16.0f}x {share:>11.0%}", flush=True)
     print("notebook x RT for 8 voices is its 1-voice speed / 8 (it renders one voice at a time)")
+    windows = int(args.seconds * windows_per_second_of_audio(codec, "meso", "ola"))
+    rounds = []
+    for _ in range(args.rounds):
+        sampled = engine_speed(codec, srcs, "meso", "ola", 1, args.seconds)
+        bare = args.seconds / bare_decode_seconds(codec, windows, 256)
+        plain = engine_speed(codec, srcs, "meso", "ola", 1, args.seconds, deterministic=True)
+        rounds.append((sampled / bare, plain / bare))
+    rounds.sort()
+    sampled_share, plain_share = rounds[len(rounds) // 2]
+    print(f"one meso OLA voice against the bare decoder (median round): sampled {sampled_share:.0%}, "
+          f"noise off (deterministic) {plain_share:.0%}")
 
 
 if __name__ == "__main__":
