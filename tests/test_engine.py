@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from livelatent import (CurveError, Engine, ParameterError, at, curve, hush, sine, source,
+from livelatent import (CurveError, Engine, ParameterError, at, curve, hush, plane, sine, source,
                         tempo, voice)
 from livelatent.sinks.file import render_to_file
 
@@ -346,6 +346,51 @@ def test_an_amount_far_outside_0_1_is_held_at_the_edge_never_a_nan(sources):
     alone, _ = render(with_far_voice=False)
     far = audio - alone                                        # the far voice's own sound
     assert np.sqrt(np.mean(far ** 2)) > 0.01                   # it plays on, saturated
+
+
+def test_far_out_windows_render_the_same_however_the_render_is_chunked(four):
+    # amount 50: the points are far out (some held at the edge), where how a decode batch
+    # rounds moved samples by 0.02 between a whole render and one in 4096-sample pieces, so a
+    # set did not render what was heard; such windows are decoded one at a time
+    def render(pieces):
+        with Engine(seed=0) as engine:
+            voice(four[0], four[1], curve=50, seed=1)
+            return np.concatenate([engine.render_array(samples=n) for n in pieces])
+    whole, chunked = render([12 * 4096]), render([4096] * 12)
+    assert np.isfinite(whole).all() and np.abs(whole - chunked).max() <= 1e-5
+
+
+def test_a_path_that_fails_in_its_own_code_holds_and_the_engine_plays_on(four, monkeypatch):
+    # an error that is not a curve's (a model's, a chooser's) used to escape the block's work
+    # and stop every voice; now the voice holds where it was, as for a failing curve
+    from livelatent.paths.plan import Plan
+    real = Plan.channels
+
+    def breaks_later(self, block):
+        if self.length and block.k.size and block.k[0] >= 256 and self.columns == 4:
+            raise ValueError("operands could not be broadcast together")
+        return real(self, block)
+    monkeypatch.setattr(Plan, "channels", breaks_later)
+    a, b, c, d = four
+    with Engine(seed=1) as engine:
+        voice(a, b, curve=0.3, gain=0.5, name="steady")
+        voice(plane(a, b, c, d, x=sine(4), y=0.5), gain=0.5, name="planar")
+        audio = engine.render_array(4.0)
+        messages = engine.events.texts()
+        assert {v.name for v in engine.voices()} == {"steady", "planar"}
+    assert np.isfinite(audio).all() and np.sqrt(np.mean(audio[-SR:] ** 2)) > 0.01
+    assert any("voice planar" in m and "ValueError" in m and "holds" in m for m in messages)
+
+
+def test_a_plane_pushed_to_1e300_is_held_harsh_not_silent(four):
+    # its weights overflowed float32 to inf, inf - inf made the point NaN, and it went silent
+    # while the message said it was held at the edge
+    with Engine(seed=2) as engine:
+        voice(plane(*four, x=1e300, y=1e300), name="far")
+        audio = engine.render_array(2.0)
+        messages = engine.events.texts()
+    assert np.isfinite(audio).all() and np.sqrt(np.mean(audio ** 2)) > 0.1
+    assert any("voice far" in m and "held at the edge" in m for m in messages)
 
 
 def test_the_limiter_never_lets_a_nan_through():

@@ -224,10 +224,13 @@ class Bank:
         slot = t.slots[v]
         row = cache.rows(k)
         channels = cache.channels[slot, row]               # (m, width): weights, indices, spread
-        z, held = decoded_points(t, v, frame, channels, cache.noise_rows, slot, row, L)
+        z, far, held = decoded_points(t, v, frame, channels, cache.noise_rows, slot, row, L)
+        decoded = self._decode(z)
+        if far is not None:      # one at a time: far out, how a batch rounds moves the samples
+            for i in np.flatnonzero(far):           # (see points.FAR)
+                decoded[i] = self.codec.decode(z[i:i + 1])[0]
         if held is not None:
             self._say_held(t, v[held], messages)
-        decoded = self._decode(z)
         # each window's gain ramps across it from the voice's previous window's gain
         gains = (t.pan32[v] if fade_gain is None                                     # (m, channels)
                  else (fade_gain[:, None] * t.pan[v]).astype(np.float32))

@@ -99,9 +99,14 @@ def block_channels(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarra
     bpm = clock.bpm_at(params.curve_start)
 
     def channels(rows: slice) -> np.ndarray:
-        return plan.channels(Block(k[rows], beats[rows], None if amounts is None else amounts[rows],
-                                   source_beats=source_beats[rows], controls=params.controls,
-                                   origins=origins, bpm=bpm, samples=positions[rows]))
+        try:
+            return plan.channels(Block(k[rows], beats[rows], None if amounts is None else amounts[rows],
+                                       source_beats=source_beats[rows], controls=params.controls,
+                                       origins=origins, bpm=bpm, samples=positions[rows]))
+        except CurveError:
+            raise
+        except Exception as exc:    # a path's own fault (a model, a chooser): the voice holds,
+            raise CurveError(f"{type(exc).__name__}: {exc}") from exc       # the engine plays on
 
     values = np.zeros((k.size, plan.columns), dtype=np.float32)
     held = params.held

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["latent_points", "spread_grains", "decoded_points", "LATENT_LIMIT"]
+__all__ = ["latent_points", "spread_grains", "decoded_points", "LATENT_LIMIT", "FAR"]
 
 # Farther from the origin than this, a latent point is held at this distance on each axis. A
 # model's points lie within a few units of it (its latent space is pulled towards a standard
@@ -20,6 +20,11 @@ __all__ = ["latent_points", "spread_grains", "decoded_points", "LATENT_LIMIT"]
 # decodes to finite (saturated) samples with any weights of sane size (its hidden units stay
 # far below float32's range), and nothing a curve within 0..1 plays comes near it.
 LATENT_LIMIT = 1e6
+# Beyond this on some axis a point is far out: what its samples are depends on how the decoder's
+# products round, which differs with the batch a window is decoded in (live a step's windows,
+# a render a span's), by more than elsewhere (1e-2 at the edge against 1e-6). Such windows are
+# decoded one at a time, so a set renders what was heard. No window within 0..1 gets near it.
+FAR = 100.0
 
 
 def latent_points(t, v, frame, channels) -> np.ndarray:
@@ -82,8 +87,9 @@ def spread_grains(t, v, channels, z, logvar, sampled, noise_rows, slot, row):
 def decoded_points(t, v, frame, channels, noise_rows, slot, row, latent: int):
     """The latent point each window decodes: the weighted mix of :func:`latent_points`, moved by
     its noise (standard deviation ``exp(logvar / 2)``) unless the voice is deterministic, and by
-    a cloud's spread. Returns ``(z, held)``: ``held`` marks the windows whose point was outside
-    :data:`LATENT_LIMIT` (or not a number) and was held at it, None when there were none."""
+    a cloud's spread. Returns ``(z, far, held)``: ``far`` marks the windows whose point is
+    beyond :data:`FAR` on some axis, ``held`` those whose point was beyond
+    :data:`LATENT_LIMIT` (or not a number) and was held at it; None when there are none."""
     with np.errstate(over="ignore", invalid="ignore"):     # (handled below, once per voice)
         mixed = latent_points(t, v, frame, channels)
         z, logvar = mixed[:, :latent], mixed[:, latent:]
@@ -97,9 +103,11 @@ def decoded_points(t, v, frame, channels, noise_rows, slot, row, latent: int):
             z += logvar
         elif sampled.any():
             z[sampled] += np.exp(0.5 * logvar[sampled]) * noise_rows[slot[sampled], row[sampled]]
-    if not z.size or (z.max() <= LATENT_LIMIT and z.min() >= -LATENT_LIMIT):   # (NaN fails)
-        return z, None
-    held = ~(np.abs(z) <= LATENT_LIMIT).all(axis=1)
-    np.nan_to_num(z, copy=False, nan=0.0, posinf=LATENT_LIMIT, neginf=-LATENT_LIMIT)
-    np.clip(z, -LATENT_LIMIT, LATENT_LIMIT, out=z)
-    return z, held
+    if not z.size or (z.max() <= FAR and z.min() >= -FAR):           # (NaN fails both)
+        return z, None, None
+    reach = np.abs(z).max(axis=1)
+    far, held = ~(reach <= FAR), ~(reach <= LATENT_LIMIT)
+    if held.any():
+        np.nan_to_num(z, copy=False, nan=0.0, posinf=LATENT_LIMIT, neginf=-LATENT_LIMIT)
+        np.clip(z, -LATENT_LIMIT, LATENT_LIMIT, out=z)
+    return z, far, (held if held.any() else None)

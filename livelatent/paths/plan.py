@@ -39,6 +39,7 @@ from .nodes import MAX_TERMS, Along, Cloud, Follow, Path, Plane
 __all__ = ["Plan", "Block", "compile_plan", "with_plan", "warm", "BLOCK_WINDOWS"]
 
 BLOCK_WINDOWS = 256     # windows per block of channels (the block cache's BLOCK)
+WEIGHT_LIMIT = 1e30     # a term's weight is held within +-this (float32 reaches 3.4e38)
 
 
 class Block:
@@ -111,15 +112,25 @@ class Plan:
         out = np.empty((block.k.size, self.columns), dtype=np.float32)
         for column, term in enumerate(self._terms):
             weight = None
-            for factor in term.factors:
-                value = factor(block)
-                weight = value if weight is None else weight * value
-            out[:, column] = 1.0 if weight is None else weight
+            with np.errstate(over="ignore", invalid="ignore"):      # (_float32_weight holds it)
+                for factor in term.factors:
+                    value = factor(block)
+                    weight = value if weight is None else weight * value
+            out[:, column] = 1.0 if weight is None else _float32_weight(weight)
             if term.index is not None:
                 out[:, self.index_column[column]] = term.index(block)
         if self.spread is not None:
             out[:, self.spread_column] = np.abs(block.value(self.spread))
         return out
+
+
+def _float32_weight(weight):
+    """A term's weight as float32 can hold it: beyond +-1e30 (an amount or a plane's x of 1e300),
+    held there, and a product that lost its number (inf times 0) is 0, instead of an infinity
+    that makes the voice's point NaN (silence) where the bank would hold it at its edge."""
+    weight = np.nan_to_num(np.asarray(weight, dtype=np.float64), nan=0.0, posinf=WEIGHT_LIMIT,
+                           neginf=-WEIGHT_LIMIT)
+    return np.clip(weight, -WEIGHT_LIMIT, WEIGHT_LIMIT)
 
 
 # -- compiling -------------------------------------------------------------------------------------
