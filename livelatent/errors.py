@@ -72,6 +72,10 @@ class DeviceError(LiveLatentError):
     """An audio device that cannot be opened; the message lists the devices that exist."""
 
 
+class DeviceNotFound(DeviceError):
+    """Output devices exist, but none is the one asked for (a typo, a card unplugged)."""
+
+
 class SetError(LiveLatentError):
     """A saved set that cannot be loaded, replayed or rendered."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .config import DEFAULT_MODEL_DIR
 from .engine.engine import Engine
-from .errors import DeviceError, LiveLatentError, ParameterError
+from .errors import DeviceError, DeviceNotFound, LiveLatentError, ParameterError
 from .events import Printer
 from .session.code import run_code
 from .session.namespace import namespace
@@ -107,9 +107,9 @@ def cli_demo(args) -> int:
         try:
             play(engine, device=args.device, seconds=args.seconds)
             return 0
+        except DeviceNotFound:               # devices exist, not the one asked for: say so
+            raise
         except DeviceError as exc:
-            if args.device is not None:      # the device asked for by name: say what is wrong
-                raise
             engine.events.info(f"no audio device ({str(exc).split(';')[0]}): rendering instead")
         written = render_to_file(engine, args.output, args.seconds)
     print(f"rendered the demo to {written[0]} ({args.seconds:g} s)")

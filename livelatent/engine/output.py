@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeviceError
+from ..errors import DeviceError, DeviceNotFound
 from . import audio_process as program
 from .audio_process import (CPU_LOAD, IN_LAG, IN_WRITTEN, READ, STAMP_FRAME, STAMP_NS, STAMP_SEQ,
                             UNDERRUNS, WRITTEN, XRUNS, layout_size, map_ring)
@@ -175,7 +175,9 @@ class AudioProcess:
             if kind in events:
                 return message
             if kind == "error":
-                raise DeviceError(explain(message))
+                missing = message.get("kind") == "device" and any(
+                    d["max_output_channels"] > 0 for d in message.get("devices") or [])
+                raise (DeviceNotFound if missing else DeviceError)(explain(message))
             if kind == "exited":
                 raise DeviceError(f"the audio process ended (exit status {self._process.wait()})"
                                   f"{self._stderr_tail()}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..engine.audio_process import MatchError, describe_match_failure, match_device
 from ..engine.output import list_devices
-from ..errors import DeviceError
+from ..errors import DeviceError, DeviceNotFound
 
 __all__ = ["list_output_devices", "describe_devices", "find_output_device", "cli_devices"]
 
@@ -92,7 +92,7 @@ def find_output_device(spec: int | str | None = None, *, channels: int = 2) -> i
         return match_device(listing["devices"], spec, channels=channels,
                             default=listing["default"])["index"]
     except MatchError as exc:
-        raise DeviceError(f"{exc}; {describe_match_failure(listing['devices'])}") from None
+        raise DeviceNotFound(f"{exc}; {describe_match_failure(listing['devices'])}") from None
 
 
 def cli_devices(args) -> int:
