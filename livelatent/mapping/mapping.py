@@ -26,18 +26,19 @@ from ..errors import LiveLatentError, ParameterError
 from ..engine.commands import SetVoice
 from ..engine.writers import Batch, current_batch, default_origin
 from ..handle import VoiceNow
-from ..paths.nodes import PlaneAt
+from ..paths.nodes import Path as LatentPath, PlaneAt
 from ..sources import Source, SourceAt
 from ..voice import curve_values
 from .beside import fit_beside, warm_up
-from .models import KINDS, Model, fit
+from .checks import FLOAT32_MAX, check_name, input_values, note_name
+from .models import KINDS, Model, check_k, check_seed, fit
 from .node import Mapped
 from .steering import Steered, steer_model
 from .sketches import Features
 
 __all__ = ["Mapping", "target_point", "MAX_EXAMPLES"]
 
-MAX_EXAMPLES = 63          # a knn mapping mixes every example's target: one term each
+MAX_EXAMPLES = 63          # a knn mapping mixes every example's target: one term each (models.MAX_K)
 RAW_LOGVAR = -8.0          # the log-variance given to a raw latent vector (a narrow point)
 _HOP = 512
 
@@ -60,22 +61,47 @@ def target_point(target, codec, sample: int | None = None) -> np.ndarray:
             corners.append(target_point(corner, codec))
         a, b, c, d = corners
         x, y = target.x, target.y
-        return (1 - x) * (1 - y) * a + x * (1 - y) * b + (1 - x) * y * c + x * y * d
+        with np.errstate(over="ignore", invalid="ignore"):     # far out: refused just below
+            point = (1 - x) * (1 - y) * a + x * (1 - y) * b + (1 - x) * y * c + x * y * d
+        return _storable(target, point)
     if isinstance(target, Source):
         frames = target.frames(codec, _HOP)
         return np.concatenate([frames.mu.mean(axis=0), frames.logvar.mean(axis=0)]).astype(np.float64)
+    if isinstance(target, LatentPath):      # a path moves; a target is one place
+        raise ParameterError(f"a target is one place, not a path ({type(target).__name__}): give a "
+                             f"point, e.g. plane(...).at(x, y), a source, source.at(seconds) or v.now()")
     if isinstance(target, tuple) and len(target) == 2:
-        mu, logvar = (np.asarray(part, dtype=np.float64).ravel() for part in target)
+        mu, logvar = (_numbers(part) for part in target)
     else:
-        mu = np.asarray(target, dtype=np.float64).ravel() if not isinstance(target, str) else None
+        mu = _numbers(target)
         logvar = None if mu is None else np.full(latent, RAW_LOGVAR)
-    if mu is None or mu.shape != (latent,) or logvar.shape != (latent,):
+    if mu is None or logvar is None or mu.shape != (latent,) or logvar.shape != (latent,):
         raise ParameterError(f"a target is a source, source.at(seconds), plane(...).at(x, y), v.now(), "
                              f"a latent vector of {latent} numbers or a pair (mean, logvar); not "
                              f"{type(target).__name__}")
     if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(logvar))):
         raise ParameterError("the target holds NaN or infinite numbers")
-    return np.concatenate([mu, logvar])
+    return _storable(target, np.concatenate([mu, logvar]))
+
+
+def _numbers(part) -> np.ndarray | None:
+    """A raw latent vector's numbers (real ones only: a string or a complex vector is no place)."""
+    try:
+        array = np.asarray(part)
+    except (TypeError, ValueError):          # a ragged list
+        return None
+    return array.astype(np.float64).ravel() if array.dtype.kind in "iuf" else None
+
+
+def _storable(target, point: np.ndarray) -> np.ndarray:
+    """``point``, refused when float32 (what the journal and a set keep) cannot hold it: kept,
+    it would become infinite there and play as silence."""
+    if not np.all(np.abs(point) <= FLOAT32_MAX):
+        shown = (f"plane(...).at({target.x:g}, {target.y:g})" if isinstance(target, PlaneAt)
+                 else type(target).__name__)
+        raise ParameterError(f"the target {shown} has numbers beyond +-3.4e38, more than a "
+                             f"mapping can keep; give a place nearer the sources")
+    return point
 
 
 class Mapping:
@@ -94,8 +120,11 @@ class Mapping:
                                  "or features(...) of drawings")
         if kind not in KINDS:
             raise ParameterError(f"mapping(kind={kind!r}): one of {', '.join(KINDS)}")
-        self.engine, self.name, self.inputs, self.kind = engine, str(name), curves, kind
-        self.seed, self.k, self.replaying = int(seed), int(k), replaying
+        self.engine, self.name, self.inputs, self.kind = engine, check_name(name), curves, kind
+        self.seed, self.k, self.replaying = check_seed(seed), check_k(k), replaying
+        if note_name(engine, self.name) and not replaying:    # see checks.py: the name is the key
+            engine.events.info(f"mapping {self.name!r} is made again: voices playing it follow "
+                               f"this one when it is trained")
         self.examples: list[tuple[np.ndarray, np.ndarray]] = []
         self.model: Model | None = None
         self._fitted: tuple[np.ndarray, np.ndarray] | None = None    # the examples it was fitted to
@@ -129,10 +158,7 @@ class Mapping:
             inputs = self.features.vector(image)
         values = None
         if inputs is not None:
-            values = np.asarray(inputs, dtype=np.float64).ravel()
-            if values.shape != (len(self.inputs),):
-                raise ParameterError(f"{self.name}.add(inputs=...): {len(self.inputs)} numbers, one "
-                                     f"per input; got {values.size}")
+            values = input_values(f"{self.name}.add(inputs=...)", inputs, len(self.inputs))
             _check_finite(self.name, values)
         example = _Example(self, target, values)
         with self._lock:
@@ -264,7 +290,9 @@ class Mapping:
         """The (mean, logvar) the mapping gives for ``inputs``."""
         if self.model is None:
             raise LiveLatentError(f"{self.name} is not trained yet")
-        point = self.model.predict(np.asarray(inputs, dtype=np.float64))[0]
+        values = input_values(f"{self.name}.predict(...)", inputs, len(self.inputs))
+        _check_finite(self.name, values, "predict")
+        point = self.model.predict(values)[0]
         latent = point.shape[0] // 2
         return point[:latent], point[latent:]
 
@@ -296,9 +324,9 @@ class Mapping:
         return f"<mapping {self.name!r}: {len(self.inputs)} inputs, {len(self.examples)} examples, {state}>"
 
 
-def _check_finite(name: str, values: np.ndarray) -> None:
+def _check_finite(name: str, values: np.ndarray, call: str = "add") -> None:
     if not np.all(np.isfinite(values)):
-        raise ParameterError(f"{name}.add(): an input is NaN or infinite ({values.tolist()})")
+        raise ParameterError(f"{name}.{call}(): an input is NaN or infinite ({values.tolist()})")
 
 
 class _Example:

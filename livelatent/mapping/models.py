@@ -29,13 +29,34 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["Model", "fit", "KINDS", "PAIRWISE_UP_TO"]
+__all__ = ["Model", "fit", "check_k", "check_seed", "KINDS", "PAIRWISE_UP_TO", "MAX_K"]
 
 KINDS = ("mlp", "knn", "linear")
 PAIRWISE_UP_TO = 6
 HIDDEN = 16
 DECAY = 1e-3             # weight decay of the mlp: smooth between the examples
+MAX_K = 63               # a mapping keeps at most this many examples (mapping.MAX_EXAMPLES)
 _RIDGE = 1e-6
+_FAR = 1e8               # standardised inputs this far out: distances measured relative to them
+
+
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_k(k, where: str = "mapping") -> int:
+    """``k`` (how many nearest examples a knn mapping mixes) as an int from 1 to :data:`MAX_K`."""
+    if not _whole(k) or not 1 <= k <= MAX_K:
+        raise ParameterError(f"{where}(k={k!r}): a whole number from 1 to {MAX_K} (how many of the "
+                             f"nearest examples a knn mapping mixes)")
+    return int(k)
+
+
+def check_seed(seed, where: str = "mapping") -> int:
+    """``seed`` (where an mlp's training starts) as a non-negative int."""
+    if not _whole(seed) or seed < 0:
+        raise ParameterError(f"{where}(seed={seed!r}): a whole number from 0")
+    return int(seed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,7 +82,8 @@ class Model:
 
     def weights(self, x: np.ndarray) -> np.ndarray:
         """``(n, terms)`` weights of the inputs ``x`` ``(n, inputs)``."""
-        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+        with np.errstate(over="ignore"):      # an input beyond 1e300 is far out, not an error
+            z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
         if self.kind == "linear":
             return _linear_features(z)
         if self.kind == "mlp":
@@ -96,13 +118,14 @@ def fit(kind: str, x: np.ndarray, y: np.ndarray, *, seed: int = 0, k: int = 4,
     weak components are noise that a scale of their own would make loud)."""
     if kind not in KINDS:
         raise ParameterError(f"kind={kind!r}: one of {', '.join(KINDS)}")
+    k, seed = check_k(k, "fit"), check_seed(seed, "fit")
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     mean = x.mean(axis=0)
     scale = x.std(axis=0) if each else np.full(x.shape[1], np.sqrt((x.var(axis=0)).sum()))
     scale = np.where(scale > 1e-9, scale, 1.0)
     z = (x - mean) / scale
     if kind == "knn":
-        model = Model("knn", mean, scale, y, examples=z, k=min(int(k), len(z)))
+        model = Model("knn", mean, scale, y, examples=z, k=min(k, len(z)))
     elif kind == "linear":
         model = Model("linear", mean, scale, _ridge(_linear_features(z), y))
     else:
@@ -133,11 +156,26 @@ def _hidden(z: np.ndarray, first: np.ndarray) -> np.ndarray:
 
 
 def _knn_weights(z: np.ndarray, examples: np.ndarray, k: int) -> np.ndarray:
-    distance = np.sqrt(((z[:, None, :] - examples[None, :, :]) ** 2).sum(axis=2))   # (n, examples)
+    """Inverse-distance weights of the ``k`` nearest examples (an exact match: that example).
+
+    Inputs far out (a fader sending 1e200) would overflow when squared, and the examples'
+    differences would vanish beside them, so every distance would tie: there the differences
+    are divided by the row's largest before squaring, and the nearest are ranked by
+    ``|e|^2 - 2 z.e`` (the squared distance less ``|z|^2``, which loses nothing to rounding).
+    The weights then stay finite and always fall on the nearest examples."""
+    k = max(1, min(int(k), examples.shape[0]))      # a model from a set of any age
+    z = np.clip(z, -1e300, 1e300)         # an infinity (1e308 / a small spread) is only far
+    diff = z[:, None, :] - examples[None, :, :]                                  # (n, examples, in)
+    reach = np.abs(diff).max(axis=(1, 2))
+    far = reach > _FAR
+    scale = np.where(far, reach, 1.0)[:, None]
+    distance = np.sqrt(((diff / scale[:, :, None]) ** 2).sum(axis=2))            # in units of scale
+    rank = np.where(far[:, None], ((examples ** 2).sum(axis=1)[None, :] / scale
+                                   - 2.0 * (z / scale) @ examples.T), distance)
     if k < examples.shape[0]:
-        cut = np.partition(distance, k - 1, axis=1)[:, k - 1:k]
-        distance = np.where(distance <= cut, distance, np.inf)
-    exact = distance < 1e-9
+        cut = np.partition(rank, k - 1, axis=1)[:, k - 1:k]
+        distance = np.where(rank <= cut, distance, np.inf)
+    exact = (distance < 1e-9) & ~far[:, None]
     weights = np.where(exact, 1.0, 1.0 / np.maximum(distance, 1e-9) ** 2)
     weights = np.where(exact.any(axis=1, keepdims=True), exact.astype(np.float64), weights)
     weights = np.where(np.isinf(distance), 0.0, weights)

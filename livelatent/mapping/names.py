@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..controllers import Controllers
 from ..errors import ParameterError
+from .checks import default_name
 from .mapping import Mapping
 from .sketches import Features, SketchWatcher, drawn, learn_features, send_sketch
 
@@ -16,12 +17,17 @@ def names(engine, *, replaying: bool = False) -> dict:
     ``drawn``."""
     made: list[Features] = []
 
-    def mapping(inputs, *, name: str = "mapping", kind: str = "mlp", seed: int = 0, k: int = 4) -> Mapping:
+    def mapping(inputs, *, name: str | None = None, kind: str = "mlp", seed: int = 0, k: int = 4) -> Mapping:
         """A mapping from ``inputs`` (curves: ``[cc(1), cc(2)]``, ``[osc("/x"), osc("/y")]``, or
         ``features(...)`` of drawings) to the latent space, taught by example:
         ``m.add(cello.at(1.5))`` pairs the inputs' values now with a place (``image=`` a
-        drawing's); ``m.train()`` fits it (``kind``: ``"mlp"``, ``"knn"`` or ``"linear"``);
-        ``voice(m)`` plays wherever it points."""
+        drawing's); ``m.train()`` fits it (``kind``: ``"mlp"``, ``"knn"`` or ``"linear"``;
+        ``k``: how many nearest examples a knn mixes); ``voice(m)`` plays wherever it points.
+        The voices follow the mapping of their mapping's ``name`` when it is trained: give a
+        name to redefine a mapping in place; without one, each mapping is its own
+        (``mapping``, ``mapping2``...)."""
+        if name is None:
+            name = default_name(engine)
         return Mapping(engine, inputs, name=name, kind=kind, seed=seed, k=k, replaying=replaying)
 
     def features(folder, *, kind: str = "image", dims: int = 32, name: str | None = None,

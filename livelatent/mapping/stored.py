@@ -18,7 +18,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import SetError
 from .mapping import Mapping
-from .models import Model
+from .models import MAX_K, Model
 from .sketches import features_from
 
 __all__ = ["save_mappings", "load_mappings", "MAPPINGS_FOLDER"]
@@ -79,9 +79,11 @@ def load_mappings(engine, folder: Path, names: dict, *, rebuild_curve, replaying
                 features = features_from(described.get("kind", "image"), described["name"],
                                          {k[9:]: v for k, v in arrays.items() if k.startswith("features.")},
                                          float(described["scale"]))
+            # older livelatent took any k and seed: k beyond the examples meant all of them,
+            # and a negative seed never trained an mlp, so both are brought into range here
             mapping = Mapping(engine, features if features is not None else inputs, name=settings["name"],
-                              kind=settings["kind"], seed=int(settings["seed"]), k=int(settings["k"]),
-                              replaying=replaying)
+                              kind=settings["kind"], seed=max(0, int(settings["seed"])),
+                              k=min(max(1, int(settings["k"])), MAX_K), replaying=replaying)
             if "x" in arrays:
                 mapping.examples = [(x, y) for x, y in zip(arrays["x"], arrays["y"])]
             if settings.get("model"):
