@@ -1,6 +1,9 @@
 """Drawings as input: features learned from a folder of sketches map new drawings to their
 kind's sound; a drawn line reads as a curve; bad images are refused by name."""
 
+import re
+import time
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -67,6 +70,24 @@ def test_bad_drawings_are_refused_by_name(tmp_path):
     Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
     with pytest.raises(ParameterError, match="blank.png: nothing is drawn"):
         drawn(tmp_path / "blank.png")
+
+
+@pytest.mark.parametrize("options, refused", [
+    (dict(lo="a"), "lo='a'"), (dict(hi=None), "hi=None"), (dict(lo=True), "lo=True"),
+    (dict(lo=1e308, hi=-1e308), "two different numbers"), (dict(beats=True), "beats=True"),
+    (dict(beats="4"), "beats='4'"), (dict(points="a"), "points='a'"), (dict(points=2.5), "points=2.5"),
+    (dict(points=True), "points=True"), (dict(points=0), "from 2 to 4096"), (dict(points=-5), "points=-5"),
+    (dict(points=10 ** 7), "from 2 to 4096")])
+def test_drawn_refuses_bad_numbers_clearly_and_at_once(tmp_path, options, refused):
+    image = Image.new("L", (64, 64), 255)
+    ImageDraw.Draw(image).line([(5, 40), (60, 20)], fill=0, width=3)
+    image.save(tmp_path / "line.png")
+    started = time.monotonic()
+    with pytest.raises(ParameterError, match=re.escape(refused)):
+        drawn(tmp_path / "line.png", **options)
+    assert time.monotonic() - started < 1.0
+    curve = drawn(tmp_path / "line.png", lo=np.float32(-1), hi=np.int64(2), beats=np.float64(2), points=4096)
+    assert np.isfinite(curve_values(curve, np.linspace(0, 2, 9))).all()
 
 
 def test_an_autoencoder_is_kept_when_it_measures_better_and_plays_without_torch(tmp_path):

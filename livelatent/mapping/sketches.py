@@ -17,6 +17,8 @@ controller's. ``drawn("line.png")`` reads a hand-drawn line as a curve instead.
 
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 from pathlib import Path
 
@@ -29,9 +31,10 @@ from ..engine.commands import SetControl
 from ..engine.writers import Batch
 
 __all__ = ["Features", "EncodedFeatures", "learn_features", "features_from", "read_drawing", "drawn",
-           "SketchWatcher", "send_sketch", "SIDE", "FEATURE_KINDS"]
+           "SketchWatcher", "send_sketch", "SIDE", "FEATURE_KINDS", "MAX_DRAWN_POINTS"]
 
 SIDE = 32
+MAX_DRAWN_POINTS = 4096       # breakpoints of a drawn curve: far finer than a drawing is wide
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FEATURE_KINDS = ("image", "image-ae")
 
@@ -256,13 +259,26 @@ class SketchWatcher:
         self._stop.set()
 
 
+def _real(value) -> bool:
+    """A finite real number (numpy's too); a bool is a mistake, not 0 or 1."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
+
+
 def drawn(path, *, lo: float = 0.0, hi: float = 1.0, beats: float = 4.0, points: int = 64) -> Curve:
     """A hand-drawn line as a curve: its height (bottom ``lo``, top ``hi``) across its width,
-    over ``beats`` beats (then it holds its last value), as ``points`` breakpoints."""
-    if not (np.isfinite(lo) and np.isfinite(hi)) or lo == hi:
+    over ``beats`` beats (then it holds its last value), as ``points`` breakpoints (2 to
+    :data:`MAX_DRAWN_POINTS`)."""
+    # hi - lo must be finite too: 1e308 and -1e308 are finite numbers whose span is not
+    if not (_real(lo) and _real(hi)) or lo == hi or not math.isfinite(float(hi) - float(lo)):
         raise ParameterError(f"drawn(lo={lo!r}, hi={hi!r}): two different numbers")
-    if not (isinstance(beats, (int, float)) and np.isfinite(beats) and beats > 0):
+    if not (_real(beats) and beats > 0):
         raise ParameterError(f"drawn(beats={beats!r}): a positive number of beats")
+    # each breakpoint is a Python pair: millions of them take seconds to build and to play
+    if isinstance(points, (bool, np.bool_)) or not isinstance(points, (int, np.integer)) \
+            or not 2 <= points <= MAX_DRAWN_POINTS:
+        raise ParameterError(f"drawn(points={points!r}): a whole number of breakpoints from 2 to "
+                             f"{MAX_DRAWN_POINTS}")
     ink = _ink(path)
     height, width = ink.shape
     weight = np.where(ink > 0.25, ink, 0.0)
@@ -271,6 +287,6 @@ def drawn(path, *, lo: float = 0.0, hi: float = 1.0, beats: float = 4.0, points:
     rows = (weight * np.arange(height)[:, None]).sum(axis=0)[drawn_cols] / column[drawn_cols]
     level = 1.0 - rows / max(1, height - 1)                 # 0 at the bottom, 1 at the top
     x = (drawn_cols - drawn_cols[0]) / max(1, drawn_cols[-1] - drawn_cols[0])
-    grid = np.linspace(0.0, 1.0, max(2, int(points)))
+    grid = np.linspace(0.0, 1.0, int(points))
     values = lo + (hi - lo) * np.interp(grid, x, level)
     return env([(round(float(t * beats), 6), round(float(v), 6)) for t, v in zip(grid, values)])
