@@ -129,6 +129,11 @@ class Performer:
         for label, value in (("seed", seed), ("noise_key", noise_key)):
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
                 raise ParameterError(f"{label}={value!r} must be a non-negative integer or None")
+        # a switch is True or False: "no" or "x" would silently mean True
+        for label, value, optional in (("loop", loop, False), ("deterministic", deterministic, True)):
+            if not (isinstance(value, (bool, np.bool_)) or (optional and value is None)):
+                raise ParameterError(f"{label}={value!r} must be True or False"
+                                     + (" (or None: the default)" if optional else ""))
         amounts = step_values(steps)
         path = None
         if callable(getattr(a, "as_path", None)):       # a mapping: where it points now

@@ -20,6 +20,7 @@ A path's sources may be any source: files, SOM clusters, latent series (``a.reve
 from __future__ import annotations
 
 import math
+import numbers
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -114,10 +115,15 @@ class Plane(Path):
 
     def at(self, x: float, y: float) -> "PlaneAt":
         """The point (x, y) of the plane (its corners' centroids, mixed bilinearly): a place
-        in the latent space, e.g. a mapping's target."""
+        in the latent space, e.g. a mapping's target. 0 to 1 is inside the plane; beyond, the
+        mix extrapolates, as a plane's x and y do when it plays (a point too far out for a
+        mapping to keep is refused where it is used)."""
         for name, value in (("x", x), ("y", y)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ParameterError(f"plane.at({name}={value!r}): a number (0 to 1 inside the plane)")
+            # any real number (numpy's too); a bool is a mistake, not 0 or 1
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+                    or not math.isfinite(value):
+                raise ParameterError(f"plane.at({name}={value!r}): a finite number (0 to 1 is inside "
+                                     f"the plane; beyond, it extrapolates)")
         return PlaneAt(self, float(x), float(y))
 
 

@@ -1,0 +1,40 @@
+"""What a path and a voice are given: plane.at takes any real number (numpy's too) and says
+that beyond 0..1 it extrapolates; a voice's switches (loop, deterministic) are True or False,
+never a string that would silently mean True."""
+
+import numpy as np
+import pytest
+
+from livelatent import Engine, ParameterError, plane, source, voice
+from pathutil import PACK
+
+
+@pytest.fixture(scope="module")
+def four():
+    return tuple(source(PACK / f"{n}.flac") for n in ("flute", "cello", "choir", "harp"))
+
+
+def test_plane_at_takes_numpy_numbers_and_extrapolates_as_its_message_says(four):
+    p = plane(*four)
+    at = p.at(np.float32(0.25), np.int64(1))
+    assert (at.x, at.y) == (0.25, 1.0) and type(at.x) is float
+    assert p.at(1.5, -0.5).x == 1.5
+    for bad in (True, np.bool_(False), "0.2", None, 1j, float("nan"), float("inf")):
+        with pytest.raises(ParameterError, match=r"a finite number \(0 to 1 is inside the plane; beyond, "
+                                                 r"it extrapolates\)"):
+            p.at(bad, 0.5)
+
+
+@pytest.mark.parametrize("options", [dict(loop="x"), dict(loop=None), dict(loop=1),
+                                     dict(deterministic="no"), dict(deterministic=0)])
+def test_a_voice_switch_must_be_true_or_false(four, options):
+    with Engine() as engine:
+        with pytest.raises(ParameterError, match=r"must be True or False"):
+            voice(four[0], four[1], **options)
+        assert engine.intended_voices() == []
+
+
+def test_numpy_bools_and_none_for_deterministic_are_taken(four):
+    with Engine():
+        v = voice(four[0], four[1], loop=np.bool_(False), deterministic=None)
+        assert v.params.loop is False and v.params.deterministic is False
