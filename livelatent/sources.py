@@ -9,6 +9,7 @@ audio hash and hop.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import threading
 import zipfile
@@ -273,10 +274,11 @@ def _static_op(frames: LatentFrames, op: tuple, codec, *, rate: int, name: str) 
 
 
 def _seconds(value, what: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
+    # a real number (numpy's too); float() would take "1" and True, which are mistakes here
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         seconds = float("nan")
+    else:
+        seconds = float(value)
     if not np.isfinite(seconds) or seconds < 0:
         raise ParameterError(f"{what}={value!r} must be a number of seconds from 0")
     return seconds
@@ -289,9 +291,12 @@ def offset_frames(vector) -> tuple[LatentFrames, str]:
     if hasattr(vector, "latent_frames"):
         return vector.latent_frames, vector.code
     try:
-        array = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError):
+        array = np.asarray(vector)
+    except (TypeError, ValueError):          # a ragged list
         array = np.zeros(0, dtype=np.float32)
+    # real numbers only: a complex vector cast to float32 would silently lose its imaginary part
+    with np.errstate(over="ignore"):         # beyond float32: infinite, refused just below
+        array = array.astype(np.float32) if array.dtype.kind in "iuf" else np.zeros(0, dtype=np.float32)
     if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
         raise ParameterError(f"offset: {type(vector).__name__} is not a direction or a latent "
                              f"vector of finite numbers")

@@ -118,3 +118,23 @@ def test_a_source_shorter_than_a_window_still_has_one_frame():
     with Engine() as engine:
         frames = source(tone(0.01)).frames(engine.codec, 512)
     assert len(frames) == 1
+
+
+def test_freeze_slice_and_at_take_real_numbers_only_and_offset_refuses_complex():
+    from livelatent import ParameterError
+    src = source(tone(1.0), name="tone")
+    for bad in ("1", True, np.bool_(True), None, 1j):
+        with pytest.raises(ParameterError, match="at="):
+            src.freeze(bad)
+        with pytest.raises(ParameterError, match="start="):
+            src.slice(bad, 0.9)
+        with pytest.raises(ParameterError, match="seconds="):
+            src.at(bad)
+    assert src.freeze(np.float32(0.5)).code.endswith(".freeze(0.5)")
+    assert src.slice(np.int64(0), 0.5).code.endswith(".slice(0.0, 0.5)")
+    latent = 256
+    for bad in (np.ones(latent, complex) * (1 + 2j), [1j] * latent, np.ones(latent, bool), ["a"] * latent,
+                np.full(latent, 1e39)):
+        with pytest.raises(ParameterError, match="latent vector of finite numbers"):
+            src.offset(bad, 1)
+    assert src.offset([1] * latent, 0.5).offsets[0].frames.mu.dtype == np.float32
