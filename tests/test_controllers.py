@@ -118,6 +118,27 @@ def test_bad_osc_input_warns_once_in_a_while_and_changes_nothing(two):
         raw.close()
 
 
+def test_python_oscs_own_log_lines_never_reach_the_terminal_livelatent_says_it(two, caplog, capfd):
+    import logging
+    import struct
+    caplog.set_level(logging.DEBUG)
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        names["osc"]("/fader/1", default=0.3)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        timetag = b"\x00" * 7 + b"\x01"
+        raw.sendto(b"#bundle\x00" + timetag + struct.pack(">i", 0), ("127.0.0.1", port))   # an empty element
+        raw.sendto(b"/fader/1\x00\x00\x00\x00,x\x00\x00", ("127.0.0.1", port))            # an unknown type tag
+        raw.sendto(b"", ("127.0.0.1", port))                                           # nothing at all
+        wait_for(lambda: any("part of a packet from 127.0.0.1 was ignored" in t for t in engine.events.texts()))
+        time.sleep(0.3)
+        raw.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "root"] == []
+    assert "WARNING:root" not in capfd.readouterr().err
+    assert sum("part of a packet" in t for t in engine.events.texts()) == 1        # rate-limited
+
+
 def test_a_session_with_osc_renders_from_its_journal_what_was_played(two, tmp_path):
     with Engine(seed=3) as engine:
         session = Session(engine, sets_root=tmp_path / "sets", set_name="osc")

@@ -11,10 +11,11 @@ each give a rate-limited warning; nothing from the network raises into the REPL 
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 
-from pythonosc import osc_packet
+from pythonosc import osc_bundle, osc_message, osc_packet
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
@@ -22,6 +23,50 @@ from ..controls import evaluating
 from .sender import ControlSender
 
 __all__ = ["OscListener", "OscSender"]
+
+# python-osc's parser reports what it skips (an element of a bundle it cannot identify, a type
+# tag it does not know) with logging.warning() on the root logger, which, with no handler set
+# up, also installs one that prints "WARNING:root:..." in the middle of the REPL. Its modules
+# are given a logger of their own instead, which hands those notes to the listener parsing the
+# packet in this thread: one rate-limited warning of livelatent's, and nothing else printed.
+_parsing = threading.local()
+
+
+class _ToListener(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        listener = getattr(_parsing, "listener", None)
+        if listener is not None and record.levelno >= logging.WARNING:
+            listener.throttle.warn("osc:malformed", f"osc: part of a packet from "
+                                                    f"{_parsing.client} was ignored "
+                                                    f"({record.getMessage():.100})")
+
+
+class _LoggingToListener:
+    """Stands in for the ``logging`` module in python-osc's parser modules: its module-level
+    ``warning()``/``error()`` go to a logger of ours, and anything else to ``logging`` itself
+    (so another version of python-osc calling other functions still works)."""
+
+    def __init__(self, logger: logging.Logger):
+        self._logger = logger
+
+    def __getattr__(self, name):
+        return getattr(logging, name)
+
+    def warning(self, *args, **kwargs) -> None:
+        self._logger.warning(*args, **kwargs)
+
+    def error(self, *args, **kwargs) -> None:
+        self._logger.error(*args, **kwargs)
+
+
+def _quiet_python_osc() -> None:
+    quiet = logging.getLogger("livelatent.pythonosc")
+    if not quiet.handlers:
+        quiet.addHandler(_ToListener())
+        quiet.propagate = False
+    for module in (osc_bundle, osc_message):
+        if getattr(module, "logging", None) is logging:   # python-osc's own module-level calls
+            module.logging = _LoggingToListener(quiet)
 
 
 class _Server(BlockingOSCUDPServer):
@@ -52,6 +97,7 @@ class OscListener:
                                       f"osc_listen(port=...)")
             return
         self.server.listener = self
+        _quiet_python_osc()
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="livelatent-osc", daemon=True)
@@ -73,12 +119,15 @@ class OscListener:
 
     # python-osc's server calls this (as its "dispatcher") with each datagram
     def call_handlers_for_packet(self, data: bytes, client_address) -> list:
+        _parsing.listener, _parsing.client = self, client_address[0]
         try:
             messages = [timed.message for timed in osc_packet.OscPacket(data).messages]
         except osc_packet.ParseError as exc:
             self.throttle.warn("osc:malformed", f"osc: a malformed packet from {client_address[0]} "
                                                 f"was ignored ({exc})")
             return []
+        finally:
+            _parsing.listener = None
         for message in messages:
             self._receive(message.address, list(message.params))
         return []
