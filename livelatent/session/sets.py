@@ -176,8 +176,11 @@ class _JournalPlayer:
     set_stem_sink = property(lambda self: self._engine.set_stem_sink)
     handoff = property(lambda self: self._engine.handoff)
 
-    def render_chunks(self, seconds=None, *, progress=None, **_):
+    def render_chunks(self, seconds=None, *, samples=None, progress=None, **_):
         engine = self._engine
+        if samples is not None:        # what follows the render (a resampled file's end reads
+            yield from engine.render_chunks(samples=samples, progress=progress)   # it): the
+            return                     # performance was replayed up to here already
         total = None if seconds is None else int(round(seconds * engine.sample_rate))
         end = self._performance.end if total is None else total
         for action in self._replayer.actions():
