@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import livelatent.model.export as export
-from livelatent.cli import main
 from livelatent.errors import ParameterError
 from livelatent.model.checkpoint import save_checkpoint
 from livelatent.model.vae import RawAudioVAE, VAEConfig
+
+from cliutil import one_line_error
 
 
 @pytest.fixture
@@ -23,10 +24,7 @@ def pack(tmp_path):
 
 
 def _one_line(capsys, *args):
-    code = main(["export", *map(str, args)])
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("livelatent: error:") and err.count("\n") == 1, err
-    return err
+    return one_line_error(capsys, "export", *args)
 
 
 def test_an_export_never_overwrites_the_model_it_reads(pack, capsys, monkeypatch):

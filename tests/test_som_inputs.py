@@ -15,6 +15,7 @@ from livelatent.errors import ParameterError
 from livelatent.model.checkpoint import save_checkpoint
 from livelatent.model.packs import pack_name
 from livelatent.model.vae import RawAudioVAE, VAEConfig
+from cliutil import one_line_error
 from synthetic_corpus import FAMILIES, SR, make_sound
 
 
@@ -29,10 +30,7 @@ def sounds(tmp_path_factory):
 
 
 def _one_line(capsys, *args):
-    code = main(["som", *map(str, args)])
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("livelatent: error:") and err.count("\n") == 1, err
-    return err
+    return one_line_error(capsys, "som", *args)
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2 ** 32), "99999999999999999999"])

@@ -11,13 +11,14 @@ import soundfile as sf
 import torch
 
 import livelatent.model.train as train_module
-from livelatent.cli import main
 from livelatent.errors import AudioError, LiveLatentError, ParameterError
 from livelatent.model import distributed
 from livelatent.model.checkpoint import load_checkpoint
 from livelatent.model.train import train
 from livelatent.model.vae import RawAudioVAE, VAEConfig
 from livelatent.model.warmstart import pca_warm_start
+
+from cliutil import one_line_error
 
 TINY = dict(window=1024, hidden=48, latent=8, hop=512, batch_size=32, lr=3e-3, threads=1,
             device="cpu", progress=False)
@@ -109,9 +110,7 @@ def test_a_corpus_of_one_window_is_refused_before_training(tmp_path):
 @pytest.mark.parametrize("option", [["--nproc", "0"], ["--nproc", "-3"], ["--nnodes", "0"],
                                     ["--node-rank", "5"], ["--seed", "-1"]])
 def test_process_options_are_checked_on_one_process_too(tones, tmp_path, capsys, option):
-    code = main(["train", str(tones), "-o", str(tmp_path / "m"), "--epochs", "1", *option])
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("livelatent: error:") and err.count("\n") == 1, err
+    err = one_line_error(capsys, "train", tones, "-o", tmp_path / "m", "--epochs", "1", *option)
     assert option[0] in err or "seed=-1" in err
     assert not (tmp_path / "m").exists()
 
