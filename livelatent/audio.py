@@ -45,13 +45,15 @@ def as_mono(audio, *, sample_rate: int, target_rate: int, name: str = "array",
             allow_silent: bool = False) -> np.ndarray:
     """Check an array of audio and return it mono float32 at ``target_rate``.
 
-    ``audio`` is ``(frames,)`` or ``(frames, channels)``; channels are averaged. Integer
+    ``audio`` is ``(frames,)`` or ``(frames, channels)``; channels are averaged. PCM integer
     samples (int16 as many libraries read them, int8, uint8, int32) are scaled to -1..1 as
-    their full scale.
+    their full scale; other numbers (a list of Python ints) are taken as they are.
     """
+    if isinstance(sample_rate, str):
+        raise ParameterError(f"sample_rate={sample_rate!r} must be a number, not a string")
     rate = check_number(sample_rate, name="sample_rate", low=MIN_RATE, high=MAX_RATE,
                         meaning=f"of Hz from {MIN_RATE} to {MAX_RATE}")
-    if rate != int(rate) or isinstance(sample_rate, (bool, str)):
+    if rate != int(rate):
         raise ParameterError(f"sample_rate={sample_rate!r} must be a whole number of Hz")
     try:
         data = _full_scale(np.asarray(audio))
@@ -76,11 +78,16 @@ def as_mono(audio, *, sample_rate: int, target_rate: int, name: str = "array",
     return data
 
 
+# The integer sample formats audio libraries read files as; other integers (int64 is what a
+# list of Python ints becomes) are taken as the values they are.
+_PCM_TYPES = (np.int8, np.uint8, np.int16, np.int32)
+
+
 def _full_scale(data: np.ndarray) -> np.ndarray:
-    """``data`` as float32, integer samples divided by their type's full scale."""
+    """``data`` as float32, PCM integer samples divided by their type's full scale."""
     if data.dtype == np.bool_ or data.dtype.kind not in "iuf":
         raise TypeError(f"samples of type {data.dtype}")
-    if data.dtype.kind == "f":
+    if data.dtype.type not in _PCM_TYPES:
         return data.astype(np.float32, copy=False)
     info = np.iinfo(data.dtype)
     middle = (int(info.max) + 1) // 2 if data.dtype.kind == "u" else 0

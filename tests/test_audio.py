@@ -74,6 +74,9 @@ def test_as_mono_scales_integer_samples_and_refuses_what_it_would_misread():
     unsigned = np.array([128, 192, 64, 255], dtype=np.uint8)
     np.testing.assert_allclose(as_mono(unsigned, sample_rate=44100, target_rate=44100),
                                [0.0, 0.5, -0.5, 127 / 128])
+    # a list of Python ints (int64) is values, not PCM: [0, 1, 0, -1] is full scale
+    np.testing.assert_allclose(as_mono([0, 1, 0, -1] * 100, sample_rate=44100, target_rate=44100)[:4],
+                               [0, 1, 0, -1])
     # (channels, frames), as librosa returns it: before, 2 frames of 44100 channels
     with pytest.raises(AudioError, match=r"looks like \(channels, frames\).*array\.T"):
         as_mono(np.full((2, 44100), 0.1), sample_rate=44100, target_rate=44100)
