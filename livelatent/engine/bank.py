@@ -225,10 +225,7 @@ class Bank:
         row = cache.rows(k)
         channels = cache.channels[slot, row]               # (m, width): weights, indices, spread
         z, far, held = decoded_points(t, v, frame, channels, cache.noise_rows, slot, row, L)
-        decoded = self._decode(z)
-        if far is not None:      # one at a time: far out, how a batch rounds moves the samples
-            for i in np.flatnonzero(far):           # (see points.FAR)
-                decoded[i] = self.codec.decode(z[i:i + 1])[0]
+        decoded = self._decode(z, far)
         if held is not None:
             self._say_held(t, v[held], messages)
         # each window's gain ramps across it from the voice's previous window's gain
@@ -277,19 +274,29 @@ class Bank:
                                 f"that the model cannot decode it; held at the edge of the latent "
                                 f"space (harsh) while it does")
 
-    def _decode(self, z) -> np.ndarray:
-        """The windows of latent points ``z``; live, the cache's channels worker works meanwhile."""
+    def _decode(self, z, far=None) -> np.ndarray:
+        """The windows of latent points ``z``; live, the cache's channels worker works meanwhile.
+        The rows marked ``far`` are decoded one at a time: far out, how a batch rounds moves the
+        samples, and live and a render batch windows differently (see points.FAR)."""
         if not z.shape[0]:
             return np.zeros((0, self.window), dtype=np.float32)
         ahead = self.cache.ahead
-        if not (self.cache.live and ahead.wanted()):         # live, with blocks to work out ahead:
-            return self.codec.decode(z)
-        decoding = ahead.decoding                            # they are worked out meanwhile
-        decoding.set()
+        decoding = ahead.decoding if self.cache.live and ahead.wanted() else None
+        if decoding is not None:           # live, with blocks to work out ahead: they are worked
+            decoding.set()                 # out meanwhile
         try:
-            return self.codec.decode(z)
+            if far is None:
+                return self.codec.decode(z)
+            decoded = np.empty((z.shape[0], self.window), dtype=np.float32)
+            near = ~far
+            if near.any():
+                decoded[near] = self.codec.decode(z[near])
+            for i in np.flatnonzero(far):
+                decoded[i] = self.codec.decode(z[i:i + 1])[0]
+            return decoded
         finally:
-            decoding.clear()
+            if decoding is not None:
+                decoding.clear()
 
     def _shape(self, decoded, ola):
         """Windows times their synthesis shape (Hann for ola, ones for concat)."""
