@@ -255,15 +255,15 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
                 with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
                     recon, mu, logvar = net(x, noise.to(dev))
                 loss, mse, kl = vae_loss(recon.float(), x, mu.float(), logvar.float(), beta)
-                loss_value = float(loss.detach())
-                if ranks is None and not math.isfinite(loss_value):   # alone: stop before the step
-                    raise diverged(epoch, loss_value, lr, saved)      # (with ranks: below, together)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
                 scheduler.step()
+                loss_value = float(loss.detach())     # after the step: no extra wait on a device
+                if ranks is None and not math.isfinite(loss_value):   # alone: stop here (with
+                    raise diverged(epoch, loss_value, lr, saved)      # ranks: below, together)
                 for i, value in enumerate((loss_value, float(mse.detach()), float(kl.detach()))):
                     sums[i] += value * len(x)
                 sums[3] += len(x)
