@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import WriteError
 
-__all__ = ["PendingFile", "atomic_path", "fsync_dir", "new_folder_mode"]
+__all__ = ["PendingFile", "atomic_path", "fsync_dir", "new_folder_mode", "file_in_the_way"]
 
 
 def _read_umask() -> int:
@@ -73,6 +73,16 @@ class PendingFile:
 
     def discard(self) -> None:
         self.tmp.unlink(missing_ok=True)
+
+
+def file_in_the_way(folder) -> Path | None:
+    """The file standing where ``folder``, or a folder above it, would have to be: checked
+    before a long job that will write there. None when the folder can be made."""
+    folder = Path(folder)
+    for above in (folder, *folder.parents):
+        if above.exists():
+            return None if above.is_dir() else above
+    return None
 
 
 def _reason(exc: OSError) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from minisom import MiniSom
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, file_in_the_way
 from ..errors import ParameterError, SomError
 from . import masom
 from .clusters import Cluster, ClusterList, Som
@@ -93,11 +93,9 @@ def parse_grid(grid) -> tuple[int, int]:
 
 def _check_output(output: Path) -> None:
     """The map's folder must be a folder (or not exist yet), not under a file."""
-    for above in (output, *output.parents):
-        if above.exists():
-            if not above.is_dir():
-                raise SomError(f"-o {output}: {above} is a file; give a folder for the map")
-            return
+    blocking = file_in_the_way(output)
+    if blocking is not None:
+        raise SomError(f"-o {output}: {blocking} is a file; give a folder for the map")
 
 
 # -- building -------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import optional
-from ..atomic import PendingFile
+from ..atomic import PendingFile, file_in_the_way
 from ..errors import ParameterError
 from ..config import DEFAULT_MODEL_DIR
 from .checkpoint import CHECKPOINT_NAME, PACK_WEIGHTS_NAME, load_checkpoint
@@ -136,11 +136,9 @@ def _check_target(output, model, *, folder: bool) -> Path:
     if not folder and output.is_dir():
         raise ParameterError(f"-o {output}: a folder is there; --to nn~ writes one file: "
                              f"give a file path such as {output / 'model.ts'}")
-    for above in (output.parents if not folder else [output, *output.parents]):
-        if above.exists():
-            if not above.is_dir():
-                raise ParameterError(f"-o {output}: {above} is a file, not a folder")
-            break
+    blocking = file_in_the_way(output if folder else output.parent)
+    if blocking is not None:
+        raise ParameterError(f"-o {output}: {blocking} is a file, not a folder")
     targets = [output / "encoder.onnx", output / "decoder.onnx"] if folder else [output]
     for target in targets:
         for source in _model_files(model):
@@ -150,27 +148,11 @@ def _check_target(output, model, *, folder: bool) -> Path:
     return output
 
 
-def _pending(path: Path) -> PendingFile:
-    """A temporary file beside ``path``, made now so that an unwritable place is said before
-    the export's work (the export replaces ``path`` only once it is complete)."""
-    try:
-        return PendingFile(path)
-    except OSError as exc:
-        raise ParameterError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _commit(pending: PendingFile) -> Path:
-    try:
-        return pending.commit()
-    except OSError as exc:
-        raise ParameterError(f"cannot write {pending.path}: {exc.strerror or exc}") from None
-
-
 def export_nn_tilde(model, output) -> Path:
     """Write ``model`` (a pack or checkpoint path, or None: the default pack) for nn~."""
     optional.torch()                      # a clear line if torch is missing
     output = _check_target(output, model, folder=False)
-    pending = _pending(output)
+    pending = PendingFile(output)     # made now: an unwritable place is said before the work
     try:
         checkpoint = load_checkpoint(DEFAULT_MODEL_DIR if model is None else model)
         c = checkpoint.config
@@ -182,7 +164,7 @@ def export_nn_tilde(model, output) -> Path:
     except BaseException:
         pending.discard()
         raise
-    return _commit(pending)
+    return pending.commit()
 
 
 def _graph(name: str, layers: list, given: str, width: int, outputs: list[str]):
@@ -218,9 +200,9 @@ def export_onnx(model, output) -> tuple[Path, Path]:
     """Write ``encoder.onnx`` and ``decoder.onnx`` of ``model`` into the folder ``output``."""
     onnx = optional.onnx()
     folder = _check_target(output, model, folder=True)
-    pending = [_pending(folder / "encoder.onnx")]
+    pending = [PendingFile(folder / "encoder.onnx")]   # (made before the work)
     try:
-        pending.append(_pending(folder / "decoder.onnx"))
+        pending.append(PendingFile(folder / "decoder.onnx"))
         checkpoint = load_checkpoint(DEFAULT_MODEL_DIR if model is None else model)
         c, w = checkpoint.config, checkpoint.state_dict
         encoder = _graph("encoder", [(w["fc1.weight"], w["fc1.bias"], "Relu"),
@@ -239,7 +221,7 @@ def export_onnx(model, output) -> tuple[Path, Path]:
         for file in pending:
             file.discard()
         raise
-    return _commit(pending[0]), _commit(pending[1])
+    return pending[0].commit(), pending[1].commit()
 
 
 def cli_export(args) -> int:

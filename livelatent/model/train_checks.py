@@ -12,6 +12,7 @@ import math
 
 from pathlib import Path
 
+from ..atomic import file_in_the_way
 from ..errors import ParameterError
 
 __all__ = ["TrainingDiverged", "check_settings", "check_model_size", "check_seed", "diverged",
@@ -85,11 +86,9 @@ def diverged(epoch: int, loss: float | None, lr: float, saved=None) -> TrainingD
 def make_output_folder(output_dir) -> Path:
     """The run's folder, made if needed; a one-line error when a file is in the way."""
     output_dir = Path(output_dir)
-    for above in (output_dir, *output_dir.parents):
-        if above.exists():
-            if not above.is_dir():
-                raise ParameterError(f"-o {output_dir}: {above} is a file; give a folder for the model")
-            break
+    blocking = file_in_the_way(output_dir)
+    if blocking is not None:
+        raise ParameterError(f"-o {output_dir}: {blocking} is a file; give a folder for the model")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
