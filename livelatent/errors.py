@@ -6,6 +6,9 @@ REPL print these as one short line, never as a traceback.
 """
 
 import math
+import numbers
+
+import numpy as np
 
 __all__ = [
     "LiveLatentError",
@@ -44,6 +47,27 @@ def check_number(value, *, name: str, low: float, high: float, meaning: str) -> 
     if not (math.isfinite(number) and low <= number <= high):
         raise ParameterError(f"{name}={value!r} must be a number {meaning}")
     return number
+
+
+def is_real(value) -> bool:
+    """A real number, numpy's too; a bool is a mistake there, not 0 or 1 (and "1" is text)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def is_whole(value) -> bool:
+    """A whole number, numpy's too, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+MAX_SEED = 2 ** 32 - 1     # what numpy's RandomState (MiniSom's) and torch's loaders take
+
+
+def check_seed(seed, *, name: str = "seed", high: int | None = MAX_SEED) -> int:
+    """``seed`` as an int from 0 (to ``high``), or a ParameterError saying so."""
+    if not is_whole(seed) or seed < 0 or (high is not None and seed > high):
+        upper = "" if high is None else f" to {high}"
+        raise ParameterError(f"{name}={seed!r} must be a whole number from 0{upper}")
+    return int(seed)
 
 
 class AudioError(LiveLatentError):

@@ -9,7 +9,6 @@ audio hash and hop.
 from __future__ import annotations
 
 import hashlib
-import numbers
 import os
 import threading
 import zipfile
@@ -22,7 +21,7 @@ from . import context
 from .atomic import atomic_path
 from .audio import SILENCE_PEAK, as_mono, read_audio, resample
 from .config import SAMPLE_RATE, cache_dir
-from .errors import AudioError, ParameterError
+from .errors import AudioError, ParameterError, is_real
 
 __all__ = ["Source", "SourceAt", "LatentFrames", "source"]
 
@@ -274,8 +273,7 @@ def _static_op(frames: LatentFrames, op: tuple, codec, *, rate: int, name: str) 
 
 
 def _seconds(value, what: str) -> float:
-    # a real number (numpy's too); float() would take "1" and True, which are mistakes here
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real(value):        # float() would take "1" and True, which are mistakes here
         seconds = float("nan")
     else:
         seconds = float(value)

@@ -30,7 +30,7 @@ import numpy as np
 from minisom import MiniSom
 
 from ..atomic import atomic_path, file_in_the_way
-from ..errors import ParameterError, SomError
+from ..errors import ParameterError, SomError, check_seed
 from . import masom
 from .clusters import Cluster, ClusterList, Som
 from .feature_sets import DEFAULT_FEATURES, feature_set
@@ -53,7 +53,6 @@ BATCH_EPOCHS = 20
 # Rows and columns at most: the default grid reaches 64 only past ~670,000 files, and the batch
 # map's node-to-node matrices at 64x64 take 134 MB each (3000x3000 asked for terabytes).
 MAX_SIDE = 64
-MAX_SEED = 2 ** 32 - 1    # MiniSom seeds numpy's RandomState: 0 to 2**32 - 1
 
 
 def default_grid(num_files: int) -> tuple[int, int]:
@@ -200,8 +199,7 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
     if not inputs:
         raise SomError("build_som needs audio files or folders, got none")
     output = Path(output_dir)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise ParameterError(f"seed={seed!r} must be a whole number from 0 to {MAX_SEED}")
+    check_seed(seed)              # MiniSom seeds numpy's RandomState: 0 to 2**32 - 1
     rows, cols = (None, None) if grid is None else parse_grid(grid)
     _check_output(output)
     files = list_corpus_files(*inputs, exclude=output)

@@ -9,12 +9,11 @@ mapping in place, and the voices follow the new one.
 
 from __future__ import annotations
 
-import numbers
 import weakref
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import ParameterError, is_real
 
 __all__ = ["check_name", "default_name", "note_name", "input_values", "FLOAT32_MAX"]
 
@@ -54,10 +53,6 @@ def note_name(engine, name: str) -> bool:
     return before
 
 
-def _real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
 def input_values(where: str, inputs, count: int) -> np.ndarray:
     """``inputs`` (``count`` real numbers: a list, a tuple or an array) as float64, or a clear
     ParameterError: strings, bools, complex numbers and dicts are not input values."""
@@ -66,9 +61,9 @@ def input_values(where: str, inputs, count: int) -> np.ndarray:
         if inputs.dtype.kind not in "iuf":
             raise ParameterError(f"{wanted}; got an array of {inputs.dtype}")
         values = inputs.astype(np.float64).ravel()
-    elif isinstance(inputs, (list, tuple)) or _real(inputs):
+    elif isinstance(inputs, (list, tuple)) or is_real(inputs):
         flat = list(_flatten(inputs))
-        if not flat or not all(_real(v) for v in flat):
+        if not flat or not all(is_real(v) for v in flat):
             raise ParameterError(f"{wanted}; got {inputs!r:.80}")
         values = np.array([float(v) for v in flat], dtype=np.float64)
     else:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..controls import evaluating
 from ..curves import as_curve
-from ..errors import LiveLatentError, ParameterError
+from ..errors import LiveLatentError, ParameterError, check_seed
 from ..engine.commands import SetVoice
 from ..engine.writers import Batch, current_batch, default_origin
 from ..handle import VoiceNow
@@ -31,14 +31,13 @@ from ..sources import Source, SourceAt
 from ..voice import curve_values
 from .beside import fit_beside, warm_up
 from .checks import FLOAT32_MAX, check_name, input_values, note_name
-from .models import KINDS, Model, check_k, check_seed, fit
+from .models import KINDS, MAX_EXAMPLES, Model, check_k, fit
 from .node import Mapped
 from .steering import Steered, steer_model
 from .sketches import Features
 
 __all__ = ["Mapping", "target_point", "MAX_EXAMPLES"]
 
-MAX_EXAMPLES = 63          # a knn mapping mixes every example's target: one term each (models.MAX_K)
 RAW_LOGVAR = -8.0          # the log-variance given to a raw latent vector (a narrow point)
 _HOP = 512
 
@@ -121,7 +120,7 @@ class Mapping:
         if kind not in KINDS:
             raise ParameterError(f"mapping(kind={kind!r}): one of {', '.join(KINDS)}")
         self.engine, self.name, self.inputs, self.kind = engine, check_name(name), curves, kind
-        self.seed, self.k, self.replaying = check_seed(seed), check_k(k), replaying
+        self.seed, self.k, self.replaying = check_seed(seed, high=None), check_k(k), replaying
         if note_name(engine, self.name) and not replaying:    # see checks.py: the name is the key
             engine.events.info(f"mapping {self.name!r} is made again: voices playing it follow "
                                f"this one when it is trained")

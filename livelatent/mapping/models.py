@@ -27,36 +27,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import ParameterError, check_seed, is_whole
 
-__all__ = ["Model", "fit", "check_k", "check_seed", "KINDS", "PAIRWISE_UP_TO", "MAX_K"]
+__all__ = ["Model", "fit", "check_k", "KINDS", "PAIRWISE_UP_TO", "MAX_EXAMPLES"]
 
 KINDS = ("mlp", "knn", "linear")
 PAIRWISE_UP_TO = 6
 HIDDEN = 16
 DECAY = 1e-3             # weight decay of the mlp: smooth between the examples
-MAX_K = 63               # a mapping keeps at most this many examples (mapping.MAX_EXAMPLES)
+MAX_EXAMPLES = 63        # a mapping keeps at most this many; a knn mixes at most all of them
 _RIDGE = 1e-6
 _FAR = 1e8               # standardised inputs this far out: distances measured relative to them
 
 
-def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def check_k(k, where: str = "mapping") -> int:
-    """``k`` (how many nearest examples a knn mapping mixes) as an int from 1 to :data:`MAX_K`."""
-    if not _whole(k) or not 1 <= k <= MAX_K:
-        raise ParameterError(f"{where}(k={k!r}): a whole number from 1 to {MAX_K} (how many of the "
+    """``k`` (how many nearest examples a knn mapping mixes) as an int from 1 to
+    :data:`MAX_EXAMPLES`."""
+    if not is_whole(k) or not 1 <= k <= MAX_EXAMPLES:
+        raise ParameterError(f"{where}(k={k!r}): a whole number from 1 to {MAX_EXAMPLES} (how many of the "
                              f"nearest examples a knn mapping mixes)")
     return int(k)
-
-
-def check_seed(seed, where: str = "mapping") -> int:
-    """``seed`` (where an mlp's training starts) as a non-negative int."""
-    if not _whole(seed) or seed < 0:
-        raise ParameterError(f"{where}(seed={seed!r}): a whole number from 0")
-    return int(seed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +108,7 @@ def fit(kind: str, x: np.ndarray, y: np.ndarray, *, seed: int = 0, k: int = 4,
     weak components are noise that a scale of their own would make loud)."""
     if kind not in KINDS:
         raise ParameterError(f"kind={kind!r}: one of {', '.join(KINDS)}")
-    k, seed = check_k(k, "fit"), check_seed(seed, "fit")
+    k, seed = check_k(k, "fit"), check_seed(seed, high=None)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     mean = x.mean(axis=0)
     scale = x.std(axis=0) if each else np.full(x.shape[1], np.sqrt((x.var(axis=0)).sum()))

@@ -18,7 +18,6 @@ controller's. ``drawn("line.png")`` reads a hand-drawn line as a curve instead.
 from __future__ import annotations
 
 import math
-import numbers
 import threading
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 
 from ..controls import sketch_curve
 from ..curves import Curve, env
-from ..errors import ParameterError
+from ..errors import ParameterError, is_real
 from ..engine.commands import SetControl
 from ..engine.writers import Batch
 
@@ -260,9 +259,8 @@ class SketchWatcher:
 
 
 def _real(value) -> bool:
-    """A finite real number (numpy's too); a bool is a mistake, not 0 or 1."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-            and math.isfinite(value))
+    """A finite real number (numpy's too, not a bool)."""
+    return is_real(value) and math.isfinite(value)
 
 
 def drawn(path, *, lo: float = 0.0, hi: float = 1.0, beats: float = 4.0, points: int = 64) -> Curve:

@@ -18,7 +18,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import SetError
 from .mapping import Mapping
-from .models import MAX_K, Model
+from .models import MAX_EXAMPLES, Model
 from .sketches import features_from
 
 __all__ = ["save_mappings", "load_mappings", "MAPPINGS_FOLDER"]
@@ -83,7 +83,7 @@ def load_mappings(engine, folder: Path, names: dict, *, rebuild_curve, replaying
             # and a negative seed never trained an mlp, so both are brought into range here
             mapping = Mapping(engine, features if features is not None else inputs, name=settings["name"],
                               kind=settings["kind"], seed=max(0, int(settings["seed"])),
-                              k=min(max(1, int(settings["k"])), MAX_K), replaying=replaying)
+                              k=min(max(1, int(settings["k"])), MAX_EXAMPLES), replaying=replaying)
             if "x" in arrays:
                 mapping.examples = [(x, y) for x, y in zip(arrays["x"], arrays["y"])]
             if settings.get("model"):

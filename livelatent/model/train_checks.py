@@ -13,12 +13,11 @@ import math
 from pathlib import Path
 
 from ..atomic import file_in_the_way
-from ..errors import ParameterError
+from ..errors import ParameterError, check_seed
 
-__all__ = ["TrainingDiverged", "check_settings", "check_model_size", "check_seed", "diverged",
-           "make_output_folder", "MAX_SEED", "MAX_WEIGHT_BYTES"]
+__all__ = ["TrainingDiverged", "check_settings", "check_model_size", "diverged",
+           "make_output_folder", "MAX_WEIGHT_BYTES"]
 
-MAX_SEED = 2 ** 32 - 1        # numpy's and MiniSom's seeds: 0 to 2**32 - 1 (torch takes more)
 MAX_WEIGHT_BYTES = 2_000_000_000   # float32 weights; training holds about 4x this (grads, Adam)
 
 
@@ -34,13 +33,6 @@ def _finite(name: str, value, *, low: float, strict: bool, meaning: str) -> None
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number) or number < low or (strict and number == low):
         raise ParameterError(f"{name}={value!r} must be {meaning}")
-
-
-def check_seed(seed, *, name: str = "seed") -> int:
-    """``seed`` as an int from 0 to :data:`MAX_SEED`, or a ParameterError saying so."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ParameterError(f"{name}={seed!r} must be a whole number from 0 to {MAX_SEED}")
-    return seed
 
 
 def check_model_size(window: int, hidden: int, latent: int) -> None:

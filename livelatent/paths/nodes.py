@@ -20,14 +20,13 @@ A path's sources may be any source: files, SOM clusters, latent series (``a.reve
 from __future__ import annotations
 
 import math
-import numbers
 from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
 
 from ..curves import Curve, as_curve
-from ..errors import ParameterError
+from ..errors import ParameterError, is_real
 from ..sources import Source
 from .directions import Directions
 
@@ -119,9 +118,7 @@ class Plane(Path):
         mix extrapolates, as a plane's x and y do when it plays (a point too far out for a
         mapping to keep is refused where it is used)."""
         for name, value in (("x", x), ("y", y)):
-            # any real number (numpy's too); a bool is a mistake, not 0 or 1
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-                    or not math.isfinite(value):
+            if not (is_real(value) and math.isfinite(value)):
                 raise ParameterError(f"plane.at({name}={value!r}): a finite number (0 to 1 is inside "
                                      f"the plane; beyond, it extrapolates)")
         return PlaneAt(self, float(x), float(y))
