@@ -130,6 +130,8 @@ class Performer:
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
                 raise ParameterError(f"{label}={value!r} must be a non-negative integer or None")
         # a switch is True or False: "no" or "x" would silently mean True
+        if self.replaying:       # a journal's code older livelatent ran: it read these as bool()
+            loop, deterministic = bool(loop), None if deterministic is None else bool(deterministic)
         for label, value, optional in (("loop", loop, False), ("deterministic", deterministic, True)):
             if not (isinstance(value, (bool, np.bool_)) or (optional and value is None)):
                 raise ParameterError(f"{label}={value!r} must be True or False"

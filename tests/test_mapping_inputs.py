@@ -173,3 +173,31 @@ def test_a_set_saved_with_a_k_or_seed_older_code_took_still_loads(tmp_path, k, s
     assert load_mappings(Engine(), tmp_path, names, rebuild_curve=rebuild_curve) == ["m"]
     assert (names["m"].k, names["m"].seed) == kept and names["m"].name == "old"
     np.testing.assert_allclose(names["m"].predict([1.0])[0], np.ones(engine.codec.latent_dim), atol=1e-6)
+
+
+def test_a_replay_runs_older_code_as_older_livelatent_ran_it(tmp_path):
+    # a journal's cells are run again in a replay: values older livelatent took (k=100, a
+    # negative seed, a number as a name, loop=1) must not make a cell that played fail now
+    from livelatent.api import Performer
+    engine = Engine()
+    replayed = Mapping(engine, [saw(4)], name=3, kind="knn", k=100, seed=-1, replaying=True)
+    assert (replayed.k, replayed.seed, replayed.name) == (63, 0, "3")
+    with pytest.raises(ParameterError):
+        Mapping(engine, [saw(4)], name="live", k=100)               # live, it is refused
+    flute = source(PACK / "flute.flac")
+    with engine:
+        v = Performer(engine, replaying=True).voice(flute, flute, loop=1, deterministic=0)
+        assert v.params.loop is True and v.params.deterministic is False
+
+
+def test_a_replayed_load_counts_the_sets_mapping_names_as_a_live_load_does(tmp_path):
+    # live, load() makes the set's mappings, so an unnamed one made after it is "mapping2"; a
+    # replay's load() makes none, and gave it "mapping": its timers' examples went missing
+    import json
+    from livelatent.mapping.checks import default_name
+    from livelatent.mapping.stored import note_saved_names
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings" / "m.json").write_text(json.dumps({"name": "mapping"}))
+    engine = Engine()
+    note_saved_names(engine, tmp_path)
+    assert default_name(engine) == "mapping2"

@@ -31,7 +31,7 @@ from ..sources import Source, SourceAt
 from ..voice import curve_values
 from .beside import fit_beside, warm_up
 from .checks import FLOAT32_MAX, check_name, input_values, note_name
-from .models import KINDS, MAX_EXAMPLES, Model, check_k, fit
+from .models import KINDS, MAX_EXAMPLES, Model, check_k, fit, older_k_and_seed
 from .node import Mapped
 from .steering import Steered, steer_model
 from .sketches import Features
@@ -119,6 +119,8 @@ class Mapping:
                                  "or features(...) of drawings")
         if kind not in KINDS:
             raise ParameterError(f"mapping(kind={kind!r}): one of {', '.join(KINDS)}")
+        if replaying:          # a journal's code that older livelatent ran, as it ran it
+            (k, seed), name = older_k_and_seed(k, seed), str(name)
         self.engine, self.name, self.inputs, self.kind = engine, check_name(name), curves, kind
         self.seed, self.k, self.replaying = check_seed(seed, high=None), check_k(k), replaying
         if note_name(engine, self.name) and not replaying:    # see checks.py: the name is the key

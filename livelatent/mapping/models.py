@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ParameterError, check_seed, is_whole
 
-__all__ = ["Model", "fit", "check_k", "KINDS", "PAIRWISE_UP_TO", "MAX_EXAMPLES"]
+__all__ = ["Model", "fit", "check_k", "older_k_and_seed", "KINDS", "PAIRWISE_UP_TO", "MAX_EXAMPLES"]
 
 KINDS = ("mlp", "knn", "linear")
 PAIRWISE_UP_TO = 6
@@ -38,6 +38,13 @@ DECAY = 1e-3             # weight decay of the mlp: smooth between the examples
 MAX_EXAMPLES = 63        # a mapping keeps at most this many; a knn mixes at most all of them
 _RIDGE = 1e-6
 _FAR = 1e8               # standardised inputs this far out: distances measured relative to them
+
+
+def older_k_and_seed(k, seed) -> tuple[int, int]:
+    """What livelatent before these checks made of any ``k`` and ``seed``: k beyond the
+    examples meant all of them, and a negative seed never trained an mlp. A set it saved, or a
+    replay of its journal's code, plays what it played with these."""
+    return min(max(1, int(k)), MAX_EXAMPLES), max(0, int(seed))
 
 
 def check_k(k, where: str = "mapping") -> int:

@@ -273,8 +273,7 @@ def drawn(path, *, lo: float = 0.0, hi: float = 1.0, beats: float = 4.0, points:
     if not (_real(beats) and beats > 0):
         raise ParameterError(f"drawn(beats={beats!r}): a positive number of beats")
     # each breakpoint is a Python pair: millions of them take seconds to build and to play
-    if isinstance(points, (bool, np.bool_)) or not isinstance(points, (int, np.integer)) \
-            or not 2 <= points <= MAX_DRAWN_POINTS:
+    if not (_real(points) and float(points).is_integer() and 2 <= points <= MAX_DRAWN_POINTS):
         raise ParameterError(f"drawn(points={points!r}): a whole number of breakpoints from 2 to "
                              f"{MAX_DRAWN_POINTS}")
     ink = _ink(path)

@@ -17,8 +17,9 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import SetError
+from .checks import note_name
 from .mapping import Mapping
-from .models import MAX_EXAMPLES, Model
+from .models import Model, older_k_and_seed
 from .sketches import features_from
 
 __all__ = ["save_mappings", "load_mappings", "MAPPINGS_FOLDER"]
@@ -60,6 +61,17 @@ def save_mappings(names: dict, folder: Path) -> list[str]:
     return saved
 
 
+def note_saved_names(engine, folder: Path) -> None:
+    """Count the names of the mappings saved in the set ``folder`` as taken on ``engine``, as
+    :func:`load_mappings` does by making them: a replay's ``load()``, which makes none, then
+    gives an unnamed mapping made later the name it had live (see :mod:`.checks`)."""
+    for described in sorted((Path(folder) / MAPPINGS_FOLDER).glob("*.json")):
+        try:
+            note_name(engine, str(json.loads(described.read_text())["name"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass                   # (load_mappings says what is wrong with it, live)
+
+
 def load_mappings(engine, folder: Path, names: dict, *, rebuild_curve, replaying: bool = False) -> list[str]:
     """Bind the mappings saved in the set ``folder`` in ``names``; returns their names."""
     source = Path(folder) / MAPPINGS_FOLDER
@@ -79,11 +91,9 @@ def load_mappings(engine, folder: Path, names: dict, *, rebuild_curve, replaying
                 features = features_from(described.get("kind", "image"), described["name"],
                                          {k[9:]: v for k, v in arrays.items() if k.startswith("features.")},
                                          float(described["scale"]))
-            # older livelatent took any k and seed: k beyond the examples meant all of them,
-            # and a negative seed never trained an mlp, so both are brought into range here
+            k, seed = older_k_and_seed(settings["k"], settings["seed"])   # (older sets: any)
             mapping = Mapping(engine, features if features is not None else inputs, name=settings["name"],
-                              kind=settings["kind"], seed=max(0, int(settings["seed"])),
-                              k=min(max(1, int(settings["k"])), MAX_EXAMPLES), replaying=replaying)
+                              kind=settings["kind"], seed=seed, k=k, replaying=replaying)
             if "x" in arrays:
                 mapping.examples = [(x, y) for x, y in zip(arrays["x"], arrays["y"])]
             if settings.get("model"):

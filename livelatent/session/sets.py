@@ -27,6 +27,7 @@ from ..controllers.input_recorder import recorded_inputs
 from ..engine.engine import Engine
 from ..errors import LiveLatentError, ParameterError, SetError
 from ..events import Events, Printer
+from ..mapping.stored import note_saved_names
 from ..model.codec import load_model
 from ..sinks.file import render_to_file
 from .code import run_code
@@ -98,7 +99,9 @@ def replay_namespace(engine, folder: Path) -> dict:
         names[name] = _NOTHING
 
     def load(name_or_path):
-        load_set(engine, resolve_set(name_or_path, folder.parent), names=names)
+        found = resolve_set(name_or_path, folder.parent)
+        load_set(engine, found, names=names)
+        note_saved_names(engine, found)     # as a live load() does by loading them
 
     names["load"] = load
     names["live_input"] = recorded_inputs(folder, engine.sample_rate)
