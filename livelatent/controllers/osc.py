@@ -35,7 +35,9 @@ _parsing = threading.local()
 class _ToListener(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         listener = getattr(_parsing, "listener", None)
-        if listener is not None and record.levelno >= logging.WARNING:
+        if listener is None:           # python-osc parsing for someone else: as it would log it
+            logging.getLogger("pythonosc").handle(record)
+        elif record.levelno >= logging.WARNING:
             listener.throttle.warn("osc:malformed", f"osc: part of a packet from "
                                                     f"{_parsing.client} was ignored "
                                                     f"({record.getMessage():.100})")
@@ -64,6 +66,7 @@ def _quiet_python_osc() -> None:
     if not quiet.handlers:
         quiet.addHandler(_ToListener())
         quiet.propagate = False
+        quiet.setLevel(logging.WARNING)     # its own level, whatever the root logger's is
     for module in (osc_bundle, osc_message):
         if getattr(module, "logging", None) is logging:   # python-osc's own module-level calls
             module.logging = _LoggingToListener(quiet)
