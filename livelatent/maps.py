@@ -32,6 +32,7 @@ __all__ = ["input_groups", "voice_points", "recent_paths", "cli_map", "show_map"
 
 MANY_FILES = 64          # a folder with more audio files than this: one group per sub-folder
 COLOURS = tuple(DESCRIPTORS) + ("group",)
+_PACKAGE = Path(__file__).resolve().parent   # warnings from here are ours
 
 
 def input_groups(items, rate: int, *, skipped: list | None = None) -> list[tuple[str, list]]:
@@ -98,13 +99,16 @@ def cli_map(args) -> int:
     """``livelatent map SOURCES_OR_SOM... -o map.png [--grid RxC] [--method M] [--colour D]``."""
     codec = load_model(args.model)
     skipped: list = []
-    # resampled clusters warn once each: one plain line, not Python's warning with its source line
+    # resampled clusters and files warn once each: a plain line, not Python's with its source line
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         inputs = input_groups(args.inputs, codec.sample_rate, skipped=skipped)
         groups, colours, colour_label = _framed_groups(codec, inputs, args.hop, args.colour)
-    for warning in caught:
-        print(f"livelatent map: {warning.message}", file=sys.stderr)
+    for warning in caught:           # ours as plain lines; a library's as Python shows them
+        if Path(warning.filename).resolve().is_relative_to(_PACKAGE):
+            print(f"livelatent map: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     if skipped:
         print(f"livelatent map: skipped {len(skipped)} unusable audio file(s):", file=sys.stderr)
         for _, reason in skipped:

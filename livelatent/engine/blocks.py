@@ -16,7 +16,9 @@ that fails holds the path where it was from that window on.
 from __future__ import annotations
 
 import threading
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -106,7 +108,9 @@ def block_channels(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarra
         except CurveError:
             raise
         except Exception as exc:    # a path's own fault (a model, a chooser): the voice holds,
-            raise CurveError(f"{type(exc).__name__}: {exc}") from exc       # the engine plays on
+            where = traceback.extract_tb(exc.__traceback__)[-1]           # the engine plays on,
+            raise CurveError(f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:"  # and
+                             f"{where.lineno})") from exc               # the line says where
 
     values = np.zeros((k.size, plan.columns), dtype=np.float32)
     held = params.held
