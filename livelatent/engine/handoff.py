@@ -38,7 +38,9 @@ class HandOff:
 
     def give_back(self, samples: np.ndarray) -> None:
         """``samples``, the last handed out, were only looked ahead at: they are handed out
-        again first, and the position is where it was before them."""
+        again first, and the position is where it was before them. The recent samples before
+        them stay as far as :data:`RECENT` kept them: a resampler reading back ``reach``
+        samples needs ``len(samples) + reach <= RECENT``."""
         count = samples.shape[0]
         self._leftover = np.concatenate([np.asarray(samples, dtype=np.float32), self._leftover])
         self._recent = self._recent[:max(0, self._recent.shape[0] - count)]

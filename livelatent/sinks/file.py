@@ -94,7 +94,9 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     long as the mix. Returns the paths written, mix first.
     ``rate`` resamples to that rate with the resampler live playback uses on a device of that
     rate, so the file equals what such a device played; its last samples read the engine's
-    next ones, so renders in pieces join as seamlessly as at the engine's rate.
+    next ones, so renders in pieces join as seamlessly as at the engine's rate. (Stems do not:
+    samples an engine rendered before stems were asked for, the leftover of a previous render
+    included, are not in the next render's stems, which are silent there.)
     ``on_block(frames)`` is called after each block is written (raising from it abandons the
     render: nothing is left under the names asked for). ``chunk_steps`` sets the engine steps
     per block.
