@@ -272,6 +272,16 @@ def test_a_newer_schema_version(saved_set, tmp_path, model):
         load_set(engine, saved_set)
 
 
+def test_a_set_rendered_at_another_rate_for_some_seconds_is_that_long_and_replays_once(saved_set,
+                                                                                        tmp_path):
+    # the file's end reads the samples after it: the journal player replayed the whole
+    # performance again for them, its batches landing late (a SetError), before this was mended
+    report = render_set(saved_set, tmp_path / "at48k.wav", seconds=2, rate=48000, progress=False)
+    assert report.batches == 2
+    audio, rate = sf.read(tmp_path / "at48k.wav", dtype="float32")
+    assert rate == 48000 and audio.shape == (2 * 48000, 2) and np.abs(audio).max() > 0.01
+
+
 def test_a_journal_whose_last_entry_was_cut_off_replays_the_rest(saved_set, tmp_path):
     render_set(saved_set, tmp_path / "whole.wav", seconds=3, progress=False)
     journal = saved_set / "journal.jsonl"
