@@ -27,7 +27,7 @@ from .cache import BlockCache
 from .mixer import limit_with_peak
 from .points import decoded_points
 from .synth import synthesis_window
-from .tails import Tails
+from .tails import Tails, panned
 
 __all__ = ["Bank", "SpanResult", "PAIR_BUDGET"]
 
@@ -314,7 +314,8 @@ class Bank:
 
     def _one_step(self, t: _Table, v, windows, previous, gains, first: int, shape=None) -> np.ndarray:
         """Live: each voice starts at most one window, on this step. The mix is the tails plus
-        each window's first half, panned: for all voices at once a (2, m) x (m, step) product.
+        each window's first half, panned: for all voices at once a (2, m) x (m, step) product (one
+        vector product per channel from :data:`~.tails.PER_CHANNEL_FROM` voices on).
         With ``shape``, the windows are not shaped yet and all take that shape: it is applied to
         the mix and kept beside the tails (never with stems, which need each voice shaped)."""
         S = self.step
@@ -324,9 +325,9 @@ class Bank:
             out[v] += self._gained(head, previous, gains, self.ramp[:S])
             self._stems(t, first, out, lambda part: part.T)
         if np.array_equal(previous, gains):
-            heads = gains.T @ head                                          # (channels, S)
+            heads = panned(gains, head)                                     # (channels, S)
         else:
-            heads = previous.T @ head + (gains - previous).T @ (head * self.ramp[:S])
+            heads = panned(previous, head) + panned(gains - previous, head * self.ramp[:S])
         if shape is not None:
             heads *= shape[:S]
         mix = self._tails.mix() + heads
@@ -381,7 +382,7 @@ class Bank:
             for channel in range(self.channels):
                 np.multiply(flat[0], voice_gains[0, channel], out=out[:, channel])
         else:
-            out[:] = _interleaved(voice_gains.T @ flat)
+            out[:] = _interleaved(panned(voice_gains, flat))
         out[:S] += self._tails.mix().T
         self._tails = Tails(grid[:, -1, S:].copy(), voice_gains, voice_gains.copy(), self.ramp[S:])
         return out
