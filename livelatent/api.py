@@ -22,7 +22,7 @@ from .engine.clock import check_tempo
 from .checks import check_curve, check_fade, checked_path
 from .engine.commands import AddVoice, Hush, SetTempo, StopVoice, check_quant
 from .engine.writers import current_batch
-from .errors import ParameterError
+from .errors import ParameterError, is_whole
 from .handle import Voice
 from .paths.nodes import Path
 from .paths.plan import warm, with_plan
@@ -126,8 +126,10 @@ class Performer:
         lay = layout(strategy, synth, window=engine.window, stretch=stretch)
         if fit not in FITS:
             raise ParameterError(f"fit={fit!r} must be one of {FITS}")
+        if self.replaying:       # older livelatent took True for 1 here: a journal may hold it
+            seed, noise_key = (int(x) if isinstance(x, (bool, np.bool_)) else x for x in (seed, noise_key))
         for label, value in (("seed", seed), ("noise_key", noise_key)):
-            if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
+            if value is not None and (not is_whole(value) or value < 0):
                 raise ParameterError(f"{label}={value!r} must be a non-negative integer or None")
         # a switch is True or False: "no" or "x" would silently mean True
         if self.replaying:       # a journal's code older livelatent ran: it read these as bool()

@@ -458,7 +458,9 @@ def test_bad_voice_parameters_are_clear_errors(sources):
                                 ({"stretch": 0}, "stretch=0"), ({"fit": "wrap"}, "fit='wrap'"),
                                 ({"steps": (0, 1, -0.1)}, "steps="),
                                 ({"steps": (0, 1, float("nan"))}, "three finite numbers"),
-                                ({"steps": (0, 1e12, 1)}, "between 1 and 100000")]:
+                                ({"steps": (0, 1e12, 1)}, "between 1 and 100000"),
+                                ({"seed": True}, "seed=True"), ({"seed": -2}, "seed=-2"),
+                                ({"noise_key": 1.5}, "noise_key=1.5")]:
             with pytest.raises(ParameterError, match=message.replace("(", r"\(")):
                 voice(*sources, **kwargs)
 

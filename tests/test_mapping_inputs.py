@@ -188,6 +188,8 @@ def test_a_replay_runs_older_code_as_older_livelatent_ran_it(tmp_path):
     with engine:
         v = Performer(engine, replaying=True).voice(flute, flute, loop=1, deterministic=0)
         assert v.params.loop is True and v.params.deterministic is False
+        seeded = Performer(engine, replaying=True).voice(flute, flute, seed=True)    # took it as 1
+        assert seeded.params.seed == 1 and type(seeded.params.seed) is int
 
 
 def test_a_replayed_load_counts_the_sets_mapping_names_as_a_live_load_does(tmp_path):
