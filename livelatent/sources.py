@@ -35,7 +35,7 @@ class LatentFrames:
     does; frames made before livelatent 0.3 dropped it, and old sets still read them that way.
     """
 
-    __slots__ = ("mu", "logvar", "hop", "tail")
+    __slots__ = ("mu", "logvar", "hop", "tail", "__weakref__")
 
     def __init__(self, mu: np.ndarray, logvar: np.ndarray, hop: int, tail: bool = True):
         self.mu, self.logvar, self.hop, self.tail = mu, logvar, hop, tail

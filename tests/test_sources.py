@@ -94,6 +94,41 @@ def test_frames_are_encoded_once_and_cached_on_disk(tmp_path):
         assert np.array_equal(first.mu, third.mu)
 
 
+def test_a_cell_typed_again_reuses_the_frames_already_in_the_engine(tmp_path):
+    """Typing voice(source(FILE), ...) again makes new frames objects with the same numbers: the
+    engine reads the rows it holds already, instead of keeping a copy per evaluation for the
+    rest of the session, and keeps no frames object alive. It sounds the same each time; new
+    numbers still get rows of their own."""
+    import gc
+    import weakref
+    from livelatent import hush, voice
+
+    sf.write(tmp_path / "a.wav", tone(2.0), SR)
+    sf.write(tmp_path / "b.wav", tone(2.0, freq=550.0), SR)
+
+    def typed_again(engine):
+        a, b = source(tmp_path / "a.wav"), source(tmp_path / "b.wav")
+        voice(a, b, curve=0.5, deterministic=True)
+        voice(a.reverse(), b.slice(0.5), curve=0.3, deterministic=True)
+        played = engine.render_array(samples=4096)
+        hush(fade=0)
+        engine.render_array(samples=2048)
+        return played, [weakref.ref(frames) for frames in a._frames.values()]
+
+    with Engine(seed=1) as engine:
+        first, gone = typed_again(engine)
+        rows = len(engine.frames)
+        for _ in range(4):
+            again, _ = typed_again(engine)
+            assert len(engine.frames) == rows
+            np.testing.assert_array_equal(again, first)
+        gc.collect()
+        assert gone and all(ref() is None for ref in gone)   # the arena held none of them
+        voice(source(tone(2.0, freq=440.0), name="new"), source(tmp_path / "b.wav"))
+        engine.render_array(samples=2048)
+        assert len(engine.frames) > rows                      # new numbers, new rows
+
+
 def test_the_last_partial_window_is_kept_zero_padded_as_in_the_notebook(tmp_path):
     codec = load_model()
     audio = tone(1.5)                                    # 66150 samples: 626 past the last full window

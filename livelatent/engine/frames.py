@@ -7,6 +7,13 @@ together. Each :class:`~livelatent.sources.LatentFrames` is copied in once, when
 uses it is sent (in the writer's thread, so the decode thread never waits for a large copy), and
 keeps its rows from then on.
 
+Frames whose numbers are already here take the rows that hold them: a performer who types
+``voice(source("cello.flac"), ...)`` again gets new frames objects with the same numbers each
+time, and a set of an hour re-evaluates such cells hundreds of times (each copy was kept, about
+2 MB for a few seconds of sound, for the rest of the session). Frames are known by a digest of
+their numbers, worked out once per frames object in the writer's thread; the arena keeps no
+frames object alive (it refers to them weakly).
+
 Rows are only ever appended. When the array is full a larger one is made and the rows copied
 into it; a voice table built earlier keeps the array it was built with, whose rows never
 change, so the decode thread reads without a lock. The one exception is a live input's ring of
@@ -17,6 +24,7 @@ live input's declared delay).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import weakref
 
@@ -34,7 +42,10 @@ class FrameArena:
         self.latent = latent
         self._rows = np.zeros((_FIRST_ROWS, 2 * latent), dtype=np.float32)
         self._used = 0
-        self._offsets: dict[int, tuple[int, object]] = {}   # id(frames) -> (offset, frames)
+        # id(frames) -> (offset, a weak reference to it, or for a live ring the ring itself)
+        self._offsets: dict[int, tuple[int, object]] = {}
+        self._by_numbers: dict[bytes, int] = {}             # digest of the numbers -> offset
+        self._known_alive = 64           # entries of ``_offsets`` when it was last swept
         self._lock = threading.Lock()
         self._arrays: list = []       # weak references to every array, once live rows exist
 
@@ -46,17 +57,17 @@ class FrameArena:
     def offset(self, frames) -> int:
         """Where ``frames`` starts, placing it first if it is new here."""
         known = self._offsets.get(id(frames))
-        if known is not None and known[1] is frames:
+        if known is not None and _referent(known[1]) is frames:
             return known[0]
         if getattr(frames, "live", False):
             with frames.lock:            # no row is written while it is copied and mirrored
-                start = self._place(frames)
+                start = self._place(frames, None)
                 frames.mirror(self, start)
                 with self._lock:
                     if not self._arrays:
                         self._arrays.append(weakref.ref(self._rows))
                 return start
-        return self._place(frames)
+        return self._place(frames, _digest(frames))
 
     def write_live(self, rows: np.ndarray, mu: np.ndarray, logvar: np.ndarray) -> None:
         """Live rows encoded: written into every array still in use."""
@@ -68,11 +79,17 @@ class FrameArena:
                     array[rows, self.latent:] = logvar
             self._arrays = [ref for ref in self._arrays if ref() is not None]
 
-    def _place(self, frames) -> int:
+    def _place(self, frames, digest: bytes | None) -> int:
+        """Copy ``frames`` in (unless frames with the same ``digest`` are here: None for a live
+        ring, whose rows change)."""
         with self._lock:
             known = self._offsets.get(id(frames))
-            if known is not None and known[1] is frames:
+            if known is not None and _referent(known[1]) is frames:
                 return known[0]
+            if digest is not None and digest in self._by_numbers:
+                start = self._by_numbers[digest]
+                self._remember(frames, start)
+                return start
             count = len(frames)
             if self._used + count > self._rows.shape[0]:
                 grown = np.zeros((max(2 * self._rows.shape[0], self._used + count), 2 * self.latent),
@@ -85,8 +102,35 @@ class FrameArena:
             self._rows[start:start + count, :self.latent] = frames.mu
             self._rows[start:start + count, self.latent:] = frames.logvar
             self._used += count
-            self._offsets[id(frames)] = (start, frames)      # the reference keeps the id unique
+            if digest is not None:
+                self._by_numbers[digest] = start
+            self._remember(frames, start)
             return start
+
+    def _remember(self, frames, start: int) -> None:
+        """Know ``frames`` by its id from now on (under the lock). A live ring is kept (it
+        mirrors its rows here); other frames weakly, and ids of frames gone are forgotten."""
+        live = getattr(frames, "live", False)
+        self._offsets[id(frames)] = (start, frames if live else weakref.ref(frames))
+        if len(self._offsets) > 2 * self._known_alive:
+            self._offsets = {key: entry for key, entry in self._offsets.items()
+                             if _referent(entry[1]) is not None}
+            self._known_alive = max(64, len(self._offsets))
 
     def __len__(self) -> int:
         return self._used
+
+
+def _referent(entry):
+    """What an entry of the arena's offsets refers to (None once it is gone)."""
+    return entry() if isinstance(entry, weakref.ref) else entry
+
+
+def _digest(frames) -> bytes:
+    """A digest of the numbers ``frames`` puts in the arena (its means, then log-variances)."""
+    h = hashlib.blake2b(digest_size=20)
+    for part in (frames.mu, frames.logvar):
+        part = np.ascontiguousarray(part, dtype=np.float32)
+        h.update(str(part.shape).encode())
+        h.update(memoryview(part).cast("B"))
+    return h.digest()
