@@ -326,3 +326,33 @@ def test_an_overloaded_decoder_sheds_the_newest_voices_instead_of_clicking(jack_
     offset = jackutil.align(captured, reference)
     assert len(captured) - offset >= 3 * SR
     assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
+
+
+@pytest.mark.parametrize("jack_server", [256], indirect=True)   # it can stop inside a step
+def test_stems_after_playback_stopped_hold_the_rest_of_the_step_it_was_in(jack_server, sources,
+                                                                          tmp_path):
+    # stopping leaves the rest of the step being heard as leftover; a render with stems made
+    # right after starts with it. Before, the stems were silent there
+    from livelatent.sinks.file import render_to_file
+
+    with Engine(seed=3, blocksize=256) as engine:
+        voice(*sources, curve=sine(2), gain=0.3, pan=-0.4, name="a")
+        voice(*sources[::-1], curve=0.3, gain=0.3, pan=0.4, name="b")
+        for _ in range(8):                     # until it stops inside a step (half the time)
+            engine.start("system")
+            time.sleep(0.3)
+            engine.stop_playback()
+            jack_server.wait_until_gone(jackutil.SUBPROCESS_PORTS)
+            if engine.handoff.leftover_size:
+                break
+        assert engine.handoff.leftover_size
+        position = engine.position
+        mix_path, *stem_paths = render_to_file(engine, tmp_path / "after.wav", 1.0, stems=True)
+    mix = sf.read(mix_path, dtype="float32")[0]
+    stems = sum(sf.read(p, dtype="float32")[0] for p in stem_paths)
+    assert len(stem_paths) == 2 and np.abs(stems - mix).max() < 1e-5
+    with Engine(seed=3) as offline:
+        voice(*sources, curve=sine(2), gain=0.3, pan=-0.4, name="a")
+        voice(*sources[::-1], curve=0.3, gain=0.3, pan=0.4, name="b")
+        reference = offline.render_array(samples=position + SR)[position:]
+    assert np.abs(mix - reference).max() <= 1e-5

@@ -7,6 +7,10 @@ Two small buffers, owned here so the engine does not juggle them:
   renders in pieces and a render followed by playback join seamlessly;
 - the *recent* samples: the last ones handed out, which a resampler reads back to continue
   exactly where the previous output stopped.
+
+It also keeps where the last few spans began (their first sample and the timeline's checkpoint
+before them), so the leftover can be made again: a render with stems needs each voice's part
+of samples rendered before stems were asked for (:func:`~.offline.remake_leftover`).
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import numpy as np
 __all__ = ["HandOff", "RECENT"]
 
 RECENT = 256          # samples kept from just before the position (resampling reads back)
+SPANS_KEPT = 4        # spans whose start is kept (a resampled piece's look-ahead may reach back)
 
 
 class HandOff:
     def __init__(self, channels: int = 2):
         self._leftover = np.zeros((0, channels), dtype=np.float32)   # rendered, not yet handed out
         self._recent = np.zeros((0, channels), dtype=np.float32)     # handed out just before position
+        self._spans: list[tuple[int, object]] = []      # (first sample, checkpoint before it)
 
     @property
     def leftover_size(self) -> int:
@@ -44,6 +50,29 @@ class HandOff:
         count = samples.shape[0]
         self._leftover = np.concatenate([np.asarray(samples, dtype=np.float32), self._leftover])
         self._recent = self._recent[:max(0, self._recent.shape[0] - count)]
+
+    def note_span(self, first: int, checkpoint) -> None:
+        """A span from sample ``first`` is rendered next, from the timeline's ``checkpoint``."""
+        self._spans.append((first, checkpoint))
+        del self._spans[:-SPANS_KEPT]
+
+    def span_before(self, sample: int):
+        """``(first sample, checkpoint)`` of the latest noted span that starts at or before
+        ``sample``, or None."""
+        for first, checkpoint in reversed(self._spans):
+            if first <= sample:
+                return first, checkpoint
+        return None
+
+    def oldest_span_step(self) -> int | None:
+        """The step the oldest noted span starts at (the timeline keeps what it needs from
+        there), or None."""
+        return self._spans[0][1].step if self._spans else None
+
+    def forget_spans(self) -> None:
+        """The timeline moves on another way (live playback): noted spans can no longer be
+        rendered again."""
+        self._spans.clear()
 
     def recent(self, count: int) -> np.ndarray:
         """Up to ``count`` samples handed out just before the position."""

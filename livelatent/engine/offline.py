@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import LiveLatentError, ParameterError
 
-__all__ = ["render_chunks", "render_total", "MAX_RENDER_S"]
+__all__ = ["render_chunks", "render_total", "remake_leftover", "MAX_RENDER_S"]
 
 MAX_RENDER_S = 24 * 3600
 
@@ -60,8 +60,9 @@ def render_chunks(engine, total: int | None, *, chunk_steps: int, max_seconds: f
                 first = timeline.step * step
                 for hook in list(hooks):
                     hook(engine, first, first + steps * step)
+                handoff.note_span(first, timeline.checkpoint())
                 block = timeline.advance(steps)
-                timeline.forget_before(timeline.step)
+                timeline.forget_before(handoff.oldest_span_step())   # what a span made again needs
                 if total is None and timeline.played_out():
                     block = block[:max(0, engine.sound_end - first)]   # the exact end
                     total = produced + block.shape[0]
@@ -74,3 +75,30 @@ def render_chunks(engine, total: int | None, *, chunk_steps: int, max_seconds: f
             if progress is not None:
                 progress(block.shape[0])
             yield block
+
+
+def remake_leftover(engine) -> bool:
+    """Render the leftover again from the checkpoint before the span it came from, so that a
+    stem sink set now receives each voice's part of it (the samples come out the same). False
+    when there is no leftover, or no noted span reaches back to it (left by live playback)."""
+    if engine.playback is not None:
+        raise LiveLatentError("this engine is playing live; render a copy instead "
+                              "(the REPL's render() does)")
+    handoff, timeline, step = engine.handoff, engine.timeline, engine.step
+    with engine.timeline_lock():
+        size = handoff.leftover_size
+        end = timeline.step * step
+        span = handoff.span_before(end - size) if size else None
+        if span is None:
+            return False
+        first, checkpoint = span
+        where, leftover = timeline.checkpoint(), handoff.take_leftover()
+        try:
+            timeline.rewind(checkpoint)
+            block = timeline.advance((end - first) // step)
+        except BaseException:                     # back to where the render had stopped
+            timeline.rewind(where)
+            handoff.give_leftover(leftover)
+            raise
+        handoff.give_leftover(block[end - size - first:])
+        return True

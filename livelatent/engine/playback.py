@@ -156,6 +156,7 @@ class Playback(Landings):
         lookahead decoded at once, then the stream starts."""
         link.begin(position, history)
         link.feed(position, leftover)
+        self.engine.handoff.forget_spans()         # the timeline moves on live from here
         self._link = link
         self._checkpoints.clear()
         self._fill()
@@ -222,6 +223,8 @@ class Playback(Landings):
         leftover = link.taken_back(heard, min(next_step * step, link.fed))
         if next_step < engine.timeline.step:
             engine.timeline.rewind(self._checkpoints[next_step])
+            if heard // step in self._checkpoints:       # the leftover can be made again (stems)
+                engine.handoff.note_span(heard // step * step, self._checkpoints[heard // step])
         elif next_step * step > link.fed:          # the listener was past what was decoded
             leftover = leftover[:0]
         self._paused = (heard, leftover, link.recent(_HISTORY))

@@ -14,6 +14,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from ..atomic import PendingFile
+from ..engine.offline import remake_leftover
 from ..engine.resample import Resampler, StreamConverter
 from ..errors import ParameterError, check_number
 
@@ -94,9 +95,9 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     long as the mix. Returns the paths written, mix first.
     ``rate`` resamples to that rate with the resampler live playback uses on a device of that
     rate, so the file equals what such a device played; its last samples read the engine's
-    next ones, so renders in pieces join as seamlessly as at the engine's rate. (Stems do not:
-    samples an engine rendered before stems were asked for, the leftover of a previous render
-    included, are not in the next render's stems, which are silent there.)
+    next ones, so renders in pieces join as seamlessly as at the engine's rate, stems included:
+    the samples an earlier render (or live playback, as it stopped) made ahead are made again
+    for them.
     ``on_block(frames)`` is called after each block is written (raising from it abandons the
     render: nothing is left under the names asked for). ``chunk_steps`` sets the engine steps
     per block.
@@ -117,9 +118,15 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     stem_paths: set[Path] = set()
 
     def write_stem(number: int, name: str, first_sample: int, block: np.ndarray) -> None:
+        before = None
+        if first_sample < origin:     # the leftover made again from its span's start: what comes
+            before = block[:origin - first_sample]     # before it is what a resampler reads back
+            block, first_sample = block[origin - first_sample:], origin
+            if not block.shape[0]:
+                return
         handle = stem_files.get(number)
         if handle is None:
-            handle = stem_files[number] = opened(_stem_path(path, name, stem_paths), None)
+            handle = stem_files[number] = opened(_stem_path(path, name, stem_paths), before)
         gap = first_sample - origin - handle.frames - (0 if handle.held is None else handle.held.shape[0])
         if gap > 0:
             handle.hold(np.zeros((gap, engine.channels), dtype=np.float32))
@@ -131,6 +138,8 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
                disable=not show, leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s [{elapsed}<{remaining}]")
     engine.set_stem_sink(write_stem if stems else None)
     try:
+        if stems and engine.handoff.leftover_size:    # rendered before stems were asked for:
+            remake_leftover(engine)                     # each voice's part of it
         chunks = {} if chunk_steps is None else {"chunk_steps": chunk_steps}
         for block in engine.render_chunks(seconds, progress=lambda n: bar.update(n / engine.sample_rate),
                                           **chunks):
