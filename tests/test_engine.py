@@ -372,6 +372,18 @@ def test_an_amount_far_outside_0_1_is_held_at_the_edge_never_a_nan(sources):
     assert np.sqrt(np.mean(far ** 2)) > 0.01                   # it plays on, saturated
 
 
+def test_an_amount_past_float32_is_held_without_numpy_warnings(sources):
+    # an OSC value of 1e308 into a voice's amount overflowed float32 when the block was worked
+    # out, and numpy printed its warning on the performer's terminal
+    import warnings
+    with Engine(seed=3) as engine, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        voice(*sources, curve=1e308, gain=0.5, name="huge")
+        audio = engine.render_array(1.0)
+        assert np.isfinite(audio).all()
+        assert any("voice huge" in m and "held at the edge" in m for m in engine.events.texts())
+
+
 def test_far_out_windows_render_the_same_however_the_render_is_chunked(four):
     # amount 50: the points are far out (some held at the edge), where how a decode batch
     # rounds moved samples by 0.02 between a whole render and one in 4096-sample pieces, so a

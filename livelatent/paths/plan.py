@@ -52,7 +52,10 @@ class Block:
                  bpm: float = 60.0, samples: np.ndarray | None = None):
         self.k, self.beats, self.samples = k, beats, samples
         self.source_beats = beats if source_beats is None else source_beats
-        self.amounts = None if amounts is None else amounts.astype(np.float32)
+        # held within the weights' limit: an amount of 1e308 (a controller's) overflowed
+        # float32, and numpy said so on the terminal
+        self.amounts = (None if amounts is None
+                        else np.clip(amounts, -WEIGHT_LIMIT, WEIGHT_LIMIT).astype(np.float32))
         self.controls, self.origins, self.bpm = controls, origins, bpm     # controller curves
         self._values: dict[tuple, np.ndarray] = {}
 
