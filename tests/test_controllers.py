@@ -111,7 +111,14 @@ def test_bad_osc_input_warns_once_in_a_while_and_changes_nothing(two):
         taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         taken.bind(("127.0.0.1", 0))
         assert names["osc_listen"](port=taken.getsockname()[1]) == 0
-        assert any("cannot listen on 127.0.0.1" in t for t in engine.events.texts())
+        assert any("cannot listen on 127.0.0.1" in t and "Choose another port" in t
+                   for t in engine.events.texts())
+        # a host that is not this machine's: the advice is about the host, not the port
+        Controllers.of(engine).throttle.period = 0.0
+        for host in ("no.such.host.invalid", "192.0.2.1"):
+            assert names["osc_listen"](port=0, host=host) == 0
+            assert f"cannot listen on {host}:0" in engine.events.texts()[-1]
+            assert "Give an address of this machine" in engine.events.texts()[-1]
         with pytest.raises(ParameterError, match="lo must be below hi"):
             names["osc"]("/x", lo=1, hi=0)
         taken.close()
@@ -137,6 +144,47 @@ def test_python_oscs_own_log_lines_never_reach_the_terminal_livelatent_says_it(t
     assert [r.getMessage() for r in caplog.records if r.name == "root"] == []
     assert "WARNING:root" not in capfd.readouterr().err
     assert sum("part of a packet" in t for t in engine.events.texts()) == 1        # rate-limited
+
+
+def _bundle(*elements: bytes) -> bytes:
+    import struct
+    return b"#bundle\x00" + b"\x00" * 7 + b"\x01" + b"".join(
+        struct.pack(">i", len(e)) + e for e in elements)
+
+
+def test_a_bundle_with_a_lying_element_size_is_refused_not_parsed_forever(two):
+    """A bundle element of size -4 sent python-osc back to the same element forever: the
+    listener's thread spun and closing the engine waited on it. Too-deep nesting, likewise,
+    recursed until Python gave up; a bundle above 8 KiB was cut short. Each is one warning now,
+    and the listener goes on."""
+    import struct
+    import threading
+    fader = b"/fader/1\x00\x00\x00\x00,f\x00\x00" + struct.pack(">f", 0.5)
+    negative = _bundle(fader)[:16] + struct.pack(">i", -4) + fader
+    nested = fader
+    for _ in range(40):
+        nested = _bundle(nested)
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        names["osc_listen"](port=0)
+        names["osc"]("/fader/1", default=0.3)
+        listener = Controllers.of(engine).listener
+        parsing = threading.Thread(target=listener.call_handlers_for_packet,
+                                   args=(negative, ("127.0.0.1", 0)), daemon=True)
+        parsing.start()
+        parsing.join(timeout=2.0)
+        assert not parsing.is_alive(), "one packet spun the OSC listener"
+        listener.throttle.period = 0.0
+        listener.call_handlers_for_packet(nested, ("127.0.0.1", 0))
+        assert any("nested more than" in t for t in engine.events.texts())
+        assert any("size (-4) does not fit the packet" in t for t in engine.events.texts())
+        assert "osc:/fader/1" not in engine.intended().controls
+        big = _bundle(*[fader] * 999 + [fader[:-4] + struct.pack(">f", 0.75)])       # 20 KB
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        raw.sendto(big, ("127.0.0.1", listener.port))
+        wait_for(lambda: "osc:/fader/1" in engine.intended().controls)
+        assert engine.intended().controls["osc:/fader/1"].value(0.0) == 0.75
+        raw.close()
 
 
 def test_a_session_with_osc_renders_from_its_journal_what_was_played(two, tmp_path):
@@ -272,6 +320,47 @@ def test_midi_clock_sends_start_24_ticks_a_beat_and_stop(jack_server, two):
     ticks = received.count([0xF8])
     assert 30 <= ticks <= 60, received[:5]
     assert received[-1] == [0xFC] and [0xFA] not in received[1:]
+
+
+def test_two_midi_clocks_closed_in_turn_give_the_interpreter_its_switch_interval_back(monkeypatch):
+    """Each clock shortens the interpreter's switch interval while it runs; the second one used
+    to save the first's short value and put it back, leaving every thread switching ten times
+    as often for the rest of the session."""
+    import sys
+
+    from livelatent.controllers import clock_out
+
+    class Port:
+        def send_message(self, message):
+            pass
+
+        def close_port(self):
+            pass
+
+        def delete(self):
+            pass
+
+    monkeypatch.setattr(clock_out, "open_midi_port", lambda *args, **kwargs: (Port(), "clock", None))
+    before = sys.getswitchinterval()
+    with Engine(seed=1) as engine:
+        throttle = Controllers.of(engine).throttle
+        first = clock_out.MidiClock(engine, None, throttle)
+        second = clock_out.MidiClock(engine, None, throttle)
+        assert sys.getswitchinterval() == min(before, clock_out.SWITCH_S)
+        first.close()
+        assert sys.getswitchinterval() == min(before, clock_out.SWITCH_S)     # one still runs
+        second.close()
+    assert sys.getswitchinterval() == before
+
+
+def test_a_midi_port_named_by_nothing_or_a_number_is_a_clear_error():
+    """midi_in("") matched every port and connected to whichever came first; midi_in(1) said
+    "TypeError: 'in <string>' requires string..." in a warning. Both are refused at once."""
+    names = Controllers.names(Engine())
+    for function in ("midi_in", "midi_clock"):
+        for bad in ("", "  ", 1, b"nano"):
+            with pytest.raises(ParameterError, match=f"{function}\\(.*a part of the port's name"):
+                names[function](bad)
 
 
 def test_a_loaded_set_listens_to_the_controllers_its_voices_read(tmp_path, monkeypatch):

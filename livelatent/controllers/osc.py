@@ -11,8 +11,10 @@ each give a rate-limited warning; nothing from the network raises into the REPL 
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import socket
 import threading
 
 from pythonosc import osc_bundle, osc_message, osc_packet
@@ -72,8 +74,39 @@ def _quiet_python_osc() -> None:
             module.logging = _LoggingToListener(quiet)
 
 
+_BUNDLE = b"#bundle\x00"
+BUNDLE_DEPTH = 16        # bundles nested deeper than this are refused, not parsed
+
+
+def bundle_problem(data: bytes, depth: int = 0) -> str | None:
+    """What is wrong with the bundle framing of ``data`` (None: nothing, or not a bundle).
+
+    python-osc walks a bundle's elements by their declared sizes without checking them: a
+    negative size sends it back to the same element forever (one packet would spin the
+    listener's thread and hold up closing the engine), and deep nesting recurses until Python
+    gives up. The framing is checked here first, without recursion limits to reach."""
+    if not data.startswith(_BUNDLE):
+        return None
+    if depth >= BUNDLE_DEPTH:
+        return f"bundles nested more than {BUNDLE_DEPTH} deep"
+    index = len(_BUNDLE) + 8                       # the prefix and the time tag
+    while index < len(data):
+        if index + 4 > len(data):
+            return "a bundle element's size is cut short"
+        size = int.from_bytes(data[index:index + 4], "big", signed=True)
+        index += 4
+        if size < 0 or index + size > len(data):
+            return f"a bundle element's size ({size}) does not fit the packet"
+        problem = bundle_problem(data[index:index + size], depth + 1)
+        if problem is not None:
+            return problem
+        index += size
+    return None
+
+
 class _Server(BlockingOSCUDPServer):
     listener = None
+    max_packet_size = 65535    # socketserver reads 8192 bytes: a larger bundle would be cut short
 
     def verify_request(self, request, client_address) -> bool:
         return True            # python-osc drops what does not look like OSC silently: we say so
@@ -95,9 +128,12 @@ class OscListener:
         try:
             self.server = _Server((host, port), self)
         except OSError as exc:
+            # a name that does not resolve, or an address of another machine, is the host's fault
+            bad_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+            advice = ("Give an address of this machine: osc_listen(host='0.0.0.0')" if bad_host
+                      else "Choose another port: osc_listen(port=...)")
             throttle.warn("osc:port", f"osc: cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                                      f"osc() curves hold their defaults. Choose another port: "
-                                      f"osc_listen(port=...)")
+                                      f"osc() curves hold their defaults. {advice}")
             return
         self.server.listener = self
         _quiet_python_osc()
@@ -122,6 +158,11 @@ class OscListener:
 
     # python-osc's server calls this (as its "dispatcher") with each datagram
     def call_handlers_for_packet(self, data: bytes, client_address) -> list:
+        problem = bundle_problem(data)
+        if problem is not None:
+            self.throttle.warn("osc:malformed", f"osc: a malformed packet from {client_address[0]} "
+                                                f"was ignored ({problem})")
+            return []
         _parsing.listener, _parsing.client = self, client_address[0]
         try:
             messages = [timed.message for timed in osc_packet.OscPacket(data).messages]
