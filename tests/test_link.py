@@ -69,6 +69,50 @@ def test_link_arguments_are_checked():
     assert any("renders offline" in text for text in offline.events.texts("warning"))
 
 
+class _ClampingLink:
+    """A stand-in for aalink's Link (no network): it keeps the tempo between 20 and 999 bpm as
+    Link does, and no peer ever joins."""
+
+    def __init__(self, bpm):
+        self._tempo, self.quantum, self.enabled, self.num_peers, self.beat = bpm, 4, False, 0, 0.0
+
+    @property
+    def tempo(self):
+        return self._tempo
+
+    @tempo.setter
+    def tempo(self, bpm):
+        self._tempo = min(max(bpm, 20.0), 999.0)
+
+
+def test_a_tempo_link_cannot_share_says_what_the_session_plays(monkeypatch):
+    """tempo(5) while linked: Link keeps sessions from 20 to 999 bpm, so the session (and the
+    engine, following it) goes to 20; that used to happen without a word."""
+    import types
+
+    from livelatent.controllers import link as link_module
+    from livelatent.controllers.throttle import Throttle
+    from livelatent.engine.commands import SetTempo
+    monkeypatch.setattr(link_module, "aalink", lambda: types.SimpleNamespace(Link=_ClampingLink))
+    engine = Engine(tempo=120)
+    follower = link_module.LinkFollower(engine, 4.0, Throttle(engine.events, period=0.0))
+    try:
+        for asked, plays in ((5.0, 20.0), (1000.0, 999.0), (90.0, 90.0)):
+            engine.submit(SetTempo(asked))
+            deadline = time.monotonic() + 5
+            while follower._link.tempo != plays:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(0.05)
+            assert follower.tempo == plays
+        warned = engine.events.texts("warning")
+        assert sum("tempo(5) plays at 20 bpm while linked" in t for t in warned) == 1, warned
+        assert sum("tempo(1000) plays at 999 bpm" in t for t in warned) == 1, warned
+        assert not any("tempo(90)" in t for t in warned)
+    finally:
+        follower.leave()
+
+
 def _private_network_available() -> bool:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return False

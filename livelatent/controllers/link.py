@@ -163,7 +163,14 @@ class LinkFollower:
             self._known_bpm = session_bpm                 # the session's (a peer's) tempo
         elif abs(clock.bpm - self._sent_bpm) > 1e-9:      # the performer's: tell the session
             link.tempo = clock.bpm
-            self._known_bpm = self._sent_bpm = session_bpm = clock.bpm
+            # Link keeps a session between 20 and 999 bpm (the engine goes from 1 to 1000): the
+            # session's tempo is what the engine will follow, so say so when it differs
+            session_bpm = float(link.tempo)
+            if abs(session_bpm - clock.bpm) > 1e-6:
+                self.throttle.warn("link:tempo", f"link: a Link session's tempo goes from 20 to 999 "
+                                                 f"bpm; tempo({clock.bpm:g}) plays at "
+                                                 f"{session_bpm:g} bpm while linked")
+            self._sent_bpm, self._known_bpm = clock.bpm, session_bpm
         if not self.heard.ready or not engine.playing:
             return                                        # nothing heard: no phase to follow
         now = now_ns()
