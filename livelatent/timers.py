@@ -111,7 +111,8 @@ class Timers(EngineService):
         try:
             with engine.batch(origin="timer", at=max(sample, engine.position)):
                 job.fn()
-        except Exception as exc:        # reported once; the music goes on
+        except (Exception, SystemExit) as exc:   # reported once; the music goes on (an exit()
+            # in a timer would otherwise end the scheduler thread, and every other timer with it)
             engine.events.error(f"timer {job.name} at beat {job.beat:g}: {type(exc).__name__}: "
                                 f"{exc}; it is dropped")
             return

@@ -258,3 +258,20 @@ def test_bad_timer_input_is_a_clear_error(tmp_path, model):
         engine.render_array(2.0)
         with pytest.raises(LiveLatentError, match="beat 1 has passed"):
             session.run_cell("at(1, lambda: None)")
+
+
+def test_a_timer_that_calls_exit_is_dropped_and_the_other_timers_go_on(tmp_path, model):
+    """``at(2, exit)``: SystemExit is not an Exception, so it went past the timer's handler,
+    ending the scheduler thread (live: every other timer stopped without a word) or the
+    render (offline). It is reported and dropped like any failing timer now."""
+    calls = []
+    with Engine(model, seed=1, tempo=120) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="exits")
+        session.namespace["calls"] = calls
+        session.run_cell("import sys\nevery(1, lambda: calls.append(1), start=1)\n"
+                         "at(2, lambda: sys.exit(3))")
+        engine.render_array(samples=3 * SR)                  # 6 beats
+        session.close()
+    assert len(calls) == 6
+    assert any("timer <lambda> at beat 2: SystemExit: 3; it is dropped" in t
+               for t in engine.events.texts("error"))
