@@ -164,6 +164,50 @@ def test_a_watched_folder_picks_up_new_files(session, tmp_path):
     assert watcher.check() == [] and watcher.check() == []
 
 
+def test_a_file_that_never_ends_or_calls_exit_is_stopped_and_the_watcher_goes_on(session, tmp_path):
+    """A file runs in the watcher's thread while the REPL waits for it: a loop that does not end
+    froze the REPL (no Ctrl-C reaches that thread), and exit() ended the watcher, so no later
+    save ran. The loop is interrupted after the watcher's run limit, exit() is an error, and
+    neither changes anything."""
+    import threading
+    lines = said(session)
+    pattern = tmp_path / "drift.py"
+    save(pattern, 'voice(flute, cello, curve=sine(4), name="drift")\n')
+    repl_lock = threading.RLock()
+    watcher = PatternWatcher(session, lock=repl_lock, interval=0.05)
+    watcher.run_limit = 0.5
+    watcher.watch(pattern)
+    watcher.start()
+    try:
+        save(pattern, 'tempo(150)\nimport time\nend = time.monotonic() + 8\n'
+                      'while time.monotonic() < end:\n    pass\n')
+        assert wait_for(lambda: not repl_lock.acquire(blocking=False) or repl_lock.release(), 2.0)
+        began = time.monotonic()
+        with repl_lock:                                  # the REPL's next cell
+            waited = time.monotonic() - began
+        assert waited < 2.0, f"the REPL waited {waited:.1f} s for a pattern file"
+        assert wait_for(lambda: "still running after 0.5 s: interrupted" in lines[-1], 1.0), lines
+        assert session.engine.tempo == 60 and playing(session.engine) == {"drift": repr(sine(4))}
+
+        save(pattern, 'tempo(150)\nimport sys\nsys.exit(2)\n')
+        assert wait_for(lambda: "SystemExit: 2 (nothing changed)" in lines[-1], 2.0), lines
+        assert watcher.running and session.engine.tempo == 60
+        save(pattern, 'voice(flute, cello, curve=tri(2), name="drift")\n')
+        assert wait_for(lambda: lines[-1].startswith("reloaded"), 2.0), lines
+        assert playing(session.engine) == {"drift": repr(tri(2))}
+    finally:
+        watcher.stop()
+
+
+def test_a_file_with_a_nul_byte_is_a_syntax_error_without_a_line_none(session, tmp_path):
+    lines = said(session)
+    pattern = tmp_path / "drift.py"
+    pattern.write_bytes(b'voice(flute, cello, name="drift")\x00\n')
+    PatternWatcher(session).watch(pattern)
+    assert "syntax error" in lines[-1] and "line None" not in lines[-1], lines
+    assert playing(session.engine) == {}
+
+
 def test_watching_something_that_is_not_a_pattern_file_says_so(session, tmp_path):
     watcher = PatternWatcher(session)
     with pytest.raises(Exception, match="no such file"):

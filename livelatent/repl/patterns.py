@@ -11,7 +11,9 @@ stop is part of the journaled code (a last line the watcher adds, ``performer.st
 
 A file that does not compile is reported once and not run. A file that raises while it runs
 changes nothing: the cell runs with ``discard_on_error=True``, so none of its engine changes
-are sent. Either way the voices play on.
+are sent. A file still running after :data:`RUN_LIMIT_S` (a loop that never ends) is
+interrupted the same way: the REPL waits for it, and must not wait forever. Either way the
+voices play on.
 
 Polling (every 0.1 s, in a daemon thread) needs no extra dependency and sees an edit well
 within a second; editors that save by writing a new file and renaming it are seen too. A
@@ -22,6 +24,7 @@ stop all its voices. New files (never run yet) run on the first poll that sees t
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +32,10 @@ from pathlib import Path
 from ..api import REPLACE_FADE_S
 from ..errors import LiveLatentError, ParameterError
 
-__all__ = ["PatternWatcher", "POLL_INTERVAL_S"]
+__all__ = ["PatternWatcher", "POLL_INTERVAL_S", "RUN_LIMIT_S"]
 
 POLL_INTERVAL_S = 0.1
+RUN_LIMIT_S = 10.0      # a run still going after this long is interrupted (nothing changes)
 
 
 @dataclass
@@ -61,6 +65,8 @@ class PatternWatcher:
     lock : threading.Lock-like, optional
         Held while a file runs; the REPL holds the same lock while a cell runs, so the two
         never share an engine batch.
+    run_limit : float
+        Seconds a file may run before it is interrupted.
 
     Examples
     --------
@@ -69,12 +75,16 @@ class PatternWatcher:
     >>> watcher.start()
     """
 
-    def __init__(self, session, *, interval: float = POLL_INTERVAL_S, lock=None):
+    def __init__(self, session, *, interval: float = POLL_INTERVAL_S, lock=None,
+                 run_limit: float = RUN_LIMIT_S):
         if not interval > 0:
             raise ParameterError(f"interval={interval!r} must be a positive number of seconds")
+        if not run_limit > 0:
+            raise ParameterError(f"run_limit={run_limit!r} must be a positive number of seconds")
         self.session = session
         self.events = session.engine.events
         self.interval = float(interval)
+        self.run_limit = float(run_limit)
         self.lock = lock if lock is not None else threading.RLock()
         self._files: dict[Path, _Watched] = {}
         self._folders: list[Path] = []
@@ -191,7 +201,7 @@ class PatternWatcher:
         while not self._stop.wait(self.interval):
             try:
                 self.check()
-            except Exception as exc:   # the watcher must outlive anything a file does
+            except BaseException as exc:   # the watcher must outlive anything a file does
                 self.events.error(f"pattern watcher: {type(exc).__name__}: {exc}")
 
     # -- running a file ------------------------------------------------------------------------
@@ -206,8 +216,9 @@ class PatternWatcher:
         shown = _shown(watched.path)
         try:
             compile(code, str(watched.path), "exec")
-        except SyntaxError as exc:
-            self._fail(watched, f"line {exc.lineno}: syntax error: {exc.msg}")
+        except (SyntaxError, ValueError) as exc:      # ValueError: a NUL byte in the file
+            where = f"line {exc.lineno}: " if getattr(exc, "lineno", None) else ""
+            self._fail(watched, f"{where}syntax error: {getattr(exc, 'msg', exc)}")
             return
         with self.lock:
             cell = code if code.endswith("\n") else code + "\n"
@@ -217,14 +228,20 @@ class PatternWatcher:
                 numbers = ", ".join(str(n) for n in watched.voices)
                 cell += (f"performer.stop({numbers}, fade={REPLACE_FADE_S})  "
                          f"# livelatent: replaces this file's previous voices\n")
+            deadline = _Deadline(self.run_limit)
             try:
-                self.session.run_cell(cell, origin=f"pattern:{shown}", discard_on_error=True,
-                                      label=shown)
+                with deadline:
+                    self.session.run_cell(cell, origin=f"pattern:{shown}", discard_on_error=True,
+                                          label=shown)
             except LiveLatentError as exc:
                 self._fail(watched, f"{exc} (nothing changed)")
                 return
             except KeyboardInterrupt:
-                self._fail(watched, "interrupted (nothing changed)")
+                why = f"still running after {self.run_limit:g} s: " if deadline.fired else ""
+                self._fail(watched, f"{why}interrupted (nothing changed)")
+                return
+            except BaseException as exc:      # exit() in a file must not end the watcher
+                self._fail(watched, f"{type(exc).__name__}: {exc} (nothing changed)")
                 return
             started = self.session.last_started
         watched.voices = started
@@ -238,6 +255,46 @@ class PatternWatcher:
         watched.errors += 1
         watched.last_error = message
         self.events.error(f"{_shown(watched.path)}: {message}; the voices play on")
+
+
+class _Deadline:
+    """Interrupts the thread inside it (a KeyboardInterrupt, as Ctrl-C would) once it has been
+    there ``seconds``. A file runs in the watcher's thread, which no Ctrl-C reaches, while the
+    REPL waits for it: a loop that never ends would freeze the REPL for good.
+
+    A loop in Python stops at once; a call into C (a long ``time.sleep``) when it returns."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.fired = seconds, False
+        self._lock = threading.Lock()
+        self._inside = False
+
+    def __enter__(self) -> "_Deadline":
+        self._thread = threading.get_ident()
+        self._inside = True
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._inside:
+                self.fired = True
+                _raise_in(self._thread, KeyboardInterrupt)
+
+    def __exit__(self, *_exc) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._inside = False
+            if self.fired:              # sent but maybe not raised yet: it must not go off later
+                _raise_in(self._thread, None)
+
+
+def _raise_in(thread: int, exception) -> None:
+    """Raise ``exception`` in ``thread`` at its next bytecode (None: forget one pending)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread), None if exception is None else ctypes.py_object(exception))
 
 
 def _pattern_files(folder: Path) -> list[Path]:
