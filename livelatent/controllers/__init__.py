@@ -110,6 +110,7 @@ class Controllers(EngineService):
             """Listen to the MIDI output port whose name contains ``port`` (default: an input
             port of livelatent's own, ``livelatent``, to connect controllers to). Returns the
             port's name (None: none could be opened; a warning said why)."""
+            _port_name(port, "midi_in")
             if not live or engine.sealed:
                 return None
             return Controllers.of(engine).open_midi(port)
@@ -117,6 +118,7 @@ class Controllers(EngineService):
         def midi_clock(port: str | None = None):
             """Send MIDI clock (24 ticks a beat, Start and Stop) following the engine's beats, on
             a port of its own (``livelatent-clock:clock``) or the input port named like ``port``."""
+            _port_name(port, "midi_clock")
             if not live or engine.sealed:
                 return None
             return Controllers.of(engine).start_clock(port)
@@ -256,6 +258,13 @@ class Controllers(EngineService):
                 self.link = None
             self.senders.clear()
             self.clocks.clear()
+
+
+def _port_name(port, function: str) -> None:
+    # a port is found by a part of its name: "" would pick whichever port comes first
+    if port is not None and (not isinstance(port, str) or not port.strip()):
+        raise ParameterError(f"{function}({port!r}): give a part of the port's name, e.g. "
+                             f"{function}('nanoKONTROL'), or nothing for livelatent's own port")
 
 
 def _bound(value, name: str):
