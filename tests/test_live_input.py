@@ -57,6 +57,25 @@ def test_live_input_needs_a_playing_engine_with_inputs(tmp_path):
         start_live_input(engine, tmp_path, channel=1, delay=None, throttle=Throttle(engine.events))
 
 
+def test_a_delay_longer_than_the_kept_input_is_refused(jack_server, tmp_path):
+    """The frames of a live input are kept in a ring of RING_S seconds: a longer delay read a
+    row written over since, another moment's input, while a render of the set (from the
+    recording) read the right one. It is refused instead."""
+    from livelatent.controllers.input_recorder import start_live_input
+    from livelatent.controllers.throttle import Throttle
+    from livelatent.live_source import RING_S
+    with Engine(seed=1) as engine:
+        engine.start("system", inputs=2)
+        throttle = Throttle(engine.events)
+        for delay in (RING_S + 1, 3600.0, 1e300):
+            with pytest.raises(ParameterError, match=r"at most 59 s \(the last 60 s of input"):
+                start_live_input(engine, tmp_path, channel=1, delay=delay, throttle=throttle)
+        assert not (tmp_path / "inputs").exists()                   # nothing recorded
+        assert start_live_input(engine, tmp_path, channel=1, delay=RING_S - 2,
+                                throttle=throttle).delay == (RING_S - 2) * engine.sample_rate
+        engine.stop_playback()
+
+
 def test_live_input_over_jack_renders_from_its_recording_as_heard(jack_server, tmp_path):
     """A JACK client plays a file into livelatent's input while the output is captured: the
     input is recorded into the set, and `livelatent render` of the set equals the capture."""

@@ -172,6 +172,12 @@ def start_live_input(engine, folder: Path, *, channel: int, delay, throttle) -> 
     else:
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not np.isfinite(delay):
             raise ParameterError(f"live_input(delay={delay!r}): seconds, e.g. 0.3")
+        # the frames are kept for RING_S seconds: a longer delay would read a ring row written
+        # over since, the input of another moment (a render, from the recording, would not)
+        most = int(RING_S * rate) - engine.lookahead - engine.codec.window - rate
+        if not delay * rate <= most:
+            raise ParameterError(f"live_input(delay={delay:g}): at most {most / rate:.0f} s (the last "
+                                 f"{RING_S:g} s of input are kept)")
         samples = int(round(delay * rate))
         if samples < least:
             raise ParameterError(f"live_input(delay={delay:g}): at least {least / rate:.3f} s here (the "
