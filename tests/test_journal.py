@@ -126,3 +126,23 @@ def test_every_record_is_on_disk_when_append_returns(tmp_path):
     journal.close()
     with pytest.raises(SetError, match="closed"):
         journal.append("y = 2", "repl", position=0)
+
+
+@pytest.mark.parametrize("version", [None, 0, True, "3"])
+def test_a_line_without_a_valid_version_is_not_called_newer(tmp_path, version):
+    # a missing "v" was "journal version None is newer than this livelatent reads"
+    path = write_session(tmp_path / "journal.jsonl", [("a = 1", 0, 0)])
+    with open(path, "a") as f:
+        f.write(json.dumps({"v": version, "kind": "cell", "id": 9, "code": "x"}) + "\n")
+    with pytest.raises(SetError, match=r"journal.jsonl:4: no valid journal version"):
+        read_journal(path)
+
+
+def test_an_error_line_that_is_not_a_number_is_an_error_naming_the_line(tmp_path):
+    # it read back, and a replay of the cell then failed with a TypeError in run_until
+    path = write_session(tmp_path / "journal.jsonl", [("a = 1", 0, None)])
+    with open(path, "a") as f:
+        f.write(json.dumps({"v": 3, "kind": "applied", "id": 0, "sample": 0, "error": "x",
+                            "error_line": "two"}) + "\n")
+    with pytest.raises(SetError, match=r"journal.jsonl:3: malformed applied record"):
+        read_journal(path)

@@ -14,7 +14,7 @@ import torch
 import jackutil
 from livelatent import Engine
 from livelatent.cli import main
-from livelatent.errors import LiveLatentError
+from livelatent.errors import LiveLatentError, SetError
 from livelatent.model.checkpoint import save_checkpoint
 from livelatent.model.vae import RawAudioVAE, VAEConfig
 from livelatent.session.performance import read_journal, read_sessions
@@ -226,3 +226,29 @@ def test_a_journal_that_cannot_be_written_does_not_stop_the_show(tmp_path, model
         session.run_cell(SOURCES + "v = voice(tone, hiss)")
         assert np.sqrt(np.mean(engine.render_array(samples=4096) ** 2)) > 0.01   # it plays
         assert any("not recorded" in message for message in engine.events.texts())
+
+
+def test_a_set_whose_mapping_is_damaged_loads_nothing(tmp_path, model):
+    # load() replaced the voices, then failed on mappings/: half a set, the error said none
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="live")
+        session.run_cell(SOURCES + "keep = voice(tone, hiss, name='keep')\n"
+                         "m = mapping(inputs=[const(0.2)], name='m')\n"
+                         "m.add(tone, inputs=[0]); m.add(hiss, inputs=[1])")
+        session.save("mapped")
+        session.run_cell("stop('keep'); other = voice(hiss, tone, name='other')")
+        engine.render_array(samples=8192)
+        (tmp_path / "mapped" / "mappings" / "m.json").write_text("{damaged")
+        with pytest.raises(LiveLatentError, match=r"m.json: the mapping cannot be read"):
+            session.run_cell("load('mapped')")
+        engine.render_array(samples=8192)
+        assert [p.name for p in engine.voices()] == ["other"]
+
+
+def test_a_set_name_no_file_system_takes_is_a_clear_error(tmp_path, model):
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="live")
+        for name in ("x" * 300, "nul\0byte"):          # OSError, ValueError
+            with pytest.raises(SetError, match="set"):
+                session.save(name)
+        assert sorted(p.name for p in (tmp_path / "sets").iterdir()) == ["live"]

@@ -13,7 +13,7 @@ import jackutil
 from packutil import small_pack
 from livelatent import Engine
 from livelatent.cli import main
-from livelatent.errors import SetError
+from livelatent.errors import ParameterError, SetError
 from livelatent.model.checkpoint import save_checkpoint
 from livelatent.model.vae import RawAudioVAE, VAEConfig
 from livelatent.session.performance import read_journal, read_performance
@@ -422,3 +422,132 @@ def test_the_default_pack_names_its_version(capsys):
         old = pack_info(DEFAULT_MODEL_DIR.parent / f"default-v{version}")
         assert (old.name, old.version) == ("default", version)
         assert old.weights_hash == load_checkpoint(old.folder).content_hash != info.weights_hash
+
+
+# -- hostile and hand-edited sets -----------------------------------------------------------------
+def edit_journal(folder, change):
+    """Rewrite the set's journal with ``change(records)`` applied to its parsed lines."""
+    path = folder / "journal.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    change(records)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def batch_records(records):
+    return [r for r in records if r["kind"] == "batch"]
+
+
+def test_no_code_runs_no_code_hidden_in_a_curve(saved_set, tmp_path):
+    # eval() without builtins is no sandbox: a curve's text reached os.system through
+    # ().__class__ (a set from a stranger ran its code under --no-code), and 9**9**9 never ended
+    marker = tmp_path / "ran"
+    escape = ("[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'catch_warnings']"
+              f"[0]()._module.__builtins__['__import__']('os').system('touch {marker}') and tri(1)")
+    for code in (escape, "9**9**9 * tri(1)"):
+        edit_journal(saved_set, lambda records: batch_records(records)[1]["commands"][0]["changes"]
+                     .update(curve=code))
+        with pytest.raises(SetError, match="journal line .* is not a curve's code"):
+            render_set(saved_set, tmp_path / "out.wav", seconds=1, run_code=False, progress=False)
+    assert not marker.exists()
+
+
+def test_abs_of_a_curve_is_rebuilt_from_a_set(saved_set, tmp_path):
+    # repr(abs(c)) is "abs(...)", which a curve rebuilt without builtins could not call
+    edit_journal(saved_set, lambda records: batch_records(records)[1]["commands"][0]["changes"]
+                 .update(curve="(abs(sine(2.0)) - 0.5)"))
+    report = render_set(saved_set, tmp_path / "out.wav", seconds=2, run_code=False, progress=False)
+    assert report.batches == 2
+
+
+@pytest.mark.parametrize("field, value, why", [
+    ("voice", 10 ** 20, "voice=100000000000000000000 must be a whole number"),   # OverflowError
+    ("noise_key", -7, "noise_key=-7 must be a whole number"),                    # numpy's ValueError
+    ("seed", -1, "seed=-1 must be a whole number"),
+    ("voice", "x", "invalid literal"),                                           # ValueError
+    ("timing", [1], "timing=.* is not 4 samples"),
+    ("fit", "bogus", "fit='bogus' must be one of"),                              # played as "loop"
+    ("quant", "sometime", "quant='sometime' must be one of"),                    # played as "now"
+])
+def test_a_hand_edited_voice_is_a_clear_error_not_a_wrong_render(saved_set, tmp_path, field, value, why):
+    edit_journal(saved_set, lambda records: batch_records(records)[0]["commands"][0].update({field: value}))
+    with pytest.raises(SetError, match=f"journal line \\d+: malformed command .*{why}"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
+
+
+@pytest.mark.parametrize("command, why", [
+    ({"op": "set", "voice": 0, "changes": [1], "quant": "now"}, "TypeError"),        # AttributeError
+    ({"op": "set", "voice": 0, "changes": {"bogus": 3}, "quant": "now"}, "no 'bogus' to change"),
+    ({"op": "set", "voice": 0, "changes": {"gain": float("nan")}, "quant": "now"}, "gain=nan"),
+    ({"op": "set", "voice": 0, "changes": {"pan": 50}, "quant": "now"}, "pan=50"),
+    ({"op": "stop", "voice": 0, "fade": -100, "quant": "now"}, "fade=-100"),
+    ({"op": "sync", "bpm": 60, "beat": float("nan"), "sample": 5}, "beat=nan"),
+    ({"op": "control", "name": "osc:/x", "value": float("inf")}, "value=inf"),
+])
+def test_a_hand_edited_change_is_a_clear_error_not_a_wrong_render(saved_set, tmp_path, command, why):
+    edit_journal(saved_set, lambda records: batch_records(records)[1].update(commands=[command]))
+    with pytest.raises(SetError, match=f"journal line \\d+: malformed command .*{why}"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
+
+
+def test_a_batch_moved_before_the_one_it_follows_names_the_journal_line(saved_set, tmp_path):
+    edit_journal(saved_set, lambda records: batch_records(records)[1].update(sample=100))
+    with pytest.raises(SetError, match=r"batch 1 \(repl\), journal line \d+: at=100 is before"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
+    edit_journal(saved_set, lambda records: batch_records(records)[1].update(sample=-4096))
+    with pytest.raises(SetError, match=r"journal.jsonl:\d+: malformed batch record .*sample=-4096"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda r: r.update(paths=5), "paths 5 is not a list of file names"),        # TypeError
+    (lambda r: r.update(file=5), "file 5 is not a file name"),
+    (lambda r: r.update(file="../../../etc/passwd"), "is not inside the set folder"),
+    (lambda r: r.update(origin="x"), "origin 'x' is not an object"),             # AttributeError
+])
+def test_a_hand_edited_source_record_is_a_clear_error(saved_set, tmp_path, model, change, why):
+    edit_journal(saved_set, lambda records: change(next(r for r in records if r["kind"] == "source")))
+    with pytest.raises(SetError, match=f"journal.jsonl:\\d+: malformed source record .*{why}"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
+    path = saved_set / "state.json"
+    state = json.loads(path.read_text())
+    change(next(iter(state["sources"].values())))
+    path.write_text(json.dumps(state))
+    with Engine(model) as engine, pytest.raises(SetError, match=f"malformed state .*{why}"):
+        load_set(engine, saved_set)
+
+
+def test_an_empty_copy_of_a_source_is_a_clear_error(saved_set, tmp_path, model):
+    for copy in (saved_set / "sources").glob("*.npy"):
+        copy.write_bytes(b"")                                  # np.load raised EOFError
+    with pytest.raises(SetError, match=r"cannot read .*\.npy"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
+    with Engine(model) as engine, pytest.raises(SetError, match=r"cannot read .*\.npy"):
+        load_set(engine, saved_set)
+
+
+def test_a_model_record_of_the_wrong_kind_is_a_clear_error(saved_set, tmp_path, model):
+    edit_journal(saved_set, lambda records: records[0].update(model="x"))       # AttributeError
+    with pytest.raises(SetError, match=r"journal.jsonl:1: malformed session record"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
+    path = saved_set / "state.json"
+    state = json.loads(path.read_text())
+    state["model"]["path"] = 5                                                  # TypeError
+    path.write_text(json.dumps(state))
+    with Engine(model) as engine, pytest.raises(SetError, match="malformed state .*model.path 5"):
+        load_set(engine, saved_set)
+
+
+def test_a_cell_that_called_exit_does_not_end_the_render(saved_set, tmp_path):
+    # the REPL carried on after sys.exit() in a cell; the render stopped there, writing nothing
+    edit_journal(saved_set, lambda records: next(r for r in records if r["kind"] == "cell")
+                 .update(code=SOURCES + "import sys; sys.exit(3)"))
+    report = render_set(saved_set, tmp_path / "out.wav", seconds=2, progress=False)
+    assert report.batches == 2 and any("called exit()" in note for note in report.notes)
+
+
+def test_rendering_a_set_for_infinite_seconds_is_refused(saved_set, tmp_path):
+    assert main(["render", str(saved_set), "-o", str(tmp_path / "out.wav"), "--seconds", "inf"]) == 2
+    with pytest.raises(ParameterError, match="must be positive and finite"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=float("inf"))
+    with pytest.raises(SetError, match="state.json is a file, not a set"):
+        render_set(saved_set / "state.json", tmp_path / "out.wav")

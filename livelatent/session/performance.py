@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import SetError
 from .journal import JOURNAL_NAME, JOURNAL_VERSION
+from .record_checks import check_source_record, whole
 
 __all__ = ["Entry", "BatchRecord", "SessionStart", "Performance", "read_journal",
            "read_sessions", "read_performance"]
@@ -166,7 +167,10 @@ def _parse(path: Path):
             raise SetError(f"{path}:{number}: malformed journal line ({exc}); the journal was "
                            f"edited or damaged: fix or delete that line") from None
         version = record.get("v")
-        if not isinstance(version, int) or version > JOURNAL_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise SetError(f"{path}:{number}: no valid journal version ({version!r}); it is not a "
+                           f"livelatent journal, or the line was edited")
+        if version > JOURNAL_VERSION:
             raise SetError(f"{path}:{number}: journal version {version!r} is newer than this "
                            f"livelatent reads ({JOURNAL_VERSION}); upgrade livelatent")
         records.append((number, record))
@@ -194,6 +198,9 @@ def _build(path: Path, records):
         try:
             if kind == "session":
                 model = record.get("model") or {}
+                if not isinstance(model, dict) or not isinstance(model.get("pack"), (dict, type(None))) \
+                        or not all(isinstance(model.get(k), (str, type(None))) for k in ("path", "hash")):
+                    raise TypeError(f"model {model!r} is not a file name, a hash and a pack")
                 start = SessionStart(
                     index=len(sessions), wall=str(record.get("wall", "")),
                     model_path=model.get("path"), model_hash=model.get("hash"),
@@ -211,7 +218,8 @@ def _build(path: Path, records):
             elif kind == "applied":
                 applied[int(record["id"])] = {
                     "sample": int(record["sample"]), "landed": bool(record.get("landed", True)),
-                    "error": record.get("error"), "error_line": record.get("error_line"),
+                    "error": None if record.get("error") is None else str(record["error"]),
+                    "error_line": None if record.get("error_line") is None else int(record["error_line"]),
                     "checks": tuple(record.get("checks", ()))}
             elif kind == "batch" and current >= 0:
                 commands = record["commands"]
@@ -220,22 +228,19 @@ def _build(path: Path, records):
                 performances[current].batches.append(BatchRecord(
                     seq=int(record["seq"]), origin=str(record["origin"]),
                     cell=None if record.get("cell") is None else int(record["cell"]),
-                    sample=int(record["sample"]), commands=tuple(commands), line=number,
+                    sample=whole(record["sample"], "sample"), commands=tuple(commands), line=number,
                     session=current, readings=tuple(record.get("readings", ()))))
             elif kind == "controls" and current >= 0:
                 grouped: dict[int, list] = {}
                 for seq, sample, name, value in record["values"]:
-                    grouped.setdefault(int(seq), [int(sample)]).append(
+                    grouped.setdefault(int(seq), [whole(sample, "sample")]).append(
                         {"op": "control", "name": str(name), "value": float(value)})
                 for seq, (sample, *commands) in grouped.items():
                     performances[current].batches.append(BatchRecord(
                         seq=seq, origin=str(record["origin"]), cell=None, sample=sample,
                         commands=tuple(commands), line=number, session=current))
             elif kind == "source" and current >= 0:
-                if "array_hash" in record:     # an array a path needs (directions, a vector)
-                    str(record["key"]), str(record["array_hash"]), str(record["file"])
-                else:
-                    str(record["key"]), str(record["audio_hash"]), int(record["sample_rate"])
+                check_source_record(record)
                 performances[current].sources[record["key"]] = record
             elif kind == "end" and current >= 0:
                 performances[current].end = int(record["sample"])

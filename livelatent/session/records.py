@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import curves
-from ..controls import REBUILD_NAMES
 from ..atomic import atomic_path
 from ..live_source import LiveSource
-from ..engine.commands import AddVoice, Hush, SetControl, SetTempo, SetVoice, StopVoice, SyncTempo
+from ..engine.commands import (AddVoice, Hush, SetControl, SetTempo, SetVoice, StopVoice, SyncTempo,
+                               check_quant)
 from ..errors import LiveLatentError, SetError
 from ..model.packs import locate
 from ..paths.directions import Directions
@@ -31,6 +30,8 @@ from ..paths.plan import with_plan
 from ..sources import Source, source
 from ..strategies import layout, step_values
 from ..voice import VoiceParams, check_gain, check_out, check_pan
+from .curve_code import rebuild_curve
+from .record_checks import CHANGES, checked_fit, finite, whole
 from .path_records import (curve_data, has_fn, keys_used, path_data, rebuild_path, rebuild_source,
                            source_data)
 
@@ -123,7 +124,7 @@ class SourceStore:
         path = self.folder / record["file"]
         try:
             array = np.load(path, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:     # (EOFError: an empty file)
             raise SetError(f"cannot read {path}: {exc}") from None
         digest = hashlib.sha256(np.ascontiguousarray(array).tobytes() + str(array.shape).encode()).hexdigest()
         if digest != record["array_hash"]:
@@ -188,26 +189,13 @@ def _rebuild(folder: Path, record: dict, rate: int) -> Source:
     path = folder / record["file"]
     try:
         audio = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:         # (EOFError: an empty file)
         raise SetError(f"cannot read {path}: {exc}") from None
     src = Source(audio, sample_rate=int(record["sample_rate"]), name=record["name"],
                  origin=record.get("origin"))
     if src.audio_hash != record["audio_hash"]:
         raise SetError(f"{path} is damaged (its audio hash differs)")
     return src
-
-
-# -- curves --------------------------------------------------------------------------------------
-def rebuild_curve(code: str, where: str):
-    """A curve from its code (only the curve names are in scope)."""
-    names = {name: getattr(curves, name) for name in curves.__all__}
-    names.update(REBUILD_NAMES)                 # controller curves: values from the journal
-    try:
-        value = eval(compile(code, f"<{where}>", "eval"), {"__builtins__": {}}, names)
-        return curves.as_curve(value)
-    except Exception as exc:   # the text came from a file: anything may be wrong with it
-        raise SetError(f"{where}: the curve {code!r} cannot be rebuilt ({type(exc).__name__}: "
-                       f"{exc})") from None
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -281,12 +269,17 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
     op = data.get("op")
     quant = data.get("quant", "now")
     try:
+        check_quant(quant)          # (a replay sends its batches past the engine's own checks)
         if op == "add":
             timing = tuple(int(v) for v in data["timing"]) if data.get("timing") is not None else None
+            if timing is not None and len(timing) != 4:
+                raise ValueError(f"timing={timing!r} is not 4 samples")
             return AddVoice(_voice_params(data, engine, store, where, captured), quant, timing)
         if op == "set":
             changes = {}
-            for name, value in data["changes"].items():
+            for name, value in dict(data["changes"]).items():
+                if name not in CHANGES:
+                    raise ValueError(f"a voice has no {name!r} to change")
                 if name in ("a", "b"):
                     src = _source(value, store, engine, where, captured, name)
                     changes[name] = src
@@ -303,19 +296,19 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
                 elif name == "cue":
                     changes[name] = bool(value)
                 else:
-                    changes[name] = float(value)
+                    changes[name] = check_gain(value) if name == "gain" else check_pan(value)
             _compile_here(changes, int(data["voice"]), engine)
             return SetVoice(int(data["voice"]), changes, quant)
         if op == "stop":
-            return StopVoice(int(data["voice"]), int(data["fade"]), quant)
+            return StopVoice(int(data["voice"]), whole(data["fade"], "fade"), quant)
         if op == "hush":
-            return Hush(int(data["fade"]), quant)
+            return Hush(whole(data["fade"], "fade"), quant)
         if op == "tempo":
             return SetTempo(float(data["bpm"]), quant)
         if op == "sync":
-            return SyncTempo(float(data["bpm"]), float(data["beat"]), int(data["sample"]))
+            return SyncTempo(float(data["bpm"]), finite(data["beat"], "beat"), int(data["sample"]))
         if op == "control":
-            return SetControl(str(data["name"]), float(data["value"]))
+            return SetControl(str(data["name"]), finite(data["value"], "value"))
     except (KeyError, TypeError, ValueError) as exc:
         raise SetError(f"{where}: malformed command {data!r} ({type(exc).__name__}: {exc})") from None
     raise SetError(f"{where}: unknown command {op!r}; the journal is from a newer livelatent?")
@@ -380,19 +373,19 @@ def _voice_params(data: dict, engine, store: SourceStore, where: str, captured) 
     tail_a, tail_b = bool(data.get("tail_a", False)), bool(data.get("tail_b", False))
     path = _path(data["path"], store, engine, where, captured) if data.get("path") is not None else None
     return with_plan(VoiceParams(
-        index=int(data["voice"]), name=str(data["name"]), a=a, b=b,
+        index=whole(data["voice"], "voice"), name=str(data["name"]), a=a, b=b,
         frames_a=a.frames(engine.codec, lay.input_hop, tail=tail_a),
         frames_b=b.frames(engine.codec, lay.input_hop, tail=tail_b),
         strategy=data["strategy"], synth=data["synth"], layout=lay, curve=curve,
-        steps=step_values(list(data["steps"])), loop=bool(data["loop"]), fit=data["fit"],
-        seed=None if data["seed"] is None else int(data["seed"]),
+        steps=step_values(list(data["steps"])), loop=bool(data["loop"]), fit=checked_fit(data["fit"]),
+        seed=None if data["seed"] is None else whole(data["seed"], "seed"),
         deterministic=bool(data["deterministic"]), gain=check_gain(data["gain"]),
         pan=check_pan(data["pan"]), good_curve=curve,
         options={"strategy": data["strategy"], "synth": data["synth"],
                  "stretch": data.get("stretch", 4), "steps": list(data["steps"]),
                  "loop": bool(data["loop"]), "seed": data["seed"],
                  "deterministic": bool(data["deterministic"]), "fit": data["fit"]},
-        noise_key=int(data.get("noise_key", data["voice"])), path=path,
+        noise_key=whole(data.get("noise_key", data["voice"]), "noise_key"), path=path,
         out=check_out(data.get("out"), engine.channels), cue=bool(data.get("cue", False))), engine.codec)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..engine.commands import AddVoice
 from ..engine.writers import Batch, CheckOutcomes
-from ..errors import LiveLatentError, SetError
+from ..errors import LiveLatentError, ParameterError, SetError
 from .code import run_code, run_until
 from .records import NotCode, SourceStore, decode_command, not_code
 
@@ -147,6 +147,9 @@ class Replayer:
             if entry.error is None:
                 self.report.notes.append(f"cell {entry.id} ({entry.origin}) ran cleanly during the "
                                          f"performance but fails now: {exc}")
+        except SystemExit:       # sys.exit() in a cell: the REPL went on, and so does a replay
+            self.report.notes.append(f"cell {entry.id} ({entry.origin}) called exit(); the replay "
+                                     f"goes on after it, as the performance did")
         finally:
             Batch.leave(token)
         if entry.error is not None and "interrupted" in entry.error:
@@ -164,7 +167,11 @@ class Replayer:
             if isinstance(command, AddVoice):
                 self.engine.numbers.at_least(command.params.index)
         batch = Batch(self.engine, record.origin, at=record.sample, commands=commands, key=self.key)
-        landed = self.engine.send(batch)
+        try:
+            landed = self.engine.send(batch)
+        except ParameterError as exc:     # (a sample before the one it follows: edited by hand)
+            raise SetError(f"batch {record.seq} ({record.origin}), journal line {record.line}: "
+                           f"{exc}; the journal was edited or damaged") from None
         self.report.batches += 1
         if record.readings and (record.cell is None or record.cell not in self._captured):
             self._orphan_readings(record)
@@ -206,5 +213,6 @@ def _numbers_by_cell(batches) -> dict[int, list[int]]:
     for batch in batches:
         if batch.cell is not None:
             numbers.setdefault(batch.cell, []).extend(
-                int(d["voice"]) for d in batch.commands if d.get("op") == "add")
+                int(d["voice"]) for d in batch.commands if d.get("op") == "add"
+                and isinstance(d.get("voice"), int))       # (decoding names one that is not)
     return numbers

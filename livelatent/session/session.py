@@ -53,6 +53,8 @@ def resolve_set(name_or_path, root: Path) -> Path:
     if not isinstance(name_or_path, str) or not name_or_path.strip():
         raise SetError(f"set name {name_or_path!r} must be a non-empty string, e.g. save('tonight')")
     text = name_or_path.strip()
+    if "\0" in text:                  # no file system takes it (Python raises ValueError)
+        raise SetError(f"set name {name_or_path!r} holds a NUL character")
     candidate = Path(text)
     if candidate.is_absolute() or "/" in text or "\\" in text or text.startswith("."):
         return candidate
@@ -224,8 +226,12 @@ class Session:
                 self.run_cell(f"load({str(name_or_path)!r})", origin="load")
                 return
             folder = resolve_set(name_or_path, self.sets_root)
+            # the mappings are read first: a set that cannot load (a damaged mappings/ file)
+            # must not have replaced the voices already, the cell's batch sending them
+            mappings: dict = {}
+            load_mappings(self.engine, folder, mappings, rebuild_curve=rebuild_curve)
             load_set(self.engine, folder, names=self.namespace)
-            load_mappings(self.engine, folder, self.namespace, rebuild_curve=rebuild_curve)
+            self.namespace.update(mappings)
 
     def note_heard(self) -> None:
         """Record where the listener is, if it moved since the last note (see

@@ -18,6 +18,7 @@ default. Journals of livelatent 0.1 (cells only) replay by running their cells.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -218,8 +219,8 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
 
     >>> render_set("sets/tonight", "tonight.wav")          # doctest: +SKIP
     """
-    if seconds is not None and not (seconds > 0):
-        raise ParameterError(f"seconds={seconds!r} must be positive")
+    if seconds is not None and not (0 < seconds < math.inf):
+        raise ParameterError(f"seconds={seconds!r} must be positive and finite")
     folder = Path(folder)
     performance, codec = open_set(folder, session=session, model=model)
     report = ReplayReport(sample_rate=codec.sample_rate)
@@ -246,8 +247,8 @@ def replay_set(folder, *, device=None, blocksize: int | None = None, seconds: fl
     on Ctrl-C. A batch that arrives too late to land on its sample lands as soon as it can,
     and the report says by how much. What happens is told on ``events`` as it happens.
     """
-    if seconds is not None and not (seconds > 0):
-        raise ParameterError(f"seconds={seconds!r} must be positive")
+    if seconds is not None and not (0 < seconds < math.inf):
+        raise ParameterError(f"seconds={seconds!r} must be positive and finite")
     folder = Path(folder)
     performance, codec = open_set(folder, session=session)
     report = ReplayReport(sample_rate=codec.sample_rate)
@@ -316,6 +317,8 @@ class _LegacyReplayer:
             if entry.error is None:
                 raise SetError(f"cell {entry.id} ({entry.origin}) ran cleanly during the "
                                f"performance but fails now: {exc}") from None
+        except SystemExit:       # sys.exit() in a cell: the REPL went on, and so does a replay
+            self.report.notes.append(f"cell {entry.id} ({entry.origin}) called exit()")
         self.report.cells += 1
         return None
 

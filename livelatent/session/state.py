@@ -36,6 +36,7 @@ from ..model.checkpoint import load_checkpoint
 from ..model.packs import describe_model, locate_model, pack_info
 from .journal import JOURNAL_NAME, wall_time
 from .path_records import has_fn
+from .record_checks import check_source_record
 from .records import SOURCES_FOLDER, SourceStore, decode_command, encode_command, sources_used
 
 __all__ = ["STATE_VERSION", "STATE_NAME", "capture_state", "save_set", "read_state",
@@ -98,13 +99,13 @@ def save_set(engine, folder, *, journal=None, sources_from=None) -> Path:
     """
     folder = Path(folder)
     journal = None if journal is None else Path(journal)
-    if folder.exists() and not folder.is_dir():
-        raise SetError(f"cannot save the set to {folder}: it is a file, not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not (
-            (folder / STATE_NAME).exists() or (folder / JOURNAL_NAME).exists()):
-        raise SetError(f"cannot save the set to {folder}: that folder holds other files, not a "
-                       f"set; choose another name")
-    try:
+    try:                 # (a name too long for the file system fails here already)
+        if folder.exists() and not folder.is_dir():
+            raise SetError(f"cannot save the set to {folder}: it is a file, not a folder")
+        if folder.is_dir() and any(folder.iterdir()) and not (
+                (folder / STATE_NAME).exists() or (folder / JOURNAL_NAME).exists()):
+            raise SetError(f"cannot save the set to {folder}: that folder holds other files, not "
+                           f"a set; choose another name")
         if not folder.exists():
             folder.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -162,6 +163,8 @@ def read_state(folder) -> dict:
     or a state missing what it must hold.
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise SetError(f"{folder} is a file, not a set: give the set's folder")
     if not folder.is_dir():
         raise SetError(f"no set at {folder}: {_sets_beside(folder)}")
     path = folder / STATE_NAME
@@ -189,12 +192,13 @@ def read_state(folder) -> dict:
         if version == 1:
             state = _from_schema_1(state)
         str(state["model"]["hash"])
+        if not isinstance(state["model"].get("path"), (str, type(None))):
+            raise TypeError(f"model.path {state['model']['path']!r} is not a file name")
         int(state["seed"]), float(state["tempo"])
         for key, record in state["sources"].items():
+            check_source_record(record)
             if "array_hash" in record:           # an array a path needs (directions, a vector)
-                str(record["file"]), str(record["name"])
                 continue
-            str(record["audio_hash"]), int(record["sample_rate"]), str(record["name"])
             live = isinstance(record.get("origin"), dict) and record["origin"].get("kind") == "live"
             if "paths" not in record and "file" not in record and not live:
                 raise KeyError(f"sources.{key}.paths")

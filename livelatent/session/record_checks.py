@@ -1,0 +1,76 @@
+"""What the records a journal or a set holds must be, checked as they are read back.
+
+The files may have been edited by hand or damaged. A value of the wrong kind must be a clear
+error naming the file when the set is opened, not a Python error in the middle of a render
+(a voice number of 10**30, a noise key of -1) or a silent change of sound (a fit that is not
+one, a gain of NaN). These raise ``ValueError`` or ``TypeError``; the readers turn them into a
+:class:`~livelatent.errors.SetError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import PurePosixPath
+
+from ..strategies import FITS
+
+__all__ = ["CHANGES", "checked_fit", "whole", "finite", "check_source_record"]
+
+#: What a recorded change of a voice may change (what ``encode_command`` writes of a SetVoice).
+CHANGES = frozenset({"a", "b", "hop_a", "hop_b", "tail_a", "tail_b", "path", "curve", "gain", "pan",
+                     "out", "cue"})
+_MAX_NUMBER = 2 ** 62        # voice numbers and noise keys the engine's int64 arrays hold
+
+
+def checked_fit(fit) -> str:
+    if fit not in FITS:
+        raise ValueError(f"fit={fit!r} must be one of {FITS}")
+    return fit
+
+
+def whole(value, what: str) -> int:
+    """A whole number from 0 (a voice's number, noise key or seed, a fade). A bool reads as the
+    number it is: older journals hold ``seed=True``, played as 1."""
+    number = int(value)
+    if number != value or not 0 <= number < _MAX_NUMBER:
+        raise ValueError(f"{what}={value!r} must be a whole number from 0")
+    return number
+
+
+def finite(value, what: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{what}={value!r} must be a finite number")
+    return number
+
+
+def check_source_record(record) -> None:
+    """Raise ValueError/TypeError unless ``record`` has the shape of a source's (or an array's)
+    record: its key and hash as text, its files where a set keeps them."""
+    if not isinstance(record, dict):
+        raise TypeError(f"a source record is an object, not {type(record).__name__}")
+    str(record["key"]), str(record["name"])
+    if "array_hash" in record:                # an array a path needs (directions, a vector)
+        str(record["array_hash"])
+        _inside_the_set(record["file"])
+        return
+    str(record["audio_hash"]), int(record["sample_rate"])
+    origin = record.get("origin", {})
+    if not isinstance(origin, dict):
+        raise TypeError(f"origin {origin!r} is not an object")
+    if origin.get("kind") == "live":          # a live input, recorded into the set's inputs/
+        _inside_the_set(origin["file"])
+    if "paths" in record and not (isinstance(record["paths"], list)
+                                  and all(isinstance(p, str) for p in record["paths"])):
+        raise TypeError(f"paths {record['paths']!r} is not a list of file names")
+    if "file" in record:
+        _inside_the_set(record["file"])
+
+
+def _inside_the_set(name) -> None:
+    """A set's own copy of a source is a file inside the set folder, ``sources/KEY.npy``."""
+    if not isinstance(name, str):
+        raise TypeError(f"file {name!r} is not a file name")
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or "\\" in name or not name:
+        raise ValueError(f"file {name!r} is not inside the set folder")
