@@ -15,8 +15,10 @@ from .engine.engine import Engine
 from .errors import DeviceError, DeviceNotFound, LiveLatentError, ParameterError
 from .events import Printer
 from .session.code import run_code
+from .session.journal import JOURNAL_NAME
 from .session.namespace import namespace
 from .session.sets import cli_render_set
+from .session.state import STATE_NAME
 from .sinks.file import render_to_file
 
 __all__ = ["run_script", "play", "cli_play", "cli_render", "cli_demo", "DEMO_SCRIPT"]
@@ -29,6 +31,9 @@ def run_script(path, engine: Engine, *, extra: dict | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise LiveLatentError(f"no such script: {path}")
+    if path.name in (JOURNAL_NAME, STATE_NAME):      # (run as Python: "NameError: false")
+        raise LiveLatentError(f"{path} is a file of the set {path.parent}, not a script: give the "
+                              f"set's folder, e.g. livelatent render {path.parent}")
     try:
         code = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:

@@ -46,6 +46,12 @@ def test_script_errors_are_one_line_with_file_and_line(tmp_path):
     assert done.returncode == 2 and "syntax error" in done.stderr and "Traceback" not in done.stderr
     done = cli("render", tmp_path / "absent.py", "-o", tmp_path / "x.wav", "--seconds", "1")
     assert done.returncode == 2 and "no such script" in done.stderr
+    (tmp_path / "gig").mkdir()                  # a set's journal given instead of its folder:
+    for name in ("journal.jsonl", "state.json"):  # it ran as Python ("NameError: false")
+        (tmp_path / "gig" / name).write_text('{"v": 2, "landed": false}\n')
+        done = cli("render", tmp_path / "gig" / name, "-o", tmp_path / "x.wav", "--seconds", "1")
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert f"give the set's folder, e.g. livelatent render {tmp_path / 'gig'}" in done.stderr
 
 
 def test_looping_voices_need_seconds(tmp_path):
