@@ -13,7 +13,10 @@ Timers read the wall clock, so they live above the engine and only send it batch
   (``Engine.add_render_hook``), so ``livelatent render`` of a script with timers gives what
   ``livelatent play`` of it gives.
 
-A function that raises is reported once and dropped (an ``every`` stops repeating).
+A function that raises is reported once and dropped (an ``every`` stops repeating); so is one
+still running, live, after :data:`RUN_LIMIT_S` (a loop that never ends would hold up every later
+timer): it is interrupted (:class:`~livelatent.deadline.Deadline`), and what it changed before
+lands, as for one that raises.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ import math
 import threading
 import weakref
 
+from .deadline import Deadline
 from .errors import ParameterError, check_number
 from .services import EngineService
 
-__all__ = ["Timers", "LEAD_S"]
+__all__ = ["Timers", "LEAD_S", "RUN_LIMIT_S"]
 
 LEAD_S = 0.3          # how long before its beat a timer's function runs, when playing
+RUN_LIMIT_S = 10.0    # live, a function still running after this long is interrupted
 _POLL_S = 0.005
 _IDLE_POLL_S = 0.25
 
@@ -108,9 +113,21 @@ class Timers(EngineService):
             return sample, job
 
     def _run(self, engine, sample: int, job: _Job) -> None:
+        # live, on the timers' thread (offline the render's caller runs it, and Ctrl-C reaches it)
+        deadline = Deadline(RUN_LIMIT_S) if threading.current_thread() is self._thread else None
         try:
             with engine.batch(origin="timer", at=max(sample, engine.position)):
-                job.fn()
+                if deadline is None:
+                    job.fn()
+                else:
+                    with deadline:
+                        job.fn()
+        except KeyboardInterrupt:
+            if deadline is None or not deadline.fired:
+                raise
+            engine.events.error(f"timer {job.name} at beat {job.beat:g}: still running after "
+                                f"{deadline.seconds:g} s: interrupted; it is dropped")
+            return
         except (Exception, SystemExit) as exc:   # reported once; the music goes on (an exit()
             # in a timer would otherwise end the scheduler thread, and every other timer with it)
             engine.events.error(f"timer {job.name} at beat {job.beat:g}: {type(exc).__name__}: "

@@ -275,3 +275,29 @@ def test_a_timer_that_calls_exit_is_dropped_and_the_other_timers_go_on(tmp_path,
     assert len(calls) == 6
     assert any("timer <lambda> at beat 2: SystemExit: 3; it is dropped" in t
                for t in engine.events.texts("error"))
+
+
+def test_a_timer_that_never_returns_is_interrupted_live_and_the_other_timers_go_on(
+        jack_server, monkeypatch):
+    # live, a timer's function runs on the timers' thread, which no Ctrl-C reaches: a loop that
+    # never ended there held up every later timer for good
+    import time
+    import livelatent.timers
+    from livelatent.timers import Timers
+    monkeypatch.setattr(livelatent.timers, "RUN_LIMIT_S", 0.5)
+    ticks = []
+
+    def forever():
+        while True:
+            pass
+    with Engine(seed=1, tempo=120) as engine:       # a beat every 0.5 s
+        timers = Timers.of(engine)
+        timers.every(1, lambda: ticks.append(engine.position))
+        timers.at(2, forever)
+        engine.start("system")
+        time.sleep(4.0)
+        engine.stop_playback()
+        errors = engine.events.texts("error")
+    assert any("timer test_a_timer_that_never_returns" in e and "still running after 0.5 s: "
+               "interrupted; it is dropped" in e for e in errors), errors
+    assert len(ticks) >= 5                          # ticks after it went on (7 beats in 4 s)

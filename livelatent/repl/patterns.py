@@ -24,12 +24,12 @@ stop all its voices. New files (never run yet) run on the first poll that sees t
 
 from __future__ import annotations
 
-import ctypes
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..api import REPLACE_FADE_S
+from ..deadline import Deadline
 from ..errors import LiveLatentError, ParameterError
 
 __all__ = ["PatternWatcher", "POLL_INTERVAL_S", "RUN_LIMIT_S"]
@@ -228,7 +228,7 @@ class PatternWatcher:
                 numbers = ", ".join(str(n) for n in watched.voices)
                 cell += (f"performer.stop({numbers}, fade={REPLACE_FADE_S})  "
                          f"# livelatent: replaces this file's previous voices\n")
-            deadline = _Deadline(self.run_limit)
+            deadline = Deadline(self.run_limit)
             try:
                 with deadline:
                     self.session.run_cell(cell, origin=f"pattern:{shown}", discard_on_error=True,
@@ -255,46 +255,6 @@ class PatternWatcher:
         watched.errors += 1
         watched.last_error = message
         self.events.error(f"{_shown(watched.path)}: {message}; the voices play on")
-
-
-class _Deadline:
-    """Interrupts the thread inside it (a KeyboardInterrupt, as Ctrl-C would) once it has been
-    there ``seconds``. A file runs in the watcher's thread, which no Ctrl-C reaches, while the
-    REPL waits for it: a loop that never ends would freeze the REPL for good.
-
-    A loop in Python stops at once; a call into C (a long ``time.sleep``) when it returns."""
-
-    def __init__(self, seconds: float):
-        self.seconds, self.fired = seconds, False
-        self._lock = threading.Lock()
-        self._inside = False
-
-    def __enter__(self) -> "_Deadline":
-        self._thread = threading.get_ident()
-        self._inside = True
-        self._timer = threading.Timer(self.seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._inside:
-                self.fired = True
-                _raise_in(self._thread, KeyboardInterrupt)
-
-    def __exit__(self, *_exc) -> None:
-        self._timer.cancel()
-        with self._lock:
-            self._inside = False
-            if self.fired:              # sent but maybe not raised yet: it must not go off later
-                _raise_in(self._thread, None)
-
-
-def _raise_in(thread: int, exception) -> None:
-    """Raise ``exception`` in ``thread`` at its next bytecode (None: forget one pending)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread), None if exception is None else ctypes.py_object(exception))
 
 
 def _pattern_files(folder: Path) -> list[Path]:
