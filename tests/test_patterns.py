@@ -265,3 +265,27 @@ def test_the_repl_watches_a_folder_given_on_the_command_line(tmp_path):
         assert repl.exit() == 0
     finally:
         repl.close()
+
+
+def test_a_set_with_a_file_interrupted_for_running_too_long_still_renders(tmp_path):
+    # the journal keeps where the file was stopped: a replay runs the statements before that
+    # one to rebuild its names. Before, it ran the cell whole, and the loop never ended there
+    import threading
+    from livelatent.session.sets import render_set
+    pattern = tmp_path / "p.py"
+    with Engine(seed=3) as engine:
+        with Session(engine, set_name="s", sets_root=tmp_path / "sets") as session:
+            session.run_cell('voice(flute, cello, curve=sine(4), name="drift")')
+            watcher = PatternWatcher(session, run_limit=0.5)
+            save(pattern, "x = 1\nwhile True:\n    pass\n")
+            watcher.watch(pattern)
+            engine.render_array(1.0)
+            session.save()
+            folder = session.set_dir
+    done = []
+    render = threading.Thread(target=lambda: done.append(
+        render_set(folder, tmp_path / "out.wav", seconds=2.0, progress=False)), daemon=True)
+    render.start()
+    render.join(60)
+    assert done, "the render of the set did not end"
+    assert any("rebuilt from the statements before line 2" in note for note in done[0].notes)

@@ -35,7 +35,8 @@ from ..errors import LiveLatentError, ParameterError
 __all__ = ["PatternWatcher", "POLL_INTERVAL_S", "RUN_LIMIT_S"]
 
 POLL_INTERVAL_S = 0.1
-RUN_LIMIT_S = 10.0      # a run still going after this long is interrupted (nothing changes)
+RUN_LIMIT_S = 60.0      # a run still going after this long is interrupted (nothing changes); a
+                        # file may take a while the first time it encodes long sources
 
 
 @dataclass

@@ -13,7 +13,7 @@ import traceback
 
 from ..errors import LiveLatentError
 
-__all__ = ["run_code", "run_until"]
+__all__ = ["run_code", "run_until", "top_line"]
 
 
 def _compile(code: str, filename: str):
@@ -46,11 +46,23 @@ def run_code(code: str, names: dict, *, filename: str = "<cell>"):
 
 
 def _located(kind, message: str, exc: BaseException, filename: str) -> LiveLatentError:
-    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
-             if frame.filename == filename]
+    lines = _lines(exc, filename)
     error = kind(f"{filename}:{lines[-1] if lines else '?'}: {message}")
     error.top_line = lines[0] if lines else None
     return error
+
+
+def _lines(exc: BaseException, filename: str) -> list[int]:
+    return [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
+            if frame.filename == filename]
+
+
+def top_line(exc: BaseException, filename: str) -> int | None:
+    """The line of the top-level statement of ``filename``'s code that was running when ``exc``
+    went through it (an interrupted cell: a replay runs the statements before it, and not a
+    loop that never ended), or None."""
+    lines = _lines(exc, filename)
+    return lines[0] if lines else None
 
 
 def run_until(code: str, names: dict, *, filename: str, stop_line: int | None) -> None:

@@ -153,8 +153,10 @@ class Replayer:
         finally:
             Batch.leave(token)
         if entry.error is not None and "interrupted" in entry.error:
+            rebuilt = ("as if it had run whole" if entry.error_line is None else
+                       f"from the statements before line {entry.error_line}, where it stopped")
             self.report.notes.append(f"cell {entry.id} was interrupted during the performance; "
-                                     f"its names are rebuilt as if it had run whole")
+                                     f"its names are rebuilt {rebuilt}")
         self._captured[entry.id] = list(batch.commands)
         self.report.cells += 1
 

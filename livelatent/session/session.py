@@ -26,7 +26,7 @@ from ..controllers.input_recorder import start_live_input
 from ..engine.commands import AddVoice
 from ..errors import LiveLatentError, SetError
 from ..mapping.stored import load_mappings, save_mappings
-from .code import run_code
+from .code import run_code, top_line
 from .journal import JOURNAL_NAME, Journal
 from .namespace import namespace
 from .recorder import JournalRecorder
@@ -172,7 +172,8 @@ class Session:
                 error, error_line = str(exc), getattr(exc, "top_line", None)
                 raise
             except BaseException as exc:    # Ctrl-C in a long cell: recorded, then passed on
-                error = f"{type(exc).__name__}: interrupted"
+                error = f"{type(exc).__name__}: interrupted"   # (a replay runs what came before
+                error_line = top_line(exc, filename)           # the statement it stopped in)
                 raise
             finally:
                 self._cell_depth -= 1
