@@ -451,6 +451,16 @@ def test_no_code_runs_no_code_hidden_in_a_curve(saved_set, tmp_path):
     assert not marker.exists()
 
 
+def test_a_curve_built_past_the_curve_functions_is_not_a_curves_code(saved_set, tmp_path):
+    # Curve, curve and as_curve are in the curves module but in no curve's code: Curve('fn', abs)
+    # smuggled a Python function into a set, Curve('sine', 0.0) played NaN
+    for code in ("Curve('fn', abs)", "Curve('sine', 0.0)", "curve(abs)", "as_curve(0.5)"):
+        edit_journal(saved_set, lambda records: batch_records(records)[1]["commands"][0]["changes"]
+                     .update(curve=code))
+        with pytest.raises(SetError, match="is not a curve's code"):
+            render_set(saved_set, tmp_path / "out.wav", seconds=1, run_code=False, progress=False)
+
+
 def test_abs_of_a_curve_is_rebuilt_from_a_set(saved_set, tmp_path):
     # repr(abs(c)) is "abs(...)", which a curve rebuilt without builtins could not call
     edit_journal(saved_set, lambda records: batch_records(records)[1]["commands"][0]["changes"]
@@ -467,6 +477,8 @@ def test_abs_of_a_curve_is_rebuilt_from_a_set(saved_set, tmp_path):
     ("timing", [1], "timing=.* is not 4 samples"),
     ("fit", "bogus", "fit='bogus' must be one of"),                              # played as "loop"
     ("quant", "sometime", "quant='sometime' must be one of"),                    # played as "now"
+    ("seed", float("inf"), "seed=inf must be a whole number"),        # json's Infinity: OverflowError
+    ("voice", float("inf"), "voice=inf must be a whole number"),
 ])
 def test_a_hand_edited_voice_is_a_clear_error_not_a_wrong_render(saved_set, tmp_path, field, value, why):
     edit_journal(saved_set, lambda records: batch_records(records)[0]["commands"][0].update({field: value}))
@@ -482,6 +494,11 @@ def test_a_hand_edited_voice_is_a_clear_error_not_a_wrong_render(saved_set, tmp_
     ({"op": "stop", "voice": 0, "fade": -100, "quant": "now"}, "fade=-100"),
     ({"op": "sync", "bpm": 60, "beat": float("nan"), "sample": 5}, "beat=nan"),
     ({"op": "control", "name": "osc:/x", "value": float("inf")}, "value=inf"),
+    ({"op": "hush", "fade": float("inf"), "quant": "now"}, "fade=inf"),
+    ({"op": "sync", "bpm": 60, "beat": 1.0, "sample": float("inf")}, "sample=inf"),
+    ({"op": "tempo", "bpm": 0, "quant": "now"}, "tempo=0"),          # failed mid-render, no line
+    ({"op": "tempo", "bpm": float("inf"), "quant": "now"}, "tempo=inf"),
+    ({"op": "sync", "bpm": -60, "beat": 1.0, "sample": 5}, "tempo=-60"),
 ])
 def test_a_hand_edited_change_is_a_clear_error_not_a_wrong_render(saved_set, tmp_path, command, why):
     edit_journal(saved_set, lambda records: batch_records(records)[1].update(commands=[command]))

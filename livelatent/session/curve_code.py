@@ -26,8 +26,13 @@ _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
 _PLAIN = (ast.Expression, ast.Load, ast.List, ast.Tuple, ast.UnaryOp) + _OPERATORS
 
 
+# in curves' names, but in no curve's code: they build curves past the constructors' checks (a
+# Python function's curve, a curve of no values)
+_NOT_IN_CODE = frozenset({"Curve", "curve", "as_curve"})
+
+
 def _names() -> dict:
-    names = {name: getattr(curves, name) for name in curves.__all__}
+    names = {name: getattr(curves, name) for name in curves.__all__ if name not in _NOT_IN_CODE}
     names.update(REBUILD_NAMES)                 # controller curves: values from the journal
     names["abs"] = abs                          # abs(curve) is how |c| reads as code
     return names

@@ -247,7 +247,7 @@ def _build(path: Path, records):
             elif kind == "heard" and current >= 0:
                 performances[current].heard = max(performances[current].heard, int(record["sample"]))
             # other kinds are from a later minor revision: they change no sound
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:   # (json reads Infinity)
             raise SetError(f"{path}:{number}: malformed {kind} record ({type(exc).__name__}: "
                            f"{exc}); fix or delete that line") from None
     for entry_id in sorted(cells):

@@ -31,6 +31,8 @@ def checked_fit(fit) -> str:
 def whole(value, what: str) -> int:
     """A whole number from 0 (a voice's number, noise key or seed, a fade). A bool reads as the
     number it is: older journals hold ``seed=True``, played as 1."""
+    if isinstance(value, float) and not math.isfinite(value):     # (json reads Infinity)
+        raise ValueError(f"{what}={value!r} must be a whole number from 0")
     number = int(value)
     if number != value or not 0 <= number < _MAX_NUMBER:
         raise ValueError(f"{what}={value!r} must be a whole number from 0")

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..live_source import LiveSource
+from ..engine.clock import check_tempo
 from ..engine.commands import (AddVoice, Hush, SetControl, SetTempo, SetVoice, StopVoice, SyncTempo,
                                check_quant)
 from ..errors import LiveLatentError, SetError
@@ -304,12 +305,13 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
         if op == "hush":
             return Hush(whole(data["fade"], "fade"), quant)
         if op == "tempo":
-            return SetTempo(float(data["bpm"]), quant)
+            return SetTempo(check_tempo(data["bpm"]), quant)
         if op == "sync":
-            return SyncTempo(float(data["bpm"]), finite(data["beat"], "beat"), int(data["sample"]))
+            return SyncTempo(check_tempo(data["bpm"]), finite(data["beat"], "beat"),
+                             whole(data["sample"], "sample"))
         if op == "control":
             return SetControl(str(data["name"]), finite(data["value"], "value"))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise SetError(f"{where}: malformed command {data!r} ({type(exc).__name__}: {exc})") from None
     raise SetError(f"{where}: unknown command {op!r}; the journal is from a newer livelatent?")
 
