@@ -20,7 +20,8 @@ import numpy as np
 __all__ = ["HandOff", "RECENT"]
 
 RECENT = 256          # samples kept from just before the position (resampling reads back)
-SPANS_KEPT = 4        # spans whose start is kept (a resampled piece's look-ahead may reach back)
+SPANS_KEPT = 2        # spans whose start is kept (a resampled piece's look-ahead may reach back
+                      # into the span before the leftover's; the schedule is kept from there)
 
 
 class HandOff:

@@ -79,7 +79,8 @@ def render_chunks(engine, total: int | None, *, chunk_steps: int, max_seconds: f
 
 def remake_leftover(engine) -> bool:
     """Render the leftover again from the checkpoint before the span it came from, so that a
-    stem sink set now receives each voice's part of it (the samples come out the same). False
+    stem sink set now receives each voice's part of it (the samples come out the same, within
+    rounding: with stems the bank mixes each voice apart before summing). False
     when there is no leftover, or no noted span reaches back to it (left by live playback)."""
     if engine.playback is not None:
         raise LiveLatentError("this engine is playing live; render a copy instead "

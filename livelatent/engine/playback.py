@@ -123,6 +123,7 @@ class Playback(Landings):
             sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
             try:
                 self._begin(link, position, engine.handoff.recent(_HISTORY), leftover)
+                engine.handoff.forget_spans()          # the timeline moves on live from here
                 engine.attach_playback(self)
                 self._attached = True
                 self.running = True
@@ -156,7 +157,6 @@ class Playback(Landings):
         lookahead decoded at once, then the stream starts."""
         link.begin(position, history)
         link.feed(position, leftover)
-        self.engine.handoff.forget_spans()         # the timeline moves on live from here
         self._link = link
         self._checkpoints.clear()
         self._fill()
@@ -303,6 +303,7 @@ class Playback(Landings):
             self._link = None
             raise
         self._paused = None
+        self.engine.handoff.forget_spans()
         self.engine.note_outage(heard, lost=False)
         self.engine.events.info(f"{(link.device or {}).get('name')!r} is back: playing on from "
                                 f"{heard / self.engine.sample_rate:.2f} s")
