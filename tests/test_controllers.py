@@ -353,6 +353,21 @@ def test_two_midi_clocks_closed_in_turn_give_the_interpreter_its_switch_interval
     assert sys.getswitchinterval() == before
 
 
+def test_playback_and_a_midi_clock_share_the_switch_interval_in_any_order():
+    # playback (1 ms) and a clock (0.5 ms) each saved and restored it for themselves: a clock
+    # closed while playing set the interval it found before playback under the decode thread
+    import sys
+
+    from livelatent.switching import hold_switch_interval, release_switch_interval
+    before = sys.getswitchinterval()
+    hold_switch_interval(0.0005)                     # a clock starts
+    hold_switch_interval(0.001)                      # playback starts
+    release_switch_interval(0.0005)                  # the clock closes while playing
+    assert sys.getswitchinterval() == min(before, 0.001)
+    release_switch_interval(0.001)                   # playback stops
+    assert sys.getswitchinterval() == before
+
+
 def test_a_midi_port_named_by_nothing_or_a_number_is_a_clear_error():
     """midi_in("") matched every port and connected to whichever came first; midi_in(1) said
     "TypeError: 'in <string>' requires string..." in a warning. Both are refused at once."""

@@ -12,11 +12,11 @@ the sound, so nothing is journaled.
 from __future__ import annotations
 
 import collections
-import sys
 import threading
 import time
 
 from ..optional import midi
+from ..switching import hold_switch_interval, release_switch_interval
 from .midi import open_midi_port
 
 __all__ = ["MidiClock", "TICKS_PER_BEAT"]
@@ -25,33 +25,6 @@ TICKS_PER_BEAT = 24
 _SPIN_S = 0.0005         # the last stretch before a tick is waited for actively
 _FOLLOW = 0.01           # share of the measured drift corrected at each tick
 SWITCH_S = 0.0005        # the interpreter's switch interval while a clock runs
-
-
-class _SwitchInterval:
-    """The interpreter's switch interval, short while any clock runs. It is one setting for the
-    whole process: each clock saving and restoring it for itself left it short for good when
-    two clocks closed in the order they opened (the second had saved the first's value)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._clocks = 0
-        self._saved = None
-
-    def shorten(self) -> None:
-        with self._lock:
-            if self._clocks == 0:
-                self._saved = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._saved, SWITCH_S))
-            self._clocks += 1
-
-    def restore(self) -> None:
-        with self._lock:
-            self._clocks -= 1
-            if self._clocks == 0:
-                sys.setswitchinterval(self._saved)
-
-
-_SWITCH = _SwitchInterval()
 
 
 class MidiClock:
@@ -71,7 +44,7 @@ class MidiClock:
         self._stop = threading.Event()
         # a thread waiting for the interpreter's lock waits up to the switch interval (5 ms by
         # default): shorter while a clock runs, so a tick is never held back that long
-        _SWITCH.shorten()
+        hold_switch_interval(SWITCH_S)
         self._thread = threading.Thread(target=self._run, name="livelatent-midi-clock", daemon=True)
         self._thread.start()
 
@@ -80,7 +53,7 @@ class MidiClock:
             return
         self._stop.set()
         self._thread.join(timeout=2.0)
-        _SWITCH.restore()
+        release_switch_interval(SWITCH_S)
         try:
             self.out.send_message([0xFC])
             self.out.close_port()

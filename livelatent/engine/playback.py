@@ -22,7 +22,6 @@ going on from the listener when it answers.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 
@@ -30,6 +29,7 @@ import numpy as np
 
 from ..blas import hold_one_blas_thread, release_blas_threads
 from ..errors import DeviceError, LiveLatentError
+from ..switching import hold_switch_interval, release_switch_interval
 from .commands import Hush
 from .connection import Connection
 from .landing import Landings
@@ -69,7 +69,6 @@ class Playback(Landings):
         self._guard = OverloadGuard(self) if overload_guard else None
         self._said: dict[str, float] = {}
         self._attached = False
-        self._switch_interval = sys.getswitchinterval()
 
     # -- what readers ask ----------------------------------------------------------------------
     @property
@@ -119,8 +118,7 @@ class Playback(Landings):
             position, leftover = engine.position, engine.handoff.take_leftover()
             hold_one_blas_thread()
             engine.timeline.work_ahead(True)
-            self._switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
+            hold_switch_interval(SWITCH_INTERVAL_S)
             try:
                 self._begin(link, position, engine.handoff.recent(_HISTORY), leftover)
                 engine.handoff.forget_spans()          # the timeline moves on live from here
@@ -209,7 +207,7 @@ class Playback(Landings):
     def _restore_threads(self) -> None:
         self.engine.timeline.work_ahead(False)
         release_blas_threads()
-        sys.setswitchinterval(self._switch_interval)
+        release_switch_interval(SWITCH_INTERVAL_S)
 
     def _pause(self) -> None:
         """Stop the device (if any) and take back what the listener did not hear: the timeline
