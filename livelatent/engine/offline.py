@@ -39,9 +39,7 @@ def render_chunks(engine, total: int | None, *, chunk_steps: int, max_seconds: f
 
     ``hooks(engine, first, end)`` run before each span (timers send their changes there).
     """
-    if engine.playback is not None:
-        raise LiveLatentError("this engine is playing live; render a copy instead "
-                              "(the REPL's render() does)")
+    _not_playing(engine)
     timeline, step, handoff = engine.timeline, engine.step, engine.handoff
     limit = int(max_seconds * engine.sample_rate)
     produced = 0
@@ -82,9 +80,7 @@ def remake_leftover(engine) -> bool:
     stem sink set now receives each voice's part of it (the samples come out the same, within
     rounding: with stems the bank mixes each voice apart before summing). False
     when there is no leftover, or no noted span reaches back to it (left by live playback)."""
-    if engine.playback is not None:
-        raise LiveLatentError("this engine is playing live; render a copy instead "
-                              "(the REPL's render() does)")
+    _not_playing(engine)
     handoff, timeline, step = engine.handoff, engine.timeline, engine.step
     with engine.timeline_lock():
         size = handoff.leftover_size
@@ -103,3 +99,9 @@ def remake_leftover(engine) -> bool:
             raise
         handoff.give_leftover(block[end - size - first:])
         return True
+
+
+def _not_playing(engine) -> None:
+    if engine.playback is not None:
+        raise LiveLatentError("this engine is playing live; render a copy instead "
+                              "(the REPL's render() does)")
