@@ -56,8 +56,7 @@ class _Table:
         params = [p for p, count in zip(voice_params, points) for _ in range(count)]
         self.voices = voices
         self.params = params
-        self.identity = np.empty(len(params), dtype=object)
-        self.identity[:] = params
+        self.identity = np.array([id(p) for p in params], dtype=np.int64)   # (the cache's key)
         self.n = len(params)
         self.numbers = np.array([p.index for p in params], dtype=np.int64)
         self.grain = np.concatenate([np.arange(c) for c in points]).astype(np.int64) if points \
@@ -191,7 +190,7 @@ class Bank:
         return SpanResult(block, reverted, finished, messages, sound_end, peak)
 
     def _render_span(self, t: _Table, clock, first: int, span: int, reverted, finished, messages):
-        S, W, L = self.step, self.window, self.latent
+        S, W = self.step, self.window
         end = first + span * S
         if t.n == 0:
             return np.zeros((span * S, self.channels), dtype=np.float32), 0, 0.0
@@ -201,8 +200,12 @@ class Bank:
         counts = k1 - k0
         cache = self.cache
         cache.prepare(t, clock, k0, k1, counts)
-        v = np.repeat(np.arange(t.n), counts)
-        k = np.arange(v.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts - k0, counts)
+        if counts.max() <= 1:                      # at most one window a voice (a live step)
+            v = np.flatnonzero(counts)
+            k = k0[v]
+        else:
+            v = np.repeat(np.arange(t.n), counts)
+            k = np.arange(v.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts - k0, counts)
         position = t.start[v] + k * t.hop[v]
         # which frame of the pass, whether the voice still plays, and the fade of stop()
         frame = k % t.length[v]
@@ -222,9 +225,8 @@ class Bank:
             v, k, position, frame = v[keep], k[keep], position[keep], frame[keep]
             fade_gain = None if fade_gain is None else fade_gain[keep]
         slot = t.slots[v]
-        row = cache.rows(k)
-        channels = cache.channels[slot, row]               # (m, width): weights, indices, spread
-        z, far, held = decoded_points(t, v, frame, channels, cache.noise_rows, slot, row, L)
+        channels, noise, at = cache.windows(slot, k)       # (m, width): weights, indices, spread
+        z, far, held = decoded_points(t, v, frame, channels, noise, at)
         decoded = self._decode(z, far)
         if held is not None:
             self._say_held(t, v[held], messages)
@@ -324,15 +326,19 @@ class Bank:
             out = self._tails.stereo()
             out[v] += self._gained(head, previous, gains, self.ramp[:S])
             self._stems(t, first, out, lambda part: part.T)
-        if np.array_equal(previous, gains):
-            heads = panned(gains, head)                                     # (channels, S)
+        next_mix = None
+        if np.array_equal(previous, gains):        # both halves at once: the tails' mix is ready
+            whole = panned(gains, windows)                                  # (channels, W)
+            heads, next_mix = whole[:, :S], whole[:, S:]
         else:
             heads = panned(previous, head) + panned(gains - previous, head * self.ramp[:S])
         if shape is not None:
             heads *= shape[:S]
+            if next_mix is not None:
+                next_mix *= shape[S:]
         mix = self._tails.mix() + heads
         self._tails = Tails.of_windows(t.n, v, windows[:, S:], previous, gains, self.ramp[S:],
-                                       None if shape is None else shape[S:])
+                                       None if shape is None else shape[S:], next_mix)
         return _interleaved(mix)
 
     def _stems(self, t: _Table, first: int, out, as_block) -> None:

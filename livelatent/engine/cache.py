@@ -56,7 +56,10 @@ class BlockCache:
         self.noise_rows = np.zeros((0, 2 * BLOCK, latent), dtype=np.float32)
         self.first_block = np.zeros(0, dtype=np.int64)
         self.last_block = np.zeros(0, dtype=np.int64)      # the slot holds first..last (1 or 2)
+        # the params each slot's blocks were worked out for, and their id() (0: none), which a
+        # step compares with its table's (comparing the objects calls Python per voice)
         self._params = np.empty(0, dtype=object)
+        self._params_id = np.zeros(0, dtype=np.int64)
         self._noise_of = np.empty(0, dtype=object)
         # slot -> (the params whose curve failed, the revert), taken when the voice gets there
         self._reverts: dict[int, tuple] = {}
@@ -79,7 +82,7 @@ class BlockCache:
             grown[:touched] = old[:touched]
             setattr(self, name, grown)
         for name, fill in (("first_block", -10), ("last_block", -10), ("_params", None),
-                           ("_noise_of", None)):
+                           ("_params_id", 0), ("_noise_of", None)):
             old = getattr(self, name)
             grown = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
             grown[:used] = old
@@ -94,7 +97,7 @@ class BlockCache:
         if width > self.width:
             self.width = width
             self.channels = np.zeros((self._capacity, 2 * BLOCK, width), dtype=np.float32)
-            self._params[:] = None
+            self._forget_params()
             self._populated = 0
 
     def slots(self, numbers) -> np.ndarray:
@@ -112,6 +115,7 @@ class BlockCache:
                     self._grow(2 * self._capacity)
                 slot = self._slot_of[number] = self._free.pop()
                 self._params[slot] = self._noise_of[slot] = None
+                self._params_id[slot] = 0
                 self._frontier = max(self._frontier, slot + 1)
             found.append(slot)
         if self.live and self._populated < self._frontier + SLOTS_AHEAD // 2:
@@ -176,6 +180,14 @@ class BlockCache:
         """Where window ``k`` is in its slot's arrays."""
         return (k // BLOCK) % 2 * BLOCK + k % BLOCK
 
+    def windows(self, slots, k):
+        """The channels of windows ``k`` of the voices in ``slots`` (m, width), the noise rows
+        as one (slots x rows, latent) array and where each window's row is in it (one gather
+        along one axis: numpy indexes two axes at once more slowly)."""
+        at = slots * (2 * BLOCK) + self.rows(k)
+        channels = self.channels.reshape(-1, self.channels.shape[2]).take(at, axis=0)
+        return channels, self.noise_rows.reshape(-1, self.noise_rows.shape[2]), at
+
     # -- keeping the blocks ahead of the voices ------------------------------------------------------
     def prepare(self, table, clock, k0, k1, counts) -> None:
         """Make sure every voice's slot holds the blocks its windows ``[k0, k1)`` fall in, and
@@ -183,18 +195,18 @@ class BlockCache:
         self.widen(table.width)
         if clock is not self._clock:         # channels depend on the tempo: work them out again
             self._clock = clock
-            self._params[:] = None
+            self._forget_params()
         playing = counts > 0
         if not playing.any():
             return
         slots = table.slots
         cached_first, cached_last = self.first_block[slots], self.last_block[slots]
-        current = self._params[slots] == table.identity
+        current = self._params_id[slots] == table.identity
         for i in np.flatnonzero(~current & (counts > 0)):      # a stop, gain or pan changes
             held = self._params[slots[i]]                     # nothing a block holds (unless a
             if (held is not None and int(slots[i]) not in self._reverts   # revert found ahead
                     and _same_blocks(held, table.params[i])):          # carries the old params)
-                self._params[slots[i]] = table.params[i]
+                self._hold(slots[i], table.params[i])
                 current[i] = True
         first, last = k0 // BLOCK, (k1 - 1) // BLOCK
         # a span covers at most BLOCK windows, so ``last`` is ``first`` or the block after it.
@@ -253,7 +265,17 @@ class BlockCache:
         self._noise_of[slot] = noise_key
         self.first_block[slot] = first
         self.last_block[slot] = blocks[-1]
+        self._hold(slot, params)
+
+    def _hold(self, slot: int, params) -> None:
+        """Slot ``slot`` holds blocks worked out for ``params``."""
         self._params[slot] = params
+        self._params_id[slot] = id(params)     # (unique: the slot keeps ``params`` alive)
+
+    def _forget_params(self) -> None:
+        """Every slot's blocks are to be worked out again."""
+        self._params[:] = None
+        self._params_id[:] = 0
 
     def take_reverts(self, table, k1) -> list:
         """The reverts found ahead whose window the voice has reached: [(row, revert)]."""

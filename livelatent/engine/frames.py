@@ -2,8 +2,12 @@
 
 A step reads one latent frame of source A and one of source B for every voice. With each
 source's frames in an array of their own that is a pair of indexing operations per voice; with
-all of them side by side in one array (rows ``mu | logvar``), it is one for all the voices
-together. Each :class:`~livelatent.sources.LatentFrames` is copied in once, when a command that
+all of them side by side in one array, it is one for all the voices together. The array has two
+planes: ``rows[0]`` the frames' means and ``rows[1]`` their log standard deviations (half the
+log-variance), each contiguous, so the gathered points and deviations are contiguous too (numpy
+works through a (voices, latent) half of a wider row several times slower), and a step takes
+``exp`` of a mix of deviations without halving it first. Halving is exact in floating point, so
+a weighted mix of halves is exactly half the mix of log-variances. Each :class:`~livelatent.sources.LatentFrames` is copied in once, when a command that
 uses it is sent (in the writer's thread, so the decode thread never waits for a large copy), and
 keeps its rows from then on.
 
@@ -36,11 +40,12 @@ _FIRST_ROWS = 1 << 14
 
 
 class FrameArena:
-    """Latent frames side by side: ``rows[offset + i] = [mu_i | logvar_i]`` for each placed set."""
+    """Latent frames side by side: ``rows[0, offset + i] = mu_i`` and ``rows[1, offset + i] =
+    logvar_i / 2`` for each placed set."""
 
     def __init__(self, latent: int):
         self.latent = latent
-        self._rows = np.zeros((_FIRST_ROWS, 2 * latent), dtype=np.float32)
+        self._rows = np.zeros((2, _FIRST_ROWS, latent), dtype=np.float32)
         self._used = 0
         # id(frames) -> (offset, a weak reference to it, or for a live ring the ring itself)
         self._offsets: dict[int, tuple[int, object]] = {}
@@ -75,8 +80,8 @@ class FrameArena:
             for ref in self._arrays:
                 array = ref()
                 if array is not None:
-                    array[rows, :self.latent] = mu
-                    array[rows, self.latent:] = logvar
+                    array[0, rows] = mu
+                    array[1, rows] = np.multiply(logvar, np.float32(0.5), dtype=np.float32)
             self._arrays = [ref for ref in self._arrays if ref() is not None]
 
     def _place(self, frames, digest: bytes | None) -> int:
@@ -91,16 +96,17 @@ class FrameArena:
                 self._remember(frames, start)
                 return start
             count = len(frames)
-            if self._used + count > self._rows.shape[0]:
-                grown = np.zeros((max(2 * self._rows.shape[0], self._used + count), 2 * self.latent),
+            if self._used + count > self._rows.shape[1]:
+                grown = np.zeros((2, max(2 * self._rows.shape[1], self._used + count), self.latent),
                                  dtype=np.float32)
-                grown[:self._used] = self._rows[:self._used]
+                grown[:, :self._used] = self._rows[:, :self._used]
                 self._rows = grown
                 if self._arrays:
                     self._arrays.append(weakref.ref(grown))
             start = self._used
-            self._rows[start:start + count, :self.latent] = frames.mu
-            self._rows[start:start + count, self.latent:] = frames.logvar
+            self._rows[0, start:start + count] = frames.mu
+            self._rows[1, start:start + count] = np.multiply(frames.logvar, np.float32(0.5),
+                                                             dtype=np.float32)
             self._used += count
             if digest is not None:
                 self._by_numbers[digest] = start

@@ -27,12 +27,15 @@ LATENT_LIMIT = 1e6
 FAR = 100.0
 
 
-def latent_points(t, v, frame, channels) -> np.ndarray:
-    """(m, 2 latent): each window's weighted sum of its latent series' frames (mean and
-    log-variance), one gather per term for all the voices that have it. A voice with many
-    one-frame terms (a mapping's rows) mixes those in one product of its weights and rows."""
+def latent_points(t, v, frame, channels) -> tuple[np.ndarray, np.ndarray]:
+    """``(z, log_std)``, each (m, latent): each window's weighted sum of its latent series'
+    frames, means and log standard deviations (see :mod:`.frames`), one gather per term and plane
+    for all the voices that have it. A voice with many one-frame terms (a mapping's rows) mixes
+    those in one product of its weights and rows."""
+    planes = t.arena                                  # (2, rows, latent): means, log deviations
     grouped = t.grouped
-    mixed = np.zeros((v.size, t.arena.shape[1]), dtype=np.float32) if grouped else None
+    mixed = [np.zeros((v.size, planes.shape[2]), dtype=np.float32) for _ in planes] if grouped \
+        else [None, None]
     for j in range(t.terms):
         has = t.term_count[v] > j
         if grouped:
@@ -50,23 +53,29 @@ def latent_points(t, v, frame, channels) -> np.ndarray:
             if given.any():
                 picked = chans[np.arange(vj.size), np.maximum(column, 0)].astype(np.int64)
                 index = np.where(given, np.clip(picked, 0, length - 1), index)
-        gathered = t.arena[t.term_offset[vj, j] + index]   # a copy: weighted in place
-        gathered *= chans[:, j][:, None]
-        if mixed is None:
-            mixed = gathered
-        elif rows is None:
-            mixed += gathered
-        else:
-            mixed[rows] += gathered
+        at = t.term_offset[vj, j] + index
+        weight = chans[:, j][:, None]
+        for plane, part in enumerate(planes):
+            gathered = part.take(at, axis=0)               # a copy: weighted in place
+            gathered *= weight
+            if mixed[plane] is None:
+                mixed[plane] = gathered
+            elif rows is None:
+                mixed[plane] += gathered
+            else:
+                mixed[plane][rows] += gathered
     if grouped:
         for voice in np.unique(v[t.one_frame[v].any(axis=1)]):
             rows = np.flatnonzero(v == voice)
             terms = np.flatnonzero(t.one_frame[voice])
-            mixed[rows] += channels[rows][:, terms] @ t.arena[t.term_offset[voice, terms]]
-    return mixed if mixed is not None else np.zeros((v.size, t.arena.shape[1]), dtype=np.float32)
+            weights = channels[rows][:, terms]
+            for plane, part in enumerate(planes):
+                mixed[plane][rows] += weights @ part[t.term_offset[voice, terms]]
+    return tuple(np.zeros((v.size, planes.shape[2]), dtype=np.float32) if m is None else m
+                 for m in mixed)
 
 
-def spread_grains(t, v, channels, z, logvar, sampled, noise_rows, slot, row):
+def spread_grains(t, v, channels, z, log_std, sampled, noise, at):
     """A cloud's grains: each drawn ``spread`` standard deviations of its path's frames
     around its point (with the voice's own sampling noise, when it samples, in one draw:
     the variances add). Returns which other windows still sample the usual way."""
@@ -77,32 +86,30 @@ def spread_grains(t, v, channels, z, logvar, sampled, noise_rows, slot, row):
     spread = channels[cloud, column[cloud]][:, None] * t.spread_std[v[cloud]]
     variance = spread * spread
     own = sampled[cloud]
-    variance[own] += np.exp(logvar[cloud[own]])
-    z[cloud] += np.sqrt(variance) * noise_rows[slot[cloud], row[cloud]]
+    variance[own] += np.exp(2 * log_std[cloud[own]])          # (doubling is exact)
+    z[cloud] += np.sqrt(variance) * noise[at[cloud]]
     rest = sampled.copy()
     rest[cloud] = False
     return rest
 
 
-def decoded_points(t, v, frame, channels, noise_rows, slot, row, latent: int):
+def decoded_points(t, v, frame, channels, noise, at):
     """The latent point each window decodes: the weighted mix of :func:`latent_points`, moved by
-    its noise (standard deviation ``exp(logvar / 2)``) unless the voice is deterministic, and by
-    a cloud's spread. Returns ``(z, far, held)``: ``far`` marks the windows whose point is
+    its noise (standard deviation ``exp(log_std)``, the noise row ``noise[at]``) unless the
+    voice is deterministic, and by a cloud's spread. Returns ``(z, far, held)``: ``far`` marks the windows whose point is
     beyond :data:`FAR` on some axis, ``held`` those whose point was beyond
     :data:`LATENT_LIMIT` (or not a number) and was held at it; None when there are none."""
     with np.errstate(over="ignore", invalid="ignore"):     # (handled below, once per voice)
-        mixed = latent_points(t, v, frame, channels)
-        z, logvar = mixed[:, :latent], mixed[:, latent:]
+        z, log_std = latent_points(t, v, frame, channels)
         sampled = ~t.deterministic[v]
         if t.clouds:
-            sampled = spread_grains(t, v, channels, z, logvar, sampled, noise_rows, slot, row)
+            sampled = spread_grains(t, v, channels, z, log_std, sampled, noise, at)
         if sampled.all():
-            logvar *= 0.5
-            np.exp(logvar, out=logvar)
-            logvar *= noise_rows[slot, row]
-            z += logvar
+            np.exp(log_std, out=log_std)
+            log_std *= noise.take(at, axis=0)
+            z += log_std
         elif sampled.any():
-            z[sampled] += np.exp(0.5 * logvar[sampled]) * noise_rows[slot[sampled], row[sampled]]
+            z[sampled] += np.exp(log_std[sampled]) * noise.take(at[sampled], axis=0)
     if not z.size or (z.max() <= FAR and z.min() >= -FAR):           # (NaN fails both)
         return z, None, None
     reach = np.abs(z).max(axis=1)

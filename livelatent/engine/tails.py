@@ -6,7 +6,9 @@ start there. Each voice's tail is kept in mono, with the pan gains its window ra
 with one (2, voices) x (voices, step) product (:func:`panned`) instead of writing and summing a
 stereo copy of each; offline paths and stems ask for the stereo tails. When every tail has the
 same synthesis shape (a live step of OLA voices), the tails can be kept unshaped with that shape
-beside them: it is applied once to the mix, not to every voice's samples.
+beside them: it is applied once to the mix, not to every voice's samples. A live step whose gains
+hold pans its windows whole, both halves in one product while they are fresh in the processor's
+cache, and keeps the second half's mix beside the tails for the next step (``mixed``).
 """
 
 from __future__ import annotations
@@ -35,15 +37,17 @@ def panned(gains: np.ndarray, samples: np.ndarray) -> np.ndarray:
 class Tails:
     """One row per row of the voice table: ``mono`` (n, step) samples, ``start`` and ``end``
     (n, 2) gains. ``ramp`` is the gain ramp over a window's second half (0.5 to 1); ``shape``
-    (step,), or None, the synthesis shape every row's samples are still to be multiplied by.
+    (step,), or None, the synthesis shape every row's samples are still to be multiplied by;
+    ``mixed`` (channels, step), or None, what :meth:`mix` gives, worked out already.
 
     Never changed once made (each step makes new ones), so a rewind's checkpoint keeps a
     reference, not a copy."""
 
-    __slots__ = ("mono", "start", "end", "ramp", "shape")
+    __slots__ = ("mono", "start", "end", "ramp", "shape", "mixed")
 
-    def __init__(self, mono, start, end, ramp, shape=None):
+    def __init__(self, mono, start, end, ramp, shape=None, mixed=None):
         self.mono, self.start, self.end, self.ramp, self.shape = mono, start, end, ramp, shape
+        self.mixed = mixed
 
     @classmethod
     def silent(cls, voices: int, step: int, ramp, channels: int = 2) -> "Tails":
@@ -61,7 +65,9 @@ class Tails:
         return tails
 
     def mix(self) -> np.ndarray:
-        """Every tail panned and summed: (2, step)."""
+        """Every tail panned and summed: (2, step). Not to be changed by the caller."""
+        if self.mixed is not None:
+            return self.mixed
         if np.array_equal(self.start, self.end):
             mix = panned(self.end, self.mono)
         else:
@@ -76,12 +82,14 @@ class Tails:
         return mono * (self.start[:, :, None] + (self.end - self.start)[:, :, None] * self.ramp)
 
     @classmethod
-    def of_windows(cls, voices: int, rows, halves, start, end, ramp, shape=None) -> "Tails":
+    def of_windows(cls, voices: int, rows, halves, start, end, ramp, shape=None,
+                   mixed=None) -> "Tails":
         """The tails left by windows whose second halves are ``halves`` (m, step), of the table
-        rows ``rows``, ramped from ``start`` to ``end`` (m, 2); other rows silent."""
+        rows ``rows``, ramped from ``start`` to ``end`` (m, 2); other rows silent. ``mixed``:
+        their mix, when the caller has it."""
         if len(rows) == voices and (voices == 0 or rows[-1] == voices - 1):   # a window per row:
-            return cls(halves, start, end, ramp, shape)   # (rows are sorted and distinct) no copy
+            return cls(halves, start, end, ramp, shape, mixed)   # (sorted, distinct) no copy
         tails = cls.silent(voices, halves.shape[1], ramp, start.shape[1])
         tails.mono[rows], tails.start[rows], tails.end[rows] = halves, start, end
-        tails.shape = shape
+        tails.shape, tails.mixed = shape, mixed
         return tails
