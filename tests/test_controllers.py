@@ -285,6 +285,41 @@ def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_s
     np.testing.assert_allclose(rendered[:played.shape[0]], played, atol=1e-6)
 
 
+def test_an_on_note_function_that_never_returns_is_interrupted_and_dropped(jack_server, two,
+                                                                           monkeypatch, tmp_path):
+    import subprocess
+
+    import jackutil
+    import rtmidi
+
+    from livelatent.controllers import midi
+    monkeypatch.setattr(midi, "RUN_LIMIT_S", 0.5)
+    with Engine(seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="stuck")
+        session.run_cell("v = voice(flute, cello, curve=0.5, name='v')\n"
+                         "def stuck(note, velocity):\n"
+                         "    v.set(gain=0.1)\n"
+                         "    while True:\n"
+                         "        pass\n"
+                         "on_note(stuck)\n"
+                         "on_note(lambda note, velocity: v.set(gain=velocity))")
+        out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
+        out.open_virtual_port("sender")
+        ours = jackutil.livelatent_midi_input(jack_server)
+        wait_for(lambda: subprocess.run(["jack_connect", "RtMidiOut Client:sender",
+                                         ours]).returncode == 0, timeout=5)
+        out.send_message([0x90, 64, 64])          # the stuck function, then the other one
+        gain = lambda: engine.intended().voices[0].gain
+        wait_for(lambda: abs(gain() - 64 / 127) < 1e-9, timeout=10)
+        errors = [t for t in engine.events.texts() if "on_note: stuck was still running" in t]
+        assert len(errors) == 1 and "interrupted, and dropped" in errors[0]
+        out.send_message([0x90, 65, 127])         # the stuck one is gone: this lands at once
+        wait_for(lambda: abs(gain() - 1.0) < 1e-9, timeout=2)
+        assert sum("on_note: stuck" in t for t in engine.events.texts()) == 1
+        session.close()
+        out.close_port()
+
+
 def test_a_curve_set_to_a_controller_later_follows_it(two):
     a, b = two
     with Engine(seed=1) as engine:

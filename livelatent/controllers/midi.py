@@ -7,7 +7,9 @@ changes, notes and pitch bend that a curve reads become controller values
 (:class:`~.sender.ControlSender`, origin ``midi``: at most one journaled batch a step); an
 ``on_note`` function runs in a batch of its own (origin ``midi:note``), its changes journaled as
 data. A message that cannot be read, or a function that raises, gives a rate-limited warning;
-nothing raises into the audio path or the REPL.
+nothing raises into the audio path or the REPL. A function still running after
+:data:`RUN_LIMIT_S` (a loop that never ends would hold up every later note's functions) is
+interrupted (:class:`~livelatent.deadline.Deadline`) and dropped, saying so.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import queue
 import threading
 
+from ..deadline import Deadline
 from ..optional import midi
 from .sender import ControlSender
 
@@ -23,6 +26,7 @@ __all__ = ["MidiListener", "open_midi_port", "VIRTUAL_PORT"]
 
 VIRTUAL_PORT = "livelatent"
 POLL_S = 0.001           # how often the MIDI queue is read when it is empty
+RUN_LIMIT_S = 10.0       # an on_note function still running after this long is interrupted
 
 
 def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str):
@@ -139,12 +143,28 @@ class MidiListener:
             if item is None:
                 return
             note, velocity, channel = item
-            for fn, wanted_note, wanted_channel in list(self.note_functions):
+            for entry in list(self.note_functions):
+                fn, wanted_note, wanted_channel = entry
                 if (wanted_note is None or wanted_note == note) and (wanted_channel is None or
                                                                       wanted_channel == channel):
-                    try:
-                        with self.engine.batch(origin="midi:note", discard_on_error=True):
-                            fn(note, velocity / 127.0)
-                    except Exception as exc:   # noqa: BLE001 - the performer's function may raise
-                        self.throttle.warn("midi:fn", f"on_note: {getattr(fn, '__name__', fn)} "
-                                                      f"raised {type(exc).__name__}: {exc}")
+                    self._run_note_function(entry, note, velocity)
+
+    def _run_note_function(self, entry, note: int, velocity: int) -> None:
+        fn = entry[0]
+        name = getattr(fn, "__name__", repr(fn))
+        deadline = Deadline(RUN_LIMIT_S)
+        try:
+            with self.engine.batch(origin="midi:note", discard_on_error=True):
+                with deadline:
+                    fn(note, velocity / 127.0)
+        except KeyboardInterrupt as exc:
+            if not deadline.fired:
+                self.throttle.warn("midi:fn", f"on_note: {name} raised KeyboardInterrupt: {exc}")
+                return
+            if entry in self.note_functions:
+                self.note_functions.remove(entry)
+            self.engine.events.error(f"on_note: {name} was still running after {deadline.seconds:g} s "
+                                     f"(note {note}): interrupted, and dropped; what it changed did "
+                                     f"not land (on_note it again to bring it back)")
+        except (Exception, SystemExit) as exc:   # noqa: BLE001 - the performer's function may raise
+            self.throttle.warn("midi:fn", f"on_note: {name} raised {type(exc).__name__}: {exc}")
