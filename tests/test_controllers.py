@@ -320,6 +320,40 @@ def test_an_on_note_function_that_never_returns_is_interrupted_and_dropped(jack_
         out.close_port()
 
 
+def test_a_controller_unplugged_and_plugged_back_is_reported_and_connected_again(jack_server,
+                                                                                 two, monkeypatch):
+    import rtmidi
+
+    from livelatent.controllers import midi
+    monkeypatch.setattr(midi, "CHECK_PORT_S", 0.2)
+    a, b = two
+    def plugged():
+        device = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="nanoPAD")
+        device.open_virtual_port("pads")
+        return device
+    out = plugged()
+    with Engine(seed=2) as engine:
+        names = namespace(engine)
+        said = lambda text: any(text in t for t in engine.events.texts())
+        assert "pads" in names["midi_in"]("pads")
+        v = voice(a, b, curve=names["cc"](20))
+        controls = lambda: engine.intended().controls
+        value = lambda: controls()["cc:1:20"].value(0.0) if "cc:1:20" in controls() else None
+        out.send_message([0xB0, 20, 64])
+        wait_for(lambda: value() == 64 / 127)
+        out.close_port()                                   # unplugged
+        out.delete()
+        wait_for(lambda: said("has gone away"), timeout=5)
+        assert value() == 64 / 127                         # held
+        out = plugged()                                    # plugged back
+        wait_for(lambda: said("is back, connected again"), timeout=5)
+        out.send_message([0xB0, 20, 127])
+        wait_for(lambda: value() == 1.0, timeout=5)
+        assert v.params.plan.controls == {"cc:1:20"}
+        Controllers.of(engine).close()
+    out.close_port()
+
+
 def test_a_curve_set_to_a_controller_later_follows_it(two):
     a, b = two
     with Engine(seed=1) as engine:

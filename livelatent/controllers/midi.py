@@ -10,6 +10,10 @@ data. A message that cannot be read, or a function that raises, gives a rate-lim
 nothing raises into the audio path or the REPL. A function still running after
 :data:`RUN_LIMIT_S` (a loop that never ends would hold up every later note's functions) is
 interrupted (:class:`~livelatent.deadline.Deadline`) and dropped, saying so.
+
+A controller connected by name (``midi_in("nanoKONTROL")``) can be unplugged mid-set: every
+second the listener looks for its port; when it has gone, it says so (curves hold their last
+values), and when a port of that name is back, it connects to it again and says so.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 
 from ..deadline import Deadline
 from ..optional import midi
@@ -27,6 +32,7 @@ __all__ = ["MidiListener", "open_midi_port", "VIRTUAL_PORT"]
 VIRTUAL_PORT = "livelatent"
 POLL_S = 0.001           # how often the MIDI queue is read when it is empty
 RUN_LIMIT_S = 10.0       # an on_note function still running after this long is interrupted
+CHECK_PORT_S = 1.0       # how often a port connected by name is looked for
 
 
 def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str):
@@ -73,6 +79,8 @@ class MidiListener:
         self.routes: set[str] = set()
         self.note_functions: list = []           # (fn, note or None, channel or None)
         self.received = 0
+        self.wanted = port                       # the name asked for (None: our own port)
+        self.gone = False                        # the port connected by name has gone away
         self.port, self.name, problems = open_midi_port(rtmidi, "in", port, client="livelatent",
                                                         virtual=VIRTUAL_PORT)
         if self.port is None:
@@ -109,7 +117,11 @@ class MidiListener:
         self.sender.close()
 
     def _poll(self) -> None:
+        next_check = time.monotonic() + CHECK_PORT_S
         while not self._stop.is_set():
+            if self.wanted is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + CHECK_PORT_S
+                self._check_port()
             got = self.port.get_message()
             if got is None:
                 self._stop.wait(POLL_S)
@@ -118,6 +130,26 @@ class MidiListener:
                 self._receive(self._mido.Message.from_bytes(got[0]))
             except Exception as exc:      # noqa: BLE001 - a bad message must not stop the listener
                 self.throttle.warn("midi:message", f"midi: a message could not be read ({exc})")
+
+    def _check_port(self) -> None:
+        """Say when the port connected by name has gone, and connect again when it is back."""
+        try:
+            names = self.port.get_ports()
+            if not self.gone:
+                if self.name not in names:
+                    self.gone = True
+                    self.engine.events.warning(
+                        f"midi: {self.name} has gone away; its curves hold their last values, and "
+                        f"livelatent connects to it again when it is back")
+                return
+            found = [n for n in names if self.wanted in n]
+            if found:
+                self.port.close_port()
+                self.port.open_port(names.index(found[0]))
+                self.name, self.gone = found[0], False
+                self.engine.events.info(f"midi: {self.name} is back, connected again")
+        except Exception as exc:   # noqa: BLE001 - the MIDI system itself failed: say so, go on
+            self.throttle.warn("midi:port", f"midi: cannot look for {self.wanted!r} ({exc})")
 
     def _receive(self, message) -> None:
         self.received += 1
