@@ -294,6 +294,7 @@ def test_an_on_note_function_that_never_returns_is_interrupted_and_dropped(jack_
 
     from livelatent.controllers import midi
     monkeypatch.setattr(midi, "RUN_LIMIT_S", 0.5)
+    monkeypatch.setattr(midi, "STALE_NOTE_S", 0.2)
     with Engine(seed=2) as engine:
         session = Session(engine, sets_root=tmp_path / "sets", set_name="stuck")
         session.run_cell("v = voice(flute, cello, curve=0.5, name='v')\n"
@@ -309,8 +310,10 @@ def test_an_on_note_function_that_never_returns_is_interrupted_and_dropped(jack_
         wait_for(lambda: subprocess.run(["jack_connect", "RtMidiOut Client:sender",
                                          ours]).returncode == 0, timeout=5)
         out.send_message([0x90, 64, 64])          # the stuck function, then the other one
+        out.send_message([0x90, 66, 100])         # waits behind them: too late, dropped
         gain = lambda: engine.intended().voices[0].gain
-        wait_for(lambda: abs(gain() - 64 / 127) < 1e-9, timeout=10)
+        wait_for(lambda: any("note 66 waited more than 0.2 s" in t for t in engine.events.texts()))
+        assert abs(gain() - 64 / 127) < 1e-9
         errors = [t for t in engine.events.texts() if "on_note: stuck was still running" in t]
         assert len(errors) == 1 and "interrupted, and dropped" in errors[0]
         out.send_message([0x90, 65, 127])         # the stuck one is gone: this lands at once

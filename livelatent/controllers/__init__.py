@@ -201,7 +201,7 @@ class Controllers(EngineService):
             self.midi = MidiListener(self._engine(), port, self.throttle)
             if old is not None:
                 self.midi.routes |= old.routes
-                self.midi.note_functions += old.note_functions
+                self.midi.note_functions = old.note_functions   # one list: a drop reaches both
                 old.close()
             return self.midi.name
 

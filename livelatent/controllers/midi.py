@@ -11,9 +11,12 @@ nothing raises into the audio path or the REPL. A function still running after
 :data:`RUN_LIMIT_S` (a loop that never ends would hold up every later note's functions) is
 interrupted (:class:`~livelatent.deadline.Deadline`) and dropped, saying so.
 
-A controller connected by name (``midi_in("nanoKONTROL")``) can be unplugged mid-set: every
-second the listener looks for its port; when it has gone, it says so (curves hold their last
-values), and when a port of that name is back, it connects to it again and says so.
+A controller connected by name (``midi_in("nanoKONTROL")``) can be unplugged mid-set: four
+times a second the listener looks for its port; when it has gone, it says so (curves hold their
+last values), and when a port of that name is back, it connects to it again and says so. (An
+unplug shorter than that, which the MIDI system does not report, can go unnoticed: type
+``midi_in`` again.) Notes that waited more than :data:`STALE_NOTE_S` behind a slow function are
+not played late, all at once: they are dropped, saying so.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ __all__ = ["MidiListener", "open_midi_port", "VIRTUAL_PORT"]
 VIRTUAL_PORT = "livelatent"
 POLL_S = 0.001           # how often the MIDI queue is read when it is empty
 RUN_LIMIT_S = 10.0       # an on_note function still running after this long is interrupted
-CHECK_PORT_S = 1.0       # how often a port connected by name is looked for
+CHECK_PORT_S = 0.25      # how often a port connected by name is looked for
+STALE_NOTE_S = 1.0       # a note that waited longer than this for its functions is dropped
 
 
 def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str):
@@ -91,6 +95,7 @@ class MidiListener:
         self.sender = ControlSender(engine, "midi", throttle)
         self._notes_queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._port_lock = threading.Lock()       # the rtmidi port: polled, reconnected, closed
         self._threads = [threading.Thread(target=self._poll, name="livelatent-midi", daemon=True),
                          threading.Thread(target=self._run_notes, name="livelatent-midi-notes",
                                           daemon=True)]
@@ -108,21 +113,25 @@ class MidiListener:
         self._notes_queue.put(None)
         for thread in self._threads:
             thread.join(timeout=2.0)
-        try:
-            self.port.close_port()
-            self.port.delete()
-        except Exception:       # noqa: BLE001
-            pass
-        self.port = None
+        with self._port_lock:
+            port, self.port = self.port, None
+            try:
+                port.close_port()
+                port.delete()
+            except Exception:       # noqa: BLE001
+                pass
         self.sender.close()
 
     def _poll(self) -> None:
         next_check = time.monotonic() + CHECK_PORT_S
         while not self._stop.is_set():
-            if self.wanted is not None and time.monotonic() >= next_check:
-                next_check = time.monotonic() + CHECK_PORT_S
-                self._check_port()
-            got = self.port.get_message()
+            with self._port_lock:
+                if self.port is None:
+                    return
+                if self.wanted is not None and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + CHECK_PORT_S
+                    self._check_port()
+                got = self.port.get_message()
             if got is None:
                 self._stop.wait(POLL_S)
                 continue
@@ -132,24 +141,32 @@ class MidiListener:
                 self.throttle.warn("midi:message", f"midi: a message could not be read ({exc})")
 
     def _check_port(self) -> None:
-        """Say when the port connected by name has gone, and connect again when it is back."""
+        """Say when the port connected by name has gone, and connect again when it is back
+        (under the port's lock)."""
         try:
             names = self.port.get_ports()
-            if not self.gone:
-                if self.name not in names:
-                    self.gone = True
-                    self.engine.events.warning(
-                        f"midi: {self.name} has gone away; its curves hold their last values, and "
-                        f"livelatent connects to it again when it is back")
-                return
-            found = [n for n in names if self.wanted in n]
-            if found:
-                self.port.close_port()
-                self.port.open_port(names.index(found[0]))
-                self.name, self.gone = found[0], False
-                self.engine.events.info(f"midi: {self.name} is back, connected again")
         except Exception as exc:   # noqa: BLE001 - the MIDI system itself failed: say so, go on
             self.throttle.warn("midi:port", f"midi: cannot look for {self.wanted!r} ({exc})")
+            return
+        if not self.gone:
+            if self.name not in names:
+                self.gone = True
+                self.engine.events.warning(
+                    f"midi: {self.name} has gone away; its curves hold their last values, and "
+                    f"livelatent connects to it again when it is back")
+            return
+        found = [n for n in names if self.wanted in n]
+        if not found:
+            return
+        try:
+            self.port.close_port()
+            self.port.open_port(names.index(found[0]))
+        except Exception as exc:   # noqa: BLE001 - tried again at the next look
+            self.throttle.warn("midi:port", f"midi: {found[0]} is back but could not be connected "
+                                            f"({exc}); trying again")
+            return
+        self.name, self.gone = found[0], False
+        self.engine.events.info(f"midi: {self.name} is back, connected again")
 
     def _receive(self, message) -> None:
         self.received += 1
@@ -161,7 +178,7 @@ class MidiListener:
             velocity = message.velocity if kind == "note_on" else 0
             self._set(f"note:{channel}:{message.note}", velocity / 127.0)
             if velocity > 0 and self.note_functions:
-                self._notes_queue.put((message.note, velocity, channel))
+                self._notes_queue.put((message.note, velocity, channel, time.monotonic()))
         elif kind == "pitchwheel":
             self._set(f"bend:{channel}", max(-1.0, message.pitch / 8191.0))
 
@@ -174,7 +191,11 @@ class MidiListener:
             item = self._notes_queue.get()
             if item is None:
                 return
-            note, velocity, channel = item
+            note, velocity, channel, arrived = item
+            if time.monotonic() - arrived > STALE_NOTE_S:
+                self.throttle.warn("midi:late", f"on_note: note {note} waited more than "
+                                                f"{STALE_NOTE_S:g} s behind a slow function: dropped")
+                continue
             for entry in list(self.note_functions):
                 fn, wanted_note, wanted_channel = entry
                 if (wanted_note is None or wanted_note == note) and (wanted_channel is None or
@@ -193,10 +214,12 @@ class MidiListener:
             if not deadline.fired:
                 self.throttle.warn("midi:fn", f"on_note: {name} raised KeyboardInterrupt: {exc}")
                 return
-            if entry in self.note_functions:
+            try:
                 self.note_functions.remove(entry)
+            except ValueError:          # (gone already)
+                pass
             self.engine.events.error(f"on_note: {name} was still running after {deadline.seconds:g} s "
                                      f"(note {note}): interrupted, and dropped; what it changed did "
-                                     f"not land (on_note it again to bring it back)")
+                                     f"not land (call on_note({name}) again to bring it back)")
         except (Exception, SystemExit) as exc:   # noqa: BLE001 - the performer's function may raise
             self.throttle.warn("midi:fn", f"on_note: {name} raised {type(exc).__name__}: {exc}")
