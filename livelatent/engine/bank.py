@@ -225,7 +225,7 @@ class Bank:
             v, k, position, frame = v[keep], k[keep], position[keep], frame[keep]
             fade_gain = None if fade_gain is None else fade_gain[keep]
         slot = t.slots[v]
-        channels, noise, at = cache.windows(slot, k)       # (m, width): weights, indices, spread
+        channels, noise, at = cache.gather(slot, k)        # (m, width): weights, indices, spread
         z, far, held = decoded_points(t, v, frame, channels, noise, at)
         decoded = self._decode(z, far)
         if held is not None:
@@ -319,7 +319,9 @@ class Bank:
         each window's first half, panned: for all voices at once a (2, m) x (m, step) product (one
         vector product per channel from :data:`~.tails.PER_CHANNEL_FROM` voices on).
         With ``shape``, the windows are not shaped yet and all take that shape: it is applied to
-        the mix and kept beside the tails (never with stems, which need each voice shaped)."""
+        the mix and kept beside the tails (never with stems, which need each voice shaped). When
+        no gain changes, whole windows are panned at once and the tails keep their mix ready for
+        the next step."""
         S = self.step
         head = windows[:, :S]
         if self.stem_sink is not None:

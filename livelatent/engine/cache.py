@@ -180,7 +180,7 @@ class BlockCache:
         """Where window ``k`` is in its slot's arrays."""
         return (k // BLOCK) % 2 * BLOCK + k % BLOCK
 
-    def windows(self, slots, k):
+    def gather(self, slots, k):
         """The channels of windows ``k`` of the voices in ``slots`` (m, width), the noise rows
         as one (slots x rows, latent) array and where each window's row is in it (one gather
         along one axis: numpy indexes two axes at once more slowly)."""

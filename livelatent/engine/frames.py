@@ -6,10 +6,13 @@ all of them side by side in one array, it is one for all the voices together. Th
 planes: ``rows[0]`` the frames' means and ``rows[1]`` their log standard deviations (half the
 log-variance), each contiguous, so the gathered points and deviations are contiguous too (numpy
 works through a (voices, latent) half of a wider row several times slower), and a step takes
-``exp`` of a mix of deviations without halving it first. Halving is exact in floating point, so
-a weighted mix of halves is exactly half the mix of log-variances. Each :class:`~livelatent.sources.LatentFrames` is copied in once, when a command that
-uses it is sent (in the writer's thread, so the decode thread never waits for a large copy), and
-keeps its rows from then on.
+``exp`` of a mix of deviations without halving it first. Halving is exact in floating point
+(for normal numbers: not in float32's subnormal range), so a weighted mix of halves is exactly
+half the mix of log-variances.
+
+Each :class:`~livelatent.sources.LatentFrames` is copied in once, when a command that uses it is
+sent (in the writer's thread, so the decode thread never waits for a large copy), and keeps its
+rows from then on.
 
 Frames whose numbers are already here take the rows that hold them: a performer who types
 ``voice(source("cello.flac"), ...)`` again gets new frames objects with the same numbers each

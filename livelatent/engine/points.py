@@ -96,9 +96,9 @@ def spread_grains(t, v, channels, z, log_std, sampled, noise, at):
 def decoded_points(t, v, frame, channels, noise, at):
     """The latent point each window decodes: the weighted mix of :func:`latent_points`, moved by
     its noise (standard deviation ``exp(log_std)``, the noise row ``noise[at]``) unless the
-    voice is deterministic, and by a cloud's spread. Returns ``(z, far, held)``: ``far`` marks the windows whose point is
-    beyond :data:`FAR` on some axis, ``held`` those whose point was beyond
-    :data:`LATENT_LIMIT` (or not a number) and was held at it; None when there are none."""
+    voice is deterministic, and by a cloud's spread. Returns ``(z, far, held)``: ``far`` marks
+    the windows whose point is beyond :data:`FAR` on some axis, ``held`` those whose point was
+    beyond :data:`LATENT_LIMIT` (or not a number) and was held at it; None when there are none."""
     with np.errstate(over="ignore", invalid="ignore"):     # (handled below, once per voice)
         z, log_std = latent_points(t, v, frame, channels)
         sampled = ~t.deterministic[v]
