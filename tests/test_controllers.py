@@ -357,6 +357,29 @@ def test_a_controller_unplugged_and_plugged_back_is_reported_and_connected_again
     out.close_port()
 
 
+def test_a_controller_asked_for_before_it_is_plugged_in_is_connected_when_it_appears(
+        jack_server, two, monkeypatch):
+    import rtmidi
+
+    from livelatent.controllers import midi
+    monkeypatch.setattr(midi, "CHECK_PORT_S", 0.2)
+    a, b = two
+    with Engine(seed=2) as engine:
+        names = namespace(engine)
+        said = lambda text: any(text in t for t in engine.events.texts())
+        assert names["midi_in"]("knobs") is None                    # not there yet: a warning
+        assert said("no MIDI output port named like 'knobs'") and said("connects to it when it appears")
+        voice(a, b, curve=names["cc"](21))
+        device = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="knobbox")
+        device.open_virtual_port("knobs")                          # plugged in
+        wait_for(lambda: said("knobs is there, connected"), timeout=5)
+        device.send_message([0xB0, 21, 127])
+        wait_for(lambda: "cc:1:21" in engine.intended().controls and
+                 engine.intended().controls["cc:1:21"].value(0.0) == 1.0, timeout=5)
+        Controllers.of(engine).close()
+    device.close_port()
+
+
 def test_a_curve_set_to_a_controller_later_follows_it(two):
     a, b = two
     with Engine(seed=1) as engine:

@@ -11,8 +11,8 @@ nothing raises into the audio path or the REPL. A function still running after
 :data:`RUN_LIMIT_S` (a loop that never ends would hold up every later note's functions) is
 interrupted (:class:`~livelatent.deadline.Deadline`) and dropped, saying so.
 
-A controller connected by name (``midi_in("nanoKONTROL")``) can be unplugged mid-set: four
-times a second the listener looks for its port; when it has gone, it says so (curves hold their
+A controller connected by name (``midi_in("nanoKONTROL")``) can be plugged in later, or
+unplugged mid-set: four times a second the listener looks for its port; when it has gone, it says so (curves hold their
 last values), and when a port of that name is back, it connects to it again and says so. (An
 unplug shorter than that, which the MIDI system does not report, can go unnoticed: type
 ``midi_in`` again.) Notes that waited more than :data:`STALE_NOTE_S` behind a slow function are
@@ -39,14 +39,17 @@ CHECK_PORT_S = 0.25      # how often a port connected by name is looked for
 STALE_NOTE_S = 1.0       # a note that waited longer than this for its functions is dropped
 
 
-def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str):
+def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str,
+                   wait: bool = False):
     """A MIDI port of livelatent's own (``virtual``, when ``port`` is None) or connected to the
     port whose name contains ``port``: an input (``direction="in"``) or an output, through JACK
     MIDI when a JACK server runs, else ALSA, never starting a JACK server. Returns (the rtmidi
-    object, its port's name, None), or (None, None, why not)."""
+    object, its port's name, None), or (None, None, why not). With ``wait``, a port not there
+    yet gives (the rtmidi object of the first MIDI system that works, unconnected, None, why)."""
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
     make, other = (rtmidi.MidiIn, "output") if direction == "in" else (rtmidi.MidiOut, "input")
     problems = []
+    waiting = None                       # with ``wait``: the first system's object, unconnected
     for api in (rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA):
         try:
             opened = make(api, name=client)
@@ -63,11 +66,16 @@ def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, vir
                 raise LookupError(f"no MIDI {other} port named like {port!r} (there are: "
                                   f"{', '.join(names) or 'none'})")
             opened.open_port(found[0])
+            if waiting is not None:
+                waiting.delete()
             return opened, names[found[0]], None
         except Exception as exc:   # noqa: BLE001 - said below, with the other system's answer
-            opened.delete()
+            if wait and waiting is None and isinstance(exc, LookupError):
+                waiting = opened
+            else:
+                opened.delete()
             problems.append(str(exc) if isinstance(exc, LookupError) else f"{type(exc).__name__}: {exc}")
-    return None, None, "; ".join(problems)
+    return waiting, None, "; ".join(problems)
 
 
 class MidiListener:
@@ -86,7 +94,11 @@ class MidiListener:
         self.wanted = port                       # the name asked for (None: our own port)
         self.gone = False                        # the port connected by name has gone away
         self.port, self.name, problems = open_midi_port(rtmidi, "in", port, client="livelatent",
-                                                        virtual=VIRTUAL_PORT)
+                                                        virtual=VIRTUAL_PORT, wait=True)
+        if self.port is not None and self.name is None:     # not there yet: looked for as if gone
+            self.gone = True
+            throttle.warn("midi:open", f"midi: {problems}; livelatent connects to it when it appears "
+                                       f"(cc() curves hold their defaults until then)")
         if self.port is None:
             throttle.warn("midi:open", f"midi: cannot open a MIDI input ({problems}); cc() "
                                        f"curves hold their defaults")
@@ -159,14 +171,17 @@ class MidiListener:
         if not found:
             return
         try:
-            self.port.close_port()
+            if self.name is not None:
+                self.port.close_port()
             self.port.open_port(names.index(found[0]))
         except Exception as exc:   # noqa: BLE001 - tried again at the next look
             self.throttle.warn("midi:port", f"midi: {found[0]} is back but could not be connected "
                                             f"({exc}); trying again")
             return
+        first = self.name is None
         self.name, self.gone = found[0], False
-        self.engine.events.info(f"midi: {self.name} is back, connected again")
+        self.engine.events.info(f"midi: {self.name} is there, connected" if first
+                                else f"midi: {self.name} is back, connected again")
 
     def _receive(self, message) -> None:
         self.received += 1
