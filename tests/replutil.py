@@ -237,5 +237,15 @@ def heard_is_rendered(captured, set_dir: Path, out: Path, *, seconds: float, tol
     reference, rate = rendered_set(set_dir, out)
     offset = jackutil.align(captured, reference)
     assert len(captured) - offset >= seconds * rate
-    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= tolerance
+    difference = jackutil.max_abs_diff_aligned(captured, reference, offset=offset)
+    if difference > tolerance:            # where and how: a race shows as one step, a drift as all
+        import numpy as np
+        first, last = max(0, -offset), min(len(reference), len(captured) - offset)
+        gap = np.abs(captured[first + offset:last + offset] - reference[first:last])
+        wrong = first + np.flatnonzero(gap.reshape(len(gap), -1).max(axis=1) > tolerance)
+        raise AssertionError(f"the capture differs from the render by {difference:.3g} (tolerance "
+                             f"{tolerance:g}) on {wrong.size} of {last - first} frames, from frame "
+                             f"{wrong[0]} (step {wrong[0] // 512}) to {wrong[-1]} (step {wrong[-1] // 512})"
+                             + ("; the capture is silent there (an underrun)"
+                                if not np.any(captured[wrong + offset]) else ""))
     return reference, rate
