@@ -316,28 +316,24 @@ class Bank:
 
     def _one_step(self, t: _Table, v, windows, previous, gains, first: int, shape=None) -> np.ndarray:
         """Live: each voice starts at most one window, on this step. The mix is the tails plus
-        each window's first half, panned: for all voices at once a (2, m) x (m, step) product (one
-        vector product per channel from :data:`~.tails.PER_CHANNEL_FROM` voices on).
-        With ``shape``, the windows are not shaped yet and all take that shape: it is applied to
-        the mix and kept beside the tails (never with stems, which need each voice shaped). When
-        no gain changes, whole windows are panned at once and the tails keep their mix ready for
-        the next step."""
+        each window's first half, panned: for all voices at once a (2, m) x (m, step) product (a
+        vector product per channel from :data:`~.tails.PER_CHANNEL_FROM` voices on). With
+        ``shape``, the windows are not shaped yet and all take that shape: it is applied to the
+        mix and kept beside the tails (never with stems, which need each voice shaped)."""
         S = self.step
         head = windows[:, :S]
         if self.stem_sink is not None:
             out = self._tails.stereo()
             out[v] += self._gained(head, previous, gains, self.ramp[:S])
             self._stems(t, first, out, lambda part: part.T)
-        next_mix = None
-        if np.array_equal(previous, gains):        # both halves at once: the tails' mix is ready
-            whole = panned(gains, windows)                                  # (channels, W)
-            heads, next_mix = whole[:, :S], whole[:, S:]
+        next_mix = None               # gains that hold: whole windows panned, the tails' mix kept
+        if np.array_equal(previous, gains):
+            heads, next_mix = np.split(panned(gains, windows), [S], axis=1)    # (channels, S) each
         else:
             heads = panned(previous, head) + panned(gains - previous, head * self.ramp[:S])
         if shape is not None:
             heads *= shape[:S]
-            if next_mix is not None:
-                next_mix *= shape[S:]
+            next_mix = None if next_mix is None else next_mix * shape[S:]
         mix = self._tails.mix() + heads
         self._tails = Tails.of_windows(t.n, v, windows[:, S:], previous, gains, self.ramp[S:],
                                        None if shape is None else shape[S:], next_mix)
