@@ -240,22 +240,28 @@ def test_osc_live_over_jack_renders_from_the_journal_as_heard(jack_server, tmp_p
     assert last_underruns(repl.text) == 0
 
 
-def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_server, two, tmp_path):
+def _sender_connected(jack_server):
+    """A JACK MIDI output port of a client of its own, ``sender``, connected to livelatent's input."""
     import subprocess
 
     import jackutil
     import rtmidi
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
+    out.open_virtual_port("sender")
+    ours = jackutil.livelatent_midi_input(jack_server)
+    wait_for(lambda: subprocess.run(["jack_connect", "RtMidiOut Client:sender",
+                                     ours]).returncode == 0, timeout=5)
+    return out
+
+
+def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_server, two, tmp_path):
     a, b = two
     with Engine(seed=2) as engine:
         session = Session(engine, sets_root=tmp_path / "sets", set_name="midi")
         session.run_cell("v = voice(flute, cello, curve=cc(74, channel=2).smooth(20), name='v')\n"
                          "w = voice(cello, flute, curve=note_on(60) * 0.5 + (pitchbend() + 1) / 4)\n"
                          "on_note(lambda note, velocity: v.set(gain=velocity), note=64)")
-        out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
-        out.open_virtual_port("sender")
-        ours = jackutil.livelatent_midi_input(jack_server)
-        wait_for(lambda: subprocess.run(["jack_connect", "RtMidiOut Client:sender",
-                                         ours]).returncode == 0, timeout=5)
+        out = _sender_connected(jack_server)
         for value in range(0, 128, 4):
             out.send_message([0xB1, 74, value])            # CC 74 on channel 2
         out.send_message([0x90, 60, 100])                  # note 60 held
@@ -287,11 +293,6 @@ def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_s
 
 def test_an_on_note_function_that_never_returns_is_interrupted_and_dropped(jack_server, two,
                                                                            monkeypatch, tmp_path):
-    import subprocess
-
-    import jackutil
-    import rtmidi
-
     from livelatent.controllers import midi
     monkeypatch.setattr(midi, "RUN_LIMIT_S", 0.5)
     monkeypatch.setattr(midi, "STALE_NOTE_S", 0.2)
@@ -304,11 +305,7 @@ def test_an_on_note_function_that_never_returns_is_interrupted_and_dropped(jack_
                          "        pass\n"
                          "on_note(stuck)\n"
                          "on_note(lambda note, velocity: v.set(gain=velocity))")
-        out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
-        out.open_virtual_port("sender")
-        ours = jackutil.livelatent_midi_input(jack_server)
-        wait_for(lambda: subprocess.run(["jack_connect", "RtMidiOut Client:sender",
-                                         ours]).returncode == 0, timeout=5)
+        out = _sender_connected(jack_server)
         out.send_message([0x90, 64, 64])          # the stuck function, then the other one
         out.send_message([0x90, 66, 100])         # waits behind them: too late, dropped
         gain = lambda: engine.intended().voices[0].gain
