@@ -5,8 +5,8 @@ one mixed, limited block. It works on a table of the voices (structure of arrays
 when the score changes) and on flat arrays of (voice, window) pairs, so a step is a fixed number
 of array operations whatever the number of voices:
 
-- the windows each voice starts in the span, their frames (one gather from the frame arena for
-  all voices), their amounts and noise (from per-voice blocks computed ahead, each voice at its
+- the windows each voice starts in the span, their frames (a gather per term and plane from the
+  frame arena, for all voices), their amounts and noise (from per-voice blocks computed ahead, each voice at its
   own phase, see :mod:`.blocks`), fades and pan gains;
 - one decode of every window;
 - overlap-add and panning broadcast over (pairs, channels, window), each window landing on the
@@ -24,7 +24,7 @@ import numpy as np
 from ..voice import output_gains
 from .blocks import BLOCK
 from .cache import BlockCache
-from .mixer import limit_with_peak
+from .mixer import interleaved, limit_with_peak
 from .points import decoded_points
 from .synth import synthesis_window
 from .tails import Tails, panned
@@ -326,18 +326,20 @@ class Bank:
             out = self._tails.stereo()
             out[v] += self._gained(head, previous, gains, self.ramp[:S])
             self._stems(t, first, out, lambda part: part.T)
-        next_mix = None               # gains that hold: whole windows panned, the tails' mix kept
-        if np.array_equal(previous, gains):
-            heads, next_mix = np.split(panned(gains, windows), [S], axis=1)    # (channels, S) each
+        if np.array_equal(previous, gains):        # whole windows panned: the tails' mix is kept
+            whole = panned(gains, windows)                                  # (channels, W)
+            if shape is not None:
+                whole *= shape
+            heads, next_mix = whole[:, :S], whole[:, S:]
         else:
             heads = panned(previous, head) + panned(gains - previous, head * self.ramp[:S])
-        if shape is not None:
-            heads *= shape[:S]
-            next_mix = None if next_mix is None else next_mix * shape[S:]
+            next_mix = None
+            if shape is not None:
+                heads *= shape[:S]
         mix = self._tails.mix() + heads
         self._tails = Tails.of_windows(t.n, v, windows[:, S:], previous, gains, self.ramp[S:],
                                        None if shape is None else shape[S:], next_mix)
-        return _interleaved(mix)
+        return interleaved(mix)
 
     def _stems(self, t: _Table, first: int, out, as_block) -> None:
         """Each voice's own mix (its grains summed) to the stem sink."""
@@ -362,7 +364,7 @@ class Bank:
         last = ~inside                                    # windows whose second half is the new tail
         self._tails = Tails.of_windows(t.n, v[last], shaped[last, S:], previous[last], gains[last],
                                        self.ramp[S:])
-        return _interleaved(out.sum(axis=0).transpose(1, 0, 2).reshape(self.channels, -1))
+        return interleaved(out.sum(axis=0).transpose(1, 0, 2).reshape(self.channels, -1))
 
     def _overlap_add_steady(self, t: _Table, v, shaped, gains, first: int, span: int,
                             position) -> np.ndarray:
@@ -386,16 +388,7 @@ class Bank:
             for channel in range(self.channels):
                 np.multiply(flat[0], voice_gains[0, channel], out=out[:, channel])
         else:
-            out[:] = _interleaved(panned(voice_gains, flat))
+            out[:] = interleaved(panned(voice_gains, flat))
         out[:S] += self._tails.mix().T
         self._tails = Tails(grid[:, -1, S:].copy(), voice_gains, voice_gains.copy(), self.ramp[S:])
         return out
-
-
-def _interleaved(channels: np.ndarray) -> np.ndarray:
-    """(channels, samples) -> (samples, channels), contiguous (strided copies, a channel at a
-    time, beat a transposed copy)."""
-    out = np.empty((channels.shape[1], channels.shape[0]), dtype=np.float32)
-    for c in range(channels.shape[0]):
-        out[:, c] = channels[c]
-    return out

@@ -1,10 +1,11 @@
-"""The master bus: a stateless soft limiter, so any block can be recomputed alone (rewinds)."""
+"""The master bus: a stateless soft limiter, so any block can be recomputed alone (rewinds), and
+the interleaving of channels into the (samples, channels) blocks the outputs take."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["soft_limit", "limit_with_peak", "LIMIT_THRESHOLD"]
+__all__ = ["soft_limit", "limit_with_peak", "interleaved", "LIMIT_THRESHOLD"]
 
 LIMIT_THRESHOLD = 0.8   # below this the signal passes untouched
 
@@ -30,3 +31,12 @@ def limit_with_peak(x: np.ndarray, threshold: float = LIMIT_THRESHOLD) -> tuple[
         x = np.nan_to_num(x, nan=0.0)     # let one reach the device or a file; silence there
     limited = soft_limit(x, threshold)
     return limited, float(np.max(np.abs(limited)))
+
+
+def interleaved(channels: np.ndarray) -> np.ndarray:
+    """(channels, samples) -> (samples, channels), contiguous (strided copies, a channel at a
+    time, beat a transposed copy)."""
+    out = np.empty((channels.shape[1], channels.shape[0]), dtype=np.float32)
+    for c in range(channels.shape[0]):
+        out[:, c] = channels[c]
+    return out
