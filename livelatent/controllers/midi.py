@@ -225,9 +225,9 @@ class MidiListener:
             with self.engine.batch(origin="midi:note", discard_on_error=True):
                 with deadline:
                     fn(note, velocity / 127.0)
-        except KeyboardInterrupt as exc:
-            if not deadline.fired:
-                self.throttle.warn("midi:fn", f"on_note: {name} raised KeyboardInterrupt: {exc}")
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:   # noqa: BLE001 - the
+            if not deadline.fired:                                 # performer's function may raise
+                self.throttle.warn("midi:fn", f"on_note: {name} raised {type(exc).__name__}: {exc}")
                 return
             try:
                 self.note_functions.remove(entry)
@@ -236,5 +236,3 @@ class MidiListener:
             self.engine.events.error(f"on_note: {name} was still running after {deadline.seconds:g} s "
                                      f"(note {note}): interrupted, and dropped; what it changed did "
                                      f"not land (call on_note({name}) again to bring it back)")
-        except (Exception, SystemExit) as exc:   # noqa: BLE001 - the performer's function may raise
-            self.throttle.warn("midi:fn", f"on_note: {name} raised {type(exc).__name__}: {exc}")
