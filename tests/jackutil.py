@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["JackServer", "running_jack_server", "JackRecorder", "RecorderProcess", "SUBPROCESS_PORTS",
-           "align", "max_abs_diff_aligned", "jackd_available", "until_stream_stopped"]
+           "align", "max_abs_diff_aligned", "jackd_available", "until_stream_stopped", "late_spans"]
 
 _running_names: set[str] = set()
 _open_recorders: "weakref.WeakSet[JackRecorder]" = weakref.WeakSet()
@@ -254,15 +254,17 @@ class JackPlayer(_Client):
         self._position += frames
 
     def start(self, *, timeout_s: float = 20.0) -> "JackPlayer":
+        """Wait for the input ports to play into and connect them (``ports=None``: play, and let
+        the client reading this one connect itself)."""
         try:
             deadline = time.monotonic() + timeout_s
-            while len(targets := [p.name for p in self._client.get_ports(
+            while self._spec is not None and len(targets := [p.name for p in self._client.get_ports(
                     name_pattern=self._spec, is_audio=True, is_input=True)]) < len(self._outputs):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"no {len(self._outputs)} input ports match {self._spec!r}")
                 time.sleep(0.01)
             self._client.activate()
-            for port, target in zip(self._outputs, targets):
+            for port, target in zip(self._outputs, targets if self._spec is not None else ()):
                 self._client.connect(port, target)
         except BaseException:
             self.close()
@@ -317,6 +319,7 @@ class JackRecorder(_Client):
         self._closed = False
         self.overflowed = False
         self.xruns = 0
+        self.late_spans: list[tuple[int, int]] = []
         self.sources: list[str] = []
         self._client.set_process_callback(self._process)
         self._client.set_xrun_callback(self._xrun)
@@ -398,14 +401,32 @@ class JackRecorder(_Client):
         return int(self._block_times[block] + index - starts[block])
 
     def stop(self) -> np.ndarray:
-        """Stop recording; the frames recorded so far, shape (frames, channels), float32."""
+        """Stop recording; the frames recorded so far, shape (frames, channels), float32.
+        :attr:`late_spans` then says which of them this recorder read a period late."""
         self._recording = False
         self.close()
+        self.late_spans = late_spans(self._block_starts[:self._blocks], self._block_times[:self._blocks],
+                                     self._written)
         return self._buffer[:self._written].copy()
 
     def close(self) -> None:
         self._recording = False
         super().close()
+
+
+def late_spans(starts, times, written: int) -> list[tuple[int, int]]:
+    """The spans ``[start, end)`` of a capture that its recorder read a period late.
+
+    A recorder whose process callback misses its period (JACK logs an XRun naming it: on a busy
+    machine its thread may wait for this interpreter's GIL) reads its ports only once the next
+    period is in them, and again in that period's own call: its period and the next one carry
+    the same JACK frame time, and the first holds the second's samples. What was played in the
+    period it missed is not known; comparisons leave those frames out (and say so).
+    """
+    starts, times = np.asarray(starts), np.asarray(times)
+    ends = np.append(starts[1:], written)
+    repeated = np.flatnonzero(times[1:] == times[:-1])
+    return [(int(starts[i]), int(ends[i])) for i in repeated]
 
 
 def _as_frames(audio) -> np.ndarray:
@@ -479,36 +500,48 @@ import sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 import jackutil
-recorder = jackutil.JackRecorder(sys.argv[2], sys.argv[3], seconds=float(sys.argv[4]))
+recorder = jackutil.JackRecorder(sys.argv[2], sys.argv[3], seconds=float(sys.argv[4]),
+                                 channels=int(sys.argv[7]))
 recorder.start(timeout_s=float(sys.argv[6]))
 print("recording", flush=True)
 sys.stdin.readline()
-np.save(sys.argv[5], recorder.stop())
+captured = recorder.stop()
+np.savez(sys.argv[5], captured=captured, late=np.array(recorder.late_spans, dtype=np.int64).reshape(-1, 2))
 """
 
 
 class RecorderProcess:
-    """A :class:`JackRecorder` in a process of its own, for tests in which this process holds
-    the GIL on purpose: a recorder here could not run its JACK callback meanwhile, and its
-    capture would miss what was played."""
+    """A :class:`JackRecorder` in a process of its own, whose interpreter does nothing else.
 
-    def __init__(self, server, ports="PortAudio", *, seconds: float, folder: Path, timeout_s: float = 20.0):
+    Its JACK callback is Python, so it needs its interpreter's GIL at every period: in the
+    test's process, any thread holding the GIL (a test that holds it on purpose, the one reading
+    a REPL's output, a busy core's preempted thread) can make it miss a period. Here the only
+    other thread waits on standard input. ``stop()`` returns the capture; ``late_spans`` then
+    lists what it read late all the same (see :func:`late_spans`).
+    """
+
+    def __init__(self, server, ports="PortAudio", *, seconds: float, folder: Path, timeout_s: float = 20.0,
+                 channels: int = 2):
         name = server if isinstance(server, str) else server.name
-        self._path = Path(folder) / f"capture-{time.monotonic_ns()}.npy"
+        self._path = Path(folder) / f"capture-{time.monotonic_ns()}.npz"
+        self.late_spans: list[tuple[int, int]] = []
         self._child = subprocess.Popen(
             [sys.executable, "-c", _RECORDER_CHILD, str(Path(__file__).parent), name, ports, str(seconds),
-             str(self._path), str(timeout_s)],
+             str(self._path), str(timeout_s), str(channels)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self._child.stdout.readline()
         if line.strip() != "recording":
             self._child.kill()
+            self._child.wait()
             raise RuntimeError(f"the recorder process did not start: {line!r}")
 
     def stop(self) -> np.ndarray:
         self._child.stdin.write("stop\n")
         self._child.stdin.flush()
         self._child.wait(timeout=30)
-        return np.load(self._path)
+        with np.load(self._path) as saved:
+            self.late_spans = [(int(a), int(b)) for a, b in saved["late"]]
+            return saved["captured"]
 
     def close(self) -> None:
         if self._child.poll() is None:

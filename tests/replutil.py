@@ -213,36 +213,50 @@ def last_underruns(text: str) -> int | None:
 def recorded_repl(jack_server, args, sets, *, record_seconds: float = 60, channels: int = 2,
                   env: dict | None = None, wrapper: list[str] = ()):
     """A REPL playing through JACK (``livelatent live --device system ARGS``, its sets in
-    ``sets``) and a recorder of its ports, both closed whatever happens (a JACK client still open
-    when its server stops crashes the process). Yields (repl, recorder)."""
+    ``sets``) and a recorder of its ports in a process of its own (see
+    :class:`jackutil.RecorderProcess`), both closed whatever happens. Yields (repl, recorder):
+    after ``recorder.stop()``, pass ``recorder.late_spans`` to :func:`heard_is_rendered`."""
     import jackutil
     repl = Repl(["live", "--device", "system", *args], env={"LIVELATENT_SETS": str(sets), **(env or {})},
                 wrapper=wrapper)
-    recorder = jackutil.JackRecorder(jack_server, jackutil.SUBPROCESS_PORTS, channels=channels,
-                                     seconds=record_seconds)
+    recorder = None
     try:
-        recorder.start(timeout_s=60)
+        recorder = jackutil.RecorderProcess(jack_server, jackutil.SUBPROCESS_PORTS, channels=channels,
+                                            seconds=record_seconds, folder=Path(sets).parent,
+                                            timeout_s=60)
         repl.wait_prompt()
         yield repl, recorder
     finally:
-        recorder.close()
+        if recorder is not None:
+            recorder.close()
         repl.close()
 
 
-def heard_is_rendered(captured, set_dir: Path, out: Path, *, seconds: float, tolerance: float = 1e-4):
+def heard_is_rendered(captured, set_dir: Path, out: Path, *, seconds: float, tolerance: float = 1e-4,
+                      late=()):
     """What JACK captured (up to where the stream stopped) equals ``livelatent render`` of the
-    set, within ``tolerance``, over at least ``seconds``. Returns the render and its rate."""
+    set, within ``tolerance``, over at least ``seconds``. Returns the render and its rate.
+
+    ``late``: the capture's spans its recorder read a period late (``recorder.late_spans``):
+    what was played there is not known, so they are left out (at most two of them).
+    """
+    import numpy as np
+
     import jackutil
     captured = jackutil.until_stream_stopped(captured)
     reference, rate = rendered_set(set_dir, out)
     offset = jackutil.align(captured, reference)
     assert len(captured) - offset >= seconds * rate
-    difference = jackutil.max_abs_diff_aligned(captured, reference, offset=offset)
+    assert len(late) <= 2, f"the recorder read {len(late)} periods late: too few frames are known"
+    first, last = max(0, -offset), min(len(reference), len(captured) - offset)
+    assert last > first, f"the capture and the render do not overlap at offset {offset}"
+    gap = np.abs(captured[first + offset:last + offset] - reference[first:last])
+    gap = gap.reshape(len(gap), -1).max(axis=1)
+    for start, end in late:              # not known: the recorder had the next period's samples
+        gap[max(0, start - offset - first):max(0, end - offset - first)] = 0.0
+    difference = float(gap.max())
     if difference > tolerance:            # where and how: a race shows as one step, a drift as all
-        import numpy as np
-        first, last = max(0, -offset), min(len(reference), len(captured) - offset)
-        gap = np.abs(captured[first + offset:last + offset] - reference[first:last])
-        wrong = first + np.flatnonzero(gap.reshape(len(gap), -1).max(axis=1) > tolerance)
+        wrong = first + np.flatnonzero(gap > tolerance)
         raise AssertionError(f"the capture differs from the render by {difference:.3g} (tolerance "
                              f"{tolerance:g}) on {wrong.size} of {last - first} frames, from frame "
                              f"{wrong[0]} (step {wrong[0] // 512}) to {wrong[-1]} (step {wrong[-1] // 512})"

@@ -154,3 +154,43 @@ def test_when_nothing_is_ready_the_callback_plays_silence_and_counts_an_underrun
         process.stop()
         ring.close()
     assert underruns >= 3 and read == 0      # it waits for samples, it never skips ahead
+
+
+class _LateOnce(jackutil.JackRecorder):
+    """A recorder whose callback misses one period on purpose (as a GIL it waited for would)."""
+
+    def __init__(self, *args, late_call: int, **kwargs):
+        self._calls, self._late_call = 0, late_call
+        super().__init__(*args, **kwargs)
+
+    def _process(self, frames):
+        self._calls += 1
+        if self._calls == self._late_call:
+            time.sleep(1.5 * 1024 / RATE)
+        super()._process(frames)
+
+
+def test_the_recorder_names_the_periods_it_read_late(jack_server):
+    """The capture tests compare with a render must tell the recorder's own lateness (JACK logs
+    an XRun naming it; it then reads the next period's samples twice) from the engine's: the
+    late period is named, and every other frame is what was played, in order."""
+    count = np.arange(RATE * 4, dtype=np.float32)
+    ramp = np.stack([count, -count], axis=1) / np.float32(RATE * 4)   # each frame its own value
+    player = jackutil.JackPlayer(jack_server, ramp, ports=None)
+    recorder = _LateOnce(jack_server, "livelatent-player", seconds=3, late_call=20)
+    try:
+        player.start()
+        recorder.start()
+        recorder.wait_frames(40 * 1024)
+        captured = recorder.stop()
+    finally:
+        recorder.close()
+        player.close()
+    assert jack_server.xruns() >= 1 and "livelatent-recorder" in jack_server.log()
+    assert len(recorder.late_spans) == 1
+    start, end = recorder.late_spans[0]
+    assert end - start == 1024
+    step = np.round(np.diff(captured[:, 0]) * RATE * 4).astype(int)
+    jumps = np.flatnonzero(step != 1)
+    # the late period holds the next one's frames: a jump into it, and one back out of it
+    assert jumps.tolist() == [start - 1, end - 1] and step[start - 1] == 1025 and step[end - 1] == -1023

@@ -108,7 +108,7 @@ def test_live_input_over_jack_renders_from_its_recording_as_heard(jack_server, t
     at = jackutil.align(heard, values)                 # the input is what the client played
     looped = values[np.arange(len(heard) - at) % len(values)]
     assert np.abs(heard[max(at, 0):] - looped[max(-at, 0):]).max() <= 1e-6
-    reference, rate = heard_is_rendered(captured, sets / "heard", tmp_path / "heard.wav", seconds=7)
+    reference, rate = heard_is_rendered(captured, sets / "heard", tmp_path / "heard.wav", seconds=7, late=recorder.late_spans)
     assert last_underruns(repl.text) == 0
     # and what came in is what shaped the sound: with the recording silenced, it plays otherwise
     sf.write(recording, np.zeros(len(heard), np.float32), rate, subtype="PCM_24")

@@ -64,5 +64,5 @@ def test_many_writers_at_once_are_journaled_and_render_as_heard(jack_server, tmp
 
     assert last_underruns(repl.text) == 0         # (an underrun pauses: the rest comes later)
     reference, _ = heard_is_rendered(captured, sets / "many", tmp_path / "many.wav",
-                                     seconds=SECONDS - 2)                 # all of it compared
+                                     seconds=SECONDS - 2, late=recorder.late_spans)                 # all of it compared
     assert len(reference) == performance.end
