@@ -206,6 +206,22 @@ def _list() -> None:
     _leave(0)
 
 
+def _never_preempted_holding_the_gil() -> None:
+    """Run this thread, and the watcher it starts, at the lowest real-time priority, where the
+    system lets us (root, or a user with an rtprio limit, as audio users have for JACK).
+
+    The callback needs this interpreter's GIL. If a thread here that holds it for a moment (the
+    watcher, every 50 ms) were preempted by an ordinary busy process, the callback's real-time
+    thread would wait for it and miss its period: JACK logged ``client = PortAudio was not
+    finished`` on this 2-core machine with two busy loops beside the tests. These threads only
+    wait (on standard input, on a timer), so a real-time priority costs the machine nothing.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))    # this thread; new ones inherit
+    except (AttributeError, OSError):      # not Linux, or not allowed: as before
+        pass
+
+
 def _play(config: dict) -> None:
     sd = _import_sounddevice()
     capacity, channels = int(config["capacity"]), int(config["channels"])
@@ -304,6 +320,7 @@ def _play(config: dict) -> None:
           "samplerate": int(stream.samplerate)})
     lost = threading.Event()
     silence_limit = max(0.5, 8 * latency[0])   # no callback for this long: it is gone
+    _never_preempted_holding_the_gil()
 
     def watch():     # a stream that stops, or stops calling back, lost its device
         last, since = int(ints[CALLS]), time.monotonic()

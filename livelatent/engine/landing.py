@@ -102,12 +102,17 @@ class Landings:
                 item.done.set()
 
     def _redo_margin(self) -> int:
-        """Samples between what the device may have taken and where a change lands: time to decode
-        the step again first (twice a recent step's decode time, 64 samples to half a step)."""
-        engine = self.engine
+        """Samples between what the device may have taken and where a change lands, so that the
+        step is decoded again before the device takes it. The device takes the landing step one
+        pull later at the soonest, so one callback's block of time is there already; the margin
+        adds what twice a recent step's decode needs beyond it (a quarter step before any step
+        was timed), up to half a step."""
+        engine, link = self.engine, self._link
         longest = self.meter.longest_recent()
-        redo = 2 * longest * engine.sample_rate if longest is not None else engine.step / 4
-        return int(min(engine.step // 2, max(64, redo)))
+        if longest is None:
+            return engine.step // 4
+        beyond = 2 * longest - engine.blocksize / link.rate      # seconds
+        return int(min(engine.step // 2, max(0.0, beyond * engine.sample_rate)))
 
     def _answer_waiting_offline(self) -> None:
         """Batches that arrived as playback stopped land offline, on the next step (or theirs)."""
