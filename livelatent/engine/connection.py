@@ -147,8 +147,8 @@ class Connection:
     def untouchable(self) -> int:
         """The first engine sample no pull by the device can have used yet (a change may land
         there): the device may take one more host block at any moment."""
-        resampler = self.resampler
-        return resampler.input_time(self.ring.read + self.host_block) + resampler.reach + 1
+        resampler = self.resampler      # the last device sample it may take reads this far
+        return resampler.input_time(self.ring.read + self.host_block - 1) + resampler.reach + 1
 
     def recent(self, count: int) -> np.ndarray:
         """The ``count`` engine samples before what the listener is at (resampling history)."""

@@ -1,7 +1,7 @@
 """Where a batch sent during playback lands, decided on the decode thread.
 
 A writer's batch waits in the playback's inbox for the decode thread, which lands it at the
-first step the device cannot have pulled yet (with a margin to decode that step again first):
+first step the device cannot have pulled yet and that it can decode again in time:
 if that step was decoded already, the device's queue and the timeline are taken back to it.
 A batch for a later sample lands there; one that only reads lands where the decoder is. The
 writer waits for the answer, or for the error the landing met; batches that arrive as playback
@@ -78,7 +78,7 @@ class Landings:
                     item.seq, item.sample = item.batch.seq, item.batch.landed_at
                     return
                 link = self._link
-                target = -(-(link.untouchable() + self._redo_margin()) // step)
+                target = self._first_safe_step(link.untouchable())
                 if at is not None and -(-at // step) >= target:     # a later step, asked for
                     target = -(-at // step)
                 if not item.batch.commands:        # it only reads (a mapping's examples): where
@@ -101,18 +101,25 @@ class Landings:
             finally:
                 item.done.set()
 
-    def _redo_margin(self) -> int:
-        """Samples between what the device may have taken and where a change lands, so that the
-        step is decoded again before the device takes it. The device takes the landing step one
-        pull later at the soonest, so one callback's block of time is there already; the margin
-        adds what twice a recent step's decode needs beyond it (a quarter step before any step
-        was timed), up to half a step."""
-        engine, link = self.engine, self._link
+    def _first_safe_step(self, untouchable: int) -> int:
+        """The first step a change can land on and still be decoded again before the device
+        takes it. The device takes a host block a pull, a host period apart, and the pull that
+        takes engine sample ``untouchable`` comes one period from now at the soonest. The k-th
+        step decoded again must be ready by the pull that takes its first sample, with one more
+        step's decode to spare: ``k + 1`` times a recent step's decode (half a step's time
+        each before any step was timed). A decoder slower than that lands two steps on."""
+        engine, link, step = self.engine, self._link, self.engine.step
+        first = -(-untouchable // step)
         longest = self.meter.longest_recent()
-        if longest is None:
-            return engine.step // 4
-        beyond = 2 * longest - engine.blocksize / link.rate      # seconds
-        return int(min(engine.step // 2, max(0.0, beyond * engine.sample_rate)))
+        cost = step / 2 if longest is None else longest * engine.sample_rate   # samples of time
+        pull = link.host_block * engine.sample_rate / link.rate                 # engine samples
+        checks = int(2 * pull // step) + 3          # past these, each step gains on the device
+        for target in range(first, first + 2):
+            ahead = target * step - untouchable     # from the first sample that pull takes
+            if all((k + 1) * cost <= ((ahead + (k - 1) * step) // pull + 1) * pull
+                   for k in range(1, checks + 1)):
+                return target
+        return first + 2
 
     def _answer_waiting_offline(self) -> None:
         """Batches that arrived as playback stopped land offline, on the next step (or theirs)."""
