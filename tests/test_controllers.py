@@ -416,6 +416,56 @@ def test_midi_clock_sends_start_24_ticks_a_beat_and_stop(jack_server, two):
     assert received[-1] == [0xFC] and [0xFA] not in received[1:]
 
 
+def test_a_midi_clock_for_a_machine_plugged_in_later_and_unplugged_follows_it(jack_server, two,
+                                                                              monkeypatch):
+    """midi_clock("drum-machine") before the machine is there: it starts when it appears (Start,
+    then ticks), sends nothing while it is unplugged, and starts it again when it is back."""
+    import rtmidi
+
+    from livelatent.controllers import midi
+    monkeypatch.setattr(midi, "CHECK_PORT_S", 0.2)
+    a, b = two
+
+    def plugged():
+        machine = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="drum-machine")
+        machine.open_virtual_port("in")
+        machine.ignore_types(timing=False)
+        return machine
+
+    def heard(machine, seconds):
+        time.sleep(seconds)
+        received = []
+        while (got := machine.get_message()) is not None:
+            received.append(got[0])
+        return received
+
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        said = lambda text: any(text in t for t in engine.events.texts())
+        voice(a, b, curve=0.5)
+        clock = names["midi_clock"]("drum-machine")
+        assert said("no MIDI input port named like 'drum-machine'") and said("starts when it appears")
+        assert clock.sent == 0
+        machine = plugged()
+        wait_for(lambda: said("drum-machine:in is there, connected"), timeout=5)
+        first = heard(machine, 1.0)                        # 60 bpm: about 24 ticks
+        assert first[0] == [0xFA] and 12 <= first.count([0xF8]) <= 30, first[:5]
+        machine.close_port()                               # unplugged
+        machine.delete()
+        wait_for(lambda: said("drum-machine:in has gone away"), timeout=5)
+        sent = clock.sent
+        time.sleep(0.5)
+        assert clock.sent == sent                          # nothing sent to a machine not there
+        machine = plugged()                                # plugged back
+        wait_for(lambda: said("drum-machine:in is back, connected again"), timeout=5)
+        again = heard(machine, 1.0)
+        assert again[0] == [0xFA] and 12 <= again.count([0xF8]) <= 30, again[:5]
+        Controllers.of(engine).close()
+    rest = heard(machine, 0.2)
+    machine.close_port()
+    assert rest[-1:] == [[0xFC]]                           # Stop when the clock closes
+
+
 def test_two_midi_clocks_closed_in_turn_give_the_interpreter_its_switch_interval_back(monkeypatch):
     """Each clock shortens the interpreter's switch interval while it runs; the second one used
     to save the first's short value and put it back, leaving every thread switching ten times

@@ -117,7 +117,8 @@ class Controllers(EngineService):
 
         def midi_clock(port: str | None = None):
             """Send MIDI clock (24 ticks a beat, Start and Stop) following the engine's beats, on
-            a port of its own (``livelatent-clock:clock``) or the input port named like ``port``."""
+            a port of its own (``livelatent-clock:clock``) or the input port named like ``port``
+            (connected when it appears, and again, with a new Start, when it comes back)."""
             _port_name(port, "midi_clock")
             if not live or engine.sealed:
                 return None

@@ -7,6 +7,10 @@ drift it sees (the audio device's clock and the machine's are not the same). It 
 just before a tick and waits the last half millisecond actively, so ticks leave within a
 fraction of a millisecond of their time. Stop (0xFC) when it is closed. Nothing here changes
 the sound, so nothing is journaled.
+
+A clock sent to a port by name (``midi_clock("TR-8")``) may find it later or lose it mid-set:
+four times a second it looks for it (:class:`~.midi.PortWatch`), sends nothing while it is
+gone, and sends Start again when it is back, so the machine follows from the next tick.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 
 from ..optional import midi
 from ..switching import hold_switch_interval, release_switch_interval
-from .midi import open_midi_port
+from .midi import PortWatch, open_midi_port
 
 __all__ = ["MidiClock", "TICKS_PER_BEAT"]
 
@@ -36,11 +40,16 @@ class MidiClock:
         self.engine, self.throttle = engine, throttle
         self.sent = 0
         self.late = collections.deque(maxlen=10_000)   # seconds each tick left after its time
-        self.out, _, problems = open_midi_port(rtmidi, "out", port, client="livelatent-clock",
-                                               virtual="clock")
+        self.out, name, problems = open_midi_port(rtmidi, "out", port, client="livelatent-clock",
+                                                  virtual="clock", wait=True)
         if self.out is None:
             throttle.warn("midi:clock", f"midi_clock: cannot open a MIDI output ({problems})")
             return
+        self._watch = None if port is None else PortWatch(
+            self.out, port, name, who="midi_clock", meanwhile="no clock is sent to it",
+            events=engine.events, throttle=throttle)
+        if name is None:                     # not there yet: looked for as if gone
+            throttle.warn("midi:clock", f"midi_clock: {problems}; the clock starts when it appears")
         self._stop = threading.Event()
         # a thread waiting for the interpreter's lock waits up to the switch interval (5 ms by
         # default): shorter while a clock runs, so a tick is never held back that long
@@ -66,7 +75,8 @@ class MidiClock:
         engine = self.engine
         rate = engine.sample_rate
         origin_wall, origin_sample = time.perf_counter(), engine.position
-        self.out.send_message([0xFA])                                  # Start
+        watch = self._watch
+        self._send([0xFA])                                             # Start
         clock = engine.heard().score.clock
         tick = int(clock.beats(origin_sample) * TICKS_PER_BEAT) + 1
         while not self._stop.is_set():
@@ -78,15 +88,25 @@ class MidiClock:
                 return
             while time.perf_counter() < due:
                 pass
-            try:
-                self.out.send_message([0xF8])
-                self.late.append(time.perf_counter() - due)
-                self.sent += 1
-            except Exception as exc:       # noqa: BLE001 - the clock is not the music
-                self.throttle.warn("midi:clock", f"midi_clock: {exc}")
+            self._send([0xF8], due)
             # follow the listener slowly: the device's clock drifts from this machine's, and the
             # position it reports moves a device block at a time (averaged out here)
             if engine.playing:
                 expected = origin_sample + (time.perf_counter() - origin_wall) * rate
                 origin_sample += _FOLLOW * (engine.position - expected)
             tick += 1
+            if watch is not None and watch.look():       # (between ticks) there again, or at last
+                self._send([0xFA])                       # Start: it follows from the next tick
+
+    def _send(self, message: list, due: float | None = None) -> None:
+        """Send ``message`` unless the port connected by name has gone (a tick: when due)."""
+        if self._watch is not None and self._watch.gone:
+            return
+        try:
+            self.out.send_message(message)
+        except Exception as exc:       # noqa: BLE001 - the clock is not the music
+            self.throttle.warn("midi:clock", f"midi_clock: {exc}")
+            return
+        if due is not None:
+            self.late.append(time.perf_counter() - due)
+            self.sent += 1

@@ -30,7 +30,7 @@ from ..deadline import Deadline
 from ..optional import midi
 from .sender import ControlSender
 
-__all__ = ["MidiListener", "open_midi_port", "VIRTUAL_PORT"]
+__all__ = ["MidiListener", "PortWatch", "open_midi_port", "VIRTUAL_PORT"]
 
 VIRTUAL_PORT = "livelatent"
 POLL_S = 0.001           # how often the MIDI queue is read when it is empty
@@ -78,6 +78,56 @@ def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, vir
     return waiting, None, "; ".join(problems)
 
 
+class PortWatch:
+    """A MIDI port connected by name (``wanted``), which may be plugged in later or unplugged
+    mid-set. Every :data:`CHECK_PORT_S`, :meth:`look` (called under the lock of the rtmidi
+    object ``port``) says when the port has gone and, when a port of that name is there again,
+    connects ``port`` to it and says so. ``name`` is None until it was first found."""
+
+    def __init__(self, port, wanted: str, name: str | None, *, who: str, meanwhile: str, events,
+                 throttle):
+        self.port, self.wanted, self.name = port, wanted, name
+        self.gone = name is None
+        self._who, self._meanwhile = who, meanwhile       # "midi", "its curves hold ..."
+        self._events, self._throttle = events, throttle
+        self._next_look = time.monotonic() + CHECK_PORT_S
+
+    def look(self) -> bool:
+        """Look for the port, if it is time: whether it was connected just now."""
+        now = time.monotonic()
+        if now < self._next_look:
+            return False
+        self._next_look = now + CHECK_PORT_S
+        who = self._who
+        try:
+            names = self.port.get_ports()
+        except Exception as exc:   # noqa: BLE001 - the MIDI system itself failed: say so, go on
+            self._throttle.warn(f"{who}:port", f"{who}: cannot look for {self.wanted!r} ({exc})")
+            return False
+        if not self.gone:
+            if self.name not in names:
+                self.gone = True
+                self._events.warning(f"{who}: {self.name} has gone away; {self._meanwhile}, and "
+                                     f"livelatent connects to it again when it is back")
+            return False
+        found = [n for n in names if self.wanted in n]
+        if not found:
+            return False
+        try:
+            if self.name is not None:
+                self.port.close_port()
+            self.port.open_port(names.index(found[0]))
+        except Exception as exc:   # noqa: BLE001 - tried again at the next look
+            self._throttle.warn(f"{who}:port", f"{who}: {found[0]} is back but could not be "
+                                               f"connected ({exc}); trying again")
+            return False
+        first = self.name is None
+        self.name, self.gone = found[0], False
+        self._events.info(f"{who}: {self.name} is there, connected" if first
+                          else f"{who}: {self.name} is back, connected again")
+        return True
+
+
 class MidiListener:
     """An open MIDI input feeding ``engine``: the routed controllers, and note functions.
 
@@ -91,12 +141,13 @@ class MidiListener:
         self.routes: set[str] = set()
         self.note_functions: list = []           # (fn, note or None, channel or None)
         self.received = 0
-        self.wanted = port                       # the name asked for (None: our own port)
-        self.gone = False                        # the port connected by name has gone away
-        self.port, self.name, problems = open_midi_port(rtmidi, "in", port, client="livelatent",
-                                                        virtual=VIRTUAL_PORT, wait=True)
-        if self.port is not None and self.name is None:     # not there yet: looked for as if gone
-            self.gone = True
+        self.port, name, problems = open_midi_port(rtmidi, "in", port, client="livelatent",
+                                                   virtual=VIRTUAL_PORT, wait=True)
+        self._own_name = name                    # our own port's (when none is asked for)
+        self._watch = None if port is None or self.port is None else PortWatch(
+            self.port, port, name, who="midi", meanwhile="its curves hold their last values",
+            events=engine.events, throttle=throttle)
+        if self.port is not None and name is None:          # not there yet: looked for as if gone
             throttle.warn("midi:open", f"midi: {problems}; livelatent connects to it when it appears "
                                        f"(cc() curves hold their defaults until then)")
         if self.port is None:
@@ -118,6 +169,11 @@ class MidiListener:
     def listening(self) -> bool:
         return self.port is not None
 
+    @property
+    def name(self) -> str | None:
+        """The port's name (None while one asked for by name was never there)."""
+        return self._own_name if self._watch is None else self._watch.name
+
     def close(self) -> None:
         if self.port is None:
             return
@@ -135,14 +191,12 @@ class MidiListener:
         self.sender.close()
 
     def _poll(self) -> None:
-        next_check = time.monotonic() + CHECK_PORT_S
         while not self._stop.is_set():
             with self._port_lock:
                 if self.port is None:
                     return
-                if self.wanted is not None and time.monotonic() >= next_check:
-                    next_check = time.monotonic() + CHECK_PORT_S
-                    self._check_port()
+                if self._watch is not None:
+                    self._watch.look()
                 got = self.port.get_message()
             if got is None:
                 self._stop.wait(POLL_S)
@@ -151,37 +205,6 @@ class MidiListener:
                 self._receive(self._mido.Message.from_bytes(got[0]))
             except Exception as exc:      # noqa: BLE001 - a bad message must not stop the listener
                 self.throttle.warn("midi:message", f"midi: a message could not be read ({exc})")
-
-    def _check_port(self) -> None:
-        """Say when the port connected by name has gone, and connect again when it is back
-        (under the port's lock)."""
-        try:
-            names = self.port.get_ports()
-        except Exception as exc:   # noqa: BLE001 - the MIDI system itself failed: say so, go on
-            self.throttle.warn("midi:port", f"midi: cannot look for {self.wanted!r} ({exc})")
-            return
-        if not self.gone:
-            if self.name not in names:
-                self.gone = True
-                self.engine.events.warning(
-                    f"midi: {self.name} has gone away; its curves hold their last values, and "
-                    f"livelatent connects to it again when it is back")
-            return
-        found = [n for n in names if self.wanted in n]
-        if not found:
-            return
-        try:
-            if self.name is not None:
-                self.port.close_port()
-            self.port.open_port(names.index(found[0]))
-        except Exception as exc:   # noqa: BLE001 - tried again at the next look
-            self.throttle.warn("midi:port", f"midi: {found[0]} is back but could not be connected "
-                                            f"({exc}); trying again")
-            return
-        first = self.name is None
-        self.name, self.gone = found[0], False
-        self.engine.events.info(f"midi: {self.name} is there, connected" if first
-                                else f"midi: {self.name} is back, connected again")
 
     def _receive(self, message) -> None:
         self.received += 1
