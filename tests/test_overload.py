@@ -142,26 +142,28 @@ def test_a_twin_landing_later_than_asked_lines_its_windows_up_where_it_lands(tmp
 
 
 class _Clock:
-    """Stands in for ``time`` in the overload module: the decode thread's CPU time is set by hand."""
+    """Stands in for ``time`` in the overload module: the decode thread's CPU time, and the wall
+    time its steps take, are set by hand."""
 
     def __init__(self):
-        self.cpu = 0.0
+        self.cpu = self.wall = 0.0
 
     def perf_counter(self):
-        return self.cpu
+        return self.wall
 
     def thread_time(self):
         return self.cpu
 
 
-def _meter_after(monkeypatch, step_cpu_times, step_seconds=0.01):
+def _meter_after(monkeypatch, step_cpu_times, step_seconds=0.01, step_wall_times=None):
     from livelatent.engine import overload
     clock = _Clock()
     monkeypatch.setattr(overload, "time", clock)
     meter = overload.DecodeMeter(step_seconds)
-    for cpu in step_cpu_times:
+    for cpu, wall in zip(step_cpu_times, step_wall_times or step_cpu_times):
         began = meter.begin()
         clock.cpu += cpu
+        clock.wall += wall
         meter.end(began)
     return meter
 
@@ -179,3 +181,39 @@ def test_the_guard_reads_the_load_the_decoder_keeps_not_one_slow_step(monkeypatc
     assert _meter_after(monkeypatch, [0.015] * 9).recent_load(0.1) is None      # not enough yet
     overloaded.forget()
     assert overloaded.recent_load(0.1) is None
+
+
+def test_a_machine_too_busy_for_the_decoder_sheds_voices_though_its_own_work_keeps_up(monkeypatch):
+    """Other programs on the cores do not show in the decoder's CPU time (half a step's time
+    here), but its steps take longer than real time on the wall: the guard sheds for the wall
+    time. A lone step stalled by a cell holding the interpreter is not a load: nothing sheds."""
+    import threading
+
+    from livelatent.engine import overload
+
+    class Busy:
+        running, lost, engine = True, False, None
+
+        def __init__(self, meter):
+            self.meter = meter
+
+    def shed_for(meter):
+        guard = OverloadGuard(Busy(meter))
+        loads = []
+        acted = threading.Event()
+
+        def shed(load, **_):
+            loads.append(load)
+            acted.set()
+        guard._shed = shed
+        guard.start()
+        acted.wait(0.3)
+        guard.stop()
+        return loads
+
+    busy = _meter_after(monkeypatch, [0.005] * 60, step_wall_times=[0.013] * 60)
+    assert busy.recent_load(overload.WINDOW_S) == pytest.approx(0.5)
+    assert shed_for(busy)[:1] == [pytest.approx(1.3)]
+    stalled = _meter_after(monkeypatch, [0.005] * 60, step_wall_times=[0.006] * 55 + [0.15] + [0.006] * 4)
+    assert stalled.recent_load(overload.WALL_WINDOW_S, wall=True) == pytest.approx(0.6)
+    assert shed_for(stalled) == []

@@ -3,7 +3,13 @@
 Live, the :class:`OverloadGuard` watches how much CPU time the decode thread spends on a step
 against the step's duration. When that load, over the last :data:`WINDOW_S`, is above
 :data:`HIGH` (too many voices, a slow machine), it sheds decodes until the load would be back at
-:data:`TARGET`, in a declared, deterministic order:
+:data:`TARGET`. Other programs busy on the machine's cores do not show in the decoder's CPU time,
+yet they slow it down as surely: so the guard also reads the steps' wall time, and when that,
+over the last :data:`WALL_WINDOW_S`, is above real time (:data:`WALL_HIGH`: the decoder falls
+behind the listener, whatever the cause), it sheds until the wall time would be back at
+:data:`TARGET`. Each reading counts a lone slow step as a typical one (see
+:meth:`DecodeMeter.recent_load`): a cell that holds the interpreter for a moment stalls one
+step, which the lookahead covers. Either way it sheds in a declared, deterministic order:
 
 - when switching the newest overlap-add voices to concat synthesis (half the decodes) sheds
   enough with at most :data:`MAX_TWINS` of them (a moderate overload: each twin costs work on the
@@ -43,11 +49,13 @@ from .commands import AddVoice, StopVoice
 from .writers import Batch
 
 __all__ = ["OverloadGuard", "DecodeMeter", "concat_twin", "HIGH", "TARGET", "WINDOW_S", "FADE_S",
-           "MAX_TWINS"]
+           "MAX_TWINS", "WALL_HIGH", "WALL_WINDOW_S"]
 
 HIGH = 0.9             # decode time over step time, averaged: above this the decoder falls behind
 TARGET = 0.75          # what the guard brings it back to
 WINDOW_S = 0.1         # the load is averaged over the steps of this long
+WALL_HIGH = 1.0        # wall time over step time, averaged: above this the listener gains on it
+WALL_WINDOW_S = 0.25   # averaged over the steps of this long
 FADE_S = 0.05          # the fade of a muted voice
 TWINS_PER_STEP = 16    # concat twins starting on one step (each works out its first block there)
 MAX_TWINS = 4 * TWINS_PER_STEP    # more would take longer to land than what is decoded ahead covers
@@ -64,7 +72,7 @@ class DecodeMeter:
 
     def __init__(self, step_seconds: float):
         self.step_seconds = step_seconds
-        self._wall: deque = deque(maxlen=64)
+        self._wall: deque = deque(maxlen=512)
         self._cpu: deque = deque(maxlen=512)
 
     def begin(self) -> tuple[float, float]:
@@ -75,8 +83,8 @@ class DecodeMeter:
         self._cpu.append(time.thread_time() - began[1])
 
     def load(self) -> float:
-        """Wall time over step time, over the last steps."""
-        spans = list(self._wall)
+        """Wall time over step time, over the last 64 steps (the status line's)."""
+        spans = list(self._wall)[-64:]
         return sum(spans) / (len(spans) * self.step_seconds) if spans else 0.0
 
     def longest_recent(self, count: int = 8) -> float | None:
@@ -84,15 +92,15 @@ class DecodeMeter:
         spans = list(self._wall)[-count:]
         return max(spans) if spans else None
 
-    def recent_load(self, seconds: float) -> float | None:
-        """CPU time over step time, for the steps of the last ``seconds`` (None: not that many
-        yet), a lone spike counted as a typical step. A step over :data:`SPIKE_FACTOR` times the
+    def recent_load(self, seconds: float, *, wall: bool = False) -> float | None:
+        """CPU time (``wall``: wall time) over step time, for the steps of the last ``seconds``
+        (None: not that many yet), a lone spike counted as a typical step. A step over :data:`SPIKE_FACTOR` times the
         median, the only one in the last :data:`SPIKE_HISTORY_S`, is a spike the lookahead covers
         (the first blocks of many voices starting on one step), not a load the decoder keeps:
         shedding voices for it would take them from the performer for good. Heavy steps that come
         back (a controller moving many voices now and then) count as they are."""
         count = max(1, int(round(seconds / self.step_seconds)))
-        history = list(self._cpu)
+        history = list(self._wall if wall else self._cpu)
         spans = history[-count:]
         if len(spans) < count:
             return None
@@ -105,7 +113,9 @@ class DecodeMeter:
         return total / (count * self.step_seconds)
 
     def forget(self) -> None:
+        """Measure afresh (after the guard acted): the guard's readings start empty."""
         self._cpu.clear()
+        self._wall.clear()
 
 
 class OverloadGuard:
@@ -134,11 +144,15 @@ class OverloadGuard:
             playback = self.playback
             if not playback.running or playback.lost:
                 continue
-            load = playback.meter.recent_load(WINDOW_S)
-            if load is not None and load > HIGH:
-                self._shed(load)
-                self._stop.wait(_SETTLE_S)
-                playback.meter.forget()
+            meter = playback.meter
+            load = meter.recent_load(WINDOW_S)
+            if load is None or load <= HIGH:                 # the decoder's own work keeps up;
+                load = meter.recent_load(WALL_WINDOW_S, wall=True)   # does it, on this machine?
+                if load is None or load <= WALL_HIGH:
+                    continue
+            self._shed(load)
+            self._stop.wait(_SETTLE_S)
+            meter.forget()
 
     def _shed(self, load: float, *, at: int | None = None) -> None:
         """Switch the newest overlap-add voices to concat, or else mute the newest, enough to
