@@ -541,7 +541,9 @@ class RecorderProcess:
         self._child.wait(timeout=30)
         with np.load(self._path) as saved:
             self.late_spans = [(int(a), int(b)) for a, b in saved["late"]]
-            return saved["captured"]
+            captured = saved["captured"]
+        self._path.unlink()
+        return captured
 
     def close(self) -> None:
         if self._child.poll() is None:

@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -222,7 +223,7 @@ def recorded_repl(jack_server, args, sets, *, record_seconds: float = 60, channe
     recorder = None
     try:
         recorder = jackutil.RecorderProcess(jack_server, jackutil.SUBPROCESS_PORTS, channels=channels,
-                                            seconds=record_seconds, folder=Path(sets).parent,
+                                            seconds=record_seconds, folder=tempfile.gettempdir(),
                                             timeout_s=60)
         repl.wait_prompt()
         yield repl, recorder

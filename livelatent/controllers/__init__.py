@@ -219,7 +219,12 @@ class Controllers(EngineService):
             self.route_midi(midi)
 
     def start_clock(self, port: str | None) -> MidiClock:
+        """A clock on ``port``, in place of one already sending there (typed again, to connect
+        anew): two would send every tick twice."""
         with self._lock:
+            for old in [c for c in self.clocks if c.port == port]:
+                old.close()
+                self.clocks.remove(old)
             clock = MidiClock(self._engine(), port, self.throttle)
             self.clocks.append(clock)
             return clock

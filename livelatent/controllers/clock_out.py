@@ -37,7 +37,7 @@ class MidiClock:
 
     def __init__(self, engine, port: str | None, throttle):
         rtmidi, _ = midi()
-        self.engine, self.throttle = engine, throttle
+        self.engine, self.throttle, self.port = engine, throttle, port
         self.sent = 0
         self.late = collections.deque(maxlen=10_000)   # seconds each tick left after its time
         self.out, name, problems = open_midi_port(rtmidi, "out", port, client="livelatent-clock",
@@ -63,13 +63,16 @@ class MidiClock:
         self._stop.set()
         self._thread.join(timeout=2.0)
         release_switch_interval(SWITCH_S)
-        try:
-            self.out.send_message([0xFC])
-            self.out.close_port()
-            self.out.delete()
-        except Exception:          # noqa: BLE001
-            pass
-        self.out = None
+        if self._thread.is_alive():     # held up in the MIDI system: deleting its port under it
+            self.out = None             # could crash the process; it ends when that returns
+            return
+        self._send([0xFC])                                             # Stop
+        out, self.out = self.out, None
+        for finish in (out.close_port, out.delete):
+            try:
+                finish()
+            except Exception:      # noqa: BLE001 - closing what may be gone already
+                pass
 
     def _run(self) -> None:
         engine = self.engine
@@ -96,14 +99,17 @@ class MidiClock:
                 origin_sample += _FOLLOW * (engine.position - expected)
             tick += 1
             if watch is not None and watch.look():       # (between ticks) there again, or at last
-                self._send([0xFA])                       # Start: it follows from the next tick
+                self._send([0xFA])                       # Start: it follows from the next tick,
+                now = origin_sample + (time.perf_counter() - origin_wall) * rate   # the next one
+                tick = max(tick, int(clock.beats(now) * TICKS_PER_BEAT) + 1)       # from now
 
     def _send(self, message: list, due: float | None = None) -> None:
         """Send ``message`` unless the port connected by name has gone (a tick: when due)."""
-        if self._watch is not None and self._watch.gone:
+        out = self.out
+        if out is None or (self._watch is not None and self._watch.gone):
             return
         try:
-            self.out.send_message(message)
+            out.send_message(message)
         except Exception as exc:       # noqa: BLE001 - the clock is not the music
             self.throttle.warn("midi:clock", f"midi_clock: {exc}")
             return

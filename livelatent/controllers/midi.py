@@ -80,9 +80,10 @@ def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, vir
 
 class PortWatch:
     """A MIDI port connected by name (``wanted``), which may be plugged in later or unplugged
-    mid-set. Every :data:`CHECK_PORT_S`, :meth:`look` (called under the lock of the rtmidi
-    object ``port``) says when the port has gone and, when a port of that name is there again,
-    connects ``port`` to it and says so. ``name`` is None until it was first found."""
+    mid-set. Every :data:`CHECK_PORT_S`, :meth:`look` (called by the one thread that uses the
+    rtmidi object ``port`` then, or under a lock they share) says when the port has gone and,
+    when a port of that name is there again, connects ``port`` to it and says so. ``name`` is
+    None until it was first found."""
 
     def __init__(self, port, wanted: str, name: str | None, *, who: str, meanwhile: str, events,
                  throttle):
