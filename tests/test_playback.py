@@ -356,3 +356,27 @@ def test_stems_after_playback_stopped_hold_the_rest_of_the_step_it_was_in(jack_s
         voice(*sources[::-1], curve=0.3, gain=0.3, pan=0.4, name="b")
         reference = offline.render_array(samples=position + SR)[position:]
     assert np.abs(mix - reference).max() <= 1e-5
+
+
+def test_a_change_lands_on_the_first_step_it_can_be_decoded_again_for_in_time():
+    """The device takes a host block a pull, a period apart; the landing step's k-th step, decoded
+    again, must be ready (k + 1 recent decodes) by the pull that takes it."""
+    from types import SimpleNamespace
+
+    from livelatent.engine.landing import Landings
+
+    def landing(untouchable, *, host_block, decode_s, rate=SR):
+        fake = SimpleNamespace(engine=SimpleNamespace(step=512, sample_rate=SR),
+                               _link=SimpleNamespace(host_block=host_block, rate=rate),
+                               meter=SimpleNamespace(longest_recent=lambda: decode_s))
+        return Landings._first_safe_step(fake, untouchable) * 512
+
+    fast = 0.001                                  # a few voices: 44 samples of time a step
+    assert landing(1024, host_block=256, decode_s=fast) == 1024    # on the first sample beyond
+    assert landing(768, host_block=256, decode_s=fast) == 1024
+    assert landing(2048, host_block=1024, decode_s=fast) == 2048
+    near_capacity = 0.0099                        # 437 samples a step: two steps take 873 + 437,
+    assert landing(2048, host_block=1024, decode_s=near_capacity) == 2560   # past the next pull
+    assert landing(2048, host_block=1024, decode_s=None) == 2048   # half a step each, untimed
+    assert landing(2048, host_block=1024, decode_s=0.02) == 3072   # slower than real time
+    assert landing(2048, host_block=1115, decode_s=fast, rate=48000) == 2048   # a 48 kHz device

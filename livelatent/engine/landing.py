@@ -14,6 +14,7 @@ checkpoints.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 
@@ -113,7 +114,11 @@ class Landings:
         longest = self.meter.longest_recent()
         cost = step / 2 if longest is None else longest * engine.sample_rate   # samples of time
         pull = link.host_block * engine.sample_rate / link.rate                 # engine samples
-        checks = int(2 * pull // step) + 3          # past these, each step gains on the device
+        if cost >= step:                            # it falls behind whatever it does
+            return first + 2
+        # past this many steps the decoding gains on the device for good (a step decodes in
+        # less than its own time), so no later step can miss its pull
+        checks = max(int(2 * pull // step) + 3, math.ceil((cost + step) / (step - cost)))
         for target in range(first, first + 2):
             ahead = target * step - untouchable     # from the first sample that pull takes
             if all((k + 1) * cost <= ((ahead + (k - 1) * step) // pull + 1) * pull
