@@ -502,6 +502,7 @@ sys.path.insert(0, sys.argv[1])
 import jackutil
 recorder = jackutil.JackRecorder(sys.argv[2], sys.argv[3], seconds=float(sys.argv[4]),
                                  channels=int(sys.argv[7]))
+print("ready", flush=True)
 recorder.start(timeout_s=float(sys.argv[6]))
 print("recording", flush=True)
 sys.stdin.readline()
@@ -521,7 +522,7 @@ class RecorderProcess:
     """
 
     def __init__(self, server, ports="PortAudio", *, seconds: float, folder: Path, timeout_s: float = 20.0,
-                 channels: int = 2):
+                 channels: int = 2, wait: bool = True):
         name = server if isinstance(server, str) else server.name
         self._path = Path(folder) / f"capture-{time.monotonic_ns()}.npz"
         self.late_spans: list[tuple[int, int]] = []
@@ -529,11 +530,22 @@ class RecorderProcess:
             [sys.executable, "-c", _RECORDER_CHILD, str(Path(__file__).parent), name, ports, str(seconds),
              str(self._path), str(timeout_s), str(channels)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._expect("ready")
+        if wait:
+            self.wait_recording()
+
+    def wait_recording(self) -> None:
+        """Wait until the ports are there and it records (``wait=False`` started it before
+        they were: its start-up, a Python process and a JACK client, then takes the cores
+        before what is measured, not during it)."""
+        self._expect("recording")
+
+    def _expect(self, word: str) -> None:
         line = self._child.stdout.readline()
-        if line.strip() != "recording":
+        if line.strip() != word:
             self._child.kill()
             self._child.wait()
-            raise RuntimeError(f"the recorder process did not start: {line!r}")
+            raise RuntimeError(f"the recorder process did not start ({word!r}): {line!r}")
 
     def stop(self) -> np.ndarray:
         self._child.stdin.write("stop\n")

@@ -259,10 +259,13 @@ def _voices_the_decoder_feeds(codec, batch: int) -> float:
 
 def _captured_while(engine, jack_server, tmp_path, seconds: float, during):
     """Start ``engine`` on JACK, record up to ``seconds`` while ``during()`` runs, stop: (what
-    sounded, the engine's underruns)."""
-    engine.start("system")
-    recorder = jackutil.RecorderProcess(jack_server, "PortAudio", seconds=seconds, folder=tmp_path)
+    sounded, the engine's underruns). The recorder's process starts first: its start-up would
+    otherwise take the cores just as the engine starts playing."""
+    recorder = jackutil.RecorderProcess(jack_server, "PortAudio", seconds=seconds, folder=tmp_path,
+                                        wait=False)
     try:
+        engine.start("system")
+        recorder.wait_recording()
         during()
         underruns = engine.underruns
         engine.stop_playback()
