@@ -94,9 +94,10 @@ class DecodeMeter:
 
     def recent_load(self, seconds: float, *, wall: bool = False) -> float | None:
         """CPU time (``wall``: wall time) over step time, for the steps of the last ``seconds``
-        (None: not that many yet), a lone spike counted as a typical step. A step over :data:`SPIKE_FACTOR` times the
-        median, the only one in the last :data:`SPIKE_HISTORY_S`, is a spike the lookahead covers
-        (the first blocks of many voices starting on one step), not a load the decoder keeps:
+        (None: not that many yet), a lone spike counted as a typical step. A step over
+        :data:`SPIKE_FACTOR` times the median, the only one in the last :data:`SPIKE_HISTORY_S`,
+        is a spike the lookahead covers (the first blocks of many voices starting on one step,
+        or a step stalled while a cell held the interpreter), not a load the decoder keeps:
         shedding voices for it would take them from the performer for good. Heavy steps that come
         back (a controller moving many voices now and then) count as they are."""
         count = max(1, int(round(seconds / self.step_seconds)))
