@@ -97,20 +97,24 @@ class _Table:
         self.term_length = np.ones((self.n, terms), dtype=np.int64)
         self.term_column = np.full((self.n, terms), -1, dtype=np.int64)
         self.term_count = np.zeros(self.n, dtype=np.int64)
-        for row, p in enumerate(params):
-            plan = p.plan
-            self.term_count[row] = plan.terms
-            for j, frames in enumerate(plan.frames):
-                self.term_offset[row, j] = arena.offset(frames)
-                self.term_length[row, j] = len(frames)
-                self.term_column[row, j] = plan.index_column[j]
+        while True:                      # again if the arena moved its rows meanwhile (a seqlock)
+            generation = arena.steady_generation()
+            for row, p in enumerate(params):
+                plan = p.plan
+                self.term_count[row] = plan.terms
+                for j, frames in enumerate(plan.frames):
+                    self.term_offset[row, j] = arena.offset(frames)
+                    self.term_length[row, j] = len(frames)
+                    self.term_column[row, j] = plan.index_column[j]
+            self.arena = arena.rows      # after placing: it holds every offset above
+            if arena.generation == generation:
+                break
         self.indexed = bool((self.term_column >= 0).any())
         # rows whose many one-frame terms (a mapping's) are mixed by one product, not a loop
         present = np.arange(terms)[None, :] < self.term_count[:, None]
         self.one_frame = present & (self.term_length == 1) & (self.term_column < 0)
         self.one_frame &= (self.one_frame.sum(axis=1) >= ONE_FRAME_PRODUCT)[:, None]
         self.grouped = bool(self.one_frame.any())
-        self.arena = arena.rows          # after placing: it holds every offset above
 
     def with_slots(self, slots) -> "_Table":
         """The same table, its voices' cache slots moved (after a rewind)."""

@@ -106,6 +106,8 @@ class BlockCache:
         for number in [n for n in self._slot_of if n not in wanted]:
             slot = self._slot_of.pop(number)
             self._reverts.pop(slot, None)
+            self._params[slot] = None          # (its frames may go: the arena reuses their rows)
+            self._params_id[slot] = 0
             self._free.append(slot)
         found = []
         for number in numbers:

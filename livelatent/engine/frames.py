@@ -21,12 +21,18 @@ time, and a set of an hour re-evaluates such cells hundreds of times (each copy 
 their numbers, worked out once per frames object in the writer's thread; the arena keeps no
 frames object alive (it refers to them weakly).
 
-Rows are only ever appended. When the array is full a larger one is made and the rows copied
-into it; a voice table built earlier keeps the array it was built with, whose rows never
-change, so the decode thread reads without a lock. The one exception is a live input's ring of
-frames (:class:`~livelatent.live_source.LiveFrames`): its rows are written as the input is
-encoded, into every array still in use, always some time before the decoder reads them (the
-live input's declared delay).
+Rows are appended. When the array is full a new one is made and the rows still wanted copied
+into it: those of frames objects still alive (a voice, a checkpoint or the performer's namespace
+holds them), packed, in an array of the same size when they fill at most half of it, of twice the
+size otherwise. Frames whose every object is gone give their rows back, so a session that makes
+new sources for an hour (arrays made in code, recordings) does not keep every one it ever played.
+A voice table built earlier keeps the array it was built with, whose rows never change, so the
+decode thread reads without a lock; a table being built reads :attr:`FrameArena.generation`
+before and after it places its frames, and places them again if rows moved meanwhile. The one
+exception is a live input's ring of frames (:class:`~livelatent.live_source.LiveFrames`): its
+rows are written as the input is encoded, into every array still in use, always some time before
+the decoder reads them (the live input's declared delay); a ring keeps its offset in every
+array.
 """
 
 from __future__ import annotations
@@ -46,10 +52,12 @@ class FrameArena:
     """Latent frames side by side: ``rows[0, offset + i] = mu_i`` and ``rows[1, offset + i] =
     logvar_i / 2`` for each placed set."""
 
-    def __init__(self, latent: int):
+    def __init__(self, latent: int, first_rows: int | None = None):
         self.latent = latent
-        self._rows = np.zeros((2, _FIRST_ROWS, latent), dtype=np.float32)
+        self._rows = np.zeros((2, first_rows or _FIRST_ROWS, latent), dtype=np.float32)
         self._used = 0
+        # even while rows stay where they are; odd while they move (a seqlock for table builders)
+        self.generation = 0
         # id(frames) -> (offset, a weak reference to it, or for a live ring the ring itself)
         self._offsets: dict[int, tuple[int, object]] = {}
         self._by_numbers: dict[bytes, int] = {}             # digest of the numbers -> offset
@@ -77,6 +85,14 @@ class FrameArena:
                 return start
         return self._place(frames, _digest(frames))
 
+    def steady_generation(self) -> int:
+        """:attr:`generation` once no rows are moving (it waits for a move in progress)."""
+        generation = self.generation
+        if generation % 2:
+            with self._lock:
+                generation = self.generation
+        return generation
+
     def write_live(self, rows: np.ndarray, mu: np.ndarray, logvar: np.ndarray) -> None:
         """Live rows encoded: written into every array still in use."""
         with self._lock:
@@ -100,12 +116,7 @@ class FrameArena:
                 return start
             count = len(frames)
             if self._used + count > self._rows.shape[1]:
-                grown = np.zeros((2, max(2 * self._rows.shape[1], self._used + count), self.latent),
-                                 dtype=np.float32)
-                grown[:, :self._used] = self._rows[:, :self._used]
-                self._rows = grown
-                if self._arrays:
-                    self._arrays.append(weakref.ref(grown))
+                self._make_room(count)
             start = self._used
             self._rows[0, start:start + count] = frames.mu
             self._rows[1, start:start + count] = np.multiply(frames.logvar, np.float32(0.5),
@@ -115,6 +126,44 @@ class FrameArena:
                 self._by_numbers[digest] = start
             self._remember(frames, start)
             return start
+
+    def _make_room(self, count: int) -> None:
+        """A new array with the rows still wanted, packed, and room for ``count`` more (under the
+        lock). Live rings keep their offsets (their mirrors write there in every array)."""
+        kept: dict[int, tuple[int, bool]] = {}        # start -> (rows, a live ring's)
+        for start, entry in self._offsets.values():
+            frames = _referent(entry)
+            if frames is not None:
+                kept[start] = (len(frames), bool(getattr(frames, "live", False)))
+        rings = sorted((start, start + n) for start, (n, live) in kept.items() if live)
+        moved, cursor = {}, 0
+        for start in sorted(kept):
+            n, live = kept[start]
+            if live:
+                moved[start] = start
+                continue
+            for ring_start, ring_end in rings:        # around the rings, which stay put
+                if cursor < ring_end and ring_start < cursor + n:
+                    cursor = ring_end
+            moved[start] = cursor
+            cursor += n
+        used = max([cursor] + [end for _, end in rings])
+        size = self._rows.shape[1]
+        if 2 * (used + count) > size:
+            size = max(2 * size, used + count)
+        rows = np.zeros((2, size, self.latent), dtype=np.float32)
+        for start, (n, _) in kept.items():
+            rows[:, moved[start]:moved[start] + n] = self._rows[:, start:start + n]
+        self.generation += 1                 # odd: a table placing its frames now places them again
+        self._rows, self._used = rows, used
+        self._offsets = {key: (moved[start], entry) for key, (start, entry) in self._offsets.items()
+                         if start in moved and _referent(entry) is not None}
+        self._by_numbers = {digest: moved[start] for digest, start in self._by_numbers.items()
+                            if start in moved}
+        self._known_alive = max(64, len(self._offsets))
+        self.generation += 1
+        if self._arrays:
+            self._arrays.append(weakref.ref(rows))
 
     def _remember(self, frames, start: int) -> None:
         """Know ``frames`` by its id from now on (under the lock). A live ring is kept (it
