@@ -66,7 +66,7 @@ class LiveFrames(LatentFrames):
         with self.lock:
             self.mu[rows], self.logvar[rows] = mu, logvar
             for arena, offset in self._mirrors:
-                arena.write_live(offset + rows, mu, logvar)
+                arena.write_live(self, offset + rows, mu, logvar)
 
 
 class LiveSource(Source):

@@ -25,16 +25,17 @@ def held_at(arena: FrameArena, kept: LatentFrames) -> bool:
 
 def test_rows_of_frames_gone_are_reused_and_frames_kept_move_whole():
     arena = FrameArena(LATENT, first_rows=128)     # 20 kept and 20 new: at most half of it
+    arena.offset(frames(30, -1.0))                 # dropped at once: the kept frames move down
     kept = frames(20, 100.0)
-    arena.offset(kept)
+    first = arena.offset(kept)
     before, generation = arena.rows, arena.generation
     for i in range(40):                      # 800 rows placed in all, each set dropped at once
         arena.offset(frames(20, float(i)))
         gc.collect()
     assert arena.rows.shape[1] == 128        # never grown: the dropped sets gave their rows back
     assert arena.generation > generation and arena.generation % 2 == 0
-    assert held_at(arena, kept)
-    assert np.array_equal(before[0, :20], kept.mu)      # an array in use is never changed
+    assert arena.offset(kept) != first and held_at(arena, kept)
+    assert np.array_equal(before[0, first:first + 20], kept.mu)   # an array in use never changes
 
 
 def test_the_arena_grows_when_what_is_kept_fills_more_than_half():
@@ -46,21 +47,26 @@ def test_the_arena_grows_when_what_is_kept_fills_more_than_half():
     assert all(held_at(arena, each) for each in kept)
 
 
-def test_frames_with_the_same_numbers_share_rows_across_a_move():
+def test_frames_with_the_same_numbers_share_rows_across_a_move_and_come_back_after_one():
     arena = FrameArena(LATENT, first_rows=64)
+    arena.offset(frames(10, -1.0))                 # dropped: what is kept moves
     first = frames(20, 7.0)
     arena.offset(first)
-    for i in range(10):
+    for i in range(4):                             # moves
         arena.offset(frames(20, float(i)))
-    again = frames(20, 7.0)                  # the same numbers, a new object
-    assert arena.offset(again) == arena.offset(first)
-    used = len(arena)
-    del first
+        gc.collect()
+    again = frames(20, 7.0)                        # the same numbers, a new object
+    assert arena.offset(again) == arena.offset(first) and held_at(arena, again)
+    del first, again
     gc.collect()
-    assert arena.offset(frames(20, 7.0)) == arena.offset(again) and len(arena) == used
+    for i in range(4):                             # the numbers' rows given back
+        arena.offset(frames(20, float(10 + i)))
+        gc.collect()
+    back = frames(20, 7.0)                         # placed anew, not at the stale offset
+    assert held_at(arena, back)
 
 
-def test_a_live_ring_keeps_its_offset_and_its_rows_reach_every_array():
+def test_a_live_ring_keeps_its_offset_and_its_rows_reach_every_array_holding_it():
     arena = FrameArena(LATENT, first_rows=64)
     arena.offset(frames(10, 1.0))            # (dropped: the ring's rows come after its rows)
     silence = (np.zeros(LATENT, np.float32), np.zeros(LATENT, np.float32))
@@ -81,6 +87,45 @@ def test_a_live_ring_keeps_its_offset_and_its_rows_reach_every_array():
     for array in (old, arena.rows):
         assert np.array_equal(array[0, start + 5:start + 8], mu)
         assert np.array_equal(array[1, start + 5:start + 8], mu)
+
+
+def test_a_ring_placed_after_a_move_is_not_written_into_older_arrays():
+    """An array made before a ring was placed holds other frames where the ring is: a table
+    built on it still reads them."""
+    arena = FrameArena(LATENT, first_rows=64)
+    silence = (np.zeros(LATENT, np.float32), np.zeros(LATENT, np.float32))
+    first_ring = LiveFrames(LATENT, ring=7, hop=512, silence=silence)
+    arena.offset(first_ring)
+    arena.offset(frames(30, -1.0))           # dropped
+    kept = frames(20, 5.0)
+    at_first = arena.offset(kept)
+    old = arena.rows
+    arena.offset(frames(20, 6.0))            # full: a move; the kept frames go lower
+    assert arena.rows is not old
+    second_ring = LiveFrames(LATENT, ring=7, hop=512, silence=silence)
+    start = arena.offset(second_ring)
+    assert start < at_first + len(kept)      # where the old array holds the kept frames
+    second_ring.write(0, np.full((7, LATENT), 9.0, np.float32), np.zeros((7, LATENT), np.float32))
+    assert np.array_equal(old[0, at_first:at_first + 20], kept.mu)
+    assert np.array_equal(arena.rows[0, start + 1:start + 8], np.full((7, LATENT), 9.0))
+
+
+def test_a_table_placing_its_frames_while_rows_move_places_them_again():
+    """The seqlock: a move between a table's first and last frames (here, placing its second
+    frames moves the rows) leaves no offset of one array beside the rows of another."""
+    from types import SimpleNamespace
+
+    from livelatent.engine.bank import _Table
+
+    arena = FrameArena(LATENT, first_rows=64)
+    arena.offset(frames(30, -1.0))            # dropped: the next move moves the first frames
+    a, b = frames(20, 1.0), frames(20, 2.0)   # b does not fit: placing it moves a
+    plan = SimpleNamespace(terms=2, frames=[a, b], index_column=[-1, -1])
+    table = SimpleNamespace(n=1)
+    _Table._place_terms(table, [SimpleNamespace(plan=plan)], arena)
+    for j, each in enumerate((a, b)):
+        start = table.term_offset[0, j]
+        assert np.array_equal(table.arena[0, start:start + len(each)], each.mu)
 
 
 def test_new_sources_cell_after_cell_play_the_same_in_a_small_arena(monkeypatch):

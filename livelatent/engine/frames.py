@@ -23,16 +23,17 @@ frames object alive (it refers to them weakly).
 
 Rows are appended. When the array is full a new one is made and the rows still wanted copied
 into it: those of frames objects still alive (a voice, a checkpoint or the performer's namespace
-holds them), packed, in an array of the same size when they fill at most half of it, of twice the
-size otherwise. Frames whose every object is gone give their rows back, so a session that makes
+holds them), packed around the live rings (which stay put), in an array of the same size when
+they and the new frames fill at most half of it and fit, of twice the size otherwise. Frames whose every object is gone give their rows back, so a session that makes
 new sources for an hour (arrays made in code, recordings) does not keep every one it ever played.
 A voice table built earlier keeps the array it was built with, whose rows never change, so the
 decode thread reads without a lock; a table being built reads :attr:`FrameArena.generation`
 before and after it places its frames, and places them again if rows moved meanwhile. The one
 exception is a live input's ring of frames (:class:`~livelatent.live_source.LiveFrames`): its
-rows are written as the input is encoded, into every array still in use, always some time before
-the decoder reads them (the live input's declared delay); a ring keeps its offset in every
-array.
+rows are written as the input is encoded, into every array in use that holds it, always some time
+before the decoder reads them (the live input's declared delay). A ring never moves: it has the
+same offset in every array made from the one it was placed in (arrays made before hold other
+frames there, and are never written).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class FrameArena:
         self._by_numbers: dict[bytes, int] = {}             # digest of the numbers -> offset
         self._known_alive = 64           # entries of ``_offsets`` when it was last swept
         self._lock = threading.Lock()
-        self._arrays: list = []       # weak references to every array, once live rows exist
+        # the arrays live rings are in: [a weak reference to the array, the ids of its rings]
+        self._arrays: list[tuple[weakref.ref, set[int]]] = []
 
     @property
     def rows(self) -> np.ndarray:
@@ -79,9 +81,6 @@ class FrameArena:
             with frames.lock:            # no row is written while it is copied and mirrored
                 start = self._place(frames, None)
                 frames.mirror(self, start)
-                with self._lock:
-                    if not self._arrays:
-                        self._arrays.append(weakref.ref(self._rows))
                 return start
         return self._place(frames, _digest(frames))
 
@@ -93,15 +92,16 @@ class FrameArena:
                 generation = self.generation
         return generation
 
-    def write_live(self, rows: np.ndarray, mu: np.ndarray, logvar: np.ndarray) -> None:
-        """Live rows encoded: written into every array still in use."""
+    def write_live(self, ring, rows: np.ndarray, mu: np.ndarray, logvar: np.ndarray) -> None:
+        """Rows of live ``ring`` encoded: written into every array in use that holds it (at the
+        same offset in each: a ring never moves)."""
         with self._lock:
-            for ref in self._arrays:
+            self._arrays = [(ref, rings) for ref, rings in self._arrays if ref() is not None]
+            for ref, rings in self._arrays:
                 array = ref()
-                if array is not None:
+                if array is not None and id(ring) in rings:
                     array[0, rows] = mu
                     array[1, rows] = np.multiply(logvar, np.float32(0.5), dtype=np.float32)
-            self._arrays = [ref for ref in self._arrays if ref() is not None]
 
     def _place(self, frames, digest: bytes | None) -> int:
         """Copy ``frames`` in (unless frames with the same ``digest`` are here: None for a live
@@ -124,6 +124,8 @@ class FrameArena:
             self._used += count
             if digest is not None:
                 self._by_numbers[digest] = start
+            elif getattr(frames, "live", False):      # its rows are written into this array
+                self._holding_rings(self._rows).add(id(frames))
             self._remember(frames, start)
             return start
 
@@ -131,10 +133,14 @@ class FrameArena:
         """A new array with the rows still wanted, packed, and room for ``count`` more (under the
         lock). Live rings keep their offsets (their mirrors write there in every array)."""
         kept: dict[int, tuple[int, bool]] = {}        # start -> (rows, a live ring's)
-        for start, entry in self._offsets.values():
+        rings_kept = set()
+        for key, (start, entry) in self._offsets.items():
             frames = _referent(entry)
             if frames is not None:
-                kept[start] = (len(frames), bool(getattr(frames, "live", False)))
+                live = bool(getattr(frames, "live", False))
+                kept[start] = (len(frames), live)
+                if live:
+                    rings_kept.add(key)
         rings = sorted((start, start + n) for start, (n, live) in kept.items() if live)
         moved, cursor = {}, 0
         for start in sorted(kept):
@@ -148,22 +154,31 @@ class FrameArena:
             moved[start] = cursor
             cursor += n
         used = max([cursor] + [end for _, end in rings])
+        alive = sum(n for n, _ in kept.values())
         size = self._rows.shape[1]
-        if 2 * (used + count) > size:
+        if 2 * (alive + count) > size or used + count > size:
             size = max(2 * size, used + count)
         rows = np.zeros((2, size, self.latent), dtype=np.float32)
         for start, (n, _) in kept.items():
             rows[:, moved[start]:moved[start] + n] = self._rows[:, start:start + n]
+        offsets = {key: (moved[start], entry) for key, (start, entry) in self._offsets.items()
+                   if start in moved and _referent(entry) is not None}
+        by_numbers = {digest: moved[start] for digest, start in self._by_numbers.items()
+                      if start in moved}
         self.generation += 1                 # odd: a table placing its frames now places them again
-        self._rows, self._used = rows, used
-        self._offsets = {key: (moved[start], entry) for key, (start, entry) in self._offsets.items()
-                         if start in moved and _referent(entry) is not None}
-        self._by_numbers = {digest: moved[start] for digest, start in self._by_numbers.items()
-                            if start in moved}
-        self._known_alive = max(64, len(self._offsets))
+        self._rows, self._used, self._offsets, self._by_numbers = rows, used, offsets, by_numbers
         self.generation += 1
-        if self._arrays:
-            self._arrays.append(weakref.ref(rows))
+        self._known_alive = max(64, len(offsets))
+        if rings_kept:
+            self._holding_rings(rows).update(rings_kept)
+
+    def _holding_rings(self, array) -> set:
+        """The ids of the live rings ``array`` holds (a set to add to; under the lock)."""
+        for ref, rings in self._arrays:
+            if ref() is array:
+                return rings
+        self._arrays.append((weakref.ref(array), set()))
+        return self._arrays[-1][1]
 
     def _remember(self, frames, start: int) -> None:
         """Know ``frames`` by its id from now on (under the lock). A live ring is kept (it
