@@ -104,12 +104,12 @@ def test_live_the_next_blocks_are_worked_out_on_another_thread_and_play_the_same
     decode thread takes it only for the parameters it was made for: a curve changed, a tempo
     changed, or a curve failing in a block worked out ahead plays as it does offline."""
     import livelatent.checks
-    from livelatent.engine import cache
+    from livelatent.engine import channels_ahead
 
     monkeypatch.setattr(livelatent.checks, "CURVE_CHECK_WINDOWS", 64)   # check 64 windows ahead
     taken = []
-    real_take = cache.ChannelsAhead.take
-    monkeypatch.setattr(cache.ChannelsAhead, "take", lambda self, *args: taken.append(
+    real_take = channels_ahead.ChannelsAhead.take
+    monkeypatch.setattr(channels_ahead.ChannelsAhead, "take", lambda self, *args: taken.append(
         real_take(self, *args)) or taken[-1])
 
     def flaky(t):
@@ -147,7 +147,7 @@ def test_live_the_next_blocks_are_worked_out_on_another_thread_and_play_the_same
 
 
 def test_a_block_worked_out_ahead_is_taken_only_for_its_parameters_clock_and_block(sources):
-    from livelatent.engine.cache import ChannelsAhead, block_values
+    from livelatent.engine.channels_ahead import ChannelsAhead, block_values
 
     with Engine(seed=3) as engine:
         voice(*sources, curve=sine(2))

@@ -1,7 +1,7 @@
 """A thread that works ahead for the decode thread: started when work is asked for, ended when idle.
 
 The voice bank has work done ahead on threads of their own (each voice's next noise block,
-:class:`~.blocks.NoiseBlocks`; live, its next block of channels, :class:`~.cache.ChannelsAhead`).
+:class:`~.blocks.NoiseBlocks`; live, its next block of channels, :class:`~.channels_ahead.ChannelsAhead`).
 Such a thread has nothing to do between performances, and an engine must not keep one alive
 for nothing, so :class:`WorkAhead` starts it on the first ask and lets it end after
 :data:`IDLE_S` without work; the next ask starts another.

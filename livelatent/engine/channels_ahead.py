@@ -1,0 +1,117 @@
+"""Each voice's next block of channels, worked out ahead on a thread of its own (live).
+
+A block's channels are a pure function of the voice's parameters, the clock and the block
+(:func:`block_values`), so whoever works them out gets the same numbers: the decode thread when
+it must, or :class:`ChannelsAhead`'s worker a few seconds before it needs them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+
+from .blocks import BLOCK, block_channels
+from .worker import POLL_S, WorkAhead
+
+__all__ = ["ChannelsAhead", "block_values"]
+
+
+def _first_window_of(params) -> int:
+    """The first window of a voice that its curve (as it is in ``params``) plays."""
+    if (params.curve is None and params.path is None) or params.curve_start <= params.start:
+        return 0        # (stepwise amounts have no curve to wait for)
+    return int(math.ceil((params.curve_start - params.start) / params.layout.output_hop))
+
+
+def block_values(params, block: int, clock) -> tuple[np.ndarray, object]:
+    """The channels of a voice's windows in ``block`` (zero before its curve takes effect: those
+    never play), and the revert a failing curve makes there, if any."""
+    k = np.arange(block * BLOCK, (block + 1) * BLOCK, dtype=np.int64)
+    played = k >= _first_window_of(params)
+    values = np.zeros((BLOCK, params.plan.columns), dtype=np.float32)
+    found = None
+    if played.any():
+        values[played], found = block_channels(params, k[played], clock)
+    return values, found
+
+
+class ChannelsAhead:
+    """Live, each voice's next block of channels is worked out on a thread of the cache's own.
+
+    When a voice loads a block, the decode thread asks here for the block after it, which it
+    needs a few seconds later (256 windows). Working out a block evaluates the voice's curves
+    and paths, and for a voice following descriptors chooses its frames (tens of milliseconds
+    for a large corpus): in the decode thread that was about 150 us of every step at 128 voices.
+    The worker's Python holds the GIL, which the decode thread would wait for on its way back
+    from the decoder; so it starts each block while the decode thread is in the decoder
+    (:attr:`decoding`, set around each live decode), mostly inside BLAS, where that thread holds
+    no GIL. A block's channels are a pure function of the parameters, the clock and the block
+    (:func:`block_values`), so they are the same whoever works them out; a revert that a failing
+    curve makes there is found the same way too. The decode thread takes a result only when it
+    was made for these very parameters, clock and block, and works the block out itself
+    otherwise (its curve, a controller or the tempo changed meanwhile).
+
+    One request and one result per cache slot, the newest winning: a voice whose parameters
+    change on every step (a controller moving) leaves no backlog of blocks nobody will play.
+    """
+
+    def __init__(self):
+        # set while the decode thread is in the decoder, where it holds no GIL: the worker's turn
+        self.decoding = threading.Event()
+        self._wanted: dict[int, tuple] = {}      # slot -> (params, clock, block), oldest first
+        self._ready: dict[int, tuple] = {}       # slot -> (params, clock, block, result)
+        self._lock = threading.Lock()
+        self._worker = WorkAhead(self._work_once, self.wanted, "livelatent-channels")
+
+    def request(self, slot: int, params, clock, block: int) -> None:
+        with self._lock:
+            self._wanted.pop(slot, None)
+            self._wanted[slot] = (params, clock, block)
+        self._worker.wake()
+
+    def forget(self, slot: int) -> None:
+        """The voice of ``slot`` is gone: nothing asked or worked out for it is wanted."""
+        with self._lock:
+            self._wanted.pop(slot, None)
+            self._ready.pop(slot, None)
+
+    def wanted(self) -> bool:
+        """Whether blocks wait to be worked out (read without the lock: a hint)."""
+        return bool(self._wanted)
+
+    def take(self, slot: int, params, clock, block: int):
+        """``(values, revert)`` worked out ahead for exactly these ``params``, ``clock`` and
+        ``block`` in ``slot``, or None."""
+        with self._lock:
+            entry = self._ready.get(slot)
+            if entry is None or entry[0] is not params or entry[1] is not clock or entry[2] != block:
+                return None
+            del self._ready[slot]
+        return entry[3]
+
+    def _work_once(self) -> bool:
+        """Work out a block asked for, the oldest slot's newest request (or wait for an ask):
+        whether one was."""
+        if not self._wanted:
+            time.sleep(POLL_S)
+            return False
+        # Python work here holds the GIL, and a decode thread that wanted it back would wait
+        # (up to the switch interval): start while it decodes (if it decodes at all), taking
+        # the oldest slot asking, with its newest request
+        self.decoding.wait(POLL_S)
+        with self._lock:
+            slot = next(iter(self._wanted), None)
+            wanted = self._wanted.pop(slot) if slot is not None else None
+        if wanted is None:
+            return False
+        params, clock, block = wanted
+        try:
+            result = block_values(params, block, clock)
+        except Exception:       # noqa: BLE001 - the decode thread works it out itself, and says so
+            return True
+        with self._lock:
+            self._ready[slot] = (params, clock, block, result)
+        return True
