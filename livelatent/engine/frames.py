@@ -24,7 +24,9 @@ frames object alive (it refers to them weakly).
 Rows are appended. When the array is full a new one is made and the rows still wanted copied
 into it: those of frames objects still alive (a voice, a checkpoint or the performer's namespace
 holds them), packed around the live rings (which stay put), in an array of the same size when
-they and the new frames fill at most half of it and fit, of twice the size otherwise. Frames whose every object is gone give their rows back, so a session that makes
+they and the new frames fill at most half of it and fit, of twice the size otherwise. (Frames
+caught in a reference cycle die only when Python's collector runs: before growing, the arena has
+it run once and looks again.) Frames whose every object is gone give their rows back, so a session that makes
 new sources for an hour (arrays made in code, recordings) does not keep every one it ever played.
 A voice table built earlier keeps the array it was built with, whose rows never change, so the
 decode thread reads without a lock; a table being built reads :attr:`FrameArena.generation`
@@ -38,6 +40,7 @@ frames there, and are never written).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import threading
 import weakref
@@ -132,15 +135,10 @@ class FrameArena:
     def _make_room(self, count: int) -> None:
         """A new array with the rows still wanted, packed, and room for ``count`` more (under the
         lock). Live rings keep their offsets (their mirrors write there in every array)."""
-        kept: dict[int, tuple[int, bool]] = {}        # start -> (rows, a live ring's)
-        rings_kept = set()
-        for key, (start, entry) in self._offsets.items():
-            frames = _referent(entry)
-            if frames is not None:
-                live = bool(getattr(frames, "live", False))
-                kept[start] = (len(frames), live)
-                if live:
-                    rings_kept.add(key)
+        kept, rings_kept = self._alive()
+        if 2 * (sum(n for n, _ in kept.values()) + count) > self._rows.shape[1]:
+            gc.collect()          # frames in reference cycles go only when the collector runs
+            kept, rings_kept = self._alive()
         rings = sorted((start, start + n) for start, (n, live) in kept.items() if live)
         moved, cursor = {}, 0
         for start in sorted(kept):
@@ -171,6 +169,18 @@ class FrameArena:
         self._known_alive = max(64, len(offsets))
         if rings_kept:
             self._holding_rings(rows).update(rings_kept)
+
+    def _alive(self) -> tuple[dict[int, tuple[int, bool]], set[int]]:
+        """The rows still wanted, start -> (rows, whether a live ring's), and the live rings' ids."""
+        kept, rings = {}, set()
+        for key, (start, entry) in self._offsets.items():
+            frames = _referent(entry)
+            if frames is not None:
+                live = bool(getattr(frames, "live", False))
+                kept[start] = (len(frames), live)
+                if live:
+                    rings.add(key)
+        return kept, rings
 
     def _holding_rings(self, array) -> set:
         """The ids of the live rings ``array`` holds (a set to add to; under the lock)."""
