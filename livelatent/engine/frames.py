@@ -26,8 +26,9 @@ into it: those of frames objects still alive (a voice, a checkpoint or the perfo
 holds them), packed around the live rings (which stay put), in an array of the same size when
 they and the new frames fill at most half of it and fit, of twice the size otherwise. (Frames
 caught in a reference cycle die only when Python's collector runs: before growing, the arena has
-it run once and looks again.) Frames whose every object is gone give their rows back, so a session that makes
-new sources for an hour (arrays made in code, recordings) does not keep every one it ever played.
+it run once and looks again.) Frames whose every object is gone give their rows back, so a
+session that makes new sources for an hour (arrays made in code, recordings) does not keep every
+one it ever played.
 A voice table built earlier keeps the array it was built with, whose rows never change, so the
 decode thread reads without a lock; a table being built reads :attr:`FrameArena.generation`
 before and after it places its frames, and places them again if rows moved meanwhile. The one
