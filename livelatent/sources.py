@@ -60,9 +60,9 @@ class Source:
 
     position = None       # a curve when the read position is scrubbed (see :meth:`scrub`)
     offsets = ()          # Offset(frames, code, amount, vector): added to every frame
+    _base = None          # a Series's plain source
 
     def __init__(self, audio: np.ndarray, *, sample_rate: int, name: str, paths=(), origin=None):
-        self.base = self
         self.ops = ()
         self.audio = np.ascontiguousarray(audio, dtype=np.float32)
         self.audio.setflags(write=False)
@@ -74,6 +74,13 @@ class Source:
         self.audio_hash = hashlib.sha256(self.audio.tobytes() + str(self.sample_rate).encode()).hexdigest()
         self._frames: dict[tuple[str, int], LatentFrames] = {}
         self._lock = threading.Lock()
+
+    @property
+    def base(self) -> "Source":
+        """The plain source underneath: this one, or a :class:`Series`'s. (Not an attribute
+        holding ``self``: that cycle kept every source, and its frames' rows in the engine, alive
+        until Python's collector ran.)"""
+        return self if self._base is None else self._base
 
     @property
     def num_samples(self) -> int:
@@ -213,7 +220,7 @@ class Series(Source):
     """
 
     def __init__(self, base, ops: tuple, position, offsets: tuple, code: str):
-        self.base, self.ops, self.position, self.offsets = base, ops, position, offsets
+        self._base, self.ops, self.position, self.offsets = base, ops, position, offsets
         self._code = code
         self.name = code if len(code) <= 40 else code[:37] + "..."
         for name in ("audio", "sample_rate", "paths", "origin", "audio_hash"):

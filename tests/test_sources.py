@@ -173,3 +173,22 @@ def test_freeze_slice_and_at_take_real_numbers_only_and_offset_refuses_complex()
         with pytest.raises(ParameterError, match="latent vector of finite numbers"):
             src.offset(bad, 1)
     assert src.offset([1] * latent, 0.5).offsets[0].frames.mu.dtype == np.float32
+
+
+def test_a_source_nobody_holds_goes_at_once_with_its_frames():
+    """No reference cycle holds a source (or its frames, whose rows the engine's arena gives back
+    only when they are gone) until Python's collector happens to run."""
+    import gc
+    import weakref
+
+    codec = load_model()
+    gc.disable()
+    try:
+        plain = source(tone(1.0), name="plain")
+        derived = plain.reverse().slice(0.2)
+        assert derived.base is plain and plain.base is plain
+        refs = [weakref.ref(plain), weakref.ref(derived), weakref.ref(plain.frames(codec, 512))]
+        del plain, derived
+        assert [ref() for ref in refs] == [None, None, None]
+    finally:
+        gc.enable()

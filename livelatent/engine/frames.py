@@ -24,11 +24,10 @@ frames object alive (it refers to them weakly).
 Rows are appended. When the array is full a new one is made and the rows still wanted copied
 into it: those of frames objects still alive (a voice, a checkpoint or the performer's namespace
 holds them), packed around the live rings (which stay put), in an array of the same size when
-they and the new frames fill at most half of it and fit, of twice the size otherwise. (Frames
-caught in a reference cycle die only when Python's collector runs: before growing, the arena has
-it run once and looks again.) Frames whose every object is gone give their rows back, so a
-session that makes new sources for an hour (arrays made in code, recordings) does not keep every
-one it ever played.
+they and the new frames fill at most half of it and fit, of twice the size otherwise. Frames
+whose every object is gone give their rows back, so a session that makes new sources for an hour
+(arrays made in code, recordings) does not keep every one it ever played. (Frames held only by a
+reference cycle stay until Python's collector runs: a source is in none.)
 A voice table built earlier keeps the array it was built with, whose rows never change, so the
 decode thread reads without a lock; a table being built reads :attr:`FrameArena.generation`
 before and after it places its frames, and places them again if rows moved meanwhile. The one
@@ -41,7 +40,6 @@ frames there, and are never written).
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import threading
 import weakref
@@ -137,9 +135,6 @@ class FrameArena:
         """A new array with the rows still wanted, packed, and room for ``count`` more (under the
         lock). Live rings keep their offsets (their mirrors write there in every array)."""
         kept, rings_kept = self._alive()
-        if 2 * (sum(n for n, _ in kept.values()) + count) > self._rows.shape[1]:
-            gc.collect()          # frames in reference cycles go only when the collector runs
-            kept, rings_kept = self._alive()
         rings = sorted((start, start + n) for start, (n, live) in kept.items() if live)
         moved, cursor = {}, 0
         for start in sorted(kept):
