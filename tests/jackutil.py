@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["JackServer", "running_jack_server", "JackRecorder", "RecorderProcess", "SUBPROCESS_PORTS",
-           "align", "max_abs_diff_aligned", "jackd_available", "until_stream_stopped", "late_spans"]
+           "align", "max_abs_diff_aligned", "aligned_gaps", "jackd_available", "until_stream_stopped", "late_spans"]
 
 _running_names: set[str] = set()
 _open_recorders: "weakref.WeakSet[JackRecorder]" = weakref.WeakSet()
@@ -485,14 +485,24 @@ def max_abs_diff_aligned(captured, reference, *, offset: int | None = None) -> f
     ``offset`` defaults to :func:`align`'s answer; raises ``ValueError`` when they do not overlap.
     """
     cap, ref = _as_frames(captured), _as_frames(reference)
-    if offset is None:
-        offset = align(cap, ref)
-    first = max(0, -offset)
-    last = min(len(ref), len(cap) - offset)
+    _, gap = aligned_gaps(cap, ref, align(cap, ref) if offset is None else offset)
+    return float(gap.max())
+
+
+def aligned_gaps(captured, reference, offset: int, late=()) -> tuple[int, np.ndarray]:
+    """``(first, gap)``: where ``captured[offset + i]`` and ``reference[i]`` overlap, the largest
+    difference over channels of each frame, ``gap[i - first]``; zero over ``late`` (spans of the
+    capture its recorder read a period late, :func:`late_spans`: what was played there is not
+    known). Raises ``ValueError`` when they do not overlap."""
+    cap, ref = _as_frames(captured), _as_frames(reference)
+    first, last = max(0, -offset), min(len(ref), len(cap) - offset)
     if last <= first:
         raise ValueError(f"at offset {offset} the capture ({len(cap)} frames) and the reference "
                          f"({len(ref)} frames) do not overlap")
-    return float(np.max(np.abs(cap[first + offset:last + offset] - ref[first:last])))
+    gap = np.abs(cap[first + offset:last + offset] - ref[first:last]).max(axis=1)
+    for start, end in late:
+        gap[max(0, start - offset - first):max(0, end - offset - first)] = 0.0
+    return first, gap
 
 
 _RECORDER_CHILD = """

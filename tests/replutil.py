@@ -249,17 +249,12 @@ def heard_is_rendered(captured, set_dir: Path, out: Path, *, seconds: float, tol
     offset = jackutil.align(captured, reference)
     assert len(captured) - offset >= seconds * rate
     assert len(late) <= 2, f"the recorder read {len(late)} periods late: too few frames are known"
-    first, last = max(0, -offset), min(len(reference), len(captured) - offset)
-    assert last > first, f"the capture and the render do not overlap at offset {offset}"
-    gap = np.abs(captured[first + offset:last + offset] - reference[first:last])
-    gap = gap.reshape(len(gap), -1).max(axis=1)
-    for start, end in late:              # not known: the recorder had the next period's samples
-        gap[max(0, start - offset - first):max(0, end - offset - first)] = 0.0
+    first, gap = jackutil.aligned_gaps(captured, reference, offset, late)
     difference = float(gap.max())
     if difference > tolerance:            # where and how: a race shows as one step, a drift as all
         wrong = first + np.flatnonzero(gap > tolerance)
         raise AssertionError(f"the capture differs from the render by {difference:.3g} (tolerance "
-                             f"{tolerance:g}) on {wrong.size} of {last - first} frames, from frame "
+                             f"{tolerance:g}) on {wrong.size} of {gap.size} frames, from frame "
                              f"{wrong[0]} (step {wrong[0] // 512}) to {wrong[-1]} (step {wrong[-1] // 512})"
                              + ("; the capture is silent there (an underrun)"
                                 if not np.any(captured[wrong + offset]) else ""))

@@ -70,13 +70,9 @@ def differs_from_render(captured, reference, late=()) -> float:
     render it lines up with, leaving out ``late``: the spans of the capture its recorder read a
     period late (``recorder.late_spans``), where what was played is not known."""
     skip = int(np.flatnonzero(np.any(captured != 0, axis=1))[0])
-    captured = captured[skip:]
-    offset = jackutil.align(reference, captured)          # captured[i] ~ reference[offset + i]
-    first, last = max(0, -offset), min(len(captured), len(reference) - offset)
-    assert last - first >= 44100, last - first            # a second or more was compared
-    gap = np.abs(reference[first + offset:last + offset] - captured[first:last]).max(axis=1)
-    for start, end in late:
-        gap[max(0, start - skip - first):max(0, end - skip - first)] = 0.0
+    offset = jackutil.align(reference, captured[skip:])   # captured[skip + i] ~ reference[offset + i]
+    _, gap = jackutil.aligned_gaps(captured, reference, skip - offset, late)
+    assert gap.size >= 44100, gap.size                    # a second or more was compared
     return float(gap.max())
 
 
