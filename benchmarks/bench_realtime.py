@@ -9,8 +9,8 @@
    its decode took, at 1, 16 and 128 voices, measured alternately ``--step-rounds`` times
    (medians). Then the same at 16 and 128 voices with the decoder replaced by a wait as long as
    the 128-voice decode: a longer decode leaves the processor's caches colder for the step's own
-   work, and this says how much of the ratio that is. And the decode thread's time per block load (a voice's next 256 windows of
-   channels and noise) at 128 voices, its next blocks worked out ahead on another thread as
+   work, and this says how much of the ratio that is. And the decode thread's time per block
+   load (a voice's next 256 windows of channels and noise) at 128 voices, its next blocks worked out ahead on another thread as
    live | baseline, same run: the decode thread working out every block itself.
 1c. Stalls: 16 voices play while this process holds the GIL in one C call (a regex) for
    150 ms; and 1.5x the capacity with the overload guard on. Underruns counted.
