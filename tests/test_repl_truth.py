@@ -70,8 +70,10 @@ def differs_from_render(captured, reference, late=()) -> float:
     render it lines up with, leaving out ``late``: the spans of the capture its recorder read a
     period late (``recorder.late_spans``), where what was played is not known."""
     skip = int(np.flatnonzero(np.any(captured != 0, axis=1))[0])
-    offset = jackutil.align(reference, captured[skip:])   # captured[skip + i] ~ reference[offset + i]
-    _, gap = jackutil.aligned_gaps(captured, reference, skip - offset, late)
+    sounding = captured[skip:]                            # (the silence before is not compared)
+    offset = jackutil.align(reference, sounding)          # sounding[i] ~ reference[offset + i]
+    late = [(start - skip, end - skip) for start, end in late]
+    _, gap = jackutil.aligned_gaps(sounding, reference, -offset, late)
     assert gap.size >= 44100, gap.size                    # a second or more was compared
     return float(gap.max())
 
