@@ -57,6 +57,7 @@ class Timers(EngineService):
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._running = threading.local()      # .beat: the beat of the job this thread runs
         engine.add_render_hook(self._run_due_offline)
 
     # -- what performers call ------------------------------------------------------------------
@@ -69,8 +70,10 @@ class Timers(EngineService):
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ParameterError(f"times={times!r} must be a whole number from 1, or None (forever)")
         if start is None:
-            now = self._now_beat()
+            now, running = self._now_beat(), self._running_beat()
             start = math.ceil(now / period - 1e-9) * period
+            if running is not None and start <= running + 1e-9:     # from a timer: after its beat
+                start = (math.floor(running / period + 1e-9) + 1) * period
         start = check_number(start, name="start", low=0.0, high=1e9, meaning="of beats from 0")
         self._add(start, fn, period, times)
 
@@ -86,13 +89,20 @@ class Timers(EngineService):
     def _add(self, beat: float, fn, period, left) -> None:
         if not callable(fn):
             raise ParameterError(f"{fn!r} is not a function: give one to call, e.g. lambda: v.set(gain=0.5)")
-        now = self._now_beat()
+        now, running = self._now_beat(), self._running_beat()
         if beat < now - 1e-9:
             raise ParameterError(f"beat {beat:g} has passed (the music is at beat {now:.2f})")
+        if running is not None and beat <= running + 1e-9:      # it would run again at once, for ever
+            raise ParameterError(f"beat {beat:g}: a timer running at beat {running:g} can only set "
+                                 f"timers for later beats")
         name = getattr(fn, "__qualname__", None) or repr(fn)
         with self._lock:
             heapq.heappush(self._jobs, (beat, next(self._order), _Job(beat, fn, period, left, name)))
         self._ensure_thread()
+
+    def _running_beat(self) -> float | None:
+        """The beat of the timer this thread is running, if any."""
+        return getattr(self._running, "beat", None)
 
     def _now_beat(self) -> float:
         engine = self._engine()
@@ -115,6 +125,7 @@ class Timers(EngineService):
     def _run(self, engine, sample: int, job: _Job) -> None:
         # live, on the timers' thread (offline the render's caller runs it, and Ctrl-C reaches it)
         deadline = Deadline(RUN_LIMIT_S) if threading.current_thread() is self._thread else None
+        outer, self._running.beat = self._running_beat(), job.beat
         try:
             with engine.batch(origin="timer", at=max(sample, engine.position)):
                 if deadline is None:
@@ -133,6 +144,8 @@ class Timers(EngineService):
             engine.events.error(f"timer {job.name} at beat {job.beat:g}: {type(exc).__name__}: "
                                 f"{exc}; it is dropped")
             return
+        finally:
+            self._running.beat = outer
         if job.period is not None and (job.left is None or job.left > 1):
             job.beat += job.period
             job.left = None if job.left is None else job.left - 1
