@@ -49,6 +49,8 @@ class Clock:
         """A clock whose tempo changes to ``bpm`` at ``at_sample`` (later segments dropped),
         where the beat goes on from the one before, or is ``beat`` (a shared clock's phase)."""
         bpm = check_tempo(bpm)
+        if beat is None and self.segments[-1][0] < at_sample and self.segments[-1][2] == bpm:
+            return self          # the same tempo on: no segment (a timer may send it every step)
         beat = float(self.beats(at_sample)) if beat is None else float(beat)
         kept = tuple(s for s in self.segments if s[0] < at_sample)
         return Clock(self.sample_rate, beats_per_bar=self.beats_per_bar,
@@ -68,11 +70,8 @@ class Clock:
 
     def sample_at_beat(self, beat: float) -> float:
         """The (fractional) sample at which ``beat`` falls."""
-        seg = self.segments[0]
-        for candidate in self.segments:
-            if candidate[1] <= beat:
-                seg = candidate
-        start, beat0, bpm = seg
+        reached = np.flatnonzero(self._beat0 <= beat)      # the last segment begun by then
+        start, beat0, bpm = self.segments[int(reached[-1]) if reached.size else 0]
         return start + (beat - beat0) * 60.0 / bpm * self.sample_rate
 
     def next_boundary(self, sample: int, unit_beats: float) -> float:
