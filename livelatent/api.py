@@ -61,6 +61,9 @@ class Performer:
         ``cue(v)``, then ``cue(v, False)`` to bring it in."""
         if not isinstance(v, Voice):
             raise ParameterError(f"cue({v!r}): give a voice handle")
+        for flag, value in (("on", on), ("only", only)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ParameterError(f"cue: {flag}={value!r} must be True or False")
         if only:
             channels = self.engine.channels
             if channels < 4:
@@ -243,6 +246,10 @@ class Performer:
             if isinstance(item, Voice):
                 numbers.append(item.number)     # the voice the handle means now (see Voice)
             elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+                if int(item) not in wanted.values():
+                    playing = ", ".join(f"{number} ({name})" for name, number in wanted.items())
+                    raise ParameterError(f"stop({item!r}): no voice has that number (playing: "
+                                         f"{playing or 'none'})")
                 numbers.append(int(item))
             elif isinstance(item, str) and item in wanted:
                 numbers.append(wanted[item])

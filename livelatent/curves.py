@@ -268,7 +268,11 @@ def _fn(t, fn):
     flat = t.ravel()
     probe = flat if flat.size > 1 else np.concatenate([flat, flat])
     try:
-        out = np.array(fn(probe), dtype=np.float64)      # a copy: fn may return its argument
+        raw = fn(probe)
+        if np.iscomplexobj(raw):           # (numpy would drop the imaginary part, and warn)
+            raise CurveError(f"curve({_fn_name(fn)}) returned complex numbers: a curve returns "
+                             f"real amounts")
+        out = np.array(raw, dtype=np.float64)      # a copy: fn may return its argument
     except (TypeError, ValueError):
         return _call_fn_per_time(fn, t)
     if out.ndim == 0:

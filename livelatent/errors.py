@@ -40,10 +40,9 @@ def check_number(value, *, name: str, low: float, high: float, meaning: str) -> 
     Traceback (most recent call last):
     ParameterError: pan=3 must be a number from -1 (left) to 1 (right)
     """
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+    if isinstance(value, np.ndarray) and value.ndim == 0:     # a numpy 0-d array: its number
+        value = value.item()
+    number = float(value) if is_real(value) else math.nan    # not text, a bool or a complex
     if not (math.isfinite(number) and low <= number <= high):
         raise ParameterError(f"{name}={value!r} must be a number {meaning}")
     return number

@@ -12,7 +12,7 @@ import numpy as np
 from .checks import check_curve, check_fade, checked_path
 from .engine.blocks import block_channels
 from .engine.commands import SetVoice, StopVoice, check_quant
-from .errors import ParameterError
+from .errors import ParameterError, is_whole
 from .paths.plan import with_plan
 from .sources import source as make_source
 from .voice import VoiceParams, check_gain, check_out, check_pan
@@ -127,6 +127,8 @@ class Voice:
         if out is not _UNSET:
             changes["out"] = check_out(out, engine.channels)
         if cue is not _UNSET:
+            if not isinstance(cue, (bool, np.bool_)):
+                raise ParameterError(f"cue={cue!r} must be True or False")
             if cue and engine.channels < 4:
                 raise ParameterError(f"cue: the cue pair is the last two of at least 4 outputs; this "
                                      f"engine has {engine.channels} (start with --channels 4 or more)")
@@ -160,6 +162,8 @@ class Voice:
         if params.plan is None:
             raise ParameterError(f"voice {self.name!r} has no latent point yet")
         engine = self._engine
+        if sample is not None and not (is_whole(sample) and sample >= 0):
+            raise ParameterError(f"point_at({sample!r}): give an engine sample (a whole number from 0)")
         sample = engine.position if sample is None else int(sample)
         k = max(0, (sample - params.start) // params.layout.output_hop)
         channels, _ = block_channels(params, np.array([k], dtype=np.int64), engine.clock)

@@ -80,6 +80,9 @@ def step_values(steps) -> np.ndarray:
             values = np.asarray(list(steps), dtype=np.float64)
         except (TypeError, ValueError):
             raise ParameterError(f"steps={steps!r} must be (start, stop, step) or a list of amounts") from None
+        if values.ndim != 1:
+            raise ParameterError(f"steps={steps!r} must be a flat list of amounts, not an array of "
+                                 f"shape {values.shape}")
     if values.size == 0 or values.size > 100_000 or not np.all(np.isfinite(values)):
         raise ParameterError(f"steps={steps!r} must give between 1 and 100000 finite amounts")
     return values

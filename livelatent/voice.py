@@ -98,10 +98,14 @@ def check_out(out, channels: int):
     from .errors import ParameterError
     if out is None:
         return None
-    chosen = (out,) if isinstance(out, (int, np.integer)) and not isinstance(out, bool) else out
-    try:
-        chosen = tuple(int(c) for c in chosen if not isinstance(c, bool))
-    except (TypeError, ValueError):
+    from .errors import is_whole
+    chosen = (out,) if is_whole(out) else out
+    try:            # whole numbers only: text, bools and fractions are mistakes, not channels
+        chosen = tuple(int(c) if is_whole(c) else None for c in chosen) \
+            if isinstance(chosen, (tuple, list, np.ndarray)) else ()
+    except TypeError:
+        chosen = ()
+    if None in chosen:
         chosen = ()
     if len(chosen) not in (1, 2) or len(set(chosen)) != len(chosen) or \
             any(not 1 <= c <= channels for c in chosen):
@@ -122,6 +126,8 @@ def curve_values(curve, times: np.ndarray) -> np.ndarray:
         raise
     except Exception as exc:  # a performer's function may raise anything; it must not stop sound
         raise CurveError(f"the curve raised {type(exc).__name__}: {exc}") from None
+    if np.iscomplexobj(values):
+        raise CurveError("the curve returned complex numbers; a curve gives real amounts")
     try:
         values = np.broadcast_to(np.asarray(values, dtype=np.float64), times.shape)
     except (TypeError, ValueError):

@@ -1,6 +1,7 @@
 """The engine offline: strategies, synthesis, hot swaps, failing curves, seeds, stems."""
 
 import mmap
+import re
 import sys
 import time
 
@@ -472,9 +473,69 @@ def test_bad_voice_parameters_are_clear_errors(sources):
                                 ({"steps": (0, 1, float("nan"))}, "three finite numbers"),
                                 ({"steps": (0, 1e12, 1)}, "between 1 and 100000"),
                                 ({"seed": True}, "seed=True"), ({"seed": -2}, "seed=-2"),
-                                ({"noise_key": 1.5}, "noise_key=1.5")]:
-            with pytest.raises(ParameterError, match=message.replace("(", r"\(")):
+                                ({"noise_key": 1.5}, "noise_key=1.5"),
+                                # an array of amounts crashed every later step of the engine
+                                ({"strategy": "stepwise", "steps": [[0.1, 0.2]]}, "flat list"),
+                                # text, bools and fractions are not numbers or channels
+                                ({"gain": "1"}, "gain='1'"), ({"gain": True}, "gain=True"),
+                                ({"pan": 0.5j}, "pan=0.5j"), ({"out": [True, 2]}, "out=[True, 2]"),
+                                ({"out": "12"}, "out='12'"), ({"out": (1.9, 2.2)}, "out=(1.9, 2.2)")]:
+            with pytest.raises(ParameterError, match=re.escape(message)):
                 voice(*sources, **kwargs)
+
+
+def test_bad_engine_render_and_handle_input_is_a_clear_error(sources):
+    """What a probe typed that gave a raw traceback, a hang or a silent wrong result."""
+    from livelatent import LiveLatentError, ModelLoadError, Performer, stop
+    from livelatent.engine.engine import ARRAY_MAX_S
+    for bad, message in [({"lookahead": "x"}, "lookahead='x'"), ({"lookahead": float("nan")}, "lookahead=nan"),
+                         ({"lookahead": 10 ** 12}, "lookahead=1000000000000"),
+                         ({"lookahead": 512.7}, "lookahead=512.7"), ({"tempo": "120"}, "tempo='120'")]:
+        with pytest.raises(ParameterError, match=message):
+            Engine(**bad)
+    with pytest.raises(ModelLoadError, match="model=123"):
+        Engine(123)
+    with Engine() as engine:
+        v = voice(*sources, name="one")
+        for seconds in ("2", [1], True):
+            with pytest.raises(ParameterError, match="seconds="):
+                engine.render_array(seconds)
+            with pytest.raises(ParameterError, match="seconds="):
+                render_to_file(engine, "/tmp/never.wav", seconds)
+        with pytest.raises(ParameterError, match="samples=1000000000000000"):
+            engine.render_array(samples=10 ** 15)                # hung, then ran out of memory
+        with pytest.raises(ParameterError, match="at most 3600 s"):
+            engine.render_array(ARRAY_MAX_S + 1)                 # a file takes those
+        with pytest.raises(ParameterError, match="max_seconds=nan"):
+            engine.render_array(1.0, max_seconds=float("nan"))
+        with pytest.raises(ParameterError, match="point_at"):
+            v.point_at("x")
+        with pytest.raises(ParameterError, match=r"stop\(999\): no voice has that number \(playing: \d+ \(one\)\)"):
+            stop(999)
+        with pytest.raises(ParameterError, match="tempo='120'"):
+            tempo("120")
+        with pytest.raises(ParameterError, match="cue='no'"):
+            v.set(cue="no")
+        with pytest.raises(ParameterError, match="on='no'"):
+            Performer(engine).cue(v, "no")
+        with pytest.raises(CurveError, match="returned complex numbers"):   # played its real
+            v.set(curve=curve(lambda t: 0.2 + 5j * np.ones_like(t)))        # part, silently
+        assert np.isfinite(engine.render_array(0.2)).all()            # and the voice plays on
+    assert issubclass(ParameterError, LiveLatentError)
+
+
+def test_a_tempo_that_changes_nothing_adds_no_clock_segment(sources):
+    # a timer sending tempo(1000) every 1/64 beat added a segment each time, and every segment
+    # made the steps after it slower: 0.5 s of audio took 3.6 s to render
+    from livelatent import every
+    with Engine(tempo=1000) as engine:
+        voice(*sources)
+        every(1 / 64, lambda: tempo(1000))
+        engine.render_array(1.0)
+        assert len(engine.clock.segments) == 1
+        every(1 / 4, lambda: tempo(120 if tempo() != 120 else 121))
+        engine.render_array(0.5)
+        assert len(engine.clock.segments) > 10           # real changes still make segments
 
 
 def test_stems_hold_each_voice_and_sum_to_the_mix(sources, tmp_path):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import context
 from ..config import BLOCKSIZE, DEFAULT_TEMPO_BPM, check_blocksize, check_channels
-from ..errors import LiveLatentError, ParameterError
+from ..errors import LiveLatentError, ParameterError, is_real, is_whole
 from ..events import Events
 from ..model.codec import Codec, load_model
 from ..voice import VoiceParams
@@ -40,7 +40,10 @@ from .status import engine_status
 from .timeline import Timeline
 from .writers import current_batch
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "ARRAY_MAX_S"]
+
+ARRAY_MAX_S = 3600.0    # the longest render_array (in memory: 1.3 GB of stereo at 44.1 kHz)
+MAX_LOOKAHEAD_S = 5.0   # the most decoded ahead of the listener (the REPL's --lookahead too)
 
 
 class Engine(Sending):
@@ -79,9 +82,11 @@ class Engine(Sending):
         self.window = self.codec.window
         self.step = self.window // 2
         self.blocksize = check_blocksize(blocksize)
+        longest = int(MAX_LOOKAHEAD_S * self.sample_rate)
+        if lookahead is not None and not (is_whole(lookahead) and self.step <= lookahead <= longest):
+            raise ParameterError(f"lookahead={lookahead!r} must be a whole number of samples from one "
+                                 f"step ({self.step}) to {longest} ({MAX_LOOKAHEAD_S:g} s)")
         self.lookahead = int(lookahead) if lookahead is not None else 8 * self.step
-        if self.lookahead < self.step:
-            raise ParameterError(f"lookahead={lookahead} must be at least one step ({self.step} samples)")
         self.events = events if events is not None else Events()
         self.playback: Playback | None = None
         self._last_playback: Playback | None = None     # the one before, once stopped
@@ -252,8 +257,15 @@ class Engine(Sending):
         """Render from the current position, offline; returns (samples, channels) float32.
 
         Give ``seconds`` or an exact number of ``samples``; with neither, it renders until every
-        voice has ended (an error if some voice loops).
+        voice has ended (an error if some voice loops). The samples are kept in memory, so at
+        most :data:`ARRAY_MAX_S` of them (a file takes longer renders: ``render_to_file``).
         """
+        total = render_total(self, seconds, samples)
+        longest = max_seconds if total is None else total / self.sample_rate
+        if is_real(longest) and longest > ARRAY_MAX_S:
+            raise ParameterError(f"render_array keeps its samples in memory: at most {ARRAY_MAX_S:g} s, "
+                                 f"not {longest:g} s; render longer ones to a file (render_to_file, "
+                                 f"or livelatent render)")
         chunks = list(self.render_chunks(seconds, samples=samples, max_seconds=max_seconds,
                                          progress=progress))
         return np.concatenate(chunks) if chunks else np.zeros((0, self.channels), dtype=np.float32)

@@ -7,11 +7,10 @@ join seamlessly, and live playback plays them first when it starts.
 
 from __future__ import annotations
 
-import numpy as np
 
-from ..errors import LiveLatentError, ParameterError
+from ..errors import LiveLatentError, ParameterError, check_number, is_whole
 
-__all__ = ["render_chunks", "render_total", "remake_leftover", "MAX_RENDER_S"]
+__all__ = ["render_chunks", "render_total", "check_seconds", "remake_leftover", "MAX_RENDER_S"]
 
 MAX_RENDER_S = 24 * 3600
 
@@ -20,17 +19,22 @@ def render_total(engine, seconds, samples) -> int | None:
     """How many samples a render asked with ``seconds`` or ``samples`` makes (None: until the
     voices end)."""
     if samples is not None:
-        if not isinstance(samples, (int, np.integer)) or samples < 0:
-            raise ParameterError(f"samples={samples!r} must be a non-negative integer")
+        if not is_whole(samples) or not 0 <= samples <= MAX_RENDER_S * engine.sample_rate:
+            raise ParameterError(f"samples={samples!r} must be a whole number from 0 to "
+                                 f"{MAX_RENDER_S * engine.sample_rate} ({MAX_RENDER_S} s)")
         return int(samples)
     if seconds is None:
         if engine.loops():
             raise ParameterError("seconds=None renders until every voice ends, but some voices "
                                  "loop: give seconds=")
         return None
-    if not (seconds >= 0 and seconds <= MAX_RENDER_S):
-        raise ParameterError(f"seconds={seconds!r} must be between 0 and {MAX_RENDER_S}")
-    return int(round(seconds * engine.sample_rate))
+    return int(round(check_seconds(seconds) * engine.sample_rate))
+
+
+def check_seconds(seconds) -> float:
+    """``seconds`` of a render: a number from 0 to :data:`MAX_RENDER_S`."""
+    return check_number(seconds, name="seconds", low=0.0, high=MAX_RENDER_S,
+                        meaning=f"of seconds from 0 to {MAX_RENDER_S}")
 
 
 def render_chunks(engine, total: int | None, *, chunk_steps: int, max_seconds: float, progress,
@@ -41,7 +45,8 @@ def render_chunks(engine, total: int | None, *, chunk_steps: int, max_seconds: f
     """
     _not_playing(engine)
     timeline, step, handoff = engine.timeline, engine.step, engine.handoff
-    limit = int(max_seconds * engine.sample_rate)
+    limit = int(check_number(max_seconds, name="max_seconds", low=0.0, high=MAX_RENDER_S,
+                             meaning=f"of seconds from 0 to {MAX_RENDER_S}") * engine.sample_rate)
     produced = 0
     with engine.timeline_lock():
         while total is None or produced < total:

@@ -8,6 +8,7 @@ faster one on this kind of CPU (numpy, at every batch size we play at) is the de
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,9 @@ def load_model(path=None, *, sample_rate: int | None = None, backend: str = DEFA
     >>> codec.decode(np.zeros((1, codec.latent_dim))).shape
     (1, 1024)
     """
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise ModelLoadError(f"model={path!r}: give a model pack folder or checkpoint file's path "
+                             f"(or None for the default pack)")
     target = Path(path) if path is not None else DEFAULT_MODEL_DIR
     if path is None and not target.exists():
         raise ModelLoadError(f"the default model pack is missing at {target}; rebuild it with "

@@ -14,7 +14,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from ..atomic import PendingFile
-from ..engine.offline import remake_leftover
+from ..engine.offline import check_seconds, remake_leftover
 from ..engine.resample import Resampler, StreamConverter
 from ..errors import ParameterError, check_number
 
@@ -105,6 +105,8 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise ParameterError(f"cannot render to {path.name}: use a .wav or .flac file name")
+    if seconds is not None:
+        seconds = check_seconds(seconds)
     origin = engine.position
     rate = engine.sample_rate if rate is None else _check_rate(rate)
     resampler = Resampler(engine.sample_rate, rate)
