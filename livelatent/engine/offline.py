@@ -7,7 +7,6 @@ join seamlessly, and live playback plays them first when it starts.
 
 from __future__ import annotations
 
-
 from ..errors import LiveLatentError, ParameterError, check_number, is_whole
 
 __all__ = ["render_chunks", "render_total", "check_seconds", "remake_leftover", "MAX_RENDER_S"]
