@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass
 
 from ..errors import ParameterError
 
-__all__ = ["VAEConfig"]
+__all__ = ["VAEConfig", "MIN_MODEL_RATE", "MAX_MODEL_RATE"]
+
+MIN_MODEL_RATE, MAX_MODEL_RATE = 8000, 384000     # the rates a model may be trained at
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,9 @@ class VAEConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ParameterError(f"{name}={value!r} must be a positive integer")
+        if not MIN_MODEL_RATE <= self.sample_rate <= MAX_MODEL_RATE:   # (a 1 Hz model rendered
+            raise ParameterError(f"sample_rate={self.sample_rate} must be from {MIN_MODEL_RATE} "
+                                 f"to {MAX_MODEL_RATE} Hz")            # one frame a second)
         if not self.beta >= 0:
             raise ParameterError(f"beta={self.beta!r} must be >= 0")
 

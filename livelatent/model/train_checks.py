@@ -9,7 +9,7 @@ typo such as ``--hidden 1000000000000`` otherwise dies deep in the allocator).
 from __future__ import annotations
 
 import math
-
+import os
 from pathlib import Path
 
 from ..atomic import file_in_the_way
@@ -19,6 +19,7 @@ __all__ = ["TrainingDiverged", "check_settings", "check_model_size", "diverged",
            "make_output_folder", "MAX_WEIGHT_BYTES"]
 
 MAX_WEIGHT_BYTES = 2_000_000_000   # float32 weights; training holds about 4x this (grads, Adam)
+MAX_THREADS_PER_CPU = 4            # --threads: more than this per CPU only slows a run down
 
 
 class TrainingDiverged(ParameterError):
@@ -61,8 +62,11 @@ def check_settings(*, epochs, batch_size, hop, checkpoint_every, lr, beta, grad_
     if grad_clip is not None:
         _finite("grad_clip", grad_clip, low=0.0, strict=True, meaning="a finite number above 0, or None")
     check_seed(seed)
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-        raise ParameterError(f"threads={threads!r} must be a positive integer")
+    most = MAX_THREADS_PER_CPU * (os.cpu_count() or 1)      # (torch crashed at 100000)
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                or not 1 <= threads <= most):
+        raise ParameterError(f"threads={threads!r} must be a whole number from 1 to {most} "
+                             f"({MAX_THREADS_PER_CPU} per CPU of this machine)")
 
 
 def diverged(epoch: int, loss: float | None, lr: float, saved=None) -> TrainingDiverged:
