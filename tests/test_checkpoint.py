@@ -1,5 +1,6 @@
 """Checkpoints: self-describing round trips, original rawaudiovae files, and refusals."""
 
+import json
 import os
 import pickle
 
@@ -146,6 +147,36 @@ def test_edited_weights_fail_the_content_hash(module, tmp_path):
     torch.save(payload, path)
     with pytest.raises(ModelLoadError, match="m.pt.*content hash"):
         load_model(path)
+
+
+def test_malformed_checkpoints_are_clear_errors(module, tmp_path):
+    """What a probe built that ended in a traceback, or loaded as a 1 Hz model."""
+    from safetensors.torch import save_file
+    state = dict(module.state_dict())
+    cases = {"flat.pt": {"state_dict": {**state, "fc1.weight": state["fc1.weight"].reshape(-1)}},
+             "scalar.pt": {"state_dict": {**state, "fc21.weight": torch.tensor(1.0)}},
+             "rate-list.pt": {"state_dict": state, "sample_rate": [1]},
+             "rate-three.pt": {"state_dict": state, "sample_rate": 3}}
+    for name, payload in cases.items():
+        torch.save(payload, tmp_path / name)
+    for name, match in [("flat.pt", r"fc1.weight has shape \(\d+,\), expected a 2-D weight"),
+                        ("scalar.pt", r"fc21.weight has shape \(\), expected a 2-D weight"),
+                        ("rate-list.pt", r"sample rate is \[1\], not a whole number"),
+                        ("rate-three.pt", "sample_rate=3 must be from 8000 to 384000 Hz")]:
+        with pytest.raises(ModelLoadError, match=f"{name}.*{match}"):
+            load_model(tmp_path / name)
+    good = save_checkpoint(tmp_path / "good.pt", module, SMALL)
+    for training in ("abc", [1, 2], 5):
+        payload = torch.load(good, weights_only=True)
+        payload["training"] = training
+        torch.save(payload, tmp_path / "training.pt")
+        with pytest.raises(ModelLoadError, match="training summary is malformed"):
+            load_model(tmp_path / "training.pt")
+    header = {k: v for k, v in torch.load(good, weights_only=True).items() if k != "state_dict"}
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "t.safetensors",
+              metadata={"livelatent": json.dumps({**header, "training": "abc"})})
+    with pytest.raises(ModelLoadError, match="t.safetensors.*training summary is malformed"):
+        load_model(tmp_path / "t.safetensors")
 
 
 def test_missing_file_names_the_path(tmp_path):

@@ -30,7 +30,7 @@ from safetensors.numpy import save_file
 
 from .. import optional
 from ..atomic import atomic_path
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, is_real
 from .config import VAEConfig
 
 __all__ = [
@@ -295,14 +295,25 @@ def _from_livelatent(path: Path, raw: dict, sample_rate: int | None) -> Checkpoi
     if raw.get("content_hash") != digest:
         raise ModelLoadError(f"{path}: the weights do not match the checkpoint's content hash "
                              f"(file corrupted or edited)")
-    return Checkpoint(config, state, digest, path, dict(raw.get("training") or {}), FORMAT)
+    training = raw.get("training") or {}
+    if not isinstance(training, dict):
+        raise ModelLoadError(f"{path}: the checkpoint's training summary is malformed (a "
+                             f"{type(training).__name__}, not a dict)")
+    return Checkpoint(config, state, digest, path, dict(training), FORMAT)
 
 
 def _from_original(path: Path, raw: dict, sample_rate: int | None) -> Checkpoint:
     state = _tensor_dict(path, raw["state_dict"] if "state_dict" in raw else raw)
+    for key in ("fc1.weight", "fc21.weight"):          # the sizes are read from these two
+        if state[key].ndim != 2:
+            raise ModelLoadError(f"{path}: malformed checkpoint: {key} has shape "
+                                 f"{tuple(state[key].shape)}, expected a 2-D weight")
     hidden, window = state["fc1.weight"].shape
     latent = state["fc21.weight"].shape[0]
     rate = sample_rate or raw.get("sample_rate") or raw.get("sampling_rate") or 44100
+    if not (is_real(rate) and float(rate).is_integer()):
+        raise ModelLoadError(f"{path}: malformed checkpoint: its sample rate is {rate!r}, not a "
+                             f"whole number of Hz")
     try:
         config = VAEConfig(window=int(window), hidden=int(hidden), latent=int(latent),
                            sample_rate=int(rate))
