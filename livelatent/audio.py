@@ -20,6 +20,7 @@ from .errors import AudioError, ParameterError, ResampledWarning, check_number
 __all__ = [
     "AUDIO_EXTENSIONS",
     "SILENCE_PEAK",
+    "MAX_PEAK",
     "read_audio",
     "as_mono",
     "resample",
@@ -29,6 +30,7 @@ __all__ = [
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 SILENCE_PEAK = 1e-4  # about -80 dBFS: below this a source has nothing to encode
+MAX_PEAK = 1000.0    # 60 dB over full scale: beyond this the samples are broken, not loud
 MIN_RATE, MAX_RATE = 1000, 768000    # sample rates an array of audio may be given at
 MAX_CHANNELS = 64    # more "channels" than this is an array the wrong way round
 
@@ -72,6 +74,9 @@ def as_mono(audio, *, sample_rate: int, target_rate: int, name: str = "array",
         raise AudioError(f"{name}: the audio is empty (0 samples)")
     if not np.all(np.isfinite(data)):
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
+    if float(np.max(np.abs(data))) > MAX_PEAK:
+        raise AudioError(f"{name}: the audio has samples beyond +-{MAX_PEAK:g} (full scale is 1): "
+                         f"a broken file, or give it scaled down")
     data = resample(data, int(rate), int(target_rate))
     if not allow_silent and float(np.max(np.abs(data))) < SILENCE_PEAK:
         raise AudioError(f"{name}: the audio is silent (peak below {SILENCE_PEAK:g}); nothing to encode")

@@ -495,6 +495,9 @@ def test_bad_engine_render_and_handle_input_is_a_clear_error(sources):
             Engine(**bad)
     with pytest.raises(ModelLoadError, match="model=123"):
         Engine(123)
+    from livelatent import AudioError
+    with pytest.raises(AudioError, match=r"samples beyond \+-1000 \(full scale is 1\)"):
+        source(np.full(SR, 1e30, dtype=np.float32))       # (trained to a loss of inf)
     with Engine() as engine:
         v = voice(*sources, name="one")
         for seconds in ("2", [1], True):

@@ -40,6 +40,26 @@ def test_a_seed_minisom_cannot_take_is_one_line(sounds, tmp_path, capsys, seed):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("iterations", [str(10 ** 11), "0"])
+def test_iterations_minisom_cannot_take_are_one_line_before_any_work(sounds, tmp_path, capsys,
+                                                                     iterations):
+    # 10**11 asked MiniSom for 745 GiB, after the features of every file were read
+    assert f"iterations={iterations} must be a whole number from 1 to 10000000" in _one_line(
+        capsys, sounds, "-o", tmp_path / "s", "--iterations", iterations)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_file_of_broken_huge_samples_is_skipped_with_its_reason(sounds, tmp_path, capsys):
+    folder = tmp_path / "with-huge"
+    shutil.copytree(sounds, folder)
+    sf.write(folder / "huge.wav", np.full(SR // 2, 1e30, dtype=np.float32), SR, subtype="FLOAT")
+    assert main(["som", str(folder), "-o", str(tmp_path / "s")]) == 0     # (mapped it silently)
+    err = capsys.readouterr().err
+    assert "huge.wav: has samples beyond +-1000 (full scale is 1)" in err, err
+    meta = json.loads((tmp_path / "s" / "som.json").read_text())
+    assert "huge.wav" not in json.dumps({k: v for k, v in meta.items() if k != "skipped"}), meta.keys()
+
+
 def test_a_grid_too_large_to_allocate_is_refused(sounds, tmp_path, capsys):
     with pytest.raises(ParameterError, match=f"at most {MAX_SIDE}"):
         parse_grid("3000x3000")

@@ -27,7 +27,7 @@ import soundfile as sf
 import soxr
 from tqdm.auto import tqdm
 
-from ..audio import AUDIO_EXTENSIONS, SILENCE_PEAK
+from ..audio import AUDIO_EXTENSIONS, MAX_PEAK, SILENCE_PEAK
 from ..blas import one_blas_thread
 from ..errors import AudioError, ParameterError
 
@@ -181,7 +181,8 @@ def read_for_analysis(path) -> tuple[np.ndarray, int]:
     """Read a file as mono float32 at its own rate, or raise AudioError saying why it cannot be used.
 
     The reasons are short, because they are listed next to the file: ``not an audio file``,
-    ``empty (0 samples)``, ``silent``, ``contains NaN or infinite samples``.
+    ``empty (0 samples)``, ``silent``, ``contains NaN or infinite samples``, ``has samples
+    beyond +-1000``.
     """
     path = Path(path)
     if not path.is_file():
@@ -197,6 +198,8 @@ def read_for_analysis(path) -> tuple[np.ndarray, int]:
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(mono)):
         raise AudioError("contains NaN or infinite samples")
+    if float(np.max(np.abs(mono))) > MAX_PEAK:
+        raise AudioError(f"has samples beyond +-{MAX_PEAK:g} (full scale is 1)")
     if float(np.max(np.abs(mono))) < SILENCE_PEAK:
         raise AudioError(f"silent (peak below {SILENCE_PEAK:g})")
     return np.ascontiguousarray(mono), int(rate)

@@ -30,7 +30,7 @@ import numpy as np
 from minisom import MiniSom
 
 from ..atomic import atomic_path, file_in_the_way
-from ..errors import ParameterError, SomError, check_seed
+from ..errors import ParameterError, SomError, check_seed, is_whole
 from . import masom
 from .clusters import Cluster, ClusterList, Som
 from .feature_sets import DEFAULT_FEATURES, feature_set
@@ -50,6 +50,7 @@ VERSION = 1
 
 BATCH_FROM = 10_000       # more files than this: the batch map (one point at a time is too slow)
 BATCH_EPOCHS = 20
+MAX_ITERATIONS = 10_000_000   # one sample each: minutes at most, where 10**11 asked for 745 GiB
 # Rows and columns at most: the default grid reaches 64 only past ~670,000 files, and the batch
 # map's node-to-node matrices at 64x64 take 134 MB each (3000x3000 asked for terabytes).
 MAX_SIDE = 64
@@ -200,6 +201,9 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
         raise SomError("build_som needs audio files or folders, got none")
     output = Path(output_dir)
     check_seed(seed)              # MiniSom seeds numpy's RandomState: 0 to 2**32 - 1
+    if iterations is not None and not (is_whole(iterations) and 1 <= iterations <= MAX_ITERATIONS):
+        raise ParameterError(f"iterations={iterations!r} must be a whole number from 1 to "
+                             f"{MAX_ITERATIONS}")
     rows, cols = (None, None) if grid is None else parse_grid(grid)
     _check_output(output)
     files = list_corpus_files(*inputs, exclude=output)
@@ -217,8 +221,6 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
     if grid is None:
         rows, cols = default_grid(len(table))
     iterations = default_iterations(len(table)) if iterations is None else int(iterations)
-    if iterations < 1:
-        raise ParameterError(f"iterations={iterations} must be at least 1")
     scaler = fit_scaler(table.values, weights=weights, features=chosen)
     points = scaler.transform(table.values)
     batch = len(points) > BATCH_FROM
