@@ -43,13 +43,14 @@ def test_an_export_never_overwrites_the_model_it_reads(pack, capsys, monkeypatch
     ("folder", lambda p: p.mkdir(parents=True), "nn~", "a folder is there"),
     ("under a file", lambda p: p.parent.write_text("x"), "nn~", "is a file, not a folder"),
     ("empty", None, "nn~", "-o: give the .ts file"),
+    ("not .ts", lambda p: None, "nn~", "nn~ loads TorchScript files named .ts: give a name such as x.ts"),
     ("onnx over a file", lambda p: p.parent.mkdir() or p.write_text("x"), "onnx", "a file is there; --to onnx writes a folder"),
     ("onnx under a file", lambda p: p.parent.write_text("x"), "onnx", "is a file, not a folder"),
 ])
 def test_unwritable_outputs_are_one_line_before_any_work(pack, tmp_path, capsys, monkeypatch,
                                                          kind, make, to, words):
     monkeypatch.setattr(export, "load_checkpoint", lambda *a: pytest.fail("the work started"))
-    target = tmp_path / "out" / "x.ts"
+    target = tmp_path / "out" / ("x.wav" if kind == "not .ts" else "x.ts")    # (a .wav exited 0)
     if make is not None:
         make(target)
     err = _one_line(capsys, pack, "--to", to, "-o", "" if make is None else target)

@@ -145,6 +145,9 @@ def _check_target(output, model, *, folder: bool) -> Path:
             if _same_file(target, source):
                 raise ParameterError(f"-o {output}: that would overwrite {source}, the model being "
                                      f"exported; write the export somewhere else")
+    if not folder and output.suffix.lower() != ".ts":
+        raise ParameterError(f"-o {output}: nn~ loads TorchScript files named .ts: give a name "
+                             f"such as {output.with_suffix('.ts').name}")
     return output
 
 
