@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
+from pathlib import Path
 
 from . import __version__
 from .errors import LiveLatentError
@@ -222,6 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(show):
+    """``warnings.showwarning`` for the command line: livelatent's own warnings as one line,
+    others as ``show`` shows them."""
+    package = str(Path(__file__).resolve().parent)
+
+    def shown(message, category, filename, lineno, file=None, line=None):
+        if str(Path(filename).resolve()).startswith(package):
+            print(f"livelatent: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return shown
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -231,7 +246,9 @@ def main(argv=None) -> int:
     module_name, func_name = _HANDLERS[args.command].split(":")
     try:
         handler = getattr(importlib.import_module(module_name), func_name)
-        return int(handler(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(warnings.showwarning)
+            return int(handler(args) or 0)
     except LiveLatentError as exc:
         print(f"livelatent: error: {exc}", file=sys.stderr)
         return 2

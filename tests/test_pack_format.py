@@ -1,5 +1,6 @@
 """The pack's weights format: safetensors with a livelatent header, loaded without torch."""
 
+import re
 import subprocess
 import sys
 
@@ -52,3 +53,24 @@ def test_playing_the_default_pack_never_imports_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("text, why", [
+    ("\x00\x01 not json", "unreadable"), ("[]", "a list, not an object"), ("null", "a NoneType"),
+    ('{"name": "mine", "version": "x", "weights_hash": "ab"}', "version 'x' is not a whole number"),
+    ('{"name": "mine", "version": 1.9, "weights_hash": "ab"}', "version 1.9"),       # (read as 1)
+    ('{"name": "mine", "version": 1e308, "weights_hash": "ab"}', "version 1e+308"),  # (309 digits)
+    ('{"version": 1, "weights_hash": "ab"}', "name or weights_hash is missing"),
+])
+def test_a_malformed_pack_file_is_said_in_one_line_and_the_model_still_plays(tmp_path, capsys,
+                                                                             text, why):
+    from livelatent.cli import main
+    from livelatent.model.packs import pack_info
+    save_checkpoint(tmp_path / "model.safetensors", RawAudioVAE(SMALL), SMALL)
+    (tmp_path / "pack.json").write_text(text)
+    with pytest.warns(UserWarning, match=f"pack.json: not a valid pack file .*{re.escape(why)}"):
+        assert pack_info(tmp_path) is None
+    assert main(["info", str(tmp_path)]) == 0                 # (the line was dropped silently)
+    err = capsys.readouterr().err
+    assert err.startswith("livelatent: warning: ") and "not a valid pack file" in err, err
+    assert load_model(tmp_path).sample_rate == 22050

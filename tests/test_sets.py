@@ -506,6 +506,25 @@ def test_a_hand_edited_change_is_a_clear_error_not_a_wrong_render(saved_set, tmp
         render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
 
 
+@pytest.mark.parametrize("field, value", [("seed", 1.5), ("sample_rate", 44100.5), ("channels", 2.5)])
+def test_a_hand_edited_session_header_is_a_clear_error_not_a_wrong_render(saved_set, tmp_path,
+                                                                         field, value):
+    # "seed": 1.5 rendered with seed 1, up to 0.028 away from what was heard, without a word
+    edit_journal(saved_set, lambda records: [r for r in records if r["kind"] == "session"][0]
+                 .update({field: value}))
+    with pytest.raises(SetError, match=f"malformed session record .*{field}={value} must be a whole"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
+
+
+def test_a_cut_journal_is_one_warning_line_from_the_command_line(saved_set, tmp_path, capsys):
+    journal = saved_set / "journal.jsonl"
+    journal.write_bytes(journal.read_bytes()[:-20])
+    assert main(["render", str(saved_set), "-o", str(tmp_path / "cut.wav"), "--seconds", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "livelatent: warning: " in err and "cut off by a crash" in err, err
+    assert "UserWarning" not in err and "warnings.warn" not in err, err
+
+
 def test_a_batch_moved_before_the_one_it_follows_names_the_journal_line(saved_set, tmp_path):
     edit_journal(saved_set, lambda records: batch_records(records)[1].update(sample=100))
     with pytest.raises(SetError, match=r"batch 1 \(repl\), journal line \d+: at=100 is before"):

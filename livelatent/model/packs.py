@@ -17,15 +17,18 @@ pack's weights change when a new version of it ships. So:
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import pack_roots
+from ..errors import is_whole
 
 __all__ = ["locate", "locate_model", "installed_packs", "pack_name", "pack_info", "PackInfo",
            "describe_model", "PACK_FILE"]
 
 PACK_FILE = "pack.json"
+MAX_PACK_VERSION = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,28 @@ def pack_info(folder) -> PackInfo | None:
     folder = Path(folder)
     if not folder.is_dir():
         folder = folder.parent
+    path = folder / PACK_FILE
     try:
-        data = json.loads((folder / PACK_FILE).read_text())
-        return PackInfo(str(data["name"]), int(data["version"]), str(data["weights_hash"]), folder,
-                        str(data.get("changes", "")))
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:
+        return _malformed(path, f"unreadable: {exc}")
+    if not isinstance(data, dict):
+        return _malformed(path, f"a {type(data).__name__}, not an object")
+    name, version, digest = data.get("name"), data.get("version"), data.get("weights_hash")
+    if not (isinstance(name, str) and name and isinstance(digest, str) and digest):
+        return _malformed(path, "its name or weights_hash is missing or not text")
+    if not (is_whole(version) and 1 <= version <= MAX_PACK_VERSION):
+        return _malformed(path, f"version {version!r} is not a whole number from 1")
+    return PackInfo(name, int(version), digest, folder, str(data.get("changes", "")))
+
+
+def _malformed(path: Path, why: str) -> None:
+    """Say once that a pack file is malformed (the folder is read as a plain model): None."""
+    warnings.warn(f"{path}: not a valid pack file ({why}); the model there has no pack name or "
+                  f"version", UserWarning, stacklevel=3)
+    return None
 
 
 def locate(recorded) -> Path:

@@ -204,10 +204,11 @@ def _build(path: Path, records):
                 start = SessionStart(
                     index=len(sessions), wall=str(record.get("wall", "")),
                     model_path=model.get("path"), model_hash=model.get("hash"),
-                    seed=int(record["seed"]), tempo=float(record["tempo"]),
-                    sample_rate=int(record["sample_rate"]), position=int(record.get("position", 0)),
+                    seed=whole(record["seed"], "seed"), tempo=float(record["tempo"]),
+                    sample_rate=whole(record["sample_rate"], "sample_rate"),
+                    position=whole(record.get("position", 0), "position"),
                     version=int(record["v"]), resumed=bool(record.get("resumed", False)),
-                    channels=int(record.get("channels", 2)), model_pack=model.get("pack"))
+                    channels=whole(record.get("channels", 2), "channels"), model_pack=model.get("pack"))
                 sessions.append(start)
                 performances.append(Performance(start, 0))
             elif kind == "cell":

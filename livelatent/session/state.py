@@ -36,7 +36,7 @@ from ..model.checkpoint import load_checkpoint
 from ..model.packs import describe_model, locate_model, pack_info
 from .journal import JOURNAL_NAME, wall_time
 from .path_records import has_fn
-from .record_checks import check_source_record
+from .record_checks import check_source_record, whole
 from .records import SOURCES_FOLDER, SourceStore, decode_command, encode_command, sources_used
 
 __all__ = ["STATE_VERSION", "STATE_NAME", "capture_state", "save_set", "read_state",
@@ -194,7 +194,7 @@ def read_state(folder) -> dict:
         str(state["model"]["hash"])
         if not isinstance(state["model"].get("path"), (str, type(None))):
             raise TypeError(f"model.path {state['model']['path']!r} is not a file name")
-        int(state["seed"]), float(state["tempo"])
+        whole(state["seed"], "seed"), float(state["tempo"])
         for key, record in state["sources"].items():
             check_source_record(record)
             if "array_hash" in record:           # an array a path needs (directions, a vector)
