@@ -62,7 +62,7 @@ class Performer:
         if not isinstance(v, Voice):
             raise ParameterError(f"cue({v!r}): give a voice handle")
         for flag, value in (("on", on), ("only", only)):
-            if not isinstance(value, (bool, np.bool_)):
+            if not (isinstance(value, (bool, np.bool_)) or (is_whole(value) and value in (0, 1))):
                 raise ParameterError(f"cue: {flag}={value!r} must be True or False")
         if only:
             channels = self.engine.channels
@@ -246,9 +246,9 @@ class Performer:
             if isinstance(item, Voice):
                 numbers.append(item.number)     # the voice the handle means now (see Voice)
             elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-                if int(item) not in wanted.values():
+                if not self.engine.numbers.issued(int(item)):     # (one that ended: nothing to do)
                     playing = ", ".join(f"{number} ({name})" for name, number in wanted.items())
-                    raise ParameterError(f"stop({item!r}): no voice has that number (playing: "
+                    raise ParameterError(f"stop({item!r}): no voice ever had that number (playing: "
                                          f"{playing or 'none'})")
                 numbers.append(int(item))
             elif isinstance(item, str) and item in wanted:

@@ -49,7 +49,8 @@ def as_mono(audio, *, sample_rate: int, target_rate: int, name: str = "array",
 
     ``audio`` is ``(frames,)`` or ``(frames, channels)``; channels are averaged. PCM integer
     samples (int16 as many libraries read them, int8, uint8, int32) are scaled to -1..1 as
-    their full scale; other numbers (a list of Python ints) are taken as they are.
+    their full scale; other numbers (a list of Python ints) are taken as they are, up to
+    :data:`MAX_PEAK` (beyond it, the samples are refused as broken).
     """
     if isinstance(sample_rate, str):
         raise ParameterError(f"sample_rate={sample_rate!r} must be a number, not a string")

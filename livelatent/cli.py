@@ -227,13 +227,24 @@ def build_parser() -> argparse.ArgumentParser:
 def _one_line_warning(show):
     """``warnings.showwarning`` for the command line: livelatent's own warnings as one line,
     others as ``show`` shows them."""
-    package = str(Path(__file__).resolve().parent)
+    package = Path(__file__).resolve().parent
+
+    def ours(filename) -> bool:
+        if not filename or str(filename).startswith("<"):         # <string>, a REPL's cell
+            return False
+        try:
+            return Path(filename).resolve().is_relative_to(package)
+        except (OSError, ValueError, RuntimeError):
+            return False
 
     def shown(message, category, filename, lineno, file=None, line=None):
-        if str(Path(filename).resolve()).startswith(package):
-            print(f"livelatent: warning: {message}", file=sys.stderr if file is None else file)
-        else:
+        if not ours(filename):
             show(message, category, filename, lineno, file, line)
+            return
+        try:
+            print(f"livelatent: warning: {message}", file=sys.stderr if file is None else file)
+        except (OSError, ValueError):           # a closed stderr: as Python's own printer does
+            pass
     return shown
 
 

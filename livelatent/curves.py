@@ -248,10 +248,10 @@ def _call_fn_per_time(fn, t):
     for index, time in np.ndenumerate(t):
         value = fn(float(time))
         try:
-            out[index] = value
+            out[index] = complex(value) if np.iscomplexobj(value) else value   # (complex: refused)
         except (TypeError, ValueError):
             raise CurveError(f"curve({_fn_name(fn)}) returned {value!r} at t={float(time)!r}: "
-                             "a curve must return one number per time") from None
+                             "a curve must return one real number per time") from None
     return out
 
 

@@ -127,7 +127,7 @@ class Voice:
         if out is not _UNSET:
             changes["out"] = check_out(out, engine.channels)
         if cue is not _UNSET:
-            if not isinstance(cue, (bool, np.bool_)):
+            if not (isinstance(cue, (bool, np.bool_)) or (is_whole(cue) and cue in (0, 1))):
                 raise ParameterError(f"cue={cue!r} must be True or False")
             if cue and engine.channels < 4:
                 raise ParameterError(f"cue: the cue pair is the last two of at least 4 outputs; this "

@@ -16,7 +16,9 @@ Timers read the wall clock, so they live above the engine and only send it batch
 A function that raises is reported once and dropped (an ``every`` stops repeating); so is one
 still running, live, after :data:`RUN_LIMIT_S` (a loop that never ends would hold up every later
 timer): it is interrupted (:class:`~livelatent.deadline.Deadline`), and what it changed before
-lands, as for one that raises.
+lands, as for one that raises. A timer may set timers from its own beat on; past
+:data:`MAX_PER_STEP` of them on one step the rest are dropped and said so (one setting itself
+again on its own beat would otherwise run for ever, and the render with it).
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from .deadline import Deadline
 from .errors import ParameterError, check_number
 from .services import EngineService
 
-__all__ = ["Timers", "LEAD_S", "RUN_LIMIT_S"]
+__all__ = ["Timers", "LEAD_S", "RUN_LIMIT_S", "MAX_PER_STEP"]
 
 LEAD_S = 0.3          # how long before its beat a timer's function runs, when playing
 RUN_LIMIT_S = 10.0    # live, a function still running after this long is interrupted
+MAX_PER_STEP = 1000   # timers run on one engine step at most (the rest are dropped)
 _POLL_S = 0.005
 _IDLE_POLL_S = 0.25
 
@@ -58,6 +61,7 @@ class Timers(EngineService):
         self._thread: threading.Thread | None = None
         self._closed = False
         self._running = threading.local()      # .beat: the beat of the job this thread runs
+        self._step_counted, self._runs_on_step = -1, 0        # see _crowded
         engine.add_render_hook(self._run_due_offline)
 
     # -- what performers call ------------------------------------------------------------------
@@ -70,10 +74,8 @@ class Timers(EngineService):
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ParameterError(f"times={times!r} must be a whole number from 1, or None (forever)")
         if start is None:
-            now, running = self._now_beat(), self._running_beat()
+            now = self._now_beat()
             start = math.ceil(now / period - 1e-9) * period
-            if running is not None and start <= running + 1e-9:     # from a timer: after its beat
-                start = (math.floor(running / period + 1e-9) + 1) * period
         start = check_number(start, name="start", low=0.0, high=1e9, meaning="of beats from 0")
         self._add(start, fn, period, times)
 
@@ -89,12 +91,9 @@ class Timers(EngineService):
     def _add(self, beat: float, fn, period, left) -> None:
         if not callable(fn):
             raise ParameterError(f"{fn!r} is not a function: give one to call, e.g. lambda: v.set(gain=0.5)")
-        now, running = self._now_beat(), self._running_beat()
+        now = self._now_beat()
         if beat < now - 1e-9:
             raise ParameterError(f"beat {beat:g} has passed (the music is at beat {now:.2f})")
-        if running is not None and beat <= running + 1e-9:      # it would run again at once, for ever
-            raise ParameterError(f"beat {beat:g}: a timer running at beat {running:g} can only set "
-                                 f"timers for later beats")
         name = getattr(fn, "__qualname__", None) or repr(fn)
         with self._lock:
             heapq.heappush(self._jobs, (beat, next(self._order), _Job(beat, fn, period, left, name)))
@@ -105,8 +104,12 @@ class Timers(EngineService):
         return getattr(self._running, "beat", None)
 
     def _now_beat(self) -> float:
+        """Where the music is: the engine's position, or the beat of the timer this thread runs
+        (offline the position is the start of the chunk that timer falls in)."""
         engine = self._engine()
-        return float(engine.clock.beats(engine.position)) if engine is not None else 0.0
+        now = float(engine.clock.beats(engine.position)) if engine is not None else 0.0
+        running = self._running_beat()
+        return now if running is None else max(now, running)
 
     # -- running them --------------------------------------------------------------------------
     def _next_due(self, engine, horizon: int):
@@ -121,6 +124,21 @@ class Timers(EngineService):
                 return None
             heapq.heappop(self._jobs)
             return sample, job
+
+    def _crowded(self, engine, sample: int, job: _Job) -> bool:
+        """Whether :data:`MAX_PER_STEP` timers have run on the step of ``sample`` already (then
+        ``job`` is dropped, and said so): a timer setting itself again on its own beat, or two
+        setting each other, would run for ever, the render never ending."""
+        step = sample // engine.step
+        if step != self._step_counted:
+            self._step_counted, self._runs_on_step = step, 0
+        self._runs_on_step += 1
+        if self._runs_on_step <= MAX_PER_STEP:
+            return False
+        engine.events.error(f"timer {job.name} at beat {job.beat:g}: more than {MAX_PER_STEP} "
+                            f"timers ran on one step (a timer setting itself again on its own "
+                            f"beat?): it is dropped")
+        return True
 
     def _run(self, engine, sample: int, job: _Job) -> None:
         # live, on the timers' thread (offline the render's caller runs it, and Ctrl-C reaches it)
@@ -157,7 +175,8 @@ class Timers(EngineService):
         may fall there several times)."""
         while (due := self._next_due(engine, end)) is not None:
             sample, job = due
-            self._run(engine, max(sample, first), job)
+            if not self._crowded(engine, max(sample, first), job):
+                self._run(engine, max(sample, first), job)
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -175,7 +194,8 @@ class Timers(EngineService):
             if playing:
                 horizon = engine.position + int(LEAD_S * engine.sample_rate)
                 while (due := self._next_due(engine, horizon)) is not None:
-                    self._run(engine, *due)
+                    if not self._crowded(engine, *due):
+                        self._run(engine, *due)
             del engine
             with self._lock:
                 if not self._jobs:

@@ -101,8 +101,8 @@ def check_out(out, channels: int):
     from .errors import is_whole
     chosen = (out,) if is_whole(out) else out
     try:            # whole numbers only: text, bools and fractions are mistakes, not channels
-        chosen = tuple(int(c) if is_whole(c) else None for c in chosen) \
-            if isinstance(chosen, (tuple, list, np.ndarray)) else ()
+        chosen = () if isinstance(chosen, (str, bytes)) else \
+            tuple(int(c) if is_whole(c) else None for c in chosen)
     except TypeError:
         chosen = ()
     if None in chosen:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from livelatent import ModelLoadError, load_model
+from livelatent import ModelLoadError, ParameterError, load_model
 from livelatent.model.checkpoint import load_checkpoint, save_checkpoint
 from livelatent.model.vae import RawAudioVAE, VAEConfig
 
@@ -106,6 +106,8 @@ def test_a_pickle_that_carries_code_is_refused_and_never_runs(tmp_path):
 
 
 def test_truncated_file_is_a_clear_error(module, tmp_path):
+    with pytest.raises(ParameterError, match="sample_rate=3 must be a whole number of Hz"):
+        load_model(tmp_path / "flat.pt", sample_rate=3)          # the caller's, not the file's
     good = save_checkpoint(tmp_path / "good.pt", module, SMALL)
     cut = tmp_path / "cut.pt"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
@@ -162,7 +164,7 @@ def test_malformed_checkpoints_are_clear_errors(module, tmp_path):
     for name, match in [("flat.pt", r"fc1.weight has shape \(\d+,\), expected a 2-D weight"),
                         ("scalar.pt", r"fc21.weight has shape \(\), expected a 2-D weight"),
                         ("rate-list.pt", r"sample rate is \[1\], not a whole number"),
-                        ("rate-three.pt", "sample_rate=3 must be from 8000 to 384000 Hz")]:
+                        ("rate-three.pt", "sample_rate=3 must be from 1000 to 768000 Hz")]:
         with pytest.raises(ModelLoadError, match=f"{name}.*{match}"):
             load_model(tmp_path / name)
     good = save_checkpoint(tmp_path / "good.pt", module, SMALL)

@@ -74,3 +74,9 @@ def test_a_malformed_pack_file_is_said_in_one_line_and_the_model_still_plays(tmp
     err = capsys.readouterr().err
     assert err.startswith("livelatent: warning: ") and "not a valid pack file" in err, err
     assert load_model(tmp_path).sample_rate == 22050
+
+
+def test_a_pack_version_written_as_a_float_of_a_whole_number_is_that_version(tmp_path):
+    from livelatent.model.packs import pack_info
+    (tmp_path / "pack.json").write_text('{"name": "mine", "version": 2.0, "weights_hash": "ab"}')
+    assert pack_info(tmp_path).version == 2

@@ -94,7 +94,7 @@ def test_a_non_finite_validation_score_never_keeps_an_older_runs_model(tones, tm
     ({"seed": 10 ** 20}, "seed=100000000000000000000"),
     ({"hidden": 10 ** 12}, r"hidden=1000000000000.*GB.*limit"),
     ({"threads": 100000}, r"threads=100000 must be a whole number from 1 to \d+"),   # (a segfault)
-    ({"sample_rate": 1}, "sample_rate=1 must be from 8000 to 384000 Hz"),   # (a 1 Hz model)
+    ({"sample_rate": 1}, "sample_rate=1 must be from 1000 to 768000 Hz"),   # (a 1 Hz model)
     ({"sample_rate": 10 ** 11}, "sample_rate=100000000000"),       # (out of memory, resampling)
 ])
 def test_settings_that_cannot_work_are_refused_before_any_audio_is_read(tmp_path, bad, match):

@@ -17,10 +17,9 @@ MAX_RENDER_S = 24 * 3600
 def render_total(engine, seconds, samples) -> int | None:
     """How many samples a render asked with ``seconds`` or ``samples`` makes (None: until the
     voices end)."""
-    if samples is not None:
-        if not is_whole(samples) or not 0 <= samples <= MAX_RENDER_S * engine.sample_rate:
-            raise ParameterError(f"samples={samples!r} must be a whole number from 0 to "
-                                 f"{MAX_RENDER_S * engine.sample_rate} ({MAX_RENDER_S} s)")
+    if samples is not None:         # (no upper bound: resumes render the gaps between cells)
+        if not is_whole(samples) or samples < 0:
+            raise ParameterError(f"samples={samples!r} must be a whole number from 0")
         return int(samples)
     if seconds is None:
         if engine.loops():

@@ -29,6 +29,11 @@ class VoiceNumbers:
             batch.numbers.append(number)
         return number
 
+    def issued(self, number: int) -> bool:
+        """Whether some voice of this engine has had ``number`` (it may have ended since)."""
+        with self._lock:
+            return 0 <= number < self._next
+
     def give_back(self, numbers) -> None:
         """A discarded batch's numbers become free again, if nobody took one since."""
         with self._lock:

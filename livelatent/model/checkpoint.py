@@ -30,8 +30,8 @@ from safetensors.numpy import save_file
 
 from .. import optional
 from ..atomic import atomic_path
-from ..errors import ModelLoadError, is_real
-from .config import VAEConfig
+from ..errors import ModelLoadError, ParameterError, is_real, is_whole
+from .config import MAX_MODEL_RATE, MIN_MODEL_RATE, VAEConfig
 
 __all__ = [
     "FORMAT",
@@ -130,6 +130,10 @@ def load_checkpoint(path, *, sample_rate: int | None = None) -> Checkpoint:
     or corrupt file, a file that is not a checkpoint, and weights that do not match the config.
     ``sample_rate`` overrides the rate (needed for original rawaudiovae files, which lack one).
     """
+    if sample_rate is not None and not (is_whole(sample_rate)
+                                        and MIN_MODEL_RATE <= sample_rate <= MAX_MODEL_RATE):
+        raise ParameterError(f"sample_rate={sample_rate!r} must be a whole number of Hz from "
+                             f"{MIN_MODEL_RATE} to {MAX_MODEL_RATE}")
     path = Path(path)
     if path.is_dir():
         pack = path / PACK_WEIGHTS_NAME

@@ -8,7 +8,7 @@ from ..errors import ParameterError
 
 __all__ = ["VAEConfig", "MIN_MODEL_RATE", "MAX_MODEL_RATE"]
 
-MIN_MODEL_RATE, MAX_MODEL_RATE = 8000, 384000     # the rates a model may be trained at
+MIN_MODEL_RATE, MAX_MODEL_RATE = 1000, 768000     # a model's rate: what audio arrays may have
 
 
 @dataclass(frozen=True)
