@@ -22,7 +22,7 @@ from .engine.clock import check_tempo
 from .checks import check_curve, check_fade, checked_path
 from .engine.commands import AddVoice, Hush, SetTempo, StopVoice, check_quant
 from .engine.writers import current_batch
-from .errors import ParameterError, is_whole
+from .errors import ParameterError, is_flag, is_whole
 from .handle import Voice
 from .paths.nodes import Path
 from .paths.plan import warm, with_plan
@@ -62,7 +62,7 @@ class Performer:
         if not isinstance(v, Voice):
             raise ParameterError(f"cue({v!r}): give a voice handle")
         for flag, value in (("on", on), ("only", only)):
-            if not (isinstance(value, (bool, np.bool_)) or (is_whole(value) and value in (0, 1))):
+            if not is_flag(value):
                 raise ParameterError(f"cue: {flag}={value!r} must be True or False")
         if only:
             channels = self.engine.channels

@@ -58,6 +58,22 @@ def is_whole(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def is_integral(value) -> bool:
+    """A real number of whole value (``2`` or ``2.0``, as JSON or ``1e6`` gives it), not a bool."""
+    if not is_real(value):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:           # an int beyond float's range: beyond any bound we check
+        return False
+    return math.isfinite(number) and number.is_integer()
+
+
+def is_flag(value) -> bool:
+    """True or False (numpy's too), or 0 or 1: a switch, not any value that is truthy."""
+    return isinstance(value, (bool, np.bool_)) or (is_whole(value) and value in (0, 1))
+
+
 MAX_SEED = 2 ** 32 - 1     # what numpy's RandomState (MiniSom's) and torch's loaders take
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from .checks import check_curve, check_fade, checked_path
 from .engine.blocks import block_channels
 from .engine.commands import SetVoice, StopVoice, check_quant
-from .errors import ParameterError, is_whole
+from .errors import ParameterError, is_flag, is_whole
 from .paths.plan import with_plan
 from .sources import source as make_source
 from .voice import VoiceParams, check_gain, check_out, check_pan
@@ -127,7 +127,7 @@ class Voice:
         if out is not _UNSET:
             changes["out"] = check_out(out, engine.channels)
         if cue is not _UNSET:
-            if not (isinstance(cue, (bool, np.bool_)) or (is_whole(cue) and cue in (0, 1))):
+            if not is_flag(cue):
                 raise ParameterError(f"cue={cue!r} must be True or False")
             if cue and engine.channels < 4:
                 raise ParameterError(f"cue: the cue pair is the last two of at least 4 outputs; this "

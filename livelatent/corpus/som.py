@@ -30,7 +30,7 @@ import numpy as np
 from minisom import MiniSom
 
 from ..atomic import atomic_path, file_in_the_way
-from ..errors import ParameterError, SomError, check_seed, is_real
+from ..errors import ParameterError, SomError, check_seed, is_integral
 from . import masom
 from .clusters import Cluster, ClusterList, Som
 from .feature_sets import DEFAULT_FEATURES, feature_set
@@ -201,8 +201,7 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
         raise SomError("build_som needs audio files or folders, got none")
     output = Path(output_dir)
     check_seed(seed)              # MiniSom seeds numpy's RandomState: 0 to 2**32 - 1
-    if iterations is not None and not (is_real(iterations) and float(iterations).is_integer()
-                                       and 1 <= iterations <= MAX_ITERATIONS):
+    if iterations is not None and not (is_integral(iterations) and 1 <= iterations <= MAX_ITERATIONS):
         raise ParameterError(f"iterations={iterations!r} must be a whole number from 1 to "
                              f"{MAX_ITERATIONS}")
     rows, cols = (None, None) if grid is None else parse_grid(grid)

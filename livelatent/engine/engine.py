@@ -40,7 +40,7 @@ from .status import engine_status
 from .timeline import Timeline
 from .writers import current_batch
 
-__all__ = ["Engine", "ARRAY_MAX_S"]
+__all__ = ["Engine", "ARRAY_MAX_S", "MAX_LOOKAHEAD_S"]
 
 ARRAY_MAX_S = 3600.0    # the longest render_array (in memory: 1.3 GB of stereo at 44.1 kHz)
 MAX_LOOKAHEAD_S = 5.0   # the most decoded ahead of the listener (the REPL's --lookahead too)

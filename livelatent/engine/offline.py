@@ -29,9 +29,9 @@ def render_total(engine, seconds, samples) -> int | None:
     return int(round(check_seconds(seconds) * engine.sample_rate))
 
 
-def check_seconds(seconds) -> float:
+def check_seconds(seconds, name: str = "seconds") -> float:
     """``seconds`` of a render: a number from 0 to :data:`MAX_RENDER_S`."""
-    return check_number(seconds, name="seconds", low=0.0, high=MAX_RENDER_S,
+    return check_number(seconds, name=name, low=0.0, high=MAX_RENDER_S,
                         meaning=f"of seconds from 0 to {MAX_RENDER_S}")
 
 
@@ -43,8 +43,7 @@ def render_chunks(engine, total: int | None, *, chunk_steps: int, max_seconds: f
     """
     _not_playing(engine)
     timeline, step, handoff = engine.timeline, engine.step, engine.handoff
-    limit = int(check_number(max_seconds, name="max_seconds", low=0.0, high=MAX_RENDER_S,
-                             meaning=f"of seconds from 0 to {MAX_RENDER_S}") * engine.sample_rate)
+    limit = int(check_seconds(max_seconds, "max_seconds") * engine.sample_rate)
     produced = 0
     with engine.timeline_lock():
         while total is None or produced < total:

@@ -30,7 +30,7 @@ from safetensors.numpy import save_file
 
 from .. import optional
 from ..atomic import atomic_path
-from ..errors import ModelLoadError, ParameterError, is_real, is_whole
+from ..errors import ModelLoadError, ParameterError, is_integral, is_whole
 from .config import MAX_MODEL_RATE, MIN_MODEL_RATE, VAEConfig
 
 __all__ = [
@@ -315,7 +315,7 @@ def _from_original(path: Path, raw: dict, sample_rate: int | None) -> Checkpoint
     hidden, window = state["fc1.weight"].shape
     latent = state["fc21.weight"].shape[0]
     rate = sample_rate or raw.get("sample_rate") or raw.get("sampling_rate") or 44100
-    if not (is_real(rate) and float(rate).is_integer()):
+    if not is_integral(rate):
         raise ModelLoadError(f"{path}: malformed checkpoint: its sample rate is {rate!r}, not a "
                              f"whole number of Hz")
     try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import pack_roots
-from ..errors import is_real
+from ..errors import is_integral
 
 __all__ = ["locate", "locate_model", "installed_packs", "pack_name", "pack_info", "PackInfo",
            "describe_model", "PACK_FILE"]
@@ -76,7 +76,7 @@ def pack_info(folder) -> PackInfo | None:
     name, version, digest = data.get("name"), data.get("version"), data.get("weights_hash")
     if not (isinstance(name, str) and name and isinstance(digest, str) and digest):
         return _malformed(path, "its name or weights_hash is missing or not text")
-    if not (is_real(version) and float(version).is_integer() and 1 <= version <= MAX_PACK_VERSION):
+    if not (is_integral(version) and 1 <= version <= MAX_PACK_VERSION):
         return _malformed(path, f"version {version!r} is not a whole number from 1")
     return PackInfo(name, int(version), digest, folder, str(data.get("changes", "")))
 

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ..engine.engine import Engine
+from ..engine.engine import MAX_LOOKAHEAD_S, Engine
 from ..errors import ParameterError
 from ..model.codec import Codec, load_model
 
@@ -38,8 +38,8 @@ def make_engine(*, model=None, blocksize=None, lookahead: float | None = None, *
     kwargs = {} if blocksize is None else {"blocksize": int(blocksize)}
     if lookahead is None:
         lookahead = LOOKAHEAD_S
-    elif not 0.02 <= lookahead <= 5.0:
-        raise ParameterError(f"--lookahead {lookahead:g}: seconds from 0.02 to 5")
+    elif not 0.02 <= lookahead <= MAX_LOOKAHEAD_S:
+        raise ParameterError(f"--lookahead {lookahead:g}: seconds from 0.02 to {MAX_LOOKAHEAD_S:g}")
     engine = Engine(codec, lookahead=int(lookahead * codec.sample_rate), **kwargs, **options)
     # Touch every weight once now: the first decode of a cold model (pages faulted in, BLAS
     # buffers allocated) took longer than the few milliseconds between a cell landing and
