@@ -203,3 +203,68 @@ def test_a_replayed_load_counts_the_sets_mapping_names_as_a_live_load_does(tmp_p
     engine = Engine()
     note_saved_names(engine, tmp_path)
     assert default_name(engine) == "mapping2"
+
+
+def _saved_mapping(tmp_path, kind):
+    from livelatent.mapping.stored import save_mappings
+    engine = Engine()
+    m = Mapping(engine, [saw(4), tri(2)], name="kept", kind=kind)
+    latent = engine.codec.latent_dim
+    for i, x in enumerate(([0, 0], [1, 0], [0, 1], [1, 1])):
+        m.add(np.full(latent, 0.1 * i), inputs=x)
+    m.train(wait=True)
+    save_mappings({"m": m}, tmp_path)
+    return tmp_path / "mappings" / "m.npz"
+
+
+@pytest.mark.parametrize("kind, field, value", [
+    ("knn", "model.mean", np.zeros(3, np.float32)),          # a third input that is not there
+    ("knn", "model.examples", None),                          # removed
+    ("knn", "model.rows", np.full((4, 512), np.nan, np.float32)),
+    ("knn", "model.rows", np.zeros((4, 512, 1), np.float32)),
+    ("linear", "model.rows", np.zeros((2, 512), np.float32)),  # rows for other inputs
+    ("mlp", "model.hidden", None),
+    ("mlp", "model.scale", np.zeros(2, np.float32)),
+    ("knn", "x", np.zeros((3, 2))),                           # fewer inputs than targets
+    ("knn", "y", np.zeros((4, 7))),
+    ("knn", "truncated", None),
+])
+def test_a_damaged_saved_mapping_is_refused_at_load_naming_its_file(tmp_path, kind, field, value):
+    from livelatent.errors import SetError
+    from livelatent.mapping.stored import load_mappings
+    from livelatent.session.records import rebuild_curve
+    stored = _saved_mapping(tmp_path, kind)
+    if field == "truncated":
+        stored.write_bytes(stored.read_bytes()[:300])
+    else:
+        arrays = dict(np.load(stored))
+        if value is None:
+            del arrays[field]
+        else:
+            arrays[field] = value
+        np.savez(stored, **arrays)
+    with pytest.raises(SetError, match=r"m\.json: the mapping cannot be read"):
+        load_mappings(Engine(), tmp_path, {}, rebuild_curve=rebuild_curve)
+
+
+def test_an_unknown_model_kind_in_a_set_is_refused_not_played_as_knn(tmp_path):
+    import json
+    from livelatent.errors import SetError
+    from livelatent.mapping.stored import load_mappings
+    from livelatent.session.records import rebuild_curve
+    _saved_mapping(tmp_path, "knn")
+    described = tmp_path / "mappings" / "m.json"
+    settings = json.loads(described.read_text())
+    settings["model"]["kind"] = "bogus"
+    described.write_text(json.dumps(settings))
+    with pytest.raises(SetError, match="kind is not one of"):
+        load_mappings(Engine(), tmp_path, {}, rebuild_curve=rebuild_curve)
+
+
+@pytest.mark.parametrize("kind", ["knn", "linear", "mlp"])
+def test_inputs_too_large_to_learn_from_are_refused_and_far_inputs_predict_numbers(kind):
+    with pytest.raises(ParameterError, match="within"):
+        fit(kind, np.array([[1e308], [1.7e308]]), np.eye(2))
+    model = fit(kind, np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.eye(4))
+    for far in ([1e308, -1e308], [np.inf, -np.inf], [-1e300, 1e300]):
+        assert np.isfinite(model.predict(np.array(far))).all(), (kind, far)

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..errors import ParameterError, check_seed, is_whole
 
-__all__ = ["Model", "fit", "check_k", "older_k_and_seed", "KINDS", "PAIRWISE_UP_TO", "MAX_EXAMPLES"]
+__all__ = ["Model", "fit", "check_k", "older_k_and_seed", "KINDS", "PAIRWISE_UP_TO", "MAX_EXAMPLES",
+           "MAX_INPUT"]
 
 KINDS = ("mlp", "knn", "linear")
 PAIRWISE_UP_TO = 6
@@ -38,6 +39,7 @@ DECAY = 1e-3             # weight decay of the mlp: smooth between the examples
 MAX_EXAMPLES = 63        # a mapping keeps at most this many; a knn mixes at most all of them
 _RIDGE = 1e-6
 _FAR = 1e8               # standardised inputs this far out: distances measured relative to them
+MAX_INPUT = 1e30         # examples' inputs up to this size (a model keeps its mean and spread in float32)
 
 
 def older_k_and_seed(k, seed) -> tuple[int, int]:
@@ -79,8 +81,10 @@ class Model:
 
     def weights(self, x: np.ndarray) -> np.ndarray:
         """``(n, terms)`` weights of the inputs ``x`` ``(n, inputs)``."""
-        with np.errstate(over="ignore"):      # an input beyond 1e300 is far out, not an error
-            z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+        with np.errstate(over="ignore", invalid="ignore"):   # an input beyond 1e300 is far out,
+            z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale      # not an error
+        if self.kind != "knn":        # (its own way with far inputs): beyond 1e8 spreads out, the
+            z = np.clip(z, -_FAR, _FAR)        # mlp has long saturated, and products stay finite
         if self.kind == "linear":
             return _linear_features(z)
         if self.kind == "mlp":
@@ -98,6 +102,36 @@ class Model:
         if self.examples is not None:
             found["examples"] = self.examples
         return found
+
+    def check(self, inputs: int, width: int | None = None) -> "Model":
+        """This model, if its arrays fit a mapping of ``inputs`` inputs to latent points
+        ``width`` wide (None: any) and hold only numbers; a ValueError saying what is wrong
+        otherwise (a set edited by hand, damaged, or of another model)."""
+        def need(ok, what):
+            if not ok:
+                raise ValueError(f"its {self.kind} model's {what}")
+        need(self.kind in KINDS, f"kind is not one of {', '.join(KINDS)}")
+        need(self.mean.shape == (inputs,) and self.scale.shape == (inputs,),
+             f"mean and spread must have {inputs} values (one per input)")
+        need(self.rows.ndim == 2 and self.rows.shape[0] >= 1
+             and (width is None or self.rows.shape[1] == width),
+             f"rows must be (terms, {width or 'width'}): latent points of this model")
+        terms = self.terms
+        if self.kind == "linear":
+            pairs = inputs * (inputs - 1) // 2 if inputs <= PAIRWISE_UP_TO else 0
+            need(terms == inputs + pairs + 1, f"rows must be {inputs + pairs + 1} for {inputs} inputs")
+        elif self.kind == "mlp":
+            hidden, output = self.hidden, self.output
+            need(hidden is not None and output is not None and hidden.ndim == 2 and output.ndim == 2
+                 and hidden.shape[0] == inputs + 1 and output.shape == (hidden.shape[1] + 1, terms),
+                 f"layers must be ({inputs + 1}, hidden) and (hidden + 1, {terms})")
+        else:
+            need(self.examples is not None and self.examples.shape == (terms, inputs),
+                 f"examples must be ({terms}, {inputs}): one per row")
+        arrays = self.arrays().values()
+        need(all(np.isfinite(a).all() for a in arrays) and (self.scale > 0).all(),
+             "arrays must hold finite numbers (and spreads above 0)")
+        return self
 
     @classmethod
     def from_arrays(cls, kind: str, arrays: dict, k: int = 0) -> "Model":
@@ -117,6 +151,9 @@ def fit(kind: str, x: np.ndarray, y: np.ndarray, *, seed: int = 0, k: int = 4,
         raise ParameterError(f"kind={kind!r}: one of {', '.join(KINDS)}")
     k, seed = check_k(k, "fit"), check_seed(seed, high=None)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if not np.abs(x).max() <= MAX_INPUT:          # (NaN fails too)
+        raise ParameterError(f"examples' inputs reach {np.abs(x).max():g}: a mapping learns from "
+                             f"inputs within +-{MAX_INPUT:g} (scale them down)")
     mean = x.mean(axis=0)
     scale = x.std(axis=0) if each else np.full(x.shape[1], np.sqrt((x.var(axis=0)).sum()))
     scale = np.where(scale > 1e-9, scale, 1.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from ..atomic import atomic_path
 from ..errors import SetError
 from .checks import note_name
 from .mapping import Mapping
-from .models import Model, older_k_and_seed
+from .models import MAX_EXAMPLES, Model, older_k_and_seed
 from .sketches import features_from
 
 __all__ = ["save_mappings", "load_mappings", "MAPPINGS_FOLDER"]
@@ -87,20 +88,35 @@ def load_mappings(engine, folder: Path, names: dict, *, rebuild_curve, replaying
             inputs = [rebuild_curve(code, f"{described.name}") for code in settings["inputs"]]
             features = None
             if settings.get("features"):
-                described = settings["features"]
-                features = features_from(described.get("kind", "image"), described["name"],
+                kept = settings["features"]
+                features = features_from(kept.get("kind", "image"), kept["name"],
                                          {k[9:]: v for k, v in arrays.items() if k.startswith("features.")},
-                                         float(described["scale"]))
+                                         float(kept["scale"]))
             k, seed = older_k_and_seed(settings["k"], settings["seed"])   # (older sets: any)
             mapping = Mapping(engine, features if features is not None else inputs, name=settings["name"],
                               kind=settings["kind"], seed=seed, k=k, replaying=replaying)
+            width = 2 * engine.codec.latent_dim
             if "x" in arrays:
-                mapping.examples = [(x, y) for x, y in zip(arrays["x"], arrays["y"])]
+                mapping.examples = _examples(arrays["x"], arrays["y"], len(mapping.inputs), width)
             if settings.get("model"):
                 model = {k[6:]: v for k, v in arrays.items() if k.startswith("model.")}
-                mapping.model = Model.from_arrays(settings["model"]["kind"], model, settings["model"]["k"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+                mapping.model = Model.from_arrays(settings["model"]["kind"], model,
+                                                  settings["model"]["k"]).check(len(mapping.inputs), width)
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise SetError(f"{described}: the mapping cannot be read ({type(exc).__name__}: {exc})") from None
         names[variable] = mapping
         loaded.append(variable)
     return loaded
+
+
+def _examples(x, y, inputs: int, width: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The examples a set keeps, checked: ``x`` (n, inputs) beside ``y`` (n, width), numbers."""
+    x, y = np.asarray(x), np.asarray(y)
+    if (x.ndim != 2 or y.ndim != 2 or x.shape != (len(x), inputs) or y.shape != (len(x), width)
+            or len(x) > MAX_EXAMPLES):
+        raise ValueError(f"its examples must be (n, {inputs}) inputs beside (n, {width}) latent points, "
+                         f"n at most {MAX_EXAMPLES}; found {x.shape} and {y.shape}")
+    x, y = x.astype(np.float64), y.astype(np.float64)      # (a string array fails here)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("its examples hold values that are not finite numbers")
+    return list(zip(x, y))

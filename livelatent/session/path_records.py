@@ -168,16 +168,22 @@ class _Rebuilder:
                           {name: self._curve(c) for name, c in value["targets"].items()},
                           float(value["smooth"]))
         if kind == "mapped":
-            return Mapped(str(value["name"]), [self._curve(c) for c in value["inputs"]],
-                          self._model(value["model"]), self.source(value["rest"]))
+            inputs = [self._curve(c) for c in value["inputs"]]
+            return Mapped(str(value["name"]), inputs, self._model(value["model"], len(inputs)),
+                          self.source(value["rest"]))
         if kind == "steered":
-            return Steered(str(value["name"]), [self._curve(c) for c in value["inputs"]],
-                           self._model(value["model"]), self.path(value["path"]), value["slots"])
+            inputs = [self._curve(c) for c in value["inputs"]]
+            return Steered(str(value["name"]), inputs, self._model(value["model"], len(inputs)),
+                           self.path(value["path"]), value["slots"])
         raise SetError(f"{self.where}: unknown path kind {kind!r}; the set is from a newer livelatent?")
 
-    def _model(self, value) -> Model:
+    def _model(self, value, inputs: int) -> Model:
         arrays = {field: self.store.get_array(ref["array"]) for field, ref in value["arrays"].items()}
-        return Model.from_arrays(str(value["kind"]), arrays, int(value["k"]))
+        model = Model.from_arrays(str(value["kind"]), arrays, int(value["k"]))
+        try:
+            return model.check(inputs)
+        except ValueError as exc:
+            raise SetError(f"{self.where}: a mapping's model cannot be used: {exc}") from None
 
     def _vector(self, value):
         if "directions" in value:
