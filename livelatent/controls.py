@@ -115,12 +115,15 @@ def evaluating(controls, origin_beats: float, bpm: float):
         _CONTEXT.reset(token)
 
 
-def _render(name, default, smooth_ms):
+def _render(name, default, *rest):
     kind, _, key = name.partition(":")
+    smooth_ms = rest[-1]
     if kind == "osc":
         address, _, index = key.partition("#")         # argument 1 and on of a message: "#1"
-        text = (f"osc({address!r}, default={default!r})" if not index
-                else f"osc({address!r}, {int(index) + 1}, default={default!r})[{int(index)}]")
+        given = f"default={default!r}" + "".join(f", {side}={bound!r}" for side, bound
+                                                 in zip(("lo", "hi"), rest[:-1]) if bound is not None)
+        text = (f"osc({address!r}, {given})" if not index
+                else f"osc({address!r}, {int(index) + 1}, {given})[{int(index)}]")
     elif kind == "cc":
         channel, number = key.split(":")
         text = f"cc({number}, channel={channel}, default={default!r})"
@@ -136,12 +139,18 @@ def _render(name, default, smooth_ms):
 
 
 @define_op("control", _render)
-def _control(t, name, default, smooth_ms):
+def _control(t, name, default, *rest):
+    """``rest``: the glide in ms, after an OSC range's bounds (``lo``, ``hi``; None: open) when it
+    has one: the curve keeps the range, so a set or a resumed journal plays it as typed."""
     context = _CONTEXT.get()
     state = None if context is None else context.controls.get(name)
     if state is None:
         return np.full(t.shape, default, dtype=np.float64)
-    return state.at(t + context.origin, smooth_ms * context.beats_per_ms, default)
+    values = state.at(t + context.origin, rest[-1] * context.beats_per_ms, default)
+    if len(rest) == 3:
+        lo, hi = rest[0], rest[1]
+        values = np.clip(values, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    return values
 
 
 # -- the curves ------------------------------------------------------------------------------------
@@ -152,22 +161,30 @@ def _default(value) -> float:
 OSC_ARGUMENTS = 16      # the most arguments of one OSC message read as controllers
 
 
-def osc_curve(address: str, default: float = 0.0, index: int = 0) -> Curve:
-    """The last value sent to OSC ``address`` (its argument ``index``), ``default`` before any."""
+def osc_curve(address: str, default: float = 0.0, index: int = 0, lo=None, hi=None) -> Curve:
+    """The last value sent to OSC ``address`` (its argument ``index``), ``default`` before any;
+    clipped to [``lo``, ``hi``] (each None: open) when either is given."""
     if not isinstance(address, str) or not address.startswith("/") or len(address) > 256 \
             or any(c in address for c in " #*,?[]{}"):
         raise CurveError(f"osc({address!r}): an OSC address starts with / and has no spaces or "
                          f"wildcards, e.g. osc('/fader/1')")
-    return Curve("control", f"osc:{address}" + (f"#{index}" if index else ""), _default(default), 0.0)
+    name = f"osc:{address}" + (f"#{index}" if index else "")
+    default = _default(default)
+    if lo is None and hi is None:
+        return Curve("control", name, default, 0.0)
+    if (lo is not None and default < lo) or (hi is not None and default > hi):
+        raise CurveError(f"osc({address!r}, default={default!r}, lo={lo!r}, hi={hi!r}): the default "
+                         f"is played before any message, so it must lie in the range")
+    return Curve("control", name, default, lo, hi, 0.0)
 
 
-def osc_curves(address: str, arguments=1, default: float = 0.0):
+def osc_curves(address: str, arguments=1, default: float = 0.0, lo=None, hi=None):
     """``osc(address)``: one curve; ``osc(address, n)``: a tuple of ``n`` curves, one per argument
-    of the messages sent to ``address`` (an XY pad's ``/xy x y``)."""
+    of the messages sent to ``address`` (an XY pad's ``/xy x y``); ``lo``/``hi``: their range."""
     if isinstance(arguments, bool) or not isinstance(arguments, int) or not 1 <= arguments <= OSC_ARGUMENTS:
         raise CurveError(f"osc({address!r}, {arguments!r}): the second argument is how many numbers "
                          f"each message carries (1 to {OSC_ARGUMENTS}); give a default as default=...")
-    curves = tuple(osc_curve(address, default, i) for i in range(arguments))
+    curves = tuple(osc_curve(address, default, i, lo, hi) for i in range(arguments))
     return curves[0] if arguments == 1 else curves
 
 

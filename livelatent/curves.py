@@ -21,11 +21,12 @@ which are numbers or other curves. There is no state and no global random genera
 replay gives the same values, sample for sample.
 """
 
+import math
 import numbers
 
 import numpy as np
 
-from .errors import CurveError
+from .errors import CurveError, real_value
 from .hashing import hash01, lattice, seed_key
 
 __all__ = [
@@ -155,9 +156,10 @@ class Curve:
 
 # -- validation and source text ---------------------------------------------------------------
 def _finite(value, what):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise CurveError(f"{what} = {value!r}: give a finite number")
-    return float(value)
+    number = real_value(value)
+    if not math.isfinite(number):
+        raise CurveError(f"{what} = {value!r:.60}: give a finite number")
+    return number
 
 
 def _positive(value, what):

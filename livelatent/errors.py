@@ -40,9 +40,7 @@ def check_number(value, *, name: str, low: float, high: float, meaning: str) -> 
     Traceback (most recent call last):
     ParameterError: pan=3 must be a number from -1 (left) to 1 (right)
     """
-    if isinstance(value, np.ndarray) and value.ndim == 0:     # a numpy 0-d array: its number
-        value = value.item()
-    number = float(value) if is_real(value) else math.nan    # not text, a bool or a complex
+    number = real_value(value)
     if not (math.isfinite(number) and low <= number <= high):
         raise ParameterError(f"{name}={value!r} must be a number {meaning}")
     return number
@@ -53,6 +51,19 @@ def is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+def real_value(value) -> float:
+    """``value`` as a float (a numpy 0-d array: its number), or NaN when it is no real number
+    (text, a bool, a complex) or an int beyond float's range (``10**400``)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if not is_real(value):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
+
+
 def is_whole(value) -> bool:
     """A whole number, numpy's too, not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
@@ -60,12 +71,7 @@ def is_whole(value) -> bool:
 
 def is_integral(value) -> bool:
     """A real number of whole value (``2`` or ``2.0``, as JSON or ``1e6`` gives it), not a bool."""
-    if not is_real(value):
-        return False
-    try:
-        number = float(value)
-    except OverflowError:           # an int beyond float's range: beyond any bound we check
-        return False
+    number = real_value(value)       # (an int beyond float's range: beyond any bound we check)
     return math.isfinite(number) and number.is_integer()
 
 

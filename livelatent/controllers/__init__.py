@@ -15,7 +15,7 @@ import weakref
 
 from ..config import osc_port
 from ..controls import bend_curve, cc_curve, note_curve, osc_curves
-from ..errors import ParameterError
+from ..errors import ParameterError, check_number, real_value
 from ..services import EngineService
 from .clock_out import MidiClock
 from .link import LinkFollower
@@ -53,10 +53,10 @@ class Controllers(EngineService):
             ``default`` before any. Values outside [lo, hi] are clipped (with a warning).
             ``v.curve = osc("/fader/1")``; ``.smooth(30)`` glides over 30 ms. ``osc("/xy", 2)``:
             two curves, one per argument (an XY pad), e.g. a mapping's inputs."""
-            curves = osc_curves(address, arguments, default)
             lo, hi = _bound(lo, "lo"), _bound(hi, "hi")
             if lo is not None and hi is not None and lo >= hi:
                 raise ParameterError(f"osc({address!r}, lo={lo}, hi={hi}): lo must be below hi")
+            curves = osc_curves(address, arguments, default, lo, hi)
             if live and not engine.sealed:
                 Controllers.of(engine).route(address, lo, hi, arguments)
             return curves
@@ -95,9 +95,11 @@ class Controllers(EngineService):
 
         def on_note(fn, *, note: int | None = None, channel: int | None = None):
             """Run ``fn(note, velocity)`` when a note arrives (any, or ``note`` on ``channel``);
-            what it changes lands at once and is journaled (origin ``midi:note``)."""
-            if not callable(fn):
-                raise ParameterError(f"on_note({fn!r}): give a function of (note, velocity)")
+            what it changes lands at once and is journaled (origin ``midi:note``). One function
+            per ``note`` and ``channel``: typed again (a cell run again, a pattern file saved),
+            it replaces the last; ``on_note(None, note=...)`` removes it."""
+            if fn is not None and not callable(fn):
+                raise ParameterError(f"on_note({fn!r}): give a function of (note, velocity), or None")
             if note is not None and (isinstance(note, bool) or not isinstance(note, int) or not 0 <= note <= 127):
                 raise ParameterError(f"on_note(note={note!r}): a MIDI note from 0 to 127, or None")
             if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)
@@ -130,9 +132,8 @@ class Controllers(EngineService):
             changes the session's tempo, and what arrives from the others is journaled.
             Returns the session (``.peers``, ``.leave()``)."""
             quantum = engine.clock.beats_per_bar if quantum is None else quantum
-            if isinstance(quantum, bool) or not isinstance(quantum, (int, float)) or \
-                    not math.isfinite(quantum) or not 1 <= quantum <= 64:
-                raise ParameterError(f"link(quantum={quantum!r}): beats per bar from 1 to 64")
+            if not 1 <= real_value(quantum) <= 64:                      # (NaN fails too)
+                raise ParameterError(f"link(quantum={quantum!r:.60}): beats per bar from 1 to 64")
             if not live or engine.sealed:
                 return None
             if engine.playback is None:      # a render has no "now" to share with anybody
@@ -165,23 +166,44 @@ class Controllers(EngineService):
         if not isinstance(host, str) or not host:
             raise ParameterError(f"host={host!r} must be an address, e.g. '127.0.0.1' or '0.0.0.0'")
         with self._lock:
-            if self.listener is not None:
-                self.listener.close()
-            self._start(port, host)
-            return self.listener.port if self.listener.listening else 0
+            old = self.listener
+            was = (old.host, old.port) if old is not None and old.listening else None
+            if old is not None:
+                old.close()                 # (first: the new one may want its port)
+            try:
+                self._start(port, host)
+            except ValueError as exc:
+                self.listener = None
+                self._listen_again(was)
+                raise ParameterError(f"osc_listen(host={host!r:.60}): not an address ({exc}); give "
+                                     f"e.g. '127.0.0.1' or '0.0.0.0'") from None
+            if self.listener.listening:
+                return self.listener.port
+            self._listen_again(was)         # the one that worked listens on
+            return 0
+
+    def _listen_again(self, where) -> None:
+        """Listen again where the listener that worked did (a new one could not listen)."""
+        if where is not None:
+            self._start(where[1], where[0])
+            if self.listener.listening:
+                self.throttle.warn("osc:again", f"osc: still listening on {where[0]}:{where[1]}")
 
     def send_to(self, host: str, port: int, rate: float) -> OscSender:
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise ParameterError(f"port={port!r} must be a UDP port from 1 to 65535")
-        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0.5 <= rate <= 200):
-            raise ParameterError(f"rate={rate!r} must be messages a second from 0.5 to 200")
+        rate = check_number(rate, name="rate", low=0.5, high=200, meaning="of messages a second from 0.5 to 200")
         if not isinstance(host, str) or not host:
             raise ParameterError(f"host={host!r} must be an address, e.g. '127.0.0.1'")
         try:
             sender = OscSender(self._engine(), host, port, float(rate), self.throttle)
         except OSError as exc:
             raise ParameterError(f"osc_send({host!r}, {port}): {exc.strerror or exc}") from None
-        self.senders.append(sender)
+        with self._lock:                # typed again to the same place: in place of the last one
+            for old in [s for s in self.senders if (s.host, s.port) == (host, port)]:
+                old.close()
+                self.senders.remove(old)
+            self.senders.append(sender)
         return sender
 
     def route_midi(self, names) -> None:
@@ -191,10 +213,14 @@ class Controllers(EngineService):
             self.midi.routes |= set(names)
 
     def add_note_function(self, fn, note, channel) -> None:
+        """``fn`` in place of the function of the same ``note`` and ``channel`` (None: none)."""
         with self._lock:
             if self.midi is None:
                 self.midi = MidiListener(self._engine(), None, self.throttle)
-            self.midi.note_functions.append((fn, note, channel))
+            functions = self.midi.note_functions          # (one list, shared: changed in place)
+            functions[:] = [e for e in functions if (e[1], e[2]) != (note, channel)]
+            if fn is not None:
+                functions.append((fn, note, channel))
 
     def open_midi(self, port: str | None) -> str | None:
         with self._lock:
@@ -276,6 +302,7 @@ def _port_name(port, function: str) -> None:
 def _bound(value, name: str):
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ParameterError(f"{name}={value!r} must be a finite number or None")
-    return float(value)
+    number = real_value(value)
+    if not math.isfinite(number):
+        raise ParameterError(f"{name}={value!r:.60} must be a finite number or None")
+    return number

@@ -127,13 +127,16 @@ class OscListener:
         self.server = None
         try:
             self.server = _Server((host, port), self)
+        except (TypeError, ValueError) as exc:    # not an address at all (a NUL, a label too long)
+            self.sender.close()
+            raise ValueError(str(exc)) from None
         except OSError as exc:
             # a name that does not resolve, or an address of another machine, is the host's fault
             bad_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
             advice = ("Give an address of this machine: osc_listen(host='0.0.0.0')" if bad_host
                       else "Choose another port: osc_listen(port=...)")
             throttle.warn("osc:port", f"osc: cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                                      f"osc() curves hold their defaults. {advice}")
+                                      f"osc() curves hold where they are. {advice}")
             return
         self.server.listener = self
         _quiet_python_osc()
@@ -210,6 +213,7 @@ class OscSender:
 
     def __init__(self, engine, host: str, port: int, rate: float, throttle):
         self.engine, self.throttle, self.period = engine, throttle, 1.0 / rate
+        self.host, self.port = host, port
         self.client = SimpleUDPClient(host, port)
         self.sent = 0
         self._stop = threading.Event()

@@ -1,0 +1,103 @@
+"""What controllers are given: ranges that come back with a set, listeners that survive a bad
+address, functions and senders typed again that replace the old ones, OSC arguments that are
+not numbers (or are cut short), and numbers beyond float's range. Each is a clear error or a
+warning, and what plays is what a set renders."""
+
+import time
+from pathlib import Path
+
+import pytest
+from pythonosc.udp_client import SimpleUDPClient
+
+from livelatent import CurveError, Engine, ParameterError
+from livelatent.controllers import Controllers
+from livelatent.controls import evaluating
+from livelatent.session.namespace import namespace
+from livelatent.session.session import Session
+
+PACK = Path(__file__).resolve().parent.parent / "livelatent" / "packs" / "default" / "sources"
+
+
+def wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def test_an_osc_range_comes_back_with_a_loaded_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVELATENT_OSC_PORT", "0")
+    with Engine(seed=1) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="faders")
+        session.run_cell("v = voice(flute, cello, curve=osc('/f', default=0.2, lo=0, hi=1).smooth(10))")
+        session.run_cell("save()")
+        session.close()
+    with Engine(seed=1) as engine:
+        other = Session(engine, sets_root=tmp_path / "sets", set_name="again")
+        other.run_cell("load('faders')")
+        curve = next(iter(engine.intended().voices.values())).curve
+        assert repr(curve) == "osc('/f', default=0.2, lo=0.0, hi=1.0).smooth(10.0)"
+        listener = Controllers.of(engine).listener
+        SimpleUDPClient("127.0.0.1", listener.port).send_message("/f", 5.0)
+        wait_for(lambda: "osc:/f" in engine.intended().controls)
+        score = engine.intended()
+        with evaluating(score.controls, 0.0, score.clock.bpm):
+            assert curve(1000.0) == 1.0                  # 5.0 sent, clipped by the curve itself
+        other.close()
+
+
+def test_an_osc_default_outside_its_range_and_huge_numbers_are_clear_errors():
+    names = namespace(Engine())
+    with pytest.raises(CurveError, match="must lie in the range"):
+        names["osc"]("/f", default=5, lo=0, hi=1)
+    for call in (lambda: names["osc"]("/f", default=10**400), lambda: names["osc"]("/f", lo=10**400),
+                 lambda: names["cc"](7, default=10**400), lambda: names["pitchbend"](default=10**400),
+                 lambda: names["osc_send"](rate=10**400), lambda: names["osc_send"](rate=True),
+                 lambda: names["link"](10**400)):
+        with pytest.raises((ParameterError, CurveError)):
+            call()
+
+
+def test_osc_listen_on_a_bad_host_or_a_busy_port_keeps_the_listener_that_works():
+    import socket
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        curve = names["osc"]("/f", default=0.3)
+        for host in ("a" * 300, "0.0.0.0\x00"):
+            with pytest.raises(ParameterError, match="not an address"):
+                names["osc_listen"](port=port, host=host)
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        busy.bind(("127.0.0.1", 0))
+        try:
+            assert names["osc_listen"](port=busy.getsockname()[1]) == 0
+        finally:
+            busy.close()
+        assert any("still listening on 127.0.0.1:" in t for t in engine.events.texts())
+        listener = Controllers.of(engine).listener
+        assert listener.listening and listener.port == port
+        SimpleUDPClient("127.0.0.1", port).send_message("/f", 0.9)
+        wait_for(lambda: "osc:/f" in engine.intended().controls)
+        score = engine.intended()
+        with evaluating(score.controls, 0.0, score.clock.bpm):
+            assert curve(1000.0) == pytest.approx(0.9)
+
+
+def test_on_note_and_osc_send_typed_again_replace_the_last_one():
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        controllers = Controllers.of(engine)
+        hits = []
+        for _ in range(3):                           # a cell run three times
+            names["on_note"](lambda note, velocity: hits.append(note), note=64)
+        names["on_note"](lambda note, velocity: None)                   # any note: another one
+        assert [(n, c) for _, n, c in controllers.midi.note_functions] == [(64, None), (None, None)]
+        names["on_note"](None, note=64)
+        assert [(n, c) for _, n, c in controllers.midi.note_functions] == [(None, None)]
+        with pytest.raises(ParameterError, match="or None"):
+            names["on_note"](5, note=64)
+        for _ in range(3):
+            names["osc_send"](port=9, rate=5)
+        names["osc_send"](port=10, rate=5)
+        assert sorted(s.port for s in controllers.senders) == [9, 10]
