@@ -212,6 +212,25 @@ def test_a_cell_that_raised_replays_up_to_the_line_that_raised(tmp_path, model):
     del played
 
 
+def test_the_cell_a_session_died_in_is_not_run_again_by_a_render_or_a_resume(tmp_path, model):
+    """The last cell has no "applied" record: the process died inside it (here, of the cell
+    itself). A render, and a resume, must not run it again (they would die the same way)."""
+    from livelatent.session.resume import rebuild
+    with Engine(model, seed=4) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="died")
+        perform(session, [(0, SOURCES), (512, "a = voice(tone, hiss, name='a')")])
+        played = engine.render_array(samples=SR)
+        session.journal.append("import os; os._exit(3)", "repl", position=engine.position)
+        session.close()                                   # (the process "died" in that cell)
+    report = render_set(tmp_path / "died", tmp_path / "died.wav", seconds=2, progress=False)
+    assert any("never finished" in note for note in report.notes), report.notes
+    np.testing.assert_allclose(sf.read(tmp_path / "died.wav", dtype="float32")[0][512:512 + SR],
+                               played, atol=1e-6)
+    rebuilt = rebuild(tmp_path / "died", lambda codec, **options: Engine(codec, **options))
+    with rebuilt.engine:
+        assert "a" in rebuilt.names and any("never finished" in n for n in rebuilt.report.notes)
+
+
 def test_the_end_of_a_performance_is_where_a_render_stops(tmp_path, model):
     with Engine(model, seed=4) as engine:
         session = Session(engine, sets_root=tmp_path, set_name="ended")

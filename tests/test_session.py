@@ -252,3 +252,15 @@ def test_a_set_name_no_file_system_takes_is_a_clear_error(tmp_path, model):
             with pytest.raises(SetError, match="set"):
                 session.save(name)
         assert sorted(p.name for p in (tmp_path / "sets").iterdir()) == ["live"]
+
+
+def test_a_cell_holding_a_lone_surrogate_is_a_clear_error_and_the_journal_stays_readable(tmp_path):
+    from livelatent.session.performance import read_performance
+    with Engine() as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="text")
+        with pytest.raises(LiveLatentError, match="not text"):
+            session.run_cell("x = 1  # \ud800")
+        session.run_cell("y = 'é'")
+        session.close()
+    cells = read_performance(tmp_path / "text" / "journal.jsonl").cells
+    assert [c.code for c in cells] == ["y = 'é'"]

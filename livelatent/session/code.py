@@ -13,10 +13,11 @@ import traceback
 
 from ..errors import LiveLatentError
 
-__all__ = ["run_code", "run_until", "top_line"]
+__all__ = ["run_code", "run_until", "top_line", "check_text"]
 
 
 def _compile(code: str, filename: str):
+    check_text(code, filename)
     try:
         tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
     except SyntaxError as exc:
@@ -24,6 +25,19 @@ def _compile(code: str, filename: str):
         error.top_line = None
         raise error from None
     return tree
+
+
+def check_text(code: str, filename: str) -> None:
+    """A LiveLatentError when ``code`` holds what is not text (a lone surrogate, ``"\\ud800"``,
+    pasted in): Python compiles it as UTF-8, and a journal writes it so."""
+    try:
+        code.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = code.count("\n", 0, exc.start) + 1
+        error = LiveLatentError(f"{filename}:{line}: {exc.object[exc.start:exc.end]!r} is not text "
+                                f"(a lone surrogate); nothing ran")
+        error.top_line = None
+        raise error from None
 
 
 def run_code(code: str, names: dict, *, filename: str = "<cell>"):

@@ -6,7 +6,8 @@ batch on the sample it landed on, in the order the engine received them. Whoever
 (a cell, a pattern file, a thread, a timer) does not matter: the journal holds its commands as
 data, so nothing in a replay reads the wall clock or calls a performer's function again.
 
-Code runs only to rebuild names. Each cell runs where it ran live, inside a batch that
+Code runs only to rebuild names (not the cell a session ended inside: the process died there,
+perhaps of that very cell). Each cell runs where it ran live, inside a batch that
 captures what it sends without sending it; a value the journal could not hold as code (a curve
 made from a Python function) is taken from the matching command of the replayed cell. A cell
 that raised during the performance runs up to the top-level statement that raised (not that
@@ -87,6 +88,7 @@ class Replayer:
         self._decoded: dict[tuple, list] = {}   # by (journal line, seq): seqs repeat across resumed
         # sessions, and one line (controller values) holds many batches
         self._numbers = _numbers_by_cell(performance.batches)
+        self._last_cell = max((c.id for c in performance.cells), default=None)
         engine.seal(self.key)
         self._prepare()
 
@@ -132,6 +134,13 @@ class Replayer:
 
     # -- cells -----------------------------------------------------------------------------------
     def _run_cell(self, entry) -> None:
+        if not entry.applied and entry.id == self._last_cell:
+            # the session ended inside it (no "applied" record follows): the process died there,
+            # maybe of the cell itself (a segfault, os.kill), and nothing it sent was heard
+            self.report.notes.append(f"cell {entry.id} ({entry.origin}) never finished: the session "
+                                     f"ended inside it; it is not run again")
+            self.report.cells += 1
+            return
         batch = Batch(self.engine, entry.origin, cell=entry.id, capture=True,
                       checks=CheckOutcomes(list(entry.checks)),
                       given_numbers=list(self._numbers.get(entry.id, ())),

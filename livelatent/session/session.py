@@ -26,7 +26,7 @@ from ..controllers.input_recorder import start_live_input
 from ..engine.commands import AddVoice
 from ..errors import LiveLatentError, SetError
 from ..mapping.stored import load_mappings, save_mappings
-from .code import run_code, top_line
+from .code import check_text, run_code, top_line
 from .journal import JOURNAL_NAME, Journal
 from .namespace import namespace
 from .recorder import JournalRecorder
@@ -148,6 +148,7 @@ class Session:
         was not recorded.
         """
         engine = self.engine
+        check_text(code, label or f"<{origin}>")     # (before the journal: it writes UTF-8)
         with self._lock:
             if self._cell_depth:
                 # code a running cell runs (IPython's %time hands its statement back through the
