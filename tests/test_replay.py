@@ -231,6 +231,32 @@ def test_the_cell_a_session_died_in_is_not_run_again_by_a_render_or_a_resume(tmp
         assert "a" in rebuilt.names and any("never finished" in n for n in rebuilt.report.notes)
 
 
+def test_a_source_that_cannot_be_written_into_the_set_plays_and_is_written_later(
+        tmp_path, model, monkeypatch):
+    """A full disk when a voice's array source is written into the set: the voice plays, the
+    performer is told, and the next change writes it (the set then renders as played)."""
+    import errno
+    import livelatent.session.set_files as set_files
+    real_save = set_files.np.save
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with Engine(model, seed=4) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="full")
+        perform(session, [(0, SOURCES)])
+        monkeypatch.setattr(set_files.np, "save", full)
+        session.run_cell("a = voice(tone, hiss, name='a')")
+        assert [p.name for p in engine.intended_voices()] == ["a"]
+        assert any("cannot write" in t and "No space left" in t for t in engine.events.texts())
+        played = engine.render_array(samples=SR)
+        monkeypatch.setattr(set_files.np, "save", real_save)
+        session.run_cell("a.set(gain=0.5)")
+        played = np.concatenate([played, engine.render_array(samples=SR // 2)])
+        session.close()
+    out = rendered(tmp_path / "full", tmp_path, played.shape[0])
+    np.testing.assert_allclose(out, played, atol=1e-6)
+
+
 def test_the_end_of_a_performance_is_where_a_render_stops(tmp_path, model):
     with Engine(model, seed=4) as engine:
         session = Session(engine, sets_root=tmp_path, set_name="ended")

@@ -37,7 +37,13 @@ class JournalRecorder:
         self._controls_since = 0.0
 
     def check(self, batch) -> None:
+        files = self.store.files
+        files.retry()
         encoded = [encode_command(command, self.store) for command in batch.commands]
+        failed = files.take_errors()
+        if failed:              # (a full disk): the change goes on, heard, and is said
+            self.events.error(f"cannot write {', '.join(failed)} into the set: heard, but a replay "
+                              f"of the set misses it until it is written (tried again at each change)")
         if batch.cell is None:
             for data in encoded:
                 for fn in not_code(data):

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..live_source import LiveSource
 from ..engine.clock import check_tempo
 from ..engine.commands import (AddVoice, Hush, SetControl, SetTempo, SetVoice, StopVoice, SyncTempo,
@@ -32,6 +31,7 @@ from ..sources import Source, source
 from ..strategies import layout, step_values
 from ..voice import VoiceParams, check_gain, check_out, check_pan
 from .curve_code import rebuild_curve
+from .set_files import SetFiles
 from .record_checks import CHANGES, checked_fit, finite, whole
 from .path_records import (curve_data, has_fn, keys_used, path_data, rebuild_path, rebuild_source,
                            source_data)
@@ -65,6 +65,7 @@ class SourceStore:
         self.records: dict[str, dict] = {}
         self._built: dict[str, Source] = {}
         self._lock = threading.Lock()
+        self.files = SetFiles()         # (a write that fails waits there, and is tried again)
 
     def describe(self, src: Source) -> str:
         """The key of ``src``; its record is kept here, its audio written into the set first
@@ -80,11 +81,7 @@ class SourceStore:
                 record["paths"] = [str(Path(p).resolve()) for p in src.paths]
             elif src.origin.get("kind") != "live":   # arrays, SOM clusters: inside the set
                 record["file"] = f"{SOURCES_FOLDER}/{key}.npy"
-                target = self.folder / record["file"]
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_path(target) as tmp, open(tmp, "wb") as f:
-                        np.save(f, src.audio, allow_pickle=False)
+                self.files.write(self.folder / record["file"], src.audio)
             self.records[key] = record
             self._built[key] = src
             return key
@@ -100,11 +97,7 @@ class SourceStore:
                 return key
             record = {"key": key, "array_kind": kind, "name": name, "array_hash": digest,
                       "shape": list(array.shape), "file": f"{SOURCES_FOLDER}/{key}.npy", **(extra or {})}
-            target = self.folder / record["file"]
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(target) as tmp, open(tmp, "wb") as f:
-                    np.save(f, array, allow_pickle=False)
+            self.files.write(self.folder / record["file"], array)
             self.records[key] = record
             self._built[key] = array
             return key
