@@ -72,3 +72,39 @@ def test_a_safetensors_pack_under_another_name_still_loads(model, tmp_path):
 def test_real_checkpoints_still_load(model):
     assert load_checkpoint(model).config == SMALL
     assert load_checkpoint(model.parent).config == SMALL
+
+
+def _original(window=256, hidden=32, latent=4, dtype=torch.float32):
+    torch.manual_seed(1)
+    config = VAEConfig(window=1024, hidden=hidden, latent=latent)   # (any valid one to build)
+    layers = {"fc1": (hidden, window), "fc21": (latent, hidden), "fc22": (latent, hidden),
+              "fc3": (hidden, latent), "fc4": (window, hidden)}
+    del config
+    state = {}
+    for name, shape in layers.items():
+        state[f"{name}.weight"] = torch.randn(*shape).to(dtype)
+        state[f"{name}.bias"] = torch.randn(shape[0]).to(dtype)
+    return state
+
+
+@pytest.mark.parametrize("window", [1001, 4, 1])
+def test_a_window_no_voice_can_play_is_refused_at_load(tmp_path, window):
+    path = tmp_path / f"w{window}.pt"
+    torch.save(_original(window=window), path)
+    assert "must be an even number of samples from 8" in _refusal(path)
+
+
+def test_a_sample_rate_of_zero_is_refused_not_taken_as_44100(tmp_path):
+    path = tmp_path / "zero.pt"
+    torch.save({"state_dict": _original(), "sampling_rate": 0}, path)
+    assert "sample_rate=0" in _refusal(path)
+
+
+def test_bfloat16_safetensors_from_another_tool_load_exactly(tmp_path):
+    from safetensors.torch import save_file
+    state = _original(dtype=torch.bfloat16)
+    save_file(state, tmp_path / "plain.safetensors")
+    loaded = load_checkpoint(tmp_path / "plain.safetensors")
+    assert loaded.config.window == 256 and loaded.origin == "rawaudiovae"
+    for key, tensor in state.items():
+        np.testing.assert_array_equal(loaded.state_dict[key], tensor.float().numpy())

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from .. import optional
 from ..atomic import atomic_path
 from ..errors import ModelLoadError, ParameterError, is_integral, is_whole
 from .config import MAX_MODEL_RATE, MIN_MODEL_RATE, VAEConfig
+from .safetensors_file import read_safetensors
 
 __all__ = [
     "FORMAT",
@@ -159,16 +159,16 @@ def load_checkpoint(path, *, sample_rate: int | None = None) -> Checkpoint:
 
 def _from_safetensors(path: Path, sample_rate: int | None) -> Checkpoint:
     try:
-        with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
+        metadata, state = read_safetensors(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"{path}: truncated or corrupt safetensors file ({exc})") from None
+    if "livelatent" not in metadata and "fc1.weight" in state:     # weights saved by another tool
+        return _from_original(path, state, sample_rate)
     try:
         header = json.loads(metadata["livelatent"])
     except (KeyError, TypeError, ValueError):
         raise ModelLoadError(f"{path}: not a livelatent model (its safetensors header has no "
-                             f"livelatent settings)") from None
+                             f"livelatent settings, and no RawAudioVAE weights)") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelLoadError(f"{path}: not a livelatent model (format {header!r:.60})")
     return _from_livelatent(path, {**header, "state_dict": state}, sample_rate)
@@ -314,7 +314,8 @@ def _from_original(path: Path, raw: dict, sample_rate: int | None) -> Checkpoint
                                  f"{tuple(state[key].shape)}, expected a 2-D weight")
     hidden, window = state["fc1.weight"].shape
     latent = state["fc21.weight"].shape[0]
-    rate = sample_rate or raw.get("sample_rate") or raw.get("sampling_rate") or 44100
+    given = [r for r in (sample_rate, raw.get("sample_rate"), raw.get("sampling_rate")) if r is not None]
+    rate = given[0] if given else 44100             # (a rate of 0 is a malformed one, said below)
     if not is_integral(rate):
         raise ModelLoadError(f"{path}: malformed checkpoint: its sample rate is {rate!r}, not a "
                              f"whole number of Hz")

@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass
 
 from ..errors import ParameterError
 
-__all__ = ["VAEConfig", "MIN_MODEL_RATE", "MAX_MODEL_RATE"]
+__all__ = ["VAEConfig", "MIN_MODEL_RATE", "MAX_MODEL_RATE", "MIN_WINDOW"]
 
 MIN_MODEL_RATE, MAX_MODEL_RATE = 1000, 768000     # a model's rate: what audio arrays may have
+MIN_WINDOW = 8                 # samples: the smallest window every strategy can play
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class VAEConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ParameterError(f"{name}={value!r} must be a positive integer")
+        if self.window % 2 or self.window < MIN_WINDOW:     # (an odd one has no half to overlap)
+            raise ParameterError(f"window={self.window} must be an even number of samples from "
+                                 f"{MIN_WINDOW}: voices overlap windows by half")
         if not MIN_MODEL_RATE <= self.sample_rate <= MAX_MODEL_RATE:   # (a 1 Hz model rendered
             raise ParameterError(f"sample_rate={self.sample_rate} must be from {MIN_MODEL_RATE} "
                                  f"to {MAX_MODEL_RATE} Hz")            # one frame a second)
