@@ -289,3 +289,14 @@ def test_a_set_with_a_file_interrupted_for_running_too_long_still_renders(tmp_pa
     render.join(60)
     assert done, "the render of the set did not end"
     assert any("rebuilt from the statements before line 2" in note for note in done[0].notes)
+
+
+def test_a_performer_naming_something_performer_does_not_break_reloads(session, tmp_path):
+    pattern = tmp_path / "drift.py"
+    save(pattern, 'voice(flute, cello, curve=sine(4), name="drift")\n')
+    watcher = PatternWatcher(session)
+    watcher.watch(pattern)
+    session.run_cell("performer = 'my band'")
+    save(pattern, 'voice(flute, cello, curve=tri(2), name="drift")\n# edited\n')
+    poll_until_run(watcher)
+    assert playing(session.engine) == {"drift": repr(tri(2))}

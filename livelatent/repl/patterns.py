@@ -7,7 +7,7 @@ lands on one engine sample like a REPL cell; its errors name the file and the li
 
 A file *describes* what it plays: when it runs again, the voices its previous run started
 are stopped on the same sample the new ones start (a 50 ms fade), instead of piling up. That
-stop is part of the journaled code (a last line the watcher adds, ``performer.stop(...)``).
+stop is part of the journaled code (a last line the watcher adds, ``_livelatent_performer.stop(...)``).
 
 A file that does not compile is reported once and not run. A file that raises while it runs
 changes nothing: the cell runs with ``discard_on_error=True``, so none of its engine changes
@@ -31,6 +31,7 @@ from pathlib import Path
 from ..api import REPLACE_FADE_S
 from ..deadline import Deadline
 from ..errors import LiveLatentError, ParameterError
+from ..session.namespace import OWN_PERFORMER
 
 __all__ = ["PatternWatcher", "POLL_INTERVAL_S", "RUN_LIMIT_S"]
 
@@ -227,7 +228,7 @@ class PatternWatcher:
                 # the voices this file started last time make way for the new ones, on the same
                 # sample; written into the journaled code so that a reader sees it happen
                 numbers = ", ".join(str(n) for n in watched.voices)
-                cell += (f"performer.stop({numbers}, fade={REPLACE_FADE_S})  "
+                cell += (f"{OWN_PERFORMER}.stop({numbers}, fade={REPLACE_FADE_S})  "
                          f"# livelatent: replaces this file's previous voices\n")
             deadline = Deadline(self.run_limit)
             try:

@@ -19,7 +19,7 @@ from ..mapping.names import names as mapping_names
 from ..navigation import Navigator
 from ..sources import Source, source
 
-__all__ = ["pack_sources", "namespace"]
+__all__ = ["pack_sources", "namespace", "OWN_PERFORMER"]
 
 
 def pack_sources(engine) -> dict[str, Source]:
@@ -40,6 +40,9 @@ def pack_sources(engine) -> dict[str, Source]:
     return found
 
 
+OWN_PERFORMER = "_livelatent_performer"
+
+
 def namespace(engine, *, performer: Performer | None = None, extra: dict | None = None) -> dict:
     """A fresh namespace: the public names (those that act on an engine bound to ``engine``),
     the pack's sources, and ``engine``."""
@@ -50,6 +53,8 @@ def namespace(engine, *, performer: Performer | None = None, extra: dict | None 
     names.update(mapping_names(engine, replaying=performer.replaying))
     names.update(Controllers.names(engine, replaying=performer.replaying))
     names["performer"] = performer
+    names[OWN_PERFORMER] = performer     # what code livelatent writes calls (a performer may
+                                         # well name something else ``performer``)
     # a demo source never hides a function of the API (the pack's voice.flac vs voice())
     names.update({k: v for k, v in pack_sources(engine).items() if k not in names})
     names["engine"] = engine
