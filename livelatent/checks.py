@@ -70,8 +70,10 @@ def _evaluate(curve: Curve, *, output_hop: int, engine) -> None:
 def checked_path(path, *, output_hop: int, engine):
     """A path (or a source, played alone) with every curve in it checked like a voice's curve."""
     if not isinstance(path, (Path, Source)):
+        hint = (" (a mapping: give its path, m.path())" if hasattr(path, "path") and callable(path.path)
+                else "")
         raise ParameterError(f"{type(path).__name__} is not a path: give plane(...), along(...), "
-                             f"cloud(...), follow(...) or a source")
+                             f"cloud(...), follow(...) or a source{hint}")
     curves = path.curves() if isinstance(path, Path) else (
         ([path.position] if path.position is not None else []) + [o.amount for o in path.offsets])
     for curve in curves:

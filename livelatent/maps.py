@@ -9,6 +9,7 @@ map draws where the voice really was, without the engine recording anything.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ from .audio import list_audio_files
 from .corpus import masom
 from .corpus.som import load_som
 from .engine.blocks import BLOCK, block_channels
-from .errors import AudioError, ParameterError
+from .errors import AudioError, ParameterError, check_number
 from .model.codec import load_model
 from .paths.cartography import draw_map
 from .paths.corpus import Corpus, corpus as make_corpus
@@ -173,6 +174,11 @@ def show_map(engine, items=None, *, seconds: float = 10.0, grid=None, method: st
     """The map of ``items`` (sources, SOMs, folders, a corpus; default: the sources the voices
     play), coloured by ``colour``, with the paths the voices took over the last ``seconds``.
     In Jupyter it is shown inline; elsewhere it is written to ``path`` (a PNG)."""
+    seconds = check_number(seconds, name="seconds", low=0.0, high=24 * 3600.0,
+                           meaning="of seconds of the voices' paths to draw, from 0")
+    inline = _in_a_kernel()
+    if not inline and not isinstance(path, (str, os.PathLike)):
+        raise ParameterError(f"show_map(path={path!r:.40}): give the PNG file to write, e.g. 'map.png'")
     if items is None:
         items = _playing_sources(engine)
         if not items:
@@ -187,7 +193,6 @@ def show_map(engine, items=None, *, seconds: float = 10.0, grid=None, method: st
     groups = _unique_labels(groups)
     framed, colours, colour_label = _framed_groups(engine.codec, groups, engine.window // 2, colour)
     paths = recent_paths(engine, seconds)
-    inline = _in_a_kernel()
     drawn = draw_map(None if inline else path, groups=framed, colours=colours,
                      colour_label=colour_label, voice_paths=paths, grid=grid, codec=engine.codec,
                      method=method, title=f"the voices' last {seconds:g} s" if paths else "")

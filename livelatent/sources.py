@@ -21,7 +21,7 @@ from . import context
 from .atomic import atomic_path
 from .audio import SILENCE_PEAK, as_mono, read_audio, resample
 from .config import SAMPLE_RATE, cache_dir
-from .errors import AudioError, ParameterError, is_real
+from .errors import AudioError, ParameterError, real_value
 
 __all__ = ["Source", "SourceAt", "LatentFrames", "source"]
 
@@ -258,15 +258,15 @@ def _static_op(frames: LatentFrames, op: tuple, codec, *, rate: int, name: str) 
     count = len(frames)
     if op[0] == "reverse":
         rows = np.arange(count)[::-1]
-    elif op[0] == "slice":
-        first = int(np.ceil(op[1] * rate / hop - 1e-9))
-        last = count if op[2] is None else int(np.ceil(op[2] * rate / hop - 1e-9))
+    elif op[0] == "slice":        # (times far past the end: the end, not an overflow)
+        first = int(np.ceil(min(op[1] * rate / hop, count + 1) - 1e-9))
+        last = count if op[2] is None else int(np.ceil(min(op[2] * rate / hop, count + 1) - 1e-9))
         rows = np.arange(max(first, 0), min(last, count))
         if rows.size == 0:
             raise ParameterError(f"{name}: the slice holds no frames (the source has "
                                  f"{count * hop / rate:.2f} s of frames)")
     elif op[0] == "freeze":
-        at = int(round(op[1] * rate / hop))
+        at = int(round(min(op[1] * rate / hop, count)))
         if not 0 <= at < count:
             raise ParameterError(f"{name}: freeze at {op[1]} s is outside the source "
                                  f"(0 to {(count - 1) * hop / rate:.2f} s)")
@@ -280,10 +280,7 @@ def _static_op(frames: LatentFrames, op: tuple, codec, *, rate: int, name: str) 
 
 
 def _seconds(value, what: str) -> float:
-    if not is_real(value):        # float() would take "1" and True, which are mistakes here
-        seconds = float("nan")
-    else:
-        seconds = float(value)
+    seconds = real_value(value)   # float() would take "1" and True, which are mistakes here
     if not np.isfinite(seconds) or seconds < 0:
         raise ParameterError(f"{what}={value!r} must be a number of seconds from 0")
     return seconds

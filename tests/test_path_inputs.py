@@ -38,3 +38,29 @@ def test_numpy_bools_and_none_for_deterministic_are_taken(four):
     with Engine():
         v = voice(four[0], four[1], loop=np.bool_(False), deterministic=None)
         assert v.params.loop is False and v.params.deterministic is False
+
+
+def test_latent_series_times_far_past_the_end_and_text_for_smooth_are_clear_errors():
+    from livelatent import corpus, follow
+    from livelatent.paths.cartography import parse_map_grid
+    flute = source(PACK / "flute.flac")
+    engine = Engine()
+    for made in (flute.slice(1e306), flute.slice(1e300), flute.freeze(1e306)):
+        with pytest.raises(ParameterError):
+            made.frames(engine.codec, 512)
+    assert len(flute.slice(0, 1e306).frames(engine.codec, 512)) == len(flute.frames(engine.codec, 512))
+    with engine, pytest.raises(ParameterError, match="smooth"):
+        follow(corpus(flute), centroid=400, smooth="0.5")
+    with pytest.raises(ParameterError, match="ROWSxCOLS"):
+        parse_map_grid((2, 2.5))
+
+
+def test_show_map_checks_its_seconds_and_file(tmp_path):
+    from livelatent.maps import show_map
+    engine = Engine()
+    flute = source(PACK / "flute.flac")
+    for seconds in (float("nan"), float("inf"), None, "10", -5, True):
+        with pytest.raises(ParameterError, match="seconds"):
+            show_map(engine, [flute], seconds=seconds, path=tmp_path / "m.png")
+    with pytest.raises(ParameterError, match="PNG file"):
+        show_map(engine, [flute], path=None)

@@ -110,3 +110,52 @@ def test_the_pack_name_of_a_relative_folder_is_the_folder(tmp_path, monkeypatch)
     assert pack_name("m_som") == "m_som"
     assert pack_name("/old/place/default/model.safetensors") == "default"
     assert pack_name("model.pt") == tmp_path.name
+
+
+@pytest.fixture(scope="module")
+def built(sounds, tmp_path_factory):
+    return build_som(sounds, tmp_path_factory.mktemp("maps") / "m", grid="2x2", progress=False).path
+
+
+@pytest.mark.parametrize("edit, said", [
+    ({"grid": [3, 3]}, "does not hold finite weights for the 3x3 nodes"),
+    ({"version": "1"}, "is not a whole number"),
+    ({"base_absolute": 5}, "not a folder or file name"),
+])
+def test_a_hand_edited_som_json_is_a_clear_error(built, tmp_path, edit, said):
+    from livelatent.errors import SomError
+    folder = tmp_path / "edited"
+    shutil.copytree(built, folder)
+    meta = json.loads((folder / "som.json").read_text())
+    meta.update(edit)
+    (folder / "som.json").write_text(json.dumps(meta))
+    with pytest.raises(SomError, match=said):
+        load_som(folder)
+
+
+def test_non_finite_node_weights_and_masom_times_beyond_any_file_are_refused(built, tmp_path):
+    from livelatent.errors import SomError
+    folder = tmp_path / "nan"
+    shutil.copytree(built, folder)
+    weights = np.load(folder / "weights.npy")
+    np.save(folder / "weights.npy", np.full_like(weights, np.nan))
+    with pytest.raises(SomError, match="finite weights"):
+        load_som(folder)
+    masom_map = tmp_path / "masom"
+    masom_map.mkdir()
+    (masom_map / "clusters.json").write_text(json.dumps({"0": [0]}))
+    for start in ("1e308", "1" + "0" * 400):
+        (masom_map / "data-concatenated.json").write_text('{"0": [1, "a.wav", ' + start + ', 3000.0]}')
+        with pytest.raises(SomError, match="start_ms"):
+            load_som(masom_map)
+
+
+@pytest.mark.parametrize("sound, options", [
+    (np.full(4410, np.nan), {}), (np.zeros(4410), {}), ([], {}), (5, {}),
+    (np.zeros((10, 3, 2)), {}), (np.sin(np.arange(4410.0)), {"sample_rate": -5}),
+    (np.sin(np.arange(4410.0)), {"sample_rate": 0}),
+])
+def test_near_checks_its_sound_as_a_source_does(built, sound, options):
+    from livelatent.errors import AudioError
+    with pytest.raises((AudioError, ParameterError)):
+        load_som(built).near(sound, **options)

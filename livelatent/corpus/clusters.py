@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SILENCE_PEAK, read_audio
+from ..audio import SILENCE_PEAK, as_mono, read_audio
 from ..errors import AudioError, SomError, ResampledWarning
 from ..sources import Source, playing_rate
 from . import masom
@@ -188,9 +188,8 @@ class Som:
         elif hasattr(sound, "audio") and hasattr(sound, "sample_rate"):
             audio, rate = sound.audio, sound.sample_rate
         else:
-            audio, rate = sound, sample_rate or playing_rate()
-        audio = np.asarray(audio, dtype=np.float32)
-        audio = audio.mean(axis=1, dtype=np.float32) if audio.ndim == 2 else audio
+            audio, rate = sound, playing_rate() if sample_rate is None else sample_rate
+        audio = as_mono(audio, sample_rate=rate, target_rate=rate, name="near()")   # checked
         chosen = self._feature_set()
         point = self._scaler.transform(chosen.describe(audio, rate)[None, :])[0]
         distances = np.linalg.norm(self._node_weights - point, axis=1)

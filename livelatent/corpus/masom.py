@@ -19,18 +19,18 @@ The RawAudioVAE tutorial builds a cluster's source by reading each file of
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_path
-from ..errors import SomError
+from ..errors import SomError, real_value
 
 __all__ = ["CLUSTERS_FILE", "DATA_FILE", "Entry", "read_clusters", "read_data", "write_clusters",
            "write_data", "write_json"]
 
 CLUSTERS_FILE = "clusters.json"
 DATA_FILE = "data-concatenated.json"
+MAX_MS = 1e12              # an entry's start and duration: up to 30 years of audio
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,9 @@ def read_data(path) -> dict[int, Entry]:
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row[2:4])):
             raise SomError(f"{path}: entry {key!r} must be [1, \"relative/path.wav\", start_ms, "
                            f"duration_ms, features...], got {row!r:.100}")
-        start, duration = float(row[2]), float(row[3])
-        if not (math.isfinite(start) and math.isfinite(duration)) or start < 0:
-            raise SomError(f"{path}: entry {key!r} has start_ms={row[2]!r}, duration_ms={row[3]!r}")
+        start, duration = real_value(row[2]), real_value(row[3])
+        if not (0 <= start <= MAX_MS and abs(duration) <= MAX_MS):           # (NaN fails too)
+            raise SomError(f"{path}: entry {key!r} has start_ms={row[2]!r:.40}, duration_ms={row[3]!r:.40} (from 0 to {MAX_MS:g} ms)")
         entries[index] = Entry(row[1], start, duration, tuple(row[4:]))
     return entries
 

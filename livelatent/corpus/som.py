@@ -273,8 +273,14 @@ def _read_meta(path: Path) -> dict:
     if (meta.get("format") if isinstance(meta, dict) else None) != FORMAT or not (
             isinstance(grid, list) and len(grid) == 2 and all(isinstance(g, int) and g > 0 for g in grid)):
         raise SomError(f"{path} is not a livelatent SOM description (format {FORMAT!r} with a grid)")
-    if meta.get("version", 0) > VERSION:
+    version = meta.get("version", 0)
+    if not is_integral(version) or version < 0:
+        raise SomError(f"{path}: version {version!r:.40} is not a whole number; rebuild the map")
+    if version > VERSION:
         raise SomError(f"{path} is version {meta['version']}; this livelatent reads up to {VERSION}")
+    for key in ("base", "base_absolute", "weights_file"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise SomError(f"{path}: {key} is {meta[key]!r:.40}, not a folder or file name")
     return meta
 
 
@@ -334,7 +340,12 @@ def load_som(somdir, *, base=None) -> Som:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SomError(f"{somdir}: the node weights or feature statistics cannot be read ({exc}); "
                            f"rebuild the map") from None
-        node_weights = node_weights.reshape(grid[0] * grid[1], -1)
+        nodes = grid[0] * grid[1]
+        if node_weights.ndim < 1 or node_weights.size == 0 or node_weights.size % nodes \
+                or node_weights.dtype.kind != "f" or not np.isfinite(node_weights).all():
+            raise SomError(f"{somdir / WEIGHTS_FILE} does not hold finite weights for the "
+                           f"{grid[0]}x{grid[1]} nodes of {SOM_FILE}; rebuild the map")
+        node_weights = node_weights.reshape(nodes, -1)
         if node_weights.shape[1] != len(scaler.mean):
             raise SomError(f"{somdir / WEIGHTS_FILE} has {node_weights.shape[1]} features per node, "
                            f"{SOM_FILE} describes {len(scaler.mean)}; rebuild the map")

@@ -115,6 +115,8 @@ class Mapping:
             curves = tuple(as_curve(c) for item in inputs
                            for c in (item if isinstance(item, (list, tuple)) else (item,)))
         else:
+            curves = ()
+        if not curves:
             raise ParameterError("mapping(inputs=[...]): give the curves it reads, e.g. [cc(1), cc(2)], "
                                  "or features(...) of drawings")
         if kind not in KINDS:

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import optional
 from ..atomic import atomic_path
-from ..errors import MissingDependency, ParameterError
+from ..errors import MissingDependency, ParameterError, is_integral
 
 __all__ = ["METHODS", "Projection", "MapInfo", "fit_projection", "draw_map", "parse_map_grid"]
 
@@ -132,7 +132,8 @@ def parse_map_grid(grid) -> tuple[int, int]:
     """``"8x8"`` or ``(8, 8)`` -> ``(rows, cols)``, each 1 to 32."""
     parts = grid.lower().replace("*", "x").split("x") if isinstance(grid, str) else grid
     try:
-        rows, cols = (int(p) for p in parts)
+        rows, cols = (int(p) if isinstance(p, str) or is_integral(p) else int("not whole")
+                      for p in parts)
     except (TypeError, ValueError):
         raise ParameterError(f"grid={grid!r} must be ROWSxCOLS, e.g. '8x8' or (8, 8)") from None
     if not (1 <= rows <= MAX_GRID and 1 <= cols <= MAX_GRID):

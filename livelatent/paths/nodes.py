@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..curves import Curve, as_curve
-from ..errors import ParameterError, is_real
+from ..errors import ParameterError, is_real, real_value
 from ..sources import Source
 from .directions import Directions
 
@@ -200,11 +200,8 @@ class Follow(Path):
                                  f"{', '.join(DESCRIPTORS)})")
         if not given:
             raise ParameterError("follow: give at least one target, e.g. centroid=ramp(500, 4000, 16)")
-        try:
-            value = float(smooth)
-        except (TypeError, ValueError):
-            value = math.nan
-        if isinstance(smooth, bool) or not (math.isfinite(value) and 0 <= value <= 100):
+        value = real_value(smooth)        # (text and True are no numbers here)
+        if not (math.isfinite(value) and 0 <= value <= 100):
             raise ParameterError(f"smooth={smooth!r} must be a number from 0 (jump freely) to 100")
         self._init(corpus=corpus, targets=MappingProxyType(given), smooth=value)
 
