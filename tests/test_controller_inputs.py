@@ -92,7 +92,12 @@ def test_on_note_and_osc_send_typed_again_replace_the_last_one():
         for _ in range(3):                           # a cell run three times
             names["on_note"](lambda note, velocity: hits.append(note), note=64)
         names["on_note"](lambda note, velocity: None)                   # any note: another one
-        assert [(n, c) for _, n, c in controllers.midi.note_functions] == [(64, None), (None, None)]
+
+        def accent(note, velocity):
+            pass
+        names["on_note"](accent, note=64)                 # another name: beside the lambda
+        assert [(n, c) for _, n, c in controllers.midi.note_functions] == [
+            (64, None), (None, None), (64, None)]
         names["on_note"](None, note=64)
         assert [(n, c) for _, n, c in controllers.midi.note_functions] == [(None, None)]
         with pytest.raises(ParameterError, match="or None"):
@@ -101,3 +106,26 @@ def test_on_note_and_osc_send_typed_again_replace_the_last_one():
             names["osc_send"](port=9, rate=5)
         names["osc_send"](port=10, rate=5)
         assert sorted(s.port for s in controllers.senders) == [9, 10]
+
+
+def test_an_osc_colour_or_midi_argument_is_not_taken_as_a_value():
+    import socket
+    from pythonosc.osc_message_builder import OscMessageBuilder
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        curve = names["osc"]("/f", default=0.3)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for value, tag in ((0x01020304, "r"), ((0, 0x90, 60, 100), "m")):
+            message = OscMessageBuilder("/f")
+            message.add_arg(value, tag)
+            sock.sendto(message.build().dgram, ("127.0.0.1", port))
+        good = OscMessageBuilder("/f")
+        good.add_arg(7, "i")
+        sock.sendto(good.build().dgram, ("127.0.0.1", port))
+        sock.close()
+        wait_for(lambda: "osc:/f" in engine.intended().controls)
+        score = engine.intended()
+        with evaluating(score.controls, 0.0, score.clock.bpm):
+            assert curve(1000.0) == 7.0
+        assert any("must be a finite number" in t for t in engine.events.texts())

@@ -95,9 +95,10 @@ class Controllers(EngineService):
 
         def on_note(fn, *, note: int | None = None, channel: int | None = None):
             """Run ``fn(note, velocity)`` when a note arrives (any, or ``note`` on ``channel``);
-            what it changes lands at once and is journaled (origin ``midi:note``). One function
-            per ``note`` and ``channel``: typed again (a cell run again, a pattern file saved),
-            it replaces the last; ``on_note(None, note=...)`` removes it."""
+            what it changes lands at once and is journaled (origin ``midi:note``). A function
+            of the same name (or another lambda) for the same ``note`` and ``channel`` replaces
+            the last one: a cell run again, or a pattern file saved, does not pile them up.
+            ``on_note(None, note=...)`` removes those of that note and channel."""
             if fn is not None and not callable(fn):
                 raise ParameterError(f"on_note({fn!r}): give a function of (note, velocity), or None")
             if note is not None and (isinstance(note, bool) or not isinstance(note, int) or not 0 <= note <= 127):
@@ -213,12 +214,15 @@ class Controllers(EngineService):
             self.midi.routes |= set(names)
 
     def add_note_function(self, fn, note, channel) -> None:
-        """``fn`` in place of the function of the same ``note`` and ``channel`` (None: none)."""
+        """``fn`` in place of the function of its name for the same ``note`` and ``channel``
+        (None: in place of all of them)."""
+        name = lambda f: getattr(f, "__qualname__", repr(f))
         with self._lock:
             if self.midi is None:
                 self.midi = MidiListener(self._engine(), None, self.throttle)
             functions = self.midi.note_functions          # (one list, shared: changed in place)
-            functions[:] = [e for e in functions if (e[1], e[2]) != (note, channel)]
+            functions[:] = [e for e in functions if (e[1], e[2]) != (note, channel)
+                            or (fn is not None and name(e[0]) != name(fn))]
             if fn is not None:
                 functions.append((fn, note, channel))
 

@@ -104,6 +104,22 @@ def bundle_problem(data: bytes, depth: int = 0) -> str | None:
     return None
 
 
+NUMBER_TAGS = "ifdh"      # OSC's int32, float32, double and int64: what a controller's value is
+
+
+def _argument_tags(dgram: bytes) -> str:
+    """The type tag of each top-level argument of an OSC message (an array is one, ``[``)."""
+    start = (dgram.find(b"\x00") // 4 + 1) * 4          # past the address and its padding
+    if dgram[start:start + 1] != b",":
+        return ""
+    tags, depth = [], 0
+    for tag in dgram[start + 1:dgram.find(b"\x00", start)].decode("ascii", "replace"):
+        if depth == 0:
+            tags.append(tag)
+        depth += (tag == "[") - (tag == "]")
+    return "".join(tags)
+
+
 class _Server(BlockingOSCUDPServer):
     listener = None
     max_packet_size = 65535    # socketserver reads 8192 bytes: a larger bundle would be cut short
@@ -176,10 +192,10 @@ class OscListener:
         finally:
             _parsing.listener = None
         for message in messages:
-            self._receive(message.address, list(message.params))
+            self._receive(message.address, list(message.params), _argument_tags(message.dgram))
         return []
 
-    def _receive(self, address: str, params: list) -> None:
+    def _receive(self, address: str, params: list, tags: str | None = None) -> None:
         self.received += 1
         span = self.routes.get(address)
         shown = address if len(address) <= 60 else address[:57] + "..."
@@ -193,7 +209,9 @@ class OscListener:
             self.throttle.warn("osc:value", f"osc: {shown} sent {params!r:.60}; {arguments} numbers "
                                             f"were expected")
         for index, value in enumerate(params[:arguments]):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            tag = tags[index] if tags is not None and index < len(tags) else "f"
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or tag not in NUMBER_TAGS:     # (an RGBA colour or a MIDI message reads as an int)
                 which = "its first argument" if index == 0 else f"argument {index + 1}"
                 self.throttle.warn("osc:value", f"osc: {shown} sent {params!r:.60}; {which} must be a "
                                                 f"finite number")
