@@ -129,3 +129,45 @@ def test_an_osc_colour_or_midi_argument_is_not_taken_as_a_value():
         with evaluating(score.controls, 0.0, score.clock.bpm):
             assert curve(1000.0) == 7.0
         assert any("must be a finite number" in t for t in engine.events.texts())
+
+
+def test_a_midi_clock_follows_a_faster_tempo_at_once_not_after_a_slow_tick(monkeypatch):
+    """From 4 to 140 bpm: ticks at the new tempo from the change on, not a second of silence
+    and then every missed tick at once."""
+    import threading
+    import numpy as np
+    from livelatent.controllers import clock_out
+    sent = []
+
+    class Out:
+        def send_message(self, message):
+            sent.append((time.perf_counter(), message[0]))
+        close_port = delete = lambda self: None
+    monkeypatch.setattr(clock_out, "open_midi_port", lambda *args, **kwargs: (Out(), "clock", None))
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        names["tempo"](4)
+        stop = threading.Event()
+
+        def pace():                      # the engine's position moves at real time
+            began, done = time.perf_counter(), 0
+            while not stop.is_set():
+                engine.render_array(samples=512)
+                done += 512
+                time.sleep(max(0.0, began + done / engine.sample_rate - time.perf_counter()))
+        pacer = threading.Thread(target=pace)
+        pacer.start()
+        try:
+            time.sleep(0.2)
+            clock = names["midi_clock"]()
+            time.sleep(0.3)
+            changed = time.perf_counter()
+            names["tempo"](140)
+            time.sleep(1.0)
+            clock.close()
+        finally:
+            stop.set()
+            pacer.join()
+    ticks = np.array([t - changed for t, m in sent if m == 0xF8 and t > changed])
+    assert ticks.size >= 40 and ticks[0] < 0.1, ticks[:5]       # 56 a second at 140 bpm
+    assert (np.diff(ticks) < 0.002).sum() <= 1, np.diff(ticks)[:10]

@@ -5,8 +5,9 @@ it maps the listener's sample position to ``time.perf_counter()`` once, follows 
 tempo (tempo changes included) from there, and nudges the mapping by a small fraction of any
 drift it sees (the audio device's clock and the machine's are not the same). It sleeps until
 just before a tick and waits the last half millisecond actively, so ticks leave within a
-fraction of a millisecond of their time. Stop (0xFC) when it is closed. Nothing here changes
-the sound, so nothing is journaled.
+fraction of a millisecond of their time; a tick further off (a slow tempo) is timed again
+every 20 ms, so a faster tempo is followed at once, not after the slow tick. Stop (0xFC) when
+it is closed. Nothing here changes the sound, so nothing is journaled.
 
 A clock sent to a port by name (``midi_clock("TR-8")``) may find it later or lose it mid-set:
 four times a second it looks for it (:class:`~.midi.PortWatch`), sends nothing while it is
@@ -28,6 +29,7 @@ __all__ = ["MidiClock", "TICKS_PER_BEAT"]
 TICKS_PER_BEAT = 24
 _SPIN_S = 0.0005         # the last stretch before a tick is waited for actively
 _FOLLOW = 0.01           # share of the measured drift corrected at each tick
+_RECHECK_S = 0.02        # a tick further off than this is timed again then (the tempo may change)
 SWITCH_S = 0.0005        # the interpreter's switch interval while a clock runs
 
 
@@ -87,6 +89,10 @@ class MidiClock:
             sample = float(clock.sample_at_beat(tick / TICKS_PER_BEAT))
             due = origin_wall + (sample - origin_sample) / rate
             wait = due - time.perf_counter()
+            if wait > _RECHECK_S:            # a slow tempo: look again soon, for a faster one
+                if self._stop.wait(_RECHECK_S):
+                    return
+                continue
             if wait > _SPIN_S and self._stop.wait(wait - _SPIN_S):
                 return
             while time.perf_counter() < due:
