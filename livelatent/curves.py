@@ -29,10 +29,8 @@ import numpy as np
 from .errors import CurveError, real_value
 from .hashing import hash01, lattice, seed_key
 
-__all__ = [
-    "Curve", "const", "sine", "tri", "saw", "square", "ramp", "env", "seq",
-    "noise", "perlin", "rand", "curve", "as_curve",
-]
+__all__ = ["Curve", "const", "sine", "tri", "saw", "square", "ramp", "env", "seq", "noise", "perlin",
+           "rand", "curve", "as_curve"]
 
 # op name -> (evaluate(t, *args) -> float64 array of t's shape, render(*args) -> source)
 _OPS = {}
@@ -163,8 +161,7 @@ def _finite(value, what):
 
 
 def _positive(value, what):
-    value = _finite(value, what)
-    if value <= 0:
+    if (value := _finite(value, what)) <= 0:
         raise CurveError(f"{what} = {value!r}: give a number of beats above 0")
     return value
 
