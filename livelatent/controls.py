@@ -172,10 +172,7 @@ def osc_curve(address: str, default: float = 0.0, index: int = 0, lo=None, hi=No
     default = _default(default)
     if lo is None and hi is None:
         return Curve("control", name, default, 0.0)
-    if (lo is not None and default < lo) or (hi is not None and default > hi):
-        raise CurveError(f"osc({address!r}, default={default!r}, lo={lo!r}, hi={hi!r}): the default "
-                         f"is played before any message, so it must lie in the range")
-    return Curve("control", name, default, lo, hi, 0.0)
+    return Curve("control", name, default, lo, hi, 0.0)     # (the default plays as it is)
 
 
 def osc_curves(address: str, arguments=1, default: float = 0.0, lo=None, hi=None):

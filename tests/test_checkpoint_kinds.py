@@ -76,10 +76,8 @@ def test_real_checkpoints_still_load(model):
 
 def _original(window=256, hidden=32, latent=4, dtype=torch.float32):
     torch.manual_seed(1)
-    config = VAEConfig(window=1024, hidden=hidden, latent=latent)   # (any valid one to build)
     layers = {"fc1": (hidden, window), "fc21": (latent, hidden), "fc22": (latent, hidden),
               "fc3": (hidden, latent), "fc4": (window, hidden)}
-    del config
     state = {}
     for name, shape in layers.items():
         state[f"{name}.weight"] = torch.randn(*shape).to(dtype)

@@ -268,3 +268,12 @@ def test_inputs_too_large_to_learn_from_are_refused_and_far_inputs_predict_numbe
     model = fit(kind, np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.eye(4))
     for far in ([1e308, -1e308], [np.inf, -np.inf], [-1e300, 1e300]):
         assert np.isfinite(model.predict(np.array(far))).all(), (kind, far)
+
+
+def test_training_on_inputs_too_large_is_refused_in_the_cell():
+    engine = Engine()
+    m = Mapping(engine, [saw(4)], name="huge", kind="knn")
+    m.add(np.zeros(engine.codec.latent_dim), inputs=[1e308])
+    m.add(np.ones(engine.codec.latent_dim), inputs=[1.7e308])
+    with pytest.raises(ParameterError, match="within"):
+        m.train()

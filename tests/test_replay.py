@@ -249,6 +249,10 @@ def test_a_source_that_cannot_be_written_into_the_set_plays_and_is_written_later
         assert [p.name for p in engine.intended_voices()] == ["a"]
         assert any("cannot write" in t and "No space left" in t for t in engine.events.texts())
         played = engine.render_array(samples=SR)
+        session.run_cell("a.set(gain=0.9)")                   # tried again: still full
+        with pytest.raises(SetError, match="cannot save the set"):
+            session.save("kept")
+        assert sum("cannot write" in t for t in engine.events.texts()) == 1     # said once
         monkeypatch.setattr(set_files.np, "save", real_save)
         session.run_cell("a.set(gain=0.5)")
         played = np.concatenate([played, engine.render_array(samples=SR // 2)])

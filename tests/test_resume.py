@@ -130,3 +130,29 @@ def test_voices_a_timer_started_keep_their_numbers_after_a_resume(tmp_path, mode
 def test_a_set_that_is_not_there_cannot_be_resumed(tmp_path):
     with pytest.raises(SetError):
         rebuild(tmp_path / "nothing", make)
+
+
+def test_the_cell_a_session_died_in_stays_unrun_after_a_resume_and_more_cells(tmp_path, model):
+    """Die inside a cell (it never finished: no "applied" record, nothing of it landed), resume,
+    play on: neither the resume nor a later render runs that cell again."""
+    sets = tmp_path / "sets"
+    with Engine(model, seed=5) as first:
+        session = Session(first, sets_root=sets, set_name="gig")
+        played_first = np.concatenate(perform(session, BEFORE) + [first.render_array(samples=SR)])
+        session.journal.append("import os; os._exit(3)", "repl", position=first.position)
+        crash(session)
+    folder = sets / "gig"
+    rebuilt = rebuild(folder, make)
+    assert any("never finished" in note for note in rebuilt.report.notes)
+    with rebuilt.engine as second:
+        session = Session(second, sets_root=sets, set_name="gig", resumed=True)
+        session.namespace = rebuilt.live_names(session.namespace)
+        played_second = np.concatenate(perform(session, AFTER) + [second.render_array(samples=SR)])
+        session.end()
+        session.close()
+    report = render_set(folder, tmp_path / "gig.wav", progress=False)       # (would exit here)
+    rendered = sf.read(tmp_path / "gig.wav", dtype="float32")[0]
+    assert any("never finished" in note for note in report.notes)
+    joined = len(played_first)
+    assert np.max(np.abs(rendered[:joined] - played_first)) <= 1e-4
+    assert np.max(np.abs(rendered[joined:] - played_second)) <= 1e-4

@@ -57,6 +57,9 @@ class Controllers(EngineService):
             if lo is not None and hi is not None and lo >= hi:
                 raise ParameterError(f"osc({address!r}, lo={lo}, hi={hi}): lo must be below hi")
             curves = osc_curves(address, arguments, default, lo, hi)
+            if live and ((lo is not None and default < lo) or (hi is not None and default > hi)):
+                raise ParameterError(f"osc({address!r}, default={default!r}, lo={lo}, hi={hi}): the "
+                                     f"default plays before any message, so it must lie in the range")
             if live and not engine.sealed:
                 Controllers.of(engine).route(address, lo, hi, arguments)
             return curves
@@ -95,10 +98,10 @@ class Controllers(EngineService):
 
         def on_note(fn, *, note: int | None = None, channel: int | None = None):
             """Run ``fn(note, velocity)`` when a note arrives (any, or ``note`` on ``channel``);
-            what it changes lands at once and is journaled (origin ``midi:note``). A function
-            of the same name (or another lambda) for the same ``note`` and ``channel`` replaces
-            the last one: a cell run again, or a pattern file saved, does not pile them up.
-            ``on_note(None, note=...)`` removes those of that note and channel."""
+            what it changes lands at once and is journaled (origin ``midi:note``). Typed again
+            (a cell run again, a pattern file saved), a function replaces the last one of its
+            name, whatever its note (a lambda: the last lambda of its note and channel), so they
+            do not pile up. ``on_note(None, note=...)`` removes those of that note and channel."""
             if fn is not None and not callable(fn):
                 raise ParameterError(f"on_note({fn!r}): give a function of (note, velocity), or None")
             if note is not None and (isinstance(note, bool) or not isinstance(note, int) or not 0 <= note <= 127):
@@ -214,17 +217,20 @@ class Controllers(EngineService):
             self.midi.routes |= set(names)
 
     def add_note_function(self, fn, note, channel) -> None:
-        """``fn`` in place of the function of its name for the same ``note`` and ``channel``
-        (None: in place of all of them)."""
-        name = lambda f: getattr(f, "__qualname__", repr(f))
+        """``fn`` in place of the one it is typed again as (see :func:`_typed_as`); None: in
+        place of every function of ``note`` and ``channel``."""
         with self._lock:
             if self.midi is None:
+                if fn is None:
+                    return
                 self.midi = MidiListener(self._engine(), None, self.throttle)
             functions = self.midi.note_functions          # (one list, shared: changed in place)
-            functions[:] = [e for e in functions if (e[1], e[2]) != (note, channel)
-                            or (fn is not None and name(e[0]) != name(fn))]
-            if fn is not None:
-                functions.append((fn, note, channel))
+            if fn is None:
+                functions[:] = [e for e in functions if (e[1], e[2]) != (note, channel)]
+                return
+            key = _typed_as(fn, note, channel)
+            functions[:] = [e for e in functions if _typed_as(*e) != key]
+            functions.append((fn, note, channel))
 
     def open_midi(self, port: str | None) -> str | None:
         with self._lock:
@@ -294,6 +300,18 @@ class Controllers(EngineService):
                 self.link = None
             self.senders.clear()
             self.clocks.clear()
+
+
+def _typed_as(fn, note, channel) -> tuple:
+    """What makes an ``on_note`` function the same one typed again (a cell run again, a pattern
+    file saved): a named function's name and file, whatever its note; a lambda's (or a callable
+    object's) file, note and channel."""
+    code = getattr(fn, "__code__", None)
+    where = code.co_filename if code is not None and not code.co_filename.startswith("<") else "<cell>"
+    name = getattr(fn, "__qualname__", None)
+    if name is None or name.split(".")[-1] == "<lambda>":
+        return (name or type(fn).__qualname__, where, note, channel)
+    return (name, where)
 
 
 def _port_name(port, function: str) -> None:

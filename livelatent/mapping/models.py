@@ -40,6 +40,7 @@ MAX_EXAMPLES = 63        # a mapping keeps at most this many; a knn mixes at mos
 _RIDGE = 1e-6
 _FAR = 1e8               # standardised inputs this far out: distances measured relative to them
 MAX_INPUT = 1e30         # examples' inputs up to this size (a model keeps its mean and spread in float32)
+_HUGE = 1e150            # standardised inputs beyond this are taken as this (their products overflow)
 
 
 def older_k_and_seed(k, seed) -> tuple[int, int]:
@@ -83,8 +84,9 @@ class Model:
         """``(n, terms)`` weights of the inputs ``x`` ``(n, inputs)``."""
         with np.errstate(over="ignore", invalid="ignore"):   # an input beyond 1e300 is far out,
             z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale      # not an error
-        if self.kind != "knn":        # (its own way with far inputs): beyond 1e8 spreads out, the
-            z = np.clip(z, -_FAR, _FAR)        # mlp has long saturated, and products stay finite
+        if self.kind != "knn":        # (knn has its own way with far inputs): beyond 1e150
+            z = np.clip(z, -_HUGE, _HUGE)      # spreads the products overflowed (to NaN); a point
+                                               # that far is held at the latent edge either way
         if self.kind == "linear":
             return _linear_features(z)
         if self.kind == "mlp":

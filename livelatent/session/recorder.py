@@ -37,13 +37,10 @@ class JournalRecorder:
         self._controls_since = 0.0
 
     def check(self, batch) -> None:
-        files = self.store.files
-        files.retry()
+        if batch.cell is not None:       # (not on every controller batch: a cell's pace)
+            self.store.files.retry()
         encoded = [encode_command(command, self.store) for command in batch.commands]
-        failed = files.take_errors()
-        if failed:              # (a full disk): the change goes on, heard, and is said
-            self.events.error(f"cannot write {', '.join(failed)} into the set: heard, but a replay "
-                              f"of the set misses it until it is written (tried again at each change)")
+        self.say_unwritten()
         if batch.cell is None:
             for data in encoded:
                 for fn in not_code(data):
@@ -51,6 +48,15 @@ class JournalRecorder:
                                   f"{batch.origin} is recorded as data: build the curve from "
                                   f"livelatent's curves (sine, seq, env...), or set it from a cell")
         batch.encoded = encoded
+
+    def say_unwritten(self) -> None:
+        """Say (once per file) what could not be written into the set: the change is heard,
+        the set renders once it is written (tried again at each cell, save() and the end)."""
+        failed = self.store.files.take_errors()
+        if failed:
+            self.events.error(f"cannot write {', '.join(failed)} into the set: it plays, but the set "
+                              f"cannot be rendered until it is written (tried again at each cell, "
+                              f"at save() and at the end)")
 
     def outage(self, sample: int, *, lost: bool) -> None:
         """The device was lost (or came back) with the listener at ``sample``: on the record,

@@ -60,12 +60,12 @@ class SourceStore:
         The set folder; embedded audio goes to ``folder/sources/<key>.npy``.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, *, keep_failed: bool = False):
         self.folder = Path(folder)
         self.records: dict[str, dict] = {}
         self._built: dict[str, Source] = {}
         self._lock = threading.Lock()
-        self.files = SetFiles()         # (a write that fails waits there, and is tried again)
+        self.files = SetFiles(keep_failed=keep_failed)
 
     def describe(self, src: Source) -> str:
         """The key of ``src``; its record is kept here, its audio written into the set first

@@ -88,7 +88,7 @@ class Replayer:
         self._decoded: dict[tuple, list] = {}   # by (journal line, seq): seqs repeat across resumed
         # sessions, and one line (controller values) holds many batches
         self._numbers = _numbers_by_cell(performance.batches)
-        self._last_cell = max((c.id for c in performance.cells), default=None)
+        self._died_in = _died_in(performance)
         engine.seal(self.key)
         self._prepare()
 
@@ -134,9 +134,10 @@ class Replayer:
 
     # -- cells -----------------------------------------------------------------------------------
     def _run_cell(self, entry) -> None:
-        if not entry.applied and entry.id == self._last_cell:
-            # the session ended inside it (no "applied" record follows): the process died there,
-            # maybe of the cell itself (a segfault, os.kill), and nothing it sent was heard
+        if entry.id in self._died_in:
+            # its session ended inside it (no "applied" record, no batch of it landed): the
+            # process died there, maybe of the cell itself (a segfault, os.kill), and nothing
+            # it sent was heard
             self.report.notes.append(f"cell {entry.id} ({entry.origin}) never finished: the session "
                                      f"ended inside it; it is not run again")
             self.report.cells += 1
@@ -216,6 +217,17 @@ class Replayer:
                 raise SetError(f"{exc}, and the replayed cell {record.cell} did not send it again: "
                                f"the set cannot be rendered as played") from None
         return commands
+
+
+def _died_in(performance) -> set[int]:
+    """The cells a session ended inside: the last cell of its session, with no "applied"
+    record and no batch of its own landed (a resumed journal holds several sessions)."""
+    last: dict[int, object] = {}
+    for cell in performance.cells:
+        if cell.session not in last or cell.id > last[cell.session].id:
+            last[cell.session] = cell
+    landed = {b.cell for b in performance.batches if b.cell is not None}
+    return {c.id for c in last.values() if not c.applied and c.id not in landed}
 
 
 def _numbers_by_cell(batches) -> dict[int, list[int]]:

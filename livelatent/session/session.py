@@ -103,7 +103,7 @@ class Session:
             engine.events.warning(
                 "the engine already had voices when the session began: a replay of its journal "
                 "starts from silence, so those voices will not be in it")
-        self.store = SourceStore(self.set_dir)
+        self.store = SourceStore(self.set_dir, keep_failed=True)   # (a full disk: written later)
         self.recorder = JournalRecorder(self.journal, self.store, events=engine.events)
         engine.add_recorder(self.recorder)
         self._lock = threading.RLock()      # the REPL and the pattern watcher take turns
@@ -211,6 +211,10 @@ class Session:
         """
         target = self.set_dir if name is None else resolve_set(name, self.sets_root)
         self.recorder.flush()               # controller values kept in memory: into the copy too
+        if self.store.files.retry():        # (sources a full disk kept from the set meanwhile)
+            self.recorder.say_unwritten()
+            raise SetError("cannot save the set: sources this performance plays could not be "
+                           "written into its folder yet (a full disk?); free some space and save again")
         with self._lock:
             folder = save_set(self.engine, target, journal=self.journal.path, sources_from=self.set_dir)
             save_mappings(self.namespace, folder)
@@ -250,6 +254,8 @@ class Session:
     def end(self) -> None:
         """Record that the performance ends here (the listener has heard everything so far)."""
         self.recorder.flush()
+        self.store.files.retry()
+        self.recorder.say_unwritten()
         try:
             self.journal.record_end(self.engine.position)
         except SetError as exc:

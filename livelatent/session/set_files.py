@@ -1,9 +1,11 @@
-"""Arrays written into a set's folder (embedded audio, a path's vectors), kept when a write fails.
+"""Arrays written into a set's folder (embedded audio, a path's vectors).
 
-A source or an array a change needs is written into the set when the change is recorded. A full
-disk must not refuse the change (the sound goes on, as it does when the journal cannot be
-written): the array is kept in memory, the failure is said once, and each later change tries to
-write what is still missing, so a set whose disk recovers is whole again.
+A source or an array a change needs is written into the set when the change is recorded. Saving
+a set (``save()``) must write every one of them, or fail. A performance being recorded must not
+stop for a full disk (the sound goes on, as it does when the journal cannot be written): there
+the array is kept in memory (``keep_failed=True``), the failure is said once per file, and the
+next cell, ``save()`` and the end of the session try again, so a set whose disk recovers is whole
+again. Until then the set does not render (the replay refuses a set with a file missing).
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ __all__ = ["SetFiles"]
 
 
 class SetFiles:
-    """Writes ``.npy`` files into a set, once each; what cannot be written yet waits here."""
+    """Writes ``.npy`` files into a set, once each."""
 
-    def __init__(self):
+    def __init__(self, *, keep_failed: bool = False):
+        self.keep_failed = keep_failed
         self._waiting: dict[Path, np.ndarray] = {}
         self._errors: list[str] = []
+        self._said: set[Path] = set()
         self._lock = threading.Lock()
 
     def write(self, target: Path, array: np.ndarray) -> None:
-        """Write ``array`` to ``target`` (atomically) unless it is there; on failure, keep it."""
+        """Write ``array`` to ``target`` (atomically) unless it is there. On failure, raise
+        OSError, or (``keep_failed``) keep it to be written by :meth:`retry`."""
         if target.exists():
             return
         try:
@@ -35,24 +40,25 @@ class SetFiles:
             with atomic_path(target) as tmp, open(tmp, "wb") as f:
                 np.save(f, array, allow_pickle=False)
         except OSError as exc:
+            if not self.keep_failed:
+                raise
             with self._lock:
                 self._waiting[target] = array
-                self._errors.append(f"{target.name} ({exc.strerror or exc})")
+                if target not in self._said:
+                    self._said.add(target)
+                    self._errors.append(f"{target.name} ({exc.strerror or exc})")
 
-    def retry(self) -> None:
-        """Try again to write what is waiting."""
+    def retry(self) -> int:
+        """Try again to write what is waiting; how many are still waiting."""
         with self._lock:
             waiting, self._waiting = self._waiting, {}
         for target, array in waiting.items():
             self.write(target, array)
+        with self._lock:
+            return len(self._waiting)
 
     def take_errors(self) -> list[str]:
-        """The failures since the last call (each once)."""
+        """The files that could not be written since the last call (each file once)."""
         with self._lock:
             errors, self._errors = self._errors, []
         return errors
-
-    @property
-    def missing(self) -> int:
-        with self._lock:
-            return len(self._waiting)
