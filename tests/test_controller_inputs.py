@@ -1,10 +1,8 @@
-"""What controllers are given: ranges that come back with a set, listeners that survive a bad
-address, functions and senders typed again that replace the old ones, OSC arguments that are
-not numbers (or are cut short), and numbers beyond float's range. Each is a clear error or a
-warning, and what plays is what a set renders."""
+"""What controllers are given: listeners that survive a bad address, functions and senders
+typed again that replace the old ones, OSC arguments that are not numbers, a clock that follows
+a tempo change at once, and numbers beyond float's range: each a clear error or a warning."""
 
 import time
-from pathlib import Path
 
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
@@ -13,38 +11,7 @@ from livelatent import CurveError, Engine, ParameterError
 from livelatent.controllers import Controllers
 from livelatent.controls import evaluating
 from livelatent.session.namespace import namespace
-from livelatent.session.session import Session
-
-PACK = Path(__file__).resolve().parent.parent / "livelatent" / "packs" / "default" / "sources"
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
-
-
-def test_an_osc_range_comes_back_with_a_loaded_set(tmp_path, monkeypatch):
-    monkeypatch.setenv("LIVELATENT_OSC_PORT", "0")
-    with Engine(seed=1) as engine:
-        session = Session(engine, sets_root=tmp_path / "sets", set_name="faders")
-        session.run_cell("v = voice(flute, cello, curve=osc('/f', default=0.2, lo=0, hi=1).smooth(10))")
-        session.run_cell("save()")
-        session.close()
-    with Engine(seed=1) as engine:
-        other = Session(engine, sets_root=tmp_path / "sets", set_name="again")
-        other.run_cell("load('faders')")
-        curve = next(iter(engine.intended().voices.values())).curve
-        assert repr(curve) == "osc('/f', default=0.2, lo=0.0, hi=1.0).smooth(10.0)"
-        listener = Controllers.of(engine).listener
-        SimpleUDPClient("127.0.0.1", listener.port).send_message("/f", 5.0)
-        wait_for(lambda: "osc:/f" in engine.intended().controls)
-        score = engine.intended()
-        with evaluating(score.controls, 0.0, score.clock.bpm):
-            assert curve(1000.0) == 1.0                  # 5.0 sent, clipped by the curve itself
-        other.close()
+from test_controllers import wait_for
 
 
 def test_an_osc_default_outside_its_range_and_huge_numbers_are_clear_errors():

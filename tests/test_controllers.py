@@ -523,11 +523,14 @@ def test_a_midi_port_named_by_nothing_or_a_number_is_a_clear_error():
                 names[function](bad)
 
 
-def test_a_loaded_set_listens_to_the_controllers_its_voices_read(tmp_path, monkeypatch):
+def test_a_loaded_set_listens_to_the_controllers_its_voices_read_within_their_range(
+        tmp_path, monkeypatch):
+    from livelatent.controls import evaluating
     monkeypatch.setenv("LIVELATENT_OSC_PORT", "0")
     with Engine(seed=1) as engine:
         session = Session(engine, sets_root=tmp_path / "sets", set_name="faders")
-        session.run_cell("v = voice(flute, cello, curve=osc('/fader/9', default=0.3))")
+        session.run_cell("v = voice(flute, cello, curve=osc('/fader/9', default=0.3, lo=0, hi=1)"
+                         ".smooth(10))")
         session.run_cell("save()")
         session.close()
     with Engine(seed=1) as engine:                       # a new engine: nothing listens yet
@@ -535,8 +538,13 @@ def test_a_loaded_set_listens_to_the_controllers_its_voices_read(tmp_path, monke
         other.run_cell("load('faders')")
         listener = Controllers.of(engine).listener
         assert listener is not None and "/fader/9" in listener.routes
-        SimpleUDPClient("127.0.0.1", listener.port).send_message("/fader/9", 0.75)
+        curve = next(iter(engine.intended().voices.values())).curve     # the range came back
+        assert repr(curve) == "osc('/fader/9', default=0.3, lo=0.0, hi=1.0).smooth(10.0)"
+        SimpleUDPClient("127.0.0.1", listener.port).send_message("/fader/9", 5.0)
         wait_for(lambda: "osc:/fader/9" in engine.intended().controls)
+        score = engine.intended()
+        with evaluating(score.controls, 0.0, score.clock.bpm):
+            assert curve(1000.0) == 1.0                  # 5.0 sent, clipped by the curve itself
         other.close()
 
 
