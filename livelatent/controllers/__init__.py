@@ -196,7 +196,8 @@ class Controllers(EngineService):
     def send_to(self, host: str, port: int, rate: float) -> OscSender:
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise ParameterError(f"port={port!r} must be a UDP port from 1 to 65535")
-        rate = check_number(rate, name="rate", low=0.5, high=200, meaning="of messages a second from 0.5 to 200")
+        rate = check_number(rate, name="rate", low=0.5, high=200,
+                            meaning="of messages a second from 0.5 to 200")
         if not isinstance(host, str) or not host:
             raise ParameterError(f"host={host!r} must be an address, e.g. '127.0.0.1'")
         try:

@@ -105,7 +105,8 @@ def read_data(path) -> dict[int, Entry]:
                            f"duration_ms, features...], got {row!r:.100}")
         start, duration = real_value(row[2]), real_value(row[3])
         if not (0 <= start <= MAX_MS and abs(duration) <= MAX_MS):           # (NaN fails too)
-            raise SomError(f"{path}: entry {key!r} has start_ms={row[2]!r:.40}, duration_ms={row[3]!r:.40} (from 0 to {MAX_MS:g} ms)")
+            raise SomError(f"{path}: entry {key!r} has start_ms={row[2]!r:.40}, "
+                           f"duration_ms={row[3]!r:.40} (from 0 to {MAX_MS:g} ms)")
         entries[index] = Entry(row[1], start, duration, tuple(row[4:]))
     return entries
 
