@@ -277,3 +277,18 @@ def test_training_on_inputs_too_large_is_refused_in_the_cell():
     m.add(np.ones(engine.codec.latent_dim), inputs=[1.7e308])
     with pytest.raises(ParameterError, match="within"):
         m.train()
+
+
+def test_a_mapping_of_no_inputs_is_refused_and_a_mapping_where_a_path_goes_says_path(four):
+    engine = Engine()
+    with pytest.raises(ParameterError, match="give the curves"):
+        Mapping(engine, [[]], name="none")
+    m = Mapping(engine, [saw(4)], name="taught", kind="knn")
+    m.add(np.zeros(engine.codec.latent_dim), inputs=[0])
+    m.add(np.ones(engine.codec.latent_dim), inputs=[1])
+    m.train(wait=True)
+    with engine:
+        v = voice(plane(*four))
+        with pytest.raises(ParameterError, match=r"m\.path\(\)"):
+            v.path = m
+        v.path = m.path()
