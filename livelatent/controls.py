@@ -115,13 +115,12 @@ def evaluating(controls, origin_beats: float, bpm: float):
         _CONTEXT.reset(token)
 
 
-def _render(name, default, *rest):
+def _render(name, default, lo, hi, smooth_ms):
     kind, _, key = name.partition(":")
-    smooth_ms = rest[-1]
     if kind == "osc":
         address, _, index = key.partition("#")         # argument 1 and on of a message: "#1"
         given = f"default={default!r}" + "".join(f", {side}={bound!r}" for side, bound
-                                                 in zip(("lo", "hi"), rest[:-1]) if bound is not None)
+                                                 in (("lo", lo), ("hi", hi)) if bound is not None)
         text = (f"osc({address!r}, {given})" if not index
                 else f"osc({address!r}, {int(index) + 1}, {given})[{int(index)}]")
     elif kind == "cc":
@@ -139,17 +138,16 @@ def _render(name, default, *rest):
 
 
 @define_op("control", _render)
-def _control(t, name, default, *rest):
-    """``rest``: the glide in ms, after an OSC range's bounds (``lo``, ``hi``; None: open) when it
-    has one: the curve keeps the range, so a set or a resumed journal plays it as typed."""
+def _control(t, name, default, lo, hi, smooth_ms):
+    """A controller's value; ``lo``/``hi`` (an OSC range; None: open) belong to the curve, so a
+    set or a resumed journal plays it as typed."""
     context = _CONTEXT.get()
     state = None if context is None else context.controls.get(name)
     if state is None:
         return np.full(t.shape, default, dtype=np.float64)
-    values = state.at(t + context.origin, rest[-1] * context.beats_per_ms, default)
-    if len(rest) == 3:
-        lo, hi = rest[0], rest[1]
-        values = np.clip(values, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    values = state.at(t + context.origin, smooth_ms * context.beats_per_ms, default)
+    if lo is not None or hi is not None:
+        values = np.clip(values, lo, hi)
     return values
 
 
@@ -170,8 +168,6 @@ def osc_curve(address: str, default: float = 0.0, index: int = 0, lo=None, hi=No
                          f"wildcards, e.g. osc('/fader/1')")
     name = f"osc:{address}" + (f"#{index}" if index else "")
     default = _default(default)
-    if lo is None and hi is None:
-        return Curve("control", name, default, 0.0)
     return Curve("control", name, default, lo, hi, 0.0)     # (the default plays as it is)
 
 
@@ -200,19 +196,19 @@ def _channel(channel) -> int:
 def cc_curve(number: int, channel: int = 1, default: float = 0.0) -> Curve:
     """MIDI control change ``number`` on ``channel``, scaled to [0, 1]."""
     return Curve("control", f"cc:{_channel(channel)}:{_midi_number(number, 'cc')}",
-                 _default(default), 0.0)
+                 _default(default), None, None, 0.0)
 
 
 def note_curve(number: int, channel: int = 1, default: float = 0.0) -> Curve:
     """The velocity of MIDI note ``number`` on ``channel`` while it is held, scaled to [0, 1];
     0 once it is released."""
     return Curve("control", f"note:{_channel(channel)}:{_midi_number(number, 'note')}",
-                 _default(default), 0.0)
+                 _default(default), None, None, 0.0)
 
 
 def bend_curve(channel: int = 1, default: float = 0.0) -> Curve:
     """MIDI pitch bend on ``channel``, scaled to [-1, 1]."""
-    return Curve("control", f"bend:{_channel(channel)}", _default(default), 0.0)
+    return Curve("control", f"bend:{_channel(channel)}", _default(default), None, None, 0.0)
 
 
 def sketch_curve(features: str, index: int) -> Curve:
@@ -221,7 +217,7 @@ def sketch_curve(features: str, index: int) -> Curve:
     if not isinstance(features, str) or not features or isinstance(index, bool) or \
             not isinstance(index, (int, np.integer)) or index < 0:
         raise CurveError(f"sketched({features!r}, {index!r}): a features name and a dimension from 0")
-    return Curve("control", f"sketch:{features}:{int(index)}", 0.0, 0.0)
+    return Curve("control", f"sketch:{features}:{int(index)}", 0.0, None, None, 0.0)
 
 
 #: What a controller curve's code calls, for rebuilding it from a journal or a set.

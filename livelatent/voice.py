@@ -95,18 +95,15 @@ def output_gains(gain: float, pan: float, out, channels: int, cue: bool = False)
 
 def check_out(out, channels: int):
     """``out`` as a tuple of 1-based channels (a pair, or one), or None (channels 1 and 2)."""
-    from .errors import ParameterError
+    from .errors import ParameterError, is_whole
     if out is None:
         return None
-    from .errors import is_whole
-    chosen = (out,) if is_whole(out) else out
+    given = (out,) if is_whole(out) else out
     try:            # whole numbers only: text, bools and fractions are mistakes, not channels
-        chosen = () if isinstance(chosen, (str, bytes)) else \
-            tuple(int(c) if is_whole(c) else None for c in chosen)
+        given = () if isinstance(given, (str, bytes)) else tuple(given)
     except TypeError:
-        chosen = ()
-    if None in chosen:
-        chosen = ()
+        given = ()
+    chosen = tuple(int(c) for c in given) if all(is_whole(c) for c in given) else ()
     if len(chosen) not in (1, 2) or len(set(chosen)) != len(chosen) or \
             any(not 1 <= c <= channels for c in chosen):
         raise ParameterError(f"out={out!r} must be one channel or a pair of different channels from 1 "

@@ -31,7 +31,7 @@ from ..sources import Source, SourceAt
 from ..voice import curve_values
 from .beside import fit_beside, warm_up
 from .checks import FLOAT32_MAX, check_name, input_values, note_name
-from .models import KINDS, MAX_EXAMPLES, MAX_INPUT, Model, check_k, fit, older_k_and_seed
+from .models import KINDS, MAX_EXAMPLES, Model, check_inputs, check_k, fit, older_k_and_seed
 from .node import Mapped
 from .steering import Steered, steer_model
 from .sketches import Features
@@ -226,11 +226,8 @@ class Mapping:
         if len(examples) < 2 or len(distinct) < 2:
             raise ParameterError(f"{self.name}: {len(examples)} example(s) with {len(distinct)} "
                                  f"different input(s); a mapping needs at least two")
-        x = np.stack([e[0] for e in examples])
+        x = check_inputs(np.stack([e[0] for e in examples]), self.name)   # (in the cell, not the worker)
         y = np.stack([e[1] for e in examples])
-        if not np.abs(x).max() <= MAX_INPUT:         # said here, in the cell, not by the worker
-            raise ParameterError(f"{self.name}: examples' inputs reach {np.abs(x).max():g}; a "
-                                 f"mapping learns from inputs within +-{MAX_INPUT:g} (scale them down)")
         self.kind = kind
         thread = threading.Thread(target=self._fit, args=(kind, x, y), name=f"livelatent-train-{self.name}",
                                   daemon=True)

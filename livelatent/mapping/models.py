@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import ParameterError, check_seed, is_whole
 
 __all__ = ["Model", "fit", "check_k", "older_k_and_seed", "KINDS", "PAIRWISE_UP_TO", "MAX_EXAMPLES",
-           "MAX_INPUT"]
+           "MAX_INPUT", "check_inputs"]
 
 KINDS = ("mlp", "knn", "linear")
 PAIRWISE_UP_TO = 6
@@ -144,6 +144,16 @@ class Model:
                    None if "examples" not in arrays else np.asarray(arrays["examples"], np.float64), int(k))
 
 
+def check_inputs(x, where: str) -> np.ndarray:
+    """Examples' inputs ``x`` as float64, if within :data:`MAX_INPUT` (a ParameterError naming
+    ``where`` otherwise: a model keeps their mean and spread in float32)."""
+    x = np.asarray(x, dtype=np.float64)
+    if not np.abs(x).max() <= MAX_INPUT:          # (NaN fails too)
+        raise ParameterError(f"{where}: examples' inputs reach {np.abs(x).max():g}; a mapping learns "
+                             f"from inputs within +-{MAX_INPUT:g} (scale them down)")
+    return x
+
+
 def fit(kind: str, x: np.ndarray, y: np.ndarray, *, seed: int = 0, k: int = 4,
         each: bool = True) -> Model:
     """Fit ``kind`` to examples ``x`` ``(n, inputs)`` -> ``y`` ``(n, out)``. Inputs are scaled
@@ -152,10 +162,7 @@ def fit(kind: str, x: np.ndarray, y: np.ndarray, *, seed: int = 0, k: int = 4,
     if kind not in KINDS:
         raise ParameterError(f"kind={kind!r}: one of {', '.join(KINDS)}")
     k, seed = check_k(k, "fit"), check_seed(seed, high=None)
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if not np.abs(x).max() <= MAX_INPUT:          # (NaN fails too)
-        raise ParameterError(f"examples' inputs reach {np.abs(x).max():g}: a mapping learns from "
-                             f"inputs within +-{MAX_INPUT:g} (scale them down)")
+    x, y = check_inputs(x, "fit"), np.asarray(y, dtype=np.float64)
     mean = x.mean(axis=0)
     scale = x.std(axis=0) if each else np.full(x.shape[1], np.sqrt((x.var(axis=0)).sum()))
     scale = np.where(scale > 1e-9, scale, 1.0)
