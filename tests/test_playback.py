@@ -363,15 +363,17 @@ def test_stems_after_playback_stopped_hold_the_rest_of_the_step_it_was_in(jack_s
 
 def test_a_change_lands_on_the_first_step_it_can_be_decoded_again_for_in_time():
     """The device takes a host block a pull, a period apart; the landing step's k-th step, decoded
-    again, must be ready (k + 1 recent decodes) by the pull that takes it."""
+    again, must be ready (k + 1 recent decodes, the first costing what the first step after a
+    change cost lately, if more) by the pull that takes it."""
     from types import SimpleNamespace
 
     from livelatent.engine.landing import Landings
 
-    def landing(untouchable, *, host_block, decode_s, rate=SR):
+    def landing(untouchable, *, host_block, decode_s, rate=SR, after_change_s=None):
         fake = SimpleNamespace(engine=SimpleNamespace(step=512, sample_rate=SR),
-                               _link=SimpleNamespace(host_block=host_block, rate=rate),
-                               meter=SimpleNamespace(longest_recent=lambda: decode_s))
+                               _pull=lambda: host_block * SR / rate,
+                               meter=SimpleNamespace(longest_recent=lambda: decode_s,
+                                                     longest_after_change=lambda: after_change_s))
         return Landings._first_safe_step(fake, untouchable) * 512
 
     fast = 0.001                                  # a few voices: 44 samples of time a step
@@ -383,3 +385,42 @@ def test_a_change_lands_on_the_first_step_it_can_be_decoded_again_for_in_time():
     assert landing(2048, host_block=1024, decode_s=None) == 2048   # half a step each, untimed
     assert landing(2048, host_block=1024, decode_s=0.02) == 3072   # slower than real time
     assert landing(2048, host_block=1115, decode_s=fast, rate=48000) == 2048   # a 48 kHz device
+    # a change's first step cost 2 ms lately (its new blocks): still within the first pull
+    assert landing(2048, host_block=1024, decode_s=fast, after_change_s=0.002) == 2048
+    # it cost 30 ms (1323 samples, a busy machine): the change lands where a whole second pull
+    # covers it, its next steps (44 samples each) ready in time too
+    assert landing(2048, host_block=1024, decode_s=fast, after_change_s=0.030) == 3072
+    assert landing(2048, host_block=1024, decode_s=fast, after_change_s=0.060) == 4096
+
+
+def test_the_first_step_after_a_change_is_timed_apart():
+    from livelatent.engine.overload import DecodeMeter
+
+    meter = DecodeMeter(512 / SR)
+    assert meter.longest_after_change() is None
+    began = meter.begin()
+    time.sleep(0.02)
+    meter.end(began, after_change=True)
+    for _ in range(8):
+        meter.end(meter.begin())
+    assert meter.longest_recent() < 0.01 <= 0.02 <= meter.longest_after_change()
+
+
+def test_a_writer_is_answered_once_what_the_device_takes_next_is_decoded_again(jack_server, sources):
+    """A change sent while playing returns once the steps from where it landed to what the
+    device's next pulls may take are decoded again: the writer's own Python then no longer
+    competes with the decode thread for the interpreter while those are due."""
+    from livelatent.engine.commands import SetTempo
+    from livelatent.engine.writers import Batch
+
+    with Engine(seed=4, blocksize=1024) as engine:
+        voice(*sources, curve=sine(2))
+        engine.start("system")
+        try:
+            time.sleep(0.3)
+            for bpm in (100, 110, 120, 130):
+                landed = engine.send(Batch(engine, "test", commands=[SetTempo(bpm)]))
+                assert engine.playback.decoded_to >= landed + engine.step
+                time.sleep(0.05)
+        finally:
+            engine.stop_playback()

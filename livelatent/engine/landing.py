@@ -7,6 +7,14 @@ A batch for a later sample lands there; one that only reads lands where the deco
 writer waits for the answer, or for the error the landing met; batches that arrive as playback
 stops land offline.
 
+How far on "in time" is depends on what decoding costs now: a recent step's decode for each
+step decoded again, and for the first, what the first step after a change has cost lately if
+that is more. That step works out what the change made new (a new voice's first blocks, a
+controller's new channels): several ordinary steps, and tens of milliseconds on a busy machine,
+where landing as if it cost an ordinary step played a JACK period of silence now and then. The
+writers are woken only once the steps the device's next pulls may take are decoded again, so
+their Python does not compete with the decode thread for the interpreter while those are due.
+
 :class:`Landings` is a base of :class:`~.playback.Playback`, which owns the state it uses: the
 inbox, the lock that guards ``running`` and each landing's fate, the device link and the
 checkpoints.
@@ -26,12 +34,13 @@ __all__ = ["Landings"]
 class _Landing:
     """A batch waiting for the decode thread to say where it lands."""
 
-    __slots__ = ("batch", "done", "seq", "sample", "error", "cancelled")
+    __slots__ = ("batch", "done", "seq", "sample", "error", "cancelled", "decided")
 
     def __init__(self, batch):
         self.batch, self.done = batch, threading.Event()
         self.seq = self.sample = self.error = None
         self.cancelled = False
+        self.decided = False     # landed (or failed), under the lock; `done` wakes the writer later
 
 
 class Landings:
@@ -50,13 +59,14 @@ class Landings:
                 thread = self._thread
                 if thread is not None and not thread.is_alive() and not self._stopping.is_set():
                     with self._lock:
-                        if not item.done.is_set():
+                        if not item.decided:
                             item.cancelled = True
                             raise LiveLatentError("the engine's decode thread has stopped; "
                                                   "the change was not applied")
+                    break                          # it landed before the thread stopped
         except KeyboardInterrupt:
             with self._lock:
-                if not item.done.is_set():
+                if not item.decided:
                     item.cancelled = True          # it will never land
                     raise
             batch.seq, batch.landed_at = item.seq, item.sample
@@ -66,7 +76,8 @@ class Landings:
         return item.seq, item.sample
 
     def _land(self, item: _Landing) -> None:
-        """Schedule a batch at the first step the device cannot have pulled yet."""
+        """Schedule a batch at the first step the device cannot have pulled yet and that can be
+        decoded again in time. The caller sets ``item.done`` (wakes its writer) afterwards."""
         engine, step = self.engine, self.engine.step
         timeline = engine.timeline
         with self._lock:
@@ -100,31 +111,38 @@ class Landings:
             except Exception as exc:      # the writer gets the error; the sound goes on
                 item.error = exc
             finally:
-                item.done.set()
+                item.decided = True
 
     def _first_safe_step(self, untouchable: int) -> int:
         """The first step a change can land on and still be decoded again before the device
         takes it. The device takes a host block a pull, a host period apart, and the pull that
         takes engine sample ``untouchable`` comes one period from now at the soonest. The k-th
         step decoded again must be ready by the pull that takes its first sample, with one more
-        step's decode to spare: ``k + 1`` times a recent step's decode (half a step's time
-        each before any step was timed). A decoder slower than that lands two steps on."""
-        engine, link, step = self.engine, self._link, self.engine.step
+        step's decode to spare: a recent step's decode for each step (half a step's time before
+        any step was timed), the first costing what a first step after a change has cost lately
+        if that is more. A decoder slower than real time lands two steps on."""
+        engine, step = self.engine, self.engine.step
         first = -(-untouchable // step)
-        longest = self.meter.longest_recent()
+        longest, after_change = self.meter.longest_recent(), self.meter.longest_after_change()
         cost = step / 2 if longest is None else longest * engine.sample_rate   # samples of time
-        pull = link.host_block * engine.sample_rate / link.rate                 # engine samples
         if cost >= step:                            # it falls behind whatever it does
             return first + 2
+        changed = cost if after_change is None else max(cost, after_change * engine.sample_rate)
+        pull = self._pull()
         # past this many steps the decoding gains on the device for good (a step decodes in
         # less than its own time), so no later step can miss its pull
-        checks = max(int(2 * pull // step) + 3, math.ceil((cost + step) / (step - cost)))
-        for target in range(first, first + 2):
+        checks = max(int(2 * pull // step) + 3, math.ceil((changed + step) / (step - cost)))
+        later = 2 + math.ceil(changed / step)       # landing this far on gives it a whole pull
+        for target in range(first, first + later):
             ahead = target * step - untouchable     # from the first sample that pull takes
-            if all((k + 1) * cost <= ((ahead + (k - 1) * step) // pull + 1) * pull
+            if all(changed + k * cost <= ((ahead + (k - 1) * step) // pull + 1) * pull
                    for k in range(1, checks + 1)):
                 return target
-        return first + 2
+        return first + later
+
+    def _pull(self) -> float:
+        """The engine samples one pull of the device may take."""
+        return self._link.host_block * self.engine.sample_rate / self._link.rate
 
     def _answer_waiting_offline(self) -> None:
         """Batches that arrived as playback stopped land offline, on the next step (or theirs)."""
@@ -133,7 +151,12 @@ class Landings:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            if item is not None and not item.cancelled:
+            if item is None:
+                continue
+            with self._lock:
+                if item.cancelled:
+                    continue
                 self.engine.land_offline(item.batch, late_ok=True)
                 item.seq, item.sample = item.batch.seq, item.batch.landed_at
-                item.done.set()
+                item.decided = True
+            item.done.set()

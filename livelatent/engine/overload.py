@@ -74,13 +74,19 @@ class DecodeMeter:
         self.step_seconds = step_seconds
         self._wall: deque = deque(maxlen=512)
         self._cpu: deque = deque(maxlen=512)
+        self._landed: deque = deque(maxlen=8)    # wall time of the first step after a change
 
     def begin(self) -> tuple[float, float]:
         return time.perf_counter(), time.thread_time()
 
-    def end(self, began: tuple[float, float]) -> None:
-        self._wall.append(time.perf_counter() - began[0])
+    def end(self, began: tuple[float, float], *, after_change: bool = False) -> None:
+        """A step ended; ``after_change``: the first one decoded after a change landed (it works
+        out what the change made new: a voice's first blocks, a controller's channels)."""
+        wall = time.perf_counter() - began[0]
+        self._wall.append(wall)
         self._cpu.append(time.thread_time() - began[1])
+        if after_change:
+            self._landed.append(wall)
 
     def load(self) -> float:
         """Wall time over step time, over the last 64 steps (the status line's)."""
@@ -90,6 +96,12 @@ class DecodeMeter:
     def longest_recent(self, count: int = 8) -> float | None:
         """The longest wall time of the last ``count`` steps (None: none yet)."""
         spans = list(self._wall)[-count:]
+        return max(spans) if spans else None
+
+    def longest_after_change(self) -> float | None:
+        """The longest wall time of the first step after each of the last 8 changes (None: no
+        change landed yet)."""
+        spans = list(self._landed)
         return max(spans) if spans else None
 
     def recent_load(self, seconds: float, *, wall: bool = False) -> float | None:

@@ -244,15 +244,17 @@ class Playback(Landings):
                     items.append(self._inbox.get_nowait())
             except queue.Empty:
                 pass
-            for item in items:
-                if item is not None:
-                    self._land(item)
+            landed = [item for item in items if item is not None]
+            for item in landed:
+                self._land(item)
             try:
                 if self._paused is None:
                     if self._link.lost:
                         self._lose_device()
                     else:
-                        self._fill()
+                        self._fill(changes_at={item.sample for item in landed
+                                               if item.error is None and item.batch.commands},
+                                   writers=landed)
                 elif self._retry.is_set() or time.monotonic() >= next_try:
                     self._retry.clear()
                     next_try = time.monotonic() + RECONNECT_EVERY_S
@@ -260,19 +262,30 @@ class Playback(Landings):
             except Exception as exc:   # never let the decode thread die silently
                 self._say_error(f"engine error: {type(exc).__name__}: {exc}")
                 time.sleep(0.05)
+            finally:
+                for item in landed:    # (those _fill did not wake: it met an error, or it waits)
+                    item.done.set()
 
-    def _fill(self) -> None:
-        """Decode step by step until a lookahead is ready."""
+    def _fill(self, *, changes_at=(), writers=()) -> None:
+        """Decode step by step until a lookahead is ready. ``changes_at``: the samples where
+        changes just landed (the steps there are timed as first steps after a change);
+        ``writers``: their landings, whose writers are woken once the steps the device's next
+        two pulls may take are decoded (see :mod:`.landing`)."""
         engine, link, step = self.engine, self._link, self.engine.step
         timeline = engine.timeline
         until = link.heard + engine.lookahead
+        urgent = link.untouchable() + self._pull()
         while link.fed < until:
+            if writers and link.fed >= urgent:
+                for item in writers:
+                    item.done.set()
+                writers = ()
             current = timeline.step
             began = self.meter.begin()
             self._checkpoints[current] = timeline.checkpoint()
             block = timeline.advance(1)
             link.feed(current * step, block)
-            self.meter.end(began)
+            self.meter.end(began, after_change=current * step in changes_at)
             oldest = link.heard // step - 1
             for old in [s for s in self._checkpoints if s < oldest]:
                 del self._checkpoints[old]
