@@ -104,8 +104,7 @@ class Landings:
                     else:   # it is past everything decoded: land on the next step, no rewind
                         target = timeline.step
                         link.rewind(target * step)
-                elif at is None:
-                    target = timeline.step
+                # else the decoder has not reached the target yet: it lands there, no rewind
                 item.seq = timeline.schedule(item.batch.commands, target)
                 item.sample = target * step
             except Exception as exc:      # the writer gets the error; the sound goes on
@@ -120,19 +119,20 @@ class Landings:
         step decoded again must be ready by the pull that takes its first sample, with one more
         step's decode to spare: a recent step's decode for each step (half a step's time before
         any step was timed), the first costing what a first step after a change has cost lately
-        if that is more. A decoder slower than real time lands two steps on."""
+        if that is more. A decoder slower than real time lands two steps on (and as many more as
+        a change's first step costs more than an ordinary one)."""
         engine, step = self.engine, self.engine.step
         first = -(-untouchable // step)
         longest, after_change = self.meter.longest_recent(), self.meter.longest_after_change()
         cost = step / 2 if longest is None else longest * engine.sample_rate   # samples of time
-        if cost >= step:                            # it falls behind whatever it does
-            return first + 2
         changed = cost if after_change is None else max(cost, after_change * engine.sample_rate)
+        if cost >= step:            # it falls behind whatever it does: two steps on, and what
+            return first + 2 + math.ceil((changed - cost) / step)     # a change costs more
+        later = 2 + math.ceil(changed / step)       # landing this far on gives it a whole pull
         pull = self._pull()
         # past this many steps the decoding gains on the device for good (a step decodes in
         # less than its own time), so no later step can miss its pull
         checks = max(int(2 * pull // step) + 3, math.ceil((changed + step) / (step - cost)))
-        later = 2 + math.ceil(changed / step)       # landing this far on gives it a whole pull
         for target in range(first, first + later):
             ahead = target * step - untouchable     # from the first sample that pull takes
             if all(changed + k * cost <= ((ahead + (k - 1) * step) // pull + 1) * pull

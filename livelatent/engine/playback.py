@@ -255,10 +255,13 @@ class Playback(Landings):
                         self._fill(changes_at={item.sample for item in landed
                                                if item.error is None and item.batch.commands},
                                    writers=landed)
-                elif self._retry.is_set() or time.monotonic() >= next_try:
-                    self._retry.clear()
-                    next_try = time.monotonic() + RECONNECT_EVERY_S
-                    self._try_device()
+                else:
+                    for item in landed:        # landed offline: nothing to decode for them
+                        item.done.set()
+                    if self._retry.is_set() or time.monotonic() >= next_try:
+                        self._retry.clear()
+                        next_try = time.monotonic() + RECONNECT_EVERY_S
+                        self._try_device()
             except Exception as exc:   # never let the decode thread die silently
                 self._say_error(f"engine error: {type(exc).__name__}: {exc}")
                 time.sleep(0.05)
@@ -270,11 +273,11 @@ class Playback(Landings):
         """Decode step by step until a lookahead is ready. ``changes_at``: the samples where
         changes just landed (the steps there are timed as first steps after a change);
         ``writers``: their landings, whose writers are woken once the steps the device's next
-        two pulls may take are decoded (see :mod:`.landing`)."""
+        two pulls may take, and the first step of each change, are decoded (see :mod:`.landing`)."""
         engine, link, step = self.engine, self._link, self.engine.step
         timeline = engine.timeline
         until = link.heard + engine.lookahead
-        urgent = link.untouchable() + self._pull()
+        urgent = max(link.untouchable() + self._pull(), min(until, max(changes_at, default=0) + step))
         while link.fed < until:
             if writers and link.fed >= urgent:
                 for item in writers:
