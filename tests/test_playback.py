@@ -363,17 +363,15 @@ def test_stems_after_playback_stopped_hold_the_rest_of_the_step_it_was_in(jack_s
 
 def test_a_change_lands_on_the_first_step_it_can_be_decoded_again_for_in_time():
     """The device takes a host block a pull, a period apart; the landing step's k-th step, decoded
-    again, must be ready (k + 1 recent decodes, the first costing what the first step after a
-    change cost lately, if more) by the pull that takes it."""
+    again, must be ready (k + 1 recent decodes) by the pull that takes it."""
     from types import SimpleNamespace
 
     from livelatent.engine.landing import Landings
 
-    def landing(untouchable, *, host_block, decode_s, rate=SR, after_change_s=None):
+    def landing(untouchable, *, host_block, decode_s, rate=SR):
         fake = SimpleNamespace(engine=SimpleNamespace(step=512, sample_rate=SR),
                                _pull=lambda: host_block * SR / rate,
-                               meter=SimpleNamespace(longest_recent=lambda: decode_s,
-                                                     longest_after_change=lambda: after_change_s))
+                               meter=SimpleNamespace(longest_recent=lambda: decode_s))
         return Landings._first_safe_step(fake, untouchable) * 512
 
     fast = 0.001                                  # a few voices: 44 samples of time a step
@@ -385,30 +383,6 @@ def test_a_change_lands_on_the_first_step_it_can_be_decoded_again_for_in_time():
     assert landing(2048, host_block=1024, decode_s=None) == 2048   # half a step each, untimed
     assert landing(2048, host_block=1024, decode_s=0.02) == 3072   # slower than real time
     assert landing(2048, host_block=1115, decode_s=fast, rate=48000) == 2048   # a 48 kHz device
-    # a change's first step cost 2 ms lately (its new blocks): still within the first pull
-    assert landing(2048, host_block=1024, decode_s=fast, after_change_s=0.002) == 2048
-    # it cost 30 ms (1323 samples, a busy machine): the change lands where a whole second pull
-    # covers it, its next steps (44 samples each) ready in time too
-    assert landing(2048, host_block=1024, decode_s=fast, after_change_s=0.030) == 3072
-    assert landing(2048, host_block=1024, decode_s=fast, after_change_s=0.060) == 4096
-
-
-def test_the_first_step_after_a_change_is_timed_apart():
-    from livelatent.engine.overload import DecodeMeter
-
-    meter = DecodeMeter(512 / SR)
-    assert meter.longest_after_change() is None
-    meter.end(meter.begin())
-    began = meter.begin()
-    time.sleep(0.05)
-    meter.end(began, after_change=True)
-    # the change's step is not an ordinary one: the cost of a step decoded again stays the same
-    assert meter.longest_recent() < 0.05 <= meter.longest_after_change()
-    for _ in range(8):
-        meter.end(meter.begin())
-    assert meter.longest_after_change() >= 0.05          # kept after later ordinary steps
-    meter.forget()                                       # the guard acted: measured afresh
-    assert meter.longest_after_change() is None and meter.longest_recent() is None
 
 
 def test_a_writer_is_answered_once_what_the_device_takes_next_is_decoded_again(jack_server, sources):

@@ -7,13 +7,9 @@ A batch for a later sample lands there; one that only reads lands where the deco
 writer waits for the answer, or for the error the landing met; batches that arrive as playback
 stops land offline.
 
-How far on "in time" is depends on what decoding costs now: a recent step's decode for each
-step decoded again, and for the first, what the first step after a change has cost lately if
-that is more. That step works out what the change made new (a new voice's first blocks, a
-controller's new channels): several ordinary steps, and tens of milliseconds on a busy machine,
-where landing as if it cost an ordinary step played a JACK period of silence now and then. The
-writers are woken only once the steps the device's next pulls may take are decoded again, so
-their Python does not compete with the decode thread for the interpreter while those are due.
+The writers are woken only once the steps the device's next pulls may take, and the first step
+of their change, are decoded again, so their Python (journaling, sending the next value) does
+not compete with the decode thread for the interpreter while those are due.
 
 :class:`Landings` is a base of :class:`~.playback.Playback`, which owns the state it uses: the
 inbox, the lock that guards ``running`` and each landing's fate, the device link and the
@@ -104,7 +100,8 @@ class Landings:
                     else:   # it is past everything decoded: land on the next step, no rewind
                         target = timeline.step
                         link.rewind(target * step)
-                # else the decoder has not reached the target yet: it lands there, no rewind
+                elif at is None:
+                    target = timeline.step
                 item.seq = timeline.schedule(item.batch.commands, target)
                 item.sample = target * step
             except Exception as exc:      # the writer gets the error; the sound goes on
@@ -117,28 +114,24 @@ class Landings:
         takes it. The device takes a host block a pull, a host period apart, and the pull that
         takes engine sample ``untouchable`` comes one period from now at the soonest. The k-th
         step decoded again must be ready by the pull that takes its first sample, with one more
-        step's decode to spare: a recent step's decode for each step (half a step's time before
-        any step was timed), the first costing what a first step after a change has cost lately
-        if that is more. A decoder slower than real time lands two steps on (and as many more as
-        a change's first step costs more than an ordinary one)."""
+        step's decode to spare: ``k + 1`` times a recent step's decode (half a step's time
+        each before any step was timed). A decoder slower than that lands two steps on."""
         engine, step = self.engine, self.engine.step
         first = -(-untouchable // step)
-        longest, after_change = self.meter.longest_recent(), self.meter.longest_after_change()
+        longest = self.meter.longest_recent()
         cost = step / 2 if longest is None else longest * engine.sample_rate   # samples of time
-        changed = cost if after_change is None else max(cost, after_change * engine.sample_rate)
-        if cost >= step:            # it falls behind whatever it does: two steps on, and what
-            return first + 2 + math.ceil((changed - cost) / step)     # a change costs more
-        later = 2 + math.ceil(changed / step)       # landing this far on gives it a whole pull
         pull = self._pull()
+        if cost >= step:                            # it falls behind whatever it does
+            return first + 2
         # past this many steps the decoding gains on the device for good (a step decodes in
         # less than its own time), so no later step can miss its pull
-        checks = max(int(2 * pull // step) + 3, math.ceil((changed + step) / (step - cost)))
-        for target in range(first, first + later):
+        checks = max(int(2 * pull // step) + 3, math.ceil((cost + step) / (step - cost)))
+        for target in range(first, first + 2):
             ahead = target * step - untouchable     # from the first sample that pull takes
-            if all(changed + k * cost <= ((ahead + (k - 1) * step) // pull + 1) * pull
+            if all((k + 1) * cost <= ((ahead + (k - 1) * step) // pull + 1) * pull
                    for k in range(1, checks + 1)):
                 return target
-        return first + later
+        return first + 2
 
     def _pull(self) -> float:
         """The engine samples one pull of the device may take."""

@@ -63,7 +63,6 @@ _CHECK_S = 0.02
 _SETTLE_S = 0.5        # after acting, the load is measured afresh before acting again
 SPIKE_FACTOR = 3.0     # a step this many times the median step is heavy...
 SPIKE_HISTORY_S = 0.5  # ...and a spike when it is the only heavy step of this long
-CHANGES_KEPT_S = 5.0   # what a change's first step cost is remembered this long
 
 
 class DecodeMeter:
@@ -75,23 +74,13 @@ class DecodeMeter:
         self.step_seconds = step_seconds
         self._wall: deque = deque(maxlen=512)
         self._cpu: deque = deque(maxlen=512)
-        self._ordinary: deque = deque(maxlen=64)  # wall time of the steps that followed no change
-        self._landed: deque = deque(maxlen=8)     # (when, wall time) of the first step after one
 
     def begin(self) -> tuple[float, float]:
         return time.perf_counter(), time.thread_time()
 
-    def end(self, began: tuple[float, float], *, after_change: bool = False) -> None:
-        """A step ended; ``after_change``: the first one decoded after a change landed (it works
-        out what the change made new: a voice's first blocks, a controller's channels)."""
-        now = time.perf_counter()
-        wall = now - began[0]
-        self._wall.append(wall)
+    def end(self, began: tuple[float, float]) -> None:
+        self._wall.append(time.perf_counter() - began[0])
         self._cpu.append(time.thread_time() - began[1])
-        if after_change:
-            self._landed.append((now, wall))
-        else:
-            self._ordinary.append(wall)
 
     def load(self) -> float:
         """Wall time over step time, over the last 64 steps (the status line's)."""
@@ -99,16 +88,8 @@ class DecodeMeter:
         return sum(spans) / (len(spans) * self.step_seconds) if spans else 0.0
 
     def longest_recent(self, count: int = 8) -> float | None:
-        """The longest wall time of the last ``count`` steps that followed no change (None: none
-        yet)."""
-        spans = list(self._ordinary)[-count:]
-        return max(spans) if spans else None
-
-    def longest_after_change(self) -> float | None:
-        """The longest wall time of the first step after each of the last 8 changes, those of
-        the last :data:`CHANGES_KEPT_S` (None: none)."""
-        since = time.perf_counter() - CHANGES_KEPT_S
-        spans = [wall for when, wall in list(self._landed) if when >= since]
+        """The longest wall time of the last ``count`` steps (None: none yet)."""
+        spans = list(self._wall)[-count:]
         return max(spans) if spans else None
 
     def recent_load(self, seconds: float, *, wall: bool = False) -> float | None:
@@ -133,11 +114,9 @@ class DecodeMeter:
         return total / (count * self.step_seconds)
 
     def forget(self) -> None:
-        """Measure afresh (after the guard acted): the readings start empty."""
+        """Measure afresh (after the guard acted): the guard's readings start empty."""
         self._cpu.clear()
         self._wall.clear()
-        self._ordinary.clear()
-        self._landed.clear()
 
 
 class OverloadGuard:

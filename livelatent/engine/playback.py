@@ -252,9 +252,7 @@ class Playback(Landings):
                     if self._link.lost:
                         self._lose_device()
                     else:
-                        self._fill(changes_at={item.sample for item in landed
-                                               if item.error is None and item.batch.commands},
-                                   writers=landed)
+                        self._fill(writers=landed)
                 else:
                     for item in landed:        # landed offline: nothing to decode for them
                         item.done.set()
@@ -269,15 +267,15 @@ class Playback(Landings):
                 for item in landed:    # (those _fill did not wake: it met an error, or it waits)
                     item.done.set()
 
-    def _fill(self, *, changes_at=(), writers=()) -> None:
-        """Decode step by step until a lookahead is ready. ``changes_at``: the samples where
-        changes just landed (the steps there are timed as first steps after a change);
-        ``writers``: their landings, whose writers are woken once the steps the device's next
-        two pulls may take, and the first step of each change, are decoded (see :mod:`.landing`)."""
+    def _fill(self, *, writers=()) -> None:
+        """Decode step by step until a lookahead is ready. ``writers``: the landings just made,
+        whose writers are woken once the steps the device's next two pulls may take, and the
+        first step of each change, are decoded (see :mod:`.landing`)."""
         engine, link, step = self.engine, self._link, self.engine.step
         timeline = engine.timeline
         until = link.heard + engine.lookahead
-        urgent = max(link.untouchable() + self._pull(), min(until, max(changes_at, default=0) + step))
+        changes = [item.sample for item in writers if item.error is None and item.batch.commands]
+        urgent = max(link.untouchable() + self._pull(), min(until, max(changes, default=0) + step))
         while link.fed < until:
             if writers and link.fed >= urgent:
                 for item in writers:
@@ -288,7 +286,7 @@ class Playback(Landings):
             self._checkpoints[current] = timeline.checkpoint()
             block = timeline.advance(1)
             link.feed(current * step, block)
-            self.meter.end(began, after_change=current * step in changes_at)
+            self.meter.end(began)
             oldest = link.heard // step - 1
             for old in [s for s in self._checkpoints if s < oldest]:
                 del self._checkpoints[old]
