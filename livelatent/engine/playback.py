@@ -254,8 +254,7 @@ class Playback(Landings):
                     else:
                         self._fill(writers=landed)
                 else:
-                    for item in landed:        # landed offline: nothing to decode for them
-                        item.done.set()
+                    _answer(landed)            # landed offline: nothing to decode for them
                     if self._retry.is_set() or time.monotonic() >= next_try:
                         self._retry.clear()
                         next_try = time.monotonic() + RECONNECT_EVERY_S
@@ -264,8 +263,7 @@ class Playback(Landings):
                 self._say_error(f"engine error: {type(exc).__name__}: {exc}")
                 time.sleep(0.05)
             finally:
-                for item in landed:    # (those _fill did not wake: it met an error, or it waits)
-                    item.done.set()
+                _answer(landed)        # (those _fill did not answer: it met an error, or it waits)
 
     def _fill(self, *, writers=()) -> None:
         """Decode step by step until a lookahead is ready. ``writers``: the landings just made,
@@ -274,13 +272,12 @@ class Playback(Landings):
         engine, link, step = self.engine, self._link, self.engine.step
         timeline = engine.timeline
         until = link.heard + engine.lookahead
-        changes = [item.sample for item in writers if item.error is None and item.batch.commands]
-        urgent = max(link.untouchable() + self._pull(), min(until, max(changes, default=0) + step))
+        if writers:
+            changes = [item.sample for item in writers if item.error is None and item.batch.commands]
+            urgent = max(link.untouchable() + self._pull(), min(until, max(changes, default=0) + step))
         while link.fed < until:
             if writers and link.fed >= urgent:
-                for item in writers:
-                    item.done.set()
-                writers = ()
+                writers = _answer(writers)
             current = timeline.step
             began = self.meter.begin()
             self._checkpoints[current] = timeline.checkpoint()
@@ -325,3 +322,11 @@ class Playback(Landings):
         if now - self._said.get(text, -1e9) >= _SAME_ERROR_EVERY_S:
             self._said[text] = now
             self.engine.events.error(text)
+
+
+def _answer(landings) -> tuple:
+    """Wake the writers of ``landings`` (each landing is decided already); nothing is left to
+    answer."""
+    for item in landings:
+        item.done.set()
+    return ()
