@@ -17,7 +17,13 @@ engine (no disk: the null sink is just consuming the blocks) and prints:
   decoder: what drawing and adding the noise (256 normal values a window, most of a
   millisecond a block of 256 windows) costs of that share.
 
-Run: ``python benchmarks/bench_render.py [--seconds 20] [--model PATH]``
+Everything runs on one BLAS thread (``--blas-threads 1``, the default), the bare decoder's
+baseline as the issue defines it; the engine's threads working ahead (each voice's next noise
+block) use the other core, as they do live. ``--blas-threads 0`` leaves BLAS its own count (both
+cores on this machine): a render goes about twice as fast then, and the noise drawn ahead
+competes with the decoder's second thread.
+
+Run: ``python benchmarks/bench_render.py [--seconds 20] [--model PATH] [--blas-threads N]``
 Targets on a 2-core machine: one voice >= 300x real time with concat, >= 150x with OLA.
 """
 
@@ -28,6 +34,7 @@ import time
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from livelatent import Engine, load_model, sine, source, voice
 from livelatent.sinks.null import render_to_null
@@ -86,6 +93,12 @@ def notebook_speed(codec, sources, strategy, synth, seconds):
     return seconds / elapsed
 
 
+def threadpool_info_threads() -> int:
+    """The BLAS thread count numpy's BLAS runs with now."""
+    return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"),
+               default=1)
+
+
 def bare_decode_seconds(codec, windows, batch, best_of=3):
     """The bare decoder's time for ``windows`` windows, ``batch`` at a time (best of
     ``best_of`` passes)."""
@@ -110,11 +123,24 @@ def main(argv=None):
     parser.add_argument("--best-of", type=int, default=3,
                         help="renders (and bare decoder passes) a measurement takes the best of")
     parser.add_argument("--model", default=None)
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="BLAS threads for the engine and the bare decoder alike (0: BLAS's own)")
     args = parser.parse_args(argv)
+    if args.blas_threads < 0:
+        parser.error("--blas-threads must be 0 (BLAS's own count) or more")
+    if args.blas_threads:
+        torch.set_num_threads(args.blas_threads)      # the notebook's torch, alike
+    with threadpool_limits(limits=args.blas_threads or None, user_api="blas"):
+        _measure(args)
+
+
+def _measure(args):
     best_of = args.best_of
     codec = load_model(args.model)
     srcs = _sources(codec.sample_rate)
+    blas = threadpool_info_threads()
     print(f"model {codec.path} | torch {torch.__version__}, {torch.get_num_threads()} threads | "
+          f"BLAS {blas} thread{'s' * (blas != 1)} | "
           f"{args.seconds:g} s per engine render, {args.baseline_seconds:g} s per baseline")
     print(f"{'strategy':<10} {'synth':<7} {'voices':>6} {'engine x RT':>12} {'notebook x RT':>14} "
           f"{'ratio':>7} {'bare decode x RT':>17} {'engine/bare':>12}")

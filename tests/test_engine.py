@@ -3,6 +3,7 @@
 import mmap
 import re
 import sys
+import threading
 import time
 
 import numpy as np
@@ -157,7 +158,7 @@ def test_a_block_worked_out_ahead_is_taken_only_for_its_parameters_clock_and_blo
         score = engine.timeline._score
         params, params_other = score.voices[0], score.voices[other.index]
         clock, clock_other = score.clock, score.clock.with_tempo(90, 0)
-    ahead = ChannelsAhead()
+    ahead = ChannelsAhead(threading.Event())        # no decode thread: it works after a poll
     ahead.request(7, params, clock, 2)
     deadline = time.monotonic() + 10
     while not ahead._ready and time.monotonic() < deadline:
@@ -200,6 +201,28 @@ def test_noise_drawn_ahead_is_the_noise_drawn_in_place_whoever_draws_it(monkeypa
     entropies = [entropy for entropy, _ in drawn]
     assert len(entropies) == 40 and len(set(entropies)) == 40          # each drawn once
     assert any(name == "livelatent-noise" for _, name in drawn)        # some by the drawer
+
+
+def test_the_noise_drawer_draws_while_the_decode_thread_is_in_the_decoder(monkeypatch):
+    """The drawer's Python holds the GIL, which the decode thread would wait for on its way
+    back from the decoder: a block asked for is drawn once the decode thread is decoding."""
+    import threading
+
+    import livelatent.engine.blocks as blocks
+
+    monkeypatch.setattr(blocks, "POLL_S", 5.0)     # no decode for 5 s: it would draw anyway
+    decoding = threading.Event()
+    noise = blocks.NoiseBlocks(16, decoding)
+    entropy = (0, 7, 4, 0)
+    noise.prefetch(entropy)
+    time.sleep(0.2)
+    assert not noise._ready and noise.wanted()      # not drawn while nobody decodes
+    began = time.monotonic()
+    decoding.set()
+    while not noise._ready and time.monotonic() - began < 4.0:
+        time.sleep(0.005)
+    assert entropy in noise._ready and time.monotonic() - began < 4.0
+    np.testing.assert_array_equal(noise.get(entropy), blocks.noise_block(entropy, 16))
 
 
 def test_a_voice_asks_for_no_noise_past_its_last_window(sources):

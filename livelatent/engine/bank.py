@@ -281,15 +281,14 @@ class Bank:
                                 f"space (harsh) while it does")
 
     def _decode(self, z, far=None) -> np.ndarray:
-        """The windows of latent points ``z``; live, the cache's channels worker works meanwhile.
+        """The windows of latent points ``z``; the cache's threads working ahead work meanwhile.
         The rows marked ``far`` are decoded one at a time: far out, how a batch rounds moves the
         samples, and live and a render batch windows differently (see points.FAR)."""
         if not z.shape[0]:
             return np.zeros((0, self.window), dtype=np.float32)
-        ahead = self.cache.ahead
-        decoding = ahead.decoding if self.cache.live and ahead.wanted() else None
-        if decoding is not None:           # live, with blocks to work out ahead: they are worked
-            decoding.set()                 # out meanwhile
+        decoding = self.cache.decoding if self.cache.work_wanted() else None
+        if decoding is not None:           # with noise or channels to work out ahead: they are
+            decoding.set()                 # worked out meanwhile
         try:
             if far is None:
                 return self.codec.decode(z)

@@ -174,10 +174,20 @@ class NoiseBlocks:
     pays for waking it (a queue's put did, at every ask). Offline, the next block is needed one
     span later (tens of milliseconds), so each ask wakes the drawer at once, and a block still
     being drawn is waited for rather than drawn twice. The values are the same whoever draws them.
+
+    The drawer's own Python (seeding a generator, keeping the block) holds the GIL, and a decode
+    thread coming back from the decoder then waited for it: offline, as long as the drawing
+    itself. So the drawer starts a block when ``decoding`` is set (the decode thread is in the
+    decoder, holding no GIL), or after :data:`~.worker.POLL_S` without a decode. Without
+    ``decoding``, it draws at once.
     """
 
-    def __init__(self, latent: int):
+    def __init__(self, latent: int, decoding: threading.Event | None = None):
         self.latent = latent
+        if decoding is None:
+            decoding = threading.Event()
+            decoding.set()
+        self._decoding = decoding
         self._ready: dict[tuple, np.ndarray] = {}
         self._wanted: dict[tuple, None] = {}    # asked for, oldest first (once each)
         self._drawing: tuple | None = None       # the block the drawer has in hand
@@ -208,11 +218,19 @@ class NoiseBlocks:
                 self._changed.notify_all()
         self._worker.wake()
 
+    def wanted(self) -> bool:
+        """Whether blocks wait to be drawn (read without the lock: a hint)."""
+        return bool(self._wanted)
+
     def _draw_one(self) -> bool:
         """Draw the oldest block asked for (or wait for an ask): whether one was drawn."""
         with self._changed:
             if not self._wanted:
                 self._changed.wait(POLL_S)
+                return False
+        self._decoding.wait(POLL_S)           # the decode thread's turn in the decoder: ours
+        with self._changed:
+            if not self._wanted:              # (drawn meanwhile by the decode thread's get())
                 return False
             entropy = next(iter(self._wanted))
             del self._wanted[entropy]

@@ -43,8 +43,11 @@ class BlockCache:
     def __init__(self, *, seed: int, latent: int):
         self.seed = seed
         self.latent = latent
-        self.noise = NoiseBlocks(latent)
-        self.ahead = ChannelsAhead()
+        # set while the decode thread is in the decoder, holding no GIL: the turn of the threads
+        # working ahead, whose Python it would otherwise wait for on its way back
+        self.decoding = threading.Event()
+        self.noise = NoiseBlocks(latent, self.decoding)
+        self.ahead = ChannelsAhead(self.decoding)
         self.live = False                # live playback: blocks worked out seconds ahead
         self._slot_of: dict[int, int] = {}
         self._free: list[int] = []
@@ -122,6 +125,10 @@ class BlockCache:
         if self.live and self._populated < self._frontier + SLOTS_AHEAD // 2:
             self.populate_ahead()
         return np.array(found, dtype=np.int64)
+
+    def work_wanted(self) -> bool:
+        """Whether a thread working ahead has work waiting for the decoder's turn (a hint)."""
+        return self.noise.wanted() or self.ahead.wanted()
 
     def work_ahead(self, live: bool) -> None:
         """Live (playback turns it on): each voice's next block is worked out seconds ahead, its

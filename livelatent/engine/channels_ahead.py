@@ -58,9 +58,9 @@ class ChannelsAhead:
     change on every step (a controller moving) leaves no backlog of blocks nobody will play.
     """
 
-    def __init__(self):
+    def __init__(self, decoding: threading.Event):
         # set while the decode thread is in the decoder, where it holds no GIL: the worker's turn
-        self.decoding = threading.Event()
+        self.decoding = decoding
         self._wanted: dict[int, tuple] = {}      # slot -> (params, clock, block), oldest first
         self._ready: dict[int, tuple] = {}       # slot -> (params, clock, block, result)
         self._lock = threading.Lock()
