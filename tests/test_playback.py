@@ -341,9 +341,11 @@ def test_stems_after_playback_stopped_hold_the_rest_of_the_step_it_was_in(jack_s
     with Engine(seed=3, blocksize=256) as engine:
         voice(*sources, curve=sine(2), gain=0.3, pan=-0.4, name="a")
         voice(*sources[::-1], curve=0.3, gain=0.3, pan=0.4, name="b")
-        for _ in range(8):                     # until it stops inside a step (half the time)
+        for attempt in range(8):               # until it stops inside a step (half the time)
             engine.start("system")
-            time.sleep(0.3)
+            # a period more each try: an idle machine stops after the same number of periods
+            # try after try, which was a whole number of steps 4 runs in 10
+            time.sleep(0.3 + attempt * 256 / SR)
             engine.stop_playback()
             jack_server.wait_until_gone(jackutil.SUBPROCESS_PORTS)
             if engine.handoff.leftover_size:
