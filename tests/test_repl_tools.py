@@ -1,4 +1,9 @@
-"""The REPL's helpers: the status line, and render() in the background beside live playback."""
+"""The REPL's helpers: the status line, render() in the background beside live playback, and
+the priority the REPL asks for."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -125,3 +130,22 @@ def test_a_long_background_render_runs_beside_live_playback_with_zero_underruns(
     written, rate = sf.read(tmp_path / "layer.wav", dtype="float32")
     assert written.shape == (60 * rate, 2)
     assert np.abs(written - expected).max() <= 1e-5
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup") or os.geteuid() != 0,
+                    reason="needs Linux's autogroups and the right to lower a niceness (root)")
+def test_the_repl_raises_its_sessions_scheduling_group_until_it_exits():
+    """Niceness orders threads only within their session's group; the REPL raises the group
+    too, and gives the session (a terminal's, which goes on) its niceness back as it exits."""
+    code = ("import atexit\n"
+            "from pathlib import Path\n"
+            "from livelatent.repl.setup import raise_process_priority\n"
+            "group = lambda: Path('/proc/self/autogroup').read_text().split('nice')[1].strip()\n"
+            "print(group())\n"
+            "raise_process_priority()\n"
+            "print(group())\n"
+            "atexit._run_exitfuncs()\n"
+            "print(group())\n")
+    done = subprocess.run([sys.executable, "-c", code], start_new_session=True, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.split() == ["0", "-10", "0"], done.stderr
