@@ -4,7 +4,7 @@ Measured over JACK on a loaded 2-core machine, each of these reduced underruns w
 worked in the same process: decoding 0.2 s ahead (free: a change still lands within a block or
 two, since the engine rewinds), warming the model up before the stream opens, freezing the
 start-up garbage (so later collections are short), and running the decode thread at a higher
-priority when allowed (niceness -10).
+priority when allowed (niceness -10, and the session's scheduling group at the same).
 """
 
 from __future__ import annotations
