@@ -162,6 +162,8 @@ def _measure(args):
                       f"{baseline / voices:>13.1f}x {speed / (baseline / voices):>6.0f}x "
                       f"{bare:>16.0f}x {share:>11.0%}", flush=True)
     print("notebook x RT for 8 voices is its 1-voice speed / 8 (it renders one voice at a time)")
+    print(f"the engine's decoder runs on {blas} BLAS thread{'s' * (blas != 1)}, as the bare decoder's; "
+          f"the noise it draws ahead runs on a thread of its own, on the other core when there is one")
     windows = int(args.seconds * windows_per_second_of_audio(codec, "meso", "ola"))
     rounds = []
     for _ in range(args.rounds):

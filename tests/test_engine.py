@@ -225,6 +225,26 @@ def test_the_noise_drawer_draws_while_the_decode_thread_is_in_the_decoder(monkey
     np.testing.assert_array_equal(noise.get(entropy), blocks.noise_block(entropy, 16))
 
 
+def test_offline_the_decode_thread_gives_the_noise_drawer_its_turn_while_it_decodes(sources):
+    """A render asks for each voice's next noise block a span ahead, and sets the decoder's
+    turn around its decodes while a block waits to be drawn."""
+    with Engine(seed=5) as engine:
+        voice(*sources, curve=sine(2))
+        codec, cache = engine.codec, engine.timeline._bank.cache
+        turns, real_decode = [], codec.decode
+
+        def decode(z):
+            turns.append(cache.decoding.is_set())
+            return real_decode(z)
+
+        codec.decode = decode
+        try:
+            engine.render_array(20.0)
+        finally:
+            codec.decode = real_decode
+    assert any(turns) and not cache.decoding.is_set()
+
+
 def test_a_voice_asks_for_no_noise_past_its_last_window(sources):
     """Offline, noise is drawn a block ahead; a voice that ends leaves none drawn for nothing
     (kept until evicted, hundreds of them would hold a hundred megabytes)."""

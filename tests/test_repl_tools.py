@@ -1,7 +1,6 @@
 """The REPL's helpers: the status line, render() in the background beside live playback, and
 the priority the REPL asks for."""
 
-import os
 import subprocess
 import sys
 
@@ -132,20 +131,24 @@ def test_a_long_background_render_runs_beside_live_playback_with_zero_underruns(
     assert np.abs(written - expected).max() <= 1e-5
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup") or os.geteuid() != 0,
-                    reason="needs Linux's autogroups and the right to lower a niceness (root)")
 def test_the_repl_raises_its_sessions_scheduling_group_until_it_exits():
     """Niceness orders threads only within their session's group; the REPL raises the group
     too, and gives the session (a terminal's, which goes on) its niceness back as it exits."""
-    code = ("import atexit\n"
+    code = ("import atexit, sys\n"
             "from pathlib import Path\n"
             "from livelatent.repl.setup import raise_process_priority\n"
-            "group = lambda: Path('/proc/self/autogroup').read_text().split('nice')[1].strip()\n"
-            "print(group())\n"
+            "group = Path('/proc/self/autogroup')\n"
+            "try:\n"
+            "    before = group.read_text().split('nice')[1].strip()\n"
+            "    group.write_text('-10'); group.write_text(before)   # allowed here at all?\n"
+            "except (OSError, IndexError) as exc:\n"
+            "    print('cannot', exc); sys.exit()\n"
             "raise_process_priority()\n"
-            "print(group())\n"
+            "print(before, group.read_text().split('nice')[1].strip())\n"
             "atexit._run_exitfuncs()\n"
-            "print(group())\n")
+            "print(group.read_text().split('nice')[1].strip())\n")
     done = subprocess.run([sys.executable, "-c", code], start_new_session=True, capture_output=True,
                           text=True, timeout=120)
-    assert done.stdout.split() == ["0", "-10", "0"], done.stderr
+    if done.stdout.startswith("cannot"):
+        pytest.skip(f"no autogroup whose niceness this user may lower: {done.stdout.strip()}")
+    assert done.stdout.split() == ["0", "-10", "0"], done.stdout + done.stderr

@@ -170,10 +170,11 @@ class NoiseBlocks:
 
     Drawing a block (256 windows of 256 values) takes most of a millisecond, and numpy lets the
     GIL go while it draws. Live, the voice bank asks for each voice's next block a few seconds
-    before it needs it, and the other core draws it; the drawer polls, so the decode thread never
-    pays for waking it (a queue's put did, at every ask). Offline, the next block is needed one
-    span later (tens of milliseconds), so each ask wakes the drawer at once, and a block still
-    being drawn is waited for rather than drawn twice. The values are the same whoever draws them.
+    before it needs it, and the other core draws it; the drawer polls for asks, so an ask costs
+    the decode thread no wake-up (a queue's put did, at every ask). Offline, the next block is
+    needed one span later (tens of milliseconds), so each ask wakes the drawer at once, and a block
+    still being drawn is waited for rather than drawn twice. The values are the same whoever draws
+    them.
 
     The drawer's own Python (seeding a generator, keeping the block) holds the GIL, and a decode
     thread coming back from the decoder then waited for it: offline, as long as the drawing
@@ -192,7 +193,7 @@ class NoiseBlocks:
         self._wanted: dict[tuple, None] = {}    # asked for, oldest first (once each)
         self._drawing: tuple | None = None       # the block the drawer has in hand
         self._changed = threading.Condition()    # guards the three above
-        self._worker = WorkAhead(self._draw_one, lambda: bool(self._wanted), "livelatent-noise")
+        self._worker = WorkAhead(self._draw_one, self.wanted, "livelatent-noise")
         self.ahead = False               # live: asked for seconds ahead (playback turns it on)
 
     def get(self, entropy: tuple) -> np.ndarray:

@@ -47,7 +47,8 @@ class ChannelsAhead:
     for a large corpus): in the decode thread that was about 150 us of every step at 128 voices.
     The worker's Python holds the GIL, which the decode thread would wait for on its way back
     from the decoder; so it starts each block while the decode thread is in the decoder
-    (:attr:`decoding`, set around each live decode), mostly inside BLAS, where that thread holds
+    (:attr:`decoding`, the cache's, set around each decode while a thread working ahead has
+    work), mostly inside BLAS, where that thread holds
     no GIL. A block's channels are a pure function of the parameters, the clock and the block
     (:func:`block_values`), so they are the same whoever works them out; a revert that a failing
     curve makes there is found the same way too. The decode thread takes a result only when it

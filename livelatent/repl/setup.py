@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import gc
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -77,23 +79,28 @@ def raise_process_priority() -> None:
         pass      # not root, no CAP_SYS_NICE, or not a Unix: normal priority
     previous = _autogroup_niceness()
     if previous is not None and previous > AUDIO_NICENESS and _set_autogroup_niceness(AUDIO_NICENESS):
-        atexit.register(_set_autogroup_niceness, previous)    # the terminal's session goes on
+        # the terminal's session goes on (a REPL killed by a signal leaves it raised)
+        atexit.register(_set_autogroup_niceness, previous)
 
 
 def _autogroup_niceness() -> int | None:
     """The niceness of this session's scheduling group (None: the kernel has no autogroups)."""
     try:
-        return int(_AUTOGROUP.read_text().split("nice")[1])
+        return int(_AUTOGROUP.read_text().split()[-1])
     except (OSError, ValueError, IndexError):
         return None
 
 
 def _set_autogroup_niceness(niceness: int) -> bool:
-    try:
-        _AUTOGROUP.write_text(str(niceness))
-        return True
-    except OSError:       # not allowed (a lower niceness needs CAP_SYS_NICE or an rlimit)
-        return False
+    for attempt in range(2):
+        try:
+            _AUTOGROUP.write_text(str(niceness))
+            return True
+        except OSError as exc:   # not allowed: a lower niceness needs CAP_SYS_NICE or an rlimit
+            if exc.errno != errno.EAGAIN or attempt:
+                return False
+            time.sleep(0.1)      # without CAP_SYS_ADMIN, one change per 100 ms system-wide
+    return False
 
 
 def freeze_garbage() -> None:
