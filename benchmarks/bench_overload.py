@@ -30,7 +30,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bench_realtime import _sources  # the same two sources as the real-time figures
+from bench_realtime import _sources, live_step  # the real-time figures' sources and steps
 from livelatent import Engine, load_model, sine, voice
 from livelatent.engine.blocks import BLOCK
 from livelatent.engine.overload import OverloadGuard
@@ -42,12 +42,13 @@ class _Playback:                 # what the guard reads of a playback, offline
         self.engine = engine
 
 
-def _steps(timeline, count):
+def _steps(engine, count):
+    """The times of ``count`` steps, each taken as the playback's decode thread takes it."""
+    behind = engine.lookahead // engine.step + 1
     spans = []
     for _ in range(count):
         began = time.perf_counter()
-        timeline.checkpoint()
-        timeline.advance(1)
+        live_step(engine.timeline, behind)
         spans.append(time.perf_counter() - began)
     return spans
 
@@ -73,8 +74,8 @@ def trial(codec, sources, voices, kind, load):
             voice(*sources, curve=sine(3 + i * 0.1), gain=1.0 / voices)
         timeline = engine.timeline
         timeline.work_ahead(True)
-        _steps(timeline, 300)                              # every voice's first blocks
-        baseline = statistics.median(_steps(timeline, 100))
+        _steps(engine, 300)                              # every voice's first blocks
+        baseline = statistics.median(_steps(engine, 100))
         at = (engine.position // engine.step + 2) * engine.step
         guard = OverloadGuard(_Playback(engine))
         began = time.perf_counter()
@@ -83,14 +84,14 @@ def trial(codec, sources, voices, kind, load):
         elif kind == "grow":
             for i in range(timeline.free_voice_slots()):   # fill the cache, let them start
                 voice(*sources, curve=sine(2), gain=0.0)
-            _steps(timeline, 300)
-            baseline = statistics.median(_steps(timeline, 100))
+            _steps(engine, 300)
+            baseline = statistics.median(_steps(engine, 100))
             began = time.perf_counter()
             voice(*sources, curve=sine(2), gain=0.0)       # then one more: the cache doubles
         else:
             guard._shed(load if kind == "switch" else 3.0, at=at)
         prepared = time.perf_counter() - began
-        after = _steps(timeline, 12)
+        after = _steps(engine, 12)
         return baseline, prepared, after, len(guard.switched), len(guard.muted)
 
 

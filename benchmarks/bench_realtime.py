@@ -5,12 +5,13 @@
    same run: how many voices the bare decoder could sustain if it did nothing else (its windows
    per second on one BLAS thread at a batch of that many voices, over the windows per second
    one OLA voice needs).
-1b. Per-step overhead: a live step's time (checkpoint + advance + resampling) minus the time
-   its decode took, at 1, 16 and 128 voices, measured alternately ``--step-rounds`` times
-   (medians). Then the same at 16 and 128 voices with the decoder replaced by a wait as long as
-   the 128-voice decode: a longer decode leaves the processor's caches colder for the step's own
-   work, and this says how much of the ratio that is. And the decode thread's time per block
-   load (a voice's next 256 windows of channels and noise) at 128 voices, its next blocks worked out ahead on another thread as
+1b. Per-step overhead: a live step's time (what the decode thread does for a step: checkpoint,
+   advance, and forget what the listener has passed) minus the time its decode took, at 1, 16
+   and 128 voices, measured alternately ``--step-rounds`` times (medians). Then the same at 16
+   and 128 voices with the decoder replaced by a wait as long as the 128-voice decode: a longer
+   decode leaves the processor's caches colder for the step's own work, and this says how much
+   of the ratio that is. And the decode thread's time per block load (a voice's next 256 windows
+   of channels and noise) at 128 voices, its next blocks worked out ahead on another thread as
    live | baseline, same run: the decode thread working out every block itself.
 1c. Stalls: 16 voices play while this process holds the GIL in one C call (a regex) for
    150 ms; and 1.5x the capacity with the overload guard on. Underruns counted.
@@ -92,8 +93,17 @@ def step_overhead(codec, sources, voices, steps=600, *, channels_ahead=True, dec
     return (total - decoding) / steps, decoding / steps, loads[0] / max(1, loads[1]), loads[1] / steps
 
 
+def live_step(timeline, behind: int) -> None:
+    """One step as the playback's decode thread takes it: its checkpoint, the step, and what only
+    a rewind to more than ``behind`` steps back would need dropped (live, the listener is that far
+    behind: the commands applied before it leave the schedule)."""
+    timeline.checkpoint()
+    timeline.advance(1)
+    timeline.forget_before(timeline.step - behind)
+
+
 def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True, decode_wait=None):
-    """Live steps (checkpoint + advance, one BLAS thread, noise and each voice's next block
+    """Live steps (:func:`live_step`, one BLAS thread, noise and each voice's next block
     worked out ahead and the GIL's switch interval as live) of the voices ``start(engine)``
     starts, after 300 to warm up: (seconds in all, seconds decoding, windows decoded). With
     ``loads`` ([seconds, count]), the time the decode thread spends loading blocks is added
@@ -138,14 +148,13 @@ def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True, decode_
         cache._load = timed_load
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
+            behind = engine.lookahead // engine.step + 1
             for _ in range(300):                   # warm: every voice's first blocks
-                timeline.checkpoint()
-                timeline.advance(1)
+                live_step(timeline, behind)
             codec.decode = timed_decode
             began = time.perf_counter()
             for _ in range(steps):
-                timeline.checkpoint()
-                timeline.advance(1)
+                live_step(timeline, behind)
             total = time.perf_counter() - began
         finally:
             codec.decode = real_decode
