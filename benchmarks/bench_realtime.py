@@ -294,7 +294,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=10, help="latency measurements")
     parser.add_argument("--model", default=None)
     parser.add_argument("--skip-capacity", action="store_true")
-    parser.add_argument("--step-rounds", type=int, default=3, help="per-step overhead measurements")
+    parser.add_argument("--step-rounds", type=int, default=5, help="per-step overhead measurements")
     args = parser.parse_args(argv)
     codec = load_model(args.model)
     sources = _sources(codec.sample_rate)
