@@ -206,8 +206,6 @@ def test_noise_drawn_ahead_is_the_noise_drawn_in_place_whoever_draws_it(monkeypa
 def test_the_noise_drawer_draws_while_the_decode_thread_is_in_the_decoder(monkeypatch):
     """The drawer's Python holds the GIL, which the decode thread would wait for on its way
     back from the decoder: a block asked for is drawn once the decode thread is decoding."""
-    import threading
-
     import livelatent.engine.blocks as blocks
 
     monkeypatch.setattr(blocks, "POLL_S", 5.0)     # no decode for 5 s: it would draw anyway
