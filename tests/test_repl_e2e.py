@@ -118,8 +118,12 @@ def test_ctrl_c_stops_a_long_cell_and_never_the_engine(jack_server, tmp_path):
     args = ["--blocksize", "1024", "--set", "long"]
     with recorded_repl(jack_server, args, tmp_path / "sets") as (repl, recorder):
         repl.run('voice(flute, cello, curve=sine(2), name="a")')
-        repl.child.sendline("import time; time.sleep(60)")
-        repl.pump(1.0)
+        # Ctrl-C once the cell runs (before, it would only clear the line being typed): the
+        # cell says so first, in words its echo does not hold
+        since = len(repl.text)
+        repl.child.sendline('import time; print("the cell " + "sleeps"); time.sleep(60)')
+        repl.wait_for("the cell sleeps", since=since, timeout=30)
+        repl.pump(0.5)
         repl.child.sendintr()                              # Ctrl-C
         repl.wait_prompt(timeout=10)
         assert "interrupted: the cell stopped, the voices play on" in repl.text
