@@ -138,9 +138,10 @@ class AudioProcess:
         self.samplerate = samplerate
         self.lost = threading.Event()
         self._stopping = False
+        # in a process group of its own: the terminal's Ctrl-C and Ctrl-Z are the REPL's
         self._process = subprocess.Popen(
             [sys.executable, str(PROGRAM), json.dumps(config)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1, process_group=0)
         threading.Thread(target=self._read_stdout, name="livelatent-audio-messages", daemon=True).start()
         threading.Thread(target=self._read_stderr, name="livelatent-audio-stderr", daemon=True).start()
 

@@ -21,6 +21,7 @@ the state is saved beside the journal so ``livelatent render sets/<name>`` works
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -57,6 +58,18 @@ def _make_shell(session):
     return TerminalInteractiveShell.instance(config=config, user_ns=session.namespace)
 
 
+def _let_ctrl_c_interrupt() -> None:
+    """Have Ctrl-C stop a running cell even when this process began with SIGINT ignored.
+
+    A shell without job control (a script, a test runner's) starts its background commands with
+    SIGINT ignored, and what they start inherits that; Python then installs no handler, so a
+    cell's KeyboardInterrupt never comes and a runaway cell cannot be stopped. On a terminal the
+    performer's Ctrl-C must stop it. (The audio process, in a process group of its own, never
+    gets the terminal's Ctrl-C.)"""
+    if sys.stdin.isatty() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def cli_live(args) -> int:
     """``livelatent [live] [--device D] [--blocksize N] [--model M] [--set NAME] [--watch PATH]
     [--offline] [--resume sets/NAME]``."""
@@ -66,6 +79,7 @@ def cli_live(args) -> int:
     # redrawing) made it late. 1 ms keeps it on time.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     raise_process_priority()
+    _let_ctrl_c_interrupt()
     # IPython's import (about 0.4 s of Python) overlaps the model and demo sources loading,
     # which spend their time in file reads and C code that let the GIL go.
     importer = threading.Thread(target=_import_ipython, name="livelatent-import", daemon=True)
