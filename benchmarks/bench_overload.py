@@ -74,7 +74,7 @@ def trial(codec, sources, voices, kind, load):
             voice(*sources, curve=sine(3 + i * 0.1), gain=1.0 / voices)
         timeline = engine.timeline
         timeline.work_ahead(True)
-        _steps(engine, 300)                              # every voice's first blocks
+        _steps(engine, 300)                                # every voice's first blocks
         baseline = statistics.median(_steps(engine, 100))
         at = (engine.position // engine.step + 2) * engine.step
         guard = OverloadGuard(_Playback(engine))

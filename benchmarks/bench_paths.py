@@ -1,7 +1,7 @@
 """Latent paths in real time: voices per path kind, and the cost per decoded window.
 
-1. Cost per decoded window: the time of a live step (checkpoint + advance, one BLAS thread,
-   noise drawn ahead as live) divided by the windows it decoded, for 64 voices of each kind
+1. Cost per decoded window: the time of a live step (as the decode thread takes it, one BLAS
+   thread, noise drawn ahead as live) divided by the windows it decoded, for 64 voices of each kind
    (a cloud of k points decodes k windows per output window: 64 / k voices). Baseline, same
    run: plain meso voices between two sources. Target: a cloud within 20% of meso.
 2. Voices in real time (``--seconds`` of play with zero underruns, blocksize 1024, over a JACK

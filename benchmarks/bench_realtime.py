@@ -94,9 +94,10 @@ def step_overhead(codec, sources, voices, steps=600, *, channels_ahead=True, dec
 
 
 def live_step(timeline, behind: int) -> None:
-    """One step as the playback's decode thread takes it: its checkpoint, the step, and what only
-    a rewind to more than ``behind`` steps back would need dropped (live, the listener is that far
-    behind: the commands applied before it leave the schedule)."""
+    """One step as the playback's decode thread takes the timeline through it: a checkpoint, the
+    step, then dropping what only a rewind more than ``behind`` steps back would need (live, the
+    listener is about that far behind, and the commands applied before it leave the schedule).
+    Live, the decode thread also keeps those checkpoints and feeds the ring."""
     timeline.checkpoint()
     timeline.advance(1)
     timeline.forget_before(timeline.step - behind)
