@@ -203,6 +203,9 @@ class AudioProcess:
             self.wait_for("stopped", timeout=timeout)
         except DeviceError:
             pass                          # gone already, or stuck: killed below
+        except BaseException:             # a Ctrl-C meanwhile (which no longer reaches the
+            self.kill()                   # process itself): it must not keep the device
+            raise
         try:
             self._process.stdin.close()
         except OSError:
@@ -211,6 +214,9 @@ class AudioProcess:
             self._process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+        except BaseException:
+            self.kill()
+            raise
 
     def kill(self) -> None:
         self._stopping = True
