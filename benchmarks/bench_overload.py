@@ -44,11 +44,10 @@ class _Playback:                 # what the guard reads of a playback, offline
 
 def _steps(engine, count):
     """The times of ``count`` steps, each taken as the playback's decode thread takes it."""
-    behind = engine.lookahead // engine.step + 1
     spans = []
     for _ in range(count):
         began = time.perf_counter()
-        live_step(engine.timeline, behind)
+        live_step(engine)
         spans.append(time.perf_counter() - began)
     return spans
 

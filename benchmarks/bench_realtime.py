@@ -93,14 +93,15 @@ def step_overhead(codec, sources, voices, steps=600, *, channels_ahead=True, dec
     return (total - decoding) / steps, decoding / steps, loads[0] / max(1, loads[1]), loads[1] / steps
 
 
-def live_step(timeline, behind: int) -> None:
-    """One step as the playback's decode thread takes the timeline through it: a checkpoint, the
-    step, then dropping what only a rewind more than ``behind`` steps back would need (live, the
-    listener is about that far behind, and the commands applied before it leave the schedule).
-    Live, the decode thread also keeps those checkpoints and feeds the ring."""
+def live_step(engine) -> None:
+    """One step as the playback's decode thread takes the engine's timeline through it: a
+    checkpoint, the step, then dropping what only a rewind to before the listener would need
+    (live, the listener is about a lookahead behind, and the commands applied before it leave
+    the schedule). Live, the decode thread also keeps those checkpoints and feeds the ring."""
+    timeline = engine.timeline
     timeline.checkpoint()
     timeline.advance(1)
-    timeline.forget_before(timeline.step - behind)
+    timeline.forget_before(timeline.step - engine.lookahead // engine.step - 1)
 
 
 def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True, decode_wait=None):
@@ -149,13 +150,12 @@ def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True, decode_
         cache._load = timed_load
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
-            behind = engine.lookahead // engine.step + 1
             for _ in range(300):                   # warm: every voice's first blocks
-                live_step(timeline, behind)
+                live_step(engine)
             codec.decode = timed_decode
             began = time.perf_counter()
             for _ in range(steps):
-                live_step(timeline, behind)
+                live_step(engine)
             total = time.perf_counter() - began
         finally:
             codec.decode = real_decode

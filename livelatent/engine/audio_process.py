@@ -24,9 +24,9 @@ It runs as a script (``python audio_process.py CONFIG``), not as a module of the
 imports only numpy and sounddevice and starts in a fraction of a second. Its messages go to
 standard output as JSON lines; it takes ``start`` and ``stop`` on standard input and leaves
 when standard input closes (so, once it reads its commands, it never outlives the engine's
-process, however that ends). It runs in a process group of its own: in the REPL's, the terminal's Ctrl-C (which
-stops a cell) and Ctrl-Z reached it too, and Ctrl-C killed it, pausing the sound while the
-engine started another. ``--list`` prints the devices as JSON.
+process, however that ends). It runs in a process group of its own: in the REPL's, the
+terminal's Ctrl-C (which stops a cell) and Ctrl-Z reached it too, and Ctrl-C killed it,
+pausing the sound while the engine started another. ``--list`` prints the devices as JSON.
 
 The device matching below is pure Python on the listed devices: the engine's process uses it
 too, to explain a failure without opening PortAudio itself.

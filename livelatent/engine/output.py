@@ -198,24 +198,21 @@ class AudioProcess:
         """Stop the stream (the ring's ``read`` is final when this returns) and let the process
         leave; one that does not is killed."""
         self._stopping = True
-        self._send("stop")
         try:
-            self.wait_for("stopped", timeout=timeout)
-        except DeviceError:
-            pass                          # gone already, or stuck: killed below
-        except BaseException:             # a Ctrl-C meanwhile (which no longer reaches the
-            self.kill()                   # process itself): it must not keep the device
-            raise
-        try:
-            self._process.stdin.close()
-        except OSError:
-            pass
-        try:
+            self._send("stop")
+            try:
+                self.wait_for("stopped", timeout=timeout)
+            except DeviceError:
+                pass                      # gone already, or stuck: killed below
+            try:
+                self._process.stdin.close()
+            except OSError:
+                pass
             self._process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-        except BaseException:
-            self.kill()
+        except BaseException:      # a Ctrl-C meanwhile (it no longer reaches the process itself):
+            self.kill()            # the process must not go on holding the device
             raise
 
     def kill(self) -> None:
