@@ -115,14 +115,14 @@ def test_a_table_placing_its_frames_while_rows_move_places_them_again():
     frames moves the rows) leaves no offset of one array beside the rows of another."""
     from types import SimpleNamespace
 
-    from livelatent.engine.bank import _Table
+    from livelatent.engine.voice_table import VoiceTable
 
     arena = FrameArena(LATENT, first_rows=64)
     arena.offset(frames(30, -1.0))            # dropped: the next move moves the first frames
     a, b = frames(20, 1.0), frames(20, 2.0)   # b does not fit: placing it moves a
     plan = SimpleNamespace(terms=2, frames=[a, b], index_column=[-1, -1])
     table = SimpleNamespace(n=1)
-    _Table._place_terms(table, [SimpleNamespace(plan=plan)], arena)
+    VoiceTable._place_terms(table, [SimpleNamespace(plan=plan)], arena)
     for j, each in enumerate((a, b)):
         start = table.term_offset[0, j]
         assert np.array_equal(table.arena[0, start:start + len(each)], each.mu)

@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..voice import output_gains
 from .blocks import BLOCK
 from .cache import BlockCache
 from .mixer import interleaved, limit_with_peak
 from .points import decoded_points
 from .synth import synthesis_window
 from .tails import Tails, panned
+from .voice_table import VoiceTable
 
 __all__ = ["Bank", "SpanResult", "PAIR_BUDGET"]
 
 PAIR_BUDGET = 8192     # (voice, step) cells of one sub-span: bounds the scratch memory (~32 MB)
-_NO_STOP = np.iinfo(np.int64).max // 4
-ONE_FRAME_PRODUCT = 4      # one-frame terms a row needs for them to be mixed by one product
 
 
 class SpanResult:
@@ -44,84 +42,6 @@ class SpanResult:
     def __init__(self, block, reverted, finished, messages, sound_end, peak):
         self.block, self.reverted, self.finished = block, reverted, finished
         self.messages, self.sound_end, self.peak = messages, sound_end, peak
-
-
-class _Table:
-    """The playing voices as arrays: one row per voice, or per grain of a cloud (a cloud of k
-    points is k rows sharing its parameters, each with its own noise), in the score's order."""
-
-    def __init__(self, voices, cache, arena, channels: int = 2):
-        voice_params = list(voices.values())
-        points = [p.plan.points for p in voice_params]
-        params = [p for p, count in zip(voice_params, points) for _ in range(count)]
-        self.voices = voices
-        self.params = params
-        self.identity = np.array([id(p) for p in params], dtype=np.int64)   # (the cache's key)
-        self.n = len(params)
-        self.numbers = np.array([p.index for p in params], dtype=np.int64)
-        self.grain = np.concatenate([np.arange(c) for c in points]).astype(np.int64) if points \
-            else np.zeros(0, dtype=np.int64)
-        self.keys = self.numbers * 256 + self.grain           # a cloud has at most 32 grains
-        ends = np.cumsum(points, dtype=np.int64)
-        self.voice_rows = [(p, int(e - c), int(e)) for p, c, e in zip(voice_params, points, ends)]
-        self.slots = cache.slots(list(self.keys))
-        as_int = lambda values: np.array(list(values), dtype=np.int64)
-        self.start = as_int(p.start for p in params)
-        self.hop = as_int(p.layout.output_hop for p in params)
-        self.ola = np.array([p.synth == "ola" for p in params], dtype=np.int64)
-        self.length = as_int(p.plan.length for p in params)
-        self.window_count = np.array([p.window_count for p in params], dtype=np.float64)  # inf: loops
-        self._place_terms(params, arena)
-        self.width = max([p.plan.columns for p in params], default=2)
-        self.spread_column = as_int(p.plan.spread_column for p in params)
-        self.clouds = bool((self.spread_column >= 0).any())
-        self.spread_std = (np.stack([p.plan.spread_std if p.plan.spread is not None
-                                     else np.zeros(arena.latent, dtype=np.float32) for p in params])
-                           if self.clouds else None)
-        self.pan = np.array([output_gains(p.gain, p.pan, p.out, channels, p.cue) for p in params],
-                            dtype=np.float64).reshape(-1, channels)
-        self.pan /= np.array([p.plan.points for p in params], dtype=np.float64).reshape(-1, 1)
-        self.pan32 = self.pan.astype(np.float32)
-        self.has_stop = np.array([p.stop_at is not None for p in params], dtype=bool)
-        self.stop_at = as_int(_NO_STOP if p.stop_at is None else p.stop_at for p in params)
-        self.fade = as_int(p.fade for p in params)
-        self.deterministic = np.array([p.deterministic for p in params], dtype=bool)
-        # when each voice works ahead (a cloud's grains together: they share what they work out)
-        self.phase = (self.numbers * 2654435761) % BLOCK
-
-    def _place_terms(self, params, arena) -> None:
-        """Each row's latent series: where they are in the arena, how long, how indexed."""
-        terms = max([p.plan.terms for p in params], default=0)
-        self.terms = terms
-        self.term_offset = np.zeros((self.n, terms), dtype=np.int64)
-        self.term_length = np.ones((self.n, terms), dtype=np.int64)
-        self.term_column = np.full((self.n, terms), -1, dtype=np.int64)
-        self.term_count = np.zeros(self.n, dtype=np.int64)
-        while True:                      # again if the arena moved its rows meanwhile (a seqlock)
-            generation = arena.steady_generation()
-            for row, p in enumerate(params):
-                plan = p.plan
-                self.term_count[row] = plan.terms
-                for j, frames in enumerate(plan.frames):
-                    self.term_offset[row, j] = arena.offset(frames)
-                    self.term_length[row, j] = len(frames)
-                    self.term_column[row, j] = plan.index_column[j]
-            self.arena = arena.rows      # after placing: it holds every offset above
-            if arena.generation == generation:
-                break
-        self.indexed = bool((self.term_column >= 0).any())
-        # rows whose many one-frame terms (a mapping's) are mixed by one product, not a loop
-        present = np.arange(terms)[None, :] < self.term_count[:, None]
-        self.one_frame = present & (self.term_length == 1) & (self.term_column < 0)
-        self.one_frame &= (self.one_frame.sum(axis=1) >= ONE_FRAME_PRODUCT)[:, None]
-        self.grouped = bool(self.one_frame.any())
-
-    def with_slots(self, slots) -> "_Table":
-        """The same table, its voices' cache slots moved (after a rewind)."""
-        table = object.__new__(_Table)
-        table.__dict__.update(self.__dict__)
-        table.slots = slots
-        return table
 
 
 class Bank:
@@ -138,17 +58,17 @@ class Bank:
         self.stem_sink = None          # callable(number, name, first_sample, block) for stems
         self.cache = BlockCache(seed=seed, latent=self.latent)
         self.channels = channels
-        self._table = _Table({}, self.cache, arena, channels)
+        self._table = VoiceTable({}, self.cache, arena, channels)
         self._tails = Tails.silent(0, step, self.ramp[step:], channels)
         self._gains = np.zeros((0, channels), dtype=np.float32)
         self._ended = np.zeros(0, dtype=bool)
         self._held: set[int] = set()    # voices told their points left the decodable range
 
-    def _table_for(self, voices) -> _Table:
+    def _table_for(self, voices) -> VoiceTable:
         old = self._table
         if old.voices is voices:
             return old
-        table = _Table(voices, self.cache, self.arena, self.channels)
+        table = VoiceTable(voices, self.cache, self.arena, self.channels)
         rows = {int(key): i for i, key in enumerate(old.keys)}
         from_old = np.array([rows.get(int(key), -1) for key in table.keys], dtype=np.int64)
         kept = from_old >= 0
@@ -193,8 +113,8 @@ class Bank:
         block = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return SpanResult(block, reverted, finished, messages, sound_end, peak)
 
-    def _render_span(self, t: _Table, clock, first: int, span: int, reverted, finished, messages):
-        S, W = self.step, self.window
+    def _render_span(self, t: VoiceTable, clock, first: int, span: int, reverted, finished, messages):
+        S = self.step
         end = first + span * S
         if t.n == 0:
             return np.zeros((span * S, self.channels), dtype=np.float32), 0, 0.0
@@ -204,73 +124,102 @@ class Bank:
         counts = k1 - k0
         cache = self.cache
         cache.prepare(t, clock, k0, k1, counts)
-        if counts.max() <= 1:                      # at most one window a voice (a live step)
+        single = bool(counts.max() <= 1)           # at most one window a voice (a live step)
+        if single:
             v = np.flatnonzero(counts)
-            k = k0[v]
+            every = v.size == t.n                  # (then v is every row, in order)
+            k = k0 if every else k0[v]
         else:
+            every = False
             v = np.repeat(np.arange(t.n), counts)
             k = np.arange(v.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts - k0, counts)
-        position = t.start[v] + k * t.hop[v]
+
+        def pairs(values):                         # each pair's value of a per-row array
+            return values if every else values[v]
+        position = pairs(t.start) + k * pairs(t.hop)
         # which frame of the pass, whether the voice still plays, and the fade of stop()
-        frame = k % t.length[v]
-        alive = k < t.window_count[v]
+        frame = k % pairs(t.length)
+        alive = k < pairs(t.window_count)
         fade_gain = None                                  # no voice stops: each its pan gains
         if t.has_stop.any():
-            past = position - t.stop_at[v]
-            fade = t.fade[v]
+            past = position - pairs(t.stop_at)
+            fade = pairs(t.fade)
             fading = np.where(fade > 0, np.clip(1.0 - past / np.maximum(fade, 1), 0.0, 1.0), 0.0)
             fade_gain = np.where(past < 0, 1.0, fading)
             silent_from = t.stop_at + t.fade                  # the first window at zero is the last
             last = t.start + np.maximum(0, -(-(silent_from - t.start) // t.hop)) * t.hop
-            alive &= position <= last[v]
-        ended_now = np.bincount(v[~alive], minlength=t.n) > 0
+            alive &= position <= pairs(last)
+        ended_now = None                                  # rows with a window past their end
         if not alive.all():
+            ended_now = np.bincount(v[~alive], minlength=t.n) > 0
             keep = np.flatnonzero(alive)
             v, k, position, frame = v[keep], k[keep], position[keep], frame[keep]
+            every = False
             fade_gain = None if fade_gain is None else fade_gain[keep]
-        slot = t.slots[v]
-        channels, noise, at = cache.gather(slot, k)        # (m, width): weights, indices, spread
+        channels, noise, at = cache.gather(pairs(t.slots), k)   # (m, width): weights, indices, spread
         z, far, held = decoded_points(t, v, frame, channels, noise, at)
         decoded = self._decode(z, far)
         if held is not None:
             self._say_held(t, v[held], messages)
         # each window's gain ramps across it from the voice's previous window's gain
-        gains = (t.pan32[v] if fade_gain is None                                     # (m, channels)
-                 else (fade_gain[:, None] * t.pan[v]).astype(np.float32))
-        starts = np.ones(v.size, dtype=bool)
-        starts[1:] = v[1:] != v[:-1]
-        ends = np.ones(v.size, dtype=bool)
-        ends[:-1] = starts[1:]
-        previous = np.empty_like(gains)
-        previous[1:] = gains[:-1]
-        previous[starts] = self._gains[v[starts]]
-        ola = t.ola[v]
-        if span == 1 and self.stem_sink is None and ola.all():     # live, OLA voices: shaped once
+        gains = (pairs(t.pan32) if fade_gain is None                                 # (m, channels)
+                 else (fade_gain[:, None] * pairs(t.pan)).astype(np.float32))
+        if single:                        # each pair the only window of its row in the span
+            previous = self._gains.copy() if every else self._gains[v]
+        else:
+            starts = np.ones(v.size, dtype=bool)
+            starts[1:] = v[1:] != v[:-1]
+            previous = np.empty_like(gains)
+            previous[1:] = gains[:-1]
+            previous[starts] = self._gains[v[starts]]
+        all_ola = t.all_ola or bool(pairs(t.ola).all())
+        if span == 1 and self.stem_sink is None and all_ola:    # live, OLA voices: shaped once
             block = self._one_step(t, v, decoded, previous, gains, first, shape=self.shapes[1])
         elif span == 1:
-            block = self._one_step(t, v, self._shape(decoded, ola), previous, gains, first)
+            block = self._one_step(t, v, self._shape(decoded, pairs(t.ola)), previous, gains, first)
         elif self.stem_sink is None and np.array_equal(previous, gains):
-            block = self._overlap_add_steady(t, v, self._shape(decoded, ola), gains, first, span, position)
+            block = self._overlap_add_steady(t, v, self._shape(decoded, pairs(t.ola)), gains, first,
+                                             span, position)
         else:
-            block = self._overlap_add(t, v, self._shape(decoded, ola), previous, gains, first, span,
-                                      position)
+            block = self._overlap_add(t, v, self._shape(decoded, pairs(t.ola)), previous, gains,
+                                      first, span, position)
         block, peak = limit_with_peak(block)
-        self._gains[v[ends]] = gains[ends]
-        # voices that ended, reverted their curve, or are done
-        windows = np.bincount(v, minlength=t.n)
-        last_end = np.full(t.n, -1, dtype=np.int64)
-        last_end[v[ends]] = position[ends] + W
-        done = (self._ended & (windows == 0)) | (ended_now & (windows > 0) & (last_end <= end))
-        self._ended |= ended_now & ~done
-        finished.extend(int(n) for n in t.numbers[done] if int(n) not in finished)
+        sound_end = self._note_ends(t, v, single, gains, position, end, ended_now, finished)
         for i, revert in cache.take_reverts(t, k1):
             if int(t.numbers[i]) not in reverted:         # a cloud's grains find it each
                 messages.append(revert.message)
             reverted[int(t.numbers[i])] = revert.params
-        sound_end = int(last_end.max()) if v.size else 0
         return block, sound_end, peak
 
-    def _say_held(self, t: _Table, rows, messages) -> None:
+    def _note_ends(self, t: VoiceTable, v, single: bool, gains, position, end: int, ended_now,
+                   finished) -> int:
+        """Keep each row's last gains; mark the voices whose last window has played (``ended_now``:
+        rows with a window past their end, or None) and list those done. Returns where the last
+        window's sound ends."""
+        W = self.window
+        if single:                 # no row has two windows: none ends in the span it is heard in
+            self._gains[v] = gains
+            if ended_now is not None or self._ended.any():
+                silent = np.ones(t.n, dtype=bool)
+                silent[v] = False
+                done = self._ended & silent
+                if ended_now is not None:
+                    self._ended |= ended_now & ~done
+                finished.extend(int(n) for n in t.numbers[done] if int(n) not in finished)
+            return int(position.max()) + W if v.size else 0
+        ends = np.ones(v.size, dtype=bool)
+        ends[:-1] = v[1:] != v[:-1]
+        self._gains[v[ends]] = gains[ends]
+        windows = np.bincount(v, minlength=t.n)
+        last_end = np.full(t.n, -1, dtype=np.int64)
+        last_end[v[ends]] = position[ends] + W
+        ended = np.zeros(t.n, dtype=bool) if ended_now is None else ended_now
+        done = (self._ended & (windows == 0)) | (ended & (windows > 0) & (last_end <= end))
+        self._ended |= ended & ~done
+        finished.extend(int(n) for n in t.numbers[done] if int(n) not in finished)
+        return int(last_end.max()) if v.size else 0
+
+    def _say_held(self, t: VoiceTable, rows, messages) -> None:
         """Say once per voice that its points were held at the edge of the latent space."""
         for row in np.flatnonzero(np.bincount(rows)):      # (np.unique would import numpy.ma)
             number = int(t.numbers[row])
@@ -317,7 +266,7 @@ class Bank:
             return windows[:, None, :] * gains[:, :, None]
         return windows[:, None, :] * (previous[:, :, None] + (gains - previous)[:, :, None] * ramp)
 
-    def _one_step(self, t: _Table, v, windows, previous, gains, first: int, shape=None) -> np.ndarray:
+    def _one_step(self, t: VoiceTable, v, windows, previous, gains, first: int, shape=None) -> np.ndarray:
         """Live: each voice starts at most one window, on this step. The mix is the tails plus
         each window's first half, panned: for all voices at once a (2, m) x (m, step) product (a
         vector product per channel from :data:`~.tails.PER_CHANNEL_FROM` voices on). With
@@ -344,13 +293,13 @@ class Bank:
                                        None if shape is None else shape[S:], next_mix)
         return interleaved(mix)
 
-    def _stems(self, t: _Table, first: int, out, as_block) -> None:
+    def _stems(self, t: VoiceTable, first: int, out, as_block) -> None:
         """Each voice's own mix (its grains summed) to the stem sink."""
         for params, begin, end in t.voice_rows:
             part = out[begin] if end - begin == 1 else out[begin:end].sum(axis=0)
             self.stem_sink(params.index, params.name, first, as_block(part))
 
-    def _overlap_add(self, t: _Table, v, shaped, previous, gains, first: int, span: int,
+    def _overlap_add(self, t: VoiceTable, v, shaped, previous, gains, first: int, span: int,
                      position) -> np.ndarray:
         """Offline: each voice's windows over the span, every window's halves on the two steps it
         covers, then the voices summed."""
@@ -369,7 +318,7 @@ class Bank:
                                        self.ramp[S:])
         return interleaved(out.sum(axis=0).transpose(1, 0, 2).reshape(self.channels, -1))
 
-    def _overlap_add_steady(self, t: _Table, v, shaped, gains, first: int, span: int,
+    def _overlap_add_steady(self, t: VoiceTable, v, shaped, gains, first: int, span: int,
                             position) -> np.ndarray:
         """Offline, when no window's gain differs from the one before it (the usual case): each
         voice's windows overlap-added in mono, then panned and summed by one product of
