@@ -1,7 +1,7 @@
 """The playing voices as arrays, for the voice bank (:mod:`.bank`): one row per voice, or per
 grain of a cloud, in the score's order, made when the score's voices change and never changed
-after. A step reads each row's parameters from here with one indexing operation per array, and
-a rewind's checkpoint keeps the table by reference."""
+after. A step reads each row's parameters from here with one indexing operation per array (none
+when every row has a window in it), and a rewind's checkpoint keeps the table by reference."""
 
 from __future__ import annotations
 
