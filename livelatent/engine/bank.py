@@ -172,17 +172,17 @@ class Bank:
             previous = np.empty_like(gains)
             previous[1:] = gains[:-1]
             previous[starts] = self._gains[v[starts]]
-        all_ola = t.all_ola or bool(pairs(t.ola).all())
-        if span == 1 and self.stem_sink is None and all_ola:    # live, OLA voices: shaped once
+        ola = pairs(t.ola)                         # (no copy when every row has a window)
+        if span == 1 and self.stem_sink is None and (t.all_ola or ola.all()):   # live OLA: shaped once
             block = self._one_step(t, v, decoded, previous, gains, first, shape=self.shapes[1])
         elif span == 1:
-            block = self._one_step(t, v, self._shape(decoded, pairs(t.ola)), previous, gains, first)
+            block = self._one_step(t, v, self._shape(decoded, ola), previous, gains, first)
         elif self.stem_sink is None and np.array_equal(previous, gains):
-            block = self._overlap_add_steady(t, v, self._shape(decoded, pairs(t.ola)), gains, first,
-                                             span, position)
+            block = self._overlap_add_steady(t, v, self._shape(decoded, ola), gains, first, span,
+                                             position)
         else:
-            block = self._overlap_add(t, v, self._shape(decoded, pairs(t.ola)), previous, gains,
-                                      first, span, position)
+            block = self._overlap_add(t, v, self._shape(decoded, ola), previous, gains, first, span,
+                                      position)
         block, peak = limit_with_peak(block)
         sound_end = self._note_ends(t, v, single, gains, position, end, ended_now, finished)
         for i, revert in cache.take_reverts(t, k1):
