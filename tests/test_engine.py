@@ -318,6 +318,24 @@ def test_an_arrays_memory_is_populated_before_it_is_written():
     memory.close()
 
 
+def test_populating_the_slots_new_voices_take_gives_only_the_memory_not_given_yet():
+    # the overload guard populates its twins' slots on its own thread, which shares the cores
+    # with the decoder: slots already populated ahead cost nothing more. Before, it populated as
+    # many slots again beyond those, every time it switched voices
+    from livelatent.engine.cache import SLOTS_AHEAD, BlockCache
+    cache = BlockCache(seed=0, latent=8)
+    assert cache.populate_slots()                                # 0..SLOTS_AHEAD, ahead of any voice
+    assert not cache.populate_slots(SLOTS_AHEAD)                 # the next voices' slots: done
+    taken = cache.slots(list(range(SLOTS_AHEAD - 4)))
+    assert sorted(taken.tolist()) == list(range(SLOTS_AHEAD - 4))  # fresh slots, in order
+    assert not cache.populate_slots(4)
+    assert cache.populate_slots(10) and cache._populated == SLOTS_AHEAD + 6
+    cache.slots(list(range(8)))                    # voices end: their 52 slots are freed...
+    assert not cache.populate_slots(62)            # ...and taken again first, then 60..69
+    assert cache.populate_slots(63) and cache._populated == SLOTS_AHEAD + 7
+    assert sorted(cache.slots(list(range(8 + 63))).tolist()) == list(range(SLOTS_AHEAD + 7))
+
+
 def boundary_jump_ratio(audio, hop, start=0):
     """Jump across window boundaries relative to the median jump elsewhere."""
     x = audio[:, 0].astype(np.float64)

@@ -141,14 +141,19 @@ class BlockCache:
             self.populate_slots()
 
     def populate_slots(self, count: int | None = None) -> bool:
-        """Have the memory of ``count`` more slots given now (None: up to :data:`SLOTS_AHEAD`
-        beyond those used so far), in the caller's thread, which must not be the decoder's (on
-        some machines this takes milliseconds a slot). Slots are populated in order, those in
-        use too (the pages they have written already cost nothing). False when there was
-        nothing to do."""
+        """Have the memory of the next ``count`` slots that voices will take given now, those
+        not given yet (None: up to :data:`SLOTS_AHEAD` beyond those used so far), in the caller's
+        thread, which must not be the decoder's (on some machines this takes milliseconds a
+        slot): the last ``count`` of the free list, which new voices take from its end (freed
+        slots, then fresh ones in order). Slots are populated in order, those in use too (the
+        pages they have written already cost nothing). False when there was nothing to do (the
+        thread populating ahead may still be giving the memory of those it took on)."""
         with self._populate_lock:
             first = self._populated
-            last = min(self._capacity, self._frontier + SLOTS_AHEAD if count is None else first + count)
+            if count is None:
+                last = min(self._capacity, self._frontier + SLOTS_AHEAD)
+            else:               # (past the free list, the cache grows: new arrays, populated anew)
+                last = max(self._free[-count:], default=-1) + 1 if count > 0 else first
             if last <= first:
                 return False
             self._populated = last
