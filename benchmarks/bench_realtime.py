@@ -22,7 +22,9 @@
    as soon as a byte arrives on its standard input - the floor this device configuration
    allows any system.
 
-Run: ``python benchmarks/bench_realtime.py [--seconds 30] [--model PATH]``
+Run: ``python benchmarks/bench_realtime.py [--seconds 30] [--model PATH] [--lookahead SECONDS]
+[--step-rounds N]`` (``--lookahead 0.2``: the capacity trials decode as far ahead as the REPL;
+``--step-rounds 0`` skips the per-step overhead).
 Needs jackd (Debian jackd2). Targets: >= 128 voices at blocksize 1024 and >= 65% of the bare
 decoder; overhead at 128 voices <= 2x at 16; latency median <= floor + 12 ms at blocksize 256.
 """
@@ -51,8 +53,8 @@ def _sources(sample_rate):
     return tone, hiss
 
 
-def plays_cleanly(codec, sources, voices, blocksize, seconds):
-    with Engine(codec, seed=0, blocksize=blocksize) as engine:
+def plays_cleanly(codec, sources, voices, blocksize, seconds, lookahead=None):
+    with Engine(codec, seed=0, blocksize=blocksize, lookahead=lookahead) as engine:
         for i in range(voices):
             voice(*sources, synth="ola", curve=sine(3 + i * 0.1), gain=1.0 / voices)
         engine.start("system", overload_guard=False)
@@ -62,17 +64,17 @@ def plays_cleanly(codec, sources, voices, blocksize, seconds):
     return underruns == 0, underruns, load
 
 
-def capacity(codec, sources, blocksize, seconds, log_dir, start=32):
+def capacity(codec, sources, blocksize, seconds, log_dir, start=32, lookahead=None):
     with jackutil.running_jack_server(period=blocksize, log_dir=log_dir) as server:
         good, bad, count = 0, None, start
         trials = []
         while bad is None and count <= 1024:          # double until it fails...
-            ok, underruns, load = plays_cleanly(codec, sources, count, blocksize, seconds)
+            ok, underruns, load = plays_cleanly(codec, sources, count, blocksize, seconds, lookahead)
             trials.append((count, underruns, load))
             good, bad, count = (count, None, count * 2) if ok else (good, count, count)
         while bad is not None and bad - good > max(2, good // 16):  # ...then bisect
             middle = (good + bad) // 2
-            ok, underruns, load = plays_cleanly(codec, sources, middle, blocksize, seconds)
+            ok, underruns, load = plays_cleanly(codec, sources, middle, blocksize, seconds, lookahead)
             trials.append((middle, underruns, load))
             good, bad = (middle, bad) if ok else (good, middle)
         xruns = server.xruns()
@@ -295,45 +297,55 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=10, help="latency measurements")
     parser.add_argument("--model", default=None)
     parser.add_argument("--skip-capacity", action="store_true")
-    parser.add_argument("--step-rounds", type=int, default=5, help="per-step overhead measurements")
+    parser.add_argument("--step-rounds", type=int, default=5,
+                        help="per-step overhead measurements (0: skip them)")
+    parser.add_argument("--lookahead", type=float, default=None,
+                        help="seconds decoded ahead in the capacity trials (default: the engine's "
+                             "own, 8 steps; the REPL plays 0.2 s ahead)")
     args = parser.parse_args(argv)
     codec = load_model(args.model)
     sources = _sources(codec.sample_rate)
     step = codec.window // 2
     log_dir = Path(tempfile.mkdtemp(prefix="bench-realtime-"))
-    rounds = {1: [], 16: [], 128: []}
-    own = []                                   # the baseline of block loads: no channels ahead
-    for _ in range(args.step_rounds):          # alternately: a noisy machine hits them all
-        for count in rounds:
-            rounds[count].append(step_overhead(codec, sources, count))
-        own.append(step_overhead(codec, sources, 128, channels_ahead=False))
-    median = lambda count, i: statistics.median(r[i] for r in rounds[count])
-    ratios = [big[0] / small[0] for big, small in zip(rounds[128], rounds[16])]
-    print("per-step overhead (step time minus its decode, one BLAS thread; median of "
-          f"{args.step_rounds} rounds): " + ", ".join(
-              f"{n} voices {median(n, 0) * 1e3:.2f} ms (decode {median(n, 1) * 1e3:.2f} ms)" for n in rounds)
-          + f" | 128 voices / 16 voices: {statistics.median(ratios):.2f}x "
-          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target <= 2x)", flush=True)
-    wait = median(128, 1)                      # the decoder's time at 128 voices, as a wait
-    waited = {count: [step_overhead(codec, sources, count, decode_wait=wait)[0]
-                      for _ in range(args.step_rounds)] for count in (16, 128)}
-    print(f"per-step overhead with the decoder replaced by a {wait * 1e3:.2f} ms wait at both counts "
-          f"(what the decode's length adds: the caches a long decode leaves cold): 16 voices "
-          f"{statistics.median(waited[16]) * 1e3:.2f} ms, 128 voices "
-          f"{statistics.median(waited[128]) * 1e3:.2f} ms, "
-          f"{statistics.median(waited[128]) / statistics.median(waited[16]):.2f}x", flush=True)
-    print(f"block loads in the decode thread at 128 voices ({median(128, 3):.2f} a step): "
-          f"{median(128, 2) * 1e6:.0f} us each, each voice's next block worked out ahead | baseline, "
-          f"the decode thread working out every block itself: "
-          f"{statistics.median(r[2] for r in own) * 1e6:.0f} us each "
-          f"(its overhead {statistics.median(r[0] for r in own) * 1e3:.2f} ms a step)", flush=True)
+    if args.step_rounds > 0:
+        rounds = {1: [], 16: [], 128: []}
+        own = []                                   # the baseline of block loads: no channels ahead
+        for _ in range(args.step_rounds):          # alternately: a noisy machine hits them all
+            for count in rounds:
+                rounds[count].append(step_overhead(codec, sources, count))
+            own.append(step_overhead(codec, sources, 128, channels_ahead=False))
+        median = lambda count, i: statistics.median(r[i] for r in rounds[count])
+        ratios = [big[0] / small[0] for big, small in zip(rounds[128], rounds[16])]
+        print("per-step overhead (step time minus its decode, one BLAS thread; median of "
+              f"{args.step_rounds} rounds): " + ", ".join(
+                  f"{n} voices {median(n, 0) * 1e3:.2f} ms (decode {median(n, 1) * 1e3:.2f} ms)" for n in rounds)
+              + f" | 128 voices / 16 voices: {statistics.median(ratios):.2f}x "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target <= 2x)", flush=True)
+        wait = median(128, 1)                      # the decoder's time at 128 voices, as a wait
+        waited = {count: [step_overhead(codec, sources, count, decode_wait=wait)[0]
+                          for _ in range(args.step_rounds)] for count in (16, 128)}
+        print(f"per-step overhead with the decoder replaced by a {wait * 1e3:.2f} ms wait at both counts "
+              f"(what the decode's length adds: the caches a long decode leaves cold): 16 voices "
+              f"{statistics.median(waited[16]) * 1e3:.2f} ms, 128 voices "
+              f"{statistics.median(waited[128]) * 1e3:.2f} ms, "
+              f"{statistics.median(waited[128]) / statistics.median(waited[16]):.2f}x", flush=True)
+        print(f"block loads in the decode thread at 128 voices ({median(128, 3):.2f} a step): "
+              f"{median(128, 2) * 1e6:.0f} us each, each voice's next block worked out ahead | baseline, "
+              f"the decode thread working out every block itself: "
+              f"{statistics.median(r[2] for r in own) * 1e6:.0f} us each "
+              f"(its overhead {statistics.median(r[0] for r in own) * 1e3:.2f} ms a step)", flush=True)
     measured = None
+    lookahead = None if args.lookahead is None else int(round(args.lookahead * codec.sample_rate))
     if not args.skip_capacity:
         for blocksize in (1024, 256):
-            voices, trials, xruns = capacity(codec, sources, blocksize, args.seconds, log_dir)
+            voices, trials, xruns = capacity(codec, sources, blocksize, args.seconds, log_dir,
+                                             lookahead=lookahead)
             bare = bare_decoder_voices(codec, voices, step)
             measured = measured or voices
-            print(f"blocksize {blocksize}: {voices} OLA voices play {args.seconds:g} s with zero underruns "
+            ahead = ("the engine's own lookahead" if lookahead is None
+                     else f"{args.lookahead:g} s decoded ahead")
+            print(f"blocksize {blocksize}, {ahead}: {voices} OLA voices play {args.seconds:g} s "
+                  f"with zero underruns "
                   f"(trials voices/underruns/decode load: "
                   f"{', '.join(f'{v}/{u}/{l:.2f}' for v, u, l in trials)}; jack xruns {xruns}) | "
                   f"baseline: the bare decoder alone could feed {bare:.0f} voices "
