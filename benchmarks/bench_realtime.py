@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import jackutil  # noqa: E402  (the tests' JACK helpers)
 
 from livelatent import Engine, load_model, sine, source, voice  # noqa: E402
+from livelatent.engine.engine import MAX_LOOKAHEAD_S  # noqa: E402
 
 
 def _sources(sample_rate):
@@ -304,6 +305,9 @@ def main(argv=None):
                              "own, 8 steps; the REPL plays 0.2 s ahead)")
     args = parser.parse_args(argv)
     codec = load_model(args.model)
+    shortest = codec.window // 2 / codec.sample_rate
+    if args.lookahead is not None and not shortest <= args.lookahead <= MAX_LOOKAHEAD_S:
+        parser.error(f"--lookahead must be from one step ({shortest:.4f} s) to {MAX_LOOKAHEAD_S:g} s")
     sources = _sources(codec.sample_rate)
     step = codec.window // 2
     log_dir = Path(tempfile.mkdtemp(prefix="bench-realtime-"))

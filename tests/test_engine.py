@@ -319,21 +319,21 @@ def test_an_arrays_memory_is_populated_before_it_is_written():
 
 
 def test_populating_the_slots_new_voices_take_gives_only_the_memory_not_given_yet():
-    # the overload guard populates its twins' slots on its own thread, which shares the cores
-    # with the decoder: slots already populated ahead cost nothing more. Before, it populated as
-    # many slots again beyond those, every time it switched voices
-    from livelatent.engine.cache import SLOTS_AHEAD, BlockCache
+    # the overload guard has its twins' slots populated on its own thread, which shares the cores
+    # with the decoder: slots whose memory was given ahead cost nothing more
+    from livelatent.engine.cache import SLOTS_AHEAD as AHEAD, BlockCache
     cache = BlockCache(seed=0, latent=8)
-    assert cache.populate_slots()                                # 0..SLOTS_AHEAD, ahead of any voice
-    assert not cache.populate_slots(SLOTS_AHEAD)                 # the next voices' slots: done
-    taken = cache.slots(list(range(SLOTS_AHEAD - 4)))
-    assert sorted(taken.tolist()) == list(range(SLOTS_AHEAD - 4))  # fresh slots, in order
+    assert cache.populate_slots()                                # slots 0..AHEAD, before any voice
+    assert not cache.populate_slots(AHEAD)                       # the next voices' slots: done
+    taken = cache.slots(list(range(AHEAD - 4)))
+    assert sorted(taken.tolist()) == list(range(AHEAD - 4))      # fresh slots, in order
     assert not cache.populate_slots(4)
-    assert cache.populate_slots(10) and cache._populated == SLOTS_AHEAD + 6
-    cache.slots(list(range(8)))                    # voices end: their 52 slots are freed...
-    assert not cache.populate_slots(62)            # ...and taken again first, then 60..69
-    assert cache.populate_slots(63) and cache._populated == SLOTS_AHEAD + 7
-    assert sorted(cache.slots(list(range(8 + 63))).tolist()) == list(range(SLOTS_AHEAD + 7))
+    assert cache.populate_slots(10) and cache._populated == AHEAD + 6
+    cache.slots(list(range(8)))                  # voices end: their AHEAD - 12 slots are freed,
+    freed = AHEAD - 12                           # taken again first, then fresh ones on from AHEAD - 4
+    assert not cache.populate_slots(freed + 10)
+    assert cache.populate_slots(freed + 11) and cache._populated == AHEAD + 7
+    assert sorted(cache.slots(list(range(8 + freed + 11))).tolist()) == list(range(AHEAD + 7))
 
 
 def boundary_jump_ratio(audio, hop, start=0):

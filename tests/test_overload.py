@@ -71,6 +71,23 @@ def test_a_moderate_overload_switches_the_newest_voices_to_concat(tmp_path):
     assert np.max(np.abs(rendered[:n] - heard[:n])) <= 1e-5
 
 
+def test_every_twin_finds_its_slots_memory_given(tmp_path):
+    """The guard has the memory of its twins' cache slots populated on its own thread, all of
+    them before the first group lands (live, a first write to fresh memory would cost the
+    decode thread the page faults): groups after the first take slots further on."""
+    engine, session = _play(tmp_path, voices=60, curve="0.5")
+    with engine:
+        _step_aligned(engine, 0.2)
+        guard = _guard(engine)
+        guard._shed(1.0, at=engine.position)       # the newest 30 switch: two groups of twins
+        engine.render_array(0.2)
+        session.end()
+        bank = engine.timeline._bank
+        slots = bank._table.slots
+    assert len(guard.switched) == 30
+    assert slots.max() < bank.cache._populated
+
+
 def test_when_switching_cannot_shed_enough_the_newest_are_muted(tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "RESERVED_SLOTS", 32)    # room for 12 more voices than the 20
     engine, session = _play(tmp_path, voices=20)

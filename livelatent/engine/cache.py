@@ -152,8 +152,10 @@ class BlockCache:
             first = self._populated
             if count is None:
                 last = min(self._capacity, self._frontier + SLOTS_AHEAD)
-            else:               # (past the free list, the cache grows: new arrays, populated anew)
-                last = max(self._free[-count:], default=-1) + 1 if count > 0 else first
+            elif count > 0:     # (more than are free: the cache grows when they start)
+                last = max(self._free[-count:], default=-1) + 1
+            else:
+                last = first
             if last <= first:
                 return False
             self._populated = last

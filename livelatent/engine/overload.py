@@ -185,6 +185,9 @@ class OverloadGuard:
             return
         switched.sort()                 # twins numbered in their voices' order: newest stays newest
         done, begin = [], landing()
+        # the memory of every twin's slot, before any group takes one (the slots the next voices
+        # take are known only until they start taking them)
+        engine.timeline.populate_slots_for(sum(voices[i].plan.points for i in switched))
         for group_index, first in enumerate(range(0, len(switched), TWINS_PER_STEP)):
             group = switched[first:first + TWINS_PER_STEP]         # a few a step: each costs its
             # first block's work. A switched voice crossfades with its twin over a window (the

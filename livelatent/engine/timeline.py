@@ -233,12 +233,15 @@ class Timeline:
         """How many more voices (grains) the bank holds before its cache must grow."""
         return self._bank.cache.free_slots()
 
+    def populate_slots_for(self, count: int) -> None:
+        """Have the memory of the cache slots the next ``count`` voices (grains) take populated,
+        in the caller's thread (not the decoder's), those not populated yet."""
+        self._bank.cache.populate_slots(count)
+
     def draw_noise_for(self, voices, at: int) -> None:
         """Draw, in the caller's thread, the noise block each of ``voices`` (VoiceParams about to
-        start, their windows carrying on from their ``start``) plays at sample ``at``, and have
-        the memory of the cache slots they will take populated."""
+        start, their windows carrying on from their ``start``) plays at sample ``at``."""
         cache = self._bank.cache
-        cache.populate_slots(sum(params.plan.points for params in voices))   # their slots' memory
         for params in voices:
             if params.deterministic and params.plan.spread is None:
                 continue
