@@ -292,6 +292,37 @@ def stream_floor_latency(server, runs, sample_rate):
     return results
 
 
+def print_step_overhead(codec, sources, step_rounds):
+    """Section 1b: the per-step overhead at 1, 16 and 128 voices, measured alternately
+    ``step_rounds`` times, then with the decoder replaced by a wait, and the block loads."""
+    rounds = {1: [], 16: [], 128: []}
+    own = []                                   # the baseline of block loads: no channels ahead
+    for _ in range(step_rounds):               # alternately: a noisy machine hits them all
+        for count in rounds:
+            rounds[count].append(step_overhead(codec, sources, count))
+        own.append(step_overhead(codec, sources, 128, channels_ahead=False))
+    median = lambda count, i: statistics.median(r[i] for r in rounds[count])
+    ratios = [big[0] / small[0] for big, small in zip(rounds[128], rounds[16])]
+    print("per-step overhead (step time minus its decode, one BLAS thread; median of "
+          f"{step_rounds} rounds): " + ", ".join(
+              f"{n} voices {median(n, 0) * 1e3:.2f} ms (decode {median(n, 1) * 1e3:.2f} ms)" for n in rounds)
+          + f" | 128 voices / 16 voices: {statistics.median(ratios):.2f}x "
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target <= 2x)", flush=True)
+    wait = median(128, 1)                      # the decoder's time at 128 voices, as a wait
+    waited = {count: [step_overhead(codec, sources, count, decode_wait=wait)[0]
+                      for _ in range(step_rounds)] for count in (16, 128)}
+    print(f"per-step overhead with the decoder replaced by a {wait * 1e3:.2f} ms wait at both counts "
+          f"(what the decode's length adds: the caches a long decode leaves cold): 16 voices "
+          f"{statistics.median(waited[16]) * 1e3:.2f} ms, 128 voices "
+          f"{statistics.median(waited[128]) * 1e3:.2f} ms, "
+          f"{statistics.median(waited[128]) / statistics.median(waited[16]):.2f}x", flush=True)
+    print(f"block loads in the decode thread at 128 voices ({median(128, 3):.2f} a step): "
+          f"{median(128, 2) * 1e6:.0f} us each, each voice's next block worked out ahead | baseline, "
+          f"the decode thread working out every block itself: "
+          f"{statistics.median(r[2] for r in own) * 1e6:.0f} us each "
+          f"(its overhead {statistics.median(r[0] for r in own) * 1e3:.2f} ms a step)", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="play time per capacity trial")
@@ -305,39 +336,14 @@ def main(argv=None):
                              "own, 8 steps; the REPL plays 0.2 s ahead)")
     args = parser.parse_args(argv)
     codec = load_model(args.model)
-    shortest = codec.window // 2 / codec.sample_rate
+    step = codec.window // 2
+    shortest = step / codec.sample_rate
     if args.lookahead is not None and not shortest <= args.lookahead <= MAX_LOOKAHEAD_S:
         parser.error(f"--lookahead must be from one step ({shortest:.4f} s) to {MAX_LOOKAHEAD_S:g} s")
     sources = _sources(codec.sample_rate)
-    step = codec.window // 2
     log_dir = Path(tempfile.mkdtemp(prefix="bench-realtime-"))
     if args.step_rounds > 0:
-        rounds = {1: [], 16: [], 128: []}
-        own = []                                   # the baseline of block loads: no channels ahead
-        for _ in range(args.step_rounds):          # alternately: a noisy machine hits them all
-            for count in rounds:
-                rounds[count].append(step_overhead(codec, sources, count))
-            own.append(step_overhead(codec, sources, 128, channels_ahead=False))
-        median = lambda count, i: statistics.median(r[i] for r in rounds[count])
-        ratios = [big[0] / small[0] for big, small in zip(rounds[128], rounds[16])]
-        print("per-step overhead (step time minus its decode, one BLAS thread; median of "
-              f"{args.step_rounds} rounds): " + ", ".join(
-                  f"{n} voices {median(n, 0) * 1e3:.2f} ms (decode {median(n, 1) * 1e3:.2f} ms)" for n in rounds)
-              + f" | 128 voices / 16 voices: {statistics.median(ratios):.2f}x "
-              f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target <= 2x)", flush=True)
-        wait = median(128, 1)                      # the decoder's time at 128 voices, as a wait
-        waited = {count: [step_overhead(codec, sources, count, decode_wait=wait)[0]
-                          for _ in range(args.step_rounds)] for count in (16, 128)}
-        print(f"per-step overhead with the decoder replaced by a {wait * 1e3:.2f} ms wait at both counts "
-              f"(what the decode's length adds: the caches a long decode leaves cold): 16 voices "
-              f"{statistics.median(waited[16]) * 1e3:.2f} ms, 128 voices "
-              f"{statistics.median(waited[128]) * 1e3:.2f} ms, "
-              f"{statistics.median(waited[128]) / statistics.median(waited[16]):.2f}x", flush=True)
-        print(f"block loads in the decode thread at 128 voices ({median(128, 3):.2f} a step): "
-              f"{median(128, 2) * 1e6:.0f} us each, each voice's next block worked out ahead | baseline, "
-              f"the decode thread working out every block itself: "
-              f"{statistics.median(r[2] for r in own) * 1e6:.0f} us each "
-              f"(its overhead {statistics.median(r[0] for r in own) * 1e3:.2f} ms a step)", flush=True)
+        print_step_overhead(codec, sources, args.step_rounds)
     measured = None
     lookahead = None if args.lookahead is None else int(round(args.lookahead * codec.sample_rate))
     if not args.skip_capacity:
