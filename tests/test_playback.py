@@ -363,6 +363,39 @@ def test_stems_after_playback_stopped_hold_the_rest_of_the_step_it_was_in(jack_s
     assert np.abs(mix - reference).max() <= 1e-5
 
 
+def test_a_batch_sent_while_the_lookahead_is_decoded_again_lands_after_the_step_in_hand(
+        jack_server, sources, monkeypatch):
+    # A change landing near the listener takes back what was decoded ahead, and the decoder
+    # decodes that again: a long lookahead's worth of steps. A batch sent meanwhile lands after
+    # the step being decoded, not once the whole lookahead is (it waited for all of it, and
+    # a decoder behind the listener kept the overload guard's relief waiting the same way)
+    lookahead_steps = 2 * SR // 512
+    with Engine(seed=3, lookahead=lookahead_steps * 512) as engine:
+        for i in range(8):                    # steps slow enough that the lookahead takes a while
+            v = voice(*sources, curve=sine(2 + i), gain=0.1, name=f"v{i}")
+        engine.start("system")
+        playback = engine.playback
+        decoded, landed_after = [0], []
+        advance, land = engine.timeline.advance, playback._land
+
+        def counting_advance(count):
+            decoded[0] += count
+            return advance(count)
+
+        def counting_land(item):
+            land(item)
+            landed_after.append(decoded[0])
+
+        monkeypatch.setattr(engine.timeline, "advance", counting_advance)
+        monkeypatch.setattr(playback, "_land", counting_land)
+        time.sleep(0.3)
+        v.gain = 0.2                           # lands near the listener: the lookahead again
+        v.gain = 0.3                           # sent as soon as the first has landed
+        engine.stop_playback()
+    first, second = landed_after[:2]
+    assert first >= 0 and second - first < lookahead_steps // 2, landed_after
+
+
 def test_a_change_lands_on_the_first_step_it_can_be_decoded_again_for_in_time():
     """The device takes a host block a pull, a period apart; the landing step's k-th step, decoded
     again, must be ready (k + 1 recent decodes) by the pull that takes it."""

@@ -28,8 +28,9 @@ journal cannot record a group of twins (a voice built from a Python function), t
 that group and of the groups after it are muted instead. Switching encodes each source anew at
 the concat hop (once per source and hop, cached), on the guard's thread.
 
-The changes land in batches of origin ``overload``, where the decoder has got to, so they cost
-no re-decoding; they are journaled like any other writer's, so the set's render is what the
+The changes land in batches of origin ``overload``, each :data:`LEAD_STEPS` steps past where the
+decoder has got to as it is built, so they cost no re-decoding (the decode thread lands a waiting
+batch after the step it is decoding, even while it is behind); they are journaled like any other writer's, so the set's render is what the
 audience heard, and the status line says so once, with what each voice costs. Underruns stay the last resort: the guard acts while what was
 decoded ahead still covers the listener.
 """
@@ -59,6 +60,7 @@ WALL_WINDOW_S = 0.25   # averaged over the steps of this long
 FADE_S = 0.05          # the fade of a muted voice
 TWINS_PER_STEP = 16    # concat twins starting on one step (each works out its first block there)
 MAX_TWINS = 4 * TWINS_PER_STEP    # more would take longer to land than what is decoded ahead covers
+LEAD_STEPS = 2         # the guard's batches land this many steps past the decoder (see _ahead)
 _CHECK_S = 0.02
 _SETTLE_S = 0.5        # after acting, the load is measured afresh before acting again
 SPIKE_FACTOR = 3.0     # a step this many times the median step is heavy...
@@ -157,14 +159,17 @@ class OverloadGuard:
 
     def _shed(self, load: float, *, at: int | None = None) -> None:
         """Switch the newest overlap-add voices to concat, or else mute the newest, enough to
-        bring ``load`` down to :data:`TARGET`; the batches land at ``at`` (default: where the
-        decoder has got to)."""
+        bring ``load`` down to :data:`TARGET`; the batches land at ``at``, the k-th group of twins
+        k steps later (default: each a little ahead of the decoder, see :meth:`_ahead`)."""
         engine = self.engine
-        landing = (lambda: at) if at is not None else (lambda: self.playback.decoded_to)
+        step = engine.step
+
+        def landing(group: int = 0) -> int:          # each batch's sample, worked out as it is built
+            return at + group * step if at is not None else self._ahead()
+
         voices = sorted(engine.intended_voices(), key=lambda p: p.index)
         if not voices:
             return
-        step = engine.step
         # a voice costs its decoded windows per step (a cloud of k points: k; concat: half)
         costs = np.array([p.plan.points * step / p.layout.output_hop for p in voices], dtype=np.float64)
         total = costs.sum()
@@ -184,7 +189,7 @@ class OverloadGuard:
         if muted and not self._send([StopVoice(voices[i].index, fade) for i in muted], landing()):
             return
         switched.sort()                 # twins numbered in their voices' order: newest stays newest
-        done, begin = [], landing()
+        done = []
         # the memory of every twin's slot, before any group takes one (the slots the next voices
         # take are known only until they start taking them)
         engine.timeline.populate_slots_for(sum(voices[i].plan.points for i in switched))
@@ -193,7 +198,7 @@ class OverloadGuard:
             # first block's work. A switched voice crossfades with its twin over a window (the
             # twin fades in over its first); the twins' first noise is drawn here, not on the
             # decode thread's step
-            start = begin + group_index * engine.step
+            start = landing(group_index)
             twins = [concat_twin(voices[i], engine.new_voice_number(), start, engine.codec)
                      for i in group]
             engine.timeline.draw_noise_for(twins, start)
@@ -238,6 +243,13 @@ class OverloadGuard:
                 room -= points
                 shed += costs[i] / 2
         return chosen if shed >= excess else None
+
+    def _ahead(self) -> int:
+        """The step :data:`LEAD_STEPS` steps past the decoder's: a batch built and sent in less
+        time lands there, where its twins were laid out for, and nothing is decoded again (at
+        an overload, the time re-decoding takes is what the decoder lacks)."""
+        step = self.engine.step
+        return (-(-self.playback.decoded_to // step) + LEAD_STEPS) * step
 
     def _send(self, commands, at: int) -> bool:
         try:

@@ -157,7 +157,7 @@ class Playback(Landings):
         link.feed(position, leftover)
         self._link = link
         self._checkpoints.clear()
-        self._fill()
+        self._fill(until_batch=False)
         link.start()
 
     def stop(self, *, fade: float = 0.0) -> None:
@@ -236,6 +236,7 @@ class Playback(Landings):
         engine = self.engine
         poll = max(0.0005, engine.blocksize / engine.sample_rate / 4)
         next_try = 0.0
+        waiting = ()                             # landed, their writers not woken yet
         while not self._stopping.is_set():
             items = []
             try:
@@ -247,12 +248,13 @@ class Playback(Landings):
             landed = [item for item in items if item is not None]
             for item in landed:
                 self._land(item)
+            landed, waiting = [*waiting, *landed], ()
             try:
                 if self._paused is None:
                     if self._link.lost:
                         self._lose_device()
                     else:
-                        self._fill(writers=landed)
+                        waiting = self._fill(writers=landed)
                 else:
                     _answer(landed)            # landed offline: nothing to decode for them
                     if self._retry.is_set() or time.monotonic() >= next_try:
@@ -262,13 +264,17 @@ class Playback(Landings):
             except Exception as exc:   # never let the decode thread die silently
                 self._say_error(f"engine error: {type(exc).__name__}: {exc}")
                 time.sleep(0.05)
-            finally:
-                _answer(landed)        # (those _fill did not answer: it met an error, or it waits)
+            finally:               # (those _fill did not answer: it met an error, or it waits)
+                _answer([item for item in landed if not any(item is w for w in waiting)])
+        _answer(waiting)
 
-    def _fill(self, *, writers=()) -> None:
-        """Decode step by step until a lookahead is ready. ``writers``: the landings just made,
-        whose writers are woken once the steps the device's next two pulls may take, and the
-        first step of each change, are decoded (see :mod:`.landing`)."""
+    def _fill(self, *, writers=(), until_batch: bool = True) -> tuple | list:
+        """Decode step by step until a lookahead is ready, or until a batch is waiting to land
+        (a decoder behind the listener never is ready, and the guard's relief, or a performer's
+        change, would wait for it). ``writers``: the landings made, whose writers are woken once
+        the steps the device's next two pulls may take, and the first step of each change, are
+        decoded (see :mod:`.landing`); those not woken yet are returned. ``until_batch=False``:
+        the whole lookahead, batches waiting or not (before the stream starts)."""
         engine, link, step = self.engine, self._link, self.engine.step
         timeline = engine.timeline
         until = link.heard + engine.lookahead
@@ -288,6 +294,9 @@ class Playback(Landings):
             for old in [s for s in self._checkpoints if s < oldest]:
                 del self._checkpoints[old]
             timeline.forget_before(oldest)
+            if until_batch and not self._inbox.empty():     # land it before the next step
+                return writers
+        return _answer(writers)
 
     # -- a lost device ---------------------------------------------------------------------------
     def _lose_device(self) -> None:
