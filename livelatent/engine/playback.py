@@ -3,10 +3,10 @@
 A :class:`Playback` drives an :class:`~.engine.Engine` through its public methods only. Its
 decode thread keeps the device a lookahead ahead of the listener, one step at a time through
 the same ``Timeline.advance`` as offline renders, keeping a checkpoint of the timeline before
-each step. A batch sent while it plays lands at the first step the device cannot have pulled
-yet; if that step was decoded already, the thread takes back what the device has not played,
-rewinds the timeline to its checkpoint and decodes again from there (:mod:`.landing`, a base
-of the playback). So a change is heard within a block or two, however far ahead the engine
+each step. A batch sent while it plays lands, once the step in hand is decoded (never after a
+whole lookahead), at the first step the device cannot have pulled yet; if that step was
+decoded already, the thread takes back what the device has not played, rewinds the timeline to
+its checkpoint and decodes again from there (:mod:`.landing`, a base of the playback). So a change is heard within a block or two, however far ahead the engine
 decodes.
 
 The stream plays in a separate small process (:mod:`.connection`, :mod:`.audio_process`), at
