@@ -88,29 +88,33 @@ def test_every_twin_finds_its_slots_memory_given(tmp_path):
     assert slots.max() < bank.cache._populated
 
 
-class _DecoderGoingOn(_Playback):
-    """A decoder that goes on while the guard works: three steps further each time it is asked
-    where it has got to."""
+class _DecoderAt(_Playback):
+    """A decoder that goes on ``steps`` steps while the guard works, each time it is asked where
+    it has got to (0: it stands still)."""
 
-    def __init__(self, engine):
+    def __init__(self, engine, steps):
         super().__init__(engine)
-        self.answers = []
+        self.steps, self.answers = steps, []
 
     @property
     def decoded_to(self):
-        self.answers.append(self.engine.position + 100 + 3 * self.engine.step * len(self.answers))
+        engine = self.engine
+        self.answers.append(engine.position + 100 + self.steps * engine.step * len(self.answers))
         return self.answers[-1]
 
 
-def test_each_group_of_twins_lands_a_little_ahead_of_the_decoder_as_it_is_built(tmp_path):
+@pytest.mark.parametrize("steps", [0, 1, 3])
+def test_each_group_of_twins_lands_ahead_of_the_decoder_and_after_the_group_before(tmp_path, steps):
     """Live, each batch lands two steps past where the decoder has got to as it is built, so the
     decoder has not decoded that step yet (nothing is decoded again, at an overload) and the
-    twins are heard from their first window. Worked out once for all groups, later groups landed
-    behind the decoder."""
+    twins are heard from their first window; and each group of twins at least a step after the
+    one before, its first blocks' work on a step of its own, whether the decoder has moved on
+    meanwhile or not. (Worked out once for all groups, later groups landed behind the decoder;
+    worked out afresh alone, two groups could land on one step.)"""
     engine, session = _play(tmp_path, voices=60, curve="0.5")
     with engine:
         _step_aligned(engine, 0.2)
-        playback = _DecoderGoingOn(engine)
+        playback = _DecoderAt(engine, steps)
         guard, sent = OverloadGuard(playback), []
         send = guard._send
         guard._send = lambda commands, at: sent.append(at) or send(commands, at)
@@ -119,8 +123,10 @@ def test_each_group_of_twins_lands_a_little_ahead_of_the_decoder_as_it_is_built(
         twins = [p for p in engine.intended_voices() if p.synth == "concat"]
         session.end()
     step = engine.step
-    asked = playback.answers[1:]                    # (the first: which voices are playing there)
-    assert len(twins) == 30 and sent == [(-(-p // step) + 2) * step for p in asked]
+    ahead = [(-(-p // step) + 2) * step for p in playback.answers]
+    assert len(twins) == 30 and len(sent) == 2
+    assert all(s % step == 0 and s >= a for s, a in zip(sent, ahead[1:]))   # (the first: what
+    assert sent[0] >= ahead[0] and sent[1] >= sent[0] + step                # plays there is shed)
     assert sorted({t.start % 1024 for t in twins}) == sorted({s % 1024 for s in sent})
 
 

@@ -29,10 +29,12 @@ that group and of the groups after it are muted instead. Switching encodes each 
 the concat hop (once per source and hop, cached), on the guard's thread.
 
 The changes land in batches of origin ``overload``, each :data:`LEAD_STEPS` steps past where the
-decoder has got to as it is built, so they cost no re-decoding (the decode thread lands a waiting
-batch after the step it is decoding, even while it is behind); they are journaled like any other writer's, so the set's render is what the
-audience heard, and the status line says so once, with what each voice costs. Underruns stay the last resort: the guard acts while what was
-decoded ahead still covers the listener.
+decoder has got to as it is built (and each group of twins a step after the one before at the
+least), so they normally cost no re-decoding (the decode thread lands a waiting batch after the
+step it is decoding, even while it is behind). They are journaled like any other writer's, so
+the set's render is what the audience heard, and the status line says so once, with what each
+voice costs. Underruns stay the last resort: the guard acts while what was decoded ahead still
+covers the listener.
 """
 
 from __future__ import annotations
@@ -160,12 +162,14 @@ class OverloadGuard:
     def _shed(self, load: float, *, at: int | None = None) -> None:
         """Switch the newest overlap-add voices to concat, or else mute the newest, enough to
         bring ``load`` down to :data:`TARGET`; the batches land at ``at``, the k-th group of twins
-        k steps later (default: each a little ahead of the decoder, see :meth:`_ahead`)."""
+        k steps later (default: each a little ahead of the decoder as it is built, see
+        :meth:`_ahead`, and each group a step after the one before at the least)."""
         engine = self.engine
         step = engine.step
+        first = at if at is not None else self._ahead()     # what plays there is what is shed
 
-        def landing(group: int = 0) -> int:          # each batch's sample, worked out as it is built
-            return at + group * step if at is not None else self._ahead()
+        def landing(earliest: int) -> int:           # each batch's sample, worked out as it is built
+            return earliest if at is not None else max(earliest, self._ahead())
 
         voices = sorted(engine.intended_voices(), key=lambda p: p.index)
         if not voices:
@@ -175,8 +179,7 @@ class OverloadGuard:
         total = costs.sum()
         budget = total * TARGET / load
         room = min(MAX_TWINS, engine.timeline.free_voice_slots())
-        switched = self._to_switch(voices, costs, total - budget, room,
-                                   landing())
+        switched = self._to_switch(voices, costs, total - budget, room, first)
         muted = []
         if switched is None:            # switching cannot shed enough: mute, newest first
             switched, cost = [], total
@@ -186,19 +189,19 @@ class OverloadGuard:
                 muted.append(i)
                 cost -= costs[i]
         fade = int(FADE_S * engine.sample_rate)
-        if muted and not self._send([StopVoice(voices[i].index, fade) for i in muted], landing()):
+        if muted and not self._send([StopVoice(voices[i].index, fade) for i in muted], landing(first)):
             return
         switched.sort()                 # twins numbered in their voices' order: newest stays newest
-        done = []
+        done, start = [], first - step
         # the memory of every twin's slot, before any group takes one (the slots the next voices
         # take are known only until they start taking them)
         engine.timeline.populate_slots_for(sum(voices[i].plan.points for i in switched))
-        for group_index, first in enumerate(range(0, len(switched), TWINS_PER_STEP)):
-            group = switched[first:first + TWINS_PER_STEP]         # a few a step: each costs its
+        for begin in range(0, len(switched), TWINS_PER_STEP):
+            group = switched[begin:begin + TWINS_PER_STEP]         # a few a step: each costs its
             # first block's work. A switched voice crossfades with its twin over a window (the
             # twin fades in over its first); the twins' first noise is drawn here, not on the
             # decode thread's step
-            start = landing(group_index)
+            start = landing(start + step)
             twins = [concat_twin(voices[i], engine.new_voice_number(), start, engine.codec)
                      for i in group]
             engine.timeline.draw_noise_for(twins, start)
@@ -206,8 +209,8 @@ class OverloadGuard:
             commands += [AddVoice(t, timing=(t.start, t.curve_start, t.good_curve_start, t.sources_start))
                          for t in twins]
             if not self._send(commands, start):       # one the journal cannot record: mute them
-                rest = switched[first:]
-                self._send([StopVoice(voices[i].index, fade) for i in rest], landing())
+                rest = switched[begin:]
+                self._send([StopVoice(voices[i].index, fade) for i in rest], landing(start))
                 muted += rest
                 break
             done += group

@@ -3,11 +3,12 @@
 A :class:`Playback` drives an :class:`~.engine.Engine` through its public methods only. Its
 decode thread keeps the device a lookahead ahead of the listener, one step at a time through
 the same ``Timeline.advance`` as offline renders, keeping a checkpoint of the timeline before
-each step. A batch sent while it plays lands, once the step in hand is decoded (never after a
-whole lookahead), at the first step the device cannot have pulled yet; if that step was
-decoded already, the thread takes back what the device has not played, rewinds the timeline to
-its checkpoint and decodes again from there (:mod:`.landing`, a base of the playback). So a change is heard within a block or two, however far ahead the engine
-decodes.
+each step. A batch sent while it plays lands, once the step in hand is decoded (not after the
+rest of the lookahead, but for the one decoded as the stream starts or comes back), at the first
+step the device cannot have pulled yet; if that step was decoded already, the thread takes back
+what the device has not played, rewinds the timeline to its checkpoint and decodes again from
+there (:mod:`.landing`, a base of the playback). So a change is heard within a block or two,
+however far ahead the engine decodes.
 
 The stream plays in a separate small process (:mod:`.connection`, :mod:`.audio_process`), at
 the device's own rate (the engine's output is resampled when they differ), so nothing this
@@ -264,7 +265,7 @@ class Playback(Landings):
             except Exception as exc:   # never let the decode thread die silently
                 self._say_error(f"engine error: {type(exc).__name__}: {exc}")
                 time.sleep(0.05)
-            finally:               # (those _fill did not answer: it met an error, or it waits)
+            finally:               # (those _fill neither answered nor carried: it met an error)
                 _answer([item for item in landed if not any(item is w for w in waiting)])
         _answer(waiting)
 
@@ -274,12 +275,13 @@ class Playback(Landings):
         change, would wait for it). ``writers``: the landings made, whose writers are woken once
         the steps the device's next two pulls may take, and the first step of each change, are
         decoded (see :mod:`.landing`); those not woken yet are returned. ``until_batch=False``:
-        the whole lookahead, batches waiting or not (before the stream starts)."""
+        the whole lookahead, batches waiting or not (before the stream starts, or starts again)."""
         engine, link, step = self.engine, self._link, self.engine.step
         timeline = engine.timeline
         until = link.heard + engine.lookahead
         if writers:
-            changes = [item.sample for item in writers if item.error is None and item.batch.commands]
+            changes = [item.sample for item in writers          # (not one cancelled unlanded)
+                       if item.sample is not None and item.error is None and item.batch.commands]
             urgent = max(link.untouchable() + self._pull(), min(until, max(changes, default=0) + step))
         while link.fed < until:
             if writers and link.fed >= urgent:
@@ -295,7 +297,7 @@ class Playback(Landings):
                 del self._checkpoints[old]
             timeline.forget_before(oldest)
             if until_batch and not self._inbox.empty():     # land it before the next step
-                return writers
+                return writers if not writers or link.fed < urgent else _answer(writers)
         return _answer(writers)
 
     # -- a lost device ---------------------------------------------------------------------------
