@@ -398,6 +398,24 @@ def test_a_batch_sent_while_the_lookahead_is_decoded_again_lands_after_the_step_
     assert rewound[0] and second - first < lookahead_steps // 2, (landed_after, rewound)
 
 
+def test_a_batch_cancelled_before_it_landed_leaves_the_decode_thread_alone(jack_server, sources):
+    # a cell interrupted (Ctrl-C) while its batch waited in the inbox: the decode thread skips
+    # it. It once took the batch's missing sample as a change's, and stalled with an error
+    from livelatent.engine.commands import StopVoice
+    from livelatent.engine.landing import _Landing
+    from livelatent.engine.writers import Batch
+    with Engine(seed=3) as engine:
+        v = voice(*sources, curve=sine(2), gain=0.3, name="a")
+        engine.start("system", overload_guard=False)
+        cancelled = _Landing(Batch(engine, "repl", commands=[StopVoice(v.index, 0)]))
+        cancelled.cancelled = True
+        engine.playback._inbox.put(cancelled)
+        time.sleep(0.3)
+        errors, playing = engine.events.texts("error"), [p.name for p in engine.intended_voices()]
+        engine.stop_playback()
+    assert errors == [] and playing == ["a"] and not cancelled.decided
+
+
 def test_a_change_lands_on_the_first_step_it_can_be_decoded_again_for_in_time():
     """The device takes a host block a pull, a period apart; the landing step's k-th step, decoded
     again, must be ready (k + 1 recent decodes) by the pull that takes it."""
