@@ -26,6 +26,19 @@ def jack_server(request, tmp_path):
         yield server
 
 
+@pytest.fixture(scope="module")
+def sources():
+    """Two sources the playing tests tell apart: a 220 Hz tone (3 s) and hiss (2 s). A module
+    that needs others defines its own ``sources``."""
+    import numpy as np
+
+    from livelatent import source
+    t = np.arange(3 * 44100) / 44100
+    tone = source((0.5 * np.sin(2 * np.pi * 220 * t)).astype("float32"), name="tone")
+    hiss = source((np.random.default_rng(1).normal(0, 0.2, 2 * 44100)).astype("float32"), name="hiss")
+    return tone, hiss
+
+
 def pytest_collection_modifyitems(config, items):
     """A test that plays through a JACK server runs once more when it fails (pytest-rerunfailures:
     the summary counts the reruns). On a shared 2-core machine another process can take the

@@ -2,20 +2,9 @@
 
 import time
 
-import numpy as np
-import pytest
-
-from livelatent import Engine, sine, source, voice
+from livelatent import Engine, sine, voice
 
 SR = 44100
-
-
-@pytest.fixture(scope="module")
-def sources():
-    t = np.arange(3 * SR) / SR
-    tone = source((0.5 * np.sin(2 * np.pi * 220 * t)).astype("float32"), name="tone")
-    hiss = source((np.random.default_rng(1).normal(0, 0.2, 2 * SR)).astype("float32"), name="hiss")
-    return tone, hiss
 
 
 def test_a_batch_sent_while_the_lookahead_is_decoded_again_lands_after_the_step_in_hand(

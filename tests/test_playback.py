@@ -15,20 +15,12 @@ import pytest
 import soundfile as sf
 
 import jackutil
-from livelatent import DeviceError, Engine, sine, source, voice
+from livelatent import DeviceError, Engine, sine, voice
 from livelatent.engine.output import AudioProcess
 from livelatent.scripting import play
 
 SR = 44100
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def sources():
-    t = np.arange(3 * SR) / SR
-    tone = source((0.5 * np.sin(2 * np.pi * 220 * t)).astype("float32"), name="tone")
-    hiss = source((np.random.default_rng(1).normal(0, 0.2, 2 * SR)).astype("float32"), name="hiss")
-    return tone, hiss
 
 
 def sounding(captured):
