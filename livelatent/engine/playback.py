@@ -265,8 +265,9 @@ class Playback(Landings):
             except Exception as exc:   # never let the decode thread die silently
                 self._say_error(f"engine error: {type(exc).__name__}: {exc}")
                 time.sleep(0.05)
-            finally:               # (those _fill neither answered nor carried: it met an error)
-                _answer([item for item in landed if not any(item is w for w in waiting)])
+            finally:          # (unless carried to the next fill: woken once their steps are decoded)
+                if waiting is not landed:
+                    _answer(landed)
         _answer(waiting)
 
     def _fill(self, *, writers=(), until_batch: bool = True) -> tuple | list:
@@ -274,8 +275,9 @@ class Playback(Landings):
         (a decoder behind the listener never is ready, and the guard's relief, or a performer's
         change, would wait for it). ``writers``: the landings made, whose writers are woken once
         the steps the device's next two pulls may take, and the first step of each change, are
-        decoded (see :mod:`.landing`); those not woken yet are returned. ``until_batch=False``:
-        the whole lookahead, batches waiting or not (before the stream starts, or starts again)."""
+        decoded (see :mod:`.landing`): returns them all when not woken yet, else ().
+        ``until_batch=False``: the whole lookahead, batches waiting or not (before the stream
+        starts, or starts again)."""
         engine, link, step = self.engine, self._link, self.engine.step
         timeline = engine.timeline
         until = link.heard + engine.lookahead
