@@ -8,9 +8,10 @@
 1b. Per-step overhead: a live step's time (what the decode thread does for a step: checkpoint,
    advance, and forget what the listener has passed) minus the time its decode took, at 1, 16
    and 128 voices, measured alternately ``--step-rounds`` times (medians). Then the same at 16
-   and 128 voices with the decoder replaced by a wait as long as the 128-voice decode: a longer
-   decode leaves the processor's caches colder for the step's own work, and this says how much
-   of the ratio that is. And the decode thread's time per block load (a voice's next 256 windows
+   voices with every decode padded to 128 windows (the 16 voices' windows and 112 of silence),
+   so that the decode is as long at both counts: a longer decode leaves the processor's caches
+   colder for the step's own work (the machine's other tenants share its last-level cache), and
+   this says how much of the 128/16 ratio that is. And the decode thread's time per block load (a voice's next 256 windows
    of channels and noise) at 128 voices, its next blocks worked out ahead on another thread as
    live | baseline, same run: the decode thread working out every block itself.
 1c. Stalls: 16 voices play while this process holds the GIL in one C call (a regex) for
@@ -82,17 +83,17 @@ def capacity(codec, sources, blocksize, seconds, log_dir, start=32, lookahead=No
     return good, trials, xruns
 
 
-def step_overhead(codec, sources, voices, steps=600, *, channels_ahead=True, decode_wait=None):
+def step_overhead(codec, sources, voices, steps=600, *, channels_ahead=True, decode_rows=None):
     """A live step's time minus its decode's, on one BLAS thread, noise drawn ahead as live:
     (seconds of overhead per step, seconds of decode per step, seconds per block load in the
-    decode thread, block loads per step). With ``decode_wait`` (seconds), the decoder is
-    replaced by a wait that long which returns windows decoded once before."""
+    decode thread, block loads per step). With ``decode_rows``, each decode is padded to that
+    many windows (latent points at the origin), the step keeping its own."""
     def start(engine):
         for i in range(voices):
             voice(*sources, synth="ola", curve=sine(3 + i * 0.1), gain=1.0 / voices)
     loads = [0.0, 0]
     total, decoding, _ = timed_steps(codec, start, steps, loads=loads, channels_ahead=channels_ahead,
-                                     decode_wait=decode_wait)
+                                     decode_rows=decode_rows)
     return (total - decoding) / steps, decoding / steps, loads[0] / max(1, loads[1]), loads[1] / steps
 
 
@@ -107,29 +108,27 @@ def live_step(engine) -> None:
     timeline.forget_before(timeline.step - engine.lookahead // engine.step - 1)
 
 
-def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True, decode_wait=None):
+def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True, decode_rows=None):
     """Live steps (:func:`live_step`, one BLAS thread, noise and each voice's next block
     worked out ahead and the GIL's switch interval as live) of the voices ``start(engine)``
     starts, after 300 to warm up: (seconds in all, seconds decoding, windows decoded). With
     ``loads`` ([seconds, count]), the time the decode thread spends loading blocks is added
-    there; ``channels_ahead=False`` has it work out every block itself (the baseline)."""
+    there; ``channels_ahead=False`` has it work out every block itself (the baseline);
+    ``decode_rows`` pads each decode to that many windows (see :func:`step_overhead`)."""
     from threadpoolctl import threadpool_limits
 
     from livelatent.engine.playback import SWITCH_INTERVAL_S
     decoded = [0.0, 0]
     real_decode = codec.decode
 
-    decoded_once = {}
-
-    def waited_decode(z):           # the decoder's time spent waiting, its windows from before
-        if z.shape[0] not in decoded_once:
-            decoded_once[z.shape[0]] = real_decode(z)
-        time.sleep(decode_wait)
-        return decoded_once[z.shape[0]].copy()
+    def padded_decode(z):           # as long a decode as decode_rows windows take
+        padded = np.zeros((max(decode_rows, z.shape[0]), z.shape[1]), dtype=np.float32)
+        padded[:z.shape[0]] = z
+        return real_decode(padded)[:z.shape[0]]
 
     def timed_decode(z):
         began = time.perf_counter()
-        out = (real_decode if decode_wait is None else waited_decode)(z)
+        out = (real_decode if decode_rows is None else padded_decode)(z)
         decoded[0] += time.perf_counter() - began
         decoded[1] += z.shape[0]
         return out
@@ -308,14 +307,18 @@ def print_step_overhead(codec, sources, step_rounds):
               f"{n} voices {median(n, 0) * 1e3:.2f} ms (decode {median(n, 1) * 1e3:.2f} ms)" for n in rounds)
           + f" | 128 voices / 16 voices: {statistics.median(ratios):.2f}x "
           f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target <= 2x)", flush=True)
-    wait = median(128, 1)                      # the decoder's time at 128 voices, as a wait
-    waited = {count: [step_overhead(codec, sources, count, decode_wait=wait)[0]
-                      for _ in range(step_rounds)] for count in (16, 128)}
-    print(f"per-step overhead with the decoder replaced by a {wait * 1e3:.2f} ms wait at both counts "
-          f"(what the decode's length adds: the caches a long decode leaves cold): 16 voices "
-          f"{statistics.median(waited[16]) * 1e3:.2f} ms, 128 voices "
-          f"{statistics.median(waited[128]) * 1e3:.2f} ms, "
-          f"{statistics.median(waited[128]) / statistics.median(waited[16]):.2f}x", flush=True)
+    padded, plain = [], []                     # alternately, as above
+    for _ in range(step_rounds):
+        padded.append(step_overhead(codec, sources, 16, decode_rows=128))
+        plain.append(step_overhead(codec, sources, 128))
+    ratios = [big[0] / small[0] for big, small in zip(plain, padded)]
+    print(f"per-step overhead with the decode as long at both counts (what the decode's length "
+          f"adds: the caches a long decode leaves cold): 16 voices, each decode padded to 128 "
+          f"windows, {statistics.median(r[0] for r in padded) * 1e3:.2f} ms (decode "
+          f"{statistics.median(r[1] for r in padded) * 1e3:.2f} ms) | 128 voices "
+          f"{statistics.median(r[0] for r in plain) * 1e3:.2f} ms (decode "
+          f"{statistics.median(r[1] for r in plain) * 1e3:.2f} ms) | {statistics.median(ratios):.2f}x "
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
     print(f"block loads in the decode thread at 128 voices ({median(128, 3):.2f} a step): "
           f"{median(128, 2) * 1e6:.0f} us each, each voice's next block worked out ahead | baseline, "
           f"the decode thread working out every block itself: "
