@@ -7,13 +7,13 @@
    one OLA voice needs).
 1b. Per-step overhead: a live step's time (what the decode thread does for a step: checkpoint,
    advance, and forget what the listener has passed) minus the time its decode took, at 1, 16
-   and 128 voices, measured alternately ``--step-rounds`` times (medians). Then the same at 16
-   voices with every decode padded to 128 windows (the 16 voices' windows and 112 of silence),
-   so that the decode is as long at both counts: a longer decode leaves the processor's caches
-   colder for the step's own work (the machine's other tenants share its last-level cache), and
-   this says how much of the 128/16 ratio that is. And the decode thread's time per block load (a voice's next 256 windows
-   of channels and noise) at 128 voices, its next blocks worked out ahead on another thread as
-   live | baseline, same run: the decode thread working out every block itself.
+   and 128 voices, measured alternately ``--step-rounds`` times (medians). Then 16 voices with
+   every decode padded to 128 windows (theirs and 112 decoded from the latent origin, then
+   dropped) against 128 voices, alternately, so that the decode is as long at both counts: a
+   longer decode leaves the processor's caches colder for the step's own work, and this says
+   how much of the 128/16 ratio that is. And the decode thread's time per block load (a voice's
+   next 256 windows of channels and noise) at 128 voices, its next blocks worked out ahead on
+   another thread as live | baseline, same run: the decode thread working out every block itself.
 1c. Stalls: 16 voices play while this process holds the GIL in one C call (a regex) for
    150 ms; and 1.5x the capacity with the overload guard on. Underruns counted.
 2. Latency at blocksize 256: from the moment a curve assignment returns to the first output
@@ -293,7 +293,8 @@ def stream_floor_latency(server, runs, sample_rate):
 
 def print_step_overhead(codec, sources, step_rounds):
     """Section 1b: the per-step overhead at 1, 16 and 128 voices, measured alternately
-    ``step_rounds`` times, then with the decoder replaced by a wait, and the block loads."""
+    ``step_rounds`` times, then 16 voices with each decode padded to 128 windows against 128
+    voices, alternately, and the block loads."""
     rounds = {1: [], 16: [], 128: []}
     own = []                                   # the baseline of block loads: no channels ahead
     for _ in range(step_rounds):               # alternately: a noisy machine hits them all
