@@ -7,6 +7,8 @@ sees playing under that name. Reading it reads the engine's published snapshots.
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 
 from .checks import check_curve, check_fade, checked_path
@@ -20,6 +22,9 @@ from .voice import VoiceParams, check_gain, check_out, check_pan
 __all__ = ["Voice", "VoiceNow"]
 
 _UNSET = object()
+# what a performer may assign on a handle (``v.gain = 0.5``); everything else a typo would set
+# a new attribute and change nothing, so it is refused
+SETTINGS = ("curve", "gain", "pan", "a", "b", "out", "path")
 
 
 class Voice:
@@ -35,7 +40,7 @@ class Voice:
         self._engine = engine
         self._params = params            # as last seen: what it was, once it has ended
         self._number = params.index
-        self.name = params.name
+        self._name = params.name         # the handle follows a newer voice with this name
 
     @property
     def number(self) -> int:
@@ -44,6 +49,7 @@ class Voice:
         return self._number
 
     index = property(lambda self: self.number)
+    name = property(lambda self: self._name)
 
     # the performer's view of the voice
     curve = property(lambda self: self.params.curve, lambda self, v: self.set(curve=v))
@@ -55,6 +61,19 @@ class Voice:
     path = property(lambda self: self.params.path, lambda self, v: self.set(path=v))
     strategy = property(lambda self: self.params.strategy)
     synth = property(lambda self: self.params.synth)
+
+    def __setattr__(self, attribute: str, value) -> None:
+        if attribute.startswith("_") or attribute in SETTINGS:
+            object.__setattr__(self, attribute, value)
+            return
+        settable = ", ".join(SETTINGS)
+        if isinstance(getattr(type(self), attribute, None), property):
+            raise ParameterError(f"voice {self.name}: {attribute} cannot be set (settings: "
+                                 f"{settable}; start a new voice to change the rest)")
+        close = difflib.get_close_matches(attribute, SETTINGS, n=1)
+        hint = f"did you mean v.{close[0]}? " if close else ""
+        raise ParameterError(f"voice {self.name} has no setting {attribute!r}: {hint}its settings "
+                             f"are {settable} (v.set(...) changes several at once)")
 
     def _follow(self) -> VoiceParams | None:
         """The voice this handle means now, as the performer last asked: its own, or, once that

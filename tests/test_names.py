@@ -84,3 +84,16 @@ def test_a_bad_name_is_a_clear_error(session):
         with pytest.raises(Exception, match="name=.* must be a short printable string"):
             session.run_cell(f"voice(tone, hiss, name={bad})")
     assert sounding(session) == []
+
+
+def test_a_misspelled_or_read_only_setting_on_a_handle_is_refused_and_changes_nothing(session):
+    session.run_cell("v = voice(tone, hiss, gain=0.5)")
+    with pytest.raises(Exception, match="has no setting 'gian': did you mean v.gain"):
+        session.run_cell("v.gian = 0.0")
+    for attribute in ("strategy", "name", "state"):
+        with pytest.raises(Exception, match=f"{attribute} cannot be set"):
+            session.run_cell(f"v.{attribute} = 'meso'")
+    handle = session.namespace["v"]
+    assert handle.gain == 0.5 and handle.name == "v0" and not hasattr(handle, "gian")
+    session.run_cell("v.gain = 0.25")                                # a real setting still works
+    assert handle.gain == 0.25
