@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import DEFAULT_MODEL_DIR
 from .engine.engine import Engine
+from .engine.offline import check_seconds
 from .errors import DeviceError, DeviceNotFound, LiveLatentError, ParameterError
 from .events import Printer
 from .session.code import run_code
@@ -95,10 +96,20 @@ def play(engine: Engine, *, device=None, seconds: float | None = None) -> None:
         engine.events.warning(f"{engine.underruns} underruns (the decoder fell behind)")
 
 
+def _play_seconds(seconds) -> float | None:
+    """``--seconds`` of ``play`` and ``demo``, checked before anything plays: None (until the
+    voices end) or more than 0, at most what a render may last."""
+    if seconds is None:
+        return None
+    seconds = check_seconds(seconds, "--seconds")
+    if seconds <= 0:
+        raise ParameterError(f"--seconds {seconds:g} must be more than 0")
+    return seconds
+
+
 def cli_play(args) -> int:
     """``livelatent play SCRIPT [--seconds S] [--device D]``."""
-    if args.seconds is not None and not args.seconds > 0:
-        raise ParameterError(f"--seconds {args.seconds} must be positive")
+    _play_seconds(args.seconds)
     with _engine_for(args) as engine, Printer(engine.events):
         run_script(args.script, engine)
         play(engine, device=args.device, seconds=args.seconds)
@@ -107,6 +118,7 @@ def cli_play(args) -> int:
 
 def cli_demo(args) -> int:
     """``livelatent demo``: play the demo, or render it to a file when there is no device."""
+    _play_seconds(args.seconds)
     with Engine(getattr(args, "model", None), seed=0) as engine, Printer(engine.events):
         run_script(DEMO_SCRIPT, engine)
         try:

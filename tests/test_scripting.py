@@ -83,3 +83,17 @@ def test_demo_on_a_device_asked_for_by_name_says_what_is_wrong_instead_of_render
     done = cli("demo", "--seconds", "1", "--device", "no such card", "-o", out)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "no output device matches 'no such card'" in done.stderr and not out.exists()
+
+
+def test_play_and_demo_check_seconds_before_anything_plays(tmp_path):
+    # the demo used to check --seconds only when it fell back to a render: with a device,
+    # nan played forever and -1 played nothing, both without a word
+    out = tmp_path / "demo.wav"
+    for seconds, said in (("nan", "from 0 to 86400"), ("-1", "from 0 to 86400"),
+                          ("inf", "from 0 to 86400"), ("0", "must be more than 0")):
+        for command in (("demo", "-o", out), ("play", "patterns/meso_drift.py")):
+            done = cli(*command, "--seconds", seconds, "--device", "system")
+            assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+            told = done.stderr + done.stdout
+            assert said in done.stderr and "playing" not in told and "instead" not in told
+    assert not out.exists()
