@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from livelatent import Engine, voice
+from livelatent import Engine, source, voice
 from livelatent.atomic import atomic_path
+from livelatent.errors import ParameterError
 from livelatent.session.state import save_set
 from livelatent.sinks.file import render_to_file
 
@@ -66,3 +67,18 @@ def test_a_place_that_cannot_be_written_is_one_clear_error_before_any_work(tmp_p
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"livelatent: error: cannot write {tmp_path / 'taken.wav'}: "
                                         f"it is a folder"]
+
+
+def test_a_render_never_replaces_a_file_that_a_voice_plays(tmp_path):
+    take = tmp_path / "take1.wav"
+    sf.write(str(take), (0.3 * np.sin(np.arange(44100) / 9)).astype(np.float32), 44100)
+    before = take.read_bytes()
+    with Engine(seed=1) as engine:
+        recorded = source(str(take))
+        voice(recorded, recorded, name="loop")
+        for target in (take, tmp_path / "elsewhere" / ".." / "take1.wav"):
+            with pytest.raises(ParameterError, match="voice loop plays that file .source 'take1'."):
+                render_to_file(engine, target, 0.2)
+        assert take.read_bytes() == before
+        (render,) = render_to_file(engine, tmp_path / "take2.wav", 0.2)
+    assert sf.info(str(render)).frames == 8820

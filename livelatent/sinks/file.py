@@ -85,6 +85,19 @@ def _stem_path(path: Path, name: str, taken: set) -> Path:
     return stem
 
 
+def _check_not_played(engine, path: Path) -> None:
+    """Refuse to render over an audio file a voice plays: the render would replace the
+    performer's recording with itself, without a word."""
+    target = path.resolve()
+    for params in engine.intended_voices():
+        for role in ("a", "b"):
+            played = getattr(params, role, None)
+            files = getattr(getattr(played, "base", played), "paths", ())     # (live input: none)
+            if target in {file.resolve() for file in files}:
+                raise ParameterError(f"cannot render to {path}: voice {params.name} plays that "
+                                     f"file (source {played.name!r}); render to another file")
+
+
 def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
                    progress: bool | None = None, on_block=None, chunk_steps: int | None = None,
                    rate: int | None = None) -> list[Path]:
@@ -105,6 +118,7 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise ParameterError(f"cannot render to {path.name}: use a .wav or .flac file name")
+    _check_not_played(engine, path)
     if seconds is not None:
         seconds = check_seconds(seconds)
     origin = engine.position
