@@ -7,6 +7,7 @@ render that is interrupted never leaves a half-written file under the name asked
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +150,9 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
         handle.hold(block)
 
     total_s = seconds
-    show = progress if progress is not None else (total_s is None or total_s >= _PROGRESS_FROM_S)
+    # a bar only on a terminal: in a pipe or a log it cannot be cleared, and ran into the next line
+    show = progress if progress is not None else (
+        (total_s is None or total_s >= _PROGRESS_FROM_S) and sys.stderr.isatty())
     bar = tqdm(total=None if total_s is None else round(total_s, 2), unit="s", desc=path.name,
                disable=not show, leave=False, bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} s [{elapsed}<{remaining}]")
     engine.set_stem_sink(write_stem if stems else None)
