@@ -554,6 +554,8 @@ def test_bad_engine_render_and_handle_input_is_a_clear_error(sources):
             Engine(**bad)
     with pytest.raises(ModelLoadError, match="model=123"):
         Engine(123)
+    with Engine(lookahead=1024.0) as engine:                 # a whole number, as a float
+        assert engine.lookahead == 1024 and isinstance(engine.lookahead, int)
     from livelatent import AudioError
     with pytest.raises(AudioError, match=r"samples beyond \+-1000 \(full scale is 1\)"):
         source(np.full(SR, 1e30, dtype=np.float32))       # (trained to a loss of inf)
@@ -568,6 +570,8 @@ def test_bad_engine_render_and_handle_input_is_a_clear_error(sources):
             engine.render_array(samples=10 ** 15)                # hung, then ran out of memory
         with pytest.raises(ParameterError, match="samples=1.5 must be a whole number"):
             engine.render_array(samples=1.5)
+        with pytest.raises(ParameterError, match="give seconds=1 or samples=10, not both"):
+            engine.render_array(1, samples=10)                    # took the samples, silently
         with pytest.raises(ParameterError, match="at most 3600 s"):
             engine.render_array(ARRAY_MAX_S + 1)                 # a file takes those
         with pytest.raises(ParameterError, match="max_seconds=nan"):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import context
 from ..config import BLOCKSIZE, DEFAULT_TEMPO_BPM, check_blocksize, check_channels
-from ..errors import LiveLatentError, ParameterError, is_real, is_whole
+from ..errors import LiveLatentError, ParameterError, is_integral, is_real
 from ..events import Events
 from ..model.codec import Codec, load_model
 from ..voice import VoiceParams
@@ -83,7 +83,7 @@ class Engine(Sending):
         self.step = self.window // 2
         self.blocksize = check_blocksize(blocksize)
         longest = int(MAX_LOOKAHEAD_S * self.sample_rate)
-        if lookahead is not None and not (is_whole(lookahead) and self.step <= lookahead <= longest):
+        if lookahead is not None and not (is_integral(lookahead) and self.step <= lookahead <= longest):
             raise ParameterError(f"lookahead={lookahead!r} must be a whole number of samples from one "
                                  f"step ({self.step}) to {longest} ({MAX_LOOKAHEAD_S:g} s)")
         self.lookahead = int(lookahead) if lookahead is not None else 8 * self.step

@@ -18,6 +18,8 @@ def render_total(engine, seconds, samples) -> int | None:
     """How many samples a render asked with ``seconds`` or ``samples`` makes (None: until the
     voices end)."""
     if samples is not None:         # (no upper bound: resumes render the gaps between cells)
+        if seconds is not None:
+            raise ParameterError(f"give seconds={seconds!r} or samples={samples!r}, not both")
         if not is_whole(samples) or samples < 0:
             raise ParameterError(f"samples={samples!r} must be a whole number from 0")
         return int(samples)
