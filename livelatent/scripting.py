@@ -31,7 +31,8 @@ def run_script(path, engine: Engine, *, extra: dict | None = None) -> dict:
     """Run a script file against ``engine``; returns the namespace it left."""
     path = Path(path)
     if not path.is_file():
-        raise LiveLatentError(f"no such script: {path}")
+        raise LiveLatentError(f"no such script: {path}" if not path.exists() else
+                              f"{path} is not a script file (a device, a pipe or the like)")
     if path.name in (JOURNAL_NAME, STATE_NAME):      # (run as Python: "NameError: false")
         raise LiveLatentError(f"{path} is a file of the set {path.parent}, not a script: give the "
                               f"set's folder, e.g. livelatent render {path.parent}")

@@ -46,6 +46,8 @@ def test_script_errors_are_one_line_with_file_and_line(tmp_path):
     assert done.returncode == 2 and "syntax error" in done.stderr and "Traceback" not in done.stderr
     done = cli("render", tmp_path / "absent.py", "-o", tmp_path / "x.wav", "--seconds", "1")
     assert done.returncode == 2 and "no such script" in done.stderr
+    done = cli("render", "/dev/null", "-o", tmp_path / "x.wav", "--seconds", "1")
+    assert done.returncode == 2 and "/dev/null is not a script file" in done.stderr
     (tmp_path / "gig").mkdir()                  # a set's journal given instead of its folder:
     for name in ("journal.jsonl", "state.json"):  # it ran as Python ("NameError: false")
         (tmp_path / "gig" / name).write_text('{"v": 2, "landed": false}\n')
