@@ -89,14 +89,23 @@ def _stem_path(path: Path, name: str, taken: set) -> Path:
 def _check_not_played(engine, path: Path) -> None:
     """Refuse to render over an audio file a voice plays: the render would replace the
     performer's recording with itself, without a word."""
-    target = path.resolve()
+    target = _resolved(path)
+    if target is None:                 # (a name that cannot be a file: writing it says why)
+        return
     for params in engine.intended_voices():
         for role in ("a", "b"):
             played = getattr(params, role, None)
             files = getattr(getattr(played, "base", played), "paths", ())     # (live input: none)
-            if target in {file.resolve() for file in files}:
+            if target in {_resolved(file) for file in files}:
                 raise ParameterError(f"cannot render to {path}: voice {params.name} plays that "
                                      f"file (source {played.name!r}); render to another file")
+
+
+def _resolved(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
