@@ -179,6 +179,7 @@ class _JournalPlayer:
     position = property(lambda self: self._engine.position)
     set_stem_sink = property(lambda self: self._engine.set_stem_sink)
     handoff = property(lambda self: self._engine.handoff)
+    intended_voices = property(lambda self: self._engine.intended_voices)
 
     def render_chunks(self, seconds=None, *, samples=None, progress=None, **_):
         engine = self._engine
