@@ -79,6 +79,9 @@ def as_mono(audio, *, sample_rate: int, target_rate: int, name: str = "array",
         raise AudioError(f"{name}: the audio has samples beyond +-{MAX_PEAK:g} (full scale is 1): "
                          f"a broken file, or give it scaled down")
     data = resample(data, int(rate), int(target_rate))
+    if data.size == 0:
+        raise AudioError(f"{name}: too short ({np.asarray(audio).shape[0]} frames at {int(rate)} Hz "
+                         f"are none at {int(target_rate)} Hz)")
     if not allow_silent and float(np.max(np.abs(data))) < SILENCE_PEAK:
         raise AudioError(f"{name}: the audio is silent (peak below {SILENCE_PEAK:g}); nothing to encode")
     return data

@@ -79,6 +79,15 @@ def test_an_output_that_is_a_file_is_one_line(sounds, tmp_path, capsys):
     assert file.read_bytes() == b"x"
 
 
+def test_a_file_too_short_to_have_a_sample_at_the_models_rate_is_skipped(sounds, tmp_path, capsys):
+    folder = tmp_path / "with-a-blip"
+    shutil.copytree(sounds, folder)
+    sf.write(folder / "blip.wav", np.array([0.5], dtype=np.float32), 192000)   # no frame at 44.1k
+    assert main(["som", str(folder), "-o", str(tmp_path / "s"), "--features", "model"]) == 0
+    err = capsys.readouterr().err
+    assert "blip.wav: too short (1 frames at 192000 Hz are none at 44100 Hz)" in err, err
+
+
 def test_a_map_of_model_thumbnails_finds_its_model_from_any_folder(sounds, tmp_path, monkeypatch):
     torch.manual_seed(0)
     config = VAEConfig(hidden=64, latent=16)
@@ -137,6 +146,10 @@ def test_non_finite_node_weights_and_masom_times_beyond_any_file_are_refused(bui
     from livelatent.errors import SomError
     folder = tmp_path / "nan"
     shutil.copytree(built, folder)
+    (folder / "weights.npy").write_bytes(b"")                   # (numpy's raw EOFError)
+    with pytest.raises(SomError, match="cannot be read .No data left in file.; rebuild the map"):
+        load_som(folder)
+    shutil.copy(built / "weights.npy", folder / "weights.npy")
     weights = np.load(folder / "weights.npy")
     np.save(folder / "weights.npy", np.full_like(weights, np.nan))
     with pytest.raises(SomError, match="finite weights"):

@@ -39,6 +39,13 @@ def test_empty_wav_is_refused(tmp_path):
         source(empty)
 
 
+def test_a_file_with_no_sample_at_the_models_rate_is_refused(tmp_path):
+    blip = tmp_path / "blip.wav"                  # one frame at 192 kHz: none at 44.1 kHz
+    sf.write(blip, np.array([0.5], dtype=np.float32), 192000)
+    with pytest.raises(AudioError, match="blip.wav: too short .1 frames at 192000 Hz are none"):
+        source(blip)                              # (was numpy's ValueError on an empty max)
+
+
 def test_silent_audio_is_refused(tmp_path):
     quiet = tmp_path / "quiet.wav"
     sf.write(quiet, np.zeros(SR, dtype=np.float32), SR)

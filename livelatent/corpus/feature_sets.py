@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from ..errors import AudioError
 from .features import (ANALYSIS_RATE, FEATURE_GROUPS, FEATURE_NAMES, HOP_SIZE, _FREQS, _WINDOW, _frames,
                        features_of_audio, frame_features)
 
@@ -116,6 +117,9 @@ class _ModelThumbnails:
         duration = data.shape[0] / float(rate)
         if rate != codec.sample_rate:
             data = soxr.resample(data, rate, codec.sample_rate, quality="HQ")
+        if data.size == 0:
+            raise AudioError(f"too short ({audio.shape[0]} frames at {rate} Hz are none at "
+                             f"{codec.sample_rate} Hz)")
         window = codec.window
         data = np.pad(data, (0, -data.shape[0] % window)).reshape(-1, window)
         level = 20.0 * np.log10(np.maximum(np.sqrt(np.mean(data * data, axis=1)), 1e-10))

@@ -284,11 +284,11 @@ def extract_features(paths, *, progress: bool = True, features=None) -> FeatureT
         for path in tqdm(paths, desc="features", unit="file", disable=not progress, leave=False):
             try:
                 audio, rate = read_for_analysis(path)
-            except AudioError as exc:
+                rows.append(features_of_audio(audio, sample_rate=rate) if features is None
+                            else features.describe(audio, rate))
+            except AudioError as exc:                 # (a file too short to describe too)
                 skipped.append((path, str(exc)))
                 continue
-            rows.append(features_of_audio(audio, sample_rate=rate) if features is None
-                        else features.describe(audio, rate))
             kept.append(path)
     width = len(FEATURE_NAMES) if features is None else features.width
     values = np.vstack(rows) if rows else np.zeros((0, width))

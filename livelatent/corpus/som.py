@@ -337,7 +337,7 @@ def load_som(somdir, *, base=None) -> Som:
         try:
             node_weights = np.load(somdir / meta.get("weights_file", WEIGHTS_FILE), allow_pickle=False)
             scaler = Scaler.from_json(meta["scaler"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:    # (EOF: an empty file)
             raise SomError(f"{somdir}: the node weights or feature statistics cannot be read ({exc}); "
                            f"rebuild the map") from None
         nodes = grid[0] * grid[1]
