@@ -80,3 +80,15 @@ def test_a_pack_version_written_as_a_float_of_a_whole_number_is_that_version(tmp
     from livelatent.model.packs import pack_info
     (tmp_path / "pack.json").write_text('{"name": "mine", "version": 2.0, "weights_hash": "ab"}')
     assert pack_info(tmp_path).version == 2
+
+
+def test_a_card_that_cannot_be_read_is_said_and_the_rest_of_info_still_shows(tmp_path, capsys):
+    from livelatent.cli import main
+    save_checkpoint(tmp_path / "model.safetensors", RawAudioVAE(SMALL), SMALL)
+    (tmp_path / "card.md").write_bytes(b"\xff\xfe\xd2 not utf-8")       # (a raw UnicodeDecodeError)
+    assert main(["info", str(tmp_path)]) == 0
+    assert f"its card {tmp_path / 'card.md'} cannot be read: not UTF-8 text" in capsys.readouterr().out
+    (tmp_path / "card.md").unlink()
+    (tmp_path / "card.md").mkdir()
+    assert main(["info", str(tmp_path)]) == 0
+    assert "cannot be read: Is a directory" in capsys.readouterr().out

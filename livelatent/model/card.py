@@ -159,6 +159,15 @@ def _checkpoint_text(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _card_text(card: Path) -> str:
+    """A model card as text, or a line saying why it cannot be read (the model itself loaded)."""
+    try:
+        return card.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
+        return f"(its card {card} cannot be read: {reason})\n"
+
+
 def cli_info(args) -> int:
     """``livelatent info [MODEL]``: print a model folder's card (the default pack if none), after
     the pack's name and version when the model is a pack."""
@@ -176,7 +185,7 @@ def cli_info(args) -> int:
             print(f"{info} ({info.folder}); weights {checkpoint.content_hash[:12]}"
                   + ("" if same else f", NOT the {info.weights_hash[:12]} its pack.json names")
                   + (f"\n{info.changes}" if info.changes else "") + "\n")
-        print(card.read_text() if card.exists() else _checkpoint_text(target), end="")
+        print(_card_text(card) if card.exists() else _checkpoint_text(target), end="")
     else:
         print(_checkpoint_text(target), end="")
     return 0
