@@ -270,13 +270,18 @@ def test_inputs_too_large_to_learn_from_are_refused_and_far_inputs_predict_numbe
         assert np.isfinite(model.predict(np.array(far))).all(), (kind, far)
 
 
-def test_training_on_inputs_too_large_is_refused_in_the_cell():
-    engine = Engine()
-    m = Mapping(engine, [saw(4)], name="huge", kind="knn")
-    m.add(np.zeros(engine.codec.latent_dim), inputs=[1e308])
-    m.add(np.ones(engine.codec.latent_dim), inputs=[1.7e308])
-    with pytest.raises(ParameterError, match="within"):
-        m.train()
+def test_an_example_too_large_to_learn_from_is_refused_and_the_mapping_still_trains():
+    # accepted, such an example made every later train() fail, and was saved with the set
+    with Engine() as engine:
+        m = Mapping(engine, [saw(4)], name="huge", kind="knn")
+        latent = engine.codec.latent_dim
+        for x in (1e308, -1.7e308, 1e31):
+            with pytest.raises(ParameterError, match=r"huge.add\(\): an input reaches .* within \+-1e\+30"):
+                m.add(np.zeros(latent), inputs=[x])
+        m.add(np.zeros(latent), inputs=[0.0])
+        m.add(np.ones(latent), inputs=[1e30])
+        m.train(wait=True)
+        assert len(m.examples) == 2 and m.model is not None
 
 
 def test_a_mapping_of_no_inputs_is_refused_and_a_mapping_where_a_path_goes_says_path(four):

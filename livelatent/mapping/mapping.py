@@ -31,7 +31,7 @@ from ..sources import Source, SourceAt
 from ..voice import curve_values
 from .beside import fit_beside, warm_up
 from .checks import FLOAT32_MAX, check_name, input_values, note_name
-from .models import KINDS, MAX_EXAMPLES, Model, check_inputs, check_k, fit, older_k_and_seed
+from .models import KINDS, MAX_EXAMPLES, MAX_INPUT, Model, check_inputs, check_k, fit, older_k_and_seed
 from .node import Mapped
 from .steering import Steered, steer_model
 from .sketches import Features
@@ -328,8 +328,13 @@ class Mapping:
 
 
 def _check_finite(name: str, values: np.ndarray, call: str = "add") -> None:
+    """Inputs a mapping can take: finite, and for an example within what it learns from (one
+    beyond would stop every later train(), and be saved with the set)."""
     if not np.all(np.isfinite(values)):
         raise ParameterError(f"{name}.{call}(): an input is NaN or infinite ({values.tolist()})")
+    if call == "add" and values.size and np.abs(values).max() > MAX_INPUT:
+        raise ParameterError(f"{name}.add(): an input reaches {np.abs(values).max():g}; a mapping "
+                             f"learns from inputs within +-{MAX_INPUT:g} (scale them down)")
 
 
 class _Example:
