@@ -102,6 +102,38 @@ def test_an_osc_colour_or_midi_argument_is_not_taken_as_a_value():
         assert any("must be a finite number" in t for t in engine.events.texts())
 
 
+def test_an_osc_value_beyond_any_controllers_is_skipped_and_the_voice_keeps_following():
+    # a double of 1e308 overflowed the curve reading it: the voice went back to its last good
+    # curve, a constant, and no later value moved it again
+    import socket
+    from pythonosc.osc_message_builder import OscMessageBuilder
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        g = names["osc"]("/g", default=0.3)
+        v = names["voice"](names["flute"], names["cello"], curve=g * 10 - 2.5)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+        def send(value):
+            message = OscMessageBuilder("/g")
+            message.add_arg(value, "d")
+            sock.sendto(message.build().dgram, ("127.0.0.1", port))
+        send(0.29)
+        wait_for(lambda: "osc:/g" in engine.intended().controls)
+        for value in (1e308, -1e31):         # each heard for a while, when it was taken
+            send(value)
+            time.sleep(0.2)
+            engine.render_array(0.5)
+        send(0.31)
+        wait_for(lambda: engine.intended().controls["osc:/g"].changes[-1][1] == 0.31)
+        engine.render_array(0.5)
+        sock.close()
+        assert v.curve is not None and "osc" in repr(v.curve), v.curve      # still the fader's
+        texts = engine.events.texts()
+        assert any("sent 1e+308; a value must be within +-1e+30" in t for t in texts), texts
+        assert not any("reverted" in t for t in texts), texts
+
+
 def test_a_midi_clock_follows_a_faster_tempo_at_once_not_after_a_slow_tick(monkeypatch):
     """From 4 to 140 bpm: ticks at the new tempo from the change on, not a second of silence
     and then every missed tick at once."""

@@ -105,6 +105,9 @@ def bundle_problem(data: bytes, depth: int = 0) -> str | None:
 
 
 NUMBER_TAGS = "ifdh"      # OSC's int32, float32, double and int64: what a controller's value is
+# Beyond this a value is no controller's: 1e308 as a double overflowed the curves reading it,
+# and a failing curve sends its voice back to its last good curve, off the controller for good.
+MAX_VALUE = 1e30
 
 
 def _argument_tags(dgram: bytes) -> str:
@@ -221,6 +224,10 @@ class OscListener:
                 self.throttle.warn("osc:range", f"osc: {shown} sent {value:g}, outside [{lo}, {hi}]; "
                                                 f"clipped to {clipped:g}")
                 value = clipped
+            if abs(value) > MAX_VALUE:
+                self.throttle.warn("osc:value", f"osc: {shown} sent {value:g}; a value must be within "
+                                                f"+-{MAX_VALUE:g} (give the curve a range to clip to)")
+                continue
             self.sender.set(f"osc:{address}" + (f"#{index}" if index else ""), float(value))
 
 
