@@ -163,9 +163,9 @@ def osc_curve(address: str, default: float = 0.0, index: int = 0, lo=None, hi=No
     """The last value sent to OSC ``address`` (its argument ``index``), ``default`` before any;
     clipped to [``lo``, ``hi``] (each None: open) when either is given."""
     if not isinstance(address, str) or not address.startswith("/") or len(address) > 256 \
-            or any(c in address for c in " #*,?[]{}"):
-        raise CurveError(f"osc({address!r}): an OSC address starts with / and has no spaces or "
-                         f"wildcards, e.g. osc('/fader/1')")
+            or any(c in address for c in " #*,?[]{}") or not address.isprintable():
+        raise CurveError(f"osc({address!r}): an OSC address starts with / and has no spaces, "
+                         f"wildcards or control characters, e.g. osc('/fader/1')")
     name = f"osc:{address}" + (f"#{index}" if index else "")
     default = _default(default)
     return Curve("control", name, default, lo, hi, 0.0)     # (the default plays as it is)

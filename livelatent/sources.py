@@ -369,6 +369,9 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None,
     rate = int(rate) if rate is not None else playing_rate()
     if isinstance(audio, Source):
         return audio
+    names = [audio] if isinstance(audio, str) else audio if isinstance(audio, (list, tuple)) else ()
+    if any(isinstance(p, str) and not p.strip() for p in names):   # (Path("") is the current folder)
+        raise AudioError(f"source({audio!r:.60}): an empty file name; give an audio file's name")
     if isinstance(audio, (str, os.PathLike)):
         path = Path(audio)
         return Source(read_audio(path, target_rate=rate), sample_rate=rate,

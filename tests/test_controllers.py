@@ -60,8 +60,9 @@ def test_smooth_glides_from_where_the_last_glide_had_got_to():
     assert repr(osc_curve("/x", 0.5).smooth(20)) == "osc('/x', default=0.5).smooth(20.0)"
     with pytest.raises(CurveError, match="smooth\\(\\) is for controller curves"):
         sine(2).smooth(20)
-    with pytest.raises(CurveError, match="no spaces or wildcards"):
-        osc_curve("fader 1")
+    for address in ("fader 1", "/a\x00b", "/a\nb"):       # (OSC can never deliver to a NUL)
+        with pytest.raises(CurveError, match="no spaces, wildcards or control characters"):
+            osc_curve(address)
 
 
 def test_osc_messages_over_udp_land_merged_a_batch_a_step(two):

@@ -70,6 +70,9 @@ def test_bad_drawings_are_refused_by_name(tmp_path):
     Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
     with pytest.raises(ParameterError, match="blank.png: nothing is drawn"):
         drawn(tmp_path / "blank.png")
+    for nothing in (None, 3):                   # (PIL's AttributeError: no attribute 'read')
+        with pytest.raises(ParameterError, match="give an image's file name"):
+            drawn(nothing)
 
 
 @pytest.mark.parametrize("options, refused", [

@@ -46,6 +46,12 @@ def test_a_file_with_no_sample_at_the_models_rate_is_refused(tmp_path):
         source(blip)                              # (was numpy's ValueError on an empty max)
 
 
+def test_an_empty_file_name_is_said_to_be_empty_not_the_current_folder():
+    for empty in ("", "  ", ["", "x.wav"]):
+        with pytest.raises(AudioError, match="an empty file name"):
+            source(empty)
+
+
 def test_silent_audio_is_refused(tmp_path):
     quiet = tmp_path / "quiet.wav"
     sf.write(quiet, np.zeros(SR, dtype=np.float32), SR)

@@ -18,6 +18,7 @@ controller's. ``drawn("line.png")`` reads a hand-drawn line as a curve instead.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from pathlib import Path
 
@@ -41,6 +42,8 @@ FEATURE_KINDS = ("image", "image-ae")
 def _ink(path) -> np.ndarray:
     """The image as ink (0 paper, 1 ink), float32, whichever of dark-on-light or light-on-dark."""
     from PIL import Image, UnidentifiedImageError
+    if not isinstance(path, (str, os.PathLike)) and not hasattr(path, "read"):
+        raise ParameterError(f"{path!r:.60}: give an image's file name (a .png or .jpg of a drawing)")
     try:
         with Image.open(path) as image:
             grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
