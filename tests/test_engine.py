@@ -5,6 +5,7 @@ import re
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -554,6 +555,10 @@ def test_bad_engine_render_and_handle_input_is_a_clear_error(sources):
             Engine(**bad)
     with pytest.raises(ModelLoadError, match="model=123"):
         Engine(123)
+    with pytest.raises(ModelLoadError, match="model='': an empty name"):
+        Engine("")                                            # (was "no model file at model.pt")
+    with pytest.raises(ModelLoadError, match="neither model.safetensors nor model.pt is there"):
+        Engine(Path(__file__).parent)                         # a folder that holds no model
     with Engine(lookahead=1024.0) as engine:                 # a whole number, as a float
         assert engine.lookahead == 1024 and isinstance(engine.lookahead, int)
     from livelatent import AudioError

@@ -137,6 +137,9 @@ def load_checkpoint(path, *, sample_rate: int | None = None) -> Checkpoint:
     path = Path(path)
     if path.is_dir():
         pack = path / PACK_WEIGHTS_NAME
+        if not pack.exists() and not (path / CHECKPOINT_NAME).exists():
+            raise ModelLoadError(f"no model in {path}: neither {PACK_WEIGHTS_NAME} nor "
+                                 f"{CHECKPOINT_NAME} is there")
         path = pack if pack.exists() else path / CHECKPOINT_NAME
     if not path.exists():
         raise ModelLoadError(f"no model file at {path}")

@@ -174,6 +174,8 @@ def load_model(path=None, *, sample_rate: int | None = None, backend: str = DEFA
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise ModelLoadError(f"model={path!r}: give a model pack folder or checkpoint file's path "
                              f"(or None for the default pack)")
+    if isinstance(path, str) and not path.strip():          # (Path("") is the current folder)
+        raise ModelLoadError("model='': an empty name; give a model pack folder or checkpoint file")
     target = Path(path) if path is not None else DEFAULT_MODEL_DIR
     if path is None and not target.exists():
         raise ModelLoadError(f"the default model pack is missing at {target}; rebuild it with "
