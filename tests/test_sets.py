@@ -571,6 +571,11 @@ def test_a_model_record_of_the_wrong_kind_is_a_clear_error(saved_set, tmp_path, 
     path.write_text(json.dumps(state))
     with Engine(model) as engine, pytest.raises(SetError, match="malformed state .*model.path 5"):
         load_set(engine, saved_set)
+    state["model"]["path"] = None
+    state["voices"][0].pop("seed")                                              # KeyError
+    path.write_text(json.dumps(state))
+    with Engine(model) as engine, pytest.raises(SetError, match="malformed state .'seed' is missing.;"):
+        load_set(engine, saved_set)
 
 
 def test_a_cell_that_called_exit_does_not_end_the_render(saved_set, tmp_path):

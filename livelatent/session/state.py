@@ -208,9 +208,11 @@ def read_state(folder) -> dict:
                 record[field]
             if any(k not in state["sources"] for k in sources_used(dict(record, op="add"))):
                 raise KeyError(f"source of voice {record['name']}")
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise SetError(f"{path}: malformed state ({type(exc).__name__}: {exc} is missing or "
-                       f"wrong); the file was edited or damaged") from None
+    except KeyError as exc:
+        raise SetError(f"{path}: malformed state ({exc} is missing); the file was edited or "
+                       f"damaged") from None
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise SetError(f"{path}: malformed state ({exc}); the file was edited or damaged") from None
     return state
 
 
