@@ -458,3 +458,21 @@ def test_a_map_of_model_thumbnails_keeps_to_its_model(tmp_path, monkeypatch):
     shutil.rmtree(packs / "band-v1")
     with pytest.raises(SomError, match=r"thumbnails of the model pack 'band'.*installed: band = version 2"):
         load_som(tmp_path / "map").near(probe)
+
+
+def test_a_moved_map_whose_corpus_lost_a_file_still_finds_the_rest(corpus, tmp_path):
+    # the first files looked for were all required: one deleted sent the map to a folder that
+    # holds none of them, and every cluster failed, naming files that exist
+    folder, _ = corpus
+    build_som(folder, tmp_path / "maps" / "m", progress=False)
+    first = sorted(folder.rglob("*.wav"))[0]
+    kept = tmp_path / "corpus-copy"
+    shutil.copytree(folder, kept)
+    meta_path = tmp_path / "maps" / "m" / "som.json"
+    meta = json.loads(meta_path.read_text())
+    meta["base_absolute"] = str(kept)               # as if the map had been made from the copy
+    meta["base"] = "../../nowhere"                  # and moved away from it
+    meta_path.write_text(json.dumps(meta))
+    (kept / first.relative_to(folder)).unlink()
+    som = load_som(tmp_path / "maps" / "m")
+    assert som.base == kept

@@ -284,6 +284,9 @@ def _read_meta(path: Path) -> dict:
     return meta
 
 
+_BASE_SAMPLE = 16     # files looked for in each candidate folder of a map's audio
+
+
 def _resolve_base(somdir: Path, meta: dict | None, entries: dict) -> Path:
     candidates = []
     if meta:
@@ -292,11 +295,17 @@ def _resolve_base(somdir: Path, meta: dict | None, entries: dict) -> Path:
         if meta.get("base_absolute"):
             candidates.append(Path(meta["base_absolute"]))
     candidates += [somdir.resolve(), somdir.resolve().parent, somdir.resolve().parent / "audio"]
-    sample = [e.path for _, e in sorted(entries.items())[:5]]
+    # the first folder that holds every file of a sample, else the one that holds the most (a
+    # file deleted since must not send the map to a folder that holds none of them)
+    sample = [e.path for _, e in sorted(entries.items())[:_BASE_SAMPLE]]
+    best, most = candidates[0], 0
     for folder in candidates:
-        if sample and all((folder / p).is_file() for p in sample):
+        found = sum((folder / p).is_file() for p in sample)
+        if sample and found == len(sample):
             return folder
-    return candidates[0]
+        if found > most:
+            best, most = folder, found
+    return best
 
 
 def load_som(somdir, *, base=None) -> Som:
