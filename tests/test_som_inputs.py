@@ -172,3 +172,9 @@ def test_near_checks_its_sound_as_a_source_does(built, sound, options):
     from livelatent.errors import AudioError
     with pytest.raises((AudioError, ParameterError)):
         load_som(built).near(sound, **options)
+
+
+def test_a_map_asked_into_the_folder_of_its_sounds_says_so(sounds, tmp_path, capsys):
+    folder = tmp_path / "sounds"
+    shutil.copytree(sounds, folder)             # (said "no files in ...", though it holds six)
+    assert "is the folder of its sounds (or holds it)" in _one_line(capsys, folder, "-o", folder)
