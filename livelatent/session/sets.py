@@ -197,7 +197,8 @@ class _JournalPlayer:
             landed = self._replayer.perform(action)
             if landed is not None and landed != action.when:
                 raise SetError(f"batch {action.item.seq} landed on sample {landed}, not "
-                               f"{action.when}")
+                               f"{action.when} as the journal says: the journal was edited or "
+                               f"damaged, or comes from another livelatent")
         if end is not None:
             yield from engine.render_chunks(samples=max(0, end - engine.position), progress=progress)
             return
