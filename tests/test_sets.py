@@ -1,6 +1,7 @@
 """Sets: save and load a state, render and replay a journal, and every broken set's error."""
 
 import json
+import shutil
 import threading
 import warnings
 
@@ -550,6 +551,15 @@ def test_a_hand_edited_source_record_is_a_clear_error(saved_set, tmp_path, model
     path.write_text(json.dumps(state))
     with Engine(model) as engine, pytest.raises(SetError, match=f"malformed state .*{why}"):
         load_set(engine, saved_set)
+
+
+def test_a_journal_that_is_a_folder_is_said_to_be_one(saved_set, tmp_path):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(saved_set, damaged)
+    (damaged / "journal.jsonl").unlink()
+    (damaged / "journal.jsonl").mkdir()          # (was "no journal at .../journal.jsonl/journal.jsonl")
+    with pytest.raises(SetError, match=r"damaged/journal.jsonl is a folder, not a journal"):
+        render_set(damaged, tmp_path / "out.wav", seconds=1, progress=False)
 
 
 def test_an_empty_copy_of_a_source_is_a_clear_error(saved_set, tmp_path, model):

@@ -141,8 +141,10 @@ def _pick_session(sessions, session: int, path) -> SessionStart:
 
 
 def _parse(path: Path):
+    if path.is_dir() and path.name != JOURNAL_NAME:       # a set's folder (a folder named as
+        path = path / JOURNAL_NAME                           # its journal is a damaged set)
     if path.is_dir():
-        path = path / JOURNAL_NAME
+        raise SetError(f"{path} is a folder, not a journal: the set is damaged")
     try:
         lines = path.read_bytes().split(b"\n")
     except FileNotFoundError:
