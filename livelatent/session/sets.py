@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from ..api import Performer
@@ -38,7 +39,7 @@ from .namespace import namespace
 from .replay import Action, Replayer, ReplayReport
 from .session import resolve_set
 from ..model.packs import locate_model
-from .state import STATE_NAME, check_model, check_set_files, load_set, missing_pack, read_state
+from .state import STATE_NAME, DamagedState, check_model, check_set_files, load_set, missing_pack, read_state
 
 __all__ = ["REPLAY_NOOPS", "SHOWING_MAGICS", "TAIL_S", "LEAD_S", "ReplayReport", "open_set",
            "replay_namespace", "render_set", "replay_set", "cli_render_set", "cli_replay"]
@@ -64,10 +65,16 @@ def open_set(folder, *, session: int = -1, model=None) -> tuple[Performance, obj
     folder = Path(folder)
     if not folder.is_dir():
         read_state(folder)          # raises the "no set at ..." error, listing the sets there
-    if (folder / STATE_NAME).exists():
-        check_set_files(folder, read_state(folder))
     if not (folder / JOURNAL_NAME).exists():
+        if (folder / STATE_NAME).exists():
+            read_state(folder)                   # (a damaged one says so first)
         raise SetError(f"{folder} has no {JOURNAL_NAME}: there is nothing to replay")
+    if (folder / STATE_NAME).exists():
+        try:
+            check_set_files(folder, read_state(folder))
+        except DamagedState as exc:    # the journal holds all a replay needs; a damaged state
+            # only loses the early check of the set's source files
+            warnings.warn(f"{exc}; replayed from {JOURNAL_NAME} alone", stacklevel=2)
     performance = read_performance(folder / JOURNAL_NAME, session=session)
     start = performance.session
     if model is not None:

@@ -156,6 +156,11 @@ def _atomic_write(path: Path, write) -> None:
 
 
 # -- reading and checking ------------------------------------------------------------------------
+class DamagedState(SetError):
+    """A set's ``state.json`` that cannot be read or does not hold a state: its journal may
+    still replay the set."""
+
+
 def read_state(folder) -> dict:
     """The parsed and checked ``state.json`` of the set ``folder`` (schema 1 is converted).
 
@@ -174,17 +179,18 @@ def read_state(folder) -> dict:
         raise SetError(f"{folder} has no {STATE_NAME}: it is not a saved set "
                        f"(save one with save('name'))") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SetError(f"cannot read {path}: {exc}") from None
+        raise DamagedState(f"cannot read {path}: {exc}") from None
     try:
         state = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SetError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); the file was "
-                       f"edited or damaged") from None
+        raise DamagedState(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); the file "
+                           f"was edited or damaged") from None
     if not isinstance(state, dict):
-        raise SetError(f"{path}: malformed state: a JSON object was expected")
+        raise DamagedState(f"{path}: malformed state: a JSON object was expected")
     version = state.get("schema")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise SetError(f"{path}: no valid schema version ({version!r}); it is not a livelatent set")
+        raise DamagedState(f"{path}: no valid schema version ({version!r}); it is not a livelatent "
+                           f"set")
     if version > STATE_VERSION:
         raise SetError(f"{path}: schema version {version} is newer than this livelatent reads "
                        f"({STATE_VERSION}); upgrade livelatent to load it")
@@ -209,10 +215,11 @@ def read_state(folder) -> dict:
             if any(k not in state["sources"] for k in sources_used(dict(record, op="add"))):
                 raise KeyError(f"source of voice {record['name']}")
     except KeyError as exc:
-        raise SetError(f"{path}: malformed state ({exc} is missing); the file was edited or "
-                       f"damaged") from None
+        raise DamagedState(f"{path}: malformed state ({exc} is missing); the file was edited or "
+                           f"damaged") from None
     except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise SetError(f"{path}: malformed state ({exc}); the file was edited or damaged") from None
+        raise DamagedState(f"{path}: malformed state ({exc}); the file was edited or "
+                           f"damaged") from None
     return state
 
 
@@ -307,7 +314,13 @@ def load_set(engine, folder, *, names: dict | None = None) -> list:
     free identifier. Returns the restored :class:`~livelatent.handle.Voice` handles.
     """
     folder = Path(folder)
-    state = read_state(folder)
+    try:
+        state = read_state(folder)
+    except DamagedState as exc:
+        if not (folder / JOURNAL_NAME).exists():
+            raise
+        raise DamagedState(f"{exc} (its {JOURNAL_NAME} still renders the set: livelatent render "
+                           f"{folder})") from None
     check_model(engine.codec.content_hash, state["model"], folder)
     check_set_files(folder, state)
     store = SourceStore(folder)
