@@ -106,6 +106,22 @@ def test_resume_refuses_other_data_or_no_state(corpus, tmp_path):
               resume=True, **TINY)
 
 
+def test_resume_with_damaged_best_weights_is_refused_before_training_then_goes_on_without_them(
+        corpus, tmp_path):
+    # it trained every epoch asked for, then failed reading model.pt at the end, every time
+    out = tmp_path / "run"
+    train([corpus], out, epochs=1, seed=2, **TINY)
+    with open(out / "model.pt", "r+b") as damaged:
+        damaged.truncate(500)
+    before = (out / TRAIN_STATE_NAME).read_bytes()
+    with pytest.raises(ParameterError, match="--resume: .*model.pt.*remove it to resume"):
+        train([corpus], out, epochs=2, seed=2, resume=True, **TINY)
+    assert (out / TRAIN_STATE_NAME).read_bytes() == before          # nothing trained
+    (out / "model.pt").unlink()
+    summary = train([corpus], out, epochs=2, seed=2, resume=True, **TINY)
+    assert [r["epoch"] for r in summary["history"]] == [1, 2] and (out / "model.pt").exists()
+
+
 def test_bad_options_name_the_value(corpus, tmp_path):
     with pytest.raises(ParameterError, match="lr_schedule='linear'"):
         train([corpus], tmp_path / "x", epochs=1, lr_schedule="linear", progress=False)

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path
-from ..errors import ModelLoadError, ParameterError
+from ..errors import LiveLatentError, ModelLoadError, ParameterError
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 __all__ = ["TRAIN_STATE_NAME", "save_state_file", "restore"]
 
@@ -46,6 +47,7 @@ def restore(path: Path, *, config, train_files: list, model, optimizer, schedule
     """Load the state at ``path`` into the run; returns (epoch, best score, history, seconds)."""
     if not path.exists():
         raise ParameterError(f"--resume: no training state at {path}; start without --resume")
+    _check_best_weights(path.parent / CHECKPOINT_NAME)
     state = _load(path)
     if state.get("config") != config.to_dict():
         raise ParameterError(f"--resume: {path} was trained with {state.get('config')}, "
@@ -61,3 +63,16 @@ def restore(path: Path, *, config, train_files: list, model, optimizer, schedule
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return (int(state["epoch"]), float(state["best_val"]), list(state["history"]),
             float(state.get("elapsed_s", 0.0)))
+
+
+def _check_best_weights(path: Path) -> None:
+    """Before a resumed run trains: the best weights so far must load, or the run could never
+    finish (its end reads them), whatever it trained meanwhile."""
+    if not path.exists():
+        return                          # (the next epoch writes them)
+    try:
+        load_checkpoint(path)
+    except LiveLatentError as exc:
+        raise ParameterError(f"--resume: {exc}. The best weights so far were in it: remove it to "
+                             f"resume from the training state (the run then keeps the best of the "
+                             f"epochs still to come)") from None
