@@ -221,6 +221,18 @@ def saved_set(tmp_path, model):
     return tmp_path / "sets" / "gig"
 
 
+def test_a_render_does_not_print_again_what_the_cells_printed(tmp_path, model, capfd):
+    with Engine(model, seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="loud")
+        perform(session, [(0, SOURCES), (1024, "print('x' * 10000); v = voice(tone, hiss)")])
+        session.save()
+        session.close()
+    capfd.readouterr()
+    render_set(tmp_path / "sets" / "loud", tmp_path / "out.wav", seconds=0.5, progress=False)
+    assert "x" * 100 not in capfd.readouterr().out            # (it was all printed again)
+    assert sf.info(str(tmp_path / "out.wav")).frames == SR // 2
+
+
 def test_a_set_folder_that_does_not_exist(saved_set, tmp_path):
     with pytest.raises(SetError, match=r"no set at .*gog: the folder does not exist; sets in .*: gig"):
         render_set(saved_set.parent / "gog", tmp_path / "out.wav")

@@ -23,6 +23,8 @@ timer) lands nowhere.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,11 +150,12 @@ class Replayer:
                       recorded=[self._reading(d) for d in self._read_by_cell.get(entry.id, ())])
         token = batch.enter()
         filename = f"<{entry.origin} {entry.id}>"
-        try:
-            if entry.error is not None and entry.error_line is not None:
-                run_until(entry.code, self.names, filename=filename, stop_line=entry.error_line)
-            else:
-                run_code(entry.code, self.names, filename=filename)
+        try:      # (what the cell printed was shown when it was played: not again here)
+            with open(os.devnull, "w") as nowhere, contextlib.redirect_stdout(nowhere):
+                if entry.error is not None and entry.error_line is not None:
+                    run_until(entry.code, self.names, filename=filename, stop_line=entry.error_line)
+                else:
+                    run_code(entry.code, self.names, filename=filename)
         except LiveLatentError as exc:
             if entry.error is None:
                 self.report.notes.append(f"cell {entry.id} ({entry.origin}) ran cleanly during the "
