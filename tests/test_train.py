@@ -10,7 +10,7 @@ import torch
 import livelatent.model.train as train_module
 from livelatent import load_model
 from livelatent.cli import main
-from livelatent.errors import ParameterError
+from livelatent.errors import ModelLoadError, ParameterError
 from livelatent.model.train import TRAIN_STATE_NAME, train
 
 TINY = dict(window=1024, hidden=48, latent=8, hop=128, batch_size=32, lr=3e-3, threads=1,
@@ -118,6 +118,11 @@ def test_resume_with_damaged_best_weights_is_refused_before_training_then_goes_o
         train([corpus], out, epochs=2, seed=2, resume=True, **TINY)
     assert (out / TRAIN_STATE_NAME).read_bytes() == before          # nothing trained
     (out / "model.pt").unlink()
+    (out / TRAIN_STATE_NAME).write_bytes(bytes(range(256)) * 2)       # garbage: torch's text
+    with pytest.raises(ModelLoadError, match="damaged, or not a plain torch save") as refused:
+        train([corpus], out, epochs=2, seed=2, resume=True, **TINY)   # advised an unsafe load
+    assert "weights_only" not in str(refused.value)
+    (out / TRAIN_STATE_NAME).write_bytes(before)
     summary = train([corpus], out, epochs=2, seed=2, resume=True, **TINY)
     assert [r["epoch"] for r in summary["history"]] == [1, 2] and (out / "model.pt").exists()
 

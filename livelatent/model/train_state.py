@@ -4,6 +4,7 @@ processes (a step's windows and noise depend on the seed, the epoch and the step
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -34,6 +35,9 @@ def save_state_file(path: Path, *, epoch: int, config, model, optimizer, schedul
 def _load(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:      # (torch's text advises loading it unsafely: not here)
+        raise ModelLoadError(f"{path}: cannot resume from this training state: it is damaged, or "
+                             f"not a plain torch save; start without --resume") from None
     except Exception as exc:  # noqa: BLE001 - any failure means the state cannot be resumed
         raise ModelLoadError(f"{path}: cannot resume from this training state "
                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
