@@ -10,7 +10,7 @@ import torch
 import livelatent.model.train as train_module
 from livelatent import load_model
 from livelatent.cli import main
-from livelatent.errors import ModelLoadError, ParameterError
+from livelatent.errors import AudioError, ModelLoadError, ParameterError
 from livelatent.model.train import TRAIN_STATE_NAME, train
 
 TINY = dict(window=1024, hidden=48, latent=8, hop=128, batch_size=32, lr=3e-3, threads=1,
@@ -99,6 +99,11 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(corpus, tmp_path, m
 def test_resume_refuses_other_data_or_no_state(corpus, tmp_path):
     with pytest.raises(ParameterError, match="no training state"):
         train([corpus], tmp_path / "empty", epochs=1, resume=True, **TINY)
+    assert not (tmp_path / "empty" / "cache").exists()     # (its audio was cached first)
+    (tmp_path / "silent").mkdir()
+    with pytest.raises(AudioError, match="no usable training audio"):
+        train([tmp_path / "silent"], tmp_path / "never", epochs=1, **TINY)
+    assert not (tmp_path / "never").exists()                 # no half-made model folder
     out = tmp_path / "a"
     train([corpus / "tone0.wav", corpus / "tone1.wav", corpus / "noise.flac"], out, epochs=1, **TINY)
     with pytest.raises(ParameterError, match="training files differ"):

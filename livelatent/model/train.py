@@ -27,15 +27,15 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
 from ..audio import list_audio_files
-from ..errors import AudioError, ParameterError
+from ..errors import ParameterError
 from . import ranks as group
 from .card import write_card
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .data import cache_audio, corpus_of, describe_files, open_cache, split_files
 from .evaluation import evaluate, validation_loss
-from .train_checks import (TrainingDiverged, check_model_size, check_settings, diverged,
-                           make_output_folder)
-from .train_state import TRAIN_STATE_NAME, restore, save_state_file
+from .train_checks import (TrainingDiverged, check_model_size, check_settings, corpus_problem,
+                           diverged, forget_cache, make_output_folder)
+from .train_state import TRAIN_STATE_NAME, check_resumable, restore, save_state_file
 from .warmstart import pca_warm_start
 from .vae import RawAudioVAE, VAEConfig, vae_loss
 
@@ -157,8 +157,11 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     main = ranks is None or ranks.main
     progress = progress if main else False
+    made = not os.path.exists(output_dir)
     output_dir = make_output_folder(output_dir)
     state_path = output_dir / TRAIN_STATE_NAME
+    if resume:
+        check_resumable(state_path)        # before any audio is read and cached
 
     data = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     files = list_audio_files(*data)
@@ -179,11 +182,11 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     val_paths = [p for p in val_paths if str(p) in cached]
     corpus = corpus_of(index, audio, train_files, window=window, hop=hop)
     validation = corpus_of(index, audio, val_paths, window=window, hop=hop)
-    if not len(corpus):
-        raise AudioError(f"no usable training audio in {', '.join(map(str, data))}")
-    if len(corpus) < 2:     # nothing to learn from, and the card's PCA baseline needs two windows
-        raise AudioError(f"only one training window ({window} samples) in {', '.join(map(str, data))}: "
-                         f"give more or longer audio (at least {window + hop} samples), or a smaller --hop")
+    problem = corpus_problem(len(corpus), data, window, hop)
+    if problem is not None:
+        if ranks is None or ranks.local_rank == 0:
+            forget_cache(cache, output_dir, made)
+        raise problem
     world = ranks.world if ranks else 1
     sampler = group.DistributedWindowSampler(len(corpus), batch_size, seed=seed,
                                                    rank=ranks.rank if ranks else 0, world=world)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
 from ..atomic import file_in_the_way
-from ..errors import ParameterError, check_seed
+from ..errors import AudioError, ParameterError, check_seed
 
 __all__ = ["TrainingDiverged", "check_settings", "check_model_size", "diverged",
-           "make_output_folder", "MAX_WEIGHT_BYTES"]
+           "make_output_folder", "corpus_problem", "forget_cache", "MAX_WEIGHT_BYTES"]
 
 MAX_WEIGHT_BYTES = 2_000_000_000   # float32 weights; training holds about 4x this (grads, Adam)
 MAX_THREADS_PER_CPU = 4            # --threads: more than this per CPU only slows a run down
@@ -90,3 +91,25 @@ def make_output_folder(output_dir) -> Path:
     except OSError as exc:
         raise ParameterError(f"-o {output_dir}: cannot make the folder ({exc.strerror or exc})") from None
     return output_dir
+
+
+def corpus_problem(windows: int, data, window: int, hop: int) -> AudioError | None:
+    """What is wrong with a corpus of ``windows`` training windows, if anything."""
+    where = ", ".join(map(str, data))
+    if not windows:
+        return AudioError(f"no usable training audio in {where}")
+    if windows < 2:     # nothing to learn from, and the card's PCA baseline needs two windows
+        return AudioError(f"only one training window ({window} samples) in {where}: give more or "
+                          f"longer audio (at least {window + hop} samples), or a smaller --hop")
+    return None
+
+
+def forget_cache(cache: Path, output_dir: Path, made: bool) -> None:
+    """A run refused before it trained: its audio cache goes (a run that stopped keeps one for
+    --resume, this one has none), and the output folder too when this run made it."""
+    shutil.rmtree(cache, ignore_errors=True)
+    if made:
+        try:
+            output_dir.rmdir()          # (only when empty)
+        except OSError:
+            pass

@@ -46,11 +46,16 @@ def _load(path: Path) -> dict:
     return state
 
 
+def check_resumable(path: Path) -> None:
+    """``--resume`` needs a training state at ``path``."""
+    if not path.exists():
+        raise ParameterError(f"--resume: no training state at {path}; start without --resume")
+
+
 def restore(path: Path, *, config, train_files: list, model, optimizer, scheduler,
             device) -> tuple[int, float, list, float]:
     """Load the state at ``path`` into the run; returns (epoch, best score, history, seconds)."""
-    if not path.exists():
-        raise ParameterError(f"--resume: no training state at {path}; start without --resume")
+    check_resumable(path)
     _check_best_weights(path.parent / CHECKPOINT_NAME)
     state = _load(path)
     if state.get("config") != config.to_dict():
