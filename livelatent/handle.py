@@ -28,7 +28,8 @@ SETTINGS = ("curve", "gain", "pan", "a", "b", "out", "path")
 
 
 class Voice:
-    """A voice. Assign ``curve``, ``gain``, ``pan``, ``a`` or ``b`` to change it.
+    """A voice. Assign ``curve``, ``gain``, ``pan``, ``a``, ``b``, ``out`` or (a path voice's)
+    ``path`` to change it; anything else assigned is refused.
 
     >>> v = voice(flute, cello, curve=sine(8))
     >>> v.curve = tri(4)                  # at the next window boundary

@@ -7,12 +7,12 @@ the first sample of a render, or of live playback.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 from .config import DEFAULT_MODEL_DIR
 from .engine.engine import Engine
-from .engine.offline import check_seconds
 from .errors import DeviceError, DeviceNotFound, LiveLatentError, ParameterError
 from .events import Printer
 from .session.code import run_code
@@ -32,6 +32,8 @@ def run_script(path, engine: Engine, *, extra: dict | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise LiveLatentError(f"no such script: {path}" if not path.exists() else
+                              f"{path} is a folder, not a script (a set plays with livelatent "
+                              f"replay)" if path.is_dir() else
                               f"{path} is not a script file (a device, a pipe or the like)")
     if path.name in (JOURNAL_NAME, STATE_NAME):      # (run as Python: "NameError: false")
         raise LiveLatentError(f"{path} is a file of the set {path.parent}, not a script: give the "
@@ -99,36 +101,34 @@ def play(engine: Engine, *, device=None, seconds: float | None = None) -> None:
 
 def _play_seconds(seconds) -> float | None:
     """``--seconds`` of ``play`` and ``demo``, checked before anything plays: None (until the
-    voices end) or more than 0, at most what a render may last."""
-    if seconds is None:
-        return None
-    seconds = check_seconds(seconds, "--seconds")
-    if seconds <= 0:
-        raise ParameterError(f"--seconds {seconds:g} must be more than 0")
+    voices end) or a finite number of seconds more than 0."""
+    if seconds is not None and not (isinstance(seconds, (int, float)) and 0 < seconds < math.inf):
+        raise ParameterError(f"--seconds {seconds!r} must be a finite number of seconds more than "
+                             f"0 (leave it out to play until the voices end)")
     return seconds
 
 
 def cli_play(args) -> int:
     """``livelatent play SCRIPT [--seconds S] [--device D]``."""
-    _play_seconds(args.seconds)
+    seconds = _play_seconds(args.seconds)
     with _engine_for(args) as engine, Printer(engine.events):
         run_script(args.script, engine)
-        play(engine, device=args.device, seconds=args.seconds)
+        play(engine, device=args.device, seconds=seconds)
     return 0
 
 
 def cli_demo(args) -> int:
     """``livelatent demo``: play the demo, or render it to a file when there is no device."""
-    _play_seconds(args.seconds)
+    seconds = _play_seconds(args.seconds)
     with Engine(getattr(args, "model", None), seed=0) as engine, Printer(engine.events):
         run_script(DEMO_SCRIPT, engine)
         try:
-            play(engine, device=args.device, seconds=args.seconds)
+            play(engine, device=args.device, seconds=seconds)
             return 0
         except DeviceNotFound:               # devices exist, not the one asked for: say so
             raise
         except DeviceError as exc:
             engine.events.info(f"no audio device ({str(exc).split(';')[0]}): rendering instead")
-        written = render_to_file(engine, args.output, args.seconds)
-    print(f"rendered the demo to {written[0]} ({args.seconds:g} s)")
+        written = render_to_file(engine, args.output, seconds)
+    print(f"rendered the demo to {written[0]} ({seconds:g} s)")
     return 0

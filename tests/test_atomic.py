@@ -77,7 +77,7 @@ def test_a_render_never_replaces_a_file_that_a_voice_plays(tmp_path):
         recorded = source(str(take))
         voice(recorded, recorded, name="loop")
         for target in (take, tmp_path / "elsewhere" / ".." / "take1.wav"):
-            with pytest.raises(ParameterError, match="voice loop plays that file .source 'take1'."):
+            with pytest.raises(ParameterError, match="voice loop .source 'take1'. plays that file"):
                 render_to_file(engine, target, 0.2)
         assert take.read_bytes() == before
         (render,) = render_to_file(engine, tmp_path / "take2.wav", 0.2)

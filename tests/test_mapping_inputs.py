@@ -276,7 +276,7 @@ def test_an_example_too_large_to_learn_from_is_refused_and_the_mapping_still_tra
         m = Mapping(engine, [saw(4)], name="huge", kind="knn")
         latent = engine.codec.latent_dim
         for x in (1e308, -1.7e308, 1e31):
-            with pytest.raises(ParameterError, match=r"huge.add\(\): an input reaches .* within \+-1e\+30"):
+            with pytest.raises(ParameterError, match=r"huge.add\(\): examples' inputs reach .* within \+-1e\+30"):
                 m.add(np.zeros(latent), inputs=[x])
         m.add(np.zeros(latent), inputs=[0.0])
         m.add(np.ones(latent), inputs=[1e30])

@@ -91,8 +91,8 @@ def test_play_and_demo_check_seconds_before_anything_plays(tmp_path):
     # the demo used to check --seconds only when it fell back to a render: with a device,
     # nan played forever and -1 played nothing, both without a word
     out = tmp_path / "demo.wav"
-    for seconds, said in (("nan", "from 0 to 86400"), ("-1", "from 0 to 86400"),
-                          ("inf", "from 0 to 86400"), ("0", "must be more than 0")):
+    for seconds in ("nan", "-1", "inf", "0"):
+        said = "must be a finite number of seconds more than 0"
         for command in (("demo", "-o", out), ("play", "patterns/meso_drift.py")):
             done = cli(*command, "--seconds", seconds, "--device", "system")
             assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr

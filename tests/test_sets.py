@@ -233,6 +233,30 @@ def test_a_render_does_not_print_again_what_the_cells_printed(tmp_path, model, c
     assert sf.info(str(tmp_path / "out.wav")).frames == SR // 2
 
 
+def test_a_set_render_never_replaces_a_file_the_set_plays(tmp_path, model):
+    take = tmp_path / "take1.wav"
+    sf.write(str(take), (0.3 * np.sin(np.arange(SR) / 9)).astype(np.float32), SR)
+    with Engine(model, seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="takes")
+        perform(session, [(0, f"t = source({str(take)!r}); v = voice(t, t)")])
+        session.save()
+        session.close()
+    before = take.read_bytes()        # (no voice plays when a set's render starts: the check
+    with pytest.raises(ParameterError, match="the set's source .* plays that file"):   # missed it)
+        render_set(tmp_path / "sets" / "takes", take, seconds=0.5, progress=False)
+    assert take.read_bytes() == before
+
+
+def test_a_stream_a_replayed_cell_keeps_writes_through_once_the_cell_is_done(capsys):
+    import sys
+    from livelatent.session.replay import quiet_stdout
+    with quiet_stdout():
+        print("shown when it was played")
+        kept = sys.stdout                    # (a logging handler a cell made; a file closed
+    kept.write("after\n")                    # after the cell made it raise on every write)
+    assert capsys.readouterr().out == "after\n"
+
+
 def test_a_set_folder_that_does_not_exist(saved_set, tmp_path):
     with pytest.raises(SetError, match=r"no set at .*gog: the folder does not exist; sets in .*: gig"):
         render_set(saved_set.parent / "gog", tmp_path / "out.wav")

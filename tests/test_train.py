@@ -99,11 +99,18 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(corpus, tmp_path, m
 def test_resume_refuses_other_data_or_no_state(corpus, tmp_path):
     with pytest.raises(ParameterError, match="no training state"):
         train([corpus], tmp_path / "empty", epochs=1, resume=True, **TINY)
-    assert not (tmp_path / "empty" / "cache").exists()     # (its audio was cached first)
+    assert not (tmp_path / "empty").exists()      # (its audio was cached in a folder made first)
     (tmp_path / "silent").mkdir()
     with pytest.raises(AudioError, match="no usable training audio"):
         train([tmp_path / "silent"], tmp_path / "never", epochs=1, **TINY)
     assert not (tmp_path / "never").exists()                 # no half-made model folder
+    mine = tmp_path / "mine"                                 # a folder of the user's, given as -o
+    (mine / "cache").mkdir(parents=True)
+    (mine / "cache" / "notes.txt").write_text("keep me")
+    with pytest.raises(AudioError, match="no usable training audio"):
+        train([tmp_path / "silent"], mine, epochs=1, **TINY)
+    assert (mine / "cache" / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in (mine / "cache").iterdir()) == ["notes.txt"]
     out = tmp_path / "a"
     train([corpus / "tone0.wav", corpus / "tone1.wav", corpus / "noise.flac"], out, epochs=1, **TINY)
     with pytest.raises(ParameterError, match="training files differ"):

@@ -31,7 +31,7 @@ from ..sources import Source, SourceAt
 from ..voice import curve_values
 from .beside import fit_beside, warm_up
 from .checks import FLOAT32_MAX, check_name, input_values, note_name
-from .models import KINDS, MAX_EXAMPLES, MAX_INPUT, Model, check_inputs, check_k, fit, older_k_and_seed
+from .models import KINDS, MAX_EXAMPLES, Model, check_inputs, check_k, fit, older_k_and_seed
 from .node import Mapped
 from .steering import Steered, steer_model
 from .sketches import Features
@@ -332,9 +332,8 @@ def _check_finite(name: str, values: np.ndarray, call: str = "add") -> None:
     beyond would stop every later train(), and be saved with the set)."""
     if not np.all(np.isfinite(values)):
         raise ParameterError(f"{name}.{call}(): an input is NaN or infinite ({values.tolist()})")
-    if call == "add" and values.size and np.abs(values).max() > MAX_INPUT:
-        raise ParameterError(f"{name}.add(): an input reaches {np.abs(values).max():g}; a mapping "
-                             f"learns from inputs within +-{MAX_INPUT:g} (scale them down)")
+    if call == "add" and values.size:
+        check_inputs(values, f"{name}.add()")
 
 
 class _Example:

@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -157,11 +158,11 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     main = ranks is None or ranks.main
     progress = progress if main else False
+    if resume:                             # before anything is made or read
+        check_resumable(Path(output_dir) / TRAIN_STATE_NAME)
     made = not os.path.exists(output_dir)
     output_dir = make_output_folder(output_dir)
     state_path = output_dir / TRAIN_STATE_NAME
-    if resume:
-        check_resumable(state_path)        # before any audio is read and cached
 
     data = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     files = list_audio_files(*data)
@@ -184,8 +185,8 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     validation = corpus_of(index, audio, val_paths, window=window, hop=hop)
     problem = corpus_problem(len(corpus), data, window, hop)
     if problem is not None:
-        if ranks is None or ranks.local_rank == 0:
-            forget_cache(cache, output_dir, made)
+        if not resume and (ranks is None or ranks.local_rank == 0):    # (a resumed run's is
+            forget_cache(cache, "audio", output_dir, made)              # the stopped run's)
         raise problem
     world = ranks.world if ranks else 1
     sampler = group.DistributedWindowSampler(len(corpus), batch_size, seed=seed,

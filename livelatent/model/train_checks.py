@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
 
 from ..atomic import file_in_the_way
@@ -104,12 +103,15 @@ def corpus_problem(windows: int, data, window: int, hop: int) -> AudioError | No
     return None
 
 
-def forget_cache(cache: Path, output_dir: Path, made: bool) -> None:
-    """A run refused before it trained: its audio cache goes (a run that stopped keeps one for
-    --resume, this one has none), and the output folder too when this run made it."""
-    shutil.rmtree(cache, ignore_errors=True)
-    if made:
-        try:
-            output_dir.rmdir()          # (only when empty)
-        except OSError:
-            pass
+def forget_cache(cache: Path, name: str, output_dir: Path, made: bool) -> None:
+    """A new run refused before it trained: the audio cache it wrote (``name``.f32 and .json)
+    goes, then the cache folder and the output folder if that leaves them empty and this run
+    made the output folder. Nothing else in them is touched."""
+    for part in (cache / f"{name}.f32", cache / f"{name}.json"):
+        part.unlink(missing_ok=True)
+    for folder, mine in ((cache, True), (output_dir, made)):
+        if mine:
+            try:
+                folder.rmdir()          # (only when empty)
+            except OSError:
+                pass

@@ -24,7 +24,7 @@ timer) lands nowhere.
 from __future__ import annotations
 
 import contextlib
-import os
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ from ..errors import LiveLatentError, ParameterError, SetError
 from .code import run_code, run_until
 from .records import NotCode, SourceStore, decode_command, not_code
 
-__all__ = ["Replayer", "ReplayReport", "Action"]
+__all__ = ["Replayer", "ReplayReport", "Action", "quiet_stdout"]
 
 
 @dataclass
@@ -150,8 +150,8 @@ class Replayer:
                       recorded=[self._reading(d) for d in self._read_by_cell.get(entry.id, ())])
         token = batch.enter()
         filename = f"<{entry.origin} {entry.id}>"
-        try:      # (what the cell printed was shown when it was played: not again here)
-            with open(os.devnull, "w") as nowhere, contextlib.redirect_stdout(nowhere):
+        try:
+            with quiet_stdout():
                 if entry.error is not None and entry.error_line is not None:
                     run_until(entry.code, self.names, filename=filename, stop_line=entry.error_line)
                 else:
@@ -220,6 +220,36 @@ class Replayer:
                 raise SetError(f"{exc}, and the replayed cell {record.cell} did not send it again: "
                                f"the set cannot be rendered as played") from None
         return commands
+
+
+class _Quiet:
+    """``sys.stdout`` while a replayed cell runs: what the cell prints then was shown when it
+    was played, and is dropped; a stream the cell keeps (a logging handler made with
+    ``sys.stdout``) writes through to the real one once the cell is done."""
+
+    def __init__(self, stream):
+        self.stream, self.dropping = stream, True
+
+    def write(self, text: str) -> int:
+        return len(text) if self.dropping else self.stream.write(text)
+
+    def flush(self) -> None:
+        if not self.dropping:
+            self.stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """Run a replayed cell without printing again what it printed (the replay's own thread)."""
+    quiet = _Quiet(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(quiet):
+            yield
+    finally:
+        quiet.dropping = False
 
 
 def _died_in(performance) -> set[int]:

@@ -31,12 +31,12 @@ from ..errors import LiveLatentError, ParameterError, SetError
 from ..events import Events, Printer
 from ..mapping.stored import note_saved_names
 from ..model.codec import load_model
-from ..sinks.file import render_to_file
+from ..sinks.file import check_not_played, render_to_file
 from .code import run_code
 from .journal import JOURNAL_NAME
 from .performance import Performance, read_performance
 from .namespace import namespace
-from .replay import Action, Replayer, ReplayReport
+from .replay import Action, Replayer, ReplayReport, quiet_stdout
 from .session import resolve_set
 from ..model.packs import locate_model
 from .state import STATE_NAME, DamagedState, check_model, check_set_files, load_set, missing_pack, read_state
@@ -59,8 +59,9 @@ LEAD_S = 0.5          # how early a live replay runs a cell before its position
 def open_set(folder, *, session: int = -1, model=None) -> tuple[Performance, object]:
     """Check the set ``folder`` and load its model: ``(performance, codec)``.
 
-    Raises :class:`SetError` for a missing folder or journal, a malformed ``state.json`` or
-    journal, a newer schema, a missing source or model file, or a model whose hash changed.
+    Raises :class:`SetError` for a missing folder or journal, a malformed journal, a newer
+    schema, a missing source or model file, or a model whose hash changed. A damaged
+    ``state.json`` is warned about: the journal holds all a replay needs.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -205,7 +206,8 @@ class _JournalPlayer:
             if landed is not None and landed != action.when:
                 raise SetError(f"batch {action.item.seq} landed on sample {landed}, not "
                                f"{action.when} as the journal says: the journal was edited or "
-                               f"damaged, or comes from another livelatent")
+                               f"damaged, comes from another version of livelatent, or the model "
+                               f"given steps otherwise than the set's")
         if end is not None:
             yield from engine.render_chunks(samples=max(0, end - engine.position), progress=progress)
             return
@@ -232,6 +234,9 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
         raise ParameterError(f"seconds={seconds!r} must be positive and finite")
     folder = Path(folder)
     performance, codec = open_set(folder, session=session, model=model)
+    check_not_played(output, {file: f"the set's source {key!r}"            # its voices start
+                              for key, record in performance.sources.items()   # as it plays
+                              for file in record.get("paths") or () if isinstance(file, str)})
     report = ReplayReport(sample_rate=codec.sample_rate)
     if codec.content_hash != performance.session.model_hash:
         report.notes.append(f"rendering {folder.name} with {model}, not the model it was played with")
@@ -320,7 +325,7 @@ class _LegacyReplayer:
         entry, engine = action.item, self.engine
         try:
             with engine.batch(origin=entry.origin, discard_on_error=entry.discard_on_error,
-                              at=max(action.when, engine.position)):
+                              at=max(action.when, engine.position)), quiet_stdout():
                 run_code(entry.code, self.names, filename=f"<{entry.origin} {entry.id}>")
         except LiveLatentError as exc:
             if entry.error is None:

@@ -39,7 +39,7 @@ from .path_records import has_fn
 from .record_checks import check_source_record, whole
 from .records import SOURCES_FOLDER, SourceStore, decode_command, encode_command, sources_used
 
-__all__ = ["STATE_VERSION", "STATE_NAME", "capture_state", "save_set", "read_state",
+__all__ = ["STATE_VERSION", "STATE_NAME", "DamagedState", "capture_state", "save_set", "read_state",
            "check_set_files", "check_model", "missing_pack", "model_record", "load_set", "copy_journal"]
 
 STATE_VERSION = 3     # 3: latent paths, arrays and each source's tail flag (0.3)

@@ -19,7 +19,7 @@ from ..engine.offline import check_seconds, remake_leftover
 from ..engine.resample import Resampler, StreamConverter
 from ..errors import ParameterError, check_number
 
-__all__ = ["render_to_file", "FORMATS"]
+__all__ = ["render_to_file", "check_not_played", "FORMATS"]
 
 FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
 _PROGRESS_FROM_S = 20.0   # renders shorter than this finish before a bar is worth drawing
@@ -86,19 +86,29 @@ def _stem_path(path: Path, name: str, taken: set) -> Path:
     return stem
 
 
-def _check_not_played(engine, path: Path) -> None:
-    """Refuse to render over an audio file a voice plays: the render would replace the
-    performer's recording with itself, without a word."""
-    target = _resolved(path)
+def check_not_played(path, files: dict) -> None:
+    """Refuse to render over an audio file that is played (``files``: file -> who plays it):
+    the render would replace the performer's recording with itself, without a word."""
+    target = _resolved(Path(path))
     if target is None:                 # (a name that cannot be a file: writing it says why)
         return
+    for file, player in files.items():
+        if _resolved(Path(file)) == target:
+            raise ParameterError(f"cannot render to {path}: {player} plays that file; render to "
+                                 f"another file")
+
+
+def _played_files(engine) -> dict:
+    """The audio files the engine's voices play, each with who plays it."""
+    files = {}
     for params in engine.intended_voices():
-        for role in ("a", "b"):
-            played = getattr(params, role, None)
-            files = getattr(getattr(played, "base", played), "paths", ())     # (live input: none)
-            if target in {_resolved(file) for file in files}:
-                raise ParameterError(f"cannot render to {path}: voice {params.name} plays that "
-                                     f"file (source {played.name!r}); render to another file")
+        path = getattr(params, "path", None)
+        played = [getattr(params, "a", None), getattr(params, "b", None)]
+        played += list(path.sources()) if path is not None and hasattr(path, "sources") else []
+        for source in played:
+            for file in getattr(getattr(source, "base", source), "paths", ()):   # (live input: none)
+                files.setdefault(file, f"voice {params.name} (source {source.name!r})")
+    return files
 
 
 def _resolved(path: Path) -> Path | None:
@@ -128,7 +138,7 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise ParameterError(f"cannot render to {path.name}: use a .wav or .flac file name")
-    _check_not_played(engine, path)
+    check_not_played(path, _played_files(engine))
     if seconds is not None:
         seconds = check_seconds(seconds)
     origin = engine.position
