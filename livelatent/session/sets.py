@@ -174,6 +174,12 @@ def _last_change(performance) -> int:
     return max(samples + [performance.heard], default=0)
 
 
+def _source_files(performance) -> dict:
+    """The audio files a set's sources were read from, each with the source's key."""
+    return {file: f"the set's source {key!r}" for key, record in performance.sources.items()
+            for file in record.get("paths") or () if isinstance(file, str)}
+
+
 class _JournalPlayer:
     """Looks like an engine to :func:`render_to_file`: its render performs the replay's
     actions between the blocks it yields."""
@@ -234,9 +240,7 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
         raise ParameterError(f"seconds={seconds!r} must be positive and finite")
     folder = Path(folder)
     performance, codec = open_set(folder, session=session, model=model)
-    check_not_played(output, {file: f"the set's source {key!r}"            # its voices start
-                              for key, record in performance.sources.items()   # as it plays
-                              for file in record.get("paths") or () if isinstance(file, str)})
+    check_not_played(output, _source_files(performance))   # (its voices start as it plays)
     report = ReplayReport(sample_rate=codec.sample_rate)
     if codec.content_hash != performance.session.model_hash:
         report.notes.append(f"rendering {folder.name} with {model}, not the model it was played with")

@@ -102,11 +102,9 @@ def _played_files(engine) -> dict:
     """The audio files the engine's voices play, each with who plays it."""
     files = {}
     for params in engine.intended_voices():
-        path = getattr(params, "path", None)
-        played = [getattr(params, "a", None), getattr(params, "b", None)]
-        played += list(path.sources()) if path is not None and hasattr(path, "sources") else []
+        played = [params.a, params.b, *(params.path.sources() if params.path is not None else ())]
         for source in played:
-            for file in getattr(getattr(source, "base", source), "paths", ()):   # (live input: none)
+            for file in source.base.paths:                       # (arrays, live input: none)
                 files.setdefault(file, f"voice {params.name} (source {source.name!r})")
     return files
 
