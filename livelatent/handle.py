@@ -7,8 +7,6 @@ sees playing under that name. Reading it reads the engine's published snapshots.
 
 from __future__ import annotations
 
-import difflib
-
 import numpy as np
 
 from .checks import check_curve, check_fade, checked_path
@@ -71,6 +69,7 @@ class Voice:
         if isinstance(getattr(type(self), attribute, None), property):
             raise ParameterError(f"voice {self.name}: {attribute} cannot be set (settings: "
                                  f"{settable}; start a new voice to change the rest)")
+        import difflib                  # (only for this error: not at every start-up)
         close = difflib.get_close_matches(attribute, SETTINGS, n=1)
         hint = f"did you mean v.{close[0]}? " if close else ""
         raise ParameterError(f"voice {self.name} has no setting {attribute!r}: {hint}its settings "

@@ -209,8 +209,8 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
     files = list_corpus_files(*inputs, exclude=output)
     if not files:
         out = Path(output).resolve()
-        inside = [i for i in inputs if out == Path(i).resolve() or out in Path(i).resolve().parents]
-        if inside and list_corpus_files(*inputs):
+        holds_inputs = any(out == Path(i).resolve() or out in Path(i).resolve().parents for i in inputs)
+        if holds_inputs and list_corpus_files(*inputs):
             raise SomError(f"the map's folder {output} is the folder of its sounds (or holds it): "
                            f"give the map a folder of its own (-o)")
         raise SomError(f"no files in {', '.join(map(str, inputs))}: nothing to map")
