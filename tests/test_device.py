@@ -69,6 +69,16 @@ def test_a_device_with_no_usable_rate_names_the_rates_it_offers():
     assert "it offers 8000 Hz, 11025 Hz" in text and "Invalid sample rate" in text
 
 
+def test_a_device_asked_for_where_there_is_none_is_named_in_the_message():
+    none = {"event": "error", "devices": []}
+    for text, named in (("no audio device with index 0", True),
+                        ("no output device matches 'usb'", True),
+                        ("no audio output devices", False)):
+        said = explain(dict(none, message=text))
+        assert "is a sound server running?" in said and said.count("no audio output devices") == 1
+        assert said.startswith(text + ": ") if named else said.startswith(text + ": is a sound")
+
+
 def test_livelatent_devices_prints_the_jack_device(jack_server, capsys):
     assert device.cli_devices(None) == 0
     table = capsys.readouterr().out

@@ -239,7 +239,8 @@ def explain(message: dict) -> str:
     devices = message.get("devices")
     where = program.describe_match_failure(devices) if devices is not None else ""
     if devices is not None and not any(d["max_output_channels"] > 0 for d in devices):
-        return f"{text}: {where}" if "matches" in text else where   # "is a sound server running?"
+        # the device asked for (a name, an index) is named; a plain "none" needs no repeating
+        return where if text == "no audio output devices" else f"{text}: {where}"
     if message.get("kind") == "open":
         device = message.get("device") or {}
         rates = message.get("rates")
