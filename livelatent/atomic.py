@@ -39,7 +39,11 @@ class PendingFile:
 
     def __init__(self, path, *, suffix: str | None = None):
         self.path = Path(path)
-        if self.path.is_dir():           # found now, not when the work is done and renamed
+        try:
+            folder = self.path.is_dir()  # found now, not when the work is done and renamed
+        except OSError as exc:           # (a name too long, a folder that cannot be read...)
+            raise WriteError(f"cannot write {self.path}: {_reason(exc)}") from exc
+        if folder:
             raise WriteError(f"cannot write {self.path}: it is a folder")
         suffix = self.path.suffix if suffix is None else suffix
         try:
