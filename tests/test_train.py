@@ -118,6 +118,15 @@ def test_resume_refuses_other_data_or_no_state(corpus, tmp_path):
               resume=True, **TINY)
 
 
+def test_resume_with_no_epoch_left_to_train_says_so(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    train([corpus], out, epochs=1, seed=2, **TINY)
+    capsys.readouterr()
+    summary = train([corpus], out, epochs=1, seed=2, resume=True, **TINY)
+    assert [r["epoch"] for r in summary["history"]] == [1]
+    assert "--epochs 1, and epoch 1 is done: nothing to train" in capsys.readouterr().err
+
+
 def test_resume_with_damaged_best_weights_is_refused_before_training_then_goes_on_without_them(
         corpus, tmp_path):
     # it trained every epoch asked for, then failed reading model.pt at the end, every time

@@ -215,6 +215,9 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         if main:
             print(f"livelatent train: resuming {output_dir} after epoch {first_epoch}"
                   + (f" on {world} processes" if world > 1 else ""), file=sys.stderr)
+            if first_epoch >= epochs:        # (a run stopped after its last epoch: finished here)
+                print(f"livelatent train: --epochs {epochs}, and epoch {first_epoch} is done: nothing "
+                      f"to train; it is evaluated and its card written again", file=sys.stderr)
     elif state_path.exists() and main:
         print(f"livelatent train: starting over; the previous run's state in {output_dir} "
               f"will be overwritten (use --resume to continue it)", file=sys.stderr)
