@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -73,13 +74,29 @@ def test_a_malformed_pack_file_is_said_in_one_line_and_the_model_still_plays(tmp
     assert main(["info", str(tmp_path)]) == 0                 # (the line was dropped silently)
     err = capsys.readouterr().err
     assert err.startswith("livelatent: warning: ") and "not a valid pack file" in err, err
-    assert load_model(tmp_path).sample_rate == 22050
+    with pytest.warns(UserWarning, match="not a valid pack file"):       # said when it loads too
+        assert load_model(tmp_path).sample_rate == 22050
 
 
 def test_a_pack_version_written_as_a_float_of_a_whole_number_is_that_version(tmp_path):
     from livelatent.model.packs import pack_info
     (tmp_path / "pack.json").write_text('{"name": "mine", "version": 2.0, "weights_hash": "ab"}')
     assert pack_info(tmp_path).version == 2
+
+
+def test_a_pack_whose_file_names_other_weights_is_said_when_its_model_loads(tmp_path):
+    import json
+    save_checkpoint(tmp_path / "model.safetensors", RawAudioVAE(SMALL), SMALL)
+    (tmp_path / "pack.json").write_text(json.dumps({"name": "mine", "version": 1,
+                                                    "weights_hash": "ab" * 32}))
+    with pytest.warns(UserWarning, match="pack.json names weights abababababab, but "
+                                         "model.safetensors holds .*not as pack 'mine'"):
+        codec = load_model(tmp_path)
+    (tmp_path / "pack.json").write_text(json.dumps({"name": "mine", "version": 1,
+                                                    "weights_hash": codec.content_hash}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_model(tmp_path)
 
 
 def test_a_card_that_cannot_be_read_is_said_and_the_rest_of_info_still_shows(tmp_path, capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..config import DEFAULT_MODEL_DIR
 from ..errors import ModelLoadError, ParameterError
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import VAEConfig
+from .packs import PACK_FILE, pack_info
 
 __all__ = ["Codec", "load_model", "BACKENDS", "DEFAULT_BACKEND"]
 
@@ -180,4 +182,18 @@ def load_model(path=None, *, sample_rate: int | None = None, backend: str = DEFA
     if path is None and not target.exists():
         raise ModelLoadError(f"the default model pack is missing at {target}; rebuild it with "
                              f"scripts/build_default_pack.py or pass a model path")
-    return Codec(load_checkpoint(target, sample_rate=sample_rate), backend=backend, threads=threads)
+    checkpoint = load_checkpoint(target, sample_rate=sample_rate)
+    _check_pack_hash(checkpoint)
+    return Codec(checkpoint, backend=backend, threads=threads)
+
+
+def _check_pack_hash(checkpoint: Checkpoint) -> None:
+    """Warn when the pack a model file lies in names other weights: its weights were replaced
+    or its pack.json copied from another pack, so sets will not name the pack (they record
+    the weights' own hash, which is what replays them)."""
+    info = None if checkpoint.path is None else pack_info(checkpoint.path)
+    if info is not None and info.weights_hash != checkpoint.content_hash:
+        warnings.warn(f"{info.folder / PACK_FILE} names weights {info.weights_hash[:12]}, but "
+                      f"{Path(checkpoint.path).name} holds {checkpoint.content_hash[:12]}: sets made "
+                      f"with it record it as a plain model, not as pack {info.name!r}",
+                      UserWarning, stacklevel=3)
