@@ -623,7 +623,12 @@ def test_a_model_record_of_the_wrong_kind_is_a_clear_error(saved_set, tmp_path, 
     state["model"]["path"] = None
     state["voices"][0].pop("seed")                                              # KeyError
     path.write_text(json.dumps(state))
-    with Engine(model) as engine, pytest.raises(SetError, match="malformed state .'seed' is missing.;"):
+    with Engine(model) as engine, pytest.raises(SetError, match=r"malformed state .'voices\[0\]\.seed' is missing.;"):
+        load_set(engine, saved_set)
+    state["voices"][0] = "v0"
+    path.write_text(json.dumps(state))
+    with Engine(model) as engine, pytest.raises(SetError, match=r"malformed state .voices\[0\] is "
+                                                                r"a str, not an object.;"):
         load_set(engine, saved_set)
 
 

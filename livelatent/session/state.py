@@ -208,10 +208,13 @@ def read_state(folder) -> dict:
             live = isinstance(record.get("origin"), dict) and record["origin"].get("kind") == "live"
             if "paths" not in record and "file" not in record and not live:
                 raise KeyError(f"sources.{key}.paths")
-        for record in state["voices"]:
+        for i, record in enumerate(state["voices"]):
+            if not isinstance(record, dict):
+                raise TypeError(f"voices[{i}] is a {type(record).__name__}, not an object")
             for field in ("voice", "name", "a", "b", "strategy", "synth", "steps", "loop", "fit",
                           "seed", "deterministic", "gain", "pan", "curve"):
-                record[field]
+                if field not in record:              # named with its place (the set has a seed)
+                    raise KeyError(f"voices[{i}].{field}")
             if any(k not in state["sources"] for k in sources_used(dict(record, op="add"))):
                 raise KeyError(f"source of voice {record['name']}")
     except KeyError as exc:
