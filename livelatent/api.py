@@ -28,7 +28,7 @@ from .paths.nodes import Path
 from .paths.plan import warm, with_plan
 from .sources import Source, source as make_source
 from .strategies import FITS, layout, step_values
-from .timers import Timers
+from .timers import Timer, Timers
 from .voice import VoiceParams, check_gain, check_out, check_pan
 
 __all__ = ["Performer", "Voice", "voice", "tempo", "hush", "stop", "source", "voices", "at", "every",
@@ -228,9 +228,11 @@ class Performer:
         return Voice(self.engine, params)
 
     def hush(self, fade: float = 0.05, *, quant: str = "now") -> None:
-        """Fade every voice out over ``fade`` seconds (voices waiting for their bar never start)."""
+        """Fade every voice out over ``fade`` seconds (voices waiting for their bar never start),
+        and drop every timer (``at``, ``every``), which would start or change voices again."""
         samples = int(check_fade(fade) * self.engine.sample_rate)
         self.engine.submit(Hush(samples, check_quant(quant)))
+        self.cancel_timers()
 
     def stop(self, *voices, fade: float = 0.05, quant: str = "now") -> None:
         """Fade the voices named out over ``fade`` seconds: handles, numbers or names.
@@ -259,22 +261,27 @@ class Performer:
         return numbers
 
     # -- timed changes -------------------------------------------------------------------------
-    def at(self, beat: float, fn) -> None:
+    def at(self, beat: float, fn) -> Timer:
         """Run ``fn()`` just before ``beat`` (beats since the engine started); what it changes
-        lands exactly on that beat. ``at(16, lambda: v.set(curve=tri(2)))``"""
-        if not (self.replaying or self.engine.sealed):
-            self._timer_service().at(beat, fn)
+        lands exactly on that beat. ``at(16, lambda: v.set(curve=tri(2)))``. Returns a
+        :class:`~livelatent.timers.Timer` (``t.cancel()``)."""
+        if self.replaying or self.engine.sealed:
+            return Timer()
+        return self._timer_service().at(beat, fn)
 
-    def every(self, beats: float, fn, *, start: float | None = None, times: int | None = None) -> None:
+    def every(self, beats: float, fn, *, start: float | None = None, times: int | None = None) -> Timer:
         """Run ``fn()`` every ``beats`` beats (from ``start``, default the next multiple of
-        ``beats``), ``times`` times or until the engine stops; its changes land on the beat."""
-        if not (self.replaying or self.engine.sealed):
-            self._timer_service().every(beats, fn, start=start, times=times)
+        ``beats``), ``times`` times, until cancelled (``t.cancel()``, ``hush()``) or until the
+        engine stops; its changes land on the beat."""
+        if self.replaying or self.engine.sealed:
+            return Timer()
+        return self._timer_service().every(beats, fn, start=start, times=times)
 
     def cancel_timers(self) -> None:
         """Drop every ``at``/``every`` of this engine."""
-        if self._timers is not None:
-            self._timers.cancel()
+        timers = self._timers or Timers.existing(self.engine)
+        if timers is not None:
+            timers.cancel()
 
     def _timer_service(self) -> Timers:
         if self._timers is None:
@@ -318,11 +325,11 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None) ->
     return make_source(audio, sample_rate=sample_rate, name=name)
 
 
-def at(beat: float, fn) -> None:
+def at(beat: float, fn) -> Timer:
     """:meth:`Performer.at` on the default engine."""
-    _performer().at(beat, fn)
+    return _performer().at(beat, fn)
 
 
-def every(beats: float, fn, **options) -> None:
+def every(beats: float, fn, **options) -> Timer:
     """:meth:`Performer.every` on the default engine."""
-    _performer().every(beats, fn, **options)
+    return _performer().every(beats, fn, **options)

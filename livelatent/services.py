@@ -34,3 +34,9 @@ class EngineService:
             if service is None:
                 service = cls._instances[engine] = cls(engine)
             return service
+
+    @classmethod
+    def existing(cls, engine):
+        """The service of ``engine`` if it has one, else None (nothing is made)."""
+        with cls._instances_lock:
+            return cls._instances.get(engine)

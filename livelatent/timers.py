@@ -13,6 +13,11 @@ Timers read the wall clock, so they live above the engine and only send it batch
   (``Engine.add_render_hook``), so ``livelatent render`` of a script with timers gives what
   ``livelatent play`` of it gives.
 
+``at`` and ``every`` return a :class:`Timer`, whose ``cancel()`` drops it; ``hush()`` drops them
+all. A timer belongs to whatever set it: a pattern file's run (:meth:`Timers.owned_by`) or the
+timer whose function set it. When a pattern file runs again, its new timers replace those its
+previous run set, as its voices do; a run that fails leaves the old ones and sets none.
+
 A function that raises is reported once and dropped (an ``every`` stops repeating); so is one
 still running, live, after :data:`RUN_LIMIT_S` (a loop that never ends would hold up every later
 timer): it is interrupted (:class:`~livelatent.deadline.Deadline`), and what it changed before
@@ -23,7 +28,9 @@ again on its own beat would otherwise run for ever, and the render with it).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import inspect
 import itertools
 import math
 import threading
@@ -33,7 +40,7 @@ from .deadline import Deadline
 from .errors import ParameterError, check_number
 from .services import EngineService
 
-__all__ = ["Timers", "LEAD_S", "RUN_LIMIT_S", "MAX_PER_STEP"]
+__all__ = ["Timers", "Timer", "LEAD_S", "RUN_LIMIT_S", "MAX_PER_STEP"]
 
 LEAD_S = 0.3          # how long before its beat a timer's function runs, when playing
 RUN_LIMIT_S = 10.0    # live, a function still running after this long is interrupted
@@ -43,10 +50,38 @@ _IDLE_POLL_S = 0.25
 
 
 class _Job:
-    __slots__ = ("beat", "fn", "period", "left", "name")
+    __slots__ = ("beat", "fn", "period", "left", "name", "owner", "cancelled")
 
-    def __init__(self, beat, fn, period, left, name):
+    def __init__(self, beat, fn, period, left, name, owner):
         self.beat, self.fn, self.period, self.left, self.name = beat, fn, period, left, name
+        self.owner, self.cancelled = owner, False
+
+
+class Timer:
+    """What ``at`` and ``every`` return: ``t.cancel()`` drops the timer (an ``every`` repeats no
+    more). A replay's timers are inert ones: their changes come from the journal."""
+
+    __slots__ = ("_job", "_timers")
+
+    def __init__(self, job: _Job | None = None, timers: "Timers | None" = None):
+        self._job, self._timers = job, timers
+
+    def cancel(self) -> None:
+        if self._timers is not None:
+            self._timers._drop([self._job])
+
+    @property
+    def active(self) -> bool:
+        """Whether it will run again."""
+        return self._timers is not None and self._job in self._timers._live
+
+    def __repr__(self) -> str:
+        job = self._job
+        if job is None:
+            return "<timer (inert: a replay's)>"
+        every = "" if job.period is None else f", every {job.period:g} beats"
+        state = f"next at beat {job.beat:g}" if self.active else "done"
+        return f"<timer {job.name}: {state}{every}>"
 
 
 class Timers(EngineService):
@@ -60,16 +95,17 @@ class Timers(EngineService):
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._running = threading.local()      # .beat: the beat of the job this thread runs
+        self._running = threading.local()      # .beat, .owner: of the job this thread runs
+        self._live: set = set()                # jobs that will run (in the heap, or running)
         self._step_counted, self._runs_on_step = -1, 0        # see _crowded
         engine.add_render_hook(self._run_due_offline)
 
     # -- what performers call ------------------------------------------------------------------
-    def at(self, beat, fn) -> None:
+    def at(self, beat, fn) -> Timer:
         beat = check_number(beat, name="beat", low=0.0, high=1e9, meaning="of beats from 0")
-        self._add(beat, fn, None, 1)
+        return self._add(beat, fn, None, 1)
 
-    def every(self, beats, fn, *, start=None, times=None) -> None:
+    def every(self, beats, fn, *, start=None, times=None) -> Timer:
         period = check_number(beats, name="beats", low=1 / 64, high=1e6, meaning="of beats from 1/64")
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ParameterError(f"times={times!r} must be a whole number from 1, or None (forever)")
@@ -77,27 +113,63 @@ class Timers(EngineService):
             now = self._now_beat()
             start = math.ceil(now / period - 1e-9) * period
         start = check_number(start, name="start", low=0.0, high=1e9, meaning="of beats from 0")
-        self._add(start, fn, period, times)
+        return self._add(start, fn, period, times)
 
     def cancel(self) -> None:
         """Drop every timer."""
         with self._lock:
-            self._jobs.clear()
+            self._drop(list(self._live))
 
     @property
     def count(self) -> int:
-        return len(self._jobs)
+        return len(self._live)
 
-    def _add(self, beat: float, fn, period, left) -> None:
+    @contextlib.contextmanager
+    def owned_by(self, owner):
+        """The timers set in this block (in this thread) belong to ``owner``. When the block ends
+        without an error they replace those ``owner`` had (a pattern file run again); when it
+        raises, they are dropped and the old ones stay (a failing file changes nothing)."""
+        outer = getattr(self._running, "owner", None)
+        with self._lock:
+            before = {job for job in self._live if job.owner == owner}
+        self._running.owner = owner
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                self._drop([job for job in self._live if job.owner == owner and job not in before])
+            raise
+        else:
+            self._drop(before)
+        finally:
+            self._running.owner = outer
+
+    def _drop(self, jobs) -> None:
+        """These jobs run no more (one running now is not set again)."""
+        with self._lock:
+            for job in jobs:
+                job.cancelled = True
+                self._live.discard(job)
+            self._jobs = [entry for entry in self._jobs if not entry[2].cancelled]
+            heapq.heapify(self._jobs)
+
+    def _add(self, beat: float, fn, period, left) -> Timer:
         if not callable(fn):
             raise ParameterError(f"{fn!r} is not a function: give one to call, e.g. lambda: v.set(gain=0.5)")
+        if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn) \
+                or inspect.isasyncgenfunction(fn):
+            raise ParameterError(f"{getattr(fn, '__qualname__', fn)} is an async or generator "
+                                 f"function: calling it runs none of its body; give a plain one")
         now = self._now_beat()
         if beat < now - 1e-9:
             raise ParameterError(f"beat {beat:g} has passed (the music is at beat {now:.2f})")
         name = getattr(fn, "__qualname__", None) or repr(fn)
+        job = _Job(beat, fn, period, left, name, getattr(self._running, "owner", None))
         with self._lock:
-            heapq.heappush(self._jobs, (beat, next(self._order), _Job(beat, fn, period, left, name)))
+            heapq.heappush(self._jobs, (beat, next(self._order), job))
+            self._live.add(job)
         self._ensure_thread()
+        return Timer(job, self)
 
     def _running_beat(self) -> float | None:
         """The beat of the timer this thread is running, if any."""
@@ -138,12 +210,14 @@ class Timers(EngineService):
         engine.events.error(f"timer {job.name} at beat {job.beat:g}: more than {MAX_PER_STEP} "
                             f"timers ran on one step (a timer setting itself again on its own "
                             f"beat?): it is dropped")
+        self._drop([job])
         return True
 
     def _run(self, engine, sample: int, job: _Job) -> None:
         # live, on the timers' thread (offline the render's caller runs it, and Ctrl-C reaches it)
         deadline = Deadline(RUN_LIMIT_S) if threading.current_thread() is self._thread else None
         outer, self._running.beat = self._running_beat(), job.beat
+        outer_owner, self._running.owner = getattr(self._running, "owner", None), job.owner
         try:
             with engine.batch(origin="timer", at=max(sample, engine.position)):
                 if deadline is None:
@@ -153,22 +227,29 @@ class Timers(EngineService):
                         job.fn()
         except KeyboardInterrupt:
             if deadline is None or not deadline.fired:
+                self._drop([job])
                 raise
             engine.events.error(f"timer {job.name} at beat {job.beat:g}: still running after "
                                 f"{deadline.seconds:g} s: interrupted; it is dropped")
+            self._drop([job])
             return
         except (Exception, SystemExit) as exc:   # reported once; the music goes on (an exit()
             # in a timer would otherwise end the scheduler thread, and every other timer with it)
             engine.events.error(f"timer {job.name} at beat {job.beat:g}: {type(exc).__name__}: "
                                 f"{exc}; it is dropped")
+            self._drop([job])
             return
         finally:
-            self._running.beat = outer
-        if job.period is not None and (job.left is None or job.left > 1):
-            job.beat += job.period
-            job.left = None if job.left is None else job.left - 1
-            with self._lock:
+            self._running.beat, self._running.owner = outer, outer_owner
+        with self._lock:
+            if job.cancelled:                 # (cancelled while it ran)
+                return
+            if job.period is not None and (job.left is None or job.left > 1):
+                job.beat += job.period
+                job.left = None if job.left is None else job.left - 1
                 heapq.heappush(self._jobs, (job.beat, next(self._order), job))
+            else:
+                self._live.discard(job)
 
     def _run_due_offline(self, engine, first: int, end: int) -> None:
         """Render hook: run what falls in ``[first, end)`` before it is rendered (an ``every``

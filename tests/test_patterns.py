@@ -125,6 +125,32 @@ def test_a_broken_edit_is_refused_once_and_changes_nothing(session, tmp_path):
     assert playing(engine) == {"drift": repr(saw(1))}
 
 
+def test_a_file_run_again_replaces_its_timers_and_a_failing_run_sets_none(session, tmp_path):
+    # each save added another every(): two flips per beat cancelled out, and the pan stood still
+    from livelatent.timers import Timers
+    pattern = tmp_path / "flip.py"
+    flip = ('v = voice(flute, cello, curve=0.5, name="drift", pan=0.5)\n'
+            'every(1, lambda: v.set(pan=-v.pan), start=1)\n')
+    save(pattern, flip)
+    watcher = PatternWatcher(session)
+    watcher.watch(pattern)
+    engine, timers = session.engine, Timers.of(session.engine)
+    other = session.run_cell("every(4, lambda: None, start=4)")     # a cell's own: kept
+    for _ in range(2):
+        save(pattern, flip + "# saved again\n" * (_ + 1))
+        poll_until_run(watcher)
+    assert timers.count == 2
+    save(pattern, "every(2, lambda: None)\nnosuch\n")                  # raises: changes nothing
+    poll_until_run(watcher)
+    assert timers.count == 2
+    pans = []
+    for _ in range(4):                  # seconds 0-4 at 60 bpm: the pan flips on beats 1, 2, 3
+        engine.render_array(1.0)
+        pans.append({p.name: p.pan for p in engine.voices() if p.stop_at is None}["drift"])
+    assert pans == [0.5, -0.5, 0.5, -0.5]
+    del other
+
+
 def test_a_file_caught_half_saved_is_not_run_until_it_holds_still(session, tmp_path):
     # an editor that saves in place truncates the file first: read in that gap it is empty,
     # and an empty pattern would stop its voices

@@ -309,6 +309,34 @@ def test_bad_timer_input_is_a_clear_error(tmp_path, model):
             session.run_cell("at(1, lambda: None)")
 
 
+def test_timers_can_be_cancelled_and_hush_drops_them(tmp_path, model):
+    # after hush(), an every() that starts voices started them again: no way to stop it but
+    # leaving the REPL
+    calls = []
+    with Engine(model, seed=1, tempo=120) as engine:
+        session = Session(engine, sets_root=tmp_path, set_name="cancel")
+        session.namespace["calls"] = calls
+        session.run_cell("t = every(1, lambda: calls.append('t'), start=1)\n"
+                         "u = every(1, lambda: calls.append('u'), start=1)")
+        assert "every 1 beats" in session.run_cell("repr(t)") and session.run_cell("t.active")
+        engine.render_array(samples=SR)                      # beats 1, 2
+        session.run_cell("t.cancel()")
+        assert session.run_cell("t.active") is False and "done" in session.run_cell("repr(t)")
+        engine.render_array(samples=SR)                      # beats 3, 4
+        session.run_cell("blip = every(1, lambda: voice(tone, hiss, name='blip'))\n" + SOURCES)
+        session.run_cell("hush()")
+        engine.render_array(samples=SR)
+        session.close()
+    assert calls == ["t", "u", "t", "u", "u", "u"]
+    assert not [p for p in engine.voices() if p.name == "blip"]
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        with pytest.raises(LiveLatentError, match="async or generator function"):
+            session.run_cell("async def f():\n    pass\nat(4, f)")
+        with pytest.raises(LiveLatentError, match="async or generator function"):
+            session.run_cell("def g():\n    yield\nevery(1, g)")
+
+
 def test_a_timer_setting_itself_again_on_its_own_beat_is_dropped_not_run_for_ever(tmp_path, model):
     # a function that re-armed itself at its own beat was due again at once: the render never
     # ended (live, the timers' thread spun). Timers set from a timer's own beat on still run.

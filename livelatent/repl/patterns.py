@@ -8,6 +8,8 @@ lands on one engine sample like a REPL cell; its errors name the file and the li
 A file *describes* what it plays: when it runs again, the voices its previous run started
 are stopped on the same sample the new ones start (a 50 ms fade), instead of piling up. That
 stop is part of the journaled code (a last line the watcher adds, ``_livelatent_performer.stop(...)``).
+Its timers (``every``, ``at``) are replaced the same way (:meth:`Timers.owned_by`); what they
+change is journaled when it lands, as always.
 
 A file that does not compile is reported once and not run. A file that raises while it runs
 changes nothing: the cell runs with ``discard_on_error=True``, so none of its engine changes
@@ -32,6 +34,7 @@ from ..api import REPLACE_FADE_S
 from ..deadline import Deadline
 from ..errors import LiveLatentError, ParameterError
 from ..session.namespace import OWN_PERFORMER
+from ..timers import Timers
 
 __all__ = ["PatternWatcher", "POLL_INTERVAL_S", "RUN_LIMIT_S"]
 
@@ -232,7 +235,7 @@ class PatternWatcher:
                          f"# livelatent: replaces this file's previous voices\n")
             deadline = Deadline(self.run_limit)
             try:
-                with deadline:
+                with deadline, Timers.of(self.session.engine).owned_by(f"pattern:{watched.path}"):
                     self.session.run_cell(cell, origin=f"pattern:{shown}", discard_on_error=True,
                                           label=shown)
             except LiveLatentError as exc:
