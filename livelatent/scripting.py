@@ -27,8 +27,9 @@ __all__ = ["run_script", "play", "cli_play", "cli_render", "cli_demo", "DEMO_SCR
 DEMO_SCRIPT = DEFAULT_MODEL_DIR / "demo.py"          # the default pack's demo piece
 
 
-def run_script(path, engine: Engine, *, extra: dict | None = None) -> dict:
-    """Run a script file against ``engine``; returns the namespace it left."""
+def run_script(path, engine: Engine, *, extra: dict | None = None, listening: bool = True) -> dict:
+    """Run a script file against ``engine``; returns the namespace it left. ``listening=False``
+    (a render): its controllers listen to nothing, as nothing would journal what they heard."""
     path = Path(path)
     if not path.is_file():
         raise LiveLatentError(f"no such script: {path}" if not path.exists() else
@@ -42,7 +43,7 @@ def run_script(path, engine: Engine, *, extra: dict | None = None) -> dict:
         code = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise LiveLatentError(f"cannot read script {path}: {exc}") from None
-    names = namespace(engine, extra=extra)
+    names = namespace(engine, extra=extra, listening=listening)
     with engine.batch(origin=f"script:{path.name}"):
         run_code(code, names, filename=str(path))
     return names
@@ -66,7 +67,7 @@ def cli_render(args) -> int:
     if getattr(args, "no_code", False):
         raise ParameterError("--no-code renders a set (a folder), not a script: a script is code")
     with _engine_for(args) as engine, Printer(engine.events):    # failed timers, reverted curves
-        run_script(args.script, engine)
+        run_script(args.script, engine, listening=False)
         began = time.perf_counter()
         written = render_to_file(engine, args.output, args.seconds, stems=args.stems,
                                  rate=getattr(args, "rate", None))

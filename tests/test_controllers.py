@@ -568,3 +568,22 @@ def test_an_xy_pad_is_two_controllers_of_one_address(two):
         assert controls["osc:/xy"].value(0.0) == 0.25 and controls["osc:/xy#1"].value(0.0) == 0.75
         with pytest.raises(CurveError, match="how many numbers"):
             names["osc"]("/xy", 0.5)
+
+
+def test_a_script_rendered_offline_listens_to_no_controller(tmp_path, capsys):
+    # values sent during `livelatent render` landed wherever the render was, with no journal:
+    # two renders of one script differed
+    from livelatent.cli import main
+    port = free_udp_port()
+    script = tmp_path / "faders.py"
+    script.write_text(f"assert osc_listen({port}) == 0\n"
+                      "voice(flute, cello, curve=osc('/f', lo=0, hi=1, default=0.25), name='f')\n")
+    held = tmp_path / "held.py"
+    held.write_text("voice(flute, cello, curve=0.25, name='f')\n")
+    assert main(["render", str(script), "-o", str(tmp_path / "a.wav"), "--seconds", "1"]) == 0
+    assert "listens to no controller (OSC, MIDI, Link): their curves hold their defaults" \
+        in capsys.readouterr().err
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", port))                   # nothing took the port
+    assert main(["render", str(held), "-o", str(tmp_path / "b.wav"), "--seconds", "1"]) == 0
+    assert np.array_equal(sf.read(tmp_path / "a.wav")[0], sf.read(tmp_path / "b.wav")[0])

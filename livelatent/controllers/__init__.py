@@ -44,9 +44,21 @@ class Controllers(EngineService):
         engine.add_exit_hook(self.close)
 
     @staticmethod
-    def names(engine, *, replaying: bool = False) -> dict:
-        """The bound names for a namespace (a replay's build curves and listen to nothing)."""
+    def names(engine, *, replaying: bool = False, listening: bool = True) -> dict:
+        """The bound names for a namespace (a replay's build curves and listen to nothing).
+        ``listening=False``: a script rendered offline, with no journal to take what arrives
+        (it would land wherever the render happens to be): the curves hold their defaults,
+        and the first controller asked for says so."""
         live = not replaying
+        told = []
+
+        def listens() -> bool:
+            if not listening and live and not told:
+                told.append(True)
+                engine.events.warning("a script rendered offline listens to no controller (OSC, "
+                                      "MIDI, Link): their curves hold their defaults; to render "
+                                      "what a controller played, record a set and render it")
+            return live and listening and not engine.sealed
 
         def osc(address: str, arguments: int = 1, *, default: float = 0.0, lo=None, hi=None):
             """A curve: the last value sent to OSC ``address`` (its first argument), held;
@@ -60,26 +72,26 @@ class Controllers(EngineService):
             if live and ((lo is not None and default < lo) or (hi is not None and default > hi)):
                 raise ParameterError(f"osc({address!r}, default={default!r}, lo={lo}, hi={hi}): the "
                                      f"default plays before any message, so it must lie in the range")
-            if live and not engine.sealed:
+            if listens():
                 Controllers.of(engine).route(address, lo, hi, arguments)
             return curves
 
         def osc_listen(port: int | None = None, host: str = LOCALHOST) -> int:
             """Listen for OSC on ``host:port`` (default 127.0.0.1 and ``$LIVELATENT_OSC_PORT`` or
             57130; port 0: any free one). Another host must be asked for here. Returns the port."""
-            if not live or engine.sealed:
+            if not listens():
                 return 0
             return Controllers.of(engine).listen(osc_port() if port is None else port, host)
 
         def osc_send(host: str = LOCALHOST, port: int = 57131, *, rate: float = 30.0):
             """Send the beat and each voice's amount to ``host:port``, ``rate`` times a second
             (``/livelatent/beat``, ``/livelatent/voice/<name>``), for visuals."""
-            if not live or engine.sealed:
+            if not listens():
                 return None
             return Controllers.of(engine).send_to(host, port, rate)
 
         def midi_curve(curve):
-            if live and not engine.sealed:
+            if listens():
                 Controllers.of(engine).route_midi(curve.controls())
             return curve
 
@@ -109,7 +121,7 @@ class Controllers(EngineService):
             if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)
                                         or not 1 <= channel <= 16):
                 raise ParameterError(f"on_note(channel={channel!r}): a MIDI channel from 1 to 16, or None")
-            if live and not engine.sealed:
+            if listens():
                 Controllers.of(engine).add_note_function(fn, note, channel)
 
         def midi_in(port: str | None = None) -> str | None:
@@ -117,7 +129,7 @@ class Controllers(EngineService):
             port of livelatent's own, ``livelatent``, to connect controllers to). Returns the
             port's name (None: none could be opened; a warning said why)."""
             _port_name(port, "midi_in")
-            if not live or engine.sealed:
+            if not listens():
                 return None
             return Controllers.of(engine).open_midi(port)
 
@@ -126,7 +138,7 @@ class Controllers(EngineService):
             a port of its own (``livelatent-clock:clock``) or the input port named like ``port``
             (connected when it appears, and again, with a new Start, when it comes back)."""
             _port_name(port, "midi_clock")
-            if not live or engine.sealed:
+            if not listens():
                 return None
             return Controllers.of(engine).start_clock(port)
 
@@ -138,7 +150,7 @@ class Controllers(EngineService):
             quantum = engine.clock.beats_per_bar if quantum is None else quantum
             if not 1 <= real_value(quantum) <= 64:                      # (NaN fails too)
                 raise ParameterError(f"link(quantum={quantum!r:.60}): beats per bar from 1 to 64")
-            if not live or engine.sealed:
+            if not listens():
                 return None
             if engine.playback is None:      # a render has no "now" to share with anybody
                 engine.events.warning("link(): this engine renders offline, it has no live beat "
@@ -148,7 +160,7 @@ class Controllers(EngineService):
 
         def unlink() -> None:
             """Leave the Link session; the tempo stays where the session left it."""
-            if live and not engine.sealed:
+            if listens():
                 Controllers.of(engine).leave_link()
 
         return {"osc": osc, "osc_listen": osc_listen, "osc_send": osc_send, "cc": cc,

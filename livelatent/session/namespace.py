@@ -43,15 +43,17 @@ def pack_sources(engine) -> dict[str, Source]:
 OWN_PERFORMER = "_livelatent_performer"
 
 
-def namespace(engine, *, performer: Performer | None = None, extra: dict | None = None) -> dict:
+def namespace(engine, *, performer: Performer | None = None, extra: dict | None = None,
+              listening: bool = True) -> dict:
     """A fresh namespace: the public names (those that act on an engine bound to ``engine``),
-    the pack's sources, and ``engine``."""
+    the pack's sources, and ``engine``. ``listening=False``: controllers listen to nothing
+    (a script rendered offline, see :meth:`Controllers.names`)."""
     names = public.names()
     performer = performer or Performer(engine)
     names.update(performer.names())
     names.update(Navigator(engine).names())
     names.update(mapping_names(engine, replaying=performer.replaying))
-    names.update(Controllers.names(engine, replaying=performer.replaying))
+    names.update(Controllers.names(engine, replaying=performer.replaying, listening=listening))
     names["performer"] = performer
     names[OWN_PERFORMER] = performer     # what code livelatent writes calls (a performer may
                                          # well name something else ``performer``)
