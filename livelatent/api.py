@@ -29,7 +29,7 @@ from .paths.plan import warm, with_plan
 from .sources import Source, source as make_source
 from .strategies import FITS, layout, step_values
 from .timers import Timer, Timers
-from .voice import VoiceParams, check_gain, check_out, check_pan
+from .voice import MAX_KEY, VoiceParams, check_gain, check_out, check_pan
 
 __all__ = ["Performer", "Voice", "voice", "tempo", "hush", "stop", "source", "voices", "at", "every",
            "check_curve"]
@@ -132,8 +132,9 @@ class Performer:
         if self.replaying:       # older livelatent took True for 1 here: a journal may hold it
             seed, noise_key = (int(x) if isinstance(x, (bool, np.bool_)) else x for x in (seed, noise_key))
         for label, value in (("seed", seed), ("noise_key", noise_key)):
-            if value is not None and (not is_whole(value) or value < 0):
-                raise ParameterError(f"{label}={value!r} must be a non-negative integer or None")
+            if value is not None and (not is_whole(value) or not 0 <= value < MAX_KEY):
+                raise ParameterError(f"{label}={value!r:.40} must be a whole number from 0 to "
+                                     f"2**62 - 1, or None")
         # a switch is True or False: "no" or "x" would silently mean True
         if self.replaying:       # a journal's code older livelatent ran: it read these as bool()
             loop, deterministic = bool(loop), None if deterministic is None else bool(deterministic)

@@ -18,6 +18,10 @@ from .errors import CurveError, check_number
 from .sources import LatentFrames, Source
 from .strategies import Layout
 
+#: Seeds and noise keys (and voice numbers) are below this: the engine's int64 arrays hold them
+#: (with room to add), and a set reads back nothing larger.
+MAX_KEY = 2 ** 62
+
 __all__ = ["VoiceParams", "curve_values", "pan_gains", "output_gains", "check_gain", "check_pan",
            "check_out"]
 

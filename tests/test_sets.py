@@ -12,7 +12,7 @@ import torch
 
 import jackutil
 from packutil import small_pack
-from livelatent import Engine
+from livelatent import Engine, LiveLatentError
 from livelatent.cli import main
 from livelatent.errors import ParameterError, SetError
 from livelatent.model.checkpoint import save_checkpoint
@@ -80,6 +80,24 @@ def test_render_of_a_set_equals_what_the_session_played(tmp_path, model):
     assert rate == SR and rendered.shape == played.shape
     assert np.max(np.abs(played)) > 0.05                     # something was heard
     assert np.max(np.abs(rendered - played)) <= 1e-4
+
+
+def test_the_largest_seed_a_voice_takes_is_one_its_set_renders_again(tmp_path, model):
+    # seed=2**62 played, then the set it was saved in would neither render nor load
+    with Engine(model, seed=5) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="seeds")
+        played = perform(session, [(0, SOURCES)])
+        for refused in ("voice(tone, hiss, seed=2**62)", "voice(tone, hiss, noise_key=2**64)"):
+            with pytest.raises(LiveLatentError, match=r"must be a whole number from 0 to 2\*\*62 - 1"):
+                session.run_cell(refused)
+        played += perform(session, [(0, "voice(tone, hiss, seed=2**62 - 1, noise_key=2**62 - 1)")])
+        played.append(engine.render_array(samples=SR))
+        session.save()
+        session.close()
+    played = np.concatenate(played)
+    assert main(["render", str(tmp_path / "sets" / "seeds"), "-o", str(tmp_path / "s.wav"),
+                 "--seconds", str(len(played) / SR)]) == 0
+    assert np.max(np.abs(sf.read(tmp_path / "s.wav", dtype="float32")[0] - played)) <= 1e-4
 
 
 def test_default_render_length_is_the_last_cell_plus_a_tail(tmp_path, model):

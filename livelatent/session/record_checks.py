@@ -13,13 +13,13 @@ import math
 from pathlib import PurePosixPath
 
 from ..strategies import FITS
+from ..voice import MAX_KEY
 
 __all__ = ["CHANGES", "checked_fit", "whole", "finite", "check_source_record"]
 
 #: What a recorded change of a voice may change (what ``encode_command`` writes of a SetVoice).
 CHANGES = frozenset({"a", "b", "hop_a", "hop_b", "tail_a", "tail_b", "path", "curve", "gain", "pan",
                      "out", "cue"})
-_MAX_NUMBER = 2 ** 62        # voice numbers and noise keys the engine's int64 arrays hold
 
 
 def checked_fit(fit) -> str:
@@ -34,8 +34,8 @@ def whole(value, what: str) -> int:
     if isinstance(value, float) and not math.isfinite(value):     # (json reads Infinity)
         raise ValueError(f"{what}={value!r} must be a whole number from 0")
     number = int(value)
-    if number != value or not 0 <= number < _MAX_NUMBER:
-        raise ValueError(f"{what}={value!r} must be a whole number from 0")
+    if number != value or not 0 <= number < MAX_KEY:
+        raise ValueError(f"{what}={value!r} must be a whole number from 0 to 2**62 - 1")
     return number
 
 
