@@ -13,7 +13,15 @@ from __future__ import annotations
 import ctypes
 import threading
 
-__all__ = ["Deadline"]
+__all__ = ["Deadline", "interruptible"]
+
+_inside = threading.local()           # .count: the deadlines this thread is inside
+
+
+def interruptible() -> bool:
+    """Whether a ``KeyboardInterrupt`` in this thread may be an interruption (Ctrl-C in the main
+    thread, or a :class:`Deadline` firing), not an exception a performer's code raised itself."""
+    return threading.current_thread() is threading.main_thread() or getattr(_inside, "count", 0) > 0
 
 
 class Deadline:
@@ -28,6 +36,7 @@ class Deadline:
     def __enter__(self) -> "Deadline":
         self._thread = threading.get_ident()
         self._inside = True
+        _inside.count = getattr(_inside, "count", 0) + 1
         self._timer = threading.Timer(self.seconds, self._fire)
         self._timer.daemon = True
         self._timer.start()
@@ -40,6 +49,7 @@ class Deadline:
                 _raise_in(self._thread, KeyboardInterrupt)
 
     def __exit__(self, *_exc) -> None:
+        _inside.count -= 1
         self._timer.cancel()
         with self._lock:
             self._inside = False

@@ -414,6 +414,41 @@ def test_a_curve_that_fails_later_reverts_to_the_last_good_one(sources, monkeypa
     assert np.sqrt(np.mean(last_second ** 2)) > 0.01     # the sound goes on
 
 
+@pytest.mark.parametrize("raised", [SystemExit(3), GeneratorExit(), KeyboardInterrupt()])
+def test_a_curve_that_later_exits_reverts_and_ends_neither_the_render_nor_a_thread(sources,
+                                                                                 monkeypatch, raised):
+    # sys.exit() in a curve ended an offline render (the process, status 3, without a word), and
+    # live it would end the decode thread: the sound stopped. A KeyboardInterrupt the curve
+    # raises is its own only off the main thread (there, it is Ctrl-C: it stops the render).
+    import threading
+    import livelatent.checks
+    monkeypatch.setattr(livelatent.checks, "CURVE_CHECK_WINDOWS", 64)
+
+    def late_exit(t):
+        t = np.asarray(t, dtype=float)
+        if (t > 2.0).any():
+            raise raised
+        return 0.5 + 0.0 * t
+
+    done = {}
+
+    def render():
+        with Engine() as engine:
+            v = voice(*sources, curve=sine(1))
+            v.curve = curve(late_exit)
+            done["audio"], done["messages"] = engine.render_array(3.0), engine.events.texts()
+    if isinstance(raised, KeyboardInterrupt):
+        thread = threading.Thread(target=render)
+        thread.start()
+        thread.join()
+    else:
+        render()
+    assert len(done["messages"]) == 1, done["messages"]
+    assert f"raised {type(raised).__name__}" in done["messages"][0]
+    assert "reverted to its last good curve" in done["messages"][0]
+    assert np.sqrt(np.mean(done["audio"][-SR:] ** 2)) > 0.01     # the sound goes on
+
+
 def test_an_amount_far_outside_0_1_is_held_at_the_edge_never_a_nan(sources):
     # extrapolated 100 times, the noise's log-variance overflows its exponential: before, the
     # decoder made NaN samples, which silenced every voice of the mix and reached the file

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..curves import const
+from ..deadline import interruptible
 from ..errors import CurveError
 from ..controls import evaluating
 from ..paths.plan import Block
@@ -107,10 +108,12 @@ def block_channels(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarra
                                        origins=origins, bpm=bpm, samples=positions[rows]))
         except CurveError:
             raise
-        except Exception as exc:    # a path's own fault (a model, a chooser): the voice holds,
-            where = traceback.extract_tb(exc.__traceback__)[-1]           # the engine plays on,
-            raise CurveError(f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:"  # and
-                             f"{where.lineno})") from exc               # the line says where
+        except BaseException as exc:    # a path's own fault (a model, a chooser; an exit() too):
+            if isinstance(exc, KeyboardInterrupt) and interruptible():     # the voice holds, the
+                raise                                                      # engine plays on, and
+            where = traceback.extract_tb(exc.__traceback__)[-1]            # the line says where
+            raise CurveError(f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:"
+                             f"{where.lineno})") from exc
 
     values = np.zeros((k.size, plan.columns), dtype=np.float32)
     held = params.held
