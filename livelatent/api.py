@@ -61,6 +61,7 @@ class Performer:
         ``cue(v)``, then ``cue(v, False)`` to bring it in."""
         if not isinstance(v, Voice):
             raise ParameterError(f"cue({v!r}): give a voice handle")
+        self._own(v, "cue")
         for flag, value in (("on", on), ("only", only)):
             if not is_flag(value):
                 raise ParameterError(f"cue: {flag}={value!r} must be True or False")
@@ -242,11 +243,17 @@ class Performer:
         check_quant(quant)
         self.engine.submit(*[StopVoice(number, samples, quant) for number in self._numbers(voices)])
 
+    def _own(self, handle: Voice, what: str) -> None:
+        """A handle of another engine's voice means nothing here (its number may be one of ours)."""
+        if not handle.plays_in(self.engine):
+            raise ParameterError(f"{what}({handle!r:.80}): that voice plays in another engine")
+
     def _numbers(self, voices) -> list[int]:
         wanted = {p.name: p.index for p in self.engine.intended_voices()}      # names are unique
         numbers = []
         for item in voices:
             if isinstance(item, Voice):
+                self._own(item, "stop")
                 numbers.append(item.number)     # the voice the handle means now (see Voice)
             elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
                 if not self.engine.numbers.issued(int(item)):     # (one that ended: nothing to do)

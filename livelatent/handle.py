@@ -48,6 +48,10 @@ class Voice:
         return self._number
 
     index = property(lambda self: self.number)
+
+    def plays_in(self, engine) -> bool:
+        """Whether this handle is one of ``engine``'s voices (not another engine's)."""
+        return self._engine is engine
     name = property(lambda self: self._name)
 
     # the performer's view of the voice

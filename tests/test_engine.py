@@ -722,3 +722,18 @@ def test_stems_hold_what_an_earlier_render_made_ahead(sources, tmp_path, rate):
     whole = sf.read(render([3.3], [False])[0][0], dtype="float32")[0]
     pieces = np.concatenate([first, mix])
     assert np.abs(whole - pieces).max() <= 1e-5            # made again, the mix is the same
+
+
+def test_a_handle_of_another_engines_voice_is_refused_not_taken_for_one_of_ours(sources):
+    # stop(v1) in the second engine stopped that engine's voice of the same number
+    from livelatent.errors import ParameterError
+    from livelatent.session.namespace import namespace
+    with Engine() as first, Engine() as second:
+        ours, theirs = namespace(first), namespace(second)
+        v1 = ours["voice"](*sources)
+        theirs["voice"](*sources, name="two")
+        for call in (lambda: theirs["stop"](v1), lambda: theirs["cue"](v1)):
+            with pytest.raises(ParameterError, match="that voice plays in another engine"):
+                call()
+        second.render_array(samples=second.step)
+        assert [p.stop_at for p in second.voices()] == [None]
