@@ -16,6 +16,7 @@ window, reading frames at half the hop so the duration is the same as with conca
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,16 @@ def layout(strategy: str, synth: str, *, window: int, stretch: float = 4) -> Lay
 
 def step_values(steps) -> np.ndarray:
     """The amounts of a stepwise voice: ``(start, stop, step)`` inclusive of stop, or a list."""
-    if isinstance(steps, tuple) and len(steps) == 3 and all(isinstance(v, (int, float)) for v in steps):
+    if isinstance(steps, (str, bytes)):             # (a list of its characters: "123" played 1, 2, 3)
+        raise ParameterError(f"steps={steps!r} must be (start, stop, step) or a list of amounts, "
+                             f"not text")
+    try:
+        items = list(steps)
+    except TypeError:
+        raise ParameterError(f"steps={steps!r} must be (start, stop, step) or a list of amounts") from None
+    if any(isinstance(v, (bool, np.bool_, str, bytes)) for v in items):
+        raise ParameterError(f"steps={steps!r:.80}: amounts are numbers, not True, False or text")
+    if isinstance(steps, tuple) and len(steps) == 3 and all(isinstance(v, numbers.Real) for v in steps):
         start, stop, size = (float(v) for v in steps)
         if not np.all(np.isfinite((start, stop, size))):
             raise ParameterError(f"steps={steps!r} must be three finite numbers (start, stop, step)")
@@ -77,7 +87,7 @@ def step_values(steps) -> np.ndarray:
         values = start + size * np.arange(count)
     else:
         try:
-            values = np.asarray(list(steps), dtype=np.float64)
+            values = np.asarray(items, dtype=np.float64)
         except (TypeError, ValueError):
             raise ParameterError(f"steps={steps!r} must be (start, stop, step) or a list of amounts") from None
         if values.ndim != 1:

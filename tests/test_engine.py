@@ -558,6 +558,13 @@ def test_tempo_and_hush(sources):
     assert np.abs(tail[int(0.3 * SR):]).max() == 0.0
 
 
+def test_steps_of_numpy_numbers_are_start_stop_and_step_as_any_numbers_are():
+    # a numpy number in (start, stop, step) made it a list: [0, 1, 0.25] played, not 0..1 by 0.25
+    from livelatent.strategies import step_values
+    for steps in [(0, 1, np.float32(0.25)), (np.int64(0), 1, 0.25), (0.0, np.float64(1), 0.25)]:
+        assert step_values(steps).tolist() == [0, 0.25, 0.5, 0.75, 1], steps
+
+
 def test_bad_voice_parameters_are_clear_errors(sources):
     with Engine():
         for kwargs, message in [({"strategy": "mesa"}, "strategy='mesa'"),
@@ -571,6 +578,10 @@ def test_bad_voice_parameters_are_clear_errors(sources):
                                 ({"noise_key": 1.5}, "noise_key=1.5"),
                                 # an array of amounts crashed every later step of the engine
                                 ({"strategy": "stepwise", "steps": [[0.1, 0.2]]}, "flat list"),
+                                # "123" played amounts 1, 2 and 3
+                                ({"strategy": "stepwise", "steps": "123"}, "not text"),
+                                ({"strategy": "stepwise", "steps": (0, 1, True)}, "not True"),
+                                ({"strategy": "stepwise", "steps": [0, "1"]}, "or text"),
                                 # text, bools and fractions are not numbers or channels
                                 ({"gain": "1"}, "gain='1'"), ({"gain": True}, "gain=True"),
                                 ({"pan": 0.5j}, "pan=0.5j"), ({"out": [True, 2]}, "out=[True, 2]"),
