@@ -587,3 +587,47 @@ def test_a_script_rendered_offline_listens_to_no_controller(tmp_path, capsys):
         probe.bind(("127.0.0.1", port))                   # nothing took the port
     assert main(["render", str(held), "-o", str(tmp_path / "b.wav"), "--seconds", "1"]) == 0
     assert np.array_equal(sf.read(tmp_path / "a.wav")[0], sf.read(tmp_path / "b.wav")[0])
+
+
+def test_an_address_clips_to_the_widest_range_of_its_curves(two):
+    from livelatent.controls import evaluating
+    # typing osc('/f', lo=0, hi=1) clipped what a playing osc('/f', lo=0, hi=100) received to 1
+    a, b = two
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        wide = names["osc"]("/f", lo=0, hi=100)
+        narrow = names["osc"]("/f", lo=0, hi=1)
+        voice(a, b, curve=wide / 100)
+        SimpleUDPClient("127.0.0.1", port).send_message("/f", 50.0)
+        wait_for(lambda: "osc:/f" in engine.intended().controls)
+        score = engine.intended()
+        assert score.controls["osc:/f"].value(0.0) == 50.0
+        assert not any("clipped" in t for t in engine.events.texts())
+        with evaluating(score.controls, 0.0, score.clock.bpm):
+            assert wide(0.0) == 50.0 and narrow(0.0) == 1.0     # each curve clips to its own
+        SimpleUDPClient("127.0.0.1", port).send_message("/f", 500.0)
+        wait_for(lambda: engine.intended().controls["osc:/f"].value(0.0) == 100.0)
+        assert any("outside [0.0, 100.0]; clipped to 100" in t for t in engine.events.texts())
+
+
+def test_a_message_that_cannot_be_handled_loses_only_itself_not_its_bundle():
+    # arrays nested 3000 deep made the warning's repr recurse past Python's limit, and the
+    # whole bundle was lost with it, the good /f 0.7 too
+    import struct
+
+    def padded(text):
+        data = text.encode() + b"\x00"
+        return data + b"\x00" * (-len(data) % 4)
+    nested = padded("/f") + padded("," + "[" * 3000 + "]" * 3000)
+    good = padded("/f") + padded(",f") + struct.pack(">f", 0.7)
+    bundle = b"#bundle\x00" + b"\x00" * 7 + b"\x01" + b"".join(
+        struct.pack(">i", len(element)) + element for element in (nested, good))
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        names["osc"]("/f")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(bundle, ("127.0.0.1", port))
+        wait_for(lambda: "osc:/f" in engine.intended().controls)
+        assert abs(engine.intended().controls["osc:/f"].value(0.0) - 0.7) < 1e-6

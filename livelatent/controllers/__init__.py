@@ -169,8 +169,15 @@ class Controllers(EngineService):
 
     # -- the service ---------------------------------------------------------------------------
     def route(self, address: str, lo, hi, arguments: int = 1) -> None:
+        """Listen to ``address`` for an ``osc()`` curve of range [lo, hi]. Values are clipped to
+        the widest range of the address's curves (each curve clips to its own): the last one
+        typed must not narrow what an earlier curve playing on the same address receives."""
         with self._lock:
-            arguments = max(arguments, self._routes.get(address, (None, None, 1))[2])
+            old = self._routes.get(address)
+            if old is not None:
+                lo = None if lo is None or old[0] is None else min(lo, old[0])
+                hi = None if hi is None or old[1] is None else max(hi, old[1])
+                arguments = max(arguments, old[2])
             self._routes[address] = (lo, hi, arguments)
             if self.listener is None:
                 self._start(osc_port(), LOCALHOST)

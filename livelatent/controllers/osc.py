@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import reprlib
 import socket
 import threading
 
@@ -123,6 +124,15 @@ def _argument_tags(dgram: bytes) -> str:
     return "".join(tags)
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother = 2, 4, 30, 30
+
+
+def _shown(params) -> str:
+    """A message's arguments, short (arrays nested thousands deep too: ``repr`` would recurse)."""
+    return _SHORT.repr(params)
+
+
 class _Server(BlockingOSCUDPServer):
     listener = None
     max_packet_size = 65535    # socketserver reads 8192 bytes: a larger bundle would be cut short
@@ -194,8 +204,13 @@ class OscListener:
             return []
         finally:
             _parsing.listener = None
-        for message in messages:
-            self._receive(message.address, list(message.params), _argument_tags(message.dgram))
+        for message in messages:            # one that cannot be handled loses only itself
+            try:
+                self._receive(message.address, list(message.params), _argument_tags(message.dgram))
+            except Exception as exc:            # noqa: BLE001 - the rest of the bundle still lands
+                self.throttle.warn("osc:malformed", f"osc: a message from {client_address[0]} to "
+                                                    f"{message.address[:60]!r} was ignored "
+                                                    f"({type(exc).__name__}: {str(exc)[:80]})")
         return []
 
     def _receive(self, address: str, params: list, tags: str | None = None) -> None:
@@ -209,14 +224,14 @@ class OscListener:
             return
         lo, hi, arguments = span
         if len(params) < arguments:
-            self.throttle.warn("osc:value", f"osc: {shown} sent {params!r:.60}; {arguments} numbers "
+            self.throttle.warn("osc:value", f"osc: {shown} sent {_shown(params)}; {arguments} numbers "
                                             f"were expected")
         for index, value in enumerate(params[:arguments]):
             tag = tags[index] if tags is not None and index < len(tags) else "f"
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or tag not in NUMBER_TAGS:     # (an RGBA colour or a MIDI message reads as an int)
                 which = "its first argument" if index == 0 else f"argument {index + 1}"
-                self.throttle.warn("osc:value", f"osc: {shown} sent {params!r:.60}; {which} must be a "
+                self.throttle.warn("osc:value", f"osc: {shown} sent {_shown(params)}; {which} must be a "
                                                 f"finite number")
                 continue
             if (lo is not None and value < lo) or (hi is not None and value > hi):
