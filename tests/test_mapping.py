@@ -100,6 +100,20 @@ def test_a_voice_plays_the_mapping_follows_its_training_and_the_set_renders_the_
     assert np.array_equal(rendered[:len(played)], played)            # the journaled weights
 
 
+def test_a_voice_playing_the_mapping_inside_another_path_is_told_it_keeps_the_old_one(tmp_path):
+    # cloud(m.path()) kept the first training without a word, where voice(m) follows it
+    with Engine(seed=3) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="inside")
+        session.run_cell("m = mapping(inputs=[sine(4) * 0.5 + 0.5], name='knob', kind='knn')\n"
+                         "m.add(flute.at(0.5), inputs=[0]); m.add(cello.at(0.5), inputs=[1])\n"
+                         "m.train(wait=True)\n"
+                         "grains = voice(cloud(m.path(), points=3), name='grains')")
+        session.run_cell("m.add(choir.at(0.5), inputs=[0.5]); m.train(wait=True)")
+        said = [t for t in engine.events.texts() if "plays the mapping inside a cloud" in t]
+        session.close()
+    assert len(said) == 1 and "voice 'grains'" in said[0] and "knob.path()" in said[0], said
+
+
 def test_a_repl_session_teaches_a_mapping_over_osc_and_renders_as_heard(jack_server, tmp_path):
     """The REPL adds examples (given, and read from the inputs now), trains, plays the mapping
     while OSC moves one input and a scripted curve the other, trains again while it plays:

@@ -255,6 +255,12 @@ class Mapping:
                     changes.append(SetVoice(p.index, {"path": self._steered(p.path.path, model, x, y)}))
                 except LiveLatentError as exc:   # its path's sources changed under it: it keeps the last
                     self.engine.events.error(f"{self.name}: voice {p.name!r} keeps its mapping ({exc})")
+            elif p.path is not None and any(isinstance(part, Mapped) and part.key == node.key
+                                            for part in p.path.walk()):
+                self.engine.events.warning(
+                    f"{self.name}: voice {p.name!r} plays the mapping inside a "
+                    f"{type(p.path).__name__.lower()}, which keeps the mapping it was made with; "
+                    f"assign its path again (with {self.name}.path()) to play the new training")
         if changes and not self.engine.sealed:
             self.engine.send(Batch(self.engine, f"mapping:{self.name}", commands=changes))
         self.engine.events.info(f"{self.name}: trained ({kind}, {len(x)} examples)")
