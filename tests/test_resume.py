@@ -156,3 +156,22 @@ def test_the_cell_a_session_died_in_stays_unrun_after_a_resume_and_more_cells(tm
     joined = len(played_first)
     assert np.max(np.abs(rendered[:joined] - played_first)) <= 1e-4
     assert np.max(np.abs(rendered[joined:] - played_second)) <= 1e-4
+
+
+def test_a_resume_names_what_the_set_up_calls_before_it_do_not_bring_back(tmp_path, model, capsys,
+                                                                          monkeypatch):
+    # timers were named; on_note functions, osc_send and the like went without a word
+    from livelatent.repl import shell
+    monkeypatch.setenv("LIVELATENT_OSC_PORT", "0")
+    sets = tmp_path / "sets"
+    with Engine(model, seed=5) as first:
+        session = Session(first, sets_root=sets, set_name="gig")
+        perform(session, BEFORE[:1] + [(0, "osc_send(port=9)\non_note(lambda n, v: None, note=36)")])
+        first.render_array(samples=SR)
+        crash(session)
+    capsys.readouterr()
+    resumed = shell._resumed_session(sets / "gig", None)
+    err = capsys.readouterr().err
+    resumed.close()
+    resumed.engine.__exit__(None, None, None)
+    assert "what on_note(), osc_send() set up before is not set up again: call them anew" in err

@@ -21,6 +21,7 @@ the state is saved beside the journal so ``livelatent render sets/<name>`` works
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
@@ -157,7 +158,16 @@ def _resumed_session(folder, blocksize) -> Session:
     if gone:
         print(f"{', '.join(gone)} from before do not run again: start them anew (the voices "
               f"they started play on)", file=sys.stderr)
+    called = sorted({name for cell in rebuilt.performance.cells
+                     for name in _SET_UP_BY_CALLS.findall(cell.code or "")})
+    if called:       # (a replay's names set up nothing: osc() curves listen again on their own)
+        print(f"what {', '.join(f'{name}()' for name in called)} set up before is not set up "
+              f"again: call {'it' if len(called) == 1 else 'them'} anew", file=sys.stderr)
     return session
+
+
+# calls whose listeners, senders or functions a resume does not bring back
+_SET_UP_BY_CALLS = re.compile(r"\b(on_note|midi_in|midi_clock|link|osc_send|osc_listen)\s*\(")
 
 
 def _leave(repl) -> None:
