@@ -29,6 +29,17 @@ def test_an_osc_default_outside_its_range_and_huge_numbers_are_clear_errors():
             call()
 
 
+def test_osc_send_to_a_name_no_resolver_takes_is_a_clear_error_and_broadcast_is_sent():
+    import socket
+    # the first was a raw UnicodeError; the second repeated "PermissionError: [Errno 13]"
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        with pytest.raises(ParameterError, match="not an address"):
+            names["osc_send"]("a" * 300, 9000)
+        sender = names["osc_send"]("127.0.0.1", 9, rate=50)     # (a LAN's broadcast address too)
+        assert sender.client._sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST)
+
+
 def test_osc_listen_on_a_bad_host_or_a_busy_port_keeps_the_listener_that_works():
     import socket
     with Engine(seed=1) as engine:

@@ -222,7 +222,10 @@ class Controllers(EngineService):
         try:
             sender = OscSender(self._engine(), host, port, float(rate), self.throttle)
         except OSError as exc:
-            raise ParameterError(f"osc_send({host!r}, {port}): {exc.strerror or exc}") from None
+            raise ParameterError(f"osc_send({host!r:.60}, {port}): {exc.strerror or exc}") from None
+        except ValueError as exc:      # (UnicodeError: a name no resolver takes, 300 letters long)
+            raise ParameterError(f"osc_send(host={host!r:.60}): not an address ({exc}); give e.g. "
+                                 f"'127.0.0.1' or a machine's name") from None
         with self._lock:                # typed again to the same place: in place of the last one
             for old in [s for s in self.senders if (s.host, s.port) == (host, port)]:
                 old.close()

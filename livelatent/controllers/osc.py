@@ -254,7 +254,7 @@ class OscSender:
     def __init__(self, engine, host: str, port: int, rate: float, throttle):
         self.engine, self.throttle, self.period = engine, throttle, 1.0 / rate
         self.host, self.port = host, port
-        self.client = SimpleUDPClient(host, port)
+        self.client = SimpleUDPClient(host, port, allow_broadcast=True)   # (a LAN's visuals)
         self.sent = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livelatent-osc-send", daemon=True)
