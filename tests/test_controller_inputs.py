@@ -187,3 +187,22 @@ def test_a_midi_clock_follows_a_faster_tempo_at_once_not_after_a_slow_tick(monke
     # sent every tick it had missed at once
     assert ticks.size >= 35 and ticks[0] < 0.3, ticks[:5]
     assert (np.diff(ticks) < 0.002).sum() <= 3, np.diff(ticks)[:10]
+
+
+def test_midi_that_cannot_open_says_so_in_one_line_without_the_c_libraries_own(tmp_path):
+    # libjack's "Cannot connect to server socket" and libasound's "ALSA lib seq_hw.c..." lines
+    # reached the terminal, and the warning spoke of cc() curves when on_note was typed
+    import os
+    import subprocess
+    import sys
+    code = ("from livelatent import Engine\nfrom livelatent.events import Printer\n"
+            "from livelatent.session.namespace import namespace\n"
+            "with Engine() as e, Printer(e.events):\n"
+            "    namespace(e)['on_note'](lambda n, v: None, note=36)\n")
+    env = dict(os.environ, JACK_DEFAULT_SERVER="nobody-here", JACK_NO_START_SERVER="1")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "ALSA lib" not in done.stderr and "Cannot connect to server" not in done.stderr, done.stderr
+    if "cannot open a MIDI input" in done.stderr:          # (a machine with ALSA MIDI opens it)
+        assert "on_note functions do not run" in done.stderr

@@ -21,8 +21,11 @@ not played late, all at once: they are dropped, saying so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import sys
+import tempfile
 import threading
 import time
 
@@ -39,8 +42,37 @@ CHECK_PORT_S = 0.25      # how often a port connected by name is looked for
 STALE_NOTE_S = 1.0       # a note that waited longer than this for its functions is dropped
 
 
+@contextlib.contextmanager
+def _c_lines_kept():
+    """What C libraries write straight to file descriptor 2 meanwhile (libjack's "Cannot connect
+    to server socket", libasound's "ALSA lib seq_hw.c..." when there is no such system) goes to
+    a scratch file instead of the performer's terminal: the warning below says it in one line.
+    (For the few milliseconds of an open, another thread's stderr goes there too.)"""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):       # no stderr to keep apart: nothing to do
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as scratch:
+            os.dup2(scratch.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str,
                    wait: bool = False):
+    with _c_lines_kept():
+        return _open_midi_port(rtmidi, direction, port, client=client, virtual=virtual, wait=wait)
+
+
+def _open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str,
+                    wait: bool = False):
     """A MIDI port of livelatent's own (``virtual``, when ``port`` is None) or connected to the
     port whose name contains ``port``: an input (``direction="in"``) or an output, through JACK
     MIDI when a JACK server runs, else ALSA, never starting a JACK server. Returns (the rtmidi
@@ -150,10 +182,12 @@ class MidiListener:
             events=engine.events, throttle=throttle)
         if self.port is not None and name is None:          # not there yet: looked for as if gone
             throttle.warn("midi:open", f"midi: {problems}; livelatent connects to it when it appears "
-                                       f"(cc() curves hold their defaults until then)")
+                                       f"(MIDI curves hold their defaults and on_note functions "
+                                       f"wait until then)")
         if self.port is None:
-            throttle.warn("midi:open", f"midi: cannot open a MIDI input ({problems}); cc() "
-                                       f"curves hold their defaults")
+            throttle.warn("midi:open", f"midi: cannot open a MIDI input ({problems}); MIDI curves "
+                                       f"(cc, note_on, pitchbend) hold their defaults and on_note "
+                                       f"functions do not run")
             self.sender = None
             return
         self.sender = ControlSender(engine, "midi", throttle)
