@@ -55,13 +55,18 @@ def check_curve(value, *, output_hop: int, engine) -> Curve:
 
 def _evaluate(curve: Curve, *, output_hop: int, engine) -> None:
     times = _check_times(output_hop, engine)
-    curve_values(curve, times)
+    first = curve_values(curve, times)[:64]
     probe = times[:64]
     fastest = math.inf
     for _ in range(3):
         began = time.perf_counter()
-        curve_values(curve, probe)
+        again = curve_values(curve, probe)
         fastest = min(fastest, time.perf_counter() - began)
+        if not np.allclose(again, first, rtol=1e-9, atol=1e-12):
+            raise CurveError("the curve gives other values each time it is asked for the same "
+                             "times (random numbers, a counter, the clock?): a set could not "
+                             "render what was heard; use rand(), noise() or perlin(), which are "
+                             "seeded, or a function of t alone")
     if fastest > CURVE_TIME_LIMIT_S:
         raise CurveError(f"the curve takes {fastest * 1e3:.1f} ms per 64 windows (limit "
                          f"{CURVE_TIME_LIMIT_S * 1e3:g} ms); vectorise it with numpy")

@@ -392,6 +392,22 @@ def test_a_curve_that_raises_or_returns_nan_is_refused_and_the_voice_plays_on(so
     assert np.isfinite(after).all() and np.sqrt(np.mean(after ** 2)) > 0.01
 
 
+def test_a_curve_that_gives_other_values_each_time_is_refused_as_unreplayable(sources):
+    # random numbers or the clock in a curve played, and the set rendered other values
+    import itertools
+    import time as clock
+    calls = itertools.count()
+    with Engine() as engine:
+        v = voice(*sources, curve=sine(4))
+        for impure in (lambda t: np.random.rand(*np.shape(t)),
+                       lambda t: np.full(np.shape(t), clock.perf_counter() % 1),
+                       lambda t: np.full(np.shape(t), next(calls) % 2)):
+            with pytest.raises(CurveError, match="other values each time .* use rand"):
+                v.curve = curve(impure)
+        v.curve = curve(lambda t: np.sin(np.asarray(t)) * 0.5 + 0.5)        # a function of t
+        assert "lambda" in repr(v.curve)
+
+
 def test_a_curve_that_fails_later_reverts_to_the_last_good_one(sources, monkeypatch):
     import livelatent.checks
     monkeypatch.setattr(livelatent.checks, "CURVE_CHECK_WINDOWS", 64)   # check 64 windows ahead
