@@ -37,6 +37,9 @@ __all__ = ["Performer", "Voice", "voice", "tempo", "hush", "stop", "source", "vo
 REPLACE_FADE_S = 0.05          # a voice given a sounding voice's name replaces it with this fade
 
 
+DEFAULT_STEPS = (0, 1, 0.2)      # a stepwise voice's amounts when none are given
+
+
 class Performer:
     """The performer's names, bound to ``engine`` (see the module docstring).
 
@@ -84,7 +87,7 @@ class Performer:
         return make_source(audio, sample_rate=sample_rate, name=name, rate=self.engine.sample_rate)
 
     def voice(self, a, b=None, *, strategy: str = "meso", curve=None, gain: float = 1.0,
-              pan: float = 0.0, synth: str = "ola", stretch: float = 4, steps=(0, 1, 0.2),
+              pan: float = 0.0, synth: str = "ola", stretch: float = 4, steps=DEFAULT_STEPS,
               loop: bool = True, seed: int | None = None, deterministic: bool | None = None,
               name: str | None = None, fit: str = "crop", quant: str = "now",
               noise_key: int | None = None, out=None) -> Voice:
@@ -143,6 +146,9 @@ class Performer:
             if not (isinstance(value, (bool, np.bool_)) or (optional and value is None)):
                 raise ParameterError(f"{label}={value!r} must be True or False"
                                      + (" (or None: the default)" if optional else ""))
+        if strategy == "stepwise" and curve is not None and steps is not DEFAULT_STEPS \
+                and not self.replaying:         # (the curve played: the steps went unheard)
+            raise ParameterError("a stepwise voice plays its steps= or a curve=, not both")
         amounts = step_values(steps)
         path = None
         if callable(getattr(a, "as_path", None)):       # a mapping: where it points now

@@ -10,6 +10,7 @@ writer's batch: the journal keeps it and a replay takes it from there.
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -76,6 +77,7 @@ def checked_path(path, *, output_hop: int, engine):
     """A path (or a source, played alone) with every curve in it checked like a voice's curve."""
     if not isinstance(path, (Path, Source)):
         hint = (" (a mapping: give its path, m.path())" if hasattr(path, "path") and callable(path.path)
+                else f" (a file: source({str(path)!r:.60}))" if isinstance(path, (str, os.PathLike))
                 else "")
         raise ParameterError(f"{type(path).__name__} is not a path: give plane(...), along(...), "
                              f"cloud(...), follow(...) or a source{hint}")

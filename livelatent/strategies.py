@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import ParameterError, real_value
 
 __all__ = ["STRATEGIES", "SYNTHS", "FITS", "Layout", "layout", "frames_per_pass", "step_values"]
 
@@ -50,10 +50,7 @@ def layout(strategy: str, synth: str, *, window: int, stretch: float = 4) -> Lay
     if synth not in SYNTHS:
         raise ParameterError(f"synth={synth!r} must be 'concat' (as in the paper) or 'ola' (seamless)")
     output_hop = window if synth == "concat" else window // 2
-    try:
-        ok = 1 <= float(stretch) <= output_hop
-    except (TypeError, ValueError):
-        ok = False
+    ok = 1 <= real_value(stretch) <= output_hop        # ("4" and True are not numbers; NaN fails)
     if not ok:
         raise ParameterError(f"stretch={stretch!r} must be a number from 1 to {output_hop} "
                              f"(4 plays the sources 4x longer)")

@@ -37,7 +37,7 @@ import threading
 import weakref
 
 from .deadline import Deadline
-from .errors import ParameterError, check_number
+from .errors import ParameterError, check_number, is_whole
 from .services import EngineService
 
 __all__ = ["Timers", "Timer", "LEAD_S", "RUN_LIMIT_S", "MAX_PER_STEP"]
@@ -107,7 +107,7 @@ class Timers(EngineService):
 
     def every(self, beats, fn, *, start=None, times=None) -> Timer:
         period = check_number(beats, name="beats", low=1 / 64, high=1e6, meaning="of beats from 1/64")
-        if times is not None and (not isinstance(times, int) or times < 1):
+        if times is not None and (not is_whole(times) or times < 1):          # (True is not 1)
             raise ParameterError(f"times={times!r} must be a whole number from 1, or None (forever)")
         if start is None:
             now = self._now_beat()

@@ -104,8 +104,9 @@ def check_out(out, channels: int):
     if out is None:
         return None
     given = (out,) if is_whole(out) else out
-    try:            # whole numbers only: text, bools and fractions are mistakes, not channels
-        given = () if isinstance(given, (str, bytes)) else tuple(given)
+    try:            # whole numbers only: text, bools and fractions are mistakes, not channels;
+        # a dict or a set has no order (out={1: 2} played on channel 1 alone)
+        given = () if isinstance(given, (str, bytes, dict, set, frozenset)) else tuple(given)
     except TypeError:
         given = ()
     chosen = tuple(int(c) for c in given) if all(is_whole(c) for c in given) else ()

@@ -598,6 +598,13 @@ def test_bad_voice_parameters_are_clear_errors(sources):
                                 ({"strategy": "stepwise", "steps": "123"}, "not text"),
                                 ({"strategy": "stepwise", "steps": (0, 1, True)}, "not True"),
                                 ({"strategy": "stepwise", "steps": [0, "1"]}, "or text"),
+                                # accepted and played otherwise: the steps unheard, "4" as 4,
+                                # True as 1, a dict as its keys
+                                ({"strategy": "stepwise", "steps": (0, 1, 0.5), "curve": 0.3},
+                                 "not both"),
+                                ({"strategy": "extension", "stretch": "4"}, "stretch='4'"),
+                                ({"strategy": "extension", "stretch": True}, "stretch=True"),
+                                ({"out": {1: 2}}, "out={1: 2}"),
                                 # text, bools and fractions are not numbers or channels
                                 ({"gain": "1"}, "gain='1'"), ({"gain": True}, "gain=True"),
                                 ({"pan": 0.5j}, "pan=0.5j"), ({"out": [True, 2]}, "out=[True, 2]"),

@@ -160,6 +160,10 @@ def test_bad_paths_get_clear_messages(four, tmp_path):
             voice(plane(a, b, c, d, x=sine(2) * float("nan"), y=0))
         with pytest.raises(ParameterError, match="points=0"):
             cloud(a, points=0)
+        with pytest.raises(ParameterError, match="spread=-1 must be 0 or more"):   # (played as 1)
+            cloud(a, spread=-1)
+        with pytest.raises(ParameterError, match=r"a file: source\('flute.flac'\)"):
+            voice("flute.flac")
         with pytest.raises(ParameterError, match="not a source or a path"):
             plane(a, b, c, 42)
         with pytest.raises(ParameterError, match="slice holds no frames"):

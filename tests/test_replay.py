@@ -304,6 +304,8 @@ def test_bad_timer_input_is_a_clear_error(tmp_path, model):
             session.run_cell("at(4, 'v.stop()')")
         with pytest.raises(LiveLatentError, match="beats=0 must be"):
             session.run_cell("every(0, lambda: None)")
+        with pytest.raises(LiveLatentError, match="times=True must be"):     # (ran once)
+            session.run_cell("every(1, lambda: None, times=True)")
         engine.render_array(2.0)
         with pytest.raises(LiveLatentError, match="beat 1 has passed"):
             session.run_cell("at(1, lambda: None)")

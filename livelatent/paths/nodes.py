@@ -171,6 +171,8 @@ class Cloud(Path):
         if isinstance(points, bool) or not isinstance(points, (int, np.integer)) \
                 or not 1 <= points <= MAX_POINTS:
             raise ParameterError(f"points={points!r} must be a whole number from 1 to {MAX_POINTS}")
+        if is_real(spread) and spread < 0:           # (it played as its size: -1 as 1)
+            raise ParameterError(f"spread={spread!r} must be 0 or more standard deviations")
         self._init(base=base, spread=as_curve(spread), points=int(points))
 
     @property
