@@ -9,6 +9,7 @@ audio hash and hop.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import threading
 import zipfile
@@ -369,6 +370,9 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None,
     rate = int(rate) if rate is not None else playing_rate()
     if isinstance(audio, Source):
         return audio
+    if audio is None or isinstance(audio, (numbers.Number, dict, set)) or hasattr(audio, "params"):
+        raise AudioError(f"{audio!r:.60} is not a source: give one (a pack's sound such as "
+                         f"flute, source('take.wav'), an array of samples)")   # (a voice has params)
     names = [audio] if isinstance(audio, str) else audio if isinstance(audio, (list, tuple)) else ()
     if any(isinstance(p, str) and not p.strip() for p in names):   # (Path("") is the current folder)
         raise AudioError(f"source({audio!r:.60}): an empty file name; give an audio file's name")

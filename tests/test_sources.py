@@ -205,3 +205,16 @@ def test_a_source_nobody_holds_goes_at_once_with_its_frames():
         assert [ref() for ref in refs] == [None, None, None]
     finally:
         gc.enable()
+
+
+def test_a_number_none_or_a_voice_given_as_a_source_says_what_a_source_is():
+    # v.a = None said "array: not an array of audio samples (samples of type object)"
+    from livelatent import voice
+    with Engine():
+        flute = source(np.sin(np.arange(44100) / 7).astype(np.float32))
+        v = voice(flute, flute)
+        for wrong in (5, np.float32(3), {1: 2}, v):          # (b=None: a plays alone)
+            with pytest.raises(AudioError, match="is not a source: give one"):
+                voice(flute, wrong)
+        with pytest.raises(AudioError, match="None is not a source"):
+            v.a = None
