@@ -771,3 +771,20 @@ def test_a_handle_of_another_engines_voice_is_refused_not_taken_for_one_of_ours(
                 call()
         second.render_array(samples=second.step)
         assert [p.stop_at for p in second.voices()] == [None]
+
+
+def test_a_command_that_cannot_land_is_dropped_and_the_engine_plays_on(sources):
+    # a tempo out of range that got past its checks (a set's state.json) failed every later
+    # step of the engine: the sound stopped for good
+    from livelatent.engine.commands import SetTempo
+    bad = object.__new__(SetTempo)                    # (its constructor refuses it now)
+    object.__setattr__(bad, "bpm", 0.5)
+    object.__setattr__(bad, "quant", "now")
+    with Engine() as engine:
+        voice(*sources, curve=sine(2))
+        engine.submit(bad)
+        audio = engine.render_array(1.0)
+        assert engine.tempo == 60
+        said = engine.events.texts()
+    assert np.sqrt(np.mean(audio[-SR // 2:] ** 2)) > 0.01
+    assert any("a SetTempo could not land" in t and "it was dropped" in t for t in said), said

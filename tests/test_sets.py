@@ -650,6 +650,25 @@ def test_a_model_record_of_the_wrong_kind_is_a_clear_error(saved_set, tmp_path, 
         load_set(engine, saved_set)
 
 
+def test_a_state_with_a_tempo_out_of_range_is_refused_before_anything_changes(saved_set, tmp_path,
+                                                                             model):
+    # load() sent the tempo: every later step of the engine failed, for good, and so did its set
+    from livelatent.engine.commands import SetTempo
+    from livelatent.errors import ParameterError
+    path = saved_set / "state.json"
+    state = json.loads(path.read_text())
+    for tempo in (0.5, 2000, 1e9):
+        state["tempo"] = tempo
+        path.write_text(json.dumps(state))
+        with Engine(model) as engine:
+            before = engine.intended_tempo()
+            with pytest.raises(SetError, match="tempo=.* must be a number of beats per minute"):
+                load_set(engine, saved_set)
+            assert np.isfinite(engine.render_array(0.1)).all() and engine.intended_tempo() == before
+    with pytest.raises(ParameterError, match="tempo=0.5"):
+        SetTempo(0.5)                      # whoever sends it: never into the timeline
+
+
 def test_a_cell_that_called_exit_does_not_end_the_render(saved_set, tmp_path):
     # the REPL carried on after sys.exit() in a cell; the render stopped there, writing nothing
     edit_journal(saved_set, lambda records: next(r for r in records if r["kind"] == "cell")

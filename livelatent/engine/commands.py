@@ -21,7 +21,7 @@ from ..errors import ParameterError
 from ..controls import ControlState
 from ..paths.plan import with_plan
 from ..voice import VoiceParams
-from .clock import Clock
+from .clock import Clock, check_tempo
 
 __all__ = ["QUANTS", "AddVoice", "SetVoice", "StopVoice", "Hush", "SetTempo", "SyncTempo", "SetControl",
            "Command",
@@ -105,6 +105,9 @@ class SetTempo:
 
     bpm: float
     quant: str = "now"
+
+    def __post_init__(self):     # checked here: a tempo out of range in the timeline would fail
+        check_tempo(self.bpm)    # every step from where it lands, and the engine with it
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,14 @@ class Timeline:
                 if target != step:
                     continue
             clock = self._score.clock
-            self._score = apply(self._score, command, at=step * self.step_size, seq=entry.seq)
+            try:
+                self._score = apply(self._score, command, at=step * self.step_size, seq=entry.seq)
+            except Exception as exc:    # noqa: BLE001 - one command that cannot land (checked
+                # where it was made, so this is a bug or a hand-made command) must not fail every
+                # step from here on: it is dropped, here and in a render alike, and said
+                self.events.error(f"a {type(command).__name__} could not land on step {step} "
+                                  f"({type(exc).__name__}: {exc}); it was dropped")
+                continue
             if self._score.clock is not clock:
                 self._find_beats_again(step)
 

@@ -29,6 +29,7 @@ from ..controllers import Controllers
 from ..api import Performer
 from ..checks import check_curve
 from ..atomic import atomic_path, fsync_dir, new_folder_mode
+from ..engine.clock import check_tempo
 from ..engine.commands import AddVoice, Hush, SetTempo
 from ..config import pack_roots
 from ..errors import LiveLatentError, SetError
@@ -200,7 +201,7 @@ def read_state(folder) -> dict:
         str(state["model"]["hash"])
         if not isinstance(state["model"].get("path"), (str, type(None))):
             raise TypeError(f"model.path {state['model']['path']!r} is not a file name")
-        whole(state["seed"], "seed"), float(state["tempo"])
+        whole(state["seed"], "seed"), check_tempo(state["tempo"])
         for key, record in state["sources"].items():
             check_source_record(record)
             if "array_hash" in record:           # an array a path needs (directions, a vector)
