@@ -262,7 +262,27 @@ def test_a_set_render_never_replaces_a_file_the_set_plays(tmp_path, model):
     before = take.read_bytes()        # (no voice plays when a set's render starts: the check
     with pytest.raises(ParameterError, match="the set's source .* plays that file"):   # missed it)
         render_set(tmp_path / "sets" / "takes", take, seconds=0.5, progress=False)
-    assert take.read_bytes() == before
+    # a stem may be named take.<voice>.wav: take1.wav's stems could be named like a played file
+    pad = tmp_path / "take1.pad.wav"
+    take.rename(pad)
+    with Engine(model, seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="pad")
+        perform(session, [(0, f"t = source({str(pad)!r}); v = voice(t, t, name='pad')")])
+        session.save()
+        session.close()
+    with pytest.raises(ParameterError, match="with stems: a stem could be named take1.pad.wav"):
+        render_set(tmp_path / "sets" / "pad", take, seconds=0.5, stems=True, progress=False)
+    assert pad.read_bytes() == before
+    render_set(tmp_path / "sets" / "pad", take, seconds=0.5, progress=False)       # no stems: fine
+    # a live input's recording, in the set's inputs/, is played as much as a file source is
+    from livelatent.session.sets import _source_files
+    from livelatent.sinks.file import check_not_played
+
+    class Recorded:
+        sources = {"ab12": {"origin": {"kind": "live", "file": "inputs/input1.flac"}}}
+    set_dir = tmp_path / "sets" / "mic"
+    with pytest.raises(ParameterError, match="the set's live input 'ab12' .* plays that file"):
+        check_not_played(set_dir / "inputs" / "input1.flac", _source_files(Recorded, set_dir))
 
 
 def test_a_stream_a_replayed_cell_keeps_writes_through_once_the_cell_is_done(capsys):

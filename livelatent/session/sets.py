@@ -174,10 +174,18 @@ def _last_change(performance) -> int:
     return max(samples + [performance.heard], default=0)
 
 
-def _source_files(performance) -> dict:
-    """The audio files a set's sources were read from, each with the source's key."""
-    return {file: f"the set's source {key!r}" for key, record in performance.sources.items()
-            for file in record.get("paths") or () if isinstance(file, str)}
+def _source_files(performance, folder: Path) -> dict:
+    """The audio files a set's sources were read from, and its live inputs' recordings (in the
+    set's folder), each with the source's key."""
+    files = {}
+    for key, record in performance.sources.items():
+        for file in record.get("paths") or ():
+            if isinstance(file, str):
+                files[file] = f"the set's source {key!r}"
+        origin = record.get("origin")
+        if isinstance(origin, dict) and origin.get("kind") == "live" and isinstance(origin.get("file"), str):
+            files[str(folder / origin["file"])] = f"the set's live input {key!r} (its recording)"
+    return files
 
 
 class _JournalPlayer:
@@ -240,7 +248,8 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
         raise ParameterError(f"seconds={seconds!r} must be positive and finite")
     folder = Path(folder)
     performance, codec = open_set(folder, session=session, model=model)
-    check_not_played(output, _source_files(performance))   # (its voices start as it plays)
+    # (before it plays: its voices start as it goes)
+    check_not_played(output, _source_files(performance, folder), stems=stems)
     report = ReplayReport(sample_rate=codec.sample_rate)
     if codec.content_hash != performance.session.model_hash:
         report.notes.append(f"rendering {folder.name} with {model}, not the model it was played with")

@@ -86,16 +86,23 @@ def _stem_path(path: Path, name: str, taken: set) -> Path:
     return stem
 
 
-def check_not_played(path, files: dict) -> None:
+def check_not_played(path, files: dict, *, stems: bool = False) -> None:
     """Refuse to render over an audio file that is played (``files``: file -> who plays it):
-    the render would replace the performer's recording with itself, without a word."""
+    the render would replace the performer's recording with itself, without a word. With
+    ``stems``, a played file named as a stem may be (``OUT.<name>.wav`` beside ``OUT.wav``)
+    is refused too: which voices the render meets is known only as it goes."""
     target = _resolved(Path(path))
     if target is None:                 # (a name that cannot be a file: writing it says why)
         return
     for file, player in files.items():
-        if _resolved(Path(file)) == target:
+        played = _resolved(Path(file))
+        if played == target:
             raise ParameterError(f"cannot render to {path}: {player} plays that file; render to "
                                  f"another file")
+        if stems and played is not None and played.parent == target.parent \
+                and played.suffix == target.suffix and played.name.startswith(target.stem + "."):
+            raise ParameterError(f"cannot render to {path} with stems: a stem could be named "
+                                 f"{played.name}, which {player} plays; render to another name")
 
 
 def _played_files(engine) -> dict:
@@ -136,7 +143,7 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise ParameterError(f"cannot render to {path.name}: use a .wav or .flac file name")
-    check_not_played(path, _played_files(engine))
+    check_not_played(path, _played_files(engine), stems=stems)
     if seconds is not None:
         seconds = check_seconds(seconds)
     origin = engine.position
