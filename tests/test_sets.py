@@ -375,6 +375,39 @@ def test_a_journal_whose_last_entry_was_cut_off_replays_the_rest(saved_set, tmp_
     assert np.max(np.abs(cut[swap + 4096:] - whole[swap + 4096:])) > 1e-3
 
 
+@pytest.mark.parametrize("edit, said", [
+    ({"kind": "end", "sample": 10 ** 15}, r"sample=1000000000000000 is 6.3e\+06 hours into the "
+                                          r"performance, more than a set holds \(48 hours\)"),
+    ({"kind": "heard", "sample": 10 ** 15}, "more than a set holds"),
+    ({"kind": "end", "sample": -5}, "sample=-5 must be a whole number from 0"),
+    ({"kind": "end", "sample": "900"}, "sample='900' must be a whole number"),
+])
+def test_a_hand_edited_end_or_heard_record_is_refused_not_rendered_for_ever(saved_set, tmp_path,
+                                                                            edit, said):
+    # an end at 10**15 rendered on and on (1.7 GB in 40 s), and so did a resume's rebuild
+    journal = saved_set / "journal.jsonl"
+    version = json.loads(journal.read_text().splitlines()[0])["v"]
+    with open(journal, "a") as f:
+        f.write(json.dumps(dict(edit, v=version)) + "\n")
+    with pytest.raises(SetError, match=said):
+        render_set(saved_set, tmp_path / "out.wav", progress=False)
+
+
+@pytest.mark.parametrize("readings", [[1, 2], "abc"])
+def test_a_batch_whose_readings_are_not_objects_is_a_malformed_record(saved_set, tmp_path, readings):
+    # AttributeError: 'int' object has no attribute 'items', mid-render
+    journal = saved_set / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if json.loads(line).get("kind") == "batch")
+    record = json.loads(lines[at])
+    record["readings"] = readings
+    lines[at] = json.dumps(record)
+    journal.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SetError, match=f"journal.jsonl:{at + 1}: malformed batch record .*readings "
+                                       f"is not a list of objects"):
+        render_set(saved_set, tmp_path / "out.wav", progress=False)
+
+
 def test_a_missing_source_file_named_by_the_journal(tmp_path, model):
     wav = tmp_path / "pad.wav"
     sf.write(wav, 0.3 * np.sin(np.linspace(0, 900, SR)).astype("float32"), SR)

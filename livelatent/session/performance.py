@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import SetError
 from .journal import JOURNAL_NAME, JOURNAL_VERSION
-from .record_checks import check_source_record, whole
+from .record_checks import check_source_record, sample_in_set, whole
 
 __all__ = ["Entry", "BatchRecord", "SessionStart", "Performance", "read_journal",
            "read_sessions", "read_performance"]
@@ -197,6 +197,9 @@ def _build(path: Path, records):
     for number, record in records:
         kind = record.get("kind")
         current = len(sessions) - 1
+
+        def at(value, what="sample"):        # a sample of this session's performance
+            return sample_in_set(value, sessions[current].sample_rate if sessions else 192000, what)
         try:
             if kind == "session":
                 model = record.get("model") or {}
@@ -208,7 +211,8 @@ def _build(path: Path, records):
                     model_path=model.get("path"), model_hash=model.get("hash"),
                     seed=whole(record["seed"], "seed"), tempo=float(record["tempo"]),
                     sample_rate=whole(record["sample_rate"], "sample_rate"),
-                    position=whole(record.get("position", 0), "position"),
+                    position=sample_in_set(record.get("position", 0),
+                                           whole(record["sample_rate"], "sample_rate"), "position"),
                     version=int(record["v"]), resumed=bool(record.get("resumed", False)),
                     channels=whole(record.get("channels", 2), "channels"), model_pack=model.get("pack"))
                 sessions.append(start)
@@ -217,26 +221,29 @@ def _build(path: Path, records):
                 entry_id = int(record["id"])
                 if not isinstance(record["code"], str):
                     raise TypeError("code is not text")
-                cells[entry_id] = dict(record, _session=max(current, 0))
+                cells[entry_id] = dict(record, _session=max(current, 0),
+                                       position=at(record.get("position", 0), "position"))
             elif kind == "applied":
                 applied[int(record["id"])] = {
-                    "sample": int(record["sample"]), "landed": bool(record.get("landed", True)),
+                    "sample": at(record["sample"]), "landed": bool(record.get("landed", True)),
                     "error": None if record.get("error") is None else str(record["error"]),
                     "error_line": None if record.get("error_line") is None else int(record["error_line"]),
                     "checks": tuple(record.get("checks", ()))}
             elif kind == "batch" and current >= 0:
-                commands = record["commands"]
+                commands, readings = record["commands"], record.get("readings", [])
                 if not isinstance(commands, list) or not all(isinstance(c, dict) for c in commands):
                     raise TypeError("commands is not a list of objects")
+                if not isinstance(readings, list) or not all(isinstance(r, dict) for r in readings):
+                    raise TypeError("readings is not a list of objects")
                 performances[current].batches.append(BatchRecord(
                     seq=int(record["seq"]), origin=str(record["origin"]),
                     cell=None if record.get("cell") is None else int(record["cell"]),
-                    sample=whole(record["sample"], "sample"), commands=tuple(commands), line=number,
-                    session=current, readings=tuple(record.get("readings", ()))))
+                    sample=at(record["sample"]), commands=tuple(commands), line=number,
+                    session=current, readings=tuple(readings)))
             elif kind == "controls" and current >= 0:
                 grouped: dict[int, list] = {}
                 for seq, sample, name, value in record["values"]:
-                    grouped.setdefault(int(seq), [whole(sample, "sample")]).append(
+                    grouped.setdefault(int(seq), [at(sample)]).append(
                         {"op": "control", "name": str(name), "value": float(value)})
                 for seq, (sample, *commands) in grouped.items():
                     performances[current].batches.append(BatchRecord(
@@ -246,9 +253,9 @@ def _build(path: Path, records):
                 check_source_record(record)
                 performances[current].sources[record["key"]] = record
             elif kind == "end" and current >= 0:
-                performances[current].end = int(record["sample"])
+                performances[current].end = at(record["sample"])
             elif kind == "heard" and current >= 0:
-                performances[current].heard = max(performances[current].heard, int(record["sample"]))
+                performances[current].heard = max(performances[current].heard, at(record["sample"]))
             # other kinds are from a later minor revision: they change no sound
         except (KeyError, TypeError, ValueError, OverflowError) as exc:   # (json reads Infinity)
             raise SetError(f"{path}:{number}: malformed {kind} record ({type(exc).__name__}: "

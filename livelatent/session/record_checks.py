@@ -15,7 +15,8 @@ from pathlib import PurePosixPath
 from ..strategies import FITS
 from ..voice import MAX_KEY
 
-__all__ = ["CHANGES", "checked_fit", "whole", "finite", "check_source_record"]
+__all__ = ["CHANGES", "checked_fit", "whole", "sample_in_set", "finite", "check_source_record",
+           "MAX_SET_HOURS"]
 
 #: What a recorded change of a voice may change (what ``encode_command`` writes of a SetVoice).
 CHANGES = frozenset({"a", "b", "hop_a", "hop_b", "tail_a", "tail_b", "path", "curve", "gain", "pan",
@@ -36,6 +37,20 @@ def whole(value, what: str) -> int:
     number = int(value)
     if number != value or not 0 <= number < MAX_KEY:
         raise ValueError(f"{what}={value!r} must be a whole number from 0 to 2**62 - 1")
+    return number
+
+
+#: Hours a set's performance may run: a sample beyond this (an ``end`` or ``heard`` record, a
+#: batch, edited by hand) would have a render or a resume run for days, filling the disk.
+MAX_SET_HOURS = 48
+
+
+def sample_in_set(value, rate: int, what: str = "sample") -> int:
+    """A sample of a performance at ``rate``: a whole number from 0, within :data:`MAX_SET_HOURS`."""
+    number = whole(value, what)
+    if number > MAX_SET_HOURS * 3600 * rate:
+        raise ValueError(f"{what}={value!r} is {number / rate / 3600:.3g} hours into the "
+                         f"performance, more than a set holds ({MAX_SET_HOURS} hours)")
     return number
 
 
