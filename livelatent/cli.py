@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "default: the model's)")
             p.add_argument("--no-code", action="store_true",
                            help="a set: render its recorded commands and run none of its code")
+            p.add_argument("--session", type=int, default=None,
+                           help="a set whose journal holds several sessions: which one, from 1 "
+                                "(default: the last)")
 
     add("devices", help="list audio output devices")
     add("doctor", help="check the rig: PortAudio, devices, JACK, BLAS, torch, the default pack")

@@ -66,6 +66,8 @@ def cli_render(args) -> int:
         return cli_render_set(args)
     if getattr(args, "no_code", False):
         raise ParameterError("--no-code renders a set (a folder), not a script: a script is code")
+    if getattr(args, "session", None) is not None:
+        raise ParameterError("--session picks a session of a set (a folder); a script has none")
     with _engine_for(args) as engine, Printer(engine.events):    # failed timers, reverted curves
         run_script(args.script, engine, listening=False)
         began = time.perf_counter()

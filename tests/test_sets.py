@@ -100,6 +100,59 @@ def test_the_largest_seed_a_voice_takes_is_one_its_set_renders_again(tmp_path, m
     assert np.max(np.abs(sf.read(tmp_path / "s.wav", dtype="float32")[0] - played)) <= 1e-4
 
 
+def test_a_set_opened_again_renders_each_of_its_sessions_and_says_which(tmp_path, model, capsys):
+    # a second session in the same set made `render` play only it: the first gig could no
+    # longer be rendered from the command line, and nothing said so
+    played = []
+    for session_code in ("v = voice(tone, hiss, curve=sine(2))", "print('nothing plays')"):
+        with Engine(model, seed=5) as engine:
+            session = Session(engine, sets_root=tmp_path / "sets", set_name="twice")
+            part = perform(session, [(0, SOURCES), (0, session_code)])
+            part.append(engine.render_array(samples=SR))
+            played.append(np.concatenate(part))
+            session.close()
+            said = [t for t in engine.events.texts() if "holds 1 performance already" in t]
+    assert said and "added to its journal as session 2" in said[0]        # the second one says so
+    folder = str(tmp_path / "sets" / "twice")
+    capsys.readouterr()
+    assert main(["render", folder, "-o", str(tmp_path / "last.wav"), "--seconds", "1"]) == 0
+    assert "journal holds 2 sessions; this is session 2 (--session N renders another)" \
+        in capsys.readouterr().err
+    assert main(["render", folder, "-o", str(tmp_path / "first.wav"), "--session", "1",
+                 "--seconds", str(len(played[0]) / SR)]) == 0
+    first, _ = sf.read(tmp_path / "first.wav", dtype="float32")
+    assert np.max(np.abs(first - played[0])) <= 1e-4 and np.abs(first).max() > 0.05
+    for wrong, said in (("0", "sessions count from 1"), ("3", "--session 1 to 2")):
+        assert main(["render", folder, "-o", str(tmp_path / "x.wav"), "--session", wrong]) == 2
+        assert said in capsys.readouterr().err
+
+
+def test_save_under_a_name_never_replaces_another_performance(tmp_path, model):
+    # save('gig') from a new session replaced the journal of the gig saved under that name
+    with Engine(model, seed=5) as engine:
+        first = Session(engine, sets_root=tmp_path / "sets", set_name="first")
+        perform(first, [(0, SOURCES), (0, "v = voice(tone, hiss)")])
+        first.save("gig")
+        perform(first, [(SR // 2, "v.curve = tri(1)")])
+        first.save("gig")                         # its own earlier save: brought up to date
+        first.close()
+    before = (tmp_path / "sets" / "gig" / "journal.jsonl").read_bytes()
+    assert b"tri(1)" in before
+    with Engine(model, seed=5) as engine:
+        second = Session(engine, sets_root=tmp_path / "sets", set_name="second")
+        perform(second, [(0, SOURCES)])
+        with pytest.raises(SetError, match="cannot save as gig: that set holds another performance"):
+            second.save("gig")
+        second.save("gig2")
+        (second.set_dir / "inputs").mkdir()           # as a live input's recording would be
+        (second.set_dir / "inputs" / "input1.flac").write_bytes(b"")
+        with pytest.raises(SetError, match="records live input into .*which a copy would lack"):
+            second.save("gig3")                        # (the copy could not render: no inputs/)
+        second.save()
+        second.close()
+    assert (tmp_path / "sets" / "gig" / "journal.jsonl").read_bytes() == before
+
+
 def test_default_render_length_is_the_last_cell_plus_a_tail(tmp_path, model):
     with Engine(model, seed=5) as engine:
         session = Session(engine, sets_root=tmp_path, set_name="gig")

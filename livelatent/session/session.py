@@ -22,7 +22,7 @@ from pathlib import Path
 from ..api import Performer
 from ..config import sets_dir
 from ..controllers import Controllers
-from ..controllers.input_recorder import start_live_input
+from ..controllers.input_recorder import INPUTS_FOLDER, start_live_input
 from ..engine.commands import AddVoice
 from ..errors import LiveLatentError, SetError
 from ..mapping.stored import load_mappings, save_mappings
@@ -61,6 +61,15 @@ def resolve_set(name_or_path, root: Path) -> Path:
     return root / text
 
 
+def _sessions_in(journal: Path) -> int:
+    """How many sessions a journal holds already (0: none, or no journal)."""
+    try:
+        with open(journal, "rb") as f:
+            return sum(b'"kind": "session"' in line or b'"kind":"session"' in line for line in f)
+    except OSError:
+        return 0
+
+
 class Session:
     """An engine, the namespace a performer types in, and the journal of what they played.
 
@@ -93,7 +102,13 @@ class Session:
         self.sets_root = Path(sets_root) if sets_root is not None else sets_dir()
         self.set_dir = resolve_set(set_name, self.sets_root) if set_name else \
             self.sets_root / default_set_name(self.sets_root)
+        played_before = _sessions_in(self.set_dir / JOURNAL_NAME)
         self.journal = Journal(self.set_dir / JOURNAL_NAME)
+        if played_before and not resumed:        # appended to: say how the earlier one still plays
+            engine.events.info(f"set {self.set_dir.name} holds {played_before} performance"
+                               f"{'s' * (played_before > 1)} already: this one is added to its "
+                               f"journal as session {played_before + 1} (render an earlier one "
+                               f"with --session N; --resume carries on the last instead)")
         model = model_record(engine.codec)
         self.journal.start_session(
             seed=engine.seed, tempo=engine.intended_tempo(), sample_rate=engine.sample_rate,
@@ -210,6 +225,8 @@ class Session:
         Without a name, saves into the session's own set folder. Returns the folder.
         """
         target = self.set_dir if name is None else resolve_set(name, self.sets_root)
+        if name is not None:
+            self._check_saving_elsewhere(target)
         self.recorder.flush()               # controller values kept in memory: into the copy too
         if self.store.files.retry():        # (sources a full disk kept from the set meanwhile)
             self.recorder.say_unwritten()
@@ -221,6 +238,27 @@ class Session:
             if self._cell_depth:
                 self._saved_in_cell.add(folder)
             return folder
+
+    def _check_saving_elsewhere(self, target: Path) -> None:
+        """``save(name)`` into another folder than the session's: never over another performance
+        (its journal, which this one's would replace), and not from a session recording live
+        input (its recording goes on in this set's ``inputs/``: a copy would lack it)."""
+        try:
+            if target.resolve() == self.set_dir.resolve():
+                return
+            recording = any((self.set_dir / INPUTS_FOLDER).glob("*"))
+            theirs = target / JOURNAL_NAME
+            other = theirs.is_file() and not self.journal.path.read_bytes().startswith(
+                theirs.read_bytes())                  # (an earlier save of this one: kept)
+        except (OSError, RuntimeError):
+            return                                    # (saving says what is wrong with it)
+        if recording:
+            raise SetError(f"cannot save as {target.name}: this session records live input into "
+                           f"{self.set_dir / INPUTS_FOLDER}, which a copy would lack; save() keeps "
+                           f"the set in its own folder (copy that folder once the session ends)")
+        if other:
+            raise SetError(f"cannot save as {target.name}: that set holds another performance, "
+                           f"which this one's journal would replace; save under another name")
 
     def load(self, name_or_path) -> None:
         """Restore a saved set's state into the running engine (its voices replace the current ones).

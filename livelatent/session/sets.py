@@ -251,6 +251,10 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
     # (before it plays: its voices start as it goes)
     check_not_played(output, _source_files(performance, folder), stems=stems)
     report = ReplayReport(sample_rate=codec.sample_rate)
+    if len(performance.resumed_at) + 1 < performance.sessions:   # (a resume carries on those before)
+        report.notes.append(f"{folder.name}'s journal holds {performance.sessions} sessions; this "
+                            f"is session {performance.session.index + 1 + len(performance.resumed_at)}"
+                            f" (--session N renders another)")
     if codec.content_hash != performance.session.model_hash:
         report.notes.append(f"rendering {folder.name} with {model}, not the model it was played with")
     start = performance.session
@@ -357,7 +361,11 @@ def cli_render_set(args) -> int:
         raise ParameterError(f"--tempo {args.tempo:g} does not apply to a set: its journal sets the "
                              f"tempo as it was played")
     began = time.perf_counter()
+    session = getattr(args, "session", None)
+    if session is not None and session < 1:
+        raise ParameterError(f"--session {session}: sessions count from 1")
     report = render_set(args.script, args.output, seconds=args.seconds,
+                        session=-1 if session is None else session - 1,
                         seed=getattr(args, "seed", None), model=getattr(args, "model", None),
                         stems=getattr(args, "stems", False), rate=getattr(args, "rate", None),
                         run_code=not getattr(args, "no_code", False))
