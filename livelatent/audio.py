@@ -7,6 +7,7 @@ Everything that enters livelatent as sound passes through :func:`read_audio` or
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def read_audio(path, *, target_rate: int, allow_silent: bool = False) -> np.ndar
     if path.is_dir():
         raise AudioError(f"{path} is a folder, not an audio file")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)   # (bytes: any name)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"not an audio file (or unreadable): {path} ({exc})") from None
     if data.shape[0] == 0:

@@ -19,6 +19,7 @@ render reads what the performance heard.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -90,7 +91,7 @@ class LiveSource(Source):
         import soundfile as sf
         path = Path(folder) / origin["file"]
         try:
-            audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+            audio, file_rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
         except (OSError, RuntimeError) as exc:
             raise SetError(f"the recording of live input {name!r} ({path}) cannot be read: {exc}") from None
         if file_rate != rate:

@@ -461,6 +461,25 @@ def test_a_batch_whose_readings_are_not_objects_is_a_malformed_record(saved_set,
         render_set(saved_set, tmp_path / "out.wav", progress=False)
 
 
+def test_a_source_file_whose_name_is_no_utf8_plays_saves_and_renders(tmp_path, model):
+    # soundfile could not open it, and the error about it could not be journaled (the cell's
+    # record was lost); a save could not write state.json
+    import os
+    take = tmp_path / os.fsdecode(b"caf\xe9.wav")
+    sf.write(os.fsencode(take), (0.3 * np.sin(np.arange(SR) / 9)).astype(np.float32), SR)
+    with Engine(model, seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="cafe")
+        played = perform(session, [(0, f"t = source({str(take)!r}); v = voice(t, t)")])
+        played.append(engine.render_array(samples=SR))
+        session.save()
+        session.close()
+    played = np.concatenate(played)
+    assert np.abs(played).max() > 0.05                         # (perform() goes past a failed cell)
+    render_set(tmp_path / "sets" / "cafe", tmp_path / "out.wav", seconds=len(played) / SR,
+               progress=False)
+    assert np.max(np.abs(sf.read(tmp_path / "out.wav", dtype="float32")[0] - played)) <= 1e-4
+
+
 def test_a_missing_source_file_named_by_the_journal(tmp_path, model):
     wav = tmp_path / "pad.wav"
     sf.write(wav, 0.3 * np.sin(np.linspace(0, 900, SR)).astype("float32"), SR)

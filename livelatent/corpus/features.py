@@ -188,7 +188,7 @@ def read_for_analysis(path) -> tuple[np.ndarray, int]:
     if not path.is_file():
         raise AudioError("no such file")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)   # (bytes: any name)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         if path.suffix.lower() in AUDIO_EXTENSIONS:
             raise AudioError(f"unreadable audio ({exc})") from None

@@ -176,8 +176,7 @@ class Journal:
         self._write_many([record])
 
     def _write_many(self, records: list, *, durable: bool = True) -> None:
-        data = b"".join((json.dumps({"v": JOURNAL_VERSION, **r}, ensure_ascii=False) + "\n").encode("utf-8")
-                        for r in records)
+        data = b"".join(_line({"v": JOURNAL_VERSION, **r}) for r in records)
         self._write_bytes(data, durable=durable)
 
     def _write_bytes(self, data: bytes, *, durable: bool = True) -> None:
@@ -191,6 +190,18 @@ class Journal:
                     os.fsync(self._file.fileno())
             except OSError as exc:   # a full disk must be said aloud: the performance is not recorded
                 raise SetError(f"cannot write the journal {self.path}: {exc}") from None
+
+
+def _line(record: dict) -> bytes:
+    """A record as one line of UTF-8 JSON. Text that is no Unicode (a file name the system
+    gave as undecodable bytes, in an error message) is written escaped (``\\udcff``): it
+    reads back as the same text, where encoding it raised and the record was lost."""
+    text = json.dumps(record, ensure_ascii=False)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = json.dumps(record).encode("ascii")
+    return data + b"\n"
 
 
 def _ends_with_newline(path: Path) -> bool:

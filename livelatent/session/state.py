@@ -146,8 +146,11 @@ def _write_set_files(engine, folder: Path, journal, sources_from) -> list[str]:
     store = SourceStore(folder)       # embedded audio is written into the folder as it goes
     state, notes = capture_state(engine, store)
     copy_journal(folder, journal, sources_from)
-    text = json.dumps(state, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(folder / STATE_NAME, lambda f: f.write(text.encode("utf-8")))
+    try:
+        data = (json.dumps(state, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:       # a file name that is no Unicode: escaped, it reads back
+        data = (json.dumps(state, indent=2) + "\n").encode("ascii")
+    _atomic_write(folder / STATE_NAME, lambda f: f.write(data))
     return notes
 
 
