@@ -50,7 +50,10 @@ class PendingFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
         except OSError as exc:
-            raise WriteError(f"cannot write {self.path}: {_reason(exc)}") from exc
+            link = _link_to_nowhere(self.path.parent)
+            reason = _reason(exc) if link is None else \
+                f"{link} is a symbolic link to nothing (or to itself)"
+            raise WriteError(f"cannot write {self.path}: {reason}") from exc
         try:
             os.fchmod(fd, 0o666 & ~_UMASK)
         finally:
@@ -86,6 +89,14 @@ def file_in_the_way(folder) -> Path | None:
     for above in (folder, *folder.parents):
         if above.exists():
             return None if above.is_dir() else above
+    return None
+
+
+def _link_to_nowhere(folder: Path) -> Path | None:
+    """The folder, or one above it, that is a symbolic link leading nowhere (a loop too)."""
+    for place in (folder, *folder.parents):
+        if place.is_symlink() and not os.path.exists(place):
+            return place
     return None
 
 

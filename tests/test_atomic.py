@@ -57,9 +57,11 @@ def test_a_place_that_cannot_be_written_is_one_clear_error_before_any_work(tmp_p
     from livelatent.errors import WriteError
     (tmp_path / "taken.wav").mkdir()
     (tmp_path / "a_file").write_text("x")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")            # ("a file is in the way", it said)
     for target, reason in [(tmp_path / "taken.wav", "it is a folder"),
                            (tmp_path / "a_file" / "out.wav", "a file is in the way"),
-                           (tmp_path / ("x" * 300 + ".wav"), "cannot write .*: File name too long")]:
+                           (tmp_path / ("x" * 300 + ".wav"), "cannot write .*: File name too long"),
+                           (tmp_path / "loop" / "out.wav", "loop is a symbolic link to nothing")]:
         with pytest.raises(WriteError, match=reason), atomic_path(target):
             pytest.fail("the work began before the place was found unwritable")
     script = tmp_path / "one.py"

@@ -84,3 +84,13 @@ def test_onnx_exports_are_written_whole(pack, tmp_path):
     assert encoder.stat().st_size > 0 and decoder.stat().st_size > 0
     with pytest.raises(ParameterError, match="a file is there"):
         export.export_onnx(pack, encoder)
+
+
+def test_a_symbolic_link_loop_as_the_model_or_the_output_is_one_line(pack, tmp_path, capsys,
+                                                                     monkeypatch):
+    # Path.resolve() raises RuntimeError on a loop (Python 3.11): it came out as a traceback
+    monkeypatch.chdir(tmp_path)
+    Path("loop").symlink_to("loop")
+    assert "loop is a symbolic link to nothing" in _one_line(capsys, pack, "--to", "nn~", "-o",
+                                                             "loop/x.ts")
+    assert "loop" in _one_line(capsys, "loop", "--to", "nn~", "-o", "out/x.ts")

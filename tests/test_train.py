@@ -233,3 +233,15 @@ def test_latent_statistics_and_the_family_table():
     card = card_text({"families": {"bass": {"files": 4, "model": 31.4, "pca_256": 48.9},
                                    "organ": {"files": 2, "model": 22.0, "pca_256": 21.5}}})
     assert "| bass | 4 | 31.4 | 48.9 | -17.5 |" in card and "| organ | 2 | 22.0 | 21.5 | +0.5 |" in card
+
+
+def test_training_into_a_model_pack_is_refused_before_anything_is_read(corpus, tmp_path):
+    # the pack's model.safetensors loads before model.pt: the run was never used, and the pack's
+    # card was replaced
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "pack.json").write_text("{}")
+    (pack / "card.md").write_text("the pack's card")
+    with pytest.raises(ParameterError, match="is a model pack .*train into a folder of its own"):
+        train([corpus], pack, epochs=1, **TINY)
+    assert (pack / "card.md").read_text() == "the pack's card" and not (pack / "cache").exists()

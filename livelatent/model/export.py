@@ -119,7 +119,7 @@ def _same_file(a: Path, b: Path) -> bool:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)
         return a.resolve() == b.resolve()
-    except OSError:
+    except (OSError, RuntimeError):      # (RuntimeError: a symlink loop, on Python 3.11)
         return False
 
 

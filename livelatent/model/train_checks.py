@@ -85,6 +85,12 @@ def make_output_folder(output_dir) -> Path:
     blocking = file_in_the_way(output_dir)
     if blocking is not None:
         raise ParameterError(f"-o {output_dir}: {blocking} is a file; give a folder for the model")
+    # a pack's model.safetensors loads before the model.pt a run writes: the run would be lost,
+    # and the pack's card replaced
+    packed = [name for name in ("pack.json", "model.safetensors") if (output_dir / name).is_file()]
+    if packed:
+        raise ParameterError(f"-o {output_dir} is a model pack (it holds {' and '.join(packed)}, "
+                             f"which loads before a model.pt): train into a folder of its own")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
