@@ -85,3 +85,13 @@ def test_a_render_never_replaces_a_file_that_a_voice_plays(tmp_path):
         assert take.read_bytes() == before
         (render,) = render_to_file(engine, tmp_path / "take2.wav", 0.2)
     assert sf.info(str(render)).frames == 8820
+
+
+def test_a_render_to_a_name_that_is_no_utf8_is_written_and_leaves_no_temporary(tmp_path):
+    # soundfile could not encode the name: a UnicodeEncodeError after the work, and a
+    # temporary file left beside it on every try
+    out = tmp_path / os.fsdecode(b"take\xff.wav")
+    with Engine() as engine:
+        render_to_file(engine, out, 0.5, progress=False)
+    assert sf.info(os.fsencode(out)).frames == 22050
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]

@@ -6,6 +6,7 @@ render that is interrupted never leaves a half-written file under the name asked
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -35,8 +36,13 @@ class _AtomicSoundFile:
         self.path = path
         self.converter = converter
         self.origin = origin
-        self.file = sf.SoundFile(self.pending.tmp, "w", samplerate=converter.resampler.rate_out,
-                                 channels=channels, format=fmt, subtype=subtype)
+        try:                    # (the name's bytes: soundfile cannot encode one that is no UTF-8)
+            self.file = sf.SoundFile(os.fsencode(self.pending.tmp), "w", format=fmt,
+                                     samplerate=converter.resampler.rate_out, channels=channels,
+                                     subtype=subtype)
+        except BaseException:
+            self.pending.discard()
+            raise
         self.channels = channels
         self.frames = 0
         self.held: np.ndarray | None = None   # stems hold their newest block back
