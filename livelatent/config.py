@@ -56,10 +56,14 @@ OSC_PORT = 57130             # where osc() curves listen (127.0.0.1) unless told
 
 def osc_port() -> int:
     """The port ``osc()`` curves listen on: ``$LIVELATENT_OSC_PORT``, or :data:`OSC_PORT`."""
-    try:
-        return int(os.environ.get("LIVELATENT_OSC_PORT", OSC_PORT))
-    except ValueError:
+    text = os.environ.get("LIVELATENT_OSC_PORT", "").strip()
+    if not text:
         return OSC_PORT
+    if not text.isdigit() or int(text) > 65535:      # (garbage fell back to 57130 silently)
+        from .errors import ParameterError
+        raise ParameterError(f"LIVELATENT_OSC_PORT={text[:20]!r} must be a UDP port from 0 to "
+                             f"65535 (0: any free one)")
+    return int(text)
 
 
 MAX_CHANNELS = 64            # output channels an engine may have

@@ -152,3 +152,29 @@ def test_the_repl_raises_its_sessions_scheduling_group_until_it_exits():
     if done.stdout.startswith("cannot"):
         pytest.skip(f"no autogroup whose niceness this user may lower: {done.stdout.strip()}")
     assert done.stdout.split() == ["0", "-10", "0"], done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("variable, value, said", [
+    ("LIVELATENT_BLOCKSIZE", "abc", "LIVELATENT_BLOCKSIZE='abc' must be a whole number of frames"),
+    ("LIVELATENT_BLOCKSIZE", "0", "blocksize=0 must be"),
+    ("LIVELATENT_MODEL", "/nonexistent", "no model in /nonexistent"),
+])
+def test_load_ext_with_a_bad_variable_says_so_in_one_line(monkeypatch, capsys, variable, value, said):
+    # a raw ValueError, or a full traceback naming no variable
+    from livelatent.repl.ipython import load_ipython_extension
+    monkeypatch.setenv(variable, value)
+    load_ipython_extension(object())
+    err = capsys.readouterr().err
+    assert err.startswith("livelatent: not loaded: ") and said in err and variable in err, err
+
+
+def test_a_bad_osc_port_variable_is_said_not_taken_for_the_default(monkeypatch):
+    from livelatent.config import OSC_PORT, osc_port
+    from livelatent.errors import ParameterError
+    for value, port in (("", OSC_PORT), ("0", 0), ("9000", 9000)):
+        monkeypatch.setenv("LIVELATENT_OSC_PORT", value)
+        assert osc_port() == port
+    for value in ("abc", "99999", "-5"):
+        monkeypatch.setenv("LIVELATENT_OSC_PORT", value)
+        with pytest.raises(ParameterError, match="LIVELATENT_OSC_PORT=.* must be a UDP port"):
+            osc_port()

@@ -37,7 +37,7 @@ import time
 
 from .. import optional
 from ..engine.writers import writer_origin
-from ..errors import DeviceError, LiveLatentError
+from ..errors import DeviceError, LiveLatentError, ParameterError
 from ..events import Reader
 from ..session.session import Session
 from ..session.sets import SHOWING_MAGICS
@@ -336,9 +336,17 @@ def load_ipython_extension(ip) -> None:
     if id(ip) in _attached:
         print("livelatent is already loaded in this shell: its engine plays on")
         return
-    blocksize = os.environ.get("LIVELATENT_BLOCKSIZE")
-    engine = make_engine(model=os.environ.get("LIVELATENT_MODEL") or None,
-                         blocksize=int(blocksize) if blocksize else None)
+    blocksize = (os.environ.get("LIVELATENT_BLOCKSIZE") or "").strip()
+    try:          # (before IPython shows our errors in one line: a traceback named no variable)
+        if blocksize and not blocksize.isdigit():
+            raise ParameterError(f"LIVELATENT_BLOCKSIZE={blocksize[:20]!r} must be a whole number "
+                                 f"of frames")
+        engine = make_engine(model=os.environ.get("LIVELATENT_MODEL") or None,
+                             blocksize=int(blocksize) if blocksize else None)
+    except LiveLatentError as exc:
+        print(f"livelatent: not loaded: {exc} (LIVELATENT_MODEL, LIVELATENT_BLOCKSIZE)",
+              file=sys.stderr)
+        return
     device = os.environ.get("LIVELATENT_DEVICE") or None
     session = Session(engine, set_name=os.environ.get("LIVELATENT_SET") or None)
     repl = attach(ip, session, origin="ipython", toolbar=True)    # all set up before it plays
