@@ -28,6 +28,9 @@ __all__ = ["Source", "SourceAt", "LatentFrames", "source"]
 
 _ENCODE_BATCH = 2048   # windows per encode call: large enough for BLAS, small enough for memory
 
+# samples between a source's frames (24 s at 44.1 kHz): more padded a short source to gigabytes
+MAX_HOP = 1 << 20
+
 
 class LatentFrames:
     """The encoded frames of a source at one hop: ``mu`` and ``logvar``, each (frames, latent).
@@ -102,8 +105,9 @@ class Source:
         source shorter than one window is padded to one frame. Encoded once, then cached in
         memory and on disk.
         """
-        if not isinstance(hop, (int, np.integer)) or hop <= 0:
-            raise ParameterError(f"hop={hop!r} must be a positive number of samples")
+        if isinstance(hop, bool) or not isinstance(hop, (int, np.integer)) or not 0 < hop <= MAX_HOP:
+            raise ParameterError(f"hop={hop!r} must be a whole number of samples from 1 to "
+                                 f"{MAX_HOP} (a window is {codec.window})")
         key = (codec.content_hash, int(hop), bool(tail))
         with self._lock:
             cached = self._frames.get(key)

@@ -218,3 +218,15 @@ def test_a_number_none_or_a_voice_given_as_a_source_says_what_a_source_is():
                 voice(flute, wrong)
         with pytest.raises(AudioError, match="None is not a source"):
             v.a = None
+
+
+def test_a_hop_beyond_any_use_is_refused_before_it_pads_gigabytes():
+    # map --hop 99999999999 ran out of memory (373 GiB); 2000000000 padded 8 GB of silence
+    from livelatent.errors import ParameterError
+    codec = load_model()
+    with Engine():
+        tone = source(np.sin(np.arange(44100) / 7).astype(np.float32), sample_rate=44100)
+    for hop in (0, True, 2 ** 20 + 1, 99999999999):
+        with pytest.raises(ParameterError, match="must be a whole number of samples from 1 to 1048576"):
+            tone.frames(codec, hop)
+    assert tone.frames(codec, 2 ** 20).mu.shape[0] >= 1           # (the largest is taken)
