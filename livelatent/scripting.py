@@ -124,7 +124,18 @@ def cli_demo(args) -> int:
     """``livelatent demo``: play the demo, or render it to a file when there is no device."""
     seconds = _play_seconds(args.seconds)
     with Engine(getattr(args, "model", None), seed=0) as engine, Printer(engine.events):
-        run_script(DEMO_SCRIPT, engine)
+        folder = None if engine.codec.path is None else Path(engine.codec.path).parent
+        script = folder / "demo.py" if folder is not None and (folder / "demo.py").is_file() \
+            else DEMO_SCRIPT                 # a pack's own demo, or the default pack's
+        try:
+            run_script(script, engine)
+        except LiveLatentError as exc:
+            if script != DEMO_SCRIPT or "NameError" not in str(exc):
+                raise
+            raise ParameterError(f"the demo plays the default pack's sources, which "
+                                 f"{args.model} has not ({str(exc).split(': ', 1)[-1]}): give a "
+                                 f"pack with sources/ and a demo.py of its own, or play a script "
+                                 f"of yours with livelatent play") from None
         try:
             play(engine, device=args.device, seconds=seconds)
             return 0

@@ -99,3 +99,20 @@ def test_play_and_demo_check_seconds_before_anything_plays(tmp_path):
             told = done.stderr + done.stdout
             assert said in done.stderr and "playing" not in told and "instead" not in told
     assert not out.exists()
+
+
+def test_the_demo_on_a_model_without_its_sources_says_what_it_needs(tmp_path):
+    # "demo.py:2: NameError: name 'flute' is not defined", as if the demo were broken
+    import shutil
+    from livelatent.config import DEFAULT_MODEL_DIR
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(DEFAULT_MODEL_DIR / "model.safetensors", bare)
+    done = cli("demo", "--model", bare, "--seconds", "0.5", "-o", tmp_path / "d.wav")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "the demo plays the default pack's sources" in done.stderr and "flute" in done.stderr
+    (bare / "sources").mkdir()                          # a pack of its own, with its own demo
+    shutil.copy(DEFAULT_MODEL_DIR / "sources" / "flute.flac", bare / "sources")
+    (bare / "demo.py").write_text("voice(flute, flute, curve=0.5)\n")
+    done = cli("demo", "--model", bare, "--seconds", "0.5", "-o", tmp_path / "d.wav")
+    assert done.returncode == 0, done.stderr
