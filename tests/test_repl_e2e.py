@@ -7,6 +7,7 @@ set, and kills the process with SIGKILL. Then the journal must hold every cell, 
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -227,3 +228,15 @@ def test_a_jack_server_that_stops_and_comes_back_does_not_end_the_session(jack_s
     offset = jackutil.align(reference, heard[:44100])          # what played after it came back...
     assert offset >= outages[0]["sample"] - 2048                  # ...is the set from the pause on
     assert jackutil.max_abs_diff_aligned(reference, heard[:44100], offset=offset) <= 1e-4
+
+
+def test_exit_force_in_a_piped_repl_leaves(tmp_path):
+    # with no terminal the exit guard was not installed: IPython's exit said "TypeError:
+    # ExitAutocall.__call__() got an unexpected keyword argument 'force'"
+    done = subprocess.run([sys.executable, "-m", "livelatent.cli", "live", "--offline"],
+                          input="v = voice(flute, cello)\nexit(force=True)\nprint('still here')\n",
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, LIVELATENT_SETS=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert "TypeError" not in done.stdout + done.stderr and "faded out" in done.stdout
+    assert "still here" not in done.stdout

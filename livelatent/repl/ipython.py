@@ -106,6 +106,8 @@ class ReplShell:
         if self._toolbar and hasattr(shell, "pt_app") and shell.pt_app is not None:
             self._install_toolbar()
             self._guard_exit()
+        elif self._toolbar:          # no terminal to ask in (a pipe): exit(force=True) still works
+            self._guard_exit(ask=False)
         self._pump = threading.Thread(target=self._pump_messages, name="livelatent-messages",
                                       daemon=True)
         self._pump.start()
@@ -283,10 +285,10 @@ class ReplShell:
         shell._extra_prompt_options = options
 
     # -- leaving -------------------------------------------------------------------------------
-    def _guard_exit(self) -> None:
+    def _guard_exit(self, *, ask: bool = True) -> None:
         """While voices sound, ``exit``, ``quit`` and Ctrl-D ask first: the same again within
         EXIT_CONFIRM_S leaves. ``exit(force=True)``, and any exit when nothing sounds, leave at
-        once."""
+        once. ``ask=False`` (no terminal): every exit leaves, ``force=True`` taken too."""
         shell = self.shell
         from IPython.core.autocall import ExitAutocall
 
@@ -297,10 +299,13 @@ class ReplShell:
             ``exit(force=True)`` does not."""
 
             def __call__(self, force: bool = False):
-                if force or repl.may_leave():
+                if force or not ask or repl.may_leave():
                     type(shell).ask_exit(shell)
 
         self._saved_exit = (shell.confirm_exit, {k: shell.user_ns.get(k) for k in ("exit", "quit")})
+        if not ask:
+            shell.user_ns["exit"] = shell.user_ns["quit"] = Exit(shell)
+            return
         shell.confirm_exit = False                      # Ctrl-D comes to ask_exit, and asks here
         shell.ask_exit = lambda: type(shell).ask_exit(shell) if self.may_leave() else None
         shell.user_ns["exit"] = shell.user_ns["quit"] = Exit(shell)
