@@ -48,7 +48,10 @@ class PendingFile:
         suffix = self.path.suffix if suffix is None else suffix
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+            # (the name shortened in the temporary's: a name near the system's limit, 255 bytes,
+            # is allowed, and the temporary's dot and random letters took it past)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem[:100]}.", suffix=suffix,
+                                       dir=self.path.parent)
         except OSError as exc:
             link = _link_to_nowhere(self.path.parent)
             reason = _reason(exc) if link is None else \

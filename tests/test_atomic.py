@@ -95,3 +95,11 @@ def test_a_render_to_a_name_that_is_no_utf8_is_written_and_leaves_no_temporary(t
         render_to_file(engine, out, 0.5, progress=False)
     assert sf.info(os.fsencode(out)).frames == 22050
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_a_name_near_the_systems_limit_is_written(tmp_path):
+    # 245 characters are a name the system takes; its temporary, ".NAME.random.wav", was not
+    out = tmp_path / ("y" * 245 + ".wav")
+    with Engine() as engine:
+        render_to_file(engine, out, 0.1, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
