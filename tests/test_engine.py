@@ -397,7 +397,7 @@ def test_a_curve_that_gives_other_values_each_time_is_refused_as_unreplayable(so
     import itertools
     import time as clock
     calls = itertools.count()
-    with Engine() as engine:
+    with Engine():
         v = voice(*sources, curve=sine(4))
         for impure in (lambda t: np.random.rand(*np.shape(t)),
                        lambda t: np.full(np.shape(t), clock.perf_counter() % 1),
