@@ -106,8 +106,8 @@ class ReplShell:
         if self._toolbar and hasattr(shell, "pt_app") and shell.pt_app is not None:
             self._install_toolbar()
             self._guard_exit()
-        elif self._toolbar:          # no terminal to ask in (a pipe): exit(force=True) still works
-            self._guard_exit(ask=False)
+        elif self.origin == "repl":  # livelatent's REPL fed by a pipe: exit(force=True) still
+            self._guard_exit(ask=False)                  # works (a kernel keeps its own exit)
         self._pump = threading.Thread(target=self._pump_messages, name="livelatent-messages",
                                       daemon=True)
         self._pump.start()
@@ -141,7 +141,9 @@ class ReplShell:
             self._saved_options = None
         if self._saved_exit is not None:
             shell.__dict__.pop("ask_exit", None)
-            shell.confirm_exit, names = self._saved_exit
+            confirm, names = self._saved_exit
+            if confirm is not None:
+                shell.confirm_exit = confirm
             shell.user_ns.update(names)
             self._saved_exit = None
         try:
@@ -302,7 +304,8 @@ class ReplShell:
                 if force or not ask or repl.may_leave():
                     type(shell).ask_exit(shell)
 
-        self._saved_exit = (shell.confirm_exit, {k: shell.user_ns.get(k) for k in ("exit", "quit")})
+        self._saved_exit = (getattr(shell, "confirm_exit", None),       # (a kernel has none)
+                            {k: shell.user_ns.get(k) for k in ("exit", "quit")})
         if not ask:
             shell.user_ns["exit"] = shell.user_ns["quit"] = Exit(shell)
             return
