@@ -27,7 +27,7 @@ from .handle import Voice
 from .paths.nodes import Path
 from .paths.plan import warm, with_plan
 from .sources import Source, source as make_source
-from .strategies import FITS, layout, step_values
+from .strategies import FITS, layout, legacy_stretch, step_values
 from .timers import Timer, Timers
 from .voice import MAX_KEY, VoiceParams, check_gain, check_out, check_pan
 
@@ -130,6 +130,8 @@ class Performer:
         """
         engine = self.engine
         check_quant(quant)
+        if self.replaying:       # older livelatent took "4" and True for a stretch: a journal may
+            stretch = legacy_stretch(stretch)                                   # hold them
         lay = layout(strategy, synth, window=engine.window, stretch=stretch)
         if fit not in FITS:
             raise ParameterError(f"fit={fit!r} must be one of {FITS}")

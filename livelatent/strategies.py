@@ -23,7 +23,8 @@ import numpy as np
 
 from .errors import ParameterError, real_value
 
-__all__ = ["STRATEGIES", "SYNTHS", "FITS", "Layout", "layout", "frames_per_pass", "step_values"]
+__all__ = ["STRATEGIES", "SYNTHS", "FITS", "Layout", "layout", "legacy_stretch", "frames_per_pass",
+           "step_values"]
 
 STRATEGIES = ("stepwise", "meso", "extension")
 SYNTHS = ("concat", "ola")
@@ -41,6 +42,17 @@ class Layout:
     @property
     def stretch(self) -> float:
         return self.output_hop / self.input_hop
+
+
+def legacy_stretch(stretch):
+    """A stretch as older livelatent took it (it read ``"4"`` and ``True`` with ``float()``):
+    journals and replayed cells may hold those, and must play as they did."""
+    if isinstance(stretch, (str, bool, np.bool_)):
+        try:
+            return float(stretch)
+        except ValueError:
+            return stretch                   # (refused below, as it was then)
+    return stretch
 
 
 def layout(strategy: str, synth: str, *, window: int, stretch: float = 4) -> Layout:

@@ -480,6 +480,25 @@ def test_a_source_file_whose_name_is_no_utf8_plays_saves_and_renders(tmp_path, m
     assert np.max(np.abs(sf.read(tmp_path / "out.wav", dtype="float32")[0] - played)) <= 1e-4
 
 
+def test_a_journal_from_when_stretch_took_text_or_a_bool_plays_as_it_did(tmp_path, model):
+    # stretch='4' and True are refused now; journals that hold them must still render and load
+    with Engine(model, seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="old")
+        played = perform(session, [(0, SOURCES), (0, "v = voice(tone, hiss, strategy='extension', "
+                                                     "stretch=4)")])
+        played.append(engine.render_array(samples=SR))
+        session.close()
+    played = np.concatenate(played)
+    journal = tmp_path / "sets" / "old" / "journal.jsonl"
+    text = journal.read_text()
+    assert '"stretch": 4' in text and "stretch=4)" in text
+    journal.write_text(text.replace('"stretch": 4', '"stretch": "4"').replace("stretch=4)", "stretch='4')"))
+    report = render_set(tmp_path / "sets" / "old", tmp_path / "out.wav",
+                        seconds=len(played) / SR, progress=False)
+    assert report.notes == []                              # the cell rebuilt its names too
+    assert np.max(np.abs(sf.read(tmp_path / "out.wav", dtype="float32")[0] - played)) <= 1e-4
+
+
 def test_a_missing_source_file_named_by_the_journal(tmp_path, model):
     wav = tmp_path / "pad.wav"
     sf.write(wav, 0.3 * np.sin(np.linspace(0, 900, SR)).astype("float32"), SR)

@@ -28,7 +28,7 @@ from ..model.packs import locate
 from ..paths.directions import Directions
 from ..paths.plan import with_plan
 from ..sources import Source, source
-from ..strategies import layout, step_values
+from ..strategies import layout, legacy_stretch, step_values
 from ..voice import VoiceParams, check_gain, check_out, check_pan
 from .curve_code import rebuild_curve
 from .set_files import SetFiles
@@ -362,7 +362,8 @@ def _path(value, store, engine, where, captured):
 def _voice_params(data: dict, engine, store: SourceStore, where: str, captured) -> VoiceParams:
     a = _source(data["a"], store, engine, where, captured, "a")
     b = _source(data["b"], store, engine, where, captured, "b")
-    lay = layout(data["strategy"], data["synth"], window=engine.window, stretch=data.get("stretch", 4))
+    lay = layout(data["strategy"], data["synth"], window=engine.window,
+                 stretch=legacy_stretch(data.get("stretch", 4)))
     curve = _decoded_curve(data.get("curve"), where, captured, "curve")
     # sets made before 0.3 dropped the last partial window: they read their frames that way
     tail_a, tail_b = bool(data.get("tail_a", False)), bool(data.get("tail_b", False))
