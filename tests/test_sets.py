@@ -429,11 +429,14 @@ def test_a_journal_whose_last_entry_was_cut_off_replays_the_rest(saved_set, tmp_
 
 
 @pytest.mark.parametrize("edit, said", [
-    ({"kind": "end", "sample": 10 ** 15}, r"sample=1000000000000000 is 6.3e\+06 hours into the "
-                                          r"performance, more than a set holds \(48 hours\)"),
+    ({"kind": "end", "sample": 10 ** 15}, r"sample=1000000000000000 is 2.62e\+05 days into the "
+                                          r"performance, more than a set holds \(366 days\)"),
     ({"kind": "heard", "sample": 10 ** 15}, "more than a set holds"),
     ({"kind": "end", "sample": -5}, "sample=-5 must be a whole number from 0"),
     ({"kind": "end", "sample": "900"}, "sample='900' must be a whole number"),
+    # within a year (an installation resumed for days is one), but not rendered unasked
+    ({"kind": "end", "sample": 44100 * 3600 * 72}, r"ran 72.0 hours, longer than a render makes "
+                                                   r"unasked \(48 hours\): give --seconds"),
 ])
 def test_a_hand_edited_end_or_heard_record_is_refused_not_rendered_for_ever(saved_set, tmp_path,
                                                                             edit, said):

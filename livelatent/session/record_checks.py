@@ -16,7 +16,7 @@ from ..strategies import FITS
 from ..voice import MAX_KEY
 
 __all__ = ["CHANGES", "checked_fit", "whole", "sample_in_set", "finite", "check_source_record",
-           "MAX_SET_HOURS"]
+           "MAX_SET_DAYS"]
 
 #: What a recorded change of a voice may change (what ``encode_command`` writes of a SetVoice).
 CHANGES = frozenset({"a", "b", "hop_a", "hop_b", "tail_a", "tail_b", "path", "curve", "gain", "pan",
@@ -40,17 +40,18 @@ def whole(value, what: str) -> int:
     return number
 
 
-#: Hours a set's performance may run: a sample beyond this (an ``end`` or ``heard`` record, a
-#: batch, edited by hand) would have a render or a resume run for days, filling the disk.
-MAX_SET_HOURS = 48
+#: Days a set's performance may run (an installation resumed after crashes too): a sample beyond
+#: this (an ``end`` or ``heard`` record edited by hand, 10**15) is no performance's, and a
+#: render or a resume would run on towards it, filling the disk.
+MAX_SET_DAYS = 366
 
 
 def sample_in_set(value, rate: int, what: str = "sample") -> int:
-    """A sample of a performance at ``rate``: a whole number from 0, within :data:`MAX_SET_HOURS`."""
+    """A sample of a performance at ``rate``: a whole number from 0, within :data:`MAX_SET_DAYS`."""
     number = whole(value, what)
-    if number > MAX_SET_HOURS * 3600 * rate:
-        raise ValueError(f"{what}={value!r} is {number / rate / 3600:.3g} hours into the "
-                         f"performance, more than a set holds ({MAX_SET_HOURS} hours)")
+    if number > MAX_SET_DAYS * 86400 * rate:
+        raise ValueError(f"{what}={value!r} is {number / rate / 86400:.3g} days into the "
+                         f"performance, more than a set holds ({MAX_SET_DAYS} days)")
     return number
 
 

@@ -53,6 +53,7 @@ SHOWING_MAGICS = frozenset({"pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psour
                             "quickref", "load_ext", "unload_ext", "reload_ext", "livelatent"})
 _CODE_MAGICS = frozenset({"time", "capture"})
 TAIL_S = 4.0          # seconds rendered or played after the last change, unless the voices end first
+UNASKED_RENDER_S = 48 * 3600   # a set's render runs longer than this only when --seconds asks
 LEAD_S = 0.5          # how early a live replay runs a cell before its position
 
 
@@ -248,6 +249,12 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
         raise ParameterError(f"seconds={seconds!r} must be positive and finite")
     folder = Path(folder)
     performance, codec = open_set(folder, session=session, model=model)
+    length = (performance.end if performance.end is not None else _last_change(performance)) \
+        / codec.sample_rate
+    if seconds is None and length > UNASKED_RENDER_S:     # (a file of it would fill a disk)
+        raise SetError(f"{folder.name}'s performance ran {length / 3600:.1f} hours, longer than a "
+                       f"render makes unasked ({UNASKED_RENDER_S // 3600} hours): give --seconds "
+                       f"(all of it: {math.ceil(length)})")
     # (before it plays: its voices start as it goes)
     check_not_played(output, _source_files(performance, folder), stems=stems)
     report = ReplayReport(sample_rate=codec.sample_rate)
