@@ -50,8 +50,8 @@ class PendingFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # (the name shortened in the temporary's: a name near the system's limit, 255 bytes,
             # is allowed, and the temporary's dot and random letters took it past)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem[:100]}.", suffix=suffix,
-                                       dir=self.path.parent)
+            short = os.fsdecode(os.fsencode(self.path.stem)[:100]).rstrip("\udc80\udcff")
+            fd, tmp = tempfile.mkstemp(prefix=f".{short}.", suffix=suffix, dir=self.path.parent)
         except OSError as exc:
             link = _link_to_nowhere(self.path.parent)
             reason = _reason(exc) if link is None else \

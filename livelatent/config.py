@@ -59,7 +59,7 @@ def osc_port() -> int:
     text = os.environ.get("LIVELATENT_OSC_PORT", "").strip()
     if not text:
         return OSC_PORT
-    if not text.isdigit() or int(text) > 65535:      # (garbage fell back to 57130 silently)
+    if not (text.isascii() and text.isdecimal()) or int(text) > 65535:      # (garbage fell back to 57130 silently)
         from .errors import ParameterError
         raise ParameterError(f"LIVELATENT_OSC_PORT={text[:20]!r} must be a UDP port from 0 to "
                              f"65535 (0: any free one)")

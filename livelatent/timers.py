@@ -78,7 +78,7 @@ class Timer:
     def __repr__(self) -> str:
         job = self._job
         if job is None:
-            return "<timer (inert: a replay's)>"
+            return "<timer (inert: set in a replay, whose changes come from the journal)>"
         every = "" if job.period is None else f", every {job.period:g} beats"
         state = f"next at beat {job.beat:g}" if self.active else "done"
         return f"<timer {job.name}: {state}{every}>"
@@ -126,21 +126,24 @@ class Timers(EngineService):
 
     @contextlib.contextmanager
     def owned_by(self, owner):
-        """The timers set in this block (in this thread) belong to ``owner``. When the block ends
-        without an error they replace those ``owner`` had (a pattern file run again); when it
-        raises, they are dropped and the old ones stay (a failing file changes nothing)."""
+        """The timers set in this block (in this thread) belong to ``owner``, as this run of it
+        (a token the timers they set inherit). When the block ends without an error they replace
+        those of ``owner``'s earlier runs, the ones their timers set meanwhile too (a pattern file
+        run again); when it raises, this run's are dropped and the old ones stay (a failing file
+        changes nothing)."""
         outer = getattr(self._running, "owner", None)
-        with self._lock:
-            before = {job for job in self._live if job.owner == owner}
-        self._running.owner = owner
+        run = (owner, object())
+        self._running.owner = run
         try:
             yield
         except BaseException:
             with self._lock:
-                self._drop([job for job in self._live if job.owner == owner and job not in before])
+                self._drop([job for job in self._live if job.owner is run])
             raise
         else:
-            self._drop(before)
+            with self._lock:
+                self._drop([job for job in self._live if job.owner is not None
+                            and job.owner[0] == owner and job.owner is not run])
         finally:
             self._running.owner = outer
 
@@ -215,6 +218,8 @@ class Timers(EngineService):
 
     def _run(self, engine, sample: int, job: _Job) -> None:
         # live, on the timers' thread (offline the render's caller runs it, and Ctrl-C reaches it)
+        if job.cancelled:             # (taken off the heap just before a cancel, a hush, a reload)
+            return
         deadline = Deadline(RUN_LIMIT_S) if threading.current_thread() is self._thread else None
         outer, self._running.beat = self._running_beat(), job.beat
         outer_owner, self._running.owner = getattr(self._running, "owner", None), job.owner

@@ -99,7 +99,8 @@ def test_a_render_to_a_name_that_is_no_utf8_is_written_and_leaves_no_temporary(t
 
 def test_a_name_near_the_systems_limit_is_written(tmp_path):
     # 245 characters are a name the system takes; its temporary, ".NAME.random.wav", was not
-    out = tmp_path / ("y" * 245 + ".wav")
-    with Engine() as engine:
-        render_to_file(engine, out, 0.1, progress=False)
-    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+    for name in ("y" * 245, "\u97f3" * 82):          # (the second: 246 bytes of UTF-8)
+        out = tmp_path / name / (name + ".wav")
+        with Engine() as engine:
+            render_to_file(engine, out, 0.1, progress=False)
+        assert [p.name for p in out.parent.iterdir()] == [out.name]

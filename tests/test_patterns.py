@@ -135,7 +135,7 @@ def test_a_file_run_again_replaces_its_timers_and_a_failing_run_sets_none(sessio
     watcher = PatternWatcher(session)
     watcher.watch(pattern)
     engine, timers = session.engine, Timers.of(session.engine)
-    other = session.run_cell("every(4, lambda: None, start=4)")     # a cell's own: kept
+    session.run_cell("every(4, lambda: None, start=4)")             # a cell's own: kept
     for _ in range(2):
         save(pattern, flip + "# saved again\n" * (_ + 1))
         poll_until_run(watcher)
@@ -148,7 +148,6 @@ def test_a_file_run_again_replaces_its_timers_and_a_failing_run_sets_none(sessio
         engine.render_array(1.0)
         pans.append({p.name: p.pan for p in engine.voices() if p.stop_at is None}["drift"])
     assert pans == [0.5, -0.5, 0.5, -0.5]
-    del other
 
 
 def test_a_file_caught_half_saved_is_not_run_until_it_holds_still(session, tmp_path):

@@ -25,7 +25,6 @@ import contextlib
 import os
 import queue
 import sys
-import tempfile
 import threading
 import time
 
@@ -42,42 +41,50 @@ CHECK_PORT_S = 0.25      # how often a port connected by name is looked for
 STALE_NOTE_S = 1.0       # a note that waited longer than this for its functions is dropped
 
 
+_QUIET = threading.Lock()      # one open at a time has file descriptor 2 pointed elsewhere
+
+
 @contextlib.contextmanager
-def _c_lines_kept():
+def _c_lines_dropped():
     """What C libraries write straight to file descriptor 2 meanwhile (libjack's "Cannot connect
-    to server socket", libasound's "ALSA lib seq_hw.c..." when there is no such system) goes to
-    a scratch file instead of the performer's terminal: the warning below says it in one line.
-    (For the few milliseconds of an open, another thread's stderr goes there too.)"""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):       # no stderr to keep apart: nothing to do
-        yield
-        return
-    try:
-        with tempfile.TemporaryFile() as scratch:
-            os.dup2(scratch.fileno(), 2)
-            try:
-                yield
-            finally:
+    to server socket", libasound's "ALSA lib seq_hw.c..." when there is no such system) is
+    dropped instead of reaching the performer's terminal: the warning says it in one line. (For
+    the milliseconds of an open, another thread's stderr is dropped too.)"""
+    with _QUIET:
+        saved = nowhere = None
+        try:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            saved = os.dup(2)
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(nowhere, 2)
+        except (OSError, ValueError):           # no stderr to keep apart: it stays as it is
+            for fd in (saved, nowhere):
+                if fd is not None:
+                    os.close(fd)
+            saved = None
+        try:
+            yield
+        finally:
+            if saved is not None:
                 os.dup2(saved, 2)
-    finally:
-        os.close(saved)
+                os.close(saved)
+                os.close(nowhere)
 
 
 def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str,
                    wait: bool = False):
-    with _c_lines_kept():
-        return _open_midi_port(rtmidi, direction, port, client=client, virtual=virtual, wait=wait)
-
-
-def _open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str,
-                    wait: bool = False):
     """A MIDI port of livelatent's own (``virtual``, when ``port`` is None) or connected to the
     port whose name contains ``port``: an input (``direction="in"``) or an output, through JACK
     MIDI when a JACK server runs, else ALSA, never starting a JACK server. Returns (the rtmidi
     object, its port's name, None), or (None, None, why not). With ``wait``, a port not there
     yet gives (the rtmidi object of the first MIDI system that works, unconnected, None, why)."""
+    with _c_lines_dropped():
+        return _open_midi_port(rtmidi, direction, port, client=client, virtual=virtual, wait=wait)
+
+
+def _open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str,
+                    wait: bool = False):
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
     make, other = (rtmidi.MidiIn, "output") if direction == "in" else (rtmidi.MidiOut, "input")
     problems = []

@@ -52,6 +52,7 @@ class Timeline:
         self._schedule: list[Entry] = []
         self._schedule_steps: list[int] = []
         self._resolved: dict[int, int] = {}
+        self._not_landed: set[int] = set()        # commands dropped (and said) in _apply_due
         self._seq = 0
         self._step = 0
         self._sound_end = 0
@@ -195,9 +196,11 @@ class Timeline:
                 self._score = apply(self._score, command, at=step * self.step_size, seq=entry.seq)
             except Exception as exc:    # noqa: BLE001 - one command that cannot land (checked
                 # where it was made, so this is a bug or a hand-made command) must not fail every
-                # step from here on: it is dropped, here and in a render alike, and said
-                self.events.error(f"a {type(command).__name__} could not land on step {step} "
-                                  f"({type(exc).__name__}: {exc}); it was dropped")
+                # step from here on: it is dropped, here and in a render alike, and said once
+                if entry.seq not in self._not_landed:          # (a rewind meets it again)
+                    self._not_landed.add(entry.seq)
+                    self.events.error(f"a {type(command).__name__} could not land on step {step} "
+                                      f"({type(exc).__name__}: {exc}); it was dropped")
                 continue
             if self._score.clock is not clock:
                 self._find_beats_again(step)

@@ -346,7 +346,7 @@ def load_ipython_extension(ip) -> None:
         return
     blocksize = (os.environ.get("LIVELATENT_BLOCKSIZE") or "").strip()
     try:          # (before IPython shows our errors in one line: a traceback named no variable)
-        if blocksize and not blocksize.isdigit():
+        if blocksize and not (blocksize.isascii() and blocksize.isdecimal()):
             raise ParameterError(f"LIVELATENT_BLOCKSIZE={blocksize[:20]!r} must be a whole number "
                                  f"of frames")
         engine = make_engine(model=os.environ.get("LIVELATENT_MODEL") or None,

@@ -167,7 +167,7 @@ def _resumed_session(folder, blocksize) -> Session:
 
 
 # calls whose listeners, senders or functions a resume does not bring back
-_SET_UP_BY_CALLS = re.compile(r"\b(on_note|midi_in|midi_clock|link|osc_send|osc_listen)\s*\(")
+_SET_UP_BY_CALLS = re.compile(r"(?<![\w.])(on_note|midi_in|midi_clock|link|osc_send|osc_listen)\s*\(")
 
 
 def _leave(repl) -> None:

@@ -136,8 +136,8 @@ def _pick_session(sessions, session: int, path) -> SessionStart:
     try:
         return sessions[session]
     except IndexError:
-        raise SetError(f"session {session} is not in {path}: it holds {len(sessions)} (0 to "
-                       f"{len(sessions) - 1}; on the command line --session 1 to {len(sessions)})") from None
+        raise SetError(f"no such session in {path}: it holds {len(sessions)} (--session 1 to "
+                       f"{len(sessions)}; from Python, session=0 to {len(sessions) - 1})") from None
 
 
 def _parse(path: Path):

@@ -253,7 +253,7 @@ class Session:
         except (OSError, RuntimeError):
             return                                    # (saving says what is wrong with it)
         if recording:
-            raise SetError(f"cannot save as {target.name}: this session records live input into "
+            raise SetError(f"cannot save as {target.name}: this set's live input recordings are in "
                            f"{self.set_dir / INPUTS_FOLDER}, which a copy would lack; save() keeps "
                            f"the set in its own folder (copy that folder once the session ends)")
         if other:
