@@ -146,7 +146,7 @@ def test_save_under_a_name_never_replaces_another_performance(tmp_path, model):
         second.save("gig2")
         (second.set_dir / "inputs").mkdir()           # as a live input's recording would be
         (second.set_dir / "inputs" / "input1.flac").write_bytes(b"")
-        with pytest.raises(SetError, match="records live input into .*which a copy would lack"):
+        with pytest.raises(SetError, match="live input recordings are in .*which a copy would lack"):
             second.save("gig3")                        # (the copy could not render: no inputs/)
         second.save()
         second.close()
