@@ -76,6 +76,14 @@ def check_blocksize(blocksize) -> int:
     return int(blocksize)
 
 
+def check_inputs(inputs) -> int:
+    """Input channels a stream opens with (0: none)."""
+    if isinstance(inputs, bool) or not isinstance(inputs, (int, np.integer)) or \
+            not 0 <= inputs <= MAX_CHANNELS:
+        raise ParameterError(f"inputs={inputs!r} must be a whole number from 0 to {MAX_CHANNELS}")
+    return int(inputs)
+
+
 def check_channels(channels) -> int:
     if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or \
             not 2 <= channels <= MAX_CHANNELS:

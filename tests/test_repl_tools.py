@@ -1,6 +1,7 @@
 """The REPL's helpers: the status line, render() in the background beside live playback, and
 the priority the REPL asks for."""
 
+import os
 import subprocess
 import sys
 
@@ -178,3 +179,15 @@ def test_a_bad_osc_port_variable_is_said_not_taken_for_the_default(monkeypatch):
         monkeypatch.setenv("LIVELATENT_OSC_PORT", value)
         with pytest.raises(ParameterError, match="LIVELATENT_OSC_PORT=.* must be a UDP port"):
             osc_port()
+
+
+def test_input_channels_are_a_whole_number_from_0(tmp_path):
+    # `livelatent live --offline --inputs -1` was taken
+    from livelatent.config import check_inputs
+    for wrong in (-1, 65, True, 1.5):
+        with pytest.raises(ParameterError, match="inputs=.* must be a whole number from 0 to 64"):
+            check_inputs(wrong)
+    done = subprocess.run([sys.executable, "-m", "livelatent.cli", "live", "--offline",
+                           "--inputs", "-1"], input="", capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "LIVELATENT_SETS": str(tmp_path)})
+    assert done.returncode == 2 and "inputs=-1 must be a whole number" in done.stderr

@@ -502,6 +502,21 @@ def test_a_journal_from_when_stretch_took_text_or_a_bool_plays_as_it_did(tmp_pat
     assert np.max(np.abs(sf.read(tmp_path / "out.wav", dtype="float32")[0] - played)) <= 1e-4
 
 
+def test_a_source_only_the_state_names_is_not_needed_to_render(saved_set, tmp_path, model):
+    # "render needs only the journal", but a missing file the journal never plays blocked it
+    path = saved_set / "state.json"
+    state = json.loads(path.read_text())
+    record = dict(next(r for r in state["sources"].values() if "paths" in r or "file" in r))
+    record.update(key="feedfeedfeedfeed", name="gone", paths=[str(tmp_path / "gone.wav")])
+    record.pop("file", None)
+    state["sources"]["feedfeedfeedfeed"] = record
+    path.write_text(json.dumps(state))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # (the state is sound: nothing to warn of)
+        render_set(saved_set, tmp_path / "out.wav", seconds=0.5, progress=False)
+    assert sf.info(str(tmp_path / "out.wav")).frames == SR // 2
+
+
 def test_a_missing_source_file_named_by_the_journal(tmp_path, model):
     wav = tmp_path / "pad.wav"
     sf.write(wav, 0.3 * np.sin(np.linspace(0, 900, SR)).astype("float32"), SR)

@@ -22,7 +22,7 @@ import threading
 import numpy as np
 
 from .. import context
-from ..config import BLOCKSIZE, DEFAULT_TEMPO_BPM, check_blocksize, check_channels
+from ..config import BLOCKSIZE, DEFAULT_TEMPO_BPM, check_blocksize, check_channels, check_inputs
 from ..errors import LiveLatentError, ParameterError, is_integral, is_real
 from ..events import Events
 from ..model.codec import Codec, load_model
@@ -209,6 +209,7 @@ class Engine(Sending):
               overload_guard: bool = True) -> "Engine":
         """Play through ``device`` (a name, index or host API name; see :class:`Playback`), with
         ``inputs`` channels in. ``overload_guard=False``: an overloaded decoder underruns."""
+        inputs = check_inputs(inputs)
         if self.playing:
             return self
         if blocksize is not None:

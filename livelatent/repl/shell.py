@@ -29,7 +29,7 @@ import time
 
 from .. import optional
 from ..engine.playback import SWITCH_INTERVAL_S
-from ..config import sets_dir
+from ..config import check_inputs, sets_dir
 from ..errors import DeviceError, LiveLatentError, ParameterError
 from ..session.resume import rebuild
 from ..session.session import Session, resolve_set
@@ -86,6 +86,7 @@ def cli_live(args) -> int:
     importer = threading.Thread(target=_import_ipython, name="livelatent-import", daemon=True)
     importer.start()
     offline = bool(getattr(args, "offline", False))
+    check_inputs(getattr(args, "inputs", 0))       # (offline too: --inputs -1 was taken)
     resume = getattr(args, "resume", None)
     if resume is not None and (args.set_name or args.model):
         raise ParameterError("--resume carries on a set with its own name and model: leave out "

@@ -71,13 +71,16 @@ def open_set(folder, *, session: int = -1, model=None) -> tuple[Performance, obj
         if (folder / STATE_NAME).exists():
             read_state(folder)                   # (a damaged one says so first)
         raise SetError(f"{folder} has no {JOURNAL_NAME}: there is nothing to replay")
+    performance = read_performance(folder / JOURNAL_NAME, session=session)
     if (folder / STATE_NAME).exists():
         try:
-            check_set_files(folder, read_state(folder))
+            state = read_state(folder)
         except DamagedState as exc:    # the journal holds all a replay needs; a damaged state
             # only loses the early check of the set's source files
             warnings.warn(f"{exc}; replayed from {JOURNAL_NAME} alone", stacklevel=2)
-    performance = read_performance(folder / JOURNAL_NAME, session=session)
+        else:                          # (a source only the state names is not needed here)
+            check_set_files(folder, dict(state, sources={
+                key: record for key, record in state["sources"].items() if key in performance.sources}))
     start = performance.session
     if model is not None:
         codec = load_model(model)
