@@ -264,3 +264,15 @@ def test_a_cell_holding_a_lone_surrogate_is_a_clear_error_and_the_journal_stays_
         session.close()
     cells = read_performance(tmp_path / "text" / "journal.jsonl").cells
     assert [c.code for c in cells] == ["y = 'é'"]
+
+
+def test_a_session_is_not_opened_among_a_folders_other_files(tmp_path, model):
+    # `live --set .` wrote journal.jsonl and state.json among the files of the folder typed in
+    from livelatent.errors import SetError
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with Engine(model) as engine:
+        with pytest.raises(SetError, match="holds other files, not a set"):
+            Session(engine, set_name=str(folder))
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]

@@ -31,7 +31,7 @@ from .journal import JOURNAL_NAME, Journal
 from .namespace import namespace
 from .recorder import JournalRecorder
 from .records import SourceStore, rebuild_curve
-from .state import copy_journal, load_set, model_record, save_set
+from .state import STATE_NAME, copy_journal, load_set, model_record, save_set
 
 __all__ = ["Session", "default_set_name", "resolve_set"]
 
@@ -59,6 +59,20 @@ def resolve_set(name_or_path, root: Path) -> Path:
     if candidate.is_absolute() or "/" in text or "\\" in text or text.startswith("."):
         return candidate
     return root / text
+
+
+def _check_set_folder(folder: Path) -> None:
+    """A session's set folder is new, empty, or a set: ``--set .`` wrote a journal and a
+    state.json among the files of the folder it was typed in."""
+    try:
+        other = folder.is_dir() and not (folder / JOURNAL_NAME).exists() and \
+            not (folder / STATE_NAME).exists() and \
+            any(not p.name.startswith(".") for p in folder.iterdir())      # (.DS_Store and such)
+    except OSError:
+        return                                   # (writing the journal says what is wrong)
+    if other:
+        raise SetError(f"{folder} holds other files, not a set: give a set's name (--set NAME "
+                       f"makes sets/NAME) or a new folder")
 
 
 def _sessions_in(journal: Path) -> int:
@@ -102,6 +116,7 @@ class Session:
         self.sets_root = Path(sets_root) if sets_root is not None else sets_dir()
         self.set_dir = resolve_set(set_name, self.sets_root) if set_name else \
             self.sets_root / default_set_name(self.sets_root)
+        _check_set_folder(self.set_dir)
         played_before = _sessions_in(self.set_dir / JOURNAL_NAME)
         self.journal = Journal(self.set_dir / JOURNAL_NAME)
         if played_before and not resumed:        # appended to: say how the earlier one still plays
