@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SetError
+from ..model.config import MAX_MODEL_RATE
 from .journal import JOURNAL_NAME, JOURNAL_VERSION
 from .record_checks import check_source_record, sample_in_set, whole
 
@@ -194,12 +195,12 @@ def _build(path: Path, records):
     performances: list[Performance] = []
     cells: dict[int, dict] = {}
     applied: dict[int, dict] = {}
+    def at(value, what="sample"):            # a sample of the latest session's performance
+        return sample_in_set(value, sessions[-1].sample_rate if sessions else MAX_MODEL_RATE, what)
+
     for number, record in records:
         kind = record.get("kind")
         current = len(sessions) - 1
-
-        def at(value, what="sample"):        # a sample of this session's performance
-            return sample_in_set(value, sessions[current].sample_rate if sessions else 192000, what)
         try:
             if kind == "session":
                 model = record.get("model") or {}
