@@ -19,7 +19,7 @@ timer whose function set it. When a pattern file runs again, its new timers repl
 previous run set, as its voices do; a run that fails leaves the old ones and sets none.
 
 A function that raises is reported once and dropped (an ``every`` stops repeating); so is one
-still running, live, after :data:`RUN_LIMIT_S` (a loop that never ends would hold up every later
+still running after :data:`RUN_LIMIT_S` (live or in a render) (a loop that never ends would hold up every later
 timer): it is interrupted (:class:`~livelatent.deadline.Deadline`), and what it changed before
 lands, as for one that raises. A timer may set timers from its own beat on; past
 :data:`MAX_PER_STEP` of them on one step the rest are dropped and said so (one setting itself
@@ -217,21 +217,20 @@ class Timers(EngineService):
         return True
 
     def _run(self, engine, sample: int, job: _Job) -> None:
-        # live, on the timers' thread (offline the render's caller runs it, and Ctrl-C reaches it)
+        # live on the timers' thread, offline in the render's caller: either way within a
+        # deadline, so a render drops a function that never returns as playing it does (a script
+        # rendered unattended would otherwise never end)
         if job.cancelled:             # (taken off the heap just before a cancel, a hush, a reload)
             return
-        deadline = Deadline(RUN_LIMIT_S) if threading.current_thread() is self._thread else None
+        deadline = Deadline(RUN_LIMIT_S)
         outer, self._running.beat = self._running_beat(), job.beat
         outer_owner, self._running.owner = getattr(self._running, "owner", None), job.owner
         try:
             with engine.batch(origin="timer", at=max(sample, engine.position)):
-                if deadline is None:
+                with deadline:
                     job.fn()
-                else:
-                    with deadline:
-                        job.fn()
         except KeyboardInterrupt:
-            if deadline is None or not deadline.fired:
+            if not deadline.fired:
                 self._drop([job])
                 raise
             engine.events.error(f"timer {job.name} at beat {job.beat:g}: still running after "

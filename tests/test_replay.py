@@ -377,6 +377,29 @@ def test_a_timer_that_calls_exit_is_dropped_and_the_other_timers_go_on(tmp_path,
                for t in engine.events.texts("error"))
 
 
+def test_a_timer_that_never_returns_is_interrupted_in_a_render_too(monkeypatch, model):
+    """Offline the render's caller runs a timer's function: one that never returned hung the
+    render for good (``livelatent render script.py`` run unattended never ended), where playing
+    the same script dropped it after RUN_LIMIT_S."""
+    import livelatent.timers
+    from livelatent.timers import Timers
+    monkeypatch.setattr(livelatent.timers, "RUN_LIMIT_S", 0.3)
+    ticks = []
+
+    def forever():
+        while True:
+            pass
+    with Engine(model, seed=1, tempo=120) as engine:     # a beat every 0.5 s
+        timers = Timers.of(engine)
+        timers.every(1, lambda: ticks.append(1))
+        timers.at(2, forever)
+        engine.render_array(samples=3 * SR)                # 6 beats
+        errors = engine.events.texts("error")
+    assert any("timer test_a_timer_that_never_returns_is_interrupted_in_a_render_too" in e
+               and "still running after 0.3 s: interrupted; it is dropped" in e for e in errors), errors
+    assert len(ticks) >= 6                                # every beat: the others went on
+
+
 def test_a_timer_that_never_returns_is_interrupted_live_and_the_other_timers_go_on(
         jack_server, monkeypatch):
     # live, a timer's function runs on the timers' thread, which no Ctrl-C reaches: a loop that
