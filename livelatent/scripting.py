@@ -111,10 +111,18 @@ def _play_seconds(seconds) -> float | None:
     return seconds
 
 
+def _one_sample_at_least(seconds, engine) -> None:
+    """``--seconds`` that would play or write no sample at all at the engine's rate is refused."""
+    if seconds is not None and seconds * engine.sample_rate < 1:
+        raise ParameterError(f"--seconds {seconds:g} is less than one sample at "
+                             f"{engine.sample_rate} Hz: nothing would play")
+
+
 def cli_play(args) -> int:
     """``livelatent play SCRIPT [--seconds S] [--device D]``."""
     seconds = _play_seconds(args.seconds)
     with _engine_for(args) as engine, Printer(engine.events):
+        _one_sample_at_least(seconds, engine)
         run_script(args.script, engine)
         play(engine, device=args.device, seconds=seconds)
     return 0
@@ -124,6 +132,7 @@ def cli_demo(args) -> int:
     """``livelatent demo``: play the demo, or render it to a file when there is no device."""
     seconds = _play_seconds(args.seconds)
     with Engine(getattr(args, "model", None), seed=0) as engine, Printer(engine.events):
+        _one_sample_at_least(seconds, engine)
         folder = None if engine.codec.path is None else Path(engine.codec.path).parent
         script = folder / "demo.py" if folder is not None and (folder / "demo.py").is_file() \
             else DEMO_SCRIPT                 # a pack's own demo, or the default pack's

@@ -101,6 +101,16 @@ def test_play_and_demo_check_seconds_before_anything_plays(tmp_path):
     assert not out.exists()
 
 
+def test_seconds_shorter_than_a_sample_are_refused_not_written_as_an_empty_file(tmp_path):
+    # demo --seconds 1e-9 wrote a file of no samples and said "rendered the demo (1e-09 s)"
+    out = tmp_path / "demo.wav"
+    for command in (("demo", "-o", out), ("play", "patterns/meso_drift.py")):
+        done = cli(*command, "--seconds", "1e-9", "--device", "system")
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "--seconds 1e-09 is less than one sample at 44100 Hz" in done.stderr
+    assert not out.exists()
+
+
 def test_the_demo_on_a_model_without_its_sources_says_what_it_needs(tmp_path):
     # "demo.py:2: NameError: name 'flute' is not defined", as if the demo were broken
     import shutil
