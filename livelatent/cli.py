@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default=None, help=model_help)
         p.add_argument("--tempo", type=float, default=None, help="initial tempo in bpm (default: 60)")
         p.add_argument("--channels", type=int, default=None,
-                       help="output channels, for voices routed with out= (default: 2; a set's own)")
+                       help="output channels, for voices routed with out= (default: 2; a set renders its own)")
         if name == "play":
             p.add_argument("--device", default=None, help="output device: name, index or host API")
             p.add_argument("--blocksize", type=int, default=None,

@@ -413,6 +413,14 @@ def test_a_set_rendered_at_another_rate_for_some_seconds_is_that_long_and_replay
     assert rate == 48000 and audio.shape == (2 * 48000, 2) and np.abs(audio).max() > 0.01
 
 
+def test_options_a_set_decides_for_itself_are_refused_not_ignored(saved_set, tmp_path, capsys):
+    # render SET --channels 4 wrote the set's 2 channels without a word
+    for option in (["--channels", "4"], ["--tempo", "90"]):
+        assert main(["render", str(saved_set), "-o", str(tmp_path / "o.wav"), *option]) == 2
+        assert f"{option[0]} {option[1]} does not apply to a set" in capsys.readouterr().err
+    assert not (tmp_path / "o.wav").exists()
+
+
 def test_a_journal_whose_last_entry_was_cut_off_replays_the_rest(saved_set, tmp_path):
     render_set(saved_set, tmp_path / "whole.wav", seconds=3, progress=False)
     journal = saved_set / "journal.jsonl"
