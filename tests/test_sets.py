@@ -734,6 +734,20 @@ def test_a_hand_edited_change_is_a_clear_error_not_a_wrong_render(saved_set, tmp
         render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
 
 
+def test_a_hand_edited_change_of_a_voice_never_started_is_said_not_dropped_quietly(saved_set,
+                                                                                  tmp_path):
+    # the render left the line out without a word, like one that played it
+    played = render_set(saved_set, tmp_path / "played.wav", seconds=1, progress=False)
+    assert not any("no earlier record" in n for n in played.notes), played.notes
+    edit_journal(saved_set, lambda records: batch_records(records)[1].update(
+        commands=[{"op": "set", "voice": 41, "changes": {"gain": 0.5}, "quant": "now"},
+                  {"op": "stop", "voice": 42, "fade": 0, "quant": "now"}]))
+    report = render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
+    assert any("changes voice 41, which no earlier record of the session starts" in n
+               for n in report.notes), report.notes
+    assert any("stops voice 42" in n for n in report.notes), report.notes
+
+
 @pytest.mark.parametrize("field, value", [("seed", 1.5), ("sample_rate", 44100.5), ("channels", 2.5)])
 def test_a_hand_edited_session_header_is_a_clear_error_not_a_wrong_render(saved_set, tmp_path,
                                                                          field, value):

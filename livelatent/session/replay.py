@@ -91,6 +91,7 @@ class Replayer:
         # sessions, and one line (controller values) holds many batches
         self._numbers = _numbers_by_cell(performance.batches)
         self._died_in = _died_in(performance)
+        report.notes.extend(_changes_of_unstarted_voices(performance.batches))
         engine.seal(self.key)
         self._prepare()
 
@@ -272,3 +273,21 @@ def _numbers_by_cell(batches) -> dict[int, list[int]]:
                 int(d["voice"]) for d in batch.commands if d.get("op") == "add"
                 and isinstance(d.get("voice"), int))       # (decoding names one that is not)
     return numbers
+
+
+def _changes_of_unstarted_voices(batches) -> list[str]:
+    """A note for each change or stop of a voice that no earlier record of the session starts
+    (a journal edited by hand): it changes nothing, as it did nothing live, but a render that
+    leaves a line out without a word looks like one that played it."""
+    started: set = set()
+    notes = []
+    for batch in batches:
+        for data in batch.commands:
+            op, number = data.get("op"), data.get("voice")
+            if op == "add":
+                started.add(number)
+            elif op in ("set", "stop") and number not in started:
+                notes.append(f"batch {batch.seq} ({batch.origin}), journal line {batch.line}: "
+                             f"{'changes' if op == 'set' else 'stops'} voice {number!r}, which no "
+                             f"earlier record of the session starts: it changes nothing")
+    return notes
