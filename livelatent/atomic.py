@@ -35,7 +35,8 @@ def new_folder_mode() -> int:
 
 class PendingFile:
     """A temporary file beside ``path`` (same folder, same suffix) that becomes ``path`` on
-    :meth:`commit` and disappears on :meth:`discard`."""
+    :meth:`commit` and disappears on :meth:`discard`, with the folders made for it (when empty:
+    a failed export or render into a new folder left that folder behind, empty)."""
 
     def __init__(self, path, *, suffix: str | None = None):
         self.path = Path(path)
@@ -46,13 +47,19 @@ class PendingFile:
         if folder:
             raise WriteError(f"cannot write {self.path}: it is a folder")
         suffix = self.path.suffix if suffix is None else suffix
+        self._made = []                  # folders made for it, deepest first
         try:
+            folder = self.path.parent
+            while not folder.exists() and folder != folder.parent:
+                self._made.append(folder)
+                folder = folder.parent
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # (the name shortened in the temporary's: a name near the system's limit, 255 bytes,
             # is allowed, and the temporary's dot and random letters took it past)
             short = os.fsdecode(os.fsencode(self.path.stem)[:100]).rstrip("\udc80\udcff")
             fd, tmp = tempfile.mkstemp(prefix=f".{short}.", suffix=suffix, dir=self.path.parent)
         except OSError as exc:
+            self._remove_made()
             link = _link_to_nowhere(self.path.parent)
             reason = _reason(exc) if link is None else \
                 f"{link} is a symbolic link to nothing (or to itself)"
@@ -83,6 +90,14 @@ class PendingFile:
 
     def discard(self) -> None:
         self.tmp.unlink(missing_ok=True)
+        self._remove_made()
+
+    def _remove_made(self) -> None:
+        for folder in self._made:
+            try:
+                folder.rmdir()
+            except OSError:              # (something else was put there meanwhile: it stays)
+                break
 
 
 def file_in_the_way(folder) -> Path | None:

@@ -78,5 +78,12 @@ def test_onnx_export_runs_in_onnxruntime_with_any_batch_and_matches_the_codec(tm
 def test_export_refuses_what_it_cannot_write(tmp_path, capsys):
     assert cli_main(["export", str(tmp_path / "nothing"), "--to", "onnx", "-o", str(tmp_path / "o")]) == 2
     assert "error" in capsys.readouterr().err
+    # a failed export left behind, empty, the folders it had made to write in
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model")
+    for to, output in (("onnx", tmp_path / "new" / "onnx"), ("nn~", tmp_path / "new2" / "m.ts")):
+        assert cli_main(["export", str(text), "--to", to, "-o", str(output)]) == 2
+        assert "not a checkpoint" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     with pytest.raises(SystemExit):
         cli_main(["export", "--to", "coreml", "-o", str(tmp_path / "o")])

@@ -221,7 +221,7 @@ def export_onnx(model, output) -> tuple[Path, Path]:
             except OSError as exc:
                 raise ParameterError(f"cannot write {file.path}: {exc.strerror or exc}") from None
     except BaseException:
-        for file in pending:
+        for file in reversed(pending):      # (the folder made for them goes with the first)
             file.discard()
         raise
     return pending[0].commit(), pending[1].commit()
