@@ -127,6 +127,30 @@ def test_bad_osc_input_warns_once_in_a_while_and_changes_nothing(two):
         raw.close()
 
 
+def test_an_osc_message_cut_short_is_ignored_not_read_as_zero(two):
+    # python-osc read a float whose last bytes were missing as if they were zeros: 0.75 cut by
+    # four bytes moved the fader to 0.0, a value the controller never sent
+    from pythonosc.osc_message_builder import OscMessageBuilder
+    a, b = two
+    with Engine(seed=1) as engine:
+        names = namespace(engine)
+        port = names["osc_listen"](port=0)
+        voice(a, b, curve=names["osc"]("/fader/1", default=0.3))
+        built = OscMessageBuilder("/fader/1")
+        built.add_arg(0.75)
+        whole = built.build().dgram
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for cut in (2, 4):
+            raw.sendto(whole[:-cut], ("127.0.0.1", port))
+        time.sleep(0.3)
+        assert "osc:/fader/1" not in engine.intended().controls
+        assert any("'/fader/1' was ignored (it is cut short" in t for t in engine.events.texts())
+        raw.sendto(whole, ("127.0.0.1", port))                       # the whole one lands
+        wait_for(lambda: "osc:/fader/1" in engine.intended().controls)
+        assert engine.intended().controls["osc:/fader/1"].value(0.0) == 0.75
+        raw.close()
+
+
 def test_python_oscs_own_log_lines_never_reach_the_terminal_livelatent_says_it(two, caplog, capfd):
     import logging
     import struct

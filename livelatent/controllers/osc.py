@@ -124,6 +124,37 @@ def _argument_tags(dgram: bytes) -> str:
     return "".join(tags)
 
 
+_FIXED_SIZES = {"i": 4, "f": 4, "c": 4, "r": 4, "m": 4, "d": 8, "h": 8, "t": 8}
+
+
+def cut_short(dgram: bytes) -> bool:
+    """Whether an OSC message's arguments run past its end. python-osc reads a float32 whose
+    last bytes are missing as if they were zeros (0.75 cut by two bytes reads 0.75, by four
+    0.0): a value the controller never sent."""
+    start = (dgram.find(b"\x00") // 4 + 1) * 4
+    if dgram[start:start + 1] != b",":
+        return False
+    end = dgram.find(b"\x00", start)
+    if end < 0:
+        return True
+    index = (end // 4 + 1) * 4                            # past the type tags and their padding
+    for tag in dgram[start + 1:end].decode("ascii", "replace"):
+        if tag in _FIXED_SIZES:
+            index += _FIXED_SIZES[tag]
+        elif tag in "sS":
+            stop = dgram.find(b"\x00", index)
+            if stop < 0:
+                return True
+            index = (stop // 4 + 1) * 4
+        elif tag == "b":
+            if index + 4 > len(dgram):
+                return True
+            index += 4 + (int.from_bytes(dgram[index:index + 4], "big") + 3) // 4 * 4
+        if index > len(dgram):
+            return True
+    return False
+
+
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother = 2, 4, 30, 30
 
@@ -205,6 +236,11 @@ class OscListener:
         finally:
             _parsing.listener = None
         for message in messages:            # one that cannot be handled loses only itself
+            if cut_short(message.dgram):
+                self.throttle.warn("osc:malformed", f"osc: a message from {client_address[0]} to "
+                                                    f"{message.address[:60]!r} was ignored (it is "
+                                                    f"cut short: its last argument is missing)")
+                continue
             try:
                 self._receive(message.address, list(message.params), _argument_tags(message.dgram))
             except Exception as exc:            # noqa: BLE001 - the rest of the bundle still lands
