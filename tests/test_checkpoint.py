@@ -184,3 +184,90 @@ def test_malformed_checkpoints_are_clear_errors(module, tmp_path):
 def test_missing_file_names_the_path(tmp_path):
     with pytest.raises(ModelLoadError, match="nowhere.pt"):
         load_model(tmp_path / "nowhere.pt")
+
+
+def _state(module):
+    return {k: v.numpy().copy() for k, v in module.state_dict().items()}
+
+
+def test_weights_that_overflow_float32_are_refused_not_decoded_to_nan(module, tmp_path):
+    # finite in float64 (1e300) became inf in the codec's float32 copy; 3e38 in float32 overflowed
+    # inside a layer: both loaded, decoded NaN, and exported
+    big = {k: v.astype(np.float64) for k, v in _state(module).items()}
+    big["fc4.weight"][0, 0] = 1e300
+    path = save_checkpoint(tmp_path / "f64.safetensors", big, SMALL, dtype="float64")
+    with _no_warnings():                   # ("overflow encountered in cast" leaked)
+        with pytest.raises(ModelLoadError, match="fc4.weight' holds values beyond float32's range"):
+            load_model(path)
+    huge = _state(module)
+    huge["fc3.weight"][:] = 3e38
+    path = save_checkpoint(tmp_path / "huge.safetensors", huge, SMALL)
+    with pytest.raises(ModelLoadError, match="weights overflow float32 .* decoding gives NaN"):
+        load_model(path)
+    with pytest.raises(ModelLoadError, match="weights overflow float32"):
+        load_checkpoint(path)                       # (what an export reads)
+
+
+class _no_warnings:
+    def __enter__(self):
+        import warnings
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("error")
+
+    def __exit__(self, *exc):
+        self._catch.__exit__(*exc)
+
+
+def test_a_model_that_is_a_pipe_or_a_folder_is_refused_at_once(module, tmp_path):
+    # a named pipe waited for a writer for ever
+    os.mkfifo(tmp_path / "pipe.pt")
+    with pytest.raises(ModelLoadError, match="pipe.pt is not a regular file"):
+        load_model(tmp_path / "pipe.pt")
+    pack = tmp_path / "pack"
+    (pack / "model.safetensors").mkdir(parents=True)
+    with pytest.raises(ModelLoadError, match="model.safetensors is a folder, not a model file"):
+        load_model(pack)
+
+
+def test_json_nested_thousands_deep_is_a_clear_error_not_a_recursion_error(module, tmp_path):
+    from safetensors.numpy import save_file
+    deep = "[" * 100000 + "]" * 100000
+    path = tmp_path / "deep.safetensors"
+    save_file({k: np.ascontiguousarray(v) for k, v in _state(module).items()}, str(path),
+              metadata={"livelatent": deep})
+    with pytest.raises(ModelLoadError, match="deep.safetensors: not a livelatent model"):
+        load_model(path)
+    pack = tmp_path / "pack"
+    save_checkpoint(pack / "model.safetensors", module, SMALL)
+    (pack / "pack.json").write_text(deep)
+    with pytest.warns(UserWarning, match="pack.json: not a valid pack file .*nested too deep"):
+        assert load_model(pack).config == SMALL
+
+
+def test_a_rate_asked_for_that_the_file_contradicts_is_refused(module, tmp_path):
+    # load_model(path, sample_rate=...) played a 22050 Hz model at 44100 without a word
+    path = save_checkpoint(tmp_path / "m.safetensors", module, SMALL)
+    assert load_model(path, sample_rate=22050).sample_rate == 22050
+    with pytest.raises(ModelLoadError, match="records its sample rate, 22050 Hz; sample_rate=44100 "
+                                             "would play it at the wrong pitch"):
+        load_model(path, sample_rate=44100)
+    original = tmp_path / "original.pt"
+    torch.save({"state_dict": module.state_dict(), "sample_rate": 16000}, original)
+    with pytest.raises(ModelLoadError, match="records its sample rate, 16000 Hz"):
+        load_model(original, sample_rate=44100)
+
+
+def test_info_shows_the_config_loaded_and_survives_a_malformed_training_summary(module, tmp_path,
+                                                                               capsys):
+    from livelatent.cli import main
+    summary = {"config": {"sample_rate": 44100}, "metrics": {"model": {"files": 1}}, "history": [1, 2]}
+    path = save_checkpoint(tmp_path / "m.safetensors", module, SMALL, training=summary)
+    assert main(["info", str(path)]) == 0               # AttributeError, KeyError before
+    shown = capsys.readouterr().out
+    assert "sample_rate: 22050" in shown and "training summary cannot be shown as a card" in shown
+    good = {"config": {"sample_rate": 44100}, "history": [{"epoch": 1, "loss": 0.5, "lr": 1e-3}]}
+    path = save_checkpoint(tmp_path / "g.safetensors", module, SMALL, training=good)
+    assert main(["info", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "22050 Hz mono" in shown and "44100" not in shown     # the loaded config's, not the summary's

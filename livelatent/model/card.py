@@ -151,8 +151,13 @@ def _checkpoint_text(path: Path) -> str:
     lines += [f"- {k}: {v}" for k, v in checkpoint.config.to_dict().items()]
     training = dict(checkpoint.training)
     if training.get("metrics") or training.get("history"):
-        return card_text({**training, "content_hash": checkpoint.content_hash},
-                         title=f"RawAudioVAE model: {checkpoint.path}")
+        try:               # the config shown is the one loaded, whatever the summary says
+            return card_text({**training, "config": checkpoint.config.to_dict(),
+                              "content_hash": checkpoint.content_hash},
+                             title=f"RawAudioVAE model: {checkpoint.path}")
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            lines += ["", f"(its training summary cannot be shown as a card: it is malformed "
+                          f"({type(exc).__name__}: {str(exc)[:80]}))"]
     lines += ["", "## Training", ""]
     lines += [f"- {k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in training.items()] \
         or ["- (the checkpoint records no training summary)"]

@@ -128,7 +128,8 @@ def load_checkpoint(path, *, sample_rate: int | None = None) -> Checkpoint:
 
     Raises :class:`ModelLoadError` naming the file for a pickle that carries code, a truncated
     or corrupt file, a file that is not a checkpoint, and weights that do not match the config.
-    ``sample_rate`` overrides the rate (needed for original rawaudiovae files, which lack one).
+    ``sample_rate`` is the rate of a file that records none (original rawaudiovae files); a file
+    that records another is refused.
     """
     if sample_rate is not None and not (is_whole(sample_rate)
                                         and MIN_MODEL_RATE <= sample_rate <= MAX_MODEL_RATE):
@@ -143,6 +144,11 @@ def load_checkpoint(path, *, sample_rate: int | None = None) -> Checkpoint:
         path = pack if pack.exists() else path / CHECKPOINT_NAME
     if not path.exists():
         raise ModelLoadError(f"no model file at {path}")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder, not a model file")
+    if not path.is_file():          # a named pipe or a device: reading it would wait for ever
+        raise ModelLoadError(f"{path} is not a regular file (a pipe or a device?): give a model "
+                             f"pack folder or a checkpoint file")
     kind = _sniff(path)
     if path.suffix == ".safetensors" or kind == "safetensors":
         return _from_safetensors(path, sample_rate)
@@ -163,13 +169,14 @@ def load_checkpoint(path, *, sample_rate: int | None = None) -> Checkpoint:
 def _from_safetensors(path: Path, sample_rate: int | None) -> Checkpoint:
     try:
         metadata, state = read_safetensors(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelLoadError(f"{path}: truncated or corrupt safetensors file ({exc})") from None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ModelLoadError(f"{path}: truncated or corrupt safetensors file "
+                             f"({str(exc)[:200]})") from None
     if "livelatent" not in metadata and "fc1.weight" in state:     # weights saved by another tool
         return _from_original(path, state, sample_rate)
     try:
         header = json.loads(metadata["livelatent"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, RecursionError):     # (nested thousands deep)
         raise ModelLoadError(f"{path}: not a livelatent model (its safetensors header has no "
                              f"livelatent settings, and no RawAudioVAE weights)") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -282,22 +289,64 @@ def _check_shapes(path: Path, state: dict[str, np.ndarray], config: VAEConfig) -
     for key, tensor in state.items():
         if not np.isfinite(tensor).all():
             raise ModelLoadError(f"{path}: weight '{key}' contains NaN or infinite values")
+        with np.errstate(over="ignore"):
+            overflows = tensor.dtype.itemsize > 4 and not np.isfinite(tensor.astype(np.float32)).all()
+        if overflows:
+            raise ModelLoadError(f"{path}: weight '{key}' holds values beyond float32's range "
+                                 f"(about 3.4e38), which the model plays in")
+
+
+def _same_rate(path: Path, recorded, asked: int) -> None:
+    """A rate asked for must be the one the file records, if it records one: the model made
+    its windows at that rate, and played at another every sound would move in pitch and speed."""
+    if recorded is not None and recorded != asked:
+        raise ModelLoadError(f"{path} records its sample rate, {recorded!r} Hz; sample_rate={asked} "
+                             f"would play it at the wrong pitch and speed (sample_rate is for "
+                             f"files that record none)")
+
+
+def _check_computes(path: Path, state: dict[str, np.ndarray], config: VAEConfig) -> None:
+    """Finite weights can still overflow float32 inside a layer (weights of 1e38 multiplied
+    and summed): such a model decodes NaN, which silences every voice of a mix. Encode a few
+    windows (silence, a full-scale tone, noise) and decode a few latent points (the origin and
+    standard normal draws) the way the codec does, in float32: each must come out finite."""
+    w = {key: np.asarray(value, dtype=np.float32) for key, value in state.items()}
+    layer = lambda x, name: x @ w[f"{name}.weight"].T + w[f"{name}.bias"]
+    rng = np.random.default_rng(0)
+    windows = np.stack([np.zeros(config.window), np.sin(np.arange(config.window) * 0.1),
+                        rng.uniform(-1, 1, config.window)]).astype(np.float32)
+    points = np.concatenate([np.zeros((1, config.latent)),
+                             rng.standard_normal((4, config.latent))]).astype(np.float32)
+    with np.errstate(all="ignore"):
+        hidden = np.maximum(layer(windows, "fc1"), 0)
+        encoded = [layer(hidden, "fc21"), layer(hidden, "fc22")]
+        decoded = np.tanh(layer(np.maximum(layer(points, "fc3"), 0), "fc4"))
+    for what, values in (("encoding", encoded[0]), ("encoding", encoded[1]), ("decoding", decoded)):
+        if not np.isfinite(values).all():
+            raise ModelLoadError(f"{path}: the model's weights overflow float32 (the largest is "
+                                 f"{max(float(np.abs(v).max()) for v in w.values()):.3g}): "
+                                 f"{what} gives NaN or infinite values")
 
 
 def _from_livelatent(path: Path, raw: dict, sample_rate: int | None) -> Checkpoint:
     version = raw.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelLoadError(f"{path}: checkpoint format version {version!r} is not a whole "
+                             f"number from 1 (the file is damaged or not livelatent's)")
+    if version > FORMAT_VERSION:
         raise ModelLoadError(f"{path}: checkpoint format version {version!r} is newer than this "
                              f"livelatent reads ({FORMAT_VERSION}); upgrade livelatent")
     try:
         cfg = dict(raw["config"])
         if sample_rate is not None:
+            _same_rate(path, cfg.get("sample_rate"), sample_rate)
             cfg["sample_rate"] = int(sample_rate)
         config = VAEConfig.from_dict(cfg)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path}: the checkpoint's config is malformed ({exc})") from None
     state = _tensor_dict(path, raw.get("state_dict"))
     _check_shapes(path, state, config)
+    _check_computes(path, state, config)
     digest = weights_hash(state)
     if raw.get("content_hash") != digest:
         raise ModelLoadError(f"{path}: the weights do not match the checkpoint's content hash "
@@ -317,7 +366,10 @@ def _from_original(path: Path, raw: dict, sample_rate: int | None) -> Checkpoint
                                  f"{tuple(state[key].shape)}, expected a 2-D weight")
     hidden, window = state["fc1.weight"].shape
     latent = state["fc21.weight"].shape[0]
-    given = [r for r in (sample_rate, raw.get("sample_rate"), raw.get("sampling_rate")) if r is not None]
+    recorded = [r for r in (raw.get("sample_rate"), raw.get("sampling_rate")) if r is not None]
+    if sample_rate is not None and recorded:
+        _same_rate(path, recorded[0], sample_rate)
+    given = [r for r in (sample_rate, *recorded) if r is not None]
     rate = given[0] if given else 44100             # (a rate of 0 is a malformed one, said below)
     if not is_integral(rate):
         raise ModelLoadError(f"{path}: malformed checkpoint: its sample rate is {rate!r}, not a "
@@ -328,5 +380,6 @@ def _from_original(path: Path, raw: dict, sample_rate: int | None) -> Checkpoint
     except ValueError as exc:
         raise ModelLoadError(f"{path}: {exc}") from None
     _check_shapes(path, state, config)
+    _check_computes(path, state, config)
     training = {k: raw[k] for k in ("epoch", "loss") if isinstance(raw.get(k), (int, float))}
     return Checkpoint(config, state, weights_hash(state), path, training, "rawaudiovae")

@@ -66,11 +66,15 @@ def pack_info(folder) -> PackInfo | None:
         folder = folder.parent
     path = folder / PACK_FILE
     try:
+        if path.exists() and not path.is_file():      # (a pipe: reading it would wait for ever)
+            return _malformed(path, "not a regular file")
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        return _malformed(path, f"unreadable: {exc}")
+        return _malformed(path, f"unreadable: {str(exc)[:200]}")
+    except RecursionError:
+        return _malformed(path, "unreadable: nested too deep to be a pack file")
     if not isinstance(data, dict):
         return _malformed(path, f"a {type(data).__name__}, not an object")
     name, version, digest = data.get("name"), data.get("version"), data.get("weights_hash")

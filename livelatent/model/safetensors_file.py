@@ -33,7 +33,10 @@ def read_safetensors(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise ValueError(str(exc)) from None
     data = Path(path).read_bytes()
     size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + size])
+    try:
+        header = json.loads(data[8:8 + size])
+    except RecursionError:                    # (nested thousands deep)
+        raise ValueError("its header is not valid JSON") from None
     body = data[8 + size:]
     tensors = {}
     for key, entry in header.items():
