@@ -136,6 +136,9 @@ def cli_demo(args) -> int:
         folder = None if engine.codec.path is None else Path(engine.codec.path).parent
         script = folder / "demo.py" if folder is not None and (folder / "demo.py").is_file() \
             else DEMO_SCRIPT                 # a pack's own demo, or the default pack's
+        if script != DEMO_SCRIPT:            # (its weights load as data only; this is code)
+            engine.events.info(f"playing {script}, the pack's own demo: it is Python code, run as "
+                               f"a script of yours would be (play packs you trust)")
         try:
             run_script(script, engine)
         except LiveLatentError as exc:

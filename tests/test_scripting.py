@@ -126,3 +126,5 @@ def test_the_demo_on_a_model_without_its_sources_says_what_it_needs(tmp_path):
     (bare / "demo.py").write_text("voice(flute, flute, curve=0.5)\n")
     done = cli("demo", "--model", bare, "--seconds", "0.5", "-o", tmp_path / "d.wav")
     assert done.returncode == 0, done.stderr
+    # its weights load as data only, its demo is code: said before it runs
+    assert f"playing {bare / 'demo.py'}, the pack's own demo: it is Python code" in done.stderr + done.stdout
