@@ -178,3 +178,13 @@ def test_a_map_asked_into_the_folder_of_its_sounds_says_so(sounds, tmp_path, cap
     folder = tmp_path / "sounds"
     shutil.copytree(sounds, folder)             # (said "no files in ...", though it holds six)
     assert "is the folder of its sounds (or holds it)" in _one_line(capsys, folder, "-o", folder)
+
+
+@pytest.mark.parametrize("name", ["som.json", "clusters.json", "data-concatenated.json"])
+def test_json_nested_too_deep_for_the_parser_is_not_valid_json(built, tmp_path, name):
+    from livelatent.errors import SomError
+    folder = tmp_path / "deep"
+    shutil.copytree(built, folder)
+    (folder / name).write_text("[" * 100_000)              # (a RecursionError from json)
+    with pytest.raises(SomError, match=f"{name} is not valid JSON"):
+        load_som(folder)

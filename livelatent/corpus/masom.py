@@ -57,7 +57,7 @@ def _load(path: Path):
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:   # (nested too deep)
         raise SomError(f"{path} is not valid JSON ({exc}); rebuild the map or fix the file") from None
 
 

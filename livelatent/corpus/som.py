@@ -272,7 +272,7 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
 def _read_meta(path: Path) -> dict:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:   # (nested too deep)
         raise SomError(f"{path} is not valid JSON ({exc}); rebuild the map") from None
     grid = meta.get("grid") if isinstance(meta, dict) else None
     if (meta.get("format") if isinstance(meta, dict) else None) != FORMAT or not (
