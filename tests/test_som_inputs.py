@@ -188,3 +188,23 @@ def test_json_nested_too_deep_for_the_parser_is_not_valid_json(built, tmp_path, 
     (folder / name).write_text("[" * 100_000)              # (a RecursionError from json)
     with pytest.raises(SomError, match=f"{name} is not valid JSON"):
         load_som(folder)
+
+
+@pytest.mark.parametrize("scaler, said", [
+    ({"mean": 0.0}, "scaler mean is 0.0, not a list of finite numbers"),         # (len() of unsized)
+    ({"mean": [float("nan")] * 35}, "scaler mean is .nan, .*not a list of finite numbers"),
+    ({"std": [0.0] * 35}, "scaler std has a column of 0; every std must be above 0"),
+    ({"multipliers": [1.0] * 3}, "have 35, 35 and 3 columns"),
+    ({"mean": [0.0] * 3, "std": [1.0] * 3, "multipliers": [1.0] * 3}, "35 features per node, som.json describes 3"),
+    ("abc", "scaler is 'abc', not the feature statistics"),
+])
+def test_feature_statistics_that_cannot_scale_the_weights_are_refused_at_load(built, tmp_path, scaler, said):
+    # a NaN mean or a 0 std loaded, and near() then chose a cluster from NaN distances
+    from livelatent.errors import SomError
+    folder = tmp_path / "scaler"
+    shutil.copytree(built, folder)
+    meta = json.loads((folder / "som.json").read_text())
+    meta["scaler"] = {**meta["scaler"], **scaler} if isinstance(scaler, dict) else scaler
+    (folder / "som.json").write_text(json.dumps(meta))
+    with pytest.raises(SomError, match=said):
+        load_som(folder)

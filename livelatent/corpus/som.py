@@ -34,8 +34,9 @@ from ..errors import ParameterError, SomError, check_seed, is_integral
 from . import masom
 from .clusters import Cluster, ClusterList, Som
 from .feature_sets import DEFAULT_FEATURES, feature_set
-from .features import (ANALYSIS_RATE, FRAME_SIZE, HOP_SIZE, Scaler, extract_features,
+from .features import (ANALYSIS_RATE, FRAME_SIZE, HOP_SIZE, extract_features,
                        fit_scaler, list_corpus_files)
+from .node_weights import read_scaler
 from .umatrix import draw_umatrix, umatrix
 
 __all__ = ["Som", "Cluster", "ClusterList", "build_som", "load_som", "default_grid",
@@ -348,9 +349,9 @@ def load_som(somdir, *, base=None) -> Som:
                        f"{grid[0]}x{grid[1]} grid of {somdir / SOM_FILE}")
     node_weights = scaler = None
     if meta:
+        scaler = read_scaler(meta, somdir / SOM_FILE)
         try:
             node_weights = np.load(somdir / meta.get("weights_file", WEIGHTS_FILE), allow_pickle=False)
-            scaler = Scaler.from_json(meta["scaler"])
         except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:    # (EOF: an empty file)
             raise SomError(f"{somdir}: the node weights or feature statistics cannot be read ({exc}); "
                            f"rebuild the map") from None
