@@ -147,7 +147,7 @@ def test_non_finite_node_weights_and_masom_times_beyond_any_file_are_refused(bui
     folder = tmp_path / "nan"
     shutil.copytree(built, folder)
     (folder / "weights.npy").write_bytes(b"")                   # (numpy's raw EOFError)
-    with pytest.raises(SomError, match="cannot be read .No data left in file.; rebuild the map"):
+    with pytest.raises(SomError, match="weights.npy cannot be read .it is empty.; rebuild the map"):
         load_som(folder)
     shutil.copy(built / "weights.npy", folder / "weights.npy")
     weights = np.load(folder / "weights.npy")
@@ -207,4 +207,38 @@ def test_feature_statistics_that_cannot_scale_the_weights_are_refused_at_load(bu
     meta["scaler"] = {**meta["scaler"], **scaler} if isinstance(scaler, dict) else scaler
     (folder / "som.json").write_text(json.dumps(meta))
     with pytest.raises(SomError, match=said):
+        load_som(folder)
+
+
+def test_node_weights_saved_as_npz_are_refused_clearly(built, tmp_path):
+    # np.load gave an NpzFile, and load_som an AttributeError ('no attribute ndim')
+    from livelatent.errors import SomError
+    folder = tmp_path / "npz"
+    shutil.copytree(built, folder)
+    weights = np.load(folder / "weights.npy")
+    np.savez(folder / "weights.npz", w=weights)
+    (folder / "weights.npz").replace(folder / "weights.npy")
+    with pytest.raises(SomError, match=r"weights.npy is a zip archive \(.npz\?\), not a .npy array"):
+        load_som(folder)
+    meta = json.loads((folder / "som.json").read_text())
+    (folder / "weights.npy").replace(folder / "weights.npz")
+    (folder / "som.json").write_text(json.dumps({**meta, "weights_file": "weights.npz"}))
+    with pytest.raises(SomError, match=r"weights.npz is a zip archive"):
+        load_som(folder)
+
+
+def test_a_weights_header_claiming_a_huge_array_is_refused_before_it_is_read(built, tmp_path):
+    # numpy allocated what the header said first: a MemoryError for 7.28 TiB
+    from livelatent.errors import SomError
+    folder = tmp_path / "huge"
+    shutil.copytree(built, folder)
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }"
+    header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+    (folder / "weights.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+                                         + header + b"\0" * 64)
+    with pytest.raises(SomError, match=r"\(float64 \(1000000, 1000000\)\) has 250000000000 features "
+                                       r"per node, som.json describes 35"):
+        load_som(folder)
+    (folder / "weights.npy").write_bytes(b"\x80\x04pickled")
+    with pytest.raises(SomError, match=r"weights.npy is not a .npy array of node weights"):
         load_som(folder)

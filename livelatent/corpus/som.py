@@ -36,7 +36,7 @@ from .clusters import Cluster, ClusterList, Som
 from .feature_sets import DEFAULT_FEATURES, feature_set
 from .features import (ANALYSIS_RATE, FRAME_SIZE, HOP_SIZE, extract_features,
                        fit_scaler, list_corpus_files)
-from .node_weights import read_scaler
+from .node_weights import read_node_weights, read_scaler
 from .umatrix import draw_umatrix, umatrix
 
 __all__ = ["Som", "Cluster", "ClusterList", "build_som", "load_som", "default_grid",
@@ -350,20 +350,8 @@ def load_som(somdir, *, base=None) -> Som:
     node_weights = scaler = None
     if meta:
         scaler = read_scaler(meta, somdir / SOM_FILE)
-        try:
-            node_weights = np.load(somdir / meta.get("weights_file", WEIGHTS_FILE), allow_pickle=False)
-        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:    # (EOF: an empty file)
-            raise SomError(f"{somdir}: the node weights or feature statistics cannot be read ({exc}); "
-                           f"rebuild the map") from None
-        nodes = grid[0] * grid[1]
-        if node_weights.ndim < 1 or node_weights.size == 0 or node_weights.size % nodes \
-                or node_weights.dtype.kind != "f" or not np.isfinite(node_weights).all():
-            raise SomError(f"{somdir / WEIGHTS_FILE} does not hold finite weights for the "
-                           f"{grid[0]}x{grid[1]} nodes of {SOM_FILE}; rebuild the map")
-        node_weights = node_weights.reshape(nodes, -1)
-        if node_weights.shape[1] != len(scaler.mean):
-            raise SomError(f"{somdir / WEIGHTS_FILE} has {node_weights.shape[1]} features per node, "
-                           f"{SOM_FILE} describes {len(scaler.mean)}; rebuild the map")
+        node_weights = read_node_weights(somdir / meta.get("weights_file", WEIGHTS_FILE), grid,
+                                         len(scaler.mean), somdir / SOM_FILE)
     base = Path(base).resolve() if base is not None else _resolve_base(somdir, meta, entries)
     return Som(somdir, base=base, grid=grid, clusters=clusters, entries=entries,
                node_weights=node_weights, scaler=scaler, meta=meta)
