@@ -242,3 +242,25 @@ def test_a_weights_header_claiming_a_huge_array_is_refused_before_it_is_read(bui
     (folder / "weights.npy").write_bytes(b"\x80\x04pickled")
     with pytest.raises(SomError, match=r"weights.npy is not a .npy array of node weights"):
         load_som(folder)
+
+
+def test_a_kind_of_thumbnail_that_does_not_fit_the_weights_is_refused(built, tmp_path):
+    # near() raised numpy's "operands could not be broadcast together"
+    from livelatent.errors import SomError
+    folder = tmp_path / "kind"
+    shutil.copytree(built, folder)
+    meta = json.loads((folder / "som.json").read_text())          # timbre: 35 features
+    for kind, said in [("bag", "'bag' thumbnails have 37 features, the node weights 35"),
+                       (["timbre"], r"features is \['timbre'\], not the name of a kind of thumbnail")]:
+        (folder / "som.json").write_text(json.dumps({**meta, "features": kind}))
+        with pytest.raises(SomError, match=said):
+            load_som(folder)
+    # a model's width is known once it is loaded: near() checks it
+    torch.manual_seed(0)
+    config = VAEConfig(hidden=64, latent=16)
+    save_checkpoint(tmp_path / "m_som" / "model.pt", RawAudioVAE(config), config)
+    (folder / "som.json").write_text(json.dumps({**meta, "features": "model",
+                                                 "model": str(tmp_path / "m_som")}))
+    som = load_som(folder)
+    with pytest.raises(SomError, match="has 35 features per node, but its 'model' thumbnails have 33"):
+        som.near(sorted(p for p in som.base.iterdir() if p.suffix == ".wav")[0])

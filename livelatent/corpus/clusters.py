@@ -191,7 +191,13 @@ class Som:
             audio, rate = sound, playing_rate() if sample_rate is None else sample_rate
         audio = as_mono(audio, sample_rate=rate, target_rate=rate, name="near()")   # checked
         chosen = self._feature_set()
-        point = self._scaler.transform(chosen.describe(audio, rate)[None, :])[0]
+        thumbnail = chosen.describe(audio, rate)
+        if thumbnail.shape != (self._node_weights.shape[1],):
+            raise SomError(f"map {self.name!r} has {self._node_weights.shape[1]} features per node, "
+                           f"but its {chosen.name!r} thumbnails have {thumbnail.size}: its som.json "
+                           f"does not describe its weights; rebuild it: "
+                           f"livelatent som {self.base} -o {self.path}")
+        point = self._scaler.transform(thumbnail[None, :])[0]
         distances = np.linalg.norm(self._node_weights - point, axis=1)
         nonempty = np.array([bool(self._clusters.get(j)) for j in range(len(self))])
         distances[~nonempty] = np.inf

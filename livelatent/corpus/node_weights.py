@@ -17,9 +17,10 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..errors import SomError
+from .feature_sets import FEATURE_SETS
 from .features import Scaler
 
-__all__ = ["read_scaler", "read_node_weights"]
+__all__ = ["read_scaler", "read_node_weights", "check_feature_kind"]
 
 REBUILD = "rebuild the map"
 
@@ -96,3 +97,17 @@ def read_node_weights(path: Path, grid: tuple[int, int], features: int, meta_pat
         raise SomError(f"{path} does not hold finite weights for the {rows}x{cols} nodes of "
                        f"{meta_path.name}; {REBUILD}")
     return weights.reshape(nodes, features)
+
+
+def check_feature_kind(meta: dict, features: int, meta_path: Path) -> None:
+    """The kind of thumbnail som.json names has as many columns as the weights, where the kind
+    says how many (``bag`` and ``timbre``; a map from before they were named is ``bag``). A
+    ``model`` map's width depends on its model: near() checks it once the model is loaded."""
+    kind = meta.get("features", "bag")
+    if not isinstance(kind, str):
+        raise SomError(f"{meta_path}: features is {kind!r:.40}, not the name of a kind of thumbnail "
+                       f"({', '.join([*FEATURE_SETS, 'model'])}); {REBUILD}")
+    known = FEATURE_SETS.get(kind)
+    if known is not None and known.width != features:
+        raise SomError(f"{meta_path}: {kind!r} thumbnails have {known.width} features, the node "
+                       f"weights {features}; {REBUILD}")

@@ -36,7 +36,7 @@ from .clusters import Cluster, ClusterList, Som
 from .feature_sets import DEFAULT_FEATURES, feature_set
 from .features import (ANALYSIS_RATE, FRAME_SIZE, HOP_SIZE, extract_features,
                        fit_scaler, list_corpus_files)
-from .node_weights import read_node_weights, read_scaler
+from .node_weights import check_feature_kind, read_node_weights, read_scaler
 from .umatrix import draw_umatrix, umatrix
 
 __all__ = ["Som", "Cluster", "ClusterList", "build_som", "load_som", "default_grid",
@@ -352,6 +352,7 @@ def load_som(somdir, *, base=None) -> Som:
         scaler = read_scaler(meta, somdir / SOM_FILE)
         node_weights = read_node_weights(somdir / meta.get("weights_file", WEIGHTS_FILE), grid,
                                          len(scaler.mean), somdir / SOM_FILE)
+        check_feature_kind(meta, len(scaler.mean), somdir / SOM_FILE)
     base = Path(base).resolve() if base is not None else _resolve_base(somdir, meta, entries)
     return Som(somdir, base=base, grid=grid, clusters=clusters, entries=entries,
                node_weights=node_weights, scaler=scaler, meta=meta)
