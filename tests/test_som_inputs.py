@@ -264,3 +264,15 @@ def test_a_kind_of_thumbnail_that_does_not_fit_the_weights_is_refused(built, tmp
     som = load_som(folder)
     with pytest.raises(SomError, match="has 35 features per node, but its 'model' thumbnails have 33"):
         som.near(sorted(p for p in som.base.iterdir() if p.suffix == ".wav")[0])
+
+
+@pytest.mark.parametrize("clusters", ["{}", '{"0": [], "3": []}'])
+def test_near_on_a_map_whose_clusters_are_all_empty_says_so(built, tmp_path, clusters):
+    # it answered node 0, an empty cluster
+    from livelatent.errors import SomError
+    folder = tmp_path / "empty"
+    shutil.copytree(built, folder)
+    (folder / "clusters.json").write_text(clusters)
+    som = load_som(folder)
+    with pytest.raises(SomError, match="near.. has no cluster to choose: every cluster of 'empty' is empty"):
+        som.near(np.sin(np.arange(22050.0) / 7), sample_rate=22050)

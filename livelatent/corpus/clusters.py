@@ -180,6 +180,9 @@ class Som:
                            f"{self.name!r} has only {masom.CLUSTERS_FILE} and {masom.DATA_FILE} "
                            f"(a map from MASOM?). Rebuild it here to use near(): "
                            f"livelatent som {self.base} -o {self.path}")
+        if not any(self._clusters.values()):     # (argmin over nodes that are all empty: node 0)
+            raise SomError(f"near() has no cluster to choose: every cluster of {self.name!r} is "
+                           f"empty ({self.path / masom.CLUSTERS_FILE} puts no sound on any node)")
         if isinstance(sound, (str, os.PathLike)):
             try:
                 audio, rate = read_for_analysis(sound)
