@@ -276,3 +276,14 @@ def test_near_on_a_map_whose_clusters_are_all_empty_says_so(built, tmp_path, clu
     som = load_som(folder)
     with pytest.raises(SomError, match="near.. has no cluster to choose: every cluster of 'empty' is empty"):
         som.near(np.sin(np.arange(22050.0) / 7), sample_rate=22050)
+
+
+def test_a_som_json_that_is_a_folder_is_named(built, tmp_path):
+    # an IsADirectoryError traceback
+    from livelatent.errors import SomError
+    folder = tmp_path / "folder"
+    shutil.copytree(built, folder)
+    (folder / "som.json").unlink()
+    (folder / "som.json").mkdir()
+    with pytest.raises(SomError, match=r"som.json cannot be read \(Is a directory\)"):
+        load_som(folder)

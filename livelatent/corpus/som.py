@@ -275,6 +275,8 @@ def _read_meta(path: Path) -> dict:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:   # (nested too deep)
         raise SomError(f"{path} is not valid JSON ({exc}); rebuild the map") from None
+    except OSError as exc:                                # (a folder, a file we may not read)
+        raise SomError(f"{path} cannot be read ({exc.strerror or exc}); rebuild the map") from None
     grid = meta.get("grid") if isinstance(meta, dict) else None
     if (meta.get("format") if isinstance(meta, dict) else None) != FORMAT or not (
             isinstance(grid, list) and len(grid) == 2 and all(isinstance(g, int) and g > 0 for g in grid)):
