@@ -287,3 +287,19 @@ def test_a_som_json_that_is_a_folder_is_named(built, tmp_path):
     (folder / "som.json").mkdir()
     with pytest.raises(SomError, match=r"som.json cannot be read \(Is a directory\)"):
         load_som(folder)
+
+
+@pytest.mark.parametrize("name, text, said", [
+    ("clusters.json", '{"0": [0], " 0": [1]}', "node keys '0' and ' 0' are both node 0"),
+    ("clusters.json", '{"0": [0], "0": [1]}', "key '0' appears more than once"),
+    ("data-concatenated.json", '{"0": [1, "a.wav", 0, 5], "0 ": [1, "b.wav", 0, 5]}',
+     "file index keys '0' and '0 ' are both file index 0"),
+])
+def test_two_keys_for_one_node_or_file_are_refused(built, tmp_path, name, text, said):
+    # json and the reader kept the last of them: a file or a cluster went without a word
+    from livelatent.errors import SomError
+    folder = tmp_path / "twice"
+    shutil.copytree(built, folder)
+    (folder / name).write_text(text)
+    with pytest.raises(SomError, match=said):
+        load_som(folder)

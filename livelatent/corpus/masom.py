@@ -56,9 +56,19 @@ def _load(path: Path):
                        f"(build one with `livelatent som DATA -o SOMDIR`)")
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, object_pairs_hook=lambda pairs: _unique(pairs, path))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:   # (nested too deep)
         raise SomError(f"{path} is not valid JSON ({exc}); rebuild the map or fix the file") from None
+
+
+def _unique(pairs: list, path: Path) -> dict:
+    """A JSON object whose keys are all different (json keeps the last of a repeated key)."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise SomError(f"{path}: key {twice!r} appears more than once; keep one")
+    return found
 
 
 def _int_key(key, path: Path, what: str) -> int:
@@ -71,6 +81,14 @@ def _int_key(key, path: Path, what: str) -> int:
     return value
 
 
+def _once(number: int, seen: dict, data: dict, key: str, path: Path, what: str) -> None:
+    """Two keys for one node (or file), ``"0"`` and ``" 0"``, would keep only the second."""
+    if number in seen:
+        first = next(k for k in data if k != key and _int_key(k, path, what) == number)
+        raise SomError(f"{path}: {what} keys {first!r} and {key!r} are both {what} {number}; "
+                       f"keep one")
+
+
 def read_clusters(path) -> dict[int, list[int]]:
     """``clusters.json`` -> ``{node: [file indices]}`` (nodes ascending)."""
     path = Path(path)
@@ -81,6 +99,7 @@ def read_clusters(path) -> dict[int, list[int]]:
     clusters: dict[int, list[int]] = {}
     for key, members in data.items():
         node = _int_key(key, path, "node id")
+        _once(node, clusters, data, key, path, "node")
         if not isinstance(members, list) or not all(
                 isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in members):
             raise SomError(f"{path}: node {key!r} must list file indices (non-negative integers), "
@@ -99,6 +118,7 @@ def read_data(path) -> dict[int, Entry]:
     entries: dict[int, Entry] = {}
     for key, row in data.items():
         index = _int_key(key, path, "file index")
+        _once(index, entries, data, key, path, "file index")
         if (not isinstance(row, list) or len(row) < 4 or not isinstance(row[1], str)
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row[2:4])):
             raise SomError(f"{path}: entry {key!r} must be [1, \"relative/path.wav\", start_ms, "
