@@ -303,3 +303,16 @@ def test_two_keys_for_one_node_or_file_are_refused(built, tmp_path, name, text, 
     (folder / name).write_text(text)
     with pytest.raises(SomError, match=said):
         load_som(folder)
+
+
+@pytest.mark.parametrize("grid", [[True, 4], [2, 2.5], [2.0, 2], ["2", 2]])
+def test_a_grid_of_anything_but_whole_numbers_is_refused(built, tmp_path, grid):
+    # [true, 4] loaded as grid (True, 4)
+    from livelatent.errors import SomError
+    folder = tmp_path / "grid"
+    shutil.copytree(built, folder)
+    meta = json.loads((folder / "som.json").read_text())
+    (folder / "som.json").write_text(json.dumps({**meta, "grid": grid}))
+    np.save(folder / "weights.npy", np.load(folder / "weights.npy").reshape(1, 4, -1))
+    with pytest.raises(SomError, match=r"som.json: grid .* is not \[rows, columns\], two whole numbers above 0"):
+        load_som(folder)

@@ -278,9 +278,12 @@ def _read_meta(path: Path) -> dict:
     except OSError as exc:                                # (a folder, a file we may not read)
         raise SomError(f"{path} cannot be read ({exc.strerror or exc}); rebuild the map") from None
     grid = meta.get("grid") if isinstance(meta, dict) else None
-    if (meta.get("format") if isinstance(meta, dict) else None) != FORMAT or not (
-            isinstance(grid, list) and len(grid) == 2 and all(isinstance(g, int) and g > 0 for g in grid)):
+    if (meta.get("format") if isinstance(meta, dict) else None) != FORMAT or grid is None:
         raise SomError(f"{path} is not a livelatent SOM description (format {FORMAT!r} with a grid)")
+    if not (isinstance(grid, list) and len(grid) == 2 and all(
+            isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)):   # (true is 1)
+        raise SomError(f"{path}: grid {grid!r:.40} is not [rows, columns], two whole numbers above 0; "
+                       f"rebuild the map")
     version = meta.get("version", 0)
     if not is_integral(version) or version < 0:
         raise SomError(f"{path}: version {version!r:.40} is not a whole number; rebuild the map")
