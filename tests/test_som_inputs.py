@@ -192,7 +192,7 @@ def test_json_nested_too_deep_for_the_parser_is_not_valid_json(built, tmp_path, 
 
 @pytest.mark.parametrize("scaler, said", [
     ({"mean": 0.0}, "scaler mean is 0.0, not a list of finite numbers"),         # (len() of unsized)
-    ({"mean": [float("nan")] * 35}, "scaler mean is .nan, .*not a list of finite numbers"),
+    ({"mean": [float("nan")] * 35}, "scaler mean holds nan, not only finite numbers"),
     ({"std": [0.0] * 35}, "scaler std has a column of 0; every std must be above 0"),
     ({"multipliers": [1.0] * 3}, "have 35, 35 and 3 columns"),
     ({"mean": [0.0] * 3, "std": [1.0] * 3, "multipliers": [1.0] * 3}, "35 features per node, som.json describes 3"),

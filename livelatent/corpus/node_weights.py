@@ -35,9 +35,12 @@ def read_scaler(meta: dict, path: Path) -> Scaler:
     columns = {}
     for key in ("mean", "std", "multipliers"):
         value = scaler.get(key)
-        if not (isinstance(value, list) and value and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        if not (isinstance(value, list) and value):
             raise SomError(f"{path}: scaler {key} is {value!r:.40}, not a list of finite numbers; {REBUILD}")
+        bad = [v for v in value if not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                        and math.isfinite(v))]
+        if bad:
+            raise SomError(f"{path}: scaler {key} holds {bad[0]!r:.40}, not only finite numbers; {REBUILD}")
         columns[key] = np.asarray(value, dtype=np.float64)
     lengths = [len(column) for column in columns.values()]
     if len(set(lengths)) > 1:
