@@ -339,10 +339,6 @@ class Scaler:
         return {"mean": self.mean.tolist(), "std": self.std.tolist(),
                 "multipliers": self.multipliers.tolist()}
 
-    @classmethod
-    def from_json(cls, data: dict) -> "Scaler":
-        return cls(*(np.asarray(data[key], dtype=np.float64) for key in ("mean", "std", "multipliers")))
-
 
 def fit_scaler(values: np.ndarray, *, weights: dict | None = None, features=None) -> Scaler:
     """A :class:`Scaler` fitted to a corpus's thumbnails (a column that never varies gets std 1)."""
