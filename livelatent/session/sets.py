@@ -371,8 +371,7 @@ def cli_render_set(args) -> int:
         raise ParameterError(f"--tempo {args.tempo:g} does not apply to a set: its journal sets the "
                              f"tempo as it was played")
     if getattr(args, "channels", None) is not None:      # (it was taken, and quietly not used)
-        raise ParameterError(f"--channels {args.channels} does not apply to a set: it renders the "
-                             f"channels it was played on")
+        raise ParameterError(f"--channels {args.channels} does not apply to a set: it renders its own")
     began = time.perf_counter()
     session = getattr(args, "session", None)
     if session is not None and session < 1:
