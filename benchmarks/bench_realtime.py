@@ -11,9 +11,12 @@
    every decode padded to 128 windows (theirs and 112 decoded from the latent origin, then
    dropped) against 128 voices, alternately, so that the decode is as long at both counts: a
    longer decode leaves the processor's caches colder for the step's own work, and this says
-   how much of the 128/16 ratio that is. And the decode thread's time per block load (a voice's
-   next 256 windows of channels and noise) at 128 voices, its next blocks worked out ahead on
-   another thread as live | baseline, same run: the decode thread working out every block itself.
+   how much of the 128/16 ratio that is. Then one voice's step, the same work each time, after
+   its own decode, after a decode padded to 128 windows, and after its own decode and 6 ms
+   asleep: what a long wait before a step's own work adds to it on this machine. And the decode
+   thread's time per block load (a voice's next 256 windows of channels and noise) at 128
+   voices, its next blocks worked out ahead on another thread as live | baseline, same run: the
+   decode thread working out every block itself.
 1c. Stalls: 16 voices play while this process holds the GIL in one C call (a regex) for
    150 ms; and 1.5x the capacity with the overload guard on. Underruns counted.
 2. Latency at blocksize 256: from the moment a curve assignment returns to the first output
@@ -83,17 +86,19 @@ def capacity(codec, sources, blocksize, seconds, log_dir, start=32, lookahead=No
     return good, trials, xruns
 
 
-def step_overhead(codec, sources, voices, steps=600, *, channels_ahead=True, decode_rows=None):
+def step_overhead(codec, sources, voices, steps=600, *, channels_ahead=True, decode_rows=None,
+                  pause_s=0.0):
     """A live step's time minus its decode's, on one BLAS thread, noise drawn ahead as live:
     (seconds of overhead per step, seconds of decode per step, seconds per block load in the
     decode thread, block loads per step). With ``decode_rows``, each decode is padded to that
-    many windows (latent points at the origin), the step keeping its own."""
+    many windows (latent points at the origin), the step keeping its own; with ``pause_s``, the
+    decode thread sleeps that long after each decode (counted as decode)."""
     def start(engine):
         for i in range(voices):
             voice(*sources, synth="ola", curve=sine(3 + i * 0.1), gain=1.0 / voices)
     loads = [0.0, 0]
     total, decoding, _ = timed_steps(codec, start, steps, loads=loads, channels_ahead=channels_ahead,
-                                     decode_rows=decode_rows)
+                                     decode_rows=decode_rows, pause_s=pause_s)
     return (total - decoding) / steps, decoding / steps, loads[0] / max(1, loads[1]), loads[1] / steps
 
 
@@ -108,7 +113,8 @@ def live_step(engine) -> None:
     timeline.forget_before(timeline.step - engine.lookahead // engine.step - 1)
 
 
-def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True, decode_rows=None):
+def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True, decode_rows=None,
+                pause_s=0.0):
     """Live steps (:func:`live_step`, one BLAS thread, noise and each voice's next block
     worked out ahead and the GIL's switch interval as live) of the voices ``start(engine)``
     starts, after 300 to warm up: (seconds in all, seconds decoding, windows decoded). With
@@ -129,6 +135,8 @@ def timed_steps(codec, start, steps, *, loads=None, channels_ahead=True, decode_
     def timed_decode(z):
         began = time.perf_counter()
         out = (real_decode if decode_rows is None else padded_decode)(z)
+        if pause_s:
+            time.sleep(pause_s)
         decoded[0] += time.perf_counter() - began
         decoded[1] += z.shape[0]
         return out
@@ -320,6 +328,17 @@ def print_step_overhead(codec, sources, step_rounds):
           f"{statistics.median(r[0] for r in plain) * 1e3:.2f} ms (decode "
           f"{statistics.median(r[1] for r in plain) * 1e3:.2f} ms) | {statistics.median(ratios):.2f}x "
           f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+    alone = {"plain": [], "padded": [], "paused": []}     # one voice: the same work each time
+    for _ in range(step_rounds):
+        alone["plain"].append(step_overhead(codec, sources, 1))
+        alone["padded"].append(step_overhead(codec, sources, 1, decode_rows=128))
+        alone["paused"].append(step_overhead(codec, sources, 1, pause_s=0.006))
+    one = {k: statistics.median(r[0] for r in v) * 1e3 for k, v in alone.items()}
+    print(f"the same step's overhead after a longer decode (1 voice, the same work each time): "
+          f"{one['plain']:.2f} ms after its own decode | {one['padded']:.2f} ms after a decode "
+          f"padded to 128 windows | {one['paused']:.2f} ms after its own decode and 6 ms asleep "
+          f"(what this machine adds to whatever a step does after a long wait: not the engine's "
+          f"work)", flush=True)
     print(f"block loads in the decode thread at 128 voices ({median(128, 3):.2f} a step): "
           f"{median(128, 2) * 1e6:.0f} us each, each voice's next block worked out ahead | baseline, "
           f"the decode thread working out every block itself: "
