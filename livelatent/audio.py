@@ -68,6 +68,8 @@ def as_mono(audio, *, sample_rate: int, target_rate: int, name: str = "array",
                 if data.shape[0] <= MAX_CHANNELS else "")
         raise AudioError(f"{name}: audio must be (frames,) or (frames, channels); shape {data.shape} "
                          f"would be {data.shape[1]} channels{hint}")
+    if data.ndim == 2 and data.shape[1] == 0:
+        raise AudioError(f"{name}: the audio has no channels (shape {data.shape})")
     if data.ndim == 2:
         data = data.mean(axis=1, dtype=np.float32)
     elif data.ndim != 1:
@@ -75,6 +77,10 @@ def as_mono(audio, *, sample_rate: int, target_rate: int, name: str = "array",
     if data.size == 0:
         raise AudioError(f"{name}: the audio is empty (0 samples)")
     if not np.all(np.isfinite(data)):
+        given = np.asarray(audio)
+        if given.dtype.kind == "f" and np.isfinite(given).all():     # finite, beyond float32's
+            raise AudioError(f"{name}: the audio has samples beyond +-{MAX_PEAK:g} (full scale is "
+                             f"1): a broken file, or give it scaled down")
         raise AudioError(f"{name}: the audio contains NaN or infinite samples")
     if float(np.max(np.abs(data))) > MAX_PEAK:
         raise AudioError(f"{name}: the audio has samples beyond +-{MAX_PEAK:g} (full scale is 1): "
@@ -98,7 +104,8 @@ def _full_scale(data: np.ndarray) -> np.ndarray:
     if data.dtype == np.bool_ or data.dtype.kind not in "iuf":
         raise TypeError(f"samples of type {data.dtype}")
     if data.dtype.type not in _PCM_TYPES:
-        return data.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):         # (1e300 becomes infinite: said by the caller)
+            return data.astype(np.float32, copy=False)
     info = np.iinfo(data.dtype)
     middle = (int(info.max) + 1) // 2 if data.dtype.kind == "u" else 0
     return ((data.astype(np.float64) - middle) / (int(info.max) + 1 - middle)).astype(np.float32)

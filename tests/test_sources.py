@@ -89,6 +89,13 @@ def test_arrays_take_their_rate_and_bad_arrays_are_refused():
         source(np.zeros((2, 2, 2)))
     with pytest.raises(AudioError, match="no files"):
         source([])
+    import warnings
+    with warnings.catch_warnings():            # ("Mean of empty slice", "overflow in cast" leaked)
+        warnings.simplefilter("error")
+        with pytest.raises(AudioError, match=r"no channels \(shape \(100, 0\)\)"):
+            source(np.zeros((100, 0), dtype=np.float32))       # (it said "NaN or infinite")
+        with pytest.raises(AudioError, match="samples beyond"):
+            source(np.array([1e300, 0.5] * 600))              # finite: beyond float32, not NaN
 
 
 def test_frames_are_encoded_once_and_cached_on_disk(tmp_path):
