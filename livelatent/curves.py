@@ -16,9 +16,8 @@ Conventions, chosen once for every curve:
 - ``repr(c)`` is Python that rebuilds ``c`` (that is how sets store curves), except for
   curves made by ``curve(fn)`` from a Python function; ``c.is_code`` tells which.
 
-A curve is an immutable expression tree: each node is an operation name and its arguments,
-which are numbers or other curves. There is no state and no global random generator, so a
-replay gives the same values, sample for sample.
+A curve is an immutable expression tree (operations on numbers and other curves), with no state
+and no global random generator: a replay gives the same values, sample for sample.
 """
 
 import math
@@ -27,7 +26,7 @@ import numbers
 import numpy as np
 
 from .errors import CurveError, real_value
-from .hashing import hash01, lattice, seed_key
+from .hashing import cells, hash01, lattice, seed_key
 
 __all__ = ["Curve", "const", "sine", "tri", "saw", "square", "ramp", "env", "seq", "noise", "perlin",
            "rand", "curve", "as_curve"]
@@ -82,6 +81,8 @@ class Curve:
 
     # -- arithmetic -------------------------------------------------------------------------
     def _binary(self, op, other, reflected=False):
+        if isinstance(other, np.ndarray) and other.ndim == 0 and other.dtype.kind in "iuf":
+            other = other.item()                   # (np.array(0.5) * sine(4), as gain= takes it)
         if isinstance(other, numbers.Real) and not isinstance(other, bool):
             other = _finite(other, f"a number combined with a curve by {op}")
         elif not isinstance(other, Curve):
@@ -140,11 +141,8 @@ class Curve:
 
     def controls(self) -> frozenset:
         """The names of the controllers this curve reads (``{"osc:/fader/1"}``)."""
-        found = {self._args[0]} if self._op == "control" else set()
-        for arg in self._args:
-            if isinstance(arg, Curve):
-                found |= arg.controls()
-        return frozenset(found)
+        inner = (arg.controls() for arg in self._args if isinstance(arg, Curve))
+        return frozenset({self._args[0]} if self._op == "control" else ()).union(*inner)
 
     def segment(self, n):
         """Sample and hold ``n`` times per beat: the value at ``t`` is the original's at
@@ -217,7 +215,7 @@ _op("ramp", lambda d, a, b: f"ramp({d!r}, {a!r}, {b!r})")(
 _op("env", lambda ts, vs: f"env({list(zip(ts.tolist(), vs.tolist()))!r})")(
     lambda t, ts, vs: np.interp(t, ts, vs))
 _op("seq", lambda vs, step: f"seq({vs.tolist()!r}, {step!r})")(
-    lambda t, vs, step: vs[np.floor(t / step).astype(np.int64) % len(vs)])
+    lambda t, vs, step: vs[cells(t / step) % len(vs)])
 
 
 # -- noises from a counter-based hash (see .hashing) ---------------------------------------
@@ -238,7 +236,7 @@ def _perlin(t, seed, period, key):
 
 @_op("rand", lambda seed, step, key: f"rand({seed!r}, step={step!r})")
 def _rand(t, seed, step, key):
-    return hash01(key, np.floor(t / step).astype(np.int64))
+    return hash01(key, cells(t / step))
 
 
 # -- curves from Python functions -------------------------------------------------------------
@@ -246,12 +244,18 @@ def _call_fn_per_time(fn, t):
     out = np.empty(t.shape)
     for index, time in np.ndenumerate(t):
         value = fn(float(time))
-        try:
-            out[index] = complex(value) if np.iscomplexobj(value) else value   # (complex: refused)
+        try:                                          # (text would be read as a number)
+            out[index] = complex(value) if np.iscomplexobj(value) else _not_text(value)
         except (TypeError, ValueError):
             raise CurveError(f"curve({_fn_name(fn)}) returned {value!r} at t={float(time)!r}: "
                              "a curve must return one real number per time") from None
     return out
+
+
+def _not_text(value):                         # ("0.5" is no amount, though numpy reads one)
+    if isinstance(value, (str, bytes)) or np.asarray(value).dtype.kind in "US":
+        raise TypeError("text")
+    return value
 
 
 def _fn_name(fn):
@@ -261,9 +265,8 @@ def _fn_name(fn):
 @_op("fn", lambda fn: f"curve({_fn_name(fn)})")
 def _fn(t, fn):
     # The same call whatever the number of times: the whole array first (numpy code), then one
-    # float per time if the function cannot take an array (math code). A live step evaluates one
-    # window and a render hundreds; one time is passed as two (the same twice), so numpy never
-    # turns a one-element array into a float and the function sees what it sees offline.
+    # float per time if it cannot take an array (math code). Live a step evaluates one window, a
+    # render hundreds: one time is passed as two, so the function sees what it sees offline.
     flat = t.ravel()
     probe = flat if flat.size > 1 else np.concatenate([flat, flat])
     try:
@@ -271,7 +274,7 @@ def _fn(t, fn):
         if np.iscomplexobj(raw):           # (numpy would drop the imaginary part, and warn)
             raise CurveError(f"curve({_fn_name(fn)}) returned complex numbers: a curve returns "
                              f"real amounts")
-        out = np.array(raw, dtype=np.float64)      # a copy: fn may return its argument
+        out = np.array(_not_text(raw), dtype=np.float64)      # a copy: fn may return its argument
     except (TypeError, ValueError):
         return _call_fn_per_time(fn, t)
     if out.ndim == 0:
@@ -312,19 +315,15 @@ def square(period=1.0, duty=0.5):
 
 
 def ramp(duration, start=0.0, end=1.0):
-    """Straight line from ``start`` to ``end`` over ``duration`` beats, then holds ``end``.
-
-    ``ramp(16)`` crossfades from source A to B over 16 beats; ``ramp(8, 1, 0)`` goes back.
-    """
+    """Straight line from ``start`` to ``end`` over ``duration`` beats, then holds ``end``:
+    ``ramp(16)`` crossfades from source A to B over 16 beats; ``ramp(8, 1, 0)`` goes back."""
     return Curve("ramp", _positive(duration, "ramp(duration)"),
                  _finite(start, "ramp(start)"), _finite(end, "ramp(end)"))
 
 
 def env(points):
-    """Piecewise-linear envelope through ``(beats, value)`` breakpoints; holds both ends.
-
-    Times must not decrease; a repeated time makes a jump. ``env([(0, 0), (4, 1), (6, 0)])``.
-    """
+    """Piecewise-linear envelope through ``(beats, value)`` breakpoints; holds both ends. Times
+    must not decrease; a repeated time makes a jump. ``env([(0, 0), (4, 1), (6, 0)])``."""
     try:
         pairs = [(_finite(p[0], "env time"), _finite(p[1], "env value")) for p in points]
         if len(pairs) == 0 or any(len(p) != 2 for p in points):

@@ -3,7 +3,9 @@ noise curve gives the same values in any order of evaluation (rewinds, replays).
 
 import numpy as np
 
-__all__ = ["seed_key", "hash01", "lattice"]
+from .errors import CurveError
+
+__all__ = ["seed_key", "hash01", "lattice", "cells"]
 
 _M0, _M1, _M2 = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9),
                  np.uint64(0x94D049BB133111EB))
@@ -31,9 +33,20 @@ def hash01(key, index):
     return (h >> _S11).astype(np.float64) * 2.0**-53
 
 
+def cells(x) -> np.ndarray:
+    """``floor(x)`` as int64: which held value or lattice cell each time falls in. Past int64's
+    range (a step of 1e-300 beats, or a curve made 1e308 times faster) the cast gave one
+    wrong cell for every time, and numpy's warning on every block: a CurveError instead."""
+    floor = np.floor(x)
+    if not (np.abs(floor) < 2.0 ** 62).all():       # (NaN fails too)
+        raise CurveError("a step or period in the curve (rand, seq, noise, perlin) is far too small "
+                         "for the times it is asked at (past 2**62 of them): give a larger one")
+    return floor.astype(np.int64)
+
+
 def lattice(t, period):
     """Lattice cell, position in it and quintic fade of ``t / period``."""
     x = t / period
-    floor = np.floor(x)
-    f = x - floor
-    return floor.astype(np.int64), f, f * f * f * (f * (f * 6.0 - 15.0) + 10.0)
+    i = cells(x)
+    f = x - i
+    return i, f, f * f * f * (f * (f * 6.0 - 15.0) + 10.0)

@@ -124,7 +124,8 @@ def curve_values(curve, times: np.ndarray) -> np.ndarray:
     Raises :class:`CurveError` saying what went wrong and at which time.
     """
     try:
-        values = curve(times)
+        with np.errstate(all="ignore"):    # (NaN or inf from the curve's own arithmetic: said below)
+            values = curve(times)
     except CurveError:
         raise
     except BaseException as exc:  # a performer's function may raise anything (an exit(), too):
@@ -133,6 +134,7 @@ def curve_values(curve, times: np.ndarray) -> np.ndarray:
         raise CurveError(f"the curve raised {type(exc).__name__}: {exc}") from None
     if np.iscomplexobj(values):
         raise CurveError("the curve returned complex numbers; a curve gives real amounts")
+
     try:
         values = np.broadcast_to(np.asarray(values, dtype=np.float64), times.shape)
     except (TypeError, ValueError):

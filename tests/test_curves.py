@@ -235,3 +235,37 @@ def test_as_curve_refuses_a_string_and_names_it():
 def test_bad_arguments_are_curve_errors(make):
     with pytest.raises(CurveError):
         make()
+
+
+def test_curve_values_refuse_text_and_too_fine_steps_without_numpy_warnings():
+    import warnings
+    from livelatent.curves import curve, noise, perlin, rand, seq, sine
+    from livelatent.voice import curve_values
+    times = np.arange(0.0, 64.0, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # numpy's warnings reached the performer's terminal
+        for made in (sine(4) / 0, 0 / sine(4), (-sine(4) - 0.1) ** 0.5, sine(4) ** -1):
+            with pytest.raises(CurveError, match="the curve returned (nan|inf)"):
+                curve_values(made, times)
+        # t / step past int64 read one wrong cell for every time (rand was constant)
+        for fine in (rand(1, step=1e-300), seq([0.2, 0.8], 1e-300), noise(1).fast(1e308),
+                     perlin(2, 1e-300)):
+            with pytest.raises(CurveError, match="far too small for the times it is asked at"):
+                curve_values(fine, times)
+    # text read as a number ("0.5" played 0.5); a function's bools are a gate's 0 and 1
+    for text in (curve(lambda t: "0.5"), curve(lambda t: ["0.5"] * len(t)),
+                 curve(lambda t: "x" if t > 1 else 0.5)):
+        with pytest.raises(CurveError, match="(returned|raised)"):
+            curve_values(text, times)
+    np.testing.assert_array_equal(curve_values(curve(lambda t: t >= 2), times), times >= 2)
+
+
+def test_a_numpy_scalar_or_0d_array_combines_with_a_curve_as_a_number_does():
+    # sine(4) * np.array(0.5) was "operand 'Curve' does not support ufuncs", though gain= takes it
+    from livelatent.curves import sine
+    times = np.arange(0.0, 8.0, 0.25)
+    for other in (np.array(0.5), np.float32(0.5), np.int64(2)):
+        np.testing.assert_allclose((sine(4) * other)(times), sine(4)(times) * float(other))
+        np.testing.assert_allclose((other * sine(4))(times), sine(4)(times) * float(other))
+    with pytest.raises(TypeError):
+        sine(4) * np.array([0.5, 0.6])            # (not one number)
