@@ -87,7 +87,7 @@ class Performer:
         return make_source(audio, sample_rate=sample_rate, name=name, rate=self.engine.sample_rate)
 
     def voice(self, a, b=None, *, strategy: str = "meso", curve=None, gain: float = 1.0,
-              pan: float = 0.0, synth: str = "ola", stretch: float = 4, steps=DEFAULT_STEPS,
+              pan: float = 0.0, synth: str = "ola", stretch: float | None = None, steps=DEFAULT_STEPS,
               loop: bool = True, seed: int | None = None, deterministic: bool | None = None,
               name: str | None = None, fit: str = "crop", quant: str = "now",
               noise_key: int | None = None, out=None) -> Voice:
@@ -106,7 +106,7 @@ class Performer:
         synth : {"ola", "concat"}
             Seamless overlap-add, or the paper's windows end to end.
         stretch : float
-            Extension only: how many times longer the sources play.
+            Extension only: how many times longer the sources play (default 4).
         steps : (start, stop, step) or list
             Stepwise only: the amount of each pass.
         loop : bool
@@ -130,6 +130,13 @@ class Performer:
         """
         engine = self.engine
         check_quant(quant)
+        if not self.replaying:   # (an option the strategy does not use was taken and unheard)
+            for option, given, uses in (("stretch", stretch is not None, "extension"),
+                                        ("steps", steps is not DEFAULT_STEPS, "stepwise")):
+                if given and strategy != uses:
+                    raise ParameterError(f"{option}= is for {uses} voices; a {strategy} voice "
+                                         f"would not use it")
+        stretch = 4 if stretch is None else stretch
         if self.replaying:       # older livelatent took "4" and True for a stretch: a journal may
             stretch = legacy_stretch(stretch)                                   # hold them
         lay = layout(strategy, synth, window=engine.window, stretch=stretch)
