@@ -319,6 +319,34 @@ def test_midi_over_jack_drives_cc_note_and_bend_curves_and_note_functions(jack_s
     np.testing.assert_allclose(rendered[:played.shape[0]], played, atol=1e-6)
 
 
+def test_a_burst_of_midi_messages_is_read_whole_and_its_last_values_land(jack_server, two, tmp_path):
+    # thousands of messages at once overflowed rtmidi's queue (1024), read one message at a
+    # time: the last values were lost (a released note held on), and rtmidi's complaints
+    # flooded the terminal
+    import time
+    a, b = two
+    with Engine(seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="burst")
+        session.run_cell("v = voice(flute, cello, curve=cc(7) * note_on(60))")
+        out = _sender_connected(jack_server)
+        sent = 0
+        for chunk in range(6):                       # (as fast as the sender's ring takes them)
+            for _ in range(500):
+                out.send_message([0x90, 60, 100])
+                out.send_message([0x80, 60, 0])
+                sent += 2
+            time.sleep(0.005)
+        out.send_message([0x90, 60, 90])
+        out.send_message([0xB0, 7, 9])
+        controls = lambda: engine.intended().controls
+        wait_for(lambda: "cc:1:7" in controls() and controls()["cc:1:7"].value(0.0) == 9 / 127
+                 and controls()["note:1:60"].value(0.0) == 90 / 127, timeout=10)
+        listener = Controllers.of(engine).midi
+        session.close()
+        out.close_port()
+    assert listener.received == sent + 2
+
+
 def test_an_on_note_function_that_never_returns_is_interrupted_and_dropped(jack_server, two,
                                                                            monkeypatch, tmp_path):
     from livelatent.controllers import midi

@@ -36,6 +36,7 @@ __all__ = ["MidiListener", "PortWatch", "open_midi_port", "VIRTUAL_PORT"]
 
 VIRTUAL_PORT = "livelatent"
 POLL_S = 0.001           # how often the MIDI queue is read when it is empty
+QUEUE_SIZE = 1 << 16     # messages rtmidi holds for us between two reads (its default is 1024)
 RUN_LIMIT_S = 10.0       # an on_note function still running after this long is interrupted
 CHECK_PORT_S = 0.25      # how often a port connected by name is looked for
 STALE_NOTE_S = 1.0       # a note that waited longer than this for its functions is dropped
@@ -90,8 +91,8 @@ def _open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, vi
     problems = []
     waiting = None                       # with ``wait``: the first system's object, unconnected
     for api in (rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA):
-        try:
-            opened = make(api, name=client)
+        try:     # (a burst of thousands of messages must not overflow rtmidi's queue, 1024)
+            opened = make(api, name=client, **({"queue_size_limit": QUEUE_SIZE} if direction == "in" else {}))
         except Exception as exc:   # noqa: BLE001 - no such MIDI system here: try the next
             problems.append(f"{type(exc).__name__}: {exc}")
             continue
@@ -239,14 +240,17 @@ class MidiListener:
                     return
                 if self._watch is not None:
                     self._watch.look()
-                got = self.port.get_message()
-            if got is None:
+                arrived = []                  # all that waits: a burst is read at once
+                while (got := self.port.get_message()) is not None:
+                    arrived.append(got[0])
+            if not arrived:
                 self._stop.wait(POLL_S)
                 continue
-            try:
-                self._receive(self._mido.Message.from_bytes(got[0]))
-            except Exception as exc:      # noqa: BLE001 - a bad message must not stop the listener
-                self.throttle.warn("midi:message", f"midi: a message could not be read ({exc})")
+            for data in arrived:
+                try:
+                    self._receive(self._mido.Message.from_bytes(data))
+                except Exception as exc:      # noqa: BLE001 - a bad message must not stop the listener
+                    self.throttle.warn("midi:message", f"midi: a message could not be read ({exc})")
 
     def _receive(self, message) -> None:
         self.received += 1
