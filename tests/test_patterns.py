@@ -233,6 +233,28 @@ def test_a_file_with_a_nul_byte_is_a_syntax_error_without_a_line_none(session, t
     assert playing(session.engine) == {}
 
 
+def test_a_file_python_reads_is_read_and_one_it_cannot_compile_is_refused(session, tmp_path):
+    lines = said(session)
+    # a coding line is Python's: the file was "cannot read it: 'utf-8' codec can't decode"
+    latin = tmp_path / "latin.py"
+    latin.write_bytes(b"# -*- coding: latin-1 -*-\nvoice(flute, cello, name='caf\xe9')\n")
+    watcher = PatternWatcher(session)
+    watcher.watch(latin)
+    assert set(playing(session.engine)) == {"caf\xe9"}, list(lines)
+    # compile() raised RecursionError: a traceback that ended livelatent --watch at start
+    chain = tmp_path / "chain.py"
+    chain.write_text("x = " + "1+" * 200000 + "1\n")
+    watcher.watch(chain)
+    assert "chain.py: cannot compile it: nested too deeply" in lines[-1], list(lines)
+    # a file that goes was polled on without a word
+    latin.unlink()
+    watcher.check()
+    assert "latin.py has gone (deleted or renamed); its voices play on" in lines[-1], list(lines)
+    watcher.check()
+    assert sum("has gone" in line for line in lines) == 1
+    assert set(playing(session.engine)) == {"caf\xe9"}
+
+
 def test_watching_something_that_is_not_a_pattern_file_says_so(session, tmp_path):
     watcher = PatternWatcher(session)
     with pytest.raises(Exception, match="no such file"):

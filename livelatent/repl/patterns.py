@@ -27,6 +27,7 @@ stop all its voices. New files (never run yet) run on the first poll that sees t
 from __future__ import annotations
 
 import threading
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class _Watched:
     errors: int = 0
     last_error: str | None = None
     from_folder: Path | None = field(default=None, repr=False)
+    gone: bool = False                 # said to have gone (deleted or renamed), not back yet
 
 
 class PatternWatcher:
@@ -162,16 +164,22 @@ class PatternWatcher:
                 if watched.signature is not None and watched.from_folder is not None:
                     with self._state_lock:           # deleted from a watched folder
                         self._files.pop(watched.path, None)
+                elif watched.signature is not None and not watched.gone:
+                    watched.gone = True              # (polled on without a word before)
+                    self.events.warning(f"{_shown(watched.path)} has gone (deleted or renamed); "
+                                        f"its voices play on, and it runs again if it comes back")
                 continue
+            watched.gone = False
             if signature == watched.signature:
                 watched.changing = None
                 continue
             if watched.signature is not None and signature != watched.changing:
                 watched.changing = signature    # maybe mid-save: run it if it holds still
                 continue
-            try:
-                code = watched.path.read_text()
-            except (OSError, UnicodeDecodeError) as exc:
+            try:             # in the encoding its coding line declares, as Python reads it
+                with tokenize.open(watched.path) as handle:
+                    code = handle.read()
+            except (OSError, UnicodeDecodeError, SyntaxError) as exc:   # (an unknown coding)
                 watched.signature = signature
                 self._fail(watched, f"cannot read it: {exc}")
                 continue
@@ -224,6 +232,10 @@ class PatternWatcher:
         except (SyntaxError, ValueError) as exc:      # ValueError: a NUL byte in the file
             where = f"line {exc.lineno}: " if getattr(exc, "lineno", None) else ""
             self._fail(watched, f"{where}syntax error: {getattr(exc, 'msg', exc)}")
+            return
+        except (RecursionError, MemoryError):         # ("x = 1+1+...+1" 200,000 terms long)
+            self._fail(watched, "cannot compile it: nested too deeply for Python (a very long "
+                                "expression?)")
             return
         with self.lock:
             cell = code if code.endswith("\n") else code + "\n"
