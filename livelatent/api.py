@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .context import default_engine
-from .curves import as_curve
+from .curves import Curve, as_curve
 from .engine.clock import check_tempo
 from .checks import check_curve, check_fade, checked_path
 from .engine.commands import AddVoice, Hush, SetTempo, StopVoice, check_quant
@@ -84,6 +84,8 @@ class Performer:
         if hasattr(audio, "sorted_by") or isinstance(audio, Path):
             raise ParameterError(f"a {type(audio).__name__.lower()} is not a source here: give "
                                  f"voice(path) for a path, or one source of a corpus")
+        if isinstance(audio, Curve):     # voice(a, sine(4)): "samples of type object" before
+            raise ParameterError(f"{audio!r} is a curve, not a source: give it as curve=")
         return make_source(audio, sample_rate=sample_rate, name=name, rate=self.engine.sample_rate)
 
     def voice(self, a, b=None, *, strategy: str = "meso", curve=None, gain: float = 1.0,
@@ -140,7 +142,7 @@ class Performer:
         if self.replaying:       # older livelatent took "4" and True for a stretch: a journal may
             stretch = legacy_stretch(stretch)                                   # hold them
         lay = layout(strategy, synth, window=engine.window, stretch=stretch)
-        if fit not in FITS:
+        if not isinstance(fit, str) or fit not in FITS:
             raise ParameterError(f"fit={fit!r} must be one of {FITS}")
         if self.replaying:       # older livelatent took True for 1 here: a journal may hold it
             seed, noise_key = (int(x) if isinstance(x, (bool, np.bool_)) else x for x in (seed, noise_key))

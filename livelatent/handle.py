@@ -185,8 +185,9 @@ class Voice:
         if params.plan is None:
             raise ParameterError(f"voice {self.name!r} has no latent point yet")
         engine = self._engine
-        if sample is not None and not (is_whole(sample) and sample >= 0):
-            raise ParameterError(f"point_at({sample!r}): give an engine sample (a whole number from 0)")
+        if sample is not None and not (is_whole(sample) and 0 <= sample < 2 ** 62):
+            raise ParameterError(f"point_at({sample!r:.40}): give an engine sample (a whole number "
+                                 f"from 0 to 2**62 - 1)")
         sample = engine.position if sample is None else int(sample)
         k = max(0, (sample - params.start) // params.layout.output_hop)
         channels, _ = block_channels(params, np.array([k], dtype=np.int64), engine.clock)

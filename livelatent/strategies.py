@@ -57,9 +57,9 @@ def legacy_stretch(stretch):
 
 def layout(strategy: str, synth: str, *, window: int, stretch: float = 4) -> Layout:
     """The hops a strategy and synthesis use for a model's window size."""
-    if strategy not in STRATEGIES:
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:      # (an array: ambiguous)
         raise ParameterError(f"strategy={strategy!r} must be one of {STRATEGIES}")
-    if synth not in SYNTHS:
+    if not isinstance(synth, str) or synth not in SYNTHS:
         raise ParameterError(f"synth={synth!r} must be 'concat' (as in the paper) or 'ola' (seamless)")
     output_hop = window if synth == "concat" else window // 2
     ok = 1 <= real_value(stretch) <= output_hop        # ("4" and True are not numbers; NaN fails)
@@ -74,9 +74,10 @@ def layout(strategy: str, synth: str, *, window: int, stretch: float = 4) -> Lay
 
 def step_values(steps) -> np.ndarray:
     """The amounts of a stepwise voice: ``(start, stop, step)`` inclusive of stop, or a list."""
-    if isinstance(steps, (str, bytes)):             # (a list of its characters: "123" played 1, 2, 3)
-        raise ParameterError(f"steps={steps!r} must be (start, stop, step) or a list of amounts, "
-                             f"not text")
+    # ("123" played amounts 1, 2 and 3, a dict its keys, a set in no order)
+    if isinstance(steps, (str, bytes, dict, set, frozenset)):
+        raise ParameterError(f"steps={steps!r:.60} must be (start, stop, step) or a list of "
+                             f"amounts (not text, a dict or a set)")
     try:
         items = list(steps)
     except TypeError:

@@ -600,6 +600,12 @@ def test_bad_voice_parameters_are_clear_errors(sources):
                                 ({"strategy": "stepwise", "stretch": 4}, "stretch= is for extension"),
                                 ({"steps": [1.0]}, "steps= is for stepwise voices; a meso voice"),
                                 ({"strategy": "extension", "steps": (0, 1, 0.5)}, "steps= is for stepwise"),
+                                # an array's truth is ambiguous: a ValueError traceback before
+                                ({"quant": np.array(["now", "bar"])}, "quant=array("),
+                                ({"fit": np.array(["crop"])}, "fit=array("),
+                                ({"strategy": np.array(["meso"])}, "strategy=array("),
+                                ({"synth": np.array(["ola"])}, "synth=array("),
+                                ({"strategy": "stepwise", "steps": {0: 1}}, "not text, a dict or a set"),
                                 ({"seed": True}, "seed=True"), ({"seed": -2}, "seed=-2"),
                                 ({"noise_key": 1.5}, "noise_key=1.5"),
                                 # an array of amounts crashed every later step of the engine
@@ -621,6 +627,10 @@ def test_bad_voice_parameters_are_clear_errors(sources):
                                 ({"out": "12"}, "out='12'"), ({"out": (1.9, 2.2)}, "out=(1.9, 2.2)")]:
             with pytest.raises(ParameterError, match=re.escape(message)):
                 voice(*sources, **kwargs)
+        # a curve given where source b goes said "samples of type object"
+        with pytest.raises(ParameterError, match=re.escape("sine(4.0) is a curve, not a source: "
+                                                           "give it as curve=")):
+            voice(sources[0], sine(4))
 
 
 def test_bad_engine_render_and_handle_input_is_a_clear_error(sources):

@@ -35,7 +35,7 @@ DERIVED_CHANGES = frozenset({"frames_a", "frames_b", "curve_start", "good_curve"
 
 
 def check_quant(quant) -> str:
-    if quant not in QUANTS:
+    if not isinstance(quant, str) or quant not in QUANTS:     # (an array: ambiguous truth)
         raise ParameterError(f"quant={quant!r} must be one of {QUANTS}")
     return quant
 

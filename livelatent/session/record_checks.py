@@ -24,7 +24,7 @@ CHANGES = frozenset({"a", "b", "hop_a", "hop_b", "tail_a", "tail_b", "path", "cu
 
 
 def checked_fit(fit) -> str:
-    if fit not in FITS:
+    if not isinstance(fit, str) or fit not in FITS:
         raise ValueError(f"fit={fit!r} must be one of {FITS}")
     return fit
 
