@@ -410,6 +410,40 @@ def test_a_controller_unplugged_and_plugged_back_is_reported_and_connected_again
     out.close_port()
 
 
+def test_a_port_name_two_controllers_share_is_not_guessed_between(jack_server, two, monkeypatch):
+    # midi_in("pads") took the first of padsA:pads and padsB:pads without a word, and when A
+    # was unplugged it said "padsB:pads is back" and B's knobs drove A's controls
+    import rtmidi
+
+    from livelatent.controllers import midi
+    monkeypatch.setattr(midi, "CHECK_PORT_S", 0.2)
+    assert midi.port_named(["a:pads", "b:pads"], "pads") == (
+        None, "'pads' names 2 ports (a:pads, b:pads): give more of the name of the one meant")
+    assert midi.port_named(["a:pads", "b:pads"], "b:pads") == ("b:pads", None)
+    assert midi.port_named(["b:pads", "c:pads 2"], "pads", "c:pads 2") == ("c:pads 2", None)
+    devices = []
+    for client in ("padsA", "padsB"):
+        devices.append(rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client))
+        devices[-1].open_virtual_port("pads")
+    a, b = two
+    with Engine(seed=2) as engine:
+        names = namespace(engine)
+        said = lambda text: any(text in t for t in engine.events.texts())
+        assert names["midi_in"]("pads") is None                      # said, not guessed
+        assert said("'pads' names 2 MIDI output ports (padsA:pads, padsB:pads)")
+        assert names["midi_in"]("padsA") == "padsA:pads"
+        voice(a, b, curve=names["cc"](20))
+        devices[0].close_port()                                     # A unplugged: B stays out
+        wait_for(lambda: said("padsA:pads has gone away"), timeout=5)
+        devices[1].send_message([0xB0, 20, 99])
+        time.sleep(0.6)
+        assert not said("back, connected again") and "cc:1:20" not in engine.intended().controls
+        Controllers.of(engine).close()
+    for device in devices:
+        device.close_port()
+        device.delete()
+
+
 def test_a_controller_asked_for_before_it_is_plugged_in_is_connected_when_it_appears(
         jack_server, two, monkeypatch):
     import rtmidi

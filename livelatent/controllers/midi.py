@@ -101,14 +101,13 @@ def _open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, vi
                 opened.open_virtual_port(virtual)
                 return opened, virtual, None
             names = opened.get_ports()
-            found = [i for i, n in enumerate(names) if port in n]
-            if not found:
-                raise LookupError(f"no MIDI {other} port named like {port!r} (there are: "
-                                  f"{', '.join(names) or 'none'})")
-            opened.open_port(found[0])
+            chosen, problem = port_named(names, port, what=f"MIDI {other} port")
+            if chosen is None:
+                raise LookupError(problem)
+            opened.open_port(names.index(chosen))
             if waiting is not None:
                 waiting.delete()
-            return opened, names[found[0]], None
+            return opened, chosen, None
         except Exception as exc:   # noqa: BLE001 - said below, with the other system's answer
             if wait and waiting is None and isinstance(exc, LookupError):
                 waiting = opened
@@ -116,6 +115,23 @@ def _open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, vi
                 opened.delete()
             problems.append(str(exc) if isinstance(exc, LookupError) else f"{type(exc).__name__}: {exc}")
     return waiting, None, "; ".join(problems)
+
+
+def port_named(names: list, wanted: str, previous: str | None = None, *, what: str = "port"):
+    """``(name, None)``: the port of ``names`` that ``wanted`` names (``previous``, the port
+    connected before, when it is back; else one whose name is ``wanted`` or the only one whose
+    name holds it), or ``(None, why)``. Two ports holding it are not guessed between: the first
+    was taken, and when it was unplugged the other took over its controls."""
+    if previous in names:
+        return previous, None
+    exact = [n for n in names if n == wanted]
+    found = exact or [n for n in names if wanted in n]
+    if len(found) == 1:
+        return found[0], None
+    if not found:
+        return None, f"no {what} named like {wanted!r} (there are: {', '.join(names) or 'none'})"
+    return None, (f"{wanted!r} names {len(found)} {what}s ({', '.join(found)}): give more of the "
+                  f"name of the one meant")
 
 
 class PortWatch:
@@ -151,19 +167,21 @@ class PortWatch:
                 self._events.warning(f"{who}: {self.name} has gone away; {self._meanwhile}, and "
                                      f"livelatent connects to it again when it is back")
             return False
-        found = [n for n in names if self.wanted in n]
-        if not found:
+        chosen, problem = port_named(names, self.wanted, self.name)
+        if chosen is None:
+            if any(self.wanted in n for n in names):             # (several: said, not guessed)
+                self._throttle.warn(f"{who}:port", f"{who}: {problem}")
             return False
         try:
             if self.name is not None:
                 self.port.close_port()
-            self.port.open_port(names.index(found[0]))
+            self.port.open_port(names.index(chosen))
         except Exception as exc:   # noqa: BLE001 - tried again at the next look
-            self._throttle.warn(f"{who}:port", f"{who}: {found[0]} is back but could not be "
+            self._throttle.warn(f"{who}:port", f"{who}: {chosen} is back but could not be "
                                                f"connected ({exc}); trying again")
             return False
         first = self.name is None
-        self.name, self.gone = found[0], False
+        self.name, self.gone = chosen, False
         self._events.info(f"{who}: {self.name} is there, connected" if first
                           else f"{who}: {self.name} is back, connected again")
         return True
