@@ -271,3 +271,12 @@ def test_info_shows_the_config_loaded_and_survives_a_malformed_training_summary(
     assert main(["info", str(path)]) == 0
     shown = capsys.readouterr().out
     assert "22050 Hz mono" in shown and "44100" not in shown     # the loaded config's, not the summary's
+
+
+def test_weights_saved_from_a_wrapped_module_say_what_to_save_instead(module, tmp_path):
+    # a DistributedDataParallel model's state_dict names every weight "module.fc1.weight"
+    path = tmp_path / "ddp.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in module.state_dict().items()}}, path)
+    with pytest.raises(ModelLoadError, match="it holds 'module.fc1.weight': weights saved from a "
+                                             "wrapped module"):
+        load_model(path)

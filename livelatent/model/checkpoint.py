@@ -260,8 +260,12 @@ def _tensor_dict(path: Path, state) -> dict[str, np.ndarray]:
             key = f"{layer}.{part}"
             tensor = state.get(key)
             if tensor is None:
+                prefixed = [k for k in map(str, state) if k.endswith("." + key)][:1]
+                hint = (f" (it holds {prefixed[0]!r}: weights saved from a wrapped module, such as "
+                        f"DistributedDataParallel's 'module.'; save the inner module's state_dict)"
+                        if prefixed else "")
                 raise ModelLoadError(f"{path}: weight '{key}' is missing; a RawAudioVAE has "
-                                     f"{', '.join(LAYERS)} (weight and bias each)")
+                                     f"{', '.join(LAYERS)} (weight and bias each){hint}")
             try:
                 array = _as_numpy(tensor)
             except (AttributeError, TypeError, RuntimeError):
