@@ -132,11 +132,16 @@ def built(sounds, tmp_path_factory):
     ({"base_absolute": 5}, "not a folder or file name"),
 ])
 def test_a_hand_edited_som_json_is_a_clear_error(built, tmp_path, edit, said):
+    refused_with_som_json_edited(built, tmp_path / "edited", lambda meta: meta.update(edit), said)
+
+
+def refused_with_som_json_edited(built, folder, edit, said):
+    """A copy of map ``built`` in ``folder``, its som.json changed by ``edit(meta)``, is refused
+    by load_som with a SomError that says ``said``."""
     from livelatent.errors import SomError
-    folder = tmp_path / "edited"
     shutil.copytree(built, folder)
     meta = json.loads((folder / "som.json").read_text())
-    meta.update(edit)
+    edit(meta)
     (folder / "som.json").write_text(json.dumps(meta))
     with pytest.raises(SomError, match=said):
         load_som(folder)
@@ -200,14 +205,9 @@ def test_json_nested_too_deep_for_the_parser_is_not_valid_json(built, tmp_path, 
 ])
 def test_feature_statistics_that_cannot_scale_the_weights_are_refused_at_load(built, tmp_path, scaler, said):
     # a NaN mean or a 0 std loaded, and near() then chose a cluster from NaN distances
-    from livelatent.errors import SomError
-    folder = tmp_path / "scaler"
-    shutil.copytree(built, folder)
-    meta = json.loads((folder / "som.json").read_text())
-    meta["scaler"] = {**meta["scaler"], **scaler} if isinstance(scaler, dict) else scaler
-    (folder / "som.json").write_text(json.dumps(meta))
-    with pytest.raises(SomError, match=said):
-        load_som(folder)
+    def edit(meta):
+        meta["scaler"] = {**meta["scaler"], **scaler} if isinstance(scaler, dict) else scaler
+    refused_with_som_json_edited(built, tmp_path / "scaler", edit, said)
 
 
 def test_node_weights_saved_as_npz_are_refused_clearly(built, tmp_path):
