@@ -132,16 +132,17 @@ class Performer:
         """
         engine = self.engine
         check_quant(quant)
-        if not self.replaying:   # (an option the strategy does not use was taken and unheard)
-            for option, given, uses in (("stretch", stretch is not None, "extension"),
-                                        ("steps", steps is not DEFAULT_STEPS, "stepwise")):
-                if given and strategy != uses:
-                    raise ParameterError(f"{option}= is for {uses} voices; a {strategy} voice "
-                                         f"would not use it")
-        stretch = 4 if stretch is None else stretch
+        given_stretch, stretch = stretch is not None, 4 if stretch is None else stretch
         if self.replaying:       # older livelatent took "4" and True for a stretch: a journal may
             stretch = legacy_stretch(stretch)                                   # hold them
         lay = layout(strategy, synth, window=engine.window, stretch=stretch)
+        if not self.replaying:   # (an option the strategy does not use was taken and unheard)
+            for option, given, uses in (("stretch", given_stretch, "extension"),
+                                        ("steps", steps is not DEFAULT_STEPS, "stepwise")):
+                if given and strategy != uses:
+                    article = "an" if strategy.startswith("e") else "a"
+                    raise ParameterError(f"{option}= is for {uses} voices; {article} {strategy} "
+                                         f"voice would not use it")
         if not isinstance(fit, str) or fit not in FITS:
             raise ParameterError(f"fit={fit!r} must be one of {FITS}")
         if self.replaying:       # older livelatent took True for 1 here: a journal may hold it

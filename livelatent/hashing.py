@@ -39,8 +39,9 @@ def cells(x) -> np.ndarray:
     wrong cell for every time, and numpy's warning on every block: a CurveError instead."""
     floor = np.floor(x)
     if not (np.abs(floor) < 2.0 ** 62).all():       # (NaN fails too)
-        raise CurveError("a step or period in the curve (rand, seq, noise, perlin) is far too small "
-                         "for the times it is asked at (past 2**62 of them): give a larger one")
+        raise CurveError("the curve's times, counted in the steps or periods of its rand, seq, "
+                         "noise or perlin, go past 2**62 (a step or period far too small, or a "
+                         ".fast() far too fast)")
     return floor.astype(np.int64)
 
 

@@ -104,3 +104,18 @@ def test_a_name_near_the_systems_limit_is_written(tmp_path):
         with Engine() as engine:
             render_to_file(engine, out, 0.1, progress=False)
         assert [p.name for p in out.parent.iterdir()] == [out.name]
+
+
+def test_a_render_abandoned_into_a_new_folder_takes_that_folder_away(tmp_path):
+    # the folders a render made to write in stayed behind, empty (with stems: the mix was
+    # discarded first, and its folder still held the stems' temporaries)
+    def stop(_frames):
+        raise KeyboardInterrupt
+    with Engine(seed=0) as engine:
+        tone = source((0.3 * np.sin(np.arange(44100) / 9)).astype(np.float32), name="tone")
+        voice(tone, tone, curve=0.5, name="pad")
+        for stems in (False, True):
+            with pytest.raises(KeyboardInterrupt):
+                render_to_file(engine, tmp_path / "new" / "deeper" / "take.wav", 0.5, stems=stems,
+                               progress=False, on_block=stop)
+            assert list(tmp_path.iterdir()) == []

@@ -280,3 +280,10 @@ def test_weights_saved_from_a_wrapped_module_say_what_to_save_instead(module, tm
     with pytest.raises(ModelLoadError, match="it holds 'module.fc1.weight': weights saved from a "
                                              "wrapped module"):
         load_model(path)
+
+
+def test_a_rate_asked_for_replaces_a_malformed_recorded_one(module, tmp_path):
+    for recorded in (0, "44.1k"):
+        path = tmp_path / "original.pt"
+        torch.save({"state_dict": module.state_dict(), "sample_rate": recorded}, path)
+        assert load_model(path, sample_rate=22050).sample_rate == 22050

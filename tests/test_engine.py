@@ -599,7 +599,8 @@ def test_bad_voice_parameters_are_clear_errors(sources):
                                 ({"stretch": 8}, "stretch= is for extension voices; a meso voice"),
                                 ({"strategy": "stepwise", "stretch": 4}, "stretch= is for extension"),
                                 ({"steps": [1.0]}, "steps= is for stepwise voices; a meso voice"),
-                                ({"strategy": "extension", "steps": (0, 1, 0.5)}, "steps= is for stepwise"),
+                                ({"strategy": "extension", "steps": (0, 1, 0.5)}, "steps= is for stepwise voices; an extension"),
+                                ({"strategy": "extention", "stretch": 8}, "strategy='extention'"),
                                 # an array's truth is ambiguous: a ValueError traceback before
                                 ({"quant": np.array(["now", "bar"])}, "quant=array("),
                                 ({"fit": np.array(["crop"])}, "fit=array("),

@@ -124,8 +124,9 @@ def port_named(names: list, wanted: str, previous: str | None = None, *, what: s
     was taken, and when it was unplugged the other took over its controls."""
     if previous in names:
         return previous, None
-    exact = [n for n in names if n == wanted]
-    found = exact or [n for n in names if wanted in n]
+    if wanted in names:                  # (two of one name: no name tells them apart)
+        return wanted, None
+    found = [n for n in names if wanted in n]
     if len(found) == 1:
         return found[0], None
     if not found:

@@ -303,7 +303,8 @@ def _check_shapes(path: Path, state: dict[str, np.ndarray], config: VAEConfig) -
 def _same_rate(path: Path, recorded, asked: int) -> None:
     """A rate asked for must be the one the file records, if it records one: the model made
     its windows at that rate, and played at another every sound would move in pitch and speed."""
-    if recorded is not None and recorded != asked:
+    valid = is_integral(recorded) and MIN_MODEL_RATE <= recorded <= MAX_MODEL_RATE
+    if valid and recorded != asked:            # (a malformed one: the rate asked for replaces it)
         raise ModelLoadError(f"{path} records its sample rate, {recorded!r} Hz; sample_rate={asked} "
                              f"would play it at the wrong pitch and speed (sample_rate is for "
                              f"files that record none)")

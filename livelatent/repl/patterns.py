@@ -56,7 +56,7 @@ class _Watched:
     errors: int = 0
     last_error: str | None = None
     from_folder: Path | None = field(default=None, repr=False)
-    gone: bool = False                 # said to have gone (deleted or renamed), not back yet
+    missing: int = 0                   # polls in a row that found it gone (said at the second)
 
 
 class PatternWatcher:
@@ -164,12 +164,14 @@ class PatternWatcher:
                 if watched.signature is not None and watched.from_folder is not None:
                     with self._state_lock:           # deleted from a watched folder
                         self._files.pop(watched.path, None)
-                elif watched.signature is not None and not watched.gone:
-                    watched.gone = True              # (polled on without a word before)
-                    self.events.warning(f"{_shown(watched.path)} has gone (deleted or renamed); "
-                                        f"its voices play on, and it runs again if it comes back")
+                elif watched.signature is not None:   # (said once; not at an editor's
+                    watched.missing += 1               # save by renaming, which a poll may meet)
+                    if watched.missing == 2:
+                        self.events.warning(f"{_shown(watched.path)} has gone (deleted or "
+                                            f"renamed); its voices play on, and it is watched "
+                                            f"again if it comes back")
                 continue
-            watched.gone = False
+            watched.missing = 0
             if signature == watched.signature:
                 watched.changing = None
                 continue

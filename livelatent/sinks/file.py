@@ -204,9 +204,9 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
             written.append(handle.commit())
         return written
     except BaseException:
-        mix.discard()
         for handle in stem_files.values():
             handle.discard()
+        mix.discard()                 # last: the folder made for them goes with it, when empty
         raise
     finally:
         engine.set_stem_sink(None)
