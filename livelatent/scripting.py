@@ -20,7 +20,7 @@ from .session.journal import JOURNAL_NAME
 from .session.namespace import namespace
 from .session.sets import cli_render_set
 from .session.state import STATE_NAME
-from .sinks.file import render_to_file
+from .sinks.file import check_render_name, render_to_file
 
 __all__ = ["run_script", "play", "cli_play", "cli_render", "cli_demo", "DEMO_SCRIPT"]
 
@@ -44,8 +44,13 @@ def run_script(path, engine: Engine, *, extra: dict | None = None, listening: bo
     except (OSError, UnicodeDecodeError) as exc:
         raise LiveLatentError(f"cannot read script {path}: {exc}") from None
     names = namespace(engine, extra=extra, listening=listening)
-    with engine.batch(origin=f"script:{path.name}"):
-        run_code(code, names, filename=str(path))
+    try:
+        with engine.batch(origin=f"script:{path.name}"):
+            run_code(code, names, filename=str(path))
+    except SystemExit as exc:        # (the command ended there, rc 0 and no file, without a word)
+        raise LiveLatentError(f"{path}: the script called exit({'' if exc.code is None else repr(exc.code)}): "
+                              f"nothing is played or rendered (a script says what plays; "
+                              f"--seconds says how long)") from None
     return names
 
 
@@ -68,6 +73,7 @@ def cli_render(args) -> int:
         raise ParameterError("--no-code renders a set (a folder), not a script: a script is code")
     if getattr(args, "session", None) is not None:
         raise ParameterError("--session picks a session of a set (a folder); a script has none")
+    check_render_name(args.output)       # (before the script's work, not after it)
     with _engine_for(args) as engine, Printer(engine.events):    # failed timers, reverted curves
         run_script(args.script, engine, listening=False)
         began = time.perf_counter()

@@ -128,3 +128,19 @@ def test_the_demo_on_a_model_without_its_sources_says_what_it_needs(tmp_path):
     assert done.returncode == 0, done.stderr
     # its weights load as data only, its demo is code: said before it runs
     assert f"playing {bare / 'demo.py'}, the pack's own demo: it is Python code" in done.stderr + done.stdout
+
+
+def test_a_script_that_calls_exit_is_said_and_a_bad_output_name_before_the_script_runs(tmp_path):
+    # exit(3) ended render with rc 3, no file and no word; exit(0) with rc 0, "success"
+    script = tmp_path / "ends.py"
+    script.write_text("import sys\nvoice(flute, cello)\nsys.exit(0)\n")
+    for command in (("render", script, "-o", tmp_path / "o.wav", "--seconds", "1"),
+                    ("play", script, "--seconds", "1", "--device", "system")):
+        done = cli(*command)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert "the script called exit(0): nothing is played or rendered" in done.stderr
+    assert not (tmp_path / "o.wav").exists()
+    slow = tmp_path / "slow.py"                        # the name is checked before the work
+    slow.write_text("import time\ntime.sleep(30)\n")
+    done = cli("render", slow, "-o", tmp_path / "o.mp3", "--seconds", "1")
+    assert done.returncode == 2 and "cannot render to o.mp3: use a .wav or .flac" in done.stderr

@@ -92,6 +92,14 @@ def _stem_path(path: Path, name: str, taken: set) -> Path:
     return stem
 
 
+def check_render_name(path) -> Path:
+    """``path`` as a Path when a render can be written there by its name (.wav or .flac)."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise ParameterError(f"cannot render to {path.name}: use a .wav or .flac file name")
+    return path
+
+
 def check_not_played(path, files: dict, *, stems: bool = False) -> None:
     """Refuse to render over an audio file that is played (``files``: file -> who plays it):
     the render would replace the performer's recording with itself, without a word. With
@@ -146,9 +154,7 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     render: nothing is left under the names asked for). ``chunk_steps`` sets the engine steps
     per block.
     """
-    path = Path(path)
-    if path.suffix.lower() not in FORMATS:
-        raise ParameterError(f"cannot render to {path.name}: use a .wav or .flac file name")
+    path = check_render_name(path)
     check_not_played(path, _played_files(engine), stems=stems)
     if seconds is not None:
         seconds = check_seconds(seconds)
