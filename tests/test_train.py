@@ -245,3 +245,10 @@ def test_training_into_a_model_pack_is_refused_before_anything_is_read(corpus, t
     with pytest.raises(ParameterError, match="is a model pack .*train into a folder of its own"):
         train([corpus], pack, epochs=1, **TINY)
     assert (pack / "card.md").read_text() == "the pack's card" and not (pack / "cache").exists()
+    # a set took model.pt, card.md, summary.json and train_state.pt among its own files
+    played = tmp_path / "gig"
+    played.mkdir()
+    (played / "journal.jsonl").write_text("")
+    with pytest.raises(ParameterError, match="is a set .it holds journal.jsonl.: train into a folder"):
+        train([corpus], played, epochs=1, **TINY)
+    assert sorted(p.name for p in played.iterdir()) == ["journal.jsonl"]

@@ -91,6 +91,9 @@ def make_output_folder(output_dir) -> Path:
     if packed:
         raise ParameterError(f"-o {output_dir} is a model pack (it holds {' and '.join(packed)}, "
                              f"which loads before a model.pt): train into a folder of its own")
+    if (output_dir / "journal.jsonl").is_file():      # (a set: a model's files among its own)
+        raise ParameterError(f"-o {output_dir} is a set (it holds journal.jsonl): train into a "
+                             f"folder of its own")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
