@@ -316,3 +316,24 @@ def test_a_grid_of_anything_but_whole_numbers_is_refused(built, tmp_path, grid):
     np.save(folder / "weights.npy", np.load(folder / "weights.npy").reshape(1, 4, -1))
     with pytest.raises(SomError, match=r"som.json: grid .* is not \[rows, columns\], two whole numbers above 0"):
         load_som(folder)
+
+
+def test_the_maps_folder_is_checked_before_the_work_and_another_map_is_replaced_aloud(
+        sounds, tmp_path, capfd):
+    import warnings
+    from livelatent.errors import SomError
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "important.txt").write_text("mine")
+    with pytest.raises(SomError, match=r"holds other files \(important.txt\): give the map a folder"):
+        build_som(sounds, notes, grid="2x2", progress=False)    # (it wrote its files among them)
+    assert sorted(p.name for p in notes.iterdir()) == ["important.txt"]
+    with pytest.raises(SomError, match="-o /proc/livelatent-map: cannot make the folder"):
+        build_som(sounds, "/proc/livelatent-map", grid="2x2", progress=False)  # (after the work)
+    first = build_som(sounds, tmp_path / "m", grid="2x2", progress=False)
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # minisom's "PCA initialization inappropriate"
+        again = build_som(sounds, tmp_path / "m", grid="1x4", progress=False)
+    assert f"replacing the map in {tmp_path / 'm'}" in capfd.readouterr().err
+    assert first.path == again.path and again.grid == (1, 4)

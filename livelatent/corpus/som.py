@@ -24,6 +24,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -93,10 +94,19 @@ def parse_grid(grid) -> tuple[int, int]:
 
 
 def _check_output(output: Path) -> None:
-    """The map's folder must be a folder (or not exist yet), not under a file."""
+    """The map's folder must be a folder (or not exist yet), not under a file, and hold nothing
+    but a map, which is replaced (and said so). Checked before any work."""
     blocking = file_in_the_way(output)
     if blocking is not None:
         raise SomError(f"-o {output}: {blocking} is a file; give a folder for the map")
+    own = {SOM_FILE, WEIGHTS_FILE, UMATRIX_FILE, masom.CLUSTERS_FILE, masom.DATA_FILE}
+    held = sorted(p.name for p in output.iterdir()) if output.is_dir() else []
+    others = [name for name in held if name not in own]
+    if others and SOM_FILE not in held:       # (its files went in among them without a word)
+        raise SomError(f"-o {output} holds other files ({', '.join(others[:3])}): give the map a "
+                       f"folder of its own")
+    if SOM_FILE in held:
+        print(f"livelatent som: replacing the map in {output}", file=sys.stderr)
 
 
 # -- building -------------------------------------------------------------------------------------
@@ -108,7 +118,8 @@ def _train(points: np.ndarray, grid: tuple[int, int], *, seed: int, iterations: 
                   neighborhood_function="gaussian", decay_function="linear_decay_to_zero",
                   sigma_decay_function="linear_decay_to_one", random_seed=seed)
     if points.shape[0] >= 2 and np.linalg.matrix_rank(points) >= 2:
-        som.pca_weights_init(points)      # deterministic, and orders the map from the start
+        with warnings.catch_warnings(action="ignore"):    # (minisom warns of a 1xN map, which
+            som.pca_weights_init(points)  # it orders as well) deterministic, and ordered from the start
     else:
         som.random_weights_init(points)
     som.train(points, iterations, random_order=True)
@@ -206,7 +217,6 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
         raise ParameterError(f"iterations={iterations!r} must be a whole number from 1 to "
                              f"{MAX_ITERATIONS}")
     rows, cols = (None, None) if grid is None else parse_grid(grid)
-    _check_output(output)
     files = list_corpus_files(*inputs, exclude=output)
     if not files:
         out = Path(output).resolve()
@@ -215,6 +225,22 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
             raise SomError(f"the map's folder {output} is the folder of its sounds (or holds it): "
                            f"give the map a folder of its own (-o)")
         raise SomError(f"no files in {', '.join(map(str, inputs))}: nothing to map")
+    _check_output(output)
+    made = not output.exists()
+    try:                                 # (a place that cannot be written: said before the work)
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SomError(f"-o {output}: cannot make the folder ({exc.strerror or exc})") from None
+    try:
+        return _build(inputs, files, output, rows, cols, seed, iterations, progress, features,
+                      weights, model)
+    except BaseException:
+        if made and not any(output.iterdir()):
+            output.rmdir()
+        raise
+
+
+def _build(inputs, files, output, rows, cols, seed, iterations, progress, features, weights, model):
     chosen = feature_set(features, model=model)
     table = extract_features(files, progress=progress, features=chosen)
     if table.skipped:
@@ -224,7 +250,7 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
     if len(table) == 0:
         raise SomError(f"none of the {len(files)} files in {', '.join(map(str, inputs))} is usable "
                        f"audio (see the list above)")
-    if grid is None:
+    if rows is None:
         rows, cols = default_grid(len(table))
     iterations = default_iterations(len(table)) if iterations is None else int(iterations)
     scaler = fit_scaler(table.values, weights=weights, features=chosen)
@@ -237,7 +263,6 @@ def build_som(data, output_dir, *, grid=None, seed: int = 0, iterations: int | N
 
     base = (Path(inputs[0]).resolve() if len(inputs) == 1 and Path(inputs[0]).is_dir()
             else _common_base(table.paths))
-    output.mkdir(parents=True, exist_ok=True)
     entries = [masom.Entry(p.resolve().relative_to(base).as_posix(), 0, round(v[0] * 1000.0, 6),
                            tuple(round(float(x), 6) for x in v[1:]))
                for p, v in zip(table.paths, table.values)]
