@@ -77,9 +77,21 @@ def input_groups(items, rate: int, *, skipped: list | None = None) -> list[tuple
     return _unique_labels(groups)
 
 
+MAX_FRAMES = 100_000   # latent frames a map draws at most (each window is encoded: 4 KB of it)
+
+
 def _framed_groups(codec, groups, hop: int, colour: str):
     """[(label, [sources])] -> ([(label, mu)], colours, colour label)."""
     every = make_corpus([s for _, sources in groups for s in sources], name="map")
+    frames = sum(max(1, -(-max(0, src.num_samples - codec.window) // hop) + 1) for src in every.sources)
+    if frames > MAX_FRAMES:           # (hop 1 took 3.5 GB for 8 seconds of sound)
+        least = -(-hop * frames // MAX_FRAMES)
+        raise ParameterError(f"--hop {hop} gives about {frames} latent frames of these sounds, more "
+                             f"than a map draws ({MAX_FRAMES}): give --hop {least} or more")
+    if frames < 2:
+        raise ParameterError(f"these sounds give {frames} latent frame at hop {hop}, and a map needs "
+                             f"two: give longer sounds (a window is {codec.window} samples) or a "
+                             f"smaller --hop")
     for src in tqdm(every.sources, desc="encoding", unit="source", leave=False, delay=0.5):
         src.frames(codec, hop)
     mu = every.frames(codec, hop).mu

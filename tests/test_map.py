@@ -236,3 +236,16 @@ def test_the_command_says_what_is_wrong_in_one_line(tmp_path, capsys, monkeypatc
         assert exit_.value.code == 2
         assert "livelatent map: error:" in capsys.readouterr().err
     assert not (tmp_path / "m.png").exists()
+
+
+def test_a_map_of_too_many_or_too_few_frames_is_refused_before_the_encoding(tmp_path, capsys):
+    # --hop 1 took 3.5 GB for 8 seconds of sound; one short file was "points needs at least 2"
+    tone = lambda seconds: (0.3 * np.sin(np.arange(int(seconds * SR)) / 7)).astype(np.float32)
+    sf.write(tmp_path / "long.wav", tone(3.0), SR)
+    sf.write(tmp_path / "tick.wav", tone(0.01), SR)
+    assert cli_main(["map", str(tmp_path / "long.wav"), "-o", str(tmp_path / "m.png"), "--hop", "1"]) == 2
+    assert "--hop 1 gives about 131277 latent frames of these sounds, more than a map draws " \
+           "(100000): give --hop 2 or more" in capsys.readouterr().err
+    assert cli_main(["map", str(tmp_path / "tick.wav"), "-o", str(tmp_path / "m.png")]) == 2
+    assert "give 1 latent frame at hop 512, and a map needs two" in capsys.readouterr().err
+    assert not (tmp_path / "m.png").exists()
