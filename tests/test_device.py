@@ -204,3 +204,12 @@ def test_the_recorder_names_the_periods_it_read_late(jack_server):
     jumps = np.flatnonzero(step != 1)
     # the late period holds the next one's frames: a jump into it, and one back out of it
     assert jumps.tolist() == [start - 1, end - 1] and step[start - 1] == 1025 and step[end - 1] == -1023
+
+
+def test_an_audio_process_that_aborts_while_listing_is_said_with_its_signal():
+    # "could not list the devices (exit status -6): " with nothing after the colon
+    env = {**os.environ, "ALSA_CONFIG_PATH": "/nonexistent"}         # alsa-lib aborts PortAudio
+    done = subprocess.run([sys.executable, "-c", "from livelatent.engine.output import "
+                           "list_devices; list_devices()"], env=env, capture_output=True, text=True)
+    assert "could not list the devices (killed by SIGABRT: PortAudio or the sound system below " \
+           "it gave up)" in done.stderr, done.stderr[-500:]

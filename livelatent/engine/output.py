@@ -13,6 +13,7 @@ import json
 import mmap
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -271,5 +272,9 @@ def list_devices(timeout: float = _OPEN_TIMEOUT_S) -> dict:
             return message
         if message.get("event") == "error":
             raise DeviceError(explain(message))
-    raise DeviceError(f"the audio process could not list the devices (exit status "
-                      f"{done.returncode}): {done.stderr.strip()[-300:]}")
+    how = (f"killed by {signal.Signals(-done.returncode).name}: PortAudio or the sound system "
+           f"below it gave up" if done.returncode < 0 and -done.returncode in
+           signal.valid_signals() else f"exit status {done.returncode}")
+    said = done.stderr.strip()[-300:]
+    raise DeviceError(f"the audio process could not list the devices ({how})"
+                      + (f": {said}" if said else ""))
