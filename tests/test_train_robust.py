@@ -108,6 +108,14 @@ def test_a_corpus_of_one_window_is_refused_before_training(tmp_path):
     with pytest.raises(AudioError, match=r"only one training window .*short.wav.*smaller --hop"):
         train([tmp_path / "short.wav"], tmp_path / "m", epochs=1, **TINY)
     assert not (tmp_path / "m" / "model.pt").exists()
+    # four files of one sample each, each padded to a window, were trained on: "success"
+    clicks = tmp_path / "clicks"
+    clicks.mkdir()
+    for i in range(4):
+        sf.write(clicks / f"c{i}.wav", np.array([0.5], dtype=np.float32), 44100)
+    with pytest.raises(AudioError, match=r"only [34] samples of sound in .*clicks, padded to [34] windows"):
+        train([clicks], tmp_path / "m2", epochs=1, **TINY)
+    assert not (tmp_path / "m2" / "model.pt").exists()
 
 
 @pytest.mark.parametrize("option", [["--nproc", "0"], ["--nproc", "-3"], ["--nnodes", "0"],

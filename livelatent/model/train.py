@@ -183,7 +183,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     val_paths = [p for p in val_paths if str(p) in cached]
     corpus = corpus_of(index, audio, train_files, window=window, hop=hop)
     validation = corpus_of(index, audio, val_paths, window=window, hop=hop)
-    problem = corpus_problem(len(corpus), data, window, hop)
+    problem = corpus_problem(len(corpus), data, window, hop, sound=int(sum(corpus.durations)))
     if problem is not None:
         if not resume and (ranks is None or ranks.local_rank == 0):    # (a resumed run's is
             forget_cache(cache, "audio", output_dir, made)              # the stopped run's)

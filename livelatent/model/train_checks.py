@@ -101,14 +101,19 @@ def make_output_folder(output_dir) -> Path:
     return output_dir
 
 
-def corpus_problem(windows: int, data, window: int, hop: int) -> AudioError | None:
-    """What is wrong with a corpus of ``windows`` training windows, if anything."""
+def corpus_problem(windows: int, data, window: int, hop: int, *, sound: int | None = None) -> AudioError | None:
+    """What is wrong with a corpus of ``windows`` training windows (``sound``: samples of sound
+    in them, padding aside), if anything."""
     where = ", ".join(map(str, data))
     if not windows:
         return AudioError(f"no usable training audio in {where}")
     if windows < 2:     # nothing to learn from, and the card's PCA baseline needs two windows
         return AudioError(f"only one training window ({window} samples) in {where}: give more or "
                           f"longer audio (at least {window + hop} samples), or a smaller --hop")
+    if sound is not None and sound < window + hop:      # (four files of one sample each, each
+        return AudioError(f"only {sound} samples of sound in {where}, padded to {windows} "
+                          f"windows: give more or longer audio (at least {window + hop} "
+                          f"samples)")                   # padded to a window, were trained on)
     return None
 
 
