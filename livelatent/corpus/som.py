@@ -118,8 +118,8 @@ def _train(points: np.ndarray, grid: tuple[int, int], *, seed: int, iterations: 
                   neighborhood_function="gaussian", decay_function="linear_decay_to_zero",
                   sigma_decay_function="linear_decay_to_one", random_seed=seed)
     if points.shape[0] >= 2 and np.linalg.matrix_rank(points) >= 2:
-        with warnings.catch_warnings(action="ignore"):    # (minisom warns of a 1xN map, which
-            som.pca_weights_init(points)  # it orders as well) deterministic, and ordered from the start
+        with warnings.catch_warnings(action="ignore"):    # (it warns of a 1xN map: a line is
+            som.pca_weights_init(points)  # ordered as well) deterministic, ordered from the start
     else:
         som.random_weights_init(points)
     som.train(points, iterations, random_order=True)

@@ -110,10 +110,10 @@ def corpus_problem(windows: int, data, window: int, hop: int, *, sound: int | No
     if windows < 2:     # nothing to learn from, and the card's PCA baseline needs two windows
         return AudioError(f"only one training window ({window} samples) in {where}: give more or "
                           f"longer audio (at least {window + hop} samples), or a smaller --hop")
-    if sound is not None and sound < window + hop:      # (four files of one sample each, each
+    # (four files of one sample each, each padded to a window, were trained on)
+    if sound is not None and sound < window + hop:
         return AudioError(f"only {sound} samples of sound in {where}, padded to {windows} "
-                          f"windows: give more or longer audio (at least {window + hop} "
-                          f"samples)")                   # padded to a window, were trained on)
+                          f"windows: give more or longer audio (at least {window + hop} samples)")
     return None
 
 
