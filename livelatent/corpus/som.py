@@ -94,8 +94,7 @@ def parse_grid(grid) -> tuple[int, int]:
 
 
 def _check_output(output: Path) -> None:
-    """The map's folder must be a folder (or not exist yet), not under a file, and hold nothing
-    but a map, which is replaced (and said so). Checked before any work."""
+    """The map's folder: a folder or none yet, not under a file, holding no more than a map."""
     blocking = file_in_the_way(output)
     if blocking is not None:
         raise SomError(f"-o {output}: {blocking} is a file; give a folder for the map")
