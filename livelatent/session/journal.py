@@ -41,7 +41,7 @@ from pathlib import Path
 from ..atomic import fsync_dir
 from ..errors import SetError
 
-__all__ = ["JOURNAL_VERSION", "JOURNAL_NAME", "Journal", "wall_time"]
+__all__ = ["JOURNAL_VERSION", "JOURNAL_NAME", "Journal", "json_bytes", "wall_time"]
 
 JOURNAL_VERSION = 3   # 3: latent paths and the arrays they need (0.3); 2 is read alike
 JOURNAL_NAME = "journal.jsonl"
@@ -176,7 +176,7 @@ class Journal:
         self._write_many([record])
 
     def _write_many(self, records: list, *, durable: bool = True) -> None:
-        data = b"".join(_line({"v": JOURNAL_VERSION, **r}) for r in records)
+        data = b"".join(json_bytes({"v": JOURNAL_VERSION, **r}) for r in records)
         self._write_bytes(data, durable=durable)
 
     def _write_bytes(self, data: bytes, *, durable: bool = True) -> None:
@@ -192,16 +192,14 @@ class Journal:
                 raise SetError(f"cannot write the journal {self.path}: {exc}") from None
 
 
-def _line(record: dict) -> bytes:
-    """A record as one line of UTF-8 JSON. Text that is no Unicode (a file name the system
-    gave as undecodable bytes, in an error message) is written escaped (``\\udcff``): it
-    reads back as the same text, where encoding it raised and the record was lost."""
-    text = json.dumps(record, ensure_ascii=False)
+def json_bytes(data, *, indent: int | None = None) -> bytes:
+    """``data`` as UTF-8 JSON ending in a newline (a journal's line, a set's state.json). Text
+    that is no Unicode (a file name the system gave as undecodable bytes) is written escaped
+    (``\\udcff``): it reads back as the same text, where encoding it raised and it was lost."""
     try:
-        data = text.encode("utf-8")
+        return (json.dumps(data, indent=indent, ensure_ascii=False) + "\n").encode("utf-8")
     except UnicodeEncodeError:
-        data = json.dumps(record).encode("ascii")
-    return data + b"\n"
+        return (json.dumps(data, indent=indent) + "\n").encode("ascii")
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -35,7 +35,7 @@ from ..config import pack_roots
 from ..errors import LiveLatentError, SetError
 from ..model.checkpoint import load_checkpoint
 from ..model.packs import describe_model, locate_model, pack_info
-from .journal import JOURNAL_NAME, wall_time
+from .journal import JOURNAL_NAME, json_bytes, wall_time
 from .path_records import has_fn
 from .record_checks import check_source_record, whole
 from .records import SOURCES_FOLDER, SourceStore, decode_command, encode_command, sources_used
@@ -146,10 +146,7 @@ def _write_set_files(engine, folder: Path, journal, sources_from) -> list[str]:
     store = SourceStore(folder)       # embedded audio is written into the folder as it goes
     state, notes = capture_state(engine, store)
     copy_journal(folder, journal, sources_from)
-    try:
-        data = (json.dumps(state, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    except UnicodeEncodeError:       # a file name that is no Unicode: escaped, it reads back
-        data = (json.dumps(state, indent=2) + "\n").encode("ascii")
+    data = json_bytes(state, indent=2)
     _atomic_write(folder / STATE_NAME, lambda f: f.write(data))
     return notes
 
