@@ -33,21 +33,26 @@ def hash01(key, index):
     return (h >> _S11).astype(np.float64) * 2.0**-53
 
 
-def cells(x) -> np.ndarray:
-    """``floor(x)`` as int64: which held value or lattice cell each time falls in. Past int64's
-    range (a step of 1e-300 beats, or a curve made 1e308 times faster) the cast gave one
-    wrong cell for every time, and numpy's warning on every block: a CurveError instead."""
+def _floor(x) -> np.ndarray:
+    """``floor(x)``, each within int64's range. Past it (a step of 1e-300 beats, or a curve made
+    1e308 times faster) the cast gave one wrong cell for every time, and numpy's warning on
+    every block: a CurveError instead."""
     floor = np.floor(x)
     if not (np.abs(floor) < 2.0 ** 62).all():       # (NaN fails too)
         raise CurveError("the curve's times, counted in the steps or periods of its rand, seq, "
                          "noise or perlin, go past 2**62 (a step or period far too small, or a "
                          ".fast() far too fast)")
-    return floor.astype(np.int64)
+    return floor
+
+
+def cells(x) -> np.ndarray:
+    """Which held value each time falls in: ``floor(x)`` as int64."""
+    return _floor(x).astype(np.int64)
 
 
 def lattice(t, period):
     """Lattice cell, position in it and quintic fade of ``t / period``."""
     x = t / period
-    i = cells(x)
-    f = x - i
-    return i, f, f * f * f * (f * (f * 6.0 - 15.0) + 10.0)
+    floor = _floor(x)
+    f = x - floor
+    return floor.astype(np.int64), f, f * f * f * (f * (f * 6.0 - 15.0) + 10.0)
