@@ -19,8 +19,8 @@ timer whose function set it. When a pattern file runs again, its new timers repl
 previous run set, as its voices do; a run that fails leaves the old ones and sets none.
 
 A function that raises is reported once and dropped (an ``every`` stops repeating); so is one
-still running after :data:`RUN_LIMIT_S` (live or in a render) (a loop that never ends would hold up every later
-timer): it is interrupted (:class:`~livelatent.deadline.Deadline`), and what it changed before
+still running after :data:`RUN_LIMIT_S`, live or in a render (a loop that never ends would hold
+up every later timer, or never let a render end): it is interrupted (:class:`~livelatent.deadline.Deadline`), and what it changed before
 lands, as for one that raises. A timer may set timers from its own beat on; past
 :data:`MAX_PER_STEP` of them on one step the rest are dropped and said so (one setting itself
 again on its own beat would otherwise run for ever, and the render with it).

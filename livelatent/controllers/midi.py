@@ -87,12 +87,14 @@ def open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, vir
 def _open_midi_port(rtmidi, direction: str, port: str | None, *, client: str, virtual: str,
                     wait: bool = False):
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
-    make, other = (rtmidi.MidiIn, "output") if direction == "in" else (rtmidi.MidiOut, "input")
+    # (an input's queue holds a burst of thousands of messages: rtmidi's own holds 1024)
+    make, other, options = ((rtmidi.MidiIn, "output", {"queue_size_limit": QUEUE_SIZE})
+                            if direction == "in" else (rtmidi.MidiOut, "input", {}))
     problems = []
     waiting = None                       # with ``wait``: the first system's object, unconnected
     for api in (rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA):
-        try:     # (a burst of thousands of messages must not overflow rtmidi's queue, 1024)
-            opened = make(api, name=client, **({"queue_size_limit": QUEUE_SIZE} if direction == "in" else {}))
+        try:
+            opened = make(api, name=client, **options)
         except Exception as exc:   # noqa: BLE001 - no such MIDI system here: try the next
             problems.append(f"{type(exc).__name__}: {exc}")
             continue
