@@ -36,7 +36,8 @@ def new_folder_mode() -> int:
 class PendingFile:
     """A temporary file beside ``path`` (same folder, same suffix) that becomes ``path`` on
     :meth:`commit` and disappears on :meth:`discard`, with the folders made for it (when empty:
-    a failed export or render into a new folder left that folder behind, empty)."""
+    a failed export or render into a new folder left that folder behind, empty). Several files
+    made in one new folder: only the first made it, so it is discarded last."""
 
     def __init__(self, path, *, suffix: str | None = None):
         self.path = Path(path)

@@ -9,8 +9,8 @@ long.
 A loop in Python stops at once; a call into C (a long ``time.sleep``) stops when it returns.
 
 One watchdog thread serves every deadline (started with the first, it ends when none is left):
-a timer running every 64th of a beat through a long render entered tens of thousands of them,
-and a thread of its own for each cost more than the timer's work. Deadlines nest: the one that
+a timer running every 64th of a beat through a 10-minute render enters about 77,000 of them,
+and each started a thread of its own (``threading.Timer``). Deadlines nest: the one that
 fires is the first to expire, and an inner one leaving clears only its own interrupt.
 """
 
