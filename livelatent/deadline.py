@@ -29,8 +29,10 @@ _inside = threading.local()           # .deadlines: those this thread is inside,
 
 def interruptible() -> bool:
     """Whether a ``KeyboardInterrupt`` in this thread may be an interruption (Ctrl-C in the main
-    thread, or a :class:`Deadline` firing), not an exception a performer's code raised itself."""
-    return threading.current_thread() is threading.main_thread() or bool(getattr(_inside, "deadlines", ()))
+    thread, or a :class:`Deadline` that has fired), not an exception a performer's code raised
+    itself."""
+    return (threading.current_thread() is threading.main_thread()
+            or any(deadline.fired for deadline in getattr(_inside, "deadlines", ())))
 
 
 class Deadline:

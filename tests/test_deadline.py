@@ -58,3 +58,23 @@ def test_nested_deadlines_the_inner_firing_leaves_the_outer_in_force():
     except KeyboardInterrupt:
         outer_fired = outer.fired
     assert outer_fired and time.monotonic() - began < 2.0
+
+
+def test_off_the_main_thread_only_a_deadline_that_fired_makes_an_interrupt_an_interruption():
+    # a curve's own KeyboardInterrupt inside a deadline that has not fired is the curve's error
+    # (it reverts the voice), not an interruption that would end the decode thread
+    seen = {}
+
+    def run():
+        with Deadline(5.0):
+            seen["before"] = interruptible()
+        try:
+            with Deadline(0.05) as fired:
+                while True:
+                    pass
+        except KeyboardInterrupt:
+            seen["fired"] = fired.fired
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    assert seen == {"before": False, "fired": True}
