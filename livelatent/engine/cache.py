@@ -26,6 +26,7 @@ import numpy as np
 
 from .blocks import BLOCK, NoiseBlocks, noise_entropy
 from .channels_ahead import ChannelsAhead, block_values
+from .slow_blocks import SlowBlocks
 from .prefault import populate
 
 __all__ = ["BlockCache", "RESERVED_SLOTS"]
@@ -47,7 +48,8 @@ class BlockCache:
         # working ahead, whose Python it would otherwise wait for on its way back
         self.decoding = threading.Event()
         self.noise = NoiseBlocks(latent, self.decoding)
-        self.ahead = ChannelsAhead(self.decoding)
+        self.slow = SlowBlocks()         # blocks of performer code that ran past their deadline
+        self.ahead = ChannelsAhead(self.decoding, self.slow)
         self.live = False                # live playback: blocks worked out seconds ahead
         self._slot_of: dict[int, int] = {}
         self._free: list[int] = []
@@ -136,6 +138,7 @@ class BlockCache:
         caller's thread; then on a thread of its own as voices start). Offline only the noise
         is drawn ahead, a span early."""
         self.live = live
+        self.slow.live(live)
         self.noise.ahead = live
         if live:
             self.populate_slots()
@@ -235,6 +238,9 @@ class BlockCache:
             self._load(int(slots[i]), table.params[i], int(table.grain[i]), clock, blocks,
                        first=int(first[i]), shared=shared)
         for i in np.flatnonzero(ahead):
+            if (self.live and last[i] == first[i]       # not needed yet, and the worker has it:
+                    and self.ahead.working_on(table.params[i], clock, int(first[i]) + 1)):
+                continue                                # taken at a later step
             self._load(int(slots[i]), table.params[i], int(table.grain[i]), clock, [int(first[i]) + 1],
                        first=int(first[i]), shared=shared)
 
@@ -258,7 +264,7 @@ class BlockCache:
             if computed is None:
                 computed = self.ahead.take(slot, source, clock, b)
                 if computed is None:
-                    computed = block_values(source, b, clock)
+                    computed = block_values(source, b, clock, self.slow)
                 shared[(id(source), b)] = computed
             values, found = computed
             if found is not None and revert is None:

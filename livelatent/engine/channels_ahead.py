@@ -13,7 +13,9 @@ import time
 
 import numpy as np
 
-from .blocks import BLOCK, block_channels
+from ..curves import const
+from .blocks import BLOCK, Revert, block_channels
+from .slow_blocks import runs_code
 from .worker import POLL_S, WorkAhead
 
 __all__ = ["ChannelsAhead", "block_values"]
@@ -26,16 +28,51 @@ def _first_window_of(params) -> int:
     return int(math.ceil((params.curve_start - params.start) / params.layout.output_hop))
 
 
-def block_values(params, block: int, clock) -> tuple[np.ndarray, object]:
+def block_values(params, block: int, clock, slow=None) -> tuple[np.ndarray, object]:
     """The channels of a voice's windows in ``block`` (zero before its curve takes effect: those
-    never play), and the revert a failing curve makes there, if any."""
+    never play), and the revert a failing curve makes there, if any. With ``slow`` (the cache's
+    :class:`~.slow_blocks.SlowBlocks`), a block that runs performer code is worked out under its
+    deadline, and one that is slow plays what :func:`_instead_of_slow` says."""
     k = np.arange(block * BLOCK, (block + 1) * BLOCK, dtype=np.int64)
     played = k >= _first_window_of(params)
     values = np.zeros((BLOCK, params.plan.columns), dtype=np.float32)
     found = None
     if played.any():
-        values[played], found = block_channels(params, k[played], clock)
+        values[played], found = _played_values(params, block, k[played], clock, slow)
     return values, found
+
+
+def _played_values(params, block: int, k: np.ndarray, clock, slow):
+    if slow is None or not runs_code(params):
+        return block_channels(params, k, clock)
+    return slow.run(params, block, clock, lambda: block_channels(params, k, clock),
+                    lambda: _instead_of_slow(params, block, k, clock, slow), int(k[0]))
+
+
+def _instead_of_slow(params, block: int, k: np.ndarray, clock, slow):
+    """What a slow block plays from its first window ``k[0]``: a curve voice its last good
+    curve (worked out under the deadline in turn), or a steady 0.5 when that is the slow one
+    or slow too; a path voice, or a voice whose sources' curves are the slow code, holds at the
+    latent origin."""
+    window = int(k[0])
+    limit = f"{slow.limit_s:g} s" if slow.limit_s is not None else "its deadline"
+    said = f"voice {params.name}: its Python function took over {limit} for {BLOCK} windows"
+    if params.path is None and params.curve is not None:
+        if params.curve is not params.good_curve or params.curve_start != params.good_curve_start:
+            reverted = params.changed(curve=params.good_curve, curve_start=params.good_curve_start)
+            values, found = _played_values(reverted, block, k, clock, slow)
+            if found is not None and found.window == window:    # (slow or failing too, at once)
+                return values, Revert(window, found.params,
+                                      f"{said}; its last good curve: {found.message.split(': ', 1)[-1]}")
+            return values, Revert(window, reverted, f"{said}; reverted to its last good curve")
+        steady = const(0.5)
+        held = params.changed(curve=steady, good_curve=steady, curve_start=params.curve_start)
+        if not runs_code(held):
+            return block_channels(held, k, clock)[0], Revert(
+                window, held, f"{said}; it holds an amount of 0.5")
+    held = params.changed(held=(window, np.zeros(params.plan.columns, dtype=np.float32)))
+    return block_channels(held, k, clock)[0], Revert(
+        window, held, f"{said}; it holds at the latent origin")
 
 
 class ChannelsAhead:
@@ -57,13 +94,18 @@ class ChannelsAhead:
 
     One request and one result per cache slot, the newest winning: a voice whose parameters
     change on every step (a controller moving) leaves no backlog of blocks nobody will play.
+    A block asked for and not worked out yet is left to the worker until the voice needs it
+    (:meth:`working_on`): its code may be slow, and the deadline that stops it there
+    (:mod:`.slow_blocks`) would stop the decode thread too.
     """
 
-    def __init__(self, decoding: threading.Event):
+    def __init__(self, decoding: threading.Event, slow=None):
         # set while the decode thread is in the decoder, where it holds no GIL: the worker's turn
         self.decoding = decoding
+        self.slow = slow                         # blocks of performer code: their deadline
         self._wanted: dict[int, tuple] = {}      # slot -> (params, clock, block), oldest first
         self._ready: dict[int, tuple] = {}       # slot -> (params, clock, block, result)
+        self._in_hand: tuple | None = None       # (params, clock, block) being worked out
         self._lock = threading.Lock()
         self._worker = WorkAhead(self._work_once, self.wanted, "livelatent-channels")
 
@@ -82,6 +124,14 @@ class ChannelsAhead:
     def wanted(self) -> bool:
         """Whether blocks wait to be worked out (read without the lock: a hint)."""
         return bool(self._wanted)
+
+    def working_on(self, params, clock, block: int) -> bool:
+        """Whether the block ``block`` of ``params`` with ``clock`` is asked for here and not
+        worked out yet (in hand, or waiting)."""
+        def same(entry):
+            return entry is not None and entry[0] is params and entry[1] is clock and entry[2] == block
+        with self._lock:
+            return same(self._in_hand) or any(same(entry) for entry in self._wanted.values())
 
     def take(self, slot: int, params, clock, block: int):
         """``(values, revert)`` worked out ahead for exactly these ``params``, ``clock`` and
@@ -106,13 +156,18 @@ class ChannelsAhead:
         with self._lock:
             slot = next(iter(self._wanted), None)
             wanted = self._wanted.pop(slot) if slot is not None else None
+            self._in_hand = wanted
         if wanted is None:
             return False
         params, clock, block = wanted
+        result = None
         try:
-            result = block_values(params, block, clock)
+            result = block_values(params, block, clock, self.slow)
         except Exception:       # noqa: BLE001 - the decode thread works it out itself, and says so
-            return True
-        with self._lock:
-            self._ready[slot] = (params, clock, block, result)
+            pass
+        finally:
+            with self._lock:
+                self._in_hand = None
+                if result is not None:
+                    self._ready[slot] = (params, clock, block, result)
         return True

@@ -94,6 +94,7 @@ class Engine(Sending):
         self.channels = check_channels(channels)
         self.timeline = Timeline(self.codec, seed=self.seed, step=self.step, tempo=tempo,
                                  events=self.events, arena=self.frames, channels=self.channels)
+        self.timeline.slow_blocks.on_slow = self.note_slow_block
         self.handoff = HandOff(self.channels)    # rendered but not handed out; just handed out
         self._lock = threading.RLock()           # offline: one advancer or sender at a time
         self.numbers = VoiceNumbers()

@@ -148,6 +148,7 @@ class Sending:
     def unseal(self) -> None:
         """Every batch lands again (a rebuilt engine going live, see :mod:`..session.resume`)."""
         self._sealed_by = None
+        self.timeline.slow_blocks.replay_over()
 
     @property
     def sealed(self) -> bool:
@@ -161,3 +162,12 @@ class Sending:
             outage = getattr(recorder, "outage", None)
             if outage is not None:
                 outage(sample, lost=lost)
+
+    def note_slow_block(self, key: str, params, window: int) -> None:
+        """A block of ``params``' performer code ran past its deadline (see
+        :mod:`.slow_blocks`), from ``window`` on: recorders that keep a record of it are told.
+        Called on the thread that found it (the decode thread, or the one working ahead)."""
+        for recorder in list(self._recorders):
+            slow = getattr(recorder, "slow_block", None)
+            if slow is not None:
+                slow(key, params.index, window)

@@ -239,6 +239,12 @@ class Timeline:
         (now, in the caller's thread; then on a thread of its own as voices start)."""
         self._bank.cache.work_ahead(ahead)
 
+    @property
+    def slow_blocks(self):
+        """The blocks of performer code found slow, and their deadline
+        (:class:`~.slow_blocks.SlowBlocks`)."""
+        return self._bank.cache.slow
+
     def free_voice_slots(self) -> int:
         """How many more voices (grains) the bank holds before its cache must grow."""
         return self._bank.cache.free_slots()

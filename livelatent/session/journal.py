@@ -21,6 +21,9 @@ A journal is a JSON Lines file, appended to and never rewritten. Each line is on
 - ``end``: the sample at which the performance ended (the listener had heard everything).
 - ``outage``: the audio device was lost (or came back) with the listener at ``sample``; the
   timeline waited, so the sound does not change.
+- ``slow``: a block of a voice's performer code (a ``curve(fn)``) ran past its deadline live
+  and played as a failing curve would from ``window`` (:mod:`livelatent.engine.slow_blocks`);
+  ``key`` says which block, and a replay never runs it.
 - ``heard``: the listener had heard up to ``sample`` (twice a second while a REPL plays), so
   a session resumed after a crash joins where the sound stopped.
 
@@ -146,6 +149,10 @@ class Journal:
     def record_outage(self, sample: int, *, lost: bool) -> None:
         """Record that the audio device was lost (or came back) with the listener at ``sample``."""
         self._write({"kind": "outage", "sample": int(sample), "lost": bool(lost), "wall": wall_time()})
+
+    def record_slow(self, blocks: list) -> None:
+        """Blocks of performer code found slow live: each ``{"key", "voice", "window"}``."""
+        self._write_many([{"kind": "slow", **block, "wall": wall_time()} for block in blocks])
 
     def record_heard(self, sample: int) -> None:
         """Record that the listener has heard up to ``sample`` (every half second while a REPL

@@ -83,6 +83,7 @@ class Performance:
     end: int | None = None
     heard: int = 0             # the listener had heard up to here (the last "heard" record)
     resumed_at: tuple = ()     # samples where sessions resumed this one after a crash
+    slow_blocks: set = field(default_factory=set)   # keys of blocks of code found slow live
 
 
 def read_journal(path, *, session: int | None = None) -> list[Entry]:
@@ -128,7 +129,8 @@ def _with_resumed(performances: list, index: int) -> Performance:
                        batches=before.batches + performance.batches,
                        sources={**before.sources, **performance.sources}, end=performance.end,
                        heard=max(before.heard, performance.heard),
-                       resumed_at=(*before.resumed_at, performance.session.position))
+                       resumed_at=(*before.resumed_at, performance.session.position),
+                       slow_blocks=before.slow_blocks | performance.slow_blocks)
 
 
 def _pick_session(sessions, session: int, path) -> SessionStart:
@@ -255,6 +257,11 @@ def _build(path: Path, records):
                 performances[current].sources[record["key"]] = record
             elif kind == "end" and current >= 0:
                 performances[current].end = at(record["sample"])
+            elif kind == "slow" and current >= 0:
+                key = record["key"]
+                if not isinstance(key, str) or not 0 < len(key) <= 64:
+                    raise TypeError(f"key {key!r:.80} is not a block's key")
+                performances[current].slow_blocks.add(key)
             elif kind == "heard" and current >= 0:
                 performances[current].heard = max(performances[current].heard, at(record["sample"]))
             # other kinds are from a later minor revision: they change no sound

@@ -6,7 +6,8 @@ not code (a curve made from a Python function) sent by a writer that is not a ce
 replay could rebuild it. After the batch lands it writes the sources it uses (once) and the
 batch itself, with its origin, its cell and its landing sample, in the writer's own thread.
 Controller values (many a second) are kept and written together, a ``controls`` record every
-quarter second or so, and before any other record.
+quarter second or so, and before any other record; so are the blocks of performer code found
+slow (told on the decode thread, which must not wait for a write).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class JournalRecorder:
         self.failed = False
         self._controls: dict[str, list] = {}       # origin -> [seq, sample, name, value] kept
         self._controls_since = 0.0
+        self._slow: list[dict] = []               # slow blocks told, not written yet
 
     def check(self, batch) -> None:
         if batch.cell is not None:       # (not on every controller batch: a cell's pace)
@@ -65,6 +67,14 @@ class JournalRecorder:
             self.journal.record_outage(sample, lost=lost)
         except (SetError, LiveLatentError):
             pass                         # said by the next batch that cannot be recorded
+
+    def slow_block(self, key: str, voice: int, window: int) -> None:
+        """A block of voice ``voice``'s performer code was slow from ``window`` on (see
+        :mod:`livelatent.engine.slow_blocks`): written with the next controller values."""
+        with self._lock:
+            self._slow.append({"key": key, "voice": int(voice), "window": int(window)})
+            if not self._controls:
+                self._controls_since = time.monotonic()
 
     def landed(self, batch) -> None:
         encoded = batch.encoded
@@ -114,7 +124,10 @@ class JournalRecorder:
         record, at each note of where the listener is, at the end)."""
         with self._lock:
             kept, self._controls = self._controls, {}
+            slow, self._slow = self._slow, []
         try:
+            if slow:
+                self.journal.record_slow(slow)
             for origin, values in kept.items():
                 self.journal.record_controls(origin, values)
         except (SetError, LiveLatentError) as exc:

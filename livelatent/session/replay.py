@@ -93,6 +93,7 @@ class Replayer:
         self._died_in = _died_in(performance)
         report.notes.extend(_changes_of_unstarted_voices(performance.batches))
         engine.seal(self.key)
+        engine.timeline.slow_blocks.replay(performance.slow_blocks)   # as they played live
         self._prepare()
 
     def _prepare(self) -> None:

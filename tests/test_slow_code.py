@@ -1,0 +1,203 @@
+"""A curve(fn) that turns slow after its check: interrupted, journaled, replayed the same."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import jackutil
+from livelatent import Engine, curve, sine, voice
+from livelatent.engine.channels_ahead import block_values
+from livelatent.engine.slow_blocks import SlowBlocks, block_key, runs_code
+
+SR = 44100
+SLOW_AFTER = 4
+
+
+def turns_slow(after_beats: float, seconds: float):
+    """A curve function, quick before ``after_beats`` and busy ``seconds`` per call after."""
+    def fn(t):
+        t = np.asarray(t, dtype=float)
+        if (t > after_beats).any():
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+        return 0.5 + 0.4 * np.sin(t)
+    return fn
+
+
+def sounding(captured):
+    loud = np.flatnonzero(np.any(captured != 0, axis=1))
+    return captured[loud[0]:loud[-1] + 1] if loud.size else captured[:0]
+
+
+@pytest.fixture
+def short_check(monkeypatch):
+    import livelatent.checks
+    monkeypatch.setattr(livelatent.checks, "CURVE_CHECK_WINDOWS", 64)   # 1.5 beats checked
+
+
+def test_only_voices_running_a_python_function_are_timed(sources):
+    with Engine() as engine:
+        plain = voice(*sources, curve=sine(2) * 0.5 + 0.25)
+        coded = voice(*sources, curve=curve(lambda t: 0.5 + 0.0 * t))
+        params = {p.name: p for p in engine.intended_voices()}
+    assert not runs_code(params[plain.name]) and runs_code(params[coded.name])
+
+
+def test_a_block_key_is_the_same_for_the_same_inputs_and_differs_otherwise(sources):
+    with Engine() as engine:
+        voice(*sources, curve=curve(lambda t: 0.5 + 0.0 * t))
+        params = engine.intended_voices()[0]
+        clock = engine.clock
+        key = block_key(params, 1, clock)
+        assert key == block_key(params.changed(gain=0.2), 1, clock)
+        assert key != block_key(params, 2, clock)
+        assert key != block_key(params.changed(curve_start=params.curve_start + 1), 1, clock)
+        assert key != block_key(params, 1, clock.with_tempo(90.0, 0))
+
+
+def test_a_curve_that_turns_slow_offline_reverts_at_its_block_and_is_told(sources, short_check):
+    with Engine() as engine:
+        slow = engine.timeline.slow_blocks
+        slow.limit_s = 0.2
+        told = []
+        slow.on_slow = lambda key, params, window: told.append((key, params.name, window))
+        v = voice(*sources, curve=sine(1))
+        v.curve = curve(turns_slow(4.0, 30.0))
+        began = time.perf_counter()
+        audio = engine.render_array(8.0)
+        took = time.perf_counter() - began
+        messages = engine.events.texts()
+    assert took < 10                                     # not the 30 s a call takes
+    assert [(name, window) for _, name, window in told] == [(v.name, 256)]   # block 1, once
+    assert len(messages) == 1 and "took over 0.2 s" in messages[0]
+    assert "reverted to its last good curve" in messages[0]
+    assert np.sqrt(np.mean(audio[-SR:] ** 2)) > 0.01     # the sound goes on
+
+
+def test_a_replay_never_runs_a_recorded_block_and_runs_others_to_their_end(sources, short_check):
+    def render(keys=None, limit=None):
+        with Engine(seed=4) as engine:
+            slow = engine.timeline.slow_blocks
+            told = []
+            slow.on_slow = lambda key, params, window: told.append(key)
+            if keys is not None:
+                slow.replay(keys)
+            else:
+                slow.limit_s = limit
+            v = voice(*sources, curve=sine(1))
+            v.curve = curve(turns_slow(4.0, 0.3))
+            return engine.render_array(5.0), told
+    live, told = render(limit=0.1)
+    assert len(told) == 1
+    replayed, again = render(keys=set(told))
+    assert again == [] and np.array_equal(live, replayed)
+    unrecorded, _ = render(keys=set())                     # slow but run: the curve's own values
+    assert not np.array_equal(live, unrecorded)
+
+
+def test_the_first_outcome_of_a_block_wins_on_either_thread(sources):
+    with Engine() as engine:
+        voice(*sources, curve=curve(lambda t: 0.5 + 0.0 * t))
+        slowly = curve(turns_slow(0.0, 0.05))       # (a voice could not start with it: too slow)
+        params = engine.intended_voices()[0].changed(curve=slowly, good_curve=slowly)
+        clock = engine.clock
+        slow = SlowBlocks()
+        told = []
+        slow.on_slow = lambda *args: told.append(args)
+        slow.limit_s = 1.0
+        passed, _ = block_values(params, 1, clock, slow)      # passed in time
+        slow.limit_s = 0.01
+        again, _ = block_values(params, 1, clock, slow)       # slower now: it plays as it did
+        assert np.array_equal(passed, again) and told == []
+        _, revert = block_values(params, 2, clock, slow)      # a block never passed: slow
+        assert len(told) == 1 and revert is not None and revert.window == 512
+        slow.limit_s = 1.0
+        _, still = block_values(params, 2, clock, slow)       # and it stays so
+        assert still is not None and len(told) == 1
+
+
+def test_a_block_stopped_while_its_thread_waited_is_tried_again_not_found_slow(sources):
+    # the deadline is wall time; a thread that waited for the GIL (a cell in a long C call) or
+    # for a core did not run the code that long: the machine's load must not revert a voice
+    with Engine() as engine:
+        voice(*sources, curve=curve(lambda t: 0.5 + 0.0 * t))
+        params, clock = engine.intended_voices()[0], engine.clock
+        slow = SlowBlocks()
+        slow.limit_s = 0.05
+        told, calls = [], []
+        slow.on_slow = lambda *args: told.append(args)
+
+        def waits_once():
+            calls.append(1)
+            if len(calls) == 1:
+                time.sleep(0.2)              # waiting: no CPU time spent
+            return "worked out"
+        assert slow.run(params, 1, clock, waits_once, lambda: "instead", 256) == "worked out"
+        assert len(calls) == 2 and told == []
+
+        def always_waits():
+            time.sleep(0.1)
+            return "worked out"
+        assert slow.run(params, 2, clock, always_waits, lambda: "instead", 512) == "instead"
+        assert len(told) == 1                # after its tries: slow all the same
+
+
+def test_ctrl_c_in_a_slow_block_is_not_taken_for_its_deadline(sources):
+    # the deadline's interrupt is a KeyboardInterrupt too: one that is not the deadline's goes on
+    with Engine() as engine:
+        def interrupted(t):
+            raise KeyboardInterrupt
+        voice(*sources, curve=curve(lambda t: 0.5 + 0.0 * t))
+        params, clock = engine.intended_voices()[0], engine.clock
+        slow = SlowBlocks()
+        slow.limit_s = 5.0
+        with pytest.raises(KeyboardInterrupt):
+            slow.run(params, 1, clock, lambda: interrupted(0), lambda: None, 256)
+
+
+def test_a_curve_that_turns_slow_live_neither_stalls_the_sound_nor_differs_from_the_set(
+        jack_server, tmp_path, short_check):
+    """Live, the slow block is interrupted on the thread working ahead; the journal keeps it,
+    so the set's render (which never runs that block) is what JACK captured."""
+    from livelatent.repl.setup import make_engine
+    from livelatent.session.session import Session
+    from livelatent.session.sets import render_set
+    engine = make_engine(blocksize=1024)
+    with engine, Session(engine, sets_root=tmp_path, set_name="slow") as session:
+        recorder = jackutil.RecorderProcess(jack_server, "PortAudio", seconds=9, folder=tmp_path,
+                                            wait=False)
+        try:
+            engine.start("system")
+            recorder.wait_recording()
+            session.run_cell(f"SLOW_AFTER = {SLOW_AFTER}\n"
+                             "import numpy as np, time\n"
+                             "def fn(t):\n"
+                             "    t = np.asarray(t, dtype=float)\n"
+                             "    if (t > SLOW_AFTER).any():\n"
+                             "        end = time.perf_counter() + 0.5\n"
+                             "        while time.perf_counter() < end:\n"
+                             "            pass\n"
+                             "    return 0.5 + 0.4 * np.sin(t)\n"
+                             "v = voice(flute, cello, curve=sine(3), gain=0.5)\n"
+                             "v.curve = curve(fn)")
+            time.sleep(7.0)
+            underruns = engine.underruns
+            engine.stop_playback()
+            captured = sounding(recorder.stop())
+        finally:
+            recorder.close()
+        messages = engine.events.texts()
+        session.end()
+    assert underruns == 0
+    assert any("took over 0.1 s" in m and "reverted to its last good curve" in m for m in messages)
+    lines = [json.loads(line) for line in (tmp_path / "slow" / "journal.jsonl").read_text().splitlines()]
+    assert [r["window"] for r in lines if r["kind"] == "slow"] == [256]
+    render_set(tmp_path / "slow", tmp_path / "slow.wav", progress=False)   # (0.5 s a call if run)
+    reference, _ = sf.read(tmp_path / "slow.wav", dtype="float32")
+    offset = jackutil.align(captured, reference)
+    assert len(captured) - offset >= 5 * SR
+    assert jackutil.max_abs_diff_aligned(captured, reference, offset=offset) <= 1e-4
