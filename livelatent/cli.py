@@ -8,7 +8,10 @@ A :class:`LiveLatentError` is printed as one line ``livelatent: error: ...`` wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -251,9 +254,36 @@ def _one_line_warning(show):
     return shown
 
 
+def _command_after_options(parser, argv: list) -> str | None:
+    """``livelatent -o x som DIR`` (a command after options that are not ``live``'s): the
+    command line as it was meant (``som -o x DIR``), or None."""
+    if not argv or not argv[0].startswith("-") or argv[0] in ("--help", "-h", "--version"):
+        return None
+    at = next((i for i, arg in enumerate(argv) if arg in _HANDLERS), None)
+    if at is None:
+        return None
+    meant = [argv[at], *argv[:at], *argv[at + 1:]]
+
+    def parses(args) -> bool:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            try:
+                parser.parse_args(args)
+            except SystemExit:
+                return False
+        return True
+    if parses(["live", *argv]) or not parses(meant):    # (``--watch demo``: live's, watching
+        return None                                     # "demo"; or wrong either way)
+    return " ".join(shlex.quote(arg) for arg in meant)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    misplaced = _command_after_options(parser, argv)
+    if misplaced is not None:
+        print(f"usage: livelatent COMMAND [options]\nlivelatent: error: options go after the "
+              f"command: livelatent {misplaced}", file=sys.stderr)
+        return 2
     if not argv or argv[0].startswith("--") and argv[0] not in ("--help", "-h", "--version"):
         argv = ["live", *argv]
     args = parser.parse_args(argv)

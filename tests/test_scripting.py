@@ -144,3 +144,14 @@ def test_a_script_that_calls_exit_is_said_and_a_bad_output_name_before_the_scrip
     slow.write_text("import time\ntime.sleep(30)\n")
     done = cli("render", slow, "-o", tmp_path / "o.mp3", "--seconds", "1")
     assert done.returncode == 2 and "cannot render to o.mp3: use a .wav or .flac" in done.stderr
+
+
+def test_options_before_the_command_are_pointed_after_it(tmp_path, capsys):
+    # "livelatent -o x som DIR" said "invalid choice: 'x'", and "livelatent --seconds 3 demo"
+    # "unrecognized arguments": options that only went after the command
+    from livelatent.cli import main
+    assert main(["-o", "x y", "som", str(tmp_path)]) == 2
+    assert f"options go after the command: livelatent som -o 'x y' {tmp_path}" in capsys.readouterr().err
+    assert main(["--seconds", "3", "demo"]) == 2
+    assert "options go after the command: livelatent demo --seconds 3" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
