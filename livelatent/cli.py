@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what colours the points: a descriptor of each frame's decoded window, or its group")
     p.add_argument("--hop", type=int, default=512, help="samples between the frames mapped")
     p.add_argument("--seed", type=int, default=0, help="seed of a UMAP projection")
+    p.add_argument("--base", default=None, metavar="FOLDER",
+                   help="the folder a SOM's audio paths are relative to (a map made elsewhere; "
+                        "default: the SOM's own records)")
 
     p = add("live", help="start the live-coding REPL (the default)")
     p.add_argument("--device", default=None, help="output device: name, index or host API")

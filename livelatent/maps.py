@@ -36,8 +36,10 @@ COLOURS = tuple(DESCRIPTORS) + ("group",)
 _PACKAGE = Path(__file__).resolve().parent   # warnings from here are ours
 
 
-def input_groups(items, rate: int, *, skipped: list | None = None) -> list[tuple[str, list]]:
-    """Files, folders and SOM folders -> [(label, [sources])]; labels made unique.
+def input_groups(items, rate: int, *, skipped: list | None = None,
+                 base=None) -> list[tuple[str, list]]:
+    """Files, folders and SOM folders -> [(label, [sources])]; labels made unique. ``base``:
+    the folder a SOM's audio paths are relative to (see :func:`load_som`).
 
     Audio files in a folder that cannot be used (unreadable, empty, silent) are left out and
     listed in ``skipped`` as (path, reason), as ``som`` and ``train`` do; a file named on its
@@ -47,7 +49,7 @@ def input_groups(items, rate: int, *, skipped: list | None = None) -> list[tuple
     for item in items:
         path = Path(item)
         if path.is_dir() and (path / masom.CLUSTERS_FILE).is_file():
-            som = load_som(path)
+            som = load_som(path, base=base)
             if not som.clusters:
                 raise ParameterError(f"the SOM {path} has no non-empty clusters to map")
             groups += [(som[c.index].name, [som[c.index]]) for c in som.clusters]
@@ -115,7 +117,7 @@ def cli_map(args) -> int:
     # resampled clusters and files warn once each: a plain line, not Python's with its source line
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        inputs = input_groups(args.inputs, codec.sample_rate, skipped=skipped)
+        inputs = input_groups(args.inputs, codec.sample_rate, skipped=skipped, base=args.base)
         groups, colours, colour_label = _framed_groups(codec, inputs, args.hop, args.colour)
     for warning in caught:           # ours as plain lines; a library's as Python shows them
         if Path(warning.filename).resolve().is_relative_to(_PACKAGE):

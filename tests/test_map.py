@@ -206,6 +206,24 @@ def test_the_command_maps_a_som_and_a_folder(tmp_path, capsys):
     assert len(corpus(data / "sine").sources) == 3
 
 
+def test_a_som_whose_sounds_moved_is_mapped_with_base(tmp_path, capsys):
+    # the error said to give load_som(..., base=FOLDER), which the command line could not
+    import shutil
+    rng = np.random.default_rng(1)
+    data = tmp_path / "sounds"
+    data.mkdir()
+    for i in range(4):
+        sf.write(data / f"s{i}.wav", make_sound(("sine", "noise")[i % 2], rng, seconds=(0.3, 0.5)), SR)
+    som = build_som(data, tmp_path / "som", grid="2x2", iterations=200, progress=False)
+    shutil.move(data, tmp_path / "moved")
+    code, _, err = run_map(capsys, som.path, "-o", tmp_path / "m.png", "--method", "pca")
+    assert code == 2 and "Traceback" not in err and "--base FOLDER" in err
+    code, out, err = run_map(capsys, som.path, "-o", tmp_path / "m.png", "--method", "pca",
+                             "--base", tmp_path / "moved")
+    assert code == 0, err
+    assert f": {len(som.clusters)} groups" in out
+
+
 def test_a_folder_of_many_files_is_a_group_per_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(maps, "MANY_FILES", 4)
     rng = np.random.default_rng(1)

@@ -130,7 +130,8 @@ class Som:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise SomError(f"cluster {k} of {self.name!r}: {len(missing)} of {len(entries)} audio files "
                            f"are missing under {self.base}: {shown}. Give the folder the paths are "
-                           f"relative to: load_som({str(self.path)!r}, base=FOLDER)")
+                           f"relative to: load_som({str(self.path)!r}, base=FOLDER) (livelatent map: --base "
+                           f"FOLDER)")
         parts, resampled = [], 0
         with warnings.catch_warnings(record=True) as caught:   # one warning per cluster, not per file
             warnings.simplefilter("always")
