@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -49,6 +50,13 @@ class ControlState:
         if len(changes) <= HISTORY:
             return ControlState(self.base, changes)
         return ControlState(changes[-HISTORY - 1][1], changes[-HISTORY:])
+
+    @cached_property
+    def digest(self) -> str:
+        """The history as a short stable text (the same in a replay): worked out once."""
+        text = repr((None if self.base is None else float(self.base),
+                     tuple((float(b), float(v)) for b, v in self.changes)))
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
     def value(self, default: float) -> float:
         return self.changes[-1][1] if self.changes else (default if self.base is None else self.base)

@@ -79,6 +79,11 @@ class Curve:
         """True when ``repr(self)`` rebuilds the curve (no ``curve(fn)`` inside it)."""
         return self._op not in _NOT_CODE and all(a.is_code for a in self._args if isinstance(a, Curve))
 
+    @property
+    def calls_python(self):
+        """True when evaluating it calls a performer's Python function (a ``curve(fn)`` inside)."""
+        return self._op == "fn" or any(a.calls_python for a in self._args if isinstance(a, Curve))
+
     # -- arithmetic -------------------------------------------------------------------------
     def _binary(self, op, other, reflected=False):
         if isinstance(other, np.ndarray) and other.ndim == 0 and other.dtype.kind in "iuf":

@@ -60,8 +60,18 @@ class Deadline:
                 _raise_in(self._thread, KeyboardInterrupt)
 
     def __exit__(self, *_exc) -> None:
-        _inside.deadlines.remove(self)
+        self.leave()
+
+    def leave(self) -> None:
+        """What leaving the ``with`` block does; again, it does nothing. An interrupt sent just
+        as the block ends can be raised inside ``__exit__`` before it is done: code that must
+        go on on this thread calls this in a ``finally`` (else the thread would stay counted
+        inside a fired deadline, see :func:`interruptible`)."""
+        if self in _inside.deadlines:
+            _inside.deadlines.remove(self)
         with self._lock:
+            if not self._inside:
+                return
             self._inside = False
             if self.fired:              # sent but maybe not raised yet: it must not go off later
                 _raise_in(self._thread, None)

@@ -105,9 +105,9 @@ def test_a_record_missing_its_fields_is_an_error_naming_the_line(tmp_path):
 def test_a_journal_from_a_newer_livelatent_is_refused(tmp_path):
     path = write_session(tmp_path / "journal.jsonl", [("a = 1", 0, 0)])
     with open(path, "a") as f:
-        f.write(json.dumps({"v": 4, "kind": "cell", "id": 9, "code": "x"}) + "\n")
+        f.write(json.dumps({"v": 5, "kind": "cell", "id": 9, "code": "x"}) + "\n")
         f.write(json.dumps({"v": 3, "kind": "applied", "id": 9, "sample": 0}) + "\n")
-    with pytest.raises(SetError, match="journal version 4 is newer"):
+    with pytest.raises(SetError, match="journal version 5 is newer"):
         read_journal(path)
 
 

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ..curves import const
+from ..curves import Curve, const
 from .blocks import BLOCK, Revert, block_channels
 from .slow_blocks import runs_code
 from .worker import POLL_S, WorkAhead
@@ -50,23 +50,21 @@ def _played_values(params, block: int, k: np.ndarray, clock, slow):
 
 
 def _instead_of_slow(params, block: int, k: np.ndarray, clock, slow):
-    """What a slow block plays from its first window ``k[0]``: a curve voice its last good
-    curve (worked out under the deadline in turn), or a steady 0.5 when that is the slow one
-    or slow too; a path voice, or a voice whose sources' curves are the slow code, holds at the
-    latent origin."""
+    """What a slow block plays from its first window ``k[0]``. A voice whose own curve calls
+    the code goes back to its last good curve (worked out under the deadline in turn), or, when
+    that is the slow one or fails or is slow in this block too, holds 0.5. A path voice, or one
+    whose code is in its sources' curves, holds at the latent origin."""
     window = int(k[0])
-    limit = f"{slow.limit_s:g} s" if slow.limit_s is not None else "its deadline"
-    said = f"voice {params.name}: its Python function took over {limit} for {BLOCK} windows"
-    if params.path is None and params.curve is not None:
+    said = (f"voice {params.name}: its Python function took over {slow.limit_s:g} s for "
+            f"{BLOCK} windows")
+    if params.path is None and isinstance(params.curve, Curve) and params.curve.calls_python:
         if params.curve is not params.good_curve or params.curve_start != params.good_curve_start:
             reverted = params.changed(curve=params.good_curve, curve_start=params.good_curve_start)
             values, found = _played_values(reverted, block, k, clock, slow)
-            if found is not None and found.window == window:    # (slow or failing too, at once)
-                return values, Revert(window, found.params,
-                                      f"{said}; its last good curve: {found.message.split(': ', 1)[-1]}")
-            return values, Revert(window, reverted, f"{said}; reverted to its last good curve")
+            if found is None:
+                return values, Revert(window, reverted, f"{said}; reverted to its last good curve")
         steady = const(0.5)
-        held = params.changed(curve=steady, good_curve=steady, curve_start=params.curve_start)
+        held = params.changed(curve=steady, good_curve=steady)
         if not runs_code(held):
             return block_channels(held, k, clock)[0], Revert(
                 window, held, f"{said}; it holds an amount of 0.5")

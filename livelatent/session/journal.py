@@ -1,7 +1,8 @@
 """The journal: everything that changed the sound, whoever sent it, with the sample it landed on.
 
 A journal is a JSON Lines file, appended to and never rewritten. Each line is one record
-(``"v": 3``, the format; 2 reads alike, its voices without paths):
+(``"v"``, the format: 3, and 2 read alike, its voices without paths; ``slow`` records are 4,
+which a reader of 3 refuses rather than render without them):
 
 - ``session`` when a session opens it: the model (path and content hash), the engine's seed,
   tempo and sample rate, and the play position then. A journal holds one session, or several
@@ -46,7 +47,8 @@ from ..errors import SetError
 
 __all__ = ["JOURNAL_VERSION", "JOURNAL_NAME", "Journal", "json_bytes", "wall_time"]
 
-JOURNAL_VERSION = 3   # 3: latent paths and the arrays they need (0.3); 2 is read alike
+JOURNAL_VERSION = 4   # the newest format read: 4, slow blocks; 3, latent paths and their arrays
+_WRITTEN_VERSION = 3  # what a record is marked with unless an older reader would misread it
 JOURNAL_NAME = "journal.jsonl"
 
 
@@ -152,7 +154,7 @@ class Journal:
 
     def record_slow(self, blocks: list) -> None:
         """Blocks of performer code found slow live: each ``{"key", "voice", "window"}``."""
-        self._write_many([{"kind": "slow", **block, "wall": wall_time()} for block in blocks])
+        self._write_many([{"v": 4, "kind": "slow", **block, "wall": wall_time()} for block in blocks])
 
     def record_heard(self, sample: int) -> None:
         """Record that the listener has heard up to ``sample`` (every half second while a REPL
@@ -183,7 +185,7 @@ class Journal:
         self._write_many([record])
 
     def _write_many(self, records: list, *, durable: bool = True) -> None:
-        data = b"".join(json_bytes({"v": JOURNAL_VERSION, **r}) for r in records)
+        data = b"".join(json_bytes({"v": _WRITTEN_VERSION, **r}) for r in records)
         self._write_bytes(data, durable=durable)
 
     def _write_bytes(self, data: bytes, *, durable: bool = True) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 from ..errors import LiveLatentError, SetError
 from .journal import Journal
@@ -36,7 +37,9 @@ class JournalRecorder:
         self.failed = False
         self._controls: dict[str, list] = {}       # origin -> [seq, sample, name, value] kept
         self._controls_since = 0.0
-        self._slow: list[dict] = []               # slow blocks told, not written yet
+        self._slow: deque = deque()     # slow blocks told, not written yet (no lock: the
+                                        # decode thread tells them, and landed() holds the
+                                        # lock through a write)
 
     def check(self, batch) -> None:
         if batch.cell is not None:       # (not on every controller batch: a cell's pace)
@@ -71,10 +74,7 @@ class JournalRecorder:
     def slow_block(self, key: str, voice: int, window: int) -> None:
         """A block of voice ``voice``'s performer code was slow from ``window`` on (see
         :mod:`livelatent.engine.slow_blocks`): written with the next controller values."""
-        with self._lock:
-            self._slow.append({"key": key, "voice": int(voice), "window": int(window)})
-            if not self._controls:
-                self._controls_since = time.monotonic()
+        self._slow.append({"key": key, "voice": int(voice), "window": int(window)})
 
     def landed(self, batch) -> None:
         encoded = batch.encoded
@@ -124,7 +124,9 @@ class JournalRecorder:
         record, at each note of where the listener is, at the end)."""
         with self._lock:
             kept, self._controls = self._controls, {}
-            slow, self._slow = self._slow, []
+        slow = []
+        while self._slow:
+            slow.append(self._slow.popleft())
         try:
             if slow:
                 self.journal.record_slow(slow)

@@ -35,7 +35,7 @@ from ..errors import LiveLatentError, ParameterError, SetError
 from .code import run_code, run_until
 from .records import NotCode, SourceStore, decode_command, not_code
 
-__all__ = ["Replayer", "ReplayReport", "Action", "quiet_stdout"]
+__all__ = ["finish_report", "Replayer", "ReplayReport", "Action", "quiet_stdout"]
 
 
 @dataclass
@@ -252,6 +252,18 @@ def quiet_stdout():
             yield
     finally:
         quiet.dropping = False
+
+
+def finish_report(engine, performance, report: ReplayReport) -> None:
+    """What the render said (its engine's events), and, when it reached the performance's end,
+    the blocks the performance found slow that it never met: it may differ from what was
+    heard there (a set made by another version of livelatent, or edited)."""
+    report.notes.extend(str(e) for e in engine.events.since(0)[0])
+    missed = engine.timeline.slow_blocks.not_met()
+    if missed and performance.end is not None and engine.position >= performance.end:
+        report.notes.append(f"{len(missed)} block(s) of Python that the performance stopped as too "
+                            f"slow were never met by this render: it may differ from what was "
+                            f"heard where they played")
 
 
 def _died_in(performance) -> set[int]:

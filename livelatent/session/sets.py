@@ -36,7 +36,7 @@ from .code import run_code
 from .journal import JOURNAL_NAME
 from .performance import Performance, read_performance
 from .namespace import namespace
-from .replay import Action, Replayer, ReplayReport, quiet_stdout
+from .replay import Action, Replayer, ReplayReport, finish_report, quiet_stdout
 from .session import resolve_set
 from ..model.packs import locate_model
 from .state import STATE_NAME, DamagedState, check_model, check_set_files, load_set, missing_pack, read_state
@@ -274,7 +274,7 @@ def render_set(folder, output, *, seconds: float | None = None, seed: int | None
         player = _JournalPlayer(engine, replayer, performance, report)
         written = render_to_file(player, output, seconds, stems=stems, progress=progress, rate=rate)
         report.samples = engine.position
-        report.notes.extend(str(e) for e in engine.events.since(0)[0])
+        finish_report(engine, performance, report)
     report.output = written[0]
     return report
 
