@@ -13,8 +13,8 @@ Conventions, chosen once for every curve:
   at 0 at ``t = 0``: a voice on ``sine(8)`` starts on source A and reaches B after 4 beats.
 - ``c.shift(beats)`` delays ``c`` like Tidal's ``beats ~> c``: its value at ``t`` is
   ``c(t - beats)``.
-- ``repr(c)`` is Python that rebuilds ``c`` (that is how sets store curves), except for
-  curves made by ``curve(fn)`` from a Python function; ``c.is_code`` tells which.
+- ``repr(c)`` is Python that rebuilds ``c`` (how sets store curves), except for ``curve(fn)``
+  from a Python function (``c.is_code``; ``c.calls_python``: one is inside).
 
 A curve is an immutable expression tree (operations on numbers and other curves), with no state
 and no global random generator: a replay gives the same values, sample for sample.
@@ -75,13 +75,11 @@ class Curve:
         return _OPS[self._op][1](*self._args)
 
     @property
-    def is_code(self):
-        """True when ``repr(self)`` rebuilds the curve (no ``curve(fn)`` inside it)."""
+    def is_code(self):           # ``repr(self)`` rebuilds it: no ``curve(fn)``, no ``steer`` inside
         return self._op not in _NOT_CODE and all(a.is_code for a in self._args if isinstance(a, Curve))
 
     @property
-    def calls_python(self):
-        """True when evaluating it calls a performer's Python function (a ``curve(fn)`` inside)."""
+    def calls_python(self):      # a performer's function inside (``steer``, a mapping's, is ours)
         return self._op == "fn" or any(a.calls_python for a in self._args if isinstance(a, Curve))
 
     # -- arithmetic -------------------------------------------------------------------------
