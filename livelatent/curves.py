@@ -33,8 +33,7 @@ __all__ = ["Curve", "const", "sine", "tri", "saw", "square", "ramp", "env", "seq
 
 # op name -> (evaluate(t, *args) -> float64 array of t's shape, render(*args) -> source)
 _OPS = {}
-# ops whose repr does not rebuild them: a Python function's, a mapping's output (its path holds it)
-_NOT_CODE = {"fn", "steer"}
+_NOT_CODE = {"fn", "steer"}    # ops whose repr does not rebuild them: a function's, a mapping's
 
 
 def _op(name, render):
