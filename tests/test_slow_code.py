@@ -295,3 +295,20 @@ def test_a_curve_that_turns_slow_live_neither_stalls_the_sound_nor_differs_from_
                                   "window": 0}) + "\n")
     report = render_set(tmp_path / "slow", tmp_path / "again.wav", progress=False)
     assert any("1 block(s) of Python" in note and "never met" in note for note in report.notes)
+
+
+def test_the_worker_says_which_blocks_it_has_asked_for_until_it_works_them_out():
+    import threading
+    from livelatent.engine.channels_ahead import ChannelsAhead
+    ahead = ChannelsAhead(threading.Event())
+    ahead._worker.wake = lambda: None                 # (no worker thread: the asks stay)
+    first, second, clock = object(), object(), object()
+    ahead.request(3, first, clock, 7)
+    assert ahead.working_on(first, clock, 7) and not ahead.working_on(first, clock, 8)
+    ahead.request(3, second, clock, 7)                  # the newest ask of a slot wins
+    assert not ahead.working_on(first, clock, 7) and ahead.working_on(second, clock, 7)
+    ahead.request(4, second, clock, 7)                  # two slots, one params (a cloud)
+    ahead.forget(3)
+    assert ahead.working_on(second, clock, 7)
+    ahead.forget(4)
+    assert not ahead.working_on(second, clock, 7) and ahead._asked == {}

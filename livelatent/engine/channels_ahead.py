@@ -102,6 +102,7 @@ class ChannelsAhead:
         self.decoding = decoding
         self.slow = slow                         # blocks of performer code: their deadline
         self._wanted: dict[int, tuple] = {}      # slot -> (params, clock, block), oldest first
+        self._asked: dict[tuple, int] = {}       # (id(params), id(clock), block) -> slots asking
         self._ready: dict[int, tuple] = {}       # slot -> (params, clock, block, result)
         self._in_hand: tuple | None = None       # (params, clock, block) being worked out
         self._lock = threading.Lock()
@@ -109,15 +110,28 @@ class ChannelsAhead:
 
     def request(self, slot: int, params, clock, block: int) -> None:
         with self._lock:
-            self._wanted.pop(slot, None)
+            self._drop(slot)
             self._wanted[slot] = (params, clock, block)
+            key = (id(params), id(clock), block)     # (ids of objects the request keeps alive)
+            self._asked[key] = self._asked.get(key, 0) + 1
         self._worker.wake()
 
     def forget(self, slot: int) -> None:
         """The voice of ``slot`` is gone: nothing asked or worked out for it is wanted."""
         with self._lock:
-            self._wanted.pop(slot, None)
+            self._drop(slot)
             self._ready.pop(slot, None)
+
+    def _drop(self, slot: int):
+        """The request of ``slot`` out of those waiting (under the lock): it, or None."""
+        entry = self._wanted.pop(slot, None)
+        if entry is not None:
+            key = (id(entry[0]), id(entry[1]), entry[2])
+            if self._asked[key] == 1:
+                del self._asked[key]
+            else:
+                self._asked[key] -= 1
+        return entry
 
     def wanted(self) -> bool:
         """Whether blocks wait to be worked out (read without the lock: a hint)."""
@@ -126,10 +140,10 @@ class ChannelsAhead:
     def working_on(self, params, clock, block: int) -> bool:
         """Whether the block ``block`` of ``params`` with ``clock`` is asked for here and not
         worked out yet (in hand, or waiting)."""
-        def same(entry):
-            return entry is not None and entry[0] is params and entry[1] is clock and entry[2] == block
         with self._lock:
-            return same(self._in_hand) or any(same(entry) for entry in self._wanted.values())
+            hand = self._in_hand
+            return ((id(params), id(clock), block) in self._asked or hand is not None
+                    and hand[0] is params and hand[1] is clock and hand[2] == block)
 
     def take(self, slot: int, params, clock, block: int):
         """``(values, revert)`` worked out ahead for exactly these ``params``, ``clock`` and
@@ -153,7 +167,7 @@ class ChannelsAhead:
         self.decoding.wait(POLL_S)
         with self._lock:
             slot = next(iter(self._wanted), None)
-            wanted = self._wanted.pop(slot) if slot is not None else None
+            wanted = self._drop(slot) if slot is not None else None
             self._in_hand = wanted
         if wanted is None:
             return False
