@@ -259,13 +259,10 @@ def _one_line_warning(show):
 
 def _command_after_options(parser, argv: list) -> str | None:
     """``livelatent -o x som DIR`` (a command after options that are not ``live``'s): the
-    command line as it was meant (``som -o x DIR``), or None."""
+    command line as it was meant (``som -o x DIR``), or None. Of several words that name a
+    command, one right after an option is taken for that option's value (``-o map som DIR``)."""
     if not argv or not argv[0].startswith("-") or argv[0] in ("--help", "-h", "--version"):
         return None
-    at = next((i for i, arg in enumerate(argv) if arg in _HANDLERS), None)
-    if at is None:
-        return None
-    meant = [argv[at], *argv[:at], *argv[at + 1:]]
 
     def parses(args) -> bool:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -274,9 +271,12 @@ def _command_after_options(parser, argv: list) -> str | None:
             except SystemExit:
                 return False
         return True
-    if parses(["live", *argv]) or not parses(meant):    # (``--watch demo``: live's, watching
-        return None                                     # "demo"; or wrong either way)
-    return " ".join(shlex.quote(arg) for arg in meant)
+    if parses(["live", *argv]):            # (``--watch demo``: live's, watching "demo")
+        return None
+    at = sorted((i for i, arg in enumerate(argv) if arg in _HANDLERS),
+                key=lambda i: argv[i - 1].startswith("-"))       # (stable: first come first)
+    found = next((m for m in ([argv[i], *argv[:i], *argv[i + 1:]] for i in at) if parses(m)), None)
+    return None if found is None else " ".join(shlex.quote(arg) for arg in found)
 
 
 def main(argv=None) -> int:

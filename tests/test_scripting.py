@@ -152,6 +152,8 @@ def test_options_before_the_command_are_pointed_after_it(tmp_path, capsys):
     from livelatent.cli import main
     assert main(["-o", "x y", "som", str(tmp_path)]) == 2
     assert f"options go after the command: livelatent som -o 'x y' {tmp_path}" in capsys.readouterr().err
+    assert main(["-o", "map", "som", str(tmp_path)]) == 2          # "map": -o's value
+    assert f"livelatent som -o map {tmp_path}" in capsys.readouterr().err
     assert main(["--seconds", "3", "demo"]) == 2
     assert "options go after the command: livelatent demo --seconds 3" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

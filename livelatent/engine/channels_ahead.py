@@ -46,16 +46,16 @@ def _played_values(params, block: int, k: np.ndarray, clock, slow):
     if slow is None or not runs_code(params):
         return block_channels(params, k, clock)
     return slow.run(params, block, clock, lambda: block_channels(params, k, clock),
-                    lambda: _instead_of_slow(params, block, k, clock, slow), int(k[0]))
+                    lambda limit: _instead_of_slow(params, block, k, clock, slow, limit), int(k[0]))
 
 
-def _instead_of_slow(params, block: int, k: np.ndarray, clock, slow):
+def _instead_of_slow(params, block: int, k: np.ndarray, clock, slow, limit: float):
     """What a slow block plays from its first window ``k[0]``. A voice whose own curve calls
     the code goes back to its last good curve (worked out under the deadline in turn), or, when
     that is the slow one or fails or is slow in this block too, holds 0.5. A path voice, or one
     whose code is in its sources' curves, holds at the latent origin."""
     window = int(k[0])
-    said = (f"voice {params.name}: its Python function took over {slow.limit_s:g} s for "
+    said = (f"voice {params.name}: its Python function took over {limit:g} s for "
             f"{BLOCK} windows")
     if params.path is None and isinstance(params.curve, Curve) and params.curve.calls_python:
         if params.curve is not params.good_curve or params.curve_start != params.good_curve_start:

@@ -24,7 +24,8 @@ runs again (after a rewind) with no deadline, and one found slow never runs agai
 handed the journal's keys (:meth:`SlowBlocks.replay`): it never runs a recorded block, and runs
 the others under the render's deadline, which a block that played live in under the live one
 does not reach; so the set renders what was heard on any machine, and only a block never heard
-(past the end of the performance) can be stopped there.
+(past the end of the performance, or of parameters a moving controller replaced before live
+worked them out) can be stopped there.
 
 A block is found slow only when its thread spent at least half the deadline computing: one
 stopped while its thread mostly waited (for the GIL, which a cell holds through a long C call,
@@ -88,12 +89,13 @@ class SlowBlocks:
     """The blocks of performer code that ran past their deadline, and the running of them.
 
     :attr:`limit_s` is the deadline. ``on_slow(key, params, window)`` is told of each block
-    found slow here (not of those a replay was handed), on the thread that found it."""
+    found slow here (not of those a replay was handed), on the thread that found it.
+    ``instead(limit)`` is told the deadline the block ran past (live's, for a replay's keys)."""
 
     def __init__(self):
         self.limit_s: float = OFFLINE_LIMIT_S
         self.on_slow = None
-        self._slow: set[str] = set()
+        self._slow: dict[str, float] = {}        # key -> the deadline it ran past
         self._passed: OrderedDict[str, None] = OrderedDict()
         self._replayed: set[str] = set()     # a replay's keys not met yet
         self._replaying = False
@@ -106,7 +108,7 @@ class SlowBlocks:
         played live in less than the live one, and only a block never heard (past where the
         performance ended) may run longer."""
         with self._lock:
-            self._slow.update(keys)
+            self._slow.update((key, LIVE_LIMIT_S) for key in keys)
             self._replayed.update(keys)
         self._replaying = True
         self._set_limit()
@@ -130,12 +132,12 @@ class SlowBlocks:
     def _set_limit(self) -> None:
         self.limit_s = LIVE_LIMIT_S if self._live and not self._replaying else OFFLINE_LIMIT_S
 
-    def _decided(self, key: str) -> bool | None:
-        """True: slow; False: it passed; None: not decided yet."""
+    def _decided(self, key: str):
+        """The deadline it ran past (slow), False (it passed), or None (not decided yet)."""
         with self._lock:
             if key in self._slow:
                 self._replayed.discard(key)
-                return True
+                return self._slow[key]
             return False if key in self._passed else None
 
     def run(self, params, block: int, clock, work, instead, window: int):
@@ -144,9 +146,10 @@ class SlowBlocks:
         key = block_key(params, block, clock)
         decided = self._decided(key)
         if decided is not None:          # as it played: with no deadline when it passed
-            return instead() if decided else work()
+            return instead(decided) if decided else work()
+        limit = self.limit_s
         for _ in range(_TRIES):
-            result, busy = _within(self.limit_s, work)
+            result, busy = _within(limit, work)
             if result is not None or busy or self._decided(key) is not None:
                 break
         with self._lock:
@@ -155,7 +158,7 @@ class SlowBlocks:
             else:
                 slow, new = result is None, result is None
                 if slow:
-                    self._slow.add(key)
+                    self._slow[key] = limit
                 else:
                     self._passed[key] = None
                     if len(self._passed) > _PASSED_KEPT:
@@ -164,7 +167,7 @@ class SlowBlocks:
             self.on_slow(key, params, window)
         if not slow:
             return result if result is not None else work()     # (it passed on the other thread)
-        return instead()
+        return instead(self._slow[key])
 
 
 def _within(limit: float, work):

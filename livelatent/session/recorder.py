@@ -125,8 +125,11 @@ class JournalRecorder:
         with self._lock:
             kept, self._controls = self._controls, {}
         slow = []
-        while self._slow:
-            slow.append(self._slow.popleft())
+        while True:              # (two threads may flush at once: each takes what it gets)
+            try:
+                slow.append(self._slow.popleft())
+            except IndexError:
+                break
         try:
             if slow:
                 self.journal.record_slow(slow)

@@ -256,14 +256,15 @@ def quiet_stdout():
 
 def finish_report(engine, performance, report: ReplayReport) -> None:
     """What the render said (its engine's events), and, when it reached the performance's end,
-    the blocks the performance found slow that it never met: it may differ from what was
-    heard there (a set made by another version of livelatent, or edited)."""
+    the blocks the performance found slow that it never met. Harmless for parameters a moving
+    controller replaced before they played (live recorded them, a render never works them out);
+    otherwise (a set edited, or from another version) it differs where they played."""
     report.notes.extend(str(e) for e in engine.events.since(0)[0])
     missed = engine.timeline.slow_blocks.not_met()
     if missed and performance.end is not None and engine.position >= performance.end:
         report.notes.append(f"{len(missed)} block(s) of Python that the performance stopped as too "
-                            f"slow were never met by this render: it may differ from what was "
-                            f"heard where they played")
+                            f"slow were not met by this render: if they played (a set edited, or "
+                            f"from another version of livelatent), it differs there")
 
 
 def _died_in(performance) -> set[int]:
