@@ -112,6 +112,10 @@ def _framed_groups(codec, groups, hop: int, colour: str):
 
 def cli_map(args) -> int:
     """``livelatent map SOURCES_OR_SOM... -o map.png [--grid RxC] [--method M] [--colour D]``."""
+    if args.base is not None and not any((Path(item) / masom.CLUSTERS_FILE).is_file()
+                                         for item in args.inputs):
+        raise ParameterError(f"--base {args.base} is where a SOM's sounds are, and none of "
+                             f"{', '.join(map(str, args.inputs))} is a SOM folder")
     codec = load_model(args.model)
     skipped: list = []
     # resampled clusters and files warn once each: a plain line, not Python's with its source line

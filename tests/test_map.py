@@ -222,6 +222,8 @@ def test_a_som_whose_sounds_moved_is_mapped_with_base(tmp_path, capsys):
                              "--base", tmp_path / "moved")
     assert code == 0, err
     assert f": {len(som.clusters)} groups" in out
+    code, _, err = run_map(capsys, tmp_path / "moved", "-o", tmp_path / "n.png", "--base", data)
+    assert code == 2 and "none of" in err and "is a SOM folder" in err      # (not ignored)
 
 
 def test_a_folder_of_many_files_is_a_group_per_folder(tmp_path, monkeypatch):
