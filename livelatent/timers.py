@@ -244,6 +244,7 @@ class Timers(EngineService):
             self._drop([job])
             return
         finally:
+            deadline.leave()        # (an interrupt raised inside its __exit__ left it half-done)
             self._running.beat, self._running.owner = outer, outer_owner
         with self._lock:
             if job.cancelled:                 # (cancelled while it ran)

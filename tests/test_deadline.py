@@ -78,3 +78,26 @@ def test_off_the_main_thread_only_a_deadline_that_fired_makes_an_interrupt_an_in
     thread.start()
     thread.join(10)
     assert seen == {"before": False, "fired": True}
+
+
+def test_leaving_again_after_an_interrupted_exit_clears_the_thread():
+    # an interrupt sent just as a block ends can be raised inside __exit__ before it has taken
+    # the deadline off the thread: the thread stayed "inside a fired deadline" for good, and a
+    # curve's own KeyboardInterrupt there counted as an interruption. leave() (in a finally)
+    # finishes what __exit__ began, and does nothing the second time
+    seen = {}
+
+    def run():
+        deadline = Deadline(5.0)
+        deadline.__enter__()
+        deadline.fired = True                # fired; its __exit__ stopped before doing anything
+        seen["stuck"] = interruptible()
+        deadline.leave()
+        seen["after"] = interruptible()
+        deadline.leave()
+        deadline.__exit__(None, None, None)
+        seen["again"] = interruptible()
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    assert seen == {"stuck": True, "after": False, "again": False}

@@ -326,3 +326,5 @@ class MidiListener:
             self.engine.events.error(f"on_note: {name} was still running after {deadline.seconds:g} s "
                                      f"(note {note}): interrupted, and dropped; what it changed did "
                                      f"not land (call on_note({name}) again to bring it back)")
+        finally:
+            deadline.leave()        # (an interrupt raised inside its __exit__ left it half-done)

@@ -262,6 +262,8 @@ class PatternWatcher:
             except BaseException as exc:      # exit() in a file must not end the watcher
                 self._fail(watched, f"{type(exc).__name__}: {exc} (nothing changed)")
                 return
+            finally:
+                deadline.leave()    # (an interrupt raised inside its __exit__ left it half-done)
             started = self.session.last_started
         watched.voices = started
         watched.runs += 1
