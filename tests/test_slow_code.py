@@ -150,6 +150,26 @@ def test_a_block_stopped_while_its_thread_waited_is_tried_again_not_found_slow(s
         assert len(told) == 1                # after its tries: slow all the same
 
 
+def test_the_decode_thread_tries_a_block_it_needs_now_once(sources, short_check):
+    # a function waiting (no CPU time) was tried three times where the block was needed at
+    # once: three deadlines' worth of silence instead of one
+    calls = []
+
+    def waits(t):
+        t = np.asarray(t, dtype=float)
+        if (t > 4).any():
+            calls.append(1)
+            time.sleep(0.3)
+        return 0.5 + 0.0 * t
+
+    with Engine() as engine:                      # (offline: the block is worked out as needed)
+        engine.timeline.slow_blocks.limit_s = 0.1
+        v = voice(*sources, curve=sine(1))
+        v.curve = curve(waits)
+        engine.render_array(4.0)
+    assert len(calls) == 1
+
+
 def test_ctrl_c_in_a_slow_block_is_not_taken_for_its_deadline(sources):
     # the deadline's interrupt is a KeyboardInterrupt too: one that is not the deadline's goes on
     with Engine() as engine:
@@ -249,6 +269,37 @@ def test_only_a_performers_function_counts_as_code():
     steer = Curve.__new__(Curve)                           # a mapping's output: ours, not Python
     steer._op, steer._args = "steer", ()
     assert not steer.calls_python and not steer.is_code
+
+
+def test_a_block_the_worker_is_stuck_on_in_a_c_call_is_not_run_again_on_the_decode_thread(
+        sources, short_check):
+    # a deadline interrupts Python between bytecodes only: a function waiting in one C call (a
+    # long time.sleep, a network read) held the worker, and then the decode thread, which ran it
+    # again as the voice reached its block: the sound stopped for as long
+    def waits(t):
+        t = np.asarray(t, dtype=float)
+        if (t > 4).any():
+            time.sleep(3.0)
+        return 0.5 + 0.0 * t
+
+    with Engine() as engine:
+        timeline = engine.timeline
+        told = []
+        timeline.slow_blocks.on_slow = lambda key, params, window: told.append(window)
+        v = voice(*sources, curve=sine(1))
+        v.curve = curve(waits)
+        timeline.work_ahead(True)                  # live: the worker works blocks out ahead
+        longest = 0.0
+        for _ in range(320):                       # past window 256, where block 1 starts
+            began = time.perf_counter()
+            timeline.checkpoint()
+            timeline.advance(1)
+            timeline.forget_before(timeline.step - engine.lookahead // engine.step - 1)
+            longest = max(longest, time.perf_counter() - began)
+            time.sleep(0.002)                      # (the worker has had it 0.3 s by then)
+        messages = engine.events.texts()
+    assert longest < 1.0 and told == [256]
+    assert any("took over" in m and "reverted to its last good curve" in m for m in messages)
 
 
 def test_a_curve_that_turns_slow_live_neither_stalls_the_sound_nor_differs_from_the_set(

@@ -263,8 +263,9 @@ class BlockCache:
             computed = shared.get((id(source), b))      # a cloud's grains: the first one's
             if computed is None:
                 computed = self.ahead.take(slot, source, clock, b)
-                if computed is None:
-                    computed = block_values(source, b, clock, self.slow)
+                if computed is None:        # (the worker may be stuck in it: see SlowBlocks.run)
+                    computed = block_values(source, b, clock, self.slow, tries=1,
+                                            elsewhere_s=self.ahead.in_hand_for(source, clock, b))
                 shared[(id(source), b)] = computed
             values, found = computed
             if found is not None and revert is None:

@@ -28,28 +28,34 @@ def _first_window_of(params) -> int:
     return int(math.ceil((params.curve_start - params.start) / params.layout.output_hop))
 
 
-def block_values(params, block: int, clock, slow=None) -> tuple[np.ndarray, object]:
+def block_values(params, block: int, clock, slow=None, *, elsewhere_s: float = 0.0,
+                 tries: int | None = None) -> tuple[np.ndarray, object]:
     """The channels of a voice's windows in ``block`` (zero before its curve takes effect: those
     never play), and the revert a failing curve makes there, if any. With ``slow`` (the cache's
     :class:`~.slow_blocks.SlowBlocks`), a block that runs performer code is worked out under its
-    deadline, and one that is slow plays what :func:`_instead_of_slow` says."""
+    deadline, and one that is slow plays what :func:`_instead_of_slow` says (``elsewhere_s``:
+    how long the worker has had this very block in hand; ``tries``: 1 where it is needed now;
+    see :meth:`SlowBlocks.run`)."""
     k = np.arange(block * BLOCK, (block + 1) * BLOCK, dtype=np.int64)
     played = k >= _first_window_of(params)
     values = np.zeros((BLOCK, params.plan.columns), dtype=np.float32)
     found = None
     if played.any():
-        values[played], found = _played_values(params, block, k[played], clock, slow)
+        values[played], found = _played_values(params, block, k[played], clock, slow,
+                                               elsewhere_s=elsewhere_s, tries=tries)
     return values, found
 
 
-def _played_values(params, block: int, k: np.ndarray, clock, slow):
+def _played_values(params, block: int, k: np.ndarray, clock, slow, *, elsewhere_s: float = 0.0,
+                   tries: int | None = None):
     if slow is None or not runs_code(params):
         return block_channels(params, k, clock)
     return slow.run(params, block, clock, lambda: block_channels(params, k, clock),
-                    lambda limit: _instead_of_slow(params, block, k, clock, slow, limit), int(k[0]))
+                    lambda limit: _instead_of_slow(params, block, k, clock, slow, limit, tries),
+                    int(k[0]), elsewhere_s=elsewhere_s, tries=tries)
 
 
-def _instead_of_slow(params, block: int, k: np.ndarray, clock, slow, limit: float):
+def _instead_of_slow(params, block: int, k: np.ndarray, clock, slow, limit: float, tries=None):
     """What a slow block plays from its first window ``k[0]``. A voice whose own curve calls
     the code goes back to its last good curve (worked out under the deadline in turn), or, when
     that is the slow one or fails or is slow in this block too, holds 0.5. A path voice, or one
@@ -60,7 +66,7 @@ def _instead_of_slow(params, block: int, k: np.ndarray, clock, slow, limit: floa
     if params.path is None and isinstance(params.curve, Curve) and params.curve.calls_python:
         if params.curve is not params.good_curve or params.curve_start != params.good_curve_start:
             reverted = params.changed(curve=params.good_curve, curve_start=params.good_curve_start)
-            values, found = _played_values(reverted, block, k, clock, slow)
+            values, found = _played_values(reverted, block, k, clock, slow, tries=tries)
             if found is None:
                 return values, Revert(window, reverted, f"{said}; reverted to its last good curve")
         steady = const(0.5)
@@ -105,6 +111,7 @@ class ChannelsAhead:
         self._asked: dict[tuple, int] = {}       # (id(params), id(clock), block) -> slots asking
         self._ready: dict[int, tuple] = {}       # slot -> (params, clock, block, result)
         self._in_hand: tuple | None = None       # (params, clock, block) being worked out
+        self._in_hand_since = 0.0                # (time.monotonic() when it was taken)
         self._lock = threading.Lock()
         self._worker = WorkAhead(self._work_once, self.wanted, "livelatent-channels")
 
@@ -145,6 +152,15 @@ class ChannelsAhead:
             return ((id(params), id(clock), block) in self._asked or hand is not None
                     and hand[0] is params and hand[1] is clock and hand[2] == block)
 
+    def in_hand_for(self, params, clock, block: int) -> float:
+        """How long the worker has been working out the block ``block`` of ``params`` with
+        ``clock`` (0: it is not)."""
+        with self._lock:
+            hand = self._in_hand
+            if hand is None or hand[0] is not params or hand[1] is not clock or hand[2] != block:
+                return 0.0
+            return time.monotonic() - self._in_hand_since
+
     def take(self, slot: int, params, clock, block: int):
         """``(values, revert)`` worked out ahead for exactly these ``params``, ``clock`` and
         ``block`` in ``slot``, or None."""
@@ -168,7 +184,7 @@ class ChannelsAhead:
         with self._lock:
             slot = next(iter(self._wanted), None)
             wanted = self._drop(slot) if slot is not None else None
-            self._in_hand = wanted
+            self._in_hand, self._in_hand_since = wanted, time.monotonic()
         if wanted is None:
             return False
         params, clock, block = wanted

@@ -29,8 +29,11 @@ worked them out) can be stopped there.
 
 A block is found slow only when its thread spent at least half the deadline computing: one
 stopped while its thread mostly waited (for the GIL, which a cell holds through a long C call,
-or for a core another program took) is tried again, up to :data:`_TRIES` times, so a moment's
-load does not change what plays; a load that lasts through the tries does.
+or for a core another program took) is tried again on the worker, up to :data:`_TRIES` times, so
+a moment's load does not change what plays there; a load that lasts through the tries does. The
+decode thread, which needs the block at once, tries once; and a block the worker has been on
+past all its tries (stuck in a C call, where no deadline reaches: a long ``time.sleep``, a
+network read) is slow there without being run again.
 """
 
 from __future__ import annotations
@@ -140,15 +143,22 @@ class SlowBlocks:
                 return self._slow[key]
             return False if key in self._passed else None
 
-    def run(self, params, block: int, clock, work, instead, window: int):
+    def run(self, params, block: int, clock, work, instead, window: int, *,
+            elsewhere_s: float = 0.0, tries: int | None = None):
         """``work()``, or ``instead()`` when the block of ``params`` at ``block`` is (or turns
-        out, past the deadline) slow; ``window`` is where it starts playing (for the record)."""
+        out, past the deadline) slow; ``window`` is where it starts playing (for the record).
+        ``elsewhere_s``: how long another thread has been working this very block out. Past
+        all its tries' deadlines it is stuck where no deadline reaches (a C call: a long
+        ``time.sleep``, a network read): the block is slow, and not run here too. ``tries``:
+        1 where the block is needed now (the decode thread), which must not wait for it again;
+        None: :data:`_TRIES`."""
         key = block_key(params, block, clock)
         decided = self._decided(key)
         if decided is not None:          # as it played: with no deadline when it passed
             return instead(decided) if decided else work()
         limit = self.limit_s
-        for _ in range(_TRIES):
+        result = None
+        for _ in range(0 if elsewhere_s > _TRIES * limit else tries or _TRIES):
             result, busy = _within(limit, work)
             if result is not None or busy or self._decided(key) is not None:
                 break
