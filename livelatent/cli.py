@@ -263,6 +263,10 @@ def _command_after_options(parser, argv: list) -> str | None:
     command, one right after an option is taken for that option's value (``-o map som DIR``)."""
     if not argv or not argv[0].startswith("-") or argv[0] in ("--help", "-h", "--version"):
         return None
+    at = sorted((i for i, arg in enumerate(argv) if arg in _HANDLERS),
+                key=lambda i: argv[i - 1].startswith("-"))       # (stable: first come first)
+    if not at:                             # (``--watch x.py``: no extra parse at start-up)
+        return None
 
     def parses(args) -> bool:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -273,8 +277,6 @@ def _command_after_options(parser, argv: list) -> str | None:
         return True
     if parses(["live", *argv]):            # (``--watch demo``: live's, watching "demo")
         return None
-    at = sorted((i for i, arg in enumerate(argv) if arg in _HANDLERS),
-                key=lambda i: argv[i - 1].startswith("-"))       # (stable: first come first)
     found = next((m for m in ([argv[i], *argv[:i], *argv[i + 1:]] for i in at) if parses(m)), None)
     return None if found is None else " ".join(shlex.quote(arg) for arg in found)
 

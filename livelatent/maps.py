@@ -36,6 +36,10 @@ COLOURS = tuple(DESCRIPTORS) + ("group",)
 _PACKAGE = Path(__file__).resolve().parent   # warnings from here are ours
 
 
+def _is_som(path: Path) -> bool:
+    return path.is_dir() and (path / masom.CLUSTERS_FILE).is_file()
+
+
 def input_groups(items, rate: int, *, skipped: list | None = None,
                  base=None) -> list[tuple[str, list]]:
     """Files, folders and SOM folders -> [(label, [sources])]; labels made unique. ``base``:
@@ -48,7 +52,7 @@ def input_groups(items, rate: int, *, skipped: list | None = None,
     groups = []
     for item in items:
         path = Path(item)
-        if path.is_dir() and (path / masom.CLUSTERS_FILE).is_file():
+        if _is_som(path):
             som = load_som(path, base=base)
             if not som.clusters:
                 raise ParameterError(f"the SOM {path} has no non-empty clusters to map")
@@ -112,8 +116,7 @@ def _framed_groups(codec, groups, hop: int, colour: str):
 
 def cli_map(args) -> int:
     """``livelatent map SOURCES_OR_SOM... -o map.png [--grid RxC] [--method M] [--colour D]``."""
-    if args.base is not None and not any((Path(item) / masom.CLUSTERS_FILE).is_file()
-                                         for item in args.inputs):
+    if args.base is not None and not any(_is_som(Path(item)) for item in args.inputs):
         raise ParameterError(f"--base {args.base} is where a SOM's sounds are, and none of "
                              f"{', '.join(map(str, args.inputs))} is a SOM folder")
     codec = load_model(args.model)

@@ -49,6 +49,7 @@ __all__ = ["JOURNAL_VERSION", "JOURNAL_NAME", "Journal", "json_bytes", "wall_tim
 
 JOURNAL_VERSION = 4   # the newest format read: 4, slow blocks; 3, latent paths and their arrays
 _WRITTEN_VERSION = 3  # what a record is marked with unless an older reader would misread it
+_SLOW_VERSION = 4     # slow records: a reader of 3 would render without them
 JOURNAL_NAME = "journal.jsonl"
 
 
@@ -154,7 +155,7 @@ class Journal:
 
     def record_slow(self, blocks: list) -> None:
         """Blocks of performer code found slow live: each ``{"key", "voice", "window"}``."""
-        self._write_many([{"v": 4, "kind": "slow", **block, "wall": wall_time()} for block in blocks])
+        self._write_many([{"v": _SLOW_VERSION, "kind": "slow", **block, "wall": wall_time()} for block in blocks])
 
     def record_heard(self, sample: int) -> None:
         """Record that the listener has heard up to ``sample`` (every half second while a REPL
