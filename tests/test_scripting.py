@@ -157,3 +157,13 @@ def test_options_before_the_command_are_pointed_after_it(tmp_path, capsys):
     assert main(["--seconds", "3", "demo"]) == 2
     assert "options go after the command: livelatent demo --seconds 3" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_script_nested_too_deeply_to_compile_is_one_line_not_a_traceback(tmp_path):
+    # the pattern watcher caught it on its own; a script or a cell, compiled by the shared
+    # run_code, was Python's RecursionError traceback
+    deep = tmp_path / "deep.py"
+    deep.write_text("x = " + "+".join(["1"] * 200_000) + "\n")
+    done = cli("render", deep, "-o", tmp_path / "deep.wav", "--seconds", "1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
+    assert "nested too deeply for Python" in done.stderr

@@ -9,6 +9,7 @@ cell that raised runs the statements before that one, and no further.
 from __future__ import annotations
 
 import ast
+import contextlib
 import traceback
 
 from ..errors import LiveLatentError
@@ -18,13 +19,25 @@ __all__ = ["run_code", "run_until", "top_line", "check_text"]
 
 def _compile(code: str, filename: str):
     check_text(code, filename)
+    with _compiling(filename):
+        return compile(code, filename, "exec", ast.PyCF_ONLY_AST)
+
+
+@contextlib.contextmanager
+def _compiling(filename: str):
+    """Python's compile errors as one line: a syntax error, or code nested too deeply for it
+    (``x = 1+1+...+1`` 200,000 terms long: a RecursionError traceback, before)."""
     try:
-        tree = compile(code, filename, "exec", ast.PyCF_ONLY_AST)
+        yield
     except SyntaxError as exc:
         error = LiveLatentError(f"{filename}:{exc.lineno}: syntax error: {exc.msg}")
-        error.top_line = None
-        raise error from None
-    return tree
+    except (RecursionError, MemoryError):
+        error = LiveLatentError(f"{filename}: cannot compile it: nested too deeply for Python "
+                                f"(a very long expression?)")
+    else:
+        return
+    error.top_line = None
+    raise error from None
 
 
 def check_text(code: str, filename: str) -> None:
@@ -48,8 +61,9 @@ def run_code(code: str, names: dict, *, filename: str = "<cell>"):
     """
     tree = _compile(code, filename)
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-    compiled = compile(tree, filename, "exec")
-    result = compile(ast.Expression(last.value), filename, "eval") if last else None
+    with _compiling(filename):
+        compiled = compile(tree, filename, "exec")
+        result = compile(ast.Expression(last.value), filename, "eval") if last else None
     try:
         exec(compiled, names)
         return eval(result, names) if result is not None else None
@@ -85,8 +99,10 @@ def run_until(code: str, names: dict, *, filename: str, stop_line: int | None) -
     tree = _compile(code, filename)
     if stop_line is not None:
         tree.body = [node for node in tree.body if node.end_lineno < stop_line]
+    with _compiling(filename):
+        compiled = compile(tree, filename, "exec")
     try:
-        exec(compile(tree, filename, "exec"), names)
+        exec(compiled, names)
     except LiveLatentError as exc:
         raise _located(type(exc), str(exc), exc, filename) from None
     except Exception as exc:
