@@ -246,18 +246,15 @@ def _call_fn_per_time(fn, t):
     out = np.empty(t.shape)
     for index, time in np.ndenumerate(t):
         value = fn(float(time))
-        try:                                          # (text would be read as a number)
-            out[index] = complex(value) if np.iscomplexobj(value) else _not_text(value)
+        try:
+            if isinstance(value, (str, bytes)) or getattr(value, "dtype", None) is not None \
+                    and value.dtype.kind in "US":
+                raise TypeError("text")           # (text would be read as a number)
+            out[index] = complex(value) if np.iscomplexobj(value) else value
         except (TypeError, ValueError):
             raise CurveError(f"curve({_fn_name(fn)}) returned {value!r} at t={float(time)!r}: "
                              "a curve must return one real number per time") from None
     return out
-
-
-def _not_text(value):                         # ("0.5" is no amount, though numpy reads one)
-    if isinstance(value, (str, bytes)) or np.asarray(value).dtype.kind in "US":
-        raise TypeError("text")
-    return value
 
 
 def _fn_name(fn):
@@ -276,7 +273,10 @@ def _fn(t, fn):
         if np.iscomplexobj(raw):           # (numpy would drop the imaginary part, and warn)
             raise CurveError(f"curve({_fn_name(fn)}) returned complex numbers: a curve returns "
                              f"real amounts")
-        out = np.array(_not_text(raw), dtype=np.float64)      # a copy: fn may return its argument
+        raw = np.asarray(raw)
+        if raw.dtype.kind in "US":         # ("0.5" is no amount, though numpy reads one)
+            raise TypeError("text")
+        out = np.array(raw, dtype=np.float64)      # a copy: fn may return its argument
     except (TypeError, ValueError):
         return _call_fn_per_time(fn, t)
     if out.ndim == 0:

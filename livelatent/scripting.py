@@ -67,13 +67,13 @@ def _engine_for(args) -> Engine:
 
 def cli_render(args) -> int:
     """``livelatent render SCRIPT -o OUT.wav --seconds S [--stems] [--seed N]``."""
+    check_render_name(args.output)       # (before the script's or the set's work, not after it)
     if Path(args.script).is_dir():
         return cli_render_set(args)
     if getattr(args, "no_code", False):
         raise ParameterError("--no-code renders a set (a folder), not a script: a script is code")
     if getattr(args, "session", None) is not None:
         raise ParameterError("--session picks a session of a set (a folder); a script has none")
-    check_render_name(args.output)       # (before the script's work, not after it)
     with _engine_for(args) as engine, Printer(engine.events):    # failed timers, reverted curves
         run_script(args.script, engine, listening=False)
         began = time.perf_counter()

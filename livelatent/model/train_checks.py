@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..atomic import file_in_the_way
 from ..errors import AudioError, ParameterError, check_seed
+from ..session.journal import JOURNAL_NAME
 
 __all__ = ["TrainingDiverged", "check_settings", "check_model_size", "diverged",
            "make_output_folder", "corpus_problem", "forget_cache", "MAX_WEIGHT_BYTES"]
@@ -91,8 +92,8 @@ def make_output_folder(output_dir) -> Path:
     if packed:
         raise ParameterError(f"-o {output_dir} is a model pack (it holds {' and '.join(packed)}, "
                              f"which loads before a model.pt): train into a folder of its own")
-    if (output_dir / "journal.jsonl").is_file():      # (a set: a model's files among its own)
-        raise ParameterError(f"-o {output_dir} is a set (it holds journal.jsonl): train into a "
+    if (output_dir / JOURNAL_NAME).is_file():      # (a set: a model's files among its own)
+        raise ParameterError(f"-o {output_dir} is a set (it holds {JOURNAL_NAME}): train into a "
                              f"folder of its own")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,7 @@ def make_output_folder(output_dir) -> Path:
     return output_dir
 
 
-def corpus_problem(windows: int, data, window: int, hop: int, *, sound: int | None = None) -> AudioError | None:
+def corpus_problem(windows: int, data, window: int, hop: int, *, sound: int) -> AudioError | None:
     """What is wrong with a corpus of ``windows`` training windows (``sound``: samples of sound
     in them, padding aside), if anything."""
     where = ", ".join(map(str, data))
@@ -111,7 +112,7 @@ def corpus_problem(windows: int, data, window: int, hop: int, *, sound: int | No
         return AudioError(f"only one training window ({window} samples) in {where}: give more or "
                           f"longer audio (at least {window + hop} samples), or a smaller --hop")
     # (four files of one sample each, each padded to a window, were trained on)
-    if sound is not None and sound < window + hop:
+    if sound < window + hop:
         return AudioError(f"only {sound} samples of sound in {where}, padded to {windows} "
                           f"windows: give more or longer audio (at least {window + hop} samples)")
     return None

@@ -27,7 +27,7 @@ from ..blas import hold_one_blas_thread, release_blas_threads
 from ..engine.commands import AddVoice
 from ..engine.engine import Engine
 from ..errors import LiveLatentError, ParameterError
-from ..sinks.file import FORMATS, render_to_file
+from ..sinks.file import check_render_name, render_to_file
 
 __all__ = ["RenderJob", "render_in_background", "RENDER_NICENESS", "RENDER_CHUNK_STEPS"]
 
@@ -155,9 +155,7 @@ def render_in_background(engine, path, seconds: float, *,
 
     >>> job = render_in_background(engine, "layer.wav", 600)     # doctest: +SKIP
     """
-    path = Path(path)
-    if path.suffix.lower() not in FORMATS:
-        raise ParameterError(f"cannot render to {path.name}: use a .wav or .flac file name")
+    path = check_render_name(path)
     try:
         seconds = float(seconds)
     except (TypeError, ValueError):
