@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import tokenize
 from pathlib import Path
 
 from .config import DEFAULT_MODEL_DIR
@@ -39,9 +40,10 @@ def run_script(path, engine: Engine, *, extra: dict | None = None, listening: bo
     if path.name in (JOURNAL_NAME, STATE_NAME):      # (run as Python: "NameError: false")
         raise LiveLatentError(f"{path} is a file of the set {path.parent}, not a script: give the "
                               f"set's folder, e.g. livelatent render {path.parent}")
-    try:
-        code = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
+    try:           # in the encoding its coding line declares (UTF-8 without one), as Python reads it
+        with tokenize.open(path) as handle:
+            code = handle.read()
+    except (OSError, UnicodeDecodeError, SyntaxError) as exc:      # (SyntaxError: an unknown coding)
         raise LiveLatentError(f"cannot read script {path}: {exc}") from None
     names = namespace(engine, extra=extra, listening=listening)
     try:

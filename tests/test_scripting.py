@@ -167,3 +167,23 @@ def test_a_script_nested_too_deeply_to_compile_is_one_line_not_a_traceback(tmp_p
     done = cli("render", deep, "-o", tmp_path / "deep.wav", "--seconds", "1")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
     assert "nested too deeply for Python" in done.stderr
+
+
+def test_a_script_is_read_as_python_reads_it_whatever_the_locale(tmp_path):
+    # read as locale text, a script in the encoding its coding line names (or in UTF-8, with
+    # none) failed or read wrong names under a locale of another encoding
+    import os
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    check = "if name != 'caf\\u00e9':\n    raise ValueError('read as ' + ascii(name))\n"
+    latin = tmp_path / "latin.py"
+    latin.write_bytes("# -*- coding: latin-1 -*-\nname = 'café'\n".encode("latin-1") + check.encode())
+    plain = tmp_path / "plain.py"
+    plain.write_bytes("name = 'café'\n".encode("utf-8") + check.encode())
+    for script in (latin, plain):
+        done = cli("render", script, "-o", tmp_path / f"{script.stem}.wav", "--seconds", "1", env=env)
+        assert done.returncode == 0, done.stderr[-500:]
+    unknown = tmp_path / "unknown.py"
+    unknown.write_text("# -*- coding: klingon -*-\nx = 1\n")
+    done = cli("render", unknown, "-o", tmp_path / "unknown.wav", "--seconds", "1", env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
+    assert "cannot read script" in done.stderr
