@@ -96,7 +96,7 @@ def _pack() -> str:
         codec = load_model()
     except LiveLatentError as exc:
         return f"!! default pack: {exc}"
-    title = next((line.lstrip("# ").strip() for line in card.read_text().splitlines()
+    title = next((line.lstrip("# ").strip() for line in card.read_text(encoding="utf-8").splitlines()
                   if line.startswith("# ")), "default pack")
     sources = DEFAULT_MODEL_DIR / "sources"
     count = len(list(sources.glob("*.flac"))) if sources.is_dir() else 0

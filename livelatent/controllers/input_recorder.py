@@ -197,7 +197,7 @@ def start_live_input(engine, folder: Path, *, channel: int, delay, throttle) -> 
     source = LiveSource(name=name, channel=channel, delay=samples, origin=recorder.origin,
                         sample_rate=rate, file=file, recorder=recorder)
     with atomic_path(folder / INPUTS_FOLDER / f"{name}.json") as tmp:
-        tmp.write_text(json.dumps({"name": name, **source.origin}))
+        tmp.write_text(json.dumps({"name": name, **source.origin}), encoding="utf-8")
     engine.add_exit_hook(recorder.close)
     engine.events.info(f"live input {name}: channel {channel}, plays {1000 * samples / rate:.0f} ms "
                        f"after it comes in (recorded to {file})")
@@ -212,7 +212,7 @@ def recorded_inputs(folder: Path, rate: int):
     def live_input(channel: int = 1, delay=None):
         description = Path(folder) / INPUTS_FOLDER / f"input{len(made) + 1}.json"
         try:
-            origin = json.loads(description.read_text())
+            origin = json.loads(description.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise SetError(f"live_input(): the set has no recording {description.name} ({exc})") from None
         made.append(LiveSource.recorded(folder, origin, name=origin["name"], rate=rate))

@@ -57,7 +57,7 @@ def save_mappings(names: dict, folder: Path) -> list[str]:
         with atomic_path(target / f"{variable}.npz") as tmp:
             tmp.write_bytes(buffer.getvalue())
         with atomic_path(target / f"{variable}.json") as tmp:
-            tmp.write_text(json.dumps(settings, indent=1))
+            tmp.write_text(json.dumps(settings, indent=1), encoding="utf-8")
         saved.append(variable)
     return saved
 
@@ -68,7 +68,7 @@ def note_saved_names(engine, folder: Path) -> None:
     gives an unnamed mapping made later the name it had live (see :mod:`.checks`)."""
     for described in sorted((Path(folder) / MAPPINGS_FOLDER).glob("*.json")):
         try:
-            note_name(engine, str(json.loads(described.read_text())["name"]))
+            note_name(engine, str(json.loads(described.read_text(encoding="utf-8"))["name"]))
         except (OSError, ValueError, KeyError, TypeError):
             pass                   # (load_mappings says what is wrong with it, live)
 
@@ -82,7 +82,7 @@ def load_mappings(engine, folder: Path, names: dict, *, rebuild_curve, replaying
     for described in sorted(source.glob("*.json")):
         variable = described.stem
         try:
-            settings = json.loads(described.read_text())
+            settings = json.loads(described.read_text(encoding="utf-8"))
             with np.load(described.with_suffix(".npz"), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
             inputs = [rebuild_curve(code, f"{described.name}") for code in settings["inputs"]]

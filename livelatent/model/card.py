@@ -140,7 +140,7 @@ def write_card(output_dir, summary: dict, *, title: str | None = None) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / CARD_NAME
     with atomic_path(path) as tmp:
-        tmp.write_text(card_text(summary, title=title or f"RawAudioVAE model: {output_dir.name}"))
+        tmp.write_text(card_text(summary, title=title or f"RawAudioVAE model: {output_dir.name}"), encoding="utf-8")
     return path
 
 

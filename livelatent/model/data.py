@@ -70,7 +70,7 @@ def cache_audio(files: list[Path], folder: Path, name: str, *, sample_rate: int,
     index_path, data_path = folder / f"{name}.json", folder / f"{name}.f32"
     stamps = [_stamp(p) for p in files]
     try:
-        index = json.loads(index_path.read_text())
+        index = json.loads(index_path.read_text(encoding="utf-8"))
         if (index.get("format") == _INDEX_FORMAT and index.get("stamps") == stamps
                 and index.get("sample_rate") == sample_rate and index.get("window") == window
                 and data_path.stat().st_size == 4 * index["samples"]):
@@ -99,13 +99,13 @@ def cache_audio(files: list[Path], folder: Path, name: str, *, sample_rate: int,
     index = {"format": _INDEX_FORMAT, "stamps": stamps, "sample_rate": sample_rate, "window": window,
              "files": kept, "offsets": offsets, "durations": durations, "samples": total}
     with atomic_path(index_path) as tmp:
-        tmp.write_text(json.dumps(index))
+        tmp.write_text(json.dumps(index), encoding="utf-8")
     return index
 
 
 def open_cache(folder: Path, name: str) -> tuple[dict, np.ndarray]:
     """The index and the audio (memory-mapped, read-only) of a cache :func:`cache_audio` wrote."""
-    index = json.loads((folder / f"{name}.json").read_text())
+    index = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
     audio = (np.memmap(folder / f"{name}.f32", dtype=np.float32, mode="r", shape=(index["samples"],))
              if index["samples"] else np.zeros(0, np.float32))
     return index, audio
@@ -145,7 +145,7 @@ def _families(paths: list[Path]) -> dict[str, str]:
         folder = path.parent
         if folder not in manifests:
             try:
-                manifests[folder] = json.loads((folder / "manifest.json").read_text()).get("files", {})
+                manifests[folder] = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("files", {})
             except (OSError, ValueError, AttributeError):
                 manifests[folder] = {}
         entry = manifests[folder].get(path.name)
@@ -164,7 +164,7 @@ def describe_files(paths: list[Path], durations: list[int], sample_rate: int) ->
     description = None
     for folder in sorted({p.parent for p in paths}):
         try:
-            description = json.loads((folder / "manifest.json").read_text()).get("description")
+            description = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("description")
             break
         except (OSError, ValueError, AttributeError):
             continue

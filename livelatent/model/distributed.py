@@ -107,7 +107,7 @@ def cli_train(args) -> int:
                            master_port=getattr(args, "master_port", None))
         if getattr(args, "node_rank", 0) != 0:
             return 0
-        summary = json.loads((Path(args.output) / "summary.json").read_text())
+        summary = json.loads((Path(args.output) / "summary.json").read_text(encoding="utf-8"))
     else:
         summary = train(**kwargs)
         if not summary:                 # a process of a run torchrun started, not rank 0

@@ -68,7 +68,7 @@ def pack_info(folder) -> PackInfo | None:
     try:
         if path.exists() and not path.is_file():      # (a pipe: reading it would wait for ever)
             return _malformed(path, "not a regular file")
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

@@ -340,7 +340,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
                     training=_json_safe(summary), dtype=torch.float16 if float16 else torch.float32)
     summary["content_hash"] = best_checkpoint.content_hash
     with atomic_path(output_dir / "summary.json") as tmp:
-        tmp.write_text(json.dumps(_json_safe(summary), indent=1))
+        tmp.write_text(json.dumps(_json_safe(summary), indent=1), encoding="utf-8")
     write_card(output_dir, summary)
     del corpus, validation, audio, val_signals, eval_signals      # the cache's map, then the cache
     shutil.rmtree(cache, ignore_errors=True)       # (kept when a run stops early: --resume reads it)
