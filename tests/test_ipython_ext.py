@@ -113,6 +113,14 @@ def test_load_ext_without_an_audio_device_runs_offline(kernel_env, tmp_path):
         timed = kernel.run("%time v.gain = 0.5")           # IPython runs the statement itself
         assert timed["error"] is None and "Wall time" in timed["stdout"], timed
         kernel.run("v.curve?")
+        # IPython's %reset took livelatent's names with the performer's: every later cell
+        # failed with a NameError. It is refused in one line; a cell that used it stops there,
+        # live and in its replay
+        for cell in ("%reset -f", "%reset_selective -f v", "w = 1\n%reset -f\nw = 2"):
+            refused = kernel.run(cell)
+            said = refused["stdout"] + refused["stderr"]
+            assert "is not available in livelatent" in said and "Traceback" not in said, refused
+        assert kernel.run("print(w, v.name)")["stdout"].strip() == "1 drift"
         out = tmp_path / "layer.wav"
         rendered = kernel.run(f"job = render({str(out)!r}, seconds=2); job.wait(); print(job)")
         assert "done in" in rendered["stdout"], rendered
@@ -124,7 +132,8 @@ def test_load_ext_without_an_audio_device_runs_offline(kernel_env, tmp_path):
     # the %time cell is journaled once, as IPython ran it, and replays; `v.curve?` is not kept
     journal = os.path.join(kernel_env["LIVELATENT_SET"], "journal.jsonl")
     codes = [e.code.strip() for e in read_journal(journal)]
-    assert codes[1] == "get_ipython().run_line_magic('time', 'v.gain = 0.5')" and len(codes) == 3
+    assert codes[1] == "get_ipython().run_line_magic('time', 'v.gain = 0.5')" and len(codes) == 5
+    assert "w = 1" in codes[2] and "print(w, v.name)" == codes[3]      # (the lone %resets: not kept)
     report = render_set(kernel_env["LIVELATENT_SET"], tmp_path / "replayed.wav", seconds=1,
                         progress=False)
-    assert report.cells == 3 and report.notes == []
+    assert report.cells == 5 and report.notes == []

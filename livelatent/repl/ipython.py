@@ -40,7 +40,7 @@ from ..engine.writers import writer_origin
 from ..errors import DeviceError, LiveLatentError, ParameterError
 from ..events import Reader
 from ..session.session import Session
-from ..session.sets import SHOWING_MAGICS
+from ..session.magics import REFUSED_MAGICS, SHOWING_MAGICS
 from .background import render_in_background
 from .patterns import PatternWatcher
 from .setup import make_engine, start_playing
@@ -212,7 +212,7 @@ class ReplShell:
             if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                     and call.func.attr == "run_line_magic" and call.args
                     and isinstance(call.args[0], ast.Constant)
-                    and call.args[0].value in SHOWING_MAGICS):
+                    and call.args[0].value in SHOWING_MAGICS | REFUSED_MAGICS.keys()):
                 return True
         return False
 
@@ -388,5 +388,13 @@ def _magics_class(repl: ReplShell):
         def livelatent(self, line):
             """``%livelatent``: the status line (beat, tempo, voices, load, underruns, peak)."""
             print(repl.toolbar_text())
+
+        @line_magic
+        def reset(self, line):          # (IPython's would take livelatent's names too)
+            raise LiveLatentError(REFUSED_MAGICS["reset"])
+
+        @line_magic
+        def reset_selective(self, line):
+            raise LiveLatentError(REFUSED_MAGICS["reset_selective"])
 
     return LivelatentMagics(shell=repl.shell)

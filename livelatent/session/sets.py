@@ -34,6 +34,7 @@ from ..model.codec import load_model
 from ..sinks.file import check_not_played, render_to_file
 from .code import run_code
 from .journal import JOURNAL_NAME
+from .magics import ReplayShell
 from .performance import Performance, read_performance
 from .namespace import namespace
 from .replay import Action, Replayer, ReplayReport, finish_report, quiet_stdout
@@ -41,17 +42,11 @@ from .session import resolve_set
 from ..model.packs import locate_model
 from .state import STATE_NAME, DamagedState, check_model, check_set_files, load_set, missing_pack, read_state
 
-__all__ = ["REPLAY_NOOPS", "SHOWING_MAGICS", "TAIL_S", "LEAD_S", "ReplayReport", "open_set",
+__all__ = ["REPLAY_NOOPS", "TAIL_S", "LEAD_S", "ReplayReport", "open_set",
            "replay_namespace", "render_set", "replay_set", "cli_render_set", "cli_replay"]
 
 #: Names that act outside the engine (the REPL's tools): in a replay they do nothing.
 REPLAY_NOOPS = ("save", "render", "watch", "unwatch", "reconnect")
-#: IPython magics that only show things or load extensions: the REPL does not journal a cell
-#: made of them, and a replay skips them. %time and %%capture run their code in a replay too.
-SHOWING_MAGICS = frozenset({"pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psource", "pfile",
-                            "who", "whos", "who_ls", "history", "hist", "lsmagic", "magic",
-                            "quickref", "load_ext", "unload_ext", "reload_ext", "livelatent"})
-_CODE_MAGICS = frozenset({"time", "capture"})
 TAIL_S = 4.0          # seconds rendered or played after the last change, unless the voices end first
 UNASKED_RENDER_S = 48 * 3600   # a set's render runs longer than this only when --seconds asks
 LEAD_S = 0.5          # how early a live replay runs a cell before its position
@@ -118,7 +113,7 @@ def replay_namespace(engine, folder: Path) -> dict:
 
     names["load"] = load
     names["live_input"] = recorded_inputs(folder, engine.sample_rate)
-    shell = _ReplayShell(names)
+    shell = ReplayShell(names)
     names["get_ipython"] = lambda: shell
     return names
 
@@ -138,28 +133,6 @@ class _Nothing:
 
 
 _NOTHING = _Nothing()
-
-
-class _ReplayShell:
-    """``get_ipython()`` in a replay. The journal holds a cell as IPython ran it, so
-    ``%time v = voice(...)`` is ``get_ipython().run_line_magic('time', 'v = voice(...)')``."""
-
-    def __init__(self, names: dict):
-        self._names = names
-
-    def run_line_magic(self, name, line, _stack_depth=1):
-        return self._magic(name, line)
-
-    def run_cell_magic(self, name, line, cell):
-        return self._magic(name, cell)
-
-    def _magic(self, name: str, code: str):
-        if name in _CODE_MAGICS:
-            return run_code(code, self._names, filename=f"<%{name}>")
-        if name in SHOWING_MAGICS:
-            return None
-        raise LiveLatentError(f"%{name}: a replay runs the journal as plain Python and cannot "
-                              f"repeat this IPython magic")
 
 
 def _prepare(engine, performance, folder, *, run_code_too: bool, report) -> Replayer:
