@@ -22,7 +22,7 @@ from .engine.clock import check_tempo
 from .checks import check_curve, check_fade, checked_path
 from .engine.commands import AddVoice, Hush, SetTempo, StopVoice, check_quant
 from .engine.writers import current_batch
-from .errors import ParameterError, is_flag, is_whole
+from .errors import ParameterError, is_flag, is_short_name, is_whole
 from .handle import Voice
 from .paths.nodes import Path
 from .paths.plan import warm, with_plan
@@ -220,8 +220,7 @@ class Performer:
         the name it is given (names are unique among the voices that sound). An automatic name
         ``v<number>`` that a loaded or named voice holds is skipped."""
         engine = self.engine
-        if name is not None and not (isinstance(name, str) and name.strip() and len(name) <= 64
-                                     and name.isprintable()):
+        if name is not None and not is_short_name(name):
             raise ParameterError(f"name={name!r} must be a short printable string")
         sounding = {p.name: p.index for p in engine.intended_voices() if p.stop_at is None}
         number = engine.new_voice_number()

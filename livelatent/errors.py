@@ -75,6 +75,12 @@ def is_integral(value) -> bool:
     return math.isfinite(number) and number.is_integer()
 
 
+def is_short_name(value) -> bool:
+    """A name a performer gives (a voice's, a source's, a mapping's): a short printable string,
+    which the status line shows and the journal writes."""
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= 64 and value.isprintable()
+
+
 def is_flag(value) -> bool:
     """True or False (numpy's too), or 0 or 1: a switch, not any value that is truthy."""
     return isinstance(value, (bool, np.bool_)) or (is_whole(value) and value in (0, 1))

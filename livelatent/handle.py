@@ -13,6 +13,7 @@ from .checks import check_curve, check_fade, checked_path
 from .engine.blocks import block_channels
 from .engine.commands import SetVoice, StopVoice, check_quant
 from .errors import ParameterError, is_flag, is_whole
+from .paths.nodes import Path
 from .paths.plan import with_plan
 from .sources import source as make_source
 from .voice import VoiceParams, check_gain, check_out, check_pan
@@ -141,6 +142,10 @@ class Voice:
                 raise ParameterError(f"voice {self.name} moves between two sources: set its curve, "
                                      f"a or b, or start a path voice with voice(plane(...))")
             changes["path"] = checked_path(path, output_hop=params.layout.output_hop, engine=engine)
+            if not isinstance(changes["path"], Path):      # (a source alone plays as a and b)
+                raise ParameterError(f"v.path = {path!r:.60}: a source is not a path; voice "
+                                     f"{self.name} plays a path (plane, along, cloud, follow): "
+                                     f"to play the source alone, start voice(source)")
         if curve is not _UNSET:
             changes["curve"] = check_curve(curve, output_hop=params.layout.output_hop, engine=engine)
         if gain is not _UNSET:

@@ -5,7 +5,7 @@ never a string that would silently mean True."""
 import numpy as np
 import pytest
 
-from livelatent import Engine, ParameterError, plane, source, voice
+from livelatent import Engine, ParameterError, plane, saw, source, voice
 from pathutil import PACK
 
 
@@ -64,3 +64,28 @@ def test_show_map_checks_its_seconds_and_file(tmp_path):
             show_map(engine, [flute], seconds=seconds, path=tmp_path / "m.png")
     with pytest.raises(ParameterError, match="PNG file"):
         show_map(engine, [flute], path=None)
+
+
+def test_a_path_voice_refuses_a_source_as_its_path_and_plays_on(four):
+    # v.path = a source (or a latent series) was taken, and every step after it raised an
+    # AttributeError: the engine never played again, and a set holding it never rendered
+    a, b, c, d = four
+    with Engine() as engine:
+        v = voice(plane(a, b, c, d, x=0.25))
+        for bad in (b, b.reverse(), b.scrub(saw(1))):
+            with pytest.raises(ParameterError, match="a source is not a path; voice .* plays a path"):
+                v.path = bad
+        assert np.abs(engine.render_array(0.3)).max() > 0.01
+
+
+@pytest.mark.parametrize("name", [b"x", 5, "", "  ", ["x"], float("nan")])
+def test_a_source_or_corpus_name_is_a_string(name):
+    # a name of bytes was taken, and the voice playing it never reached the journal (JSON
+    # cannot write bytes), nor could save() write the set. (A file's name, its default, can be
+    # long: a name is not held to a voice's 64 characters.)
+    from livelatent import corpus
+    with Engine():
+        with pytest.raises(ParameterError, match=r"source\(name=.*\) must be a string"):
+            source(np.ones(5000, np.float32) * 0.3, name=name)
+        with pytest.raises(ParameterError, match=r"corpus\(name=.*\) must be a string"):
+            corpus(PACK / "flute.flac", name=name)

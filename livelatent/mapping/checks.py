@@ -13,7 +13,7 @@ import weakref
 
 import numpy as np
 
-from ..errors import ParameterError, is_real
+from ..errors import ParameterError, is_real, is_short_name
 
 __all__ = ["check_name", "default_name", "note_name", "input_values", "FLOAT32_MAX"]
 
@@ -29,7 +29,7 @@ def _book(engine) -> tuple[set, list]:
 
 
 def check_name(name) -> str:
-    if not (isinstance(name, str) and name.strip() and len(name) <= 64 and name.isprintable()):
+    if not is_short_name(name):
         raise ParameterError(f"mapping(name={name!r}): a short printable string (or leave it out)")
     return name
 
