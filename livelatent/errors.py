@@ -75,6 +75,16 @@ def is_integral(value) -> bool:
     return math.isfinite(number) and number.is_integer()
 
 
+def described(exc: BaseException) -> str:
+    """``TypeName: message`` for an exception a performer's code raised, in one line, even when
+    its ``__str__`` raises too."""
+    try:
+        text = str(exc)
+    except Exception:   # noqa: BLE001 - their __str__ may raise anything
+        text = "(its message cannot be shown: its __str__ raised)"
+    return f"{type(exc).__name__}: {text}"
+
+
 def is_short_name(value) -> bool:
     """A name a performer gives (a voice's, a source's, a mapping's): a short printable string,
     which the status line shows and the journal writes."""

@@ -36,8 +36,8 @@ import math
 import threading
 import weakref
 
-from .deadline import Deadline
-from .errors import ParameterError, check_number, is_whole
+from .deadline import Deadline, interruptible
+from .errors import ParameterError, check_number, described, is_whole
 from .services import EngineService
 
 __all__ = ["Timers", "Timer", "LEAD_S", "RUN_LIMIT_S", "MAX_PER_STEP"]
@@ -229,19 +229,18 @@ class Timers(EngineService):
             with engine.batch(origin="timer", at=max(sample, engine.position)):
                 with deadline:
                     job.fn()
-        except KeyboardInterrupt:
-            if not deadline.fired:
-                self._drop([job])
-                raise
-            engine.events.error(f"timer {job.name} at beat {job.beat:g}: still running after "
-                                f"{deadline.seconds:g} s: interrupted; it is dropped")
+        except BaseException as exc:   # noqa: BLE001 - reported once; the music goes on (an
+            # exit() or a GeneratorExit in a timer would otherwise end the scheduler thread, and
+            # every other timer with it)
             self._drop([job])
-            return
-        except (Exception, SystemExit) as exc:   # reported once; the music goes on (an exit()
-            # in a timer would otherwise end the scheduler thread, and every other timer with it)
-            engine.events.error(f"timer {job.name} at beat {job.beat:g}: {type(exc).__name__}: "
-                                f"{exc}; it is dropped")
-            self._drop([job])
+            if isinstance(exc, KeyboardInterrupt) and deadline.fired:
+                engine.events.error(f"timer {job.name} at beat {job.beat:g}: still running after "
+                                    f"{deadline.seconds:g} s: interrupted; it is dropped")
+            elif isinstance(exc, KeyboardInterrupt) and interruptible():
+                raise                  # Ctrl-C (in the main thread: an offline render's timer)
+            else:
+                engine.events.error(f"timer {job.name} at beat {job.beat:g}: {described(exc)}; "
+                                    f"it is dropped")
             return
         finally:
             deadline.leave()        # (an interrupt raised inside its __exit__ left it half-done)

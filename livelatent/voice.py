@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .deadline import interruptible
-from .errors import CurveError, check_number
+from .errors import CurveError, check_number, described
 from .sources import LatentFrames, Source
 from .strategies import Layout
 
@@ -131,7 +131,7 @@ def curve_values(curve, times: np.ndarray) -> np.ndarray:
     except BaseException as exc:  # a performer's function may raise anything (an exit(), too):
         if isinstance(exc, KeyboardInterrupt) and interruptible():     # it must not stop sound
             raise                                                      # (Ctrl-C stops a render)
-        raise CurveError(f"the curve raised {type(exc).__name__}: {exc}") from None
+        raise CurveError(f"the curve raised {described(exc)}") from None
     if np.iscomplexobj(values):
         raise CurveError("the curve returned complex numbers; a curve gives real amounts")
 

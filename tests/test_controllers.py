@@ -717,3 +717,24 @@ def test_a_message_that_cannot_be_handled_loses_only_itself_not_its_bundle():
             raw.sendto(bundle, ("127.0.0.1", port))
         wait_for(lambda: "osc:/f" in engine.intended().controls)
         assert abs(engine.intended().controls["osc:/f"].value(0.0) - 0.7) < 1e-6
+
+
+def test_an_on_note_function_raising_a_base_exception_leaves_the_notes_thread_playing(jack_server, two,
+                                                                                       tmp_path):
+    # a GeneratorExit (not an Exception) ended the note functions' thread with a traceback:
+    # no note function ran again for the rest of the session, without a word
+    with Engine(seed=2) as engine:
+        session = Session(engine, sets_root=tmp_path / "sets", set_name="gone")
+        session.run_cell("v = voice(flute, cello, curve=0.5, name='v')\n"
+                         "def odd(note, velocity):\n"
+                         "    if note == 61:\n"
+                         "        raise GeneratorExit('bye')\n"
+                         "on_note(odd)\n"
+                         "on_note(lambda note, velocity: v.set(gain=velocity))")
+        out = _sender_connected(jack_server)
+        out.send_message([0x90, 61, 64])
+        wait_for(lambda: any("on_note: odd raised GeneratorExit: bye" in t for t in engine.events.texts()))
+        out.send_message([0x90, 62, 127])
+        wait_for(lambda: abs(engine.intended().voices[0].gain - 1.0) < 1e-9, timeout=2)
+        session.close()
+        out.close_port()

@@ -276,3 +276,26 @@ def test_a_session_is_not_opened_among_a_folders_other_files(tmp_path, model):
         with pytest.raises(SetError, match="holds other files, not a set"):
             Session(engine, set_name=str(folder))
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+def test_what_a_cell_or_a_timer_raises_is_one_line_whatever_it_raises(tmp_path, model):
+    # a GeneratorExit (or a BaseException of the performer's own) went past the one-line
+    # errors as a traceback, an exception whose __str__ raised escaped as that error, and a
+    # timer raising GeneratorExit ended a render
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        session.run_cell(SOURCES + "v = voice(tone, hiss, curve=sine(2))\n"
+                         "class Odd(Exception):\n    def __str__(self):\n        raise ValueError('x')\n"
+                         "class Mine(BaseException):\n    pass")
+        for code, said in (("raise GeneratorExit('bye')", "GeneratorExit: bye"),
+                           ("raise Mine('mine')", "Mine: mine"),
+                           ("raise Odd()", "Odd: (its message cannot be shown: its __str__ raised)")):
+            with pytest.raises(LiveLatentError, match=r"^<repl \d>:1: " + re.escape(said) + "$"):
+                session.run_cell(code)
+        with pytest.raises(LiveLatentError, match=r"the curve raised Odd: \(its message cannot be shown"):
+            session.run_cell("def odd(t):\n    raise Odd()\nv.curve = curve(odd)")
+        session.run_cell("def bad():\n    raise GeneratorExit('gone')\n"
+                         "every(1, bad)\nevery(1, lambda: setattr(v, 'gain', 0.5))")
+        engine.render_array(3.0)
+        assert any("GeneratorExit: gone; it is dropped" in t for t in engine.events.texts())
+        assert engine.voices()[0].gain == 0.5

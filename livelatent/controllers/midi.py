@@ -29,6 +29,7 @@ import threading
 import time
 
 from ..deadline import Deadline
+from ..errors import described
 from ..optional import midi
 from .sender import ControlSender
 
@@ -315,9 +316,9 @@ class MidiListener:
             with self.engine.batch(origin="midi:note", discard_on_error=True):
                 with deadline:
                     fn(note, velocity / 127.0)
-        except (Exception, SystemExit, KeyboardInterrupt) as exc:   # noqa: BLE001 - the
-            if not deadline.fired:                                 # performer's function may raise
-                self.throttle.warn("midi:fn", f"on_note: {name} raised {type(exc).__name__}: {exc}")
+        except BaseException as exc:   # noqa: BLE001 - the performer's function may raise anything
+            if not deadline.fired:      # (a GeneratorExit, an exit(): this thread must go on)
+                self.throttle.warn("midi:fn", f"on_note: {name} raised {described(exc)}")
                 return
             try:
                 self.note_functions.remove(entry)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..curves import const
 from ..deadline import interruptible
-from ..errors import CurveError
+from ..errors import CurveError, described
 from ..controls import evaluating
 from ..paths.plan import Block
 from ..voice import VoiceParams, curve_values
@@ -112,7 +112,7 @@ def block_channels(params: VoiceParams, k: np.ndarray, clock) -> tuple[np.ndarra
             if isinstance(exc, KeyboardInterrupt) and interruptible():     # the voice holds, the
                 raise                                                      # engine plays on, and
             where = traceback.extract_tb(exc.__traceback__)[-1]            # the line says where
-            raise CurveError(f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:"
+            raise CurveError(f"{described(exc)} (at {Path(where.filename).name}:"
                              f"{where.lineno})") from exc
 
     values = np.zeros((k.size, plan.columns), dtype=np.float32)

@@ -12,7 +12,7 @@ import ast
 import contextlib
 import traceback
 
-from ..errors import LiveLatentError
+from ..errors import LiveLatentError, described
 
 __all__ = ["run_code", "run_until", "top_line", "check_text"]
 
@@ -69,8 +69,10 @@ def run_code(code: str, names: dict, *, filename: str = "<cell>"):
         return eval(result, names) if result is not None else None
     except LiveLatentError as exc:
         raise _located(type(exc), str(exc), exc, filename) from None
-    except Exception as exc:   # the performer's code may raise anything: report it in one line
-        raise _located(LiveLatentError, f"{type(exc).__name__}: {exc}", exc, filename) from None
+    except (KeyboardInterrupt, SystemExit):        # (Ctrl-C, a deadline, exit(): the callers')
+        raise
+    except BaseException as exc:   # the performer's code may raise anything (GeneratorExit, a
+        raise _located(LiveLatentError, described(exc), exc, filename) from None   # class of theirs)
 
 
 def _located(kind, message: str, exc: BaseException, filename: str) -> LiveLatentError:
@@ -105,5 +107,7 @@ def run_until(code: str, names: dict, *, filename: str, stop_line: int | None) -
         exec(compiled, names)
     except LiveLatentError as exc:
         raise _located(type(exc), str(exc), exc, filename) from None
-    except Exception as exc:
-        raise _located(LiveLatentError, f"{type(exc).__name__}: {exc}", exc, filename) from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:   # noqa: BLE001 - as run_code
+        raise _located(LiveLatentError, described(exc), exc, filename) from None
