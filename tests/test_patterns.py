@@ -349,3 +349,26 @@ def test_a_performer_naming_something_performer_does_not_break_reloads(session, 
     save(pattern, 'voice(flute, cello, curve=tri(2), name="drift")\n# edited\n')
     poll_until_run(watcher)
     assert playing(session.engine) == {"drift": repr(tri(2))}
+
+
+def test_a_file_of_a_watched_folder_that_goes_and_comes_back_replaces_its_voices(session, tmp_path):
+    # its entry, with the voices its last run started, was dropped at the first poll that
+    # missed it: back (moved away and back, a checkout, an editor's save by renaming), its
+    # old voices played on for ever beside the new ones
+    folder = tmp_path / "patterns"
+    folder.mkdir()
+    pattern = folder / "drift.py"
+    save(pattern, "voice(flute, cello, curve=sine(8))\n")
+    watcher = PatternWatcher(session)
+    watcher.watch(folder)
+    first = set(playing(session.engine))
+    assert len(first) == 1
+    pattern.unlink()
+    watcher.check()
+    watcher.check()
+    assert set(playing(session.engine)) == first               # gone: its voices play on
+    save(pattern, "voice(flute, cello, curve=sine(4))\n")
+    for _ in range(3):
+        watcher.check()
+    now = set(playing(session.engine))
+    assert len(now) == 1 and now != first, now

@@ -21,7 +21,9 @@ Polling (every 0.1 s, in a daemon thread) needs no extra dependency and sees an 
 within a second; editors that save by writing a new file and renaming it are seen too. A
 changed file runs only once it has held still from one poll to the next: an editor that saves
 in place truncates the file before it writes, and a file read in that gap is empty, which would
-stop all its voices. New files (never run yet) run on the first poll that sees them.
+stop all its voices. New files (never run yet) run on the first poll that sees them. A file
+that goes (deleted, or renamed away) is said once; its voices play on, and when it comes back
+its run replaces them as a save does (in a watched folder too).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 
 from ..api import REPLACE_FADE_S
 from ..deadline import Deadline
-from ..errors import LiveLatentError, ParameterError
+from ..errors import LiveLatentError, ParameterError, described
 from ..session.namespace import OWN_PERFORMER
 from ..timers import Timers
 
@@ -161,11 +163,9 @@ class PatternWatcher:
         for watched in list(self._files.values()):
             signature = _signature(watched.path)
             if signature is None:
-                if watched.signature is not None and watched.from_folder is not None:
-                    with self._state_lock:           # deleted from a watched folder
-                        self._files.pop(watched.path, None)
-                elif watched.signature is not None:   # (said once; not at an editor's
-                    watched.missing += 1               # save by renaming, which a poll may meet)
+                if watched.signature is not None:      # (in a watched folder too: its voices
+                    watched.missing += 1               # are stopped when it comes back. Said
+                    # once; not at an editor's save by renaming, which a poll may meet)
                     if watched.missing == 2:
                         self.events.warning(f"{_shown(watched.path)} has gone (deleted or "
                                             f"renamed); its voices play on, and it is watched "
@@ -260,7 +260,7 @@ class PatternWatcher:
                 self._fail(watched, f"{why}interrupted (nothing changed)")
                 return
             except BaseException as exc:      # exit() in a file must not end the watcher
-                self._fail(watched, f"{type(exc).__name__}: {exc} (nothing changed)")
+                self._fail(watched, f"{described(exc)} (nothing changed)")
                 return
             finally:
                 deadline.leave()    # (an interrupt raised inside its __exit__ left it half-done)
