@@ -387,6 +387,10 @@ def test_malformed_json(saved_set, tmp_path, model):
     assert np.array_equal(sf.read(tmp_path / "out.wav")[0], sf.read(tmp_path / "intact.wav")[0])
     with Engine(model) as engine, pytest.raises(SetError, match="malformed JSON"):
         load_set(engine, saved_set)
+    for text in ('{"schema": 1' + "0" * 5000 + "}", "[" * 100_000):   # (json's own limits)
+        path.write_text(text)
+        with Engine(model) as engine, pytest.raises(SetError, match="malformed JSON"):
+            load_set(engine, saved_set)
     path.write_text(json.dumps({"schema": 1, "model": {}}))
     with Engine(model) as engine, pytest.raises(SetError, match="malformed state"):
         load_set(engine, saved_set)
@@ -867,3 +871,17 @@ def test_rendering_a_set_for_infinite_seconds_is_refused(saved_set, tmp_path):
         render_set(saved_set, tmp_path / "out.wav", seconds=float("inf"))
     with pytest.raises(SetError, match="state.json is a file, not a set"):
         render_set(saved_set / "state.json", tmp_path / "out.wav")
+
+
+def test_a_copy_of_a_source_whose_header_declares_gigabytes_is_a_clear_error(saved_set, tmp_path, model):
+    # np.load took the header at its word: a traceback after trying to allocate 37 GiB
+    from numpy.lib import format as npy_format
+    for copy in (saved_set / "sources").glob("*.npy"):
+        with open(copy, "wb") as f:
+            npy_format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (10 ** 10,)})
+            f.write(b"\0" * 64)
+    with pytest.raises(SetError, match=r"cannot read .*\.npy"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
+    with Engine(model) as engine, pytest.raises(SetError, match=r"cannot read .*\.npy"):
+        load_set(engine, saved_set)

@@ -117,7 +117,7 @@ class SourceStore:
             raise SetError(f"array {key} is used but not described; the journal is damaged")
         path = self.folder / record["file"]
         try:
-            array = np.load(path, allow_pickle=False).astype(np.float32)
+            array = _read_npy(path).astype(np.float32)
         except (OSError, ValueError, EOFError) as exc:     # (EOFError: an empty file)
             raise SetError(f"cannot read {path}: {exc}") from None
         digest = hashlib.sha256(np.ascontiguousarray(array).tobytes() + str(array.shape).encode()).hexdigest()
@@ -182,7 +182,7 @@ def _rebuild(folder: Path, record: dict, rate: int) -> Source:
         return src
     path = folder / record["file"]
     try:
-        audio = np.load(path, allow_pickle=False)
+        audio = _read_npy(path)
     except (OSError, ValueError, EOFError) as exc:         # (EOFError: an empty file)
         raise SetError(f"cannot read {path}: {exc}") from None
     src = Source(audio, sample_rate=int(record["sample_rate"]), name=record["name"],
@@ -190,6 +190,12 @@ def _rebuild(folder: Path, record: dict, rate: int) -> Source:
     if src.audio_hash != record["audio_hash"]:
         raise SetError(f"{path} is damaged (its audio hash differs)")
     return src
+
+
+def _read_npy(path) -> np.ndarray:
+    """A set's .npy array, its header's shape checked against what the file holds before any
+    memory is taken for it (mapped first: a damaged header can declare gigabytes)."""
+    return np.array(np.load(path, allow_pickle=False, mmap_mode="r"))
 
 
 # -- commands ------------------------------------------------------------------------------------
