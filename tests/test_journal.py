@@ -91,6 +91,14 @@ def test_a_malformed_line_in_the_middle_is_an_error_naming_the_line(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(SetError, match=r"journal.jsonl:3: malformed journal line"):
         read_journal(path)
+    # json's own limits were tracebacks: a line nested too deeply (RecursionError), a number of
+    # more digits than Python converts (ValueError, not a JSONDecodeError)
+    for edited in ('{"v": 3, "kind": "heard", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                   '{"v": 3, "kind": "heard", "x": 1' + "0" * 5000 + "}"):
+        lines[2] = edited
+        path.write_text("\n".join(lines) + "\n")
+        with pytest.raises(SetError, match=r"journal.jsonl:3: malformed journal line"):
+            read_journal(path)
 
 
 def test_a_record_missing_its_fields_is_an_error_naming_the_line(tmp_path):
@@ -145,4 +153,16 @@ def test_an_error_line_that_is_not_a_number_is_an_error_naming_the_line(tmp_path
         f.write(json.dumps({"v": 3, "kind": "applied", "id": 0, "sample": 0, "error": "x",
                             "error_line": "two"}) + "\n")
     with pytest.raises(SetError, match=r"journal.jsonl:3: malformed applied record"):
+        read_journal(path)
+
+
+def test_records_before_the_first_session_record_are_an_error_not_dropped(tmp_path):
+    # a journal whose session line was moved down rendered silence (every batch before it was
+    # dropped without a word), and a 0-sample file with --no-code
+    path = write_session(tmp_path / "journal.jsonl", [("a = 1", 0, 0), ("b = 2", 10, 10)])
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["kind"] == "session"
+    path.write_text("\n".join(lines[1:] + lines[:1]) + "\n")
+    with pytest.raises(SetError, match=r"journal.jsonl:1: a \w+ record before the journal's first "
+                                        r"session record"):
         read_journal(path)

@@ -186,11 +186,13 @@ def test_a_map_asked_into_the_folder_of_its_sounds_says_so(sounds, tmp_path, cap
 
 
 @pytest.mark.parametrize("name", ["som.json", "clusters.json", "data-concatenated.json"])
-def test_json_nested_too_deep_for_the_parser_is_not_valid_json(built, tmp_path, name):
+@pytest.mark.parametrize("text", ["[" * 100_000,                   # (a RecursionError from json)
+                                  "[1" + "0" * 5000 + "]"])      # (Python's limit on digits: a ValueError)
+def test_json_nested_too_deep_or_too_long_a_number_is_not_valid_json(built, tmp_path, name, text):
     from livelatent.errors import SomError
     folder = tmp_path / "deep"
     shutil.copytree(built, folder)
-    (folder / name).write_text("[" * 100_000)              # (a RecursionError from json)
+    (folder / name).write_text(text)
     with pytest.raises(SomError, match=f"{name} is not valid JSON"):
         load_som(folder)
 

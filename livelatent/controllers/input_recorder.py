@@ -213,7 +213,7 @@ def recorded_inputs(folder: Path, rate: int):
         description = Path(folder) / INPUTS_FOLDER / f"input{len(made) + 1}.json"
         try:
             origin = json.loads(description.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise SetError(f"live_input(): the set has no recording {description.name} ({exc})") from None
         made.append(LiveSource.recorded(folder, origin, name=origin["name"], rate=rate))
         return made[-1]

@@ -57,7 +57,7 @@ def _load(path: Path):
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f, object_pairs_hook=lambda pairs: _unique(pairs, path))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:   # (nested too deep)
+    except (ValueError, RecursionError) as exc:   # (not UTF-8, not JSON, nested too deep, 5,000 digits)
         raise SomError(f"{path} is not valid JSON ({exc}); rebuild the map or fix the file") from None
 
 

@@ -297,7 +297,7 @@ def _build(inputs, files, output, rows, cols, seed, iterations, progress, featur
 def _read_meta(path: Path) -> dict:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:   # (nested too deep)
+    except (ValueError, RecursionError) as exc:   # (not UTF-8, not JSON, nested too deep, 5,000 digits)
         raise SomError(f"{path} is not valid JSON ({exc}); rebuild the map") from None
     except OSError as exc:                                # (a folder, a file we may not read)
         raise SomError(f"{path} cannot be read ({exc.strerror or exc}); rebuild the map") from None

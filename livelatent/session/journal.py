@@ -227,7 +227,7 @@ def _last_id(path: Path) -> int:
         for raw in f:
             try:
                 record = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue   # a cut-off line: the reader says so, the writer just moves on
             if isinstance(record, dict) and record.get("kind") == "cell" and isinstance(record.get("id"), int):
                 last = max(last, record["id"])

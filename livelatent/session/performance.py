@@ -164,7 +164,7 @@ def _parse(path: Path):
             record = json.loads(raw)
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:     # (nested thousands deep; 5,000 digits)
             if number == len(lines) or _next_is_session(lines, number):
                 warnings.warn(f"{path}:{number}: skipped a line cut off by a crash "
                               f"({len(raw)} bytes); the rest replays", stacklevel=3)
@@ -187,7 +187,7 @@ def _next_is_session(lines, number: int) -> bool:
         if raw.strip():
             try:
                 return json.loads(raw).get("kind") == "session"
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 return False
     return False
 
@@ -203,6 +203,10 @@ def _build(path: Path, records):
     for number, record in records:
         kind = record.get("kind")
         current = len(sessions) - 1
+        if current < 0 and kind != "session" and (kind not in ("cell", "applied") or record["v"] >= 2):
+            raise SetError(f"{path}:{number}: a {kind} record before the journal's first session "
+                           f"record: its lines were reordered or edited (only livelatent 0.1's "
+                           f"journals have none)")
         try:
             if kind == "session":
                 model = record.get("model") or {}
@@ -232,7 +236,7 @@ def _build(path: Path, records):
                     "error": None if record.get("error") is None else str(record["error"]),
                     "error_line": None if record.get("error_line") is None else int(record["error_line"]),
                     "checks": tuple(record.get("checks", ()))}
-            elif kind == "batch" and current >= 0:
+            elif kind == "batch":
                 commands, readings = record["commands"], record.get("readings", [])
                 if not isinstance(commands, list) or not all(isinstance(c, dict) for c in commands):
                     raise TypeError("commands is not a list of objects")
@@ -243,7 +247,7 @@ def _build(path: Path, records):
                     cell=None if record.get("cell") is None else int(record["cell"]),
                     sample=at(record["sample"]), commands=tuple(commands), line=number,
                     session=current, readings=tuple(readings)))
-            elif kind == "controls" and current >= 0:
+            elif kind == "controls":
                 grouped: dict[int, list] = {}
                 for seq, sample, name, value in record["values"]:
                     grouped.setdefault(int(seq), [at(sample)]).append(
@@ -252,17 +256,17 @@ def _build(path: Path, records):
                     performances[current].batches.append(BatchRecord(
                         seq=seq, origin=str(record["origin"]), cell=None, sample=sample,
                         commands=tuple(commands), line=number, session=current))
-            elif kind == "source" and current >= 0:
+            elif kind == "source":
                 check_source_record(record)
                 performances[current].sources[record["key"]] = record
-            elif kind == "end" and current >= 0:
+            elif kind == "end":
                 performances[current].end = at(record["sample"])
-            elif kind == "slow" and current >= 0:
+            elif kind == "slow":
                 key = record["key"]
                 if not isinstance(key, str) or not 0 < len(key) <= 64:
                     raise TypeError(f"key {key!r:.80} is not a block's key")
                 performances[current].slow_blocks.add(key)
-            elif kind == "heard" and current >= 0:
+            elif kind == "heard":
                 performances[current].heard = max(performances[current].heard, at(record["sample"]))
             # other kinds are from a later minor revision: they change no sound
         except (KeyError, TypeError, ValueError, OverflowError) as exc:   # (json reads Infinity)

@@ -186,6 +186,9 @@ def read_state(folder) -> dict:
     except json.JSONDecodeError as exc:
         raise DamagedState(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); the file "
                            f"was edited or damaged") from None
+    except (ValueError, RecursionError) as exc:       # (a number of 5,000 digits; nested too deep)
+        raise DamagedState(f"{path}: malformed JSON ({exc}); the file was "
+                           f"edited or damaged") from None
     if not isinstance(state, dict):
         raise DamagedState(f"{path}: malformed state: a JSON object was expected")
     version = state.get("schema")
