@@ -121,10 +121,16 @@ def read_audio(path, *, target_rate: int, allow_silent: bool = False) -> np.ndar
     dtype('float32')
     """
     path = Path(path)
-    if not path.exists():
+    try:
+        exists, is_dir, is_file = path.exists(), path.is_dir(), path.is_file()
+    except (OSError, ValueError) as exc:              # a name too long, a NUL byte in it
+        raise AudioError(f"cannot read {str(path)[:80]!r}: {exc}") from None
+    if not exists:
         raise AudioError(f"no such audio file: {path}")
-    if path.is_dir():
+    if is_dir:
         raise AudioError(f"{path} is a folder, not an audio file")
+    if not is_file:                                    # (a pipe would be waited on for ever)
+        raise AudioError(f"{path} is not an audio file (a pipe, a device or the like)")
     try:
         data, rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)   # (bytes: any name)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:

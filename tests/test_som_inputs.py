@@ -130,6 +130,9 @@ def built(sounds, tmp_path_factory):
     ({"grid": [3, 3]}, "does not hold finite weights for the 3x3 nodes"),
     ({"version": "1"}, "is not a whole number"),
     ({"base_absolute": 5}, "not a folder or file name"),
+    ({"base": "\u0000"}, "base is .*, not a folder or file name"),      # (resolve(): a ValueError)
+    ({"model": 12}, "model is 12, not a folder or file name"),         # (near(): a TypeError)
+    ({"model_relative": ["x"]}, "model_relative is .*, not a folder or file name"),
 ])
 def test_a_hand_edited_som_json_is_a_clear_error(built, tmp_path, edit, said):
     refused_with_som_json_edited(built, tmp_path / "edited", lambda meta: meta.update(edit), said)
@@ -339,3 +342,22 @@ def test_the_maps_folder_is_checked_before_the_work_and_another_map_is_replaced_
         again = build_som(sounds, tmp_path / "m", grid="1x4", progress=False)
     assert f"replacing the map in {tmp_path / 'm'}" in capfd.readouterr().err
     assert first.path == again.path and again.grid == (1, 4)
+
+
+def test_a_skipped_list_or_an_entry_path_no_file_can_have_is_a_clear_error(built, tmp_path):
+    # som.skipped was a TypeError on a list of numbers; a path of 5,000 characters an OSError
+    # from the file system when the map looked for its sounds
+    from livelatent.errors import SomError
+    folder = tmp_path / "odd"
+    shutil.copytree(built, folder)
+    meta = json.loads((folder / "som.json").read_text())
+    meta["skipped"] = [1, 2, 3]
+    (folder / "som.json").write_text(json.dumps(meta))
+    with pytest.raises(SomError, match=r"skipped is \[1, 2, 3\], not a list of \[file, reason\] pairs"):
+        load_som(folder).skipped
+    data = json.loads((folder / "data-concatenated.json").read_text())
+    first = sorted(data, key=int)[0]
+    data[first][1] = "x" * 5000 + ".wav"
+    (folder / "data-concatenated.json").write_text(json.dumps(data))
+    with pytest.raises(SomError, match=f"entry '{first}' names 'xxx.*, not a file name"):
+        load_som(folder)

@@ -25,6 +25,19 @@ def test_missing_file_names_the_file(tmp_path):
         source(tmp_path / "nothere.wav")
 
 
+def test_a_pipe_or_a_name_no_file_can_have_is_refused_not_waited_on(tmp_path):
+    # a named pipe was opened and read, waiting for a writer for ever; a name too long for the
+    # file system (or holding a NUL) was an OSError or ValueError traceback
+    import os
+    pipe = tmp_path / "pipe.wav"
+    os.mkfifo(pipe)
+    with pytest.raises(AudioError, match="pipe.wav is not an audio file .a pipe"):
+        source(pipe)
+    for name in ("x" * 5000 + ".wav", "a\0b.wav"):
+        with pytest.raises(AudioError, match="cannot read 'x|no such audio file: a"):
+            source(name)
+
+
 def test_text_file_is_not_audio(tmp_path):
     notes = tmp_path / "notes.wav"
     notes.write_text("these are my notes, not a sound")

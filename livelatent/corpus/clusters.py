@@ -85,7 +85,11 @@ class Som:
     @property
     def skipped(self) -> list[tuple[str, str]]:
         """Files the build could not use, with the reason (maps we built only)."""
-        return [tuple(item) for item in self.meta.get("skipped", [])]
+        items = self.meta.get("skipped", [])
+        if not (isinstance(items, list) and all(isinstance(item, list) and len(item) == 2 and all(
+                isinstance(part, str) for part in item) for item in items)):
+            raise SomError(f"som.json: skipped is {items!r:.60}, not a list of [file, reason] pairs")
+        return [tuple(item) for item in items]
 
     def __len__(self) -> int:
         return self.grid[0] * self.grid[1]

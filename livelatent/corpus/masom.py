@@ -31,6 +31,7 @@ __all__ = ["CLUSTERS_FILE", "DATA_FILE", "Entry", "read_clusters", "read_data", 
 CLUSTERS_FILE = "clusters.json"
 DATA_FILE = "data-concatenated.json"
 MAX_MS = 1e12              # an entry's start and duration: up to 30 years of audio
+MAX_PATH = 4096            # characters in an entry's path (Linux's PATH_MAX)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ def read_data(path) -> dict[int, Entry]:
         if not (0 <= start <= MAX_MS and abs(duration) <= MAX_MS):           # (NaN fails too)
             raise SomError(f"{path}: entry {key!r} has start_ms={row[2]!r:.40}, "
                            f"duration_ms={row[3]!r:.40} (from 0 to {MAX_MS:g} ms)")
+        if not 0 < len(row[1]) <= MAX_PATH or "\0" in row[1]:      # (stat() of it raised)
+            raise SomError(f"{path}: entry {key!r} names {row[1]!r:.60}, not a file name")
         entries[index] = Entry(row[1], start, duration, tuple(row[4:]))
     return entries
 

@@ -313,8 +313,8 @@ def _read_meta(path: Path) -> dict:
         raise SomError(f"{path}: version {version!r:.40} is not a whole number; rebuild the map")
     if version > VERSION:
         raise SomError(f"{path} is version {meta['version']}; this livelatent reads up to {VERSION}")
-    for key in ("base", "base_absolute", "weights_file"):
-        if meta.get(key) is not None and not isinstance(meta[key], str):
+    for key in ("base", "base_absolute", "weights_file", "model", "model_relative"):
+        if meta.get(key) is not None and not (isinstance(meta[key], str) and "\0" not in meta[key]):
             raise SomError(f"{path}: {key} is {meta[key]!r:.40}, not a folder or file name")
     return meta
 
