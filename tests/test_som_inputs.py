@@ -361,3 +361,15 @@ def test_a_skipped_list_or_an_entry_path_no_file_can_have_is_a_clear_error(built
     (folder / "data-concatenated.json").write_text(json.dumps(data))
     with pytest.raises(SomError, match=f"entry '{first}' names 'xxx.*, not a file name"):
         load_som(folder)
+
+
+def test_node_weights_in_a_pipe_are_refused_not_waited_on(built, tmp_path):
+    import os
+
+    from livelatent.errors import SomError
+    folder = tmp_path / "piped"
+    shutil.copytree(built, folder)
+    (folder / "weights.npy").unlink()
+    os.mkfifo(folder / "weights.npy")
+    with pytest.raises(SomError, match=r"weights.npy is not a file of node weights \(a folder, a pipe"):
+        load_som(folder)
