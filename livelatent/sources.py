@@ -355,8 +355,8 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None,
            rate: int | None = None) -> Source:
     """A source from a file, several files (concatenated in order), or an array.
 
-    Audio is mixed to mono and resampled with soxr to the current model's rate. Unreadable,
-    empty or silent audio raises :class:`~livelatent.errors.AudioError` naming the file.
+    Audio is mixed to mono and resampled with soxr to the model's rate. Unreadable, empty or
+    silent audio raises :class:`~livelatent.errors.AudioError` naming the file.
 
     Parameters
     ----------
@@ -372,8 +372,8 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None,
     >>> flute_to_cello = voice(source("flute.wav"), source(["c1.wav", "c2.wav"]))
     """
     rate = int(rate) if rate is not None else playing_rate()
-    if name is not None and not (isinstance(name, str) and name.strip()):   # (journals write it;
-        raise ParameterError(f"source(name={name!r:.60}) must be a string")    # files' can be long)
+    if name is not None and not (isinstance(name, str) and name.strip()):   # (a journal writes it)
+        raise ParameterError(f"source(name={name!r:.60}) must be a string")
     if isinstance(audio, Source):
         return audio
     if audio is None or isinstance(audio, (numbers.Number, dict, set)) or hasattr(audio, "params"):
@@ -388,8 +388,7 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None,
                       name=name or path.stem, paths=[path])
     if isinstance(audio, (list, tuple)) and audio and all(isinstance(p, (str, os.PathLike)) for p in audio):
         paths = [Path(p) for p in audio]
-        parts = [read_audio(p, target_rate=rate, allow_silent=True) for p in paths]
-        joined = np.concatenate(parts)
+        joined = np.concatenate([read_audio(p, target_rate=rate, allow_silent=True) for p in paths])
         label = name or (paths[0].stem if len(paths) == 1 else f"{paths[0].stem}+{len(paths) - 1}")
         if float(np.max(np.abs(joined))) < SILENCE_PEAK:
             raise AudioError(f"{label}: all {len(paths)} files are silent; nothing to encode")

@@ -364,3 +364,19 @@ def test_a_repl_killed_mid_performance_resumes_and_the_set_renders_both_halves(j
     offset = jackutil.align(reference, sounding_from(second))
     assert offset == joined, (offset, joined)                    # from the resume on
     assert differs_from_render(second, reference, second_late) <= 1e-4
+
+
+def test_what_a_thread_a_cell_started_raises_is_one_line(tmp_path):
+    # Python's default hook printed the thread's whole traceback through the prompt
+    repl = Repl(["live", "--offline"], env={"LIVELATENT_SETS": str(tmp_path)})
+    try:
+        repl.wait_prompt()
+        repl.run("import threading; t = threading.Thread(target=lambda: 1 / 0, name='mine'); "
+                 "t.start(); t.join()")
+        repl.pump(0.5)
+        assert "thread mine: ZeroDivisionError: division by zero (the voices play on)" in repl.text, \
+            repl.text[-1500:]
+        assert "Traceback" not in repl.text
+        assert repl.exit() == 0
+    finally:
+        repl.close()

@@ -29,6 +29,7 @@ work. In a shell that already has livelatent (the ``livelatent`` REPL, or a seco
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import sys
@@ -44,6 +45,7 @@ from ..session.magics import REFUSED_MAGICS, SHOWING_MAGICS
 from .background import render_in_background
 from .patterns import PatternWatcher
 from .setup import make_engine, start_playing
+from .thread_errors import report_thread_errors
 from .toolbar import status_line
 
 __all__ = ["ReplShell", "attach", "load_ipython_extension", "unload_ipython_extension",
@@ -86,10 +88,9 @@ class ReplShell:
         self._stop = threading.Event()
         self._pump: threading.Thread | None = None
         self._toolbar = toolbar
-        self._saved_options = None
-        self._saved_exit = None
-        self._exit_asked = -float("inf")
-        self._attached = False
+        self._saved_options = self._saved_exit = None
+        self._exit_asked, self._attached = -float("inf"), False
+        self._put_back_thread_hook = lambda: None
 
     # -- wiring --------------------------------------------------------------------------------
     def attach(self) -> "ReplShell":
@@ -111,6 +112,7 @@ class ReplShell:
         self._pump = threading.Thread(target=self._pump_messages, name="livelatent-messages",
                                       daemon=True)
         self._pump.start()
+        self._put_back_thread_hook = report_thread_errors(self.engine.events)
         self.watcher.start()
         self._attached = True
         _attached[id(shell)] = self
@@ -126,13 +128,12 @@ class ReplShell:
         shell = self.shell
         self.session.performer.cancel_timers()
         self.watcher.stop()
+        self._put_back_thread_hook()
         for job in self.renders:
             if not job.done:
                 job.cancel()
-        try:
+        with contextlib.suppress(ValueError):
             shell.input_transformers_post.remove(self._transform)
-        except ValueError:
-            pass
         shell.set_custom_exc((), None)
         shell.user_ns.pop(_CELL_FUNCTION, None)
         shell.magics_manager.magics["line"].pop("livelatent", None)
@@ -156,8 +157,7 @@ class ReplShell:
         self.flush_events()
 
     def names(self) -> dict:
-        """The names the REPL adds to the session's: ``render``, ``watch``, ``unwatch``,
-        ``reconnect``."""
+        """The REPL's own names: ``render``, ``watch``, ``unwatch``, ``reconnect``."""
         repl = self
 
         def render(path, seconds: float = 60.0):
