@@ -208,9 +208,12 @@ class Performer:
             warm(params, engine.intended().clock)   # its first picks, here rather than on stage
         if replaced is not None:        # the name is the performer's: the new voice takes it over
             batch = current_batch(engine)
-            unsent = batch is not None and any(isinstance(c, AddVoice) and c.params.index == replaced
-                                               for c in batch.commands)
-            fade = 0 if unsent else int(REPLACE_FADE_S * engine.sample_rate)   # never heard: no fade
+            unheard = batch is not None and any(isinstance(c, AddVoice) and c.params.index == replaced
+                                                for c in batch.commands)
+            if not unheard and quant == "now" and not engine.playing:   # offline, each call lands
+                old = engine.intended().voices.get(replaced)             # where the last did unless
+                unheard = old is not None and old.start >= engine.position   # a render came between
+            fade = 0 if unheard else int(REPLACE_FADE_S * engine.sample_rate)   # never heard: no fade
             engine.submit(StopVoice(replaced, fade, quant))
         engine.submit(AddVoice(params, quant))
         return Voice(engine, params)

@@ -97,3 +97,26 @@ def test_a_misspelled_or_read_only_setting_on_a_handle_is_refused_and_changes_no
     assert handle.gain == 0.5 and handle.name == "v0" and not hasattr(handle, "gian")
     session.run_cell("v.gain = 0.25")                                # a real setting still works
     assert handle.gain == 0.25
+
+
+def test_a_voice_replaced_before_any_of_it_was_rendered_is_not_heard_fading_out(tmp_path):
+    # offline, each call outside a batch is a batch of its own: the replaced voices each
+    # faded out for 50 ms from the sample the last one started on, all sounding together
+    from livelatent import source, voice
+    t = np.arange(44100) / 44100
+    with Engine(seed=3) as engine:
+        tone = source((0.5 * np.sin(2 * np.pi * 220 * t)).astype("float32"), name="tone")
+        hiss = source(np.random.default_rng(1).normal(0, 0.2, 44100).astype("float32"), name="hiss")
+        voice(tone, hiss, name="x")
+        alone = engine.render_array(0.5)
+    with Engine(seed=3) as engine:
+        for _ in range(20):
+            voice(tone, hiss, name="x")
+        assert len(engine.intended_voices()) == 1
+        assert sum(p.fade == 0 for p in engine.intended().voices.values() if p.stop_at is not None) == 19
+        replaced = engine.render_array(0.5)
+        assert np.abs(replaced).max() <= np.abs(alone).max() * 1.5
+        engine.render_array(0.1)                      # now heard: its replacement fades it out
+        voice(tone, hiss, name="x")
+        stopped = [p for p in engine.intended().voices.values() if p.stop_at is not None]
+        assert stopped[-1].fade > 0
