@@ -95,6 +95,12 @@ def test_render_says_what_is_wrong(engine, tmp_path):
         render_in_background(engine, tmp_path / "x.mp4", 10)
     with pytest.raises(ParameterError, match="seconds"):
         render_in_background(engine, tmp_path / "x.wav", -1)
+    for seconds in ("1", True):                   # (float() took them)
+        with pytest.raises(ParameterError, match="seconds"):
+            render_in_background(engine, tmp_path / "x.wav", seconds)
+    for path in (5, None, b"x.wav"):              # (a TypeError from Path())
+        with pytest.raises(ParameterError, match="cannot render to .*: give a file name"):
+            render_in_background(engine, path, 1)
     job = render_in_background(engine, tmp_path / "long.wav", 3600)
     job.cancel()
     with pytest.raises(LiveLatentError, match="cancelled"):

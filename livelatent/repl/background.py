@@ -26,7 +26,7 @@ from pathlib import Path
 from ..blas import hold_one_blas_thread, release_blas_threads
 from ..engine.commands import AddVoice
 from ..engine.engine import Engine
-from ..errors import LiveLatentError, ParameterError
+from ..errors import LiveLatentError, ParameterError, check_number
 from ..sinks.file import check_render_name, render_to_file
 
 __all__ = ["RenderJob", "render_in_background", "RENDER_NICENESS", "RENDER_CHUNK_STEPS"]
@@ -156,10 +156,8 @@ def render_in_background(engine, path, seconds: float, *,
     >>> job = render_in_background(engine, "layer.wav", 600)     # doctest: +SKIP
     """
     path = check_render_name(path)
-    try:
-        seconds = float(seconds)
-    except (TypeError, ValueError):
-        raise ParameterError(f"seconds={seconds!r} must be a number") from None
+    seconds = check_number(seconds, name="seconds", low=0.0, high=24 * 3600.0,     # ("1" and True
+                           meaning="of seconds from 0 to 86400")                 # were taken)
     if not (0 < seconds <= 24 * 3600):
         raise ParameterError(f"seconds={seconds!r} must be between 0 and 86400")
     copy, count = _copy_engine(engine)

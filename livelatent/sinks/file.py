@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..atomic import PendingFile
 from ..engine.offline import check_seconds, remake_leftover
 from ..engine.resample import Resampler, StreamConverter
-from ..errors import ParameterError, check_number
+from ..errors import ParameterError, check_number, is_whole
 
 __all__ = ["render_to_file", "check_not_played", "FORMATS"]
 
@@ -94,6 +94,8 @@ def _stem_path(path: Path, name: str, taken: set) -> Path:
 
 def check_render_name(path) -> Path:
     """``path`` as a Path when a render can be written there by its name (.wav or .flac)."""
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise ParameterError(f"cannot render to {path!r:.60}: give a file name, e.g. 'layer.wav'")
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise ParameterError(f"cannot render to {path.name}: use a .wav or .flac file name")
@@ -158,6 +160,8 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
     check_not_played(path, _played_files(engine), stems=stems)
     if seconds is not None:
         seconds = check_seconds(seconds)
+    if chunk_steps is not None and not (is_whole(chunk_steps) and chunk_steps >= 1):
+        raise ParameterError(f"chunk_steps={chunk_steps!r:.40} must be a whole number of steps, 1 or more")
     origin = engine.position
     rate = engine.sample_rate if rate is None else _check_rate(rate)
     resampler = Resampler(engine.sample_rate, rate)
