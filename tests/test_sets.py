@@ -885,3 +885,15 @@ def test_a_copy_of_a_source_whose_header_declares_gigabytes_is_a_clear_error(sav
         render_set(saved_set, tmp_path / "out.wav", seconds=1, progress=False)
     with Engine(model) as engine, pytest.raises(SetError, match=r"cannot read .*\.npy"):
         load_set(engine, saved_set)
+
+
+@pytest.mark.parametrize("key, value", [("deterministic", "no"), ("loop", "yes"), ("tail_a", "x"),
+                                        ("cue", 2)])
+def test_a_switch_of_a_journaled_voice_is_true_or_false(saved_set, tmp_path, key, value):
+    # bool() read "no" as true: a hand-edited set rendered deterministic, without a word
+    def edit(records):
+        add = next(c for r in batch_records(records) for c in r["commands"] if c["op"] == "add")
+        add[key] = value
+    edit_journal(saved_set, edit)
+    with pytest.raises(SetError, match=f"{key}={value!r} must be true or false"):
+        render_set(saved_set, tmp_path / "out.wav", seconds=1, run_code=False, progress=False)

@@ -40,6 +40,14 @@ def whole(value, what: str) -> int:
     return number
 
 
+def flag(value, what: str) -> bool:
+    """A switch of a command (true or false; 0 or 1 as an older journal may hold it): a string
+    such as "no" must not silently read as true."""
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"{what}={value!r:.40} must be true or false")
+
+
 #: Days a set's performance may run (an installation resumed after crashes too): a sample beyond
 #: this (an ``end`` or ``heard`` record edited by hand, 10**15) is no performance's, and a
 #: render or a resume would run on towards it, filling the disk.

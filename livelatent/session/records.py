@@ -32,7 +32,7 @@ from ..strategies import layout, legacy_stretch, step_values
 from ..voice import VoiceParams, check_gain, check_out, check_pan
 from .curve_code import rebuild_curve
 from .set_files import SetFiles
-from .record_checks import CHANGES, checked_fit, finite, whole
+from .record_checks import CHANGES, checked_fit, finite, flag, whole
 from .path_records import (curve_data, has_fn, keys_used, path_data, rebuild_path, rebuild_source,
                            source_data)
 
@@ -283,8 +283,9 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
                 if name in ("a", "b"):
                     src = _source(value, store, engine, where, captured, name)
                     changes[name] = src
+                    tail = flag(data["changes"].get(f"tail_{name}", False), f"tail_{name}")
                     changes[f"frames_{name}"] = src.frames(engine.codec, int(data["changes"][f"hop_{name}"]),
-                                                           tail=bool(data["changes"].get(f"tail_{name}", False)))
+                                                           tail=tail)
                 elif name == "path":
                     changes[name] = _path(value, store, engine, where, captured)
                 elif name.startswith(("hop_", "tail_")):
@@ -294,7 +295,7 @@ def decode_command(data: dict, *, engine, store: SourceStore, where: str, captur
                 elif name == "out":
                     changes[name] = check_out(value, engine.channels)
                 elif name == "cue":
-                    changes[name] = bool(value)
+                    changes[name] = flag(value, "cue")
                 else:
                     changes[name] = check_gain(value) if name == "gain" else check_pan(value)
             _compile_here(changes, int(data["voice"]), engine)
@@ -372,23 +373,23 @@ def _voice_params(data: dict, engine, store: SourceStore, where: str, captured) 
                  stretch=legacy_stretch(data.get("stretch", 4)))
     curve = _decoded_curve(data.get("curve"), where, captured, "curve")
     # sets made before 0.3 dropped the last partial window: they read their frames that way
-    tail_a, tail_b = bool(data.get("tail_a", False)), bool(data.get("tail_b", False))
+    tail_a, tail_b = (flag(data.get(key, False), key) for key in ("tail_a", "tail_b"))
     path = _path(data["path"], store, engine, where, captured) if data.get("path") is not None else None
     return with_plan(VoiceParams(
         index=whole(data["voice"], "voice"), name=str(data["name"]), a=a, b=b,
         frames_a=a.frames(engine.codec, lay.input_hop, tail=tail_a),
         frames_b=b.frames(engine.codec, lay.input_hop, tail=tail_b),
         strategy=data["strategy"], synth=data["synth"], layout=lay, curve=curve,
-        steps=step_values(list(data["steps"])), loop=bool(data["loop"]), fit=checked_fit(data["fit"]),
+        steps=step_values(list(data["steps"])), loop=flag(data["loop"], "loop"), fit=checked_fit(data["fit"]),
         seed=None if data["seed"] is None else whole(data["seed"], "seed"),
-        deterministic=bool(data["deterministic"]), gain=check_gain(data["gain"]),
+        deterministic=flag(data["deterministic"], "deterministic"), gain=check_gain(data["gain"]),
         pan=check_pan(data["pan"]), good_curve=curve,
         options={"strategy": data["strategy"], "synth": data["synth"],
                  "stretch": data.get("stretch", 4), "steps": list(data["steps"]),
                  "loop": bool(data["loop"]), "seed": data["seed"],
                  "deterministic": bool(data["deterministic"]), "fit": data["fit"]},
         noise_key=whole(data.get("noise_key", data["voice"]), "noise_key"), path=path,
-        out=check_out(data.get("out"), engine.channels), cue=bool(data.get("cue", False))), engine.codec)
+        out=check_out(data.get("out"), engine.channels), cue=flag(data.get("cue", False), "cue")), engine.codec)
 
 
 def _plain(value):
