@@ -270,9 +270,9 @@ def _fn(t, fn):
     probe = flat if flat.size > 1 else np.concatenate([flat, flat])
     try:
         raw = fn(probe)
-        if np.iscomplexobj(raw):           # (numpy would drop the imaginary part, and warn)
-            raise CurveError(f"curve({_fn_name(fn)}) returned complex numbers: a curve returns "
-                             f"real amounts")
+        if raw is None or np.iscomplexobj(raw):   # (numpy reads None as NaN, drops imaginary parts)
+            what = "None (a missing return?)" if raw is None else "complex numbers"
+            raise CurveError(f"curve({_fn_name(fn)}) returned {what}: a curve returns real amounts")
         raw = np.asarray(raw)
         if raw.dtype.kind in "US":         # ("0.5" is no amount, though numpy reads one)
             raise TypeError("text")

@@ -165,6 +165,9 @@ class Voice:
             if value is not _UNSET:
                 if hasattr(value, "sorted_by"):
                     raise ParameterError(f"v.{role} = a corpus: give one of its sources")
+                if isinstance(value, Path):                # (read as an array of objects)
+                    raise ParameterError(f"v.{role} = a path ({value!r:.60}): a and b are sources; "
+                                         f"a path plays in a voice of its own, voice(path)")
                 src = make_source(value, rate=engine.sample_rate)
                 checked_path(src, output_hop=params.layout.output_hop, engine=engine)
                 changes[role] = src

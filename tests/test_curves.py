@@ -209,6 +209,9 @@ def test_curve_from_a_function_lets_its_errors_through_and_is_not_code():
 def test_curve_from_a_function_returning_nonsense_is_a_curve_error():
     with pytest.raises(CurveError, match="one real number per time"):
         curve(lambda t: [1.0, 2.0])(np.arange(3.0))
+    # None (print, a function without a return) was read as NaN: "the curve returned nan"
+    with pytest.raises(CurveError, match=r"returned None \(a missing return\?\)"):
+        curve(print)(np.arange(3.0))
 
 
 # -- bad input -------------------------------------------------------------------------------

@@ -75,6 +75,9 @@ def test_a_path_voice_refuses_a_source_as_its_path_and_plays_on(four):
         for bad in (b, b.reverse(), b.scrub(saw(1))):
             with pytest.raises(ParameterError, match="a source is not a path; voice .* plays a path"):
                 v.path = bad
+        w = voice(a, b)
+        with pytest.raises(ParameterError, match=r"v.a = a path \(.*\): a and b are sources"):
+            w.a = plane(a, b, c, d)                   # (was "not an array of audio samples")
         assert np.abs(engine.render_array(0.3)).max() > 0.01
 
 
