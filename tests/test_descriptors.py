@@ -242,6 +242,19 @@ def test_without_smoothing_each_window_takes_the_nearest_frame_and_ties_go_low()
     assert path.dtype == np.int64 and path.tolist() == [0, 1, 3, 1]
 
 
+def test_a_target_far_beyond_every_frame_picks_the_nearest_without_an_overflow():
+    # 1e300 dB squared overflowed: a RuntimeWarning in the middle of the REPL, and every frame
+    # as far as any other (the first picked)
+    import warnings
+    values = {"centroid": np.array([400.0, 800, 800, 1600]), "loudness": np.array([-30.0, -20, -10, -40]),
+              "pitch": np.full(4, np.nan)}
+    index = DescriptorIndex(values, hop=HOP, spans=[[0, 1], [1, 2], [2, 3], [3, 4]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert choose(index, {"loudness": np.full(2, 1e300)}, smooth=0).tolist() == [2, 2]
+        assert choose(index, {"centroid": np.full(2, 1e300)}, smooth=0).tolist() == [3, 3]
+
+
 def test_smoothing_reads_sources_on_and_never_across_their_ends():
     index = random_index(count=400, sources=4)
     targets = block_targets(BLOCK)

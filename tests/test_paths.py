@@ -115,6 +115,23 @@ def test_a_cloud_of_one_still_point_is_its_path_and_a_cloud_is_seeded(four):
         assert len(engine.intended_voices()) == 1
 
 
+def test_a_cloud_spread_beyond_float32_is_held_without_a_warning(four):
+    # float32 overflowed as the spread was cast: a RuntimeWarning in the REPL, and grains of
+    # infinite spread, some held at the edge of the latent space and some (inf * 0) at its origin
+    import warnings
+
+    from livelatent.engine.blocks import block_channels
+    from livelatent.paths.plan import SPREAD_LIMIT
+    with Engine() as engine:
+        v = voice(cloud(four[0], spread=1e300, points=2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            channels, _ = block_channels(v.params, np.arange(256), engine.clock)
+        spread = channels[:, v.params.plan.spread_column]
+        assert np.array_equal(spread, np.full(256, SPREAD_LIMIT, dtype=np.float32))
+        assert np.isfinite(engine.render_array(0.3)).all()
+
+
 def test_every_path_kind_renders_the_same_in_any_chunking(four):
     a, b, c, d = four
     with Engine() as engine:

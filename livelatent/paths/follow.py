@@ -90,7 +90,10 @@ def choose(index: DescriptorIndex, targets: dict, *, smooth: float = DEFAULT_SMO
     smooth = _check_smooth(smooth)
     wanted = _check_targets(index, targets)
     prepared = _prepared(index)
-    goals = {name: _compared(name, t) / prepared[name][2] for name, t in wanted.items()}
+    # (in spreads: a target a million spreads away from every frame is as far as one further,
+    # and its square must not overflow: 1e300 Hz picks the highest centroid, without a warning)
+    goals = {name: np.clip(_compared(name, t) / prepared[name][2], -1e6, 1e6)
+             for name, t in wanted.items()}
     count = len(index)
     windows = next(iter(goals.values())).shape[0]
     gap = np.empty(count)

@@ -40,6 +40,8 @@ __all__ = ["Plan", "Block", "compile_plan", "with_plan", "warm", "BLOCK_WINDOWS"
 
 BLOCK_WINDOWS = 256     # windows per block of channels (the block cache's BLOCK)
 WEIGHT_LIMIT = 1e30     # a term's weight is held within +-this (float32 reaches 3.4e38)
+SPREAD_LIMIT = 1e6      # a cloud's spread, in deviations, is held within this (further, its
+                        # grains are held at the latent space's edge anyway: float32 overflowed)
 
 
 class Block:
@@ -123,7 +125,7 @@ class Plan:
             if term.index is not None:
                 out[:, self.index_column[column]] = term.index(block)
         if self.spread is not None:
-            out[:, self.spread_column] = np.abs(block.value(self.spread))
+            out[:, self.spread_column] = np.minimum(np.abs(block.value(self.spread)), SPREAD_LIMIT)
         return out
 
 
