@@ -283,6 +283,26 @@ def test_near_on_a_map_whose_clusters_are_all_empty_says_so(built, tmp_path, clu
         som.near(np.sin(np.arange(22050.0) / 7), sample_rate=22050)
 
 
+def test_near_whose_distances_overflow_picks_a_sounding_node_or_says_why(built, tmp_path):
+    # every distance overflowed to inf, and argmin answered node 0, an empty cluster
+    from livelatent.errors import SomError
+    folder = tmp_path / "tiny_std"
+    shutil.copytree(built, folder)
+    meta = json.loads((folder / "som.json").read_text())
+    meta["scaler"]["std"] = [1e-200] * len(meta["scaler"]["std"])
+    (folder / "som.json").write_text(json.dumps(meta))
+    clusters = json.loads((folder / "clusters.json").read_text())
+    clusters.pop("0", None)
+    (folder / "clusters.json").write_text(json.dumps(clusters))
+    sound = np.sin(np.arange(22050.0) / 7)
+    node = load_som(folder).near(sound, sample_rate=22050)
+    assert node != 0 and str(node) in clusters
+    meta["scaler"]["std"] = [1e-320] * len(meta["scaler"]["std"])        # (the point itself: inf)
+    (folder / "som.json").write_text(json.dumps(meta))
+    with pytest.raises(SomError, match=r"near\(\): the sound's thumbnail is beyond any number on map"):
+        load_som(folder).near(sound, sample_rate=22050)
+
+
 def test_a_som_json_that_is_a_folder_is_named(built, tmp_path):
     # an IsADirectoryError traceback
     from livelatent.errors import SomError

@@ -205,8 +205,17 @@ class Som:
                            f"but its {chosen.name!r} thumbnails have {thumbnail.size}: its som.json "
                            f"does not describe its weights; rebuild it: "
                            f"livelatent som {self.base} -o {self.path}")
-        point = self._scaler.transform(thumbnail[None, :])[0]
-        distances = np.linalg.norm(self._node_weights - point, axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):        # (said below)
+            point = self._scaler.transform(thumbnail[None, :])[0]
+            distances = np.linalg.norm(self._node_weights - point, axis=1)
+            if not np.isfinite(distances).all():       # (their squares overflowed: argmin took
+                diff = self._node_weights - point      # node 0, maybe empty) at a common scale
+                scale = np.abs(diff).max()
+                if not np.isfinite(scale):
+                    raise SomError(f"near(): the sound's thumbnail is beyond any number on map "
+                                   f"{self.name!r} (its som.json's feature statistics scale it so); "
+                                   f"rebuild the map: livelatent som {self.base} -o {self.path}")
+                distances = np.linalg.norm(diff / scale, axis=1) if scale > 0 else np.zeros(len(diff))
         nonempty = np.array([bool(self._clusters.get(j)) for j in range(len(self))])
         distances[~nonempty] = np.inf
         return int(np.argmin(distances))
