@@ -225,9 +225,10 @@ class Bank:
             number = int(t.numbers[row])
             if number not in self._held:
                 self._held.add(number)
-                messages.append(f"voice {t.params[row].name}: its amount goes so far outside 0..1 "
-                                f"that the model cannot decode it; held at the edge of the latent "
-                                f"space (harsh) while it does")
+                messages.append(f"voice {t.params[row].name}: its latent points go so far out (an "
+                                f"amount far outside 0..1, a cloud's spread, or a model that "
+                                f"encodes its sources there) that the model cannot decode them; "
+                                f"held at the edge of the latent space (harsh) while they do")
 
     def _decode(self, z, far=None) -> np.ndarray:
         """The windows of latent points ``z``; the cache's threads working ahead work meanwhile.
