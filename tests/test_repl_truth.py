@@ -380,3 +380,17 @@ def test_what_a_thread_a_cell_started_raises_is_one_line(tmp_path):
         assert repl.exit() == 0
     finally:
         repl.close()
+
+
+def test_sys_exit_in_a_cell_is_one_line_and_the_repl_goes_on(tmp_path):
+    # IPython's "An exception has occurred, use %tb..." and a UserWarning naming its own file
+    repl = Repl(["live", "--offline"], env={"LIVELATENT_SETS": str(tmp_path)})
+    try:
+        repl.wait_prompt()
+        repl.run("import sys; sys.exit(3)")
+        assert "sys.exit() in a cell: the cell stopped, the voices play on" in repl.text
+        assert "%tb" not in repl.text and "UserWarning" not in repl.text, repl.text[-1500:]
+        assert "2" in repl.run("1 + 1")
+        assert repl.exit() == 0
+    finally:
+        repl.close()

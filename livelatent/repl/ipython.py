@@ -90,7 +90,7 @@ class ReplShell:
         self._toolbar = toolbar
         self._saved_options = self._saved_exit = None
         self._exit_asked, self._attached = -float("inf"), False
-        self._put_back_thread_hook = lambda: None
+        self._put_back_thread_hook = None       # (set by attach, called by detach)
 
     # -- wiring --------------------------------------------------------------------------------
     def attach(self) -> "ReplShell":
@@ -217,14 +217,14 @@ class ReplShell:
         return False
 
     def run_cell(self, code: str, prompt: int | None = None):
-        """Journal and run ``code`` (what the transformer calls, with the number its prompt
-        showed); returns a value to display."""
+        """Journal and run ``code`` (called with its prompt's number); returns what to show."""
         label = f"<cell {prompt if prompt is not None else self.shell.execution_count}>"
         with self.lock:
             try:
                 value = self.session.run_cell(code, origin=self.origin, label=label)
-            except KeyboardInterrupt:
-                print("interrupted: the cell stopped, the voices play on", file=sys.stderr)
+            except (KeyboardInterrupt, SystemExit) as exc:   # (sys.exit(): IPython's own lines)
+                print(("interrupted" if isinstance(exc, KeyboardInterrupt) else "sys.exit() in a cell")
+                      + ": the cell stopped, the voices play on", file=sys.stderr)
                 return None
             finally:
                 self._let_the_decoder_catch_up()
