@@ -210,9 +210,12 @@ class Performer:
             batch = current_batch(engine)
             unheard = batch is not None and any(isinstance(c, AddVoice) and c.params.index == replaced
                                                 for c in batch.commands)
-            if not unheard and quant == "now" and not engine.playing:   # offline, each call lands
-                old = engine.intended().voices.get(replaced)             # where the last did unless
-                unheard = old is not None and old.start >= engine.position   # a render came between
+            if not unheard and quant == "now" and not engine.playing and not self.replaying:
+                # offline a call outside a batch lands where the last did, unless a render came
+                # between or it lands later (a timer's batch, at its beat)
+                lands = max(engine.position, batch.at if batch is not None and batch.at else 0)
+                old = engine.intended().voices.get(replaced)
+                unheard = old is not None and old.start >= lands
             fade = 0 if unheard else int(REPLACE_FADE_S * engine.sample_rate)   # never heard: no fade
             engine.submit(StopVoice(replaced, fade, quant))
         engine.submit(AddVoice(params, quant))

@@ -120,3 +120,10 @@ def test_a_voice_replaced_before_any_of_it_was_rendered_is_not_heard_fading_out(
         voice(tone, hiss, name="x")
         stopped = [p for p in engine.intended().voices.values() if p.stop_at is not None]
         assert stopped[-1].fade > 0
+    from livelatent import at
+    with Engine(seed=3) as engine:                    # a timer's, in the span it is heard in
+        voice(tone, hiss, name="x")
+        at(2, lambda: voice(hiss, tone, name="x"))     # (beat 2: 2 s in, at 60 bpm)
+        engine.render_array(2.02)                     # (the fade still going)
+        stopped = [p for p in engine.intended().voices.values() if p.stop_at is not None]
+        assert len(stopped) == 1 and stopped[0].fade > 0
