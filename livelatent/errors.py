@@ -80,7 +80,7 @@ def described(exc: BaseException) -> str:
     its ``__str__`` raises too."""
     try:
         text = str(exc)
-    except Exception:   # noqa: BLE001 - their __str__ may raise anything
+    except BaseException:   # noqa: BLE001 - their __str__ may raise anything (an exit() too)
         text = "(its message cannot be shown: its __str__ raised)"
     return f"{type(exc).__name__}: {text}"
 

@@ -372,8 +372,8 @@ def source(audio, *, sample_rate: int | None = None, name: str | None = None,
     >>> flute_to_cello = voice(source("flute.wav"), source(["c1.wav", "c2.wav"]))
     """
     rate = int(rate) if rate is not None else playing_rate()
-    if name is not None and not (isinstance(name, str) and name.strip()):   # (a journal writes it)
-        raise ParameterError(f"source(name={name!r:.60}) must be a string")
+    if name is not None and not isinstance(name, str):        # (a journal writes it; "": the
+        raise ParameterError(f"source(name={name!r:.60}) must be a string")     # default name)
     if isinstance(audio, Source):
         return audio
     if audio is None or isinstance(audio, (numbers.Number, dict, set)) or hasattr(audio, "params"):

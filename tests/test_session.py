@@ -299,3 +299,14 @@ def test_what_a_cell_or_a_timer_raises_is_one_line_whatever_it_raises(tmp_path, 
         engine.render_array(3.0)
         assert any("GeneratorExit: gone; it is dropped" in t for t in engine.events.texts())
         assert engine.voices()[0].gain == 0.5
+
+
+def test_ctrl_c_inside_a_group_of_exceptions_is_still_ctrl_c(tmp_path, model):
+    # asyncio's TaskGroup wraps a Ctrl-C in a BaseExceptionGroup: it became a one-line error,
+    # and the REPL did not say "interrupted"
+    with Engine(model) as engine:
+        session = Session(engine, sets_root=tmp_path)
+        with pytest.raises(KeyboardInterrupt):
+            session.run_cell("raise BaseExceptionGroup('tasks', [KeyboardInterrupt()])")
+        with pytest.raises(LiveLatentError, match="ExceptionGroup: tasks"):
+            session.run_cell("raise ExceptionGroup('tasks', [ValueError('x')])")

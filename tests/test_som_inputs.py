@@ -377,9 +377,16 @@ def test_a_skipped_list_or_an_entry_path_no_file_can_have_is_a_clear_error(built
         load_som(folder).skipped
     data = json.loads((folder / "data-concatenated.json").read_text())
     first = sorted(data, key=int)[0]
-    data[first][1] = "x" * 5000 + ".wav"
-    (folder / "data-concatenated.json").write_text(json.dumps(data))
-    with pytest.raises(SomError, match=f"entry '{first}' names 'xxx.*, not a file name"):
+    for name in ("x" * 5000 + ".wav", "sub/" + "x" * 300 + ".wav", "a\0.wav"):   # (a part of
+        data[first][1] = name                                              # 300: ENAMETOOLONG)
+        (folder / "data-concatenated.json").write_text(json.dumps(data))
+        with pytest.raises(SomError, match=f"entry '{first}' names '.*, not a file name"):
+            load_som(folder)
+    shutil.copy(built / "data-concatenated.json", folder / "data-concatenated.json")
+    meta["skipped"] = []
+    meta["weights_file"] = "w" * 300 + ".npy"                   # (exists(): an OSError)
+    (folder / "som.json").write_text(json.dumps(meta))
+    with pytest.raises(SomError, match="cannot be read"):
         load_som(folder)
 
 

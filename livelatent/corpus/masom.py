@@ -31,7 +31,7 @@ __all__ = ["CLUSTERS_FILE", "DATA_FILE", "Entry", "read_clusters", "read_data", 
 CLUSTERS_FILE = "clusters.json"
 DATA_FILE = "data-concatenated.json"
 MAX_MS = 1e12              # an entry's start and duration: up to 30 years of audio
-MAX_PATH = 4096            # characters in an entry's path (Linux's PATH_MAX)
+MAX_PATH, MAX_NAME = 4096, 255   # bytes in an entry's path, and in each of its parts (Linux's)
 
 
 @dataclass(frozen=True)
@@ -128,10 +128,17 @@ def read_data(path) -> dict[int, Entry]:
         if not (0 <= start <= MAX_MS and abs(duration) <= MAX_MS):           # (NaN fails too)
             raise SomError(f"{path}: entry {key!r} has start_ms={row[2]!r:.40}, "
                            f"duration_ms={row[3]!r:.40} (from 0 to {MAX_MS:g} ms)")
-        if not 0 < len(row[1]) <= MAX_PATH or "\0" in row[1]:      # (stat() of it raised)
+        if not _is_file_name(row[1]):                                 # (stat() of it raised)
             raise SomError(f"{path}: entry {key!r} names {row[1]!r:.60}, not a file name")
         entries[index] = Entry(row[1], start, duration, tuple(row[4:]))
     return entries
+
+
+def _is_file_name(text: str) -> bool:
+    """Whether ``text`` can name a file: no NUL, and parts and whole of lengths Linux takes."""
+    encoded = text.encode("utf-8", "surrogatepass")
+    return (0 < len(encoded) <= MAX_PATH and b"\0" not in encoded
+            and all(len(part) <= MAX_NAME for part in encoded.split(b"/")))
 
 
 def write_clusters(path, clusters: dict[int, list[int]]) -> None:

@@ -54,9 +54,10 @@ def read_scaler(meta: dict, path: Path) -> Scaler:
 
 def _header(path: Path) -> tuple[tuple, np.dtype]:
     """The shape and dtype a .npy file's header declares, its data not read."""
-    if path.exists() and not path.is_file():      # (a pipe's open() would wait for a writer)
-        raise SomError(f"{path} is not a file of node weights (a folder, a pipe or the like); {REBUILD}")
     try:
+        if path.exists() and not path.is_file():     # (a pipe's open() would wait for a writer)
+            raise SomError(f"{path} is not a file of node weights (a folder, a pipe or the like); "
+                           f"{REBUILD}")
         with open(path, "rb") as f:
             start = f.read(6)
             if not start:

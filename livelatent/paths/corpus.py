@@ -117,7 +117,7 @@ def corpus(*items, name: str | None = None, rate: int | None = None) -> Corpus:
     >>> c = corpus("samples/strings", flute)
     """
     rate = int(rate) if rate is not None else playing_rate()
-    if name is not None and not (isinstance(name, str) and name.strip()):
+    if name is not None and not isinstance(name, str):      # ("": the default name)
         raise ParameterError(f"corpus(name={name!r:.60}) must be a string")
     if len(items) == 1 and isinstance(items[0], Corpus):
         return items[0]

@@ -40,8 +40,8 @@ __all__ = ["Plan", "Block", "compile_plan", "with_plan", "warm", "BLOCK_WINDOWS"
 
 BLOCK_WINDOWS = 256     # windows per block of channels (the block cache's BLOCK)
 WEIGHT_LIMIT = 1e30     # a term's weight is held within +-this (float32 reaches 3.4e38)
-SPREAD_LIMIT = 1e6      # a cloud's spread, in deviations, is held within this (further, its
-                        # grains are held at the latent space's edge anyway: float32 overflowed)
+SPREAD_LIMIT = 1e18     # a cloud's spread, in deviations, is held within this: its square stays
+                        # within float32 (beyond 1.8e19 it overflowed, and played as no spread)
 
 
 class Block:

@@ -72,7 +72,16 @@ def run_code(code: str, names: dict, *, filename: str = "<cell>"):
     except (KeyboardInterrupt, SystemExit):        # (Ctrl-C, a deadline, exit(): the callers')
         raise
     except BaseException as exc:   # the performer's code may raise anything (GeneratorExit, a
-        raise _located(LiveLatentError, described(exc), exc, filename) from None   # class of theirs)
+        _reraise_interrupts(exc)                                                # class of theirs)
+        raise _located(LiveLatentError, described(exc), exc, filename) from None
+
+
+def _reraise_interrupts(exc: BaseException) -> None:
+    """A group of exceptions (asyncio's TaskGroup) that holds a Ctrl-C or an exit() is that."""
+    if isinstance(exc, BaseExceptionGroup):
+        for kind in (KeyboardInterrupt, SystemExit):
+            if exc.subgroup(kind) is not None:
+                raise kind() from exc
 
 
 def _located(kind, message: str, exc: BaseException, filename: str) -> LiveLatentError:
@@ -110,4 +119,5 @@ def run_until(code: str, names: dict, *, filename: str, stop_line: int | None) -
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:   # noqa: BLE001 - as run_code
+        _reraise_interrupts(exc)
         raise _located(LiveLatentError, described(exc), exc, filename) from None

@@ -192,6 +192,11 @@ def _next_is_session(lines, number: int) -> bool:
     return False
 
 
+#: Records of a session's performance: before the journal's first session record, they were
+#: moved or edited (others of a later minor revision change no sound, and may come anywhere)
+_PER_SESSION = frozenset({"batch", "controls", "source", "end", "slow", "heard"})
+
+
 def _build(path: Path, records):
     sessions: list[SessionStart] = []
     performances: list[Performance] = []
@@ -203,7 +208,7 @@ def _build(path: Path, records):
     for number, record in records:
         kind = record.get("kind")
         current = len(sessions) - 1
-        if current < 0 and kind != "session" and (kind not in ("cell", "applied") or record["v"] >= 2):
+        if current < 0 and (kind in _PER_SESSION or kind in ("cell", "applied") and record["v"] >= 2):
             raise SetError(f"{path}:{number}: a {kind} record before the journal's first session "
                            f"record: its lines were reordered or edited (only livelatent 0.1's "
                            f"journals have none)")
