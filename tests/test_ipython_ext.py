@@ -124,6 +124,10 @@ def test_load_ext_without_an_audio_device_runs_offline(kernel_env, tmp_path):
         out = tmp_path / "layer.wav"
         rendered = kernel.run(f"job = render({str(out)!r}, seconds=2); job.wait(); print(job)")
         assert "done in" in rendered["stdout"], rendered
+        kernel.run("%unload_ext livelatent")           # IPython's %reset is back (it was refused
+        reset = kernel.run("%reset -f")                 # until the kernel restarted)
+        assert reset["error"] is None and "not available" not in reset["stdout"] + reset["stderr"]
+        assert kernel.run("print('w' in dir())")["stdout"].strip() == "False"
     finally:
         kernel.close()
     import soundfile as sf

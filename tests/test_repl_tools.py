@@ -197,3 +197,26 @@ def test_input_channels_are_a_whole_number_from_0(tmp_path):
                            "--inputs", "-1"], input="", capture_output=True, text=True,
                           timeout=120, env={**os.environ, "LIVELATENT_SETS": str(tmp_path)})
     assert done.returncode == 2 and "inputs=-1 must be a whole number" in done.stderr
+
+
+def test_the_thread_error_hook_is_shared_and_goes_when_the_last_session_stops():
+    # each session put back the hook it found: detached out of order, a detached session's hook
+    # stayed, and thread errors went to events nothing printed
+    import threading
+
+    from livelatent.events import Events
+    from livelatent.repl.thread_errors import report_thread_errors
+    before = threading.excepthook
+    first, second = Events(), Events()
+    stop_first, stop_second = report_thread_errors(first), report_thread_errors(second)
+
+    def fail():
+        thread = threading.Thread(target=lambda: 1 / 0, name="mine")
+        thread.start()
+        thread.join()
+    stop_first()                                   # out of order
+    fail()
+    assert any("thread mine: ZeroDivisionError" in t for t in second.texts())
+    assert not any("thread mine" in t for t in first.texts())
+    stop_second()
+    assert threading.excepthook is before

@@ -36,12 +36,12 @@ import sys
 import threading
 import time
 
-from .. import optional
 from ..engine.writers import writer_origin
 from ..errors import DeviceError, LiveLatentError, ParameterError
 from ..events import Reader
 from ..session.session import Session
 from ..session.magics import REFUSED_MAGICS, SHOWING_MAGICS
+from .magics import install_magics
 from .background import render_in_background
 from .patterns import PatternWatcher
 from .setup import make_engine, start_playing
@@ -90,7 +90,7 @@ class ReplShell:
         self._toolbar = toolbar
         self._saved_options = self._saved_exit = None
         self._exit_asked, self._attached = -float("inf"), False
-        self._put_back_thread_hook = None       # (set by attach, called by detach)
+        self._put_back_thread_hook = self._remove_magics = None   # (attach sets them)
 
     # -- wiring --------------------------------------------------------------------------------
     def attach(self) -> "ReplShell":
@@ -103,7 +103,7 @@ class ReplShell:
         shell.user_ns[_CELL_FUNCTION] = self.run_cell
         shell.input_transformers_post.append(self._transform)
         shell.set_custom_exc((LiveLatentError,), _one_line_error)
-        shell.register_magics(_magics_class(self))
+        self._remove_magics = install_magics(shell, self.toolbar_text)
         if self._toolbar and hasattr(shell, "pt_app") and shell.pt_app is not None:
             self._install_toolbar()
             self._guard_exit()
@@ -136,7 +136,7 @@ class ReplShell:
             shell.input_transformers_post.remove(self._transform)
         shell.set_custom_exc((), None)
         shell.user_ns.pop(_CELL_FUNCTION, None)
-        shell.magics_manager.magics["line"].pop("livelatent", None)
+        self._remove_magics()
         if self._saved_options is not None:
             shell._extra_prompt_options = self._saved_options
             self._saved_options = None
@@ -377,24 +377,3 @@ def unload_ipython_extension(ip) -> None:
     if repl is not None:
         repl.detach()
         print(f"livelatent: stopped; journal {repl.session.journal.path}")
-
-
-def _magics_class(repl: ReplShell):
-    Magics, line_magic, magics_class = optional.ipython_magics()
-
-    @magics_class
-    class LivelatentMagics(Magics):
-        @line_magic
-        def livelatent(self, line):
-            """``%livelatent``: the status line (beat, tempo, voices, load, underruns, peak)."""
-            print(repl.toolbar_text())
-
-        @line_magic
-        def reset(self, line):          # (IPython's would take livelatent's names too)
-            raise LiveLatentError(REFUSED_MAGICS["reset"])
-
-        @line_magic
-        def reset_selective(self, line):
-            raise LiveLatentError(REFUSED_MAGICS["reset_selective"])
-
-    return LivelatentMagics(shell=repl.shell)
