@@ -228,6 +228,8 @@ def _saved_mapping(tmp_path, kind):
     ("knn", "x", np.zeros((3, 2))),                           # fewer inputs than targets
     ("knn", "y", np.zeros((4, 7))),
     ("knn", "truncated", None),
+    ("knn", "gigabytes", None),           # a member's header declaring 37 GiB: np.load tried
+    ("knn", "nested", None),              # m.json nested 100,000 deep: a RecursionError
 ])
 def test_a_damaged_saved_mapping_is_refused_at_load_naming_its_file(tmp_path, kind, field, value):
     from livelatent.errors import SetError
@@ -236,6 +238,18 @@ def test_a_damaged_saved_mapping_is_refused_at_load_naming_its_file(tmp_path, ki
     stored = _saved_mapping(tmp_path, kind)
     if field == "truncated":
         stored.write_bytes(stored.read_bytes()[:300])
+    elif field == "gigabytes":
+        import io
+        import zipfile
+
+        from numpy.lib import format as npy_format
+        header = io.BytesIO()
+        npy_format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                   "shape": (10 ** 10,)})
+        with zipfile.ZipFile(stored, "w") as archive:
+            archive.writestr("x.npy", header.getvalue() + b"\0" * 64)
+    elif field == "nested":
+        (tmp_path / "mappings" / "m.json").write_text("[" * 100_000)
     else:
         arrays = dict(np.load(stored))
         if value is None:

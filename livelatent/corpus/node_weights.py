@@ -17,6 +17,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..errors import SomError
+from ..npy_files import read_npy
 from .feature_sets import FEATURE_SETS
 from .features import Scaler
 
@@ -95,8 +96,8 @@ def read_node_weights(path: Path, grid: tuple[int, int], features: int, meta_pat
         raise SomError(f"{path} ({dtype} {shape}) has {size // nodes} features per node, "
                        f"{meta_path.name} describes {features}; {REBUILD}")
     try:
-        weights = np.array(np.load(path, allow_pickle=False, mmap_mode="r"))    # (mapped first:
-    except (OSError, ValueError, EOFError) as exc:      # a header can declare more than it holds)
+        weights = read_npy(path)
+    except (OSError, ValueError, EOFError) as exc:      # (a file cut short: EOF or too few values)
         raise SomError(f"{path} cannot be read ({exc}); {REBUILD}") from None
     if not isinstance(weights, np.ndarray) or weights.shape != tuple(shape) \
             or not np.isfinite(weights).all():

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import SetError
+from ..npy_files import read_npz
 from .checks import note_name
 from .mapping import Mapping
 from .models import MAX_EXAMPLES, Model, older_k_and_seed
@@ -69,7 +70,7 @@ def note_saved_names(engine, folder: Path) -> None:
     for described in sorted((Path(folder) / MAPPINGS_FOLDER).glob("*.json")):
         try:
             note_name(engine, str(json.loads(described.read_text(encoding="utf-8"))["name"]))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             pass                   # (load_mappings says what is wrong with it, live)
 
 
@@ -83,8 +84,7 @@ def load_mappings(engine, folder: Path, names: dict, *, rebuild_curve, replaying
         variable = described.stem
         try:
             settings = json.loads(described.read_text(encoding="utf-8"))
-            with np.load(described.with_suffix(".npz"), allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+            arrays = read_npz(described.with_suffix(".npz"))
             inputs = [rebuild_curve(code, f"{described.name}") for code in settings["inputs"]]
             features = None
             if settings.get("features"):
@@ -102,7 +102,8 @@ def load_mappings(engine, folder: Path, names: dict, *, rebuild_curve, replaying
                 model = {k[6:]: v for k, v in arrays.items() if k.startswith("model.")}
                 mapping.model = Model.from_arrays(settings["model"]["kind"], model,
                                                   settings["model"]["k"]).check(len(mapping.inputs), width)
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, RecursionError,
+                zipfile.BadZipFile) as exc:
             raise SetError(f"{described}: the mapping cannot be read ({type(exc).__name__}: {exc})") from None
         names[variable] = mapping
         loaded.append(variable)

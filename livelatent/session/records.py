@@ -25,6 +25,7 @@ from ..engine.commands import (AddVoice, Hush, SetControl, SetTempo, SetVoice, S
                                check_quant)
 from ..errors import LiveLatentError, SetError
 from ..model.packs import locate
+from ..npy_files import read_npy
 from ..paths.directions import Directions
 from ..paths.plan import with_plan
 from ..sources import Source, source
@@ -117,7 +118,7 @@ class SourceStore:
             raise SetError(f"array {key} is used but not described; the journal is damaged")
         path = self.folder / record["file"]
         try:
-            array = _read_npy(path).astype(np.float32)
+            array = read_npy(path).astype(np.float32)
         except (OSError, ValueError, EOFError) as exc:     # (EOFError: an empty file)
             raise SetError(f"cannot read {path}: {exc}") from None
         digest = hashlib.sha256(np.ascontiguousarray(array).tobytes() + str(array.shape).encode()).hexdigest()
@@ -182,7 +183,7 @@ def _rebuild(folder: Path, record: dict, rate: int) -> Source:
         return src
     path = folder / record["file"]
     try:
-        audio = _read_npy(path)
+        audio = read_npy(path)
     except (OSError, ValueError, EOFError) as exc:         # (EOFError: an empty file)
         raise SetError(f"cannot read {path}: {exc}") from None
     src = Source(audio, sample_rate=int(record["sample_rate"]), name=record["name"],
@@ -190,12 +191,6 @@ def _rebuild(folder: Path, record: dict, rate: int) -> Source:
     if src.audio_hash != record["audio_hash"]:
         raise SetError(f"{path} is damaged (its audio hash differs)")
     return src
-
-
-def _read_npy(path) -> np.ndarray:
-    """A set's .npy array, its header's shape checked against what the file holds before any
-    memory is taken for it (mapped first: a damaged header can declare gigabytes)."""
-    return np.array(np.load(path, allow_pickle=False, mmap_mode="r"))
 
 
 # -- commands ------------------------------------------------------------------------------------
