@@ -220,3 +220,14 @@ def test_the_thread_error_hook_is_shared_and_goes_when_the_last_session_stops():
     assert not any("thread mine" in t for t in first.texts())
     stop_second()
     assert threading.excepthook is before
+
+
+def test_render_in_the_background_has_the_engines_outputs(tmp_path):
+    # its copy of the engine had two: a voice on outputs 3 and 4 was an IndexError, no file
+    with Engine(channels=4) as engine:
+        sources = pack_sources(engine)
+        voice(sources["flute"], sources["cello"], curve=0.5, out=(3, 4))
+        job = render_in_background(engine, tmp_path / "four.wav", 1)
+        assert job.wait(timeout=60) == tmp_path / "four.wav"
+    audio, _ = sf.read(tmp_path / "four.wav")
+    assert audio.shape[1] == 4 and np.abs(audio[:, 2:]).max() > 0.01 and np.abs(audio[:, :2]).max() == 0

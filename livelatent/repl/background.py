@@ -116,9 +116,10 @@ class RenderJob:
 
 
 def _copy_engine(engine):
-    """An offline engine with the same model, seed and tempo, playing ``engine``'s voices."""
+    """An offline engine with the same model, seed, tempo and outputs, playing ``engine``'s
+    voices."""
     score = engine.intended()
-    copy = Engine(engine.codec, seed=engine.seed, tempo=score.clock.bpm)
+    copy = Engine(engine.codec, seed=engine.seed, tempo=score.clock.bpm, channels=engine.channels)
     params = score.sounding()
     if params:
         copy.submit(*[AddVoice(p.changed(stop_at=None, fade=0)) for p in params])
