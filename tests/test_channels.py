@@ -93,3 +93,15 @@ def test_a_four_channel_session_plays_over_jack_as_its_set_renders(tmp_path):
     assert reference.shape[1] == 4
     assert all(loud(reference[2 * rate:3 * rate]))                  # something on every channel
     assert last_underruns(repl.text) == 0
+
+
+def test_more_outputs_than_flac_holds_is_one_line_and_no_file(two, tmp_path):
+    # libsndfile's "Format not recognised" traceback
+    with Engine(channels=9) as engine:
+        namespace(engine)["voice"](*two, curve=0.5)
+        with pytest.raises(ParameterError, match="cannot render 9 outputs to nine.flac: FLAC holds "
+                                                 "at most 8 channels; use a .wav file"):
+            render_to_file(engine, tmp_path / "nine.flac", 1.0, progress=False)
+        assert not list(tmp_path.iterdir())
+        render_to_file(engine, tmp_path / "nine.wav", 0.5, progress=False)
+    assert sf.info(tmp_path / "nine.wav").channels == 9

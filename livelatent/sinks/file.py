@@ -23,6 +23,7 @@ from ..errors import ParameterError, check_number, is_whole
 __all__ = ["render_to_file", "check_not_played", "FORMATS"]
 
 FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
+FLAC_CHANNELS = 8         # the most a FLAC file holds
 _PROGRESS_FROM_S = 20.0   # renders shorter than this finish before a bar is worth drawing
 
 
@@ -162,6 +163,9 @@ def render_to_file(engine, path, seconds: float | None, *, stems: bool = False,
         seconds = check_seconds(seconds)
     if chunk_steps is not None and not (is_whole(chunk_steps) and chunk_steps >= 1):
         raise ParameterError(f"chunk_steps={chunk_steps!r:.40} must be a whole number of steps, 1 or more")
+    if path.suffix.lower() == ".flac" and engine.channels > FLAC_CHANNELS:   # (not libsndfile's
+        raise ParameterError(f"cannot render {engine.channels} outputs to {path.name}: FLAC "  # error)
+                             f"holds at most {FLAC_CHANNELS} channels; use a .wav file")
     origin = engine.position
     rate = engine.sample_rate if rate is None else _check_rate(rate)
     resampler = Resampler(engine.sample_rate, rate)
