@@ -21,13 +21,13 @@ from .audio import list_audio_files
 from .corpus import masom
 from .corpus.som import load_som
 from .engine.blocks import BLOCK, block_channels
-from .errors import AudioError, ParameterError, check_number
+from .errors import AudioError, ParameterError, check_number, is_whole
 from .model.codec import load_model
 from .paths.cartography import draw_map
 from .paths.corpus import Corpus, corpus as make_corpus
 from .paths.descriptors import DESCRIPTORS, descriptor_index
 from .paths.nodes import Path as LatentPath
-from .sources import source
+from .sources import MAX_HOP, source
 
 __all__ = ["input_groups", "voice_points", "recent_paths", "cli_map", "show_map", "MANY_FILES"]
 
@@ -89,6 +89,9 @@ MAX_FRAMES = 100_000   # latent frames a map draws at most (each window is encod
 def _framed_groups(codec, groups, hop: int, colour: str):
     """[(label, [sources])] -> ([(label, mu)], colours, colour label)."""
     every = make_corpus([s for _, sources in groups for s in sources], name="map")
+    if not (is_whole(hop) and 0 < hop <= MAX_HOP):      # (before the count below divides by it)
+        raise ParameterError(f"--hop {hop} must be a whole number of samples from 1 to {MAX_HOP} "
+                             f"(a window is {codec.window})")
     frames = sum(max(1, -(-max(0, src.num_samples - codec.window) // hop) + 1) for src in every.sources)
     if frames > MAX_FRAMES:           # (hop 1 took 3.5 GB for 8 seconds of sound)
         least = -(-hop * frames // MAX_FRAMES)

@@ -268,4 +268,6 @@ def test_a_map_of_too_many_or_too_few_frames_is_refused_before_the_encoding(tmp_
            "(100000): give --hop 2 or more" in capsys.readouterr().err
     assert cli_main(["map", str(tmp_path / "tick.wav"), "-o", str(tmp_path / "m.png")]) == 2
     assert "give 1 latent frame at hop 512, and a map needs two" in capsys.readouterr().err
-    assert not (tmp_path / "m.png").exists()
+    assert cli_main(["map", str(tmp_path / "long.wav"), "-o", str(tmp_path / "m.png"), "--hop", "0"]) == 2
+    assert "--hop 0 must be a whole number of samples from 1" in capsys.readouterr().err  # (was a
+    assert not (tmp_path / "m.png").exists()                                   # ZeroDivisionError)
