@@ -88,6 +88,7 @@ def test_a_non_finite_validation_score_never_keeps_an_older_runs_model(tones, tm
     ({"lr": math.inf}, "lr=inf must be a finite number above 0"),
     ({"lr": math.nan}, "lr=nan"),
     ({"lr": 0.0}, "lr=0.0"),
+    ({"lr": 1e38}, r"lr=1e\+38 must be at most 1e\+30"),     # (Adam's step overflowed: a traceback)
     ({"beta": math.inf}, "beta=inf must be a finite number >= 0"),
     ({"grad_clip": math.inf}, "grad_clip=inf"),
     ({"seed": -1}, "seed=-1 must be a whole number from 0 to 4294967295"),

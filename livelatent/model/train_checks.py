@@ -28,6 +28,9 @@ class TrainingDiverged(ParameterError):
     (or the data is broken). Nothing non-finite is saved."""
 
 
+MAX_LR = 1e30     # a learning rate beyond any that trains (it diverges), below where Adam's step overflows
+
+
 def _finite(name: str, value, *, low: float, strict: bool, meaning: str) -> None:
     try:
         number = float(value)
@@ -59,6 +62,9 @@ def check_settings(*, epochs, batch_size, hop, checkpoint_every, lr, beta, grad_
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ParameterError(f"{name}={value!r} must be a positive integer")
     _finite("lr", lr, low=0.0, strict=True, meaning="a finite number above 0")
+    if float(lr) > MAX_LR:             # (Adam's step overflowed float32: a RuntimeError traceback)
+        raise ParameterError(f"lr={lr!r} must be at most {MAX_LR:g} (1e-4 to 1e-3 trains the "
+                             f"model; far larger only diverges)")
     _finite("beta", beta, low=0.0, strict=False, meaning="a finite number >= 0")
     if grad_clip is not None:
         _finite("grad_clip", grad_clip, low=0.0, strict=True, meaning="a finite number above 0, or None")
