@@ -203,8 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("live", help="start the live-coding REPL (the default)")
     p.add_argument("--device", default=None, help="output device: name, index or host API")
-    p.add_argument("--channels", type=int, default=2,
-                   help="output channels the stream opens with, for voices routed with out=")
+    p.add_argument("--channels", type=int, default=None,
+                   help="output channels the stream opens with, for voices routed with out= "
+                        "(default: 2; a resumed set: its own)")
     p.add_argument("--blocksize", type=int, default=None,
                    help="frames per audio callback (default: 1024; JACK: its period)")
     p.add_argument("--inputs", type=int, default=0,

@@ -170,8 +170,28 @@ def test_a_resume_names_what_the_set_up_calls_before_it_do_not_bring_back(tmp_pa
         first.render_array(samples=SR)
         crash(session)
     capsys.readouterr()
-    resumed = shell._resumed_session(sets / "gig", None)
+    resumed = shell._resumed_session(sets / "gig", None, None)
     err = capsys.readouterr().err
     resumed.close()
     resumed.engine.__exit__(None, None, None)
     assert "what on_note(), osc_send() set up before is not set up again: call them anew" in err
+
+
+def test_resume_refuses_outputs_of_its_own_and_takes_a_lookahead(tmp_path, model):
+    # --channels was ignored (a set keeps its own), and --lookahead too, nan as well
+    import os
+    import subprocess
+    import sys
+    with Engine(model) as engine:
+        with Session(engine, set_name="gig", sets_root=tmp_path / "sets") as session:
+            session.run_cell("x = 1")
+    env = {**os.environ, "LIVELATENT_SETS": str(tmp_path / "sets")}
+
+    def live(*options):
+        return subprocess.run([sys.executable, "-m", "livelatent.cli", "live", "--offline",
+                               "--resume", "gig", *options], input="exit(force=True)\n",
+                              capture_output=True, text=True, timeout=120, env=env)
+    done = live("--channels", "4")
+    assert done.returncode == 2 and "leave out --set, --model and --channels" in done.stderr, done.stderr
+    done = live("--lookahead", "nan")
+    assert done.returncode == 2 and "--lookahead nan" in done.stderr, done.stderr[-500:]

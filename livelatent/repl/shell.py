@@ -88,9 +88,9 @@ def cli_live(args) -> int:
     offline = bool(getattr(args, "offline", False))
     check_inputs(getattr(args, "inputs", 0))       # (offline too: --inputs -1 was taken)
     resume = getattr(args, "resume", None)
-    if resume is not None and (args.set_name or args.model):
-        raise ParameterError("--resume carries on a set with its own name and model: leave out "
-                             "--set and --model")
+    if resume is not None and (args.set_name or args.model or args.channels is not None):
+        raise ParameterError("--resume carries on a set with its own name, model and outputs: "
+                             "leave out --set, --model and --channels")
     if not offline:
         try:
             find_output_device(args.device)       # before anything is written or started
@@ -98,11 +98,11 @@ def cli_live(args) -> int:
             raise DeviceError(f"{exc}; `livelatent live --offline` starts the REPL without "
                               f"sound, to write and render") from None
     if resume is not None:
-        session = _resumed_session(resume, args.blocksize)
+        session = _resumed_session(resume, args.blocksize, args.lookahead)
         engine = session.engine
     else:
-        engine = make_engine(model=args.model, blocksize=args.blocksize, channels=args.channels,
-                             lookahead=args.lookahead)
+        engine = make_engine(model=args.model, blocksize=args.blocksize, lookahead=args.lookahead,
+                             channels=2 if args.channels is None else args.channels)
         session = Session(engine, set_name=args.set_name)
     # Everything heavy (IPython's import, the demo sources) is done before the stream opens.
     importer.join()
@@ -130,7 +130,7 @@ def cli_live(args) -> int:
     return 0
 
 
-def _resumed_session(folder, blocksize) -> Session:
+def _resumed_session(folder, blocksize, lookahead) -> Session:
     """A session carrying on the set ``folder`` where its journal ends (see
     :mod:`livelatent.session.resume`)."""
     folder = resolve_set(folder, sets_dir())             # a name as --set takes it, or a path
@@ -142,8 +142,8 @@ def _resumed_session(folder, blocksize) -> Session:
             said[0] = time.monotonic()
             print(f"  {position / max(end, 1):4.0%} of the journal replayed", flush=True)
 
-    rebuilt = rebuild(folder, lambda codec, **options: make_engine(model=codec, blocksize=blocksize,
-                                                                   **options), progress=progress)
+    rebuilt = rebuild(folder, lambda codec, **options: make_engine(
+        model=codec, blocksize=blocksize, lookahead=lookahead, **options), progress=progress)
     engine = rebuilt.engine
     session = Session(engine, set_name=str(folder), resumed=True)
     session.namespace = rebuilt.live_names(session.namespace)
