@@ -125,6 +125,13 @@ def test_resume_with_no_epoch_left_to_train_says_so(corpus, tmp_path, capsys):
     summary = train([corpus], out, epochs=1, seed=2, resume=True, **TINY)
     assert [r["epoch"] for r in summary["history"]] == [1]
     assert "--epochs 1, and epoch 1 is done: nothing to train" in capsys.readouterr().err
+    # a resume carries on at the run's own learning rate: the card recorded the --lr asked for,
+    # which nothing used
+    asked = {**TINY, "lr": 10.0}
+    summary = train([corpus], out, epochs=1, seed=2, resume=True, **asked)
+    assert f"at its own --lr {TINY.get('lr', 1e-3):g}" in capsys.readouterr().err
+    assert summary["settings"]["lr"] == TINY.get("lr", 1e-3)
+    assert "| lr | 10.0 |" not in (out / "card.md").read_text()
 
 
 def test_resume_with_damaged_best_weights_is_refused_before_training_then_goes_on_without_them(

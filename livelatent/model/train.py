@@ -106,9 +106,9 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         Validation split *by file*: a seeded fraction of the files, or these files/folders.
         The validation files are the held-out set the card's metrics are measured on.
     checkpoint_every : int
-        Write ``train_state.pt`` every this many epochs (and at the last epoch).
+        Write ``train_state.pt`` every this many epochs (and the last).
     resume : bool
-        Continue the run saved in ``output_dir``.
+        Continue the run saved in ``output_dir``, at its own learning rate (``lr`` is not taken).
     device : {"auto", "cpu", "cuda"}
     threads : int or None
         torch CPU threads for this process (None leaves torch's setting).
@@ -117,16 +117,14 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     float16 : bool
         Store ``model.pt`` in float16 (half the size; the card's metrics are measured on it).
     bf16 : bool
-        Run the forward pass under bfloat16 autocast (mixed precision: weights, optimiser and
-        loss stay float32). About 1.7x faster on CPUs with AVX-512 BF16; validation and the
-        card's metrics are computed in float32.
+        Run the forward pass under bfloat16 autocast (weights, optimiser, loss, validation and
+        the card's metrics stay float32): about 1.7x faster on CPUs with AVX-512 BF16.
     init : {"pca", "random"}
         Start from the PCA of the training windows (see :mod:`livelatent.model.warmstart`: on a
         CPU it reaches in minutes what random weights need many epochs for) or from random weights.
     grad_clip : float or None
-        Clip the gradient norm of each step to this (None: no clipping). Normal steps have
-        norms far below 1; the clip only stops the rare step where a logvar spike makes the
-        sampled latent and the gradient explode, which otherwise undoes epochs of training.
+        Clip each step's gradient norm to this (None: no clipping). Normal steps are far below 1:
+        it stops the rare logvar spike whose exploding gradient would undo epochs of training.
     progress : bool or "lines"
         Show a tqdm progress bar with the loss (True), plain lines every tenth of an epoch for
         a log or a pipe ("lines"), or nothing but the epochs' results (False).
@@ -212,9 +210,11 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         first_epoch, best_val, history, elapsed_before = restore(
             state_path, config=config, train_files=file_list, model=model, optimizer=optimizer,
             scheduler=scheduler, device=dev)
+        lr = settings["lr"] = optimizer.param_groups[0]["initial_lr"]   # (the run's, not --lr)
         if main:
-            print(f"livelatent train: resuming {output_dir} after epoch {first_epoch}"
-                  + (f" on {world} processes" if world > 1 else ""), file=sys.stderr)
+            print(f"livelatent train: resuming {output_dir} after epoch {first_epoch}, at its own "
+                  f"--lr {settings['lr']:g}" + (f", on {world} processes" if world > 1 else ""),
+                  file=sys.stderr)
             if first_epoch >= epochs:        # (a run stopped after its last epoch: finished here)
                 print(f"livelatent train: --epochs {epochs}, and epoch {first_epoch} is done: nothing "
                       f"to train; it is evaluated and its card written again", file=sys.stderr)
