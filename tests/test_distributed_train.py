@@ -100,6 +100,13 @@ def test_bad_distributed_options_are_one_line(corpus, tmp_path, capsys):
     data, _ = corpus
     assert main(["train", str(data), "-o", str(tmp_path / "x"), "--nnodes", "2"]) == 2
     assert "--master-addr" in capsys.readouterr().err
+    # a name no host has: torch's rendezvous retried it for ever, a warning every few seconds
+    assert main(["train", str(data), "-o", str(tmp_path / "x"), "--nnodes", "2", "--master-addr",
+                 "nonexist.invalid", "--master-port", "29556"]) == 2
+    assert "--master-addr nonexist.invalid: no such host here" in capsys.readouterr().err
+    assert main(["train", str(data), "-o", str(tmp_path / "x"), "--nproc", "2", "--master-port",
+                 "99999"]) == 2
+    assert "--master-port 99999 must be from 1 to 65535" in capsys.readouterr().err
     assert main(["train", str(data), "-o", str(tmp_path / "x"), "--nproc", "2", "--batch-size", "1",
                  "--epochs", "1", "--device", "cpu"]) == 2
     assert "smaller than the 2 processes" in capsys.readouterr().err
