@@ -87,3 +87,13 @@ def test_export_refuses_what_it_cannot_write(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     with pytest.raises(SystemExit):
         cli_main(["export", "--to", "coreml", "-o", str(tmp_path / "o")])
+
+
+def test_export_never_writes_into_the_installed_default_pack(capsys):
+    # --to onnx -o <the pack> wrote encoder.onnx and decoder.onnx among the installed files
+    from livelatent.config import DEFAULT_MODEL_DIR
+    before = sorted(p.name for p in DEFAULT_MODEL_DIR.iterdir())
+    for to, output in (("onnx", DEFAULT_MODEL_DIR), ("nn~", DEFAULT_MODEL_DIR / "m.ts")):
+        assert cli_main(["export", "--to", to, "-o", str(output)]) == 2
+        assert "livelatent's installed default pack" in capsys.readouterr().err
+    assert sorted(p.name for p in DEFAULT_MODEL_DIR.iterdir()) == before

@@ -139,6 +139,9 @@ def _check_target(output, model, *, folder: bool) -> Path:
     blocking = file_in_the_way(output if folder else output.parent)
     if blocking is not None:
         raise ParameterError(f"-o {output}: {blocking} is a file, not a folder")
+    if _same_file(output if folder else output.parent, DEFAULT_MODEL_DIR):   # (a reinstall would
+        raise ParameterError(f"-o {output}: that is livelatent's installed default pack; write "
+                             f"the export in a folder of your own")          # drop what it holds)
     targets = [output / "encoder.onnx", output / "decoder.onnx"] if folder else [output]
     for target in targets:
         for source in _model_files(model):
