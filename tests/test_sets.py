@@ -144,6 +144,8 @@ def test_save_under_a_name_never_replaces_another_performance(tmp_path, model):
         with pytest.raises(SetError, match="cannot save as gig: that set holds another performance"):
             second.save("gig")
         second.save("gig2")
+        with pytest.raises(SetError, match="holds a character that is not printable"):
+            second.save("a\nb")                       # (a newline broke the render hint)
         (second.set_dir / "inputs").mkdir()           # as a live input's recording would be
         (second.set_dir / "inputs" / "input1.flac").write_bytes(b"")
         with pytest.raises(SetError, match="live input recordings are in .*which a copy would lack"):

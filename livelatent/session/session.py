@@ -58,6 +58,9 @@ def resolve_set(name_or_path, root: Path) -> Path:
     candidate = Path(text)
     if candidate.is_absolute() or "/" in text or "\\" in text or text.startswith("."):
         return candidate
+    if not text.isprintable():        # (a newline broke the "livelatent render sets/..." hint)
+        raise SetError(f"set name {name_or_path!r} holds a character that is not printable "
+                       f"(a newline, a tab): give a name such as 'tonight'")
     return root / text
 
 
