@@ -77,6 +77,7 @@ def cli_render(args) -> int:
     if getattr(args, "session", None) is not None:
         raise ParameterError("--session picks a session of a set (a folder); a script has none")
     with _engine_for(args) as engine, Printer(engine.events):    # failed timers, reverted curves
+        _one_sample_at_least(args.seconds, engine)             # (--seconds 0 wrote an empty file)
         run_script(args.script, engine, listening=False)
         began = time.perf_counter()
         written = render_to_file(engine, args.output, args.seconds, stems=args.stems,

@@ -187,3 +187,10 @@ def test_a_script_is_read_as_python_reads_it_whatever_the_locale(tmp_path):
     done = cli("render", unknown, "-o", tmp_path / "unknown.wav", "--seconds", "1", env=env)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
     assert "cannot read script" in done.stderr
+
+
+def test_a_render_of_no_sample_is_refused_as_play_and_demo_refuse_it(tmp_path):
+    # --seconds 0 wrote an empty file
+    done = cli("render", "patterns/stepwise_walk.py", "-o", tmp_path / "none.wav", "--seconds", "0")
+    assert done.returncode == 2 and "nothing would play" in done.stderr, done.stderr[-300:]
+    assert not (tmp_path / "none.wav").exists()
