@@ -46,9 +46,10 @@ def pack_roots() -> list[Path]:
 
 
 def sets_dir() -> Path:
-    """Folder where sets are saved; ``$LIVELATENT_SETS`` overrides ``./sets``."""
+    """Folder where sets are saved; ``$LIVELATENT_SETS`` overrides ``./sets`` (set empty, it is
+    unset, as ``$LIVELATENT_CACHE``: sets went into the current folder itself)."""
 
-    return Path(os.environ.get("LIVELATENT_SETS", "sets"))
+    return Path(os.environ.get("LIVELATENT_SETS") or "sets")
 
 
 OSC_PORT = 57130             # where osc() curves listen (127.0.0.1) unless told otherwise

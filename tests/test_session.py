@@ -310,3 +310,10 @@ def test_ctrl_c_inside_a_group_of_exceptions_is_still_ctrl_c(tmp_path, model):
             session.run_cell("raise BaseExceptionGroup('tasks', [KeyboardInterrupt()])")
         with pytest.raises(LiveLatentError, match="ExceptionGroup: tasks"):
             session.run_cell("raise ExceptionGroup('tasks', [ValueError('x')])")
+
+
+def test_an_empty_livelatent_sets_is_unset(monkeypatch):
+    # sets went into the current folder itself, among its files
+    from livelatent.config import sets_dir
+    monkeypatch.setenv("LIVELATENT_SETS", "")
+    assert str(sets_dir()) == "sets"

@@ -96,7 +96,11 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(corpus, tmp_path, m
         assert torch.equal(resumed["model"][name], tensor), name
 
 
-def test_resume_refuses_other_data_or_no_state(corpus, tmp_path):
+def test_resume_refuses_other_data_or_no_state(corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                   # -o '' wrote the model among the current
+    with pytest.raises(ParameterError, match="-o: give the folder to write the model in"):
+        train([corpus], "", epochs=1, **TINY)       # folder's files
+    assert not list(tmp_path.iterdir())
     with pytest.raises(ParameterError, match="no training state"):
         train([corpus], tmp_path / "empty", epochs=1, resume=True, **TINY)
     assert not (tmp_path / "empty").exists()      # (its audio was cached in a folder made first)

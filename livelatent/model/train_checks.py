@@ -88,6 +88,8 @@ def diverged(epoch: int, loss: float | None, lr: float, saved=None) -> TrainingD
 
 def make_output_folder(output_dir) -> Path:
     """The run's folder, made if needed; a one-line error when a file is in the way."""
+    if not str(output_dir).strip():    # (Path("") is the current folder: its files among yours)
+        raise ParameterError("-o: give the folder to write the model in")
     output_dir = Path(output_dir)
     blocking = file_in_the_way(output_dir)
     if blocking is not None:
