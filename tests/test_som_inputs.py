@@ -49,6 +49,14 @@ def test_iterations_minisom_cannot_take_are_one_line_before_any_work(sounds, tmp
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("features", ["bag", "timbre"])
+def test_a_model_given_for_thumbnails_that_use_none_is_refused(sounds, tmp_path, capsys, features):
+    # --model /nonexist was ignored without a word
+    assert "is for the model's thumbnails (--features model)" in _one_line(
+        capsys, sounds, "-o", tmp_path / "s", "--features", features, "--model", tmp_path / "nothing")
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_file_of_broken_huge_samples_is_skipped_with_its_reason(sounds, tmp_path, capsys):
     folder = tmp_path / "with-huge"
     shutil.copytree(sounds, folder)

@@ -228,7 +228,7 @@ class Som:
         name, model, wanted = (self.meta.get("features", "bag"), self._recorded_model(),
                                self.meta.get("model_hash"))
         if name != "model" or not wanted:
-            return feature_set(name, model=model)
+            return feature_set(name, model=model if name == "model" else None)
         from ..config import DEFAULT_MODEL_DIR
         from ..model.checkpoint import PACK_WEIGHTS_NAME
         from ..model.packs import describe_model, locate_model

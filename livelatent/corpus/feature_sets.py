@@ -165,4 +165,7 @@ def feature_set(name: str, *, model=None) -> FeatureSet:
         return _model_set(None if model is None else str(model), _stamp(model))
     if name not in FEATURE_SETS:
         raise ParameterError(f"features={name!r}: one of {', '.join([*FEATURE_SETS, 'model'])}")
+    if model is not None:              # (it was ignored without a word)
+        raise ParameterError(f"a model ({str(model)!r:.60}) is for the model's thumbnails "
+                             f"(--features model); {name} thumbnails use none")
     return FEATURE_SETS[name]
