@@ -86,7 +86,7 @@ def described(exc: BaseException) -> str:
 
 
 def is_short_name(value) -> bool:
-    """A name a performer gives (a voice's, a source's, a mapping's): a short printable string,
+    """A name a performer gives a voice or a mapping: a short printable string,
     which the status line shows and the journal writes."""
     return isinstance(value, str) and bool(value.strip()) and len(value) <= 64 and value.isprintable()
 
