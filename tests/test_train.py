@@ -120,6 +120,15 @@ def test_resume_refuses_other_data_or_no_state(corpus, tmp_path, monkeypatch):
     with pytest.raises(ParameterError, match="training files differ"):
         train([corpus / "tone2.wav", corpus / "tone3.wav", corpus / "noise.flac"], out, epochs=2,
               resume=True, **TINY)
+    # the same files split otherwise said "the training files differ"
+    with pytest.raises(ParameterError, match="held-out split differs"):
+        train([corpus / "tone0.wav", corpus / "tone1.wav", corpus / "noise.flac"], out, epochs=2,
+              resume=True, val_files=[corpus / "tone1.wav"], **TINY)
+    # every file held out said "no usable training audio"
+    with pytest.raises(AudioError, match="every usable training file in .* is held out for validation"):
+        train([corpus / "tone0.wav"], tmp_path / "all_held", epochs=1, val_files=[corpus / "tone0.wav"],
+              **TINY)
+    assert not (tmp_path / "all_held").exists()
 
 
 def test_resume_with_no_epoch_left_to_train_says_so(corpus, tmp_path, capsys):
@@ -263,3 +272,13 @@ def test_training_into_a_model_pack_is_refused_before_anything_is_read(corpus, t
     with pytest.raises(ParameterError, match="is a set .it holds journal.jsonl.: train into a folder"):
         train([corpus], played, epochs=1, **TINY)
     assert sorted(p.name for p in played.iterdir()) == ["journal.jsonl"]
+
+
+def test_held_out_files_with_no_usable_audio_are_said_so_on_the_card(corpus, tmp_path):
+    # the card said "no held-out files were given" of files that were given, and silent
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(44100, dtype=np.float32), 44100)
+    train([corpus], tmp_path / "m", epochs=1, seed=2, val_files=[silent], **TINY)
+    card = (tmp_path / "m" / "card.md").read_text()
+    assert "the held-out files given had no usable audio" in card
+    assert "no held-out files were given" not in card

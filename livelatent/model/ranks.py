@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["Ranks", "from_environment", "join", "leave", "barrier", "all_sum", "DistributedWindowSampler"]
+__all__ = ["Ranks", "from_environment", "device_for", "join", "leave", "barrier", "all_sum",
+           "DistributedWindowSampler"]
 
 TIMEOUT = timedelta(minutes=30)      # rank 0 may validate and write a card while the others wait
 
@@ -31,6 +32,19 @@ class Ranks:
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+
+def device_for(name: str, local_rank: int = 0):
+    """The torch device this process trains on: ``name`` ("auto", "cpu" or "cuda"), a GPU of
+    its own for each local rank."""
+    import torch
+    if name not in ("auto", "cpu", "cuda"):
+        raise ParameterError(f"device={name!r} must be 'auto', 'cpu' or 'cuda'")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("device='cuda' but torch sees no CUDA GPU here; use --device cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}") if name == "cuda" else torch.device("cpu")
 
 
 def from_environment() -> Ranks | None:

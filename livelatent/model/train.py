@@ -59,16 +59,6 @@ def _lr_factor(schedule: str, step: int, total_steps: int) -> float:
     return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))     # cosine down to lr / 100
 
 
-def _device(name: str, local_rank: int = 0) -> torch.device:
-    if name not in ("auto", "cpu", "cuda"):
-        raise ParameterError(f"device={name!r} must be 'auto', 'cpu' or 'cuda'")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device='cuda' but torch sees no CUDA GPU here; use --device cpu or auto")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}") if name == "cuda" else torch.device("cpu")
-
-
 def _step_noise(seed: int, epoch: int, step: int, windows: int, latent: int) -> torch.Tensor:
     """The sampled latent's noise for a step's global batch: a function of (seed, epoch, step),
     so each process takes its windows' rows and a step is the same on any number of processes
@@ -148,7 +138,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     if threads is not None:
         torch.set_num_threads(threads)
     ranks = group.from_environment()
-    dev = _device(device, ranks.local_rank if ranks else 0)
+    dev = group.device_for(device, ranks.local_rank if ranks else 0)
     if ranks is not None:
         group.join(ranks, dev.type)
         if threads is None and dev.type == "cpu":     # the processes here share the cores
@@ -181,7 +171,8 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     val_paths = [p for p in val_paths if str(p) in cached]
     corpus = corpus_of(index, audio, train_files, window=window, hop=hop)
     validation = corpus_of(index, audio, val_paths, window=window, hop=hop)
-    problem = corpus_problem(len(corpus), data, window, hop, sound=int(sum(corpus.durations)))
+    problem = corpus_problem(len(corpus), data, window, hop, sound=int(sum(corpus.durations)),
+                             held_out=0 if train_files else len(val_paths))
     if problem is not None:
         if not resume and (ranks is None or ranks.local_rank == 0):    # (a resumed run's is
             forget_cache(cache, "audio", output_dir, made)              # the stopped run's)
@@ -209,7 +200,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     if resume:
         first_epoch, best_val, history, elapsed_before = restore(
             state_path, config=config, train_files=file_list, model=model, optimizer=optimizer,
-            scheduler=scheduler, device=dev)
+            scheduler=scheduler, device=dev, held=sorted(str(p) for p in val_paths))
         lr = settings["lr"] = optimizer.param_groups[0]["initial_lr"]   # (the run's, not --lr)
         if main:
             print(f"livelatent train: resuming {output_dir} after epoch {first_epoch}, at its own "
@@ -316,7 +307,8 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
         return {}
 
     eval_signals = val_signals
-    eval_set = "held-out files" if val_signals else "training files (no held-out files were given)"
+    eval_set = "held-out files" if val_signals else ("training files (" + (
+        "the held-out files given had no usable audio)" if val_files else "no held-out files were given)"))
     if not eval_signals:
         eval_signals = corpus.signals()
     metrics = evaluate(output_dir / CHECKPOINT_NAME, eval_signals, corpus, latent=latent, seed=seed,

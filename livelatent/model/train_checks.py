@@ -110,10 +110,15 @@ def make_output_folder(output_dir) -> Path:
     return output_dir
 
 
-def corpus_problem(windows: int, data, window: int, hop: int, *, sound: int) -> AudioError | None:
+def corpus_problem(windows: int, data, window: int, hop: int, *, sound: int,
+                   held_out: int = 0) -> AudioError | None:
     """What is wrong with a corpus of ``windows`` training windows (``sound``: samples of sound
-    in them, padding aside), if anything."""
+    in them, padding aside; ``held_out``: usable files all held out for validation), if anything."""
     where = ", ".join(map(str, data))
+    if not windows and held_out:      # ("no usable training audio" named the wrong cause)
+        return AudioError(f"every usable training file in {where} is held out for validation "
+                          f"(--val-files, {held_out} files): give training files that are not "
+                          f"among them")
     if not windows:
         return AudioError(f"no usable training audio in {where}")
     if windows < 2:     # nothing to learn from, and the card's PCA baseline needs two windows

@@ -53,7 +53,7 @@ def check_resumable(path: Path) -> None:
 
 
 def restore(path: Path, *, config, train_files: list, model, optimizer, scheduler,
-            device) -> tuple[int, float, list, float]:
+            device, held: list = ()) -> tuple[int, float, list, float]:
     """Load the state at ``path`` into the run; returns (epoch, best score, history, seconds)."""
     check_resumable(path)
     _check_best_weights(path.parent / CHECKPOINT_NAME)
@@ -62,6 +62,11 @@ def restore(path: Path, *, config, train_files: list, model, optimizer, schedule
         raise ParameterError(f"--resume: {path} was trained with {state.get('config')}, "
                              f"not {config.to_dict()}; use the same model settings")
     if state.get("train_files") != train_files:
+        recorded = state.get("train_files")
+        if isinstance(recorded, list) and set(recorded) <= set(train_files) | set(held):
+            raise ParameterError(f"--resume: {path}'s run trained on other files of these: the "
+                                 f"held-out split differs (another --seed, --val-fraction or "
+                                 f"--val-files?); resume with the run's")
         raise ParameterError(f"--resume: the training files differ from those of {path}; "
                              f"resume with the same data")
     model.load_state_dict(state["model"])
