@@ -95,7 +95,7 @@ def _stem_path(path: Path, name: str, taken: set) -> Path:
 
 def check_render_name(path) -> Path:
     """``path`` as a Path when a render can be written there by its name (.wav or .flac)."""
-    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+    if not isinstance(path, (str, os.PathLike)):              # (5, None, bytes)
         raise ParameterError(f"cannot render to {path!r:.60}: give a file name, e.g. 'layer.wav'")
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
