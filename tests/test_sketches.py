@@ -74,6 +74,31 @@ def test_bad_drawings_are_refused_by_name(tmp_path):
         with pytest.raises(ParameterError, match="give an image's file name"):
             drawn(nothing)
 
+    # a thin line on a large canvas rounded away at 32x32: NaN features (the voice froze), and in
+    # a folder an SVD that did not converge
+    from livelatent.mapping.sketches import read_drawing
+    thin = Image.new("L", (3000, 3000), 255)
+    ImageDraw.Draw(thin).line([(0, 0), (2999, 2999)], fill=0)
+    thin.save(tmp_path / "thin.png")
+    with pytest.raises(ParameterError, match="thin.png: its lines are too thin for its size"):
+        read_drawing(tmp_path / "thin.png")
+    # the same drawing three times: one dimension, scaled by a spread of about 0 (1e13)
+    (tmp_path / "alike").mkdir()
+    for name in ("a", "b", "c"):
+        draw = Image.new("L", (64, 64), 255)
+        ImageDraw.Draw(draw).line([(5, 5), (60, 40)], fill=0, width=3)
+        draw.save(tmp_path / "alike" / f"{name}.png")
+    with pytest.raises(ParameterError, match="its drawings are all alike"):
+        learn_features(tmp_path / "alike", dims=2)
+    # 16-bit levels were clipped to 255: a line at 20000 on paper at 65535 read as blank
+    deep = np.full((64, 64), 65535, np.uint16)
+    deep[10:50, 30] = 20000
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I;16")
+    Image.fromarray((deep // 257).astype(np.uint8)).save(tmp_path / "eight.png")   # the same, 8-bit
+    for deep_part, eight_part in zip(read_drawing(tmp_path / "deep.png"), read_drawing(tmp_path / "eight.png")):
+        np.testing.assert_allclose(deep_part, eight_part, atol=0.02)
+
 
 @pytest.mark.parametrize("options, refused", [
     (dict(lo="a"), "lo='a'"), (dict(hi=None), "hi=None"), (dict(lo=True), "lo=True"),

@@ -46,8 +46,11 @@ def _ink(path) -> np.ndarray:
         raise ParameterError(f"{path!r:.60}: give an image's file name (a .png or .jpg of a drawing)")
     try:
         with Image.open(path) as image:
-            grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+            if image.mode.startswith("I;16"):       # (convert("L") clips 16-bit levels to 255)
+                grey = np.asarray(image, dtype=np.float32) / 65535.0
+            else:
+                grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise ParameterError(f"{path}: not an image livelatent can read ({exc})") from None
     if grey.size == 0:
         raise ParameterError(f"{path}: the image is empty")
@@ -69,7 +72,11 @@ def _square(path) -> np.ndarray:
     top, left = (side - ink.shape[0]) // 2, (side - ink.shape[1]) // 2
     square[top:top + ink.shape[0], left:left + ink.shape[1]] = ink
     image = Image.fromarray((square * 255).astype(np.uint8)).resize((SIDE, SIDE), Image.BILINEAR)
-    return np.asarray(image.filter(ImageFilter.GaussianBlur(1.0)), dtype=np.float64) / 255.0
+    shaped = np.asarray(image.filter(ImageFilter.GaussianBlur(1.0)), dtype=np.float64) / 255.0
+    if shaped.max() <= 0.1:            # (a thin line on a large canvas fades away: 0 / 0 below)
+        raise ParameterError(f"{path}: its lines are too thin for its size to be read at "
+                             f"{SIDE}x{SIDE}: draw them bolder, or on a smaller canvas")
+    return shaped
 
 
 _YY, _XX = np.mgrid[0:SIDE, 0:SIDE]
@@ -212,7 +219,11 @@ def _principal_features(folder, dims: int, name: str) -> Features:
     folder = Path(folder)
     paths = _drawings(folder)
     read = [read_drawing(p) for p in paths]
-    blocks = tuple(max(float(np.sqrt(np.stack(part).var(axis=0).sum())), 1e-9) for part in zip(*read))
+    spreads = [float(np.sqrt(np.stack(part).var(axis=0).sum())) for part in zip(*read)]
+    if max(spreads) < 1e-6:            # (scaled by a spread of about 0: features of 1e13)
+        raise ParameterError(f"features({str(folder)!r}): its drawings are all alike; give "
+                             f"drawings that differ")
+    blocks = tuple(max(spread, 1e-9) for spread in spreads)
     described = np.stack([np.concatenate([p / s for p, s in zip(parts, blocks)]) for parts in read])
     mean = described.mean(axis=0)
     _, singular, components = np.linalg.svd(described - mean, full_matrices=False)
