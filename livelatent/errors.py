@@ -42,8 +42,8 @@ def check_number(value, *, name: str, low: float, high: float, meaning: str) -> 
     """
     number = real_value(value)
     if not (math.isfinite(number) and low <= number <= high):
-        raise ParameterError(f"{name}={value!r} must be a number {meaning}")
-    return number
+        raise ParameterError(f"{name}={value!r:.40} must be a number {meaning}")   # (10**400: not
+    return number                                                               # every digit)
 
 
 def is_real(value) -> bool:

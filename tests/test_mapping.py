@@ -199,6 +199,8 @@ def test_targets_from_a_plane_a_playing_voice_and_a_source_at_a_time(tmp_path):
                          "m.add(choir, inputs=[1]); m.train(wait=True)")
         info = session.run_cell(f"m.show({str(tmp_path / 'm.png')!r})")
         assert info.path.stat().st_size > 1000 and set(info.paths) == {"1-2"}
+        with pytest.raises(LiveLatentError, match="one.show.None.: give a .png file name"):
+            session.run_cell("m.show(None)")                          # (a TypeError)
         session.close()
 
 

@@ -90,6 +90,8 @@ def test_bad_drawings_are_refused_by_name(tmp_path):
         draw.save(tmp_path / "alike" / f"{name}.png")
     with pytest.raises(ParameterError, match="its drawings are all alike"):
         learn_features(tmp_path / "alike", dims=2)
+    with pytest.raises(ParameterError, match="give a folder of drawings"):      # (a TypeError)
+        learn_features(None)
     # 16-bit levels were clipped to 255: a line at 20000 on paper at 65535 read as blank
     deep = np.full((64, 64), 65535, np.uint16)
     deep[10:50, 30] = 20000

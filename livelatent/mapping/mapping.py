@@ -15,6 +15,7 @@ a playing voice is now (``v.now()``), a raw latent vector (a narrow point: log-v
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -309,6 +310,8 @@ class Mapping:
         """Draw the examples' targets and the learned field (what the mapping gives along the
         straight lines between consecutive examples' inputs) on a latent map; a PNG."""
         from ..paths.cartography import draw_map
+        if not isinstance(path, (str, os.PathLike)):          # (Path(None): a TypeError)
+            raise ParameterError(f"{self.name}.show({path!r:.60}): give a .png file name")
         if self.model is None:
             raise LiveLatentError(f"{self.name} is not trained yet")
         latent = self.engine.codec.latent_dim

@@ -195,6 +195,8 @@ def learn_features(folder, *, dims: int = 32, name: str | None = None, kind: str
     autoencoder's codes (``"image-ae"``) when it measures better (see the module's text)."""
     if kind not in FEATURE_KINDS:
         raise ParameterError(f"features(kind={kind!r}): one of {', '.join(FEATURE_KINDS)}")
+    if not isinstance(folder, (str, os.PathLike)):        # (Path(None): a TypeError)
+        raise ParameterError(f"features({folder!r:.60}): give a folder of drawings")
     if isinstance(dims, bool) or not isinstance(dims, int) or not 1 <= dims <= 256:
         raise ParameterError(f"features(dims={dims!r}): a whole number from 1 to 256")
     name = name or Path(folder).name
