@@ -163,6 +163,13 @@ class Timers(EngineService):
                 or inspect.isasyncgenfunction(fn):
             raise ParameterError(f"{getattr(fn, '__qualname__', fn)} is an async or generator "
                                  f"function: calling it runs none of its body; give a plain one")
+        try:                                # (it was dropped at its first beat, a TypeError)
+            inspect.signature(fn).bind()
+        except TypeError:
+            raise ParameterError(f"{getattr(fn, '__qualname__', fn)} takes arguments: a timer calls "
+                                 f"its function with none (lambda: ...)") from None
+        except ValueError:                  # (no signature to read: a builtin; it is tried then)
+            pass
         now = self._now_beat()
         if beat < now - 1e-9:
             raise ParameterError(f"beat {beat:g} has passed (the music is at beat {now:.2f})")

@@ -337,6 +337,10 @@ def test_timers_can_be_cancelled_and_hush_drops_them(tmp_path, model):
             session.run_cell("async def f():\n    pass\nat(4, f)")
         with pytest.raises(LiveLatentError, match="async or generator function"):
             session.run_cell("def g():\n    yield\nevery(1, g)")
+        # one that takes arguments was taken, then dropped at its first beat with a TypeError
+        with pytest.raises(LiveLatentError, match="takes arguments: a timer calls its function with none"):
+            session.run_cell("every(1, lambda x: None)")
+        session.run_cell("def h(x=1):\n    pass\nat(4, h)\nat(4, print)")      # (defaults: fine)
 
 
 def test_a_timer_setting_itself_again_on_its_own_beat_is_dropped_not_run_for_ever(tmp_path, model):
