@@ -164,7 +164,7 @@ class Timers(EngineService):
             raise ParameterError(f"{getattr(fn, '__qualname__', fn)} is an async or generator "
                                  f"function: calling it runs none of its body; give a plain one")
         try:                                # (it was dropped at its first beat, a TypeError)
-            inspect.signature(fn).bind()
+            inspect.signature(fn, follow_wrapped=False).bind()    # (a decorator may supply them)
         except TypeError:
             raise ParameterError(f"{getattr(fn, '__qualname__', fn)} takes arguments: a timer calls "
                                  f"its function with none (lambda: ...)") from None

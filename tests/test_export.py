@@ -93,7 +93,8 @@ def test_export_never_writes_into_the_installed_default_pack(capsys):
     # --to onnx -o <the pack> wrote encoder.onnx and decoder.onnx among the installed files
     from livelatent.config import DEFAULT_MODEL_DIR
     before = sorted(p.name for p in DEFAULT_MODEL_DIR.iterdir())
-    for to, output in (("onnx", DEFAULT_MODEL_DIR), ("nn~", DEFAULT_MODEL_DIR / "m.ts")):
+    for to, output in (("onnx", DEFAULT_MODEL_DIR), ("nn~", DEFAULT_MODEL_DIR / "m.ts"),
+                       ("onnx", DEFAULT_MODEL_DIR / "exports"), ("nn~", DEFAULT_MODEL_DIR / "sub" / "m.ts")):
         assert cli_main(["export", "--to", to, "-o", str(output)]) == 2
         assert "livelatent's installed default pack" in capsys.readouterr().err
     assert sorted(p.name for p in DEFAULT_MODEL_DIR.iterdir()) == before

@@ -341,6 +341,8 @@ def test_timers_can_be_cancelled_and_hush_drops_them(tmp_path, model):
         with pytest.raises(LiveLatentError, match="takes arguments: a timer calls its function with none"):
             session.run_cell("every(1, lambda x: None)")
         session.run_cell("def h(x=1):\n    pass\nat(4, h)\nat(4, print)")      # (defaults: fine)
+        session.run_cell("import functools\ndef f(x):\n    pass\n"                # (a decorator
+                         "@functools.wraps(f)\ndef w():\n    return f(1)\nat(4, w)")   # gives it)
 
 
 def test_a_timer_setting_itself_again_on_its_own_beat_is_dropped_not_run_for_ever(tmp_path, model):

@@ -192,6 +192,8 @@ def test_resume_refuses_outputs_of_its_own_and_takes_a_lookahead(tmp_path, model
                                "--resume", "gig", *options], input="exit(force=True)\n",
                               capture_output=True, text=True, timeout=120, env=env)
     done = live("--channels", "4")
-    assert done.returncode == 2 and "leave out --set, --model and --channels" in done.stderr, done.stderr
+    assert done.returncode == 2 and "gig plays 2 outputs, and a resumed set keeps them" in done.stderr, \
+        done.stderr[-500:]
+    assert live("--channels", "2").returncode == 0          # (its own: taken)
     done = live("--lookahead", "nan")
     assert done.returncode == 2 and "--lookahead nan" in done.stderr, done.stderr[-500:]

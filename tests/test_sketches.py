@@ -98,8 +98,10 @@ def test_bad_drawings_are_refused_by_name(tmp_path):
     Image.fromarray(deep).save(tmp_path / "deep.png")
     assert Image.open(tmp_path / "deep.png").mode.startswith("I;16")
     Image.fromarray((deep // 257).astype(np.uint8)).save(tmp_path / "eight.png")   # the same, 8-bit
-    for deep_part, eight_part in zip(read_drawing(tmp_path / "deep.png"), read_drawing(tmp_path / "eight.png")):
-        np.testing.assert_allclose(deep_part, eight_part, atol=0.02)
+    Image.fromarray(deep.astype(np.int32)).save(tmp_path / "wide.tif")   # (older Pillows: mode "I")
+    for name in ("deep.png", "wide.tif"):
+        for part, eight_part in zip(read_drawing(tmp_path / name), read_drawing(tmp_path / "eight.png")):
+            np.testing.assert_allclose(part, eight_part, atol=0.02)
 
 
 @pytest.mark.parametrize("options, refused", [

@@ -129,6 +129,11 @@ def test_resume_refuses_other_data_or_no_state(corpus, tmp_path, monkeypatch):
         train([corpus / "tone0.wav"], tmp_path / "all_held", epochs=1, val_files=[corpus / "tone0.wav"],
               **TINY)
     assert not (tmp_path / "all_held").exists()
+    # data with no usable file, held-out files elsewhere: not "held out"
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "x.wav").write_bytes(b"not audio")
+    with pytest.raises(AudioError, match="no usable training audio"):
+        train([tmp_path / "broken"], tmp_path / "none", epochs=1, val_files=[corpus / "tone0.wav"], **TINY)
 
 
 def test_resume_with_no_epoch_left_to_train_says_so(corpus, tmp_path, capsys):

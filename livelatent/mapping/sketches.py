@@ -46,8 +46,9 @@ def _ink(path) -> np.ndarray:
         raise ParameterError(f"{path!r:.60}: give an image's file name (a .png or .jpg of a drawing)")
     try:
         with Image.open(path) as image:
-            if image.mode.startswith("I;16"):       # (convert("L") clips 16-bit levels to 255)
-                grey = np.asarray(image, dtype=np.float32) / 65535.0
+            if image.mode.startswith("I"):     # (convert("L") clips 16-bit levels to 255; older
+                grey = np.asarray(image, dtype=np.float32)            # Pillows open them as "I")
+                grey /= 65535.0 if image.mode.startswith("I;16") or grey.max() > 255 else 255.0
             else:
                 grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:

@@ -72,14 +72,17 @@ def launch(kwargs: dict, *, nproc: int, nnodes: int = 1, node_rank: int = 0,
     if nnodes > 1 and not master_addr:
         raise ParameterError("--nnodes above 1: give --master-addr (the address of node 0) and "
                              "--master-port, the same on every node")
-    if master_addr:                   # (torch retries a name it cannot resolve for ever)
-        try:
+    if master_addr:                   # (torch retries a name no host has for ever; a lookup
+        try:                          # that failed for now, EAI_AGAIN, it may well retry)
             socket.getaddrinfo(master_addr, None)
-        except (OSError, UnicodeError) as exc:
-            raise ParameterError(f"--master-addr {master_addr}: no such host here "
-                                 f"({getattr(exc, 'strerror', None) or exc})") from None
-    if master_port is not None and not 1 <= master_port <= 65535:
-        raise ParameterError(f"--master-port {master_port} must be from 1 to 65535")
+        except socket.gaierror as exc:
+            if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+                raise ParameterError(f"--master-addr {master_addr}: no such host here "
+                                     f"({exc.strerror})") from None
+        except UnicodeError as exc:
+            raise ParameterError(f"--master-addr {master_addr}: not a host name ({exc})") from None
+    if master_port is not None and not 0 <= master_port <= 65535:     # (0: a free one)
+        raise ParameterError(f"--master-port {master_port} must be from 0 to 65535")
     os.environ["MASTER_ADDR"] = master_addr or "127.0.0.1"
     os.environ["MASTER_PORT"] = str(master_port or (_free_port() if nnodes == 1 else 29500))
     try:

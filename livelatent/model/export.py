@@ -123,6 +123,14 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or inside it."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):      # (RuntimeError: a symlink loop, on Python 3.11)
+        return False
+
+
 def _check_target(output, model, *, folder: bool) -> Path:
     """``output`` as a Path, or a one-line ParameterError when it cannot be written: empty, the
     wrong kind of thing already there, under a regular file, or the model being exported."""
@@ -139,7 +147,7 @@ def _check_target(output, model, *, folder: bool) -> Path:
     blocking = file_in_the_way(output if folder else output.parent)
     if blocking is not None:
         raise ParameterError(f"-o {output}: {blocking} is a file, not a folder")
-    if _same_file(output if folder else output.parent, DEFAULT_MODEL_DIR):   # (a reinstall would
+    if _inside(output if folder else output.parent, DEFAULT_MODEL_DIR):      # (a reinstall would
         raise ParameterError(f"-o {output}: that is livelatent's installed default pack; write "
                              f"the export in a folder of your own")          # drop what it holds)
     targets = [output / "encoder.onnx", output / "decoder.onnx"] if folder else [output]

@@ -172,7 +172,7 @@ def train(data, output_dir, *, epochs: int = 20, batch_size: int = 256, lr: floa
     corpus = corpus_of(index, audio, train_files, window=window, hop=hop)
     validation = corpus_of(index, audio, val_paths, window=window, hop=hop)
     problem = corpus_problem(len(corpus), data, window, hop, sound=int(sum(corpus.durations)),
-                             held_out=0 if train_files else len(val_paths))
+                             held_out=0 if train_files else sum(p in given for p in val_paths))
     if problem is not None:
         if not resume and (ranks is None or ranks.local_rank == 0):    # (a resumed run's is
             forget_cache(cache, "audio", output_dir, made)              # the stopped run's)

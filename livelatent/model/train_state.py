@@ -66,7 +66,7 @@ def restore(path: Path, *, config, train_files: list, model, optimizer, schedule
         if isinstance(recorded, list) and set(recorded) <= set(train_files) | set(held):
             raise ParameterError(f"--resume: {path}'s run trained on other files of these: the "
                                  f"held-out split differs (another --seed, --val-fraction or "
-                                 f"--val-files?); resume with the run's")
+                                 f"--val-files, or files added?); resume with the run's")
         raise ParameterError(f"--resume: the training files differ from those of {path}; "
                              f"resume with the same data")
     model.load_state_dict(state["model"])

@@ -88,9 +88,9 @@ def cli_live(args) -> int:
     offline = bool(getattr(args, "offline", False))
     check_inputs(getattr(args, "inputs", 0))       # (offline too: --inputs -1 was taken)
     resume = getattr(args, "resume", None)
-    if resume is not None and (args.set_name or args.model or args.channels is not None):
-        raise ParameterError("--resume carries on a set with its own name, model and outputs: "
-                             "leave out --set, --model and --channels")
+    if resume is not None and (args.set_name or args.model):
+        raise ParameterError("--resume carries on a set with its own name and model: leave out "
+                             "--set and --model")
     if not offline:
         try:
             find_output_device(args.device)       # before anything is written or started
@@ -98,7 +98,7 @@ def cli_live(args) -> int:
             raise DeviceError(f"{exc}; `livelatent live --offline` starts the REPL without "
                               f"sound, to write and render") from None
     if resume is not None:
-        session = _resumed_session(resume, args.blocksize, args.lookahead)
+        session = _resumed_session(resume, args.blocksize, args.lookahead, args.channels)
         engine = session.engine
     else:
         engine = make_engine(model=args.model, blocksize=args.blocksize, lookahead=args.lookahead,
@@ -130,7 +130,7 @@ def cli_live(args) -> int:
     return 0
 
 
-def _resumed_session(folder, blocksize, lookahead) -> Session:
+def _resumed_session(folder, blocksize, lookahead, channels=None) -> Session:
     """A session carrying on the set ``folder`` where its journal ends (see
     :mod:`livelatent.session.resume`)."""
     folder = resolve_set(folder, sets_dir())             # a name as --set takes it, or a path
@@ -145,6 +145,9 @@ def _resumed_session(folder, blocksize, lookahead) -> Session:
     rebuilt = rebuild(folder, lambda codec, **options: make_engine(
         model=codec, blocksize=blocksize, lookahead=lookahead, **options), progress=progress)
     engine = rebuilt.engine
+    if channels is not None and channels != engine.channels:     # (it was ignored)
+        raise ParameterError(f"--channels {channels}: {folder.name} plays {engine.channels} outputs, "
+                             f"and a resumed set keeps them (leave --channels out)")
     session = Session(engine, set_name=str(folder), resumed=True)
     session.namespace = rebuilt.live_names(session.namespace)
     for note in rebuilt.report.notes:
