@@ -64,24 +64,27 @@ def run_code(code: str, names: dict, *, filename: str = "<cell>"):
     with _compiling(filename):
         compiled = compile(tree, filename, "exec")
         result = compile(ast.Expression(last.value), filename, "eval") if last else None
-    try:
+    with _running(filename):
         exec(compiled, names)
         return eval(result, names) if result is not None else None
+
+
+@contextlib.contextmanager
+def _running(filename: str):
+    """What the performer's code raises as one located line; Ctrl-C, a deadline's interrupt and
+    exit() go to the callers (in a group of exceptions too: asyncio's TaskGroup)."""
+    try:
+        yield
     except LiveLatentError as exc:
         raise _located(type(exc), str(exc), exc, filename) from None
-    except (KeyboardInterrupt, SystemExit):        # (Ctrl-C, a deadline, exit(): the callers')
+    except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:   # the performer's code may raise anything (GeneratorExit, a
-        _reraise_interrupts(exc)                                                # class of theirs)
+    except BaseException as exc:   # noqa: BLE001 - it may raise anything (GeneratorExit, a class
+        if isinstance(exc, BaseExceptionGroup):                                    # of theirs)
+            for kind in (KeyboardInterrupt, SystemExit):
+                if exc.subgroup(kind) is not None:
+                    raise kind() from exc
         raise _located(LiveLatentError, described(exc), exc, filename) from None
-
-
-def _reraise_interrupts(exc: BaseException) -> None:
-    """A group of exceptions (asyncio's TaskGroup) that holds a Ctrl-C or an exit() is that."""
-    if isinstance(exc, BaseExceptionGroup):
-        for kind in (KeyboardInterrupt, SystemExit):
-            if exc.subgroup(kind) is not None:
-                raise kind() from exc
 
 
 def _located(kind, message: str, exc: BaseException, filename: str) -> LiveLatentError:
@@ -112,12 +115,5 @@ def run_until(code: str, names: dict, *, filename: str, stop_line: int | None) -
         tree.body = [node for node in tree.body if node.end_lineno < stop_line]
     with _compiling(filename):
         compiled = compile(tree, filename, "exec")
-    try:
+    with _running(filename):
         exec(compiled, names)
-    except LiveLatentError as exc:
-        raise _located(type(exc), str(exc), exc, filename) from None
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:   # noqa: BLE001 - as run_code
-        _reraise_interrupts(exc)
-        raise _located(LiveLatentError, described(exc), exc, filename) from None
