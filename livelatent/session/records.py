@@ -369,20 +369,21 @@ def _voice_params(data: dict, engine, store: SourceStore, where: str, captured) 
     curve = _decoded_curve(data.get("curve"), where, captured, "curve")
     # sets made before 0.3 dropped the last partial window: they read their frames that way
     tail_a, tail_b = (flag(data.get(key, False), key) for key in ("tail_a", "tail_b"))
+    loop, deterministic = flag(data["loop"], "loop"), flag(data["deterministic"], "deterministic")
     path = _path(data["path"], store, engine, where, captured) if data.get("path") is not None else None
     return with_plan(VoiceParams(
         index=whole(data["voice"], "voice"), name=str(data["name"]), a=a, b=b,
         frames_a=a.frames(engine.codec, lay.input_hop, tail=tail_a),
         frames_b=b.frames(engine.codec, lay.input_hop, tail=tail_b),
         strategy=data["strategy"], synth=data["synth"], layout=lay, curve=curve,
-        steps=step_values(list(data["steps"])), loop=flag(data["loop"], "loop"), fit=checked_fit(data["fit"]),
+        steps=step_values(list(data["steps"])), loop=loop, fit=checked_fit(data["fit"]),
         seed=None if data["seed"] is None else whole(data["seed"], "seed"),
-        deterministic=flag(data["deterministic"], "deterministic"), gain=check_gain(data["gain"]),
+        deterministic=deterministic, gain=check_gain(data["gain"]),
         pan=check_pan(data["pan"]), good_curve=curve,
         options={"strategy": data["strategy"], "synth": data["synth"],
                  "stretch": data.get("stretch", 4), "steps": list(data["steps"]),
-                 "loop": bool(data["loop"]), "seed": data["seed"],
-                 "deterministic": bool(data["deterministic"]), "fit": data["fit"]},
+                 "loop": loop, "seed": data["seed"],
+                 "deterministic": deterministic, "fit": data["fit"]},
         noise_key=whole(data.get("noise_key", data["voice"]), "noise_key"), path=path,
         out=check_out(data.get("out"), engine.channels), cue=flag(data.get("cue", False), "cue")), engine.codec)
 
