@@ -159,8 +159,8 @@ def render_in_background(engine, path, seconds: float, *,
     path = check_render_name(path)
     seconds = check_number(seconds, name="seconds", low=0.0, high=24 * 3600.0,     # ("1" and True
                            meaning="of seconds from 0 to 86400")                 # were taken)
-    if not (0 < seconds <= 24 * 3600):
-        raise ParameterError(f"seconds={seconds!r} must be between 0 and 86400")
+    if not seconds > 0:
+        raise ParameterError("seconds=0: a render needs at least some of a second")
     copy, count = _copy_engine(engine)
     if count == 0:
         raise LiveLatentError("no voices are playing: start one, then render(); "

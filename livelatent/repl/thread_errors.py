@@ -34,18 +34,20 @@ def report_thread_errors(events):
     """Have what performer threads raise said as an error on ``events``; returns the function
     that stops it (the previous hook comes back when no session wants ours)."""
     global _previous
-    token = [events]                 # (one per call: the same events may ask twice)
     with _lock:
         if not _sinks and threading.excepthook is not _hook:
             _previous = threading.excepthook
             threading.excepthook = _hook
-        _sinks.append(token[0])
+        _sinks.append(events)
+    stopped = False
 
     def stop() -> None:
         global _previous
+        nonlocal stopped
         with _lock:
-            if token:
-                _sinks.remove(token.pop())
+            if not stopped:              # (a second call takes out no other session's)
+                stopped = True
+                _sinks.remove(events)
             if not _sinks and threading.excepthook is _hook:
                 threading.excepthook, _previous = _previous, None
     return stop
