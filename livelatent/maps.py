@@ -21,13 +21,14 @@ from .audio import list_audio_files
 from .corpus import masom
 from .corpus.som import load_som
 from .engine.blocks import BLOCK, block_channels
-from .errors import AudioError, ParameterError, check_number, is_whole
+from .errors import AudioError, ParameterError, check_number
+from .framing import check_hop, frame_count
 from .model.codec import load_model
 from .paths.cartography import draw_map
 from .paths.corpus import Corpus, corpus as make_corpus
 from .paths.descriptors import DESCRIPTORS, descriptor_index
 from .paths.nodes import Path as LatentPath
-from .sources import MAX_HOP, source
+from .sources import source
 
 __all__ = ["input_groups", "voice_points", "recent_paths", "cli_map", "show_map", "MANY_FILES"]
 
@@ -89,10 +90,8 @@ MAX_FRAMES = 100_000   # latent frames a map draws at most (each window is encod
 def _framed_groups(codec, groups, hop: int, colour: str):
     """[(label, [sources])] -> ([(label, mu)], colours, colour label)."""
     every = make_corpus([s for _, sources in groups for s in sources], name="map")
-    if not (is_whole(hop) and 0 < hop <= MAX_HOP):      # (before the count below divides by it)
-        raise ParameterError(f"--hop {hop} must be a whole number of samples from 1 to {MAX_HOP} "
-                             f"(a window is {codec.window})")
-    frames = sum(max(1, -(-max(0, src.num_samples - codec.window) // hop) + 1) for src in every.sources)
+    hop = check_hop(hop, codec.window, said="--hop ")   # (before the count below divides by it)
+    frames = sum(frame_count(src.num_samples, codec.window, hop) for src in every.sources)
     if frames > MAX_FRAMES:           # (hop 1 took 3.5 GB for 8 seconds of sound)
         least = -(-hop * frames // MAX_FRAMES)
         raise ParameterError(f"--hop {hop} gives about {frames} latent frames of these sounds, more "

@@ -22,14 +22,12 @@ from . import context
 from .atomic import atomic_path
 from .audio import SILENCE_PEAK, as_mono, read_audio, resample
 from .config import SAMPLE_RATE, cache_dir
+from .framing import check_hop, frame_count
 from .errors import AudioError, ParameterError, real_value
 
 __all__ = ["Source", "SourceAt", "LatentFrames", "source"]
 
 _ENCODE_BATCH = 2048   # windows per encode call: large enough for BLAS, small enough for memory
-
-# samples between a source's frames (24 s at 44.1 kHz): more padded a short source to gigabytes
-MAX_HOP = 1 << 20
 
 
 class LatentFrames:
@@ -105,14 +103,12 @@ class Source:
         source shorter than one window is padded to one frame. Encoded once, then cached in
         memory and on disk.
         """
-        if isinstance(hop, bool) or not isinstance(hop, (int, np.integer)) or not 0 < hop <= MAX_HOP:
-            raise ParameterError(f"hop={hop!r} must be a whole number of samples from 1 to "
-                                 f"{MAX_HOP} (a window is {codec.window})")
-        key = (codec.content_hash, int(hop), bool(tail))
+        hop = check_hop(hop, codec.window)
+        key = (codec.content_hash, hop, bool(tail))
         with self._lock:
             cached = self._frames.get(key)
             if cached is None:
-                cached = self._load_or_encode(codec, int(hop), bool(tail))
+                cached = self._load_or_encode(codec, hop, bool(tail))
                 self._frames[key] = cached
         return cached
 
@@ -183,7 +179,7 @@ class Source:
         if audio.shape[0] < window:
             audio = np.pad(audio, (0, window - audio.shape[0]))
         elif tail and (audio.shape[0] - window) % hop:     # the last window reaches past the end
-            count = -(-(audio.shape[0] - window) // hop) + 1
+            count = frame_count(audio.shape[0], window, hop)
             audio = np.pad(audio, (0, (count - 1) * hop + window - audio.shape[0]))
         windows = np.lib.stride_tricks.sliding_window_view(audio, window)[::hop]  # (frames, window)
         mus, logvars = [], []
